@@ -1,0 +1,59 @@
+// Dependency direction (DESIGN.md "Layout"): imports point inward; only src/main wires concrete parts.
+/** @type {import('dependency-cruiser').IConfiguration} */
+module.exports = {
+  forbidden: [
+    { name: "no-cycles", severity: "error", from: {}, to: { circular: true } },
+    {
+      name: "core-is-pure",
+      comment: "core/ has no I/O and imports nothing of ours outside core/",
+      severity: "error",
+      from: { path: "^src/core/" },
+      to: { pathNot: "^src/core/|^node_modules/(zod)/", dependencyTypesNot: ["type-only"] },
+    },
+    {
+      name: "core-no-io-builtins",
+      severity: "error",
+      from: { path: "^src/core/" },
+      to: { dependencyTypes: ["core"], path: "^(fs|net|http|https|child_process|dgram|dns|tls|cluster|worker_threads)$" },
+    },
+    {
+      name: "only-main-wires",
+      comment: "nothing outside src/main and src/cli.ts imports src/main",
+      severity: "error",
+      from: { pathNot: "^src/(main/|cli\\.ts)" },
+      to: { path: "^src/main/" },
+    },
+    {
+      name: "layers-do-not-reach-outward",
+      comment: "api, workers, pipeline, queues and sim do not import each other's insides or infra directly",
+      severity: "error",
+      from: { path: "^src/(api|workers|pipeline|queues|sim)/" },
+      to: { path: "^src/(api|workers|pipeline|sim)/", pathNot: "^src/$1/" },
+    },
+    {
+      name: "features-get-infra-injected",
+      comment: "infra implements ports; features receive them as parameters from src/main",
+      severity: "error",
+      from: { path: "^src/(api|workers|pipeline|queues|sim)/" },
+      to: { path: "^src/infra/", dependencyTypesNot: ["type-only"] },
+    },
+    {
+      name: "infra-does-not-import-features",
+      severity: "error",
+      from: { path: "^src/infra/" },
+      to: { path: "^src/(api|workers|pipeline|queues|sim|main)/" },
+    },
+    {
+      name: "config-is-leaf",
+      severity: "error",
+      from: { path: "^src/config/" },
+      to: { path: "^src/(api|workers|pipeline|queues|sim|main|infra)/" },
+    },
+  ],
+  options: {
+    doNotFollow: { path: "node_modules" },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: "tsconfig.json" },
+    enhancedResolveOptions: { exportsFields: ["exports"], conditionNames: ["import", "require", "node", "default"] },
+  },
+};

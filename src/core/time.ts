@@ -1,0 +1,11 @@
+// Clock port and RFC 3339 formatting (UTC, milliseconds) used in every timestamp of the API.
+
+/** Milliseconds since the epoch; injected so tests can pin time. */
+export type Clock = () => number;
+
+export const systemClock: Clock = () => Date.now();
+
+/** `2026-11-28T17:30:07.123Z` */
+export function rfc3339(ms: number): string {
+  return new Date(ms).toISOString();
+}
