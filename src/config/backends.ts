@@ -1,0 +1,64 @@
+// BACKENDS_FILE (API.md §6): the GPU backends workers may call, validated with zod; JSON or YAML.
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+
+export const ENGINES = ["nunchaku", "torch", "tensorrt"] as const;
+export type EngineName = (typeof ENGINES)[number];
+
+const modelRef = z.string().regex(/^(\*|[a-z0-9][a-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*)$/, {
+  message: 'expected "family/model" or "*"',
+});
+
+export const backendSchema = z
+  .object({
+    id: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, { message: "ids are 1-64 chars of [A-Za-z0-9_.-]" }),
+    url: z.url().refine((u) => /^https?:\/\//.test(u), { message: "http or https URL expected" }),
+    protocol: z.literal("kserve-v2").default("kserve-v2"),
+    engine: z.enum(ENGINES),
+    capacity: z.number().int().min(1).max(10_000),
+    models: z.array(modelRef).min(1),
+    streaming: z.boolean().default(false),
+    timeout_ms: z.number().int().min(100).max(3_600_000).default(120_000),
+    /** Per-model execution timeouts (`family/model` → ms) overriding `timeout_ms`. */
+    timeouts: z.record(modelRef, z.number().int().min(100).max(3_600_000)).default({}),
+  })
+  .strict();
+
+export type BackendConfig = Readonly<z.infer<typeof backendSchema>>;
+
+export const backendsFileSchema = z
+  .object({ backends: z.array(backendSchema).min(1) })
+  .strict()
+  .superRefine((doc, ctx) => {
+    const seen = new Set<string>();
+    doc.backends.forEach((b, i) => {
+      if (seen.has(b.id)) ctx.addIssue({ code: "custom", path: ["backends", i, "id"], message: `duplicate id ${b.id}` });
+      seen.add(b.id);
+    });
+  });
+
+/**
+ * Parses a BACKENDS_FILE's text (YAML is a superset of JSON, so one parser reads both).
+ * @throws Error naming the file and every invalid path.
+ */
+export function parseBackendsFile(text: string, source: string): readonly BackendConfig[] {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new Error(`${source}: not valid JSON/YAML: ${(err as Error).message}`);
+  }
+  const result = backendsFileSchema.safeParse(doc);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`);
+    throw new Error(`${source}: invalid backends file:\n${lines.join("\n")}`);
+  }
+  return result.data.backends;
+}
+
+/** True when the backend serves `family/model`. */
+export function servesModel(backend: Pick<BackendConfig, "models">, familyModel: string): boolean {
+  return backend.models.includes("*") || backend.models.includes(familyModel);
+}

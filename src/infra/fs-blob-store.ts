@@ -1,0 +1,280 @@
+// Filesystem content-addressed BlobStore: `<root>/sha256/<hex[0..2]>/<hex>`, verified on every read.
+import { createHash, randomBytes } from "node:crypto";
+import { constants } from "node:fs";
+import type { Stats } from "node:fs";
+import { lstat, mkdir, open, rename, stat, unlink } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { validationError } from "../core/errors.js";
+import { BlobCorruptError, DIGEST_RE } from "../core/ports.js";
+import type { BlobStore } from "../core/ports.js";
+
+/** Options of {@link createFsBlobStore}. */
+export interface FsBlobStoreOptions {
+  /** The CAS directory (`DATA_DIR/cas`); created on the first put. */
+  readonly root: string;
+  /** How many (file identity → verified) facts to remember; default 1024. */
+  readonly verifiedCacheSize?: number;
+}
+
+const HASH_CHUNK = 1 << 20;
+const DEFAULT_VERIFIED_CACHE = 1024;
+
+function isErrno(err: unknown, ...codes: string[]): boolean {
+  return err instanceof Error && codes.includes((err as NodeJS.ErrnoException).code ?? "");
+}
+
+/** Identity of one version of a file: a rewrite in place changes mtime/ctime, a replacement the inode. */
+function identity(path: string, st: Stats): string {
+  return `${path}\0${st.size}\0${st.mtimeMs}\0${st.ctimeMs}\0${st.ino}\0${st.dev}`;
+}
+
+function hexOf(digest: string): string {
+  if (typeof digest !== "string" || !DIGEST_RE.test(digest)) {
+    // The regex is also what keeps `../` and absolute paths out of the file system.
+    throw validationError("digest", "pattern", "digest must be sha256-<64 lowercase hex>");
+  }
+  return digest.slice("sha256-".length);
+}
+
+async function hashHandle(handle: FileHandle, size: number): Promise<string> {
+  const hash = createHash("sha256");
+  const buf = Buffer.allocUnsafe(Math.min(HASH_CHUNK, Math.max(size, 1)));
+  let position = 0;
+  for (;;) {
+    const { bytesRead } = await handle.read(buf, 0, buf.length, position);
+    if (bytesRead === 0) break;
+    hash.update(buf.subarray(0, bytesRead));
+    position += bytesRead;
+  }
+  return hash.digest("hex");
+}
+
+/** Best-effort fsync of a directory so a rename survives a crash; not every platform allows it. */
+async function syncDir(dir: string): Promise<void> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(dir, "r");
+    await handle.sync();
+  } catch {
+    // EISDIR/EPERM/EINVAL on some platforms: the data is already fsynced, only the entry may lag.
+  } finally {
+    await handle?.close();
+  }
+}
+
+/**
+ * A {@link BlobStore} on the local filesystem. `put` writes a unique temp file in the object's
+ * directory, fsyncs it and renames it into place, so readers never see a partial object and
+ * concurrent puts of the same bytes (from any number of processes) are safe. `get` and `open` hash the
+ * bytes before handing any out; `open` remembers files it has verified (by path, size, mtime, ctime
+ * and inode) in a bounded LRU so range requests on a large object hash it once.
+ *
+ * `open` answers the size of the whole object (for `Content-Range`) and a stream of the inclusive
+ * range; an `end` beyond the object is clamped to its last byte, a `start` beyond it is a RangeError.
+ * The stream holds the file open until it is read to the end or cancelled.
+ *
+ * Every method throws a 400 `validation_error` AppError for a digest that is not `sha256-<64 hex>`, and
+ * `get`/`open` throw BlobCorruptError when the stored bytes do not hash to the digest. Nothing is held
+ * open between calls, so there is nothing to close.
+ */
+export function createFsBlobStore(opts: FsBlobStoreOptions): BlobStore {
+  const root = opts.root;
+  const cacheSize = opts.verifiedCacheSize ?? DEFAULT_VERIFIED_CACHE;
+  if (typeof root !== "string" || root.length === 0) throw new TypeError("root must be a non-empty path");
+  if (!Number.isSafeInteger(cacheSize) || cacheSize < 0) {
+    throw new RangeError("verifiedCacheSize must be a non-negative integer");
+  }
+
+  // Insertion-ordered Map as an LRU set of file identities known to hash to their name.
+  const verified = new Map<string, true>();
+  const inflightVerify = new Map<string, Promise<boolean>>();
+  const inflightPut = new Map<string, Promise<void>>();
+
+  const dirOf = (hex: string): string => join(root, "sha256", hex.slice(0, 2));
+  const pathOf = (hex: string): string => join(dirOf(hex), hex);
+
+  function remember(key: string): void {
+    if (cacheSize === 0) return;
+    verified.delete(key);
+    verified.set(key, true);
+    if (verified.size > cacheSize) {
+      const oldest = verified.keys().next();
+      if (!oldest.done) verified.delete(oldest.value);
+    }
+  }
+
+  function isRemembered(key: string): boolean {
+    if (!verified.has(key)) return false;
+    verified.delete(key);
+    verified.set(key, true);
+    return true;
+  }
+
+  /** Hashes the open file unless this exact version was verified before; one hash per version at a time. */
+  async function verifyHandle(handle: FileHandle, path: string, hex: string, st: Stats): Promise<boolean> {
+    const key = identity(path, st);
+    if (isRemembered(key)) return true;
+    let pending = inflightVerify.get(key);
+    if (pending === undefined) {
+      pending = hashHandle(handle, st.size).then((actual) => {
+        if (actual === hex) remember(key);
+        return actual === hex;
+      });
+      inflightVerify.set(key, pending);
+      void pending.then(
+        () => inflightVerify.delete(key),
+        () => inflightVerify.delete(key),
+      );
+    }
+    return pending;
+  }
+
+  /** Opens the stored file read-only (no symlinks followed), or undefined when it is absent. */
+  async function openObject(
+    hex: string,
+  ): Promise<{ handle: FileHandle; st: Stats; path: string } | undefined> {
+    const path = pathOf(hex);
+    let handle: FileHandle;
+    try {
+      handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (err) {
+      // ELOOP: a symlink where an object should be; symlinks are never objects here.
+      if (isErrno(err, "ENOENT", "ENOTDIR", "ELOOP")) return undefined;
+      throw err;
+    }
+    try {
+      const st = await handle.stat();
+      if (!st.isFile()) {
+        await handle.close();
+        return undefined;
+      }
+      return { handle, st, path };
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+  }
+
+  async function writeObject(bytes: Uint8Array, hex: string): Promise<void> {
+    const dir = dirOf(hex);
+    const path = pathOf(hex);
+    try {
+      const existing = await lstat(path);
+      // Same size: trust it here (every read verifies). Other size: a torn or foreign file, replace it.
+      if (existing.isFile() && existing.size === bytes.byteLength) return;
+    } catch (err) {
+      if (!isErrno(err, "ENOENT", "ENOTDIR")) throw err;
+    }
+    await mkdir(dir, { recursive: true });
+    // Same directory as the target, hence the same filesystem, hence an atomic rename.
+    const tmp = join(dir, `.tmp-${hex}-${process.pid}-${randomBytes(6).toString("hex")}`);
+    const handle = await open(tmp, "wx", 0o644);
+    let written: Stats;
+    try {
+      await handle.writeFile(bytes);
+      await handle.sync();
+      written = await handle.stat();
+    } catch (err) {
+      await handle.close();
+      await unlink(tmp).catch(() => undefined);
+      throw err;
+    }
+    await handle.close();
+    try {
+      await rename(tmp, path);
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw err;
+    }
+    await syncDir(dir);
+    // We hashed these bytes ourselves: remember the file as verified if the path still names our inode
+    // (a concurrent put may have renamed its identical copy over it; then the next read hashes once).
+    try {
+      const now = await stat(path);
+      if (now.ino === written.ino && now.dev === written.dev && now.size === written.size) {
+        remember(identity(path, now));
+      }
+    } catch {
+      // Not fatal: the object is stored; the next read verifies it.
+    }
+  }
+
+  return {
+    async put(bytes) {
+      if (!(bytes instanceof Uint8Array)) throw new TypeError("put expects a Uint8Array");
+      const hex = createHash("sha256").update(bytes).digest("hex");
+      // Single-flight per digest within this process; across processes the rename makes it safe.
+      let pending = inflightPut.get(hex);
+      if (pending === undefined) {
+        pending = writeObject(bytes, hex).finally(() => inflightPut.delete(hex));
+        inflightPut.set(hex, pending);
+      }
+      await pending;
+      return `sha256-${hex}`;
+    },
+
+    async has(digest) {
+      const path = pathOf(hexOf(digest));
+      try {
+        return (await lstat(path)).isFile();
+      } catch (err) {
+        if (isErrno(err, "ENOENT", "ENOTDIR")) return false;
+        throw err;
+      }
+    },
+
+    async get(digest) {
+      const hex = hexOf(digest);
+      const found = await openObject(hex);
+      if (found === undefined) return undefined;
+      const { handle, st, path } = found;
+      try {
+        const bytes = await handle.readFile();
+        // The bytes are in memory already: hashing them is cheaper than trusting a cache.
+        if (createHash("sha256").update(bytes).digest("hex") !== hex) throw new BlobCorruptError(digest);
+        remember(identity(path, st));
+        return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      } finally {
+        await handle.close();
+      }
+    },
+
+    async open(digest, range) {
+      const hex = hexOf(digest);
+      if (range !== undefined) {
+        const { start, end } = range;
+        if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+          throw new RangeError("range must be integers with 0 <= start <= end");
+        }
+      }
+      const found = await openObject(hex);
+      if (found === undefined) return undefined;
+      const { handle, st, path } = found;
+      let handedOver = false;
+      try {
+        if (!(await verifyHandle(handle, path, hex, st))) throw new BlobCorruptError(digest);
+        let start = 0;
+        let end = st.size - 1;
+        if (range !== undefined) {
+          if (range.start >= st.size) {
+            throw new RangeError(`range start ${range.start} is beyond the object size ${st.size}`);
+          }
+          start = range.start;
+          end = Math.min(range.end, st.size - 1);
+        }
+        // Stream from the handle that was verified, so a concurrent replacement of the path cannot
+        // slip unverified bytes in. An empty object gets an empty stream (createReadStream with end -1
+        // would read everything).
+        const nodeStream =
+          end < start ? Readable.from([]) : handle.createReadStream({ start, end, autoClose: true });
+        if (end < start) await handle.close();
+        handedOver = true;
+        return { size: st.size, body: Readable.toWeb(nodeStream) as ReadableStream<Uint8Array> };
+      } finally {
+        if (!handedOver) await handle.close();
+      }
+    },
+  };
+}

@@ -1,0 +1,84 @@
+// Redis connections: one profile per use, so the API fails fast while workers ride out restarts.
+import { Redis, type RedisOptions } from "ioredis";
+
+export type RedisProfile = "api" | "worker" | "subscriber";
+
+/**
+ * Options per profile:
+ * - `api`: no offline queue, one retry, 2 s command timeout: a request never hangs on a dead Redis,
+ *   it fails at once and the route answers 503.
+ * - `worker`: commands queue while disconnected and run after the reconnect (workers must finish
+ *   what they started once Redis is back).
+ * - `subscriber`: pub/sub; reconnects and resubscribes forever.
+ */
+export function redisOptions(profile: RedisProfile): RedisOptions {
+  const retryStrategy = (times: number) => Math.min(50 * 2 ** Math.min(times, 5), 1_000);
+  const base: RedisOptions = { lazyConnect: false, retryStrategy, connectTimeout: 2_000 };
+  switch (profile) {
+    case "api":
+      return { ...base, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 2_000 };
+    case "worker":
+      return { ...base, enableOfflineQueue: true, maxRetriesPerRequest: null };
+    case "subscriber":
+      return { ...base, enableOfflineQueue: true, maxRetriesPerRequest: null };
+  }
+}
+
+export function createRedis(url: string, profile: RedisProfile, name: string): Redis {
+  const client = new Redis(url, { ...redisOptions(profile), connectionName: name });
+  // Errors surface through the commands that fail; the event itself must not crash the process.
+  client.on("error", () => undefined);
+  return client;
+}
+
+/** Resolves once the client is ready, or rejects after `timeoutMs`. */
+export async function waitReady(client: Redis, timeoutMs: number): Promise<void> {
+  if (client.status === "ready") return;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`Redis not reachable within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onReady = () => {
+      cleanup();
+      resolve();
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      client.off("ready", onReady);
+    };
+    client.on("ready", onReady);
+  });
+}
+
+/**
+ * Refuses a Redis that may evict keys: a queue whose jobs can silently disappear is not a queue.
+ * @throws Error naming the policy found.
+ */
+export async function assertNoEviction(client: Redis): Promise<void> {
+  let policy: string | undefined;
+  try {
+    const reply = (await client.config("GET", "maxmemory-policy")) as string[];
+    policy = reply[1];
+  } catch {
+    // CONFIG may be disabled on managed Redis; INFO still reports the policy.
+    const info = await client.info("memory");
+    policy = /maxmemory_policy:(\S+)/.exec(info)?.[1];
+  }
+  if (policy !== "noeviction") {
+    throw new Error(
+      `Redis maxmemory-policy is "${policy ?? "unknown"}": render-gateway needs "noeviction" so that jobs are never evicted`,
+    );
+  }
+}
+
+/** Quits gracefully, or disconnects when the server is gone. Idempotent. */
+export async function closeRedis(client: Redis): Promise<void> {
+  if (client.status === "end") return;
+  try {
+    await Promise.race([client.quit(), new Promise((r) => setTimeout(r, 1_000))]);
+  } catch {
+    // already closed
+  }
+  client.disconnect();
+}

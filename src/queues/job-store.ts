@@ -1,0 +1,98 @@
+// Reads of jobs, their event logs and queue totals (writes happen only in the scheduler's scripts).
+import type { Redis } from "ioredis";
+import { CLASS_WIDTH, createKeys, type Keys } from "./keys.js";
+import { decodeJob, type JobRecord } from "../core/job.js";
+import { defineScripts, type ScriptRunner } from "./scripts.js";
+
+export interface StoredEvent {
+  /** Integer id, monotonic per job (the SSE `id:`). */
+  readonly seq: number;
+  readonly event: string;
+  readonly data: Record<string, unknown>;
+}
+
+export interface QueueTotals {
+  readonly depth: { readonly high: number; readonly normal: number; readonly low: number };
+  /** Jobs holding a backend slot (dispatched or running). */
+  readonly running: number;
+  readonly dispatched: number;
+}
+
+export interface JobStore {
+  readonly keys: Keys;
+  /** The job and its position (-1 unless queued), read atomically; undefined when absent. */
+  read(id: string): Promise<{ job: JobRecord; position: number } | undefined>;
+  /** Stored events with seq > afterSeq, oldest first. */
+  events(id: string, afterSeq: number, count?: number): Promise<StoredEvent[]>;
+  totals(): Promise<QueueTotals>;
+  /** Measured service time (ms, EWMA) per route. */
+  serviceTimes(): Promise<Map<string, number>>;
+}
+
+export function createJobStore(redis: Redis, prefix: string): JobStore {
+  const keys = createKeys(prefix);
+  const run: ScriptRunner = defineScripts(redis, prefix);
+
+  return {
+    keys,
+
+    async read(id) {
+      const r = (await run("read", keys.queue, [id])) as [string[], number] | [];
+      if (r.length === 0) return undefined;
+      const [flat, position] = r;
+      const h: Record<string, string> = {};
+      for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
+      return { job: decodeJob(h), position: Number(position) };
+    },
+
+    async events(id, afterSeq, count = 1000) {
+      const entries = await redis.xrange(keys.events(id), `(0-${afterSeq}`, "+", "COUNT", count);
+      return entries.map(([entryId, fields]) => {
+        const f: Record<string, string> = {};
+        for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+        return {
+          seq: Number(entryId.split("-")[1]),
+          event: f.e ?? "message",
+          data: JSON.parse(f.d ?? "{}") as Record<string, unknown>,
+        };
+      });
+    },
+
+    async totals() {
+      const pipe = redis.pipeline();
+      pipe.zcount(keys.queue, 0, `(${CLASS_WIDTH}`);
+      pipe.zcount(keys.queue, CLASS_WIDTH, `(${2 * CLASS_WIDTH}`);
+      pipe.zcount(keys.queue, 2 * CLASS_WIDTH, "+inf");
+      pipe.get(keys.dispatched);
+      pipe.smembers(keys.leaseBackends);
+      const res = (await pipe.exec()) ?? [];
+      const val = (i: number) => {
+        const entry = res[i];
+        if (!entry || entry[0]) throw entry?.[0] ?? new Error("pipeline failed");
+        return entry[1];
+      };
+      const backends = val(4) as string[];
+      let running = 0;
+      if (backends.length > 0) {
+        const p2 = redis.pipeline();
+        for (const b of backends) p2.zcard(keys.lease(b));
+        for (const [err, n] of (await p2.exec()) ?? []) {
+          if (err) throw err;
+          running += Number(n);
+        }
+      }
+      return {
+        depth: { high: Number(val(0)), normal: Number(val(1)), low: Number(val(2)) },
+        running,
+        dispatched: Number(val(3) ?? 0),
+      };
+    },
+
+    async serviceTimes() {
+      const h = await redis.hgetall(keys.stats);
+      const out = new Map<string, number>();
+      for (const [k, v] of Object.entries(h)) if (k.startsWith("svc:")) out.set(k.slice(4), Number(v));
+      return out;
+    },
+  };
+}

@@ -1,0 +1,22 @@
+--[[
+  Cancels queued jobs whose time-to-start (ttl) has passed, with error code `ttl_expired`. They were
+  never sent to a backend and are never billed. Dispatched jobs are checked when they begin.
+
+  ARGV[1] prefix  ARGV[2] now (ms)  ARGV[3] retention seconds  ARGV[4] retention count
+  Returns the number of jobs cancelled
+]]
+local now = tonumber(ARGV[2])
+local n = 0
+local due = redis.call("ZRANGEBYSCORE", key("q", "ttl"), "-inf", now, "LIMIT", 0, 500)
+for _, id in ipairs(due) do
+  local status = job_get(id, "status")
+  if status == "queued" then
+    unqueue(id)
+    terminate(id, "cancelled", now, "ttl_expired", "not started within its ttl", false, tonumber(ARGV[3]),
+      tonumber(ARGV[4]))
+    n = n + 1
+  elseif status ~= "dispatched" then
+    redis.call("ZREM", key("q", "ttl"), id)
+  end
+end
+return n

@@ -1,0 +1,19 @@
+--[[
+  Reads a job with its current position in one step (so status and position agree).
+
+  ARGV[1] prefix  ARGV[2] job id
+  Returns { flat HGETALL of the job, position (-1 when not queued) } or {} when there is no such job
+]]
+local id = ARGV[2]
+local jk = key("job", id)
+local h = redis.call("HGETALL", jk)
+if #h == 0 then return {} end
+local status = redis.call("HGET", jk, "status")
+local position = -1
+local dispatched = tonumber(redis.call("GET", key("dispatched")) or "0")
+if status == "queued" then
+  position = redis.call("ZRANK", key("q"), id) + dispatched
+elseif status == "dispatched" then
+  position = 0
+end
+return {h, position}

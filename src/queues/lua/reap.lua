@@ -1,0 +1,48 @@
+--[[
+  Reclaims expired leases (their holder died or lost Redis for longer than the lease ttl) and puts
+  the affected jobs back in the queue at their place. A job that was running counts the lost attempt
+  as spent ("lost"); when its attempts are exhausted it ends in error. A lease whose job moved on
+  (finished, cancelled, re-dispatched) is simply dropped.
+
+  ARGV[1] prefix  ARGV[2] now (ms)  ARGV[3] max attempts  ARGV[4] retention seconds
+  ARGV[5] retention count
+  Returns the number of jobs put back in the queue
+]]
+local now = tonumber(ARGV[2])
+local max_attempts = tonumber(ARGV[3])
+local retention_s = tonumber(ARGV[4])
+local retention_count = tonumber(ARGV[5])
+local requeued = 0
+
+for _, backend in ipairs(redis.call("SMEMBERS", key("lease", "backends"))) do
+  local lk = key("lease", backend)
+  local expired = redis.call("ZRANGEBYSCORE", lk, "-inf", now, "LIMIT", 0, 200)
+  for _, member in ipairs(expired) do
+    redis.call("ZREM", lk, member)
+    local id, token = string.match(member, "^(.+)|(.+)$")
+    local jk = key("job", id)
+    local f = redis.call("HMGET", jk, "status", "token")
+    if f[2] == token then
+      if f[1] == "dispatched" then
+        redis.call("DECR", key("dispatched"))
+        requeue(id, 0, now)
+        requeued = requeued + 1
+      elseif f[1] == "running" then
+        alog_close(id, now, "lost", {})
+        local spent = redis.call("HINCRBY", jk, "spent", 1)
+        if spent >= max_attempts then
+          redis.call("HDEL", jk, "token")
+          terminate(id, "error", now, "worker_lost", "the worker running the job stopped answering (after " ..
+            spent .. " attempts)", true, retention_s, retention_count)
+        else
+          requeue(id, 0, now)
+          requeued = requeued + 1
+        end
+      elseif f[1] == "cancelled" then
+        redis.call("HDEL", jk, "token")
+      end
+    end
+  end
+  if redis.call("ZCARD", lk) == 0 then redis.call("SREM", key("lease", "backends"), backend) end
+end
+return requeued

@@ -1,0 +1,24 @@
+--[[
+  Renews the leases of the attempts a worker is running, and tells it which of them are no longer
+  its own (cancelled, reaped after a lease expiry, superseded), so it aborts those backend calls.
+  This doubles as the fallback of the cancel channel: a missed message costs one renewal period.
+
+  ARGV[1] prefix  ARGV[2] now (ms)  ARGV[3] lease ttl (ms)
+  ARGV[4..] triples: job id, token, backend id
+  Returns the job ids whose attempt must stop
+]]
+local now = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
+local lost = {}
+for i = 4, #ARGV, 3 do
+  local id, token, backend = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local member = id .. "|" .. token
+  local lk = key("lease", backend)
+  local f = redis.call("HMGET", key("job", id), "status", "token")
+  if f[1] == "running" and f[2] == token and redis.call("ZSCORE", lk, member) then
+    redis.call("ZADD", lk, "XX", now + ttl, member)
+  else
+    lost[#lost + 1] = id
+  end
+end
+return lost

@@ -1,0 +1,36 @@
+// Per-test Redis access: a client on the run's redis-server and a unique key prefix, cleaned up after.
+import { Redis } from "ioredis";
+import { inject } from "vitest";
+import { randomAlnum } from "../../src/core/ids.js";
+
+export function redisUrl(): string {
+  return inject("redisUrl");
+}
+
+export function uniquePrefix(): string {
+  return `{t${randomAlnum(10)}}`;
+}
+
+export interface TestRedis {
+  readonly client: Redis;
+  readonly prefix: string;
+  cleanup(): Promise<void>;
+}
+
+export function testRedis(): TestRedis {
+  const client = new Redis(redisUrl(), { maxRetriesPerRequest: null });
+  const prefix = uniquePrefix();
+  return {
+    client,
+    prefix,
+    async cleanup() {
+      let cursor = "0";
+      do {
+        const [next, keys] = await client.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+        cursor = next;
+        if (keys.length > 0) await client.del(...keys);
+      } while (cursor !== "0");
+      client.disconnect();
+    },
+  };
+}

@@ -1,0 +1,230 @@
+// The scheduler's scripts against a real redis-server: order, positions, leases, transitions.
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createScheduler, type BackendView, type Scheduler } from "../../src/queues/scheduler.js";
+import { createJobStore, type JobStore } from "../../src/queues/job-store.js";
+import type { Priority } from "../../src/core/job.js";
+import { testRedis, type TestRedis } from "../helpers/redis.js";
+
+let r: TestRedis;
+let sched: Scheduler;
+let store: JobStore;
+let now = 1_000_000;
+
+const backend = (id: string, cap: number, models: string[] = ["*"], engine = "nunchaku"): BackendView => ({
+  id,
+  cap,
+  engine,
+  models,
+  ok: true,
+});
+
+function fields(priority: Priority, model = "flux/schnell") {
+  const [fam, mdl] = model.split("/");
+  return {
+    cust: "c1",
+    prio: priority,
+    mod: "image",
+    fam: fam!,
+    mdl: mdl!,
+    task: "t2i",
+    fmt: "1024",
+    seed: "7",
+    req: JSON.stringify({ prompt: "a cat" }),
+    mode: "async",
+  };
+}
+
+async function admit(id: string, priority: Priority = "normal", model = "flux/schnell", ttlAt?: number) {
+  const res = await sched.admit({
+    id,
+    route: model,
+    priority,
+    fields: fields(priority, model),
+    serviceMs: 1000,
+    capacity: 2,
+    ...(ttlAt === undefined ? {} : { ttlAt }),
+  });
+  if (!res.admitted) throw new Error(`not admitted: ${res.reason}`);
+  return res;
+}
+
+beforeEach(() => {
+  r = testRedis();
+  now = 1_000_000;
+  sched = createScheduler({
+    redis: r.client,
+    prefix: r.prefix,
+    clock: () => now,
+    leaseTtlMs: 5_000,
+    maxAttempts: 3,
+    retentionS: 3600,
+    retentionCount: 1000,
+  });
+  store = createJobStore(r.client, r.prefix);
+});
+
+afterEach(async () => {
+  await r.cleanup();
+});
+
+describe("scheduler", () => {
+  it("orders by priority class then arrival and reports exact positions", async () => {
+    const order: [string, Priority][] = [
+      ["j_a", "low"],
+      ["j_b", "normal"],
+      ["j_c", "high"],
+      ["j_d", "normal"],
+      ["j_e", "high"],
+    ];
+    for (const [id, p] of order) await admit(id, p);
+    const positions = await Promise.all(order.map(async ([id]) => (await store.read(id))!.position));
+    expect(positions).toEqual([4, 2, 0, 3, 1]);
+
+    const started: string[] = [];
+    for (;;) {
+      const d = await sched.dispatch(1, [backend("b1", 1)]);
+      if (d.length === 0) break;
+      const b = await sched.begin(d[0]!.id, d[0]!.token);
+      expect(b.ok).toBe(true);
+      started.push(d[0]!.id);
+      await sched.finish(d[0]!.id, d[0]!.token, "b1", "complete", { output: "sha256-x", outputs: ["sha256-x"], ctype: "image/png", seed: 7, gpu_ms: 5 });
+    }
+    expect(started).toEqual(["j_c", "j_e", "j_b", "j_d", "j_a"]);
+  });
+
+  it("never leases more slots than a backend has, and leases return to zero", async () => {
+    for (let i = 0; i < 6; i++) await admit(`j_${i}`);
+    const first = await sched.dispatch(10, [backend("b1", 2), backend("b2", 1)]);
+    expect(first.map((d) => d.backend).sort()).toEqual(["b1", "b1", "b2"]);
+    expect(await sched.dispatch(10, [backend("b1", 2), backend("b2", 1)])).toEqual([]);
+    expect((await store.totals()).running).toBe(3);
+    for (const d of first) {
+      await sched.begin(d.id, d.token);
+      await sched.finish(d.id, d.token, d.backend, "complete", { output: "sha256-x", outputs: ["sha256-x"], ctype: "image/png", seed: 1, gpu_ms: 1 });
+    }
+    expect((await store.totals()).running).toBe(0);
+  });
+
+  it("rejects a late completion from a superseded attempt", async () => {
+    await admit("j_late");
+    const [d] = await sched.dispatch(1, [backend("b1", 1)]);
+    await sched.begin(d!.id, d!.token);
+    now += 10_000; // lease expired: the worker is presumed dead
+    expect(await sched.reap()).toBe(1);
+    const [d2] = await sched.dispatch(1, [backend("b1", 1)]);
+    expect(d2!.token).not.toBe(d!.token);
+    await sched.begin(d2!.id, d2!.token);
+    const late = await sched.finish(d!.id, d!.token, "b1", "complete", { output: "sha256-old", outputs: ["sha256-old"], ctype: "image/png", seed: 1, gpu_ms: 1 });
+    expect(late).toEqual({ ok: false, reason: "stale" });
+    const ok = await sched.finish(d2!.id, d2!.token, "b1", "complete", { output: "sha256-new", outputs: ["sha256-new"], ctype: "image/png", seed: 1, gpu_ms: 1 });
+    expect(ok).toEqual({ ok: true, status: "complete" });
+    const job = (await store.read("j_late"))!.job;
+    expect(job.output).toBe("sha256-new");
+    expect(job.attemptLog.map((a) => a.outcome)).toEqual(["lost", "complete"]);
+    expect((await store.totals()).running).toBe(0);
+  });
+
+  it("cancels queued, dispatched and running jobs with the right results", async () => {
+    await admit("j_q");
+    await admit("j_d");
+    await admit("j_r");
+    const ds = await sched.dispatch(2, [backend("b1", 2)]);
+    expect(ds.map((d) => d.id)).toEqual(["j_q", "j_d"]);
+    await sched.begin("j_q", ds[0]!.token);
+    expect(await sched.cancel("j_r", "c1")).toBe("was_queued");
+    expect(await sched.cancel("j_d", "c1")).toBe("was_queued");
+    expect(await sched.cancel("j_q", "other")).toBe("missing");
+    expect(await sched.cancel("j_q", "c1")).toBe("was_running");
+    expect(await sched.cancel("j_q", "c1")).toBe("terminal");
+    const fin = await sched.finish("j_q", ds[0]!.token, "b1", "complete", { output: "sha256-x", outputs: ["sha256-x"], ctype: "image/png", seed: 1, gpu_ms: 40 });
+    expect(fin).toEqual({ ok: false, reason: "cancelled" });
+    const job = (await store.read("j_q"))!.job;
+    expect(job.status).toBe("cancelled");
+    expect(job.output).toBeUndefined();
+    expect(job.gpuMs).toBe(40);
+    expect(await sched.begin("j_d", ds[1]!.token)).toEqual({ ok: false, reason: "cancelled" });
+    const t = await store.totals();
+    expect(t.running).toBe(0);
+    expect(t.dispatched).toBe(0);
+    expect(t.depth).toEqual({ high: 0, normal: 0, low: 0 });
+  });
+
+  it("requeues a retriable failure at its place after the backoff, and errors when attempts run out", async () => {
+    await admit("j_retry");
+    await admit("j_next");
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const ds = await sched.dispatch(1, [backend("b1", 1)]);
+      expect(ds[0]!.id).toBe("j_retry");
+      await sched.begin(ds[0]!.id, ds[0]!.token);
+      const res = await sched.finish(ds[0]!.id, ds[0]!.token, "b1", "retry", {
+        error: { code: "backend_error", message: "backend answered 500", retriable: true },
+        notbefore: now + 1000,
+      });
+      if (attempt < 3) {
+        expect(res).toEqual({ ok: true, status: "queued" });
+        expect((await store.read("j_retry"))!.position).toBe(0);
+        now += 1001;
+      } else {
+        expect(res).toEqual({ ok: true, status: "error" });
+      }
+    }
+    const job = (await store.read("j_retry"))!.job;
+    expect(job.error?.code).toBe("backend_error");
+    expect(job.attempts).toBe(3);
+  });
+
+  it("hands a busy answer back without spending an attempt and cools the backend down", async () => {
+    await admit("j_busy");
+    const [d] = await sched.dispatch(1, [backend("b1", 1), backend("b2", 1)]);
+    await sched.begin(d!.id, d!.token);
+    await sched.finish(d!.id, d!.token, d!.backend, "busy", { cool_ms: 60_000 });
+    const [d2] = await sched.dispatch(1, [backend("b1", 1), backend("b2", 1)]);
+    expect(d2!.backend).not.toBe(d!.backend);
+    const job = (await store.read("j_busy"))!.job;
+    expect(job.status).toBe("dispatched");
+    expect(job.attemptLog[0]!.outcome).toBe("busy");
+  });
+
+  it("expires jobs not started within their ttl and never dispatches them", async () => {
+    await admit("j_ttl", "normal", "flux/schnell", now + 1000);
+    now += 2000;
+    expect(await sched.expire()).toBe(1);
+    const job = (await store.read("j_ttl"))!.job;
+    expect(job.status).toBe("cancelled");
+    expect(job.error?.code).toBe("ttl_expired");
+    expect(await sched.dispatch(1, [backend("b1", 1)])).toEqual([]);
+  });
+
+  it("dispatches other routes while one route's backends are full (work conserving)", async () => {
+    await admit("j_f1", "normal", "flux/schnell");
+    await admit("j_f2", "normal", "flux/schnell");
+    await admit("j_w1", "normal", "wan/default");
+    const bs = [backend("flux", 1, ["flux/schnell"]), backend("wan", 1, ["wan/default"], "torch")];
+    const ds = await sched.dispatch(5, bs);
+    expect(ds.map((d) => d.id)).toEqual(["j_f1", "j_w1"]);
+  });
+
+  it("refuses admission beyond the caller's position limit and stores nothing", async () => {
+    await admit("j_1");
+    await admit("j_2");
+    const res = await sched.admit({ id: "j_3", route: "flux/schnell", priority: "normal", fields: fields("normal"), maxPosition: 1, serviceMs: 1000, capacity: 1 });
+    expect(res).toEqual({ admitted: false, reason: "too_far", position: 2 });
+    expect(await store.read("j_3")).toBeUndefined();
+  });
+
+  it("records events with monotonic ids", async () => {
+    await admit("j_ev");
+    const [d] = await sched.dispatch(1, [backend("b1", 1)]);
+    await sched.begin(d!.id, d!.token);
+    await sched.progress("j_ev", d!.token, 0.5, 2, 4);
+    await sched.finish(d!.id, d!.token, "b1", "complete", { output: "sha256-x", outputs: ["sha256-x"], ctype: "image/png", seed: 1, gpu_ms: 3 });
+    const evs = await store.events("j_ev", 0);
+    expect(evs.map((e) => [e.seq, e.event])).toEqual([
+      [1, "position"],
+      [2, "started"],
+      [3, "progress"],
+      [4, "complete"],
+    ]);
+    expect((await store.events("j_ev", 2)).map((e) => e.seq)).toEqual([3, 4]);
+  });
+});
