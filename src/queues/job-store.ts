@@ -27,6 +27,8 @@ export interface JobStore {
   totals(): Promise<QueueTotals>;
   /** Measured service time (ms, EWMA) per route. */
   serviceTimes(): Promise<Map<string, number>>;
+  /** Leases held per backend (dispatched or running attempts, expired ones until reaped). */
+  leases(): Promise<Map<string, number>>;
 }
 
 export function createJobStore(redis: Redis, prefix: string): JobStore {
@@ -86,6 +88,17 @@ export function createJobStore(redis: Redis, prefix: string): JobStore {
         running,
         dispatched: Number(val(3) ?? 0),
       };
+    },
+
+    async leases() {
+      const backends = await redis.smembers(keys.leaseBackends);
+      const out = new Map<string, number>();
+      if (backends.length === 0) return out;
+      const pipe = redis.pipeline();
+      for (const b of backends) pipe.zcard(keys.lease(b));
+      const res = (await pipe.exec()) ?? [];
+      backends.forEach((b, i) => out.set(b, Number(res[i]?.[1] ?? 0)));
+      return out;
     },
 
     async serviceTimes() {

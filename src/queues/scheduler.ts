@@ -31,6 +31,8 @@ export interface AdmitInput {
   readonly maxPosition?: number;
   readonly serviceMs: number;
   readonly capacity: number;
+  /** Admission time (ms), stored as `created_at`; defaults to the clock. */
+  readonly now?: number;
 }
 
 export type AdmitResult =
@@ -58,6 +60,8 @@ export type BeginResult =
   | {
       readonly ok: true;
       readonly attempt: number;
+      /** Attempts spent so far (failures; busy hand-backs are free). */
+      readonly spent: number;
       readonly backend: string;
       readonly modality: string;
       readonly family: string;
@@ -116,7 +120,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
         input.id,
         input.route,
         PRIORITY_CLASS[input.priority],
-        opts.clock(),
+        input.now ?? opts.clock(),
         input.ttlAt ?? 0,
         JSON.stringify(input.fields),
         input.maxPosition ?? -1,
@@ -159,6 +163,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
         return {
           ok: true,
           attempt: Number(r[1]),
+          spent: Number(r[10] ?? 0),
           backend: String(r[2]),
           modality: String(r[3]),
           family: String(r[4]),

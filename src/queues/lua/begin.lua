@@ -5,7 +5,7 @@
 
   ARGV[1] prefix  ARGV[2] job id  ARGV[3] token  ARGV[4] now (ms)  ARGV[5] lease ttl (ms)
   ARGV[6] retention seconds  ARGV[7] retention count
-  Returns { 1, attempt, backend, modality, family, model, task, format, seed, request JSON }
+  Returns { 1, attempt, backend, modality, family, model, task, format, seed, request JSON, spent }
   -1 no such job  -2 the token is not the job's current one (stale or already begun)
   -3 ttl expired (the job is now cancelled)  -4 the job was cancelled
 ]]
@@ -42,5 +42,5 @@ redis.call("HSET", jk, "status", "running", "alog", json_array(log), "progress",
 if not redis.call("HGET", jk, "started") then redis.call("HSET", jk, "started", now) end
 add_event(id, "started", cjson.encode({backend = backend, attempt = attempt}))
 
-local f = redis.call("HMGET", jk, "mod", "fam", "mdl", "task", "fmt", "seed", "req")
-return {1, attempt, backend, f[1], f[2], f[3], f[4], f[5], f[6], f[7]}
+local f = redis.call("HMGET", jk, "mod", "fam", "mdl", "task", "fmt", "seed", "req", "spent")
+return {1, attempt, backend, f[1], f[2], f[3], f[4], f[5], f[6], f[7], tonumber(f[8] or "0")}

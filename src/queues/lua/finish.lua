@@ -57,6 +57,12 @@ if outcome == "complete" then
   local est = took
   if old > 0 then est = math.floor(old * 0.8 + took * 0.2 + 0.5) end
   redis.call("HSET", key("stats"), "svc:" .. route, est)
+  -- the customer may read its outputs with its bearer token (signed URLs work for anyone)
+  local cust = redis.call("HGET", jk, "cust")
+  for _, digest in ipairs(p.outputs) do
+    redis.call("SADD", key("own", digest), cust)
+    redis.call("EXPIRE", key("own", digest), retention_s)
+  end
   add_event(id, "complete", cjson.encode({output = p.output, outputs = p.outputs, gpu_ms = p.gpu_ms}))
   retire(id, now, retention_s, retention_count)
   return {1, "complete"}

@@ -1,0 +1,136 @@
+// Admission shared by the async and sync routes: inline images into the CAS, the seed, the stored
+// record, and one atomic admit (position, ETA, optional "must start within budget" check).
+import type { Principal } from "./auth.js";
+import type { BlobStore } from "../core/ports.js";
+import { AppError, validationError } from "../core/errors.js";
+import type { IdGenerator } from "../core/ids.js";
+import type { Priority } from "../core/job.js";
+import type { Clock } from "../core/time.js";
+import type { GenerationRequest, ImageRef } from "../core/request-schema.js";
+import { maxPositionWithin } from "../core/eta.js";
+import type { Scheduler } from "../queues/scheduler.js";
+import type { CapacityView } from "./capacity.js";
+
+export interface AdmissionDeps {
+  readonly scheduler: Scheduler;
+  readonly blobs: BlobStore;
+  readonly capacity: CapacityView;
+  readonly clock: Clock;
+  readonly ids: IdGenerator;
+  /** Records that a customer may read an object (inputs they sent). */
+  readonly grantObject: (digest: string, customerId: string) => Promise<void>;
+}
+
+export interface AdmitRequest {
+  readonly principal: Principal;
+  readonly request: GenerationRequest;
+  readonly priority: Priority;
+  readonly mode: "sync" | "async";
+  readonly backend?: string;
+  readonly ttlS?: number;
+  /** Extra stored fields (webhook settings and the like). */
+  readonly extra?: Readonly<Record<string, string>>;
+  /** Sync tier: refuse with 503 capacity_exhausted unless the job can start within this budget. */
+  readonly startWithinMs?: number;
+  readonly outputFormat?: "png" | "webp";
+}
+
+export interface Admitted {
+  readonly id: string;
+  readonly position: number;
+  readonly etaSeconds?: number;
+  readonly createdAt: number;
+  readonly seed: number;
+}
+
+const SEED_SPACE = 4_294_967_296;
+
+/** Moves inline `data:` images into the CAS; checks digests exist. Queued jobs hold digests only. */
+async function storeImage(field: string, ref: ImageRef, principal: Principal, deps: AdmissionDeps) {
+  switch (ref.kind) {
+    case "url":
+      return { kind: "url", url: ref.url };
+    case "data": {
+      const digest = await deps.blobs.put(new Uint8Array(Buffer.from(ref.base64, "base64")));
+      await deps.grantObject(digest, principal.customerId);
+      return { kind: "digest", digest };
+    }
+    case "digest":
+      if (!(await deps.blobs.has(ref.digest))) {
+        throw validationError(field, "exists", `${field}: no stored object ${ref.digest}`);
+      }
+      return { kind: "digest", digest: ref.digest };
+    case "asset":
+      throw validationError(field, "exists", `${field}: asset ${ref.asset_id} has no uploaded bytes`);
+  }
+}
+
+const ROUTING = new Set(["modality", "family", "model", "task", "format"]);
+
+export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Admitted> {
+  const r = a.request;
+  const seed = r.seed ?? Math.floor(Math.random() * SEED_SPACE);
+  const stored: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(r)) if (!ROUTING.has(k) && v !== undefined) stored[k] = v;
+  stored.seed = seed;
+  if (r.image) stored.image = await storeImage("image", r.image, a.principal, deps);
+  if (r.modality === "image" && r.mask) stored.mask = await storeImage("mask", r.mask, a.principal, deps);
+  if (a.outputFormat) stored.output_format = a.outputFormat;
+
+  const familyModel = `${r.family}/${r.model}`;
+  const route = a.backend ? `${familyModel}@${a.backend}` : familyModel;
+  const [capacity, serviceMs] = await Promise.all([
+    deps.capacity.capacity(familyModel, a.backend),
+    deps.capacity.serviceMs(route),
+  ]);
+  let maxPosition: number | undefined;
+  if (a.startWithinMs !== undefined) {
+    maxPosition = maxPositionWithin(a.startWithinMs, capacity, serviceMs);
+    if (maxPosition < 0) throw capacityExhausted(serviceMs, "no backend can run this model right now");
+  }
+  const now = deps.clock();
+  const id = deps.ids("job");
+  const res = await deps.scheduler.admit({
+    id,
+    route,
+    priority: a.priority,
+    ...(a.ttlS === undefined ? {} : { ttlAt: now + a.ttlS * 1000 }),
+    ...(maxPosition === undefined ? {} : { maxPosition }),
+    serviceMs,
+    capacity,
+    now,
+    fields: {
+      cust: a.principal.customerId,
+      tier: a.principal.tier,
+      prio: a.priority,
+      mod: r.modality,
+      fam: r.family,
+      mdl: r.model,
+      task: r.task,
+      fmt: r.format,
+      seed: String(seed),
+      req: JSON.stringify(stored),
+      mode: a.mode,
+      ...(a.backend ? { backend_req: a.backend } : {}),
+      ...(a.extra ?? {}),
+    },
+  });
+  if (!res.admitted) {
+    if (res.reason === "too_far") throw capacityExhausted(serviceMs, "the sync tier is at capacity");
+    throw new AppError("internal_error", "job id collision");
+  }
+  return {
+    id,
+    position: res.position,
+    createdAt: now,
+    seed,
+    ...(res.etaSeconds === undefined ? {} : { etaSeconds: res.etaSeconds }),
+  };
+}
+
+function capacityExhausted(serviceMs: number, why: string): AppError {
+  const retry = Math.max(1, Math.ceil(serviceMs / 1000));
+  return new AppError("capacity_exhausted", `${why}; retry in ${retry}s or use the async queue (POST /queue)`, {
+    headers: { "retry-after": String(retry), link: '</queue>; rel="alternate"' },
+  });
+}

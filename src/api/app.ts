@@ -1,0 +1,82 @@
+// The Hono application: request ids, problem documents, authentication where API.md §1 requires it,
+// the routes, and 404/405 for everything else.
+import { Hono, type Context } from "hono";
+import { AppError } from "../core/errors.js";
+import type { ApiEnv } from "./context.js";
+import type { ApiDeps } from "./deps.js";
+import { createErrorHandler, problemResponse } from "./problem.js";
+import { requestId } from "./middleware/request-id.js";
+import { authenticate } from "./middleware/authenticate.js";
+import { queueRoutes } from "./routes/queue.js";
+import { jobRoutes } from "./routes/jobs.js";
+import { eventRoutes } from "./routes/events.js";
+import { generateRoutes } from "./routes/generate.js";
+import { modelRoutes } from "./routes/models.js";
+import { objectRoutes } from "./routes/objects.js";
+import { healthRoutes } from "./routes/health.js";
+import { createObjectGrants } from "./objects.js";
+import type { AdmissionDeps } from "./admission.js";
+
+/** Known paths and their methods, for 405 with `Allow` instead of 404. */
+const ROUTE_TABLE: readonly [RegExp, readonly string[]][] = [
+  [/^\/queue\/?$/, ["GET", "POST"]],
+  [/^\/jobs\/[^/]+\/?$/, ["GET", "DELETE"]],
+  [/^\/jobs\/[^/]+\/cancel\/?$/, ["POST"]],
+  [/^\/jobs\/[^/]+\/events\/?$/, ["GET"]],
+  [/^\/models(\/aliases|\/loras)?\/?$/, ["GET"]],
+  [/^\/objects\/[^/]+\/?$/, ["GET", "HEAD"]],
+  [/^\/(health|ready)\/?$/, ["GET", "HEAD"]],
+  [/^\/[^/]+\/[^/]+\/[^/]+\/[^/]+\/?$/, ["POST"]],
+];
+
+export function createApp(deps: ApiDeps): Hono<ApiEnv> {
+  const app = new Hono<ApiEnv>({ strict: false });
+  const grants = createObjectGrants(deps.redis, deps.scheduler.keys.prefix, deps.config.retentionS);
+  const admission: AdmissionDeps = {
+    scheduler: deps.scheduler,
+    blobs: deps.blobs,
+    capacity: deps.capacity,
+    clock: deps.clock,
+    ids: deps.ids,
+    grantObject: grants.grant,
+  };
+  const auth = authenticate({ authenticate: deps.authenticate });
+  const optionalPrincipal = async (c: Context<ApiEnv>) => {
+    try {
+      return await deps.authenticate(c.req.header("authorization"));
+    } catch {
+      return undefined;
+    }
+  };
+
+  app.onError(createErrorHandler(deps.logger));
+  app.use(requestId({ ids: deps.ids }));
+
+  app.route("/", healthRoutes(deps, { admin: async (c) => (await optionalPrincipal(c as Context<ApiEnv>))?.admin === true }));
+  app.route("/", objectRoutes(deps, { isOwner: grants.isOwner, authenticate: optionalPrincipal }));
+
+  for (const path of ["/queue", "/jobs/*", "/models", "/models/*"]) app.use(path, auth);
+  app.route("/", queueRoutes(deps, admission));
+  app.route("/", eventRoutes(deps));
+  app.route("/", jobRoutes(deps));
+  app.route("/", modelRoutes(deps));
+  app.use("/:modality/:family/:model/:task", async (c, next) => {
+    if (c.req.method === "POST") return auth(c, next);
+    await next();
+  });
+  app.route("/", generateRoutes(deps, admission));
+
+  app.notFound((c) => {
+    const path = new URL(c.req.url).pathname;
+    const allowed = ROUTE_TABLE.find(([re]) => re.test(path))?.[1];
+    const id = c.get("requestId");
+    if (allowed && !allowed.includes(c.req.method)) {
+      const res = problemResponse(new AppError("method_not_allowed", `${c.req.method} is not allowed on ${path}`), id);
+      res.headers.set("allow", allowed.join(", "));
+      return res;
+    }
+    return problemResponse(new AppError("not_found", `no route for ${c.req.method} ${path}`), id);
+  });
+
+  return app;
+}

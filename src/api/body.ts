@@ -1,0 +1,45 @@
+// Reads a JSON request body: size limit enforced while streaming (never buffering more than the
+// limit), content type, empty and malformed bodies -> their problem codes.
+import type { Context } from "hono";
+import { AppError } from "../core/errors.js";
+
+export const BODY_LIMIT_BYTES = 10 * 1024 * 1024;
+
+/**
+ * @throws AppError request_too_large (413), unsupported_media_type (415), empty_body, invalid_json
+ */
+export async function readJsonBody(c: Context, limit = BODY_LIMIT_BYTES): Promise<unknown> {
+  const type = c.req.header("content-type");
+  if (type !== undefined && type !== "" && !/^application\/([\w.+-]+\+)?json\b/i.test(type)) {
+    throw new AppError("unsupported_media_type", `expected application/json, got ${type.split(";")[0]}`);
+  }
+  const tooLarge = () =>
+    new AppError("request_too_large", `request body exceeds ${limit} bytes`, { details: { limit_bytes: limit } });
+  const declared = Number(c.req.header("content-length"));
+  if (Number.isFinite(declared) && declared > limit) throw tooLarge();
+
+  const body = c.req.raw.body;
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if (body) {
+    const reader = body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > limit) {
+        await reader.cancel().catch(() => undefined);
+        throw tooLarge();
+      }
+      chunks.push(value);
+    }
+  }
+  if (size === 0) throw new AppError("empty_body", "request body cannot be empty");
+  const text = Buffer.concat(chunks, size).toString("utf8");
+  if (text.trim() === "") throw new AppError("empty_body", "request body cannot be empty");
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new AppError("invalid_json", `request body is not valid JSON: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,52 @@
+// One subscription per API process to the job event channel, fanned out to the SSE streams and
+// sync waiters of this process. Messages only say "job X has new events"; readers fetch them from
+// the job's stream, so a missed message costs latency, never an event.
+import type { Redis } from "ioredis";
+
+export type Listener = () => void;
+
+export interface EventHub {
+  /** Calls `listener` whenever job `id` records an event; returns the unsubscribe function. */
+  on(id: string, listener: Listener): () => void;
+  /** Listeners registered (tests check that disconnects free them). */
+  size(): number;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function createEventHub(subscriber: Redis, channel: string): EventHub {
+  const listeners = new Map<string, Set<Listener>>();
+  const onMessage = (ch: string, id: string) => {
+    if (ch !== channel) return;
+    const set = listeners.get(id);
+    if (!set) return;
+    for (const l of [...set]) l();
+  };
+  return {
+    on(id, listener) {
+      let set = listeners.get(id);
+      if (!set) listeners.set(id, (set = new Set()));
+      set.add(listener);
+      return () => {
+        const s = listeners.get(id);
+        if (!s) return;
+        s.delete(listener);
+        if (s.size === 0) listeners.delete(id);
+      };
+    },
+    size() {
+      let n = 0;
+      for (const s of listeners.values()) n += s.size;
+      return n;
+    },
+    async start() {
+      subscriber.on("message", onMessage);
+      await subscriber.subscribe(channel);
+    },
+    async stop() {
+      subscriber.off("message", onMessage);
+      listeners.clear();
+      await subscriber.unsubscribe(channel).catch(() => undefined);
+    },
+  };
+}

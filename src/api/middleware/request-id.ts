@@ -1,0 +1,16 @@
+// Every response carries X-Request-Id (and the original API's X-Weyl-Request-Id); a well-formed
+// client id is echoed.
+import type { MiddlewareHandler } from "hono";
+import { REQUEST_ID_RE, type IdGenerator } from "../../core/ids.js";
+import type { ApiEnv } from "../context.js";
+
+export function requestId(opts: { ids: IdGenerator }): MiddlewareHandler<ApiEnv> {
+  return async function requestIdMiddleware(c, next) {
+    const sent = c.req.header("x-request-id");
+    const id = sent && REQUEST_ID_RE.test(sent) ? sent : opts.ids("request");
+    c.set("requestId", id);
+    await next();
+    c.res.headers.set("x-request-id", id);
+    c.res.headers.set("x-weyl-request-id", id);
+  };
+}

@@ -1,0 +1,69 @@
+// Turns stored jobs and events into their public form: absolute signed output URLs, ETAs.
+import { outputExpiry, signObjectPath } from "../core/url-signing.js";
+import { queuedEtaSeconds, runningEtaSeconds } from "../core/eta.js";
+import { toPublicJob, type JobRecord } from "../core/job.js";
+import type { Clock } from "../core/time.js";
+import type { CapacityView } from "./capacity.js";
+
+export interface Presenter {
+  /** Absolute URL of a path on this gateway (PUBLIC_URL). */
+  absolute(path: string): string;
+  /** Signed, absolute URL of an object digest. */
+  objectUrl(digest: string): string;
+  job(job: JobRecord, position: number): Promise<Record<string, unknown>>;
+  /** Event data with digests replaced by signed URLs. */
+  eventData(event: string, data: Record<string, unknown>): Record<string, unknown>;
+}
+
+export function createPresenter(opts: {
+  /** PUBLIC_URL (read per call: the API learns its own address only once it listens). */
+  publicUrl: () => string;
+  urlKey: Uint8Array;
+  outputUrlTtlS: number;
+  clock: Clock;
+  capacity: CapacityView;
+}): Presenter {
+  const base = () => opts.publicUrl().replace(/\/$/, "");
+  const objectUrl = (digest: string) =>
+    base() + signObjectPath(opts.urlKey, digest, outputExpiry(Math.floor(opts.clock() / 1000), opts.outputUrlTtlS));
+
+  return {
+    absolute: (path) => base() + path,
+    objectUrl,
+
+    async job(job, position) {
+      let etaSeconds: number | undefined;
+      if (job.status === "queued" || job.status === "dispatched" || job.status === "running") {
+        const familyModel = `${job.family}/${job.model}`;
+        const constraint = job.route.includes("@") ? job.route.split("@")[1] : undefined;
+        const [cap, svc] = await Promise.all([opts.capacity.capacity(familyModel, constraint), opts.capacity.serviceMs(job.route)]);
+        etaSeconds =
+          job.status === "running"
+            ? runningEtaSeconds(opts.clock() - (job.attemptLog.at(-1)?.started_at ?? opts.clock()), svc)
+            : queuedEtaSeconds(Math.max(0, position), cap, svc);
+      }
+      const pub = toPublicJob(job, {
+        urlFor: objectUrl,
+        ...(position >= 0 ? { position } : {}),
+        ...(etaSeconds === undefined ? {} : { etaSeconds }),
+      });
+      pub.request = {
+        modality: job.modality,
+        family: job.family,
+        model: job.model,
+        task: job.task,
+        format: job.format,
+        ...job.request,
+      };
+      return pub;
+    },
+
+    eventData(event, data) {
+      if (event !== "complete") return data;
+      const out: Record<string, unknown> = { ...data };
+      if (typeof data.output === "string") out.output = objectUrl(data.output);
+      if (Array.isArray(data.outputs)) out.outputs = data.outputs.map((d) => objectUrl(String(d)));
+      return out;
+    },
+  };
+}

@@ -1,0 +1,65 @@
+// The one place where errors become RFC 9457 problem documents with the seed's envelope fields.
+import type { Context } from "hono";
+import type { Logger } from "pino";
+import { AppError, TITLE_OF, isAppError, type ErrorCode } from "../core/errors.js";
+
+export const PROBLEM_TYPE_BASE = "https://render-gateway.dev/errors/";
+
+export function problemBody(code: ErrorCode, status: number, detail: string, requestId: string, details?: Readonly<Record<string, unknown>>) {
+  return {
+    type: `${PROBLEM_TYPE_BASE}${code}`,
+    title: TITLE_OF[code],
+    status,
+    detail,
+    instance: requestId,
+    error: code,
+    message: detail,
+    request_id: requestId,
+    ...(details ? { details } : {}),
+  };
+}
+
+export function problemResponse(err: AppError, requestId: string): Response {
+  const headers = new Headers({ "content-type": "application/problem+json" });
+  for (const [k, v] of Object.entries(err.headers ?? {})) headers.set(k, v);
+  return new Response(JSON.stringify(problemBody(err.code, err.status, err.message, requestId, err.details)), {
+    status: err.status,
+    headers,
+  });
+}
+
+/** True when the error means Redis could not be reached (connection closed, offline, timeout). */
+export function isRedisUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const msg = err.message;
+  return (
+    msg.includes("Stream isn't writeable") ||
+    msg.includes("enableOfflineQueue") ||
+    msg.includes("Connection is closed") ||
+    msg.includes("Command timed out") ||
+    msg.includes("Reached the max retries per request limit") ||
+    msg.includes("OOM command not allowed") ||
+    /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT/.test(msg)
+  );
+}
+
+/** Hono `onError`: AppErrors as themselves, Redis outages as fast 503s, the rest as a bare 500. */
+export function createErrorHandler(logger: Logger) {
+  return function onError(err: Error, c: Context): Response {
+    const requestId = (c.get("requestId" as never) as string | undefined) ?? "req_unknown";
+    if (isAppError(err)) return problemResponse(err, requestId);
+    if (isRedisUnavailable(err)) {
+      logger.warn({ requestId, err: err.message }, "redis unavailable");
+      return problemResponse(
+        new AppError("unavailable", "the job store is unreachable; retry shortly", { headers: { "retry-after": "1" } }),
+        requestId,
+      );
+    }
+    logger.error({ requestId, err }, "unhandled error");
+    return problemResponse(new AppError("internal_error", "internal error"), requestId);
+  };
+}
+
+export function fail(code: ErrorCode, message: string, details?: Readonly<Record<string, unknown>>): never {
+  throw new AppError(code, message, details ? { details } : {});
+}

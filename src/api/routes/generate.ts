@@ -1,0 +1,147 @@
+// The synchronous route POST /{modality}/{family}/{model}/{task}: admits the job only when capacity
+// can start it within the budget (else 503 capacity_exhausted), waits for it, and answers with the
+// bytes (200), JSON outputs for count > 1, or the job (202) when the budget runs out.
+import { Hono, type Context } from "hono";
+import { AppError, validationError } from "../../core/errors.js";
+import { resolveRoute } from "../../core/catalog.js";
+import { parseSyncRequest } from "../../core/request-schema.js";
+import { rfc3339 } from "../../core/time.js";
+import type { JobRecord } from "../../core/job.js";
+import { readJsonBody } from "../body.js";
+import type { ApiEnv } from "../context.js";
+import type { ApiDeps } from "../deps.js";
+import { admitJob, type AdmissionDeps } from "../admission.js";
+
+/** `Prefer: wait=N` (seconds) lowers the budget; it never raises it. */
+export function syncBudget(prefer: string | undefined, maxMs: number): number {
+  const m = prefer ? /(?:^|[,;\s])wait=(\d+)/i.exec(prefer) : null;
+  if (!m) return maxMs;
+  return Math.max(0, Math.min(maxMs, Number(m[1]) * 1000));
+}
+
+function prefersWebp(accept: string | undefined): boolean {
+  if (!accept) return false;
+  const webp = /image\/webp(?:\s*;\s*q=([\d.]+))?/i.exec(accept);
+  if (!webp) return false;
+  const png = /image\/png(?:\s*;\s*q=([\d.]+))?/i.exec(accept);
+  const q = (m: RegExpExecArray | null) => (m ? Number(m[1] ?? 1) : 0);
+  return q(webp) > 0 && q(webp) >= q(png);
+}
+
+async function waitForEnd(deps: ApiDeps, id: string, budgetMs: number, aborted: AbortSignal): Promise<JobRecord | undefined> {
+  const deadline = deps.clock() + budgetMs;
+  let wake: (() => void) | undefined;
+  let pending = false;
+  const off = deps.hub.on(id, () => {
+    const w = wake;
+    wake = undefined;
+    if (w) w();
+    else pending = true;
+  });
+  try {
+    for (;;) {
+      const found = await deps.store.read(id);
+      if (!found) throw new AppError("internal_error", "the job disappeared while waiting for it");
+      const s = found.job.status;
+      if (s === "complete" || s === "error" || s === "cancelled") return found.job;
+      const left = deadline - deps.clock();
+      if (left <= 0 || aborted.aborted) return undefined;
+      if (!pending) {
+        await new Promise<void>((resolve) => {
+          // A poll every second covers a missed notification.
+          const timer = setTimeout(resolve, Math.min(left, 1_000));
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+          aborted.addEventListener("abort", wake, { once: true });
+        });
+      }
+      pending = false;
+    }
+  } finally {
+    off();
+  }
+}
+
+export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
+  const app = new Hono<ApiEnv>();
+
+  app.post("/:modality/:family/:model/:task", async (c: Context<ApiEnv>) => {
+    const principal = c.get("principal");
+    const p = c.req.param() as Record<string, string>;
+    const { entry } = resolveRoute(deps.catalog, {
+      modality: p.modality ?? "",
+      family: p.family ?? "",
+      model: p.model ?? "",
+      task: p.task ?? "",
+    });
+    const body = await readJsonBody(c);
+    const format = c.req.query("format");
+    const request = parseSyncRequest(body, {
+      entry,
+      task: p.task as never,
+      catalog: deps.catalog,
+      ...(format === undefined || format === "" ? {} : { format }),
+    });
+    const backend = c.req.query("backend") || undefined;
+    if (backend !== undefined && !(await deps.capacity.hasBackend(`${entry.family}/${entry.model}`, backend))) {
+      throw validationError("backend", "serves_model", `no backend "${backend}" serves ${entry.family}/${entry.model}`);
+    }
+    const budget = syncBudget(c.req.header("prefer"), deps.config.syncBudgetMs);
+    const webp = request.modality === "image" && prefersWebp(c.req.header("accept"));
+    const admitted = await admitJob(
+      {
+        principal,
+        request,
+        priority: "normal",
+        mode: "sync",
+        startWithinMs: Math.max(budget, 1),
+        ...(backend === undefined ? {} : { backend }),
+        ...(webp ? { outputFormat: "webp" as const } : {}),
+      },
+      admission,
+    );
+    const location = deps.present.absolute(`/jobs/${admitted.id}`);
+    const job = await waitForEnd(deps, admitted.id, budget, c.req.raw.signal);
+
+    if (!job) {
+      // Budget spent: the job goes on; answer like the async route.
+      const found = await deps.store.read(admitted.id);
+      c.header("location", location);
+      c.header("link", `<${location}/events>; rel="monitor"`);
+      c.header("x-job-id", admitted.id);
+      const pub = found ? await deps.present.job(found.job, found.position) : { id: admitted.id, status: "queued" };
+      return c.json({ ...pub, events_url: `${location}/events`, created_at: rfc3339(admitted.createdAt) }, 202);
+    }
+    c.header("x-job-id", job.id);
+    if (job.status !== "complete" || !job.output) {
+      const err = job.error ?? { code: "internal_error", message: "the job ended without output", retriable: false };
+      const details = { job_id: job.id, code: err.code };
+      if (job.status === "cancelled") throw new AppError("conflict", `job ${job.id} was cancelled: ${err.message}`, { details });
+      if (!err.retriable) throw new AppError("validation_error", err.message, { details });
+      throw new AppError("unavailable", `generation failed: ${err.message}`, { details, headers: { "retry-after": "1" } });
+    }
+    const seed = String(job.seed ?? admitted.seed);
+    const duration = String((job.completedAt ?? deps.clock()) - job.createdAt);
+    const common: Record<string, string> = {
+      "x-seed": seed,
+      "x-weyl-seed": seed,
+      "x-duration-ms": duration,
+      "x-weyl-duration-ms": duration,
+      "x-gpu-ms": String(job.gpuMs ?? 0),
+      "content-location": deps.present.objectUrl(job.output),
+    };
+    for (const [k, v] of Object.entries(common)) c.header(k, v);
+    const outputs = job.outputs ?? [job.output];
+    if (outputs.length > 1) {
+      return c.json({ id: job.id, status: job.status, seed: job.seed, outputs: outputs.map((d) => deps.present.objectUrl(d)), gpu_ms: job.gpuMs });
+    }
+    const bytes = await deps.blobs.get(job.output);
+    if (!bytes) throw new AppError("internal_error", "the output is missing from storage");
+    c.header("content-type", job.contentType ?? "application/octet-stream");
+    return c.body(bytes as Uint8Array<ArrayBuffer>, 200);
+  });
+
+  return app;
+}

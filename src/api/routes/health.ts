@@ -1,0 +1,41 @@
+// GET /health (process up) and GET /ready (Redis reachable, not shutting down; backend details
+// only for admins).
+import { Hono } from "hono";
+import type { ApiEnv } from "../context.js";
+import type { ApiDeps } from "../deps.js";
+
+export function healthRoutes(deps: ApiDeps, access: { admin(c: unknown): Promise<boolean> }) {
+  const app = new Hono<ApiEnv>();
+
+  app.get("/health", (c) => c.json({ status: "ok" }));
+
+  app.get("/ready", async (c) => {
+    let redisOk = false;
+    try {
+      redisOk = (await deps.redis.ping()) === "PONG";
+    } catch {
+      redisOk = false;
+    }
+    const ready = redisOk && deps.accepting();
+    const body: Record<string, unknown> = { status: ready ? "ready" : "unavailable", redis: redisOk ? "ok" : "down" };
+    if (!deps.accepting()) body.shutting_down = true;
+    if (redisOk && (await access.admin(c))) {
+      const [backends, totals] = await Promise.all([deps.capacity.backends(), deps.store.totals()]);
+      const leases = await deps.store.leases();
+      body.backends = backends.map((b) => ({
+        id: b.id,
+        engine: b.engine,
+        capacity: b.capacity,
+        healthy: b.healthy,
+        leases: leases.get(b.id) ?? 0,
+        breakers: b.breakers,
+        models: b.models,
+      }));
+      body.queue = totals;
+    }
+    if (!ready) c.header("retry-after", "1");
+    return c.json(body, ready ? 200 : 503);
+  });
+
+  return app;
+}

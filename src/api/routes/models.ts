@@ -1,0 +1,23 @@
+// GET /models (engines that some reported backend provides), /models/aliases, /models/loras.
+import { Hono } from "hono";
+import type { Engine, ModelEntry } from "../../core/catalog.js";
+import type { ApiEnv } from "../context.js";
+import type { ApiDeps } from "../deps.js";
+import { servesRoute } from "../capacity.js";
+
+export function modelRoutes(deps: ApiDeps) {
+  const app = new Hono<ApiEnv>();
+
+  app.get("/models", async (c) => {
+    const backends = await deps.capacity.backends();
+    const provided = (entry: ModelEntry): Engine[] =>
+      entry.backends.filter((engine) =>
+        backends.some((b) => b.engine === engine && servesRoute(b, `${entry.family}/${entry.model}`)),
+      );
+    return c.json(deps.catalog.modelsResponse(provided));
+  });
+  app.get("/models/aliases", (c) => c.json(deps.catalog.aliases()));
+  app.get("/models/loras", (c) => c.json({ loras: deps.catalog.loras() }));
+
+  return app;
+}

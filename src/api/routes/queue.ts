@@ -1,0 +1,87 @@
+// POST /queue (async submit, 202) and GET /queue (depth, running, ETAs per priority).
+import { Hono } from "hono";
+import { AppError, validationError } from "../../core/errors.js";
+import { isPriorityAllowed, tierOf } from "../../core/tiers.js";
+import { parseQueueRequest } from "../../core/request-schema.js";
+import { queuedEtaSeconds } from "../../core/eta.js";
+import { webhookTargetProblem } from "../../core/webhook-target.js";
+import { rfc3339 } from "../../core/time.js";
+import { readJsonBody } from "../body.js";
+import type { ApiEnv } from "../context.js";
+import type { ApiDeps } from "../deps.js";
+import { admitJob, type AdmissionDeps } from "../admission.js";
+
+export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
+  const app = new Hono<ApiEnv>();
+
+  app.post("/queue", async (c) => {
+    const principal = c.get("principal");
+    const body = await readJsonBody(c);
+    const headerKey = c.req.header("idempotency-key");
+    const req = parseQueueRequest(
+      headerKey !== undefined && typeof body === "object" && body !== null && !Array.isArray(body) && !("idempotency_key" in body)
+        ? { ...body, idempotency_key: headerKey }
+        : body,
+      { catalog: deps.catalog, minTtlS: deps.config.minTtlS, maxTtlS: deps.config.maxTtlS },
+    );
+    const tier = tierOf(deps.tiers, principal.tier);
+    if (!tier || !isPriorityAllowed(tier, req.priority)) {
+      throw new AppError("forbidden", `priority ${req.priority} is not available on the ${principal.tier} tier`, {
+        details: { field: "priority", tier: principal.tier },
+      });
+    }
+    if (req.backend !== undefined && !(await deps.capacity.hasBackend(`${req.family}/${req.model}`, req.backend))) {
+      throw validationError("backend", "serves_model", `no backend "${req.backend}" serves ${req.family}/${req.model}`);
+    }
+    if (req.webhook !== undefined) {
+      const problem = webhookTargetProblem(req.webhook, deps.config.webhookAllowPrivate);
+      if (problem) throw validationError("webhook", "public_https", `webhook: ${problem}`);
+    }
+    const admitted = await admitJob(
+      {
+        principal,
+        request: req,
+        priority: req.priority,
+        mode: "async",
+        ...(req.backend === undefined ? {} : { backend: req.backend }),
+        ...(req.ttl === undefined ? {} : { ttlS: req.ttl }),
+        extra: {
+          ...(req.webhook ? { webhook: req.webhook, webhook_events: JSON.stringify(req.webhook_events ?? []) } : {}),
+          ...(req.idempotency_key ? { idem: req.idempotency_key } : {}),
+        },
+      },
+      admission,
+    );
+    const location = deps.present.absolute(`/jobs/${admitted.id}`);
+    c.header("location", location);
+    c.header("link", `<${location}/events>; rel="monitor"`);
+    return c.json(
+      {
+        id: admitted.id,
+        status: "queued",
+        position: admitted.position,
+        ...(admitted.etaSeconds === undefined ? {} : { eta_seconds: admitted.etaSeconds }),
+        events_url: `${location}/events`,
+        created_at: rfc3339(admitted.createdAt),
+      },
+      202,
+    );
+  });
+
+  app.get("/queue", async (c) => {
+    const t = await deps.store.totals();
+    const backends = await deps.capacity.backends();
+    const capacity = backends.filter((b) => b.healthy).reduce((s, b) => s + b.capacity, 0);
+    const svc = await deps.capacity.averageServiceMs();
+    const ahead = { high: t.depth.high, normal: t.depth.high + t.depth.normal, low: t.depth.high + t.depth.normal + t.depth.low };
+    const eta = (n: number) => queuedEtaSeconds(n + t.dispatched, capacity, svc);
+    const etas: Record<string, number> = {};
+    for (const p of ["high", "normal", "low"] as const) {
+      const e = eta(ahead[p]);
+      if (e !== undefined) etas[p] = e;
+    }
+    return c.json({ depth: t.depth, running: t.running, eta_seconds: etas });
+  });
+
+  return app;
+}

@@ -1,0 +1,88 @@
+// The render-gateway command line: start, token, sim-backend (API.md §5).
+import { parseArgs } from "node:util";
+import { systemClock } from "./core/time.js";
+import { parseTtl, signToken, type TierName } from "./api/auth.js";
+import { createLogger } from "./infra/logger.js";
+import { loadKeys, loadSettings } from "./main/settings.js";
+import { parseRoles, runStart } from "./main/start.js";
+import { createRuntime } from "./main/runtime.js";
+import { startSimRole } from "./main/sim-role.js";
+
+const USAGE = `usage: render-gateway <command>
+
+  start [--roles api,worker,sim]   run the gateway (default: every role) on embedded defaults
+  token --customer ID [--tier T] [--scope admin] [--ttl 1h]
+                                   print an access token signed with JWT_SECRET or the dev secret
+  sim-backend                      run the simulated GPU backend alone (SIM_PORT, default 8001)
+`;
+
+const TIERS: readonly TierName[] = ["free", "pro", "enterprise", "unlimited"];
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "start": {
+      const { values } = parseArgs({ args: rest, options: { roles: { type: "string" } }, strict: true });
+      await runStart(parseRoles(values.roles));
+      return -1; // keep running until a signal
+    }
+    case "token": {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          customer: { type: "string" },
+          tier: { type: "string" },
+          scope: { type: "string" },
+          ttl: { type: "string", default: "1h" },
+        },
+        strict: true,
+      });
+      if (!values.customer) throw new Error("token: --customer is required");
+      const tier = (values.tier ?? "free") as TierName;
+      if (!TIERS.includes(tier)) throw new Error(`token: --tier must be one of ${TIERS.join(", ")}`);
+      if (values.scope !== undefined && values.scope !== "admin") throw new Error("token: --scope takes only admin");
+      const settings = loadSettings();
+      const keys = await loadKeys(settings);
+      const token = await signToken({
+        secret: keys.jwt,
+        customerId: values.customer,
+        tier,
+        admin: values.scope === "admin",
+        ttlS: parseTtl(values.ttl),
+        clock: systemClock,
+        ...(settings.env.JWT_ISSUER ? { issuer: settings.env.JWT_ISSUER } : {}),
+        ...(settings.env.JWT_AUDIENCE ? { audience: settings.env.JWT_AUDIENCE } : {}),
+      });
+      process.stdout.write(`${token}\n`);
+      return 0;
+    }
+    case "sim-backend": {
+      const settings = loadSettings();
+      const logger = createLogger({ level: settings.env.LOG_LEVEL });
+      const runtime = createRuntime(logger);
+      runtime.handleSignals((code) => process.exit(code));
+      const sim = await startSimRole({ env: settings.env, dataDir: settings.dataDir, runtime, logger, defaultPort: 8001 });
+      process.stdout.write(`simulated GPU backend listening on ${sim.url}\n`);
+      return -1;
+    }
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`unknown command "${command}"\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (err: unknown) => {
+    console.error(`render-gateway: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  },
+);

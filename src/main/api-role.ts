@@ -1,0 +1,121 @@
+// The api role: Redis connections (fail-fast profile), event hub, Hono app on HOST:PORT.
+import { serve, type ServerType } from "@hono/node-server";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
+import type { BlobStore } from "../core/ports.js";
+import type { Clock } from "../core/time.js";
+import { randomIds } from "../core/ids.js";
+import { createRedis, closeRedis, waitReady } from "../infra/redis.js";
+import { createScheduler } from "../queues/scheduler.js";
+import { createJobStore } from "../queues/job-store.js";
+import { createBackendDirectory } from "../queues/backend-directory.js";
+import { createApp } from "../api/app.js";
+import { createAuthenticator } from "../api/auth.js";
+import { createEventHub } from "../api/event-hub.js";
+import { createCapacityView } from "../api/capacity.js";
+import { createPresenter } from "../api/present.js";
+import type { Runtime } from "./runtime.js";
+import type { Keys, Settings } from "./settings.js";
+
+export interface ApiHandle {
+  readonly url: string;
+  readonly port: number;
+}
+
+export async function startApiRole(ctx: {
+  settings: Settings;
+  keys: Keys;
+  redisUrl: string;
+  runtime: Runtime;
+  logger: Logger;
+  clock: Clock;
+  blobs: BlobStore;
+}): Promise<ApiHandle> {
+  const { env } = ctx.settings;
+  const logger = ctx.logger.child({ role: "api" });
+  const redis = createRedis(ctx.redisUrl, "api", "rg-api");
+  ctx.runtime.defer("api redis", () => closeRedis(redis));
+  await waitReady(redis, 10_000);
+  const subscriber = createRedis(ctx.redisUrl, "subscriber", "rg-api-sub");
+  ctx.runtime.defer("api subscriber", () => closeRedis(subscriber));
+
+  const retention = { retentionS: env.JOB_RETENTION_S, retentionCount: env.JOB_RETENTION_COUNT };
+  const scheduler = createScheduler({
+    redis,
+    prefix: env.REDIS_PREFIX,
+    clock: ctx.clock,
+    leaseTtlMs: env.LOCK_MS,
+    maxAttempts: env.JOB_ATTEMPTS,
+    ...retention,
+  });
+  const store = createJobStore(redis, env.REDIS_PREFIX);
+  const directory = createBackendDirectory(redis, env.REDIS_PREFIX, ctx.clock);
+  const capacity = createCapacityView({
+    directory,
+    store,
+    clock: ctx.clock,
+    cacheMs: 1_000,
+    staleMs: Math.max(10_000, env.HEALTH_INTERVAL_MS * 5),
+    defaultServiceMs: env.DEFAULT_SERVICE_MS,
+  });
+  const hub = createEventHub(subscriber, scheduler.keys.eventChannel);
+  await hub.start();
+  ctx.runtime.defer("event hub", () => hub.stop());
+
+  const authenticator = createAuthenticator({
+    secret: ctx.keys.jwt,
+    clock: ctx.clock,
+    ...(env.JWT_ISSUER ? { issuer: env.JWT_ISSUER } : {}),
+    ...(env.JWT_AUDIENCE ? { audience: env.JWT_AUDIENCE } : {}),
+  });
+
+  let publicUrl = env.PUBLIC_URL ?? "";
+  const app = createApp({
+    redis,
+    scheduler,
+    store,
+    hub,
+    blobs: ctx.blobs,
+    catalog: ctx.settings.catalog,
+    tiers: ctx.settings.tiers,
+    capacity,
+    present: createPresenter({
+      publicUrl: () => publicUrl,
+      urlKey: ctx.keys.objectUrl,
+      outputUrlTtlS: env.OUTPUT_URL_TTL_S,
+      clock: ctx.clock,
+      capacity,
+    }),
+    authenticate: (h) => authenticator.authenticate(h),
+    clock: ctx.clock,
+    ids: randomIds,
+    logger,
+    config: {
+      syncBudgetMs: env.SYNC_BUDGET_MS,
+      minTtlS: env.MIN_TTL_S,
+      maxTtlS: 86_400,
+      heartbeatMs: env.SSE_HEARTBEAT_MS,
+      positionPollMs: 1_000,
+      webhookAllowPrivate: env.WEBHOOK_ALLOW_PRIVATE,
+      retentionS: env.JOB_RETENTION_S,
+      urlKey: ctx.keys.objectUrl,
+    },
+    accepting: () => !ctx.runtime.stopping,
+  });
+
+  const server: ServerType = await new Promise((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, hostname: env.HOST, port: env.PORT }, () => resolve(s));
+    s.once("error", reject);
+  });
+  const port = (server.address() as AddressInfo).port;
+  publicUrl ||= `http://${env.HOST.includes(":") ? `[${env.HOST}]` : env.HOST}:${port}`;
+  ctx.runtime.defer("http server", async () => {
+    const closed = new Promise<void>((r) => server.close(() => r()));
+    // Streams (SSE, sync waits) would hold the close forever: end them after a short grace.
+    const t = setTimeout(() => (server as unknown as { closeAllConnections(): void }).closeAllConnections(), 2_000);
+    await closed;
+    clearTimeout(t);
+  });
+  logger.info({ url: publicUrl }, "api listening");
+  return { url: publicUrl, port };
+}

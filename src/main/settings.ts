@@ -1,0 +1,93 @@
+// Loads everything a process needs from the environment and the configuration files, once.
+import { readFileSync, existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse as parseYaml } from "yaml";
+import { parseEnv, type Env } from "../config/env.js";
+import { parseBackendsFile, type BackendConfig, ENGINES } from "../config/backends.js";
+import { buildCatalog, type Catalog } from "../core/catalog.js";
+import { DEFAULT_TIERS, parseTiers, type Tiers } from "../core/tiers.js";
+import { deriveKey } from "../core/url-signing.js";
+import { loadOrCreateDevSecret } from "../infra/dev-secret.js";
+
+export const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+export interface Keys {
+  /** HS256 key of access tokens. */
+  readonly jwt: Uint8Array;
+  /** HMAC key of signed object URLs. */
+  readonly objectUrl: Uint8Array;
+}
+
+export interface Settings {
+  readonly env: Env;
+  readonly dataDir: string;
+  readonly catalog: Catalog;
+  readonly tiers: Tiers;
+  /** From BACKENDS_FILE, or undefined when the simulated backend's defaults apply. */
+  readonly backendsFile?: readonly BackendConfig[];
+}
+
+function readDoc(path: string): unknown {
+  return parseYaml(readFileSync(path, "utf8"));
+}
+
+export function loadSettings(source: Readonly<Record<string, string | undefined>> = process.env): Settings {
+  const env = parseEnv(source);
+  const dataDir = resolve(env.DATA_DIR);
+  const catalogPath = env.CATALOG_FILE ? resolve(env.CATALOG_FILE) : resolve(PROJECT_ROOT, "config/catalog.json");
+  const catalog = buildCatalog(readDoc(catalogPath), catalogPath);
+  const tiers = env.TIERS_FILE ? parseTiers(readDoc(resolve(env.TIERS_FILE)), env.TIERS_FILE) : DEFAULT_TIERS;
+  let backendsFile: readonly BackendConfig[] | undefined;
+  if (env.BACKENDS_FILE) {
+    const path = resolve(env.BACKENDS_FILE);
+    if (!existsSync(path)) throw new Error(`BACKENDS_FILE ${path} does not exist`);
+    backendsFile = parseBackendsFile(readFileSync(path, "utf8"), path);
+    for (const b of backendsFile) {
+      for (const m of b.models) {
+        if (m === "*") continue;
+        const [family = "", model = ""] = m.split("/");
+        if (!catalog.find(family, model)) throw new Error(`${path}: backend ${b.id} serves ${m}, which is not in the catalogue`);
+      }
+    }
+  }
+  return { env, dataDir, catalog, tiers, ...(backendsFile ? { backendsFile } : {}) };
+}
+
+/**
+ * JWT_SECRET signs tokens as given (so other issuers can share it); without it the dev secret under
+ * DATA_DIR is the root. Object URLs always use a key derived for that purpose alone.
+ */
+export async function loadKeys(settings: Settings): Promise<Keys> {
+  if (settings.env.JWT_SECRET) {
+    const secret = new TextEncoder().encode(settings.env.JWT_SECRET);
+    return { jwt: secret, objectUrl: deriveKey(secret, "object-url") };
+  }
+  const root = await loadOrCreateDevSecret(settings.dataDir);
+  return { jwt: deriveKey(root, "jwt"), objectUrl: deriveKey(root, "object-url") };
+}
+
+/**
+ * With no BACKENDS_FILE: one simulated backend entry per engine, each serving the catalogue models
+ * that engine runs, sharing the simulator's capacity so they never overbook it (API.md §6, §7).
+ */
+export function defaultSimBackends(catalog: Catalog, simUrl: string, simCapacity: number): BackendConfig[] {
+  const engines = ENGINES.filter((e) => catalog.entries().some((m) => m.backends.includes(e)));
+  return engines.map((engine, i) => {
+    const share = Math.floor(simCapacity / engines.length) + (i < simCapacity % engines.length ? 1 : 0);
+    return {
+      id: `sim-${engine}`,
+      url: simUrl,
+      protocol: "kserve-v2" as const,
+      engine,
+      capacity: Math.max(1, share),
+      models: catalog
+        .entries()
+        .filter((m) => m.backends.includes(engine))
+        .map((m) => `${m.family}/${m.model}`),
+      streaming: true,
+      timeout_ms: 120_000,
+      timeouts: {},
+    };
+  });
+}

@@ -1,0 +1,115 @@
+// `render-gateway start [--roles ...]`: runs the chosen roles in this process on embedded defaults.
+import { existsSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { Logger } from "pino";
+import { systemClock } from "../core/time.js";
+import { createLogger } from "../infra/logger.js";
+import { createRedis, closeRedis, waitReady, assertNoEviction } from "../infra/redis.js";
+import { startEmbeddedRedis } from "../infra/embedded-redis.js";
+import { createFsBlobStore } from "../infra/fs-blob-store.js";
+import { signToken } from "../api/auth.js";
+import { createRuntime, type Runtime } from "./runtime.js";
+import { defaultSimBackends, loadKeys, loadSettings, PROJECT_ROOT, type Settings } from "./settings.js";
+import { startSimRole } from "./sim-role.js";
+import { startWorkerRole } from "./worker-role.js";
+import { startApiRole } from "./api-role.js";
+
+export const ROLES = ["api", "worker", "pipeline", "admin", "sim"] as const;
+export type Role = (typeof ROLES)[number];
+/** Roles this version runs; `pipeline` and `admin` belong to later work. */
+export const AVAILABLE_ROLES: readonly Role[] = ["api", "worker", "sim"];
+
+export function parseRoles(raw: string | undefined): Role[] {
+  if (raw === undefined || raw.trim() === "") return [...AVAILABLE_ROLES];
+  const roles = raw.split(",").map((r) => r.trim()).filter(Boolean);
+  for (const r of roles) {
+    if (!(ROLES as readonly string[]).includes(r)) throw new Error(`unknown role "${r}" (roles: ${ROLES.join(", ")})`);
+  }
+  return [...new Set(roles)] as Role[];
+}
+
+async function ensureRedis(settings: Settings, runtime: Runtime, logger: Logger): Promise<string> {
+  let url = settings.env.REDIS_URL;
+  if (!url) {
+    const embedded = await startEmbeddedRedis({ dataDir: settings.dataDir, confPath: resolve(PROJECT_ROOT, "redis.conf") });
+    runtime.defer("embedded redis", () => embedded.stop());
+    url = embedded.url;
+    logger.info({ url, reused: !embedded.owned }, "embedded redis-server");
+  }
+  const probe = createRedis(url, "api", "rg-probe");
+  try {
+    await waitReady(probe, 10_000);
+    await assertNoEviction(probe);
+  } finally {
+    await closeRedis(probe);
+  }
+  return url;
+}
+
+function simUrlFromRunDir(dataDir: string): string | undefined {
+  const file = join(dataDir, "run", "sim.url");
+  return existsSync(file) ? readFileSync(file, "utf8").trim() : undefined;
+}
+
+export async function runStart(roles: Role[]): Promise<void> {
+  const settings = loadSettings();
+  const { env } = settings;
+  const logger = createLogger({ level: env.LOG_LEVEL });
+  const runtime = createRuntime(logger);
+  runtime.handleSignals((code) => process.exit(code));
+  try {
+    for (const r of roles) {
+      if (!AVAILABLE_ROLES.includes(r)) logger.warn({ role: r }, "role has nothing to run in this version; ignored");
+    }
+    const redisUrl = await ensureRedis(settings, runtime, logger);
+    const keys = await loadKeys(settings);
+    const blobs = createFsBlobStore({ root: join(settings.dataDir, "cas") });
+
+    let simUrl: string | undefined;
+    if (roles.includes("sim")) {
+      const sim = await startSimRole({ env, dataDir: settings.dataDir, runtime, logger, defaultPort: 0 });
+      simUrl = sim.url;
+      logger.info({ url: sim.url }, "simulated GPU backend listening");
+    }
+    if (roles.includes("worker")) {
+      let backends = settings.backendsFile;
+      if (!backends) {
+        simUrl ??= simUrlFromRunDir(settings.dataDir);
+        if (!simUrl) {
+          throw new Error("no BACKENDS_FILE and no simulated backend: add the sim role or set BACKENDS_FILE");
+        }
+        backends = defaultSimBackends(settings.catalog, simUrl, env.SIM_CAPACITY);
+      }
+      await startWorkerRole({ settings, redisUrl, backends, runtime, logger, clock: systemClock, blobs });
+    }
+    if (roles.includes("api")) {
+      const api = await startApiRole({ settings, keys, redisUrl, runtime, logger, clock: systemClock, blobs });
+      const token = await signToken({ secret: keys.jwt, customerId: "dev", tier: "pro", ttlS: 7 * 86_400, clock: systemClock });
+      printBanner(api.url, token, settings);
+    }
+  } catch (err) {
+    logger.error({ err }, "start failed");
+    await runtime.shutdown("start failed");
+    throw err;
+  }
+}
+
+function printBanner(url: string, token: string, settings: Settings): void {
+  const lines = [
+    "",
+    `render-gateway is up at ${url}`,
+    `  data:      ${settings.dataDir}`,
+    `  dev token: ${token}`,
+    "",
+    "Generate an image:",
+    `  curl -sS -X POST ${url}/image/flux/schnell/t2i \\`,
+    `    -H "Authorization: Bearer ${token}" -H "Content-Type: application/json" \\`,
+    `    -d '{"prompt":"a lighthouse at dawn, watercolor"}' -o image.png`,
+    "",
+    "Queue one and follow it:",
+    `  curl -sS -X POST ${url}/queue -H "Authorization: Bearer ${token}" -H "Content-Type: application/json" \\`,
+    `    -d '{"modality":"image","family":"flux","model":"schnell","task":"t2i","prompt":"a red fox"}'`,
+    "",
+  ];
+  process.stdout.write(lines.join("\n") + "\n");
+}

@@ -1,0 +1,78 @@
+// The worker role: Redis connections that ride out restarts, the backend registry, the worker service.
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type { BackendConfig } from "../config/backends.js";
+import type { BlobStore } from "../core/ports.js";
+import type { Clock } from "../core/time.js";
+import { createRedis, closeRedis, waitReady } from "../infra/redis.js";
+import { createScheduler } from "../queues/scheduler.js";
+import { createBackendDirectory } from "../queues/backend-directory.js";
+import { createRegistry } from "../workers/backends/registry.js";
+import { createWorkerService, type WorkerService } from "../workers/worker-service.js";
+import type { Runtime } from "./runtime.js";
+import type { Settings } from "./settings.js";
+
+export async function startWorkerRole(ctx: {
+  settings: Settings;
+  redisUrl: string;
+  backends: readonly BackendConfig[];
+  runtime: Runtime;
+  logger: Logger;
+  clock: Clock;
+  blobs: BlobStore;
+}): Promise<WorkerService> {
+  const { env } = ctx.settings;
+  const workerId = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+  const logger = ctx.logger.child({ role: "worker" });
+  const redis = createRedis(ctx.redisUrl, "worker", "rg-worker");
+  ctx.runtime.defer("worker redis", () => closeRedis(redis));
+  await waitReady(redis, 10_000);
+  const subscriber = createRedis(ctx.redisUrl, "subscriber", "rg-worker-sub");
+  ctx.runtime.defer("worker subscriber", () => closeRedis(subscriber));
+  const bullConnections: Redis[] = [];
+  ctx.runtime.defer("bullmq connections", async () => {
+    await Promise.all(bullConnections.map((c) => closeRedis(c)));
+  });
+
+  const registry = createRegistry(ctx.backends);
+  ctx.runtime.defer("backend clients", () => registry.close());
+  const scheduler = createScheduler({
+    redis,
+    prefix: env.REDIS_PREFIX,
+    clock: ctx.clock,
+    leaseTtlMs: env.LOCK_MS,
+    maxAttempts: env.JOB_ATTEMPTS,
+    retentionS: env.JOB_RETENTION_S,
+    retentionCount: env.JOB_RETENTION_COUNT,
+  });
+  const totalCapacity = ctx.backends.reduce((s, b) => s + b.capacity, 0);
+  const service = createWorkerService({
+    workerId,
+    prefix: env.REDIS_PREFIX,
+    redis,
+    subscriber,
+    bullConnection: () => {
+      const c = new Redis(ctx.redisUrl, { maxRetriesPerRequest: null, connectionName: "rg-bullmq" });
+      c.on("error", () => undefined);
+      bullConnections.push(c);
+      return c;
+    },
+    scheduler,
+    registry,
+    directory: createBackendDirectory(redis, env.REDIS_PREFIX, ctx.clock),
+    blobs: ctx.blobs,
+    clock: ctx.clock,
+    logger,
+    concurrency: env.WORKER_CONCURRENCY ?? Math.min(256, Math.max(1, totalCapacity)),
+    lockMs: env.LOCK_MS,
+    stalledIntervalMs: env.STALLED_INTERVAL_MS,
+    backoff: { baseMs: env.BACKOFF_BASE_MS, maxMs: env.BACKOFF_MAX_MS },
+    busyCooldownMs: env.BUSY_COOLDOWN_MS,
+    publishIntervalMs: env.HEALTH_INTERVAL_MS,
+  });
+  await service.start();
+  ctx.runtime.defer("worker service", () => service.stop(env.SHUTDOWN_GRACE_MS));
+  return service;
+}

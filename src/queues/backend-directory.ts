@@ -1,0 +1,60 @@
+// The backends as workers see them (capacity, models, health, breaker), published in Redis so the
+// API can answer /models, ?backend=, /ready details, ETAs and sync admission without calling them.
+import type { Redis } from "ioredis";
+import { createKeys } from "./keys.js";
+
+export interface BackendState {
+  readonly id: string;
+  readonly engine: string;
+  readonly capacity: number;
+  readonly models: readonly string[];
+  readonly streaming: boolean;
+  readonly healthy: boolean;
+  /** Breaker state per worker process that reported it. */
+  readonly breakers: Readonly<Record<string, "closed" | "open" | "halfOpen">>;
+  /** Epoch ms of the last report. */
+  readonly updatedAt: number;
+}
+
+export interface BackendDirectory {
+  publish(workerId: string, states: readonly Omit<BackendState, "breakers">[], breakers: Readonly<Record<string, string>>): Promise<void>;
+  /** Backends reported within `maxAgeMs` (older reports mean no live worker vouches for them). */
+  read(maxAgeMs: number): Promise<BackendState[]>;
+}
+
+export function createBackendDirectory(redis: Redis, prefix: string, clock: () => number): BackendDirectory {
+  const keys = createKeys(prefix);
+  return {
+    async publish(workerId, states, breakers) {
+      if (states.length === 0) return;
+      const now = clock();
+      const pipe = redis.pipeline();
+      for (const s of states) {
+        pipe.hset(keys.registry, s.id, JSON.stringify({ ...s, updatedAt: now }));
+        pipe.hset(`${keys.registry}:breakers:${s.id}`, workerId, JSON.stringify({ state: breakers[s.id] ?? "closed", at: now }));
+      }
+      await pipe.exec();
+    },
+
+    async read(maxAgeMs) {
+      const now = clock();
+      const raw = await redis.hgetall(keys.registry);
+      const states = Object.values(raw)
+        .map((v) => JSON.parse(v) as Omit<BackendState, "breakers">)
+        .filter((s) => now - s.updatedAt <= maxAgeMs);
+      if (states.length === 0) return [];
+      const pipe = redis.pipeline();
+      for (const s of states) pipe.hgetall(`${keys.registry}:breakers:${s.id}`);
+      const res = (await pipe.exec()) ?? [];
+      return states.map((s, i) => {
+        const b = (res[i]?.[1] ?? {}) as Record<string, string>;
+        const breakers: Record<string, "closed" | "open" | "halfOpen"> = {};
+        for (const [worker, v] of Object.entries(b)) {
+          const parsed = JSON.parse(v) as { state: "closed" | "open" | "halfOpen"; at: number };
+          if (now - parsed.at <= maxAgeMs) breakers[worker] = parsed.state;
+        }
+        return { ...s, breakers };
+      });
+    },
+  };
+}

@@ -1,0 +1,76 @@
+// The failure policy in one table (issue 3, STYLE.md habit 5): the error decides the job's fate.
+import type { JobError } from "../core/job.js";
+import { BackendHttpError, BackendProtocolError, isNetworkError } from "./backends/kserve-client.js";
+
+export type AbortReason = "cancelled" | "timeout" | "lost" | "shutdown";
+
+export class AttemptAbort extends Error {
+  constructor(readonly reason: AbortReason) {
+    super(`attempt aborted: ${reason}`);
+    this.name = "AttemptAbort";
+  }
+}
+
+/** Raised by this process's circuit breaker when it is open (the backend is not called). */
+export class BreakerOpenError extends Error {
+  constructor(readonly backend: string) {
+    super(`circuit breaker of ${backend} is open`);
+    this.name = "BreakerOpenError";
+  }
+}
+
+export type Verdict =
+  | { readonly outcome: "failed"; readonly error: JobError }
+  | { readonly outcome: "retry"; readonly error: JobError }
+  | { readonly outcome: "busy"; readonly error: JobError };
+
+/**
+ * | cause                                   | job                                        |
+ * |-----------------------------------------|--------------------------------------------|
+ * | backend 4xx (not 408/429)               | error, `invalid_request`, not retriable     |
+ * | backend 429 / 503, breaker open         | back to waiting, no attempt spent (busy)    |
+ * | shutdown of this worker                 | back to waiting, no attempt spent (busy)    |
+ * | backend 5xx, 408, reset, refused        | retry with backoff (`backend_error`)        |
+ * | execution timeout                       | retry with backoff (`backend_timeout`)      |
+ * | unreadable answer, any other exception  | retry with backoff (`backend_error`)        |
+ * Cancelled and lost attempts never reach this table: the job already moved on.
+ */
+export function classify(err: unknown): Verdict {
+  if (err instanceof AttemptAbort) {
+    if (err.reason === "timeout") {
+      return { outcome: "retry", error: { code: "backend_timeout", message: "the backend did not answer within the execution timeout", retriable: true } };
+    }
+    return { outcome: "busy", error: { code: "interrupted", message: `attempt interrupted (${err.reason})`, retriable: true } };
+  }
+  if (err instanceof BreakerOpenError) {
+    return { outcome: "busy", error: { code: "backend_unavailable", message: err.message, retriable: true } };
+  }
+  if (err instanceof BackendHttpError) {
+    if (err.status === 429 || err.status === 503) {
+      return { outcome: "busy", error: { code: "backend_busy", message: err.message, retriable: true } };
+    }
+    if (err.status >= 400 && err.status < 500 && err.status !== 408) {
+      return { outcome: "failed", error: { code: "invalid_request", message: err.message, retriable: false } };
+    }
+    return { outcome: "retry", error: { code: "backend_error", message: err.message, retriable: true } };
+  }
+  if (err instanceof BackendProtocolError) {
+    return { outcome: "retry", error: { code: "backend_error", message: err.message, retriable: true } };
+  }
+  if (isNetworkError(err)) {
+    return { outcome: "retry", error: { code: "backend_error", message: `connection to the backend failed: ${(err as Error).message}`, retriable: true } };
+  }
+  return { outcome: "retry", error: { code: "backend_error", message: err instanceof Error ? err.message : String(err), retriable: true } };
+}
+
+/** True when the error counts against the backend's breaker (failures, not bad requests or busy). */
+export function tripsBreaker(err: unknown): boolean {
+  const v = classify(err);
+  return v.outcome === "retry" && !(err instanceof AttemptAbort && err.reason !== "timeout");
+}
+
+/** Exponential backoff with full jitter: uniform in [0, min(max, base * 2^spent)]. */
+export function backoffMs(spent: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+  const cap = Math.min(maxMs, baseMs * 2 ** Math.max(0, spent));
+  return Math.floor(random() * cap);
+}

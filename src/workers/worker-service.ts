@@ -1,0 +1,228 @@
+// The worker role: a BullMQ worker running dispatched attempts, the dispatcher feeding it in the
+// scheduler's order, lease renewal (which doubles as the cancel fallback), the cancel relay, the
+// lease reaper and ttl expiry, and the publication of backend state. Shutdown is ordered and bounded.
+import { Queue, Worker, type Job } from "bullmq";
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type { Clock } from "../core/time.js";
+import type { BlobStore } from "../core/ports.js";
+import type { BackendDirectory } from "../queues/backend-directory.js";
+import { RENDER_QUEUE } from "../queues/keys.js";
+import type { BackendView, Scheduler } from "../queues/scheduler.js";
+import type { Registry } from "./backends/registry.js";
+import { createRenderProcessor, type AttemptData, type AttemptResult, type BackendGuard, type HeldAttempt } from "./render-processor.js";
+
+export interface WorkerServiceOptions {
+  readonly workerId: string;
+  readonly prefix: string;
+  /** Connections: `redis` for our scripts (worker profile), `subscriber` for channels, `bullmq` factory. */
+  readonly redis: Redis;
+  readonly subscriber: Redis;
+  readonly bullConnection: () => Redis;
+  readonly scheduler: Scheduler;
+  readonly registry: Registry;
+  readonly directory: BackendDirectory;
+  readonly blobs: BlobStore;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly concurrency: number;
+  readonly lockMs: number;
+  readonly stalledIntervalMs: number;
+  readonly backoff: { readonly baseMs: number; readonly maxMs: number };
+  readonly busyCooldownMs: number;
+  readonly publishIntervalMs: number;
+  /** Whether this process considers a backend usable (health and breaker). */
+  readonly backendOk?: (id: string) => boolean;
+  readonly breakerStates?: () => Record<string, string>;
+  readonly guard?: BackendGuard;
+  readonly dispatchIntervalMs?: number;
+}
+
+export interface WorkerService {
+  start(): Promise<void>;
+  /** Stops taking jobs, lets running attempts finish within `graceMs`, hands back the rest. */
+  stop(graceMs: number): Promise<void>;
+  /** Attempts running in this process. */
+  readonly held: ReadonlyMap<string, HeldAttempt>;
+  /** Runs a dispatch pass now (tests, and after a backend recovers). */
+  kick(): void;
+}
+
+export function createWorkerService(o: WorkerServiceOptions): WorkerService {
+  const log = o.logger.child({ worker: o.workerId });
+  const held = new Map<string, HeldAttempt>();
+  let active = 0;
+  let stopping = false;
+  const timers: NodeJS.Timeout[] = [];
+  const queue = new Queue<AttemptData>(RENDER_QUEUE, { connection: o.bullConnection(), prefix: o.prefix });
+  queue.on("error", (err) => log.warn({ err }, "queue connection error"));
+
+  const process = createRenderProcessor({
+    scheduler: o.scheduler,
+    registry: o.registry,
+    blobs: o.blobs,
+    clock: o.clock,
+    logger: log,
+    held,
+    ...(o.guard ? { guard: o.guard } : {}),
+    backoff: o.backoff,
+    busyCooldownMs: o.busyCooldownMs,
+    progressIntervalMs: 200,
+  });
+
+  let worker: Worker<AttemptData, AttemptResult> | undefined;
+
+  // ---- dispatcher: feeds the BullMQ queue in the scheduler's order, only as far as slots allow
+  let dispatching: Promise<void> | undefined;
+  let again = false;
+  const views = (): BackendView[] =>
+    o.registry.list().map((e) => ({
+      id: e.config.id,
+      cap: e.config.capacity,
+      engine: e.config.engine,
+      models: e.config.models,
+      ok: e.healthy && (o.backendOk ? o.backendOk(e.config.id) : true),
+    }));
+
+  async function dispatchPass(): Promise<void> {
+    do {
+      again = false;
+      if (stopping) return;
+      const free = o.concurrency - active;
+      if (free <= 0) return;
+      const dispatched = await o.scheduler.dispatch(free, views());
+      if (dispatched.length === 0) return;
+      await queue.addBulk(
+        dispatched.map((d) => ({
+          name: d.route,
+          data: d,
+          opts: { jobId: `${d.id}-${d.token}`, attempts: 1, removeOnComplete: { count: 1000 }, removeOnFail: { count: 5000 } },
+        })),
+      );
+      if (dispatched.length === free) again = true;
+    } while (again);
+  }
+
+  function kick(): void {
+    if (stopping) return;
+    if (dispatching) {
+      again = true;
+      return;
+    }
+    dispatching = dispatchPass()
+      .catch((err: unknown) => log.warn({ err }, "dispatch failed"))
+      .finally(() => {
+        dispatching = undefined;
+        if (again) kick();
+      });
+  }
+
+  const onMessage = (channel: string, message: string) => {
+    if (channel === o.scheduler.keys.wakeChannel) kick();
+    else if (channel === o.scheduler.keys.cancelChannel) held.get(message)?.abort("cancelled");
+  };
+
+  async function renew(): Promise<void> {
+    const entries = [...held.entries()].map(([id, h]) => ({ id, token: h.token, backend: h.backend }));
+    if (entries.length === 0) return;
+    const lost = await o.scheduler.renew(entries);
+    for (const id of lost) {
+      const h = held.get(id);
+      // The job moved on (cancelled, or reaped after our lease expired): stop its backend call.
+      h?.abort("cancelled");
+    }
+  }
+
+  async function housekeeping(): Promise<void> {
+    const reaped = await o.scheduler.reap();
+    const expired = await o.scheduler.expire();
+    if (reaped > 0) log.warn({ reaped }, "requeued jobs whose lease expired");
+    if (reaped > 0 || expired > 0) kick();
+  }
+
+  async function publish(): Promise<void> {
+    await o.directory.publish(
+      o.workerId,
+      o.registry.list().map((e) => ({
+        id: e.config.id,
+        engine: e.config.engine,
+        capacity: e.config.capacity,
+        models: e.config.models,
+        streaming: e.config.streaming,
+        healthy: e.healthy,
+        updatedAt: 0,
+      })),
+      o.breakerStates?.() ?? {},
+    );
+  }
+
+  const every = (ms: number, fn: () => Promise<void>, what: string) => {
+    const t = setInterval(() => {
+      fn().catch((err: unknown) => log.warn({ err }, `${what} failed`));
+    }, ms);
+    t.unref();
+    timers.push(t);
+  };
+
+  return {
+    held,
+    kick,
+
+    async start() {
+      worker = new Worker<AttemptData, AttemptResult>(
+        RENDER_QUEUE,
+        async (job: Job<AttemptData>, _token?: string, signal?: AbortSignal) => {
+          active++;
+          try {
+            return await process(job.data, signal);
+          } finally {
+            active--;
+            kick();
+          }
+        },
+        {
+          connection: o.bullConnection(),
+          prefix: o.prefix,
+          concurrency: o.concurrency,
+          lockDuration: o.lockMs,
+          stalledInterval: o.stalledIntervalMs,
+          // A stalled attempt is not re-run by BullMQ: its lease expires and the scheduler requeues
+          // the job with a new token, so exactly one attempt can ever settle it.
+          maxStalledCount: 0,
+          autorun: true,
+        },
+      );
+      worker.on("error", (err) => log.warn({ err }, "worker connection error"));
+      worker.on("failed", (job, err) => log.error({ err, attempt: job?.id }, "attempt job failed unexpectedly"));
+      await worker.waitUntilReady();
+      o.subscriber.on("message", onMessage);
+      await o.subscriber.subscribe(o.scheduler.keys.wakeChannel, o.scheduler.keys.cancelChannel);
+      every(Math.max(100, Math.min(1_000, Math.floor(o.lockMs / 3))), renew, "lease renewal");
+      every(o.stalledIntervalMs, housekeeping, "lease reaping");
+      every(o.dispatchIntervalMs ?? 250, async () => kick(), "dispatch");
+      every(o.publishIntervalMs, publish, "backend publication");
+      await publish().catch((err: unknown) => log.warn({ err }, "backend publication failed"));
+      kick();
+      log.info({ concurrency: o.concurrency, backends: o.registry.list().length }, "worker started");
+    },
+
+    async stop(graceMs) {
+      if (stopping) return;
+      stopping = true;
+      for (const t of timers) clearInterval(t);
+      o.subscriber.off("message", onMessage);
+      await dispatching;
+      if (worker) {
+        // Finish what runs within the grace period, then hand the rest back (no attempt spent).
+        const closing = worker.close();
+        const graceTimer = setTimeout(() => {
+          for (const h of held.values()) h.abort("shutdown");
+        }, graceMs);
+        await closing;
+        clearTimeout(graceTimer);
+      }
+      await queue.close();
+      log.info("worker stopped");
+    },
+  };
+}
