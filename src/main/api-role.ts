@@ -1,6 +1,8 @@
 // The api role: Redis connections (fail-fast profile), event hub, Hono app on HOST:PORT.
 import { serve, type ServerType } from "@hono/node-server";
 import type { AddressInfo } from "node:net";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type { Logger } from "pino";
 import type { BlobStore } from "../core/ports.js";
 import type { Clock } from "../core/time.js";
@@ -116,6 +118,10 @@ export async function startApiRole(ctx: {
     await closed;
     clearTimeout(t);
   });
+  const runDir = join(ctx.settings.dataDir, "run");
+  mkdirSync(runDir, { recursive: true });
+  writeFileSync(join(runDir, "api.url"), publicUrl);
+  ctx.runtime.defer("api url file", () => rmSync(join(runDir, "api.url"), { force: true }));
   logger.info({ url: publicUrl }, "api listening");
   return { url: publicUrl, port };
 }

@@ -70,7 +70,7 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
   app.post("/:modality/:family/:model/:task", async (c: Context<ApiEnv>) => {
     const principal = c.get("principal");
     const p = c.req.param() as Record<string, string>;
-    const { entry } = resolveRoute(deps.catalog, {
+    const { entry, task } = resolveRoute(deps.catalog, {
       modality: p.modality ?? "",
       family: p.family ?? "",
       model: p.model ?? "",
@@ -80,7 +80,7 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
     const format = c.req.query("format");
     const request = parseSyncRequest(body, {
       entry,
-      task: p.task as never,
+      task,
       catalog: deps.catalog,
       ...(format === undefined || format === "" ? {} : { format }),
     });

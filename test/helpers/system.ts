@@ -1,0 +1,170 @@
+// A whole render-gateway in this test process, wired by the same role functions as `start`:
+// a real simulated backend (own port), a real worker service, the real API on a loopback port,
+// all on the run's redis-server under a unique key prefix.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import type { BackendConfig } from "../../src/config/backends.js";
+import { systemClock } from "../../src/core/time.js";
+import { signToken, type TierName } from "../../src/api/auth.js";
+import { createFsBlobStore } from "../../src/infra/fs-blob-store.js";
+import { createRuntime, type Runtime } from "../../src/main/runtime.js";
+import { defaultSimBackends, loadKeys, loadSettings, type Keys, type Settings } from "../../src/main/settings.js";
+import { startSimRole } from "../../src/main/sim-role.js";
+import { startWorkerRole } from "../../src/main/worker-role.js";
+import { startApiRole } from "../../src/main/api-role.js";
+import type { SimServer } from "../../src/sim/server.js";
+import type { WorkerService } from "../../src/workers/worker-service.js";
+import { redisUrl, testRedis, type TestRedis } from "./redis.js";
+
+export const TEST_SECRET = "test-secret-0123456789-abcdefghijklmnop";
+
+export interface SystemOptions {
+  readonly env?: Readonly<Record<string, string>>;
+  /** Backends for the worker; by default the simulator's per-engine entries. */
+  readonly backends?: (simUrl: string) => BackendConfig[];
+  readonly worker?: boolean;
+  readonly api?: boolean;
+}
+
+export interface TestSystem {
+  readonly url: string;
+  readonly sim: SimServer;
+  readonly worker?: WorkerService;
+  readonly redis: TestRedis;
+  readonly settings: Settings;
+  readonly keys: Keys;
+  readonly dataDir: string;
+  token(customer: string, opts?: { tier?: TierName; admin?: boolean }): Promise<string>;
+  /** fetch against the API with a bearer token. */
+  call(path: string, init?: RequestInit & { token?: string }): Promise<Response>;
+  close(): Promise<void>;
+}
+
+export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem> {
+  const redis = testRedis();
+  const dataDir = mkdtempSync(join(tmpdir(), "rg-sys-"));
+  const settings = loadSettings({
+    DATA_DIR: dataDir,
+    REDIS_URL: redisUrl(),
+    REDIS_PREFIX: redis.prefix,
+    PORT: "0",
+    HOST: "127.0.0.1",
+    LOG_LEVEL: "silent",
+    JWT_SECRET: TEST_SECRET,
+    SIM_STEP_MS: "2",
+    LOCK_MS: "3000",
+    STALLED_INTERVAL_MS: "500",
+    HEALTH_INTERVAL_MS: "500",
+    ...opts.env,
+  });
+  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+  const runtime: Runtime = createRuntime(logger);
+  const keys = await loadKeys(settings);
+  const blobs = createFsBlobStore({ root: join(dataDir, "cas") });
+  const clock = systemClock;
+  const redisUrlValue = settings.env.REDIS_URL!;
+  let url = "";
+  let worker: WorkerService | undefined;
+  let sim: SimServer;
+  try {
+    sim = await startSimRole({ env: settings.env, dataDir, runtime, logger, defaultPort: 0 });
+    if (opts.worker !== false) {
+      const backends = opts.backends?.(sim.url) ?? defaultSimBackends(settings.catalog, sim.url, settings.env.SIM_CAPACITY);
+      worker = await startWorkerRole({ settings, redisUrl: redisUrlValue, backends, runtime, logger, clock, blobs });
+    }
+    if (opts.api !== false) {
+      url = (await startApiRole({ settings, keys, redisUrl: redisUrlValue, runtime, logger, clock, blobs })).url;
+    }
+  } catch (err) {
+    await runtime.shutdown("setup failed");
+    throw err;
+  }
+  const token = (customer: string, o: { tier?: TierName; admin?: boolean } = {}) =>
+    signToken({ secret: keys.jwt, customerId: customer, tier: o.tier ?? "pro", admin: o.admin ?? false, ttlS: 3600, clock });
+  return {
+    url,
+    sim,
+    ...(worker ? { worker } : {}),
+    redis,
+    settings,
+    keys,
+    dataDir,
+    token,
+    async call(path, init = {}) {
+      const headers = new Headers(init.headers);
+      if (init.token !== undefined) headers.set("authorization", `Bearer ${init.token}`);
+      if (init.body !== undefined && !headers.has("content-type")) headers.set("content-type", "application/json");
+      return fetch(url + path, { ...init, headers, redirect: "manual" });
+    },
+    async close() {
+      await runtime.shutdown("test done");
+      await redis.cleanup();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Reads an SSE response into events until `until` returns true or the stream ends. */
+export async function readSse(
+  res: Response,
+  until: (ev: { id?: string; event: string; data: string }) => boolean = () => false,
+  timeoutMs = 15_000,
+): Promise<{ id?: string; event: string; data: string }[]> {
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  const events: { id?: string; event: string; data: string }[] = [];
+  let buf = "";
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`SSE timeout; got ${JSON.stringify(events.map((e) => e.event))}`);
+      const chunk = await Promise.race([
+        reader.read(),
+        new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`SSE timeout; got ${JSON.stringify(events.map((e) => e.event))}`)), left)),
+      ]);
+      if (chunk.done) return events;
+      buf += decoder.decode(chunk.value, { stream: true });
+      let i: number;
+      while ((i = buf.indexOf("\n\n")) >= 0) {
+        const frame = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        const ev: { id?: string; event: string; data: string } = { event: "message", data: "" };
+        const data: string[] = [];
+        for (const line of frame.split("\n")) {
+          if (line.startsWith(":")) continue;
+          const [k, ...rest] = line.split(":");
+          const v = rest.join(":").replace(/^ /, "");
+          if (k === "id") ev.id = v;
+          else if (k === "event") ev.event = v;
+          else if (k === "data") data.push(v);
+        }
+        if (data.length === 0 && ev.id === undefined) continue;
+        ev.data = data.join("\n");
+        events.push(ev);
+        if (until(ev)) return events;
+      }
+    }
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+}
+
+export async function waitFor<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 15_000, intervalMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error("waitFor timed out");
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** Width and height from a PNG's IHDR. */
+export function pngSize(bytes: Uint8Array): { width: number; height: number } {
+  const b = Buffer.from(bytes);
+  if (!b.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) throw new Error("not a PNG");
+  return { width: b.readUInt32BE(16), height: b.readUInt32BE(20) };
+}
