@@ -8,13 +8,16 @@ module.exports = {
       comment: "core/ has no I/O and imports nothing of ours outside core/",
       severity: "error",
       from: { path: "^src/core/" },
-      to: { pathNot: "^src/core/|^node_modules/(zod)/", dependencyTypesNot: ["type-only"] },
+      to: { pathNot: "^src/core/|^node_modules/(zod)/", dependencyTypesNot: ["type-only", "core"] },
     },
     {
       name: "core-no-io-builtins",
       severity: "error",
       from: { path: "^src/core/" },
-      to: { dependencyTypes: ["core"], path: "^(fs|net|http|https|child_process|dgram|dns|tls|cluster|worker_threads)$" },
+      to: {
+        dependencyTypes: ["core"],
+        path: "^(fs|net|http|https|child_process|dgram|dns|tls|cluster|worker_threads)$",
+      },
     },
     {
       name: "only-main-wires",
@@ -54,6 +57,9 @@ module.exports = {
     doNotFollow: { path: "node_modules" },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: "tsconfig.json" },
-    enhancedResolveOptions: { exportsFields: ["exports"], conditionNames: ["import", "require", "node", "default"] },
+    enhancedResolveOptions: {
+      exportsFields: ["exports"],
+      conditionNames: ["import", "require", "node", "default"],
+    },
   },
 };

@@ -40,7 +40,8 @@ async function main(argv: string[]): Promise<number> {
       if (!values.customer) throw new Error("token: --customer is required");
       const tier = (values.tier ?? "free") as TierName;
       if (!TIERS.includes(tier)) throw new Error(`token: --tier must be one of ${TIERS.join(", ")}`);
-      if (values.scope !== undefined && values.scope !== "admin") throw new Error("token: --scope takes only admin");
+      if (values.scope !== undefined && values.scope !== "admin")
+        throw new Error("token: --scope takes only admin");
       const settings = loadSettings();
       const keys = await loadKeys(settings);
       const token = await signToken({
@@ -61,7 +62,13 @@ async function main(argv: string[]): Promise<number> {
       const logger = createLogger({ level: settings.env.LOG_LEVEL });
       const runtime = createRuntime(logger);
       runtime.handleSignals((code) => process.exit(code));
-      const sim = await startSimRole({ env: settings.env, dataDir: settings.dataDir, runtime, logger, defaultPort: 8001 });
+      const sim = await startSimRole({
+        env: settings.env,
+        dataDir: settings.dataDir,
+        runtime,
+        logger,
+        defaultPort: 8001,
+      });
       process.stdout.write(`simulated GPU backend listening on ${sim.url}\n`);
       return -1;
     }

@@ -130,7 +130,11 @@ export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Ad
 
 function capacityExhausted(serviceMs: number, why: string): AppError {
   const retry = Math.max(1, Math.ceil(serviceMs / 1000));
-  return new AppError("capacity_exhausted", `${why}; retry in ${retry}s or use the async queue (POST /queue)`, {
-    headers: { "retry-after": String(retry), link: '</queue>; rel="alternate"' },
-  });
+  return new AppError(
+    "capacity_exhausted",
+    `${why}; retry in ${retry}s or use the async queue (POST /queue)`,
+    {
+      headers: { "retry-after": String(retry), link: '</queue>; rel="alternate"' },
+    },
+  );
 }

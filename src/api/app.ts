@@ -38,7 +38,7 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
     capacity: deps.capacity,
     clock: deps.clock,
     ids: deps.ids,
-    grantObject: grants.grant,
+    grantObject: (digest, customer) => grants.grant(digest, customer),
   };
   const auth = authenticate({ authenticate: deps.authenticate });
   const optionalPrincipal = async (c: Context<ApiEnv>) => {
@@ -52,18 +52,26 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
   app.onError(createErrorHandler(deps.logger));
   app.use(requestId({ ids: deps.ids }));
 
-  app.route("/", healthRoutes(deps, { admin: async (c) => (await optionalPrincipal(c as Context<ApiEnv>))?.admin === true }));
-  app.route("/", objectRoutes(deps, { isOwner: grants.isOwner, authenticate: optionalPrincipal }));
+  app.route(
+    "/",
+    healthRoutes(deps, {
+      admin: async (c) => (await optionalPrincipal(c as Context<ApiEnv>))?.admin === true,
+    }),
+  );
+  app.route(
+    "/",
+    objectRoutes(deps, {
+      isOwner: (digest, customer) => grants.isOwner(digest, customer),
+      authenticate: optionalPrincipal,
+    }),
+  );
 
   for (const path of ["/queue", "/jobs/*", "/models", "/models/*"]) app.use(path, auth);
   app.route("/", queueRoutes(deps, admission));
   app.route("/", eventRoutes(deps));
   app.route("/", jobRoutes(deps));
   app.route("/", modelRoutes(deps));
-  app.use("/:modality/:family/:model/:task", async (c, next) => {
-    if (c.req.method === "POST") return auth(c, next);
-    await next();
-  });
+  app.on("POST", "/:modality/:family/:model/:task", auth);
   app.route("/", generateRoutes(deps, admission));
 
   app.notFound((c) => {
@@ -71,7 +79,10 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
     const allowed = ROUTE_TABLE.find(([re]) => re.test(path))?.[1];
     const id = c.get("requestId");
     if (allowed && !allowed.includes(c.req.method)) {
-      const res = problemResponse(new AppError("method_not_allowed", `${c.req.method} is not allowed on ${path}`), id);
+      const res = problemResponse(
+        new AppError("method_not_allowed", `${c.req.method} is not allowed on ${path}`),
+        id,
+      );
       res.headers.set("allow", allowed.join(", "));
       return res;
     }

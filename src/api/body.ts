@@ -14,7 +14,9 @@ export async function readJsonBody(c: Context, limit = BODY_LIMIT_BYTES): Promis
     throw new AppError("unsupported_media_type", `expected application/json, got ${type.split(";")[0]}`);
   }
   const tooLarge = () =>
-    new AppError("request_too_large", `request body exceeds ${limit} bytes`, { details: { limit_bytes: limit } });
+    new AppError("request_too_large", `request body exceeds ${limit} bytes`, {
+      details: { limit_bytes: limit },
+    });
   const declared = Number(c.req.header("content-length"));
   if (Number.isFinite(declared) && declared > limit) throw tooLarge();
 
@@ -22,7 +24,7 @@ export async function readJsonBody(c: Context, limit = BODY_LIMIT_BYTES): Promis
   const chunks: Uint8Array[] = [];
   let size = 0;
   if (body) {
-    const reader = body.getReader();
+    const reader: ReadableStreamDefaultReader<Uint8Array> = body.getReader();
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;

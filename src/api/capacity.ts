@@ -17,7 +17,11 @@ export interface CapacityView {
   hasBackend(familyModel: string, constraint: string): Promise<boolean>;
 }
 
-export function servesRoute(b: Pick<BackendState, "models" | "engine" | "id">, familyModel: string, constraint?: string) {
+export function servesRoute(
+  b: Pick<BackendState, "models" | "engine" | "id">,
+  familyModel: string,
+  constraint?: string,
+) {
   if (constraint && constraint !== b.engine && constraint !== b.id) return false;
   return b.models.includes("*") || b.models.includes(familyModel);
 }
@@ -61,7 +65,8 @@ export function createCapacityView(opts: {
     async capacity(familyModel, constraint) {
       let sum = 0;
       for (const b of await getBackends()) {
-        const breakerOpen = Object.values(b.breakers).length > 0 && Object.values(b.breakers).every((s) => s === "open");
+        const breakerOpen =
+          Object.values(b.breakers).length > 0 && Object.values(b.breakers).every((s) => s === "open");
         if (b.healthy && !breakerOpen && servesRoute(b, familyModel, constraint)) sum += b.capacity;
       }
       return sum;

@@ -25,7 +25,8 @@ export function createPresenter(opts: {
 }): Presenter {
   const base = () => opts.publicUrl().replace(/\/$/, "");
   const objectUrl = (digest: string) =>
-    base() + signObjectPath(opts.urlKey, digest, outputExpiry(Math.floor(opts.clock() / 1000), opts.outputUrlTtlS));
+    base() +
+    signObjectPath(opts.urlKey, digest, outputExpiry(Math.floor(opts.clock() / 1000), opts.outputUrlTtlS));
 
   return {
     absolute: (path) => base() + path,
@@ -36,7 +37,10 @@ export function createPresenter(opts: {
       if (job.status === "queued" || job.status === "dispatched" || job.status === "running") {
         const familyModel = `${job.family}/${job.model}`;
         const constraint = job.route.includes("@") ? job.route.split("@")[1] : undefined;
-        const [cap, svc] = await Promise.all([opts.capacity.capacity(familyModel, constraint), opts.capacity.serviceMs(job.route)]);
+        const [cap, svc] = await Promise.all([
+          opts.capacity.capacity(familyModel, constraint),
+          opts.capacity.serviceMs(job.route),
+        ]);
         etaSeconds =
           job.status === "running"
             ? runningEtaSeconds(opts.clock() - (job.attemptLog.at(-1)?.started_at ?? opts.clock()), svc)

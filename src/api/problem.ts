@@ -5,7 +5,13 @@ import { AppError, TITLE_OF, isAppError, type ErrorCode } from "../core/errors.j
 
 export const PROBLEM_TYPE_BASE = "https://render-gateway.dev/errors/";
 
-export function problemBody(code: ErrorCode, status: number, detail: string, requestId: string, details?: Readonly<Record<string, unknown>>) {
+export function problemBody(
+  code: ErrorCode,
+  status: number,
+  detail: string,
+  requestId: string,
+  details?: Readonly<Record<string, unknown>>,
+) {
   return {
     type: `${PROBLEM_TYPE_BASE}${code}`,
     title: TITLE_OF[code],
@@ -22,10 +28,13 @@ export function problemBody(code: ErrorCode, status: number, detail: string, req
 export function problemResponse(err: AppError, requestId: string): Response {
   const headers = new Headers({ "content-type": "application/problem+json" });
   for (const [k, v] of Object.entries(err.headers ?? {})) headers.set(k, v);
-  return new Response(JSON.stringify(problemBody(err.code, err.status, err.message, requestId, err.details)), {
-    status: err.status,
-    headers,
-  });
+  return new Response(
+    JSON.stringify(problemBody(err.code, err.status, err.message, requestId, err.details)),
+    {
+      status: err.status,
+      headers,
+    },
+  );
 }
 
 /** True when the error means Redis could not be reached (connection closed, offline, timeout). */
@@ -51,7 +60,9 @@ export function createErrorHandler(logger: Logger) {
     if (isRedisUnavailable(err)) {
       logger.warn({ requestId, err: err.message }, "redis unavailable");
       return problemResponse(
-        new AppError("unavailable", "the job store is unreachable; retry shortly", { headers: { "retry-after": "1" } }),
+        new AppError("unavailable", "the job store is unreachable; retry shortly", {
+          headers: { "retry-after": "1" },
+        }),
         requestId,
       );
     }

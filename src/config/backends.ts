@@ -34,7 +34,8 @@ export const backendsFileSchema = z
   .superRefine((doc, ctx) => {
     const seen = new Set<string>();
     doc.backends.forEach((b, i) => {
-      if (seen.has(b.id)) ctx.addIssue({ code: "custom", path: ["backends", i, "id"], message: `duplicate id ${b.id}` });
+      if (seen.has(b.id))
+        ctx.addIssue({ code: "custom", path: ["backends", i, "id"], message: `duplicate id ${b.id}` });
       seen.add(b.id);
     });
   });

@@ -33,7 +33,9 @@ export const envSchema = z.object({
   CATALOG_FILE: optionalString,
   TIERS_FILE: optionalString,
 
-  JWT_SECRET: optionalString.pipe(z.string().min(32, "JWT_SECRET must have at least 32 characters").optional()),
+  JWT_SECRET: optionalString.pipe(
+    z.string().min(32, "JWT_SECRET must have at least 32 characters").optional(),
+  ),
   JWT_ISSUER: optionalString,
   JWT_AUDIENCE: optionalString,
 

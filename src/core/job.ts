@@ -130,7 +130,8 @@ export function toPublicJob(job: JobRecord, ctx: PublicJobContext): Record<strin
   };
   if (status === "queued" && ctx.position !== undefined && ctx.position >= 0) out.position = ctx.position;
   out.progress = job.progress;
-  if ((status === "queued" || status === "running") && ctx.etaSeconds !== undefined) out.eta_seconds = ctx.etaSeconds;
+  if ((status === "queued" || status === "running") && ctx.etaSeconds !== undefined)
+    out.eta_seconds = ctx.etaSeconds;
   if (job.seed !== undefined) out.seed = job.seed;
   if (status === "complete" && job.output) {
     out.output = ctx.urlFor(job.output);

@@ -1,6 +1,18 @@
 // Outbound webhook targets: https only, and never loopback, private, link-local or metadata
 // addresses (checked on the literal here; deliveries re-check the resolved address).
-import { isIP } from "node:net";
+
+const V4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** 4 for an IPv4 literal, 6 for an IPv6 literal, 0 otherwise (no I/O, unlike node:net). */
+export function isIP(host: string): 0 | 4 | 6 {
+  if (V4.test(host)) return 4;
+  if (!host.includes(":") || !/^[0-9a-fA-F:.]+$/.test(host)) return 0;
+  try {
+    return new URL(`http://[${host}]/`).hostname.length > 2 ? 6 : 0;
+  } catch {
+    return 0;
+  }
+}
 
 const BLOCKED_V4: readonly [number, number][] = [
   [0x00000000, 8], // 0.0.0.0/8 "this network"
@@ -25,7 +37,7 @@ export function isPrivateAddress(ip: string): boolean {
   const kind = isIP(ip);
   if (kind === 4) {
     const n = v4ToInt(ip);
-    return BLOCKED_V4.some(([base, bits]) => (n >>> (32 - bits)) === (base >>> (32 - bits)));
+    return BLOCKED_V4.some(([base, bits]) => n >>> (32 - bits) === base >>> (32 - bits));
   }
   if (kind === 6) {
     const v = ip.toLowerCase();
@@ -34,16 +46,16 @@ export function isPrivateAddress(ip: string): boolean {
     return (
       v === "::" ||
       v === "::1" ||
-      /^f[cd]/.test(v) || // fc00::/7 unique local
+      /^f[cd]/.test(v) || // fc00::/7 unique local (includes AWS metadata fd00:ec2::254)
       /^fe[89ab]/.test(v) || // fe80::/10 link-local
-      /^ff/.test(v) || // multicast
-      v.startsWith("fd00:ec2::254".slice(0, 4)) // AWS metadata (fd00:ec2::254) is within fc00::/7 anyway
+      /^ff/.test(v) // multicast
     );
   }
   return false;
 }
 
-const BLOCKED_NAMES = /^(localhost|.*\.localhost|metadata|metadata\.google\.internal|.*\.internal|.*\.local)$/i;
+const BLOCKED_NAMES =
+  /^(localhost|.*\.localhost|metadata|metadata\.google\.internal|.*\.internal|.*\.local)$/i;
 
 /**
  * Checks a webhook URL. Returns a reason when it is refused, undefined when acceptable.
@@ -55,11 +67,13 @@ export function webhookTargetProblem(raw: string, allowPrivate: boolean): string
   } catch {
     return "not a URL";
   }
-  if (url.protocol !== "https:" && !(allowPrivate && url.protocol === "http:")) return "webhooks must use https";
+  if (url.protocol !== "https:" && !(allowPrivate && url.protocol === "http:"))
+    return "webhooks must use https";
   if (url.username || url.password) return "webhook URLs must not carry credentials";
   if (allowPrivate) return undefined;
   const host = url.hostname.replace(/^\[|\]$/g, "");
-  if (isIP(host) !== 0) return isPrivateAddress(host) ? "webhook target is a private or loopback address" : undefined;
+  if (isIP(host) !== 0)
+    return isPrivateAddress(host) ? "webhook target is a private or loopback address" : undefined;
   if (BLOCKED_NAMES.test(host) || !host.includes(".")) return "webhook target is not a public host name";
   return undefined;
 }

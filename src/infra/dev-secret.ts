@@ -21,7 +21,17 @@ type ReadOutcome = { readonly secret: Uint8Array } | { readonly pending: true };
 
 async function readSecret(path: string): Promise<ReadOutcome> {
   // O_NOFOLLOW: a symlink planted in the data dir must not redirect us to another file.
-  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  let handle: FileHandle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ELOOP") {
+      throw new Error(
+        `dev secret ${path} is a symbolic link; refusing to use it (delete it to make a new one)`,
+      );
+    }
+    throw err;
+  }
   try {
     const st = await handle.stat();
     if (!st.isFile()) throw new Error(`dev secret ${path} is not a regular file`);

@@ -58,7 +58,11 @@ function alive(pid: number): boolean {
  * Starts (or reuses) the embedded server.
  * @throws Error when redis-server is missing or does not answer within 10 s.
  */
-export async function startEmbeddedRedis(opts: { dataDir: string; confPath: string; binary?: string }): Promise<EmbeddedRedis> {
+export async function startEmbeddedRedis(opts: {
+  dataDir: string;
+  confPath: string;
+  binary?: string;
+}): Promise<EmbeddedRedis> {
   const runDir = resolve(opts.dataDir, "run");
   const dir = resolve(opts.dataDir, "redis");
   mkdirSync(runDir, { recursive: true });
@@ -77,7 +81,17 @@ export async function startEmbeddedRedis(opts: { dataDir: string; confPath: stri
   const port = await freeLoopbackPort();
   const child = spawn(
     opts.binary ?? "redis-server",
-    [resolve(opts.confPath), "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--logfile", join(dir, "redis.log")],
+    [
+      resolve(opts.confPath),
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--dir",
+      dir,
+      "--logfile",
+      join(dir, "redis.log"),
+    ],
     { stdio: ["ignore", "ignore", "pipe"], detached: false },
   );
   let stderr = "";
@@ -87,9 +101,16 @@ export async function startEmbeddedRedis(opts: { dataDir: string; confPath: stri
 
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const failed = await Promise.race([spawnError, exited.then((c) => new Error(`redis-server exited (${c}): ${stderr.trim()}`)), new Promise<undefined>((r) => setTimeout(r, 50, undefined))]);
+    const failed = await Promise.race([
+      spawnError,
+      exited.then((c) => new Error(`redis-server exited (${c}): ${stderr.trim()}`)),
+      new Promise<undefined>((r) => setTimeout(r, 50, undefined)),
+    ]);
     if (failed instanceof Error) {
-      const hint = (failed as NodeJS.ErrnoException).code === "ENOENT" ? " (install it: apt-get install redis-server)" : "";
+      const hint =
+        (failed as NodeJS.ErrnoException).code === "ENOENT"
+          ? " (install it: apt-get install redis-server)"
+          : "";
       throw new Error(`cannot start redis-server${hint}: ${failed.message}`);
     }
     if (await pong(port)) break;

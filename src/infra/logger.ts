@@ -7,7 +7,10 @@ export function createLogger(opts: { level: string; name?: string }): Logger {
   return pino({
     level: opts.level,
     base: opts.name ? { role: opts.name } : {},
-    redact: { paths: ["authorization", "*.authorization", "token", "*.token", "secret", "*.secret"], remove: true },
+    redact: {
+      paths: ["authorization", "*.authorization", "token", "*.token", "secret", "*.secret"],
+      remove: true,
+    },
     timestamp: pino.stdTimeFunctions.isoTime,
   });
 }

@@ -25,7 +25,9 @@ export function redisOptions(profile: RedisProfile): RedisOptions {
 }
 
 export function createRedis(url: string, profile: RedisProfile, name: string): Redis {
-  const client = new Redis(url, { ...redisOptions(profile), connectionName: name });
+  // ioredis 6's option types disagree with exactOptionalPropertyTypes; the values are plain options.
+  const options = { ...redisOptions(profile), connectionName: name };
+  const client = new Redis(url, options as never);
   // Errors surface through the commands that fail; the event itself must not crash the process.
   client.on("error", () => undefined);
   return client;
@@ -58,7 +60,7 @@ export async function waitReady(client: Redis, timeoutMs: number): Promise<void>
 export async function assertNoEviction(client: Redis): Promise<void> {
   let policy: string | undefined;
   try {
-    const reply = (await client.config("GET", "maxmemory-policy")) as string[];
+    const reply = await client.config("GET", "maxmemory-policy");
     policy = reply[1];
   } catch {
     // CONFIG may be disabled on managed Redis; INFO still reports the policy.

@@ -114,7 +114,10 @@ export async function startApiRole(ctx: {
   ctx.runtime.defer("http server", async () => {
     const closed = new Promise<void>((r) => server.close(() => r()));
     // Streams (SSE, sync waits) would hold the close forever: end them after a short grace.
-    const t = setTimeout(() => (server as unknown as { closeAllConnections(): void }).closeAllConnections(), 2_000);
+    const t = setTimeout(
+      () => (server as unknown as { closeAllConnections(): void }).closeAllConnections(),
+      2_000,
+    );
     await closed;
     clearTimeout(t);
   });

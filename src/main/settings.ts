@@ -35,7 +35,9 @@ function readDoc(path: string): unknown {
 export function loadSettings(source: Readonly<Record<string, string | undefined>> = process.env): Settings {
   const env = parseEnv(source);
   const dataDir = resolve(env.DATA_DIR);
-  const catalogPath = env.CATALOG_FILE ? resolve(env.CATALOG_FILE) : resolve(PROJECT_ROOT, "config/catalog.json");
+  const catalogPath = env.CATALOG_FILE
+    ? resolve(env.CATALOG_FILE)
+    : resolve(PROJECT_ROOT, "config/catalog.json");
   const catalog = buildCatalog(readDoc(catalogPath), catalogPath);
   const tiers = env.TIERS_FILE ? parseTiers(readDoc(resolve(env.TIERS_FILE)), env.TIERS_FILE) : DEFAULT_TIERS;
   let backendsFile: readonly BackendConfig[] | undefined;
@@ -47,7 +49,8 @@ export function loadSettings(source: Readonly<Record<string, string | undefined>
       for (const m of b.models) {
         if (m === "*") continue;
         const [family = "", model = ""] = m.split("/");
-        if (!catalog.find(family, model)) throw new Error(`${path}: backend ${b.id} serves ${m}, which is not in the catalogue`);
+        if (!catalog.find(family, model))
+          throw new Error(`${path}: backend ${b.id} serves ${m}, which is not in the catalogue`);
       }
     }
   }

@@ -21,9 +21,13 @@ export const AVAILABLE_ROLES: readonly Role[] = ["api", "worker", "sim"];
 
 export function parseRoles(raw: string | undefined): Role[] {
   if (raw === undefined || raw.trim() === "") return [...AVAILABLE_ROLES];
-  const roles = raw.split(",").map((r) => r.trim()).filter(Boolean);
+  const roles = raw
+    .split(",")
+    .map((r) => r.trim())
+    .filter(Boolean);
   for (const r of roles) {
-    if (!(ROLES as readonly string[]).includes(r)) throw new Error(`unknown role "${r}" (roles: ${ROLES.join(", ")})`);
+    if (!(ROLES as readonly string[]).includes(r))
+      throw new Error(`unknown role "${r}" (roles: ${ROLES.join(", ")})`);
   }
   return [...new Set(roles)] as Role[];
 }
@@ -31,7 +35,10 @@ export function parseRoles(raw: string | undefined): Role[] {
 async function ensureRedis(settings: Settings, runtime: Runtime, logger: Logger): Promise<string> {
   let url = settings.env.REDIS_URL;
   if (!url) {
-    const embedded = await startEmbeddedRedis({ dataDir: settings.dataDir, confPath: resolve(PROJECT_ROOT, "redis.conf") });
+    const embedded = await startEmbeddedRedis({
+      dataDir: settings.dataDir,
+      confPath: resolve(PROJECT_ROOT, "redis.conf"),
+    });
     runtime.defer("embedded redis", () => embedded.stop());
     url = embedded.url;
     logger.info({ url, reused: !embedded.owned }, "embedded redis-server");
@@ -59,7 +66,8 @@ export async function runStart(roles: Role[]): Promise<void> {
   runtime.handleSignals((code) => process.exit(code));
   try {
     for (const r of roles) {
-      if (!AVAILABLE_ROLES.includes(r)) logger.warn({ role: r }, "role has nothing to run in this version; ignored");
+      if (!AVAILABLE_ROLES.includes(r))
+        logger.warn({ role: r }, "role has nothing to run in this version; ignored");
     }
     const redisUrl = await ensureRedis(settings, runtime, logger);
     const keys = await loadKeys(settings);
@@ -83,8 +91,22 @@ export async function runStart(roles: Role[]): Promise<void> {
       await startWorkerRole({ settings, redisUrl, backends, runtime, logger, clock: systemClock, blobs });
     }
     if (roles.includes("api")) {
-      const api = await startApiRole({ settings, keys, redisUrl, runtime, logger, clock: systemClock, blobs });
-      const token = await signToken({ secret: keys.jwt, customerId: "dev", tier: "pro", ttlS: 7 * 86_400, clock: systemClock });
+      const api = await startApiRole({
+        settings,
+        keys,
+        redisUrl,
+        runtime,
+        logger,
+        clock: systemClock,
+        blobs,
+      });
+      const token = await signToken({
+        secret: keys.jwt,
+        customerId: "dev",
+        tier: "pro",
+        ttlS: 7 * 86_400,
+        clock: systemClock,
+      });
       printBanner(api.url, token, settings);
     }
   } catch (err) {

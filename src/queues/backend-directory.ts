@@ -17,7 +17,11 @@ export interface BackendState {
 }
 
 export interface BackendDirectory {
-  publish(workerId: string, states: readonly Omit<BackendState, "breakers">[], breakers: Readonly<Record<string, string>>): Promise<void>;
+  publish(
+    workerId: string,
+    states: readonly Omit<BackendState, "breakers">[],
+    breakers: Readonly<Record<string, string>>,
+  ): Promise<void>;
   /** Backends reported within `maxAgeMs` (older reports mean no live worker vouches for them). */
   read(maxAgeMs: number): Promise<BackendState[]>;
 }
@@ -31,7 +35,11 @@ export function createBackendDirectory(redis: Redis, prefix: string, clock: () =
       const pipe = redis.pipeline();
       for (const s of states) {
         pipe.hset(keys.registry, s.id, JSON.stringify({ ...s, updatedAt: now }));
-        pipe.hset(`${keys.registry}:breakers:${s.id}`, workerId, JSON.stringify({ state: breakers[s.id] ?? "closed", at: now }));
+        pipe.hset(
+          `${keys.registry}:breakers:${s.id}`,
+          workerId,
+          JSON.stringify({ state: breakers[s.id] ?? "closed", at: now }),
+        );
       }
       await pipe.exec();
     },

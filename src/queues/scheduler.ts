@@ -97,13 +97,26 @@ export interface Scheduler {
   admit(input: AdmitInput): Promise<AdmitResult>;
   dispatch(freeSlots: number, backends: readonly BackendView[]): Promise<Dispatched[]>;
   begin(id: string, token: string): Promise<BeginResult>;
-  finish(id: string, token: string, backend: string, outcome: Outcome, payload: FinishPayload): Promise<FinishResult>;
+  finish(
+    id: string,
+    token: string,
+    backend: string,
+    outcome: Outcome,
+    payload: FinishPayload,
+  ): Promise<FinishResult>;
   /** `customer` undefined = admin (any job). */
   cancel(id: string, customer: string | undefined): Promise<CancelResult>;
   renew(held: readonly { id: string; token: string; backend: string }[]): Promise<string[]>;
   reap(): Promise<number>;
   expire(): Promise<number>;
-  progress(id: string, token: string, progress: number, step: number, steps: number, preview?: string): Promise<boolean>;
+  progress(
+    id: string,
+    token: string,
+    progress: number,
+    step: number,
+    steps: number,
+    preview?: string,
+  ): Promise<boolean>;
 }
 
 export function createScheduler(opts: SchedulerOptions): Scheduler {
@@ -155,8 +168,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
 
     async begin(id, token) {
       const r = (await run("begin", route, [id, token, opts.clock(), opts.leaseTtlMs, ...retention])) as (
-        | string
-        | number
+        string | number
       )[];
       const code = Number(r[0]);
       if (code === 1) {
@@ -174,7 +186,9 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
           request: JSON.parse(String(r[9])) as Record<string, unknown>,
         };
       }
-      const reason = ({ [-1]: "missing", [-2]: "stale", [-3]: "ttl_expired", [-4]: "cancelled" } as const)[code];
+      const reason = ({ [-1]: "missing", [-2]: "stale", [-3]: "ttl_expired", [-4]: "cancelled" } as const)[
+        code
+      ];
       return { ok: false, reason: reason ?? "stale" };
     },
 

@@ -38,9 +38,19 @@ export type Verdict =
 export function classify(err: unknown): Verdict {
   if (err instanceof AttemptAbort) {
     if (err.reason === "timeout") {
-      return { outcome: "retry", error: { code: "backend_timeout", message: "the backend did not answer within the execution timeout", retriable: true } };
+      return {
+        outcome: "retry",
+        error: {
+          code: "backend_timeout",
+          message: "the backend did not answer within the execution timeout",
+          retriable: true,
+        },
+      };
     }
-    return { outcome: "busy", error: { code: "interrupted", message: `attempt interrupted (${err.reason})`, retriable: true } };
+    return {
+      outcome: "busy",
+      error: { code: "interrupted", message: `attempt interrupted (${err.reason})`, retriable: true },
+    };
   }
   if (err instanceof BreakerOpenError) {
     return { outcome: "busy", error: { code: "backend_unavailable", message: err.message, retriable: true } };
@@ -50,7 +60,10 @@ export function classify(err: unknown): Verdict {
       return { outcome: "busy", error: { code: "backend_busy", message: err.message, retriable: true } };
     }
     if (err.status >= 400 && err.status < 500 && err.status !== 408) {
-      return { outcome: "failed", error: { code: "invalid_request", message: err.message, retriable: false } };
+      return {
+        outcome: "failed",
+        error: { code: "invalid_request", message: err.message, retriable: false },
+      };
     }
     return { outcome: "retry", error: { code: "backend_error", message: err.message, retriable: true } };
   }
@@ -58,9 +71,23 @@ export function classify(err: unknown): Verdict {
     return { outcome: "retry", error: { code: "backend_error", message: err.message, retriable: true } };
   }
   if (isNetworkError(err)) {
-    return { outcome: "retry", error: { code: "backend_error", message: `connection to the backend failed: ${(err as Error).message}`, retriable: true } };
+    return {
+      outcome: "retry",
+      error: {
+        code: "backend_error",
+        message: `connection to the backend failed: ${(err as Error).message}`,
+        retriable: true,
+      },
+    };
   }
-  return { outcome: "retry", error: { code: "backend_error", message: err instanceof Error ? err.message : String(err), retriable: true } };
+  return {
+    outcome: "retry",
+    error: {
+      code: "backend_error",
+      message: err instanceof Error ? err.message : String(err),
+      retriable: true,
+    },
+  };
 }
 
 /** True when the error counts against the backend's breaker (failures, not bad requests or busy). */
@@ -70,7 +97,12 @@ export function tripsBreaker(err: unknown): boolean {
 }
 
 /** Exponential backoff with full jitter: uniform in [0, min(max, base * 2^spent)]. */
-export function backoffMs(spent: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+export function backoffMs(
+  spent: number,
+  baseMs: number,
+  maxMs: number,
+  random: () => number = Math.random,
+): number {
   const cap = Math.min(maxMs, baseMs * 2 ** Math.max(0, spent));
   return Math.floor(random() * cap);
 }

@@ -17,7 +17,9 @@ type ImageRef = { kind: "digest"; digest: string } | { kind: "url"; url: string 
 function isImageRef(v: unknown): v is ImageRef {
   if (typeof v !== "object" || v === null) return false;
   const r = v as Record<string, unknown>;
-  return (r.kind === "digest" && typeof r.digest === "string") || (r.kind === "url" && typeof r.url === "string");
+  return (
+    (r.kind === "digest" && typeof r.digest === "string") || (r.kind === "url" && typeof r.url === "string")
+  );
 }
 
 async function resolveImage(ref: unknown, blobs: BlobStore): Promise<Record<string, string> | undefined> {
@@ -43,17 +45,28 @@ export async function buildInferRequest(input: AttemptInput, blobs: BlobStore): 
     if (typeof v === "string" || typeof v === "number" || typeof v === "boolean") parameters[k] = v;
   }
   const inputs: InferTensor[] = [
-    { name: "prompt", datatype: "BYTES", shape: [1], data: [String(input.request.prompt ?? "")] },
+    {
+      name: "prompt",
+      datatype: "BYTES",
+      shape: [1],
+      data: [typeof input.request.prompt === "string" ? input.request.prompt : ""],
+    },
   ];
   if (typeof input.request.negative_prompt === "string") {
-    inputs.push({ name: "negative_prompt", datatype: "BYTES", shape: [1], data: [input.request.negative_prompt] });
+    inputs.push({
+      name: "negative_prompt",
+      datatype: "BYTES",
+      shape: [1],
+      data: [input.request.negative_prompt],
+    });
   }
   const structured: Record<string, unknown> = {};
   const image = await resolveImage(input.request.image, blobs);
   if (image) structured.image = image;
   const mask = await resolveImage(input.request.mask, blobs);
   if (mask) structured.mask = mask;
-  if (Array.isArray(input.request.lora) && input.request.lora.length > 0) structured.lora = input.request.lora;
+  if (Array.isArray(input.request.lora) && input.request.lora.length > 0)
+    structured.lora = input.request.lora;
   if (Object.keys(structured).length > 0) {
     inputs.push({ name: "request", datatype: "BYTES", shape: [1], data: [JSON.stringify(structured)] });
   }

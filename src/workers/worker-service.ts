@@ -10,7 +10,13 @@ import type { BackendDirectory } from "../queues/backend-directory.js";
 import { RENDER_QUEUE } from "../queues/keys.js";
 import type { BackendView, Scheduler } from "../queues/scheduler.js";
 import type { Registry } from "./backends/registry.js";
-import { createRenderProcessor, type AttemptData, type AttemptResult, type BackendGuard, type HeldAttempt } from "./render-processor.js";
+import {
+  createRenderProcessor,
+  type AttemptData,
+  type AttemptResult,
+  type BackendGuard,
+  type HeldAttempt,
+} from "./render-processor.js";
 
 export interface WorkerServiceOptions {
   readonly workerId: string;
@@ -96,7 +102,12 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
         dispatched.map((d) => ({
           name: d.route,
           data: d,
-          opts: { jobId: `${d.id}-${d.token}`, attempts: 1, removeOnComplete: { count: 1000 }, removeOnFail: { count: 5000 } },
+          opts: {
+            jobId: `${d.id}-${d.token}`,
+            attempts: 1,
+            removeOnComplete: { count: 1000 },
+            removeOnFail: { count: 5000 },
+          },
         })),
       );
       if (dispatched.length === free) again = true;
@@ -193,7 +204,9 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
         },
       );
       worker.on("error", (err) => log.warn({ err }, "worker connection error"));
-      worker.on("failed", (job, err) => log.error({ err, attempt: job?.id }, "attempt job failed unexpectedly"));
+      worker.on("failed", (job, err) =>
+        log.error({ err, attempt: job?.id }, "attempt job failed unexpectedly"),
+      );
       await worker.waitUntilReady();
       o.subscriber.on("message", onMessage);
       await o.subscriber.subscribe(o.scheduler.keys.wakeChannel, o.scheduler.keys.cancelChannel);

@@ -34,7 +34,17 @@ export async function setup(project: TestProject): Promise<void> {
   const port = await freePort();
   child = spawn(
     "redis-server",
-    [resolve("redis.conf"), "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendfsync", "no"],
+    [
+      resolve("redis.conf"),
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--dir",
+      dir,
+      "--appendfsync",
+      "no",
+    ],
     { stdio: ["ignore", "ignore", "inherit"] },
   );
   const url = `redis://127.0.0.1:${port}`;

@@ -10,7 +10,13 @@ import { systemClock } from "../../src/core/time.js";
 import { signToken, type TierName } from "../../src/api/auth.js";
 import { createFsBlobStore } from "../../src/infra/fs-blob-store.js";
 import { createRuntime, type Runtime } from "../../src/main/runtime.js";
-import { defaultSimBackends, loadKeys, loadSettings, type Keys, type Settings } from "../../src/main/settings.js";
+import {
+  defaultSimBackends,
+  loadKeys,
+  loadSettings,
+  type Keys,
+  type Settings,
+} from "../../src/main/settings.js";
 import { startSimRole } from "../../src/main/sim-role.js";
 import { startWorkerRole } from "../../src/main/worker-role.js";
 import { startApiRole } from "../../src/main/api-role.js";
@@ -71,18 +77,35 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
   try {
     sim = await startSimRole({ env: settings.env, dataDir, runtime, logger, defaultPort: 0 });
     if (opts.worker !== false) {
-      const backends = opts.backends?.(sim.url) ?? defaultSimBackends(settings.catalog, sim.url, settings.env.SIM_CAPACITY);
-      worker = await startWorkerRole({ settings, redisUrl: redisUrlValue, backends, runtime, logger, clock, blobs });
+      const backends =
+        opts.backends?.(sim.url) ?? defaultSimBackends(settings.catalog, sim.url, settings.env.SIM_CAPACITY);
+      worker = await startWorkerRole({
+        settings,
+        redisUrl: redisUrlValue,
+        backends,
+        runtime,
+        logger,
+        clock,
+        blobs,
+      });
     }
     if (opts.api !== false) {
-      url = (await startApiRole({ settings, keys, redisUrl: redisUrlValue, runtime, logger, clock, blobs })).url;
+      url = (await startApiRole({ settings, keys, redisUrl: redisUrlValue, runtime, logger, clock, blobs }))
+        .url;
     }
   } catch (err) {
     await runtime.shutdown("setup failed");
     throw err;
   }
   const token = (customer: string, o: { tier?: TierName; admin?: boolean } = {}) =>
-    signToken({ secret: keys.jwt, customerId: customer, tier: o.tier ?? "pro", admin: o.admin ?? false, ttlS: 3600, clock });
+    signToken({
+      secret: keys.jwt,
+      customerId: customer,
+      tier: o.tier ?? "pro",
+      admin: o.admin ?? false,
+      ttlS: 3600,
+      clock,
+    });
   return {
     url,
     sim,
@@ -95,7 +118,8 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
     async call(path, init = {}) {
       const headers = new Headers(init.headers);
       if (init.token !== undefined) headers.set("authorization", `Bearer ${init.token}`);
-      if (init.body !== undefined && !headers.has("content-type")) headers.set("content-type", "application/json");
+      if (init.body !== undefined && !headers.has("content-type"))
+        headers.set("content-type", "application/json");
       return fetch(url + path, { ...init, headers, redirect: "manual" });
     },
     async close() {
@@ -123,7 +147,12 @@ export async function readSse(
       if (left <= 0) throw new Error(`SSE timeout; got ${JSON.stringify(events.map((e) => e.event))}`);
       const chunk = await Promise.race([
         reader.read(),
-        new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`SSE timeout; got ${JSON.stringify(events.map((e) => e.event))}`)), left)),
+        new Promise<never>((_, rej) =>
+          setTimeout(
+            () => rej(new Error(`SSE timeout; got ${JSON.stringify(events.map((e) => e.event))}`)),
+            left,
+          ),
+        ),
       ]);
       if (chunk.done) return events;
       buf += decoder.decode(chunk.value, { stream: true });
@@ -152,7 +181,11 @@ export async function readSse(
   }
 }
 
-export async function waitFor<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 15_000, intervalMs = 50): Promise<T> {
+export async function waitFor<T>(
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 15_000,
+  intervalMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -165,6 +198,7 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | false>, timeo
 /** Width and height from a PNG's IHDR. */
 export function pngSize(bytes: Uint8Array): { width: number; height: number } {
   const b = Buffer.from(bytes);
-  if (!b.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) throw new Error("not a PNG");
+  if (!b.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])))
+    throw new Error("not a PNG");
   return { width: b.readUInt32BE(16), height: b.readUInt32BE(20) };
 }

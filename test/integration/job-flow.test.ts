@@ -15,11 +15,21 @@ afterAll(async () => {
   await sys?.close();
 });
 
-const fox = { modality: "image", family: "flux", model: "schnell", task: "t2i", prompt: "a red fox in the snow" };
+const fox = {
+  modality: "image",
+  family: "flux",
+  model: "schnell",
+  task: "t2i",
+  prompt: "a red fox in the snow",
+};
 
 describe("async job flow", () => {
   it("queues, streams events in order, redirects to a PNG of the requested size", async () => {
-    const res = await sys.call("/queue", { method: "POST", token: alice, body: JSON.stringify({ ...fox, format: "portrait" }) });
+    const res = await sys.call("/queue", {
+      method: "POST",
+      token: alice,
+      body: JSON.stringify({ ...fox, format: "portrait" }),
+    });
     expect(res.status).toBe(202);
     const created = (await res.json()) as Record<string, unknown>;
     expect(created.id).toMatch(/^j_[A-Za-z0-9]{20,}$/);
@@ -35,7 +45,9 @@ describe("async job flow", () => {
     expect(sse.status).toBe(200);
     expect(sse.headers.get("content-type")).toContain("text/event-stream");
     const events = await readSse(sse, (e) => e.event === "complete" || e.event === "error");
-    const names = events.map((e) => e.event).filter((n) => n !== "position" && n !== "progress" && n !== "preview");
+    const names = events
+      .map((e) => e.event)
+      .filter((n) => n !== "position" && n !== "progress" && n !== "preview");
     expect(names).toEqual(["started", "complete"]);
     expect(events[0]!.event).toBe("position");
     const ids = events.map((e) => Number.parseFloat(e.id!));
@@ -61,14 +73,21 @@ describe("async job flow", () => {
 
     const json = await sys.call(`/jobs/${String(created.id)}?redirect=false`, { token: alice });
     expect(json.status).toBe(200);
-    const plain = await sys.call(`/jobs/${String(created.id)}`, { token: alice, headers: { accept: "application/json" } });
+    const plain = await sys.call(`/jobs/${String(created.id)}`, {
+      token: alice,
+      headers: { accept: "application/json" },
+    });
     expect(plain.status).toBe(200);
   });
 
   it("runs each job on the backend exactly once", async () => {
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) {
-      const res = await sys.call("/queue", { method: "POST", token: alice, body: JSON.stringify({ ...fox, prompt: `fox ${i}` }) });
+      const res = await sys.call("/queue", {
+        method: "POST",
+        token: alice,
+        body: JSON.stringify({ ...fox, prompt: `fox ${i}` }),
+      });
       ids.push(((await res.json()) as { id: string }).id);
     }
     for (const id of ids) {
@@ -99,7 +118,11 @@ describe("async job flow", () => {
 
 describe("sync route", () => {
   it("answers 200 with the image bytes and the documented headers", async () => {
-    const res = await sys.call("/image/flux/schnell/t2i?format=512", { method: "POST", token: alice, body: JSON.stringify({ prompt: "a lighthouse", seed: 42 }) });
+    const res = await sys.call("/image/flux/schnell/t2i?format=512", {
+      method: "POST",
+      token: alice,
+      body: JSON.stringify({ prompt: "a lighthouse", seed: 42 }),
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("image/png");
     expect(res.headers.get("x-seed")).toBe("42");
@@ -112,7 +135,11 @@ describe("sync route", () => {
   });
 
   it("resolves Hugging Face aliases in the path", async () => {
-    const res = await sys.call("/image/black-forest-labs/FLUX.1-schnell/t2i?format=512", { method: "POST", token: alice, body: JSON.stringify({ prompt: "alias" }) });
+    const res = await sys.call("/image/black-forest-labs/FLUX.1-schnell/t2i?format=512", {
+      method: "POST",
+      token: alice,
+      body: JSON.stringify({ prompt: "alias" }),
+    });
     expect(res.status).toBe(200);
     const job = await sys.call(`/jobs/${res.headers.get("x-job-id")!}?redirect=false`, { token: alice });
     const body = (await job.json()) as { family: string; model: string };
@@ -120,13 +147,22 @@ describe("sync route", () => {
   });
 
   it("answers WebP when the client prefers it", async () => {
-    const res = await sys.call("/image/flux/schnell/t2i?format=512", { method: "POST", token: alice, headers: { accept: "image/webp" }, body: JSON.stringify({ prompt: "webp please" }) });
+    const res = await sys.call("/image/flux/schnell/t2i?format=512", {
+      method: "POST",
+      token: alice,
+      headers: { accept: "image/webp" },
+      body: JSON.stringify({ prompt: "webp please" }),
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("image/webp");
   });
 
   it("answers JSON outputs for count > 1", async () => {
-    const res = await sys.call("/image/flux/schnell/t2i?format=512", { method: "POST", token: alice, body: JSON.stringify({ prompt: "two", count: 2 }) });
+    const res = await sys.call("/image/flux/schnell/t2i?format=512", {
+      method: "POST",
+      token: alice,
+      body: JSON.stringify({ prompt: "two", count: 2 }),
+    });
     expect(res.status).toBe(200);
     const body = (await res.json()) as { outputs: string[] };
     expect(body.outputs).toHaveLength(2);

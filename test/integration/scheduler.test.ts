@@ -87,7 +87,13 @@ describe("scheduler", () => {
       const b = await sched.begin(d[0]!.id, d[0]!.token);
       expect(b.ok).toBe(true);
       started.push(d[0]!.id);
-      await sched.finish(d[0]!.id, d[0]!.token, "b1", "complete", { output: "sha256-x", outputs: ["sha256-x"], ctype: "image/png", seed: 7, gpu_ms: 5 });
+      await sched.finish(d[0]!.id, d[0]!.token, "b1", "complete", {
+        output: "sha256-x",
+        outputs: ["sha256-x"],
+        ctype: "image/png",
+        seed: 7,
+        gpu_ms: 5,
+      });
     }
     expect(started).toEqual(["j_c", "j_e", "j_b", "j_d", "j_a"]);
   });
@@ -100,7 +106,13 @@ describe("scheduler", () => {
     expect((await store.totals()).running).toBe(3);
     for (const d of first) {
       await sched.begin(d.id, d.token);
-      await sched.finish(d.id, d.token, d.backend, "complete", { output: "sha256-x", outputs: ["sha256-x"], ctype: "image/png", seed: 1, gpu_ms: 1 });
+      await sched.finish(d.id, d.token, d.backend, "complete", {
+        output: "sha256-x",
+        outputs: ["sha256-x"],
+        ctype: "image/png",
+        seed: 1,
+        gpu_ms: 1,
+      });
     }
     expect((await store.totals()).running).toBe(0);
   });
@@ -114,9 +126,21 @@ describe("scheduler", () => {
     const [d2] = await sched.dispatch(1, [backend("b1", 1)]);
     expect(d2!.token).not.toBe(d!.token);
     await sched.begin(d2!.id, d2!.token);
-    const late = await sched.finish(d!.id, d!.token, "b1", "complete", { output: "sha256-old", outputs: ["sha256-old"], ctype: "image/png", seed: 1, gpu_ms: 1 });
+    const late = await sched.finish(d!.id, d!.token, "b1", "complete", {
+      output: "sha256-old",
+      outputs: ["sha256-old"],
+      ctype: "image/png",
+      seed: 1,
+      gpu_ms: 1,
+    });
     expect(late).toEqual({ ok: false, reason: "stale" });
-    const ok = await sched.finish(d2!.id, d2!.token, "b1", "complete", { output: "sha256-new", outputs: ["sha256-new"], ctype: "image/png", seed: 1, gpu_ms: 1 });
+    const ok = await sched.finish(d2!.id, d2!.token, "b1", "complete", {
+      output: "sha256-new",
+      outputs: ["sha256-new"],
+      ctype: "image/png",
+      seed: 1,
+      gpu_ms: 1,
+    });
     expect(ok).toEqual({ ok: true, status: "complete" });
     const job = (await store.read("j_late"))!.job;
     expect(job.output).toBe("sha256-new");
@@ -136,7 +160,13 @@ describe("scheduler", () => {
     expect(await sched.cancel("j_q", "other")).toBe("missing");
     expect(await sched.cancel("j_q", "c1")).toBe("was_running");
     expect(await sched.cancel("j_q", "c1")).toBe("terminal");
-    const fin = await sched.finish("j_q", ds[0]!.token, "b1", "complete", { output: "sha256-x", outputs: ["sha256-x"], ctype: "image/png", seed: 1, gpu_ms: 40 });
+    const fin = await sched.finish("j_q", ds[0]!.token, "b1", "complete", {
+      output: "sha256-x",
+      outputs: ["sha256-x"],
+      ctype: "image/png",
+      seed: 1,
+      gpu_ms: 40,
+    });
     expect(fin).toEqual({ ok: false, reason: "cancelled" });
     const job = (await store.read("j_q"))!.job;
     expect(job.status).toBe("cancelled");
@@ -207,7 +237,15 @@ describe("scheduler", () => {
   it("refuses admission beyond the caller's position limit and stores nothing", async () => {
     await admit("j_1");
     await admit("j_2");
-    const res = await sched.admit({ id: "j_3", route: "flux/schnell", priority: "normal", fields: fields("normal"), maxPosition: 1, serviceMs: 1000, capacity: 1 });
+    const res = await sched.admit({
+      id: "j_3",
+      route: "flux/schnell",
+      priority: "normal",
+      fields: fields("normal"),
+      maxPosition: 1,
+      serviceMs: 1000,
+      capacity: 1,
+    });
     expect(res).toEqual({ admitted: false, reason: "too_far", position: 2 });
     expect(await store.read("j_3")).toBeUndefined();
   });
@@ -217,7 +255,13 @@ describe("scheduler", () => {
     const [d] = await sched.dispatch(1, [backend("b1", 1)]);
     await sched.begin(d!.id, d!.token);
     await sched.progress("j_ev", d!.token, 0.5, 2, 4);
-    await sched.finish(d!.id, d!.token, "b1", "complete", { output: "sha256-x", outputs: ["sha256-x"], ctype: "image/png", seed: 1, gpu_ms: 3 });
+    await sched.finish(d!.id, d!.token, "b1", "complete", {
+      output: "sha256-x",
+      outputs: ["sha256-x"],
+      ctype: "image/png",
+      seed: 1,
+      gpu_ms: 3,
+    });
     const evs = await store.events("j_ev", 0);
     expect(evs.map((e) => [e.seq, e.event])).toEqual([
       [1, "position"],

@@ -3,7 +3,9 @@ import type { MiddlewareHandler } from "hono";
 import type { Principal } from "../auth.js";
 import type { ApiEnv } from "../context.js";
 
-export function authenticate(opts: { authenticate(header: string | undefined): Promise<Principal> }): MiddlewareHandler<ApiEnv> {
+export function authenticate(opts: {
+  authenticate(header: string | undefined): Promise<Principal>;
+}): MiddlewareHandler<ApiEnv> {
   return async function authenticateMiddleware(c, next) {
     c.set("principal", await opts.authenticate(c.req.header("authorization")));
     await next();

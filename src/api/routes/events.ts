@@ -74,20 +74,34 @@ export function eventRoutes(deps: ApiDeps) {
             await stream.writeSSE({
               id: `${lastSeq}.${++positionTick}`,
               event: "error",
-              data: JSON.stringify({ code: "job_not_found", message: "the job no longer exists", retriable: false }),
+              data: JSON.stringify({
+                code: "job_not_found",
+                message: "the job no longer exists",
+                retriable: false,
+              }),
             });
             break;
           }
           status = now.job.status;
-          if ((status === "queued" || status === "dispatched") && now.position >= 0 && now.position !== lastPosition) {
+          if (
+            (status === "queued" || status === "dispatched") &&
+            now.position >= 0 &&
+            now.position !== lastPosition
+          ) {
             lastPosition = now.position;
             const familyModel = `${now.job.family}/${now.job.model}`;
-            const [cap, svc] = await Promise.all([deps.capacity.capacity(familyModel), deps.capacity.serviceMs(now.job.route)]);
+            const [cap, svc] = await Promise.all([
+              deps.capacity.capacity(familyModel),
+              deps.capacity.serviceMs(now.job.route),
+            ]);
             const eta = queuedEtaSeconds(now.position, cap, svc);
             await stream.writeSSE({
               id: `${lastSeq}.${++positionTick}`,
               event: "position",
-              data: JSON.stringify({ position: now.position, ...(eta === undefined ? {} : { eta_seconds: eta }) }),
+              data: JSON.stringify({
+                position: now.position,
+                ...(eta === undefined ? {} : { eta_seconds: eta }),
+              }),
             });
           }
           if (done) break;

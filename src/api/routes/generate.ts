@@ -28,7 +28,12 @@ function prefersWebp(accept: string | undefined): boolean {
   return q(webp) > 0 && q(webp) >= q(png);
 }
 
-async function waitForEnd(deps: ApiDeps, id: string, budgetMs: number, aborted: AbortSignal): Promise<JobRecord | undefined> {
+async function waitForEnd(
+  deps: ApiDeps,
+  id: string,
+  budgetMs: number,
+  aborted: AbortSignal,
+): Promise<JobRecord | undefined> {
   const deadline = deps.clock() + budgetMs;
   let wake: (() => void) | undefined;
   let pending = false;
@@ -85,8 +90,15 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
       ...(format === undefined || format === "" ? {} : { format }),
     });
     const backend = c.req.query("backend") || undefined;
-    if (backend !== undefined && !(await deps.capacity.hasBackend(`${entry.family}/${entry.model}`, backend))) {
-      throw validationError("backend", "serves_model", `no backend "${backend}" serves ${entry.family}/${entry.model}`);
+    if (
+      backend !== undefined &&
+      !(await deps.capacity.hasBackend(`${entry.family}/${entry.model}`, backend))
+    ) {
+      throw validationError(
+        "backend",
+        "serves_model",
+        `no backend "${backend}" serves ${entry.family}/${entry.model}`,
+      );
     }
     const budget = syncBudget(c.req.header("prefer"), deps.config.syncBudgetMs);
     const webp = request.modality === "image" && prefersWebp(c.req.header("accept"));
@@ -111,16 +123,29 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
       c.header("location", location);
       c.header("link", `<${location}/events>; rel="monitor"`);
       c.header("x-job-id", admitted.id);
-      const pub = found ? await deps.present.job(found.job, found.position) : { id: admitted.id, status: "queued" };
-      return c.json({ ...pub, events_url: `${location}/events`, created_at: rfc3339(admitted.createdAt) }, 202);
+      const pub = found
+        ? await deps.present.job(found.job, found.position)
+        : { id: admitted.id, status: "queued" };
+      return c.json(
+        { ...pub, events_url: `${location}/events`, created_at: rfc3339(admitted.createdAt) },
+        202,
+      );
     }
     c.header("x-job-id", job.id);
     if (job.status !== "complete" || !job.output) {
-      const err = job.error ?? { code: "internal_error", message: "the job ended without output", retriable: false };
+      const err = job.error ?? {
+        code: "internal_error",
+        message: "the job ended without output",
+        retriable: false,
+      };
       const details = { job_id: job.id, code: err.code };
-      if (job.status === "cancelled") throw new AppError("conflict", `job ${job.id} was cancelled: ${err.message}`, { details });
+      if (job.status === "cancelled")
+        throw new AppError("conflict", `job ${job.id} was cancelled: ${err.message}`, { details });
       if (!err.retriable) throw new AppError("validation_error", err.message, { details });
-      throw new AppError("unavailable", `generation failed: ${err.message}`, { details, headers: { "retry-after": "1" } });
+      throw new AppError("unavailable", `generation failed: ${err.message}`, {
+        details,
+        headers: { "retry-after": "1" },
+      });
     }
     const seed = String(job.seed ?? admitted.seed);
     const duration = String((job.completedAt ?? deps.clock()) - job.createdAt);
@@ -135,7 +160,13 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
     for (const [k, v] of Object.entries(common)) c.header(k, v);
     const outputs = job.outputs ?? [job.output];
     if (outputs.length > 1) {
-      return c.json({ id: job.id, status: job.status, seed: job.seed, outputs: outputs.map((d) => deps.present.objectUrl(d)), gpu_ms: job.gpuMs });
+      return c.json({
+        id: job.id,
+        status: job.status,
+        seed: job.seed,
+        outputs: outputs.map((d) => deps.present.objectUrl(d)),
+        gpu_ms: job.gpuMs,
+      });
     }
     const bytes = await deps.blobs.get(job.output);
     if (!bytes) throw new AppError("internal_error", "the output is missing from storage");

@@ -17,7 +17,10 @@ export function healthRoutes(deps: ApiDeps, access: { admin(c: unknown): Promise
       redisOk = false;
     }
     const ready = redisOk && deps.accepting();
-    const body: Record<string, unknown> = { status: ready ? "ready" : "unavailable", redis: redisOk ? "ok" : "down" };
+    const body: Record<string, unknown> = {
+      status: ready ? "ready" : "unavailable",
+      redis: redisOk ? "ok" : "down",
+    };
     if (!deps.accepting()) body.shutting_down = true;
     if (redisOk && (await access.admin(c))) {
       const [backends, totals] = await Promise.all([deps.capacity.backends(), deps.store.totals()]);

@@ -7,7 +7,11 @@ import type { ApiEnv } from "../context.js";
 import type { ApiDeps } from "../deps.js";
 
 /** Reads a job the caller may see; another customer's job is reported exactly as a missing one. */
-export async function readOwnJob(deps: ApiDeps, c: Context<ApiEnv>, id: string): Promise<{ job: JobRecord; position: number }> {
+export async function readOwnJob(
+  deps: ApiDeps,
+  c: Context<ApiEnv>,
+  id: string,
+): Promise<{ job: JobRecord; position: number }> {
   const principal = c.get("principal");
   const found = isJobId(id) ? await deps.store.read(id) : undefined;
   if (!found || (!principal.admin && found.job.customerId !== principal.customerId)) {
@@ -39,13 +43,18 @@ export function jobRoutes(deps: ApiDeps) {
   const cancel = async (c: Context<ApiEnv>) => {
     const id = c.req.param("id") ?? "";
     const principal = c.get("principal");
-    const result = isJobId(id) ? await deps.scheduler.cancel(id, principal.admin ? undefined : principal.customerId) : "missing";
+    const result = isJobId(id)
+      ? await deps.scheduler.cancel(id, principal.admin ? undefined : principal.customerId)
+      : "missing";
     switch (result) {
       case "was_queued":
         return c.body(null, 204);
       case "was_running": {
         const found = await deps.store.read(id);
-        return c.json(found ? await deps.present.job(found.job, found.position) : { id, status: "cancelled" }, 202);
+        return c.json(
+          found ? await deps.present.job(found.job, found.position) : { id, status: "cancelled" },
+          202,
+        );
       }
       case "terminal":
         throw new AppError("conflict", `job ${id} has already finished`);

@@ -10,15 +10,20 @@ import type { ApiDeps } from "../deps.js";
 /** Content type from the first bytes: the CAS stores bytes only. */
 export function sniffContentType(head: Uint8Array): string {
   const b = Buffer.from(head.subarray(0, 16));
-  if (b.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) return "image/png";
+  if (b.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])))
+    return "image/png";
   if (b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return "image/jpeg";
-  if (b.subarray(0, 4).toString("latin1") === "RIFF" && b.subarray(8, 12).toString("latin1") === "WEBP") return "image/webp";
+  if (b.subarray(0, 4).toString("latin1") === "RIFF" && b.subarray(8, 12).toString("latin1") === "WEBP")
+    return "image/webp";
   if (b.subarray(4, 8).toString("latin1") === "ftyp") return "video/mp4";
   if (b.subarray(0, 3).toString("latin1") === "GIF") return "image/gif";
   return "application/octet-stream";
 }
 
-function parseRange(header: string | undefined, size: number): { start: number; end: number } | "invalid" | undefined {
+function parseRange(
+  header: string | undefined,
+  size: number,
+): { start: number; end: number } | "invalid" | undefined {
   if (!header) return undefined;
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
   if (!m || (m[1] === "" && m[2] === "")) return "invalid";
@@ -65,7 +70,13 @@ export function objectRoutes(
     c.header("etag", etag);
     c.header("cache-control", "private, max-age=31536000, immutable");
     c.header("accept-ranges", "bytes");
-    if (c.req.header("if-none-match")?.split(",").some((t) => t.trim() === etag)) return c.body(null, 304);
+    if (
+      c.req
+        .header("if-none-match")
+        ?.split(",")
+        .some((t) => t.trim() === etag)
+    )
+      return c.body(null, 304);
 
     const whole = await deps.blobs.open(digest);
     if (!whole) throw notFound();
@@ -77,7 +88,10 @@ export function objectRoutes(
     const range = parseRange(c.req.header("range"), whole.size);
     if (range === "invalid") {
       c.header("content-range", `bytes */${whole.size}`);
-      throw new AppError("validation_error", "unsatisfiable range", { details: { field: "range" }, headers: { "content-range": `bytes */${whole.size}` } });
+      throw new AppError("validation_error", "unsatisfiable range", {
+        details: { field: "range" },
+        headers: { "content-range": `bytes */${whole.size}` },
+      });
     }
     if (range) {
       const part = await deps.blobs.open(digest, range);

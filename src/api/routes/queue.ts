@@ -19,19 +19,34 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
     const body = await readJsonBody(c);
     const headerKey = c.req.header("idempotency-key");
     const req = parseQueueRequest(
-      headerKey !== undefined && typeof body === "object" && body !== null && !Array.isArray(body) && !("idempotency_key" in body)
+      headerKey !== undefined &&
+        typeof body === "object" &&
+        body !== null &&
+        !Array.isArray(body) &&
+        !("idempotency_key" in body)
         ? { ...body, idempotency_key: headerKey }
         : body,
       { catalog: deps.catalog, minTtlS: deps.config.minTtlS, maxTtlS: deps.config.maxTtlS },
     );
     const tier = tierOf(deps.tiers, principal.tier);
     if (!tier || !isPriorityAllowed(tier, req.priority)) {
-      throw new AppError("forbidden", `priority ${req.priority} is not available on the ${principal.tier} tier`, {
-        details: { field: "priority", tier: principal.tier },
-      });
+      throw new AppError(
+        "forbidden",
+        `priority ${req.priority} is not available on the ${principal.tier} tier`,
+        {
+          details: { field: "priority", tier: principal.tier },
+        },
+      );
     }
-    if (req.backend !== undefined && !(await deps.capacity.hasBackend(`${req.family}/${req.model}`, req.backend))) {
-      throw validationError("backend", "serves_model", `no backend "${req.backend}" serves ${req.family}/${req.model}`);
+    if (
+      req.backend !== undefined &&
+      !(await deps.capacity.hasBackend(`${req.family}/${req.model}`, req.backend))
+    ) {
+      throw validationError(
+        "backend",
+        "serves_model",
+        `no backend "${req.backend}" serves ${req.family}/${req.model}`,
+      );
     }
     if (req.webhook !== undefined) {
       const problem = webhookTargetProblem(req.webhook, deps.config.webhookAllowPrivate);
@@ -46,7 +61,9 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
         ...(req.backend === undefined ? {} : { backend: req.backend }),
         ...(req.ttl === undefined ? {} : { ttlS: req.ttl }),
         extra: {
-          ...(req.webhook ? { webhook: req.webhook, webhook_events: JSON.stringify(req.webhook_events ?? []) } : {}),
+          ...(req.webhook
+            ? { webhook: req.webhook, webhook_events: JSON.stringify(req.webhook_events ?? []) }
+            : {}),
           ...(req.idempotency_key ? { idem: req.idempotency_key } : {}),
         },
       },
@@ -73,7 +90,11 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
     const backends = await deps.capacity.backends();
     const capacity = backends.filter((b) => b.healthy).reduce((s, b) => s + b.capacity, 0);
     const svc = await deps.capacity.averageServiceMs();
-    const ahead = { high: t.depth.high, normal: t.depth.high + t.depth.normal, low: t.depth.high + t.depth.normal + t.depth.low };
+    const ahead = {
+      high: t.depth.high,
+      normal: t.depth.high + t.depth.normal,
+      low: t.depth.high + t.depth.normal + t.depth.low,
+    };
     const eta = (n: number) => queuedEtaSeconds(n + t.dispatched, capacity, svc);
     const etas: Record<string, number> = {};
     for (const p of ["high", "normal", "low"] as const) {

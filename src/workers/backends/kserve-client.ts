@@ -67,7 +67,15 @@ export interface KserveClient {
 
 interface V2Answer {
   outputs?: { name?: string; data?: unknown[]; parameters?: { content_type?: string } }[];
-  parameters?: { gpu_ms?: number; seed?: number; content_type?: string; final?: boolean; step?: number; steps?: number; progress?: number };
+  parameters?: {
+    gpu_ms?: number;
+    seed?: number;
+    content_type?: string;
+    final?: boolean;
+    step?: number;
+    steps?: number;
+    progress?: number;
+  };
   error?: string;
   status?: number;
 }
@@ -97,7 +105,11 @@ function previewOf(answer: V2Answer): string | undefined {
   return typeof d === "string" && d.startsWith("data:image/") ? d : undefined;
 }
 
-async function errorFrom(status: number, headers: Record<string, string | string[] | undefined>, body: { text(): Promise<string> }) {
+async function errorFrom(
+  status: number,
+  headers: Record<string, string | string[] | undefined>,
+  body: { text(): Promise<string> },
+) {
   let detail = "";
   try {
     detail = (await body.text()).slice(0, 300);
@@ -105,7 +117,11 @@ async function errorFrom(status: number, headers: Record<string, string | string
     // body already gone
   }
   const ra = Number(headers["retry-after"]);
-  return new BackendHttpError(status, `backend answered ${status}${detail ? `: ${detail}` : ""}`, Number.isFinite(ra) ? ra : undefined);
+  return new BackendHttpError(
+    status,
+    `backend answered ${status}${detail ? `: ${detail}` : ""}`,
+    Number.isFinite(ra) ? ra : undefined,
+  );
 }
 
 /**
@@ -115,7 +131,11 @@ async function errorFrom(status: number, headers: Record<string, string | string
 export function createKserveClient(baseUrl: string, opts: { connections: number }): KserveClient {
   const url = new URL(baseUrl);
   const basePath = url.pathname.replace(/\/$/, "");
-  const pool = new Pool(url.origin, { connections: opts.connections, pipelining: 1, keepAliveTimeout: 10_000 });
+  const pool = new Pool(url.origin, {
+    connections: opts.connections,
+    pipelining: 1,
+    keepAliveTimeout: 10_000,
+  });
 
   async function post(path: string, req: InferRequest, signal: AbortSignal, accept: string) {
     const res = await pool.request({
@@ -139,7 +159,12 @@ export function createKserveClient(baseUrl: string, opts: { connections: number 
 
   return {
     async infer(model, req, { signal }) {
-      const res = await post(`/v2/models/${encodeURIComponent(model)}/infer`, req, signal, "application/json");
+      const res = await post(
+        `/v2/models/${encodeURIComponent(model)}/infer`,
+        req,
+        signal,
+        "application/json",
+      );
       let answer: V2Answer;
       try {
         answer = (await res.body.json()) as V2Answer;
@@ -151,7 +176,12 @@ export function createKserveClient(baseUrl: string, opts: { connections: number 
     },
 
     async generateStream(model, req, { signal, onProgress }) {
-      const res = await post(`/v2/models/${encodeURIComponent(model)}/generate_stream`, req, signal, "text/event-stream");
+      const res = await post(
+        `/v2/models/${encodeURIComponent(model)}/generate_stream`,
+        req,
+        signal,
+        "text/event-stream",
+      );
       let buffer = "";
       for await (const chunk of res.body) {
         buffer += (chunk as Buffer).toString("utf8");
@@ -209,6 +239,8 @@ export function isNetworkError(err: unknown): boolean {
     err instanceof undiciErrors.ConnectTimeoutError ||
     err instanceof undiciErrors.HeadersTimeoutError ||
     err instanceof undiciErrors.BodyTimeoutError ||
-    (err instanceof Error && "code" in err && /^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|UND_ERR_)/.test(String(err.code)))
+    (err instanceof Error &&
+      "code" in err &&
+      /^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|UND_ERR_)/.test(String(err.code)))
   );
 }

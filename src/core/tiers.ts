@@ -1,0 +1,160 @@
+// Customer tiers (API.md §1 Tiers): default limits, the TIERS_FILE schema and priority rules.
+import { z } from "zod";
+
+/** Queue priorities of `POST /queue`. */
+export type Priority = "high" | "normal" | "low";
+/** Every priority, highest first. */
+export const PRIORITIES: readonly Priority[] = ["high", "normal", "low"];
+
+/** Names of the built-in tiers; a TIERS_FILE may define others. */
+export type TierName = "free" | "pro" | "enterprise" | "unlimited";
+
+/** GPU-second prices of a tier in integer micro-USD; `models` (`family/model` → price) overrides `default`. */
+export interface TierPrices {
+  readonly default: number;
+  readonly models?: Readonly<Record<string, number>>;
+}
+
+/** What a tier may do. `null` means no limit. */
+export interface Tier {
+  /** Generation submits per minute (sync, `/queue`, WebSocket); idempotent replays do not count. */
+  readonly submits_per_min: number | null;
+  /** Jobs of one customer running at once. */
+  readonly max_running: number | null;
+  /** Jobs of one customer queued at once. */
+  readonly max_queued: number | null;
+  /** Priorities the tier may ask for; others → 403 `forbidden`. */
+  readonly priorities: readonly Priority[];
+  /** Fair-share weight of the customer's jobs in the scheduler. */
+  readonly weight: number;
+  /** Whether the synchronous route is open to the tier. */
+  readonly sync: boolean;
+  /** Price per GPU-second; absent means the job is not charged. */
+  readonly price_micro_usd_per_gpu_s?: TierPrices;
+}
+
+/** A tier table: tier name → limits. Always contains `free`, the tier of a token that names none. */
+export type Tiers = Readonly<Record<string, Tier>>;
+
+/** The tier a token or key gets when it names none. */
+export const DEFAULT_TIER = "free";
+
+/**
+ * The tier table of API.md §1. Prices are the project's defaults (a TIERS_FILE replaces the whole table):
+ * 500 µUSD per GPU-second on free, 400 on pro, 300 on enterprise and unlimited.
+ */
+export const DEFAULT_TIERS: Readonly<Record<TierName, Tier>> = deepFreeze({
+  free: {
+    submits_per_min: 300,
+    max_running: 8,
+    max_queued: 200,
+    priorities: ["normal", "low"],
+    weight: 1,
+    sync: true,
+    price_micro_usd_per_gpu_s: { default: 500 },
+  },
+  pro: {
+    submits_per_min: 1_200,
+    max_running: 32,
+    max_queued: 2_000,
+    priorities: ["high", "normal", "low"],
+    weight: 4,
+    sync: true,
+    price_micro_usd_per_gpu_s: { default: 400 },
+  },
+  enterprise: {
+    submits_per_min: 12_000,
+    max_running: 256,
+    max_queued: 100_000,
+    priorities: ["high", "normal", "low"],
+    weight: 16,
+    sync: true,
+    price_micro_usd_per_gpu_s: { default: 300 },
+  },
+  unlimited: {
+    submits_per_min: null,
+    max_running: null,
+    max_queued: 1_000_000,
+    priorities: ["high", "normal", "low"],
+    weight: 1,
+    sync: true,
+    price_micro_usd_per_gpu_s: { default: 300 },
+  },
+});
+
+const limit = z.int().min(1).nullable();
+const price = z.int().min(0);
+
+const tierSchema = z.strictObject({
+  submits_per_min: limit,
+  max_running: limit,
+  max_queued: limit,
+  priorities: z
+    .array(z.enum(["high", "normal", "low"]))
+    .min(1)
+    .refine((p) => new Set(p).size === p.length, { message: "duplicate priority" }),
+  weight: z.number().positive().max(1_000_000),
+  sync: z.boolean(),
+  price_micro_usd_per_gpu_s: z
+    .strictObject({
+      default: price,
+      models: z
+        .record(
+          z.string().regex(/^[a-z0-9][a-z0-9._-]*\/[a-z0-9][a-z0-9._-]*$/, "expected family/model"),
+          price,
+        )
+        .optional(),
+    })
+    .optional(),
+});
+
+/**
+ * Zod schema of a TIERS_FILE: an object of tier name → {@link Tier}, the shape of {@link DEFAULT_TIERS}.
+ * It must define `free`. `null` limits mean unlimited.
+ */
+export const tiersFileSchema = z
+  .record(z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, "tier names are 1-32 chars of [a-z0-9_-]"), tierSchema)
+  .refine((t) => Object.hasOwn(t, DEFAULT_TIER), { message: `the tier "${DEFAULT_TIER}" must be defined` });
+
+/**
+ * Validates a TIERS_FILE document and returns the frozen table.
+ * @throws Error naming `source` and every invalid path.
+ */
+export function parseTiers(doc: unknown, source = "TIERS_FILE"): Tiers {
+  const result = tiersFileSchema.safeParse(doc);
+  if (!result.success) {
+    const lines = result.error.issues.map(
+      (i) => `  ${i.path.map(String).join(".") || "(root)"}: ${i.message}`,
+    );
+    throw new Error(`${source}: invalid tiers file:\n${lines.join("\n")}`);
+  }
+  return deepFreeze(JSON.parse(JSON.stringify(result.data)) as Record<string, Tier>);
+}
+
+/** True when the tier may submit jobs at `priority`. */
+export function isPriorityAllowed(tier: Pick<Tier, "priorities">, priority: Priority): boolean {
+  return tier.priorities.includes(priority);
+}
+
+/** The tier called `name`, or `undefined` (an unknown tier is answered 401 by auth). */
+export function tierOf(tiers: Tiers, name: string): Tier | undefined {
+  return Object.hasOwn(tiers, name) ? tiers[name] : undefined;
+}
+
+/** Price of one GPU-second of `family/model` on the tier, in integer micro-USD (0 when unpriced). */
+export function pricePerGpuSecond(tier: Tier, family: string, model: string): number {
+  const prices = tier.price_micro_usd_per_gpu_s;
+  if (prices === undefined) return 0;
+  const key = `${family}/${model}`;
+  return prices.models !== undefined && Object.hasOwn(prices.models, key)
+    ? (prices.models[key] ?? prices.default)
+    : prices.default;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
