@@ -11,6 +11,8 @@ import { createScheduler } from "../queues/scheduler.js";
 import { createBackendDirectory } from "../queues/backend-directory.js";
 import { createRegistry } from "../workers/backends/registry.js";
 import { createWorkerService, type WorkerService } from "../workers/worker-service.js";
+import { createBreakers } from "../workers/backends/breakers.js";
+import { createHealthPoller } from "../workers/backends/health.js";
 import type { Runtime } from "./runtime.js";
 import type { Settings } from "./settings.js";
 
@@ -48,6 +50,17 @@ export async function startWorkerRole(ctx: {
     retentionCount: env.JOB_RETENTION_COUNT,
   });
   const totalCapacity = ctx.backends.reduce((s, b) => s + b.capacity, 0);
+  const breakers = createBreakers(
+    ctx.backends.map((b) => b.id),
+    {
+      windowMs: env.BREAKER_WINDOW_MS,
+      volumeThreshold: env.BREAKER_VOLUME,
+      errorPercent: env.BREAKER_ERROR_PERCENT,
+      resetMs: env.BREAKER_RESET_MS,
+    },
+    logger,
+  );
+  const health = createHealthPoller(registry, logger, Math.min(2_000, Math.max(200, env.HEALTH_INTERVAL_MS)));
   const service = createWorkerService({
     workerId,
     prefix: env.REDIS_PREFIX,
@@ -71,6 +84,8 @@ export async function startWorkerRole(ctx: {
     backoff: { baseMs: env.BACKOFF_BASE_MS, maxMs: env.BACKOFF_MAX_MS },
     busyCooldownMs: env.BUSY_COOLDOWN_MS,
     publishIntervalMs: env.HEALTH_INTERVAL_MS,
+    breakers,
+    health,
   });
   await service.start();
   ctx.runtime.defer("worker service", () => service.stop(env.SHUTDOWN_GRACE_MS));

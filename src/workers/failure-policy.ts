@@ -29,8 +29,9 @@ export type Verdict =
  * |-----------------------------------------|--------------------------------------------|
  * | backend 4xx (not 408/429)               | error, `invalid_request`, not retriable     |
  * | backend 429 / 503, breaker open         | back to waiting, no attempt spent (busy)    |
+ * | connection refused (backend not up)     | back to waiting, no attempt spent (busy)    |
  * | shutdown of this worker                 | back to waiting, no attempt spent (busy)    |
- * | backend 5xx, 408, reset, refused        | retry with backoff (`backend_error`)        |
+ * | backend 5xx, 408, reset                 | retry with backoff (`backend_error`)        |
  * | execution timeout                       | retry with backoff (`backend_timeout`)      |
  * | unreadable answer, any other exception  | retry with backoff (`backend_error`)        |
  * Cancelled and lost attempts never reach this table: the job already moved on.
@@ -70,6 +71,12 @@ export function classify(err: unknown): Verdict {
   if (err instanceof BackendProtocolError) {
     return { outcome: "retry", error: { code: "backend_error", message: err.message, retriable: true } };
   }
+  if (isConnectRefused(err)) {
+    return {
+      outcome: "busy",
+      error: { code: "backend_unavailable", message: "the backend refused the connection", retriable: true },
+    };
+  }
   if (isNetworkError(err)) {
     return {
       outcome: "retry",
@@ -90,10 +97,16 @@ export function classify(err: unknown): Verdict {
   };
 }
 
-/** True when the error counts against the backend's breaker (failures, not bad requests or busy). */
+/** A connection that never reached the backend: the request did no GPU work and costs no attempt. */
+export function isConnectRefused(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === "ECONNREFUSED" || code === "UND_ERR_CONNECT_TIMEOUT";
+}
+
+/** True when the error counts against the backend's breaker: its failures, not bad requests, busy answers or our aborts. */
 export function tripsBreaker(err: unknown): boolean {
-  const v = classify(err);
-  return v.outcome === "retry" && !(err instanceof AttemptAbort && err.reason !== "timeout");
+  if (isConnectRefused(err)) return true;
+  return classify(err).outcome === "retry";
 }
 
 /** Exponential backoff with full jitter: uniform in [0, min(max, base * 2^spent)]. */

@@ -6,9 +6,16 @@ import type { Clock } from "../core/time.js";
 import type { BlobStore } from "../core/ports.js";
 import type { FinishPayload, Outcome, Scheduler } from "../queues/scheduler.js";
 import { kserveModelName, type Registry } from "./backends/registry.js";
-import { BackendHttpError, type InferResult } from "./backends/kserve-client.js";
+import type { InferResult } from "./backends/kserve-client.js";
 import { buildInferRequest } from "./infer-request.js";
-import { AttemptAbort, BreakerOpenError, backoffMs, classify, type AbortReason } from "./failure-policy.js";
+import {
+  AttemptAbort,
+  BreakerOpenError,
+  backoffMs,
+  classify,
+  isConnectRefused,
+  type AbortReason,
+} from "./failure-policy.js";
 
 /** What a dispatched BullMQ attempt job carries. */
 export interface AttemptData {
@@ -36,6 +43,8 @@ export interface ProcessorDeps {
   /** Attempts running in this process (renewal, cancel relay and shutdown use it). */
   readonly held: Map<string, HeldAttempt>;
   readonly guard?: BackendGuard;
+  /** Told when a backend refused the connection (the health poller pauses it). */
+  readonly onUnreachable?: (backendId: string) => void;
   readonly backoff: { readonly baseMs: number; readonly maxMs: number };
   readonly busyCooldownMs: number;
   /** Minimum interval between stored progress events of one job. */
@@ -121,10 +130,11 @@ export function createRenderProcessor(deps: ProcessorDeps) {
         ...(verdict.outcome === "retry"
           ? { notbefore: deps.clock() + backoffMs(begun.spent, deps.backoff.baseMs, deps.backoff.maxMs) }
           : {}),
-        ...(verdict.outcome === "busy" && err instanceof BackendHttpError
+        ...(verdict.outcome === "busy" && !(err instanceof AttemptAbort)
           ? { cool_ms: deps.busyCooldownMs }
           : {}),
       };
+      if (isConnectRefused(err)) deps.onUnreachable?.(data.backend);
       if (abortReason !== "cancelled" && abortReason !== "lost") {
         log.info({ outcome, code: verdict.error.code, attempt: begun.attempt }, "attempt failed");
       }

@@ -10,6 +10,8 @@ import type { BackendDirectory } from "../queues/backend-directory.js";
 import { RENDER_QUEUE } from "../queues/keys.js";
 import type { BackendView, Scheduler } from "../queues/scheduler.js";
 import type { Registry } from "./backends/registry.js";
+import type { Breakers } from "./backends/breakers.js";
+import type { HealthPoller } from "./backends/health.js";
 import {
   createRenderProcessor,
   type AttemptData,
@@ -37,10 +39,8 @@ export interface WorkerServiceOptions {
   readonly backoff: { readonly baseMs: number; readonly maxMs: number };
   readonly busyCooldownMs: number;
   readonly publishIntervalMs: number;
-  /** Whether this process considers a backend usable (health and breaker). */
-  readonly backendOk?: (id: string) => boolean;
-  readonly breakerStates?: () => Record<string, string>;
-  readonly guard?: BackendGuard;
+  readonly breakers?: Breakers;
+  readonly health?: HealthPoller;
   readonly dispatchIntervalMs?: number;
 }
 
@@ -56,6 +56,7 @@ export interface WorkerService {
 
 export function createWorkerService(o: WorkerServiceOptions): WorkerService {
   const log = o.logger.child({ worker: o.workerId });
+  const breakers = o.breakers;
   const held = new Map<string, HeldAttempt>();
   let active = 0;
   let stopping = false;
@@ -70,7 +71,8 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
     clock: o.clock,
     logger: log,
     held,
-    ...(o.guard ? { guard: o.guard } : {}),
+    ...(breakers ? { guard: ((id, call) => breakers.run(id, call)) satisfies BackendGuard } : {}),
+    ...(o.health ? { onUnreachable: (id: string) => o.health?.markDown(id) } : {}),
     backoff: o.backoff,
     busyCooldownMs: o.busyCooldownMs,
     progressIntervalMs: 200,
@@ -86,8 +88,8 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
       id: e.config.id,
       cap: e.config.capacity,
       engine: e.config.engine,
-      models: e.config.models,
-      ok: e.healthy && (o.backendOk ? o.backendOk(e.config.id) : true),
+      models: e.notReady.size === 0 ? e.config.models : e.config.models.filter((m) => !e.notReady.has(m)),
+      ok: e.healthy && (o.breakers ? o.breakers.admits(e.config.id) : true),
     }));
 
   async function dispatchPass(): Promise<void> {
@@ -163,7 +165,7 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
         healthy: e.healthy,
         updatedAt: 0,
       })),
-      o.breakerStates?.() ?? {},
+      o.breakers?.states() ?? {},
     );
   }
 
@@ -208,6 +210,15 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
         log.error({ err, attempt: job?.id }, "attempt job failed unexpectedly"),
       );
       await worker.waitUntilReady();
+      if (o.health) {
+        await o.health.checkAll();
+        o.health.onRecovered(() => kick());
+        o.health.start(o.publishIntervalMs);
+      }
+      o.breakers?.onChange((_id, state) => {
+        if (state !== "open") kick();
+        publish().catch(() => undefined);
+      });
       o.subscriber.on("message", onMessage);
       await o.subscriber.subscribe(o.scheduler.keys.wakeChannel, o.scheduler.keys.cancelChannel);
       every(Math.max(100, Math.min(1_000, Math.floor(o.lockMs / 3))), renew, "lease renewal");
@@ -223,6 +234,7 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
       if (stopping) return;
       stopping = true;
       for (const t of timers) clearInterval(t);
+      o.health?.stop();
       o.subscriber.off("message", onMessage);
       await dispatching;
       if (worker) {
@@ -235,6 +247,7 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
         clearTimeout(graceTimer);
       }
       await queue.close();
+      o.breakers?.shutdown();
       log.info("worker stopped");
     },
   };

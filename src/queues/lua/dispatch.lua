@@ -42,7 +42,7 @@ if allowed <= 0 then return {} end
 local free = {}
 for _, b in ipairs(backends) do
   local f = 0
-  if b.ok and redis.call("EXISTS", key("cool", b.id)) == 0 then
+  if b.ok and tonumber(redis.call("HGET", key("cool"), b.id) or "0") <= now then
     f = b.cap - redis.call("ZCARD", key("lease", b.id))
   end
   free[b.id] = f

@@ -92,7 +92,7 @@ end
 if outcome == "busy" then
   alog_close(id, now, "busy", {})
   if (tonumber(p.cool_ms) or 0) > 0 then
-    redis.call("SET", key("cool", backend), "1", "PX", p.cool_ms)
+    redis.call("HSET", key("cool"), backend, now + tonumber(p.cool_ms))
   end
   requeue(id, 0, now)
   return {1, "queued"}

@@ -1,0 +1,124 @@
+// The README's first minute as a user lives it: `render-gateway start` with nothing configured (no
+// REDIS_URL, no JWT_SECRET) embeds a redis-server from the project's redis.conf, prints the URL, a dev
+// token and a curl command; that exact command produces a 1024×1024 PNG; SIGTERM stops everything.
+import { execFile } from "node:child_process";
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pngSize } from "../helpers/system.js";
+import { E2eHarness, type Gateway } from "../helpers/processes.js";
+
+const exec = promisify(execFile);
+
+let h: E2eHarness;
+let gw: Gateway;
+
+beforeAll(async () => {
+  h = new E2eHarness({ redis: "none" });
+  // Nothing configured but a data dir, a free port and quiet logs.
+  gw = await h.start(undefined, { env: { JWT_SECRET: undefined, REDIS_PREFIX: undefined } });
+});
+afterAll(async () => {
+  await h?.cleanup();
+});
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Every file under `dir`, recursively. */
+function walk(dir: string): string[] {
+  return readdirSync(dir).flatMap((n) => {
+    const p = join(dir, n);
+    return statSync(p).isDirectory() ? walk(p) : [p];
+  });
+}
+
+/** The shell command that starts at the line after `heading` (continuation lines joined by the shell). */
+function commandAfter(stdout: string, heading: string): string {
+  const lines = stdout.split("\n");
+  const at = lines.findIndex((l) => l.trim() === heading);
+  expect(at, `"${heading}" in the banner:\n${stdout}`).toBeGreaterThanOrEqual(0);
+  const out: string[] = [];
+  for (let i = at + 1; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    out.push(line);
+    if (!line.endsWith("\\")) break;
+  }
+  return out.join("\n");
+}
+
+describe("quick start: `render-gateway start` with no configuration", () => {
+  it("prints the URL, a dev token and a curl command that produces a 1024x1024 PNG", async () => {
+    const stdout = gw.proc.stdout;
+    expect(stdout).toContain(`render-gateway is up at ${gw.url}`);
+    expect(gw.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const tokenLine = /dev token: (\S+)/.exec(stdout);
+    expect(tokenLine?.[1]).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+
+    const curl = commandAfter(stdout, "Generate an image:");
+    expect(curl.startsWith(`curl -sS -X POST ${gw.url}/image/`)).toBe(true);
+    expect(curl).toContain(`Bearer ${tokenLine![1]!}`);
+    expect(curl).toMatch(/-o image\.png$/);
+
+    // Run the printed command line as a user would paste it, in an empty directory.
+    const cwd = h.tempDir();
+    const res = await exec("sh", ["-c", curl], { cwd, timeout: 60_000 });
+    expect(res.stderr).toBe("");
+    const png = readFileSync(join(cwd, "image.png"));
+    expect(pngSize(png)).toEqual({ width: 1024, height: 1024 });
+
+    // The second printed command queues a job.
+    const queue = commandAfter(stdout, "Queue one and follow it:");
+    const queued = await exec("sh", ["-c", queue], { cwd, timeout: 60_000 });
+    const created = JSON.parse(queued.stdout) as Record<string, unknown>;
+    expect(created.status).toBe("queued");
+    expect(created.id).toMatch(/^j_[A-Za-z0-9]{20,}$/);
+    expect(created.events_url).toBe(`${gw.url}/jobs/${String(created.id)}/events`);
+  });
+
+  it("runs an embedded redis-server from redis.conf with its AOF under DATA_DIR/redis", async () => {
+    const run = join(h.dataDir, "run");
+    const pid = Number(readFileSync(join(run, "redis.pid"), "utf8"));
+    const port = Number(readFileSync(join(run, "redis.port"), "utf8"));
+    expect(pid).toBeGreaterThan(0);
+    expect(isAlive(pid)).toBe(true);
+
+    const client = new Redis(port, "127.0.0.1", { maxRetriesPerRequest: 1 });
+    try {
+      expect(await client.config("GET", "appendonly")).toEqual(["appendonly", "yes"]);
+      expect(await client.config("GET", "maxmemory-policy")).toEqual(["maxmemory-policy", "noeviction"]);
+      expect(await client.config("GET", "dir")).toEqual(["dir", join(h.dataDir, "redis")]);
+      expect(await client.config("GET", "bind")).toEqual(["bind", "127.0.0.1"]);
+    } finally {
+      client.disconnect();
+    }
+    // redis.conf names the file "appendonly.aof" (Redis 7 keeps it as appendonlydir/appendonly.aof.*).
+    const aof = walk(join(h.dataDir, "redis")).filter((f) => /appendonly\.aof/.test(f));
+    expect(aof.length, `AOF files under ${h.dataDir}/redis`).toBeGreaterThan(0);
+    // The job queued above is in the append-only file.
+    const text = aof.map((f) => readFileSync(f, "latin1")).join("");
+    expect(text).toContain("a red fox");
+  });
+
+  it("stops everything on SIGTERM, including the embedded redis-server", async () => {
+    const run = join(h.dataDir, "run");
+    const pid = Number(readFileSync(join(run, "redis.pid"), "utf8"));
+    expect(isAlive(pid)).toBe(true);
+    const exit = await gw.proc.stop(20_000);
+    expect(exit, gw.proc.describe()).toEqual({ code: 0, signal: null, forced: false });
+    // The redis-server was our child: once we exited cleanly it must be gone (no zombie: init reaps it).
+    await new Promise((r) => setTimeout(r, 200));
+    expect(isAlive(pid)).toBe(false);
+    expect(existsSync(join(run, "redis.pid"))).toBe(false);
+    expect(existsSync(join(run, "api.url"))).toBe(false);
+    expect(existsSync(join(run, "sim.url"))).toBe(false);
+  });
+});

@@ -1,0 +1,696 @@
+// End-to-end harness: runs `node bin/render-gateway.js <command>` as real child processes with a
+// throwaway environment (unique REDIS_PREFIX on the run's redis-server, temp DATA_DIR, PORT=0),
+// waits for readiness through the files the roles write under DATA_DIR/run, captures stdout/stderr
+// for failure messages, stops with SIGTERM (SIGKILL after a timeout) and checks the exit code, then
+// removes the prefix's Redis keys and the temp directories. Nothing it starts outlives the test file.
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Redis } from "ioredis";
+import { inject } from "vitest";
+import { randomAlnum } from "../../src/core/ids.js";
+import { signToken, type TierName } from "../../src/api/auth.js";
+import { freePort } from "./global-setup.js";
+
+export const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+export const BIN = resolve(PROJECT_ROOT, "bin/render-gateway.js");
+/** JWT_SECRET of every e2e process unless a test removes it (≥ 32 characters). */
+export const E2E_SECRET = "e2e-secret-0123456789-abcdefghijklmnopqrstuv";
+
+export interface ExitInfo {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  /** True when SIGTERM did not end the process in time and SIGKILL did. */
+  readonly forced: boolean;
+}
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // Last resort (a crashed test worker): no child survives this process.
+  process.once("exit", () => {
+    for (const c of live) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+  });
+}
+
+const tail = (s: string, n = 4000) => (s.length > n ? `…${s.slice(-n)}` : s);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** One child process with its captured output. */
+export class CliProcess {
+  readonly child: ChildProcess;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private out = "";
+  private err = "";
+  private stopping: Promise<ExitInfo> | undefined;
+
+  constructor(
+    readonly name: string,
+    readonly args: readonly string[],
+    readonly env: Readonly<Record<string, string>>,
+    cwd: string = PROJECT_ROOT,
+  ) {
+    installExitHook();
+    this.child = spawn(process.execPath, [BIN, ...args], {
+      cwd,
+      env: { ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    live.add(this.child);
+    this.child.stdout?.setEncoding("utf8").on("data", (d: string) => (this.out += d));
+    this.child.stderr?.setEncoding("utf8").on("data", (d: string) => (this.err += d));
+    this.exited = new Promise((res) => {
+      this.child.once("exit", (code, signal) => {
+        live.delete(this.child);
+        res({ code, signal });
+      });
+      this.child.once("error", (e) => {
+        this.err += `\n[spawn error] ${e.message}`;
+        live.delete(this.child);
+        res({ code: null, signal: null });
+      });
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+  get stdout(): string {
+    return this.out;
+  }
+  get stderr(): string {
+    return this.err;
+  }
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Name, command, exit state and the tail of both streams: for failure messages. */
+  describe(): string {
+    const state = this.running
+      ? "running"
+      : `exited code=${String(this.child.exitCode)} signal=${String(this.child.signalCode)}`;
+    return [
+      `[${this.name}] render-gateway ${this.args.join(" ")} (pid ${this.pid}, ${state})`,
+      `--- stdout ---\n${tail(this.out)}`,
+      `--- stderr ---\n${tail(this.err)}`,
+    ].join("\n");
+  }
+
+  /** Resolves with `check()`'s value; fails early (with the output) when the process exits first. */
+  async waitUntil<T>(what: string, check: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const v = await check();
+      if (v !== undefined) return v;
+      if (!this.running) throw new Error(`${what}: the process exited first\n${this.describe()}`);
+      if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms\n${this.describe()}`);
+      await sleep(50);
+    }
+  }
+
+  /** The trimmed content of a file once it exists and is non-empty. */
+  waitForFile(path: string, timeoutMs = 30_000): Promise<string> {
+    return this.waitUntil(
+      `waiting for ${path}`,
+      () => {
+        if (!existsSync(path)) return undefined;
+        const text = readFileSync(path, "utf8").trim();
+        return text === "" ? undefined : text;
+      },
+      timeoutMs,
+    );
+  }
+
+  /** Waits for the process to end by itself (a command like `token`). */
+  async wait(timeoutMs = 30_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    const t = sleep(timeoutMs).then(() => "timeout" as const);
+    const r = await Promise.race([this.exited, t]);
+    if (r === "timeout") {
+      this.child.kill("SIGKILL");
+      await this.exited;
+      throw new Error(`did not exit within ${timeoutMs} ms\n${this.describe()}`);
+    }
+    return r;
+  }
+
+  /** SIGTERM, then SIGKILL after `timeoutMs`. Idempotent. */
+  stop(timeoutMs = 15_000): Promise<ExitInfo> {
+    this.stopping ??= (async () => {
+      if (!this.running) return { ...(await this.exited), forced: false };
+      this.child.kill("SIGTERM");
+      const r = await Promise.race([this.exited, sleep(timeoutMs).then(() => undefined)]);
+      if (r) return { ...r, forced: false };
+      this.child.kill("SIGKILL");
+      return { ...(await this.exited), forced: true };
+    })();
+    return this.stopping;
+  }
+
+  /** SIGKILL now (no clean exit expected). */
+  async kill(): Promise<void> {
+    if (this.running) this.child.kill("SIGKILL");
+    await this.exited;
+    this.stopping ??= Promise.resolve({ code: null, signal: "SIGKILL", forced: true });
+  }
+}
+
+/** A `start` process whose API is listening. */
+export interface Gateway {
+  readonly proc: CliProcess;
+  readonly url: string;
+}
+
+export interface SpawnOptions {
+  /** Variables added to (or, with `undefined`, removed from) the harness's base environment. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly dataDir?: string;
+  readonly name?: string;
+  readonly cwd?: string;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Per-file harness. `redis: "shared"` uses the run's redis-server (`inject("redisUrl")`) under a
+ * unique prefix; `"none"` leaves REDIS_URL unset (the process embeds its own server).
+ */
+export class E2eHarness {
+  readonly prefix = `{e2e${randomAlnum(10)}}`;
+  readonly redisUrl: string;
+  readonly dataDir: string;
+  private readonly dirs: string[] = [];
+  private readonly procs: CliProcess[] = [];
+  private readonly redisServers: SpawnedRedis[] = [];
+  private client: Redis | undefined;
+
+  constructor(readonly opts: { redis?: "shared" | "none" } = {}) {
+    this.redisUrl = opts.redis === "none" ? "" : inject("redisUrl");
+    this.dataDir = this.tempDir();
+  }
+
+  tempDir(): string {
+    const d = mkdtempSync(join(tmpdir(), "rg-e2e-"));
+    this.dirs.push(d);
+    return d;
+  }
+
+  /** A file in a temp dir of this harness. */
+  writeFile(name: string, content: string): string {
+    const path = join(this.tempDir(), name);
+    writeFileSync(path, content);
+    return path;
+  }
+
+  env(extra: Readonly<Record<string, string | undefined>> = {}, dataDir = this.dataDir) {
+    const base: Record<string, string | undefined> = {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      TMPDIR: process.env.TMPDIR,
+      LANG: process.env.LANG,
+      DATA_DIR: dataDir,
+      PORT: "0",
+      HOST: "127.0.0.1",
+      JWT_SECRET: E2E_SECRET,
+      LOG_LEVEL: "warn",
+      REDIS_PREFIX: this.prefix,
+      REDIS_URL: this.redisUrl || undefined,
+      LOCK_MS: "3000",
+      STALLED_INTERVAL_MS: "500",
+      HEALTH_INTERVAL_MS: "500",
+      SHUTDOWN_GRACE_MS: "3000",
+      SIM_STEP_MS: "10",
+      ...extra,
+    };
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(base)) if (v !== undefined) env[k] = v;
+    return env;
+  }
+
+  spawn(args: readonly string[], o: SpawnOptions = {}): CliProcess {
+    const p = new CliProcess(
+      o.name ?? args.join(" "),
+      args,
+      this.env(o.env, o.dataDir ?? this.dataDir),
+      o.cwd ?? PROJECT_ROOT,
+    );
+    this.procs.push(p);
+    return p;
+  }
+
+  /** Runs a command to its end. */
+  async run(args: readonly string[], o: SpawnOptions & { timeoutMs?: number } = {}) {
+    const p = this.spawn(args, o);
+    const r = await p.wait(o.timeoutMs ?? 30_000);
+    return { ...r, stdout: p.stdout, stderr: p.stderr, proc: p };
+  }
+
+  /** `start [--roles R]` and, when the api role runs, waits for DATA_DIR/run/api.url. */
+  async start(roles: string | undefined, o: SpawnOptions & { wait?: "api" | "sim" | "none" } = {}) {
+    const dataDir = o.dataDir ?? this.dataDir;
+    const wait = o.wait ?? (roles === undefined || roles.split(",").includes("api") ? "api" : "none");
+    const file = wait === "none" ? undefined : join(dataDir, "run", `${wait}.url`);
+    if (file) rmSync(file, { force: true });
+    const args = roles === undefined ? ["start"] : ["start", "--roles", roles];
+    const proc = this.spawn(args, { ...o, dataDir, name: o.name ?? `start ${roles ?? "(all)"}` });
+    const url = file ? await proc.waitForFile(file, 60_000) : "";
+    return { proc, url } satisfies Gateway;
+  }
+
+  /** A Redis client on the shared server (for readiness checks and cleanup). */
+  redis(): Redis {
+    this.client ??= new Redis(this.redisUrl, { maxRetriesPerRequest: null, lazyConnect: false });
+    return this.client;
+  }
+
+  /** Waits until some worker process has published its backends under this prefix. */
+  async waitForWorker(proc: CliProcess, timeoutMs = 60_000): Promise<void> {
+    await proc.waitUntil(
+      "waiting for the worker to publish its backends",
+      async () => ((await this.redis().hlen(`${this.prefix}:backends`)) > 0 ? true : undefined),
+      timeoutMs,
+    );
+  }
+
+  /** A dedicated redis-server (for tests that kill it or need other settings). */
+  async spawnRedis(extraArgs: readonly string[] = []): Promise<SpawnedRedis> {
+    const r = await spawnRedis(this.tempDir(), extraArgs);
+    this.redisServers.push(r);
+    return r;
+  }
+
+  /**
+   * Stops every process still running (SIGTERM, SIGKILL fallback) and returns those that did not
+   * exit cleanly with code 0 (described, for the failure message).
+   */
+  async stopAll(): Promise<string[]> {
+    const bad: string[] = [];
+    for (const p of [...this.procs].reverse()) {
+      const r = await p.stop();
+      if (r.signal === "SIGKILL" && !r.forced) continue; // killed on purpose by the test
+      if (r.forced || r.code !== 0)
+        bad.push(`${r.forced ? "needed SIGKILL" : `exit code ${String(r.code)}`}\n${p.describe()}`);
+    }
+    return bad;
+  }
+
+  /** Everything down and removed; throws when some process did not stop cleanly. */
+  async cleanup(): Promise<void> {
+    const bad = await this.stopAll();
+    // Embedded redis-servers left behind by a process that had to be killed.
+    for (const d of this.dirs) {
+      const pidFile = join(d, "run", "redis.pid");
+      if (existsSync(pidFile)) {
+        const pid = Number(readFileSync(pidFile, "utf8"));
+        if (pid > 0 && isAlive(pid)) {
+          bad.push(`embedded redis-server ${pid} of ${d} was still running`);
+          process.kill(pid, "SIGKILL");
+        }
+      }
+    }
+    for (const r of this.redisServers) await r.stop();
+    if (this.redisUrl) {
+      const client = this.redis();
+      let cursor = "0";
+      do {
+        const [next, keys] = await client.scan(cursor, "MATCH", `${this.prefix}*`, "COUNT", 1000);
+        cursor = next;
+        if (keys.length > 0) await client.del(...keys);
+      } while (cursor !== "0");
+      client.disconnect();
+    }
+    for (const d of this.dirs) rmSync(d, { recursive: true, force: true });
+    if (bad.length > 0) throw new Error(`processes did not stop cleanly:\n${bad.join("\n\n")}`);
+  }
+}
+
+export interface SpawnedRedis {
+  readonly url: string;
+  readonly port: number;
+  readonly pid: number;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A redis-server on a free loopback port with its data in `dir`, no persistence unless asked. */
+export async function spawnRedis(dir: string, extraArgs: readonly string[] = []): Promise<SpawnedRedis> {
+  installExitHook();
+  const port = await freePort();
+  const child = spawn(
+    "redis-server",
+    [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--dir",
+      dir,
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      ...extraArgs,
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  live.add(child);
+  let output = "";
+  child.stdout?.setEncoding("utf8").on("data", (d: string) => (output += d));
+  child.stderr?.setEncoding("utf8").on("data", (d: string) => (output += d));
+  const exited = new Promise<void>((r) =>
+    child.once("exit", () => {
+      live.delete(child);
+      r();
+    }),
+  );
+  const client = new Redis(port, "127.0.0.1", {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
+  client.on("error", () => undefined);
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      if (client.status !== "ready") await client.connect();
+      if ((await client.ping()) === "PONG") break;
+    } catch {
+      // not yet
+    }
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill("SIGKILL");
+      client.disconnect();
+      throw new Error(`redis-server did not start: ${output}`);
+    }
+    await sleep(50);
+  }
+  client.disconnect();
+  const kill = async (signal: NodeJS.Signals = "SIGKILL") => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    await exited;
+  };
+  return { url: `redis://127.0.0.1:${port}`, port, pid: child.pid ?? -1, kill, stop: () => kill("SIGTERM") };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// HTTP helpers
+
+/** A HS256 token for the e2e secret (what `render-gateway token` prints for JWT_SECRET). */
+export function token(
+  customer: string,
+  o: { tier?: TierName; admin?: boolean; ttlS?: number; secret?: string; clock?: () => number } = {},
+): Promise<string> {
+  return signToken({
+    secret: new TextEncoder().encode(o.secret ?? E2E_SECRET),
+    customerId: customer,
+    tier: o.tier ?? "pro",
+    admin: o.admin ?? false,
+    ttlS: o.ttlS ?? 3600,
+    clock: o.clock ?? Date.now,
+  });
+}
+
+export interface CallInit extends Omit<RequestInit, "body"> {
+  readonly token?: string;
+  /** A string is sent as is; anything else as JSON. */
+  readonly body?: unknown;
+}
+
+/** fetch against a gateway URL; JSON bodies by default, redirects not followed. */
+export function call(base: string, path: string, init: CallInit = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  if (init.token !== undefined) headers.set("authorization", `Bearer ${init.token}`);
+  let body: string | undefined;
+  if (init.body !== undefined) {
+    body = typeof init.body === "string" ? init.body : JSON.stringify(init.body);
+    if (!headers.has("content-type")) headers.set("content-type", "application/json");
+  }
+  const { token: _t, body: _b, ...rest } = init;
+  return fetch(base + path, {
+    ...rest,
+    headers,
+    redirect: "manual",
+    ...(body === undefined ? {} : { body }),
+    signal: init.signal ?? AbortSignal.timeout(60_000),
+  });
+}
+
+/** Polls `fn` until it returns a value (not undefined/false). */
+export async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+  intervalMs = 100,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await sleep(intervalMs);
+  }
+}
+
+/** Waits until the API sees a backend for `family/model` (its capacity view is cached ~1 s). */
+export async function waitForModel(url: string, bearer: string, familyModel: string, timeoutMs = 60_000) {
+  const [family, model] = familyModel.split("/");
+  await until(
+    `the API sees a backend for ${familyModel}`,
+    async () => {
+      const r = await call(url, "/models", { token: bearer });
+      if (r.status !== 200) return false;
+      const body = (await r.json()) as Record<
+        string,
+        { family: string; model: string; backends: string[] }[]
+      >;
+      const entry = [...(body.image ?? []), ...(body.video ?? [])].find(
+        (m) => m.family === family && m.model === model,
+      );
+      return (entry?.backends.length ?? 0) > 0;
+    },
+    timeoutMs,
+    200,
+  );
+  // /models and the sync admission read the same cached view; one more second covers the other cache.
+  await sleep(1_100);
+}
+
+export interface RawResponse {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: string;
+  /** Request body bytes the client had written when the response headers arrived. */
+  readonly sentBeforeResponse: number;
+}
+
+/**
+ * Streams a request body of `total` bytes in `chunk`-sized pieces without ever ending the request
+ * unless `end` is set, and resolves with the response as soon as it arrives: a server that buffers the
+ * whole body before answering never answers (the call then rejects after `timeoutMs`).
+ */
+export function rawPost(
+  url: string,
+  o: {
+    headers: Record<string, string>;
+    total: number;
+    chunk?: number;
+    end?: boolean;
+    timeoutMs?: number;
+  },
+): Promise<RawResponse> {
+  const u = new URL(url);
+  const chunkSize = o.chunk ?? 64 * 1024;
+  return new Promise((resolvePromise, reject) => {
+    let sent = 0;
+    let answered = false;
+    const req = httpRequest({
+      host: u.hostname,
+      port: u.port,
+      path: u.pathname + u.search,
+      method: "POST",
+      headers: o.headers,
+    });
+    const timer = setTimeout(() => {
+      req.destroy();
+      reject(new Error(`no response after sending ${sent} of ${o.total} bytes`));
+    }, o.timeoutMs ?? 20_000);
+    req.on("error", (e) => {
+      if (!answered) {
+        clearTimeout(timer);
+        reject(e);
+      }
+    });
+    req.on("response", (res) => {
+      answered = true;
+      const sentBeforeResponse = sent;
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => (body += d));
+      res.on("end", () => {
+        clearTimeout(timer);
+        req.destroy();
+        resolvePromise({ status: res.statusCode ?? 0, headers: res.headers, body, sentBeforeResponse });
+      });
+      res.on("error", () => undefined);
+    });
+    const piece = Buffer.alloc(chunkSize, 0x20);
+    const pump = () => {
+      while (!answered && !req.destroyed && sent < o.total) {
+        const n = Math.min(chunkSize, o.total - sent);
+        sent += n;
+        if (!req.write(n === chunkSize ? piece : piece.subarray(0, n))) {
+          req.once("drain", pump);
+          return;
+        }
+      }
+      if (sent >= o.total && o.end && !answered) req.end();
+    };
+    req.flushHeaders();
+    pump();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Response checks shared by the e2e files
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance: string;
+  error: string;
+  message: string;
+  request_id: string;
+  details?: Record<string, unknown>;
+}
+
+/**
+ * Checks that `res` is an RFC 9457 problem document with the seed's envelope (API.md §2) and returns
+ * it: the status and code given, `instance` = `request_id` = the X-Request-Id header, and the
+ * X-Weyl-Request-Id twin.
+ */
+export async function problemOf(res: Response, status: number, code: string): Promise<Problem> {
+  const text = await res.text();
+  const where = `${res.status} ${res.url}: ${text}`;
+  if (res.status !== status) throw new Error(`expected ${status} ${code}, got ${where}`);
+  const ctype = res.headers.get("content-type") ?? "";
+  if (!/^application\/problem\+json\b/.test(ctype)) throw new Error(`content-type ${ctype}: ${where}`);
+  const p = JSON.parse(text) as Problem;
+  const rid = res.headers.get("x-request-id");
+  const checks: [boolean, string][] = [
+    [p.type === `https://render-gateway.dev/errors/${code}`, "type"],
+    [typeof p.title === "string" && p.title.length > 0, "title"],
+    [p.status === status, "status"],
+    [typeof p.detail === "string" && p.detail.length > 0, "detail"],
+    [p.error === code, "error"],
+    [p.message === p.detail, "message = detail"],
+    [typeof rid === "string" && /^req_[A-Za-z0-9]{8,64}$/.test(rid), "X-Request-Id header"],
+    [p.request_id === rid, "request_id = X-Request-Id"],
+    [p.instance === rid, "instance = X-Request-Id"],
+    [res.headers.get("x-weyl-request-id") === rid, "X-Weyl-Request-Id = X-Request-Id"],
+    [!/\n\s+at /.test(text), "no stack trace"],
+  ];
+  const failed = checks.filter(([ok]) => !ok).map(([, what]) => what);
+  if (failed.length > 0) throw new Error(`problem document wrong (${failed.join(", ")}): ${where}`);
+  return p;
+}
+
+export interface SseEvent {
+  id?: string;
+  event: string;
+  data: string;
+}
+
+/** Compares SSE ids of this API (`<seq>` or `<seq>.<n>`) numerically, part by part. */
+export function compareEventIds(a: string, b: string): number {
+  const [a1 = 0, a2 = 0] = a.split(".").map(Number);
+  const [b1 = 0, b2 = 0] = b.split(".").map(Number);
+  return a1 !== b1 ? a1 - b1 : a2 - b2;
+}
+
+/** PNG width and height from the IHDR chunk (throws when the bytes are not a PNG). */
+export function pngDimensions(bytes: Uint8Array): { width: number; height: number } {
+  const b = Buffer.from(bytes);
+  if (!b.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])))
+    throw new Error(`not a PNG (starts with ${b.subarray(0, 8).toString("hex")})`);
+  if (b.subarray(12, 16).toString("latin1") !== "IHDR") throw new Error("PNG without IHDR first");
+  return { width: b.readUInt32BE(16), height: b.readUInt32BE(20) };
+}
+
+export interface Mp4Box {
+  readonly type: string;
+  readonly start: number;
+  readonly headerSize: number;
+  readonly size: number;
+}
+
+/** The boxes of an ISO-BMFF byte range (top level of `[from, to)`). */
+export function mp4Boxes(b: Buffer, from = 0, to = b.length): Mp4Box[] {
+  const out: Mp4Box[] = [];
+  let at = from;
+  while (at + 8 <= to) {
+    let size = b.readUInt32BE(at);
+    const type = b.subarray(at + 4, at + 8).toString("latin1");
+    let headerSize = 8;
+    if (size === 1) {
+      size = Number(b.readBigUInt64BE(at + 8));
+      headerSize = 16;
+    } else if (size === 0) size = to - at;
+    if (size < headerSize || at + size > to) throw new Error(`bad box ${type} at ${at} (size ${size})`);
+    out.push({ type, start: at, headerSize, size });
+    at += size;
+  }
+  return out;
+}
+
+/** The video sample entries (`avc1`, `hvc1`…) of an MP4 with their coded width and height. */
+export function mp4VideoSampleEntries(bytes: Uint8Array): {
+  ftyp: string;
+  entries: { format: string; width: number; height: number }[];
+} {
+  const b = Buffer.from(bytes);
+  const top = mp4Boxes(b);
+  const ftypBox = top[0];
+  if (ftypBox?.type !== "ftyp") throw new Error(`first box is ${ftypBox?.type ?? "none"}, not ftyp`);
+  const ftyp = b.subarray(ftypBox.start + 8, ftypBox.start + 12).toString("latin1");
+  const inside = (box: Mp4Box, skip = 0) =>
+    mp4Boxes(b, box.start + box.headerSize + skip, box.start + box.size);
+  const entries: { format: string; width: number; height: number }[] = [];
+  for (const moov of top.filter((x) => x.type === "moov")) {
+    for (const trak of inside(moov).filter((x) => x.type === "trak")) {
+      for (const mdia of inside(trak).filter((x) => x.type === "mdia")) {
+        for (const minf of inside(mdia).filter((x) => x.type === "minf")) {
+          for (const stbl of inside(minf).filter((x) => x.type === "stbl")) {
+            for (const stsd of inside(stbl).filter((x) => x.type === "stsd")) {
+              // full box header (4) + entry_count (4), then the sample entries
+              for (const e of inside(stsd, 8)) {
+                const base = e.start + e.headerSize;
+                if (["avc1", "avc3", "hvc1", "hev1", "vp09", "av01", "mp4v"].includes(e.type)) {
+                  entries.push({
+                    format: e.type,
+                    width: b.readUInt16BE(base + 24),
+                    height: b.readUInt16BE(base + 26),
+                  });
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return { ftyp, entries };
+}
