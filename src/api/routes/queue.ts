@@ -10,9 +10,11 @@ import { readJsonBody } from "../body.js";
 import type { ApiEnv } from "../context.js";
 import type { ApiDeps } from "../deps.js";
 import { admitJob, type AdmissionDeps } from "../admission.js";
+import { bodyFingerprint, createIdempotency } from "../idempotency.js";
 
 export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
   const app = new Hono<ApiEnv>();
+  const idempotency = createIdempotency(deps.redis, deps.scheduler.keys.prefix);
 
   app.post("/queue", async (c) => {
     const principal = c.get("principal");
@@ -52,37 +54,59 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
       const problem = webhookTargetProblem(req.webhook, deps.config.webhookAllowPrivate);
       if (problem) throw validationError("webhook", "public_https", `webhook: ${problem}`);
     }
-    const admitted = await admitJob(
-      {
-        principal,
-        request: req,
-        priority: req.priority,
-        mode: "async",
-        ...(req.backend === undefined ? {} : { backend: req.backend }),
-        ...(req.ttl === undefined ? {} : { ttlS: req.ttl }),
-        extra: {
-          ...(req.webhook
-            ? { webhook: req.webhook, webhook_events: JSON.stringify(req.webhook_events ?? []) }
-            : {}),
-          ...(req.idempotency_key ? { idem: req.idempotency_key } : {}),
+    const idemKey = req.idempotency_key;
+    const fingerprint = idemKey === undefined ? "" : bodyFingerprint(body);
+    if (idemKey !== undefined) {
+      const replay = await idempotency.begin(principal.customerId, idemKey, fingerprint);
+      if (replay) {
+        for (const [k, v] of Object.entries(replay.headers)) c.header(k, v);
+        c.header("idempotent-replayed", "true");
+        return c.json(replay.body as object, replay.status as 202);
+      }
+    }
+    let admitted;
+    try {
+      admitted = await admitJob(
+        {
+          principal,
+          request: req,
+          priority: req.priority,
+          mode: "async",
+          ...(req.backend === undefined ? {} : { backend: req.backend }),
+          ...(req.ttl === undefined ? {} : { ttlS: req.ttl }),
+          extra: {
+            ...(req.webhook
+              ? { webhook: req.webhook, webhook_events: JSON.stringify(req.webhook_events ?? []) }
+              : {}),
+            ...(idemKey ? { idem: idemKey } : {}),
+          },
         },
-      },
-      admission,
-    );
+        admission,
+      );
+    } catch (err) {
+      if (idemKey !== undefined)
+        await idempotency.abandon(principal.customerId, idemKey).catch(() => undefined);
+      throw err;
+    }
     const location = deps.present.absolute(`/jobs/${admitted.id}`);
-    c.header("location", location);
-    c.header("link", `<${location}/events>; rel="monitor"`);
-    return c.json(
-      {
-        id: admitted.id,
-        status: "queued",
-        position: admitted.position,
-        ...(admitted.etaSeconds === undefined ? {} : { eta_seconds: admitted.etaSeconds }),
-        events_url: `${location}/events`,
-        created_at: rfc3339(admitted.createdAt),
-      },
-      202,
-    );
+    const headers = { location, link: `<${location}/events>; rel="monitor"` };
+    const created = {
+      id: admitted.id,
+      status: "queued",
+      position: admitted.position,
+      ...(admitted.etaSeconds === undefined ? {} : { eta_seconds: admitted.etaSeconds }),
+      events_url: `${location}/events`,
+      created_at: rfc3339(admitted.createdAt),
+    };
+    if (idemKey !== undefined) {
+      await idempotency.complete(principal.customerId, idemKey, fingerprint, {
+        status: 202,
+        body: created,
+        headers,
+      });
+    }
+    for (const [k, v] of Object.entries(headers)) c.header(k, v);
+    return c.json(created, 202);
   });
 
   app.get("/queue", async (c) => {
