@@ -46,7 +46,13 @@ export function createEventHub(subscriber: Redis, channel: string): EventHub {
     async stop() {
       subscriber.off("message", onMessage);
       listeners.clear();
-      await subscriber.unsubscribe(channel).catch(() => undefined);
+      // With Redis gone, the subscriber's offline queue would hold UNSUBSCRIBE (and the shutdown)
+      // forever; the connection is closed right after this anyway.
+      if (subscriber.status !== "ready") return;
+      await Promise.race([
+        subscriber.unsubscribe(channel).catch(() => undefined),
+        new Promise((r) => setTimeout(r, 1_000).unref()),
+      ]);
     },
   };
 }

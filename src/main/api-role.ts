@@ -13,7 +13,7 @@ import { createJobStore } from "../queues/job-store.js";
 import { createBackendDirectory } from "../queues/backend-directory.js";
 import { createApp } from "../api/app.js";
 import { createAuthenticator } from "../api/auth.js";
-import { createEventHub } from "../api/event-hub.js";
+import { createEventHub, type EventHub } from "../api/event-hub.js";
 import { createCapacityView } from "../api/capacity.js";
 import { createPresenter } from "../api/present.js";
 import type { Runtime } from "./runtime.js";
@@ -22,6 +22,8 @@ import type { Keys, Settings } from "./settings.js";
 export interface ApiHandle {
   readonly url: string;
   readonly port: number;
+  /** The process's event hub (tests check that closed streams free their listeners). */
+  readonly hub: EventHub;
 }
 
 export async function startApiRole(ctx: {
@@ -126,5 +128,5 @@ export async function startApiRole(ctx: {
   writeFileSync(join(runDir, "api.url"), publicUrl);
   ctx.runtime.defer("api url file", () => rmSync(join(runDir, "api.url"), { force: true }));
   logger.info({ url: publicUrl }, "api listening");
-  return { url: publicUrl, port };
+  return { url: publicUrl, port, hub };
 }

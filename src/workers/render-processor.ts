@@ -90,14 +90,18 @@ export function createRenderProcessor(deps: ProcessorDeps) {
         deps.blobs,
       );
       const model = kserveModelName(begun.family, begun.model);
+      // Streaming backends also send preview frames (tiny data URIs) as the image forms.
+      const request = backend.config.streaming
+        ? { ...req, parameters: { ...req.parameters, previews: true } }
+        : req;
       let lastProgress = 0;
       const result: InferResult = await guard(data.backend, () =>
         backend.config.streaming
-          ? backend.client.generateStream(model, req, {
+          ? backend.client.generateStream(model, request, {
               signal: controller.signal,
               onProgress: (p) => {
                 const now = deps.clock();
-                if (now - lastProgress < deps.progressIntervalMs && p.step < p.steps) return;
+                if (now - lastProgress < deps.progressIntervalMs && p.step < p.steps && !p.preview) return;
                 lastProgress = now;
                 deps.scheduler
                   .progress(data.id, data.token, p.progress, p.step, p.steps, p.preview)
@@ -107,7 +111,7 @@ export function createRenderProcessor(deps: ProcessorDeps) {
                   .catch((err: unknown) => log.warn({ err }, "progress not recorded"));
               },
             })
-          : backend.client.infer(model, req, { signal: controller.signal }),
+          : backend.client.infer(model, request, { signal: controller.signal }),
       );
       const digests: string[] = [];
       for (const bytes of result.outputs) digests.push(await deps.blobs.put(bytes));

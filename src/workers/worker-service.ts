@@ -169,9 +169,18 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
     );
   }
 
+  // A periodic task never overlaps itself: while Redis is away its calls wait in the offline queue,
+  // and piling up one per tick would flood Redis when it returns.
   const every = (ms: number, fn: () => Promise<void>, what: string) => {
+    let busy = false;
     const t = setInterval(() => {
-      fn().catch((err: unknown) => log.warn({ err }, `${what} failed`));
+      if (busy) return;
+      busy = true;
+      fn()
+        .catch((err: unknown) => log.warn({ err }, `${what} failed`))
+        .finally(() => {
+          busy = false;
+        });
     }, ms);
     t.unref();
     timers.push(t);

@@ -42,6 +42,8 @@ export interface TestSystem {
   readonly settings: Settings;
   readonly keys: Keys;
   readonly dataDir: string;
+  /** Listeners of the API's event hub (open SSE streams and sync waits). */
+  listeners(): number;
   token(customer: string, opts?: { tier?: TierName; admin?: boolean }): Promise<string>;
   /** fetch against the API with a bearer token. */
   call(path: string, init?: RequestInit & { token?: string }): Promise<Response>;
@@ -72,6 +74,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
   const clock = systemClock;
   const redisUrlValue = settings.env.REDIS_URL!;
   let url = "";
+  let hubSize = () => 0;
   let worker: WorkerService | undefined;
   let sim: SimServer;
   try {
@@ -90,8 +93,17 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
       });
     }
     if (opts.api !== false) {
-      url = (await startApiRole({ settings, keys, redisUrl: redisUrlValue, runtime, logger, clock, blobs }))
-        .url;
+      const api = await startApiRole({
+        settings,
+        keys,
+        redisUrl: redisUrlValue,
+        runtime,
+        logger,
+        clock,
+        blobs,
+      });
+      url = api.url;
+      hubSize = () => api.hub.size();
     }
   } catch (err) {
     await runtime.shutdown("setup failed");
@@ -114,6 +126,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
     settings,
     keys,
     dataDir,
+    listeners: () => hubSize(),
     token,
     async call(path, init = {}) {
       const headers = new Headers(init.headers);

@@ -1,0 +1,138 @@
+// Server-Sent Events: progress from the backend, previews, resume with Last-Event-ID, heartbeats,
+// a removed job, and disconnects that free their listeners.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readSse, startSystem, waitFor, type TestSystem } from "../helpers/system.js";
+
+let sys: TestSystem;
+let t: string;
+beforeAll(async () => {
+  sys = await startSystem({ env: { SSE_HEARTBEAT_MS: "200" } });
+  t = await sys.token("sse");
+});
+afterAll(async () => {
+  await sys?.close();
+});
+
+async function submit(body: Record<string, unknown>): Promise<string> {
+  const res = await sys.call("/queue", {
+    method: "POST",
+    token: t,
+    body: JSON.stringify({
+      modality: "image",
+      family: "flux",
+      model: "schnell",
+      task: "t2i",
+      format: "512",
+      ...body,
+    }),
+  });
+  expect(res.status).toBe(202);
+  return ((await res.json()) as { id: string }).id;
+}
+
+describe("job events", () => {
+  it("streams real progress and preview frames from a streaming backend", async () => {
+    sys.sim.setConfig({ stepMs: 60 });
+    const id = await submit({ prompt: "slow enough to watch", steps: 12 });
+    const mid = await waitFor(async () => {
+      const j = (await (await sys.call(`/jobs/${id}`, { token: t })).json()) as {
+        status: string;
+        progress: number;
+      };
+      return j.status === "running" && j.progress > 0 && j.progress < 1 ? j : undefined;
+    });
+    expect(mid.progress).toBeGreaterThan(0);
+    const events = await readSse(
+      await sys.call(`/jobs/${id}/events`, { token: t }),
+      (e) => e.event === "complete",
+    );
+    sys.sim.setConfig({ stepMs: 2 });
+    const progress = events
+      .filter((e) => e.event === "progress")
+      .map((e) => JSON.parse(e.data) as { progress: number; step: number; steps: number });
+    expect(progress.length).toBeGreaterThan(1);
+    expect(progress.every((p) => p.steps === 12 && p.step >= 1 && p.step <= 12)).toBe(true);
+    const values = progress.map((p) => p.progress);
+    expect([...values].sort((a, b) => a - b)).toEqual(values);
+    const previews = events
+      .filter((e) => e.event === "preview")
+      .map((e) => (JSON.parse(e.data) as { frame: string }).frame);
+    expect(previews.length).toBeGreaterThan(0);
+    expect(previews[0]).toMatch(/^data:image\/(jpeg|png|webp);base64,/);
+  });
+
+  it("resumes after Last-Event-ID without loss or repeats", async () => {
+    const id = await submit({ prompt: "resume me" });
+    const all = await readSse(
+      await sys.call(`/jobs/${id}/events`, { token: t }),
+      (e) => e.event === "complete",
+    );
+    const stored = all.filter((e) => /^\d+$/.test(e.id ?? ""));
+    expect(stored.length).toBeGreaterThanOrEqual(3);
+    const cut = stored[1]!;
+    const rest = await readSse(
+      await sys.call(`/jobs/${id}/events`, { token: t, headers: { "last-event-id": cut.id! } }),
+      (e) => e.event === "complete",
+    );
+    expect(rest.map((e) => e.id)).toEqual(stored.slice(2).map((e) => e.id));
+    expect(rest.map((e) => e.data)).toEqual(stored.slice(2).map((e) => e.data));
+  });
+
+  it("sends heartbeats while nothing happens, and live position updates while queued", async () => {
+    sys.sim.setConfig({ down: true });
+    await new Promise((r) => setTimeout(r, 700)); // the worker's health poll sees it
+    const first = await submit({ prompt: "waits a while" });
+    const second = await submit({ prompt: "waits behind" });
+    const res = await sys.call(`/jobs/${second}/events`, { token: t });
+    const reader = res.body!.getReader();
+    let text = "";
+    const deadline = Date.now() + 3_000;
+    while (!text.includes(": heartbeat") && Date.now() < deadline) {
+      const { value } = await reader.read();
+      text += new TextDecoder().decode(value);
+    }
+    expect(text).toContain(": heartbeat");
+    expect(text).toMatch(/event: position\ndata: \{[^}]*"position":1[^}]*\}\nid: 1\n/);
+    await sys.call(`/jobs/${first}`, { method: "DELETE", token: t });
+    const moved = /event: position\ndata: \{[^}]*"position":0[^}]*\}\nid: 1\.\d+/;
+    while (!moved.test(text) && Date.now() < deadline + 3_000) {
+      const { value } = await reader.read();
+      text += new TextDecoder().decode(value);
+    }
+    expect(text).toMatch(moved);
+    await reader.cancel();
+    sys.sim.setConfig({ down: false });
+    await sys.call(`/jobs/${second}`, { method: "DELETE", token: t });
+  });
+
+  it("ends the stream with job_not_found when the job is removed", async () => {
+    sys.sim.setConfig({ down: true });
+    await new Promise((r) => setTimeout(r, 700));
+    const id = await submit({ prompt: "to be removed" });
+    const res = await sys.call(`/jobs/${id}/events`, { token: t });
+    setTimeout(() => {
+      void sys.redis.client.del(`${sys.redis.prefix}:job:${id}`, `${sys.redis.prefix}:ev:${id}`);
+    }, 200);
+    const events = await readSse(res, () => false, 5_000);
+    expect(events.at(-1)!.event).toBe("error");
+    expect(JSON.parse(events.at(-1)!.data)).toMatchObject({ code: "job_not_found" });
+    sys.sim.setConfig({ down: false });
+    await sys.redis.client.zrem(`${sys.redis.prefix}:q`, id);
+  });
+
+  it("frees the stream's listeners when the client disconnects", async () => {
+    sys.sim.setConfig({ down: true });
+    await new Promise((r) => setTimeout(r, 700));
+    const id = await submit({ prompt: "watch and leave" });
+    const before = sys.listeners();
+    const controller = new AbortController();
+    const res = await sys.call(`/jobs/${id}/events`, { token: t, signal: controller.signal });
+    await res.body!.getReader().read();
+    expect(sys.listeners()).toBe(before + 1);
+    controller.abort();
+    await waitFor(async () => sys.listeners() === before, 5_000);
+    expect((await sys.call("/health")).status).toBe(200);
+    sys.sim.setConfig({ down: false });
+    await sys.call(`/jobs/${id}`, { method: "DELETE", token: t });
+  });
+});
