@@ -1,5 +1,6 @@
 // Builds the KServe v2 infer request of an attempt from the stored, validated job request.
 import type { BlobStore } from "../core/ports.js";
+import { sniffContentType } from "../core/media-type.js";
 import type { InferRequest, InferTensor } from "./backends/kserve-client.js";
 
 const STRUCTURED = new Set(["prompt", "negative_prompt", "image", "mask", "lora"]);
@@ -22,17 +23,18 @@ function isImageRef(v: unknown): v is ImageRef {
   );
 }
 
-async function resolveImage(ref: unknown, blobs: BlobStore): Promise<Record<string, string> | undefined> {
+/** An input image as the backend gets it: its URL, or its bytes as a data URI (from the CAS). */
+async function resolveImage(ref: unknown, blobs: BlobStore): Promise<string | undefined> {
   if (!isImageRef(ref)) return undefined;
-  if (ref.kind === "url") return { url: ref.url };
+  if (ref.kind === "url") return ref.url;
   const bytes = await blobs.get(ref.digest);
   if (!bytes) throw new Error(`input object ${ref.digest} is missing from storage`);
-  return { b64: Buffer.from(bytes).toString("base64"), digest: ref.digest };
+  return `data:${sniffContentType(bytes)};base64,${Buffer.from(bytes).toString("base64")}`;
 }
 
 /**
- * Scalars go to `parameters`, the prompt to a BYTES input `prompt`, structured fields (lora, input
- * images as bytes or URLs) to a BYTES input `request` holding JSON (API.md §4).
+ * Scalars go to `parameters`, the prompt to a BYTES input `prompt`, structured fields to a BYTES input
+ * `request` holding JSON (API.md §4): `lora`, and `image`/`mask` as a URL or a `data:` URI.
  */
 export async function buildInferRequest(input: AttemptInput, blobs: BlobStore): Promise<InferRequest> {
   const parameters: Record<string, string | number | boolean> = {

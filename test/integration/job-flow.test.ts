@@ -1,5 +1,7 @@
 // The job flow through a whole in-process gateway: submit, SSE, 303, bytes, sync, ownership.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createHash } from "node:crypto";
+import sharp from "sharp";
 import { pngSize, readSse, startSystem, waitFor, type TestSystem } from "../helpers/system.js";
 
 let sys: TestSystem;
@@ -113,6 +115,61 @@ describe("async job flow", () => {
     expect(b.error).toBe("not_found");
     expect((await sys.call(`/jobs/${id}/events`, { token: bob })).status).toBe(404);
     expect((await sys.call(`/jobs/${id}`, { method: "DELETE", token: bob })).status).toBe(404);
+  });
+});
+
+describe("input images", () => {
+  it("moves an inline data: image into the CAS, hands its bytes to the backend, and lets its sender read it", async () => {
+    const png = await sharp({ create: { width: 32, height: 32, channels: 3, background: "#0a0" } })
+      .png()
+      .toBuffer();
+    const digest = `sha256-${createHash("sha256").update(png).digest("hex")}`;
+    const res = await sys.call("/queue", {
+      method: "POST",
+      token: alice,
+      body: JSON.stringify({
+        ...fox,
+        task: "i2i",
+        format: "512",
+        image: `data:image/png;base64,${png.toString("base64")}`,
+      }),
+    });
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+    const job = await waitFor(async () => {
+      const j = (await (await sys.call(`/jobs/${id}?redirect=false`, { token: alice })).json()) as Record<
+        string,
+        any
+      >;
+      return j.status === "complete" || j.status === "error" ? j : undefined;
+    });
+    expect(job.status).toBe("complete");
+    // the queued job holds the digest, never the inline bytes
+    expect(job.request.image).toEqual({ kind: "digest", digest });
+    const mine = await sys.call(`/objects/${digest}`, { token: alice });
+    expect(mine.status).toBe(200);
+    expect(Buffer.from(await mine.arrayBuffer()).equals(png)).toBe(true);
+    expect((await sys.call(`/objects/${digest}`, { token: bob })).status).toBe(404);
+    expect((await sys.call(`/objects/${digest}`)).status).toBe(404);
+  });
+
+  it("serves byte ranges and 304 for a matching ETag", async () => {
+    const res = await sys.call("/image/flux/schnell/t2i?format=512", {
+      method: "POST",
+      token: alice,
+      body: JSON.stringify({ prompt: "ranges" }),
+    });
+    const url = res.headers.get("content-location")!;
+    const whole = Buffer.from(await res.arrayBuffer());
+    const part = await fetch(url, { headers: { range: "bytes=10-19" } });
+    expect(part.status).toBe(206);
+    expect(part.headers.get("content-range")).toBe(`bytes 10-19/${whole.length}`);
+    expect(Buffer.from(await part.arrayBuffer()).equals(whole.subarray(10, 20))).toBe(true);
+    const etag = (await fetch(url)).headers.get("etag")!;
+    expect(etag).toMatch(/^"sha256-[0-9a-f]{64}"$/);
+    expect((await fetch(url, { headers: { "if-none-match": etag } })).status).toBe(304);
+    const tampered = url.replace(/sig=[^&]+/, "sig=AAAA");
+    expect((await fetch(tampered)).status).toBe(404);
   });
 });
 

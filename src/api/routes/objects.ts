@@ -4,21 +4,9 @@ import { Hono, type Context } from "hono";
 import { AppError } from "../../core/errors.js";
 import { DIGEST_RE } from "../../core/ports.js";
 import { verifyObjectSignature } from "../../core/url-signing.js";
+import { sniffContentType } from "../../core/media-type.js";
 import type { ApiEnv } from "../context.js";
 import type { ApiDeps } from "../deps.js";
-
-/** Content type from the first bytes: the CAS stores bytes only. */
-export function sniffContentType(head: Uint8Array): string {
-  const b = Buffer.from(head.subarray(0, 16));
-  if (b.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])))
-    return "image/png";
-  if (b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return "image/jpeg";
-  if (b.subarray(0, 4).toString("latin1") === "RIFF" && b.subarray(8, 12).toString("latin1") === "WEBP")
-    return "image/webp";
-  if (b.subarray(4, 8).toString("latin1") === "ftyp") return "video/mp4";
-  if (b.subarray(0, 3).toString("latin1") === "GIF") return "image/gif";
-  return "application/octet-stream";
-}
 
 function parseRange(
   header: string | undefined,
