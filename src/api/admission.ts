@@ -9,7 +9,7 @@ import type { Clock } from "../core/time.js";
 import type { GenerationRequest, ImageRef } from "../core/request-schema.js";
 import { maxPositionWithin } from "../core/eta.js";
 import type { Scheduler } from "../queues/scheduler.js";
-import type { CapacityView } from "./capacity.js";
+import { servesRoute, type CapacityView } from "./capacity.js";
 
 export interface AdmissionDeps {
   readonly scheduler: Scheduler;
@@ -79,6 +79,13 @@ export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Ad
 
   const familyModel = `${r.family}/${r.model}`;
   const route = a.backend ? `${familyModel}@${a.backend}` : familyModel;
+  // Never accept a job that nothing will ever run: when live workers report their backends and
+  // none serves the model, it is unknown to this deployment. (With no worker reporting yet, jobs
+  // are accepted and wait for one.)
+  const known = await deps.capacity.backends();
+  if (known.length > 0 && !known.some((b) => servesRoute(b, familyModel))) {
+    throw new AppError("not_found", `no backend of this deployment serves ${familyModel}`);
+  }
   const [capacity, serviceMs] = await Promise.all([
     deps.capacity.capacity(familyModel, a.backend),
     deps.capacity.serviceMs(route),

@@ -66,6 +66,13 @@ export async function startApiRole(ctx: {
   await hub.start();
   ctx.runtime.defer("event hub", () => hub.stop());
 
+  // ttl expiry also runs here, so queued jobs expire on time even while no worker is running
+  const expiry = setInterval(() => {
+    scheduler.expire().catch((err: unknown) => logger.debug({ err }, "ttl expiry failed"));
+  }, env.STALLED_INTERVAL_MS);
+  expiry.unref();
+  ctx.runtime.defer("ttl expiry", () => clearInterval(expiry));
+
   const authenticator = createAuthenticator({
     secret: ctx.keys.jwt,
     clock: ctx.clock,

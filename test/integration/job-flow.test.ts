@@ -226,3 +226,46 @@ describe("sync route", () => {
     expect(new Set(body.outputs).size).toBe(2);
   });
 });
+
+describe("deployment limits", () => {
+  it("refuses a catalogue model that no configured backend serves", async () => {
+    const only = await startSystem({
+      backends: (url) => [
+        {
+          id: "flux-only",
+          url,
+          protocol: "kserve-v2",
+          engine: "nunchaku",
+          capacity: 2,
+          models: ["flux/schnell"],
+          streaming: false,
+          timeout_ms: 60_000,
+          timeouts: {},
+        },
+      ],
+    });
+    try {
+      const t = await only.token("c");
+      const res = await only.call("/queue", {
+        method: "POST",
+        token: t,
+        body: JSON.stringify({
+          modality: "video",
+          family: "wan",
+          model: "default",
+          task: "t2v",
+          prompt: "nobody runs me",
+        }),
+      });
+      expect(res.status).toBe(404);
+      const ok = await only.call("/queue", {
+        method: "POST",
+        token: t,
+        body: JSON.stringify({ ...fox, format: "512" }),
+      });
+      expect(ok.status).toBe(202);
+    } finally {
+      await only.close();
+    }
+  });
+});
