@@ -53,6 +53,9 @@ if ttl_at > 0 then
 end
 local ev = {position = position}
 if eta >= 0 then ev["eta_seconds"] = eta end
-add_event(id, "position", cjson.encode(ev))
-redis.call("PUBLISH", key("ch", "wake"), id)
+-- Nobody can be listening to a job that did not exist a moment ago: record without publishing.
+record_event(id, "position", cjson.encode(ev))
+-- Wake the dispatchers only when nothing waits ahead of this job; otherwise they are busy or will
+-- find it on their next pass (a slot freeing up, or their periodic pass).
+if ahead == 0 then redis.call("PUBLISH", key("ch", "wake"), id) end
 return {position, eta}

@@ -13,9 +13,14 @@ local function job_get(id, field)
 end
 
 -- Appends an event to the job's stream with the next integer id (0-<seq>) and wakes listeners.
-local function add_event(id, name, data)
+local function record_event(id, name, data)
   local seq = redis.call("HINCRBY", key("job", id), "evseq", 1)
   redis.call("XADD", key("ev", id), "0-" .. seq, "e", name, "d", data)
+  return seq
+end
+
+local function add_event(id, name, data)
+  local seq = record_event(id, name, data)
   redis.call("PUBLISH", key("ch", "ev"), id)
   return seq
 end
