@@ -48,6 +48,8 @@ export class CliProcess {
   private out = "";
   private err = "";
   private stopping: Promise<ExitInfo> | undefined;
+  /** Set when a test ran the command to its end and checks its exit itself. */
+  awaited = false;
 
   constructor(
     readonly name: string,
@@ -253,6 +255,7 @@ export class E2eHarness {
   /** Runs a command to its end. */
   async run(args: readonly string[], o: SpawnOptions & { timeoutMs?: number } = {}) {
     const p = this.spawn(args, o);
+    p.awaited = true;
     const r = await p.wait(o.timeoutMs ?? 30_000);
     return { ...r, stdout: p.stdout, stderr: p.stderr, proc: p };
   }
@@ -266,6 +269,13 @@ export class E2eHarness {
     const args = roles === undefined ? ["start"] : ["start", "--roles", roles];
     const proc = this.spawn(args, { ...o, dataDir, name: o.name ?? `start ${roles ?? "(all)"}` });
     const url = file ? await proc.waitForFile(file, 60_000) : "";
+    if (wait === "api") {
+      // api.url is written as soon as the server listens; the banner comes last, once every role runs.
+      const banner = `render-gateway is up at ${url}`;
+      await proc.waitUntil("waiting for the start banner", () =>
+        proc.stdout.includes(banner) ? true : undefined,
+      );
+    }
     return { proc, url } satisfies Gateway;
   }
 
@@ -298,6 +308,7 @@ export class E2eHarness {
   async stopAll(): Promise<string[]> {
     const bad: string[] = [];
     for (const p of [...this.procs].reverse()) {
+      if (p.awaited && !p.running) continue;
       const r = await p.stop();
       if (r.signal === "SIGKILL" && !r.forced) continue; // killed on purpose by the test
       if (r.forced || r.code !== 0)

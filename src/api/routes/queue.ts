@@ -55,7 +55,9 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
       if (problem) throw validationError("webhook", "public_https", `webhook: ${problem}`);
     }
     const idemKey = req.idempotency_key;
-    const fingerprint = idemKey === undefined ? "" : bodyFingerprint(body);
+    // The key itself is not part of "the same body": it may come in the body or in the header.
+    const { idempotency_key: _key, ...keyless } = body as Record<string, unknown>;
+    const fingerprint = idemKey === undefined ? "" : bodyFingerprint(keyless);
     if (idemKey !== undefined) {
       const replay = await idempotency.begin(principal.customerId, idemKey, fingerprint);
       if (replay) {
