@@ -29,6 +29,10 @@ const ROUTE_TABLE: readonly [RegExp, readonly string[]][] = [
   [/^\/[^/]+\/[^/]+\/[^/]+\/[^/]+\/?$/, ["POST"]],
 ];
 
+function allowedMethods(path: string): readonly string[] | undefined {
+  return ROUTE_TABLE.find(([re]) => re.test(path))?.[1];
+}
+
 export function createApp(deps: ApiDeps): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>({ strict: false });
   const grants = createObjectGrants(deps.redis, deps.scheduler.keys.prefix, deps.config.retentionS);
@@ -40,7 +44,13 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
     ids: deps.ids,
     grantObject: (digest, customer) => grants.grant(digest, customer),
   };
-  const auth = authenticate({ authenticate: deps.authenticate });
+  const requireToken = authenticate({ authenticate: deps.authenticate });
+  // A method the path does not have is answered 405 (by notFound below) before asking for a token.
+  const auth: typeof requireToken = async (c, next) => {
+    const allowed = allowedMethods(new URL(c.req.url).pathname);
+    if (allowed && !allowed.includes(c.req.method)) return next();
+    return requireToken(c, next);
+  };
   const optionalPrincipal = async (c: Context<ApiEnv>) => {
     try {
       return await deps.authenticate(c.req.header("authorization"));
@@ -71,12 +81,12 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
   app.route("/", eventRoutes(deps));
   app.route("/", jobRoutes(deps));
   app.route("/", modelRoutes(deps));
-  app.on("POST", "/:modality/:family/:model/:task", auth);
+  app.on("POST", "/:modality/:family/:model/:task", requireToken);
   app.route("/", generateRoutes(deps, admission));
 
   app.notFound((c) => {
     const path = new URL(c.req.url).pathname;
-    const allowed = ROUTE_TABLE.find(([re]) => re.test(path))?.[1];
+    const allowed = allowedMethods(path);
     const id = c.get("requestId");
     if (allowed && !allowed.includes(c.req.method)) {
       const res = problemResponse(

@@ -51,7 +51,7 @@ export function createPresenter(opts: {
         ...(position >= 0 ? { position } : {}),
         ...(etaSeconds === undefined ? {} : { etaSeconds }),
       });
-      pub.request = {
+      const request: Record<string, unknown> = {
         modality: job.modality,
         family: job.family,
         model: job.model,
@@ -59,6 +59,13 @@ export function createPresenter(opts: {
         format: job.format,
         ...job.request,
       };
+      // Input images as the client can use them again: the URL, or the stored object's digest.
+      for (const field of ["image", "mask"]) {
+        const ref = request[field] as { kind?: string; url?: string; digest?: string } | undefined;
+        if (ref?.kind === "url") request[field] = ref.url;
+        else if (ref?.kind === "digest") request[field] = ref.digest;
+      }
+      pub.request = request;
       return pub;
     },
 

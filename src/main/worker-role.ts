@@ -86,6 +86,11 @@ export async function startWorkerRole(ctx: {
     publishIntervalMs: env.HEALTH_INTERVAL_MS,
     breakers,
     health,
+    preferredEngine: Object.fromEntries(
+      ctx.settings.catalog
+        .entries()
+        .flatMap((m) => (m.default_backend ? [[`${m.family}/${m.model}`, m.default_backend] as const] : [])),
+    ),
   });
   await service.start();
   ctx.runtime.defer("worker service", () => service.stop(env.SHUTDOWN_GRACE_MS));

@@ -95,7 +95,12 @@ export type CancelResult = "was_queued" | "was_running" | "missing" | "terminal"
 export interface Scheduler {
   readonly keys: Keys;
   admit(input: AdmitInput): Promise<AdmitResult>;
-  dispatch(freeSlots: number, backends: readonly BackendView[]): Promise<Dispatched[]>;
+  /** `prefer`: the engine to choose first per `family/model` (the catalogue's default backend). */
+  dispatch(
+    freeSlots: number,
+    backends: readonly BackendView[],
+    prefer?: Readonly<Record<string, string>>,
+  ): Promise<Dispatched[]>;
   begin(id: string, token: string): Promise<BeginResult>;
   finish(
     id: string,
@@ -149,7 +154,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
       return { admitted: true, position: first, ...eta };
     },
 
-    async dispatch(freeSlots, backends) {
+    async dispatch(freeSlots, backends, prefer = {}) {
       if (freeSlots <= 0) return [];
       const flat = (await run("dispatch", route, [
         opts.clock(),
@@ -158,6 +163,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
         opts.leaseTtlMs,
         `${randomBytes(6).toString("hex")}.`,
         ...retention,
+        JSON.stringify(prefer),
       ])) as string[];
       const out: Dispatched[] = [];
       for (let i = 0; i + 3 < flat.length; i += 4) {

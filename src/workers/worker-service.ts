@@ -42,6 +42,8 @@ export interface WorkerServiceOptions {
   readonly breakers?: Breakers;
   readonly health?: HealthPoller;
   readonly dispatchIntervalMs?: number;
+  /** Engine to run each `family/model` on when several could (the catalogue's default backend). */
+  readonly preferredEngine?: Readonly<Record<string, string>>;
 }
 
 export interface WorkerService {
@@ -98,7 +100,7 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
       if (stopping) return;
       const free = o.concurrency - active;
       if (free <= 0) return;
-      const dispatched = await o.scheduler.dispatch(free, views());
+      const dispatched = await o.scheduler.dispatch(free, views(), o.preferredEngine);
       if (dispatched.length === 0) return;
       await queue.addBulk(
         dispatched.map((d) => ({
@@ -177,7 +179,9 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
       if (busy) return;
       busy = true;
       fn()
-        .catch((err: unknown) => log.warn({ err }, `${what} failed`))
+        .catch((err: unknown) =>
+          log.warn({ err: err instanceof Error ? err.message : String(err) }, `${what} failed`),
+        )
         .finally(() => {
           busy = false;
         });
@@ -245,17 +249,27 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
       for (const t of timers) clearInterval(t);
       o.health?.stop();
       o.subscriber.off("message", onMessage);
-      await dispatching;
+      // Every wait below is bounded: with Redis gone, its calls would wait in the offline queue forever.
+      const within = (p: Promise<unknown> | undefined, ms: number) =>
+        Promise.race([p?.catch(() => undefined), new Promise<void>((r) => setTimeout(r, ms).unref())]);
+      await within(dispatching, 1_000);
       if (worker) {
         // Finish what runs within the grace period, then hand the rest back (no attempt spent).
         const closing = worker.close();
         const graceTimer = setTimeout(() => {
           for (const h of held.values()) h.abort("shutdown");
         }, graceMs);
-        await closing;
+        await within(closing, graceMs + 5_000);
         clearTimeout(graceTimer);
+        if (held.size > 0) {
+          log.warn(
+            { attempts: held.size },
+            "attempts still unsettled at exit; their leases expire and the jobs are requeued",
+          );
+          await within(worker.close(true), 1_000);
+        }
       }
-      await queue.close();
+      await within(queue.close(), 2_000);
       o.breakers?.shutdown();
       log.info("worker stopped");
     },

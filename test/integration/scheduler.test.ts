@@ -234,6 +234,13 @@ describe("scheduler", () => {
     expect(ds.map((d) => d.id)).toEqual(["j_f1", "j_w1"]);
   });
 
+  it("prefers the model's default engine, then falls back to the least loaded other backend", async () => {
+    for (let i = 0; i < 4; i++) await admit(`j_p${i}`, "normal", "wan/default");
+    const bs = [backend("nun", 2, ["*"], "nunchaku"), backend("tor", 2, ["*"], "torch")];
+    const ds = await sched.dispatch(4, bs, { "wan/default": "torch" });
+    expect(ds.map((d) => d.backend)).toEqual(["tor", "tor", "nun", "nun"]);
+  });
+
   it("refuses admission beyond the caller's position limit and stores nothing", async () => {
     await admit("j_1");
     await admit("j_2");

@@ -12,6 +12,7 @@
   ARGV[4] backends: JSON array of {id, cap, engine, models (array, "*" = all), ok (bool)}
   ARGV[5] lease ttl (ms)  ARGV[6] token base (unique per call)
   ARGV[7] retention seconds  ARGV[8] retention count
+  ARGV[9] preferred engine per "family/model" (JSON object; the catalogue's default backend)
   Returns a flat array: job id, token, backend id, route, ... for each dispatched job
 ]]
 local now = tonumber(ARGV[2])
@@ -21,6 +22,7 @@ local lease_ttl = tonumber(ARGV[5])
 local token_base = ARGV[6]
 local retention_s = tonumber(ARGV[7])
 local retention_count = tonumber(ARGV[8])
+local prefer = cjson.decode(ARGV[9] or "{}")
 
 -- 1. Jobs whose backoff is over become dispatchable again (they never left the global order).
 local due = redis.call("ZRANGEBYSCORE", key("q", "later"), "-inf", now, "LIMIT", 0, 200)
@@ -74,15 +76,17 @@ local function any_free(list)
   return false
 end
 
--- Least loaded (share of capacity in use), the backend to avoid last, configuration order on ties.
-local function choose(list, avoid)
-  local best, best_load, best_avoided = nil, nil, nil
+-- Among backends with a free slot: the one to avoid (it just failed this job) last, then the model's
+-- preferred engine first, then the least loaded (share of capacity in use), configuration order on ties.
+local function choose(list, avoid, engine)
+  local best, best_rank = nil, nil
   for _, b in ipairs(list) do
     if free[b.id] > 0 then
-      local load = (b.cap - free[b.id]) / b.cap
-      local avoided = (b.id == avoid)
-      if best == nil or (best_avoided and not avoided) or (best_avoided == avoided and load < best_load) then
-        best, best_load, best_avoided = b, load, avoided
+      local rank = (b.cap - free[b.id]) / b.cap
+      if b.engine ~= engine then rank = rank + 2 end
+      if b.id == avoid then rank = rank + 4 end
+      if best == nil or rank < best_rank then
+        best, best_rank = b, rank
       end
     end
   end
@@ -113,7 +117,8 @@ while allowed > 0 do
     terminate(best_id, "cancelled", now, "ttl_expired", "not started within its ttl", false, retention_s,
       retention_count)
   else
-    local b = choose(candidates[best_route], redis.call("HGET", jk, "avoid"))
+    local family_model = string.match(best_route, "^([^@]+)")
+    local b = choose(candidates[best_route], redis.call("HGET", jk, "avoid"), prefer[family_model])
     n = n + 1
     local token = token_base .. n
     redis.call("ZREM", key("q"), best_id)
