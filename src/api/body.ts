@@ -20,24 +20,33 @@ export async function readJsonBody(c: Context, limit = BODY_LIMIT_BYTES): Promis
   const declared = Number(c.req.header("content-length"));
   if (Number.isFinite(declared) && declared > limit) throw tooLarge();
 
-  const body = c.req.raw.body;
-  const chunks: Uint8Array[] = [];
   let size = 0;
-  if (body) {
-    const reader: ReadableStreamDefaultReader<Uint8Array> = body.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > limit) {
-        await reader.cancel().catch(() => undefined);
-        throw tooLarge();
+  let text: string;
+  if (Number.isFinite(declared) && c.req.header("transfer-encoding") === undefined) {
+    // A declared length within the limit (the HTTP parser reads exactly that much): the node adapter
+    // hands the body over directly, without building a web Request and stream for it.
+    text = await c.req.text();
+    size = Buffer.byteLength(text);
+  } else {
+    // Chunked: count while streaming and stop at the limit, never buffering more than it.
+    const body = c.req.raw.body;
+    const chunks: Uint8Array[] = [];
+    if (body) {
+      const reader: ReadableStreamDefaultReader<Uint8Array> = body.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        size += value.byteLength;
+        if (size > limit) {
+          await reader.cancel().catch(() => undefined);
+          throw tooLarge();
+        }
+        chunks.push(value);
       }
-      chunks.push(value);
     }
+    text = Buffer.concat(chunks, size).toString("utf8");
   }
   if (size === 0) throw new AppError("empty_body", "request body cannot be empty");
-  const text = Buffer.concat(chunks, size).toString("utf8");
   if (text.trim() === "") throw new AppError("empty_body", "request body cannot be empty");
   try {
     return JSON.parse(text) as unknown;

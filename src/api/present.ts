@@ -34,7 +34,7 @@ export function createPresenter(opts: {
 
     async job(job, position) {
       let etaSeconds: number | undefined;
-      if (job.status === "queued" || job.status === "dispatched" || job.status === "running") {
+      if (job.status === "queued" || job.status === "running") {
         const familyModel = `${job.family}/${job.model}`;
         const constraint = job.route.includes("@") ? job.route.split("@")[1] : undefined;
         const [cap, svc] = await Promise.all([

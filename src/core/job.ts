@@ -5,12 +5,10 @@ export const PRIORITIES = ["high", "normal", "low"] as const;
 export type Priority = (typeof PRIORITIES)[number];
 export const PRIORITY_CLASS: Readonly<Record<Priority, number>> = { high: 0, normal: 1, low: 2 };
 
-/** Public statuses (API.md §3). */
+/** Job statuses (API.md §3), stored as they are shown. */
 export type JobStatus = "queued" | "running" | "complete" | "error" | "cancelled";
-/** Stored statuses: `dispatched` (a backend slot is leased, no worker began it yet) shows as queued. */
-export type StoredStatus = JobStatus | "dispatched";
 
-export const TERMINAL: ReadonlySet<StoredStatus> = new Set(["complete", "error", "cancelled"]);
+export const TERMINAL: ReadonlySet<JobStatus> = new Set(["complete", "error", "cancelled"]);
 
 export interface JobError {
   readonly code: string;
@@ -32,7 +30,7 @@ export interface AttemptEntry {
 export interface JobRecord {
   readonly id: string;
   readonly customerId: string;
-  readonly status: StoredStatus;
+  readonly status: JobStatus;
   readonly priority: Priority;
   readonly modality: string;
   readonly family: string;
@@ -76,7 +74,7 @@ export function decodeJob(h: Readonly<Record<string, string>>): JobRecord {
   return {
     id: h.id ?? "",
     customerId: h.cust ?? "",
-    status: (h.status ?? "queued") as StoredStatus,
+    status: (h.status ?? "queued") as JobStatus,
     priority: (h.prio ?? "normal") as Priority,
     modality: h.mod ?? "",
     family: h.fam ?? "",
@@ -103,10 +101,6 @@ export function decodeJob(h: Readonly<Record<string, string>>): JobRecord {
   };
 }
 
-export function publicStatus(status: StoredStatus): JobStatus {
-  return status === "dispatched" ? "queued" : status;
-}
-
 export interface PublicJobContext {
   /** Absolute, signed URL of an output digest. */
   readonly urlFor: (digest: string) => string;
@@ -117,7 +111,7 @@ export interface PublicJobContext {
 
 /** The public `Job` document (API.md §3). Absent optional members are omitted, never null. */
 export function toPublicJob(job: JobRecord, ctx: PublicJobContext): Record<string, unknown> {
-  const status = publicStatus(job.status);
+  const status = job.status;
   const out: Record<string, unknown> = {
     id: job.id,
     status,

@@ -16,7 +16,14 @@ export function redisOptions(profile: RedisProfile): RedisOptions {
   const base: RedisOptions = { lazyConnect: false, retryStrategy, connectTimeout: 2_000 };
   switch (profile) {
     case "api":
-      return { ...base, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 2_000 };
+      // Commands issued in the same tick share one socket write (requests arrive in bursts).
+      return {
+        ...base,
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 1,
+        commandTimeout: 2_000,
+        enableAutoPipelining: true,
+      };
     case "worker":
       return { ...base, enableOfflineQueue: true, maxRetriesPerRequest: null };
     case "subscriber":

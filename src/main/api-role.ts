@@ -6,7 +6,7 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import type { BlobStore } from "../core/ports.js";
 import type { Clock } from "../core/time.js";
-import { randomIds } from "../core/ids.js";
+import { createRandomIds } from "../core/ids.js";
 import { createRedis, closeRedis, waitReady } from "../infra/redis.js";
 import { createScheduler } from "../queues/scheduler.js";
 import { createJobStore } from "../queues/job-store.js";
@@ -99,7 +99,7 @@ export async function startApiRole(ctx: {
     }),
     authenticate: (h) => authenticator.authenticate(h),
     clock: ctx.clock,
-    ids: randomIds,
+    ids: createRandomIds(),
     logger,
     config: {
       syncBudgetMs: env.SYNC_BUDGET_MS,

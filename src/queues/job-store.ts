@@ -13,9 +13,8 @@ export interface StoredEvent {
 
 export interface QueueTotals {
   readonly depth: { readonly high: number; readonly normal: number; readonly low: number };
-  /** Jobs holding a backend slot (dispatched or running). */
+  /** Attempts holding a backend slot (running, or expired and not yet reaped). */
   readonly running: number;
-  readonly dispatched: number;
 }
 
 export interface JobStore {
@@ -27,7 +26,7 @@ export interface JobStore {
   totals(): Promise<QueueTotals>;
   /** Measured service time (ms, EWMA) per route. */
   serviceTimes(): Promise<Map<string, number>>;
-  /** Leases held per backend (dispatched or running attempts, expired ones until reaped). */
+  /** Leases held per backend (running attempts, expired ones until reaped). */
   leases(): Promise<Map<string, number>>;
 }
 
@@ -65,7 +64,6 @@ export function createJobStore(redis: Redis, prefix: string): JobStore {
       pipe.zcount(keys.queue, 0, `(${CLASS_WIDTH}`);
       pipe.zcount(keys.queue, CLASS_WIDTH, `(${2 * CLASS_WIDTH}`);
       pipe.zcount(keys.queue, 2 * CLASS_WIDTH, "+inf");
-      pipe.get(keys.dispatched);
       pipe.smembers(keys.leaseBackends);
       const res = (await pipe.exec()) ?? [];
       const val = (i: number) => {
@@ -73,7 +71,7 @@ export function createJobStore(redis: Redis, prefix: string): JobStore {
         if (!entry || entry[0]) throw entry?.[0] ?? new Error("pipeline failed");
         return entry[1];
       };
-      const backends = val(4) as string[];
+      const backends = val(3) as string[];
       let running = 0;
       if (backends.length > 0) {
         const p2 = redis.pipeline();
@@ -86,7 +84,6 @@ export function createJobStore(redis: Redis, prefix: string): JobStore {
       return {
         depth: { high: Number(val(0)), normal: Number(val(1)), low: Number(val(2)) },
         running,
-        dispatched: Number(val(3) ?? 0),
       };
     },
 

@@ -7,7 +7,6 @@ export interface Keys {
   /** Global order of queued jobs (score = order key); position = rank. */
   readonly queue: string;
   readonly stats: string;
-  readonly dispatched: string;
   readonly leaseBackends: string;
   lease(backendId: string): string;
   readonly registry: string;
@@ -24,7 +23,6 @@ export function createKeys(prefix: string): Keys {
     events: (id) => `${prefix}:ev:${id}`,
     queue: `${prefix}:q`,
     stats: `${prefix}:stats`,
-    dispatched: `${prefix}:dispatched`,
     leaseBackends: `${prefix}:lease:backends`,
     lease: (backendId) => `${prefix}:lease:${backendId}`,
     registry: `${prefix}:backends`,
@@ -35,7 +33,7 @@ export function createKeys(prefix: string): Keys {
   };
 }
 
-/** BullMQ queue carrying dispatched attempts to the workers. */
+/** BullMQ queue carrying started attempts to the workers. */
 export const RENDER_QUEUE = "render";
 
 /** Order-key width of one priority class (2^40 admissions per class before scores would overlap). */

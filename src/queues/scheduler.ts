@@ -49,29 +49,31 @@ export interface BackendView {
   readonly ok: boolean;
 }
 
-export interface Dispatched {
+/** A started attempt: the job is running under `token` and holds a lease on `backend`. */
+export interface Attempt {
   readonly id: string;
   readonly token: string;
   readonly backend: string;
   readonly route: string;
+  readonly attempt: number;
+  /** Attempts spent so far (failures; busy hand-backs are free). */
+  readonly spent: number;
+  readonly modality: string;
+  readonly family: string;
+  readonly model: string;
+  readonly task: string;
+  readonly format: string;
+  readonly seed: number;
+  /** The stored request (JSON). */
+  readonly request: string;
 }
 
-export type BeginResult =
-  | {
-      readonly ok: true;
-      readonly attempt: number;
-      /** Attempts spent so far (failures; busy hand-backs are free). */
-      readonly spent: number;
-      readonly backend: string;
-      readonly modality: string;
-      readonly family: string;
-      readonly model: string;
-      readonly task: string;
-      readonly format: string;
-      readonly seed: number;
-      readonly request: Record<string, unknown>;
-    }
-  | { readonly ok: false; readonly reason: "missing" | "stale" | "ttl_expired" | "cancelled" };
+/** What a worker offers when it settles an attempt: its free slots and its view of the backends. */
+export interface NextOffer {
+  readonly slots: number;
+  readonly backends: readonly BackendView[];
+  readonly prefer?: Readonly<Record<string, string>>;
+}
 
 export type Outcome = "complete" | "failed" | "retry" | "busy";
 
@@ -86,28 +88,36 @@ export interface FinishPayload {
   readonly cool_ms?: number;
 }
 
-export type FinishResult =
+export type FinishResult = (
   | { readonly ok: true; readonly status: "complete" | "error" | "queued" }
-  | { readonly ok: false; readonly reason: "missing" | "stale" | "cancelled" };
+  | { readonly ok: false; readonly reason: "missing" | "stale" | "cancelled" }
+) & {
+  /** Attempts started for the caller in the same step (see NextOffer). */
+  readonly next: readonly Attempt[];
+};
 
 export type CancelResult = "was_queued" | "was_running" | "missing" | "terminal";
 
 export interface Scheduler {
   readonly keys: Keys;
   admit(input: AdmitInput): Promise<AdmitResult>;
-  /** `prefer`: the engine to choose first per `family/model` (the catalogue's default backend). */
+  /**
+   * Starts up to `freeSlots` attempts in the scheduler's order. `prefer`: the engine to choose
+   * first per `family/model` (the catalogue's default backend).
+   */
   dispatch(
     freeSlots: number,
     backends: readonly BackendView[],
     prefer?: Readonly<Record<string, string>>,
-  ): Promise<Dispatched[]>;
-  begin(id: string, token: string): Promise<BeginResult>;
+  ): Promise<Attempt[]>;
+  /** Settles an attempt; with `next`, also starts the caller's next attempts in the same step. */
   finish(
     id: string,
     token: string,
     backend: string,
     outcome: Outcome,
     payload: FinishPayload,
+    next?: NextOffer,
   ): Promise<FinishResult>;
   /** `customer` undefined = admin (any job). */
   cancel(id: string, customer: string | undefined): Promise<CancelResult>;
@@ -123,6 +133,14 @@ export interface Scheduler {
     preview?: string,
   ): Promise<boolean>;
 }
+
+function parseAttempt(json: string): Attempt {
+  const a = JSON.parse(json) as Attempt;
+  return { ...a, seed: Number(a.seed), spent: Number(a.spent ?? 0) };
+}
+
+/** Tokens are unique per call: a random base plus a counter inside the script. */
+const tokenBase = () => `${randomBytes(6).toString("hex")}.`;
 
 export function createScheduler(opts: SchedulerOptions): Scheduler {
   const keys = createKeys(opts.prefix);
@@ -140,10 +158,10 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
         PRIORITY_CLASS[input.priority],
         input.now ?? opts.clock(),
         input.ttlAt ?? 0,
-        JSON.stringify(input.fields),
         input.maxPosition ?? -1,
         input.serviceMs,
         input.capacity,
+        ...Object.entries(input.fields).flat(),
       ])) as number[];
       const [first = -1, second] = reply;
       if (first === -1) return { admitted: false, reason: "exists" };
@@ -156,49 +174,19 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
 
     async dispatch(freeSlots, backends, prefer = {}) {
       if (freeSlots <= 0) return [];
-      const flat = (await run("dispatch", route, [
+      const reply = (await run("dispatch", route, [
         opts.clock(),
         freeSlots,
         JSON.stringify(backends),
         opts.leaseTtlMs,
-        `${randomBytes(6).toString("hex")}.`,
+        tokenBase(),
         ...retention,
         JSON.stringify(prefer),
       ])) as string[];
-      const out: Dispatched[] = [];
-      for (let i = 0; i + 3 < flat.length; i += 4) {
-        out.push({ id: flat[i]!, token: flat[i + 1]!, backend: flat[i + 2]!, route: flat[i + 3]! });
-      }
-      return out;
+      return reply.map(parseAttempt);
     },
 
-    async begin(id, token) {
-      const r = (await run("begin", route, [id, token, opts.clock(), opts.leaseTtlMs, ...retention])) as (
-        string | number
-      )[];
-      const code = Number(r[0]);
-      if (code === 1) {
-        return {
-          ok: true,
-          attempt: Number(r[1]),
-          spent: Number(r[10] ?? 0),
-          backend: String(r[2]),
-          modality: String(r[3]),
-          family: String(r[4]),
-          model: String(r[5]),
-          task: String(r[6]),
-          format: String(r[7]),
-          seed: Number(r[8]),
-          request: JSON.parse(String(r[9])) as Record<string, unknown>,
-        };
-      }
-      const reason = ({ [-1]: "missing", [-2]: "stale", [-3]: "ttl_expired", [-4]: "cancelled" } as const)[
-        code
-      ];
-      return { ok: false, reason: reason ?? "stale" };
-    },
-
-    async finish(id, token, backend, outcome, payload) {
+    async finish(id, token, backend, outcome, payload, next) {
       const r = (await run("finish", route, [
         id,
         token,
@@ -208,10 +196,18 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
         JSON.stringify(payload),
         opts.maxAttempts,
         ...retention,
-      ])) as (string | number)[];
-      const code = Number(r[0]);
-      if (code === 1) return { ok: true, status: String(r[1]) as "complete" | "error" | "queued" };
-      return { ok: false, reason: code === -1 ? "missing" : code === -4 ? "cancelled" : "stale" };
+        next?.slots ?? 0,
+        JSON.stringify(next?.backends ?? []),
+        JSON.stringify(next?.prefer ?? {}),
+        opts.leaseTtlMs,
+        tokenBase(),
+      ])) as [number, string, string[]];
+      const [code, status, attempts] = r;
+      const started = (attempts ?? []).map(parseAttempt);
+      if (Number(code) === 1)
+        return { ok: true, status: status as "complete" | "error" | "queued", next: started };
+      const reason = Number(code) === -1 ? "missing" : Number(code) === -4 ? "cancelled" : "stale";
+      return { ok: false, reason, next: started };
     },
 
     async cancel(id, customer) {

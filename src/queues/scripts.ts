@@ -6,7 +6,6 @@ import type { Redis } from "ioredis";
 export const SCRIPT_NAMES = [
   "admit",
   "dispatch",
-  "begin",
   "finish",
   "cancel",
   "reap",

@@ -1,10 +1,10 @@
-// Runs one dispatched attempt: begin (fenced by the lease token), call the backend while holding the
-// lease, store outputs in the CAS, settle. Never throws for backend trouble: the failure policy
-// decides the job's fate and the scheduler records it.
+// Runs one started attempt: call the backend while holding the attempt's lease, store the outputs in
+// the CAS, settle (fenced by the attempt's token) and, in the same step, start this worker's next
+// attempts. Never throws for backend trouble: the failure policy decides the job's fate.
 import type { Logger } from "pino";
 import type { Clock } from "../core/time.js";
 import type { BlobStore } from "../core/ports.js";
-import type { FinishPayload, Outcome, Scheduler } from "../queues/scheduler.js";
+import type { Attempt, FinishPayload, NextOffer, Outcome, Scheduler } from "../queues/scheduler.js";
 import { kserveModelName, type Registry } from "./backends/registry.js";
 import type { InferResult } from "./backends/kserve-client.js";
 import { buildInferRequest } from "./infer-request.js";
@@ -17,21 +17,13 @@ import {
   type AbortReason,
 } from "./failure-policy.js";
 
-/** What a dispatched BullMQ attempt job carries. */
-export interface AttemptData {
-  readonly id: string;
-  readonly token: string;
-  readonly backend: string;
-  readonly route: string;
-}
-
 export interface HeldAttempt {
   readonly token: string;
   readonly backend: string;
   abort(reason: AbortReason): void;
 }
 
-/** Guards a backend call (the breaker of issue 3); the default runs it as is. */
+/** Guards a backend call (the breaker); the default runs it as is. */
 export type BackendGuard = <T>(backendId: string, call: () => Promise<T>) => Promise<T>;
 
 export interface ProcessorDeps {
@@ -42,9 +34,15 @@ export interface ProcessorDeps {
   readonly logger: Logger;
   /** Attempts running in this process (renewal, cancel relay and shutdown use it). */
   readonly held: Map<string, HeldAttempt>;
+  /** Jobs this process heard were cancelled, before or while it runs them. */
+  readonly cancelled: { has(id: string): boolean };
   readonly guard?: BackendGuard;
   /** Told when a backend refused the connection (the health poller pauses it). */
   readonly onUnreachable?: (backendId: string) => void;
+  /** What this worker offers for its next attempts when it settles one (undefined: nothing). */
+  readonly nextOffer: () => NextOffer | undefined;
+  /** Receives the attempts started for this worker when it settled one. */
+  readonly onNext: (attempts: readonly Attempt[]) => void;
   readonly backoff: { readonly baseMs: number; readonly maxMs: number };
   readonly busyCooldownMs: number;
   /** Minimum interval between stored progress events of one job. */
@@ -52,21 +50,16 @@ export interface ProcessorDeps {
 }
 
 export interface AttemptResult {
-  readonly outcome: Outcome | "skipped" | "cancelled" | "stale";
+  readonly outcome: Outcome | "cancelled" | "stale";
   readonly detail?: string;
 }
 
 export function createRenderProcessor(deps: ProcessorDeps) {
   const guard: BackendGuard = deps.guard ?? ((_id, call) => call());
 
-  return async function processAttempt(data: AttemptData, signal?: AbortSignal): Promise<AttemptResult> {
-    const log = deps.logger.child({ job: data.id, backend: data.backend });
-    const begun = await deps.scheduler.begin(data.id, data.token);
-    if (!begun.ok) {
-      log.debug({ reason: begun.reason }, "attempt not begun");
-      return { outcome: "skipped", detail: begun.reason };
-    }
-    const backend = deps.registry.get(data.backend);
+  return async function processAttempt(a: Attempt, signal?: AbortSignal): Promise<AttemptResult> {
+    const log = deps.logger.child({ job: a.id, backend: a.backend, attempt: a.attempt });
+    const backend = deps.registry.get(a.backend);
     const controller = new AbortController();
     let abortReason: AbortReason | undefined;
     const abort = (reason: AbortReason) => {
@@ -74,28 +67,39 @@ export function createRenderProcessor(deps: ProcessorDeps) {
       abortReason = reason;
       controller.abort(new AttemptAbort(reason));
     };
-    deps.held.set(data.id, { token: data.token, backend: data.backend, abort });
+    deps.held.set(a.id, { token: a.token, backend: a.backend, abort });
+    // A cancel heard before this attempt got here: never call the backend.
+    if (deps.cancelled.has(a.id)) abort("cancelled");
     const onOuterAbort = () => abort("shutdown");
     signal?.addEventListener("abort", onOuterAbort, { once: true });
-    const familyModel = `${begun.family}/${begun.model}`;
-    const timer = setTimeout(() => abort("timeout"), deps.registry.timeoutFor(data.backend, familyModel));
+    const timer = setTimeout(
+      () => abort("timeout"),
+      deps.registry.timeoutFor(a.backend, `${a.family}/${a.model}`),
+    );
     const startedAt = deps.clock();
 
     let outcome: Outcome;
     let payload: FinishPayload;
     try {
-      if (!backend) throw new BreakerOpenError(data.backend);
+      if (abortReason) throw new AttemptAbort(abortReason);
+      if (!backend) throw new BreakerOpenError(a.backend);
       const req = await buildInferRequest(
-        { id: data.id, modality: begun.modality, task: begun.task, seed: begun.seed, request: begun.request },
+        {
+          id: a.id,
+          modality: a.modality,
+          task: a.task,
+          seed: a.seed,
+          request: JSON.parse(a.request) as Record<string, unknown>,
+        },
         deps.blobs,
       );
-      const model = kserveModelName(begun.family, begun.model);
+      const model = kserveModelName(a.family, a.model);
       // Streaming backends also send preview frames (tiny data URIs) as the image forms.
       const request = backend.config.streaming
         ? { ...req, parameters: { ...req.parameters, previews: true } }
         : req;
       let lastProgress = 0;
-      const result: InferResult = await guard(data.backend, () =>
+      const result: InferResult = await guard(a.backend, () =>
         backend.config.streaming
           ? backend.client.generateStream(model, request, {
               signal: controller.signal,
@@ -104,7 +108,7 @@ export function createRenderProcessor(deps: ProcessorDeps) {
                 if (now - lastProgress < deps.progressIntervalMs && p.step < p.steps && !p.preview) return;
                 lastProgress = now;
                 deps.scheduler
-                  .progress(data.id, data.token, p.progress, p.step, p.steps, p.preview)
+                  .progress(a.id, a.token, p.progress, p.step, p.steps, p.preview)
                   .then((current) => {
                     if (!current) abort("lost");
                   })
@@ -120,7 +124,7 @@ export function createRenderProcessor(deps: ProcessorDeps) {
         output: digests[0]!,
         outputs: digests,
         ctype: result.contentType,
-        seed: result.seed ?? begun.seed,
+        seed: result.seed ?? a.seed,
         gpu_ms: Math.round(result.gpuMs ?? deps.clock() - startedAt),
       };
     } catch (caught) {
@@ -132,15 +136,15 @@ export function createRenderProcessor(deps: ProcessorDeps) {
         error: verdict.error,
         gpu_ms: deps.clock() - startedAt,
         ...(verdict.outcome === "retry"
-          ? { notbefore: deps.clock() + backoffMs(begun.spent, deps.backoff.baseMs, deps.backoff.maxMs) }
+          ? { notbefore: deps.clock() + backoffMs(a.spent, deps.backoff.baseMs, deps.backoff.maxMs) }
           : {}),
         ...(verdict.outcome === "busy" && !(err instanceof AttemptAbort)
           ? { cool_ms: deps.busyCooldownMs }
           : {}),
       };
-      if (isConnectRefused(err)) deps.onUnreachable?.(data.backend);
+      if (isConnectRefused(err)) deps.onUnreachable?.(a.backend);
       if (abortReason !== "cancelled" && abortReason !== "lost") {
-        log.info({ outcome, code: verdict.error.code, attempt: begun.attempt }, "attempt failed");
+        log.info({ outcome, code: verdict.error.code }, "attempt failed");
       }
     } finally {
       clearTimeout(timer);
@@ -148,11 +152,20 @@ export function createRenderProcessor(deps: ProcessorDeps) {
     }
 
     try {
-      const settled = await deps.scheduler.finish(data.id, data.token, data.backend, outcome, payload);
+      const settled = await deps.scheduler.finish(
+        a.id,
+        a.token,
+        a.backend,
+        outcome,
+        payload,
+        deps.nextOffer(),
+      );
+      if (settled.next.length > 0) deps.onNext(settled.next);
       if (settled.ok) return { outcome };
+      log.debug({ reason: settled.reason }, "attempt settled late");
       return { outcome: settled.reason === "cancelled" ? "cancelled" : "stale", detail: settled.reason };
     } finally {
-      deps.held.delete(data.id);
+      deps.held.delete(a.id);
     }
   };
 }

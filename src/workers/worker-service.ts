@@ -1,6 +1,7 @@
-// The worker role: a BullMQ worker running dispatched attempts, the dispatcher feeding it in the
-// scheduler's order, lease renewal (which doubles as the cancel fallback), the cancel relay, the
-// lease reaper and ttl expiry, and the publication of backend state. Shutdown is ordered and bounded.
+// The worker role: a BullMQ worker running started attempts, the dispatcher feeding it in the
+// scheduler's order (and each settled attempt starting the next in the same step), lease renewal
+// (which doubles as the cancel fallback), the cancel relay, the lease reaper and ttl expiry, and
+// the publication of backend state. Shutdown is ordered and bounded.
 import { Queue, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
@@ -8,13 +9,12 @@ import type { Clock } from "../core/time.js";
 import type { BlobStore } from "../core/ports.js";
 import type { BackendDirectory } from "../queues/backend-directory.js";
 import { RENDER_QUEUE } from "../queues/keys.js";
-import type { BackendView, Scheduler } from "../queues/scheduler.js";
+import type { Attempt, BackendView, Scheduler } from "../queues/scheduler.js";
 import type { Registry } from "./backends/registry.js";
 import type { Breakers } from "./backends/breakers.js";
 import type { HealthPoller } from "./backends/health.js";
 import {
   createRenderProcessor,
-  type AttemptData,
   type AttemptResult,
   type BackendGuard,
   type HeldAttempt,
@@ -63,8 +63,20 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
   let active = 0;
   let stopping = false;
   const timers: NodeJS.Timeout[] = [];
-  const queue = new Queue<AttemptData>(RENDER_QUEUE, { connection: o.bullConnection(), prefix: o.prefix });
+  const queue = new Queue<Attempt>(RENDER_QUEUE, { connection: o.bullConnection(), prefix: o.prefix });
   queue.on("error", (err) => log.warn({ err }, "queue connection error"));
+
+  // Attempts this process handed to BullMQ that no processor here has started yet: they will take
+  // a slot here or elsewhere soon, so they are not offered again. Forgotten after a second.
+  const pending = new Map<string, number>();
+  const freeSlots = () => {
+    const now = o.clock();
+    for (const [id, at] of pending) if (now - at > 1_000) pending.delete(id);
+    return o.concurrency - active - pending.size;
+  };
+  // Cancels heard on the channel, remembered for a minute so an attempt not yet begun here skips
+  // its backend call.
+  const cancelled = new Map<string, number>();
 
   const process = createRenderProcessor({
     scheduler: o.scheduler,
@@ -73,14 +85,39 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
     clock: o.clock,
     logger: log,
     held,
+    cancelled,
     ...(breakers ? { guard: ((id, call) => breakers.run(id, call)) satisfies BackendGuard } : {}),
     ...(o.health ? { onUnreachable: (id: string) => o.health?.markDown(id) } : {}),
+    // The processor settling an attempt still counts as active: its own slot is free too.
+    nextOffer: () =>
+      stopping ? undefined : { slots: freeSlots() + 1, backends: views(), prefer: o.preferredEngine ?? {} },
+    onNext: (attempts) => {
+      hand(attempts).catch((err: unknown) => log.warn({ err }, "handing attempts to BullMQ failed"));
+    },
     backoff: o.backoff,
     busyCooldownMs: o.busyCooldownMs,
     progressIntervalMs: 200,
   });
 
-  let worker: Worker<AttemptData, AttemptResult> | undefined;
+  let worker: Worker<Attempt, AttemptResult> | undefined;
+
+  /** Puts started attempts on the BullMQ queue; a worker process (usually this one) runs each. */
+  async function hand(attempts: readonly Attempt[]): Promise<void> {
+    const now = o.clock();
+    for (const a of attempts) pending.set(a.id, now);
+    await queue.addBulk(
+      attempts.map((a) => ({
+        name: a.route,
+        data: a,
+        opts: {
+          jobId: `${a.id}-${a.token}`,
+          attempts: 1,
+          removeOnComplete: { count: 1000 },
+          removeOnFail: { count: 5000 },
+        },
+      })),
+    );
+  }
 
   // ---- dispatcher: feeds the BullMQ queue in the scheduler's order, only as far as slots allow
   let dispatching: Promise<void> | undefined;
@@ -98,23 +135,12 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
     do {
       again = false;
       if (stopping) return;
-      const free = o.concurrency - active;
+      const free = freeSlots();
       if (free <= 0) return;
-      const dispatched = await o.scheduler.dispatch(free, views(), o.preferredEngine);
-      if (dispatched.length === 0) return;
-      await queue.addBulk(
-        dispatched.map((d) => ({
-          name: d.route,
-          data: d,
-          opts: {
-            jobId: `${d.id}-${d.token}`,
-            attempts: 1,
-            removeOnComplete: { count: 1000 },
-            removeOnFail: { count: 5000 },
-          },
-        })),
-      );
-      if (dispatched.length === free) again = true;
+      const started = await o.scheduler.dispatch(free, views(), o.preferredEngine);
+      if (started.length === 0) return;
+      await hand(started);
+      if (started.length === free) again = true;
     } while (again);
   }
 
@@ -134,7 +160,12 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
 
   const onMessage = (channel: string, message: string) => {
     if (channel === o.scheduler.keys.wakeChannel) kick();
-    else if (channel === o.scheduler.keys.cancelChannel) held.get(message)?.abort("cancelled");
+    else if (channel === o.scheduler.keys.cancelChannel) {
+      const now = o.clock();
+      cancelled.set(message, now);
+      for (const [id, at] of cancelled) if (now - at > 60_000) cancelled.delete(id);
+      held.get(message)?.abort("cancelled");
+    }
   };
 
   async function renew(): Promise<void> {
@@ -195,10 +226,11 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
     kick,
 
     async start() {
-      worker = new Worker<AttemptData, AttemptResult>(
+      worker = new Worker<Attempt, AttemptResult>(
         RENDER_QUEUE,
-        async (job: Job<AttemptData>, _token?: string, signal?: AbortSignal) => {
+        async (job: Job<Attempt>, _token?: string, signal?: AbortSignal) => {
           active++;
+          pending.delete(job.data.id);
           try {
             return await process(job.data, signal);
           } finally {

@@ -92,9 +92,10 @@ describe("job events", () => {
       text += new TextDecoder().decode(value);
     }
     expect(text).toContain(": heartbeat");
-    expect(text).toMatch(/event: position\ndata: \{[^}]*"position":1[^}]*\}\nid: 1\n/);
+    // the position is live state: sent with the id of the last stored event (none yet: 0) and a counter
+    expect(text).toMatch(/event: position\ndata: \{[^}]*"position":1[^}]*\}\nid: 0\.1\n/);
     await sys.call(`/jobs/${first}`, { method: "DELETE", token: t });
-    const moved = /event: position\ndata: \{[^}]*"position":0[^}]*\}\nid: 1\.\d+/;
+    const moved = /event: position\ndata: \{[^}]*"position":0[^}]*\}\nid: 0\.2\n/;
     while (!moved.test(text) && Date.now() < deadline + 3_000) {
       const { value } = await reader.read();
       text += new TextDecoder().decode(value);

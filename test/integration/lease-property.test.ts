@@ -1,9 +1,9 @@
 // Property: whatever interleaving of success, failure, timeout, busy, cancel, retry, worker crash
-// and lease expiry happens, backend slot leases and the dispatched count return to exactly zero,
+// and lease expiry happens, backend slot leases return to exactly zero,
 // no backend ever holds more leases than its capacity, and every job ends terminal or queued.
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
-import { createScheduler, type BackendView, type Dispatched } from "../../src/queues/scheduler.js";
+import { createScheduler, type Attempt, type BackendView } from "../../src/queues/scheduler.js";
 import { createJobStore } from "../../src/queues/job-store.js";
 import { testRedis, type TestRedis } from "../helpers/redis.js";
 
@@ -15,7 +15,6 @@ const BACKENDS: BackendView[] = [
 type Op =
   | { kind: "admit"; model: "flux/schnell" | "wan/default"; prio: "high" | "normal" | "low" }
   | { kind: "dispatch"; slots: number }
-  | { kind: "begin"; pick: number }
   | { kind: "finish"; pick: number; outcome: "complete" | "failed" | "retry" | "busy" }
   | { kind: "cancel"; pick: number }
   | { kind: "crash"; pick: number }
@@ -28,7 +27,6 @@ const op: fc.Arbitrary<Op> = fc.oneof(
     prio: fc.constantFrom("high" as const, "normal" as const, "low" as const),
   }),
   fc.record({ kind: fc.constant("dispatch" as const), slots: fc.integer({ min: 1, max: 4 }) }),
-  fc.record({ kind: fc.constant("begin" as const), pick: fc.nat() }),
   fc.record({
     kind: fc.constant("finish" as const),
     pick: fc.nat(),
@@ -62,15 +60,14 @@ describe("lease accounting", () => {
         });
         const store = createJobStore(r.client, r.prefix);
         const ids: string[] = [];
-        let dispatched: Dispatched[] = [];
-        let begun: Dispatched[] = [];
+        let begun: Attempt[] = [];
         const payload = { output: "sha256-x", outputs: ["sha256-x"], ctype: "image/png", seed: 1, gpu_ms: 1 };
         const err = { code: "backend_error", message: "x", retriable: true };
         const leaseCount = async (b: string) => r!.client.zcard(`${r!.prefix}:lease:${b}`);
 
         // The model: every lease that must exist, with its expiry. Redis must match it exactly.
         const model = new Map<string, { backend: string; expiry: number }>();
-        const member = (d: Dispatched) => `${d.id}|${d.token}`;
+        const member = (d: Attempt) => `${d.id}|${d.token}`;
         const redisLeases = async () => {
           const out = new Map<string, string>();
           for (const b of BACKENDS) {
@@ -108,22 +105,10 @@ describe("lease accounting", () => {
             }
             case "dispatch":
               for (const d of await sched.dispatch(o.slots, BACKENDS)) {
-                dispatched.push(d);
-                model.set(member(d), { backend: d.backend, expiry: now + 2_000 });
-              }
-              break;
-            case "begin": {
-              const d = dispatched.splice(o.pick % Math.max(1, dispatched.length), 1)[0];
-              if (!d) break;
-              const res = await sched.begin(d.id, d.token);
-              if (res.ok) {
                 begun.push(d);
                 model.set(member(d), { backend: d.backend, expiry: now + 2_000 });
-              } else if (res.reason === "ttl_expired") {
-                model.delete(member(d));
               }
               break;
-            }
             case "finish": {
               const d = begun.splice(o.pick % Math.max(1, begun.length), 1)[0];
               if (d) {
@@ -141,20 +126,14 @@ describe("lease accounting", () => {
             case "cancel": {
               if (ids.length === 0) break;
               const id = ids[o.pick % ids.length]!;
-              const held = await r.client.hmget(`${r.prefix}:job:${id}`, "status", "token");
+              // a running job's lease stays until its worker settles it (or it expires)
               await sched.cancel(id, undefined);
-              // a dispatched job's lease is released by the cancel; a running one's by its worker
-              if (held[0] === "dispatched") model.delete(`${id}|${held[1]}`);
               break;
             }
             case "crash": {
-              // the worker holding this attempt vanishes: it never settles, renews or begins it
-              const all = [...dispatched, ...begun];
-              const d = all[o.pick % Math.max(1, all.length)];
-              if (d) {
-                dispatched = dispatched.filter((x) => x !== d);
-                begun = begun.filter((x) => x !== d);
-              }
+              // the worker holding this attempt vanishes: it never settles or renews it
+              const d = begun[o.pick % Math.max(1, begun.length)];
+              if (d) begun = begun.filter((x) => x !== d);
               break;
             }
             case "tick": {
@@ -199,16 +178,12 @@ describe("lease accounting", () => {
               0
           )
             break;
-          for (const d of ds) {
-            if ((await sched.begin(d.id, d.token)).ok)
-              await sched.finish(d.id, d.token, d.backend, "complete", payload);
-          }
+          for (const d of ds) await sched.finish(d.id, d.token, d.backend, "complete", payload);
         }
         now += 3_000;
         await sched.reap();
         const totals = await store.totals();
         expect(totals.running).toBe(0);
-        expect(totals.dispatched).toBe(0);
         expect(totals.depth).toEqual({ high: 0, normal: 0, low: 0 });
         for (const b of BACKENDS) expect(await leaseCount(b.id)).toBe(0);
         for (const id of ids) {

@@ -84,8 +84,6 @@ describe("scheduler", () => {
     for (;;) {
       const d = await sched.dispatch(1, [backend("b1", 1)]);
       if (d.length === 0) break;
-      const b = await sched.begin(d[0]!.id, d[0]!.token);
-      expect(b.ok).toBe(true);
       started.push(d[0]!.id);
       await sched.finish(d[0]!.id, d[0]!.token, "b1", "complete", {
         output: "sha256-x",
@@ -105,7 +103,6 @@ describe("scheduler", () => {
     expect(await sched.dispatch(10, [backend("b1", 2), backend("b2", 1)])).toEqual([]);
     expect((await store.totals()).running).toBe(3);
     for (const d of first) {
-      await sched.begin(d.id, d.token);
       await sched.finish(d.id, d.token, d.backend, "complete", {
         output: "sha256-x",
         outputs: ["sha256-x"],
@@ -120,12 +117,10 @@ describe("scheduler", () => {
   it("rejects a late completion from a superseded attempt", async () => {
     await admit("j_late");
     const [d] = await sched.dispatch(1, [backend("b1", 1)]);
-    await sched.begin(d!.id, d!.token);
     now += 10_000; // lease expired: the worker is presumed dead
     expect(await sched.reap()).toBe(1);
     const [d2] = await sched.dispatch(1, [backend("b1", 1)]);
     expect(d2!.token).not.toBe(d!.token);
-    await sched.begin(d2!.id, d2!.token);
     const late = await sched.finish(d!.id, d!.token, "b1", "complete", {
       output: "sha256-old",
       outputs: ["sha256-old"],
@@ -133,7 +128,7 @@ describe("scheduler", () => {
       seed: 1,
       gpu_ms: 1,
     });
-    expect(late).toEqual({ ok: false, reason: "stale" });
+    expect(late).toEqual({ ok: false, reason: "stale", next: [] });
     const ok = await sched.finish(d2!.id, d2!.token, "b1", "complete", {
       output: "sha256-new",
       outputs: ["sha256-new"],
@@ -141,22 +136,19 @@ describe("scheduler", () => {
       seed: 1,
       gpu_ms: 1,
     });
-    expect(ok).toEqual({ ok: true, status: "complete" });
+    expect(ok).toEqual({ ok: true, status: "complete", next: [] });
     const job = (await store.read("j_late"))!.job;
     expect(job.output).toBe("sha256-new");
     expect(job.attemptLog.map((a) => a.outcome)).toEqual(["lost", "complete"]);
     expect((await store.totals()).running).toBe(0);
   });
 
-  it("cancels queued, dispatched and running jobs with the right results", async () => {
+  it("cancels queued and running jobs with the right results", async () => {
     await admit("j_q");
-    await admit("j_d");
     await admit("j_r");
-    const ds = await sched.dispatch(2, [backend("b1", 2)]);
-    expect(ds.map((d) => d.id)).toEqual(["j_q", "j_d"]);
-    await sched.begin("j_q", ds[0]!.token);
+    const ds = await sched.dispatch(1, [backend("b1", 2)]);
+    expect(ds.map((d) => d.id)).toEqual(["j_q"]);
     expect(await sched.cancel("j_r", "c1")).toBe("was_queued");
-    expect(await sched.cancel("j_d", "c1")).toBe("was_queued");
     expect(await sched.cancel("j_q", "other")).toBe("missing");
     expect(await sched.cancel("j_q", "c1")).toBe("was_running");
     expect(await sched.cancel("j_q", "c1")).toBe("terminal");
@@ -167,16 +159,32 @@ describe("scheduler", () => {
       seed: 1,
       gpu_ms: 40,
     });
-    expect(fin).toEqual({ ok: false, reason: "cancelled" });
+    expect(fin).toEqual({ ok: false, reason: "cancelled", next: [] });
     const job = (await store.read("j_q"))!.job;
     expect(job.status).toBe("cancelled");
     expect(job.output).toBeUndefined();
     expect(job.gpuMs).toBe(40);
-    expect(await sched.begin("j_d", ds[1]!.token)).toEqual({ ok: false, reason: "cancelled" });
     const t = await store.totals();
     expect(t.running).toBe(0);
-    expect(t.dispatched).toBe(0);
     expect(t.depth).toEqual({ high: 0, normal: 0, low: 0 });
+  });
+
+  it("starts the worker's next attempt in the same step as it settles one", async () => {
+    await admit("j_1");
+    await admit("j_2");
+    const [d] = await sched.dispatch(1, [backend("b1", 1)]);
+    const fin = await sched.finish(
+      d!.id,
+      d!.token,
+      "b1",
+      "complete",
+      { output: "sha256-x", outputs: ["sha256-x"], ctype: "image/png", seed: 1, gpu_ms: 1 },
+      { slots: 1, backends: [backend("b1", 1)] },
+    );
+    expect(fin.ok).toBe(true);
+    expect(fin.next.map((a) => a.id)).toEqual(["j_2"]);
+    expect(fin.next[0]!.request).toBe(JSON.stringify({ prompt: "a cat" }));
+    expect((await store.read("j_2"))!.job.status).toBe("running");
   });
 
   it("requeues a retriable failure at its place after the backoff, and errors when attempts run out", async () => {
@@ -185,17 +193,16 @@ describe("scheduler", () => {
     for (let attempt = 1; attempt <= 3; attempt++) {
       const ds = await sched.dispatch(1, [backend("b1", 1)]);
       expect(ds[0]!.id).toBe("j_retry");
-      await sched.begin(ds[0]!.id, ds[0]!.token);
       const res = await sched.finish(ds[0]!.id, ds[0]!.token, "b1", "retry", {
         error: { code: "backend_error", message: "backend answered 500", retriable: true },
         notbefore: now + 1000,
       });
       if (attempt < 3) {
-        expect(res).toEqual({ ok: true, status: "queued" });
+        expect(res).toEqual({ ok: true, status: "queued", next: [] });
         expect((await store.read("j_retry"))!.position).toBe(0);
         now += 1001;
       } else {
-        expect(res).toEqual({ ok: true, status: "error" });
+        expect(res).toEqual({ ok: true, status: "error", next: [] });
       }
     }
     const job = (await store.read("j_retry"))!.job;
@@ -206,12 +213,11 @@ describe("scheduler", () => {
   it("hands a busy answer back without spending an attempt and cools the backend down", async () => {
     await admit("j_busy");
     const [d] = await sched.dispatch(1, [backend("b1", 1), backend("b2", 1)]);
-    await sched.begin(d!.id, d!.token);
     await sched.finish(d!.id, d!.token, d!.backend, "busy", { cool_ms: 60_000 });
     const [d2] = await sched.dispatch(1, [backend("b1", 1), backend("b2", 1)]);
     expect(d2!.backend).not.toBe(d!.backend);
     const job = (await store.read("j_busy"))!.job;
-    expect(job.status).toBe("dispatched");
+    expect(job.status).toBe("running");
     expect(job.attemptLog[0]!.outcome).toBe("busy");
   });
 
@@ -260,7 +266,6 @@ describe("scheduler", () => {
   it("records events with monotonic ids", async () => {
     await admit("j_ev");
     const [d] = await sched.dispatch(1, [backend("b1", 1)]);
-    await sched.begin(d!.id, d!.token);
     await sched.progress("j_ev", d!.token, 0.5, 2, 4);
     await sched.finish(d!.id, d!.token, "b1", "complete", {
       output: "sha256-x",
@@ -271,11 +276,10 @@ describe("scheduler", () => {
     });
     const evs = await store.events("j_ev", 0);
     expect(evs.map((e) => [e.seq, e.event])).toEqual([
-      [1, "position"],
-      [2, "started"],
-      [3, "progress"],
-      [4, "complete"],
+      [1, "started"],
+      [2, "progress"],
+      [3, "complete"],
     ]);
-    expect((await store.events("j_ev", 2)).map((e) => e.seq)).toEqual([3, 4]);
+    expect((await store.events("j_ev", 1)).map((e) => e.seq)).toEqual([2, 3]);
   });
 });

@@ -21,7 +21,7 @@ import {
 } from "../../src/core/formats.js";
 
 // The spec and the catalogue are arbitrary JSON read from disk; tests index into them freely.
- 
+
 type Json = any;
 
 const catalogDoc = JSON.parse(

@@ -18,7 +18,7 @@ import {
 } from "../../src/core/request-schema.js";
 
 // The spec and the catalogue are arbitrary JSON read from disk; tests index into them freely.
- 
+
 type Json = any;
 
 const catalogDoc: Json = JSON.parse(

@@ -83,11 +83,7 @@ export function eventRoutes(deps: ApiDeps) {
             break;
           }
           status = now.job.status;
-          if (
-            (status === "queued" || status === "dispatched") &&
-            now.position >= 0 &&
-            now.position !== lastPosition
-          ) {
+          if (status === "queued" && now.position >= 0 && now.position !== lastPosition) {
             lastPosition = now.position;
             const familyModel = `${now.job.family}/${now.job.model}`;
             const [cap, svc] = await Promise.all([

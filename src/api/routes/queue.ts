@@ -121,7 +121,7 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
       normal: t.depth.high + t.depth.normal,
       low: t.depth.high + t.depth.normal + t.depth.low,
     };
-    const eta = (n: number) => queuedEtaSeconds(n + t.dispatched, capacity, svc);
+    const eta = (n: number) => queuedEtaSeconds(n, capacity, svc);
     const etas: Record<string, number> = {};
     for (const p of ["high", "normal", "low"] as const) {
       const e = eta(ahead[p]);

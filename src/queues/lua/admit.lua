@@ -1,15 +1,15 @@
 --[[
   Admits a job: stores its record, places it in the global order (position) and in its route's
-  dispatch set, records the first `position` event and wakes the dispatchers. One atomic step, so a
-  job is either fully admitted or not at all.
+  dispatch set, and wakes the dispatchers. One atomic step, so a job is either fully admitted or not
+  at all.
 
   The order key is class * 2^40 + admission sequence: strict priority classes, FIFO inside a class.
   A fair scheduler replaces only this score; positions are read the same way (ZRANK of the order).
 
   ARGV[1] prefix            ARGV[2] job id          ARGV[3] route ("family/model" or "family/model@backend")
   ARGV[4] class (0 high, 1 normal, 2 low)           ARGV[5] now (ms)
-  ARGV[6] ttl deadline (ms, 0 = none)               ARGV[7] fields: JSON object of string fields
-  ARGV[8] highest position admitted (-1 = no limit) ARGV[9] service ms per job  ARGV[10] capacity
+  ARGV[6] ttl deadline (ms, 0 = none)               ARGV[7] highest position admitted (-1 = no limit)
+  ARGV[8] service ms per job  ARGV[9] capacity     ARGV[10..] stored fields as name, value pairs
   Returns { position, eta_seconds (-1 unknown) }
   -1  a job with this id exists
   -2  (with position and eta) it could not start within the caller's limit; nothing was stored
@@ -19,31 +19,24 @@ local route = ARGV[3]
 local class = tonumber(ARGV[4])
 local now = tonumber(ARGV[5])
 local ttl_at = tonumber(ARGV[6])
-local max_position = tonumber(ARGV[8])
-local service_ms = tonumber(ARGV[9])
-local capacity = tonumber(ARGV[10])
+local max_position = tonumber(ARGV[7])
+local service_ms = tonumber(ARGV[8])
+local capacity = tonumber(ARGV[9])
 local jk = key("job", id)
-
-if redis.call("EXISTS", jk) == 1 then return {-1} end
 
 local seq = redis.call("INCR", key("q", "seq"))
 local score = class * 1099511627776 + seq
 local ahead = redis.call("ZCOUNT", key("q"), "-inf", "(" .. score)
-local position = ahead + tonumber(redis.call("GET", key("dispatched")) or "0")
+local position = ahead
 local eta = -1
 if capacity > 0 then
   eta = math.ceil((math.floor(position / capacity) + 1) * service_ms / 1000)
 end
 if max_position >= 0 and position > max_position then return {-2, position, eta} end
 
-local fields = cjson.decode(ARGV[7])
-local args = {}
-for k, v in pairs(fields) do
-  args[#args + 1] = k
-  args[#args + 1] = v
-end
-redis.call("HSET", jk, "id", id, "status", "queued", "route", route, "score", score, "created", now,
-  "attempt", 0, "spent", 0, "evseq", 0, unpack(args))
+if redis.call("HSETNX", jk, "id", id) == 0 then return {-1} end
+redis.call("HSET", jk, "status", "queued", "route", route, "score", score, "created", now, "attempt", 0,
+  "spent", 0, "evseq", 0, unpack(ARGV, 10))
 redis.call("ZADD", key("q"), score, id)
 redis.call("ZADD", key("q", "r", route), score, id)
 redis.call("SADD", key("q", "routes"), route)
@@ -51,10 +44,8 @@ if ttl_at > 0 then
   redis.call("HSET", jk, "ttl_at", ttl_at)
   redis.call("ZADD", key("q", "ttl"), ttl_at, id)
 end
-local ev = {position = position}
-if eta >= 0 then ev["eta_seconds"] = eta end
--- Nobody can be listening to a job that did not exist a moment ago: record without publishing.
-record_event(id, "position", cjson.encode(ev))
+-- No event is stored at admission: the position is live state (SSE reads and sends it), and a
+-- stream per queued job would cost more memory than the job itself.
 -- Wake the dispatchers only when nothing waits ahead of this job; otherwise they are busy or will
 -- find it on their next pass (a slot freeing up, or their periodic pass).
 if ahead == 0 then redis.call("PUBLISH", key("ch", "wake"), id) end

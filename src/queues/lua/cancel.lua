@@ -1,7 +1,8 @@
 --[[
-  Cancels a job for its owner (or an admin). Queued or dispatched: taken out of the queue (its lease
-  released), cancelled, never billed. Running: cancelled at once and the worker running it is told
-  on the cancel channel to abort the backend call; that worker releases the lease when it settles.
+  Cancels a job for its owner (or an admin). Queued: taken out of the queue, cancelled, never
+  billed. Running: cancelled at once and the worker running it is told on the cancel channel to
+  abort the backend call (renewal tells it too, should the message be missed); that worker
+  releases the lease when it settles, or the lease expires.
 
   ARGV[1] prefix  ARGV[2] job id  ARGV[3] customer ("" = admin)  ARGV[4] now (ms)
   ARGV[5] retention seconds  ARGV[6] retention count
@@ -15,19 +16,12 @@ local retention_s = tonumber(ARGV[5])
 local retention_count = tonumber(ARGV[6])
 local jk = key("job", id)
 
-local f = redis.call("HMGET", jk, "status", "cust", "token", "backend")
+local f = redis.call("HMGET", jk, "status", "cust")
 local status = f[1]
 if not status or (customer ~= "" and customer ~= f[2]) then return -1 end
 
 if status == "queued" then
   unqueue(id)
-  terminate(id, "cancelled", now, "cancelled", "cancelled by the client", false, retention_s, retention_count)
-  return 1
-end
-if status == "dispatched" then
-  redis.call("ZREM", key("lease", f[4]), id .. "|" .. f[3])
-  redis.call("DECR", key("dispatched"))
-  redis.call("HDEL", jk, "token")
   terminate(id, "cancelled", now, "cancelled", "cancelled by the client", false, retention_s, retention_count)
   return 1
 end

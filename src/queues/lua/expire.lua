@@ -1,6 +1,6 @@
 --[[
   Cancels queued jobs whose time-to-start (ttl) has passed, with error code `ttl_expired`. They were
-  never sent to a backend and are never billed. Dispatched jobs are checked when they begin.
+  never sent to a backend and are never billed. (A job started in time is never expired.)
 
   ARGV[1] prefix  ARGV[2] now (ms)  ARGV[3] retention seconds  ARGV[4] retention count
   Returns the number of jobs cancelled
@@ -15,7 +15,7 @@ for _, id in ipairs(due) do
     terminate(id, "cancelled", now, "ttl_expired", "not started within its ttl", false, tonumber(ARGV[3]),
       tonumber(ARGV[4]))
     n = n + 1
-  elseif status ~= "dispatched" then
+  else
     redis.call("ZREM", key("q", "ttl"), id)
   end
 end

@@ -10,92 +10,111 @@
                  with the last cause when the attempts are exhausted
     busy      -> back in the queue at its place, no attempt spent; the backend cools down briefly
 
+  Then, in the same step, it starts the worker's next attempts (dispatch_jobs), so a freed slot is
+  taken again without another round trip.
+
   ARGV[1] prefix  ARGV[2] job id  ARGV[3] token  ARGV[4] backend id  ARGV[5] now (ms)
   ARGV[6] outcome  ARGV[7] payload JSON {output, outputs, ctype, seed, gpu_ms, error, notbefore, cool_ms}
   ARGV[8] max attempts  ARGV[9] retention seconds  ARGV[10] retention count
-  Returns { 1, status } when the job changed
+  ARGV[11] attempts to start next (free slots of the caller, 0 = none)  ARGV[12] backends JSON
+  ARGV[13] preferred engines JSON  ARGV[14] lease ttl (ms)  ARGV[15] token base
+  Returns { code, status, next attempts (array of JSON, see dispatch.lua) }
+  code 1 the job changed (status = its new status)
   -1 no such job  -2 stale (token or state)  -4 cancelled meanwhile (metering recorded)
 ]]
-local id = ARGV[2]
-local token = ARGV[3]
-local backend = ARGV[4]
-local now = tonumber(ARGV[5])
-local outcome = ARGV[6]
-local p = cjson.decode(ARGV[7])
-local max_attempts = tonumber(ARGV[8])
-local retention_s = tonumber(ARGV[9])
-local retention_count = tonumber(ARGV[10])
-local jk = key("job", id)
+local function settle()
+  local id = ARGV[2]
+  local token = ARGV[3]
+  local backend = ARGV[4]
+  local now = tonumber(ARGV[5])
+  local outcome = ARGV[6]
+  local p = cjson.decode(ARGV[7])
+  local max_attempts = tonumber(ARGV[8])
+  local retention_s = tonumber(ARGV[9])
+  local retention_count = tonumber(ARGV[10])
+  local jk = key("job", id)
 
-redis.call("ZREM", key("lease", backend), id .. "|" .. token)
+  redis.call("ZREM", key("lease", backend), id .. "|" .. token)
 
-local status = redis.call("HGET", jk, "status")
-if not status then return {-1} end
-if redis.call("HGET", jk, "token") ~= token then return {-2} end
+  local status = redis.call("HGET", jk, "status")
+  if not status then return {-1} end
+  if redis.call("HGET", jk, "token") ~= token then return {-2} end
 
-local gpu = {}
-if p.gpu_ms then gpu["gpu_ms"] = p.gpu_ms end
+  local gpu = {}
+  if p.gpu_ms then gpu["gpu_ms"] = p.gpu_ms end
 
-if status == "cancelled" then
-  alog_close(id, now, "cancelled", gpu)
-  if p.gpu_ms then redis.call("HSET", jk, "gpu_ms", p.gpu_ms) end
-  redis.call("HDEL", jk, "token")
-  return {-4}
-end
-if status ~= "running" then return {-2} end
-
-if outcome == "complete" then
-  alog_close(id, now, "complete", gpu)
-  redis.call("HSET", jk, "status", "complete", "completed", now, "progress", "1", "output", p.output,
-    "outputs", json_array(p.outputs), "ctype", p.ctype, "gpu_ms", p.gpu_ms, "seed", tostring(p.seed))
-  redis.call("HDEL", jk, "token")
-  -- service time estimate of the route (EWMA, alpha 0.2) from the attempt's wall time
-  local log = cjson.decode(redis.call("HGET", jk, "alog"))
-  local took = now - log[#log]["started_at"]
-  local route = redis.call("HGET", jk, "route")
-  local old = tonumber(redis.call("HGET", key("stats"), "svc:" .. route) or "0")
-  local est = took
-  if old > 0 then est = math.floor(old * 0.8 + took * 0.2 + 0.5) end
-  redis.call("HSET", key("stats"), "svc:" .. route, est)
-  -- the customer may read its outputs with its bearer token (signed URLs work for anyone)
-  local cust = redis.call("HGET", jk, "cust")
-  for _, digest in ipairs(p.outputs) do
-    redis.call("SADD", key("own", digest), cust)
-    redis.call("EXPIRE", key("own", digest), retention_s)
-  end
-  add_event(id, "complete", cjson.encode({output = p.output, outputs = p.outputs, gpu_ms = p.gpu_ms}))
-  retire(id, now, retention_s, retention_count)
-  return {1, "complete"}
-end
-
-if outcome == "failed" then
-  alog_close(id, now, "failed", {error = p.error.code})
-  redis.call("HDEL", jk, "token")
-  terminate(id, "error", now, p.error.code, p.error.message, false, retention_s, retention_count)
-  return {1, "error"}
-end
-
-if outcome == "retry" then
-  alog_close(id, now, "retry", {error = p.error.code})
-  local spent = redis.call("HINCRBY", jk, "spent", 1)
-  if spent >= max_attempts then
+  if status == "cancelled" then
+    alog_close(id, now, "cancelled", gpu)
+    if p.gpu_ms then redis.call("HSET", jk, "gpu_ms", p.gpu_ms) end
     redis.call("HDEL", jk, "token")
-    terminate(id, "error", now, p.error.code, p.error.message .. " (after " .. spent .. " attempts)", true,
-      retention_s, retention_count)
+    return {-4}
+  end
+  if status ~= "running" then return {-2} end
+
+  if outcome == "complete" then
+    local last = alog_close(id, now, "complete", gpu)
+    redis.call("HSET", jk, "status", "complete", "completed", now, "progress", "1", "output", p.output,
+      "outputs", json_array(p.outputs), "ctype", p.ctype, "gpu_ms", p.gpu_ms, "seed", tostring(p.seed))
+    redis.call("HDEL", jk, "token")
+    -- service time estimate of the route (EWMA, alpha 0.2) from the attempt's wall time
+    local f = redis.call("HMGET", jk, "route", "cust")
+    local took = now - last["started_at"]
+    local route = f[1]
+    local old = tonumber(redis.call("HGET", key("stats"), "svc:" .. route) or "0")
+    local est = took
+    if old > 0 then est = math.floor(old * 0.8 + took * 0.2 + 0.5) end
+    redis.call("HSET", key("stats"), "svc:" .. route, est)
+    -- the customer may read its outputs with its bearer token (signed URLs work for anyone)
+    local cust = f[2]
+    for _, digest in ipairs(p.outputs) do
+      redis.call("SADD", key("own", digest), cust)
+      redis.call("EXPIRE", key("own", digest), retention_s)
+    end
+    add_event(id, "complete", cjson.encode({output = p.output, outputs = p.outputs, gpu_ms = p.gpu_ms}))
+    retire(id, now, retention_s, retention_count)
+    return {1, "complete"}
+  end
+
+  if outcome == "failed" then
+    alog_close(id, now, "failed", {error = p.error.code})
+    redis.call("HDEL", jk, "token")
+    terminate(id, "error", now, p.error.code, p.error.message, false, retention_s, retention_count)
     return {1, "error"}
   end
-  redis.call("HSET", jk, "avoid", backend)
-  requeue(id, tonumber(p.notbefore or 0), now)
-  return {1, "queued"}
-end
 
-if outcome == "busy" then
-  alog_close(id, now, "busy", {})
-  if (tonumber(p.cool_ms) or 0) > 0 then
-    redis.call("HSET", key("cool"), backend, now + tonumber(p.cool_ms))
+  if outcome == "retry" then
+    alog_close(id, now, "retry", {error = p.error.code})
+    local spent = redis.call("HINCRBY", jk, "spent", 1)
+    if spent >= max_attempts then
+      redis.call("HDEL", jk, "token")
+      terminate(id, "error", now, p.error.code, p.error.message .. " (after " .. spent .. " attempts)", true,
+        retention_s, retention_count)
+      return {1, "error"}
+    end
+    redis.call("HSET", jk, "avoid", backend)
+    requeue(id, tonumber(p.notbefore or 0), now)
+    return {1, "queued"}
   end
-  requeue(id, 0, now)
-  return {1, "queued"}
+
+  if outcome == "busy" then
+    alog_close(id, now, "busy", {})
+    if (tonumber(p.cool_ms) or 0) > 0 then
+      redis.call("HSET", key("cool"), backend, now + tonumber(p.cool_ms))
+    end
+    requeue(id, 0, now)
+    return {1, "queued"}
+  end
+
+  return {-3, "unknown outcome " .. outcome}
+
 end
 
-return redis.error_reply("unknown outcome " .. outcome)
+local code, status = unpack(settle())
+if code == -3 then return redis.error_reply(status) end
+local next_attempts = {}
+local slots = tonumber(ARGV[11] or "0")
+if slots > 0 then
+  next_attempts = dispatch_jobs(tonumber(ARGV[5]), slots, cjson.decode(ARGV[12]), cjson.decode(ARGV[13]),
+    tonumber(ARGV[14]), ARGV[15], tonumber(ARGV[9]), tonumber(ARGV[10]))
+end
+return {code, status or "", next_attempts}

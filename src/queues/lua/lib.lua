@@ -1,7 +1,10 @@
 --[[
   Shared helpers, prepended to every scheduler script at load time. Every script passes the key
   prefix as ARGV[1]; keys derived from job ids are built here (all keys share the prefix's hash tag).
-  Job hash fields used here: status token score route backend alog spent evseq ttl_at avoid started.
+  Job hash fields used here: status token score route backend alog spent attempt evseq ttl_at
+  avoid started notbefore cust.
+  Job states: queued -> running -> complete | error | cancelled; running -> queued (retry, busy,
+  lost worker); queued -> cancelled. A running job holds a lease "<id>|<token>" on one backend.
 ]]
 local P = ARGV[1]
 local function key(...)
@@ -13,14 +16,9 @@ local function job_get(id, field)
 end
 
 -- Appends an event to the job's stream with the next integer id (0-<seq>) and wakes listeners.
-local function record_event(id, name, data)
+local function add_event(id, name, data)
   local seq = redis.call("HINCRBY", key("job", id), "evseq", 1)
   redis.call("XADD", key("ev", id), "0-" .. seq, "e", name, "d", data)
-  return seq
-end
-
-local function add_event(id, name, data)
-  local seq = record_event(id, name, data)
   redis.call("PUBLISH", key("ch", "ev"), id)
   return seq
 end
@@ -44,6 +42,7 @@ local function alog_close(id, now, outcome, extra)
     end
     redis.call("HSET", key("job", id), "alog", json_array(log))
   end
+  return last
 end
 
 local function route_remove(id, route)
@@ -107,4 +106,128 @@ local function terminate(id, status, now, code, message, retriable, retention_s,
   redis.call("HDEL", jk, "notbefore")
   add_event(id, "error", err)
   retire(id, now, retention_s, retention_count)
+end
+
+-- Starts an attempt: leases a slot of `b` (the caller checked it has one), marks the job running
+-- under a new token, opens an attempt in the log and records `started`. Returns the attempt as the
+-- worker needs it (JSON).
+local function start_attempt(id, route, b, token, now, lease_ttl)
+  local jk = key("job", id)
+  redis.call("ZADD", key("lease", b.id), now + lease_ttl, id .. "|" .. token)
+  redis.call("SADD", key("lease", "backends"), b.id)
+  redis.call("ZREM", key("q", "ttl"), id)
+  local attempt = redis.call("HINCRBY", jk, "attempt", 1)
+  local f = redis.call("HMGET", jk, "alog", "started", "mod", "fam", "mdl", "task", "fmt", "seed", "req", "spent")
+  local log = cjson.decode(f[1] or "[]")
+  log[#log + 1] = {attempt = attempt, backend = b.id, started_at = now}
+  redis.call("HSET", jk, "status", "running", "token", token, "backend", b.id, "alog", json_array(log), "progress", "0")
+  if not f[2] then redis.call("HSET", jk, "started", now) end
+  add_event(id, "started", cjson.encode({backend = b.id, attempt = attempt}))
+  return cjson.encode({id = id, token = token, backend = b.id, route = route, attempt = attempt,
+    modality = f[3], family = f[4], model = f[5], task = f[6], format = f[7], seed = tonumber(f[8]),
+    request = f[9], spent = tonumber(f[10] or "0")})
+end
+
+-- Starts up to `slots` attempts, taking jobs in the global order among the routes that a backend
+-- with a free slot serves (work conserving). Before that, jobs whose retry backoff is over become
+-- dispatchable again. A job whose ttl passed is cancelled (`ttl_expired`) instead of started.
+-- backends: array of {id, cap, engine, models, ok}; prefer: "family/model" -> engine.
+local function dispatch_jobs(now, slots, backends, prefer, lease_ttl, token_base, retention_s, retention_count)
+  local due = redis.call("ZRANGEBYSCORE", key("q", "later"), "-inf", now, "LIMIT", 0, 200)
+  for _, id in ipairs(due) do
+    redis.call("ZREM", key("q", "later"), id)
+    local f = redis.call("HMGET", key("job", id), "status", "route", "score")
+    if f[1] == "queued" then
+      redis.call("HDEL", key("job", id), "notbefore")
+      redis.call("ZADD", key("q", "r", f[2]), f[3], id)
+      redis.call("SADD", key("q", "routes"), f[2])
+    end
+  end
+  local out = {}
+  if slots <= 0 then return out end
+
+  -- free slots per backend: capacity minus live leases; none while unhealthy or cooling down
+  local free = {}
+  local cool = redis.call("HGETALL", key("cool"))
+  local cooling = {}
+  for i = 1, #cool, 2 do cooling[cool[i]] = tonumber(cool[i + 1]) end
+  for _, b in ipairs(backends) do
+    local f = 0
+    if b.ok and (cooling[b.id] or 0) <= now then
+      f = b.cap - redis.call("ZCARD", key("lease", b.id))
+    end
+    free[b.id] = f
+  end
+
+  local function serves(b, family_model, constraint)
+    if constraint ~= "" and constraint ~= b.engine and constraint ~= b.id then return false end
+    for _, m in ipairs(b.models) do
+      if m == "*" or m == family_model then return true end
+    end
+    return false
+  end
+  local routes = redis.call("SMEMBERS", key("q", "routes"))
+  local candidates = {}
+  for _, route in ipairs(routes) do
+    local family_model, constraint = string.match(route, "^([^@]+)@?(.*)$")
+    local list = {}
+    for _, b in ipairs(backends) do
+      if serves(b, family_model, constraint) then list[#list + 1] = b end
+    end
+    candidates[route] = list
+  end
+  local function any_free(list)
+    for _, b in ipairs(list) do
+      if free[b.id] > 0 then return true end
+    end
+    return false
+  end
+  -- the backend to avoid (it just failed this job) last, the model's preferred engine first,
+  -- then the least loaded (share of capacity in use), configuration order on ties
+  local function choose(list, avoid, engine)
+    local best, best_rank = nil, nil
+    for _, b in ipairs(list) do
+      if free[b.id] > 0 then
+        local rank = (b.cap - free[b.id]) / b.cap
+        if b.engine ~= engine then rank = rank + 2 end
+        if b.id == avoid then rank = rank + 4 end
+        if best == nil or rank < best_rank then best, best_rank = b, rank end
+      end
+    end
+    return best
+  end
+
+  local n = 0
+  while #out < slots do
+    local best_route, best_id, best_score = nil, nil, nil
+    for _, route in ipairs(routes) do
+      if candidates[route] and any_free(candidates[route]) then
+        local head = redis.call("ZRANGE", key("q", "r", route), 0, 0, "WITHSCORES")
+        if #head == 0 then
+          redis.call("SREM", key("q", "routes"), route)
+          candidates[route] = nil
+        elseif best_score == nil or tonumber(head[2]) < best_score then
+          best_route, best_id, best_score = route, head[1], tonumber(head[2])
+        end
+      end
+    end
+    if best_id == nil then break end
+    local jk = key("job", best_id)
+    local f = redis.call("HMGET", jk, "ttl_at", "avoid")
+    local ttl_at = tonumber(f[1] or "0")
+    if ttl_at > 0 and now > ttl_at then
+      unqueue(best_id)
+      terminate(best_id, "cancelled", now, "ttl_expired", "not started within its ttl", false, retention_s,
+        retention_count)
+    else
+      local family_model = string.match(best_route, "^([^@]+)")
+      local b = choose(candidates[best_route], f[2], prefer[family_model])
+      n = n + 1
+      redis.call("ZREM", key("q"), best_id)
+      route_remove(best_id, best_route)
+      free[b.id] = free[b.id] - 1
+      out[#out + 1] = start_attempt(best_id, best_route, b, token_base .. n, now, lease_ttl)
+    end
+  end
+  return out
 end

@@ -8,12 +8,8 @@ local id = ARGV[2]
 local jk = key("job", id)
 local h = redis.call("HGETALL", jk)
 if #h == 0 then return {} end
-local status = redis.call("HGET", jk, "status")
 local position = -1
-local dispatched = tonumber(redis.call("GET", key("dispatched")) or "0")
-if status == "queued" then
-  position = redis.call("ZRANK", key("q"), id) + dispatched
-elseif status == "dispatched" then
-  position = 0
+if redis.call("HGET", jk, "status") == "queued" then
+  position = redis.call("ZRANK", key("q"), id) or -1
 end
 return {h, position}

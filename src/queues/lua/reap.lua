@@ -23,11 +23,7 @@ for _, backend in ipairs(redis.call("SMEMBERS", key("lease", "backends"))) do
     local jk = key("job", id)
     local f = redis.call("HMGET", jk, "status", "token")
     if f[2] == token then
-      if f[1] == "dispatched" then
-        redis.call("DECR", key("dispatched"))
-        requeue(id, 0, now)
-        requeued = requeued + 1
-      elseif f[1] == "running" then
+      if f[1] == "running" then
         alog_close(id, now, "lost", {})
         local spent = redis.call("HINCRBY", jk, "spent", 1)
         if spent >= max_attempts then
