@@ -47,7 +47,7 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
   const requireToken = authenticate({ authenticate: deps.authenticate });
   // A method the path does not have is answered 405 (by notFound below) before asking for a token.
   const auth: typeof requireToken = async (c, next) => {
-    const allowed = allowedMethods(new URL(c.req.url).pathname);
+    const allowed = allowedMethods(c.req.path);
     if (allowed && !allowed.includes(c.req.method)) return next();
     return requireToken(c, next);
   };

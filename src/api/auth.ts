@@ -1,5 +1,4 @@
 // Bearer-token authentication (API.md §1): jose-verified JWTs, cached per token until their `exp`.
-import { createHash } from "node:crypto";
 import { SignJWT, jwtVerify } from "jose";
 import type { JWTPayload, JWTVerifyOptions } from "jose";
 import { AppError } from "../core/errors.js";
@@ -134,7 +133,7 @@ function isAdmin(payload: JWTPayload): boolean {
 /**
  * Makes the request authenticator of API.md §1. Tokens are verified with jose (HS256 allow-list, `exp`
  * required, `nbf` honoured, `iss`/`aud` when configured, `clockToleranceS` leeway). Successful
- * verifications are remembered in a bounded LRU keyed by SHA-256 of the token, and a cached entry is
+ * verifications are remembered in a bounded LRU keyed by the token, and a cached entry is
  * served only while the injected clock is before the token's `exp`, so a hot token costs a hash and a
  * map lookup instead of a jose verify. Concurrent first uses of one token share a single verify.
  *
@@ -207,7 +206,9 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
       const token = BEARER_RE.exec(authorizationHeader)?.[1];
       if (token === undefined) throw refused("not a Bearer credential");
 
-      const id = createHash("sha256").update(token, "latin1").digest("base64");
+      // The token itself is the cache key: hashing it would cost more than the lookup saves, and the
+      // process holds the tokens it verifies in memory anyway (never logged, never persisted).
+      const id = token;
       const hit = cache.get(id);
       if (hit !== undefined) {
         if (clock() < hit.expiresAt) {

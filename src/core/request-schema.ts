@@ -538,6 +538,8 @@ function asObject(body: unknown): Body {
   }
   // `null` means "not given" (generated clients send it for unset optional members); fromEntries keeps
   // a `__proto__` key as an own property, so it is reported as an unknown field, not applied.
+  const values = Object.values(body);
+  if (!values.includes(null) && !Object.prototype.hasOwnProperty.call(body, "__proto__")) return body as Body;
   return Object.fromEntries(Object.entries(body).filter(([, v]) => v !== null));
 }
 

@@ -162,7 +162,8 @@ export function createRenderProcessor(deps: ProcessorDeps) {
       );
       if (settled.next.length > 0) deps.onNext(settled.next);
       if (settled.ok) return { outcome };
-      log.debug({ reason: settled.reason }, "attempt settled late");
+      // A late answer (the job moved on: cancelled, or reaped and run elsewhere) changes nothing.
+      log.info({ reason: settled.reason }, "attempt result discarded: the job is no longer this attempt's");
       return { outcome: settled.reason === "cancelled" ? "cancelled" : "stale", detail: settled.reason };
     } finally {
       deps.held.delete(a.id);

@@ -219,7 +219,9 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
     }, ms);
     t.unref();
     timers.push(t);
+    return t;
   };
+  let renewTimer: NodeJS.Timeout | undefined;
 
   return {
     held,
@@ -250,9 +252,21 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
           autorun: true,
         },
       );
-      worker.on("error", (err) => log.warn({ err }, "worker connection error"));
+      // A lost BullMQ lock or a stalled attempt job is expected after a pause or crash: the lease
+      // decides who owns the job, and the scheduler already requeued it.
+      const lockTrouble = (msg: string) => /lock|stalled more than allowable limit/i.test(msg);
+      worker.on("error", (err) =>
+        lockTrouble(err.message)
+          ? log.info({ err: err.message }, "attempt no longer held by this worker")
+          : log.warn({ err: err.message }, "worker connection error"),
+      );
       worker.on("failed", (job, err) =>
-        log.error({ err, attempt: job?.id }, "attempt job failed unexpectedly"),
+        lockTrouble(err.message)
+          ? log.info(
+              { attempt: job?.id, err: err.message },
+              "attempt job given up by BullMQ (the lease decides)",
+            )
+          : log.error({ err, attempt: job?.id }, "attempt job failed unexpectedly"),
       );
       await worker.waitUntilReady();
       if (o.health) {
@@ -266,7 +280,7 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
       });
       o.subscriber.on("message", onMessage);
       await o.subscriber.subscribe(o.scheduler.keys.wakeChannel, o.scheduler.keys.cancelChannel);
-      every(Math.max(100, Math.min(1_000, Math.floor(o.lockMs / 3))), renew, "lease renewal");
+      renewTimer = every(Math.max(100, Math.min(1_000, Math.floor(o.lockMs / 3))), renew, "lease renewal");
       every(o.stalledIntervalMs, housekeeping, "lease reaping");
       every(o.dispatchIntervalMs ?? 250, async () => kick(), "dispatch");
       every(o.publishIntervalMs, publish, "backend publication");
@@ -278,7 +292,8 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
     async stop(graceMs) {
       if (stopping) return;
       stopping = true;
-      for (const t of timers) clearInterval(t);
+      // Leases of the attempts still running stay renewed until they are settled (or handed back).
+      for (const t of timers) if (t !== renewTimer) clearInterval(t);
       o.health?.stop();
       o.subscriber.off("message", onMessage);
       // Every wait below is bounded: with Redis gone, its calls would wait in the offline queue forever.
@@ -301,6 +316,7 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
           await within(worker.close(true), 1_000);
         }
       }
+      if (renewTimer) clearInterval(renewTimer);
       await within(queue.close(), 2_000);
       o.breakers?.shutdown();
       log.info("worker stopped");

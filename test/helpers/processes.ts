@@ -48,6 +48,7 @@ export class CliProcess {
   private out = "";
   private err = "";
   private stopping: Promise<ExitInfo> | undefined;
+  private paused = false;
   /** Set when a test ran the command to its end and checks its exit itself. */
   awaited = false;
 
@@ -141,10 +142,30 @@ export class CliProcess {
     return r;
   }
 
-  /** SIGTERM, then SIGKILL after `timeoutMs`. Idempotent. */
+  /** Sends a signal now (no waiting). */
+  signal(sig: NodeJS.Signals): void {
+    if (this.running) this.child.kill(sig);
+  }
+
+  /** SIGSTOP: the process freezes with its sockets open and its timers stopped (a hung worker). */
+  pause(): void {
+    if (!this.running) return;
+    this.child.kill("SIGSTOP");
+    this.paused = true;
+  }
+
+  /** SIGCONT after {@link pause}. */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    if (this.running) this.child.kill("SIGCONT");
+  }
+
+  /** SIGTERM, then SIGKILL after `timeoutMs`. Idempotent. A paused process is resumed first. */
   stop(timeoutMs = 15_000): Promise<ExitInfo> {
     this.stopping ??= (async () => {
       if (!this.running) return { ...(await this.exited), forced: false };
+      this.resume();
       this.child.kill("SIGTERM");
       const r = await Promise.race([this.exited, sleep(timeoutMs).then(() => undefined)]);
       if (r) return { ...r, forced: false };
@@ -154,11 +175,12 @@ export class CliProcess {
     return this.stopping;
   }
 
-  /** SIGKILL now (no clean exit expected). */
+  /** SIGKILL now (no clean exit expected; `stopAll` does not count it as an unclean stop). */
   async kill(): Promise<void> {
     if (this.running) this.child.kill("SIGKILL");
     await this.exited;
-    this.stopping ??= Promise.resolve({ code: null, signal: "SIGKILL", forced: true });
+    this.paused = false;
+    this.stopping ??= Promise.resolve({ code: null, signal: "SIGKILL", forced: false });
   }
 }
 
@@ -295,10 +317,50 @@ export class E2eHarness {
   }
 
   /** A dedicated redis-server (for tests that kill it or need other settings). */
-  async spawnRedis(extraArgs: readonly string[] = []): Promise<SpawnedRedis> {
-    const r = await spawnRedis(this.tempDir(), extraArgs);
+  async spawnRedis(extraArgs: readonly string[] = [], o: RedisServerOptions = {}): Promise<SpawnedRedis> {
+    const r = await spawnRedis(this.tempDir(), extraArgs, o);
     this.redisServers.push(r);
     return r;
+  }
+
+  /**
+   * A dedicated redis-server with the project's redis.conf (AOF, `appendfsync everysec`,
+   * noeviction) in a temp dir: what `start` runs embedded, for tests that crash and restart it.
+   */
+  durableRedis(extraArgs: readonly string[] = []): Promise<SpawnedRedis> {
+    return this.spawnRedis(extraArgs, { conf: REDIS_CONF });
+  }
+
+  /**
+   * `render-gateway sim-backend` on a free port (its own DATA_DIR); resolves once it listens.
+   * `env` adds SIM_* settings (SIM_STEP_MS, SIM_CAPACITY…).
+   */
+  async simBackend(o: SpawnOptions = {}): Promise<Gateway> {
+    const port = await freePort();
+    const proc = this.spawn(["sim-backend"], {
+      name: o.name ?? "sim-backend",
+      dataDir: o.dataDir ?? this.tempDir(),
+      ...(o.cwd ? { cwd: o.cwd } : {}),
+      env: { SIM_PORT: String(port), ...o.env },
+    });
+    const url = await proc.waitUntil("waiting for the simulator to listen", () => {
+      const m = /simulated GPU backend listening on (\S+)/.exec(proc.stdout);
+      return m ? m[1] : undefined;
+    });
+    return { proc, url };
+  }
+
+  /** A BACKENDS_FILE (JSON) in a temp dir; each entry gets the schema's defaults for what it omits. */
+  backendsFile(backends: readonly BackendEntry[]): string {
+    const full = backends.map((b) => ({
+      engine: "nunchaku",
+      capacity: 4,
+      models: ["*"],
+      streaming: false,
+      timeout_ms: 120_000,
+      ...b,
+    }));
+    return this.writeFile("backends.json", JSON.stringify({ backends: full }, null, 2));
   }
 
   /**
@@ -350,69 +412,195 @@ export class E2eHarness {
 export interface SpawnedRedis {
   readonly url: string;
   readonly port: number;
+  /** The current server process (changes after {@link SpawnedRedis.restart}). */
   readonly pid: number;
+  /** The data directory (`--dir`): the AOF lives here. */
+  readonly dir: string;
   kill(signal?: NodeJS.Signals): Promise<void>;
   stop(): Promise<void>;
+  /** Starts the server again (after a kill) on the same port and dir; resolves once it answers PING. */
+  restart(): Promise<void>;
 }
 
-/** A redis-server on a free loopback port with its data in `dir`, no persistence unless asked. */
-export async function spawnRedis(dir: string, extraArgs: readonly string[] = []): Promise<SpawnedRedis> {
+export interface RedisServerOptions {
+  /** A config file given first on the command line (e.g. {@link REDIS_CONF}); persistence as it says. */
+  readonly conf?: string;
+  /** A fixed port instead of a free one. */
+  readonly port?: number;
+}
+
+/** The project's redis.conf (AOF, `appendfsync everysec`, noeviction). */
+export const REDIS_CONF = resolve(PROJECT_ROOT, "redis.conf");
+
+/**
+ * A redis-server on a free loopback port with its data in `dir`, no persistence unless asked
+ * (`extraArgs`, or `o.conf` for a config file whose persistence settings then apply).
+ */
+export async function spawnRedis(
+  dir: string,
+  extraArgs: readonly string[] = [],
+  o: RedisServerOptions = {},
+): Promise<SpawnedRedis> {
   installExitHook();
-  const port = await freePort();
-  const child = spawn(
-    "redis-server",
-    [
-      "--port",
-      String(port),
-      "--bind",
-      "127.0.0.1",
-      "--dir",
-      dir,
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-      ...extraArgs,
-    ],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  live.add(child);
+  const port = o.port ?? (await freePort());
+  const args = [
+    ...(o.conf ? [o.conf] : []),
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--dir",
+    dir,
+    ...(o.conf ? [] : ["--save", "", "--appendonly", "no"]),
+    ...extraArgs,
+  ];
+  let child: ChildProcess;
+  let exited: Promise<void>;
   let output = "";
-  child.stdout?.setEncoding("utf8").on("data", (d: string) => (output += d));
-  child.stderr?.setEncoding("utf8").on("data", (d: string) => (output += d));
-  const exited = new Promise<void>((r) =>
-    child.once("exit", () => {
-      live.delete(child);
-      r();
-    }),
-  );
-  const client = new Redis(port, "127.0.0.1", {
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-  });
-  client.on("error", () => undefined);
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      if (client.status !== "ready") await client.connect();
-      if ((await client.ping()) === "PONG") break;
-    } catch {
-      // not yet
+
+  const launch = async () => {
+    output = "";
+    const c = spawn("redis-server", args, { stdio: ["ignore", "pipe", "pipe"] });
+    child = c;
+    live.add(c);
+    c.stdout?.setEncoding("utf8").on("data", (d: string) => (output += d));
+    c.stderr?.setEncoding("utf8").on("data", (d: string) => (output += d));
+    exited = new Promise<void>((r) =>
+      c.once("exit", () => {
+        live.delete(c);
+        r();
+      }),
+    );
+    const client = new Redis(port, "127.0.0.1", {
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
+    client.on("error", () => undefined);
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      try {
+        if (client.status !== "ready") await client.connect();
+        if ((await client.ping()) === "PONG") break;
+      } catch {
+        // not yet (or still loading the AOF)
+        client.disconnect();
+      }
+      if (c.exitCode !== null || Date.now() > deadline) {
+        c.kill("SIGKILL");
+        client.disconnect();
+        throw new Error(`redis-server did not start: ${output}`);
+      }
+      await sleep(50);
     }
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill("SIGKILL");
-      client.disconnect();
-      throw new Error(`redis-server did not start: ${output}`);
-    }
-    await sleep(50);
-  }
-  client.disconnect();
+    client.disconnect();
+  };
+  await launch();
+
   const kill = async (signal: NodeJS.Signals = "SIGKILL") => {
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     await exited;
   };
-  return { url: `redis://127.0.0.1:${port}`, port, pid: child.pid ?? -1, kill, stop: () => kill("SIGTERM") };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    dir,
+    get pid() {
+      return child.pid ?? -1;
+    },
+    kill,
+    stop: () => kill("SIGTERM"),
+    async restart() {
+      await kill("SIGKILL");
+      await launch();
+    },
+  };
+}
+
+/**
+ * Leases held in Redis under `prefix`: per backend (ZCARD of each lease set) and the `dispatched`
+ * counter (jobs handed out but not begun; 0 when the key is absent, as with a scheduler that begins
+ * attempts at dispatch).
+ */
+export async function leaseCounts(
+  client: Redis,
+  prefix: string,
+): Promise<{ byBackend: Record<string, number>; total: number; dispatched: number }> {
+  const backends = await client.smembers(`${prefix}:lease:backends`);
+  const byBackend: Record<string, number> = {};
+  let total = 0;
+  for (const b of backends) {
+    const n = await client.zcard(`${prefix}:lease:${b}`);
+    byBackend[b] = n;
+    total += n;
+  }
+  const dispatched = Number((await client.get(`${prefix}:dispatched`)) ?? "0");
+  return { byBackend, total, dispatched };
+}
+
+/** Waits until no lease is held and nothing is dispatched under `prefix`; returns the final counts. */
+export async function waitLeasesZero(client: Redis, prefix: string, timeoutMs = 15_000) {
+  let last: Awaited<ReturnType<typeof leaseCounts>> | undefined;
+  try {
+    return await until(
+      "leases back to zero",
+      async () => {
+        last = await leaseCounts(client, prefix);
+        return last.total === 0 && last.dispatched === 0 ? last : undefined;
+      },
+      timeoutMs,
+      100,
+    );
+  } catch (err) {
+    throw new Error(`${(err as Error).message}: ${JSON.stringify(last)}`);
+  }
+}
+
+/** A BACKENDS_FILE entry; omitted members get {@link E2eHarness.backendsFile}'s defaults. */
+export interface BackendEntry {
+  readonly id: string;
+  readonly url: string;
+  readonly engine?: "nunchaku" | "torch" | "tensorrt";
+  readonly capacity?: number;
+  readonly models?: readonly string[];
+  readonly streaming?: boolean;
+  readonly timeout_ms?: number;
+}
+
+/** `GET /sim/stats` of a simulated backend. */
+export interface SimStatsBody {
+  active: number;
+  peak_active: number;
+  calls: number;
+  completed: number;
+  failed: number;
+  rejected_busy: number;
+  rejected_bad_request: number;
+  aborted: number;
+  hung: number;
+  calls_by_id: Record<string, number>;
+}
+
+export async function simStats(simUrl: string): Promise<SimStatsBody> {
+  const r = await fetch(`${simUrl}/sim/stats`, { signal: AbortSignal.timeout(5_000) });
+  if (r.status !== 200) throw new Error(`GET /sim/stats: ${r.status}`);
+  return (await r.json()) as SimStatsBody;
+}
+
+export async function simResetStats(simUrl: string): Promise<void> {
+  const r = await fetch(`${simUrl}/sim/stats/reset`, { method: "POST", signal: AbortSignal.timeout(5_000) });
+  if (r.status >= 300) throw new Error(`POST /sim/stats/reset: ${r.status}`);
+}
+
+/** `PUT /sim/config` with any of {step_ms, capacity, fail_rate, hang_rate}. */
+export async function simConfig(simUrl: string, patch: Record<string, number | boolean>): Promise<void> {
+  const r = await fetch(`${simUrl}/sim/config`, {
+    method: "PUT",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(patch),
+    signal: AbortSignal.timeout(5_000),
+  });
+  if (r.status !== 204) throw new Error(`PUT /sim/config: ${r.status} ${await r.text()}`);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -705,3 +893,86 @@ export function mp4VideoSampleEntries(bytes: Uint8Array): {
   }
   return { ftyp, entries };
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Job helpers for the crash and shutdown scenarios
+
+/** The public Job document as the crash/shutdown tests read it. */
+export interface JobDoc {
+  id: string;
+  status: "queued" | "running" | "complete" | "error" | "cancelled";
+  position?: number;
+  output?: string;
+  outputs?: string[];
+  error?: { code: string; message: string; retriable: boolean };
+  created_at: string;
+  started_at?: string;
+  completed_at?: string;
+  attempts: number;
+  attempt_log: {
+    attempt: number;
+    backend: string;
+    started_at: string;
+    ended_at?: string;
+    outcome?: string;
+  }[];
+  gpu_ms?: number;
+  backend?: string;
+}
+
+/** POST /queue; resolves with the id and when the 202 arrived (throws on any other status). */
+export async function submitJob(
+  base: string,
+  bearer: string,
+  body: Record<string, unknown>,
+): Promise<{ id: string; ackAt: number }> {
+  const res = await call(base, "/queue", { method: "POST", token: bearer, body });
+  const text = await res.text();
+  if (res.status !== 202) throw new Error(`POST /queue: ${res.status} ${text}`);
+  return { id: (JSON.parse(text) as { id: string }).id, ackAt: Date.now() };
+}
+
+/** GET /jobs/{id}?redirect=false → the Job (undefined when 404; throws on anything else). */
+export async function readJob(base: string, bearer: string, id: string): Promise<JobDoc | undefined> {
+  const res = await call(base, `/jobs/${id}?redirect=false`, { token: bearer });
+  const text = await res.text();
+  if (res.status === 404) return undefined;
+  if (res.status !== 200) throw new Error(`GET /jobs/${id}: ${res.status} ${text}`);
+  return JSON.parse(text) as JobDoc;
+}
+
+/** Polls until every job is in a terminal state (complete, error, cancelled); returns them in order. */
+export async function waitTerminal(
+  base: string,
+  bearer: string,
+  ids: readonly string[],
+  timeoutMs = 60_000,
+): Promise<JobDoc[]> {
+  const done = new Map<string, JobDoc>();
+  let pending: string[] = [...ids];
+  await until(
+    `${ids.length} jobs terminal`,
+    async () => {
+      const read = await Promise.all(pending.map((id) => readJob(base, bearer, id)));
+      read.forEach((j, i) => {
+        if (j && ["complete", "error", "cancelled"].includes(j.status)) done.set(pending[i]!, j);
+      });
+      pending = pending.filter((id) => !done.has(id));
+      return pending.length === 0;
+    },
+    timeoutMs,
+    200,
+  ).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}: still pending ${pending.join(", ")}`);
+  });
+  return ids.map((id) => done.get(id)!);
+}
+
+/** The digest part of a signed output URL (its query, the signature and expiry, may change). */
+export const outputPath = (url: string | undefined) => (url ?? "").split("?")[0] ?? "";
+
+export const median = (xs: readonly number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
