@@ -6,10 +6,10 @@ import { AppError, validationError } from "../core/errors.js";
 import type { IdGenerator } from "../core/ids.js";
 import type { Priority } from "../core/job.js";
 import type { Clock } from "../core/time.js";
-import type { GenerationRequest, ImageRef } from "../core/request-schema.js";
+import { QUEUE_ONLY_FIELDS, type GenerationRequest, type ImageRef } from "../core/request-schema.js";
 import { maxPositionWithin } from "../core/eta.js";
 import type { Scheduler } from "../queues/scheduler.js";
-import { servesRoute, type CapacityView } from "./capacity.js";
+import type { CapacityView } from "./capacity.js";
 
 export interface AdmissionDeps {
   readonly scheduler: Scheduler;
@@ -65,31 +65,32 @@ async function storeImage(field: string, ref: ImageRef, principal: Principal, de
   }
 }
 
-const ROUTING = new Set(["modality", "family", "model", "task", "format"]);
+/** Routing and queue options live in their own fields; the stored request is what the model gets. */
+const NOT_GENERATION = new Set(QUEUE_ONLY_FIELDS);
 
 export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Admitted> {
   const r = a.request;
-  const seed = r.seed ?? Math.floor(Math.random() * SEED_SPACE);
-  const stored: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(r)) if (!ROUTING.has(k) && v !== undefined) stored[k] = v;
-  stored.seed = seed;
-  if (r.image) stored.image = await storeImage("image", r.image, a.principal, deps);
-  if (r.modality === "image" && r.mask) stored.mask = await storeImage("mask", r.mask, a.principal, deps);
-  if (a.outputFormat) stored.output_format = a.outputFormat;
-
   const familyModel = `${r.family}/${r.model}`;
   const route = a.backend ? `${familyModel}@${a.backend}` : familyModel;
   // Never accept a job that nothing will ever run: when live workers report their backends and
   // none serves the model, it is unknown to this deployment. (With no worker reporting yet, jobs
   // are accepted and wait for one.)
-  const known = await deps.capacity.backends();
-  if (known.length > 0 && !known.some((b) => servesRoute(b, familyModel))) {
+  const snapshot = await deps.capacity.snapshot();
+  if (snapshot.backends.length > 0 && !snapshot.route(familyModel).served) {
     throw new AppError("not_found", `no backend of this deployment serves ${familyModel}`);
   }
-  const [capacity, serviceMs] = await Promise.all([
-    deps.capacity.capacity(familyModel, a.backend),
-    deps.capacity.serviceMs(route),
-  ]);
+  const { capacity, serviceMs, served } = snapshot.route(familyModel, a.backend);
+  if (a.backend !== undefined && !served) {
+    throw validationError("backend", "serves_model", `no backend "${a.backend}" serves ${familyModel}`);
+  }
+  const seed = r.seed ?? Math.floor(Math.random() * SEED_SPACE);
+  const stored: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(r)) if (!NOT_GENERATION.has(k) && v !== undefined) stored[k] = v;
+  stored.seed = seed;
+  if (r.image) stored.image = await storeImage("image", r.image, a.principal, deps);
+  if (r.modality === "image" && r.mask) stored.mask = await storeImage("mask", r.mask, a.principal, deps);
+  if (a.outputFormat) stored.output_format = a.outputFormat;
+
   let maxPosition: number | undefined;
   if (a.startWithinMs !== undefined) {
     maxPosition = maxPositionWithin(a.startWithinMs, capacity, serviceMs);

@@ -1,20 +1,29 @@
-// What the API knows of backend capacity and service times, read from Redis with a short cache so
-// the submit path does not pay a round trip for them.
+// What the API knows of backend capacity and service times, read from Redis into a snapshot that
+// is refreshed in the background (stale-while-revalidate), so the submit path never waits for it
+// after the first request.
 import type { BackendDirectory, BackendState } from "../queues/backend-directory.js";
 import type { JobStore } from "../queues/job-store.js";
 import type { Clock } from "../core/time.js";
 
-export interface CapacityView {
+export interface RouteInfo {
+  /** Total capacity of healthy backends (breaker not open everywhere) that serve the route. */
+  readonly capacity: number;
+  /** Measured service time (ms) of the route, else of the model, else the default. */
+  readonly serviceMs: number;
+  /** Some reported backend (healthy or not) serves the model under the route's constraint. */
+  readonly served: boolean;
+}
+
+export interface CapacitySnapshot {
   /** Backends reported by live workers. */
-  backends(): Promise<readonly BackendState[]>;
-  /** Total capacity of healthy backends that serve `family/model` (and match `constraint`). */
-  capacity(familyModel: string, constraint?: string): Promise<number>;
-  /** Service time estimate (ms) of a route. */
-  serviceMs(route: string): Promise<number>;
+  readonly backends: readonly BackendState[];
+  route(familyModel: string, constraint?: string): RouteInfo;
   /** Mean of the measured service times of all routes (the default until one is measured). */
-  averageServiceMs(): Promise<number>;
-  /** Whether some reported backend (healthy or not) serves the model under `constraint`. */
-  hasBackend(familyModel: string, constraint: string): Promise<boolean>;
+  readonly averageServiceMs: number;
+}
+
+export interface CapacityView {
+  snapshot(): Promise<CapacitySnapshot>;
 }
 
 export function servesRoute(
@@ -26,6 +35,38 @@ export function servesRoute(
   return b.models.includes("*") || b.models.includes(familyModel);
 }
 
+function buildSnapshot(
+  backends: readonly BackendState[],
+  times: Map<string, number>,
+  defaultServiceMs: number,
+): CapacitySnapshot {
+  const memo = new Map<string, RouteInfo>();
+  const all = [...times.values()];
+  return {
+    backends,
+    averageServiceMs:
+      all.length === 0 ? defaultServiceMs : Math.round(all.reduce((a, b) => a + b, 0) / all.length),
+    route(familyModel, constraint) {
+      const key = constraint ? `${familyModel}@${constraint}` : familyModel;
+      let info = memo.get(key);
+      if (!info) {
+        let capacity = 0;
+        let served = false;
+        for (const b of backends) {
+          if (!servesRoute(b, familyModel, constraint)) continue;
+          served = true;
+          const states = Object.values(b.breakers);
+          const breakerOpen = states.length > 0 && states.every((s) => s === "open");
+          if (b.healthy && !breakerOpen) capacity += b.capacity;
+        }
+        info = { capacity, served, serviceMs: times.get(key) ?? times.get(familyModel) ?? defaultServiceMs };
+        memo.set(key, info);
+      }
+      return info;
+    },
+  };
+}
+
 export function createCapacityView(opts: {
   directory: BackendDirectory;
   store: JobStore;
@@ -34,53 +75,30 @@ export function createCapacityView(opts: {
   staleMs: number;
   defaultServiceMs: number;
 }): CapacityView {
-  let backends: { at: number; value: Promise<readonly BackendState[]> } | undefined;
-  let times: { at: number; value: Promise<Map<string, number>> } | undefined;
+  let current: { at: number; value: CapacitySnapshot } | undefined;
+  let loading: Promise<CapacitySnapshot> | undefined;
 
-  const getBackends = () => {
-    const now = opts.clock();
-    if (!backends || now - backends.at > opts.cacheMs) {
-      const value = opts.directory.read(opts.staleMs);
-      value.catch(() => {
-        backends = undefined;
+  const load = () => {
+    loading ??= Promise.all([opts.directory.read(opts.staleMs), opts.store.serviceTimes()])
+      .then(([backends, times]) => {
+        const value = buildSnapshot(backends, times, opts.defaultServiceMs);
+        current = { at: opts.clock(), value };
+        return value;
+      })
+      .finally(() => {
+        loading = undefined;
       });
-      backends = { at: now, value };
-    }
-    return backends.value;
-  };
-  const getTimes = () => {
-    const now = opts.clock();
-    if (!times || now - times.at > opts.cacheMs) {
-      const value = opts.store.serviceTimes();
-      value.catch(() => {
-        times = undefined;
-      });
-      times = { at: now, value };
-    }
-    return times.value;
+    return loading;
   };
 
   return {
-    backends: getBackends,
-    async capacity(familyModel, constraint) {
-      let sum = 0;
-      for (const b of await getBackends()) {
-        const breakerOpen =
-          Object.values(b.breakers).length > 0 && Object.values(b.breakers).every((s) => s === "open");
-        if (b.healthy && !breakerOpen && servesRoute(b, familyModel, constraint)) sum += b.capacity;
+    snapshot() {
+      if (!current) return load();
+      if (opts.clock() - current.at > opts.cacheMs) {
+        // Serve the last snapshot now and refresh it for the next requests.
+        load().catch(() => undefined);
       }
-      return sum;
-    },
-    async serviceMs(route) {
-      const t = await getTimes();
-      return t.get(route) ?? t.get(route.split("@")[0]!) ?? opts.defaultServiceMs;
-    },
-    async averageServiceMs() {
-      const t = [...(await getTimes()).values()];
-      return t.length === 0 ? opts.defaultServiceMs : Math.round(t.reduce((a, b) => a + b, 0) / t.length);
-    },
-    async hasBackend(familyModel, constraint) {
-      return (await getBackends()).some((b) => servesRoute(b, familyModel, constraint));
+      return Promise.resolve(current.value);
     },
   };
 }

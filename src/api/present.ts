@@ -35,12 +35,11 @@ export function createPresenter(opts: {
     async job(job, position) {
       let etaSeconds: number | undefined;
       if (job.status === "queued" || job.status === "running") {
-        const familyModel = `${job.family}/${job.model}`;
-        const constraint = job.route.includes("@") ? job.route.split("@")[1] : undefined;
-        const [cap, svc] = await Promise.all([
-          opts.capacity.capacity(familyModel, constraint),
-          opts.capacity.serviceMs(job.route),
-        ]);
+        const [familyModel = "", constraint] = job.route.split("@");
+        const { capacity: cap, serviceMs: svc } = (await opts.capacity.snapshot()).route(
+          familyModel,
+          constraint,
+        );
         etaSeconds =
           job.status === "running"
             ? runningEtaSeconds(opts.clock() - (job.attemptLog.at(-1)?.started_at ?? opts.clock()), svc)

@@ -268,3 +268,41 @@ describe("deployment limits", () => {
     }
   });
 });
+
+describe("what the backend gets", () => {
+  it("stores only generation fields in the request handed to the model (no queue options)", async () => {
+    const res = await sys.call("/queue", {
+      method: "POST",
+      token: alice,
+      body: JSON.stringify({
+        ...fox,
+        priority: "high",
+        ttl: 3600,
+        backend: "nunchaku",
+        webhook: "https://hooks.example.com/x",
+        idempotency_key: "secret-key",
+      }),
+    });
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+    const stored = JSON.parse(
+      (await sys.redis.client.hget(`${sys.redis.prefix}:job:${id}`, "req"))!,
+    ) as Record<string, unknown>;
+    for (const field of [
+      "priority",
+      "ttl",
+      "backend",
+      "webhook",
+      "webhook_events",
+      "idempotency_key",
+      "modality",
+      "family",
+      "model",
+      "task",
+      "format",
+    ]) {
+      expect(stored).not.toHaveProperty(field);
+    }
+    expect(stored).toMatchObject({ prompt: fox.prompt, width: 1024, height: 1024 });
+  });
+});

@@ -86,10 +86,11 @@ export function eventRoutes(deps: ApiDeps) {
           if (status === "queued" && now.position >= 0 && now.position !== lastPosition) {
             lastPosition = now.position;
             const familyModel = `${now.job.family}/${now.job.model}`;
-            const [cap, svc] = await Promise.all([
-              deps.capacity.capacity(familyModel),
-              deps.capacity.serviceMs(now.job.route),
-            ]);
+            const [, constraint] = now.job.route.split("@");
+            const { capacity: cap, serviceMs: svc } = (await deps.capacity.snapshot()).route(
+              familyModel,
+              constraint,
+            );
             const eta = queuedEtaSeconds(now.position, cap, svc);
             await stream.writeSSE({
               id: `${lastSeq}.${++positionTick}`,

@@ -2,7 +2,7 @@
 // can start it within the budget (else 503 capacity_exhausted), waits for it, and answers with the
 // bytes (200), JSON outputs for count > 1, or the job (202) when the budget runs out.
 import { Hono, type Context } from "hono";
-import { AppError, validationError } from "../../core/errors.js";
+import { AppError } from "../../core/errors.js";
 import { resolveRoute } from "../../core/catalog.js";
 import { parseSyncRequest } from "../../core/request-schema.js";
 import { rfc3339 } from "../../core/time.js";
@@ -90,16 +90,6 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
       ...(format === undefined || format === "" ? {} : { format }),
     });
     const backend = c.req.query("backend") || undefined;
-    if (
-      backend !== undefined &&
-      !(await deps.capacity.hasBackend(`${entry.family}/${entry.model}`, backend))
-    ) {
-      throw validationError(
-        "backend",
-        "serves_model",
-        `no backend "${backend}" serves ${entry.family}/${entry.model}`,
-      );
-    }
     const budget = syncBudget(c.req.header("prefer"), deps.config.syncBudgetMs);
     const webp = request.modality === "image" && prefersWebp(c.req.header("accept"));
     const admitted = await admitJob(

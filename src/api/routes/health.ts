@@ -23,7 +23,7 @@ export function healthRoutes(deps: ApiDeps, access: { admin(c: unknown): Promise
     };
     if (!deps.accepting()) body.shutting_down = true;
     if (redisOk && (await access.admin(c))) {
-      const [backends, totals] = await Promise.all([deps.capacity.backends(), deps.store.totals()]);
+      const [{ backends }, totals] = await Promise.all([deps.capacity.snapshot(), deps.store.totals()]);
       const leases = await deps.store.leases();
       body.backends = backends.map((b) => ({
         id: b.id,

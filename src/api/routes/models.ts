@@ -9,7 +9,7 @@ export function modelRoutes(deps: ApiDeps) {
   const app = new Hono<ApiEnv>();
 
   app.get("/models", async (c) => {
-    const backends = await deps.capacity.backends();
+    const { backends } = await deps.capacity.snapshot();
     const provided = (entry: ModelEntry): Engine[] =>
       entry.backends.filter((engine) =>
         backends.some((b) => b.engine === engine && servesRoute(b, `${entry.family}/${entry.model}`)),

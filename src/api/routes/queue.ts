@@ -40,16 +40,6 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
         },
       );
     }
-    if (
-      req.backend !== undefined &&
-      !(await deps.capacity.hasBackend(`${req.family}/${req.model}`, req.backend))
-    ) {
-      throw validationError(
-        "backend",
-        "serves_model",
-        `no backend "${req.backend}" serves ${req.family}/${req.model}`,
-      );
-    }
     if (req.webhook !== undefined) {
       const problem = webhookTargetProblem(req.webhook, deps.config.webhookAllowPrivate);
       if (problem) throw validationError("webhook", "public_https", `webhook: ${problem}`);
@@ -113,9 +103,9 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
 
   app.get("/queue", async (c) => {
     const t = await deps.store.totals();
-    const backends = await deps.capacity.backends();
-    const capacity = backends.filter((b) => b.healthy).reduce((s, b) => s + b.capacity, 0);
-    const svc = await deps.capacity.averageServiceMs();
+    const snapshot = await deps.capacity.snapshot();
+    const capacity = snapshot.backends.filter((b) => b.healthy).reduce((s, b) => s + b.capacity, 0);
+    const svc = snapshot.averageServiceMs;
     const ahead = {
       high: t.depth.high,
       normal: t.depth.high + t.depth.normal,
