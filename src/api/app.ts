@@ -85,16 +85,16 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
   app.route("/", generateRoutes(deps, admission));
 
   app.notFound((c) => {
-    const path = new URL(c.req.url).pathname;
+    const path = c.req.path;
     const allowed = allowedMethods(path);
     const id = c.get("requestId");
     if (allowed && !allowed.includes(c.req.method)) {
-      const res = problemResponse(
-        new AppError("method_not_allowed", `${c.req.method} is not allowed on ${path}`),
+      return problemResponse(
+        new AppError("method_not_allowed", `${c.req.method} is not allowed on ${path}`, {
+          headers: { allow: allowed.join(", ") },
+        }),
         id,
       );
-      res.headers.set("allow", allowed.join(", "));
-      return res;
     }
     return problemResponse(new AppError("not_found", `no route for ${c.req.method} ${path}`), id);
   });

@@ -2,6 +2,7 @@
 // limit), content type, empty and malformed bodies -> their problem codes.
 import type { Context } from "hono";
 import { AppError } from "../core/errors.js";
+import { requestHeader } from "./respond.js";
 
 export const BODY_LIMIT_BYTES = 10 * 1024 * 1024;
 
@@ -9,7 +10,7 @@ export const BODY_LIMIT_BYTES = 10 * 1024 * 1024;
  * @throws AppError request_too_large (413), unsupported_media_type (415), empty_body, invalid_json
  */
 export async function readJsonBody(c: Context, limit = BODY_LIMIT_BYTES): Promise<unknown> {
-  const type = c.req.header("content-type");
+  const type = requestHeader(c, "content-type");
   if (type !== undefined && type !== "" && !/^application\/([\w.+-]+\+)?json\b/i.test(type)) {
     throw new AppError("unsupported_media_type", `expected application/json, got ${type.split(";")[0]}`);
   }
@@ -17,12 +18,12 @@ export async function readJsonBody(c: Context, limit = BODY_LIMIT_BYTES): Promis
     new AppError("request_too_large", `request body exceeds ${limit} bytes`, {
       details: { limit_bytes: limit },
     });
-  const declared = Number(c.req.header("content-length"));
+  const declared = Number(requestHeader(c, "content-length"));
   if (Number.isFinite(declared) && declared > limit) throw tooLarge();
 
   let size = 0;
   let text: string;
-  if (Number.isFinite(declared) && c.req.header("transfer-encoding") === undefined) {
+  if (Number.isFinite(declared) && requestHeader(c, "transfer-encoding") === undefined) {
     // A declared length within the limit (the HTTP parser reads exactly that much): the node adapter
     // hands the body over directly, without building a web Request and stream for it.
     text = await c.req.text();

@@ -77,13 +77,19 @@ export function createCapacityView(opts: {
 }): CapacityView {
   let current: { at: number; value: CapacitySnapshot } | undefined;
   let loading: Promise<CapacitySnapshot> | undefined;
+  let failed = false;
 
   const load = () => {
     loading ??= Promise.all([opts.directory.read(opts.staleMs), opts.store.serviceTimes()])
       .then(([backends, times]) => {
         const value = buildSnapshot(backends, times, opts.defaultServiceMs);
         current = { at: opts.clock(), value };
+        failed = false;
         return value;
+      })
+      .catch((err: unknown) => {
+        failed = true;
+        throw err;
       })
       .finally(() => {
         loading = undefined;
@@ -93,7 +99,9 @@ export function createCapacityView(opts: {
 
   return {
     snapshot() {
-      if (!current) return load();
+      // After a failed refresh (Redis unreachable) callers wait for a fresh read and see its error,
+      // rather than decisions made on data that can no longer be checked.
+      if (!current || failed) return load();
       if (opts.clock() - current.at > opts.cacheMs) {
         // Serve the last snapshot now and refresh it for the next requests.
         load().catch(() => undefined);

@@ -26,8 +26,8 @@ export function problemBody(
 }
 
 export function problemResponse(err: AppError, requestId: string): Response {
-  const headers = new Headers({ "content-type": "application/problem+json" });
-  for (const [k, v] of Object.entries(err.headers ?? {})) headers.set(k, v);
+  const headers: Record<string, string> = { "content-type": "application/problem+json" };
+  for (const [k, v] of Object.entries(err.headers ?? {})) headers[k.toLowerCase()] = v;
   return new Response(
     JSON.stringify(problemBody(err.code, err.status, err.message, requestId, err.details)),
     {

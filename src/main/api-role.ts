@@ -24,6 +24,8 @@ export interface ApiHandle {
   readonly port: number;
   /** The process's event hub (tests check that closed streams free their listeners). */
   readonly hub: EventHub;
+  /** The Hono app's fetch, for in-process measurements. */
+  readonly fetch: (req: Request) => Response | Promise<Response>;
 }
 
 export async function startApiRole(ctx: {
@@ -135,5 +137,5 @@ export async function startApiRole(ctx: {
   writeFileSync(join(runDir, "api.url"), publicUrl);
   ctx.runtime.defer("api url file", () => rmSync(join(runDir, "api.url"), { force: true }));
   logger.info({ url: publicUrl }, "api listening");
-  return { url: publicUrl, port, hub };
+  return { url: publicUrl, port, hub, fetch: (req) => app.fetch(req) };
 }

@@ -161,7 +161,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
         input.maxPosition ?? -1,
         input.serviceMs,
         input.capacity,
-        ...Object.entries(input.fields).flat(),
+        JSON.stringify(input.fields),
       ])) as number[];
       const [first = -1, second] = reply;
       if (first === -1) return { admitted: false, reason: "exists" };

@@ -2,12 +2,13 @@
 import type { MiddlewareHandler } from "hono";
 import type { Principal } from "../auth.js";
 import type { ApiEnv } from "../context.js";
+import { requestHeader } from "../respond.js";
 
 export function authenticate(opts: {
   authenticate(header: string | undefined): Promise<Principal>;
 }): MiddlewareHandler<ApiEnv> {
   return async function authenticateMiddleware(c, next) {
-    c.set("principal", await opts.authenticate(c.req.header("authorization")));
+    c.set("principal", await opts.authenticate(requestHeader(c, "authorization")));
     await next();
   };
 }

@@ -7,6 +7,7 @@ import { queuedEtaSeconds } from "../../core/eta.js";
 import { webhookTargetProblem } from "../../core/webhook-target.js";
 import { rfc3339 } from "../../core/time.js";
 import { readJsonBody } from "../body.js";
+import { jsonResponse, requestHeader } from "../respond.js";
 import type { ApiEnv } from "../context.js";
 import type { ApiDeps } from "../deps.js";
 import { admitJob, type AdmissionDeps } from "../admission.js";
@@ -19,7 +20,7 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
   app.post("/queue", async (c) => {
     const principal = c.get("principal");
     const body = await readJsonBody(c);
-    const headerKey = c.req.header("idempotency-key");
+    const headerKey = requestHeader(c, "idempotency-key");
     const req = parseQueueRequest(
       headerKey !== undefined &&
         typeof body === "object" &&
@@ -51,9 +52,7 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
     if (idemKey !== undefined) {
       const replay = await idempotency.begin(principal.customerId, idemKey, fingerprint);
       if (replay) {
-        for (const [k, v] of Object.entries(replay.headers)) c.header(k, v);
-        c.header("idempotent-replayed", "true");
-        return c.json(replay.body as object, replay.status as 202);
+        return jsonResponse(replay.body, replay.status, { ...replay.headers, "idempotent-replayed": "true" });
       }
     }
     let admitted;
@@ -97,8 +96,7 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
         headers,
       });
     }
-    for (const [k, v] of Object.entries(headers)) c.header(k, v);
-    return c.json(created, 202);
+    return jsonResponse(created, 202, headers);
   });
 
   app.get("/queue", async (c) => {

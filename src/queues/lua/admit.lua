@@ -9,7 +9,8 @@
   ARGV[1] prefix            ARGV[2] job id          ARGV[3] route ("family/model" or "family/model@backend")
   ARGV[4] class (0 high, 1 normal, 2 low)           ARGV[5] now (ms)
   ARGV[6] ttl deadline (ms, 0 = none)               ARGV[7] highest position admitted (-1 = no limit)
-  ARGV[8] service ms per job  ARGV[9] capacity     ARGV[10..] stored fields as name, value pairs
+  ARGV[8] service ms per job  ARGV[9] capacity     ARGV[10] stored fields (JSON object of strings;
+  one argument costs the caller far less than one per field)
   Returns { position, eta_seconds (-1 unknown) }
   -1  a job with this id exists
   -2  (with position and eta) it could not start within the caller's limit; nothing was stored
@@ -35,15 +36,21 @@ end
 if max_position >= 0 and position > max_position then return {-2, position, eta} end
 
 if redis.call("HSETNX", jk, "id", id) == 0 then return {-1} end
-redis.call("HSET", jk, "status", "queued", "route", route, "score", score, "created", now, "attempt", 0,
-  "spent", 0, "evseq", 0, unpack(ARGV, 10))
+local args = {"status", "queued", "route", route, "score", score, "created", now, "attempt", 0, "spent", 0,
+  "evseq", 0}
+for k, v in pairs(cjson.decode(ARGV[10])) do
+  args[#args + 1] = k
+  args[#args + 1] = v
+end
+if ttl_at > 0 then
+  args[#args + 1] = "ttl_at"
+  args[#args + 1] = ttl_at
+end
+redis.call("HSET", jk, unpack(args))
 redis.call("ZADD", key("q"), score, id)
 redis.call("ZADD", key("q", "r", route), score, id)
 redis.call("SADD", key("q", "routes"), route)
-if ttl_at > 0 then
-  redis.call("HSET", jk, "ttl_at", ttl_at)
-  redis.call("ZADD", key("q", "ttl"), ttl_at, id)
-end
+if ttl_at > 0 then redis.call("ZADD", key("q", "ttl"), ttl_at, id) end
 -- No event is stored at admission: the position is live state (SSE reads and sends it), and a
 -- stream per queued job would cost more memory than the job itself.
 -- Wake the dispatchers only when nothing waits ahead of this job; otherwise they are busy or will

@@ -1,0 +1,115 @@
+// Admits jobs straight into the scheduler, with the same validation and the same stored record as
+// `POST /queue` (parseQueueRequest + admitJob), many in flight at once: fills queues in seconds.
+import { join } from "node:path";
+import type { Redis } from "ioredis";
+import { admitJob, type AdmissionDeps } from "../../src/api/admission.js";
+import type { Principal } from "../../src/api/auth.js";
+import type { CapacityView } from "../../src/api/capacity.js";
+import { randomIds } from "../../src/core/ids.js";
+import { parseQueueRequest, type QueueRequest } from "../../src/core/request-schema.js";
+import { systemClock } from "../../src/core/time.js";
+import { createFsBlobStore } from "../../src/infra/fs-blob-store.js";
+import { loadSettings } from "../../src/main/settings.js";
+import { createScheduler } from "../../src/queues/scheduler.js";
+import { buildInferRequest } from "../../src/workers/infer-request.js";
+import type { InferRequest } from "../../src/workers/backends/kserve-client.js";
+
+/** The typical `POST /queue` body of the issues (flux/schnell t2i, normal priority). */
+export const TYPICAL_BODY = {
+  modality: "image",
+  family: "flux",
+  model: "schnell",
+  task: "t2i",
+  prompt: "a lighthouse at dawn, watercolor, soft light over a calm sea",
+  priority: "normal",
+} as const;
+
+/**
+ * A job for the worker benches: 512×512 and a fixed seed, so the simulator renders the PNG once and
+ * serves it from its media cache (the bench measures the gateway, not sharp).
+ */
+export function workerBody(steps?: number): Record<string, unknown> {
+  return { ...TYPICAL_BODY, format: "512", seed: 424242, ...(steps === undefined ? {} : { steps }) };
+}
+
+export interface Admitter {
+  /** The validated request, as the API would store it. */
+  readonly request: QueueRequest;
+  /** Admits `count` jobs (`inFlight` at a time); returns their ids in admission order. */
+  admit(count: number, inFlight?: number): Promise<string[]>;
+  /** The KServe v2 body the worker sends for this request (ids differ per job). */
+  inferBody(id: string): Promise<InferRequest>;
+}
+
+/** Capacity as an API without workers sees it: none reported, the default service time. */
+const noCapacity: CapacityView = {
+  snapshot: async () => ({
+    backends: [],
+    averageServiceMs: 5_000,
+    route: () => ({ capacity: 0, serviceMs: 5_000, served: false }),
+  }),
+};
+
+export function createAdmitter(o: {
+  redis: Redis;
+  prefix: string;
+  dataDir: string;
+  body: Record<string, unknown>;
+  customerId: string;
+}): Admitter {
+  const settings = loadSettings({ DATA_DIR: o.dataDir, LOG_LEVEL: "silent" });
+  const request = parseQueueRequest(o.body, { catalog: settings.catalog, minTtlS: 60, maxTtlS: 86_400 });
+  const blobs = createFsBlobStore({ root: join(o.dataDir, "cas") });
+  const scheduler = createScheduler({
+    redis: o.redis,
+    prefix: o.prefix,
+    clock: systemClock,
+    leaseTtlMs: 30_000,
+    maxAttempts: 5,
+    retentionS: 86_400,
+    retentionCount: 100_000,
+  });
+  const deps: AdmissionDeps = {
+    scheduler,
+    blobs,
+    capacity: noCapacity,
+    clock: systemClock,
+    ids: randomIds,
+    grantObject: async () => undefined,
+  };
+  const principal: Principal = Object.freeze({
+    customerId: o.customerId,
+    tier: "pro",
+    admin: false,
+    expiresAt: Date.now() + 3_600_000,
+  });
+
+  return {
+    request,
+    async admit(count, inFlight = 256) {
+      const ids: string[] = new Array<string>(count);
+      let next = 0;
+      const lane = async () => {
+        while (next < count) {
+          const i = next++;
+          const admitted = await admitJob(
+            { principal, request, priority: request.priority, mode: "async" },
+            deps,
+          );
+          ids[i] = admitted.id;
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(inFlight, count) }, lane));
+      return ids;
+    },
+    async inferBody(id) {
+      // The same fields admitJob stores (everything but the routing fields) and the worker sends.
+      const { modality, family: _f, model: _m, task, format: _fmt, ...rest } = request;
+      const stored: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(rest)) {
+        if (v !== undefined) stored[k] = v;
+      }
+      return buildInferRequest({ id, modality, task, seed: request.seed ?? 0, request: stored }, blobs);
+    },
+  };
+}
