@@ -107,6 +107,7 @@ export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Ad
     serviceMs,
     capacity,
     now,
+    request: JSON.stringify(stored),
     fields: {
       cust: a.principal.customerId,
       tier: a.principal.tier,
@@ -117,7 +118,6 @@ export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Ad
       task: r.task,
       fmt: r.format,
       seed: String(seed),
-      req: JSON.stringify(stored),
       mode: a.mode,
       ...(a.backend ? { backend_req: a.backend } : {}),
       ...(a.extra ?? {}),

@@ -27,7 +27,7 @@ export async function readJsonBody(c: Context, limit = BODY_LIMIT_BYTES): Promis
     // A declared length within the limit (the HTTP parser reads exactly that much): the node adapter
     // hands the body over directly, without building a web Request and stream for it.
     text = await c.req.text();
-    size = Buffer.byteLength(text);
+    size = text.length;
   } else {
     // Chunked: count while streaming and stop at the limit, never buffering more than it.
     const body = c.req.raw.body;
@@ -48,7 +48,7 @@ export async function readJsonBody(c: Context, limit = BODY_LIMIT_BYTES): Promis
     text = Buffer.concat(chunks, size).toString("utf8");
   }
   if (size === 0) throw new AppError("empty_body", "request body cannot be empty");
-  if (text.trim() === "") throw new AppError("empty_body", "request body cannot be empty");
+  if (!/\S/.test(text)) throw new AppError("empty_body", "request body cannot be empty");
   try {
     return JSON.parse(text) as unknown;
   } catch (err) {

@@ -210,6 +210,16 @@ export const GENERATION_FIELDS: Readonly<Record<Modality, readonly string[]>> = 
 /** Body fields `POST /queue` accepts besides the generation fields. */
 export const QUEUE_ONLY_FIELDS: readonly string[] = [...ROUTING_FIELDS, ...QUEUE_FIELDS];
 
+/** Every field a body may carry, per modality and route (looked up on every request). */
+const SYNC_BODY_FIELDS: Readonly<Record<Modality, ReadonlySet<string>>> = {
+  image: new Set(GENERATION_FIELDS.image),
+  video: new Set(GENERATION_FIELDS.video),
+};
+const QUEUE_BODY_FIELDS: Readonly<Record<Modality, ReadonlySet<string>>> = {
+  image: new Set([...GENERATION_FIELDS.image, ...QUEUE_ONLY_FIELDS]),
+  video: new Set([...GENERATION_FIELDS.video, ...QUEUE_ONLY_FIELDS]),
+};
+
 /** Fields the server owns (job state, billing, identity); a client sending one gets 400 `server_owned`. */
 export const SERVER_OWNED_FIELDS: ReadonlySet<string> = new Set([
   "id",
@@ -562,10 +572,10 @@ function checkServerOwned(body: Body): void {
   }
 }
 
-function checkKnownFields(body: Body, allowed: readonly string[], what: string): void {
+function checkKnownFields(body: Body, allowed: ReadonlySet<string>, what: string): void {
   for (const key of Object.keys(body)) {
-    if (allowed.includes(key)) continue;
-    const guess = closest(key, allowed);
+    if (allowed.has(key)) continue;
+    const guess = closest(key, [...allowed]);
     const hint = guess === undefined ? "" : ` (did you mean ${guess}?)`;
     throw validationError(key, "unknown", `unknown field ${key} in ${what}${hint}`);
   }
@@ -854,7 +864,7 @@ export function parseSyncRequest(body: unknown, ctx: SyncContext): GenerationReq
   const obj = withoutNullLoraMembers(asObject(body));
   assertRoutable(ctx.entry, ctx.task);
   checkServerOwned(obj);
-  checkKnownFields(obj, GENERATION_FIELDS[ctx.entry.modality], `a ${ctx.entry.modality} request`);
+  checkKnownFields(obj, SYNC_BODY_FIELDS[ctx.entry.modality], `a ${ctx.entry.modality} request`);
   const parsed = parseWith<ParsedGeneration>(entrySchema(ctx.entry), obj);
   return normalise(parsed, ctx.entry, ctx.task, ctx.format, ctx.catalog);
 }
@@ -885,11 +895,7 @@ export function parseQueueRequest(body: unknown, ctx: QueueContext): QueueReques
     task: routingField(obj, "task"),
   });
   const { entry, task } = route;
-  checkKnownFields(
-    obj,
-    [...GENERATION_FIELDS[entry.modality], ...QUEUE_ONLY_FIELDS],
-    `a ${entry.modality} job`,
-  );
+  checkKnownFields(obj, QUEUE_BODY_FIELDS[entry.modality], `a ${entry.modality} job`);
   const parsed = parseWith<ParsedGeneration & ParsedQueueOptions>(
     entryQueueSchema(entry, ctx.minTtlS, ctx.maxTtlS),
     obj,

@@ -27,6 +27,8 @@ export interface AdmitInput {
   readonly ttlAt?: number;
   /** Stored fields of the job record (strings). */
   readonly fields: Readonly<Record<string, string>>;
+  /** The request handed to the model (JSON), stored as the field `req`. */
+  readonly request: string;
   /** Refuse (and store nothing) when the job would start behind more than this many jobs. */
   readonly maxPosition?: number;
   readonly serviceMs: number;
@@ -162,6 +164,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
         input.serviceMs,
         input.capacity,
         JSON.stringify(input.fields),
+        input.request,
       ])) as number[];
       const [first = -1, second] = reply;
       if (first === -1) return { admitted: false, reason: "exists" };

@@ -96,9 +96,9 @@ describe("lease accounting", () => {
                   task: "t2i",
                   fmt: "512",
                   seed: "1",
-                  req: "{}",
                   mode: "async",
                 },
+                request: "{}",
               });
               ids.push(id);
               break;

@@ -29,7 +29,6 @@ function fields(priority: Priority, model = "flux/schnell") {
     task: "t2i",
     fmt: "1024",
     seed: "7",
-    req: JSON.stringify({ prompt: "a cat" }),
     mode: "async",
   };
 }
@@ -40,6 +39,7 @@ async function admit(id: string, priority: Priority = "normal", model = "flux/sc
     route: model,
     priority,
     fields: fields(priority, model),
+    request: JSON.stringify({ prompt: "a cat" }),
     serviceMs: 1000,
     capacity: 2,
     ...(ttlAt === undefined ? {} : { ttlAt }),
@@ -255,6 +255,7 @@ describe("scheduler", () => {
       route: "flux/schnell",
       priority: "normal",
       fields: fields("normal"),
+      request: "{}",
       maxPosition: 1,
       serviceMs: 1000,
       capacity: 1,

@@ -10,7 +10,8 @@
   ARGV[4] class (0 high, 1 normal, 2 low)           ARGV[5] now (ms)
   ARGV[6] ttl deadline (ms, 0 = none)               ARGV[7] highest position admitted (-1 = no limit)
   ARGV[8] service ms per job  ARGV[9] capacity     ARGV[10] stored fields (JSON object of strings;
-  one argument costs the caller far less than one per field)
+  one argument costs the caller far less than one per field)  ARGV[11] the request (JSON, stored as
+  the field `req` as it is)
   Returns { position, eta_seconds (-1 unknown) }
   -1  a job with this id exists
   -2  (with position and eta) it could not start within the caller's limit; nothing was stored
@@ -37,7 +38,7 @@ if max_position >= 0 and position > max_position then return {-2, position, eta}
 
 if redis.call("HSETNX", jk, "id", id) == 0 then return {-1} end
 local args = {"status", "queued", "route", route, "score", score, "created", now, "attempt", 0, "spent", 0,
-  "evseq", 0}
+  "evseq", 0, "req", ARGV[11]}
 for k, v in pairs(cjson.decode(ARGV[10])) do
   args[#args + 1] = k
   args[#args + 1] = v
