@@ -85,7 +85,10 @@ export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Ad
   }
   const seed = r.seed ?? Math.floor(Math.random() * SEED_SPACE);
   const stored: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(r)) if (!NOT_GENERATION.has(k) && v !== undefined) stored[k] = v;
+  for (const k in r) {
+    const v = (r as unknown as Record<string, unknown>)[k];
+    if (v !== undefined && !NOT_GENERATION.has(k)) stored[k] = v;
+  }
   stored.seed = seed;
   if (r.image) stored.image = await storeImage("image", r.image, a.principal, deps);
   if (r.modality === "image" && r.mask) stored.mask = await storeImage("mask", r.mask, a.principal, deps);
@@ -98,6 +101,20 @@ export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Ad
   }
   const now = deps.clock();
   const id = deps.ids("job");
+  const fields: Record<string, string> = {
+    cust: a.principal.customerId,
+    tier: a.principal.tier,
+    prio: a.priority,
+    mod: r.modality,
+    fam: r.family,
+    mdl: r.model,
+    task: r.task,
+    fmt: r.format,
+    seed: String(seed),
+    mode: a.mode,
+  };
+  if (a.backend) fields.backend_req = a.backend;
+  if (a.extra) Object.assign(fields, a.extra);
   const res = await deps.scheduler.admit({
     id,
     route,
@@ -108,20 +125,7 @@ export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Ad
     capacity,
     now,
     request: JSON.stringify(stored),
-    fields: {
-      cust: a.principal.customerId,
-      tier: a.principal.tier,
-      prio: a.priority,
-      mod: r.modality,
-      fam: r.family,
-      mdl: r.model,
-      task: r.task,
-      fmt: r.format,
-      seed: String(seed),
-      mode: a.mode,
-      ...(a.backend ? { backend_req: a.backend } : {}),
-      ...(a.extra ?? {}),
-    },
+    fields,
   });
   if (!res.admitted) {
     if (res.reason === "too_far") throw capacityExhausted(serviceMs, "the sync tier is at capacity");

@@ -908,15 +908,15 @@ export function parseQueueRequest(body: unknown, ctx: QueueContext): QueueReques
     parsed.webhook === undefined
       ? undefined
       : WEBHOOK_EVENTS.filter((e) => (parsed.webhook_events ?? DEFAULT_WEBHOOK_EVENTS).includes(e));
-  return {
-    ...generation,
-    priority: parsed.priority,
-    ...(parsed.backend !== undefined && { backend: parsed.backend }),
-    ...(parsed.ttl !== undefined && { ttl: parsed.ttl }),
-    ...(parsed.webhook !== undefined && { webhook: parsed.webhook }),
-    ...(events !== undefined && { webhook_events: events }),
-    ...(parsed.idempotency_key !== undefined && { idempotency_key: parsed.idempotency_key }),
-  };
+  // `generation` is this call's own fresh object: the queue options are added to it in place.
+  const out: Record<string, unknown> = generation as unknown as Record<string, unknown>;
+  out.priority = parsed.priority;
+  if (parsed.backend !== undefined) out.backend = parsed.backend;
+  if (parsed.ttl !== undefined) out.ttl = parsed.ttl;
+  if (parsed.webhook !== undefined) out.webhook = parsed.webhook;
+  if (events !== undefined) out.webhook_events = events;
+  if (parsed.idempotency_key !== undefined) out.idempotency_key = parsed.idempotency_key;
+  return out as unknown as QueueRequest;
 }
 
 /** Number of outputs a request produces (`count` for images, 1 for video). */
