@@ -47,14 +47,13 @@ export function createJobStore(redis: Redis, prefix: string): JobStore {
     },
 
     async events(id, afterSeq, count = 1000) {
-      const entries = await redis.xrange(keys.events(id), `(0-${afterSeq}`, "+", "COUNT", count);
-      return entries.map(([entryId, fields]) => {
-        const f: Record<string, string> = {};
-        for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+      const entries = await redis.lrange(keys.events(id), afterSeq, afterSeq + count - 1);
+      return entries.map((entry, i) => {
+        const nl = entry.indexOf("\n");
         return {
-          seq: Number(entryId.split("-")[1]),
-          event: f.e ?? "message",
-          data: JSON.parse(f.d ?? "{}") as Record<string, unknown>,
+          seq: afterSeq + i + 1,
+          event: entry.slice(0, nl),
+          data: JSON.parse(entry.slice(nl + 1)) as Record<string, unknown>,
         };
       });
     },

@@ -38,7 +38,7 @@ if max_position >= 0 and position > max_position then return {-2, position, eta}
 
 if redis.call("HSETNX", jk, "id", id) == 0 then return {-1} end
 local args = {"status", "queued", "route", route, "score", score, "created", now, "attempt", 0, "spent", 0,
-  "evseq", 0, "req", ARGV[11]}
+  "req", ARGV[11]}
 for k, v in pairs(cjson.decode(ARGV[10])) do
   args[#args + 1] = k
   args[#args + 1] = v

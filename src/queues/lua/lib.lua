@@ -1,7 +1,7 @@
 --[[
   Shared helpers, prepended to every scheduler script at load time. Every script passes the key
   prefix as ARGV[1]; keys derived from job ids are built here (all keys share the prefix's hash tag).
-  Job hash fields used here: status token score route backend alog spent attempt evseq ttl_at
+  Job hash fields used here: status token score route backend alog spent attempt ttl_at
   avoid started notbefore cust.
   Job states: queued -> running -> complete | error | cancelled; running -> queued (retry, busy,
   lost worker); queued -> cancelled. A running job holds a lease "<id>|<token>" on one backend.
@@ -15,10 +15,10 @@ local function job_get(id, field)
   return redis.call("HGET", key("job", id), field)
 end
 
--- Appends an event to the job's stream with the next integer id (0-<seq>) and wakes listeners.
+-- Appends an event ("<name>\n<data JSON>") to the job's event list and wakes listeners. Its id is
+-- its 1-based index in the list: monotonic per job, and a resume reads from that index on.
 local function add_event(id, name, data)
-  local seq = redis.call("HINCRBY", key("job", id), "evseq", 1)
-  redis.call("XADD", key("ev", id), "0-" .. seq, "e", name, "d", data)
+  local seq = redis.call("RPUSH", key("ev", id), name .. "\n" .. data)
   redis.call("PUBLISH", key("ch", "ev"), id)
   return seq
 end
