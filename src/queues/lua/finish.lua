@@ -36,9 +36,10 @@ local function settle()
 
   redis.call("ZREM", key("lease", backend), id .. "|" .. token)
 
-  local status = redis.call("HGET", jk, "status")
+  local f0 = redis.call("HMGET", jk, "status", "token")
+  local status = f0[1]
   if not status then return {-1} end
-  if redis.call("HGET", jk, "token") ~= token then return {-2} end
+  if f0[2] ~= token then return {-2} end
 
   local gpu = {}
   if p.gpu_ms then gpu["gpu_ms"] = p.gpu_ms end

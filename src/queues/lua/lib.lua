@@ -84,7 +84,7 @@ end
 
 -- A terminal job is kept for retention_s seconds and among the newest retention_count terminal jobs.
 local function retire(id, now, retention_s, retention_count)
-  redis.call("ZREM", key("q", "ttl"), id)
+  if redis.call("HEXISTS", key("job", id), "ttl_at") == 1 then redis.call("ZREM", key("q", "ttl"), id) end
   redis.call("EXPIRE", key("job", id), retention_s)
   redis.call("EXPIRE", key("ev", id), retention_s)
   local done = key("done")
