@@ -2,6 +2,7 @@
 import { SignJWT, jwtVerify } from "jose";
 import type { JWTPayload, JWTVerifyOptions } from "jose";
 import { AppError } from "../core/errors.js";
+import { createLru } from "../core/lru.js";
 import type { Clock } from "../core/time.js";
 
 /** The service tiers of API.md §1 (Tiers). */
@@ -159,8 +160,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
     ...(opts.audience === undefined ? {} : { audience: opts.audience }),
   };
 
-  // Map iteration order is insertion order: re-inserting on a hit makes the first key the LRU one.
-  const cache = new Map<string, Principal>();
+  const cache = createLru<string, Principal>(cacheSize);
   const inflight = new Map<string, Promise<Principal>>();
   let verifications = 0;
   let cacheHits = 0;
@@ -186,13 +186,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
   }
 
   function remember(id: string, principal: Principal): void {
-    if (cacheSize === 0 || clock() >= principal.expiresAt) return;
-    cache.delete(id);
-    cache.set(id, principal);
-    if (cache.size > cacheSize) {
-      const oldest = cache.keys().next();
-      if (!oldest.done) cache.delete(oldest.value);
-    }
+    if (clock() < principal.expiresAt) cache.set(id, principal);
   }
 
   return {
@@ -212,8 +206,6 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
       const hit = cache.get(id);
       if (hit !== undefined) {
         if (clock() < hit.expiresAt) {
-          cache.delete(id);
-          cache.set(id, hit);
           cacheHits += 1;
           return hit;
         }

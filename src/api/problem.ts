@@ -2,6 +2,7 @@
 import type { Context } from "hono";
 import type { Logger } from "pino";
 import { AppError, TITLE_OF, isAppError, type ErrorCode } from "../core/errors.js";
+import { requestIdHeaders, stampedResponse } from "./respond.js";
 
 export const PROBLEM_TYPE_BASE = "https://render-gateway.dev/errors/";
 
@@ -26,14 +27,15 @@ export function problemBody(
 }
 
 export function problemResponse(err: AppError, requestId: string): Response {
-  const headers: Record<string, string> = { "content-type": "application/problem+json" };
+  const headers: Record<string, string> = {
+    "content-type": "application/problem+json",
+    ...requestIdHeaders(requestId),
+  };
   for (const [k, v] of Object.entries(err.headers ?? {})) headers[k.toLowerCase()] = v;
-  return new Response(
+  return stampedResponse(
     JSON.stringify(problemBody(err.code, err.status, err.message, requestId, err.details)),
-    {
-      status: err.status,
-      headers,
-    },
+    err.status,
+    headers,
   );
 }
 

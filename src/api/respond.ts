@@ -2,44 +2,54 @@
 // written as they are, while touching a `Headers` object (reading `c.req.header()` or setting
 // `c.res.headers`) makes the adapter build a web Headers instance with per-header validation — a
 // large share of a small request's CPU.
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage } from "node:http";
 import type { Context } from "hono";
 
 interface NodeBindings {
   readonly incoming?: IncomingMessage;
-  readonly outgoing?: ServerResponse;
 }
-
-const bindings = (c: Context): NodeBindings | undefined => c.env as NodeBindings | undefined;
 
 /** A request header (lower-case name), read from the node request when there is one. */
 export function requestHeader(c: Context, name: string): string | undefined {
-  const incoming = bindings(c)?.incoming;
+  const incoming = (c.env as NodeBindings | undefined)?.incoming;
   if (!incoming) return c.req.header(name);
   const v = incoming.headers[name];
   return Array.isArray(v) ? v.join(", ") : v;
 }
 
-/**
- * Sets a header on whatever response this request gets (also problem documents and streams), when
- * running on node: node merges it into the head the adapter writes. Returns false elsewhere (tests
- * calling `app.request()`), where the caller sets it on the response.
- */
-export function presetResponseHeader(c: Context, name: string, value: string): boolean {
-  const outgoing = bindings(c)?.outgoing;
-  if (!outgoing || outgoing.headersSent) return false;
-  outgoing.setHeader(name, value);
-  return true;
+/** Marks a response that already carries the request id headers (the middleware adds them otherwise). */
+const STAMPED = Symbol("request id headers set");
+
+/** The request id headers of every response (X-Weyl-Request-Id for clients of the original API). */
+export function requestIdHeaders(requestId: string): Record<string, string> {
+  return { "x-request-id": requestId, "x-weyl-request-id": requestId };
 }
 
-/** A JSON response with plain headers. */
+/** A response built with plain headers that already include the request id headers. */
+export function stampedResponse(
+  body: string | null,
+  status: number,
+  headers: Record<string, string>,
+): Response {
+  const res = new Response(body, { status, headers });
+  (res as unknown as Record<symbol, boolean>)[STAMPED] = true;
+  return res;
+}
+
+export function isStamped(res: Response): boolean {
+  return (res as unknown as Record<symbol, boolean>)[STAMPED] === true;
+}
+
+/** A JSON response with plain headers, stamped with the request's id. */
 export function jsonResponse(
+  c: Context,
   body: unknown,
   status = 200,
   headers: Readonly<Record<string, string>> = {},
 ): Response {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { "content-type": "application/json", ...headers },
+  return stampedResponse(JSON.stringify(body), status, {
+    "content-type": "application/json",
+    ...requestIdHeaders(c.get("requestId" as never) as string),
+    ...headers,
   });
 }

@@ -3,18 +3,19 @@
 import type { MiddlewareHandler } from "hono";
 import { REQUEST_ID_RE, type IdGenerator } from "../../core/ids.js";
 import type { ApiEnv } from "../context.js";
-import { presetResponseHeader, requestHeader } from "../respond.js";
+import { isStamped, requestHeader } from "../respond.js";
 
 export function requestId(opts: { ids: IdGenerator }): MiddlewareHandler<ApiEnv> {
   return async function requestIdMiddleware(c, next) {
     const sent = requestHeader(c, "x-request-id");
     const id = sent && REQUEST_ID_RE.test(sent) ? sent : opts.ids("request");
     c.set("requestId", id);
-    if (presetResponseHeader(c, "x-request-id", id) && presetResponseHeader(c, "x-weyl-request-id", id)) {
-      return next();
-    }
     await next();
-    c.res.headers.set("x-request-id", id);
-    c.res.headers.set("x-weyl-request-id", id);
+    // Hot routes and problem documents build their responses with these headers already (setting
+    // them here would make the node adapter rebuild the headers); the rest get them now.
+    if (!isStamped(c.res)) {
+      c.res.headers.set("x-request-id", id);
+      c.res.headers.set("x-weyl-request-id", id);
+    }
   };
 }

@@ -52,7 +52,10 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
     if (idemKey !== undefined) {
       const replay = await idempotency.begin(principal.customerId, idemKey, fingerprint);
       if (replay) {
-        return jsonResponse(replay.body, replay.status, { ...replay.headers, "idempotent-replayed": "true" });
+        return jsonResponse(c, replay.body, replay.status, {
+          ...replay.headers,
+          "idempotent-replayed": "true",
+        });
       }
     }
     let admitted;
@@ -96,7 +99,7 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
         headers,
       });
     }
-    return jsonResponse(created, 202, headers);
+    return jsonResponse(c, created, 202, headers);
   });
 
   app.get("/queue", async (c) => {
