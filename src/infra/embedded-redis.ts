@@ -1,7 +1,8 @@
 // The embedded redis-server of `render-gateway start` without REDIS_URL: the project's redis.conf
 // (AOF, noeviction) on a free loopback port, data under DATA_DIR/redis, port and pid under
 // DATA_DIR/run. A server left running by an earlier start on the same DATA_DIR is reused, never
-// doubled (two servers on one AOF would corrupt it).
+// doubled (two servers on one AOF would corrupt it). The pieces it is made of (a free port, PING, a
+// redis-server started and waited for) are exported: the tests and the benchmarks start theirs with them.
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync, rmSync, existsSync } from "node:fs";
 import { createServer, Socket } from "node:net";
@@ -14,6 +15,7 @@ export interface EmbeddedRedis {
   stop(): Promise<void>;
 }
 
+/** A free TCP port on 127.0.0.1, as the OS hands it out (nothing holds it once this resolves). */
 export async function freeLoopbackPort(): Promise<number> {
   return new Promise((res, rej) => {
     const srv = createServer();
@@ -27,7 +29,11 @@ export async function freeLoopbackPort(): Promise<number> {
   });
 }
 
-async function pong(port: number, timeoutMs = 500): Promise<boolean> {
+/**
+ * Whether a Redis on 127.0.0.1:`port` answers PING within `timeoutMs` (`-NOAUTH` counts: a server is
+ * there; `-LOADING` does not: it is still replaying its AOF).
+ */
+export async function pingRedis(port: number, timeoutMs = 500): Promise<boolean> {
   return new Promise((res) => {
     const sock = new Socket();
     let buf = "";
@@ -45,13 +51,119 @@ async function pong(port: number, timeoutMs = 500): Promise<boolean> {
   });
 }
 
-function alive(pid: number): boolean {
+/** Whether a process with this pid exists (signal 0). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
   } catch {
     return false;
   }
+}
+
+/** Options of {@link spawnRedisServer} and {@link redisServerArgs}. */
+export interface RedisServerOptions {
+  /** A config file, given first on the command line; without one, redis-server's own defaults apply. */
+  readonly confPath?: string;
+  /** The data directory (`--dir`): the AOF and RDB files go here. It must exist. */
+  readonly dir: string;
+  /** The port; default a free loopback port. */
+  readonly port?: number;
+  /** More arguments, after the port, bind address and dir (they override the config file). */
+  readonly extraArgs?: readonly string[];
+  /** The executable; default `redis-server` from the PATH. */
+  readonly binary?: string;
+}
+
+/** A running redis-server of this process (see {@link spawnRedisServer}). */
+export interface RedisServer {
+  readonly url: string;
+  readonly port: number;
+  readonly pid: number;
+  /** Sends `signal` (default SIGKILL) unless the server has exited; resolves once it has. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** SIGTERM, then SIGKILL after 10 s; resolves once the server has exited. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** The command line of a redis-server bound to 127.0.0.1: config file, port, dir, then `extraArgs`. */
+export function redisServerArgs(o: RedisServerOptions & { readonly port: number }): string[] {
+  return [
+    ...(o.confPath === undefined ? [] : [o.confPath]),
+    "--port",
+    String(o.port),
+    "--bind",
+    "127.0.0.1",
+    "--dir",
+    o.dir,
+    ...(o.extraArgs ?? []),
+  ];
+}
+
+const tail = (s: string, n = 4000) => (s.length > n ? s.slice(-n) : s);
+
+/**
+ * Starts a redis-server on 127.0.0.1 and resolves once it answers PING (after replaying its AOF).
+ * @throws Error when redis-server is missing, exits, or does not answer within 10 s (it is killed).
+ */
+export async function spawnRedisServer(opts: RedisServerOptions): Promise<RedisServer> {
+  const port = opts.port ?? (await freeLoopbackPort());
+  const child = spawn(opts.binary ?? "redis-server", redisServerArgs({ ...opts, port }), {
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: false,
+  });
+  // Read to the end (a full pipe would block the server); the last part goes into error messages.
+  let output = "";
+  const collect = (d: Buffer) => (output = tail(output + d.toString()));
+  child.stdout?.on("data", collect);
+  child.stderr?.on("data", collect);
+  const spawnError = new Promise<Error>((res) => child.once("error", res));
+  const exited = new Promise<number | null>((res) => child.once("exit", (code) => res(code)));
+
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const failed = await Promise.race([
+      spawnError,
+      exited.then((c) => new Error(`redis-server exited (${c}): ${output.trim()}`)),
+      new Promise<undefined>((r) => setTimeout(r, 50, undefined)),
+    ]);
+    if (failed instanceof Error) {
+      const hint =
+        (failed as NodeJS.ErrnoException).code === "ENOENT"
+          ? " (install it: apt-get install redis-server)"
+          : "";
+      throw new Error(`cannot start redis-server${hint}: ${failed.message}`);
+    }
+    if (await pingRedis(port)) break;
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      const said = output.trim();
+      throw new Error(`redis-server did not answer within 10 s${said ? `: ${said}` : ""}`);
+    }
+  }
+
+  const running = () => child.exitCode === null && child.signalCode === null;
+  let stopped: Promise<void> | undefined;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    pid: child.pid ?? -1,
+    async kill(signal = "SIGKILL") {
+      if (running()) child.kill(signal);
+      await exited;
+    },
+    stop() {
+      stopped ??= (async () => {
+        if (running()) {
+          child.kill("SIGTERM");
+          const t = setTimeout(() => child.kill("SIGKILL"), 10_000);
+          await exited;
+          clearTimeout(t);
+        }
+      })();
+      return stopped;
+    },
+  };
 }
 
 /**
@@ -73,67 +185,27 @@ export async function startEmbeddedRedis(opts: {
   if (existsSync(pidFile) && existsSync(portFile)) {
     const pid = Number(readFileSync(pidFile, "utf8"));
     const port = Number(readFileSync(portFile, "utf8"));
-    if (pid > 0 && alive(pid) && (await pong(port))) {
+    if (pid > 0 && isAlive(pid) && (await pingRedis(port))) {
       return { url: `redis://127.0.0.1:${port}`, owned: false, stop: async () => undefined };
     }
   }
 
-  const port = await freeLoopbackPort();
-  const child = spawn(
-    opts.binary ?? "redis-server",
-    [
-      resolve(opts.confPath),
-      "--port",
-      String(port),
-      "--bind",
-      "127.0.0.1",
-      "--dir",
-      dir,
-      "--logfile",
-      join(dir, "redis.log"),
-    ],
-    { stdio: ["ignore", "ignore", "pipe"], detached: false },
-  );
-  let stderr = "";
-  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
-  const spawnError = new Promise<Error>((res) => child.once("error", res));
-  const exited = new Promise<number | null>((res) => child.once("exit", (code) => res(code)));
-
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const failed = await Promise.race([
-      spawnError,
-      exited.then((c) => new Error(`redis-server exited (${c}): ${stderr.trim()}`)),
-      new Promise<undefined>((r) => setTimeout(r, 50, undefined)),
-    ]);
-    if (failed instanceof Error) {
-      const hint =
-        (failed as NodeJS.ErrnoException).code === "ENOENT"
-          ? " (install it: apt-get install redis-server)"
-          : "";
-      throw new Error(`cannot start redis-server${hint}: ${failed.message}`);
-    }
-    if (await pong(port)) break;
-    if (Date.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new Error("redis-server did not answer within 10 s");
-    }
-  }
-  writeFileSync(pidFile, String(child.pid));
-  writeFileSync(portFile, String(port));
+  const server = await spawnRedisServer({
+    confPath: resolve(opts.confPath),
+    dir,
+    extraArgs: ["--logfile", join(dir, "redis.log")],
+    ...(opts.binary === undefined ? {} : { binary: opts.binary }),
+  });
+  writeFileSync(pidFile, String(server.pid));
+  writeFileSync(portFile, String(server.port));
 
   let stopped: Promise<void> | undefined;
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: server.url,
     owned: true,
     stop() {
       stopped ??= (async () => {
-        if (child.exitCode === null) {
-          child.kill("SIGTERM");
-          const t = setTimeout(() => child.kill("SIGKILL"), 10_000);
-          await exited;
-          clearTimeout(t);
-        }
+        await server.stop();
         rmSync(pidFile, { force: true });
         rmSync(portFile, { force: true });
       })();

@@ -7,6 +7,7 @@ import type { FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { validationError } from "../core/errors.js";
+import { createLru } from "../core/lru.js";
 import { BlobCorruptError, DIGEST_RE } from "../core/ports.js";
 import type { BlobStore } from "../core/ports.js";
 
@@ -87,35 +88,20 @@ export function createFsBlobStore(opts: FsBlobStoreOptions): BlobStore {
     throw new RangeError("verifiedCacheSize must be a non-negative integer");
   }
 
-  // Insertion-ordered Map as an LRU set of file identities known to hash to their name.
-  const verified = new Map<string, true>();
+  // File identities known to hash to their name.
+  const verified = createLru<string, true>(cacheSize);
   const inflightVerify = new Map<string, Promise<boolean>>();
   const inflightPut = new Map<string, Promise<void>>();
 
   const dirOf = (hex: string): string => join(root, "sha256", hex.slice(0, 2));
   const pathOf = (hex: string): string => join(dirOf(hex), hex);
 
-  function remember(key: string): void {
-    if (cacheSize === 0) return;
-    verified.delete(key);
-    verified.set(key, true);
-    if (verified.size > cacheSize) {
-      const oldest = verified.keys().next();
-      if (!oldest.done) verified.delete(oldest.value);
-    }
-  }
-
-  function isRemembered(key: string): boolean {
-    if (!verified.has(key)) return false;
-    verified.delete(key);
-    verified.set(key, true);
-    return true;
-  }
+  const remember = (key: string): void => verified.set(key, true);
 
   /** Hashes the open file unless this exact version was verified before; one hash per version at a time. */
   async function verifyHandle(handle: FileHandle, path: string, hex: string, st: Stats): Promise<boolean> {
     const key = identity(path, st);
-    if (isRemembered(key)) return true;
+    if (verified.get(key)) return true;
     let pending = inflightVerify.get(key);
     if (pending === undefined) {
       pending = hashHandle(handle, st.size).then((actual) => {

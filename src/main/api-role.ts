@@ -3,12 +3,7 @@ import { serve, type ServerType } from "@hono/node-server";
 import type { AddressInfo } from "node:net";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Logger } from "pino";
-import type { BlobStore } from "../core/ports.js";
-import type { Clock } from "../core/time.js";
 import { createRandomIds } from "../core/ids.js";
-import { createRedis, closeRedis, waitReady } from "../infra/redis.js";
-import { createScheduler } from "../queues/scheduler.js";
 import { createJobStore } from "../queues/job-store.js";
 import { createBackendDirectory } from "../queues/backend-directory.js";
 import { createApp } from "../api/app.js";
@@ -16,8 +11,8 @@ import { createAuthenticator } from "../api/auth.js";
 import { createEventHub, type EventHub } from "../api/event-hub.js";
 import { createCapacityView } from "../api/capacity.js";
 import { createPresenter } from "../api/present.js";
-import type { Runtime } from "./runtime.js";
-import type { Keys, Settings } from "./settings.js";
+import { connectRole, type RoleContext } from "./role-context.js";
+import { schedulerFor, type Keys } from "./settings.js";
 
 export interface ApiHandle {
   readonly url: string;
@@ -28,32 +23,12 @@ export interface ApiHandle {
   readonly fetch: (req: Request) => Response | Promise<Response>;
 }
 
-export async function startApiRole(ctx: {
-  settings: Settings;
-  keys: Keys;
-  redisUrl: string;
-  runtime: Runtime;
-  logger: Logger;
-  clock: Clock;
-  blobs: BlobStore;
-}): Promise<ApiHandle> {
+export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<ApiHandle> {
   const { env } = ctx.settings;
   const logger = ctx.logger.child({ role: "api" });
-  const redis = createRedis(ctx.redisUrl, "api", "rg-api");
-  ctx.runtime.defer("api redis", () => closeRedis(redis));
-  await waitReady(redis, 10_000);
-  const subscriber = createRedis(ctx.redisUrl, "subscriber", "rg-api-sub");
-  ctx.runtime.defer("api subscriber", () => closeRedis(subscriber));
+  const { redis, subscriber } = await connectRole(ctx, "api");
 
-  const retention = { retentionS: env.JOB_RETENTION_S, retentionCount: env.JOB_RETENTION_COUNT };
-  const scheduler = createScheduler({
-    redis,
-    prefix: env.REDIS_PREFIX,
-    clock: ctx.clock,
-    leaseTtlMs: env.LOCK_MS,
-    maxAttempts: env.JOB_ATTEMPTS,
-    ...retention,
-  });
+  const scheduler = schedulerFor(ctx.settings, redis, ctx.clock);
   const store = createJobStore(redis, env.REDIS_PREFIX);
   const directory = createBackendDirectory(redis, env.REDIS_PREFIX, ctx.clock);
   const capacity = createCapacityView({

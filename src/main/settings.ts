@@ -2,13 +2,16 @@
 import { readFileSync, existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { Redis } from "ioredis";
 import { parse as parseYaml } from "yaml";
 import { parseEnv, type Env } from "../config/env.js";
 import { parseBackendsFile, type BackendConfig, ENGINES } from "../config/backends.js";
 import { buildCatalog, type Catalog } from "../core/catalog.js";
+import type { Clock } from "../core/time.js";
 import { DEFAULT_TIERS, parseTiers, type Tiers } from "../core/tiers.js";
 import { deriveKey } from "../core/url-signing.js";
 import { loadOrCreateDevSecret } from "../infra/dev-secret.js";
+import { createScheduler, type Scheduler } from "../queues/scheduler.js";
 
 export const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -68,6 +71,20 @@ export async function loadKeys(settings: Settings): Promise<Keys> {
   }
   const root = await loadOrCreateDevSecret(settings.dataDir);
   return { jwt: deriveKey(root, "jwt"), objectUrl: deriveKey(root, "object-url") };
+}
+
+/** The scheduler on `redis` with the settings' prefix, lease, attempts and retention (every role's). */
+export function schedulerFor(settings: Settings, redis: Redis, clock: Clock): Scheduler {
+  const { env } = settings;
+  return createScheduler({
+    redis,
+    prefix: env.REDIS_PREFIX,
+    clock,
+    leaseTtlMs: env.LOCK_MS,
+    maxAttempts: env.JOB_ATTEMPTS,
+    retentionS: env.JOB_RETENTION_S,
+    retentionCount: env.JOB_RETENTION_COUNT,
+  });
 }
 
 /**

@@ -2,37 +2,23 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { Redis } from "ioredis";
-import type { Logger } from "pino";
 import type { BackendConfig } from "../config/backends.js";
-import type { BlobStore } from "../core/ports.js";
-import type { Clock } from "../core/time.js";
-import { createRedis, closeRedis, waitReady } from "../infra/redis.js";
-import { createScheduler } from "../queues/scheduler.js";
+import { closeRedis } from "../infra/redis.js";
 import { createBackendDirectory } from "../queues/backend-directory.js";
 import { createRegistry } from "../workers/backends/registry.js";
 import { createWorkerService, type WorkerService } from "../workers/worker-service.js";
 import { createBreakers } from "../workers/backends/breakers.js";
 import { createHealthPoller } from "../workers/backends/health.js";
-import type { Runtime } from "./runtime.js";
-import type { Settings } from "./settings.js";
+import { connectRole, type RoleContext } from "./role-context.js";
+import { schedulerFor } from "./settings.js";
 
-export async function startWorkerRole(ctx: {
-  settings: Settings;
-  redisUrl: string;
-  backends: readonly BackendConfig[];
-  runtime: Runtime;
-  logger: Logger;
-  clock: Clock;
-  blobs: BlobStore;
-}): Promise<WorkerService> {
+export async function startWorkerRole(
+  ctx: RoleContext & { backends: readonly BackendConfig[] },
+): Promise<WorkerService> {
   const { env } = ctx.settings;
   const workerId = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
   const logger = ctx.logger.child({ role: "worker" });
-  const redis = createRedis(ctx.redisUrl, "worker", "rg-worker");
-  ctx.runtime.defer("worker redis", () => closeRedis(redis));
-  await waitReady(redis, 10_000);
-  const subscriber = createRedis(ctx.redisUrl, "subscriber", "rg-worker-sub");
-  ctx.runtime.defer("worker subscriber", () => closeRedis(subscriber));
+  const { redis, subscriber } = await connectRole(ctx, "worker");
   const bullConnections: Redis[] = [];
   ctx.runtime.defer("bullmq connections", async () => {
     await Promise.all(bullConnections.map((c) => closeRedis(c)));
@@ -40,15 +26,7 @@ export async function startWorkerRole(ctx: {
 
   const registry = createRegistry(ctx.backends);
   ctx.runtime.defer("backend clients", () => registry.close());
-  const scheduler = createScheduler({
-    redis,
-    prefix: env.REDIS_PREFIX,
-    clock: ctx.clock,
-    leaseTtlMs: env.LOCK_MS,
-    maxAttempts: env.JOB_ATTEMPTS,
-    retentionS: env.JOB_RETENTION_S,
-    retentionCount: env.JOB_RETENTION_COUNT,
-  });
+  const scheduler = schedulerFor(ctx.settings, redis, ctx.clock);
   const totalCapacity = ctx.backends.reduce((s, b) => s + b.capacity, 0);
   const breakers = createBreakers(
     ctx.backends.map((b) => b.id),

@@ -1,4 +1,5 @@
 // Counters of the simulated backend (GET /sim/stats), including a bounded per-request-id call count.
+import { createLru } from "../core/lru.js";
 
 /** A snapshot of the simulator's counters (the body of `GET /sim/stats`). */
 export interface SimStats {
@@ -60,19 +61,13 @@ export function createStatsRecorder(limit: number = CALLS_BY_ID_LIMIT): StatsRec
     aborted: 0,
     hung: 0,
   };
-  // Insertion order = recency: an id is re-inserted on every call, the oldest is evicted first.
-  const byId = new Map<string, number>();
+  // Recency = the last call: the id called least recently is forgotten first.
+  const byId = createLru<string, number>(limit);
   return {
     call(id) {
       calls++;
       if (id === undefined) return;
-      const n = (byId.get(id) ?? 0) + 1;
-      byId.delete(id);
-      byId.set(id, n);
-      if (byId.size > limit) {
-        const oldest = byId.keys().next();
-        if (!oldest.done) byId.delete(oldest.value);
-      }
+      byId.set(id, (byId.get(id) ?? 0) + 1);
     },
     count(counter) {
       counters[counter]++;
@@ -90,7 +85,7 @@ export function createStatsRecorder(limit: number = CALLS_BY_ID_LIMIT): StatsRec
       peak_active: peak,
       calls,
       ...counters,
-      calls_by_id: Object.fromEntries(byId),
+      calls_by_id: Object.fromEntries(byId.entries()),
     }),
     reset() {
       calls = 0;

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   E2eHarness,
   call,
+  foxRequest,
   leaseCounts,
   readJob,
   simStats,
@@ -38,15 +39,6 @@ let worker: CliProcess;
 let api: Gateway;
 let bearer: string;
 
-const fox = (prompt: string) => ({
-  modality: "image",
-  family: "flux",
-  model: "schnell",
-  task: "t2i",
-  format: "512",
-  prompt,
-  steps: 4,
-});
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (...args: unknown[]) => console.log("[crash-redis]", ...args);
 
@@ -101,7 +93,7 @@ describe("redis-server crash (kill -9) and restart from the AOF", () => {
       const p = call(api.url, "/queue", {
         method: "POST",
         token: bearer,
-        body: fox(`durable ${s.i}`),
+        body: foxRequest(`durable ${s.i}`, 4),
         signal: AbortSignal.timeout(15_000),
       })
         .then(async (res) => {
@@ -147,7 +139,7 @@ describe("redis-server crash (kill -9) and restart from the AOF", () => {
         await probe("POST /queue", "/queue", {
           method: "POST",
           token: bearer,
-          body: fox("during the outage"),
+          body: foxRequest("during the outage", 4),
         });
         await probe("GET /jobs/{id}", `/jobs/${known}?redirect=false`, { token: bearer });
         await probe("GET /health", "/health");

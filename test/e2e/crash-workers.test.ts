@@ -13,7 +13,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   E2eHarness,
+  attemptOutcomes,
   call,
+  foxRequest,
   leaseCounts,
   median,
   outputPath,
@@ -44,30 +46,12 @@ let workers: CliProcess[] = [];
 let workerEnv: Record<string, string>;
 let bearer: string;
 
-const fox = (prompt: string, steps: number) => ({
-  modality: "image",
-  family: "flux",
-  model: "schnell",
-  task: "t2i",
-  format: "512",
-  prompt,
-  steps,
-});
-const outcomes = (j: JobDoc) => j.attempt_log.map((a) => a.outcome ?? "open");
-const breakerKey = () => `${h.prefix}:backends:breakers:gpu-a`;
 const log = (...args: unknown[]) => console.log("[crash-workers]", ...args);
 
 /** Starts a worker process and waits until it has published its backend (its id carries its pid). */
 async function startWorker(name: string): Promise<CliProcess> {
   const { proc } = await h.start("worker", { wait: "none", name, env: workerEnv });
-  await proc.waitUntil(
-    `${name} publishes its backend`,
-    async () => {
-      const fields = await h.redis().hkeys(breakerKey());
-      return fields.some((f) => f.includes(`-${proc.pid}-`)) ? true : undefined;
-    },
-    60_000,
-  );
+  await h.waitForWorkerBackend(proc, "gpu-a");
   return proc;
 }
 
@@ -96,7 +80,7 @@ describe("worker processes that crash", () => {
     await simResetStats(sim.url);
     const ids: string[] = [];
     for (let i = 0; i < 30; i++)
-      ids.push((await submitJob(api.url, bearer, fox(`kill9 ${i}`, 16 + (i % 8)))).id);
+      ids.push((await submitJob(api.url, bearer, foxRequest(`kill9 ${i}`, 16 + (i % 8)))).id);
 
     // Each worker runs at most CONCURRENCY attempts, so 9 calls in flight = all three are busy.
     await until(
@@ -127,12 +111,14 @@ describe("worker processes that crash", () => {
 
     const notComplete = jobs.filter((j) => j.status !== "complete");
     expect(notComplete.map((j) => `${j.id} ${j.status} ${JSON.stringify(j.error)}`)).toEqual([]);
-    const completedTwice = jobs.filter((j) => outcomes(j).filter((o) => o === "complete").length !== 1);
-    expect(completedTwice.map((j) => `${j.id}: ${outcomes(j).join(",")}`)).toEqual([]);
+    const completedTwice = jobs.filter(
+      (j) => attemptOutcomes(j).filter((o) => o === "complete").length !== 1,
+    );
+    expect(completedTwice.map((j) => `${j.id}: ${attemptOutcomes(j).join(",")}`)).toEqual([]);
 
     const lostJobs: JobDoc[] = [];
     for (const j of jobs) {
-      const o = outcomes(j);
+      const o = attemptOutcomes(j);
       const calls = stats.calls_by_id[j.id] ?? 0;
       // Every attempt but the last one was lost with the dead worker; the last one completed.
       expect(o.at(-1), `${j.id}: ${o.join(",")}`).toBe("complete");
@@ -203,7 +189,7 @@ describe("worker processes that crash", () => {
     }
     await simResetStats(sim.url);
 
-    const { id } = await submitJob(api.url, bearer, fox("frozen in the middle", 40)); // ~3 s
+    const { id } = await submitJob(api.url, bearer, foxRequest("frozen in the middle", 40)); // ~3 s
     const jobKey = `${h.prefix}:job:${id}`;
     await until(
       "the job runs on the frozen-to-be worker",
@@ -222,7 +208,7 @@ describe("worker processes that crash", () => {
     workers.push(rescuer);
     const [done] = await waitTerminal(api.url, bearer, [id], 30_000);
     expect(done!.status).toBe("complete");
-    expect(outcomes(done!)).toEqual(["lost", "complete"]);
+    expect(attemptOutcomes(done!)).toEqual(["lost", "complete"]);
     const lost = done!.attempt_log[0]!;
     expect(Date.parse(lost.ended_at!)).toBeGreaterThanOrEqual(pausedAt + LOCK_MS - 1_000);
 
@@ -272,7 +258,7 @@ describe("cancel across processes", () => {
   it("DELETE through the API process aborts the backend call in the worker process within 1 s", async () => {
     const times: number[] = [];
     for (let run = 0; run < 5; run++) {
-      const { id } = await submitJob(api.url, bearer, fox(`[sim:slow=30000] cancel me ${run}`, 1));
+      const { id } = await submitJob(api.url, bearer, foxRequest(`[sim:slow=30000] cancel me ${run}`, 1));
       await until(
         "the job runs at the simulator",
         async () =>
@@ -304,7 +290,7 @@ describe("cancel across processes", () => {
         const x = (await readJob(api.url, bearer, id))!;
         return x.attempt_log.at(-1)?.outcome ? x : undefined;
       });
-      expect(outcomes(settled)).toEqual(["cancelled"]);
+      expect(attemptOutcomes(settled)).toEqual(["cancelled"]);
     }
     const l = await leaseCounts(h.redis(), h.prefix);
     expect(l.total).toBe(0);

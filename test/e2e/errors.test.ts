@@ -5,7 +5,7 @@
 import { SignJWT } from "jose";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "../helpers/global-setup.js";
+import { freeLoopbackPort } from "../../src/infra/embedded-redis.js";
 import { readSse } from "../helpers/system.js";
 import {
   E2E_SECRET,
@@ -30,7 +30,7 @@ let freeToken: string;
 
 beforeAll(async () => {
   h = new E2eHarness();
-  const simPort = await freePort();
+  const simPort = await freeLoopbackPort();
   const backends = h.writeFile(
     "backends.json",
     JSON.stringify({

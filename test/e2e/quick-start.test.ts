@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isAlive } from "../../src/infra/embedded-redis.js";
 import { pngSize } from "../helpers/system.js";
 import { E2eHarness, type Gateway } from "../helpers/processes.js";
 
@@ -23,15 +24,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await h?.cleanup();
 });
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Every file under `dir`, recursively. */
 function walk(dir: string): string[] {

@@ -14,6 +14,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   E2eHarness,
+  attemptOutcomes,
+  foxRequest,
   readJob,
   simResetStats,
   simStats,
@@ -39,16 +41,6 @@ let api: Gateway;
 let backendsFile: string;
 let bearer: string;
 
-const fox = (prompt: string, steps: number) => ({
-  modality: "image",
-  family: "flux",
-  model: "schnell",
-  task: "t2i",
-  format: "512",
-  prompt,
-  steps,
-});
-const outcomes = (j: JobDoc) => j.attempt_log.map((a) => a.outcome ?? "open");
 const log = (...args: unknown[]) => console.log("[shutdown-worker]", ...args);
 
 async function startWorker(name: string, graceMs: number): Promise<CliProcess> {
@@ -62,14 +54,7 @@ async function startWorker(name: string, graceMs: number): Promise<CliProcess> {
       SHUTDOWN_GRACE_MS: String(graceMs),
     },
   });
-  await proc.waitUntil(
-    `${name} publishes its backend`,
-    async () => {
-      const fields = await h.redis().hkeys(`${h.prefix}:backends:breakers:gpu-a`);
-      return fields.some((f) => f.includes(`-${proc.pid}-`)) ? true : undefined;
-    },
-    60_000,
-  );
+  await h.waitForWorkerBackend(proc, "gpu-a");
   return proc;
 }
 
@@ -116,14 +101,16 @@ describe("SIGTERM of a worker process", () => {
 
     // 4 attempts of ~2 s run, 2 wait for a slot.
     const before: string[] = [];
-    for (let i = 0; i < 6; i++) before.push((await submitJob(api.url, bearer, fox(`drain ${i}`, 40))).id);
+    for (let i = 0; i < 6; i++)
+      before.push((await submitJob(api.url, bearer, foxRequest(`drain ${i}`, 40))).id);
     await running(CAPACITY);
 
     const exiting = terminate(first, 25_000);
     const signalledAt = Date.now();
     // Submitted after the signal: nobody may take them while the worker drains.
     const after: string[] = [];
-    for (let i = 0; i < 3; i++) after.push((await submitJob(api.url, bearer, fox(`after ${i}`, 4))).id);
+    for (let i = 0; i < 3; i++)
+      after.push((await submitJob(api.url, bearer, foxRequest(`after ${i}`, 4))).id);
     let maxCalls = 0;
     let exited = false;
     void exiting.then(() => (exited = true));
@@ -142,7 +129,7 @@ describe("SIGTERM of a worker process", () => {
     const ran = jobs.filter((j) => j!.status === "complete");
     expect(ran).toHaveLength(CAPACITY);
     for (const j of ran) {
-      expect(outcomes(j!)).toEqual(["complete"]);
+      expect(attemptOutcomes(j!)).toEqual(["complete"]);
       expect(Date.parse(j!.completed_at!)).toBeGreaterThan(signalledAt);
     }
     const waiting = jobs.filter((j) => j!.status !== "complete");
@@ -173,7 +160,7 @@ describe("SIGTERM of a worker process", () => {
       30_000,
     );
     expect(rest.map((j) => j.status)).toEqual(rest.map(() => "complete"));
-    for (const j of rest) expect(outcomes(j)).toEqual(["complete"]);
+    for (const j of rest) expect(attemptOutcomes(j)).toEqual(["complete"]);
     expect(await waitLeasesZero(h.redis(), h.prefix)).toMatchObject({ total: 0, dispatched: 0 });
   }, 120_000);
 
@@ -186,7 +173,8 @@ describe("SIGTERM of a worker process", () => {
     await simResetStats(sim.url);
     const ids: string[] = [];
     // ~3 s each: 4 run, 2 wait.
-    for (let i = 0; i < 6; i++) ids.push((await submitJob(api.url, bearer, fox(`handback ${i}`, 60))).id);
+    for (let i = 0; i < 6; i++)
+      ids.push((await submitJob(api.url, bearer, foxRequest(`handback ${i}`, 60))).id);
     await running(CAPACITY);
 
     const exit = await terminate(victim, 15_000);
@@ -202,7 +190,7 @@ describe("SIGTERM of a worker process", () => {
     const handedBack = jobs.filter((j) => j.attempt_log.length > 0);
     expect(handedBack.map((j) => j.id)).toEqual(ids.slice(0, CAPACITY));
     for (const j of handedBack) {
-      expect(outcomes(j)).toEqual(["busy"]);
+      expect(attemptOutcomes(j)).toEqual(["busy"]);
       // The attempt is logged but not spent (JOB_ATTEMPTS counts spent attempts).
       expect(await h.redis().hget(`${h.prefix}:job:${j.id}`, "spent")).toBe("0");
     }
@@ -221,8 +209,8 @@ describe("SIGTERM of a worker process", () => {
     last = await startWorker("worker C (grace 20 s)", 20_000);
     const done = await waitTerminal(api.url, bearer, ids, 60_000);
     expect(done.map((j) => j.status)).toEqual(ids.map(() => "complete"));
-    for (const j of done.slice(0, CAPACITY)) expect(outcomes(j)).toEqual(["busy", "complete"]);
-    for (const j of done.slice(CAPACITY)) expect(outcomes(j)).toEqual(["complete"]);
+    for (const j of done.slice(0, CAPACITY)) expect(attemptOutcomes(j)).toEqual(["busy", "complete"]);
+    for (const j of done.slice(CAPACITY)) expect(attemptOutcomes(j)).toEqual(["complete"]);
     expect(await waitLeasesZero(h.redis(), h.prefix)).toMatchObject({ total: 0, dispatched: 0 });
   }, 120_000);
   it("with enough grace while another worker runs: draining attempts keep their leases and run once", async () => {
@@ -235,7 +223,7 @@ describe("SIGTERM of a worker process", () => {
     // ~7.5 s each, all on the draining worker (the only one running yet).
     const ids: string[] = [];
     for (let i = 0; i < CAPACITY; i++)
-      ids.push((await submitJob(api.url, bearer, fox(`long drain ${i}`, 150))).id);
+      ids.push((await submitJob(api.url, bearer, foxRequest(`long drain ${i}`, 150))).id);
     await running(CAPACITY);
     const startedAt = Date.now();
     const other = await startWorker("worker D", 10_000);
@@ -245,7 +233,8 @@ describe("SIGTERM of a worker process", () => {
 
     const exiting = terminate(draining, 25_000);
     const after: string[] = [];
-    for (let i = 0; i < 2; i++) after.push((await submitJob(api.url, bearer, fox(`meanwhile ${i}`, 4))).id);
+    for (let i = 0; i < 2; i++)
+      after.push((await submitJob(api.url, bearer, foxRequest(`meanwhile ${i}`, 4))).id);
     const exit = await exiting;
     expect(exit.code, draining.describe()).toBe(0);
     expect(exit.ms).toBeLessThan(20_000);
@@ -254,11 +243,11 @@ describe("SIGTERM of a worker process", () => {
     const s = await simStats(sim.url);
     // Each drained attempt completed on the draining worker: not reaped as lost, not re-run.
     expect(
-      drained.map((j) => `${j.id} ${j.status} ${outcomes(j).join(",")} calls=${s.calls_by_id[j.id]}`),
+      drained.map((j) => `${j.id} ${j.status} ${attemptOutcomes(j).join(",")} calls=${s.calls_by_id[j.id]}`),
     ).toEqual(ids.map((id) => `${id} complete complete calls=1`));
     // The other worker ran what came in meanwhile.
     const meanwhile = await waitTerminal(api.url, bearer, after, 30_000);
-    for (const j of meanwhile) expect(outcomes(j)).toEqual(["complete"]);
+    for (const j of meanwhile) expect(attemptOutcomes(j)).toEqual(["complete"]);
     expect(other.running).toBe(true);
     expect(await waitLeasesZero(h.redis(), h.prefix)).toMatchObject({ total: 0, dispatched: 0 });
     log(

@@ -13,7 +13,13 @@ import { Redis } from "ioredis";
 import { inject } from "vitest";
 import { randomAlnum } from "../../src/core/ids.js";
 import { signToken, type TierName } from "../../src/api/auth.js";
-import { freePort } from "./global-setup.js";
+import {
+  freeLoopbackPort,
+  isAlive,
+  spawnRedisServer,
+  type RedisServer,
+} from "../../src/infra/embedded-redis.js";
+import type { SimStats } from "../../src/sim/stats.js";
 
 export const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const BIN = resolve(PROJECT_ROOT, "bin/render-gateway.js");
@@ -28,6 +34,7 @@ export interface ExitInfo {
 }
 
 const live = new Set<ChildProcess>();
+const liveRedis = new Set<RedisServer>();
 let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;
@@ -35,6 +42,7 @@ function installExitHook(): void {
   // Last resort (a crashed test worker): no child survives this process.
   process.once("exit", () => {
     for (const c of live) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+    for (const r of liveRedis) void r.kill("SIGKILL");
   });
 }
 
@@ -198,15 +206,6 @@ export interface SpawnOptions {
   readonly cwd?: string;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Per-file harness. `redis: "shared"` uses the run's redis-server (`inject("redisUrl")`) under a
  * unique prefix; `"none"` leaves REDIS_URL unset (the process embeds its own server).
@@ -316,6 +315,21 @@ export class E2eHarness {
     );
   }
 
+  /**
+   * Waits until the worker process `proc` has published backend `backendId`: its breaker state, under
+   * the worker's id, which carries the pid.
+   */
+  async waitForWorkerBackend(proc: CliProcess, backendId: string, timeoutMs = 60_000): Promise<void> {
+    await proc.waitUntil(
+      `${proc.name} publishes its backend`,
+      async () => {
+        const fields = await this.redis().hkeys(`${this.prefix}:backends:breakers:${backendId}`);
+        return fields.some((f) => f.includes(`-${proc.pid}-`)) ? true : undefined;
+      },
+      timeoutMs,
+    );
+  }
+
   /** A dedicated redis-server (for tests that kill it or need other settings). */
   async spawnRedis(extraArgs: readonly string[] = [], o: RedisServerOptions = {}): Promise<SpawnedRedis> {
     const r = await spawnRedis(this.tempDir(), extraArgs, o);
@@ -336,7 +350,7 @@ export class E2eHarness {
    * `env` adds SIM_* settings (SIM_STEP_MS, SIM_CAPACITY…).
    */
   async simBackend(o: SpawnOptions = {}): Promise<Gateway> {
-    const port = await freePort();
+    const port = await freeLoopbackPort();
     const proc = this.spawn(["sim-backend"], {
       name: o.name ?? "sim-backend",
       dataDir: o.dataDir ?? this.tempDir(),
@@ -442,77 +456,35 @@ export async function spawnRedis(
   o: RedisServerOptions = {},
 ): Promise<SpawnedRedis> {
   installExitHook();
-  const port = o.port ?? (await freePort());
-  const args = [
-    ...(o.conf ? [o.conf] : []),
-    "--port",
-    String(port),
-    "--bind",
-    "127.0.0.1",
-    "--dir",
+  const options = {
+    ...(o.conf ? { confPath: o.conf } : {}),
     dir,
-    ...(o.conf ? [] : ["--save", "", "--appendonly", "no"]),
-    ...extraArgs,
-  ];
-  let child: ChildProcess;
-  let exited: Promise<void>;
-  let output = "";
-
-  const launch = async () => {
-    output = "";
-    const c = spawn("redis-server", args, { stdio: ["ignore", "pipe", "pipe"] });
-    child = c;
-    live.add(c);
-    c.stdout?.setEncoding("utf8").on("data", (d: string) => (output += d));
-    c.stderr?.setEncoding("utf8").on("data", (d: string) => (output += d));
-    exited = new Promise<void>((r) =>
-      c.once("exit", () => {
-        live.delete(c);
-        r();
-      }),
-    );
-    const client = new Redis(port, "127.0.0.1", {
-      lazyConnect: true,
-      maxRetriesPerRequest: 0,
-      retryStrategy: () => null,
-    });
-    client.on("error", () => undefined);
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      try {
-        if (client.status !== "ready") await client.connect();
-        if ((await client.ping()) === "PONG") break;
-      } catch {
-        // not yet (or still loading the AOF)
-        client.disconnect();
-      }
-      if (c.exitCode !== null || Date.now() > deadline) {
-        c.kill("SIGKILL");
-        client.disconnect();
-        throw new Error(`redis-server did not start: ${output}`);
-      }
-      await sleep(50);
-    }
-    client.disconnect();
+    port: o.port ?? (await freeLoopbackPort()),
+    extraArgs: [...(o.conf ? [] : ["--save", "", "--appendonly", "no"]), ...extraArgs],
   };
-  await launch();
+  const launch = async () => {
+    const started = await spawnRedisServer(options);
+    liveRedis.add(started);
+    return started;
+  };
+  let server = await launch();
 
   const kill = async (signal: NodeJS.Signals = "SIGKILL") => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-    await exited;
+    await server.kill(signal);
+    liveRedis.delete(server);
   };
   return {
-    url: `redis://127.0.0.1:${port}`,
-    port,
+    url: server.url,
+    port: server.port,
     dir,
     get pid() {
-      return child.pid ?? -1;
+      return server.pid;
     },
     kill,
     stop: () => kill("SIGTERM"),
     async restart() {
       await kill("SIGKILL");
-      await launch();
+      server = await launch();
     },
   };
 }
@@ -568,23 +540,10 @@ export interface BackendEntry {
 }
 
 /** `GET /sim/stats` of a simulated backend. */
-export interface SimStatsBody {
-  active: number;
-  peak_active: number;
-  calls: number;
-  completed: number;
-  failed: number;
-  rejected_busy: number;
-  rejected_bad_request: number;
-  aborted: number;
-  hung: number;
-  calls_by_id: Record<string, number>;
-}
-
-export async function simStats(simUrl: string): Promise<SimStatsBody> {
+export async function simStats(simUrl: string): Promise<SimStats> {
   const r = await fetch(`${simUrl}/sim/stats`, { signal: AbortSignal.timeout(5_000) });
   if (r.status !== 200) throw new Error(`GET /sim/stats: ${r.status}`);
-  return (await r.json()) as SimStatsBody;
+  return (await r.json()) as SimStats;
 }
 
 export async function simResetStats(simUrl: string): Promise<void> {
@@ -919,6 +878,20 @@ export interface JobDoc {
   gpu_ms?: number;
   backend?: string;
 }
+
+/** A queued flux/schnell text-to-image job at the 512 format. */
+export const foxRequest = (prompt: string, steps: number) => ({
+  modality: "image",
+  family: "flux",
+  model: "schnell",
+  task: "t2i",
+  format: "512",
+  prompt,
+  steps,
+});
+
+/** The outcome of each attempt in order (`open` while one runs). */
+export const attemptOutcomes = (j: JobDoc) => j.attempt_log.map((a) => a.outcome ?? "open");
 
 /** POST /queue; resolves with the id and when the 202 arrived (throws on any other status). */
 export async function submitJob(

@@ -1,5 +1,5 @@
 // The model catalogue: the default CATALOG_FILE, its schema, alias lookups, /models and route resolution.
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import {
   CatalogError,
@@ -19,6 +19,7 @@ import {
   formatIds,
   formatSize,
 } from "../../src/core/formats.js";
+import { loadSpec } from "../helpers/spec.js";
 
 // The spec and the catalogue are arbitrary JSON read from disk; tests index into them freely.
 
@@ -31,20 +32,6 @@ const catalogDoc = JSON.parse(
   video: Record<string, unknown>[];
   loras: Record<string, unknown>[];
 };
-
-/** The original API spec; see the candidates for where it is looked up. */
-function loadSpec(): Json {
-  const candidates = [
-    process.env["RENDER_OPENAPI_SPEC"],
-    new URL("../../reference/render.openapi.json", import.meta.url).pathname,
-    new URL("../../docs/reference/render.openapi.json", import.meta.url).pathname,
-    new URL("../../../shared/reference/render.openapi.json", import.meta.url).pathname,
-  ].filter((p): p is string => p !== undefined && p !== "");
-  const found = candidates.find((p) => existsSync(p));
-  if (found === undefined)
-    throw new Error(`render.openapi.json not found; looked in ${candidates.join(", ")}`);
-  return JSON.parse(readFileSync(found, "utf8"));
-}
 
 const spec = loadSpec();
 const okJson = (path: string): Json =>

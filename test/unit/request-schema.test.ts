@@ -1,5 +1,5 @@
 // Generation request validation: spec examples, defaults, and the 400/404 matrix of API.md §3 and §7.
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { buildCatalog, resolveRoute, type ModelEntry, type Task } from "../../src/core/catalog.js";
 import { AppError } from "../../src/core/errors.js";
@@ -16,6 +16,7 @@ import {
   type GenerationRequest,
   type QueueRequest,
 } from "../../src/core/request-schema.js";
+import { loadSpec } from "../helpers/spec.js";
 
 // The spec and the catalogue are arbitrary JSON read from disk; tests index into them freely.
 
@@ -26,19 +27,6 @@ const catalogDoc: Json = JSON.parse(
 );
 const catalog = buildCatalog(catalogDoc);
 
-/** The original API spec; see the candidates for where it is looked up. */
-function loadSpec(): Json {
-  const candidates = [
-    process.env["RENDER_OPENAPI_SPEC"],
-    new URL("../../reference/render.openapi.json", import.meta.url).pathname,
-    new URL("../../docs/reference/render.openapi.json", import.meta.url).pathname,
-    new URL("../../../shared/reference/render.openapi.json", import.meta.url).pathname,
-  ].filter((p): p is string => p !== undefined && p !== "");
-  const found = candidates.find((p) => existsSync(p));
-  if (found === undefined)
-    throw new Error(`render.openapi.json not found; looked in ${candidates.join(", ")}`);
-  return JSON.parse(readFileSync(found, "utf8"));
-}
 const spec = loadSpec();
 const examplesOf = (path: string): [string, Record<string, unknown>][] =>
   Object.entries(spec.paths[path].post.requestBody.content["application/json"].examples).map(([name, ex]) => [

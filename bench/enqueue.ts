@@ -1,0 +1,235 @@
+// Bench 1 — enqueue: POST /queue on the real API (role api only, no workers: the queue just grows)
+// against the raw bound, a bare Hono route that only does a prioritized BullMQ `queue.add` and
+// answers 202. autocannon, 32 connections, the same valid JWT on every request, interleaved rounds.
+//   npx tsx bench/enqueue.ts [--rounds 3] [--seconds 5] [--connections 32]
+import { join } from "node:path";
+import autocannon from "autocannon";
+import { TYPICAL_BODY } from "./lib/admit.js";
+import { mintToken, nodeArgs, startApi, writeBenchTiers } from "./lib/gateway.js";
+import { isMain, option, standalone, type BenchDef } from "./lib/harness.js";
+import { baseEnv, spawnTs, PROJECT_ROOT, waitForFile } from "./lib/proc.js";
+import { figure, fmt, median, pairRatios, table } from "./lib/report.js";
+
+const PREFIX = "{bench}";
+const RAW_PREFIX = "rawq";
+
+interface Round {
+  side: "ours" | "raw";
+  round: number;
+  reqPerS: number;
+  p50Ms: number;
+  p99Ms: number;
+  requests: number;
+  /** Requests autocannon sent (answered or still in flight when it stopped). */
+  sent: number;
+  accepted202: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  storedJobs: number;
+  /** Redis CPU per accepted request (µs), and commands per request (inner script commands too). */
+  redisCpuUs: number;
+  redisCommands: Record<string, number>;
+}
+
+async function cannon(url: string, token: string, seconds: number, connections: number) {
+  return autocannon({
+    url: `${url}/queue`,
+    method: "POST",
+    connections,
+    pipelining: 1,
+    duration: seconds,
+    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+    body: JSON.stringify(TYPICAL_BODY),
+  });
+}
+
+export const enqueueBench: BenchDef = {
+  name: "enqueue",
+  title: "Bench 1 — enqueue (POST /queue, 32 connections)",
+  async run(ctx) {
+    const rounds = option("rounds", "BENCH_ROUNDS", 3);
+    const seconds = option("seconds", "BENCH_SECONDS", 5);
+    const connections = option("connections", "BENCH_CONNECTIONS", 32);
+    const tiersFile = writeBenchTiers(ctx.dir);
+    const api = await startApi({
+      redisUrl: ctx.redis.url,
+      prefix: PREFIX,
+      dataDir: join(ctx.dir, "api"),
+      logDir: ctx.logDir,
+      extra: { TIERS_FILE: tiersFile },
+    });
+    const urlFile = join(ctx.dir, "raw.url");
+    const rawChild = spawnTs({
+      name: "raw-enqueue",
+      file: join(PROJECT_ROOT, "bench/raw/enqueue-server.ts"),
+      env: baseEnv({ REDIS_URL: ctx.redis.url, RAW_PREFIX, URL_FILE: urlFile }),
+      logDir: ctx.logDir,
+      nodeArgs: nodeArgs("raw-enqueue"),
+    });
+    const rawUrl = await waitForFile(urlFile, rawChild);
+    const token = await mintToken("bench-enqueue", "pro");
+    ctx.log(`ours ${api.url} (pid ${api.child.pid}), raw ${rawUrl} (pid ${rawChild.pid})`);
+
+    // Sanity: one request each must be a 202 before anything is timed.
+    for (const [side, url] of [
+      ["ours", api.url],
+      ["raw", rawUrl],
+    ] as const) {
+      const res = await fetch(`${url}/queue`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+        body: JSON.stringify(TYPICAL_BODY),
+      });
+      if (res.status !== 202)
+        throw new Error(`${side}: POST /queue answered ${res.status}: ${await res.text()}`);
+    }
+
+    ctx.log("warm-up (2 s each, discarded)");
+    await cannon(api.url, token, 2, connections);
+    await cannon(rawUrl, token, 2, connections);
+
+    const results: Round[] = [];
+    for (let r = 1; r <= rounds; r++) {
+      // A B, B A, A B…: neither side always runs right after the other.
+      for (const side of r % 2 ? (["ours", "raw"] as const) : (["raw", "ours"] as const)) {
+        await ctx.redis.flush();
+        await ctx.redis.markCost();
+        const res = await cannon(side === "ours" ? api.url : rawUrl, token, seconds, connections);
+        const stored =
+          side === "ours"
+            ? await ctx.redis.client.zcard(`${PREFIX}:q`)
+            : await ctx.redis.client.zcard(`${RAW_PREFIX}:raw-enqueue:prioritized`);
+        const accepted = res.statusCodeStats?.["202"]?.count ?? 0;
+        const cost = await ctx.redis.costPer(Math.max(1, accepted));
+        const row: Round = {
+          side,
+          round: r,
+          reqPerS: res["2xx"] / res.duration,
+          p50Ms: res.latency.p50,
+          p99Ms: res.latency.p99,
+          requests: res.requests.total,
+          sent: res.requests.sent,
+          accepted202: accepted,
+          non2xx: res.non2xx,
+          errors: res.errors,
+          timeouts: res.timeouts,
+          storedJobs: stored,
+          redisCpuUs: cost.cpuUsPerUnit,
+          redisCommands: cost.byCommand,
+        };
+        results.push(row);
+        ctx.log(
+          `round ${r} ${side}: ${fmt(row.reqPerS)} req/s, p99 ${row.p99Ms} ms, 202s ${accepted}, non-2xx ${row.non2xx}, errors ${row.errors}, stored ${stored}, Redis CPU ${fmt(row.redisCpuUs, 1)} µs/req`,
+        );
+      }
+    }
+
+    const problems: string[] = [];
+    for (const r of results) {
+      if (r.non2xx > 0 || r.errors > 0 || r.timeouts > 0)
+        problems.push(
+          `round ${r.round} ${r.side}: ${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts`,
+        );
+      if (r.accepted202 === 0) problems.push(`round ${r.round} ${r.side}: no 202 answers`);
+      // Answers of requests still in flight at the end may land after the count: allow the connections.
+      if (Math.abs(r.storedJobs - r.accepted202) > connections)
+        problems.push(
+          `round ${r.round} ${r.side}: ${r.accepted202} answered 202 but ${r.storedJobs} jobs stored`,
+        );
+    }
+    const med = (side: Round["side"], k: keyof Round) =>
+      median(results.filter((r) => r.side === side).map((r) => Number(r[k])));
+    const ours = { rps: med("ours", "reqPerS"), p50: med("ours", "p50Ms"), p99: med("ours", "p99Ms") };
+    const raw = { rps: med("raw", "reqPerS"), p50: med("raw", "p50Ms"), p99: med("raw", "p99Ms") };
+    const isOurs = (r: Round) => r.side === "ours";
+    const isRaw = (r: Round) => r.side === "raw";
+    const paired = (a: (r: Round) => boolean, k: keyof Round) => {
+      const ratios = pairRatios(results, a, (r) => Number(r[k]));
+      return { ratio: median(ratios), pairedRatios: ratios };
+    };
+
+    console.log(
+      "\n" +
+        table(
+          [
+            "round",
+            "side",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "202s",
+            "non-2xx",
+            "errors",
+            "jobs stored",
+            "Redis CPU µs/req",
+          ],
+          results.map((r) => [
+            String(r.round),
+            r.side,
+            fmt(r.reqPerS),
+            fmt(r.p50Ms, 1),
+            fmt(r.p99Ms, 1),
+            String(r.accepted202),
+            String(r.non2xx),
+            String(r.errors),
+            String(r.storedJobs),
+            fmt(r.redisCpuUs, 1),
+          ]),
+        ),
+    );
+
+    return {
+      params: { rounds, seconds, connections, body: TYPICAL_BODY, tier: "pro", redis: "appendonly no" },
+      rounds: results as unknown as Record<string, unknown>[],
+      figures: [
+        figure({
+          what: "enqueue throughput",
+          unit: "req/s",
+          ours: ours.rps,
+          bound: raw.rps,
+          ratioOf: "ours/raw",
+          ...paired(isOurs, "reqPerS"),
+          ratioOfMedians: ours.rps / raw.rps,
+          target: { op: ">=", value: 0.7 },
+        }),
+        figure({
+          what: "enqueue p99 latency",
+          unit: "ms",
+          ours: ours.p99,
+          bound: raw.p99,
+          ratioOf: "raw/ours",
+          ...paired(isRaw, "p99Ms"),
+          ratioOfMedians: raw.p99 / ours.p99,
+        }),
+        figure({
+          what: "Redis CPU per request",
+          unit: "µs",
+          ours: med("ours", "redisCpuUs"),
+          bound: med("raw", "redisCpuUs"),
+          ratioOf: "raw/ours",
+          ...paired(isRaw, "redisCpuUs"),
+          ratioOfMedians: med("raw", "redisCpuUs") / med("ours", "redisCpuUs"),
+        }),
+        figure({
+          what: "enqueue p50 latency",
+          unit: "ms",
+          ours: ours.p50,
+          bound: raw.p50,
+          ratioOf: "raw/ours",
+          ...paired(isRaw, "p50Ms"),
+          ratioOfMedians: raw.p50 / ours.p50,
+        }),
+      ],
+      valid: problems.length === 0,
+      problems,
+      notes: [
+        "raw bound: bare Hono + @hono/node-server route doing only `await queue.add(name, data, { priority })` (BullMQ) → 202",
+        "ours: `render-gateway start --roles api` (JWT auth, validation, Lua admission with position/ETA, event); no workers",
+        "Redis FLUSHALL before every round; both servers are separate processes, autocannon runs in the bench process",
+      ],
+    };
+  },
+};
+
+if (isMain(import.meta.url)) standalone(enqueueBench);

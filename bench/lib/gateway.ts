@@ -1,0 +1,212 @@
+// Our processes as the benchmarks start them: `render-gateway start --roles api|worker` and
+// `render-gateway sim-backend` as children, plus the files they read (backends, tiers) and tokens.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Pool } from "undici";
+import { signToken, type TierName } from "../../src/api/auth.js";
+import { systemClock } from "../../src/core/time.js";
+import { DEFAULT_TIERS } from "../../src/core/tiers.js";
+import type { SimStats } from "../../src/sim/stats.js";
+import { baseEnv, PROJECT_ROOT, spawnChild, waitForFile, waitUntil, type Child } from "./proc.js";
+import type { Redis } from "ioredis";
+
+/** HS256 secret of every benchmark process (≥ 32 chars). */
+export const JWT_SECRET = "bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz";
+
+export function mintToken(customerId: string, tier: TierName = "pro"): Promise<string> {
+  return signToken({
+    secret: new TextEncoder().encode(JWT_SECRET),
+    customerId,
+    tier,
+    ttlS: 3600,
+    clock: systemClock,
+  });
+}
+
+/**
+ * The default tiers with `pro` lifted to benchmark volumes: the enqueue bench sends tens of thousands
+ * of submits per minute from one customer. Limits stay finite so that any limiter still runs.
+ */
+export function writeBenchTiers(dir: string): string {
+  const tiers = JSON.parse(JSON.stringify(DEFAULT_TIERS)) as Record<string, Record<string, unknown>>;
+  tiers.pro = { ...tiers.pro, submits_per_min: 1_000_000_000, max_queued: 1_000_000_000 };
+  const file = join(dir, "tiers.json");
+  writeFileSync(file, JSON.stringify(tiers, null, 2));
+  return file;
+}
+
+export interface BackendEntry {
+  readonly id: string;
+  readonly url: string;
+  readonly capacity: number;
+  readonly streaming: boolean;
+  readonly models?: readonly string[];
+}
+
+export function writeBackendsFile(dir: string, backends: readonly BackendEntry[]): string {
+  const file = join(dir, "backends.json");
+  const doc = {
+    backends: backends.map((b) => ({
+      id: b.id,
+      url: b.url,
+      engine: "nunchaku",
+      capacity: b.capacity,
+      models: b.models ?? ["flux/schnell"],
+      streaming: b.streaming,
+      timeout_ms: 60_000,
+    })),
+  };
+  writeFileSync(file, JSON.stringify(doc, null, 2));
+  return file;
+}
+
+/** Environment of one of our role processes. */
+export function roleEnv(o: {
+  redisUrl: string;
+  prefix: string;
+  dataDir: string;
+  extra?: Readonly<Record<string, string>>;
+}): Record<string, string> {
+  return baseEnv({
+    REDIS_URL: o.redisUrl,
+    REDIS_PREFIX: o.prefix,
+    DATA_DIR: o.dataDir,
+    HOST: "127.0.0.1",
+    PORT: "0",
+    JWT_SECRET,
+    LOG_LEVEL: "warn",
+    SHUTDOWN_GRACE_MS: "2000",
+    ...o.extra,
+  });
+}
+
+/**
+ * Node flags for a child; BENCH_CPU_PROF=<dir> profiles our processes (`node --cpu-prof`) into
+ * <dir>/<name>/ (one file per thread: tsx's loader runs in a thread of its own).
+ */
+export function nodeArgs(name: string): string[] {
+  const root = process.env.BENCH_CPU_PROF;
+  if (!root) return [];
+  const dir = join(root, name);
+  mkdirSync(dir, { recursive: true });
+  return ["--cpu-prof", `--cpu-prof-dir=${dir}`];
+}
+
+/**
+ * The tree whose `bin/render-gateway.js` the benches run: this checkout, or BENCH_GATEWAY_ROOT (a
+ * patched copy, to measure a proposed change against the same raw bound before it lands).
+ */
+export const GATEWAY_ROOT = process.env.BENCH_GATEWAY_ROOT ?? PROJECT_ROOT;
+
+function gateway(name: string, args: readonly string[], env: Record<string, string>, logDir: string): Child {
+  return spawnChild({
+    name,
+    command: process.execPath,
+    args: [...nodeArgs(name), join(GATEWAY_ROOT, "bin/render-gateway.js"), ...args],
+    env,
+    logDir,
+  });
+}
+
+export interface ApiProcess {
+  readonly child: Child;
+  readonly url: string;
+}
+
+/** `start --roles api`; resolves once it listens ($DATA_DIR/run/api.url). */
+export async function startApi(o: {
+  name?: string;
+  redisUrl: string;
+  prefix: string;
+  dataDir: string;
+  logDir: string;
+  extra?: Readonly<Record<string, string>>;
+}): Promise<ApiProcess> {
+  mkdirSync(o.dataDir, { recursive: true });
+  const child = gateway(o.name ?? "api", ["start", "--roles", "api"], roleEnv(o), o.logDir);
+  const url = await waitForFile(join(o.dataDir, "run", "api.url"), child);
+  return { child, url };
+}
+
+/** `start --roles worker`; resolves once it published its backends (it is dispatching then). */
+export async function startWorker(o: {
+  name?: string;
+  redisUrl: string;
+  prefix: string;
+  dataDir: string;
+  logDir: string;
+  redis: Redis;
+  extra: Readonly<Record<string, string>>;
+}): Promise<Child> {
+  mkdirSync(o.dataDir, { recursive: true });
+  const child = gateway(o.name ?? "worker", ["start", "--roles", "worker"], roleEnv(o), o.logDir);
+  await waitUntil("worker start", async () => (await o.redis.hlen(`${o.prefix}:backends`)) > 0, 30_000, 20, [
+    child,
+  ]);
+  return child;
+}
+
+export interface SimProcess {
+  readonly child: Child;
+  readonly url: string;
+  setConfig(patch: Record<string, unknown>): Promise<void>;
+  /** `GET /sim/stats` without the per-id map. */
+  stats(): Promise<SimCounters>;
+  resetStats(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The simulator's counters without the per-id map. */
+export type SimCounters = Omit<SimStats, "calls_by_id">;
+
+/** `render-gateway sim-backend` on a free port (its own DATA_DIR: the URL goes to run/sim.url). */
+export async function startSim(o: {
+  name: string;
+  stepMs: number;
+  capacity: number;
+  dataDir: string;
+  logDir: string;
+}): Promise<SimProcess> {
+  mkdirSync(o.dataDir, { recursive: true });
+  const env = baseEnv({
+    DATA_DIR: o.dataDir,
+    HOST: "127.0.0.1",
+    SIM_PORT: "0",
+    SIM_STEP_MS: String(o.stepMs),
+    SIM_CAPACITY: String(o.capacity),
+    LOG_LEVEL: "warn",
+  });
+  const child = gateway(o.name, ["sim-backend"], env, o.logDir);
+  const url = await waitForFile(join(o.dataDir, "run", "sim.url"), child);
+  const pool = new Pool(url, { connections: 2 });
+  const call = async (method: "GET" | "PUT" | "POST", path: string, body?: unknown) => {
+    const res = await pool.request({
+      method,
+      path,
+      ...(body === undefined
+        ? {}
+        : { body: JSON.stringify(body), headers: { "content-type": "application/json" } }),
+    });
+    const text = await res.body.text();
+    if (res.statusCode >= 300) throw new Error(`${o.name} ${method} ${path}: ${res.statusCode} ${text}`);
+    return text ? (JSON.parse(text) as unknown) : undefined;
+  };
+  return {
+    child,
+    url,
+    async setConfig(patch) {
+      await call("PUT", "/sim/config", patch);
+    },
+    async stats() {
+      const { calls_by_id: _, ...counters } = (await call("GET", "/sim/stats")) as SimStats;
+      return counters;
+    },
+    async resetStats() {
+      await call("POST", "/sim/stats/reset");
+    },
+    async close() {
+      await pool.close();
+      await child.stop();
+    },
+  };
+}

@@ -1,0 +1,229 @@
+// Bench 3 — position lookup: reading a queued job's position with 1,000 vs 100,000 jobs queued, end
+// to end (GET /jobs/{id} through the API) and the read script alone (EVALSHA round trip, plus its
+// server-side time from INFO commandstats). Two queues under two prefixes in one Redis, one API
+// process each; samples at the head, middle and tail; interleaved rounds.
+//   npx tsx bench/position.ts [--small 1000] [--large 100000] [--requests 600] [--rounds 3]
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { Pool } from "undici";
+import { createKeys } from "../src/queues/keys.js";
+import { defineScripts } from "../src/queues/scripts.js";
+import { createAdmitter, TYPICAL_BODY } from "./lib/admit.js";
+import { mintToken, startApi, writeBenchTiers, type ApiProcess } from "./lib/gateway.js";
+import { isMain, option, standalone, type BenchContext, type BenchDef } from "./lib/harness.js";
+import { figure, fmt, median, pairRatios, percentile, table } from "./lib/report.js";
+
+interface Queue {
+  readonly label: "small" | "large";
+  readonly size: number;
+  readonly prefix: string;
+  api?: ApiProcess;
+  pool?: Pool;
+  /** Sample points: name, job id, expected position (its rank). */
+  samples: { where: string; id: string; rank: number }[];
+}
+
+interface Measure {
+  round: number;
+  queue: "small" | "large";
+  path: "api" | "script";
+  medianUs: number;
+  p99Us: number;
+  /** Server-side µs per EVALSHA (INFO commandstats), the read script only for `script`. */
+  redisUsPerCall: number;
+  perSample: Record<string, number>;
+}
+
+export const positionBench: BenchDef = {
+  name: "position",
+  title: "Bench 3 — position lookup (1,000 vs 100,000 queued)",
+  async run(ctx: BenchContext) {
+    const small = option("small", "BENCH_SMALL", 1_000);
+    const large = option("large", "BENCH_LARGE", 100_000);
+    const requests = option("requests", "BENCH_REQUESTS", 600);
+    const rounds = option("rounds", "BENCH_ROUNDS", 3);
+    const redis = ctx.redis.client;
+    const token = await mintToken("bench-position", "pro");
+    const tiersFile = writeBenchTiers(ctx.dir);
+    const queues: Queue[] = [
+      { label: "small", size: small, prefix: "{small}", samples: [] },
+      { label: "large", size: large, prefix: "{large}", samples: [] },
+    ];
+
+    for (const q of queues) {
+      const t0 = performance.now();
+      const admitter = createAdmitter({
+        redis,
+        prefix: q.prefix,
+        dataDir: join(ctx.dir, `admit-${q.label}`),
+        body: { ...TYPICAL_BODY },
+        customerId: "bench-position",
+      });
+      await admitter.admit(q.size, 512);
+      const depth = await redis.zcard(`${q.prefix}:q`);
+      if (depth !== q.size) throw new Error(`${q.label}: ${depth} queued, expected ${q.size}`);
+      for (const [where, rank] of [
+        ["head", 0],
+        ["middle", Math.floor(q.size / 2)],
+        ["tail", q.size - 1],
+      ] as const) {
+        const [id] = await redis.zrange(`${q.prefix}:q`, String(rank), String(rank));
+        q.samples.push({ where, id: id!, rank });
+      }
+      ctx.log(`${q.label}: admitted ${q.size} jobs in ${fmt((performance.now() - t0) / 1000, 1)} s`);
+      q.api = await startApi({
+        name: `api-${q.label}`,
+        redisUrl: ctx.redis.url,
+        prefix: q.prefix,
+        dataDir: join(ctx.dir, `api-${q.label}`),
+        logDir: ctx.logDir,
+        extra: { TIERS_FILE: tiersFile },
+      });
+      q.pool = new Pool(q.api.url, { connections: 1, pipelining: 1 });
+    }
+    ctx.log(`Redis used memory ${fmt((await ctx.redis.usedMemoryBytes()) / 2 ** 20)} MiB`);
+
+    const problems: string[] = [];
+    const getJob = async (q: Queue, id: string) => {
+      const res = await q.pool!.request({
+        path: `/jobs/${id}`,
+        method: "GET",
+        headers: { authorization: `Bearer ${token}`, accept: "application/json" },
+      });
+      const body = (await res.body.json()) as { position?: number; status?: string };
+      return { status: res.statusCode, body };
+    };
+    // Correctness first: the API reports the rank as the position.
+    for (const q of queues) {
+      for (const s of q.samples) {
+        const { status, body } = await getJob(q, s.id);
+        if (status !== 200 || body.position !== s.rank)
+          problems.push(
+            `${q.label} ${s.where}: status ${status}, position ${body.position}, expected ${s.rank}`,
+          );
+      }
+    }
+
+    const scripts = new Map(queues.map((q) => [q.label, defineScripts(redis, q.prefix)]));
+    const measure = async (q: Queue, path: "api" | "script", round: number): Promise<Measure> => {
+      const run = scripts.get(q.label)!;
+      const route = createKeys(q.prefix).queue;
+      const once = async (id: string) => {
+        if (path === "api") {
+          const { status } = await getJob(q, id);
+          if (status !== 200) throw new Error(`GET /jobs/${id}: ${status}`);
+        } else {
+          await run("read", route, [id]);
+        }
+      };
+      for (let i = 0; i < 60; i++) await once(q.samples[i % 3]!.id); // warm-up
+      await redis.config("RESETSTAT");
+      const all: number[] = [];
+      const by: Record<string, number[]> = { head: [], middle: [], tail: [] };
+      for (let i = 0; i < requests; i++) {
+        const s = q.samples[i % 3]!;
+        const t = performance.now();
+        await once(s.id);
+        const us = (performance.now() - t) * 1000;
+        all.push(us);
+        by[s.where]!.push(us);
+      }
+      const stats = (await ctx.redis.commandStats()).get("evalsha");
+      return {
+        round,
+        queue: q.label,
+        path,
+        medianUs: median(all),
+        p99Us: percentile(all, 99),
+        redisUsPerCall: stats && stats.calls > 0 ? stats.usec / stats.calls : Number.NaN,
+        perSample: Object.fromEntries(Object.entries(by).map(([k, v]) => [k, median(v)])),
+      };
+    };
+
+    const results: Measure[] = [];
+    try {
+      for (let r = 1; r <= rounds; r++) {
+        for (const path of ["api", "script"] as const) {
+          for (const q of queues) {
+            const m = await measure(q, path, r);
+            results.push(m);
+            ctx.log(
+              `round ${r} ${path} ${q.label}: median ${fmt(m.medianUs)} µs, p99 ${fmt(m.p99Us)} µs, redis ${fmt(m.redisUsPerCall, 1)} µs/evalsha`,
+            );
+          }
+        }
+      }
+    } finally {
+      for (const q of queues) await q.pool?.close();
+    }
+
+    console.log(
+      "\n" +
+        table(
+          [
+            "round",
+            "path",
+            "queue",
+            "median µs",
+            "p99 µs",
+            "head µs",
+            "middle µs",
+            "tail µs",
+            "redis µs/call",
+          ],
+          results.map((m) => [
+            String(m.round),
+            m.path,
+            `${m.queue} (${m.queue === "small" ? small : large})`,
+            fmt(m.medianUs),
+            fmt(m.p99Us),
+            fmt(m.perSample.head!),
+            fmt(m.perSample.middle!),
+            fmt(m.perSample.tail!),
+            fmt(m.redisUsPerCall, 1),
+          ]),
+        ),
+    );
+    const med = (path: Measure["path"], queue: Measure["queue"], k: "medianUs" | "redisUsPerCall") =>
+      median(results.filter((m) => m.path === path && m.queue === queue).map((m) => m[k]));
+    const fig = (what: string, path: Measure["path"], k: "medianUs" | "redisUsPerCall") => {
+      const big = med(path, "large", k);
+      const base = med(path, "small", k);
+      const rows = results.filter((m) => m.path === path);
+      const pairs = pairRatios(
+        rows,
+        (m) => m.queue === "large",
+        (m) => m[k],
+      );
+      return figure({
+        what,
+        unit: "µs",
+        ours: big,
+        bound: base,
+        ratioOf: `at ${large}/at ${small}`,
+        ratio: median(pairs),
+        pairedRatios: pairs,
+        ratioOfMedians: big / base,
+        target: { op: "<=", value: 2 },
+      });
+    };
+    return {
+      params: { small, large, requestsPerMeasure: requests, rounds, samples: ["head", "middle", "tail"] },
+      rounds: results as unknown as Record<string, unknown>[],
+      figures: [
+        fig("GET /jobs/{id} end to end", "api", "medianUs"),
+        fig("read script round trip", "script", "medianUs"),
+        fig("read script in Redis", "script", "redisUsPerCall"),
+      ],
+      valid: problems.length === 0,
+      problems,
+      notes: [
+        "one request in flight (latency, not throughput); the bench process is the client",
+        "both queues live in the same Redis at the same time (same memory, same server)",
+        "`ours` column = time at the large queue, `bound` column = time at the small one",
+      ],
+    };
+  },
+};
+
+if (isMain(import.meta.url)) standalone(positionBench);

@@ -1,0 +1,34 @@
+// What `start` hands every role it runs, and the Redis connections each role opens from it.
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type { BlobStore } from "../core/ports.js";
+import type { Clock } from "../core/time.js";
+import { createRedis, closeRedis, waitReady } from "../infra/redis.js";
+import type { Runtime } from "./runtime.js";
+import type { Settings } from "./settings.js";
+
+export interface RoleContext {
+  readonly settings: Settings;
+  readonly redisUrl: string;
+  readonly runtime: Runtime;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly blobs: BlobStore;
+}
+
+/**
+ * The role's command connection (in the role's profile, ready) and its pub/sub connection, both
+ * closed at shutdown.
+ * @throws Error when Redis is not reachable within 10 s.
+ */
+export async function connectRole(
+  ctx: RoleContext,
+  role: "api" | "worker",
+): Promise<{ redis: Redis; subscriber: Redis }> {
+  const redis = createRedis(ctx.redisUrl, role, `rg-${role}`);
+  ctx.runtime.defer(`${role} redis`, () => closeRedis(redis));
+  await waitReady(redis, 10_000);
+  const subscriber = createRedis(ctx.redisUrl, "subscriber", `rg-${role}-sub`);
+  ctx.runtime.defer(`${role} subscriber`, () => closeRedis(subscriber));
+  return { redis, subscriber };
+}
