@@ -306,7 +306,8 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
         const graceTimer = setTimeout(() => {
           for (const h of held.values()) h.abort("shutdown");
         }, graceMs);
-        await within(closing, graceMs + 5_000);
+        // With nothing running, BullMQ's close only talks to Redis: do not wait long for it.
+        await within(closing, held.size === 0 ? 2_000 : graceMs + 5_000);
         clearTimeout(graceTimer);
         if (held.size > 0) {
           log.warn(
