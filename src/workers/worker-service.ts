@@ -112,7 +112,8 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
         opts: {
           jobId: `${a.id}-${a.token}`,
           attempts: 1,
-          removeOnComplete: { count: 1000 },
+          // The job record lives in the scheduler; a completed attempt has nothing left to tell.
+          removeOnComplete: true,
           removeOnFail: { count: 5000 },
         },
       })),
