@@ -136,9 +136,14 @@ export interface Scheduler {
   ): Promise<boolean>;
 }
 
-function parseAttempt(json: string): Attempt {
-  const a = JSON.parse(json) as Attempt;
-  return { ...a, seed: Number(a.seed), spent: Number(a.spent ?? 0) };
+/** Attempts come as pairs: the attempt's JSON, then its request (JSON, passed on as it is). */
+function parseAttempts(flat: readonly string[]): Attempt[] {
+  const out: Attempt[] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const a = JSON.parse(flat[i]!) as Omit<Attempt, "request">;
+    out.push({ ...a, seed: Number(a.seed), spent: Number(a.spent ?? 0), request: flat[i + 1]! });
+  }
+  return out;
 }
 
 /** Tokens are unique per call: a random base plus a counter inside the script. */
@@ -186,7 +191,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
         ...retention,
         JSON.stringify(prefer),
       ])) as string[];
-      return reply.map(parseAttempt);
+      return parseAttempts(reply);
     },
 
     async finish(id, token, backend, outcome, payload, next) {
@@ -206,7 +211,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
         tokenBase(),
       ])) as [number, string, string[]];
       const [code, status, attempts] = r;
-      const started = (attempts ?? []).map(parseAttempt);
+      const started = parseAttempts(attempts ?? []);
       if (Number(code) === 1)
         return { ok: true, status: status as "complete" | "error" | "queued", next: started };
       const reason = Number(code) === -1 ? "missing" : Number(code) === -4 ? "cancelled" : "stale";

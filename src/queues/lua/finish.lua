@@ -18,7 +18,7 @@
   ARGV[8] max attempts  ARGV[9] retention seconds  ARGV[10] retention count
   ARGV[11] attempts to start next (free slots of the caller, 0 = none)  ARGV[12] backends JSON
   ARGV[13] preferred engines JSON  ARGV[14] lease ttl (ms)  ARGV[15] token base
-  Returns { code, status, next attempts (array of JSON, see dispatch.lua) }
+  Returns { code, status, next attempts (flat array, see dispatch.lua) }
   code 1 the job changed (status = its new status)
   -1 no such job  -2 stale (token or state)  -4 cancelled meanwhile (metering recorded)
 ]]
@@ -36,7 +36,7 @@ local function settle()
 
   redis.call("ZREM", key("lease", backend), id .. "|" .. token)
 
-  local f0 = redis.call("HMGET", jk, "status", "token")
+  local f0 = redis.call("HMGET", jk, "status", "token", "route", "cust")
   local status = f0[1]
   if not status then return {-1} end
   if f0[2] ~= token then return {-2} end
@@ -58,15 +58,14 @@ local function settle()
       "outputs", json_array(p.outputs), "ctype", p.ctype, "gpu_ms", p.gpu_ms, "seed", tostring(p.seed))
     redis.call("HDEL", jk, "token")
     -- service time estimate of the route (EWMA, alpha 0.2) from the attempt's wall time
-    local f = redis.call("HMGET", jk, "route", "cust")
     local took = now - last["started_at"]
-    local route = f[1]
+    local route = f0[3]
     local old = tonumber(redis.call("HGET", key("stats"), "svc:" .. route) or "0")
     local est = took
     if old > 0 then est = math.floor(old * 0.8 + took * 0.2 + 0.5) end
     redis.call("HSET", key("stats"), "svc:" .. route, est)
     -- the customer may read its outputs with its bearer token (signed URLs work for anyone)
-    local cust = f[2]
+    local cust = f0[4]
     for _, digest in ipairs(p.outputs) do
       redis.call("SADD", key("own", digest), cust)
       redis.call("EXPIRE", key("own", digest), retention_s)

@@ -111,21 +111,23 @@ end
 -- Starts an attempt: leases a slot of `b` (the caller checked it has one), marks the job running
 -- under a new token, opens an attempt in the log and records `started`. Returns the attempt as the
 -- worker needs it (JSON).
-local function start_attempt(id, route, b, token, now, lease_ttl)
+local function start_attempt(id, route, b, token, now, lease_ttl, ttl_at)
   local jk = key("job", id)
   redis.call("ZADD", key("lease", b.id), now + lease_ttl, id .. "|" .. token)
   redis.call("SADD", key("lease", "backends"), b.id)
-  redis.call("ZREM", key("q", "ttl"), id)
-  local attempt = redis.call("HINCRBY", jk, "attempt", 1)
-  local f = redis.call("HMGET", jk, "alog", "started", "mod", "fam", "mdl", "task", "fmt", "seed", "req", "spent")
+  if ttl_at > 0 then redis.call("ZREM", key("q", "ttl"), id) end
+  local f = redis.call("HMGET", jk, "alog", "started", "attempt", "mod", "fam", "mdl", "task", "fmt", "seed", "req",
+    "spent")
+  local attempt = tonumber(f[3] or "0") + 1
   local log = cjson.decode(f[1] or "[]")
   log[#log + 1] = {attempt = attempt, backend = b.id, started_at = now}
-  redis.call("HSET", jk, "status", "running", "token", token, "backend", b.id, "alog", json_array(log), "progress", "0")
-  if not f[2] then redis.call("HSET", jk, "started", now) end
+  redis.call("HSET", jk, "status", "running", "token", token, "backend", b.id, "alog", json_array(log), "progress", "0",
+    "attempt", attempt, "started", f[2] or now)
   add_event(id, "started", cjson.encode({backend = b.id, attempt = attempt}))
-  return cjson.encode({id = id, token = token, backend = b.id, route = route, attempt = attempt,
-    modality = f[3], family = f[4], model = f[5], task = f[6], format = f[7], seed = tonumber(f[8]),
-    request = f[9], spent = tonumber(f[10] or "0")})
+  -- the request (already JSON) travels beside the attempt's JSON, not escaped inside it
+  return {cjson.encode({id = id, token = token, backend = b.id, route = route, attempt = attempt,
+    modality = f[4], family = f[5], model = f[6], task = f[7], format = f[8], seed = tonumber(f[9]),
+    spent = tonumber(f[11] or "0")}), f[10]}
 end
 
 -- Starts up to `slots` attempts, taking jobs in the global order among the routes that a backend
@@ -198,7 +200,7 @@ local function dispatch_jobs(now, slots, backends, prefer, lease_ttl, token_base
   end
 
   local n = 0
-  while #out < slots do
+  while n < slots do
     local best_route, best_id, best_score = nil, nil, nil
     for _, route in ipairs(routes) do
       if candidates[route] and any_free(candidates[route]) then
@@ -226,7 +228,9 @@ local function dispatch_jobs(now, slots, backends, prefer, lease_ttl, token_base
       redis.call("ZREM", key("q"), best_id)
       route_remove(best_id, best_route)
       free[b.id] = free[b.id] - 1
-      out[#out + 1] = start_attempt(best_id, best_route, b, token_base .. n, now, lease_ttl)
+      local started = start_attempt(best_id, best_route, b, token_base .. n, now, lease_ttl, ttl_at)
+      out[#out + 1] = started[1]
+      out[#out + 1] = started[2]
     end
   end
   return out
