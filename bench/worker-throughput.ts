@@ -134,6 +134,7 @@ export const workerBench: BenchDef = {
         simRejected: s.rejected_busy + s.rejected_bad_request,
         redisCpuUs: cost.cpuUsPerUnit,
         redisCommands: cost.byCommand,
+        redisUsec: cost.usecByCommand,
       };
     };
     const runRaw = async (r: number) => {

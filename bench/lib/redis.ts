@@ -28,6 +28,8 @@ export interface RedisCost {
   readonly cpuUsPerUnit: number;
   /** Commands per unit by command (INFO commandstats; commands run inside scripts count too). */
   readonly byCommand: Record<string, number>;
+  /** Redis time (µs) per unit by command; a script's time includes the commands it runs. */
+  readonly usecByCommand: Record<string, number>;
 }
 
 /** Commands the benchmark itself sends (not part of the measured work). */
@@ -85,11 +87,13 @@ export async function startRedis(dir: string): Promise<BenchRedis> {
     async costPer(units) {
       const cpu = (await cpuSeconds()) - cpuMark;
       const byCommand: Record<string, number> = {};
+      const usecByCommand: Record<string, number> = {};
       for (const [cmd, st] of await commandStats()) {
         if (BOOKKEEPING.has(cmd)) continue;
         byCommand[cmd] = Math.round((st.calls / units) * 100) / 100;
+        usecByCommand[cmd] = Math.round((st.usec / units) * 10) / 10;
       }
-      return { cpuUsPerUnit: (cpu * 1e6) / units, byCommand };
+      return { cpuUsPerUnit: (cpu * 1e6) / units, byCommand, usecByCommand };
     },
     async usedMemoryBytes() {
       const info = await client.info("memory");
