@@ -64,7 +64,7 @@ await phase("admit", async () => {
     });
   }
 });
-let running = await sched.dispatch(16, backends);
+const running = await sched.dispatch(16, backends);
 await phase("finish + start next", async () => {
   while (running.length > 0) {
     const a = running.shift()!;
