@@ -26,7 +26,7 @@ const ROUTE_TABLE: readonly [RegExp, readonly string[]][] = [
   [/^\/models(\/aliases|\/loras)?\/?$/, ["GET"]],
   [/^\/objects\/[^/]+\/?$/, ["GET", "HEAD"]],
   [/^\/(health|ready)\/?$/, ["GET", "HEAD"]],
-  [/^\/[^/]+\/[^/]+\/[^/]+\/[^/]+\/?$/, ["POST"]],
+  [/^\/(image|video)\/[^/]+\/[^/]+\/[^/]+\/?$/, ["POST"]],
 ];
 
 function allowedMethods(path: string): readonly string[] | undefined {
@@ -81,7 +81,7 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
   app.route("/", eventRoutes(deps));
   app.route("/", jobRoutes(deps));
   app.route("/", modelRoutes(deps));
-  app.on("POST", "/:modality/:family/:model/:task", requireToken);
+  app.on("POST", ["/image/:family/:model/:task", "/video/:family/:model/:task"], requireToken);
   app.route("/", generateRoutes(deps, admission));
 
   app.notFound((c) => {

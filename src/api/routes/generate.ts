@@ -72,11 +72,13 @@ async function waitForEnd(
 export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
   const app = new Hono<ApiEnv>();
 
-  app.post("/:modality/:family/:model/:task", async (c: Context<ApiEnv>) => {
+  // One route per modality (not `/:modality/...`): it keeps every route of the app within what
+  // Hono's fastest router (RegExpRouter) accepts, and any other first segment is simply not a route.
+  const generate = (modality: "image" | "video") => async (c: Context<ApiEnv>) => {
     const principal = c.get("principal");
     const p = c.req.param() as Record<string, string>;
     const { entry, task } = resolveRoute(deps.catalog, {
-      modality: p.modality ?? "",
+      modality,
       family: p.family ?? "",
       model: p.model ?? "",
       task: p.task ?? "",
@@ -162,7 +164,9 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
     if (!bytes) throw new AppError("internal_error", "the output is missing from storage");
     c.header("content-type", job.contentType ?? "application/octet-stream");
     return c.body(bytes as Uint8Array<ArrayBuffer>, 200);
-  });
+  };
+  app.post("/image/:family/:model/:task", generate("image"));
+  app.post("/video/:family/:model/:task", generate("video"));
 
   return app;
 }
