@@ -1,7 +1,11 @@
 // Bench 1 — enqueue: POST /queue on the real API (role api only, no workers: the queue just grows)
 // against the raw bound, a bare Hono route that only does a prioritized BullMQ `queue.add` and
-// answers 202. autocannon, 32 connections, the same valid JWT on every request, interleaved rounds.
-//   npx tsx bench/enqueue.ts [--rounds 3] [--seconds 5] [--connections 32]
+// answers 202. 32 connections, the same valid JWT on every request, interleaved rounds. The load
+// generator is wrk when it is installed (C, one thread: it leaves the cores to the servers), else
+// autocannon (Node, in this process).
+//   npx tsx bench/enqueue.ts [--rounds 3] [--seconds 5] [--connections 32] [--tool wrk|autocannon]
+import { execFileSync, spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import autocannon from "autocannon";
 import { TYPICAL_BODY } from "./lib/admit.js";
@@ -30,6 +34,102 @@ interface Round {
   /** Redis CPU per accepted request (µs), and commands per request (inner script commands too). */
   redisCpuUs: number;
   redisCommands: Record<string, number>;
+}
+
+/** What a load run gives, whichever tool ran it. */
+interface LoadResult {
+  reqPerS: number;
+  p50Ms: number;
+  p99Ms: number;
+  requests: number;
+  sent: number;
+  accepted202: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}
+
+function wrkAvailable(): boolean {
+  try {
+    execFileSync("wrk", ["--version"], { stdio: "ignore" });
+    return true;
+  } catch (err) {
+    // wrk --version exits 1 after printing its version
+    return (err as { status?: number }).status === 1;
+  }
+}
+
+const ms = (v: string, unit: string) => Number(v) * (unit === "us" ? 0.001 : unit === "s" ? 1000 : 1);
+
+async function wrk(
+  dir: string,
+  url: string,
+  token: string,
+  seconds: number,
+  connections: number,
+): Promise<LoadResult> {
+  const script = join(dir, "post.lua");
+  writeFileSync(
+    script,
+    [
+      'wrk.method = "POST"',
+      `wrk.body = ${JSON.stringify(JSON.stringify(TYPICAL_BODY))}`,
+      'wrk.headers["content-type"] = "application/json"',
+      `wrk.headers["authorization"] = "Bearer ${token}"`,
+    ].join("\n"),
+  );
+  const args = ["-t1", `-c${connections}`, `-d${seconds}s`, "--latency", "-s", script, `${url}/queue`];
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn("wrk", args, { stdio: ["ignore", "pipe", "pipe"] });
+    let text = "";
+    child.stdout.on("data", (d: Buffer) => (text += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (text += d.toString()));
+    child.on("error", reject);
+    child.on("exit", (code) =>
+      code === 0 ? resolve(text) : reject(new Error(`wrk exited ${code}: ${text}`)),
+    );
+  });
+  const num = (re: RegExp) => Number(re.exec(out)?.[1] ?? 0);
+  const lat = (pct: string) => {
+    const m = new RegExp(`^\\s+${pct}%\\s+([\\d.]+)(us|ms|s)`, "m").exec(out);
+    return m ? ms(m[1]!, m[2]!) : 0;
+  };
+  const total = num(/(\d+) requests in/);
+  const non2xx = num(/Non-2xx or 3xx responses: (\d+)/);
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const errors = sock ? Number(sock[1]) + Number(sock[2]) + Number(sock[3]) : 0;
+  const accepted = total - non2xx;
+  return {
+    reqPerS: accepted / seconds,
+    p50Ms: lat("50"),
+    p99Ms: lat("99"),
+    requests: total,
+    sent: total,
+    accepted202: accepted,
+    non2xx,
+    errors,
+    timeouts: sock ? Number(sock[4]) : 0,
+  };
+}
+
+async function cannonLoad(
+  url: string,
+  token: string,
+  seconds: number,
+  connections: number,
+): Promise<LoadResult> {
+  const res = await cannon(url, token, seconds, connections);
+  return {
+    reqPerS: res["2xx"] / res.duration,
+    p50Ms: res.latency.p50,
+    p99Ms: res.latency.p99,
+    requests: res.requests.total,
+    sent: res.requests.sent,
+    accepted202: res.statusCodeStats?.["202"]?.count ?? 0,
+    non2xx: res.non2xx,
+    errors: res.errors,
+    timeouts: res.timeouts,
+  };
 }
 
 async function cannon(url: string, token: string, seconds: number, connections: number) {
@@ -69,6 +169,14 @@ export const enqueueBench: BenchDef = {
     });
     const rawUrl = await waitForFile(urlFile, rawChild);
     const token = await mintToken("bench-enqueue", "pro");
+    const toolArg = process.argv.includes("--tool")
+      ? process.argv[process.argv.indexOf("--tool") + 1]
+      : process.env.BENCH_TOOL;
+    const tool = toolArg === "autocannon" || (toolArg !== "wrk" && !wrkAvailable()) ? "autocannon" : "wrk";
+    const load = (url: string, secs: number) =>
+      tool === "wrk"
+        ? wrk(ctx.dir, url, token, secs, connections)
+        : cannonLoad(url, token, secs, connections);
     ctx.log(`ours ${api.url} (pid ${api.child.pid}), raw ${rawUrl} (pid ${rawChild.pid})`);
 
     // Sanity: one request each must be a 202 before anything is timed.
@@ -85,9 +193,9 @@ export const enqueueBench: BenchDef = {
         throw new Error(`${side}: POST /queue answered ${res.status}: ${await res.text()}`);
     }
 
-    ctx.log("warm-up (2 s each, discarded)");
-    await cannon(api.url, token, 2, connections);
-    await cannon(rawUrl, token, 2, connections);
+    ctx.log(`load generator: ${tool}; warm-up (2 s each, discarded)`);
+    await load(api.url, 2);
+    await load(rawUrl, 2);
 
     const results: Round[] = [];
     for (let r = 1; r <= rounds; r++) {
@@ -95,25 +203,17 @@ export const enqueueBench: BenchDef = {
       for (const side of r % 2 ? (["ours", "raw"] as const) : (["raw", "ours"] as const)) {
         await ctx.redis.flush();
         await ctx.redis.markCost();
-        const res = await cannon(side === "ours" ? api.url : rawUrl, token, seconds, connections);
+        const res = await load(side === "ours" ? api.url : rawUrl, seconds);
         const stored =
           side === "ours"
             ? await ctx.redis.client.zcard(`${PREFIX}:q`)
             : await ctx.redis.client.zcard(`${RAW_PREFIX}:raw-enqueue:prioritized`);
-        const accepted = res.statusCodeStats?.["202"]?.count ?? 0;
+        const accepted = res.accepted202;
         const cost = await ctx.redis.costPer(Math.max(1, accepted));
         const row: Round = {
           side,
           round: r,
-          reqPerS: res["2xx"] / res.duration,
-          p50Ms: res.latency.p50,
-          p99Ms: res.latency.p99,
-          requests: res.requests.total,
-          sent: res.requests.sent,
-          accepted202: accepted,
-          non2xx: res.non2xx,
-          errors: res.errors,
-          timeouts: res.timeouts,
+          ...res,
           storedJobs: stored,
           redisCpuUs: cost.cpuUsPerUnit,
           redisCommands: cost.byCommand,
