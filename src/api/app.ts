@@ -44,13 +44,19 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
     ids: deps.ids,
     grantObject: (digest, customer) => grants.grant(digest, customer),
   };
-  const requireToken = authenticate({ authenticate: deps.authenticate });
+  const requireToken = authenticate({
+    authenticate: deps.authenticate,
+    ...(deps.peekPrincipal ? { peek: deps.peekPrincipal } : {}),
+  });
   // A method the path does not have is answered 405 (by notFound below) before asking for a token.
-  const auth: typeof requireToken = async (c, next) => {
-    const allowed = allowedMethods(c.req.path);
-    if (allowed && !allowed.includes(c.req.method)) return next();
-    return requireToken(c, next);
-  };
+  const auth = authenticate({
+    authenticate: deps.authenticate,
+    ...(deps.peekPrincipal ? { peek: deps.peekPrincipal } : {}),
+    skip: (c) => {
+      const allowed = allowedMethods(c.req.path);
+      return allowed !== undefined && !allowed.includes(c.req.method);
+    },
+  });
   const optionalPrincipal = async (c: Context<ApiEnv>) => {
     try {
       return await deps.authenticate(c.req.header("authorization"));

@@ -50,6 +50,8 @@ export interface Authenticator {
    *   malformed or the token fails any check; the message is generic and never contains the token.
    */
   authenticate(authorizationHeader: string | undefined): Promise<Principal>;
+  /** The principal of a token verified before and still valid, without waiting; else undefined. */
+  peek(authorizationHeader: string | undefined): Principal | undefined;
   /** Forgets every cached verification (key rotation, revocation). */
   clear(): void;
   stats(): AuthenticatorStats;
@@ -190,6 +192,17 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
   }
 
   return {
+    peek(authorizationHeader) {
+      if (typeof authorizationHeader !== "string" || authorizationHeader.length > MAX_HEADER_CHARS)
+        return undefined;
+      const token = BEARER_RE.exec(authorizationHeader)?.[1];
+      if (token === undefined) return undefined;
+      const hit = cache.get(token);
+      if (hit === undefined || clock() >= hit.expiresAt) return undefined;
+      cacheHits += 1;
+      return hit;
+    },
+
     async authenticate(authorizationHeader) {
       if (typeof authorizationHeader !== "string" || authorizationHeader.length === 0) {
         throw new AppError("unauthorized", "Missing bearer token", {

@@ -36,6 +36,8 @@ export interface ApiDeps {
   readonly capacity: CapacityView;
   readonly present: Presenter;
   readonly authenticate: (header: string | undefined) => Promise<Principal>;
+  /** A cached principal of an already verified token, without waiting. */
+  readonly peekPrincipal?: (header: string | undefined) => Principal | undefined;
   readonly clock: Clock;
   readonly ids: IdGenerator;
   readonly logger: Logger;

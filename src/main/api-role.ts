@@ -75,6 +75,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
       capacity,
     }),
     authenticate: (h) => authenticator.authenticate(h),
+    peekPrincipal: (h) => authenticator.peek(h),
     clock: ctx.clock,
     ids: createRandomIds(),
     logger,

@@ -383,3 +383,17 @@ describe("parseTtl", () => {
     },
   );
 });
+
+describe("peek", () => {
+  it("answers only for a token verified before and still valid", async () => {
+    const a = auth();
+    const token = await signToken({ secret: SECRET, customerId: "c_peek", ttlS: 60, clock });
+    expect(a.peek(`Bearer ${token}`)).toBeUndefined();
+    await a.authenticate(`Bearer ${token}`);
+    expect(a.peek(`Bearer ${token}`)?.customerId).toBe("c_peek");
+    expect(a.peek(undefined)).toBeUndefined();
+    expect(a.peek(`Basic ${token}`)).toBeUndefined();
+    now = T0 + 61_000;
+    expect(a.peek(`Bearer ${token}`)).toBeUndefined();
+  });
+});
