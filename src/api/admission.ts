@@ -75,7 +75,7 @@ export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Ad
   // Never accept a job that nothing will ever run: when live workers report their backends and
   // none serves the model, it is unknown to this deployment. (With no worker reporting yet, jobs
   // are accepted and wait for one.)
-  const snapshot = await deps.capacity.snapshot();
+  const snapshot = deps.capacity.current?.() ?? (await deps.capacity.snapshot());
   if (snapshot.backends.length > 0 && !snapshot.route(familyModel).served) {
     throw new AppError("not_found", `no backend of this deployment serves ${familyModel}`);
   }

@@ -24,6 +24,8 @@ export interface CapacitySnapshot {
 
 export interface CapacityView {
   snapshot(): Promise<CapacitySnapshot>;
+  /** The snapshot without waiting, when one is held and its last refresh did not fail. */
+  current?(): CapacitySnapshot | undefined;
 }
 
 export function servesRoute(
@@ -98,6 +100,11 @@ export function createCapacityView(opts: {
   };
 
   return {
+    current() {
+      if (!current || failed) return undefined;
+      if (opts.clock() - current.at > opts.cacheMs) load().catch(() => undefined);
+      return current.value;
+    },
     snapshot() {
       // After a failed refresh (Redis unreachable) callers wait for a fresh read and see its error,
       // rather than decisions made on data that can no longer be checked.
