@@ -6,7 +6,6 @@ import { createLogger } from "./infra/logger.js";
 import { loadKeys, loadSettings } from "./main/settings.js";
 import { parseRoles, runStart } from "./main/start.js";
 import { createRuntime } from "./main/runtime.js";
-import { startSimRole } from "./main/sim-role.js";
 
 const USAGE = `usage: render-gateway <command>
 
@@ -62,6 +61,7 @@ async function main(argv: string[]): Promise<number> {
       const logger = createLogger({ level: settings.env.LOG_LEVEL });
       const runtime = createRuntime(logger);
       runtime.handleSignals((code) => process.exit(code));
+      const { startSimRole } = await import("./main/sim-role.js");
       const sim = await startSimRole({
         env: settings.env,
         dataDir: settings.dataDir,

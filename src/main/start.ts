@@ -10,9 +10,6 @@ import { createFsBlobStore } from "../infra/fs-blob-store.js";
 import { signToken } from "../api/auth.js";
 import { createRuntime, type Runtime } from "./runtime.js";
 import { defaultSimBackends, loadKeys, loadSettings, PROJECT_ROOT, type Settings } from "./settings.js";
-import { startSimRole } from "./sim-role.js";
-import { startWorkerRole } from "./worker-role.js";
-import { startApiRole } from "./api-role.js";
 
 export const ROLES = ["api", "worker", "pipeline", "admin", "sim"] as const;
 export type Role = (typeof ROLES)[number];
@@ -74,7 +71,9 @@ export async function runStart(roles: Role[]): Promise<void> {
     const blobs = createFsBlobStore({ root: join(settings.dataDir, "cas") });
 
     let simUrl: string | undefined;
+    // Roles are loaded on demand: an API process never loads the simulator's image and video encoders.
     if (roles.includes("sim")) {
+      const { startSimRole } = await import("./sim-role.js");
       const sim = await startSimRole({ env, dataDir: settings.dataDir, runtime, logger, defaultPort: 0 });
       simUrl = sim.url;
       logger.info({ url: sim.url }, "simulated GPU backend listening");
@@ -88,9 +87,11 @@ export async function runStart(roles: Role[]): Promise<void> {
         }
         backends = defaultSimBackends(settings.catalog, simUrl, env.SIM_CAPACITY);
       }
+      const { startWorkerRole } = await import("./worker-role.js");
       await startWorkerRole({ settings, redisUrl, backends, runtime, logger, clock: systemClock, blobs });
     }
     if (roles.includes("api")) {
+      const { startApiRole } = await import("./api-role.js");
       const api = await startApiRole({
         settings,
         keys,
