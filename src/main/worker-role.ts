@@ -2,7 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { Redis } from "ioredis";
-import type { BackendConfig } from "../config/backends.js";
+import { servesModel, type BackendConfig } from "../config/backends.js";
 import { closeRedis } from "../infra/redis.js";
 import { createBackendDirectory } from "../queues/backend-directory.js";
 import { createRegistry } from "../workers/backends/registry.js";
@@ -10,7 +10,21 @@ import { createWorkerService, type WorkerService } from "../workers/worker-servi
 import { createBreakers } from "../workers/backends/breakers.js";
 import { createHealthPoller } from "../workers/backends/health.js";
 import { connectRole, type RoleContext } from "./role-context.js";
-import { schedulerFor } from "./settings.js";
+import { schedulerFor, type Settings } from "./settings.js";
+
+/**
+ * The catalogue's default engine of each model that backends of several engines serve (where the
+ * choice exists; it is sent with every dispatch, so it stays small).
+ */
+function preferredEngines(settings: Settings, backends: readonly BackendConfig[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const m of settings.catalog.entries()) {
+    const fm = `${m.family}/${m.model}`;
+    const engines = new Set(backends.filter((b) => servesModel(b, fm)).map((b) => b.engine));
+    if (m.default_backend && engines.size > 1) out[fm] = m.default_backend;
+  }
+  return out;
+}
 
 export async function startWorkerRole(
   ctx: RoleContext & { backends: readonly BackendConfig[] },
@@ -64,11 +78,7 @@ export async function startWorkerRole(
     publishIntervalMs: env.HEALTH_INTERVAL_MS,
     breakers,
     health,
-    preferredEngine: Object.fromEntries(
-      ctx.settings.catalog
-        .entries()
-        .flatMap((m) => (m.default_backend ? [[`${m.family}/${m.model}`, m.default_backend] as const] : [])),
-    ),
+    preferredEngine: preferredEngines(ctx.settings, ctx.backends),
   });
   await service.start();
   ctx.runtime.defer("worker service", () => service.stop(env.SHUTDOWN_GRACE_MS));

@@ -306,3 +306,30 @@ describe("what the backend gets", () => {
     expect(stored).toMatchObject({ prompt: fox.prompt, width: 1024, height: 1024 });
   });
 });
+
+describe("backend choice", () => {
+  it("runs a model on its catalogue default engine when backends of several engines serve it", async () => {
+    const res = await sys.call("/queue", {
+      method: "POST",
+      token: alice,
+      body: JSON.stringify({
+        modality: "image",
+        family: "sdxl",
+        model: "base",
+        task: "t2i",
+        format: "512",
+        prompt: "default engine",
+      }),
+    });
+    const { id } = (await res.json()) as { id: string };
+    const job = await waitFor(async () => {
+      const j = (await (await sys.call(`/jobs/${id}?redirect=false`, { token: alice })).json()) as Record<
+        string,
+        any
+      >;
+      return j.status === "complete" ? j : undefined;
+    });
+    // sdxl: tensorrt is the catalogue's default, torch serves it too
+    expect(job.backend).toBe("sim-tensorrt");
+  });
+});
