@@ -17,36 +17,27 @@ import { figure, fmt, median, pairRatios, table } from "./lib/report.js";
 const PREFIX = "{bench}";
 const RAW_PREFIX = "rawq";
 
-interface Round {
-  side: "ours" | "raw";
-  round: number;
-  reqPerS: number;
-  p50Ms: number;
-  p99Ms: number;
-  requests: number;
-  /** Requests autocannon sent (answered or still in flight when it stopped). */
-  sent: number;
-  accepted202: number;
-  non2xx: number;
-  errors: number;
-  timeouts: number;
-  storedJobs: number;
-  /** Redis CPU per accepted request (µs), and commands per request (inner script commands too). */
-  redisCpuUs: number;
-  redisCommands: Record<string, number>;
-}
-
 /** What a load run gives, whichever tool ran it. */
 interface LoadResult {
   reqPerS: number;
   p50Ms: number;
   p99Ms: number;
   requests: number;
+  /** Requests sent (answered or still in flight when the run stopped). */
   sent: number;
   accepted202: number;
   non2xx: number;
   errors: number;
   timeouts: number;
+}
+
+interface Round extends LoadResult {
+  side: "ours" | "raw";
+  round: number;
+  storedJobs: number;
+  /** Redis CPU per accepted request (µs), and commands per request (inner script commands too). */
+  redisCpuUs: number;
+  redisCommands: Record<string, number>;
 }
 
 function wrkAvailable(): boolean {
