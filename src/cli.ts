@@ -1,7 +1,8 @@
 // The render-gateway command line: start, token, sim-backend (API.md §5).
 import { parseArgs } from "node:util";
 import { systemClock } from "./core/time.js";
-import { parseTtl, signToken, type TierName } from "./api/auth.js";
+import { parseTtl, signToken } from "./api/auth.js";
+import { DEFAULT_TIER } from "./core/tiers.js";
 import { createLogger } from "./infra/logger.js";
 import { loadKeys, loadSettings } from "./main/settings.js";
 import { parseRoles, runStart } from "./main/start.js";
@@ -14,8 +15,6 @@ const USAGE = `usage: render-gateway <command>
                                    print an access token signed with JWT_SECRET or the dev secret
   sim-backend                      run the simulated GPU backend alone (SIM_PORT, default 8001)
 `;
-
-const TIERS: readonly TierName[] = ["free", "pro", "enterprise", "unlimited"];
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -37,16 +36,19 @@ async function main(argv: string[]): Promise<number> {
         strict: true,
       });
       if (!values.customer) throw new Error("token: --customer is required");
-      const tier = (values.tier ?? "free") as TierName;
-      if (!TIERS.includes(tier)) throw new Error(`token: --tier must be one of ${TIERS.join(", ")}`);
       if (values.scope !== undefined && values.scope !== "admin")
         throw new Error("token: --scope takes only admin");
       const settings = loadSettings();
+      // The tiers table (TIERS_FILE or the built-in one) says which tiers exist.
+      const tiers = Object.keys(settings.tiers);
+      const tier = values.tier ?? DEFAULT_TIER;
+      if (!tiers.includes(tier)) throw new Error(`token: --tier must be one of ${tiers.join(", ")}`);
       const keys = await loadKeys(settings);
       const token = await signToken({
         secret: keys.jwt,
         customerId: values.customer,
         tier,
+        tiers,
         admin: values.scope === "admin",
         ttlS: parseTtl(values.ttl),
         clock: systemClock,

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { Redis } from "ioredis";
 import { admitJob, type AdmissionDeps } from "../../src/api/admission.js";
 import type { Principal } from "../../src/api/auth.js";
-import type { CapacityView } from "../../src/api/capacity.js";
+import type { CapacitySnapshot, CapacityView } from "../../src/api/capacity.js";
 import { randomIds } from "../../src/core/ids.js";
 import { parseQueueRequest, type QueueRequest } from "../../src/core/request-schema.js";
 import { systemClock } from "../../src/core/time.js";
@@ -42,12 +42,14 @@ export interface Admitter {
 }
 
 /** Capacity as an API without workers sees it: none reported, the default service time. */
+const NO_CAPACITY: CapacitySnapshot = {
+  backends: [],
+  averageServiceMs: 5_000,
+  route: () => ({ capacity: 0, serviceMs: 5_000, served: false }),
+};
 const noCapacity: CapacityView = {
-  snapshot: async () => ({
-    backends: [],
-    averageServiceMs: 5_000,
-    route: () => ({ capacity: 0, serviceMs: 5_000, served: false }),
-  }),
+  snapshot: async () => NO_CAPACITY,
+  current: () => NO_CAPACITY,
 };
 
 export function createAdmitter(o: {
@@ -76,6 +78,8 @@ export function createAdmitter(o: {
     clock: systemClock,
     ids: randomIds,
     grantObject: async () => undefined,
+    mayReadObject: async () => true,
+    allowPrivateUrls: false,
   };
   const principal: Principal = Object.freeze({
     customerId: o.customerId,

@@ -1,10 +1,12 @@
-// Admission shared by the async and sync routes: inline images into the CAS, the seed, the stored
-// record, and one atomic admit (position, ETA, optional "must start within budget" check).
+// Admission shared by the async and sync routes: input image checks (public URLs, readable objects),
+// the capacity check of the sync tier, inline images into the CAS, the seed, the stored record, and
+// one atomic admit (position, ETA, optional "must start within budget" check).
 import type { Principal } from "./auth.js";
 import type { BlobStore } from "../core/ports.js";
 import { AppError, validationError } from "../core/errors.js";
 import type { IdGenerator } from "../core/ids.js";
 import type { Priority } from "../core/job.js";
+import { imageUrlProblem } from "../core/webhook-target.js";
 import type { Clock } from "../core/time.js";
 import { QUEUE_ONLY_FIELDS, type GenerationRequest, type ImageRef } from "../core/request-schema.js";
 import { maxPositionWithin } from "../core/eta.js";
@@ -19,6 +21,13 @@ export interface AdmissionDeps {
   readonly ids: IdGenerator;
   /** Records that a customer may read an object (inputs they sent). */
   readonly grantObject: (digest: string, customerId: string) => Promise<void>;
+  /**
+   * Whether the caller may use a stored object as an input: they own it, are an admin, or gave a
+   * signed object URL of it (`url`, the value they sent).
+   */
+  readonly mayReadObject: (digest: string, principal: Principal, url?: string) => Promise<boolean>;
+  /** `WEBHOOK_ALLOW_PRIVATE`: image URLs may point at private, loopback and metadata hosts. */
+  readonly allowPrivateUrls: boolean;
 }
 
 export interface AdmitRequest {
@@ -45,7 +54,34 @@ export interface Admitted {
 
 const SEED_SPACE = 4_294_967_296;
 
-/** Moves inline `data:` images into the CAS; checks digests exist. Queued jobs hold digests only. */
+/**
+ * Checks an input image before anything is stored: a URL must not point at a private host (the GPU
+ * backend fetches it from inside the network); a stored object must exist and be readable by the
+ * caller. An object the caller may not read is reported exactly like a missing one, so a digest never
+ * reveals whether someone else stored it.
+ * @throws AppError 400 `validation_error` with `details.field` = `field`.
+ */
+async function checkImage(field: string, ref: ImageRef, principal: Principal, deps: AdmissionDeps) {
+  switch (ref.kind) {
+    case "url": {
+      const problem = imageUrlProblem(ref.url, deps.allowPrivateUrls);
+      if (problem) throw validationError(field, "public_https", `${field}: ${problem}`);
+      return;
+    }
+    case "data":
+      return;
+    case "digest": {
+      const usable =
+        (await deps.mayReadObject(ref.digest, principal, ref.url)) && (await deps.blobs.has(ref.digest));
+      if (!usable) throw validationError(field, "exists", `${field}: no stored object ${ref.digest}`);
+      return;
+    }
+    case "asset":
+      throw validationError(field, "exists", `${field}: asset ${ref.asset_id} has no uploaded bytes`);
+  }
+}
+
+/** Moves an inline `data:` image into the CAS (granting its sender); queued jobs hold digests only. */
 async function storeImage(field: string, ref: ImageRef, principal: Principal, deps: AdmissionDeps) {
   switch (ref.kind) {
     case "url":
@@ -56,11 +92,9 @@ async function storeImage(field: string, ref: ImageRef, principal: Principal, de
       return { kind: "digest", digest };
     }
     case "digest":
-      if (!(await deps.blobs.has(ref.digest))) {
-        throw validationError(field, "exists", `${field}: no stored object ${ref.digest}`);
-      }
       return { kind: "digest", digest: ref.digest };
     case "asset":
+      // checkImage refused it already.
       throw validationError(field, "exists", `${field}: asset ${ref.asset_id} has no uploaded bytes`);
   }
 }
@@ -70,18 +104,28 @@ const NOT_GENERATION = new Set(QUEUE_ONLY_FIELDS);
 
 export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Admitted> {
   const r = a.request;
+  const mask = r.modality === "image" ? r.mask : undefined;
+  if (r.image) await checkImage("image", r.image, a.principal, deps);
+  if (mask) await checkImage("mask", mask, a.principal, deps);
   const familyModel = `${r.family}/${r.model}`;
   const route = a.backend ? `${familyModel}@${a.backend}` : familyModel;
   // Never accept a job that nothing will ever run: when live workers report their backends and
   // none serves the model, it is unknown to this deployment. (With no worker reporting yet, jobs
   // are accepted and wait for one.)
-  const snapshot = deps.capacity.current?.() ?? (await deps.capacity.snapshot());
+  const snapshot = deps.capacity.current() ?? (await deps.capacity.snapshot());
   if (snapshot.backends.length > 0 && !snapshot.route(familyModel).served) {
     throw new AppError("not_found", `no backend of this deployment serves ${familyModel}`);
   }
   const { capacity, serviceMs, served } = snapshot.route(familyModel, a.backend);
   if (a.backend !== undefined && !served) {
     throw validationError("backend", "serves_model", `no backend "${a.backend}" serves ${familyModel}`);
+  }
+  // The sync tier's capacity check comes before anything is stored: a refused request leaves no
+  // object and no ownership behind.
+  let maxPosition: number | undefined;
+  if (a.startWithinMs !== undefined) {
+    maxPosition = maxPositionWithin(a.startWithinMs, capacity, serviceMs);
+    if (maxPosition < 0) throw capacityExhausted(serviceMs, "no backend can run this model right now");
   }
   const seed = r.seed ?? Math.floor(Math.random() * SEED_SPACE);
   const stored: Record<string, unknown> = {};
@@ -91,14 +135,8 @@ export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Ad
   }
   stored.seed = seed;
   if (r.image) stored.image = await storeImage("image", r.image, a.principal, deps);
-  if (r.modality === "image" && r.mask) stored.mask = await storeImage("mask", r.mask, a.principal, deps);
+  if (mask) stored.mask = await storeImage("mask", mask, a.principal, deps);
   if (a.outputFormat) stored.output_format = a.outputFormat;
-
-  let maxPosition: number | undefined;
-  if (a.startWithinMs !== undefined) {
-    maxPosition = maxPositionWithin(a.startWithinMs, capacity, serviceMs);
-    if (maxPosition < 0) throw capacityExhausted(serviceMs, "no backend can run this model right now");
-  }
   const now = deps.clock();
   const id = deps.ids("job");
   const fields: Record<string, string> = {
@@ -128,6 +166,10 @@ export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Ad
     fields,
   });
   if (!res.admitted) {
+    // `too_far` (the queue grew past maxPosition between the snapshot and the admit) can still come
+    // after an inline image was stored and granted to the caller. That is harmless: the object is
+    // content the caller sent and may read anyway, keyed by its digest, and its grant lapses with the
+    // retention window. The check above refuses the common case (no capacity at all) before storing.
     if (res.reason === "too_far") throw capacityExhausted(serviceMs, "the sync tier is at capacity");
     throw new AppError("internal_error", "job id collision");
   }

@@ -14,10 +14,14 @@ import { generateRoutes } from "./routes/generate.js";
 import { modelRoutes } from "./routes/models.js";
 import { objectRoutes } from "./routes/objects.js";
 import { healthRoutes } from "./routes/health.js";
-import { createObjectGrants } from "./objects.js";
+import { createObjectGrants, isSignedObjectUrl } from "./objects.js";
 import type { AdmissionDeps } from "./admission.js";
 
-/** Known paths and their methods, for 405 with `Allow` instead of 404. */
+/**
+ * Known paths and their methods, for 405 with `Allow` instead of 404. A path with GET also answers
+ * HEAD (Hono runs the GET handler and drops the body), so HEAD is treated as GET wherever this table
+ * is consulted.
+ */
 const ROUTE_TABLE: readonly [RegExp, readonly string[]][] = [
   [/^\/queue\/?$/, ["GET", "POST"]],
   [/^\/jobs\/[^/]+\/?$/, ["GET", "DELETE"]],
@@ -33,6 +37,11 @@ function allowedMethods(path: string): readonly string[] | undefined {
   return ROUTE_TABLE.find(([re]) => re.test(path))?.[1];
 }
 
+/** Whether `method` is one of `allowed`, HEAD counting as GET. */
+function isAllowed(allowed: readonly string[], method: string): boolean {
+  return allowed.includes(method) || (method === "HEAD" && allowed.includes("GET"));
+}
+
 export function createApp(deps: ApiDeps): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>({ strict: false });
   const grants = createObjectGrants(deps.redis, deps.scheduler.keys.prefix, deps.config.retentionS);
@@ -43,6 +52,14 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
     clock: deps.clock,
     ids: deps.ids,
     grantObject: (digest, customer) => grants.grant(digest, customer),
+    // An input object is usable by whoever may read it: its owner, an admin, or the holder of a
+    // signed URL of it (the same rule as GET /objects/{digest}).
+    mayReadObject: async (digest, principal, url) =>
+      principal.admin ||
+      (url !== undefined &&
+        isSignedObjectUrl(url, digest, deps.config.urlKey, Math.floor(deps.clock() / 1000))) ||
+      (await grants.isOwner(digest, principal.customerId)),
+    allowPrivateUrls: deps.config.webhookAllowPrivate,
   };
   const requireToken = authenticate({
     authenticate: deps.authenticate,
@@ -54,7 +71,7 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
     ...(deps.peekPrincipal ? { peek: deps.peekPrincipal } : {}),
     skip: (c) => {
       const allowed = allowedMethods(c.req.path);
-      return allowed !== undefined && !allowed.includes(c.req.method);
+      return allowed !== undefined && !isAllowed(allowed, c.req.method);
     },
   });
   const optionalPrincipal = async (c: Context<ApiEnv>) => {
@@ -94,7 +111,7 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
     const path = c.req.path;
     const allowed = allowedMethods(path);
     const id = c.get("requestId");
-    if (allowed && !allowed.includes(c.req.method)) {
+    if (allowed && !isAllowed(allowed, c.req.method)) {
       return problemResponse(
         new AppError("method_not_allowed", `${c.req.method} is not allowed on ${path}`, {
           headers: { allow: allowed.join(", ") },

@@ -4,14 +4,15 @@ import type { JWTPayload, JWTVerifyOptions } from "jose";
 import { AppError } from "../core/errors.js";
 import { createLru } from "../core/lru.js";
 import type { Clock } from "../core/time.js";
+import { DEFAULT_TIER, DEFAULT_TIERS } from "../core/tiers.js";
 
-/** The service tiers of API.md §1 (Tiers). */
-export type TierName = "free" | "pro" | "enterprise" | "unlimited";
+export type { TierName } from "../core/tiers.js";
 
 /** Who is calling, as established by {@link Authenticator.authenticate}. Frozen; safe to share. */
 export interface Principal {
   readonly customerId: string;
-  readonly tier: TierName;
+  /** A tier of the tiers table (TIERS_FILE or the built-in one). */
+  readonly tier: string;
   readonly admin: boolean;
   /** When the credential stops being valid, in milliseconds since the epoch (the JWT `exp`). */
   readonly expiresAt: number;
@@ -29,6 +30,11 @@ export interface AuthenticatorOptions {
   readonly clockToleranceS?: number;
   /** Most verified tokens remembered; default 10 000. 0 disables the cache. */
   readonly cacheSize?: number;
+  /**
+   * The tier names a token may claim: the keys of the tiers table (TIERS_FILE or the built-in one).
+   * A token naming another tier is refused (401).
+   */
+  readonly tiers: readonly string[];
   readonly clock: Clock;
 }
 
@@ -62,7 +68,9 @@ export interface SignTokenOptions {
   readonly secret: Uint8Array;
   readonly customerId: string;
   /** Default `free`. */
-  readonly tier?: TierName;
+  readonly tier?: string;
+  /** The tier names `tier` must be one of; default the built-in tiers. */
+  readonly tiers?: readonly string[];
   /** Adds `scope: "admin"`. */
   readonly admin?: boolean;
   /** Lifetime in seconds (see {@link parseTtl}). */
@@ -72,7 +80,7 @@ export interface SignTokenOptions {
   readonly clock: Clock;
 }
 
-const TIERS: ReadonlySet<string> = new Set<TierName>(["free", "pro", "enterprise", "unlimited"]);
+const BUILT_IN_TIERS: readonly string[] = Object.keys(DEFAULT_TIERS);
 const CUSTOMER_ID_RE = /^[A-Za-z0-9_.:@-]{1,128}$/;
 /** RFC 6750 §2.1: `Bearer 1*SP b64token`. */
 const BEARER_RE = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
@@ -118,10 +126,10 @@ function customerIdOf(payload: JWTPayload): string {
   throw refused("no customer_id, sub or user_id claim");
 }
 
-function tierOf(payload: JWTPayload): TierName {
+function tierOf(payload: JWTPayload, tiers: ReadonlySet<string>): string {
   const value = payload["tier"];
-  if (value === undefined) return "free";
-  if (typeof value === "string" && TIERS.has(value)) return value as TierName;
+  if (value === undefined) return DEFAULT_TIER;
+  if (typeof value === "string" && tiers.has(value)) return value;
   throw refused("unknown tier claim");
 }
 
@@ -140,10 +148,19 @@ function isAdmin(payload: JWTPayload): boolean {
  * served only while the injected clock is before the token's `exp`, so a hot token costs a hash and a
  * map lookup instead of a jose verify. Concurrent first uses of one token share a single verify.
  *
- * @throws TypeError when the secret is shorter than 32 bytes or a numeric option is out of range.
+ * @throws TypeError when the secret is shorter than 32 bytes or `tiers` is not a non-empty list of
+ *   names; RangeError when a numeric option is out of range.
  */
 export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
   assertSecret(opts.secret);
+  if (
+    !Array.isArray(opts.tiers) ||
+    opts.tiers.length === 0 ||
+    !opts.tiers.every((t) => typeof t === "string" && t !== "")
+  ) {
+    throw new TypeError("tiers must be a non-empty list of tier names");
+  }
+  const tiers: ReadonlySet<string> = new Set(opts.tiers);
   const clockToleranceS = opts.clockToleranceS ?? 30;
   const cacheSize = opts.cacheSize ?? 10_000;
   if (!Number.isFinite(clockToleranceS) || clockToleranceS < 0) {
@@ -181,7 +198,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
     if (typeof exp !== "number") throw refused("missing exp claim");
     return Object.freeze({
       customerId: customerIdOf(payload),
-      tier: tierOf(payload),
+      tier: tierOf(payload, tiers),
       admin: isAdmin(payload),
       expiresAt: exp * 1000,
     });
@@ -257,7 +274,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
  * A HS256 JWT for `customerId` (claims `sub` and `customer_id`, `tier`, `scope: "admin"` when admin,
  * `iat`, `exp` = now + `ttlS`, and `iss`/`aud` when given), as `render-gateway token` prints it.
  *
- * @throws TypeError for a short secret, a malformed customer id or an unknown tier; RangeError for a
+ * @throws TypeError for a short secret, a malformed customer id or a tier outside `tiers`; RangeError for a
  *   `ttlS` that is not a positive integer.
  */
 export async function signToken(opts: SignTokenOptions): Promise<string> {
@@ -265,8 +282,8 @@ export async function signToken(opts: SignTokenOptions): Promise<string> {
   if (typeof opts.customerId !== "string" || !CUSTOMER_ID_RE.test(opts.customerId)) {
     throw new TypeError("customerId must be 1-128 characters of [A-Za-z0-9_.:@-]");
   }
-  const tier = opts.tier ?? "free";
-  if (!TIERS.has(tier)) throw new TypeError(`unknown tier ${String(tier)}`);
+  const tier = opts.tier ?? DEFAULT_TIER;
+  if (!(opts.tiers ?? BUILT_IN_TIERS).includes(tier)) throw new TypeError(`unknown tier ${String(tier)}`);
   if (!Number.isSafeInteger(opts.ttlS) || opts.ttlS <= 0)
     throw new RangeError("ttlS must be a positive integer");
   const nowS = Math.floor(opts.clock() / 1000);

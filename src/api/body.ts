@@ -21,17 +21,16 @@ export async function readJsonBody(c: Context, limit = BODY_LIMIT_BYTES): Promis
   const declared = Number(requestHeader(c, "content-length"));
   if (Number.isFinite(declared) && declared > limit) throw tooLarge();
 
-  let size = 0;
   let text: string;
   if (Number.isFinite(declared) && requestHeader(c, "transfer-encoding") === undefined) {
     // A declared length within the limit (the HTTP parser reads exactly that much): the node adapter
     // hands the body over directly, without building a web Request and stream for it.
     text = await c.req.text();
-    size = text.length;
   } else {
     // Chunked: count while streaming and stop at the limit, never buffering more than it.
     const body = c.req.raw.body;
     const chunks: Uint8Array[] = [];
+    let size = 0;
     if (body) {
       const reader: ReadableStreamDefaultReader<Uint8Array> = body.getReader();
       for (;;) {
@@ -47,7 +46,7 @@ export async function readJsonBody(c: Context, limit = BODY_LIMIT_BYTES): Promis
     }
     text = Buffer.concat(chunks, size).toString("utf8");
   }
-  if (size === 0) throw new AppError("empty_body", "request body cannot be empty");
+  // No bytes at all, or only whitespace.
   if (!/\S/.test(text)) throw new AppError("empty_body", "request body cannot be empty");
   try {
     return JSON.parse(text) as unknown;

@@ -4,6 +4,7 @@
 import type { BackendDirectory, BackendState } from "../queues/backend-directory.js";
 import type { JobStore } from "../queues/job-store.js";
 import type { Clock } from "../core/time.js";
+import { servesModel } from "../config/backends.js";
 
 export interface RouteInfo {
   /** Total capacity of healthy backends (breaker not open everywhere) that serve the route. */
@@ -25,16 +26,7 @@ export interface CapacitySnapshot {
 export interface CapacityView {
   snapshot(): Promise<CapacitySnapshot>;
   /** The snapshot without waiting, when one is held and its last refresh did not fail. */
-  current?(): CapacitySnapshot | undefined;
-}
-
-export function servesRoute(
-  b: Pick<BackendState, "models" | "engine" | "id">,
-  familyModel: string,
-  constraint?: string,
-) {
-  if (constraint && constraint !== b.engine && constraint !== b.id) return false;
-  return b.models.includes("*") || b.models.includes(familyModel);
+  current(): CapacitySnapshot | undefined;
 }
 
 function buildSnapshot(
@@ -55,7 +47,7 @@ function buildSnapshot(
         let capacity = 0;
         let served = false;
         for (const b of backends) {
-          if (!servesRoute(b, familyModel, constraint)) continue;
+          if (!servesModel(b, familyModel, constraint)) continue;
           served = true;
           const states = Object.values(b.breakers);
           const breakerOpen = states.length > 0 && states.every((s) => s === "open");

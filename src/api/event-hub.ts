@@ -1,6 +1,6 @@
 // One subscription per API process to the job event channel, fanned out to the SSE streams and
 // sync waiters of this process. Messages only say "job X has new events"; readers fetch them from
-// the job's stream, so a missed message costs latency, never an event.
+// the job's event list in Redis, so a missed message costs latency, never an event.
 import type { Redis } from "ioredis";
 
 export type Listener = () => void;

@@ -41,10 +41,10 @@ export function createIdempotency(redis: Redis, prefix: string) {
      */
     async begin(customer: string, key: string, fingerprint: string): Promise<StoredResponse | undefined> {
       const k = keyOf(customer, key);
-      const reserved = await redis.set(k, JSON.stringify({ fp: fingerprint }), "EX", PENDING_TTL_S, "NX");
-      if (reserved === "OK") return undefined;
-      const raw = await redis.get(k);
-      if (raw === null) return this.begin(customer, key, fingerprint);
+      // One atomic step (SET … NX GET, Redis ≥ 7.0): reserve the key, or read what holds it. No window
+      // in which the holder can lapse between the two.
+      const raw = await redis.set(k, JSON.stringify({ fp: fingerprint }), "EX", PENDING_TTL_S, "NX", "GET");
+      if (raw === null) return undefined;
       const stored = JSON.parse(raw) as { fp: string; response?: StoredResponse };
       if (stored.fp !== fingerprint) {
         throw new AppError(

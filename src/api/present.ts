@@ -15,6 +15,28 @@ export interface Presenter {
   eventData(event: string, data: Record<string, unknown>): Record<string, unknown>;
 }
 
+/**
+ * The ETA of a queued or running job (API.md §3; docs/decisions.md "ETA"), from the capacity and
+ * measured service time of its route (`family/model` or `family/model@<backend constraint>`);
+ * undefined for finished jobs and for a queued job that no healthy capacity serves. The one
+ * computation behind `GET /jobs/{id}` and the SSE `position` events.
+ */
+export async function etaSecondsOf(
+  capacity: CapacityView,
+  clock: Clock,
+  job: Pick<JobRecord, "status" | "route" | "attemptLog">,
+  position: number,
+): Promise<number | undefined> {
+  if (job.status !== "queued" && job.status !== "running") return undefined;
+  const [familyModel = "", constraint] = job.route.split("@");
+  const { capacity: cap, serviceMs } = (await capacity.snapshot()).route(familyModel, constraint);
+  if (job.status === "running") {
+    const now = clock();
+    return runningEtaSeconds(now - (job.attemptLog.at(-1)?.started_at ?? now), serviceMs);
+  }
+  return queuedEtaSeconds(Math.max(0, position), cap, serviceMs);
+}
+
 export function createPresenter(opts: {
   /** PUBLIC_URL (read per call: the API learns its own address only once it listens). */
   publicUrl: () => string;
@@ -33,18 +55,7 @@ export function createPresenter(opts: {
     objectUrl,
 
     async job(job, position) {
-      let etaSeconds: number | undefined;
-      if (job.status === "queued" || job.status === "running") {
-        const [familyModel = "", constraint] = job.route.split("@");
-        const { capacity: cap, serviceMs: svc } = (await opts.capacity.snapshot()).route(
-          familyModel,
-          constraint,
-        );
-        etaSeconds =
-          job.status === "running"
-            ? runningEtaSeconds(opts.clock() - (job.attemptLog.at(-1)?.started_at ?? opts.clock()), svc)
-            : queuedEtaSeconds(Math.max(0, position), cap, svc);
-      }
+      const etaSeconds = await etaSecondsOf(opts.capacity, opts.clock, job, position);
       const pub = toPublicJob(job, {
         urlFor: objectUrl,
         ...(position >= 0 ? { position } : {}),

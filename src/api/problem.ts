@@ -39,11 +39,24 @@ export function problemResponse(err: AppError, requestId: string): Response {
   );
 }
 
-/** True when the error means Redis could not be reached (connection closed, offline, timeout). */
+/**
+ * Redis error replies that mean "this server cannot take the command now" rather than "the command is
+ * wrong": out of memory, a failed snapshot (MISCONF), a replica (READONLY), a busy script (BUSY, not
+ * BUSYKEY/BUSYGROUP), loading the dataset (LOADING), cluster and replication states. ioredis's
+ * ReplyError message starts with the code.
+ */
+const UNAVAILABLE_REPLY_RE =
+  /^(?:OOM|MISCONF|READONLY|BUSY|LOADING|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|NOREPLICAS|NOMASTERLINK)\b/;
+
+/**
+ * True when the error means Redis cannot serve the request now: not reachable (connection closed,
+ * offline, timeout) or answering with one of the "unavailable" error replies above.
+ */
 export function isRedisUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const msg = err.message;
   return (
+    UNAVAILABLE_REPLY_RE.test(msg) ||
     msg.includes("Stream isn't writeable") ||
     msg.includes("enableOfflineQueue") ||
     msg.includes("Connection is closed") ||
@@ -71,8 +84,4 @@ export function createErrorHandler(logger: Logger) {
     logger.error({ requestId, err }, "unhandled error");
     return problemResponse(new AppError("internal_error", "internal error"), requestId);
   };
-}
-
-export function fail(code: ErrorCode, message: string, details?: Readonly<Record<string, unknown>>): never {
-  throw new AppError(code, message, details ? { details } : {});
 }

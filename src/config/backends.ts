@@ -1,9 +1,10 @@
 // BACKENDS_FILE (API.md §6): the GPU backends workers may call, validated with zod; JSON or YAML.
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { ENGINES } from "../core/catalog.js";
 
-export const ENGINES = ["nunchaku", "torch", "tensorrt"] as const;
-export type EngineName = (typeof ENGINES)[number];
+// The engine names belong to the catalogue (core); re-exported for the code that reads backends.
+export { ENGINES };
 
 const modelRef = z.string().regex(/^(\*|[a-z0-9][a-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*)$/, {
   message: 'expected "family/model" or "*"',
@@ -59,7 +60,16 @@ export function parseBackendsFile(text: string, source: string): readonly Backen
   return result.data.backends;
 }
 
-/** True when the backend serves `family/model`. */
-export function servesModel(backend: Pick<BackendConfig, "models">, familyModel: string): boolean {
+/**
+ * True when the backend serves `family/model` and, when a `constraint` (the `?backend=` value: an
+ * engine or a backend id) is given, matches it. The one definition used by workers (what to run
+ * where) and by the API (capacity, `/models` engines).
+ */
+export function servesModel(
+  backend: { readonly models: readonly string[]; readonly engine?: string; readonly id?: string },
+  familyModel: string,
+  constraint?: string,
+): boolean {
+  if (constraint && constraint !== backend.engine && constraint !== backend.id) return false;
   return backend.models.includes("*") || backend.models.includes(familyModel);
 }

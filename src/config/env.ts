@@ -1,20 +1,32 @@
 // The whole environment as one zod schema, parsed once at start and frozen (STYLE.md habit 3).
 import { z } from "zod";
 
+/**
+ * An empty (or blank) value counts as unset, as it does for the string variables: `PORT=` must mean
+ * "the default", not `Number("")` = 0 (a random port).
+ */
+const unsetIfBlank = (v: unknown) => (typeof v === "string" && v.trim() === "" ? undefined : v);
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
-  z.coerce.number().int().min(min).max(max).default(def);
-const rate = (def: number) => z.coerce.number().min(0).max(1).default(def);
+  z.preprocess(unsetIfBlank, z.coerce.number().int().min(min).max(max).default(def));
+const optionalInt = (min: number, max: number) =>
+  z.preprocess(unsetIfBlank, z.coerce.number().int().min(min).max(max).optional());
+const rate = (def: number) => z.preprocess(unsetIfBlank, z.coerce.number().min(0).max(1).default(def));
 const bool = (def: boolean) =>
-  z
-    .enum(["true", "false", "1", "0", "yes", "no"])
-    .default(def ? "true" : "false")
-    .transform((v) => v === "true" || v === "1" || v === "yes");
+  z.preprocess(
+    unsetIfBlank,
+    z
+      .enum(["true", "false", "1", "0", "yes", "no"])
+      .default(def ? "true" : "false")
+      .transform((v) => v === "true" || v === "1" || v === "yes"),
+  );
+/** The highest `ttl` API.md allows, so also the highest `MIN_TTL_S`. */
+const MAX_TTL_S = 86_400;
 const optionalString = z
   .string()
   .optional()
   .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()));
 
-export const envSchema = z.object({
+const variables = z.object({
   PORT: int(8080, 0, 65535),
   HOST: z.string().min(1).default("127.0.0.1"),
   DATA_DIR: z.string().min(1).default("./data"),
@@ -43,9 +55,9 @@ export const envSchema = z.object({
   JOB_ATTEMPTS: int(5, 1, 100),
   LOCK_MS: int(30_000, 200),
   STALLED_INTERVAL_MS: int(5_000, 50),
-  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1024).optional(),
+  WORKER_CONCURRENCY: optionalInt(1, 1024),
   OUTPUT_URL_TTL_S: int(86_400, 0),
-  MIN_TTL_S: int(60, 1),
+  MIN_TTL_S: int(60, 1, MAX_TTL_S),
   JOB_RETENTION_S: int(86_400, 1),
   JOB_RETENTION_COUNT: int(100_000, 10),
   BACKOFF_BASE_MS: int(1_000, 1),
@@ -62,11 +74,22 @@ export const envSchema = z.object({
   WEBHOOK_ALLOW_PRIVATE: bool(false),
   METRICS_TOKEN: optionalString,
 
-  SIM_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  SIM_PORT: optionalInt(0, 65535),
   SIM_STEP_MS: int(20, 0),
   SIM_CAPACITY: int(16, 1),
   SIM_FAIL_RATE: rate(0),
   SIM_HANG_RATE: rate(0),
+});
+
+/** The environment schema: each variable, then the rules that tie several together. */
+export const envSchema = variables.superRefine((env, ctx) => {
+  if (env.BACKOFF_BASE_MS > env.BACKOFF_MAX_MS) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["BACKOFF_BASE_MS"],
+      message: `BACKOFF_BASE_MS (${env.BACKOFF_BASE_MS}) must not exceed BACKOFF_MAX_MS (${env.BACKOFF_MAX_MS})`,
+    });
+  }
 });
 
 export type Env = Readonly<z.infer<typeof envSchema>>;

@@ -1,14 +1,17 @@
 // The model catalogue (API.md §3 Model addressing, §7 Catalogue): CATALOG_FILE schema, lookups, routing.
 import { z } from "zod";
 import { AppError, validationError } from "./errors.js";
+import { deepFreeze } from "./deep-freeze.js";
 import { FORMATS, MODALITIES, type Modality } from "./formats.js";
 
 export type { Modality } from "./formats.js";
 
 /** Generation tasks of the original API. */
 export type Task = "t2i" | "i2i" | "edit" | "t2v" | "i2v";
-/** Inference engines (the original API's `BackendId`). */
-export type Engine = "nunchaku" | "torch" | "tensorrt";
+/** Every inference engine (the original API's `BackendId`), in the order the original spec lists them. */
+export const ENGINES = ["nunchaku", "torch", "tensorrt"] as const;
+/** An inference engine. */
+export type Engine = (typeof ENGINES)[number];
 /** Lifecycle of a catalogue model; only `active` and `preview` models accept jobs. */
 export type ModelStatus = "active" | "preview" | "coming_soon" | "deprecated";
 
@@ -19,8 +22,6 @@ export const TASKS_OF: Readonly<Record<Modality, readonly Task[]>> = {
   image: ["t2i", "i2i", "edit"],
   video: ["t2v", "i2v"],
 };
-/** Every engine, in the order the original spec lists them. */
-export const ENGINES: readonly Engine[] = ["nunchaku", "torch", "tensorrt"];
 /** Every model status. */
 export const MODEL_STATUSES: readonly ModelStatus[] = ["active", "preview", "coming_soon", "deprecated"];
 /** Statuses whose models accept generation requests. */
@@ -207,8 +208,8 @@ const modelSchema = z.strictObject({
   modality: z.enum(MODALITIES as [Modality, ...Modality[]]),
   tasks: z.array(z.enum(TASKS as [Task, ...Task[]])).min(1),
   formats: z.array(z.string()).min(1),
-  backends: z.array(z.enum(ENGINES as [Engine, ...Engine[]])).min(1),
-  default_backend: z.enum(ENGINES as [Engine, ...Engine[]]).optional(),
+  backends: z.array(z.enum(ENGINES)).min(1),
+  default_backend: z.enum(ENGINES).optional(),
   status: z.enum(MODEL_STATUSES as [ModelStatus, ...ModelStatus[]]),
   aliases: z
     .array(z.string().regex(ALIAS_RE, { message: "expected a Hugging Face id like org/name" }))
@@ -354,14 +355,6 @@ export function parseCatalog(doc: unknown, source = "catalog"): CatalogDocument 
     );
   }
   return result.data;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
 }
 
 function toEntry(m: ModelDoc): ModelEntry {

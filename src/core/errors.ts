@@ -13,6 +13,7 @@ export type ErrorCode =
   | "idempotency_mismatch"
   | "request_too_large"
   | "unsupported_media_type"
+  | "range_not_satisfiable"
   | "rate_limited"
   | "queue_full"
   | "capacity_exhausted"
@@ -31,6 +32,7 @@ export const STATUS_OF: Readonly<Record<ErrorCode, number>> = {
   idempotency_mismatch: 422,
   request_too_large: 413,
   unsupported_media_type: 415,
+  range_not_satisfiable: 416,
   rate_limited: 429,
   queue_full: 429,
   capacity_exhausted: 503,
@@ -50,6 +52,7 @@ export const TITLE_OF: Readonly<Record<ErrorCode, string>> = {
   idempotency_mismatch: "Idempotency key reused with a different body",
   request_too_large: "Request too large",
   unsupported_media_type: "Unsupported media type",
+  range_not_satisfiable: "Range not satisfiable",
   rate_limited: "Rate limited",
   queue_full: "Queue full",
   capacity_exhausted: "Capacity exhausted",

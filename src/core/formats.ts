@@ -57,8 +57,3 @@ export function formatSize(modality: Modality, id: string): FormatSize | undefin
   const table = FORMATS[modality];
   return Object.hasOwn(table, id) ? table[id] : undefined;
 }
-
-/** True when `id` is a format of the modality. */
-export function isFormat(modality: Modality, id: string): boolean {
-  return formatSize(modality, id) !== undefined;
-}

@@ -24,6 +24,8 @@ export interface AttemptEntry {
   readonly outcome?: string;
   readonly gpu_ms?: number;
   readonly error?: string;
+  /** Busy hand-backs (429/503, breaker open, no slot) folded into this attempt. */
+  readonly busy?: number;
 }
 
 /** The stored job hash, decoded. */
@@ -142,6 +144,7 @@ export function toPublicJob(job: JobRecord, ctx: PublicJobContext): Record<strin
     started_at: rfc3339(a.started_at),
     ...(a.ended_at === undefined ? {} : { ended_at: rfc3339(a.ended_at) }),
     ...(a.outcome === undefined ? {} : { outcome: a.outcome }),
+    ...(a.busy === undefined ? {} : { busy_handbacks: a.busy }),
   }));
   if (job.gpuMs !== undefined && (status === "complete" || status === "error" || status === "cancelled")) {
     out.gpu_ms = job.gpuMs;

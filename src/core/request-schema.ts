@@ -16,14 +16,15 @@ import {
 } from "./catalog.js";
 import { AppError, validationError } from "./errors.js";
 import { defaultFormat, formatSize, type Modality } from "./formats.js";
-import { PRIORITIES, type Priority } from "./tiers.js";
+import { PRIORITIES, type Priority } from "./job.js";
 
 // ---------------------------------------------------------------------------------------------------
 // Public types
 
 /**
  * A validated `image`/`mask` value. `data` refs still hold the inline bytes (base64): the API moves them
- * into the CAS at submit, so queued jobs only ever hold `url`, `digest` or `asset` refs.
+ * into the CAS at submit. `asset` refs are refused at admission in this version (there are no uploads
+ * yet), so queued jobs only ever hold `url` or `digest` refs.
  */
 export type ImageRef =
   | { readonly kind: "url"; readonly url: string }

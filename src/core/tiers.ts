@@ -1,12 +1,9 @@
 // Customer tiers (API.md §1 Tiers): default limits, the TIERS_FILE schema and priority rules.
 import { z } from "zod";
+import { deepFreeze } from "./deep-freeze.js";
+import { PRIORITIES, type Priority } from "./job.js";
 
-/** Queue priorities of `POST /queue`. */
-export type Priority = "high" | "normal" | "low";
-/** Every priority, highest first. */
-export const PRIORITIES: readonly Priority[] = ["high", "normal", "low"];
-
-/** Names of the built-in tiers; a TIERS_FILE may define others. */
+/** Names of the built-in tiers; a TIERS_FILE may define others (a tier is any key of {@link Tiers}). */
 export type TierName = "free" | "pro" | "enterprise" | "unlimited";
 
 /** GPU-second prices of a tier in integer micro-USD; `models` (`family/model` → price) overrides `default`. */
@@ -15,19 +12,23 @@ export interface TierPrices {
   readonly models?: Readonly<Record<string, number>>;
 }
 
-/** What a tier may do. `null` means no limit. */
+/**
+ * What a tier may do. `null` means no limit. Only `priorities` is enforced in this version (403); the
+ * quotas (`submits_per_min`, `max_running`, `max_queued`), `weight` and `sync` are validated and
+ * carried but not enforced yet: no submit is refused with `rate_limited` or `queue_full`.
+ */
 export interface Tier {
-  /** Generation submits per minute (sync, `/queue`, WebSocket); idempotent replays do not count. */
+  /** Generation submits per minute; not enforced in this version. */
   readonly submits_per_min: number | null;
-  /** Jobs of one customer running at once. */
+  /** Jobs of one customer running at once; not enforced in this version. */
   readonly max_running: number | null;
-  /** Jobs of one customer queued at once. */
+  /** Jobs of one customer queued at once; not enforced in this version. */
   readonly max_queued: number | null;
   /** Priorities the tier may ask for; others → 403 `forbidden`. */
   readonly priorities: readonly Priority[];
-  /** Fair-share weight of the customer's jobs in the scheduler. */
+  /** Fair-share weight of the customer's jobs in the scheduler; not used in this version. */
   readonly weight: number;
-  /** Whether the synchronous route is open to the tier. */
+  /** Whether the synchronous route is open to the tier; not enforced in this version. */
   readonly sync: boolean;
   /** Price per GPU-second; absent means the job is not charged. */
   readonly price_micro_usd_per_gpu_s?: TierPrices;
@@ -90,7 +91,7 @@ const tierSchema = z.strictObject({
   max_running: limit,
   max_queued: limit,
   priorities: z
-    .array(z.enum(["high", "normal", "low"]))
+    .array(z.enum(PRIORITIES))
     .min(1)
     .refine((p) => new Set(p).size === p.length, { message: "duplicate priority" }),
   weight: z.number().positive().max(1_000_000),
@@ -149,12 +150,4 @@ export function pricePerGpuSecond(tier: Tier, family: string, model: string): nu
   return prices.models !== undefined && Object.hasOwn(prices.models, key)
     ? (prices.models[key] ?? prices.default)
     : prices.default;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
 }

@@ -1,10 +1,24 @@
 // The embedded redis-server of `render-gateway start` without REDIS_URL: the project's redis.conf
 // (AOF, noeviction) on a free loopback port, data under DATA_DIR/redis, port and pid under
 // DATA_DIR/run. A server left running by an earlier start on the same DATA_DIR is reused, never
-// doubled (two servers on one AOF would corrupt it). The pieces it is made of (a free port, PING, a
-// redis-server started and waited for) are exported: the tests and the benchmarks start theirs with them.
+// doubled (two servers on one AOF would corrupt it): the check and the spawn happen under an O_EXCL
+// lock file, so two starts at the same moment cannot both spawn one. The pieces it is made of (a
+// free port, PING, a redis-server started and waited for) are exported: the tests and the benchmarks
+// start theirs with them.
 import { spawn } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync, rmSync, existsSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { createServer, Socket } from "node:net";
 import { join, resolve } from "node:path";
 
@@ -51,13 +65,13 @@ export async function pingRedis(port: number, timeoutMs = 500): Promise<boolean>
   });
 }
 
-/** Whether a process with this pid exists (signal 0). */
+/** Whether a process with this pid exists (signal 0; EPERM means it exists but is not ours). */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
-  } catch {
-    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 
@@ -167,8 +181,81 @@ export async function spawnRedisServer(opts: RedisServerOptions): Promise<RedisS
 }
 
 /**
- * Starts (or reuses) the embedded server.
- * @throws Error when redis-server is missing or does not answer within 10 s.
+ * How long a start waits for another live process that holds the start lock: a little over the 10 s
+ * that process gives its redis-server to answer.
+ */
+const LOCK_WAIT_MS = 12_000;
+/**
+ * A lock older than this is stale even if its pid is alive (the pid was reused): a holder keeps it
+ * only while it checks for a server and spawns one, which gives up after 10 s.
+ */
+const LOCK_STALE_MS = 20_000;
+
+/** The pid written in a lock file; undefined while it is being written (or unreadable). */
+function lockHolder(lockFile: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(lockFile, "utf8").trim());
+    return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Takes the lock (O_EXCL); false when another holds it. */
+function tryLock(lockFile: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(lockFile, "wx", 0o644);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw err;
+  }
+  try {
+    writeSync(fd, String(process.pid));
+  } finally {
+    closeSync(fd);
+  }
+  return true;
+}
+
+/**
+ * Removes the lock of a holder that is gone. It is first renamed aside and checked, so that of two
+ * processes removing the same stale lock, the slower one cannot remove the lock the faster one has
+ * just taken (it puts that one back).
+ */
+function removeStaleLock(lockFile: string, stalePid: number | undefined): void {
+  const aside = `${lockFile}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+  try {
+    renameSync(lockFile, aside);
+  } catch {
+    return; // already gone
+  }
+  if (lockHolder(aside) !== stalePid) {
+    // A fresh lock taken since we looked: put it back unless a third process took the lock meanwhile.
+    try {
+      linkSync(aside, lockFile);
+    } catch {
+      // EEXIST: someone holds it now; the one we moved aside will find its lock gone on release.
+    }
+  }
+  rmSync(aside, { force: true });
+}
+
+function lockAgeMs(lockFile: string): number {
+  try {
+    return Date.now() - statSync(lockFile).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Starts (or reuses) the embedded server. Checking for a running server and spawning one happen
+ * under the lock file `DATA_DIR/run/redis.lock` (O_EXCL, holding the pid): a start that finds the
+ * lock held by a live process waits (up to 10 s) for that process's server to answer and reuses
+ * it; a lock left by a dead process is removed.
+ * @throws Error when redis-server is missing or does not answer within 10 s, or when another process
+ *   holds the lock for longer than that without a server answering.
  */
 export async function startEmbeddedRedis(opts: {
   dataDir: string;
@@ -181,35 +268,68 @@ export async function startEmbeddedRedis(opts: {
   mkdirSync(dir, { recursive: true });
   const pidFile = join(runDir, "redis.pid");
   const portFile = join(runDir, "redis.port");
+  const lockFile = join(runDir, "redis.lock");
 
-  if (existsSync(pidFile) && existsSync(portFile)) {
+  /** The server an earlier (or concurrent) start left running on this DATA_DIR, if it answers. */
+  const running = async (): Promise<EmbeddedRedis | undefined> => {
+    if (!existsSync(pidFile) || !existsSync(portFile)) return undefined;
     const pid = Number(readFileSync(pidFile, "utf8"));
     const port = Number(readFileSync(portFile, "utf8"));
     if (pid > 0 && isAlive(pid) && (await pingRedis(port))) {
       return { url: `redis://127.0.0.1:${port}`, owned: false, stop: async () => undefined };
     }
+    return undefined;
+  };
+
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    if (tryLock(lockFile)) {
+      try {
+        return (await running()) ?? (await spawnOwned());
+      } finally {
+        rmSync(lockFile, { force: true });
+      }
+    }
+    const holder = lockHolder(lockFile);
+    const age = lockAgeMs(lockFile);
+    if ((holder !== undefined && !isAlive(holder)) || age > LOCK_STALE_MS) {
+      removeStaleLock(lockFile, holder);
+      continue;
+    }
+    // A live holder is starting the server (or checking for one): reuse it once it answers.
+    const reused = await running();
+    if (reused) return reused;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `another process (pid ${holder ?? "unknown"}) is starting redis-server on ${opts.dataDir} ` +
+          `and it did not answer within ${LOCK_WAIT_MS / 1000} s (lock ${lockFile})`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 50));
   }
 
-  const server = await spawnRedisServer({
-    confPath: resolve(opts.confPath),
-    dir,
-    extraArgs: ["--logfile", join(dir, "redis.log")],
-    ...(opts.binary === undefined ? {} : { binary: opts.binary }),
-  });
-  writeFileSync(pidFile, String(server.pid));
-  writeFileSync(portFile, String(server.port));
+  async function spawnOwned(): Promise<EmbeddedRedis> {
+    const server = await spawnRedisServer({
+      confPath: resolve(opts.confPath),
+      dir,
+      extraArgs: ["--logfile", join(dir, "redis.log")],
+      ...(opts.binary === undefined ? {} : { binary: opts.binary }),
+    });
+    writeFileSync(pidFile, String(server.pid));
+    writeFileSync(portFile, String(server.port));
 
-  let stopped: Promise<void> | undefined;
-  return {
-    url: server.url,
-    owned: true,
-    stop() {
-      stopped ??= (async () => {
-        await server.stop();
-        rmSync(pidFile, { force: true });
-        rmSync(portFile, { force: true });
-      })();
-      return stopped;
-    },
-  };
+    let stopped: Promise<void> | undefined;
+    return {
+      url: server.url,
+      owned: true,
+      stop() {
+        stopped ??= (async () => {
+          await server.stop();
+          rmSync(pidFile, { force: true });
+          rmSync(portFile, { force: true });
+        })();
+        return stopped;
+      },
+    };
+  }
 }

@@ -52,6 +52,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
 
   const authenticator = createAuthenticator({
     secret: ctx.keys.jwt,
+    tiers: Object.keys(ctx.settings.tiers),
     clock: ctx.clock,
     ...(env.JWT_ISSUER ? { issuer: env.JWT_ISSUER } : {}),
     ...(env.JWT_AUDIENCE ? { audience: env.JWT_AUDIENCE } : {}),

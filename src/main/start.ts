@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Logger } from "pino";
 import { systemClock } from "../core/time.js";
+import { DEFAULT_TIER } from "../core/tiers.js";
 import { createLogger } from "../infra/logger.js";
 import { createRedis, closeRedis, waitReady, assertNoEviction } from "../infra/redis.js";
 import { startEmbeddedRedis } from "../infra/embedded-redis.js";
@@ -66,8 +67,9 @@ export async function runStart(roles: Role[]): Promise<void> {
       if (!AVAILABLE_ROLES.includes(r))
         logger.warn({ role: r }, "role has nothing to run in this version; ignored");
     }
-    const redisUrl = await ensureRedis(settings, runtime, logger);
-    const keys = await loadKeys(settings);
+    // Only the api and worker roles use Redis and the keys (a lone simulator needs neither).
+    const needsRedis = roles.includes("api") || roles.includes("worker");
+    const redisUrl = needsRedis ? await ensureRedis(settings, runtime, logger) : "";
     const blobs = createFsBlobStore({ root: join(settings.dataDir, "cas") });
 
     let simUrl: string | undefined;
@@ -91,6 +93,7 @@ export async function runStart(roles: Role[]): Promise<void> {
       await startWorkerRole({ settings, redisUrl, backends, runtime, logger, clock: systemClock, blobs });
     }
     if (roles.includes("api")) {
+      const keys = await loadKeys(settings);
       const { startApiRole } = await import("./api-role.js");
       const api = await startApiRole({
         settings,
@@ -104,7 +107,9 @@ export async function runStart(roles: Role[]): Promise<void> {
       const token = await signToken({
         secret: keys.jwt,
         customerId: "dev",
-        tier: "pro",
+        // A TIERS_FILE need not define "pro"; it always defines "free".
+        tier: Object.hasOwn(settings.tiers, "pro") ? "pro" : DEFAULT_TIER,
+        tiers: Object.keys(settings.tiers),
         ttlS: 7 * 86_400,
         clock: systemClock,
       });

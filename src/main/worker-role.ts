@@ -80,7 +80,8 @@ export async function startWorkerRole(
     health,
     preferredEngine: preferredEngines(ctx.settings, ctx.backends),
   });
-  await service.start();
+  // Registered before start, so a start that fails half-way still closes what it opened.
   ctx.runtime.defer("worker service", () => service.stop(env.SHUTDOWN_GRACE_MS));
+  await service.start();
   return service;
 }

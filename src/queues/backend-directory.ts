@@ -19,9 +19,11 @@ export interface BackendState {
 export interface BackendDirectory {
   publish(
     workerId: string,
-    states: readonly Omit<BackendState, "breakers">[],
+    states: readonly Omit<BackendState, "breakers" | "updatedAt">[],
     breakers: Readonly<Record<string, string>>,
   ): Promise<void>;
+  /** Removes a stopping worker's breaker reports. */
+  forget(workerId: string): Promise<void>;
   /** Backends reported within `maxAgeMs` (older reports mean no live worker vouches for them). */
   read(maxAgeMs: number): Promise<BackendState[]>;
 }
@@ -44,6 +46,14 @@ export function createBackendDirectory(redis: Redis, prefix: string, clock: () =
       await pipe.exec();
     },
 
+    async forget(workerId) {
+      const ids = await redis.hkeys(keys.registry);
+      if (ids.length === 0) return;
+      const pipe = redis.pipeline();
+      for (const id of ids) pipe.hdel(`${keys.registry}:breakers:${id}`, workerId);
+      await pipe.exec();
+    },
+
     async read(maxAgeMs) {
       const now = clock();
       const raw = await redis.hgetall(keys.registry);
@@ -57,10 +67,15 @@ export function createBackendDirectory(redis: Redis, prefix: string, clock: () =
       return states.map((s, i) => {
         const b = (res[i]?.[1] ?? {}) as Record<string, string>;
         const breakers: Record<string, "closed" | "open" | "halfOpen"> = {};
+        const gone: string[] = [];
         for (const [worker, v] of Object.entries(b)) {
           const parsed = JSON.parse(v) as { state: "closed" | "open" | "halfOpen"; at: number };
           if (now - parsed.at <= maxAgeMs) breakers[worker] = parsed.state;
+          // reports of workers long gone (killed before they could forget) are dropped
+          else if (now - parsed.at > 10 * maxAgeMs) gone.push(worker);
         }
+        if (gone.length > 0)
+          void redis.hdel(`${keys.registry}:breakers:${s.id}`, ...gone).catch(() => undefined);
         return { ...s, breakers };
       });
     },

@@ -10,7 +10,6 @@ export interface Keys {
   readonly leaseBackends: string;
   lease(backendId: string): string;
   readonly registry: string;
-  readonly health: string;
   readonly eventChannel: string;
   readonly wakeChannel: string;
   readonly cancelChannel: string;
@@ -26,7 +25,6 @@ export function createKeys(prefix: string): Keys {
     leaseBackends: `${prefix}:lease:backends`,
     lease: (backendId) => `${prefix}:lease:${backendId}`,
     registry: `${prefix}:backends`,
-    health: `${prefix}:health`,
     eventChannel: `${prefix}:ch:ev`,
     wakeChannel: `${prefix}:ch:wake`,
     cancelChannel: `${prefix}:ch:cancel`,

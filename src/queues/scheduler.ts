@@ -159,11 +159,12 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
     keys,
 
     async admit(input) {
+      const now = input.now ?? opts.clock();
       const reply = (await run("admit", route, [
         input.id,
         input.route,
         PRIORITY_CLASS[input.priority],
-        input.now ?? opts.clock(),
+        now,
         input.ttlAt ?? 0,
         input.maxPosition ?? -1,
         input.serviceMs,
@@ -172,7 +173,17 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
         input.request,
       ])) as number[];
       const [first = -1, second] = reply;
-      if (first === -1) return { admitted: false, reason: "exists" };
+      if (first === -1) {
+        // The id exists. If it is this very admission (Redis ran it, the reply was lost, and the
+        // client resent it after reconnecting), it is admitted: answer with its current position.
+        const [flat, position] = (await run("read", route, [input.id])) as [string[], number] | [];
+        const h: Record<string, string> = {};
+        for (let i = 0; flat && i + 1 < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
+        if (h.created === String(now) && h.cust === input.fields.cust) {
+          return { admitted: true, position: Math.max(0, Number(position)) };
+        }
+        return { admitted: false, reason: "exists" };
+      }
       if (first === -2) {
         return { admitted: false, reason: "too_far", ...(second === undefined ? {} : { position: second }) };
       }

@@ -1,6 +1,7 @@
-// The failure policy in one table (issue 3, STYLE.md habit 5): the error decides the job's fate.
+// The failure policy in one table (STYLE.md habit 5): the error decides the job's fate.
 import type { JobError } from "../core/job.js";
 import { BackendHttpError, BackendProtocolError, isNetworkError } from "./backends/kserve-client.js";
+import { InputMissingError } from "./infer-request.js";
 
 export type AbortReason = "cancelled" | "timeout" | "lost" | "shutdown";
 
@@ -33,8 +34,10 @@ export type Verdict =
  * | shutdown of this worker                 | back to waiting, no attempt spent (busy)    |
  * | backend 5xx, 408, reset                 | retry with backoff (`backend_error`)        |
  * | execution timeout                       | retry with backoff (`backend_timeout`)      |
+ * | an input image missing from the CAS      | error, `input_missing`, not retriable       |
  * | unreadable answer, any other exception  | retry with backoff (`backend_error`)        |
- * Cancelled and lost attempts never reach this table: the job already moved on.
+ * | our own abort: shutdown, cancel, lost    | busy (the job is handed back, or it already |
+ * |                                          | moved on and the settle is rejected)        |
  */
 export function classify(err: unknown): Verdict {
   if (err instanceof AttemptAbort) {
@@ -52,6 +55,9 @@ export function classify(err: unknown): Verdict {
       outcome: "busy",
       error: { code: "interrupted", message: `attempt interrupted (${err.reason})`, retriable: true },
     };
+  }
+  if (err instanceof InputMissingError) {
+    return { outcome: "failed", error: { code: "input_missing", message: err.message, retriable: false } };
   }
   if (err instanceof BreakerOpenError) {
     return { outcome: "busy", error: { code: "backend_unavailable", message: err.message, retriable: true } };

@@ -13,6 +13,14 @@ export interface AttemptInput {
   readonly request: Readonly<Record<string, unknown>>;
 }
 
+/** An input image of the job is not (or no longer) in the CAS: the request cannot run anywhere. */
+export class InputMissingError extends Error {
+  constructor(readonly digest: string) {
+    super(`input object ${digest} is missing from storage`);
+    this.name = "InputMissingError";
+  }
+}
+
 type ImageRef = { kind: "digest"; digest: string } | { kind: "url"; url: string };
 
 function isImageRef(v: unknown): v is ImageRef {
@@ -28,7 +36,7 @@ async function resolveImage(ref: unknown, blobs: BlobStore): Promise<string | un
   if (!isImageRef(ref)) return undefined;
   if (ref.kind === "url") return ref.url;
   const bytes = await blobs.get(ref.digest);
-  if (!bytes) throw new Error(`input object ${ref.digest} is missing from storage`);
+  if (!bytes) throw new InputMissingError(ref.digest);
   return `data:${sniffContentType(bytes)};base64,${Buffer.from(bytes).toString("base64")}`;
 }
 

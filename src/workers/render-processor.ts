@@ -26,21 +26,26 @@ export interface HeldAttempt {
 /** Guards a backend call (the breaker); the default runs it as is. */
 export type BackendGuard = <T>(backendId: string, call: () => Promise<T>) => Promise<T>;
 
+/** Preview frames larger than this are not stored (they are meant to be thumbnails). */
+const MAX_PREVIEW_CHARS = 64 * 1024;
+
 export interface ProcessorDeps {
   readonly scheduler: Scheduler;
   readonly registry: Registry;
   readonly blobs: BlobStore;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** Attempts running in this process (renewal, cancel relay and shutdown use it). */
+  /** Attempts running in this process, by job id (renewal, cancel relay and shutdown use it). */
   readonly held: Map<string, HeldAttempt>;
-  /** Jobs this process heard were cancelled, before or while it runs them. */
-  readonly cancelled: { has(id: string): boolean };
+  /** Whether this attempt must not call the backend (its job was cancelled, or the attempt is known lost). */
+  readonly doomed: (a: Attempt) => boolean;
   readonly guard?: BackendGuard;
   /** Told when a backend refused the connection (the health poller pauses it). */
   readonly onUnreachable?: (backendId: string) => void;
   /** What this worker offers for its next attempts when it settles one (undefined: nothing). */
   readonly nextOffer: () => NextOffer | undefined;
+  /** Called once the settle that carried an offer returned (the offered slots are no longer reserved). */
+  readonly offerDone?: (offer: NextOffer) => void;
   /** Receives the attempts started for this worker when it settled one. */
   readonly onNext: (attempts: readonly Attempt[]) => void;
   readonly backoff: { readonly baseMs: number; readonly maxMs: number };
@@ -52,12 +57,14 @@ export interface ProcessorDeps {
 export interface AttemptResult {
   readonly outcome: Outcome | "cancelled" | "stale";
   readonly detail?: string;
+  /** Whether the settle offered this worker's free slots (it then started the next attempts). */
+  readonly offered: boolean;
 }
 
 export function createRenderProcessor(deps: ProcessorDeps) {
   const guard: BackendGuard = deps.guard ?? ((_id, call) => call());
 
-  return async function processAttempt(a: Attempt, signal?: AbortSignal): Promise<AttemptResult> {
+  return async function processAttempt(a: Attempt): Promise<AttemptResult> {
     const log = deps.logger.child({ job: a.id, backend: a.backend, attempt: a.attempt });
     const backend = deps.registry.get(a.backend);
     const controller = new AbortController();
@@ -67,11 +74,14 @@ export function createRenderProcessor(deps: ProcessorDeps) {
       abortReason = reason;
       controller.abort(new AttemptAbort(reason));
     };
-    deps.held.set(a.id, { token: a.token, backend: a.backend, abort });
-    // A cancel heard before this attempt got here: never call the backend.
-    if (deps.cancelled.has(a.id)) abort("cancelled");
-    const onOuterAbort = () => abort("shutdown");
-    signal?.addEventListener("abort", onOuterAbort, { once: true });
+    // An older attempt of the same job still held here (this process stalled past its lease and the
+    // job was started again) is over: stop it, so only the current token calls the backend.
+    const older = deps.held.get(a.id);
+    if (older && older.token !== a.token) older.abort("lost");
+    const mine: HeldAttempt = { token: a.token, backend: a.backend, abort };
+    deps.held.set(a.id, mine);
+    // A cancel (or the loss of this attempt) heard before it got here: never call the backend.
+    if (deps.doomed(a)) abort("cancelled");
     const timer = setTimeout(
       () => abort("timeout"),
       deps.registry.timeoutFor(a.backend, `${a.family}/${a.model}`),
@@ -99,20 +109,29 @@ export function createRenderProcessor(deps: ProcessorDeps) {
         ? { ...req, parameters: { ...req.parameters, previews: true } }
         : req;
       let lastProgress = 0;
+      let recording = false;
       const result: InferResult = await guard(a.backend, () =>
         backend.config.streaming
           ? backend.client.generateStream(model, request, {
               signal: controller.signal,
               onProgress: (p) => {
                 const now = deps.clock();
+                // One write in flight per attempt: while Redis is slow or away, updates are skipped,
+                // not queued up.
+                if (recording) return;
                 if (now - lastProgress < deps.progressIntervalMs && p.step < p.steps && !p.preview) return;
                 lastProgress = now;
+                recording = true;
+                const preview = p.preview && p.preview.length <= MAX_PREVIEW_CHARS ? p.preview : undefined;
                 deps.scheduler
-                  .progress(a.id, a.token, p.progress, p.step, p.steps, p.preview)
+                  .progress(a.id, a.token, p.progress, p.step, p.steps, preview)
                   .then((current) => {
                     if (!current) abort("lost");
                   })
-                  .catch((err: unknown) => log.warn({ err }, "progress not recorded"));
+                  .catch((err: unknown) => log.warn({ err }, "progress not recorded"))
+                  .finally(() => {
+                    recording = false;
+                  });
               },
             })
           : backend.client.infer(model, request, { signal: controller.signal }),
@@ -138,7 +157,10 @@ export function createRenderProcessor(deps: ProcessorDeps) {
         ...(verdict.outcome === "retry"
           ? { notbefore: deps.clock() + backoffMs(a.spent, deps.backoff.baseMs, deps.backoff.maxMs) }
           : {}),
-        ...(verdict.outcome === "busy" && !(err instanceof AttemptAbort)
+        // The backend itself said it is busy (or refused): every worker leaves it alone briefly.
+        // A breaker open in this process only, or a backend this process does not know, is not
+        // the backend's state: no cool-down for the others.
+        ...(verdict.outcome === "busy" && !(err instanceof AttemptAbort) && !(err instanceof BreakerOpenError)
           ? { cool_ms: deps.busyCooldownMs }
           : {}),
       };
@@ -148,25 +170,24 @@ export function createRenderProcessor(deps: ProcessorDeps) {
       }
     } finally {
       clearTimeout(timer);
-      signal?.removeEventListener("abort", onOuterAbort);
     }
 
+    const offer = deps.nextOffer();
     try {
-      const settled = await deps.scheduler.finish(
-        a.id,
-        a.token,
-        a.backend,
-        outcome,
-        payload,
-        deps.nextOffer(),
-      );
+      const settled = await deps.scheduler.finish(a.id, a.token, a.backend, outcome, payload, offer);
       if (settled.next.length > 0) deps.onNext(settled.next);
-      if (settled.ok) return { outcome };
+      const offered = offer !== undefined;
+      if (settled.ok) return { outcome, offered };
       // A late answer (the job moved on: cancelled, or reaped and run elsewhere) changes nothing.
       log.info({ reason: settled.reason }, "attempt result discarded: the job is no longer this attempt's");
-      return { outcome: settled.reason === "cancelled" ? "cancelled" : "stale", detail: settled.reason };
+      return {
+        outcome: settled.reason === "cancelled" ? "cancelled" : "stale",
+        detail: settled.reason,
+        offered,
+      };
     } finally {
-      deps.held.delete(a.id);
+      if (offer) deps.offerDone?.(offer);
+      if (deps.held.get(a.id) === mine) deps.held.delete(a.id);
     }
   };
 }

@@ -9,7 +9,7 @@ import type { Clock } from "../core/time.js";
 import type { BlobStore } from "../core/ports.js";
 import type { BackendDirectory } from "../queues/backend-directory.js";
 import { RENDER_QUEUE } from "../queues/keys.js";
-import type { Attempt, BackendView, Scheduler } from "../queues/scheduler.js";
+import type { Attempt, BackendView, NextOffer, Scheduler } from "../queues/scheduler.js";
 import type { Registry } from "./backends/registry.js";
 import type { Breakers } from "./backends/breakers.js";
 import type { HealthPoller } from "./backends/health.js";
@@ -56,41 +56,87 @@ export interface WorkerService {
   kick(): void;
 }
 
+const bullJobId = (a: Pick<Attempt, "id" | "token">) => `${a.id}-${a.token}`;
+
 export function createWorkerService(o: WorkerServiceOptions): WorkerService {
   const log = o.logger.child({ worker: o.workerId });
   const breakers = o.breakers;
   const held = new Map<string, HeldAttempt>();
   let active = 0;
   let stopping = false;
+  let stopped: Promise<void> | undefined;
   const timers: NodeJS.Timeout[] = [];
   const queue = new Queue<Attempt>(RENDER_QUEUE, { connection: o.bullConnection(), prefix: o.prefix });
-  queue.on("error", (err) => log.warn({ err }, "queue connection error"));
+  queue.on("error", (err) => log.warn({ err: err.message }, "queue connection error"));
 
-  // Attempts this process handed to BullMQ that no processor here has started yet: they will take
-  // a slot here or elsewhere soon, so they are not offered again. Forgotten after a second.
-  const pending = new Map<string, number>();
+  // Attempts this process started and handed to BullMQ that no processor here has begun. Their
+  // leases are renewed here for one lock period, which covers the wait in BullMQ (a slot was free
+  // when they were handed, so some processor takes each within milliseconds); not longer, because
+  // the processor that took one may be in another process, and if that process dies its lease
+  // must run out. They count against this process's free slots for a second.
+  const handed = new Map<string, { token: string; backend: string; at: number }>();
+  // Slots promised to a dispatch or settle call still in flight, so two calls never offer the same.
+  let reserved = 0;
   const freeSlots = () => {
     const now = o.clock();
-    for (const [id, at] of pending) if (now - at > 1_000) pending.delete(id);
-    return o.concurrency - active - pending.size;
+    let recent = 0;
+    for (const h of handed.values()) if (now - h.at <= 1_000) recent++;
+    return o.concurrency - active - recent - reserved;
   };
-  // Cancels heard on the channel, remembered for a minute so an attempt not yet begun here skips
-  // its backend call.
-  const cancelled = new Map<string, number>();
+  // Remembered for a minute so an attempt not yet begun here skips its backend call: job ids
+  // cancelled on the channel (a cancelled job never runs again), and attempts ("id|token") that
+  // renewal found no longer current (their job may run again, under another token).
+  const doomed = new Map<string, number>();
+  const noteDoomed = (key: string) => {
+    const now = o.clock();
+    doomed.set(key, now);
+    for (const [k, at] of doomed) if (now - at > 60_000) doomed.delete(k);
+  };
 
-  const process = createRenderProcessor({
+  // The backends as the scheduler's scripts see them, serialized once per state (health, breakers).
+  let viewsKey = "";
+  let viewsCache: BackendView[] = [];
+  const views = (): BackendView[] => {
+    const entries = o.registry.list();
+    const key = entries
+      .map(
+        (e) =>
+          `${e.healthy ? 1 : 0}${breakers && !breakers.admits(e.config.id) ? 0 : 1}${[...e.notReady].join(",")}`,
+      )
+      .join("|");
+    if (key !== viewsKey) {
+      viewsKey = key;
+      viewsCache = entries.map((e) => ({
+        id: e.config.id,
+        cap: e.config.capacity,
+        engine: e.config.engine,
+        models: e.notReady.size === 0 ? e.config.models : e.config.models.filter((m) => !e.notReady.has(m)),
+        ok: e.healthy && (breakers ? breakers.admits(e.config.id) : true),
+      }));
+    }
+    return viewsCache;
+  };
+
+  const runAttempt = createRenderProcessor({
     scheduler: o.scheduler,
     registry: o.registry,
     blobs: o.blobs,
     clock: o.clock,
     logger: log,
     held,
-    cancelled,
+    doomed: (a) => doomed.has(a.id) || doomed.has(`${a.id}|${a.token}`),
     ...(breakers ? { guard: ((id, call) => breakers.run(id, call)) satisfies BackendGuard } : {}),
     ...(o.health ? { onUnreachable: (id: string) => o.health?.markDown(id) } : {}),
     // The processor settling an attempt still counts as active: its own slot is free too.
-    nextOffer: () =>
-      stopping ? undefined : { slots: freeSlots() + 1, backends: views(), prefer: o.preferredEngine ?? {} },
+    nextOffer: (): NextOffer | undefined => {
+      if (stopping) return undefined;
+      const slots = freeSlots() + 1;
+      reserved += slots;
+      return { slots, backends: views(), prefer: o.preferredEngine ?? {} };
+    },
+    offerDone: (offer) => {
+      reserved -= offer.slots;
+    },
     onNext: (attempts) => {
       hand(attempts).catch((err: unknown) => log.warn({ err }, "handing attempts to BullMQ failed"));
     },
@@ -104,13 +150,13 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
   /** Puts started attempts on the BullMQ queue; a worker process (usually this one) runs each. */
   async function hand(attempts: readonly Attempt[]): Promise<void> {
     const now = o.clock();
-    for (const a of attempts) pending.set(a.id, now);
+    for (const a of attempts) handed.set(a.id, { token: a.token, backend: a.backend, at: now });
     await queue.addBulk(
       attempts.map((a) => ({
         name: a.route,
         data: a,
         opts: {
-          jobId: `${a.id}-${a.token}`,
+          jobId: bullJobId(a),
           attempts: 1,
           // The job record lives in the scheduler; a completed attempt has nothing left to tell.
           removeOnComplete: true,
@@ -123,14 +169,6 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
   // ---- dispatcher: feeds the BullMQ queue in the scheduler's order, only as far as slots allow
   let dispatching: Promise<void> | undefined;
   let again = false;
-  const views = (): BackendView[] =>
-    o.registry.list().map((e) => ({
-      id: e.config.id,
-      cap: e.config.capacity,
-      engine: e.config.engine,
-      models: e.notReady.size === 0 ? e.config.models : e.config.models.filter((m) => !e.notReady.has(m)),
-      ok: e.healthy && (o.breakers ? o.breakers.admits(e.config.id) : true),
-    }));
 
   async function dispatchPass(): Promise<void> {
     do {
@@ -138,7 +176,13 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
       if (stopping) return;
       const free = freeSlots();
       if (free <= 0) return;
-      const started = await o.scheduler.dispatch(free, views(), o.preferredEngine);
+      reserved += free;
+      let started: Attempt[];
+      try {
+        started = await o.scheduler.dispatch(free, views(), o.preferredEngine);
+      } finally {
+        reserved -= free;
+      }
       if (started.length === 0) return;
       await hand(started);
       if (started.length === free) again = true;
@@ -162,21 +206,26 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
   const onMessage = (channel: string, message: string) => {
     if (channel === o.scheduler.keys.wakeChannel) kick();
     else if (channel === o.scheduler.keys.cancelChannel) {
-      const now = o.clock();
-      cancelled.set(message, now);
-      for (const [id, at] of cancelled) if (now - at > 60_000) cancelled.delete(id);
+      noteDoomed(message);
       held.get(message)?.abort("cancelled");
     }
   };
 
   async function renew(): Promise<void> {
     const entries = [...held.entries()].map(([id, h]) => ({ id, token: h.token, backend: h.backend }));
+    const now = o.clock();
+    for (const [id, h] of handed) {
+      if (now - h.at >= o.lockMs) handed.delete(id);
+      else if (!held.has(id)) entries.push({ id, token: h.token, backend: h.backend });
+    }
     if (entries.length === 0) return;
-    const lost = await o.scheduler.renew(entries);
-    for (const id of lost) {
-      const h = held.get(id);
-      // The job moved on (cancelled, or reaped after our lease expired): stop its backend call.
-      h?.abort("cancelled");
+    const tokens = new Map(entries.map((e) => [e.id, e.token]));
+    for (const id of await o.scheduler.renew(entries)) {
+      // This attempt is over (its job was cancelled, finished elsewhere, or reaped after our lease
+      // expired): stop its backend call here, and never begin it should BullMQ hand it to us later.
+      handed.delete(id);
+      noteDoomed(`${id}|${tokens.get(id) ?? ""}`);
+      held.get(id)?.abort("cancelled");
     }
   }
 
@@ -197,9 +246,8 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
         models: e.config.models,
         streaming: e.config.streaming,
         healthy: e.healthy,
-        updatedAt: 0,
       })),
-      o.breakers?.states() ?? {},
+      breakers?.states() ?? {},
     );
   }
 
@@ -224,21 +272,91 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
   };
   let renewTimer: NodeJS.Timeout | undefined;
 
+  // Every wait of the shutdown is bounded: with Redis gone, its calls would wait in the offline queue.
+  const within = (p: Promise<unknown> | undefined, ms: number) =>
+    Promise.race([p?.catch(() => undefined), new Promise<void>((r) => setTimeout(r, ms).unref())]);
+
+  /** Attempts handed to BullMQ that no process began: taken off the queue and handed back. */
+  async function handBackWaiting(): Promise<void> {
+    for (const [id, h] of handed) {
+      if (held.has(id)) continue;
+      const removed = await queue.remove(bullJobId({ id, token: h.token })).catch(() => 0);
+      if (removed === 1) {
+        await o.scheduler.finish(id, h.token, h.backend, "busy", {}).catch(() => undefined);
+        handed.delete(id);
+      }
+    }
+  }
+
+  async function stopNow(graceMs: number): Promise<void> {
+    stopping = true;
+    // Leases of the attempts still running stay renewed until they are settled or handed back.
+    for (const t of timers) if (t !== renewTimer) clearInterval(t);
+    o.health?.stop();
+    await within(dispatching, 1_000);
+    if (worker) {
+      // Finish what runs within the grace period, then hand the rest back (no attempt spent).
+      const closing = worker.close();
+      const graceTimer = setTimeout(() => {
+        for (const h of held.values()) h.abort("shutdown");
+      }, graceMs);
+      // With nothing running, BullMQ's close only talks to Redis: do not wait long for it.
+      await within(closing, held.size === 0 ? 2_000 : graceMs + 5_000);
+      clearTimeout(graceTimer);
+      if (held.size > 0) {
+        log.warn(
+          { attempts: held.size },
+          "attempts still unsettled at exit; their leases expire and the jobs are requeued",
+        );
+      }
+    }
+    await within(handBackWaiting(), 2_000);
+    // The cancel relay stays until here: cancels during the grace period abort at once.
+    o.subscriber.off("message", onMessage);
+    if (renewTimer) clearInterval(renewTimer);
+    await within(o.directory.forget(o.workerId), 1_000);
+    await within(queue.close(), 2_000);
+    breakers?.shutdown();
+    log.info("worker stopped");
+  }
+
   return {
     held,
     kick,
 
     async start() {
+      // Everything that settles, renews or cancels attempts is in place before BullMQ hands any.
+      if (o.health) {
+        await o.health.checkAll();
+        o.health.onRecovered(() => kick());
+        o.health.start(o.publishIntervalMs);
+      }
+      breakers?.onChange((_id, state) => {
+        if (state !== "open") kick();
+        publish().catch(() => undefined);
+      });
+      o.subscriber.on("message", onMessage);
+      await o.subscriber.subscribe(o.scheduler.keys.wakeChannel, o.scheduler.keys.cancelChannel);
+      renewTimer = every(Math.max(100, Math.min(1_000, Math.floor(o.lockMs / 3))), renew, "lease renewal");
+      every(o.stalledIntervalMs, housekeeping, "lease reaping");
+      every(o.dispatchIntervalMs ?? 250, async () => kick(), "dispatch");
+      every(o.publishIntervalMs, publish, "backend publication");
+      await publish().catch((err: unknown) => log.warn({ err }, "backend publication failed"));
+
       worker = new Worker<Attempt, AttemptResult>(
         RENDER_QUEUE,
-        async (job: Job<Attempt>, _token?: string, signal?: AbortSignal) => {
+        async (job: Job<Attempt>) => {
           active++;
-          pending.delete(job.data.id);
+          handed.delete(job.data.id);
+          let offered = false;
           try {
-            return await process(job.data, signal);
+            const result = await runAttempt(job.data);
+            offered = result.offered;
+            return result;
           } finally {
             active--;
-            kick();
+            // A settle that offered this slot already started the next attempt; otherwise look.
+            if (!offered) kick();
           }
         },
         {
@@ -270,58 +388,13 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
           : log.error({ err, attempt: job?.id }, "attempt job failed unexpectedly"),
       );
       await worker.waitUntilReady();
-      if (o.health) {
-        await o.health.checkAll();
-        o.health.onRecovered(() => kick());
-        o.health.start(o.publishIntervalMs);
-      }
-      o.breakers?.onChange((_id, state) => {
-        if (state !== "open") kick();
-        publish().catch(() => undefined);
-      });
-      o.subscriber.on("message", onMessage);
-      await o.subscriber.subscribe(o.scheduler.keys.wakeChannel, o.scheduler.keys.cancelChannel);
-      renewTimer = every(Math.max(100, Math.min(1_000, Math.floor(o.lockMs / 3))), renew, "lease renewal");
-      every(o.stalledIntervalMs, housekeeping, "lease reaping");
-      every(o.dispatchIntervalMs ?? 250, async () => kick(), "dispatch");
-      every(o.publishIntervalMs, publish, "backend publication");
-      await publish().catch((err: unknown) => log.warn({ err }, "backend publication failed"));
       kick();
       log.info({ concurrency: o.concurrency, backends: o.registry.list().length }, "worker started");
     },
 
-    async stop(graceMs) {
-      if (stopping) return;
-      stopping = true;
-      // Leases of the attempts still running stay renewed until they are settled (or handed back).
-      for (const t of timers) if (t !== renewTimer) clearInterval(t);
-      o.health?.stop();
-      o.subscriber.off("message", onMessage);
-      // Every wait below is bounded: with Redis gone, its calls would wait in the offline queue forever.
-      const within = (p: Promise<unknown> | undefined, ms: number) =>
-        Promise.race([p?.catch(() => undefined), new Promise<void>((r) => setTimeout(r, ms).unref())]);
-      await within(dispatching, 1_000);
-      if (worker) {
-        // Finish what runs within the grace period, then hand the rest back (no attempt spent).
-        const closing = worker.close();
-        const graceTimer = setTimeout(() => {
-          for (const h of held.values()) h.abort("shutdown");
-        }, graceMs);
-        // With nothing running, BullMQ's close only talks to Redis: do not wait long for it.
-        await within(closing, held.size === 0 ? 2_000 : graceMs + 5_000);
-        clearTimeout(graceTimer);
-        if (held.size > 0) {
-          log.warn(
-            { attempts: held.size },
-            "attempts still unsettled at exit; their leases expire and the jobs are requeued",
-          );
-          await within(worker.close(true), 1_000);
-        }
-      }
-      if (renewTimer) clearInterval(renewTimer);
-      await within(queue.close(), 2_000);
-      o.breakers?.shutdown();
-      log.info("worker stopped");
+    stop(graceMs) {
+      stopped ??= stopNow(graceMs);
+      return stopped;
     },
   };
 }

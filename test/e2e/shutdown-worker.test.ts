@@ -209,7 +209,11 @@ describe("SIGTERM of a worker process", () => {
     last = await startWorker("worker C (grace 20 s)", 20_000);
     const done = await waitTerminal(api.url, bearer, ids, 60_000);
     expect(done.map((j) => j.status)).toEqual(ids.map(() => "complete"));
-    for (const j of done.slice(0, CAPACITY)) expect(attemptOutcomes(j)).toEqual(["busy", "complete"]);
+    // each handed-back attempt is folded into the attempt that completed it (no attempt spent)
+    for (const j of done.slice(0, CAPACITY)) {
+      expect(attemptOutcomes(j)).toEqual(["complete"]);
+      expect(j.attempt_log[0]?.busy_handbacks).toBe(1);
+    }
     for (const j of done.slice(CAPACITY)) expect(attemptOutcomes(j)).toEqual(["complete"]);
     expect(await waitLeasesZero(h.redis(), h.prefix)).toMatchObject({ total: 0, dispatched: 0 });
   }, 120_000);

@@ -874,6 +874,7 @@ export interface JobDoc {
     started_at: string;
     ended_at?: string;
     outcome?: string;
+    busy_handbacks?: number;
   }[];
   gpu_ms?: number;
   backend?: string;

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { pino } from "pino";
 import type { BackendConfig } from "../../src/config/backends.js";
 import { systemClock } from "../../src/core/time.js";
-import { signToken, type TierName } from "../../src/api/auth.js";
+import { signToken } from "../../src/api/auth.js";
 import { createFsBlobStore } from "../../src/infra/fs-blob-store.js";
 import { createRuntime, type Runtime } from "../../src/main/runtime.js";
 import {
@@ -44,7 +44,8 @@ export interface TestSystem {
   readonly dataDir: string;
   /** Listeners of the API's event hub (open SSE streams and sync waits). */
   listeners(): number;
-  token(customer: string, opts?: { tier?: TierName; admin?: boolean }): Promise<string>;
+  /** A token of one of the system's tiers (TIERS_FILE or the built-in ones); default `pro`. */
+  token(customer: string, opts?: { tier?: string; admin?: boolean }): Promise<string>;
   /** fetch against the API with a bearer token. */
   call(path: string, init?: RequestInit & { token?: string }): Promise<Response>;
   close(): Promise<void>;
@@ -109,11 +110,12 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
     await runtime.shutdown("setup failed");
     throw err;
   }
-  const token = (customer: string, o: { tier?: TierName; admin?: boolean } = {}) =>
+  const token = (customer: string, o: { tier?: string; admin?: boolean } = {}) =>
     signToken({
       secret: keys.jwt,
       customerId: customer,
       tier: o.tier ?? "pro",
+      tiers: Object.keys(settings.tiers),
       admin: o.admin ?? false,
       ttlS: 3600,
       clock,

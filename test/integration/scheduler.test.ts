@@ -218,7 +218,10 @@ describe("scheduler", () => {
     expect(d2!.backend).not.toBe(d!.backend);
     const job = (await store.read("j_busy"))!.job;
     expect(job.status).toBe("running");
-    expect(job.attemptLog[0]!.outcome).toBe("busy");
+    // the busy hand-back is folded into the next attempt's entry (no growth while a backend is busy)
+    expect(job.attemptLog).toHaveLength(1);
+    expect(job.attemptLog[0]).toMatchObject({ attempt: 1, backend: d2!.backend, busy: 1 });
+    expect(job.attempts).toBe(1);
   });
 
   it("expires jobs not started within their ttl and never dispatches them", async () => {
@@ -245,6 +248,69 @@ describe("scheduler", () => {
     const bs = [backend("nun", 2, ["*"], "nunchaku"), backend("tor", 2, ["*"], "torch")];
     const ds = await sched.dispatch(4, bs, { "wan/default": "torch" });
     expect(ds.map((d) => d.backend)).toEqual(["tor", "tor", "nun", "nun"]);
+  });
+
+  it("never expires a job by its ttl once it started, also after a retry puts it back", async () => {
+    await admit("j_started", "normal", "flux/schnell", now + 1000);
+    const [d] = await sched.dispatch(1, [backend("b1", 1)]);
+    await sched.finish(d!.id, d!.token, "b1", "busy", {});
+    now += 5000;
+    expect(await sched.expire()).toBe(0);
+    const [again] = await sched.dispatch(1, [backend("b1", 1)]);
+    expect(again?.id).toBe("j_started");
+    expect((await store.read("j_started"))!.job.status).toBe("running");
+  });
+
+  it("changes nothing on a malformed settle (the lease stays until settled properly)", async () => {
+    await admit("j_bad");
+    const [d] = await sched.dispatch(1, [backend("b1", 1)]);
+    await expect(sched.finish(d!.id, d!.token, "b1", "complete", { output: "sha256-x" })).rejects.toThrow(
+      /outputs/,
+    );
+    expect((await store.read("j_bad"))!.job.status).toBe("running");
+    expect((await store.totals()).running).toBe(1);
+    const ok = await sched.finish(d!.id, d!.token, "b1", "complete", {
+      output: "sha256-x",
+      outputs: ["sha256-x"],
+      ctype: "image/png",
+      seed: 1,
+      gpu_ms: 1,
+    });
+    expect(ok.ok).toBe(true);
+    expect((await store.totals()).running).toBe(0);
+  });
+
+  it("answers a resent dispatch with the first reply instead of starting a second batch", async () => {
+    await admit("j_r1");
+    await admit("j_r2");
+    const run = (r.client as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>).rg_dispatch!;
+    const args = [
+      `${r.prefix}:q`,
+      r.prefix,
+      now,
+      1,
+      JSON.stringify([backend("b1", 2)]),
+      5000,
+      "resend-test.",
+      3600,
+      1000,
+      "{}",
+    ];
+    const first = (await run.apply(r.client, args)) as string[];
+    const second = (await run.apply(r.client, args)) as string[];
+    expect(second).toEqual(first);
+    expect((await store.totals()).running).toBe(1);
+    expect((await store.read("j_r2"))!.job.status).toBe("queued");
+  });
+
+  it("expires at most 100 jobs per dispatch call", async () => {
+    for (let i = 0; i < 130; i++) await admit(`j_x${i}`, "normal", "flux/schnell", now + 10);
+    now += 100;
+    expect(await sched.dispatch(1, [backend("b1", 1)])).toEqual([]);
+    const cancelled = (
+      await Promise.all(Array.from({ length: 130 }, (_, i) => store.read(`j_x${i}`)))
+    ).filter((j) => j!.job.status === "cancelled");
+    expect(cancelled).toHaveLength(100);
   });
 
   it("refuses admission beyond the caller's position limit and stores nothing", async () => {

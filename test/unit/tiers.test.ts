@@ -3,13 +3,13 @@ import { describe, expect, it } from "vitest";
 import {
   DEFAULT_TIER,
   DEFAULT_TIERS,
-  PRIORITIES,
   isPriorityAllowed,
   parseTiers,
   pricePerGpuSecond,
   tierOf,
   tiersFileSchema,
 } from "../../src/core/tiers.js";
+import { PRIORITIES } from "../../src/core/job.js";
 
 describe("default tiers", () => {
   it("match the table of API.md §1", () => {

@@ -6,7 +6,7 @@ import { AppError } from "../../core/errors.js";
 import { resolveRoute } from "../../core/catalog.js";
 import { parseSyncRequest } from "../../core/request-schema.js";
 import { rfc3339 } from "../../core/time.js";
-import type { JobRecord } from "../../core/job.js";
+import { TERMINAL, type JobRecord } from "../../core/job.js";
 import { readJsonBody } from "../body.js";
 import type { ApiEnv } from "../context.js";
 import type { ApiDeps } from "../deps.js";
@@ -28,7 +28,12 @@ function prefersWebp(accept: string | undefined): boolean {
   return q(webp) > 0 && q(webp) >= q(png);
 }
 
-async function waitForEnd(
+/**
+ * Waits until job `id` finishes (returns it), the budget runs out or the client goes away (returns
+ * undefined). Wakes on the job's events (the hub) and polls every second.
+ * @throws AppError internal_error when the job disappears meanwhile.
+ */
+export async function waitForEnd(
   deps: ApiDeps,
   id: string,
   budgetMs: number,
@@ -37,18 +42,25 @@ async function waitForEnd(
   const deadline = deps.clock() + budgetMs;
   let wake: (() => void) | undefined;
   let pending = false;
-  const off = deps.hub.on(id, () => {
+  const signal = () => {
     const w = wake;
     wake = undefined;
     if (w) w();
     else pending = true;
-  });
+  };
+  const off = deps.hub.on(id, signal);
+  // One abort listener for the whole wait (not one per wake-up, which piles up listeners on a long
+  // job with many events).
+  aborted.addEventListener("abort", signal);
   try {
     for (;;) {
       const found = await deps.store.read(id);
-      if (!found) throw new AppError("internal_error", "the job disappeared while waiting for it");
-      const s = found.job.status;
-      if (s === "complete" || s === "error" || s === "cancelled") return found.job;
+      if (!found) {
+        throw new AppError("internal_error", "the job disappeared while waiting for it", {
+          headers: { "x-job-id": id },
+        });
+      }
+      if (TERMINAL.has(found.job.status)) return found.job;
       const left = deadline - deps.clock();
       if (left <= 0 || aborted.aborted) return undefined;
       if (!pending) {
@@ -59,12 +71,12 @@ async function waitForEnd(
             clearTimeout(timer);
             resolve();
           };
-          aborted.addEventListener("abort", wake, { once: true });
         });
       }
       pending = false;
     }
   } finally {
+    aborted.removeEventListener("abort", signal);
     off();
   }
 }
@@ -123,7 +135,6 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
         202,
       );
     }
-    c.header("x-job-id", job.id);
     if (job.status !== "complete" || !job.output) {
       const err = job.error ?? {
         code: "internal_error",
@@ -131,14 +142,17 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
         retriable: false,
       };
       const details = { job_id: job.id, code: err.code };
+      // The error handler builds a fresh response from the AppError, so X-Job-Id travels in it.
+      const headers = { "x-job-id": job.id };
       if (job.status === "cancelled")
-        throw new AppError("conflict", `job ${job.id} was cancelled: ${err.message}`, { details });
-      if (!err.retriable) throw new AppError("validation_error", err.message, { details });
+        throw new AppError("conflict", `job ${job.id} was cancelled: ${err.message}`, { details, headers });
+      if (!err.retriable) throw new AppError("validation_error", err.message, { details, headers });
       throw new AppError("unavailable", `generation failed: ${err.message}`, {
         details,
-        headers: { "retry-after": "1" },
+        headers: { ...headers, "retry-after": "1" },
       });
     }
+    c.header("x-job-id", job.id);
     const seed = String(job.seed ?? admitted.seed);
     const duration = String((job.completedAt ?? deps.clock()) - job.createdAt);
     const common: Record<string, string> = {
@@ -161,7 +175,11 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
       });
     }
     const bytes = await deps.blobs.get(job.output);
-    if (!bytes) throw new AppError("internal_error", "the output is missing from storage");
+    if (!bytes) {
+      throw new AppError("internal_error", "the output is missing from storage", {
+        headers: { "x-job-id": job.id },
+      });
+    }
     c.header("content-type", job.contentType ?? "application/octet-stream");
     return c.body(bytes as Uint8Array<ArrayBuffer>, 200);
   };

@@ -3,7 +3,7 @@ import { Hono } from "hono";
 import type { Engine, ModelEntry } from "../../core/catalog.js";
 import type { ApiEnv } from "../context.js";
 import type { ApiDeps } from "../deps.js";
-import { servesRoute } from "../capacity.js";
+import { servesModel } from "../../config/backends.js";
 
 export function modelRoutes(deps: ApiDeps) {
   const app = new Hono<ApiEnv>();
@@ -12,7 +12,7 @@ export function modelRoutes(deps: ApiDeps) {
     const { backends } = await deps.capacity.snapshot();
     const provided = (entry: ModelEntry): Engine[] =>
       entry.backends.filter((engine) =>
-        backends.some((b) => b.engine === engine && servesRoute(b, `${entry.family}/${entry.model}`)),
+        backends.some((b) => b.engine === engine && servesModel(b, `${entry.family}/${entry.model}`)),
       );
     return c.json(deps.catalog.modelsResponse(provided));
   });

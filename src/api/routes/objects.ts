@@ -8,26 +8,46 @@ import { sniffContentType } from "../../core/media-type.js";
 import type { ApiEnv } from "../context.js";
 import type { ApiDeps } from "../deps.js";
 
-function parseRange(
+/**
+ * The byte range a `Range` header asks for (RFC 9110 §14), against an object of `size` bytes:
+ * - `undefined`: serve the whole object — no header, another unit, a value that does not parse, or
+ *   several ranges (`bytes=0-1,4-5`: a server may ignore Range, and one 200 is simpler than multipart);
+ * - `"unsatisfiable"`: a single range that selects no byte, or an inverted one (`bytes=5-2`) (416);
+ * - the inclusive range, its end clamped to the object.
+ */
+export function parseRange(
   header: string | undefined,
   size: number,
-): { start: number; end: number } | "invalid" | undefined {
+): { start: number; end: number } | "unsatisfiable" | undefined {
   if (!header) return undefined;
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!m || (m[1] === "" && m[2] === "")) return "invalid";
-  let start: number;
-  let end: number;
+  if (!m || (m[1] === "" && m[2] === "")) return undefined;
   if (m[1] === "") {
+    // Suffix range: the last N bytes.
     const suffix = Number(m[2]);
-    if (suffix === 0) return "invalid";
-    start = Math.max(0, size - suffix);
-    end = size - 1;
-  } else {
-    start = Number(m[1]);
-    end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
+    if (suffix === 0 || size === 0) return "unsatisfiable";
+    return { start: Math.max(0, size - suffix), end: size - 1 };
   }
-  if (start >= size || start > end) return "invalid";
-  return { start, end };
+  const start = Number(m[1]);
+  const last = m[2] === "" ? undefined : Number(m[2]);
+  if (last !== undefined && last < start) return "unsatisfiable"; // invalid: RFC 9110 says 416
+  if (start >= size) return "unsatisfiable";
+  return { start, end: Math.min(last ?? size - 1, size - 1) };
+}
+
+/** The first chunk, then the rest of `reader` (the first chunk was read to sniff the media type). */
+function prepend(head: Uint8Array | undefined, reader: ReadableStreamDefaultReader<Uint8Array>) {
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      if (head !== undefined && head.byteLength > 0) controller.enqueue(head);
+    },
+    async pull(controller) {
+      const { done, value } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
 }
 
 export function objectRoutes(
@@ -66,20 +86,32 @@ export function objectRoutes(
     )
       return c.body(null, 304);
 
+    // One open serves a whole-object answer (and HEAD); a range needs a second, ranged open, because
+    // the size (to check the range) and the first bytes (to sniff the type) come from the first one.
     const whole = await deps.blobs.open(digest);
     if (!whole) throw notFound();
-    const first = whole.body.getReader();
-    const head = await first.read();
-    await first.cancel();
-    c.header("content-type", sniffContentType(head.value ?? new Uint8Array()));
+    const reader = whole.body.getReader();
+    let head: Uint8Array | undefined;
+    try {
+      head = (await reader.read()).value;
+    } catch (err) {
+      await reader.cancel().catch(() => undefined);
+      throw err;
+    }
+    c.header("content-type", sniffContentType(head ?? new Uint8Array()));
 
     const range = parseRange(c.req.header("range"), whole.size);
-    if (range === "invalid") {
-      c.header("content-range", `bytes */${whole.size}`);
-      throw new AppError("validation_error", "unsatisfiable range", {
-        details: { field: "range" },
+    if (range === "unsatisfiable") {
+      await reader.cancel();
+      throw new AppError("range_not_satisfiable", `the range is outside the object (${whole.size} bytes)`, {
+        details: { field: "range", size: whole.size },
         headers: { "content-range": `bytes */${whole.size}` },
       });
+    }
+    if (c.req.method === "HEAD" || range !== undefined) await reader.cancel();
+    if (c.req.method === "HEAD") {
+      c.header("content-length", String(whole.size));
+      return c.body(null, 200);
     }
     if (range) {
       const part = await deps.blobs.open(digest, range);
@@ -88,10 +120,8 @@ export function objectRoutes(
       c.header("content-length", String(range.end - range.start + 1));
       return c.body(part.body, 206);
     }
-    const full = await deps.blobs.open(digest);
-    if (!full) throw notFound();
-    c.header("content-length", String(full.size));
-    return c.body(full.body, 200);
+    c.header("content-length", String(whole.size));
+    return c.body(prepend(head, reader), 200);
   });
 
   return app;

@@ -1,7 +1,8 @@
 --[[
   Admits a job: stores its record, places it in the global order (position) and in its route's
-  dispatch set, and wakes the dispatchers. One atomic step, so a job is either fully admitted or not
-  at all.
+  dispatch set, and wakes the dispatchers when it can start at once (nothing ahead, or the first job
+  of its route). One atomic step: the arguments are decoded before anything is written, so a job is
+  either fully admitted or not at all.
 
   The order key is class * 2^40 + admission sequence: strict priority classes, FIFO inside a class.
   A fair scheduler replaces only this score; positions are read the same way (ZRANK of the order).
@@ -36,10 +37,11 @@ if capacity > 0 then
 end
 if max_position >= 0 and position > max_position then return {-2, position, eta} end
 
+local fields = cjson.decode(ARGV[10])
 if redis.call("HSETNX", jk, "id", id) == 0 then return {-1} end
 local args = {"status", "queued", "route", route, "score", score, "created", now, "attempt", 0, "spent", 0,
   "req", ARGV[11]}
-for k, v in pairs(cjson.decode(ARGV[10])) do
+for k, v in pairs(fields) do
   args[#args + 1] = k
   args[#args + 1] = v
 end
@@ -50,11 +52,12 @@ end
 redis.call("HSET", jk, unpack(args))
 redis.call("ZADD", key("q"), score, id)
 redis.call("ZADD", key("q", "r", route), score, id)
+local first_of_route = redis.call("ZCARD", key("q", "r", route)) == 1
 redis.call("SADD", key("q", "routes"), route)
 if ttl_at > 0 then redis.call("ZADD", key("q", "ttl"), ttl_at, id) end
--- No event is stored at admission: the position is live state (SSE reads and sends it), and a
--- stream per queued job would cost more memory than the job itself.
--- Wake the dispatchers only when nothing waits ahead of this job; otherwise they are busy or will
--- find it on their next pass (a slot freeing up, or their periodic pass).
-if ahead == 0 then redis.call("PUBLISH", key("ch", "wake"), id) end
+-- No event is stored at admission: the position is live state (SSE reads and sends it), and an
+-- event list per queued job would cost more memory than the job itself.
+-- Wake the dispatchers when the job may start at once; otherwise they are busy or will find it on
+-- their next pass (a slot freeing up, or their periodic pass).
+if ahead == 0 or first_of_route then redis.call("PUBLISH", key("ch", "wake"), id) end
 return {position, eta}

@@ -1,6 +1,7 @@
 --[[
   Cancels queued jobs whose time-to-start (ttl) has passed, with error code `ttl_expired`. They were
-  never sent to a backend and are never billed. (A job started in time is never expired.)
+  never sent to a backend and are never billed. A job that started in time is never expired, also
+  when a retry later puts it back in the queue (starting removes its ttl).
 
   ARGV[1] prefix  ARGV[2] now (ms)  ARGV[3] retention seconds  ARGV[4] retention count
   Returns the number of jobs cancelled

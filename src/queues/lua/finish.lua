@@ -18,6 +18,8 @@
   ARGV[8] max attempts  ARGV[9] retention seconds  ARGV[10] retention count
   ARGV[11] attempts to start next (free slots of the caller, 0 = none)  ARGV[12] backends JSON
   ARGV[13] preferred engines JSON  ARGV[14] lease ttl (ms)  ARGV[15] token base
+  The payload is checked before anything changes. A resent call (same token base within a minute)
+  gets the reply of the first.
   Returns { code, status, next attempts (flat array, see dispatch.lua) }
   code 1 the job changed (status = its new status)
   -1 no such job  -2 stale (token or state)  -4 cancelled meanwhile (metering recorded)
@@ -33,6 +35,17 @@ local function settle()
   local retention_s = tonumber(ARGV[9])
   local retention_count = tonumber(ARGV[10])
   local jk = key("job", id)
+
+  -- a malformed call changes nothing (the lease stays until it is settled properly or expires)
+  if outcome == "complete" then
+    if type(p.output) ~= "string" or type(p.outputs) ~= "table" or #p.outputs == 0 then
+      return {-3, "complete needs output and outputs"}
+    end
+  elseif outcome == "failed" or outcome == "retry" then
+    if type(p.error) ~= "table" or type(p.error.code) ~= "string" then return {-3, outcome .. " needs an error"} end
+  elseif outcome ~= "busy" then
+    return {-3, "unknown outcome " .. outcome}
+  end
 
   redis.call("ZREM", key("lease", backend), id .. "|" .. token)
 
@@ -106,9 +119,10 @@ local function settle()
   end
 
   return {-3, "unknown outcome " .. outcome}
-
 end
 
+local again = replayed(ARGV[15])
+if again then return again end
 local code, status = unpack(settle())
 if code == -3 then return redis.error_reply(status) end
 local next_attempts = {}
@@ -117,4 +131,4 @@ if slots > 0 then
   next_attempts = dispatch_jobs(tonumber(ARGV[5]), slots, cjson.decode(ARGV[12]), cjson.decode(ARGV[13]),
     tonumber(ARGV[14]), ARGV[15], tonumber(ARGV[9]), tonumber(ARGV[10]))
 end
-return {code, status or "", next_attempts}
+return remember_reply(ARGV[15], {code, status or "", next_attempts})

@@ -1,8 +1,9 @@
 --[[
   Shared helpers, prepended to every scheduler script at load time. Every script passes the key
   prefix as ARGV[1]; keys derived from job ids are built here (all keys share the prefix's hash tag).
-  Job hash fields used here: status token score route backend alog spent attempt ttl_at
-  avoid started notbefore cust.
+  Job hash fields: id cust tier prio mod fam mdl task fmt seed mode req (admission), status route
+  score created ttl_at (the order), token backend attempt spent alog started progress avoid
+  notbefore (attempts), output outputs ctype gpu_ms completed err (the end), webhook idem (options).
   Job states: queued -> running -> complete | error | cancelled; running -> queued (retry, busy,
   lost worker); queued -> cancelled. A running job holds a lease "<id>|<token>" on one backend.
 ]]
@@ -78,8 +79,8 @@ local function requeue(id, notbefore, now)
     redis.call("HDEL", jk, "notbefore")
     redis.call("ZADD", key("q", "r", route), score, id)
     redis.call("SADD", key("q", "routes"), route)
+    redis.call("PUBLISH", key("ch", "wake"), id)
   end
-  redis.call("PUBLISH", key("ch", "wake"), id)
 end
 
 -- A terminal job is kept for retention_s seconds and among the newest retention_count terminal jobs.
@@ -89,6 +90,9 @@ local function retire(id, now, retention_s, retention_count)
   redis.call("EXPIRE", key("ev", id), retention_s)
   local done = key("done")
   redis.call("ZADD", done, now, id)
+  -- ids whose records expired by age leave the set too (a few per call)
+  local aged = redis.call("ZRANGEBYSCORE", done, "-inf", now - retention_s * 1000, "LIMIT", 0, 20)
+  if #aged > 0 then redis.call("ZREM", done, unpack(aged)) end
   local excess = redis.call("ZCARD", done) - retention_count
   if excess > 0 then
     local old = redis.call("ZPOPMIN", done, math.min(excess, 50))
@@ -109,25 +113,52 @@ local function terminate(id, status, now, code, message, retriable, retention_s,
 end
 
 -- Starts an attempt: leases a slot of `b` (the caller checked it has one), marks the job running
--- under a new token, opens an attempt in the log and records `started`. Returns the attempt as the
--- worker needs it (JSON).
+-- under a new token, opens an attempt in the log and records `started`. A job that started is never
+-- expired by its ttl again. An attempt that follows a busy hand-back replaces that entry of the log
+-- (counting the hand-backs) instead of adding one, so a backend answering busy for minutes does not
+-- grow the log or the events. Returns the attempt's JSON and, beside it, its request (JSON).
 local function start_attempt(id, route, b, token, now, lease_ttl, ttl_at)
   local jk = key("job", id)
   redis.call("ZADD", key("lease", b.id), now + lease_ttl, id .. "|" .. token)
   redis.call("SADD", key("lease", "backends"), b.id)
-  if ttl_at > 0 then redis.call("ZREM", key("q", "ttl"), id) end
+  if ttl_at > 0 then
+    redis.call("ZREM", key("q", "ttl"), id)
+    redis.call("HDEL", jk, "ttl_at")
+  end
   local f = redis.call("HMGET", jk, "alog", "started", "attempt", "mod", "fam", "mdl", "task", "fmt", "seed", "req",
     "spent")
   local attempt = tonumber(f[3] or "0") + 1
   local log = cjson.decode(f[1] or "[]")
-  log[#log + 1] = {attempt = attempt, backend = b.id, started_at = now}
+  local last = log[#log]
+  local entry = {attempt = attempt, backend = b.id, started_at = now}
+  local after_busy = last ~= nil and last["outcome"] == "busy"
+  if after_busy then
+    attempt = last["attempt"]
+    entry = {attempt = attempt, backend = b.id, started_at = now, busy = (last["busy"] or 0) + 1}
+    log[#log] = entry
+  else
+    log[#log + 1] = entry
+  end
   redis.call("HSET", jk, "status", "running", "token", token, "backend", b.id, "alog", json_array(log), "progress", "0",
     "attempt", attempt, "started", f[2] or now)
-  add_event(id, "started", cjson.encode({backend = b.id, attempt = attempt}))
-  -- the request (already JSON) travels beside the attempt's JSON, not escaped inside it
+  if not after_busy then add_event(id, "started", cjson.encode({backend = b.id, attempt = attempt})) end
   return {cjson.encode({id = id, token = token, backend = b.id, route = route, attempt = attempt,
     modality = f[4], family = f[5], model = f[6], task = f[7], format = f[8], seed = tonumber(f[9]),
     spent = tonumber(f[11] or "0")}), f[10]}
+end
+
+-- Replies of dispatching calls are kept a minute under their unique token base: a call that Redis
+-- ran but whose reply was lost (and that the client resends after reconnecting) gets the same
+-- reply instead of starting a second batch.
+local function replayed(token_base)
+  local cached = redis.call("GET", key("call", token_base))
+  if cached then return cjson.decode(cached) end
+  return nil
+end
+
+local function remember_reply(token_base, reply)
+  redis.call("SET", key("call", token_base), cjson.encode(reply), "PX", 60000)
+  return reply
 end
 
 -- Starts up to `slots` attempts, taking jobs in the global order among the routes that a backend
@@ -199,17 +230,31 @@ local function dispatch_jobs(now, slots, backends, prefer, lease_ttl, token_base
     return best
   end
 
+  -- heads of the route sets, refreshed only for the route just taken
+  local heads = {}
+  local function head_of(route)
+    if heads[route] == nil then
+      local h = redis.call("ZRANGE", key("q", "r", route), 0, 0, "WITHSCORES")
+      if #h == 0 then
+        redis.call("SREM", key("q", "routes"), route)
+        candidates[route] = nil
+        heads[route] = false
+      else
+        heads[route] = {h[1], tonumber(h[2])}
+      end
+    end
+    return heads[route]
+  end
+
   local n = 0
-  while n < slots do
+  local expired = 0
+  while n < slots and expired < 100 do
     local best_route, best_id, best_score = nil, nil, nil
     for _, route in ipairs(routes) do
       if candidates[route] and any_free(candidates[route]) then
-        local head = redis.call("ZRANGE", key("q", "r", route), 0, 0, "WITHSCORES")
-        if #head == 0 then
-          redis.call("SREM", key("q", "routes"), route)
-          candidates[route] = nil
-        elseif best_score == nil or tonumber(head[2]) < best_score then
-          best_route, best_id, best_score = route, head[1], tonumber(head[2])
+        local h = head_of(route)
+        if h and (best_score == nil or h[2] < best_score) then
+          best_route, best_id, best_score = route, h[1], h[2]
         end
       end
     end
@@ -217,7 +262,9 @@ local function dispatch_jobs(now, slots, backends, prefer, lease_ttl, token_base
     local jk = key("job", best_id)
     local f = redis.call("HMGET", jk, "ttl_at", "avoid")
     local ttl_at = tonumber(f[1] or "0")
-    if ttl_at > 0 and now > ttl_at then
+    heads[best_route] = nil
+    if ttl_at > 0 and now >= ttl_at then
+      expired = expired + 1
       unqueue(best_id)
       terminate(best_id, "cancelled", now, "ttl_expired", "not started within its ttl", false, retention_s,
         retention_count)

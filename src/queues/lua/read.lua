@@ -9,7 +9,10 @@ local jk = key("job", id)
 local h = redis.call("HGETALL", jk)
 if #h == 0 then return {} end
 local position = -1
-if redis.call("HGET", jk, "status") == "queued" then
-  position = redis.call("ZRANK", key("q"), id) or -1
+for i = 1, #h, 2 do
+  if h[i] == "status" then
+    if h[i + 1] == "queued" then position = redis.call("ZRANK", key("q"), id) or -1 end
+    break
+  end
 end
 return {h, position}

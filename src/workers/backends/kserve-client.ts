@@ -37,7 +37,6 @@ export class BackendHttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
-    readonly retryAfterS?: number,
   ) {
     super(message);
     this.name = "BackendHttpError";
@@ -105,23 +104,14 @@ function previewOf(answer: V2Answer): string | undefined {
   return typeof d === "string" && d.startsWith("data:image/") ? d : undefined;
 }
 
-async function errorFrom(
-  status: number,
-  headers: Record<string, string | string[] | undefined>,
-  body: { text(): Promise<string> },
-) {
+async function errorFrom(status: number, body: { text(): Promise<string> }) {
   let detail = "";
   try {
     detail = (await body.text()).slice(0, 300);
   } catch {
     // body already gone
   }
-  const ra = Number(headers["retry-after"]);
-  return new BackendHttpError(
-    status,
-    `backend answered ${status}${detail ? `: ${detail}` : ""}`,
-    Number.isFinite(ra) ? ra : undefined,
-  );
+  return new BackendHttpError(status, `backend answered ${status}${detail ? `: ${detail}` : ""}`);
 }
 
 /**
@@ -147,7 +137,7 @@ export function createKserveClient(baseUrl: string, opts: { connections: number 
       headersTimeout: 0,
       bodyTimeout: 0,
     });
-    if (res.statusCode >= 300) throw await errorFrom(res.statusCode, res.headers, res.body);
+    if (res.statusCode >= 300) throw await errorFrom(res.statusCode, res.body);
     return res;
   }
 
@@ -182,13 +172,20 @@ export function createKserveClient(baseUrl: string, opts: { connections: number 
         signal,
         "text/event-stream",
       );
+      // Frames are split on blank lines; the search resumes where the last one stopped (a large
+      // final frame arrives in many chunks), and the decoder keeps characters split across chunks.
+      const decoder = new TextDecoder();
       let buffer = "";
+      let searchFrom = 0;
+      let final: InferResult | undefined;
       for await (const chunk of res.body) {
-        buffer += (chunk as Buffer).toString("utf8");
+        if (final) continue; // drain the rest so the connection can be reused
+        buffer += decoder.decode(chunk as Buffer, { stream: true });
         let sep: number;
-        while ((sep = buffer.indexOf("\n\n")) >= 0) {
+        while (!final && (sep = buffer.indexOf("\n\n", searchFrom)) >= 0) {
           const frame = buffer.slice(0, sep);
           buffer = buffer.slice(sep + 2);
+          searchFrom = 0;
           const data = frame
             .split("\n")
             .filter((l) => l.startsWith("data:"))
@@ -205,8 +202,8 @@ export function createKserveClient(baseUrl: string, opts: { connections: number 
             throw new BackendHttpError(answer.status ?? 500, `backend stream failed: ${answer.error}`);
           }
           if (answer.parameters?.final) {
-            res.body.destroy();
-            return decodeAnswer(answer);
+            final = decodeAnswer(answer);
+            break;
           }
           const p = answer.parameters;
           if (p && typeof p.step === "number" && typeof p.steps === "number") {
@@ -219,7 +216,9 @@ export function createKserveClient(baseUrl: string, opts: { connections: number 
             });
           }
         }
+        if (!final) searchFrom = Math.max(0, buffer.length - 1);
       }
+      if (final) return final;
       throw new BackendProtocolError("stream ended without a final answer");
     },
 

@@ -1,6 +1,5 @@
 // The configured backends of this worker process, each with its KServe client and health state.
 import type { BackendConfig } from "../../config/backends.js";
-import { servesModel } from "../../config/backends.js";
 import { createKserveClient, type KserveClient } from "./kserve-client.js";
 
 export interface BackendEntry {
@@ -50,5 +49,3 @@ export function createRegistry(
 export function kserveModelName(family: string, model: string): string {
   return `${family}-${model}`;
 }
-
-export { servesModel };
