@@ -294,7 +294,7 @@ export const workerBench: BenchDef = {
       valid: problems.length === 0,
       problems,
       notes: [
-        "ours: jobs admitted first (same record as POST /queue), then `start --roles worker` (dispatch Lua → BullMQ attempt job → begin Lua → undici infer → CAS put → finish Lua)",
+        "ours: jobs admitted first (same record as POST /queue), then `start --roles worker` (dispatch Lua → BullMQ attempt job → undici infer → CAS put → finish Lua, which starts the next attempts)",
         "raw: addBulk first, then a bare BullMQ worker (same concurrency) → undici infer → JSON parse → complete",
         "span = first start to last completion; process start-up is outside it for both",
         `fixed seed and prompt: the sim serves one cached ${imageBytes}-byte PNG, base64 in JSON`,
