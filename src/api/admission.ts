@@ -8,7 +8,12 @@ import type { IdGenerator } from "../core/ids.js";
 import type { Priority } from "../core/job.js";
 import { imageUrlProblem } from "../core/webhook-target.js";
 import type { Clock } from "../core/time.js";
-import { QUEUE_ONLY_FIELDS, type GenerationRequest, type ImageRef } from "../core/request-schema.js";
+import {
+  QUEUE_ONLY_FIELDS,
+  dataRefBytes,
+  type GenerationRequest,
+  type ImageRef,
+} from "../core/request-schema.js";
 import { maxPositionWithin } from "../core/eta.js";
 import type { Scheduler } from "../queues/scheduler.js";
 import type { CapacityView } from "./capacity.js";
@@ -87,7 +92,7 @@ async function storeImage(field: string, ref: ImageRef, principal: Principal, de
     case "url":
       return { kind: "url", url: ref.url };
     case "data": {
-      const digest = await deps.blobs.put(new Uint8Array(Buffer.from(ref.base64, "base64")));
+      const digest = await deps.blobs.put(dataRefBytes(ref));
       await deps.grantObject(digest, principal.customerId);
       return { kind: "digest", digest };
     }

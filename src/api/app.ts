@@ -61,14 +61,14 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
       (await grants.isOwner(digest, principal.customerId)),
     allowPrivateUrls: deps.config.webhookAllowPrivate,
   };
-  const requireToken = authenticate({
+  const token = {
     authenticate: deps.authenticate,
     ...(deps.peekPrincipal ? { peek: deps.peekPrincipal } : {}),
-  });
+  };
+  const requireToken = authenticate(token);
   // A method the path does not have is answered 405 (by notFound below) before asking for a token.
   const auth = authenticate({
-    authenticate: deps.authenticate,
-    ...(deps.peekPrincipal ? { peek: deps.peekPrincipal } : {}),
+    ...token,
     skip: (c) => {
       const allowed = allowedMethods(c.req.path);
       return allowed !== undefined && !isAllowed(allowed, c.req.method);
@@ -88,7 +88,7 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
   app.route(
     "/",
     healthRoutes(deps, {
-      admin: async (c) => (await optionalPrincipal(c as Context<ApiEnv>))?.admin === true,
+      admin: async (c) => (await optionalPrincipal(c))?.admin === true,
     }),
   );
   app.route(

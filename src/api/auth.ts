@@ -145,8 +145,8 @@ function isAdmin(payload: JWTPayload): boolean {
  * Makes the request authenticator of API.md §1. Tokens are verified with jose (HS256 allow-list, `exp`
  * required, `nbf` honoured, `iss`/`aud` when configured, `clockToleranceS` leeway). Successful
  * verifications are remembered in a bounded LRU keyed by the token, and a cached entry is
- * served only while the injected clock is before the token's `exp`, so a hot token costs a hash and a
- * map lookup instead of a jose verify. Concurrent first uses of one token share a single verify.
+ * served only while the injected clock is before the token's `exp`, so a hot token costs a map
+ * lookup instead of a jose verify. Concurrent first uses of one token share a single verify.
  *
  * @throws TypeError when the secret is shorter than 32 bytes or `tiers` is not a non-empty list of
  *   names; RangeError when a numeric option is out of range.
@@ -204,8 +204,22 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
     });
   }
 
-  function remember(id: string, principal: Principal): void {
-    if (clock() < principal.expiresAt) cache.set(id, principal);
+  // The token itself is the cache key: hashing it would cost more than the lookup saves, and the
+  // process holds the tokens it verifies in memory anyway (never logged, never persisted).
+  function remember(token: string, principal: Principal): void {
+    if (clock() < principal.expiresAt) cache.set(token, principal);
+  }
+
+  /** The cached principal of `token` while it is valid; an expired entry is dropped. */
+  function cached(token: string): Principal | undefined {
+    const hit = cache.get(token);
+    if (hit === undefined) return undefined;
+    if (clock() >= hit.expiresAt) {
+      cache.delete(token);
+      return undefined;
+    }
+    cacheHits += 1;
+    return hit;
   }
 
   return {
@@ -213,11 +227,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
       if (typeof authorizationHeader !== "string" || authorizationHeader.length > MAX_HEADER_CHARS)
         return undefined;
       const token = BEARER_RE.exec(authorizationHeader)?.[1];
-      if (token === undefined) return undefined;
-      const hit = cache.get(token);
-      if (hit === undefined || clock() >= hit.expiresAt) return undefined;
-      cacheHits += 1;
-      return hit;
+      return token === undefined ? undefined : cached(token);
     },
 
     async authenticate(authorizationHeader) {
@@ -230,28 +240,19 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
       const token = BEARER_RE.exec(authorizationHeader)?.[1];
       if (token === undefined) throw refused("not a Bearer credential");
 
-      // The token itself is the cache key: hashing it would cost more than the lookup saves, and the
-      // process holds the tokens it verifies in memory anyway (never logged, never persisted).
-      const id = token;
-      const hit = cache.get(id);
-      if (hit !== undefined) {
-        if (clock() < hit.expiresAt) {
-          cacheHits += 1;
-          return hit;
-        }
-        cache.delete(id);
-      }
+      const hit = cached(token);
+      if (hit !== undefined) return hit;
 
-      let pending = inflight.get(id);
+      let pending = inflight.get(token);
       if (pending === undefined) {
         const started = generation;
         pending = verify(token).then((principal) => {
-          if (started === generation) remember(id, principal);
+          if (started === generation) remember(token, principal);
           return principal;
         });
-        inflight.set(id, pending);
+        inflight.set(token, pending);
         const forget = (): void => {
-          if (inflight.get(id) === pending) inflight.delete(id);
+          if (inflight.get(token) === pending) inflight.delete(token);
         };
         pending.then(forget, forget);
       }

@@ -91,21 +91,20 @@ export function createCapacityView(opts: {
     return loading;
   };
 
+  // After a failed refresh (Redis unreachable) nothing is held: callers wait for a fresh read and see
+  // its error, rather than decisions made on data that can no longer be checked.
+  const held = (): CapacitySnapshot | undefined => {
+    if (!current || failed) return undefined;
+    // Serve the last snapshot now and refresh it for the next requests.
+    if (opts.clock() - current.at > opts.cacheMs) load().catch(() => undefined);
+    return current.value;
+  };
+
   return {
-    current() {
-      if (!current || failed) return undefined;
-      if (opts.clock() - current.at > opts.cacheMs) load().catch(() => undefined);
-      return current.value;
-    },
+    current: held,
     snapshot() {
-      // After a failed refresh (Redis unreachable) callers wait for a fresh read and see its error,
-      // rather than decisions made on data that can no longer be checked.
-      if (!current || failed) return load();
-      if (opts.clock() - current.at > opts.cacheMs) {
-        // Serve the last snapshot now and refresh it for the next requests.
-        load().catch(() => undefined);
-      }
-      return Promise.resolve(current.value);
+      const value = held();
+      return value === undefined ? load() : Promise.resolve(value);
     },
   };
 }

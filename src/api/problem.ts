@@ -62,7 +62,6 @@ export function isRedisUnavailable(err: unknown): boolean {
     msg.includes("Connection is closed") ||
     msg.includes("Command timed out") ||
     msg.includes("Reached the max retries per request limit") ||
-    msg.includes("OOM command not allowed") ||
     /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT/.test(msg)
   );
 }

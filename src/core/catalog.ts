@@ -288,7 +288,7 @@ export const catalogSchema = z
     loras: z.array(loraSchema).default([]),
   })
   .superRefine((doc, ctx) => {
-    const names = new Map<string, string>();
+    const names = new Set<string>();
     const aliases = new Map<string, string>();
     for (const key of MODALITIES) {
       doc[key].forEach((m, i) => {
@@ -297,7 +297,7 @@ export const catalogSchema = z
         if (names.has(name)) {
           ctx.addIssue({ code: "custom", path: [key, i, "model"], message: `duplicate model ${name}` });
         }
-        names.set(name, name);
+        names.add(name);
       });
     }
     for (const key of MODALITIES) {

@@ -146,9 +146,7 @@ export function toPublicJob(job: JobRecord, ctx: PublicJobContext): Record<strin
     ...(a.outcome === undefined ? {} : { outcome: a.outcome }),
     ...(a.busy === undefined ? {} : { busy_handbacks: a.busy }),
   }));
-  if (job.gpuMs !== undefined && (status === "complete" || status === "error" || status === "cancelled")) {
-    out.gpu_ms = job.gpuMs;
-  }
+  if (job.gpuMs !== undefined && TERMINAL.has(status)) out.gpu_ms = job.gpuMs;
   if (job.backend !== undefined && status !== "queued") out.backend = job.backend;
   out.request = job.request;
   return out;

@@ -252,8 +252,8 @@ function lockAgeMs(lockFile: string): number {
 /**
  * Starts (or reuses) the embedded server. Checking for a running server and spawning one happen
  * under the lock file `DATA_DIR/run/redis.lock` (O_EXCL, holding the pid): a start that finds the
- * lock held by a live process waits (up to 10 s) for that process's server to answer and reuses
- * it; a lock left by a dead process is removed.
+ * lock held by a live process waits (up to 12 s) for that process's server to answer and reuses
+ * it; a lock left by a dead process (or older than 20 s) is removed.
  * @throws Error when redis-server is missing or does not answer within 10 s, or when another process
  *   holds the lock for longer than that without a server answering.
  */

@@ -2,7 +2,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { constants } from "node:fs";
 import type { Stats } from "node:fs";
-import { lstat, mkdir, open, rename, stat, unlink } from "node:fs/promises";
+import { lstat, mkdir, open, rename, unlink } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -143,6 +143,17 @@ export function createFsBlobStore(opts: FsBlobStoreOptions): BlobStore {
     }
   }
 
+  /** Creates the temp file; its prefix directory is made only when missing (once per prefix). */
+  async function createTemp(dir: string, tmp: string): Promise<FileHandle> {
+    try {
+      return await open(tmp, "wx", 0o644);
+    } catch (err) {
+      if (!isErrno(err, "ENOENT")) throw err;
+    }
+    await mkdir(dir, { recursive: true });
+    return open(tmp, "wx", 0o644);
+  }
+
   async function writeObject(bytes: Uint8Array, hex: string): Promise<void> {
     const dir = dirOf(hex);
     const path = pathOf(hex);
@@ -153,37 +164,30 @@ export function createFsBlobStore(opts: FsBlobStoreOptions): BlobStore {
     } catch (err) {
       if (!isErrno(err, "ENOENT", "ENOTDIR")) throw err;
     }
-    await mkdir(dir, { recursive: true });
     // Same directory as the target, hence the same filesystem, hence an atomic rename.
     const tmp = join(dir, `.tmp-${hex}-${process.pid}-${randomBytes(6).toString("hex")}`);
-    const handle = await open(tmp, "wx", 0o644);
-    let written: Stats;
+    const handle = await createTemp(dir, tmp);
     try {
-      await handle.writeFile(bytes);
-      await handle.sync();
-      written = await handle.stat();
-    } catch (err) {
-      await handle.close();
-      await unlink(tmp).catch(() => undefined);
-      throw err;
-    }
-    await handle.close();
-    try {
-      await rename(tmp, path);
-    } catch (err) {
-      await unlink(tmp).catch(() => undefined);
-      throw err;
-    }
-    await syncDir(dir);
-    // We hashed these bytes ourselves: remember the file as verified if the path still names our inode
-    // (a concurrent put may have renamed its identical copy over it; then the next read hashes once).
-    try {
-      const now = await stat(path);
-      if (now.ino === written.ino && now.dev === written.dev && now.size === written.size) {
-        remember(identity(path, now));
+      try {
+        await handle.writeFile(bytes);
+        await handle.sync();
+        await rename(tmp, path);
+      } catch (err) {
+        await unlink(tmp).catch(() => undefined);
+        throw err;
       }
-    } catch {
-      // Not fatal: the object is stored; the next read verifies it.
+      await syncDir(dir);
+      // We hashed these bytes ourselves: remember the inode we renamed into place (its stat after the
+      // rename, which changes its ctime) as verified. Should a concurrent put have renamed its identical
+      // copy over it, the path names another inode, this identity never matches, and the next read
+      // hashes once.
+      try {
+        remember(identity(path, await handle.stat()));
+      } catch {
+        // Not fatal: the object is stored; the next read verifies it.
+      }
+    } finally {
+      await handle.close();
     }
   }
 

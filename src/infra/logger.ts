@@ -3,10 +3,11 @@ import { pino, type Logger } from "pino";
 
 export type { Logger };
 
-export function createLogger(opts: { level: string; name?: string }): Logger {
+/** The process's root logger; roles log through `child({ role })`. */
+export function createLogger(opts: { level: string }): Logger {
   return pino({
     level: opts.level,
-    base: opts.name ? { role: opts.name } : {},
+    base: {},
     redact: {
       paths: ["authorization", "*.authorization", "token", "*.token", "secret", "*.secret"],
       remove: true,

@@ -11,7 +11,7 @@ export type RedisProfile = "api" | "worker" | "subscriber";
  *   what they started once Redis is back).
  * - `subscriber`: pub/sub; reconnects and resubscribes forever.
  */
-export function redisOptions(profile: RedisProfile): RedisOptions {
+function redisOptions(profile: RedisProfile): RedisOptions {
   const retryStrategy = (times: number) => Math.min(50 * 2 ** Math.min(times, 5), 1_000);
   const base: RedisOptions = { lazyConnect: false, retryStrategy, connectTimeout: 2_000 };
   switch (profile) {
@@ -25,7 +25,6 @@ export function redisOptions(profile: RedisProfile): RedisOptions {
         enableAutoPipelining: true,
       };
     case "worker":
-      return { ...base, enableOfflineQueue: true, maxRetriesPerRequest: null };
     case "subscriber":
       return { ...base, enableOfflineQueue: true, maxRetriesPerRequest: null };
   }

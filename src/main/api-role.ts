@@ -1,8 +1,6 @@
 // The api role: Redis connections (fail-fast profile), event hub, Hono app on HOST:PORT.
 import { serve, type ServerType } from "@hono/node-server";
 import type { AddressInfo } from "node:net";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { createRandomIds } from "../core/ids.js";
 import { createJobStore } from "../queues/job-store.js";
 import { createBackendDirectory } from "../queues/backend-directory.js";
@@ -12,6 +10,7 @@ import { createEventHub, type EventHub } from "../api/event-hub.js";
 import { createCapacityView } from "../api/capacity.js";
 import { createPresenter } from "../api/present.js";
 import { connectRole, type RoleContext } from "./role-context.js";
+import { publishRunFile } from "./run-files.js";
 import { schedulerFor, type Keys } from "./settings.js";
 
 export interface ApiHandle {
@@ -109,10 +108,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     await closed;
     clearTimeout(t);
   });
-  const runDir = join(ctx.settings.dataDir, "run");
-  mkdirSync(runDir, { recursive: true });
-  writeFileSync(join(runDir, "api.url"), publicUrl);
-  ctx.runtime.defer("api url file", () => rmSync(join(runDir, "api.url"), { force: true }));
+  publishRunFile(ctx.runtime, ctx.settings.dataDir, "api.url", publicUrl);
   logger.info({ url: publicUrl }, "api listening");
   return { url: publicUrl, port, hub, fetch: (req) => app.fetch(req) };
 }

@@ -7,7 +7,10 @@ export interface Runtime {
   defer(name: string, release: () => Promise<void> | void): void;
   /** Releases everything once; later calls return the same promise. */
   shutdown(reason: string): Promise<void>;
-  /** Installs the signal handlers; `onStop` runs after a graceful shutdown. */
+  /**
+   * Installs the signal handlers: `onStop(0)` after a graceful shutdown, `onStop(1)` when the shutdown
+   * fails or a second signal forces the exit.
+   */
   handleSignals(onStop: (code: number) => void): void;
   readonly stopping: boolean;
 }

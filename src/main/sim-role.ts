@@ -1,9 +1,8 @@
 // The sim role: the simulated GPU backend (KServe v2) configured from SIM_* variables.
-import { mkdirSync, writeFileSync, rmSync } from "node:fs";
-import { join } from "node:path";
 import type { Logger } from "pino";
 import { startSimServer, type SimServer } from "../sim/server.js";
 import type { Env } from "../config/env.js";
+import { publishRunFile } from "./run-files.js";
 import type { Runtime } from "./runtime.js";
 
 export async function startSimRole(ctx: {
@@ -26,13 +25,8 @@ export async function startSimRole(ctx: {
     host: ctx.env.HOST,
     logger: ctx.logger.child({ role: "sim" }),
   });
-  const runDir = join(ctx.dataDir, "run");
-  mkdirSync(runDir, { recursive: true });
-  const urlFile = join(runDir, "sim.url");
-  writeFileSync(urlFile, sim.url);
-  ctx.runtime.defer("simulated backend", async () => {
-    rmSync(urlFile, { force: true });
-    await sim.close();
-  });
+  ctx.runtime.defer("simulated backend", () => sim.close());
+  // Released first: the url file goes before the server does.
+  publishRunFile(ctx.runtime, ctx.dataDir, "sim.url", sim.url);
   return sim;
 }

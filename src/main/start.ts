@@ -1,5 +1,4 @@
 // `render-gateway start [--roles ...]`: runs the chosen roles in this process on embedded defaults.
-import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Logger } from "pino";
 import { systemClock } from "../core/time.js";
@@ -9,13 +8,14 @@ import { createRedis, closeRedis, waitReady, assertNoEviction } from "../infra/r
 import { startEmbeddedRedis } from "../infra/embedded-redis.js";
 import { createFsBlobStore } from "../infra/fs-blob-store.js";
 import { signToken } from "../api/auth.js";
+import { readRunFile } from "./run-files.js";
 import { createRuntime, type Runtime } from "./runtime.js";
 import { defaultSimBackends, loadKeys, loadSettings, PROJECT_ROOT, type Settings } from "./settings.js";
 
-export const ROLES = ["api", "worker", "pipeline", "admin", "sim"] as const;
+const ROLES = ["api", "worker", "pipeline", "admin", "sim"] as const;
 export type Role = (typeof ROLES)[number];
 /** Roles this version runs; `pipeline` and `admin` belong to later work. */
-export const AVAILABLE_ROLES: readonly Role[] = ["api", "worker", "sim"];
+const AVAILABLE_ROLES: readonly Role[] = ["api", "worker", "sim"];
 
 export function parseRoles(raw: string | undefined): Role[] {
   if (raw === undefined || raw.trim() === "") return [...AVAILABLE_ROLES];
@@ -51,11 +51,6 @@ async function ensureRedis(settings: Settings, runtime: Runtime, logger: Logger)
   return url;
 }
 
-function simUrlFromRunDir(dataDir: string): string | undefined {
-  const file = join(dataDir, "run", "sim.url");
-  return existsSync(file) ? readFileSync(file, "utf8").trim() : undefined;
-}
-
 export async function runStart(roles: Role[]): Promise<void> {
   const settings = loadSettings();
   const { env } = settings;
@@ -83,7 +78,7 @@ export async function runStart(roles: Role[]): Promise<void> {
     if (roles.includes("worker")) {
       let backends = settings.backendsFile;
       if (!backends) {
-        simUrl ??= simUrlFromRunDir(settings.dataDir);
+        simUrl ??= readRunFile(settings.dataDir, "sim.url");
         if (!simUrl) {
           throw new Error("no BACKENDS_FILE and no simulated backend: add the sim role or set BACKENDS_FILE");
         }

@@ -1,9 +1,9 @@
 // The worker role: Redis connections that ride out restarts, the backend registry, the worker service.
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { servesModel, type BackendConfig } from "../config/backends.js";
-import { closeRedis } from "../infra/redis.js";
+import { closeRedis, createRedis } from "../infra/redis.js";
 import { createBackendDirectory } from "../queues/backend-directory.js";
 import { createRegistry } from "../workers/backends/registry.js";
 import { createWorkerService, type WorkerService } from "../workers/worker-service.js";
@@ -59,8 +59,7 @@ export async function startWorkerRole(
     redis,
     subscriber,
     bullConnection: () => {
-      const c = new Redis(ctx.redisUrl, { maxRetriesPerRequest: null, connectionName: "rg-bullmq" });
-      c.on("error", () => undefined);
+      const c = createRedis(ctx.redisUrl, "worker", "rg-bullmq");
       bullConnections.push(c);
       return c;
     },

@@ -38,7 +38,7 @@ export function createBackendDirectory(redis: Redis, prefix: string, clock: () =
       for (const s of states) {
         pipe.hset(keys.registry, s.id, JSON.stringify({ ...s, updatedAt: now }));
         pipe.hset(
-          `${keys.registry}:breakers:${s.id}`,
+          keys.breakers(s.id),
           workerId,
           JSON.stringify({ state: breakers[s.id] ?? "closed", at: now }),
         );
@@ -50,7 +50,7 @@ export function createBackendDirectory(redis: Redis, prefix: string, clock: () =
       const ids = await redis.hkeys(keys.registry);
       if (ids.length === 0) return;
       const pipe = redis.pipeline();
-      for (const id of ids) pipe.hdel(`${keys.registry}:breakers:${id}`, workerId);
+      for (const id of ids) pipe.hdel(keys.breakers(id), workerId);
       await pipe.exec();
     },
 
@@ -62,7 +62,7 @@ export function createBackendDirectory(redis: Redis, prefix: string, clock: () =
         .filter((s) => now - s.updatedAt <= maxAgeMs);
       if (states.length === 0) return [];
       const pipe = redis.pipeline();
-      for (const s of states) pipe.hgetall(`${keys.registry}:breakers:${s.id}`);
+      for (const s of states) pipe.hgetall(keys.breakers(s.id));
       const res = (await pipe.exec()) ?? [];
       return states.map((s, i) => {
         const b = (res[i]?.[1] ?? {}) as Record<string, string>;
@@ -74,8 +74,7 @@ export function createBackendDirectory(redis: Redis, prefix: string, clock: () =
           // reports of workers long gone (killed before they could forget) are dropped
           else if (now - parsed.at > 10 * maxAgeMs) gone.push(worker);
         }
-        if (gone.length > 0)
-          void redis.hdel(`${keys.registry}:breakers:${s.id}`, ...gone).catch(() => undefined);
+        if (gone.length > 0) void redis.hdel(keys.breakers(s.id), ...gone).catch(() => undefined);
         return { ...s, breakers };
       });
     },

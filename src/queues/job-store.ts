@@ -1,6 +1,6 @@
 // Reads of jobs, their event logs and queue totals (writes happen only in the scheduler's scripts).
 import type { Redis } from "ioredis";
-import { CLASS_WIDTH, createKeys, type Keys } from "./keys.js";
+import { CLASS_WIDTH, createKeys } from "./keys.js";
 import { decodeJob, type JobRecord } from "../core/job.js";
 import { defineScripts, type ScriptRunner } from "./scripts.js";
 
@@ -18,7 +18,6 @@ export interface QueueTotals {
 }
 
 export interface JobStore {
-  readonly keys: Keys;
   /** The job and its position (-1 unless queued), read atomically; undefined when absent. */
   read(id: string): Promise<{ job: JobRecord; position: number } | undefined>;
   /** Stored events with seq > afterSeq, oldest first. */
@@ -34,9 +33,19 @@ export function createJobStore(redis: Redis, prefix: string): JobStore {
   const keys = createKeys(prefix);
   const run: ScriptRunner = defineScripts(redis, prefix);
 
-  return {
-    keys,
+  /** Leases held per backend: one ZCARD per backend that holds any. */
+  async function leases(): Promise<Map<string, number>> {
+    const backends = await redis.smembers(keys.leaseBackends);
+    const out = new Map<string, number>();
+    if (backends.length === 0) return out;
+    const pipe = redis.pipeline();
+    for (const b of backends) pipe.zcard(keys.lease(b));
+    const res = (await pipe.exec()) ?? [];
+    backends.forEach((b, i) => out.set(b, Number(res[i]?.[1] ?? 0)));
+    return out;
+  }
 
+  return {
     async read(id) {
       const r = (await run("read", keys.queue, [id])) as [string[], number] | [];
       if (r.length === 0) return undefined;
@@ -63,39 +72,18 @@ export function createJobStore(redis: Redis, prefix: string): JobStore {
       pipe.zcount(keys.queue, 0, `(${CLASS_WIDTH}`);
       pipe.zcount(keys.queue, CLASS_WIDTH, `(${2 * CLASS_WIDTH}`);
       pipe.zcount(keys.queue, 2 * CLASS_WIDTH, "+inf");
-      pipe.smembers(keys.leaseBackends);
-      const res = (await pipe.exec()) ?? [];
-      const val = (i: number) => {
-        const entry = res[i];
+      const [res, held] = await Promise.all([pipe.exec(), leases()]);
+      const depth = (i: number) => {
+        const entry = res?.[i];
         if (!entry || entry[0]) throw entry?.[0] ?? new Error("pipeline failed");
-        return entry[1];
+        return Number(entry[1]);
       };
-      const backends = val(3) as string[];
       let running = 0;
-      if (backends.length > 0) {
-        const p2 = redis.pipeline();
-        for (const b of backends) p2.zcard(keys.lease(b));
-        for (const [err, n] of (await p2.exec()) ?? []) {
-          if (err) throw err;
-          running += Number(n);
-        }
-      }
-      return {
-        depth: { high: Number(val(0)), normal: Number(val(1)), low: Number(val(2)) },
-        running,
-      };
+      for (const n of held.values()) running += n;
+      return { depth: { high: depth(0), normal: depth(1), low: depth(2) }, running };
     },
 
-    async leases() {
-      const backends = await redis.smembers(keys.leaseBackends);
-      const out = new Map<string, number>();
-      if (backends.length === 0) return out;
-      const pipe = redis.pipeline();
-      for (const b of backends) pipe.zcard(keys.lease(b));
-      const res = (await pipe.exec()) ?? [];
-      backends.forEach((b, i) => out.set(b, Number(res[i]?.[1] ?? 0)));
-      return out;
-    },
+    leases,
 
     async serviceTimes() {
       const h = await redis.hgetall(keys.stats);

@@ -2,14 +2,16 @@
 
 export interface Keys {
   readonly prefix: string;
-  job(id: string): string;
   events(id: string): string;
   /** Global order of queued jobs (score = order key); position = rank. */
   readonly queue: string;
   readonly stats: string;
   readonly leaseBackends: string;
   lease(backendId: string): string;
+  /** Published backend states (hash: backend id -> JSON). */
   readonly registry: string;
+  /** Breaker states of one backend as each worker process reported them (hash: worker id -> JSON). */
+  breakers(backendId: string): string;
   readonly eventChannel: string;
   readonly wakeChannel: string;
   readonly cancelChannel: string;
@@ -18,13 +20,13 @@ export interface Keys {
 export function createKeys(prefix: string): Keys {
   return {
     prefix,
-    job: (id) => `${prefix}:job:${id}`,
     events: (id) => `${prefix}:ev:${id}`,
     queue: `${prefix}:q`,
     stats: `${prefix}:stats`,
     leaseBackends: `${prefix}:lease:backends`,
     lease: (backendId) => `${prefix}:lease:${backendId}`,
     registry: `${prefix}:backends`,
+    breakers: (backendId) => `${prefix}:backends:breakers:${backendId}`,
     eventChannel: `${prefix}:ch:ev`,
     wakeChannel: `${prefix}:ch:wake`,
     cancelChannel: `${prefix}:ch:cancel`,

@@ -2,6 +2,7 @@
 // lease renewal/reaping and ttl expiry. Every transition is one Lua script (src/queues/lua).
 import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
+import { queuedEtaSeconds } from "../core/eta.js";
 import { PRIORITY_CLASS, type JobError, type Priority } from "../core/job.js";
 import type { Clock } from "../core/time.js";
 import { createKeys, type Keys } from "./keys.js";
@@ -31,9 +32,10 @@ export interface AdmitInput {
   readonly request: string;
   /** Refuse (and store nothing) when the job would start behind more than this many jobs. */
   readonly maxPosition?: number;
+  /** Service time and capacity of the route, for the ETA of the admitted job. */
   readonly serviceMs: number;
   readonly capacity: number;
-  /** Admission time (ms), stored as `created_at`; defaults to the clock. */
+  /** Admission time (ms), stored as `created`; defaults to the clock. */
   readonly now?: number;
 }
 
@@ -64,7 +66,6 @@ export interface Attempt {
   readonly family: string;
   readonly model: string;
   readonly task: string;
-  readonly format: string;
   readonly seed: number;
   /** The stored request (JSON). */
   readonly request: string;
@@ -105,7 +106,8 @@ export interface Scheduler {
   admit(input: AdmitInput): Promise<AdmitResult>;
   /**
    * Starts up to `freeSlots` attempts in the scheduler's order. `prefer`: the engine to choose
-   * first per `family/model` (the catalogue's default backend).
+   * first per `family/model` (the catalogue's default backend). `backends` and `prefer` (here and
+   * in a NextOffer) are encoded once per object: pass new ones when they change, never mutate them.
    */
   dispatch(
     freeSlots: number,
@@ -140,8 +142,7 @@ export interface Scheduler {
 function parseAttempts(flat: readonly string[]): Attempt[] {
   const out: Attempt[] = [];
   for (let i = 0; i + 1 < flat.length; i += 2) {
-    const a = JSON.parse(flat[i]!) as Omit<Attempt, "request">;
-    out.push({ ...a, seed: Number(a.seed), spent: Number(a.spent ?? 0), request: flat[i + 1]! });
+    out.push({ ...(JSON.parse(flat[i]!) as Omit<Attempt, "request">), request: flat[i + 1]! });
   }
   return out;
 }
@@ -154,6 +155,17 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
   const run: ScriptRunner = defineScripts(opts.redis, opts.prefix);
   const route = keys.queue;
   const retention = [opts.retentionS, opts.retentionCount] as const;
+  // A worker passes the same backend views and preferences until their state changes: each object
+  // is encoded once, not on every dispatch and settle.
+  const encoded = new WeakMap<object, string>();
+  const json = (value: object): string => {
+    let text = encoded.get(value);
+    if (text === undefined) {
+      text = JSON.stringify(value);
+      encoded.set(value, text);
+    }
+    return text;
+  };
 
   return {
     keys,
@@ -167,40 +179,28 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
         now,
         input.ttlAt ?? 0,
         input.maxPosition ?? -1,
-        input.serviceMs,
-        input.capacity,
         JSON.stringify(input.fields),
         input.request,
       ])) as number[];
-      const [first = -1, second] = reply;
-      if (first === -1) {
-        // The id exists. If it is this very admission (Redis ran it, the reply was lost, and the
-        // client resent it after reconnecting), it is admitted: answer with its current position.
-        const [flat, position] = (await run("read", route, [input.id])) as [string[], number] | [];
-        const h: Record<string, string> = {};
-        for (let i = 0; flat && i + 1 < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
-        if (h.created === String(now) && h.cust === input.fields.cust) {
-          return { admitted: true, position: Math.max(0, Number(position)) };
-        }
-        return { admitted: false, reason: "exists" };
-      }
-      if (first === -2) {
-        return { admitted: false, reason: "too_far", ...(second === undefined ? {} : { position: second }) };
-      }
-      const eta = second !== undefined && second >= 0 ? { etaSeconds: second } : {};
-      return { admitted: true, position: first, ...eta };
+      const [first = -1, second = -1] = reply;
+      if (first === -1) return { admitted: false, reason: "exists" };
+      if (first === -2) return { admitted: false, reason: "too_far", position: second };
+      // This very admission resent (see admit.lua): admitted, at its current position.
+      if (first === -3) return { admitted: true, position: Math.max(0, second) };
+      const eta = queuedEtaSeconds(first, input.capacity, input.serviceMs);
+      return { admitted: true, position: first, ...(eta === undefined ? {} : { etaSeconds: eta }) };
     },
 
-    async dispatch(freeSlots, backends, prefer = {}) {
+    async dispatch(freeSlots, backends, prefer) {
       if (freeSlots <= 0) return [];
       const reply = (await run("dispatch", route, [
         opts.clock(),
         freeSlots,
-        JSON.stringify(backends),
+        json(backends),
         opts.leaseTtlMs,
         tokenBase(),
         ...retention,
-        JSON.stringify(prefer),
+        prefer ? json(prefer) : "{}",
       ])) as string[];
       return parseAttempts(reply);
     },
@@ -215,9 +215,10 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
         JSON.stringify(payload),
         opts.maxAttempts,
         ...retention,
+        // without an offer the script reads neither the backends nor the preferences
         next?.slots ?? 0,
-        JSON.stringify(next?.backends ?? []),
-        JSON.stringify(next?.prefer ?? {}),
+        next ? json(next.backends) : "[]",
+        next?.prefer ? json(next.prefer) : "{}",
         opts.leaseTtlMs,
         tokenBase(),
       ])) as [number, string, string[]];

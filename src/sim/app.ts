@@ -4,13 +4,18 @@ import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Logger } from "pino";
 import { parseConfigPatch, toWireConfig, type SimConfig } from "./config.js";
-import { runGeneration, type GenerationOutcome, type InferAnswer } from "./generation.js";
+import {
+  runGeneration,
+  type GenerationDeps,
+  type GenerationOutcome,
+  type InferAnswer,
+} from "./generation.js";
 import type { MediaCache } from "./media-cache.js";
 import { parseInferRequest, requestIdOf, type SimJob } from "./request.js";
 import type { StatsRecorder } from "./stats.js";
 
 /** Largest request body accepted (inline input images travel base64 in the `request` input). */
-export const MAX_BODY_BYTES = 32 * 1024 * 1024;
+const MAX_BODY_BYTES = 32 * 1024 * 1024;
 
 /** In-flight work that `close()` must end (abort) and wait for. */
 export interface WorkTracker {
@@ -127,7 +132,7 @@ export function createSimApp(deps: SimAppDeps): Hono {
   function start(
     c: Context,
     job: SimJob,
-    events: Pick<Parameters<typeof runGeneration>[1], "onStep" | "onPreview">,
+    events: Pick<GenerationDeps, "onStep" | "onPreview">,
   ): { controller: AbortController; done: Promise<GenerationOutcome> } {
     const controller = tracker.open();
     const reqSignal = c.req.raw.signal;

@@ -25,18 +25,21 @@ export const DEFAULT_SIM_CONFIG: SimConfig = Object.freeze({
 });
 
 /** Upper bounds that keep a mistyped value from wedging the simulator. */
-export const SIM_LIMITS = Object.freeze({ maxStepMs: 60_000, maxCapacity: 100_000 });
+const SIM_LIMITS = Object.freeze({ maxStepMs: 60_000, maxCapacity: 100_000 });
 
 const rate = z.number().min(0).max(1);
 
 /** The body of `PUT /sim/config`: any subset of the snake_case settings, nothing else. */
-export const simConfigPatchSchema = z.strictObject({
+const simConfigPatchSchema = z.strictObject({
   step_ms: z.number().min(0).max(SIM_LIMITS.maxStepMs).optional(),
   capacity: z.number().int().min(0).max(SIM_LIMITS.maxCapacity).optional(),
   fail_rate: rate.optional(),
   hang_rate: rate.optional(),
   down: z.boolean().optional(),
 });
+
+/** A whole config in its wire form (what {@link applyConfigPatch} checks). */
+const simConfigSchema = simConfigPatchSchema.required();
 
 /** The snake_case form of {@link SimConfig} used on the wire (`GET /sim/config`). */
 export interface SimConfigWire {
@@ -89,7 +92,7 @@ export function applyConfigPatch(base: SimConfig, patch: Partial<SimConfig>): Si
     hangRate: patch.hangRate ?? base.hangRate,
     down: patch.down ?? base.down,
   };
-  const parsed = simConfigPatchSchema.required().safeParse(toWireConfig(next));
+  const parsed = simConfigSchema.safeParse(toWireConfig(next));
   if (!parsed.success) throw new RangeError(`invalid sim config: ${describeZodError(parsed.error)}`);
   return Object.freeze(next);
 }

@@ -87,11 +87,7 @@ function mediaKey(job: SimJob, variant: number): string {
 }
 
 /** The media of a job, from the cache when possible. */
-export async function renderOutputs(
-  job: SimJob,
-  cache: MediaCache,
-  signal: AbortSignal,
-): Promise<Uint8Array[]> {
+async function renderOutputs(job: SimJob, cache: MediaCache, signal: AbortSignal): Promise<Uint8Array[]> {
   const out: Uint8Array[] = [];
   for (let variant = 0; variant < job.count; variant++) {
     signal.throwIfAborted();
@@ -125,7 +121,7 @@ export async function renderOutputs(
 }
 
 /** The content type of a job's outputs. */
-export function contentTypeOf(job: SimJob): string {
+function contentTypeOf(job: SimJob): string {
   return job.modality === "video" ? CONTENT_TYPE.mp4 : CONTENT_TYPE[job.format ?? "png"];
 }
 

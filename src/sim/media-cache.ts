@@ -1,4 +1,5 @@
 // A small LRU of rendered media, bounded by entries and bytes, so repeated requests are cheap.
+import { createLru } from "../core/lru.js";
 
 /** An LRU map from a render key to media bytes. */
 export interface MediaCache {
@@ -18,41 +19,35 @@ export interface MediaCacheOptions {
   readonly maxBytes?: number;
 }
 
-/** A fresh, empty cache. */
+/**
+ * A fresh, empty cache: {@link createLru} bounds the entries, and the least recently used entries are
+ * dropped beyond the byte budget.
+ * @throws RangeError when `maxEntries` is not a non-negative integer.
+ */
 export function createMediaCache(opts: MediaCacheOptions = {}): MediaCache {
-  const maxEntries = opts.maxEntries ?? 64;
   const maxBytes = opts.maxBytes ?? 64 * 1024 * 1024;
-  const map = new Map<string, Uint8Array>();
-  let bytes = 0;
-  const drop = (key: string): void => {
-    const old = map.get(key);
-    if (old === undefined) return;
-    map.delete(key);
-    bytes -= old.byteLength;
+  const lru = createLru<string, Uint8Array>(opts.maxEntries ?? 64);
+  // Summed when needed rather than tracked: the LRU drops entries on its own, and there are few.
+  const bytesHeld = (): number => {
+    let bytes = 0;
+    for (const [, value] of lru.entries()) bytes += value.byteLength;
+    return bytes;
   };
   return {
-    get(key) {
-      const v = map.get(key);
-      if (v === undefined) return undefined;
-      map.delete(key);
-      map.set(key, v);
-      return v;
-    },
+    get: (key) => lru.get(key),
     set(key, value) {
-      drop(key);
-      if (value.byteLength > maxBytes || maxEntries <= 0) return;
-      map.set(key, value);
-      bytes += value.byteLength;
-      while (map.size > maxEntries || bytes > maxBytes) {
-        const oldest = map.keys().next();
-        if (oldest.done) break;
-        drop(oldest.value);
+      lru.delete(key);
+      if (value.byteLength > maxBytes) return;
+      lru.set(key, value);
+      // Least recently used first; never reaches `value`, which alone fits the budget.
+      let bytes = bytesHeld();
+      for (const [oldKey, old] of lru.entries()) {
+        if (bytes <= maxBytes) break;
+        lru.delete(oldKey);
+        bytes -= old.byteLength;
       }
     },
-    size: () => ({ entries: map.size, bytes }),
-    clear() {
-      map.clear();
-      bytes = 0;
-    },
+    size: () => ({ entries: lru.size, bytes: bytesHeld() }),
+    clear: () => lru.clear(),
   };
 }

@@ -54,13 +54,13 @@ export interface Scene {
 }
 
 /** Cells per side of the blocky prompt glyph. */
-export const GLYPH_CELLS = 7;
+const GLYPH_CELLS = 7;
 
 /** Domain separation for the scene hash; bump to change every picture on purpose. */
 const SCENE_DOMAIN = "render-sim/scene/v1";
 
 /** SHA-256 of the prompt and seed (and variant, when given) as raw bytes. */
-export function sceneDigest(prompt: string, seed: number, variant?: number): Uint8Array {
+function sceneDigest(prompt: string, seed: number, variant?: number): Uint8Array {
   const h = createHash("sha256").update(SCENE_DOMAIN).update("\0").update(String(seed)).update("\0");
   h.update(prompt, "utf8");
   if (variant !== undefined) h.update(`\0variant=${variant}`);

@@ -3,7 +3,7 @@ import { z } from "zod";
 import { describeZodError } from "./config.js";
 
 /** Limits of what the simulator accepts; a real server has limits too, and 400s beyond them. */
-export const SIM_REQUEST_LIMITS = Object.freeze({
+const SIM_REQUEST_LIMITS = Object.freeze({
   minSide: 64,
   maxSide: 2048,
   sideMultiple: 8,

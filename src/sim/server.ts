@@ -81,11 +81,12 @@ export async function startSimServer(opts: SimServerOptions): Promise<SimServer>
     },
   };
 
+  const setConfig = (patch: Partial<SimConfig>): void => {
+    config = applyConfigPatch(config, patch);
+  };
   const app = createSimApp({
     config: () => config,
-    setConfig: (patch) => {
-      config = applyConfigPatch(config, patch);
-    },
+    setConfig,
     stats,
     cache,
     random: opts.random ?? Math.random,
@@ -125,9 +126,7 @@ export async function startSimServer(opts: SimServerOptions): Promise<SimServer>
     url,
     port,
     config: () => config,
-    setConfig: (patch) => {
-      config = applyConfigPatch(config, patch);
-    },
+    setConfig,
     stats: () => stats.snapshot(),
     resetStats: () => stats.reset(),
     close: () => (closed ??= close()),

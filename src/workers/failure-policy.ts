@@ -23,15 +23,25 @@ export class BreakerOpenError extends Error {
 export type Verdict =
   | { readonly outcome: "failed"; readonly error: JobError }
   | { readonly outcome: "retry"; readonly error: JobError }
-  | { readonly outcome: "busy"; readonly error: JobError };
+  | {
+      readonly outcome: "busy";
+      readonly error: JobError;
+      /**
+       * The backend itself said it is busy (or refused): every worker leaves it alone briefly. A
+       * breaker open in this process only, a backend this process does not know, or our own abort
+       * is not the backend's state.
+       */
+      readonly coolDown: boolean;
+    };
 
 /**
  * | cause                                   | job                                        |
  * |-----------------------------------------|--------------------------------------------|
  * | backend 4xx (not 408/429)               | error, `invalid_request`, not retriable     |
- * | backend 429 / 503, breaker open         | back to waiting, no attempt spent (busy)    |
- * | connection refused (backend not up)     | back to waiting, no attempt spent (busy)    |
- * | shutdown of this worker                 | back to waiting, no attempt spent (busy)    |
+ * | backend 429 / 503                       | busy: back to waiting, no attempt spent,    |
+ * |                                         | and the backend cools down                  |
+ * | connection refused (backend not up)     | busy, and the backend cools down            |
+ * | breaker open (or backend unknown here)  | busy, no cool-down                          |
  * | backend 5xx, 408, reset                 | retry with backoff (`backend_error`)        |
  * | execution timeout                       | retry with backoff (`backend_timeout`)      |
  * | an input image missing from the CAS      | error, `input_missing`, not retriable       |
@@ -54,17 +64,26 @@ export function classify(err: unknown): Verdict {
     return {
       outcome: "busy",
       error: { code: "interrupted", message: `attempt interrupted (${err.reason})`, retriable: true },
+      coolDown: false,
     };
   }
   if (err instanceof InputMissingError) {
     return { outcome: "failed", error: { code: "input_missing", message: err.message, retriable: false } };
   }
   if (err instanceof BreakerOpenError) {
-    return { outcome: "busy", error: { code: "backend_unavailable", message: err.message, retriable: true } };
+    return {
+      outcome: "busy",
+      error: { code: "backend_unavailable", message: err.message, retriable: true },
+      coolDown: false,
+    };
   }
   if (err instanceof BackendHttpError) {
     if (err.status === 429 || err.status === 503) {
-      return { outcome: "busy", error: { code: "backend_busy", message: err.message, retriable: true } };
+      return {
+        outcome: "busy",
+        error: { code: "backend_busy", message: err.message, retriable: true },
+        coolDown: true,
+      };
     }
     if (err.status >= 400 && err.status < 500 && err.status !== 408) {
       return {
@@ -81,6 +100,7 @@ export function classify(err: unknown): Verdict {
     return {
       outcome: "busy",
       error: { code: "backend_unavailable", message: "the backend refused the connection", retriable: true },
+      coolDown: true,
     };
   }
   if (isNetworkError(err)) {

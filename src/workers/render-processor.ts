@@ -55,8 +55,8 @@ export interface ProcessorDeps {
 }
 
 export interface AttemptResult {
+  /** The settled outcome, or why the settle was rejected (the job moved on). */
   readonly outcome: Outcome | "cancelled" | "stale";
-  readonly detail?: string;
   /** Whether the settle offered this worker's free slots (it then started the next attempts). */
   readonly offered: boolean;
 }
@@ -157,12 +157,7 @@ export function createRenderProcessor(deps: ProcessorDeps) {
         ...(verdict.outcome === "retry"
           ? { notbefore: deps.clock() + backoffMs(a.spent, deps.backoff.baseMs, deps.backoff.maxMs) }
           : {}),
-        // The backend itself said it is busy (or refused): every worker leaves it alone briefly.
-        // A breaker open in this process only, or a backend this process does not know, is not
-        // the backend's state: no cool-down for the others.
-        ...(verdict.outcome === "busy" && !(err instanceof AttemptAbort) && !(err instanceof BreakerOpenError)
-          ? { cool_ms: deps.busyCooldownMs }
-          : {}),
+        ...(verdict.outcome === "busy" && verdict.coolDown ? { cool_ms: deps.busyCooldownMs } : {}),
       };
       if (isConnectRefused(err)) deps.onUnreachable?.(a.backend);
       if (abortReason !== "cancelled" && abortReason !== "lost") {
@@ -180,11 +175,7 @@ export function createRenderProcessor(deps: ProcessorDeps) {
       if (settled.ok) return { outcome, offered };
       // A late answer (the job moved on: cancelled, or reaped and run elsewhere) changes nothing.
       log.info({ reason: settled.reason }, "attempt result discarded: the job is no longer this attempt's");
-      return {
-        outcome: settled.reason === "cancelled" ? "cancelled" : "stale",
-        detail: settled.reason,
-        offered,
-      };
+      return { outcome: settled.reason === "cancelled" ? "cancelled" : "stale", offered };
     } finally {
       if (offer) deps.offerDone?.(offer);
       if (deps.held.get(a.id) === mine) deps.held.delete(a.id);

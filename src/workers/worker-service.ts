@@ -13,12 +13,7 @@ import type { Attempt, BackendView, NextOffer, Scheduler } from "../queues/sched
 import type { Registry } from "./backends/registry.js";
 import type { Breakers } from "./backends/breakers.js";
 import type { HealthPoller } from "./backends/health.js";
-import {
-  createRenderProcessor,
-  type AttemptResult,
-  type BackendGuard,
-  type HeldAttempt,
-} from "./render-processor.js";
+import { createRenderProcessor, type BackendGuard, type HeldAttempt } from "./render-processor.js";
 
 export interface WorkerServiceOptions {
   readonly workerId: string;
@@ -93,7 +88,9 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
     for (const [k, at] of doomed) if (now - at > 60_000) doomed.delete(k);
   };
 
-  // The backends as the scheduler's scripts see them, serialized once per state (health, breakers).
+  // The backends as the scheduler's scripts see them: one array per state (health, breakers, model
+  // readiness), which the scheduler then encodes once. The preferences never change.
+  const prefer = o.preferredEngine ?? {};
   let viewsKey = "";
   let viewsCache: BackendView[] = [];
   const views = (): BackendView[] => {
@@ -132,7 +129,7 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
       if (stopping) return undefined;
       const slots = freeSlots() + 1;
       reserved += slots;
-      return { slots, backends: views(), prefer: o.preferredEngine ?? {} };
+      return { slots, backends: views(), prefer };
     },
     offerDone: (offer) => {
       reserved -= offer.slots;
@@ -145,7 +142,7 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
     progressIntervalMs: 200,
   });
 
-  let worker: Worker<Attempt, AttemptResult> | undefined;
+  let worker: Worker<Attempt, void> | undefined;
 
   /** Puts started attempts on the BullMQ queue; a worker process (usually this one) runs each. */
   async function hand(attempts: readonly Attempt[]): Promise<void> {
@@ -179,7 +176,7 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
       reserved += free;
       let started: Attempt[];
       try {
-        started = await o.scheduler.dispatch(free, views(), o.preferredEngine);
+        started = await o.scheduler.dispatch(free, views(), prefer);
       } finally {
         reserved -= free;
       }
@@ -343,16 +340,16 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
       every(o.publishIntervalMs, publish, "backend publication");
       await publish().catch((err: unknown) => log.warn({ err }, "backend publication failed"));
 
-      worker = new Worker<Attempt, AttemptResult>(
+      worker = new Worker<Attempt, void>(
         RENDER_QUEUE,
+        // Nothing is returned to BullMQ: the completed attempt job is removed at once, and the
+        // scheduler holds the job's record.
         async (job: Job<Attempt>) => {
           active++;
           handed.delete(job.data.id);
           let offered = false;
           try {
-            const result = await runAttempt(job.data);
-            offered = result.offered;
-            return result;
+            ({ offered } = await runAttempt(job.data));
           } finally {
             active--;
             // A settle that offered this slot already started the next attempt; otherwise look.

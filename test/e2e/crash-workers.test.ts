@@ -49,11 +49,7 @@ let bearer: string;
 const log = (...args: unknown[]) => console.log("[crash-workers]", ...args);
 
 /** Starts a worker process and waits until it has published its backend (its id carries its pid). */
-async function startWorker(name: string): Promise<CliProcess> {
-  const { proc } = await h.start("worker", { wait: "none", name, env: workerEnv });
-  await h.waitForWorkerBackend(proc, "gpu-a");
-  return proc;
-}
+const startWorker = (name: string) => h.startWorker("gpu-a", { name, env: workerEnv });
 
 beforeAll(async () => {
   h = new E2eHarness();

@@ -8,8 +8,7 @@ import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isAlive } from "../../src/infra/embedded-redis.js";
-import { pngSize } from "../helpers/system.js";
-import { E2eHarness, type Gateway } from "../helpers/processes.js";
+import { E2eHarness, pngDimensions, type Gateway } from "../helpers/processes.js";
 
 const exec = promisify(execFile);
 
@@ -65,7 +64,7 @@ describe("quick start: `render-gateway start` with no configuration", () => {
     const res = await exec("sh", ["-c", curl], { cwd, timeout: 60_000 });
     expect(res.stderr).toBe("");
     const png = readFileSync(join(cwd, "image.png"));
-    expect(pngSize(png)).toEqual({ width: 1024, height: 1024 });
+    expect(pngDimensions(png)).toEqual({ width: 1024, height: 1024 });
 
     // The second printed command queues a job.
     const queue = commandAfter(stdout, "Queue one and follow it:");

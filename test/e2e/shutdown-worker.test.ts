@@ -43,9 +43,8 @@ let bearer: string;
 
 const log = (...args: unknown[]) => console.log("[shutdown-worker]", ...args);
 
-async function startWorker(name: string, graceMs: number): Promise<CliProcess> {
-  const { proc } = await h.start("worker", {
-    wait: "none",
+const startWorker = (name: string, graceMs: number) =>
+  h.startWorker("gpu-a", {
     name,
     env: {
       BACKENDS_FILE: backendsFile,
@@ -54,8 +53,12 @@ async function startWorker(name: string, graceMs: number): Promise<CliProcess> {
       SHUTDOWN_GRACE_MS: String(graceMs),
     },
   });
-  await h.waitForWorkerBackend(proc, "gpu-a");
-  return proc;
+
+/** The API process, started (once a worker serves flux/schnell) by the first test that needs it. */
+async function startApiOnce(): Promise<void> {
+  if (api) return;
+  api = await h.start("api");
+  await waitForModel(api.url, bearer, "flux/schnell");
 }
 
 /** SIGTERM now; resolves with the exit and how long it took. */
@@ -95,8 +98,7 @@ describe("SIGTERM of a worker process", () => {
 
   it("with enough grace: running attempts complete, nothing new is taken, exit 0, leases back to zero", async () => {
     const first = await startWorker("worker A (grace 20 s)", 20_000);
-    api = await h.start("api");
-    await waitForModel(api.url, bearer, "flux/schnell");
+    await startApiOnce();
     await simResetStats(sim.url);
 
     // 4 attempts of ~2 s run, 2 wait for a slot.
@@ -166,10 +168,7 @@ describe("SIGTERM of a worker process", () => {
 
   it("with a grace shorter than the attempts: they are handed back (busy, no attempt spent), exit 0", async () => {
     const victim = next ?? (await startWorker("worker B (grace 1 s)", 1_000));
-    if (!api) {
-      api = await h.start("api");
-      await waitForModel(api.url, bearer, "flux/schnell");
-    }
+    await startApiOnce();
     await simResetStats(sim.url);
     const ids: string[] = [];
     // ~3 s each: 4 run, 2 wait.
@@ -219,10 +218,7 @@ describe("SIGTERM of a worker process", () => {
   }, 120_000);
   it("with enough grace while another worker runs: draining attempts keep their leases and run once", async () => {
     const draining = last ?? (await startWorker("worker C (grace 20 s)", 20_000));
-    if (!api) {
-      api = await h.start("api");
-      await waitForModel(api.url, bearer, "flux/schnell");
-    }
+    await startApiOnce();
     await simResetStats(sim.url);
     // ~7.5 s each, all on the draining worker (the only one running yet).
     const ids: string[] = [];

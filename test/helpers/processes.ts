@@ -300,6 +300,16 @@ export class E2eHarness {
     return { proc, url } satisfies Gateway;
   }
 
+  /**
+   * `start --roles worker` (no readiness file: `wait: "none"`), then waits until it has published
+   * backend `backendId` (see {@link waitForWorkerBackend}).
+   */
+  async startWorker(backendId: string, o: SpawnOptions = {}): Promise<CliProcess> {
+    const { proc } = await this.start("worker", { ...o, wait: "none" });
+    await this.waitForWorkerBackend(proc, backendId);
+    return proc;
+  }
+
   /** A Redis client on the shared server (for readiness checks and cleanup). */
   redis(): Redis {
     this.client ??= new Redis(this.redisUrl, { maxRetriesPerRequest: null, lazyConnect: false });
@@ -491,8 +501,8 @@ export async function spawnRedis(
 
 /**
  * Leases held in Redis under `prefix`: per backend (ZCARD of each lease set) and the `dispatched`
- * counter (jobs handed out but not begun; 0 when the key is absent, as with a scheduler that begins
- * attempts at dispatch).
+ * counter of jobs handed out but not begun (the scheduler now starts attempts at dispatch and keeps no
+ * such key: it reads 0).
  */
 export async function leaseCounts(
   client: Redis,
@@ -549,17 +559,6 @@ export async function simStats(simUrl: string): Promise<SimStats> {
 export async function simResetStats(simUrl: string): Promise<void> {
   const r = await fetch(`${simUrl}/sim/stats/reset`, { method: "POST", signal: AbortSignal.timeout(5_000) });
   if (r.status >= 300) throw new Error(`POST /sim/stats/reset: ${r.status}`);
-}
-
-/** `PUT /sim/config` with any of {step_ms, capacity, fail_rate, hang_rate}. */
-export async function simConfig(simUrl: string, patch: Record<string, number | boolean>): Promise<void> {
-  const r = await fetch(`${simUrl}/sim/config`, {
-    method: "PUT",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(patch),
-    signal: AbortSignal.timeout(5_000),
-  });
-  if (r.status !== 204) throw new Error(`PUT /sim/config: ${r.status} ${await r.text()}`);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -721,7 +720,7 @@ export function rawPost(
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Response checks shared by the e2e files
+// Response checks shared by the e2e files (pngDimensions by the integration tests too)
 
 export interface Problem {
   type: string;
@@ -764,12 +763,6 @@ export async function problemOf(res: Response, status: number, code: string): Pr
   const failed = checks.filter(([ok]) => !ok).map(([, what]) => what);
   if (failed.length > 0) throw new Error(`problem document wrong (${failed.join(", ")}): ${where}`);
   return p;
-}
-
-export interface SseEvent {
-  id?: string;
-  event: string;
-  data: string;
 }
 
 /** Compares SSE ids of this API (`<seq>` or `<seq>.<n>`) numerically, part by part. */

@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
+import { expect } from "vitest";
 import type { BackendConfig } from "../../src/config/backends.js";
 import { systemClock } from "../../src/core/time.js";
 import { signToken } from "../../src/api/auth.js";
@@ -22,6 +23,7 @@ import { startWorkerRole } from "../../src/main/worker-role.js";
 import { startApiRole } from "../../src/main/api-role.js";
 import type { SimServer } from "../../src/sim/server.js";
 import type { WorkerService } from "../../src/workers/worker-service.js";
+import { until as poll } from "./processes.js";
 import { redisUrl, testRedis, type TestRedis } from "./redis.js";
 
 export const TEST_SECRET = "test-secret-0123456789-abcdefghijklmnop";
@@ -196,24 +198,31 @@ export async function readSse(
   }
 }
 
-export async function waitFor<T>(
+/** Polls `fn` until it returns a truthy value (every 50 ms, 15 s at most by default). */
+export function waitFor<T>(
   fn: () => Promise<T | undefined | false>,
   timeoutMs = 15_000,
   intervalMs = 50,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error("waitFor timed out");
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
+  return poll("waitFor", async () => (await fn()) || undefined, timeoutMs, intervalMs);
 }
 
-/** Width and height from a PNG's IHDR. */
-export function pngSize(bytes: Uint8Array): { width: number; height: number } {
-  const b = Buffer.from(bytes);
-  if (!b.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])))
-    throw new Error("not a PNG");
-  return { width: b.readUInt32BE(16), height: b.readUInt32BE(20) };
+/** A flux/schnell text-to-image request at the 512 format, without a prompt. */
+export const FLUX_SCHNELL_512 = {
+  modality: "image",
+  family: "flux",
+  model: "schnell",
+  task: "t2i",
+  format: "512",
+} as const;
+
+/** POST /queue with `body` as JSON; expects the 202 and returns the job's id. */
+export async function queueJob(
+  sys: TestSystem,
+  token: string,
+  body: Record<string, unknown>,
+): Promise<string> {
+  const res = await sys.call("/queue", { method: "POST", token, body: JSON.stringify(body) });
+  expect(res.status).toBe(202);
+  return ((await res.json()) as { id: string }).id;
 }

@@ -1,6 +1,13 @@
 // SSE streams of jobs that have already finished, and Last-Event-ID values that are not ids.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readSse, startSystem, waitFor, type TestSystem } from "../helpers/system.js";
+import {
+  FLUX_SCHNELL_512,
+  queueJob,
+  readSse,
+  startSystem,
+  waitFor,
+  type TestSystem,
+} from "../helpers/system.js";
 
 let sys: TestSystem;
 let t: string;
@@ -10,19 +17,7 @@ let all: { id?: string; event: string; data: string }[];
 beforeAll(async () => {
   sys = await startSystem();
   t = await sys.token("sse-finished");
-  const res = await sys.call("/queue", {
-    method: "POST",
-    token: t,
-    body: JSON.stringify({
-      modality: "image",
-      family: "flux",
-      model: "schnell",
-      task: "t2i",
-      format: "512",
-      prompt: "finished before anyone listens",
-    }),
-  });
-  id = ((await res.json()) as { id: string }).id;
+  id = await queueJob(sys, t, { ...FLUX_SCHNELL_512, prompt: "finished before anyone listens" });
   await waitFor(async () => {
     const j = (await (await sys.call(`/jobs/${id}?redirect=false`, { token: t })).json()) as {
       status: string;

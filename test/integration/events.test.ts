@@ -1,7 +1,14 @@
 // Server-Sent Events: progress from the backend, previews, resume with Last-Event-ID, heartbeats,
 // a removed job, and disconnects that free their listeners.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readSse, startSystem, waitFor, type TestSystem } from "../helpers/system.js";
+import {
+  FLUX_SCHNELL_512,
+  queueJob,
+  readSse,
+  startSystem,
+  waitFor,
+  type TestSystem,
+} from "../helpers/system.js";
 
 let sys: TestSystem;
 let t: string;
@@ -13,22 +20,7 @@ afterAll(async () => {
   await sys?.close();
 });
 
-async function submit(body: Record<string, unknown>): Promise<string> {
-  const res = await sys.call("/queue", {
-    method: "POST",
-    token: t,
-    body: JSON.stringify({
-      modality: "image",
-      family: "flux",
-      model: "schnell",
-      task: "t2i",
-      format: "512",
-      ...body,
-    }),
-  });
-  expect(res.status).toBe(202);
-  return ((await res.json()) as { id: string }).id;
-}
+const submit = (body: Record<string, unknown>) => queueJob(sys, t, { ...FLUX_SCHNELL_512, ...body });
 
 describe("job events", () => {
   it("streams real progress and preview frames from a streaming backend", async () => {

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import sharp from "sharp";
 import { createHash } from "node:crypto";
-import { startSystem, type TestSystem } from "../helpers/system.js";
+import { queueJob, startSystem, type TestSystem } from "../helpers/system.js";
 
 let sys: TestSystem;
 let t: string;
@@ -18,20 +18,14 @@ beforeAll(async () => {
     .png()
     .toBuffer();
   digest = `sha256-${createHash("sha256").update(png).digest("hex")}`;
-  const res = await sys.call("/queue", {
-    method: "POST",
-    token: t,
-    body: JSON.stringify({
-      modality: "image",
-      family: "flux",
-      model: "schnell",
-      task: "i2i",
-      prompt: "head",
-      image: `data:image/png;base64,${png.toString("base64")}`,
-    }),
+  jobId = await queueJob(sys, t, {
+    modality: "image",
+    family: "flux",
+    model: "schnell",
+    task: "i2i",
+    prompt: "head",
+    image: `data:image/png;base64,${png.toString("base64")}`,
   });
-  expect(res.status).toBe(202);
-  jobId = ((await res.json()) as { id: string }).id;
 });
 afterAll(async () => {
   await sys?.close();

@@ -2,7 +2,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
 import sharp from "sharp";
-import { pngSize, readSse, startSystem, waitFor, type TestSystem } from "../helpers/system.js";
+import { pngDimensions } from "../helpers/processes.js";
+import { readSse, startSystem, waitFor, type TestSystem } from "../helpers/system.js";
 
 let sys: TestSystem;
 let alice: string;
@@ -70,7 +71,7 @@ describe("async job flow", () => {
     const img = await fetch(location);
     expect(img.status).toBe(200);
     expect(img.headers.get("content-type")).toBe("image/png");
-    expect(pngSize(new Uint8Array(await img.arrayBuffer()))).toEqual({ width: 768, height: 1024 });
+    expect(pngDimensions(new Uint8Array(await img.arrayBuffer()))).toEqual({ width: 768, height: 1024 });
 
     const json = await sys.call(`/jobs/${String(created.id)}?redirect=false`, { token: alice });
     expect(json.status).toBe(200);
@@ -187,7 +188,7 @@ describe("sync route", () => {
     expect(res.headers.get("x-weyl-duration-ms")).toBe(res.headers.get("x-duration-ms"));
     expect(res.headers.get("x-job-id")).toMatch(/^j_/);
     expect(res.headers.get("content-location")).toMatch(new RegExp(`^${sys.url}/objects/sha256-`));
-    expect(pngSize(new Uint8Array(await res.arrayBuffer()))).toEqual({ width: 512, height: 512 });
+    expect(pngDimensions(new Uint8Array(await res.arrayBuffer()))).toEqual({ width: 512, height: 512 });
   });
 
   it("resolves Hugging Face aliases in the path", async () => {

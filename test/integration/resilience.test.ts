@@ -3,15 +3,20 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { BackendConfig } from "../../src/config/backends.js";
 import { createJobStore } from "../../src/queues/job-store.js";
-import { readSse, startSystem, waitFor, type TestSystem } from "../helpers/system.js";
+import {
+  FLUX_SCHNELL_512,
+  queueJob,
+  readSse,
+  startSystem,
+  waitFor,
+  type TestSystem,
+} from "../helpers/system.js";
 
 let sys: TestSystem | undefined;
 afterEach(async () => {
   await sys?.close();
   sys = undefined;
 });
-
-const fox = { modality: "image", family: "flux", model: "schnell", task: "t2i", format: "512" };
 
 function oneBackend(overrides: Partial<BackendConfig> = {}) {
   return (simUrl: string): BackendConfig[] => [
@@ -30,11 +35,8 @@ function oneBackend(overrides: Partial<BackendConfig> = {}) {
   ];
 }
 
-async function submit(s: TestSystem, token: string, body: Record<string, unknown>): Promise<string> {
-  const res = await s.call("/queue", { method: "POST", token, body: JSON.stringify({ ...fox, ...body }) });
-  expect(res.status).toBe(202);
-  return ((await res.json()) as { id: string }).id;
-}
+const submit = (s: TestSystem, token: string, body: Record<string, unknown>) =>
+  queueJob(s, token, { ...FLUX_SCHNELL_512, ...body });
 
 async function job(s: TestSystem, token: string, id: string): Promise<Record<string, any>> {
   const res = await s.call(`/jobs/${id}?redirect=false`, { token });

@@ -330,6 +330,68 @@ describe("scheduler", () => {
     expect(await store.read("j_3")).toBeUndefined();
   });
 
+  it("answers a resent admission (same id, time and customer) as admitted, and any other as existing", async () => {
+    await admit("j_first");
+    const input = {
+      id: "j_dup",
+      route: "flux/schnell",
+      priority: "normal" as const,
+      fields: fields("normal"),
+      request: "{}",
+      serviceMs: 1000,
+      capacity: 2,
+      now: 5_000,
+    };
+    expect(await sched.admit(input)).toEqual({ admitted: true, position: 1, etaSeconds: 1 });
+    expect(await sched.admit(input)).toEqual({ admitted: true, position: 1 });
+    expect(await sched.admit({ ...input, now: 5_001 })).toEqual({ admitted: false, reason: "exists" });
+    expect(await sched.admit({ ...input, fields: { ...fields("normal"), cust: "c2" } })).toEqual({
+      admitted: false,
+      reason: "exists",
+    });
+    expect((await store.totals()).depth.normal).toBe(2);
+  });
+
+  it("gives each admitted job the ETA of its position on the route's capacity", async () => {
+    const etas: (number | undefined)[] = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await admit(`j_eta${i}`);
+      etas.push(res.admitted ? res.etaSeconds : -1);
+    }
+    expect(etas).toEqual([1, 1, 2]);
+    const none = await sched.admit({
+      id: "j_eta_none",
+      route: "flux/schnell",
+      priority: "normal",
+      fields: fields("normal"),
+      request: "{}",
+      serviceMs: 1000,
+      capacity: 0,
+    });
+    expect(none).toEqual({ admitted: true, position: 3 });
+  });
+
+  it("starts a retried job after its backoff on another backend, carrying its record's fields", async () => {
+    await admit("j_avoid");
+    const bs = [backend("b1", 1), backend("b2", 1)];
+    const [d] = await sched.dispatch(1, bs);
+    expect(d).toMatchObject({ attempt: 1, spent: 0, modality: "image", family: "flux", model: "schnell" });
+    expect(d).toMatchObject({ task: "t2i", seed: 7, route: "flux/schnell" });
+    await sched.finish(d!.id, d!.token, d!.backend, "retry", {
+      error: { code: "backend_error", message: "backend answered 500", retriable: true },
+      notbefore: now + 1000,
+    });
+    expect(await sched.dispatch(2, bs)).toEqual([]);
+    expect((await store.read("j_avoid"))!.position).toBe(0);
+    now += 1000;
+    const [d2] = await sched.dispatch(2, bs);
+    expect(d2).toMatchObject({ id: "j_avoid", attempt: 2, spent: 1, seed: 7 });
+    expect(d2!.backend).not.toBe(d!.backend);
+    const job = (await store.read("j_avoid"))!.job;
+    expect(job.status).toBe("running");
+    expect(job.attemptLog.map((a) => a.outcome)).toEqual(["retry", undefined]);
+  });
+
   it("records events with monotonic ids", async () => {
     await admit("j_ev");
     const [d] = await sched.dispatch(1, [backend("b1", 1)]);

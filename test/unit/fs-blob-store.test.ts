@@ -124,6 +124,15 @@ describe("fs blob store", () => {
     expect(filesUnder(root)).toEqual([objectPath(digest)]);
   });
 
+  it("makes the prefix directory again when it was removed after an earlier put", async () => {
+    const bytes = crypto.randomBytes(100);
+    const digest = await store.put(bytes);
+    rmSync(join(root, "sha256"), { recursive: true, force: true });
+    expect(await store.put(bytes)).toBe(digest);
+    expect(Buffer.from((await store.get(digest))!)).toEqual(bytes);
+    expect(filesUnder(root)).toEqual([objectPath(digest)]);
+  });
+
   it("stores different objects side by side", async () => {
     const a = await store.put(new TextEncoder().encode("a"));
     const b = await store.put(new TextEncoder().encode("b"));

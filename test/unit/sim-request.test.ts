@@ -228,6 +228,23 @@ describe("sim media cache", () => {
     c.set("huge", new Uint8Array(11));
     expect(c.get("huge")).toBeUndefined();
   });
+
+  it("counts a replaced entry's bytes once and drops it when the replacement is too large", () => {
+    const c = createMediaCache({ maxEntries: 4, maxBytes: 10 });
+    c.set("a", new Uint8Array(4));
+    c.set("b", new Uint8Array(4));
+    c.set("a", new Uint8Array(2));
+    expect(c.size()).toEqual({ entries: 2, bytes: 6 });
+    c.set("c", new Uint8Array(4));
+    c.set("a", new Uint8Array(11));
+    expect(c.get("a")).toBeUndefined();
+    expect(c.size()).toEqual({ entries: 2, bytes: 8 });
+    c.set("d", new Uint8Array(5));
+    expect([c.get("b"), c.get("c") !== undefined, c.get("d") !== undefined]).toEqual([undefined, true, true]);
+    expect(c.size()).toEqual({ entries: 2, bytes: 9 });
+    c.clear();
+    expect(c.size()).toEqual({ entries: 0, bytes: 0 });
+  });
 });
 
 describe("sim previews", () => {

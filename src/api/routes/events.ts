@@ -10,6 +10,7 @@ import type { ApiEnv } from "../context.js";
 import type { ApiDeps } from "../deps.js";
 import { isRedisUnavailable } from "../problem.js";
 import { etaSecondsOf } from "../present.js";
+import { createWakeup } from "../wakeup.js";
 import { readOwnJob } from "./jobs.js";
 
 /** Stored events that end a stream (a cancellation is stored as an `error` event). */
@@ -62,22 +63,15 @@ export function eventRoutes(deps: ApiDeps) {
 
     const follow = async (stream: SSEStreamingApi) => {
       let done = false;
-      let pending = false;
-      let wake: (() => void) | undefined;
       let lastPosition = -1;
       let positionTick = 0;
-      const signal = () => {
-        const w = wake;
-        wake = undefined;
-        if (w) w();
-        else pending = true;
-      };
-      const off = deps.hub.on(id, signal);
+      const wakeup = createWakeup();
+      const off = deps.hub.on(id, wakeup.signal);
       stream.onAbort(() => {
         done = true;
-        signal();
+        wakeup.signal();
       });
-      const poll = setInterval(signal, deps.config.positionPollMs);
+      const poll = setInterval(wakeup.signal, deps.config.positionPollMs);
       const heartbeat = setInterval(() => {
         stream.write(": heartbeat\n\n").catch(() => undefined);
       }, deps.config.heartbeatMs);
@@ -135,12 +129,7 @@ export function eventRoutes(deps: ApiDeps) {
               }),
             });
           }
-          if (!pending) {
-            await new Promise<void>((resolve) => {
-              wake = resolve;
-            });
-          }
-          pending = false;
+          await wakeup.wait();
         }
       } catch (err) {
         throw new StreamFailure(err);

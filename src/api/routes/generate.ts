@@ -11,6 +11,8 @@ import { readJsonBody } from "../body.js";
 import type { ApiEnv } from "../context.js";
 import type { ApiDeps } from "../deps.js";
 import { admitJob, type AdmissionDeps } from "../admission.js";
+import { requestHeader } from "../respond.js";
+import { createWakeup } from "../wakeup.js";
 
 /** `Prefer: wait=N` (seconds) lowers the budget; it never raises it. */
 export function syncBudget(prefer: string | undefined, maxMs: number): number {
@@ -40,14 +42,7 @@ export async function waitForEnd(
   aborted: AbortSignal,
 ): Promise<JobRecord | undefined> {
   const deadline = deps.clock() + budgetMs;
-  let wake: (() => void) | undefined;
-  let pending = false;
-  const signal = () => {
-    const w = wake;
-    wake = undefined;
-    if (w) w();
-    else pending = true;
-  };
+  const { signal, wait } = createWakeup();
   const off = deps.hub.on(id, signal);
   // One abort listener for the whole wait (not one per wake-up, which piles up listeners on a long
   // job with many events).
@@ -63,17 +58,8 @@ export async function waitForEnd(
       if (TERMINAL.has(found.job.status)) return found.job;
       const left = deadline - deps.clock();
       if (left <= 0 || aborted.aborted) return undefined;
-      if (!pending) {
-        await new Promise<void>((resolve) => {
-          // A poll every second covers a missed notification.
-          const timer = setTimeout(resolve, Math.min(left, 1_000));
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-      }
-      pending = false;
+      // A poll every second covers a missed notification.
+      await wait(Math.min(left, 1_000));
     }
   } finally {
     aborted.removeEventListener("abort", signal);
@@ -104,8 +90,8 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
       ...(format === undefined || format === "" ? {} : { format }),
     });
     const backend = c.req.query("backend") || undefined;
-    const budget = syncBudget(c.req.header("prefer"), deps.config.syncBudgetMs);
-    const webp = request.modality === "image" && prefersWebp(c.req.header("accept"));
+    const budget = syncBudget(requestHeader(c, "prefer"), deps.config.syncBudgetMs);
+    const webp = request.modality === "image" && prefersWebp(requestHeader(c, "accept"));
     const admitted = await admitJob(
       {
         principal,

@@ -1,10 +1,10 @@
 // GET /health (process up) and GET /ready (Redis reachable, not shutting down; backend details
 // only for admins).
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import type { ApiEnv } from "../context.js";
 import type { ApiDeps } from "../deps.js";
 
-export function healthRoutes(deps: ApiDeps, access: { admin(c: unknown): Promise<boolean> }) {
+export function healthRoutes(deps: ApiDeps, access: { admin(c: Context<ApiEnv>): Promise<boolean> }) {
   const app = new Hono<ApiEnv>();
 
   app.get("/health", (c) => c.json({ status: "ok" }));
@@ -23,8 +23,11 @@ export function healthRoutes(deps: ApiDeps, access: { admin(c: unknown): Promise
     };
     if (!deps.accepting()) body.shutting_down = true;
     if (redisOk && (await access.admin(c))) {
-      const [{ backends }, totals] = await Promise.all([deps.capacity.snapshot(), deps.store.totals()]);
-      const leases = await deps.store.leases();
+      const [{ backends }, totals, leases] = await Promise.all([
+        deps.capacity.snapshot(),
+        deps.store.totals(),
+        deps.store.leases(),
+      ]);
       body.backends = backends.map((b) => ({
         id: b.id,
         engine: b.engine,

@@ -46,10 +46,11 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
       if (problem) throw validationError("webhook", "public_https", `webhook: ${problem}`);
     }
     const idemKey = req.idempotency_key;
-    // The key itself is not part of "the same body": it may come in the body or in the header.
-    const { idempotency_key: _key, ...keyless } = body as Record<string, unknown>;
-    const fingerprint = idemKey === undefined ? "" : bodyFingerprint(keyless);
+    let fingerprint = "";
     if (idemKey !== undefined) {
+      // The key itself is not part of "the same body": it may come in the body or in the header.
+      const { idempotency_key: _key, ...keyless } = body as Record<string, unknown>;
+      fingerprint = bodyFingerprint(keyless);
       const replay = await idempotency.begin(principal.customerId, idemKey, fingerprint);
       if (replay) {
         return jsonResponse(c, replay.body, replay.status, {
@@ -103,8 +104,7 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
   });
 
   app.get("/queue", async (c) => {
-    const t = await deps.store.totals();
-    const snapshot = await deps.capacity.snapshot();
+    const [t, snapshot] = await Promise.all([deps.store.totals(), deps.capacity.snapshot()]);
     const capacity = snapshot.backends.filter((b) => b.healthy).reduce((s, b) => s + b.capacity, 0);
     const svc = snapshot.averageServiceMs;
     const ahead = {

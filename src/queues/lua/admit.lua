@@ -10,12 +10,14 @@
   ARGV[1] prefix            ARGV[2] job id          ARGV[3] route ("family/model" or "family/model@backend")
   ARGV[4] class (0 high, 1 normal, 2 low)           ARGV[5] now (ms)
   ARGV[6] ttl deadline (ms, 0 = none)               ARGV[7] highest position admitted (-1 = no limit)
-  ARGV[8] service ms per job  ARGV[9] capacity     ARGV[10] stored fields (JSON object of strings;
-  one argument costs the caller far less than one per field)  ARGV[11] the request (JSON, stored as
-  the field `req` as it is)
-  Returns { position, eta_seconds (-1 unknown) }
-  -1  a job with this id exists
-  -2  (with position and eta) it could not start within the caller's limit; nothing was stored
+  ARGV[8] stored fields (JSON object of strings; one argument costs the caller far less than one per
+  field)  ARGV[9] the request (JSON, stored as the field `req` as it is)
+  Returns { position } (the caller derives the ETA from it)
+  { -1 }  a job with this id exists
+  { -2, position }  it could not start within the caller's limit; nothing was stored
+  { -3, position }  this very admission was stored already (same id, admission time and customer:
+                    Redis ran it, the reply was lost and the client resent it); position -1 when it
+                    is no longer queued
 ]]
 local id = ARGV[2]
 local route = ARGV[3]
@@ -23,24 +25,23 @@ local class = tonumber(ARGV[4])
 local now = tonumber(ARGV[5])
 local ttl_at = tonumber(ARGV[6])
 local max_position = tonumber(ARGV[7])
-local service_ms = tonumber(ARGV[8])
-local capacity = tonumber(ARGV[9])
 local jk = key("job", id)
 
 local seq = redis.call("INCR", key("q", "seq"))
 local score = class * 1099511627776 + seq
-local ahead = redis.call("ZCOUNT", key("q"), "-inf", "(" .. score)
-local position = ahead
-local eta = -1
-if capacity > 0 then
-  eta = math.ceil((math.floor(position / capacity) + 1) * service_ms / 1000)
-end
-if max_position >= 0 and position > max_position then return {-2, position, eta} end
+local position = redis.call("ZCOUNT", key("q"), "-inf", "(" .. score)
+if max_position >= 0 and position > max_position then return {-2, position} end
 
-local fields = cjson.decode(ARGV[10])
-if redis.call("HSETNX", jk, "id", id) == 0 then return {-1} end
+local fields = cjson.decode(ARGV[8])
+if redis.call("HSETNX", jk, "id", id) == 0 then
+  local f = redis.call("HMGET", jk, "created", "cust")
+  if tonumber(f[1]) == now and (f[2] or nil) == fields.cust then
+    return {-3, redis.call("ZRANK", key("q"), id) or -1}
+  end
+  return {-1}
+end
 local args = {"status", "queued", "route", route, "score", score, "created", now, "attempt", 0, "spent", 0,
-  "req", ARGV[11]}
+  "req", ARGV[9]}
 for k, v in pairs(fields) do
   args[#args + 1] = k
   args[#args + 1] = v
@@ -59,5 +60,5 @@ if ttl_at > 0 then redis.call("ZADD", key("q", "ttl"), ttl_at, id) end
 -- event list per queued job would cost more memory than the job itself.
 -- Wake the dispatchers when the job may start at once; otherwise they are busy or will find it on
 -- their next pass (a slot freeing up, or their periodic pass).
-if ahead == 0 or first_of_route then redis.call("PUBLISH", key("ch", "wake"), id) end
-return {position, eta}
+if position == 0 or first_of_route then redis.call("PUBLISH", key("ch", "wake"), id) end
+return {position}

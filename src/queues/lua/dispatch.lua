@@ -11,7 +11,7 @@
   ARGV[9] preferred engine per "family/model" (JSON object; the catalogue's default backend)
   A call is answered from its kept reply when its token base was seen within a minute (a resend).
   Returns a flat array: for each attempt, a JSON object {id, token, backend, route, attempt,
-  modality, family, model, task, format, seed, spent}, then its request (JSON)
+  modality, family, model, task, seed, spent}, then its request (JSON)
 ]]
 local again = replayed(ARGV[6])
 if again then return again end

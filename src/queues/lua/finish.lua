@@ -49,8 +49,9 @@ local function settle()
 
   redis.call("ZREM", key("lease", backend), id .. "|" .. token)
 
-  local f0 = redis.call("HMGET", jk, "status", "token", "route", "cust")
+  local f0 = redis.call("HMGET", jk, "status", "token", "route", "cust", "alog")
   local status = f0[1]
+  local alog = f0[5]
   if not status then return {-1} end
   if f0[2] ~= token then return {-2} end
 
@@ -58,7 +59,7 @@ local function settle()
   if p.gpu_ms then gpu["gpu_ms"] = p.gpu_ms end
 
   if status == "cancelled" then
-    alog_close(id, now, "cancelled", gpu)
+    alog_close(id, alog, now, "cancelled", gpu)
     if p.gpu_ms then redis.call("HSET", jk, "gpu_ms", p.gpu_ms) end
     redis.call("HDEL", jk, "token")
     return {-4}
@@ -66,7 +67,7 @@ local function settle()
   if status ~= "running" then return {-2} end
 
   if outcome == "complete" then
-    local last = alog_close(id, now, "complete", gpu)
+    local last = alog_close(id, alog, now, "complete", gpu)
     redis.call("HSET", jk, "status", "complete", "completed", now, "progress", "1", "output", p.output,
       "outputs", json_array(p.outputs), "ctype", p.ctype, "gpu_ms", p.gpu_ms, "seed", tostring(p.seed))
     redis.call("HDEL", jk, "token")
@@ -89,14 +90,14 @@ local function settle()
   end
 
   if outcome == "failed" then
-    alog_close(id, now, "failed", {error = p.error.code})
+    alog_close(id, alog, now, "failed", {error = p.error.code})
     redis.call("HDEL", jk, "token")
     terminate(id, "error", now, p.error.code, p.error.message, false, retention_s, retention_count)
     return {1, "error"}
   end
 
   if outcome == "retry" then
-    alog_close(id, now, "retry", {error = p.error.code})
+    alog_close(id, alog, now, "retry", {error = p.error.code})
     local spent = redis.call("HINCRBY", jk, "spent", 1)
     if spent >= max_attempts then
       redis.call("HDEL", jk, "token")
@@ -109,16 +110,13 @@ local function settle()
     return {1, "queued"}
   end
 
-  if outcome == "busy" then
-    alog_close(id, now, "busy", {})
-    if (tonumber(p.cool_ms) or 0) > 0 then
-      redis.call("HSET", key("cool"), backend, now + tonumber(p.cool_ms))
-    end
-    requeue(id, 0, now)
-    return {1, "queued"}
+  -- busy (the outcome was checked above)
+  alog_close(id, alog, now, "busy", {})
+  if (tonumber(p.cool_ms) or 0) > 0 then
+    redis.call("HSET", key("cool"), backend, now + tonumber(p.cool_ms))
   end
-
-  return {-3, "unknown outcome " .. outcome}
+  requeue(id, 0, now)
+  return {1, "queued"}
 end
 
 local again = replayed(ARGV[15])

@@ -3,7 +3,8 @@
   prefix as ARGV[1]; keys derived from job ids are built here (all keys share the prefix's hash tag).
   Job hash fields: id cust tier prio mod fam mdl task fmt seed mode req (admission), status route
   score created ttl_at (the order), token backend attempt spent alog started progress avoid
-  notbefore (attempts), output outputs ctype gpu_ms completed err (the end), webhook idem (options).
+  notbefore (attempts), output outputs ctype gpu_ms completed err (the end), backend_req webhook idem
+  (options).
   Job states: queued -> running -> complete | error | cancelled; running -> queued (retry, busy,
   lost worker); queued -> cancelled. A running job holds a lease "<id>|<token>" on one backend.
 ]]
@@ -29,9 +30,9 @@ local function json_array(t)
   return cjson.encode(t)
 end
 
--- Closes the open attempt of the attempt log with an outcome (and optional extra members).
-local function alog_close(id, now, outcome, extra)
-  local raw = job_get(id, "alog")
+-- Closes the open attempt of the attempt log with an outcome (and optional extra members). `raw` is
+-- the job's `alog` field, read by the caller together with the fields it checks.
+local function alog_close(id, raw, now, outcome, extra)
   if not raw then return end
   local log = cjson.decode(raw)
   local last = log[#log]
@@ -67,16 +68,16 @@ end
 -- With notbefore > now it waits in the backoff set first and is not dispatchable until then.
 local function requeue(id, notbefore, now)
   local jk = key("job", id)
-  local score = redis.call("HGET", jk, "score")
-  local route = redis.call("HGET", jk, "route")
-  redis.call("HSET", jk, "status", "queued")
-  redis.call("HDEL", jk, "token")
+  local f = redis.call("HMGET", jk, "score", "route")
+  local score, route = f[1], f[2]
   redis.call("ZADD", key("q"), score, id)
   if notbefore and notbefore > now then
-    redis.call("HSET", jk, "notbefore", notbefore)
+    redis.call("HSET", jk, "status", "queued", "notbefore", notbefore)
+    redis.call("HDEL", jk, "token")
     redis.call("ZADD", key("q", "later"), notbefore, id)
   else
-    redis.call("HDEL", jk, "notbefore")
+    redis.call("HSET", jk, "status", "queued")
+    redis.call("HDEL", jk, "token", "notbefore")
     redis.call("ZADD", key("q", "r", route), score, id)
     redis.call("SADD", key("q", "routes"), route)
     redis.call("PUBLISH", key("ch", "wake"), id)
@@ -84,8 +85,8 @@ local function requeue(id, notbefore, now)
 end
 
 -- A terminal job is kept for retention_s seconds and among the newest retention_count terminal jobs.
+-- It is out of the ttl set already: a queued job was unqueued first, and starting removed the ttl.
 local function retire(id, now, retention_s, retention_count)
-  if redis.call("HEXISTS", key("job", id), "ttl_at") == 1 then redis.call("ZREM", key("q", "ttl"), id) end
   redis.call("EXPIRE", key("job", id), retention_s)
   redis.call("EXPIRE", key("ev", id), retention_s)
   local done = key("done")
@@ -112,23 +113,31 @@ local function terminate(id, status, now, code, message, retriable, retention_s,
   retire(id, now, retention_s, retention_count)
 end
 
--- Starts an attempt: leases a slot of `b` (the caller checked it has one), marks the job running
--- under a new token, opens an attempt in the log and records `started`. A job that started is never
--- expired by its ttl again. An attempt that follows a busy hand-back replaces that entry of the log
--- (counting the hand-backs) instead of adding one, so a backend answering busy for minutes does not
--- grow the log or the events. Returns the attempt's JSON and, beside it, its request (JSON).
-local function start_attempt(id, route, b, token, now, lease_ttl, ttl_at)
+-- The fields of a queued job that dispatch reads (one HMGET): whether it may start, where, and
+-- what its attempt carries.
+local function dispatch_fields(id)
+  local f = redis.call("HMGET", key("job", id), "ttl_at", "avoid", "alog", "started", "attempt", "spent", "mod",
+    "fam", "mdl", "task", "seed", "req")
+  return {ttl_at = tonumber(f[1] or "0"), avoid = f[2], alog = f[3], started = f[4], attempt = f[5], spent = f[6],
+    mod = f[7], fam = f[8], mdl = f[9], task = f[10], seed = f[11], req = f[12]}
+end
+
+-- Starts an attempt of job `j` (its dispatch_fields): leases a slot of `b` (the caller checked it
+-- has one), marks the job running under a new token, opens an attempt in the log and records
+-- `started`. A job that started is never expired by its ttl again. An attempt that follows a busy
+-- hand-back replaces that entry of the log (counting the hand-backs) instead of adding one, so a
+-- backend answering busy for minutes does not grow the log or the events. Returns the attempt's
+-- JSON and, beside it, its request (JSON).
+local function start_attempt(id, j, route, b, token, now, lease_ttl)
   local jk = key("job", id)
   redis.call("ZADD", key("lease", b.id), now + lease_ttl, id .. "|" .. token)
   redis.call("SADD", key("lease", "backends"), b.id)
-  if ttl_at > 0 then
+  if j.ttl_at > 0 then
     redis.call("ZREM", key("q", "ttl"), id)
     redis.call("HDEL", jk, "ttl_at")
   end
-  local f = redis.call("HMGET", jk, "alog", "started", "attempt", "mod", "fam", "mdl", "task", "fmt", "seed", "req",
-    "spent")
-  local attempt = tonumber(f[3] or "0") + 1
-  local log = cjson.decode(f[1] or "[]")
+  local attempt = tonumber(j.attempt or "0") + 1
+  local log = cjson.decode(j.alog or "[]")
   local last = log[#log]
   local entry = {attempt = attempt, backend = b.id, started_at = now}
   local after_busy = last ~= nil and last["outcome"] == "busy"
@@ -140,11 +149,11 @@ local function start_attempt(id, route, b, token, now, lease_ttl, ttl_at)
     log[#log + 1] = entry
   end
   redis.call("HSET", jk, "status", "running", "token", token, "backend", b.id, "alog", json_array(log), "progress", "0",
-    "attempt", attempt, "started", f[2] or now)
+    "attempt", attempt, "started", j.started or now)
   if not after_busy then add_event(id, "started", cjson.encode({backend = b.id, attempt = attempt})) end
   return {cjson.encode({id = id, token = token, backend = b.id, route = route, attempt = attempt,
-    modality = f[4], family = f[5], model = f[6], task = f[7], format = f[8], seed = tonumber(f[9]),
-    spent = tonumber(f[11] or "0")}), f[10]}
+    modality = j.mod, family = j.fam, model = j.mdl, task = j.task, seed = tonumber(j.seed),
+    spent = tonumber(j.spent or "0")}), j.req}
 end
 
 -- Replies of dispatching calls are kept a minute under their unique token base: a call that Redis
@@ -259,23 +268,21 @@ local function dispatch_jobs(now, slots, backends, prefer, lease_ttl, token_base
       end
     end
     if best_id == nil then break end
-    local jk = key("job", best_id)
-    local f = redis.call("HMGET", jk, "ttl_at", "avoid")
-    local ttl_at = tonumber(f[1] or "0")
+    local j = dispatch_fields(best_id)
     heads[best_route] = nil
-    if ttl_at > 0 and now >= ttl_at then
+    if j.ttl_at > 0 and now >= j.ttl_at then
       expired = expired + 1
       unqueue(best_id)
       terminate(best_id, "cancelled", now, "ttl_expired", "not started within its ttl", false, retention_s,
         retention_count)
     else
       local family_model = string.match(best_route, "^([^@]+)")
-      local b = choose(candidates[best_route], f[2], prefer[family_model])
+      local b = choose(candidates[best_route], j.avoid, prefer[family_model])
       n = n + 1
       redis.call("ZREM", key("q"), best_id)
       route_remove(best_id, best_route)
       free[b.id] = free[b.id] - 1
-      local started = start_attempt(best_id, best_route, b, token_base .. n, now, lease_ttl, ttl_at)
+      local started = start_attempt(best_id, j, best_route, b, token_base .. n, now, lease_ttl)
       out[#out + 1] = started[1]
       out[#out + 1] = started[2]
     end

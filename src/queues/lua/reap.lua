@@ -21,10 +21,10 @@ for _, backend in ipairs(redis.call("SMEMBERS", key("lease", "backends"))) do
     redis.call("ZREM", lk, member)
     local id, token = string.match(member, "^(.+)|(.+)$")
     local jk = key("job", id)
-    local f = redis.call("HMGET", jk, "status", "token")
+    local f = redis.call("HMGET", jk, "status", "token", "alog")
     if f[2] == token then
       if f[1] == "running" then
-        alog_close(id, now, "lost", {})
+        alog_close(id, f[3], now, "lost", {})
         local spent = redis.call("HINCRBY", jk, "spent", 1)
         if spent >= max_attempts then
           redis.call("HDEL", jk, "token")

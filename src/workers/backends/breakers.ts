@@ -21,7 +21,6 @@ export interface BreakerOptions {
 export interface Breakers {
   /** Runs `call` through the backend's breaker; rejects with BreakerOpenError while it is open. */
   run<T>(backendId: string, call: () => Promise<T>): Promise<T>;
-  state(backendId: string): BreakerState;
   /** Whether the dispatcher may send this process more work for the backend. */
   admits(backendId: string): boolean;
   states(): Record<string, BreakerState>;
@@ -78,7 +77,6 @@ export function createBreakers(ids: readonly string[], opts: BreakerOptions, log
         if (half) probing.delete(id);
       }
     },
-    state: stateOf,
     admits(id) {
       const s = stateOf(id);
       return s === "closed" || (s === "halfOpen" && !probing.has(id));

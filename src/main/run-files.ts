@@ -1,0 +1,25 @@
+// The files under DATA_DIR/run that tell other processes on the same data directory where a role
+// listens (`api.url`, `sim.url`; the embedded Redis writes its own `redis.port`).
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Runtime } from "./runtime.js";
+
+/** Writes `DATA_DIR/run/<name>` now and registers its removal at shutdown. */
+export function publishRunFile(runtime: Runtime, dataDir: string, name: string, text: string): void {
+  const dir = join(dataDir, "run");
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, name);
+  writeFileSync(file, text);
+  runtime.defer(`run file ${name}`, () => rmSync(file, { force: true }));
+}
+
+/** The trimmed text of `DATA_DIR/run/<name>`, or undefined when there is no such file. */
+export function readRunFile(dataDir: string, name: string): string | undefined {
+  try {
+    return readFileSync(join(dataDir, "run", name), "utf8").trim();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return undefined;
+    throw err;
+  }
+}
