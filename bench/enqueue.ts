@@ -10,9 +10,9 @@ import { join } from "node:path";
 import autocannon from "autocannon";
 import { TYPICAL_BODY } from "./lib/admit.js";
 import { mintToken, nodeArgs, startApi, writeBenchTiers } from "./lib/gateway.js";
-import { isMain, option, standalone, type BenchDef } from "./lib/harness.js";
+import { isMain, options, sidesOf, standalone, textOption, type BenchDef } from "./lib/harness.js";
 import { baseEnv, spawnTs, PROJECT_ROOT, waitForFile } from "./lib/proc.js";
-import { figure, fmt, median, pairRatios, table } from "./lib/report.js";
+import { fmt, pairedFigure, printTable } from "./lib/report.js";
 
 const PREFIX = "{bench}";
 const RAW_PREFIX = "rawq";
@@ -103,13 +103,16 @@ async function wrk(
   };
 }
 
-async function cannonLoad(
-  url: string,
-  token: string,
-  seconds: number,
-  connections: number,
-): Promise<LoadResult> {
-  const res = await cannon(url, token, seconds, connections);
+async function cannon(url: string, token: string, seconds: number, connections: number): Promise<LoadResult> {
+  const res = await autocannon({
+    url: `${url}/queue`,
+    method: "POST",
+    connections,
+    pipelining: 1,
+    duration: seconds,
+    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+    body: JSON.stringify(TYPICAL_BODY),
+  });
   return {
     reqPerS: res["2xx"] / res.duration,
     p50Ms: res.latency.p50,
@@ -123,25 +126,11 @@ async function cannonLoad(
   };
 }
 
-async function cannon(url: string, token: string, seconds: number, connections: number) {
-  return autocannon({
-    url: `${url}/queue`,
-    method: "POST",
-    connections,
-    pipelining: 1,
-    duration: seconds,
-    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-    body: JSON.stringify(TYPICAL_BODY),
-  });
-}
-
 export const enqueueBench: BenchDef = {
   name: "enqueue",
   title: "Bench 1 — enqueue (POST /queue, 32 connections)",
   async run(ctx) {
-    const rounds = option("rounds", "BENCH_ROUNDS", 3);
-    const seconds = option("seconds", "BENCH_SECONDS", 5);
-    const connections = option("connections", "BENCH_CONNECTIONS", 32);
+    const { rounds, seconds, connections } = options({ rounds: 3, seconds: 5, connections: 32 });
     const tiersFile = writeBenchTiers(ctx.dir);
     const api = await startApi({
       redisUrl: ctx.redis.url,
@@ -160,14 +149,10 @@ export const enqueueBench: BenchDef = {
     });
     const rawUrl = await waitForFile(urlFile, rawChild);
     const token = await mintToken("bench-enqueue", "pro");
-    const toolArg = process.argv.includes("--tool")
-      ? process.argv[process.argv.indexOf("--tool") + 1]
-      : process.env.BENCH_TOOL;
+    const toolArg = textOption("tool");
     const tool = toolArg === "autocannon" || (toolArg !== "wrk" && !wrkAvailable()) ? "autocannon" : "wrk";
     const load = (url: string, secs: number) =>
-      tool === "wrk"
-        ? wrk(ctx.dir, url, token, secs, connections)
-        : cannonLoad(url, token, secs, connections);
+      tool === "wrk" ? wrk(ctx.dir, url, token, secs, connections) : cannon(url, token, secs, connections);
     ctx.log(`ours ${api.url} (pid ${api.child.pid}), raw ${rawUrl} (pid ${rawChild.pid})`);
 
     // Sanity: one request each must be a 202 before anything is timed.
@@ -190,8 +175,7 @@ export const enqueueBench: BenchDef = {
 
     const results: Round[] = [];
     for (let r = 1; r <= rounds; r++) {
-      // A B, B A, A B…: neither side always runs right after the other.
-      for (const side of r % 2 ? (["ours", "raw"] as const) : (["raw", "ours"] as const)) {
+      for (const side of sidesOf(r)) {
         await ctx.redis.flush();
         await ctx.redis.markCost();
         const res = await load(side === "ours" ? api.url : rawUrl, seconds);
@@ -229,95 +213,58 @@ export const enqueueBench: BenchDef = {
           `round ${r.round} ${r.side}: ${r.accepted202} answered 202 but ${r.storedJobs} jobs stored`,
         );
     }
-    const med = (side: Round["side"], k: keyof Round) =>
-      median(results.filter((r) => r.side === side).map((r) => Number(r[k])));
-    const ours = { rps: med("ours", "reqPerS"), p50: med("ours", "p50Ms"), p99: med("ours", "p99Ms") };
-    const raw = { rps: med("raw", "reqPerS"), p50: med("raw", "p50Ms"), p99: med("raw", "p99Ms") };
-    const isOurs = (r: Round) => r.side === "ours";
-    const isRaw = (r: Round) => r.side === "raw";
-    const paired = (a: (r: Round) => boolean, k: keyof Round) => {
-      const ratios = pairRatios(results, a, (r) => Number(r[k]));
-      return { ratio: median(ratios), pairedRatios: ratios };
-    };
-
-    console.log(
-      "\n" +
-        table(
-          [
-            "round",
-            "side",
-            "req/s",
-            "p50 ms",
-            "p99 ms",
-            "202s",
-            "non-2xx",
-            "errors",
-            "jobs stored",
-            "Redis CPU µs/req",
-          ],
-          results.map((r) => [
-            String(r.round),
-            r.side,
-            fmt(r.reqPerS),
-            fmt(r.p50Ms, 1),
-            fmt(r.p99Ms, 1),
-            String(r.accepted202),
-            String(r.non2xx),
-            String(r.errors),
-            String(r.storedJobs),
-            fmt(r.redisCpuUs, 1),
-          ]),
-        ),
+    printTable(
+      [
+        "round",
+        "side",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "202s",
+        "non-2xx",
+        "errors",
+        "jobs stored",
+        "Redis CPU µs/req",
+      ],
+      results.map((r) => [
+        String(r.round),
+        r.side,
+        fmt(r.reqPerS),
+        fmt(r.p50Ms, 1),
+        fmt(r.p99Ms, 1),
+        String(r.accepted202),
+        String(r.non2xx),
+        String(r.errors),
+        String(r.storedJobs),
+        fmt(r.redisCpuUs, 1),
+      ]),
     );
+    const isOurs = (r: Round) => r.side === "ours";
+    // Latency and Redis CPU: less is better, so the ratio is raw ÷ ours (1 = parity, less = worse).
+    const lessIsBetter = (what: string, unit: string, value: (r: Round) => number) =>
+      pairedFigure({ what, unit, rows: results, isOurs, value, inverse: true });
 
     return {
-      params: { rounds, seconds, connections, body: TYPICAL_BODY, tier: "pro", redis: "appendonly no" },
+      params: { rounds, seconds, connections, tool, body: TYPICAL_BODY, tier: "pro", redis: "appendonly no" },
       rounds: results as unknown as Record<string, unknown>[],
       figures: [
-        figure({
+        pairedFigure({
           what: "enqueue throughput",
           unit: "req/s",
-          ours: ours.rps,
-          bound: raw.rps,
-          ratioOf: "ours/raw",
-          ...paired(isOurs, "reqPerS"),
-          ratioOfMedians: ours.rps / raw.rps,
+          rows: results,
+          isOurs,
+          value: (r) => r.reqPerS,
           target: { op: ">=", value: 0.7 },
         }),
-        figure({
-          what: "enqueue p99 latency",
-          unit: "ms",
-          ours: ours.p99,
-          bound: raw.p99,
-          ratioOf: "raw/ours",
-          ...paired(isRaw, "p99Ms"),
-          ratioOfMedians: raw.p99 / ours.p99,
-        }),
-        figure({
-          what: "Redis CPU per request",
-          unit: "µs",
-          ours: med("ours", "redisCpuUs"),
-          bound: med("raw", "redisCpuUs"),
-          ratioOf: "raw/ours",
-          ...paired(isRaw, "redisCpuUs"),
-          ratioOfMedians: med("raw", "redisCpuUs") / med("ours", "redisCpuUs"),
-        }),
-        figure({
-          what: "enqueue p50 latency",
-          unit: "ms",
-          ours: ours.p50,
-          bound: raw.p50,
-          ratioOf: "raw/ours",
-          ...paired(isRaw, "p50Ms"),
-          ratioOfMedians: raw.p50 / ours.p50,
-        }),
+        lessIsBetter("enqueue p99 latency", "ms", (r) => r.p99Ms),
+        lessIsBetter("Redis CPU per request", "µs", (r) => r.redisCpuUs),
+        lessIsBetter("enqueue p50 latency", "ms", (r) => r.p50Ms),
       ],
-      valid: problems.length === 0,
       problems,
       notes: [
         "raw bound: bare Hono + @hono/node-server route doing only `await queue.add(name, data, { priority })` (BullMQ) → 202",
         "ours: `render-gateway start --roles api` (JWT auth, validation, Lua admission with position/ETA, event); no workers",
-        "Redis FLUSHALL before every round; both servers are separate processes, autocannon runs in the bench process",
+        `Redis FLUSHALL before every round; both servers are separate processes; load generator ${tool === "wrk" ? "wrk (one thread, a process of its own)" : "autocannon, in the bench process"}`,
       ],
     };
   },

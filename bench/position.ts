@@ -10,8 +10,8 @@ import { createKeys } from "../src/queues/keys.js";
 import { defineScripts } from "../src/queues/scripts.js";
 import { createAdmitter, TYPICAL_BODY } from "./lib/admit.js";
 import { mintToken, startApi, writeBenchTiers, type ApiProcess } from "./lib/gateway.js";
-import { isMain, option, standalone, type BenchContext, type BenchDef } from "./lib/harness.js";
-import { figure, fmt, median, pairRatios, percentile, table } from "./lib/report.js";
+import { isMain, options, standalone, type BenchContext, type BenchDef } from "./lib/harness.js";
+import { fmt, median, pairedFigure, percentile, printTable } from "./lib/report.js";
 
 interface Queue {
   readonly label: "small" | "large";
@@ -38,10 +38,12 @@ export const positionBench: BenchDef = {
   name: "position",
   title: "Bench 3 — position lookup (1,000 vs 100,000 queued)",
   async run(ctx: BenchContext) {
-    const small = option("small", "BENCH_SMALL", 1_000);
-    const large = option("large", "BENCH_LARGE", 100_000);
-    const requests = option("requests", "BENCH_REQUESTS", 600);
-    const rounds = option("rounds", "BENCH_ROUNDS", 3);
+    const { small, large, requests, rounds } = options({
+      small: 1_000,
+      large: 100_000,
+      requests: 600,
+      rounds: 3,
+    });
     const redis = ctx.redis.client;
     const token = await mintToken("bench-position", "pro");
     const tiersFile = writeBenchTiers(ctx.dir);
@@ -56,7 +58,7 @@ export const positionBench: BenchDef = {
         redis,
         prefix: q.prefix,
         dataDir: join(ctx.dir, `admit-${q.label}`),
-        body: { ...TYPICAL_BODY },
+        body: TYPICAL_BODY,
         customerId: "bench-position",
       });
       await admitter.admit(q.size, 512);
@@ -157,56 +159,30 @@ export const positionBench: BenchDef = {
       for (const q of queues) await q.pool?.close();
     }
 
-    console.log(
-      "\n" +
-        table(
-          [
-            "round",
-            "path",
-            "queue",
-            "median µs",
-            "p99 µs",
-            "head µs",
-            "middle µs",
-            "tail µs",
-            "redis µs/call",
-          ],
-          results.map((m) => [
-            String(m.round),
-            m.path,
-            `${m.queue} (${m.queue === "small" ? small : large})`,
-            fmt(m.medianUs),
-            fmt(m.p99Us),
-            fmt(m.perSample.head!),
-            fmt(m.perSample.middle!),
-            fmt(m.perSample.tail!),
-            fmt(m.redisUsPerCall, 1),
-          ]),
-        ),
+    printTable(
+      ["round", "path", "queue", "median µs", "p99 µs", "head µs", "middle µs", "tail µs", "redis µs/call"],
+      results.map((m) => [
+        String(m.round),
+        m.path,
+        `${m.queue} (${m.queue === "small" ? small : large})`,
+        fmt(m.medianUs),
+        fmt(m.p99Us),
+        fmt(m.perSample.head!),
+        fmt(m.perSample.middle!),
+        fmt(m.perSample.tail!),
+        fmt(m.redisUsPerCall, 1),
+      ]),
     );
-    const med = (path: Measure["path"], queue: Measure["queue"], k: "medianUs" | "redisUsPerCall") =>
-      median(results.filter((m) => m.path === path && m.queue === queue).map((m) => m[k]));
-    const fig = (what: string, path: Measure["path"], k: "medianUs" | "redisUsPerCall") => {
-      const big = med(path, "large", k);
-      const base = med(path, "small", k);
-      const rows = results.filter((m) => m.path === path);
-      const pairs = pairRatios(
-        rows,
-        (m) => m.queue === "large",
-        (m) => m[k],
-      );
-      return figure({
+    const fig = (what: string, path: Measure["path"], k: "medianUs" | "redisUsPerCall") =>
+      pairedFigure({
         what,
         unit: "µs",
-        ours: big,
-        bound: base,
-        ratioOf: `at ${large}/at ${small}`,
-        ratio: median(pairs),
-        pairedRatios: pairs,
-        ratioOfMedians: big / base,
+        rows: results.filter((m) => m.path === path),
+        isOurs: (m) => m.queue === "large",
+        value: (m) => m[k],
+        names: [`at ${large}`, `at ${small}`],
         target: { op: "<=", value: 2 },
       });
-    };
     return {
       params: { small, large, requestsPerMeasure: requests, rounds, samples: ["head", "middle", "tail"] },
       rounds: results as unknown as Record<string, unknown>[],
@@ -215,7 +191,6 @@ export const positionBench: BenchDef = {
         fig("read script round trip", "script", "medianUs"),
         fig("read script in Redis", "script", "redisUsPerCall"),
       ],
-      valid: problems.length === 0,
       problems,
       notes: [
         "one request in flight (latency, not throughput); the bench process is the client",

@@ -2,20 +2,17 @@
 // backend answering at once (SIM_STEP_MS=0, its own process), against the raw bound: a bare BullMQ
 // worker with the same concurrency forwarding the same KServe v2 body to the same sim with undici.
 // Jobs/s from the first start to the last completion; interleaved rounds.
-//   npx tsx bench/worker-throughput.ts [--jobs 2000] [--concurrency 16] [--rounds 2]
+//   npx tsx bench/worker-throughput.ts [--jobs 2000] [--concurrency 16] [--rounds 3]
 import { join } from "node:path";
-import { Queue } from "bullmq";
-import { Redis } from "ioredis";
 import { createAdmitter, workerBody } from "./lib/admit.js";
-import { nodeArgs, startSim, startWorker, writeBackendsFile } from "./lib/gateway.js";
-import { isMain, option, standalone, type BenchContext, type BenchDef } from "./lib/harness.js";
-import { baseEnv, PROJECT_ROOT, spawnTs, waitUntil } from "./lib/proc.js";
-import { figure, fmt, median, pairRatios, table } from "./lib/report.js";
+import { startSim, startWorker, writeBackendsFile } from "./lib/gateway.js";
+import { isMain, options, sidesOf, standalone, type BenchContext, type BenchDef } from "./lib/harness.js";
+import { waitUntil } from "./lib/proc.js";
+import type { RedisCost } from "./lib/redis.js";
+import { createRawWorkerBound, type RawResult } from "./lib/raw.js";
+import { fmt, pairedFigure, printTable } from "./lib/report.js";
 
 const PREFIX = "{bench}";
-const RAW_PREFIX = "raww";
-const RAW_QUEUE = "raw-render";
-const RESULT_KEY = "raw:result";
 
 interface Round {
   side: "ours" | "raw";
@@ -30,35 +27,15 @@ interface Round {
   /** Redis CPU per job while the worker ran (µs), and commands per job (inner script commands too). */
   redisCpuUs: number;
   redisCommands: Record<string, number>;
-}
-
-/** Start/completion times of our jobs, from the job hashes the scheduler's scripts wrote. */
-async function ourTimes(redis: Redis, ids: readonly string[]) {
-  const pipe = redis.pipeline();
-  for (const id of ids) pipe.hmget(`${PREFIX}:job:${id}`, "status", "started", "completed");
-  const res = (await pipe.exec()) ?? [];
-  let first = Infinity;
-  let last = 0;
-  let completed = 0;
-  let failed = 0;
-  for (const [err, v] of res) {
-    if (err) throw err;
-    const [status, started, done] = v as (string | null)[];
-    if (status === "complete") completed++;
-    else failed++;
-    if (started) first = Math.min(first, Number(started));
-    if (done) last = Math.max(last, Number(done));
-  }
-  return { first, last, completed, failed };
+  /** Redis time per job by command (µs; a script's time includes the commands it runs). */
+  redisUsec: Record<string, number>;
 }
 
 export const workerBench: BenchDef = {
   name: "worker-throughput",
   title: "Bench 2 — worker throughput (sim at SIM_STEP_MS=0)",
   async run(ctx: BenchContext) {
-    const jobs = option("jobs", "BENCH_JOBS", 2000);
-    const concurrency = option("concurrency", "BENCH_CONCURRENCY", 16);
-    const rounds = option("rounds", "BENCH_ROUNDS", 3);
+    const { jobs, concurrency, rounds } = options({ jobs: 2000, concurrency: 16, rounds: 3 });
     const redis = ctx.redis.client;
 
     const sim = await startSim({
@@ -68,9 +45,7 @@ export const workerBench: BenchDef = {
       dataDir: join(ctx.dir, "sim"),
       logDir: ctx.logDir,
     });
-    const backendsFile = writeBackendsFile(ctx.dir, [
-      { id: "sim", url: sim.url, capacity: concurrency * 2, streaming: false },
-    ]);
+    const backendsFile = writeBackendsFile(ctx.dir, [{ id: "sim", url: sim.url, capacity: concurrency * 2 }]);
     const admitter = createAdmitter({
       redis,
       prefix: PREFIX,
@@ -78,9 +53,14 @@ export const workerBench: BenchDef = {
       body: workerBody(),
       customerId: "bench-worker",
     });
-    const rawConnection = new Redis(ctx.redis.url, { maxRetriesPerRequest: null });
-    rawConnection.on("error", () => undefined);
-    const rawQueue = new Queue(RAW_QUEUE, { connection: rawConnection, prefix: RAW_PREFIX });
+    const raw = createRawWorkerBound({
+      redisUrl: ctx.redis.url,
+      redis,
+      simUrl: sim.url,
+      concurrency,
+      admitter,
+      logDir: ctx.logDir,
+    });
     // One call so the sim renders (and caches) the image before anything is timed.
     const probe = await fetch(`${sim.url}/v2/models/flux-schnell/infer`, {
       method: "POST",
@@ -92,10 +72,26 @@ export const workerBench: BenchDef = {
     if (probe.status !== 200 || imageBytes === 0) throw new Error(`sim probe failed: ${probe.status}`);
     ctx.log(`sim ${sim.url} (pid ${sim.child.pid}); image ${imageBytes} bytes per answer`);
 
-    const results: Round[] = [];
+    /** The round's row, from the Redis cost read as the last job finished and the times of the jobs. */
+    const row = async (side: Round["side"], round: number, cost: RedisCost, t: RawResult): Promise<Round> => {
+      const s = await sim.stats();
+      const completed = t.done - t.failed;
+      return {
+        side,
+        round,
+        jobs,
+        completed,
+        failed: t.failed,
+        spanMs: t.last - t.first,
+        jobsPerS: (completed / (t.last - t.first)) * 1000,
+        simCompleted: s.completed,
+        simRejected: s.rejected_busy + s.rejected_bad_request,
+        redisCpuUs: cost.cpuUsPerUnit,
+        redisCommands: cost.byCommand,
+        redisUsec: cost.usecByCommand,
+      };
+    };
     const runOurs = async (r: number) => {
-      await ctx.redis.flush();
-      await sim.resetStats();
       const ids = await admitter.admit(jobs);
       await ctx.redis.markCost();
       const worker = await startWorker({
@@ -119,84 +115,36 @@ export const workerBench: BenchDef = {
         [worker],
       );
       const cost = await ctx.redis.costPer(jobs);
+      // Start and completion times from the job hashes the scheduler's scripts wrote.
+      const t = { first: Infinity, last: 0, done: 0, failed: 0 };
+      for (const [status, started, completed] of await admitter.fields(ids, [
+        "status",
+        "started",
+        "completed",
+      ])) {
+        t.done++;
+        if (status !== "complete") t.failed++;
+        if (started) t.first = Math.min(t.first, Number(started));
+        if (completed) t.last = Math.max(t.last, Number(completed));
+      }
       await worker.stop();
-      const t = await ourTimes(redis, ids);
-      const s = await sim.stats();
-      return {
-        side: "ours" as const,
-        round: r,
-        jobs,
-        completed: t.completed,
-        failed: t.failed,
-        spanMs: t.last - t.first,
-        jobsPerS: (t.completed / (t.last - t.first)) * 1000,
-        simCompleted: s.completed,
-        simRejected: s.rejected_busy + s.rejected_bad_request,
-        redisCpuUs: cost.cpuUsPerUnit,
-        redisCommands: cost.byCommand,
-        redisUsec: cost.usecByCommand,
-      };
+      return row("ours", r, cost, t);
     };
     const runRaw = async (r: number) => {
-      await ctx.redis.flush();
-      await sim.resetStats();
-      const batch = 500;
-      for (let i = 0; i < jobs; i += batch) {
-        const n = Math.min(batch, jobs - i);
-        const items = await Promise.all(
-          Array.from({ length: n }, async (_, k) => ({
-            name: "render",
-            data: await admitter.inferBody(`raw_${r}_${i + k}`),
-          })),
-        );
-        await rawQueue.addBulk(items);
-      }
+      await raw.fill(jobs, String(r));
       await ctx.redis.markCost();
-      const child = spawnTs({
-        name: `raw-worker-${r}`,
-        file: join(PROJECT_ROOT, "bench/raw/worker.ts"),
-        env: baseEnv({
-          REDIS_URL: ctx.redis.url,
-          RAW_PREFIX,
-          QUEUE: RAW_QUEUE,
-          SIM_URL: sim.url,
-          CONCURRENCY: String(concurrency),
-          JOBS: String(jobs),
-          RESULT_KEY,
-        }),
-        logDir: ctx.logDir,
-        nodeArgs: nodeArgs(`raw-worker-${r}`),
-      });
-      const raw = await waitUntil(
-        "raw jobs to finish",
-        async () => (await redis.get(RESULT_KEY)) ?? undefined,
-        120_000,
-        20,
-        [child],
-      );
+      const { child, result } = await raw.run(`raw-worker-${r}`, jobs);
       const cost = await ctx.redis.costPer(jobs);
       await child.stop();
-      const t = JSON.parse(raw) as { first: number; last: number; done: number; failed: number };
-      const s = await sim.stats();
-      return {
-        side: "raw" as const,
-        round: r,
-        jobs,
-        completed: t.done - t.failed,
-        failed: t.failed,
-        spanMs: t.last - t.first,
-        jobsPerS: ((t.done - t.failed) / (t.last - t.first)) * 1000,
-        simCompleted: s.completed,
-        simRejected: s.rejected_busy + s.rejected_bad_request,
-        redisCpuUs: cost.cpuUsPerUnit,
-        redisCommands: cost.byCommand,
-      };
+      return row("raw", r, cost, result);
     };
 
+    const results: Round[] = [];
     try {
       for (let r = 1; r <= rounds; r++) {
-        // A B, B A, A B…: neither side always runs right after the other.
-        for (const side of r % 2 ? (["ours", "raw"] as const) : (["raw", "ours"] as const)) {
+        for (const side of sidesOf(r)) {
+          await ctx.redis.flush();
+          await sim.resetStats();
           const row = side === "ours" ? await runOurs(r) : await runRaw(r);
           results.push(row);
           ctx.log(
@@ -205,8 +153,7 @@ export const workerBench: BenchDef = {
         }
       }
     } finally {
-      await rawQueue.close();
-      rawConnection.disconnect();
+      await raw.close();
       await sim.close();
     }
 
@@ -216,82 +163,41 @@ export const workerBench: BenchDef = {
         problems.push(`round ${r.round} ${r.side}: ${r.failed} jobs not complete`);
       if (r.simRejected > 0) problems.push(`round ${r.round} ${r.side}: sim rejected ${r.simRejected} calls`);
     }
-    console.log(
-      "\n" +
-        table(
-          [
-            "round",
-            "side",
-            "jobs/s",
-            "span ms",
-            "complete",
-            "sim completed",
-            "sim rejected",
-            "Redis CPU µs/job",
-          ],
-          results.map((r) => [
-            String(r.round),
-            r.side,
-            fmt(r.jobsPerS),
-            String(r.spanMs),
-            String(r.completed),
-            String(r.simCompleted),
-            String(r.simRejected),
-            fmt(r.redisCpuUs),
-          ]),
-        ),
+    printTable(
+      ["round", "side", "jobs/s", "span ms", "complete", "sim completed", "sim rejected", "Redis CPU µs/job"],
+      results.map((r) => [
+        String(r.round),
+        r.side,
+        fmt(r.jobsPerS),
+        String(r.spanMs),
+        String(r.completed),
+        String(r.simCompleted),
+        String(r.simRejected),
+        fmt(r.redisCpuUs),
+      ]),
     );
-    const med = (side: Round["side"], k: "jobsPerS" | "redisCpuUs" = "jobsPerS") =>
-      median(results.filter((r) => r.side === side).map((r) => r[k]));
-    const ours = med("ours");
-    const raw = med("raw");
+    const isOurs = (r: Round) => r.side === "ours";
     return {
       params: { jobs, concurrency, rounds, simStepMs: 0, streaming: false, imageBytes, body: workerBody() },
       rounds: results as unknown as Record<string, unknown>[],
       figures: [
-        figure({
+        pairedFigure({
           what: "worker throughput",
           unit: "jobs/s",
-          ours,
-          bound: raw,
-          ratioOf: "ours/raw",
-          ratio: median(
-            pairRatios(
-              results,
-              (r) => r.side === "ours",
-              (r) => r.jobsPerS,
-            ),
-          ),
-          pairedRatios: pairRatios(
-            results,
-            (r) => r.side === "ours",
-            (r) => r.jobsPerS,
-          ),
-          ratioOfMedians: ours / raw,
+          rows: results,
+          isOurs,
+          value: (r) => r.jobsPerS,
           target: { op: ">=", value: 0.8 },
         }),
-        figure({
+        pairedFigure({
           what: "Redis CPU per job",
           unit: "µs",
-          ours: med("ours", "redisCpuUs"),
-          bound: med("raw", "redisCpuUs"),
-          ratioOf: "raw/ours",
-          ratio: median(
-            pairRatios(
-              results,
-              (r) => r.side === "raw",
-              (r) => r.redisCpuUs,
-            ),
-          ),
-          pairedRatios: pairRatios(
-            results,
-            (r) => r.side === "raw",
-            (r) => r.redisCpuUs,
-          ),
-          ratioOfMedians: med("raw", "redisCpuUs") / med("ours", "redisCpuUs"),
+          rows: results,
+          isOurs,
+          value: (r) => r.redisCpuUs,
+          inverse: true,
         }),
       ],
-      valid: problems.length === 0,
       problems,
       notes: [
         "ours: jobs admitted first (same record as POST /queue), then `start --roles worker` (dispatch Lua → BullMQ attempt job → undici infer → CAS put → finish Lua, which starts the next attempts)",

@@ -1,12 +1,13 @@
 // Admits jobs straight into the scheduler, with the same validation and the same stored record as
-// `POST /queue` (parseQueueRequest + admitJob), many in flight at once: fills queues in seconds.
+// `POST /queue` (parseQueueRequest + admitJob), many in flight at once: fills queues in seconds; and
+// reads the jobs' records back.
 import { join } from "node:path";
 import type { Redis } from "ioredis";
 import { admitJob, type AdmissionDeps } from "../../src/api/admission.js";
 import type { Principal } from "../../src/api/auth.js";
 import type { CapacitySnapshot, CapacityView } from "../../src/api/capacity.js";
 import { randomIds } from "../../src/core/ids.js";
-import { parseQueueRequest, type QueueRequest } from "../../src/core/request-schema.js";
+import { parseQueueRequest } from "../../src/core/request-schema.js";
 import { systemClock } from "../../src/core/time.js";
 import { createFsBlobStore } from "../../src/infra/fs-blob-store.js";
 import { loadSettings } from "../../src/main/settings.js";
@@ -33,12 +34,12 @@ export function workerBody(steps?: number): Record<string, unknown> {
 }
 
 export interface Admitter {
-  /** The validated request, as the API would store it. */
-  readonly request: QueueRequest;
   /** Admits `count` jobs (`inFlight` at a time); returns their ids in admission order. */
   admit(count: number, inFlight?: number): Promise<string[]>;
   /** The KServe v2 body the worker sends for this request (ids differ per job). */
   inferBody(id: string): Promise<InferRequest>;
+  /** The given fields of each job's hash (null when absent), in the order of `ids`. */
+  fields(ids: readonly string[], names: readonly string[]): Promise<(string | null)[][]>;
 }
 
 /** Capacity as an API without workers sees it: none reported, the default service time. */
@@ -89,7 +90,6 @@ export function createAdmitter(o: {
   });
 
   return {
-    request,
     async admit(count, inFlight = 256) {
       const ids: string[] = new Array<string>(count);
       let next = 0;
@@ -114,6 +114,18 @@ export function createAdmitter(o: {
         if (v !== undefined) stored[k] = v;
       }
       return buildInferRequest({ id, modality, task, seed: request.seed ?? 0, request: stored }, blobs);
+    },
+    async fields(ids, names) {
+      const out: (string | null)[][] = [];
+      for (let i = 0; i < ids.length; i += 1000) {
+        const pipe = o.redis.pipeline();
+        for (const id of ids.slice(i, i + 1000)) pipe.hmget(`${o.prefix}:job:${id}`, ...names);
+        for (const [err, v] of (await pipe.exec()) ?? []) {
+          if (err) throw err;
+          out.push(v as (string | null)[]);
+        }
+      }
+      return out;
     },
   };
 }

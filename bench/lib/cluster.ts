@@ -7,41 +7,44 @@ import { Pool } from "undici";
 import { createAdmitter, workerBody, type Admitter } from "./admit.js";
 import { startSim, startWorker, writeBackendsFile, type SimProcess } from "./gateway.js";
 import type { BenchContext } from "./harness.js";
-import type { Child } from "./proc.js";
+import { sleep, waitUntil, type Child } from "./proc.js";
 import { median } from "./report.js";
 
-export const CLUSTER_PREFIX = "{bench}";
+const PREFIX = "{bench}";
 
-export interface ClusterOptions {
-  readonly capacities: readonly number[];
-  readonly stepMs: number;
-  readonly steps: number;
-  readonly concurrency: number;
-  readonly healthIntervalMs: number;
-  readonly streaming: boolean;
-}
+/** The backends: capacities 2, 4 and 8, jobs of 10 steps × 10 ms, no streaming. */
+export const CLUSTER = { capacities: [2, 4, 8], stepMs: 10, steps: 10, streaming: false } as const;
+export const CAPACITY_TOTAL = CLUSTER.capacities.reduce((a, b) => a + b, 0);
 
 export interface Cluster {
   readonly sims: readonly SimProcess[];
-  readonly capacities: readonly number[];
-  readonly ids: readonly string[];
   readonly admitter: Admitter;
-  readonly backendsFile: string;
-  /** Per-job service time of each sim when idle (median of sequential calls), ms. */
-  idleServiceMs(calls?: number): Promise<number[]>;
+  /**
+   * Per-job time of each sim when idle (median of `calls` sequential calls after a warm-up), ms,
+   * and the bound it gives: Σ capacity ÷ per-job time, jobs/s.
+   */
+  idleBound(calls?: number): Promise<{ idleMs: number[]; jobsPerS: number }>;
   /** Jobs that reached a terminal state (ZCARD of the scheduler's retention set). */
   done(): Promise<number>;
-  startWorker(name: string): Promise<Child>;
+  /** Jobs still queued. */
+  queued(): Promise<number>;
+  /** Statuses of the given jobs (complete, error, queued, ...) → count. */
+  statuses(ids: readonly string[]): Promise<Record<string, number>>;
+  /** Starts our worker role on the queued jobs; resolves once it completed one and `warmS` passed. */
+  startWarmWorker(name: string, warmS: number): Promise<Child>;
   close(): Promise<void>;
 }
 
-export async function startCluster(ctx: BenchContext, o: ClusterOptions): Promise<Cluster> {
+export async function startCluster(
+  ctx: BenchContext,
+  o: { readonly concurrency: number; readonly healthIntervalMs: number },
+): Promise<Cluster> {
   const sims: SimProcess[] = [];
-  for (const [i, cap] of o.capacities.entries()) {
+  for (const [i, cap] of CLUSTER.capacities.entries()) {
     sims.push(
       await startSim({
         name: `sim-${i}-cap${cap}`,
-        stepMs: o.stepMs,
+        stepMs: CLUSTER.stepMs,
         capacity: cap,
         dataDir: join(ctx.dir, `sim-${i}`),
         logDir: ctx.logDir,
@@ -50,24 +53,23 @@ export async function startCluster(ctx: BenchContext, o: ClusterOptions): Promis
   }
   const backendsFile = writeBackendsFile(
     ctx.dir,
-    sims.map((s, i) => ({ id: `gpu-${i}`, url: s.url, capacity: o.capacities[i]!, streaming: o.streaming })),
+    sims.map((s, i) => ({ id: `gpu-${i}`, url: s.url, capacity: CLUSTER.capacities[i]! })),
   );
   const admitter = createAdmitter({
     redis: ctx.redis.client,
-    prefix: CLUSTER_PREFIX,
+    prefix: PREFIX,
     dataDir: join(ctx.dir, "admit"),
-    body: workerBody(o.steps),
+    body: workerBody(CLUSTER.steps),
     customerId: "bench-cluster",
   });
   const body = JSON.stringify(await admitter.inferBody("idle-probe"));
   const pools = sims.map((s) => new Pool(s.url, { connections: 1 }));
-  const path = o.streaming ? "/v2/models/flux-schnell/generate_stream" : "/v2/models/flux-schnell/infer";
 
   const timedCall = async (pool: Pool) => {
     const t = performance.now();
     const res = await pool.request({
       method: "POST",
-      path,
+      path: "/v2/models/flux-schnell/infer",
       body,
       headers: { "content-type": "application/json" },
     });
@@ -75,15 +77,13 @@ export async function startCluster(ctx: BenchContext, o: ClusterOptions): Promis
     if (res.statusCode !== 200) throw new Error(`idle probe answered ${res.statusCode}`);
     return performance.now() - t;
   };
+  const done = () => ctx.redis.client.zcard(`${PREFIX}:done`);
 
   return {
     sims,
-    capacities: o.capacities,
-    ids: [],
     admitter,
-    backendsFile,
-    async idleServiceMs(calls = 7) {
-      return Promise.all(
+    async idleBound(calls = 7) {
+      const idleMs = await Promise.all(
         pools.map(async (pool) => {
           await timedCall(pool); // warm-up (renders and caches the image)
           const times: number[] = [];
@@ -91,13 +91,24 @@ export async function startCluster(ctx: BenchContext, o: ClusterOptions): Promis
           return median(times);
         }),
       );
+      const jobsPerS = CLUSTER.capacities.reduce((sum, cap, i) => sum + cap / (idleMs[i]! / 1000), 0);
+      return { idleMs, jobsPerS };
     },
-    done: () => ctx.redis.client.zcard(`${CLUSTER_PREFIX}:done`),
-    startWorker: (name) =>
-      startWorker({
+    done,
+    queued: () => ctx.redis.client.zcard(`${PREFIX}:q`),
+    async statuses(ids) {
+      const out: Record<string, number> = {};
+      for (const [status] of await admitter.fields(ids, ["status"])) {
+        const s = status ?? "missing";
+        out[s] = (out[s] ?? 0) + 1;
+      }
+      return out;
+    },
+    async startWarmWorker(name, warmS) {
+      const worker = await startWorker({
         name,
         redisUrl: ctx.redis.url,
-        prefix: CLUSTER_PREFIX,
+        prefix: PREFIX,
         dataDir: join(ctx.dir, name),
         logDir: ctx.logDir,
         redis: ctx.redis.client,
@@ -106,28 +117,14 @@ export async function startCluster(ctx: BenchContext, o: ClusterOptions): Promis
           WORKER_CONCURRENCY: String(o.concurrency),
           HEALTH_INTERVAL_MS: String(o.healthIntervalMs),
         },
-      }),
+      });
+      await waitUntil("first completion", async () => (await done()) > 0, 30_000, 20, [worker]);
+      await sleep(warmS * 1000);
+      return worker;
+    },
     async close() {
       await Promise.all(pools.map((p) => p.close()));
       for (const s of sims) await s.close();
     },
   };
-}
-
-/** Statuses of the given jobs (complete, error, queued, ...) → count. */
-export async function statusCounts(
-  ctx: BenchContext,
-  ids: readonly string[],
-): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
-  for (let i = 0; i < ids.length; i += 1000) {
-    const pipe = ctx.redis.client.pipeline();
-    for (const id of ids.slice(i, i + 1000)) pipe.hget(`${CLUSTER_PREFIX}:job:${id}`, "status");
-    for (const [err, v] of (await pipe.exec()) ?? []) {
-      if (err) throw err;
-      const s = (v as string | null) ?? "missing";
-      out[s] = (out[s] ?? 0) + 1;
-    }
-  }
-  return out;
 }

@@ -7,7 +7,7 @@ import { signToken, type TierName } from "../../src/api/auth.js";
 import { systemClock } from "../../src/core/time.js";
 import { DEFAULT_TIERS } from "../../src/core/tiers.js";
 import type { SimStats } from "../../src/sim/stats.js";
-import { baseEnv, PROJECT_ROOT, spawnChild, waitForFile, waitUntil, type Child } from "./proc.js";
+import { baseEnv, GATEWAY_ROOT, spawnChild, waitForFile, waitUntil, type Child } from "./proc.js";
 import type { Redis } from "ioredis";
 
 /** HS256 secret of every benchmark process (≥ 32 chars). */
@@ -35,14 +35,13 @@ export function writeBenchTiers(dir: string): string {
   return file;
 }
 
-export interface BackendEntry {
+interface BackendEntry {
   readonly id: string;
   readonly url: string;
   readonly capacity: number;
-  readonly streaming: boolean;
-  readonly models?: readonly string[];
 }
 
+/** A backends file of non-streaming nunchaku backends serving flux/schnell. */
 export function writeBackendsFile(dir: string, backends: readonly BackendEntry[]): string {
   const file = join(dir, "backends.json");
   const doc = {
@@ -51,8 +50,8 @@ export function writeBackendsFile(dir: string, backends: readonly BackendEntry[]
       url: b.url,
       engine: "nunchaku",
       capacity: b.capacity,
-      models: b.models ?? ["flux/schnell"],
-      streaming: b.streaming,
+      models: ["flux/schnell"],
+      streaming: false,
       timeout_ms: 60_000,
     })),
   };
@@ -61,7 +60,7 @@ export function writeBackendsFile(dir: string, backends: readonly BackendEntry[]
 }
 
 /** Environment of one of our role processes. */
-export function roleEnv(o: {
+function roleEnv(o: {
   redisUrl: string;
   prefix: string;
   dataDir: string;
@@ -91,12 +90,6 @@ export function nodeArgs(name: string): string[] {
   mkdirSync(dir, { recursive: true });
   return ["--cpu-prof", `--cpu-prof-dir=${dir}`];
 }
-
-/**
- * The tree whose `bin/render-gateway.js` the benches run: this checkout, or BENCH_GATEWAY_ROOT (a
- * patched copy, to measure a proposed change against the same raw bound before it lands).
- */
-export const GATEWAY_ROOT = process.env.BENCH_GATEWAY_ROOT ?? PROJECT_ROOT;
 
 function gateway(name: string, args: readonly string[], env: Record<string, string>, logDir: string): Child {
   return spawnChild({
@@ -157,7 +150,7 @@ export interface SimProcess {
 }
 
 /** The simulator's counters without the per-id map. */
-export type SimCounters = Omit<SimStats, "calls_by_id">;
+type SimCounters = Omit<SimStats, "calls_by_id">;
 
 /** `render-gateway sim-backend` on a free port (its own DATA_DIR: the URL goes to run/sim.url). */
 export async function startSim(o: {

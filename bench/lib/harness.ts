@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { stopAll } from "./proc.js";
+import { GATEWAY_ROOT, PROJECT_ROOT, stopAll } from "./proc.js";
 import { startRedis, type BenchRedis } from "./redis.js";
 import { machine, NOISE_NOTE, printSummary, writeSummary, type BenchSummary } from "./report.js";
 
@@ -17,10 +17,8 @@ export interface BenchContext {
   log(message: string): void;
 }
 
-export type BenchResult = Pick<
-  BenchSummary,
-  "params" | "rounds" | "figures" | "valid" | "problems" | "notes"
->;
+/** What a bench returns; the run is valid when `problems` is empty. */
+type BenchResult = Pick<BenchSummary, "params" | "rounds" | "figures" | "problems" | "notes">;
 
 export interface BenchDef {
   readonly name: string;
@@ -31,7 +29,7 @@ export interface BenchDef {
 let signalsInstalled = false;
 
 /** ctrl-c / SIGTERM: stop every child we started, then exit. */
-export function installSignalHandlers(): void {
+function installSignalHandlers(): void {
   if (signalsInstalled) return;
   signalsInstalled = true;
   let count = 0;
@@ -66,11 +64,10 @@ export async function runBench(def: BenchDef): Promise<BenchSummary> {
       durationS: Math.round((Date.now() - started) / 100) / 10,
       machine: machine(),
       ...result,
+      valid: result.problems.length === 0,
       notes: [
         NOISE_NOTE,
-        ...(process.env.BENCH_GATEWAY_ROOT
-          ? [`gateway run from BENCH_GATEWAY_ROOT=${process.env.BENCH_GATEWAY_ROOT}`]
-          : []),
+        ...(GATEWAY_ROOT === PROJECT_ROOT ? [] : [`gateway run from BENCH_GATEWAY_ROOT=${GATEWAY_ROOT}`]),
         ...result.notes,
       ],
     };
@@ -103,14 +100,37 @@ export function standalone(def: BenchDef): void {
   );
 }
 
-/** `--name value` / `--name=value` from argv, else the environment, else the default. */
-export function option(name: string, env: string, def: number): number {
+/**
+ * `--name value` / `--name=value` from argv, else the environment variable BENCH_NAME (`--warm-up`:
+ * BENCH_WARM_UP), else undefined.
+ */
+export function textOption(name: string): string | undefined {
   const argv = process.argv;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === `--${name}` && argv[i + 1] !== undefined) return Number(argv[i + 1]);
-    if (a.startsWith(`--${name}=`)) return Number(a.slice(name.length + 3));
+    if (a === `--${name}` && argv[i + 1] !== undefined) return argv[i + 1];
+    if (a.startsWith(`--${name}=`)) return a.slice(name.length + 3);
   }
-  const v = process.env[env];
-  return v !== undefined && v !== "" ? Number(v) : def;
+  return process.env[`BENCH_${name.toUpperCase().replaceAll("-", "_")}`] || undefined;
+}
+
+/**
+ * A bench's numeric options, each read as textOption(name) with `name` the key in kebab case
+ * (`healthInterval`: `--health-interval`, BENCH_HEALTH_INTERVAL), else its default.
+ */
+export function options<T extends Record<string, number>>(defaults: T): T {
+  const out: Record<string, number> = {};
+  for (const [key, def] of Object.entries(defaults)) {
+    const name = key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    const text = textOption(name);
+    const v = text === undefined ? def : Number(text);
+    if (!Number.isFinite(v)) throw new Error(`--${name}: not a number: ${text}`);
+    out[key] = v;
+  }
+  return out as T;
+}
+
+/** The order of the two sides in round `round` (1, 2, …), interleaved so that neither always runs first. */
+export function sidesOf(round: number): readonly ("ours" | "raw")[] {
+  return round % 2 ? ["ours", "raw"] : ["raw", "ours"];
 }

@@ -7,12 +7,15 @@ import { fileURLToPath } from "node:url";
 
 export const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
+/**
+ * The tree whose `bin/render-gateway.js` the benches run: this checkout, or BENCH_GATEWAY_ROOT (a
+ * patched copy, to measure a proposed change against the same raw bound before it lands).
+ */
+export const GATEWAY_ROOT = process.env.BENCH_GATEWAY_ROOT || PROJECT_ROOT;
+
 export interface Child {
   readonly name: string;
   readonly pid: number;
-  readonly logFile: string;
-  /** Resolves with the exit code (or the signal's name) once the process is gone. */
-  readonly exited: Promise<number | string>;
   readonly running: boolean;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. Idempotent. */
   stop(graceMs?: number): Promise<void>;
@@ -83,8 +86,6 @@ export function spawnChild(opts: {
   const child: Child = {
     name: opts.name,
     pid: proc.pid ?? -1,
-    logFile,
-    exited,
     get running() {
       return running;
     },

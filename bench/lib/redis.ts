@@ -4,13 +4,12 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { freeLoopbackPort, pingRedis, redisServerArgs } from "../../src/infra/embedded-redis.js";
-import { PROJECT_ROOT, spawnChild, waitUntil, type Child } from "./proc.js";
+import { PROJECT_ROOT, spawnChild, waitUntil } from "./proc.js";
 
 export interface BenchRedis {
   readonly url: string;
   /** A client of the benchmark itself (commands queue while connecting). */
   readonly client: Redis;
-  readonly child: Child;
   /** FLUSHALL and zeroed command statistics. */
   flush(): Promise<void>;
   /** `INFO commandstats` as command → {calls, usec}. */
@@ -74,7 +73,6 @@ export async function startRedis(dir: string): Promise<BenchRedis> {
   return {
     url,
     client,
-    child,
     async flush() {
       await client.flushall();
       await client.config("RESETSTAT");

@@ -4,11 +4,11 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { format, resolveConfig } from "prettier";
-import { PROJECT_ROOT } from "./proc.js";
+import { GATEWAY_ROOT, PROJECT_ROOT } from "./proc.js";
 
 export const NOISE_NOTE =
   "2-core machine: load generator, servers and Redis share the cores, so absolute figures are noisy " +
-  "(10-60% between runs); compare the ratios, each measured against its bound in the same run (interleaved rounds, medians).";
+  "between runs; compare the ratios, each measured against its bound in the same run (interleaved rounds, medians).";
 
 export function median(xs: readonly number[]): number {
   if (xs.length === 0) return Number.NaN;
@@ -25,14 +25,14 @@ export function percentile(xs: readonly number[], p: number): number {
   return s[rank]!;
 }
 
-export interface Target {
+interface Target {
   /** `>=`: the figure must reach the value; `<=`: it must stay below it. */
   readonly op: ">=" | "<=";
   readonly value: number;
 }
 
 /** One headline figure: ours against its bound, the ratio and the target it is held to. */
-export interface Figure {
+interface Figure {
   readonly what: string;
   readonly unit: string;
   readonly ours: number;
@@ -52,24 +52,49 @@ export interface Figure {
   readonly met?: boolean;
 }
 
-/** Per-round ratios a/b of paired rounds (same round number). */
-export function pairRatios<T extends { round: number }>(
-  rows: readonly T[],
-  isA: (r: T) => boolean,
-  value: (r: T) => number,
-): number[] {
-  const out: number[] = [];
-  for (const a of rows.filter(isA)) {
-    const b = rows.find((r) => r.round === a.round && !isA(r));
-    if (b) out.push(value(a) / value(b));
-  }
-  return out;
-}
-
 export function figure(f: Omit<Figure, "met">): Figure {
   if (!f.target) return f;
   const met = f.target.op === ">=" ? f.ratio >= f.target.value : f.ratio <= f.target.value;
   return { ...f, met };
+}
+
+/**
+ * A figure of interleaved rounds, each round measuring ours and the bound back to back: `ours` and
+ * `bound` are the medians of each side's rows, the ratio the median of the per-round ratios, ours ÷
+ * bound (or bound ÷ ours with `inverse`, for figures where less is better).
+ */
+export function pairedFigure<T extends { round: number }>(o: {
+  what: string;
+  unit: string;
+  rows: readonly T[];
+  /** Our rows; the others are the bound's. */
+  isOurs: (r: T) => boolean;
+  value: (r: T) => number;
+  /** The sides' names in `ratioOf`; default ours and raw. */
+  names?: readonly [ours: string, bound: string];
+  inverse?: boolean;
+  target?: Target;
+}): Figure {
+  const ours = median(o.rows.filter(o.isOurs).map(o.value));
+  const bound = median(o.rows.filter((r) => !o.isOurs(r)).map(o.value));
+  const [a, b] = o.names ?? ["ours", "raw"];
+  const top = o.inverse ? (r: T) => !o.isOurs(r) : o.isOurs;
+  const pairedRatios: number[] = [];
+  for (const x of o.rows.filter(top)) {
+    const y = o.rows.find((r) => r.round === x.round && !top(r));
+    if (y) pairedRatios.push(o.value(x) / o.value(y));
+  }
+  return figure({
+    what: o.what,
+    unit: o.unit,
+    ours,
+    bound,
+    ratioOf: o.inverse ? `${b}/${a}` : `${a}/${b}`,
+    ratio: median(pairedRatios),
+    pairedRatios,
+    ratioOfMedians: o.inverse ? bound / ours : ours / bound,
+    ...(o.target ? { target: o.target } : {}),
+  });
 }
 
 export interface BenchSummary {
@@ -112,7 +137,7 @@ export function machine() {
     cpus: cpus().length,
     node: process.version,
     loadavg1: Math.round(loadavg()[0]! * 100) / 100,
-    commit: commitOf(process.env.BENCH_GATEWAY_ROOT ?? PROJECT_ROOT),
+    commit: commitOf(GATEWAY_ROOT),
   };
 }
 
@@ -129,6 +154,11 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
   const sep =
     "|" + widths.map((w, i) => (i === 0 ? "-".repeat(w + 2) : "-".repeat(w + 1) + ":")).join("|") + "|";
   return [line(headers), sep, ...rows.map(line)].join("\n");
+}
+
+/** A table on its own, after an empty line. */
+export function printTable(headers: readonly string[], rows: readonly (readonly string[])[]): void {
+  console.log(`\n${table(headers, rows)}`);
 }
 
 export function figuresTable(figures: readonly Figure[]): string {

@@ -19,7 +19,7 @@ interface Profile {
 }
 
 /** Where a frame comes from: a package under node_modules, a file of ours, node internals, or V8. */
-export function groupOf(url: string, name: string): string {
+function groupOf(url: string, name: string): string {
   if (!url) return name.startsWith("(") ? name : "(native)";
   const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (nm) return nm[1]!;

@@ -1,19 +1,22 @@
-// In-process comparison of the submit route (ours vs the raw bound), CPU µs per request, without
-// HTTP or a load generator: REDIS_URL=redis://127.0.0.1:<port> npx tsx bench/tools/enqueue-inproc.ts
-import { Hono } from "hono";
+// In-process comparison of the submit route, ours vs the raw bound (raw/enqueue-app.ts), in CPU µs
+// per request, without HTTP or a load generator: both apps' `fetch`, 32 requests in flight.
+//   REDIS_URL=redis://127.0.0.1:<port> npx tsx bench/tools/enqueue-inproc.ts   (a scratch redis-server)
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { pino } from "pino";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-// In-process comparison of the submit route (ours vs the raw bound) in CPU µs per request.
-import { loadSettings, loadKeys } from "../../src/main/settings.js";
-import { createRuntime } from "../../src/main/runtime.js";
-import { createFsBlobStore } from "../../src/infra/fs-blob-store.js";
 import { signToken } from "../../src/api/auth.js";
-import { startApiRole } from "../../src/main/api-role.js";
 import { systemClock } from "../../src/core/time.js";
+import { createFsBlobStore } from "../../src/infra/fs-blob-store.js";
+import { startApiRole } from "../../src/main/api-role.js";
+import { createRuntime } from "../../src/main/runtime.js";
+import { loadKeys, loadSettings } from "../../src/main/settings.js";
+import { TYPICAL_BODY } from "../lib/admit.js";
+import { JWT_SECRET } from "../lib/gateway.js";
+import { median } from "../lib/report.js";
+import { rawEnqueueApp } from "../raw/enqueue-app.js";
 
 const url = process.env.REDIS_URL!;
 const dataDir = mkdtempSync(join(tmpdir(), "inproc-"));
@@ -22,7 +25,7 @@ const settings = loadSettings({
   DATA_DIR: dataDir,
   PORT: "0",
   LOG_LEVEL: "silent",
-  JWT_SECRET: "x".repeat(40),
+  JWT_SECRET,
   REDIS_PREFIX: "{ip}",
 });
 const runtime = createRuntime(pino({ level: "silent" }));
@@ -43,61 +46,48 @@ const token = await signToken({
   ttlS: 3600,
   clock: systemClock,
 });
-const body = JSON.stringify({
-  modality: "image",
-  family: "flux",
-  model: "schnell",
-  task: "t2i",
-  prompt: "a lighthouse at dawn, watercolor, soft light over a calm sea",
-  priority: "normal",
-});
+const body = JSON.stringify(TYPICAL_BODY);
 const conn = new Redis(url, { maxRetriesPerRequest: null });
 const queue = new Queue("raw", { connection: conn, prefix: "rawip" });
-const raw = new Hono();
-raw.post("/queue", async (c) => {
-  const data = await c.req.json<{ priority?: string }>();
-  const job = await queue.add("render", data, { priority: 2 });
-  return c.json({ id: job.id, status: "queued" }, 202);
-});
+const raw = rawEnqueueApp(queue);
 const headers = {
   authorization: `Bearer ${token}`,
   "content-type": "application/json",
   "content-length": String(Buffer.byteLength(body)),
 };
-async function run(_name: string, n: number, conc: number, send: () => Promise<Response> | Response) {
-  let done = 0;
-  const t0 = process.hrtime.bigint();
+
+/** CPU µs per request of `n` requests, `conc` in flight. */
+async function cpuPerRequest(n: number, conc: number, fetch: (r: Request) => Promise<Response> | Response) {
+  let sent = 0;
   const c0 = process.cpuUsage();
   await Promise.all(
     Array.from({ length: conc }, async () => {
-      while (done < n) {
-        done++;
-        const r = await send();
-        if (r.status !== 202) throw new Error(String(r.status) + (await r.text()));
+      while (sent < n) {
+        sent++;
+        const r = await fetch(new Request("http://x/queue", { method: "POST", headers, body }));
+        if (r.status !== 202) throw new Error(`${r.status} ${await r.text()}`);
       }
     }),
   );
   const cpu = process.cpuUsage(c0);
-  const wall = Number(process.hrtime.bigint() - t0) / 1e6;
-  return [(n / wall) * 1000, (cpu.user + cpu.system) / n];
+  return (cpu.user + cpu.system) / n;
 }
-const res: Record<string, number[]> = { ours: [], raw: [] };
+
+const ours: number[] = [];
+const bound: number[] = [];
 for (let i = 0; i < 6; i++) {
-  const [, o] = await run("ours", 6000, 32, () =>
-    api.fetch(new Request("http://x/queue", { method: "POST", headers, body })),
-  );
-  const [, r] = await run("raw", 6000, 32, () =>
-    raw.fetch(new Request("http://x/queue", { method: "POST", headers, body })),
-  );
+  const o = await cpuPerRequest(6000, 32, (r) => api.fetch(r));
+  const b = await cpuPerRequest(6000, 32, (r) => raw.fetch(r));
+  // The first two rounds warm up (JIT, caches).
   if (i >= 2) {
-    res.ours!.push(o!);
-    res.raw!.push(r!);
+    ours.push(o);
+    bound.push(b);
   }
 }
-const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
 console.log(
-  `cpu µs/req: ours ${med(res.ours!).toFixed(1)} raw ${med(res.raw!).toFixed(1)} ratio raw/ours ${(med(res.raw!) / med(res.ours!)).toFixed(2)}`,
+  `cpu µs/req: ours ${median(ours).toFixed(1)} raw ${median(bound).toFixed(1)} ratio raw/ours ${(median(bound) / median(ours)).toFixed(2)}`,
 );
 await queue.close();
 conn.disconnect();
 await runtime.shutdown("done");
+rmSync(dataDir, { recursive: true, force: true });

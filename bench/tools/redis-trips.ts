@@ -4,21 +4,20 @@
 // Commands Lua scripts run inside Redis are counted apart ("inside scripts").
 //   npx tsx bench/tools/redis-trips.ts [--jobs 50]
 import { join } from "node:path";
-import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { Pool } from "undici";
 import { TYPICAL_BODY, createAdmitter, workerBody } from "../lib/admit.js";
 import {
   mintToken,
-  nodeArgs,
   startApi,
   startSim,
   startWorker,
   writeBackendsFile,
   writeBenchTiers,
 } from "../lib/gateway.js";
-import { isMain, option, standalone, type BenchDef } from "../lib/harness.js";
-import { baseEnv, PROJECT_ROOT, sleep, spawnTs, waitUntil } from "../lib/proc.js";
+import { isMain, options, standalone, type BenchDef } from "../lib/harness.js";
+import { sleep, waitUntil } from "../lib/proc.js";
+import { createRawWorkerBound } from "../lib/raw.js";
 import { fmt, table } from "../lib/report.js";
 
 const PREFIX = "{bench}";
@@ -97,11 +96,11 @@ function print(title: string, tally: Tally, jobs: number): Record<string, number
   return Object.fromEntries(rows.map(([k, n]) => [k.replace("\t", " "), Math.round((n / jobs) * 100) / 100]));
 }
 
-export const redisTrips: BenchDef = {
+const redisTrips: BenchDef = {
   name: "redis-trips",
   title: "Redis round trips per job (MONITOR)",
   async run(ctx) {
-    const jobs = option("jobs", "BENCH_JOBS", 50);
+    const { jobs } = options({ jobs: 50 });
     const redis = ctx.redis.client;
     await redis.client("SETNAME", "bench");
     const mon = await monitorSession(ctx.redis.url, redis);
@@ -112,9 +111,7 @@ export const redisTrips: BenchDef = {
       dataDir: join(ctx.dir, "sim"),
       logDir: ctx.logDir,
     });
-    const backendsFile = writeBackendsFile(ctx.dir, [
-      { id: "sim", url: sim.url, capacity: 16, streaming: false },
-    ]);
+    const backendsFile = writeBackendsFile(ctx.dir, [{ id: "sim", url: sim.url, capacity: 16 }]);
     const api = await startApi({
       redisUrl: ctx.redis.url,
       prefix: PREFIX,
@@ -144,9 +141,6 @@ export const redisTrips: BenchDef = {
     results.submit = print("ours: POST /queue (api role)", submitTally, jobs);
 
     // 2. Raw submit: a BullMQ prioritized add.
-    const rawConn = new Redis(ctx.redis.url, { maxRetriesPerRequest: null, connectionName: "raw-queue" });
-    const rawQueue = new Queue("raw-render", { connection: rawConn, prefix: "raww" });
-    await rawQueue.add("render", { warm: true }, { priority: 2 });
     const admitConn = new Redis(ctx.redis.url, { maxRetriesPerRequest: null, connectionName: "bench-admit" });
     const admitter = createAdmitter({
       redis: admitConn,
@@ -155,8 +149,17 @@ export const redisTrips: BenchDef = {
       body: workerBody(),
       customerId: "bench-trips",
     });
+    const raw = createRawWorkerBound({
+      redisUrl: ctx.redis.url,
+      redis,
+      simUrl: sim.url,
+      concurrency: 16,
+      admitter,
+      logDir: ctx.logDir,
+    });
+    await raw.queue.add("render", { warm: true }, { priority: 2 });
     const rawAddTally = await mon.record(async () => {
-      for (let i = 0; i < jobs; i++) await rawQueue.add("render", TYPICAL_BODY, { priority: 2 });
+      for (let i = 0; i < jobs; i++) await raw.queue.add("render", TYPICAL_BODY, { priority: 2 });
     });
     results.rawSubmit = print("raw: BullMQ queue.add with priority", rawAddTally, jobs);
 
@@ -185,48 +188,19 @@ export const redisTrips: BenchDef = {
         worker,
       ]);
     });
-    results.worker = print(
-      "ours: admit + worker (dispatch, attempt job, begin, infer, finish)",
-      workTally,
-      jobs,
-    );
+    results.worker = print("ours: admit + worker (dispatch, attempt job, infer, finish)", workTally, jobs);
     await worker.stop();
 
     // 4. Raw worker: addBulk, then a bare BullMQ worker forwarding with undici.
     await redis.flushall();
     const rawWorkTally = await mon.record(async () => {
-      await rawQueue.addBulk(
-        await Promise.all(
-          Array.from({ length: jobs }, async (_, i) => ({
-            name: "render",
-            data: await admitter.inferBody(`raw_${i}`),
-          })),
-        ),
-      );
-      const child = spawnTs({
-        name: "raw-worker",
-        file: join(PROJECT_ROOT, "bench/raw/worker.ts"),
-        env: baseEnv({
-          REDIS_URL: ctx.redis.url,
-          RAW_PREFIX: "raww",
-          QUEUE: "raw-render",
-          SIM_URL: sim.url,
-          CONCURRENCY: "16",
-          JOBS: String(jobs),
-          RESULT_KEY: "raw:result",
-        }),
-        logDir: ctx.logDir,
-        nodeArgs: nodeArgs("raw-worker"),
-      });
-      await waitUntil("raw jobs done", async () => (await redis.get("raw:result")) ?? undefined, 30_000, 10, [
-        child,
-      ]);
+      await raw.fill(jobs, "0");
+      const { child } = await raw.run("raw-worker", jobs);
       await child.stop();
     });
     results.rawWorker = print("raw: addBulk + BullMQ worker (incl. its start-up)", rawWorkTally, jobs);
 
-    await rawQueue.close();
-    rawConn.disconnect();
+    await raw.close();
     admitConn.disconnect();
     await pool.close();
     mon.close();
