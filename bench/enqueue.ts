@@ -11,7 +11,7 @@ import autocannon from "autocannon";
 import { TYPICAL_BODY } from "./lib/admit.js";
 import { mintToken, nodeArgs, startApi, writeBenchTiers } from "./lib/gateway.js";
 import { isMain, options, sidesOf, standalone, textOption, type BenchDef } from "./lib/harness.js";
-import { baseEnv, spawnTs, PROJECT_ROOT, waitForFile } from "./lib/proc.js";
+import { baseEnv, processCpuSeconds, spawnTs, PROJECT_ROOT, waitForFile } from "./lib/proc.js";
 import { fmt, pairedFigure, printTable } from "./lib/report.js";
 
 const PREFIX = "{bench}";
@@ -37,6 +37,8 @@ interface Round extends LoadResult {
   storedJobs: number;
   /** Redis CPU per accepted request (µs), and commands per request (inner script commands too). */
   redisCpuUs: number;
+  /** CPU of the server process (ours: the api role; raw: the bare route) per accepted request, µs. */
+  serverCpuUs: number;
   redisCommands: Record<string, number>;
 }
 
@@ -178,7 +180,10 @@ export const enqueueBench: BenchDef = {
       for (const side of sidesOf(r)) {
         await ctx.redis.flush();
         await ctx.redis.markCost();
+        const pid = side === "ours" ? api.child.pid : rawChild.pid;
+        const cpuBefore = processCpuSeconds(pid);
         const res = await load(side === "ours" ? api.url : rawUrl, seconds);
+        const serverCpuS = processCpuSeconds(pid) - cpuBefore;
         const stored =
           side === "ours"
             ? await ctx.redis.client.zcard(`${PREFIX}:q`)
@@ -191,11 +196,12 @@ export const enqueueBench: BenchDef = {
           ...res,
           storedJobs: stored,
           redisCpuUs: cost.cpuUsPerUnit,
+          serverCpuUs: (serverCpuS * 1e6) / Math.max(1, accepted),
           redisCommands: cost.byCommand,
         };
         results.push(row);
         ctx.log(
-          `round ${r} ${side}: ${fmt(row.reqPerS)} req/s, p99 ${row.p99Ms} ms, 202s ${accepted}, non-2xx ${row.non2xx}, errors ${row.errors}, stored ${stored}, Redis CPU ${fmt(row.redisCpuUs, 1)} µs/req`,
+          `round ${r} ${side}: ${fmt(row.reqPerS)} req/s, p99 ${row.p99Ms} ms, 202s ${accepted}, non-2xx ${row.non2xx}, errors ${row.errors}, stored ${stored}, Redis CPU ${fmt(row.redisCpuUs, 1)} µs/req, server CPU ${fmt(row.serverCpuUs, 1)} µs/req`,
         );
       }
     }
@@ -225,6 +231,7 @@ export const enqueueBench: BenchDef = {
         "errors",
         "jobs stored",
         "Redis CPU µs/req",
+        "server CPU µs/req",
       ],
       results.map((r) => [
         String(r.round),
@@ -237,6 +244,7 @@ export const enqueueBench: BenchDef = {
         String(r.errors),
         String(r.storedJobs),
         fmt(r.redisCpuUs, 1),
+        fmt(r.serverCpuUs, 1),
       ]),
     );
     const isOurs = (r: Round) => r.side === "ours";
@@ -258,6 +266,7 @@ export const enqueueBench: BenchDef = {
         }),
         lessIsBetter("enqueue p99 latency", "ms", (r) => r.p99Ms),
         lessIsBetter("Redis CPU per request", "µs", (r) => r.redisCpuUs),
+        lessIsBetter("server CPU per request", "µs", (r) => r.serverCpuUs),
         lessIsBetter("enqueue p50 latency", "ms", (r) => r.p50Ms),
       ],
       problems,

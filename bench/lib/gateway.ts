@@ -76,7 +76,18 @@ function roleEnv(o: {
     LOG_LEVEL: "warn",
     SHUTDOWN_GRACE_MS: "2000",
     ...o.extra,
+    ...roleEnvOverrides(),
   });
+}
+
+/** BENCH_ROLE_ENV="K=V,K2=V2": settings for every role process of ours (to compare settings). */
+function roleEnvOverrides(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of (process.env.BENCH_ROLE_ENV ?? "").split(",")) {
+    const eq = pair.indexOf("=");
+    if (eq > 0) out[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+  }
+  return out;
 }
 
 /**

@@ -39,6 +39,8 @@ const variables = z.object({
     .string()
     .regex(/^[A-Za-z0-9{}_-]{1,32}$/)
     .default("{rg}"),
+  /** Scheduler script calls per Redis pipeline (docs/decisions.md "Script pipelines"); 0 = off. */
+  REDIS_PIPELINE_MAX: int(16, 0, 1024),
   CLICKHOUSE_URL: optionalString,
 
   BACKENDS_FILE: optionalString,

@@ -27,8 +27,9 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   const logger = ctx.logger.child({ role: "api" });
   const { redis, subscriber } = await connectRole(ctx, "api");
 
-  const scheduler = schedulerFor(ctx.settings, redis, ctx.clock);
-  const store = createJobStore(redis, env.REDIS_PREFIX);
+  // Script calls in capped pipelines: docs/decisions.md "Script pipelines" (measured: bench/enqueue.ts).
+  const scheduler = schedulerFor(ctx.settings, redis, ctx.clock, env.REDIS_PIPELINE_MAX);
+  const store = createJobStore(redis, env.REDIS_PREFIX, { pipelineMax: env.REDIS_PIPELINE_MAX });
   const directory = createBackendDirectory(redis, env.REDIS_PREFIX, ctx.clock);
   const capacity = createCapacityView({
     directory,

@@ -74,7 +74,8 @@ export async function loadKeys(settings: Settings): Promise<Keys> {
 }
 
 /** The scheduler on `redis` with the settings' prefix, lease, attempts and retention (every role's). */
-export function schedulerFor(settings: Settings, redis: Redis, clock: Clock): Scheduler {
+/** `pipelineMax`: script calls per pipeline on this client (the API role: REDIS_PIPELINE_MAX). */
+export function schedulerFor(settings: Settings, redis: Redis, clock: Clock, pipelineMax = 0): Scheduler {
   const { env } = settings;
   return createScheduler({
     redis,
@@ -84,6 +85,7 @@ export function schedulerFor(settings: Settings, redis: Redis, clock: Clock): Sc
     maxAttempts: env.JOB_ATTEMPTS,
     retentionS: env.JOB_RETENTION_S,
     retentionCount: env.JOB_RETENTION_COUNT,
+    pipelineMax,
   });
 }
 

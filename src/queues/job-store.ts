@@ -2,7 +2,7 @@
 import type { Redis } from "ioredis";
 import { CLASS_WIDTH, createKeys } from "./keys.js";
 import { decodeJob, type JobRecord } from "../core/job.js";
-import { defineScripts, type ScriptRunner } from "./scripts.js";
+import { defineScripts, type ScriptOptions, type ScriptRunner } from "./scripts.js";
 
 export interface StoredEvent {
   /** Integer id, monotonic per job (the SSE `id:`). */
@@ -29,9 +29,9 @@ export interface JobStore {
   leases(): Promise<Map<string, number>>;
 }
 
-export function createJobStore(redis: Redis, prefix: string): JobStore {
+export function createJobStore(redis: Redis, prefix: string, scripts: ScriptOptions = {}): JobStore {
   const keys = createKeys(prefix);
-  const run: ScriptRunner = defineScripts(redis, prefix);
+  const run: ScriptRunner = defineScripts(redis, prefix, scripts);
 
   /** Leases held per backend: one ZCARD per backend that holds any. */
   async function leases(): Promise<Map<string, number>> {

@@ -18,6 +18,8 @@ export interface SchedulerOptions {
   readonly maxAttempts: number;
   readonly retentionS: number;
   readonly retentionCount: number;
+  /** Script calls per pipeline (REDIS_PIPELINE_MAX; 0: one command each). */
+  readonly pipelineMax?: number;
 }
 
 export interface AdmitInput {
@@ -152,7 +154,7 @@ const tokenBase = () => `${randomBytes(6).toString("hex")}.`;
 
 export function createScheduler(opts: SchedulerOptions): Scheduler {
   const keys = createKeys(opts.prefix);
-  const run: ScriptRunner = defineScripts(opts.redis, opts.prefix);
+  const run: ScriptRunner = defineScripts(opts.redis, opts.prefix, { pipelineMax: opts.pipelineMax ?? 0 });
   const route = keys.queue;
   const retention = [opts.retentionS, opts.retentionCount] as const;
   // A worker passes the same backend views and preferences until their state changes: each object

@@ -1,5 +1,6 @@
 // Loads the scheduler's Lua scripts (lib.lua prepended to each) as ioredis commands (EVALSHA with
-// an automatic EVAL fallback after a Redis restart flushed the script cache).
+// an automatic EVAL fallback after a Redis restart flushed the script cache), and sends script calls
+// in capped pipelines when asked to (REDIS_PIPELINE_MAX; why: docs/decisions.md "Script pipelines").
 import { readFileSync } from "node:fs";
 import type { Redis } from "ioredis";
 
@@ -19,24 +20,122 @@ export type ScriptName = (typeof SCRIPT_NAMES)[number];
 type Arg = string | number;
 export type ScriptRunner = (name: ScriptName, routingKey: string, args: readonly Arg[]) => Promise<unknown>;
 
+export interface ScriptOptions {
+  /**
+   * 0: every call is its own command on the client (which may auto-pipeline it). n > 0: calls made
+   * in one event-loop turn go out as pipelines of at most n, the first as soon as it is full, the
+   * rest at the end of the turn; any number of pipelines may be in flight. All runners on one client
+   * share its batches, so they must agree on n.
+   */
+  readonly pipelineMax?: number;
+}
+
 function loadSources(): Map<ScriptName, string> {
   const read = (file: string) => readFileSync(new URL(`./lua/${file}.lua`, import.meta.url), "utf8");
   const lib = read("lib");
   return new Map(SCRIPT_NAMES.map((name) => [name, `${lib}\n${read(name)}`]));
 }
 
+type Send = (command: string, args: readonly Arg[]) => Promise<unknown>;
+
+interface PendingCall {
+  readonly command: string;
+  readonly args: readonly Arg[];
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (err: unknown) => void;
+}
+
+/** A pipeline as far as the batcher uses it: the defined script commands and exec. */
+type ScriptPipeline = Record<string, (...args: readonly Arg[]) => unknown> & {
+  exec(): Promise<[Error | null, unknown][] | null>;
+};
+
+interface Batcher {
+  readonly max: number;
+  readonly send: Send;
+}
+
+const batchers = new WeakMap<Redis, Batcher>();
+
+function createBatcher(client: Redis, max: number): Batcher {
+  let pending: PendingCall[] = [];
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    if (pending.length === 0) return;
+    const batch = pending;
+    pending = [];
+    let sent: Promise<[Error | null, unknown][] | null>;
+    try {
+      const pipe = client.pipeline() as unknown as ScriptPipeline;
+      for (const call of batch) {
+        const fn = pipe[call.command];
+        if (!fn) throw new Error(`script ${call.command} not defined`);
+        fn.call(pipe, ...call.args);
+      }
+      sent = pipe.exec();
+    } catch (err) {
+      sent = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    sent.then(
+      (replies) => {
+        batch.forEach((call, i) => {
+          const [err, value] = replies?.[i] ?? [new Error("pipeline reply missing"), undefined];
+          if (err) call.reject(err);
+          else call.resolve(value);
+        });
+      },
+      (err: unknown) => {
+        for (const call of batch) call.reject(err);
+      },
+    );
+  };
+  return {
+    max,
+    send: (command, args) =>
+      new Promise((resolve, reject) => {
+        pending.push({ command, args, resolve, reject });
+        if (pending.length >= max) flush();
+        else if (!scheduled) {
+          scheduled = true;
+          setImmediate(flush);
+        }
+      }),
+  };
+}
+
+/** The client's batcher for `max`, created on first use. */
+function batcherFor(client: Redis, max: number): Batcher {
+  const existing = batchers.get(client);
+  if (existing) {
+    if (existing.max !== max)
+      throw new Error(`script pipelines on one client must agree: ${existing.max} vs ${max}`);
+    return existing;
+  }
+  const created = createBatcher(client, max);
+  batchers.set(client, created);
+  return created;
+}
+
 /**
  * Defines the scripts on a client and returns a runner. Each script takes one routing key (so a
  * cluster client sends it to the prefix's slot) and the prefix as its first argument.
  */
-export function defineScripts(client: Redis, prefix: string): ScriptRunner {
+export function defineScripts(client: Redis, prefix: string, options: ScriptOptions = {}): ScriptRunner {
   for (const [name, lua] of loadSources()) {
     if (!(`rg_${name}` in client)) client.defineCommand(`rg_${name}`, { numberOfKeys: 1, lua });
   }
-  const commands = client as unknown as Record<string, (...args: Arg[]) => Promise<unknown>>;
-  return (name, routingKey, args) => {
-    const fn = commands[`rg_${name}`];
-    if (!fn) throw new Error(`script ${name} not defined`);
-    return fn.call(client, routingKey, prefix, ...args);
-  };
+  const max = options.pipelineMax ?? 0;
+  let send: Send;
+  if (max > 0) {
+    send = batcherFor(client, max).send;
+  } else {
+    const commands = client as unknown as Record<string, (...args: readonly Arg[]) => Promise<unknown>>;
+    send = (command, args) => {
+      const fn = commands[command];
+      if (!fn) throw new Error(`script ${command} not defined`);
+      return fn.call(client, ...args);
+    };
+  }
+  return (name, routingKey, args) => send(`rg_${name}`, [routingKey, prefix, ...args]);
 }

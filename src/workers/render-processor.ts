@@ -47,7 +47,7 @@ export interface ProcessorDeps {
   /** Called once the settle that carried an offer returned (the offered slots are no longer reserved). */
   readonly offerDone?: (offer: NextOffer) => void;
   /** Receives the attempts started for this worker when it settled one. */
-  readonly onNext: (attempts: readonly Attempt[]) => void;
+  readonly onNext: (attempts: readonly Attempt[]) => Promise<void> | void;
   readonly backoff: { readonly baseMs: number; readonly maxMs: number };
   readonly busyCooldownMs: number;
   /** Minimum interval between stored progress events of one job. */
@@ -170,7 +170,9 @@ export function createRenderProcessor(deps: ProcessorDeps) {
     const offer = deps.nextOffer();
     try {
       const settled = await deps.scheduler.finish(a.id, a.token, a.backend, outcome, payload, offer);
-      if (settled.next.length > 0) deps.onNext(settled.next);
+      // Awaited: the attempts are on the BullMQ queue before this one completes there, so BullMQ's
+      // completion step (which fetches the next waiting job) takes one of them in the same call.
+      if (settled.next.length > 0) await deps.onNext(settled.next);
       const offered = offer !== undefined;
       if (settled.ok) return { outcome, offered };
       // A late answer (the job moved on: cancelled, or reaped and run elsewhere) changes nothing.

@@ -134,9 +134,8 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
     offerDone: (offer) => {
       reserved -= offer.slots;
     },
-    onNext: (attempts) => {
-      hand(attempts).catch((err: unknown) => log.warn({ err }, "handing attempts to BullMQ failed"));
-    },
+    onNext: (attempts) =>
+      hand(attempts).catch((err: unknown) => log.warn({ err }, "handing attempts to BullMQ failed")),
     backoff: o.backoff,
     busyCooldownMs: o.busyCooldownMs,
     progressIntervalMs: 200,

@@ -1,0 +1,137 @@
+// Script calls in capped pipelines (REDIS_PIPELINE_MAX) against a real redis-server: every call gets
+// its own reply, pipelines hold at most n calls, runners on one client share them, errors stay with
+// their call, and a client that cannot reach Redis fails every queued call at once.
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { Redis } from "ioredis";
+import { defineScripts } from "../../src/queues/scripts.js";
+import { createScheduler } from "../../src/queues/scheduler.js";
+import { createJobStore } from "../../src/queues/job-store.js";
+import { createRedis } from "../../src/infra/redis.js";
+import { testRedis, type TestRedis } from "../helpers/redis.js";
+
+let r: TestRedis;
+
+/** Counts the pipelines a client sends and the commands in each (observes; Redis does the work). */
+function countPipelines(client: Redis): number[] {
+  const sizes: number[] = [];
+  const original = client.pipeline.bind(client);
+  client.pipeline = (...args: Parameters<Redis["pipeline"]>) => {
+    const pipe = original(...args);
+    const exec = pipe.exec.bind(pipe);
+    pipe.exec = (...execArgs: Parameters<typeof pipe.exec>) => {
+      sizes.push(pipe.length);
+      return exec(...execArgs);
+    };
+    return pipe;
+  };
+  return sizes;
+}
+
+function admitInput(id: string) {
+  return {
+    id,
+    route: "flux/schnell",
+    priority: "normal" as const,
+    fields: { cust: "c1", prio: "normal", mod: "image", fam: "flux", mdl: "schnell", task: "t2i" },
+    request: JSON.stringify({ prompt: "a cat" }),
+    serviceMs: 1000,
+    capacity: 2,
+  };
+}
+
+beforeEach(() => {
+  r = testRedis();
+});
+afterEach(async () => {
+  await r.cleanup();
+});
+
+describe("script pipelines", () => {
+  it("answers each of 40 concurrent admissions, in pipelines of at most 8", async () => {
+    const sizes = countPipelines(r.client);
+    const sched = createScheduler({
+      redis: r.client,
+      prefix: r.prefix,
+      clock: () => 1_000_000,
+      leaseTtlMs: 5_000,
+      maxAttempts: 3,
+      retentionS: 3600,
+      retentionCount: 1000,
+      pipelineMax: 8,
+    });
+    const ids = Array.from({ length: 40 }, (_, i) => `job${String(i).padStart(2, "0")}`);
+    const results = await Promise.all(ids.map((id) => sched.admit(admitInput(id))));
+    // Admitted in call order: the pipelines keep it, and the positions are 0..39.
+    expect(results.map((res) => (res.admitted ? res.position : -1))).toEqual(ids.map((_, i) => i));
+    expect(sizes).toEqual([8, 8, 8, 8, 8]);
+    expect(await r.client.zcard(`${r.prefix}:q`)).toBe(40);
+  });
+
+  it("sends a part-full pipeline at the end of the event-loop turn", async () => {
+    const sizes = countPipelines(r.client);
+    const run = defineScripts(r.client, r.prefix, { pipelineMax: 16 });
+    const replies = await Promise.all([1, 2, 3].map(() => run("read", `${r.prefix}:q`, [])));
+    expect(replies).toEqual([[], [], []]);
+    expect(sizes).toEqual([3]);
+  });
+
+  it("shares one client's pipelines between its runners", async () => {
+    const sizes = countPipelines(r.client);
+    const opts = {
+      redis: r.client,
+      prefix: r.prefix,
+      clock: () => 1_000_000,
+      leaseTtlMs: 5_000,
+      maxAttempts: 3,
+      retentionS: 3600,
+      retentionCount: 1000,
+      pipelineMax: 4,
+    };
+    const sched = createScheduler(opts);
+    const store = createJobStore(r.client, r.prefix, { pipelineMax: 4 });
+    await sched.admit(admitInput("a"));
+    sizes.length = 0;
+    const [read, admitted] = await Promise.all([store.read("a"), sched.admit(admitInput("b"))]);
+    expect(read?.position).toBe(0);
+    expect(admitted).toMatchObject({ admitted: true, position: 1 });
+    expect(sizes).toEqual([2]);
+    expect(() => defineScripts(r.client, r.prefix, { pipelineMax: 5 })).toThrow(/must agree/);
+  });
+
+  it("fails only the call whose script failed", async () => {
+    const run = defineScripts(r.client, r.prefix, { pipelineMax: 8 });
+    const key = `${r.prefix}:q`;
+    const settled = await Promise.allSettled([
+      run("read", key, []),
+      run("admit", key, ["missing-arguments"]),
+      run("cancel", key, []),
+    ]);
+    expect(settled[0]).toEqual({ status: "fulfilled", value: [] });
+    expect(settled[1].status).toBe("rejected");
+    expect(String((settled[1] as PromiseRejectedResult).reason)).toMatch(/user_script/);
+    expect(settled[2]).toEqual({ status: "fulfilled", value: -1 });
+  });
+
+  it("rejects every queued call at once when Redis is unreachable (api profile)", async () => {
+    // A port nothing listens on: the api profile has no offline queue, so nothing waits.
+    const client = createRedis("redis://127.0.0.1:1", "api", "test-unreachable");
+    try {
+      const run = defineScripts(client, r.prefix, { pipelineMax: 4 });
+      const started = Date.now();
+      const settled = await Promise.allSettled([1, 2, 3, 4, 5].map(() => run("read", `${r.prefix}:q`, [])));
+      expect(settled.every((s) => s.status === "rejected")).toBe(true);
+      expect(Date.now() - started).toBeLessThan(1_000);
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it("keeps one command per call without a pipeline size (0)", async () => {
+    const sizes = countPipelines(r.client);
+    const run = defineScripts(r.client, r.prefix);
+    expect(await Promise.all([run("read", `${r.prefix}:q`, []), run("cancel", `${r.prefix}:q`, [])])).toEqual(
+      [[], -1],
+    );
+    expect(sizes).toEqual([]);
+  });
+});
