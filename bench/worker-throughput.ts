@@ -200,7 +200,7 @@ export const workerBench: BenchDef = {
       ],
       problems,
       notes: [
-        "ours: jobs admitted first (same record as POST /queue), then `start --roles worker` (dispatch Lua → BullMQ attempt job → undici infer → CAS put → finish Lua, which starts the next attempts)",
+        "ours: jobs admitted first (same record as POST /queue), then `start --roles worker` (dispatch Lua → BullMQ attempt job → undici infer → CAS put → finish Lua, which starts the slot's next attempt; it runs in the same slot, chained)",
         "raw: addBulk first, then a bare BullMQ worker (same concurrency) → undici infer → JSON parse → complete",
         "span = first start to last completion; process start-up is outside it for both",
         `fixed seed and prompt: the sim serves one cached ${imageBytes}-byte PNG, base64 in JSON`,

@@ -46,8 +46,6 @@ export interface ProcessorDeps {
   readonly nextOffer: () => NextOffer | undefined;
   /** Called once the settle that carried an offer returned (the offered slots are no longer reserved). */
   readonly offerDone?: (offer: NextOffer) => void;
-  /** Receives the attempts started for this worker when it settled one. */
-  readonly onNext: (attempts: readonly Attempt[]) => Promise<void> | void;
   readonly backoff: { readonly baseMs: number; readonly maxMs: number };
   readonly busyCooldownMs: number;
   /** Minimum interval between stored progress events of one job. */
@@ -59,6 +57,8 @@ export interface AttemptResult {
   readonly outcome: Outcome | "cancelled" | "stale";
   /** Whether the settle offered this worker's free slots (it then started the next attempts). */
   readonly offered: boolean;
+  /** The attempts the settle started for this worker (at most the offered slots). */
+  readonly next: readonly Attempt[];
 }
 
 export function createRenderProcessor(deps: ProcessorDeps) {
@@ -170,14 +170,15 @@ export function createRenderProcessor(deps: ProcessorDeps) {
     const offer = deps.nextOffer();
     try {
       const settled = await deps.scheduler.finish(a.id, a.token, a.backend, outcome, payload, offer);
-      // Awaited: the attempts are on the BullMQ queue before this one completes there, so BullMQ's
-      // completion step (which fetches the next waiting job) takes one of them in the same call.
-      if (settled.next.length > 0) await deps.onNext(settled.next);
       const offered = offer !== undefined;
-      if (settled.ok) return { outcome, offered };
+      if (settled.ok) return { outcome, offered, next: settled.next };
       // A late answer (the job moved on: cancelled, or reaped and run elsewhere) changes nothing.
       log.info({ reason: settled.reason }, "attempt result discarded: the job is no longer this attempt's");
-      return { outcome: settled.reason === "cancelled" ? "cancelled" : "stale", offered };
+      return {
+        outcome: settled.reason === "cancelled" ? "cancelled" : "stale",
+        offered,
+        next: settled.next,
+      };
     } finally {
       if (offer) deps.offerDone?.(offer);
       if (deps.held.get(a.id) === mine) deps.held.delete(a.id);

@@ -1,5 +1,6 @@
 // The worker role: a BullMQ worker running started attempts, the dispatcher feeding it in the
-// scheduler's order (and each settled attempt starting the next in the same step), lease renewal
+// scheduler's order (and each settled attempt starting the slot's next one in the same step, which
+// then runs in that slot, chained), lease renewal
 // (which doubles as the cancel fallback), the cancel relay, the lease reaper and ttl expiry, and
 // the publication of backend state. Shutdown is ordered and bounded.
 import { Queue, Worker, type Job } from "bullmq";
@@ -125,17 +126,18 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
     ...(breakers ? { guard: ((id, call) => breakers.run(id, call)) satisfies BackendGuard } : {}),
     ...(o.health ? { onUnreachable: (id: string) => o.health?.markDown(id) } : {}),
     // The processor settling an attempt still counts as active: its own slot is free too.
+    // Its own slot (still counted as active) plus the free ones, which it reserves: the own slot must
+    // not be reserved as well, or concurrent settles would each see the others' slots as taken twice
+    // and offer nothing.
     nextOffer: (): NextOffer | undefined => {
       if (stopping) return undefined;
-      const slots = freeSlots() + 1;
-      reserved += slots;
-      return { slots, backends: views(), prefer };
+      const extra = Math.max(0, freeSlots());
+      reserved += extra;
+      return { slots: extra + 1, backends: views(), prefer };
     },
     offerDone: (offer) => {
-      reserved -= offer.slots;
+      reserved -= offer.slots - 1;
     },
-    onNext: (attempts) =>
-      hand(attempts).catch((err: unknown) => log.warn({ err }, "handing attempts to BullMQ failed")),
     backoff: o.backoff,
     busyCooldownMs: o.busyCooldownMs,
     progressIntervalMs: 200,
@@ -160,6 +162,17 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
         },
       })),
     );
+  }
+
+  function handOff(attempts: readonly Attempt[]): void {
+    hand(attempts).catch((err: unknown) => log.warn({ err }, "handing attempts to BullMQ failed"));
+  }
+
+  /** Gives a started attempt back unbegun: the job returns to its place, no attempt spent. */
+  async function handBack(a: Pick<Attempt, "id" | "token" | "backend">): Promise<void> {
+    await o.scheduler.finish(a.id, a.token, a.backend, "busy", {}).catch((err: unknown) => {
+      log.warn({ err, job: a.id }, "hand-back failed; the lease expires and the job is requeued");
+    });
   }
 
   // ---- dispatcher: feeds the BullMQ queue in the scheduler's order, only as far as slots allow
@@ -278,7 +291,7 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
       if (held.has(id)) continue;
       const removed = await queue.remove(bullJobId({ id, token: h.token })).catch(() => 0);
       if (removed === 1) {
-        await o.scheduler.finish(id, h.token, h.backend, "busy", {}).catch(() => undefined);
+        await handBack({ id, token: h.token, backend: h.backend });
         handed.delete(id);
       }
     }
@@ -348,7 +361,22 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
           handed.delete(job.data.id);
           let offered = false;
           try {
-            ({ offered } = await runAttempt(job.data));
+            let attempt: Attempt | undefined = job.data;
+            while (attempt) {
+              const result = await runAttempt(attempt);
+              offered = result.offered;
+              // The settle started this slot's next attempt: it runs here, in the same slot, without
+              // a round trip through the queue (docs/decisions.md "Chained attempts"). Attempts for
+              // the other free slots go to the queue, where the idle slots wait.
+              const [mine, ...others] = result.next;
+              if (others.length > 0) handOff(others);
+              attempt = mine;
+              if (attempt && stopping) {
+                // Started while the worker began to stop: back to its place, no attempt spent.
+                await handBack(attempt);
+                attempt = undefined;
+              }
+            }
           } finally {
             active--;
             // A settle that offered this slot already started the next attempt; otherwise look.

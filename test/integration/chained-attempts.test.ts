@@ -1,0 +1,91 @@
+// Chained attempts: the attempt a settle starts for the settling slot runs in that slot without a
+// round trip through the BullMQ `render` queue; attempts for other free slots, and the first ones
+// of a dispatch pass, still go through it. A chained attempt started while the worker stops is
+// handed back unbegun (no attempt spent, no backend call).
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { afterEach, describe, expect, it } from "vitest";
+import { spawnRedis, type SpawnedRedis } from "../helpers/processes.js";
+import { FLUX_SCHNELL_512, queueJob, startSystem, waitFor, type TestSystem } from "../helpers/system.js";
+
+let sys: TestSystem | undefined;
+let server: SpawnedRedis | undefined;
+let serverDir: string | undefined;
+
+afterEach(async () => {
+  await sys?.close();
+  sys = undefined;
+  await server?.stop();
+  server = undefined;
+  if (serverDir) rmSync(serverDir, { recursive: true, force: true });
+  serverDir = undefined;
+});
+
+/** Attempt jobs BullMQ was given on the `render` queue (its `added` events). */
+async function bullAdds(client: Redis, prefix: string): Promise<number> {
+  const entries = await client.xrange(`${prefix}:render:events`, "-", "+");
+  return entries.filter(([, fields]) => fields[0] === "event" && fields[1] === "added").length;
+}
+
+async function jobStatus(s: TestSystem, token: string, id: string) {
+  const res = await s.call(`/jobs/${id}?redirect=false`, { token });
+  return (await res.json()) as { status: string; position?: number; attempts?: number };
+}
+
+describe("chained attempts", () => {
+  it("runs a queue of 10 jobs on 2 slots with 2 attempt jobs on the BullMQ queue", async () => {
+    sys = await startSystem({ env: { WORKER_CONCURRENCY: "2", SIM_STEP_MS: "40" } });
+    const s = sys;
+    const token = await s.token("chain");
+    const ids: string[] = [];
+    for (let i = 0; i < 10; i++) ids.push(await queueJob(s, token, { ...FLUX_SCHNELL_512, prompt: `p${i}` }));
+    await waitFor(async () => {
+      for (const id of ids) if ((await jobStatus(s, token, id)).status !== "complete") return false;
+      return true;
+    }, 30_000);
+    const stats = s.sim.stats();
+    for (const id of ids) expect(stats.calls_by_id[id]).toBe(1);
+    // The two slots took their first attempts from the queue; every later one was chained.
+    expect(await bullAdds(s.redis.client, s.redis.prefix)).toBe(2);
+    expect(stats.peak_active).toBeLessThanOrEqual(2);
+  });
+
+  it("hands back a chained attempt started while the worker stops", async () => {
+    serverDir = mkdtempSync(join(tmpdir(), "rg-chain-redis-"));
+    server = await spawnRedis(serverDir);
+    sys = await startSystem({
+      env: { REDIS_URL: server.url, WORKER_CONCURRENCY: "1", SIM_STEP_MS: "100" },
+    });
+    const s = sys;
+    const admin = new Redis(server.url, { maxRetriesPerRequest: null });
+    try {
+      const token = await s.token("chain");
+      const first = await queueJob(s, token, { ...FLUX_SCHNELL_512, prompt: "first" });
+      const second = await queueJob(s, token, { ...FLUX_SCHNELL_512, prompt: "second" });
+      await waitFor(async () => s.sim.stats().active === 1);
+      // Hold every write (scripts included) so the first attempt's settle, which carries the offer
+      // that starts the second job, is answered only after the worker has begun to stop.
+      await admin.call("CLIENT", "PAUSE", "1500", "WRITE");
+      await waitFor(async () => s.sim.stats().completed === 1, 5_000, 10);
+      await new Promise((r) => setTimeout(r, 200));
+      await s.worker!.stop(5_000);
+
+      expect((await jobStatus(s, token, first)).status).toBe("complete");
+      const back = await jobStatus(s, token, second);
+      expect(back.status).toBe("queued");
+      expect(back.position).toBe(0);
+      expect(s.sim.stats().calls_by_id[second]).toBeUndefined();
+      // It was started (by the settle) and handed back unbegun: one attempt-log entry closed as
+      // "busy", and no attempt spent.
+      const jobKey = `${s.redis.prefix}:job:${second}`;
+      expect(await admin.hget(jobKey, "status")).toBe("queued");
+      const log = JSON.parse((await admin.hget(jobKey, "alog")) ?? "[]") as { outcome?: string }[];
+      expect(log.map((e) => e.outcome)).toEqual(["busy"]);
+      expect(await admin.hget(jobKey, "spent")).toBeOneOf([null, "0"]);
+    } finally {
+      admin.disconnect();
+    }
+  });
+});
