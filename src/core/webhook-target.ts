@@ -90,6 +90,7 @@ function isPrivateV6(g: readonly number[]): boolean {
   if (g0 === 0x64 && g1 === 0xff9b && g2 === 0 && g3 === 0 && g4 === 0 && g5 === 0) return v4(g6, g7); // NAT64
   if (g0 === 0x64 && g1 === 0xff9b && g2 === 1) return true; // 64:ff9b:1::/48 local-use NAT64
   if (g0 === 0x2002) return v4(g1, g2); // 2002::/16 6to4
+  if (g0 === 0x2001 && g1 === 0) return true; // 2001::/32 Teredo: relays reach any IPv4 it embeds
   return (
     (g0 & 0xfe00) === 0xfc00 || // fc00::/7 unique local (AWS metadata fd00:ec2::254)
     (g0 & 0xffc0) === 0xfe80 || // fe80::/10 link-local

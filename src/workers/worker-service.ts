@@ -125,10 +125,9 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
     doomed: (a) => doomed.has(a.id) || doomed.has(`${a.id}|${a.token}`),
     ...(breakers ? { guard: ((id, call) => breakers.run(id, call)) satisfies BackendGuard } : {}),
     ...(o.health ? { onUnreachable: (id: string) => o.health?.markDown(id) } : {}),
-    // The processor settling an attempt still counts as active: its own slot is free too.
-    // Its own slot (still counted as active) plus the free ones, which it reserves: the own slot must
-    // not be reserved as well, or concurrent settles would each see the others' slots as taken twice
-    // and offer nothing.
+    // A settle offers its own slot (still counted as active) plus the free ones, which it reserves.
+    // The own slot must not be reserved as well, or concurrent settles would each count the others'
+    // slots twice and offer nothing.
     nextOffer: (): NextOffer | undefined => {
       if (stopping) return undefined;
       const extra = Math.max(0, freeSlots());
@@ -368,14 +367,15 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
               // The settle started this slot's next attempt: it runs here, in the same slot, without
               // a round trip through the queue (docs/decisions.md "Chained attempts"). Attempts for
               // the other free slots go to the queue, where the idle slots wait.
+              if (stopping) {
+                // Started by a settle sent before the worker began to stop: back to their places
+                // unbegun, no attempt spent.
+                await Promise.all(result.next.map(handBack));
+                break;
+              }
               const [mine, ...others] = result.next;
               if (others.length > 0) handOff(others);
               attempt = mine;
-              if (attempt && stopping) {
-                // Started while the worker began to stop: back to its place, no attempt spent.
-                await handBack(attempt);
-                attempt = undefined;
-              }
             }
           } finally {
             active--;

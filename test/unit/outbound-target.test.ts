@@ -75,11 +75,15 @@ describe("private addresses", () => {
     "2002:7f00:1::",
     "2002:a9fe:a9fe::1",
     "2002:c0a8:101::",
+    // Teredo (2001::/32): a tunnel whose relays reach whatever IPv4 the address embeds
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+    "2001::1",
   ])("%s is private", (ip) => {
     expect(isPrivateAddress(ip)).toBe(true);
   });
   it.each([
     "2001:4860:4860::8888",
+    "2001:1::1",
     "2606:4700:4700::1111",
     "::ffff:808:808",
     "::808:808",
@@ -101,6 +105,7 @@ describe("webhook targets", () => {
     "https://[64:ff9b::a9fe:a9fe]/hook",
     "https://[64:ff9b::169.254.169.254]/hook",
     "https://[2002:7f00:1::]/hook",
+    "https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook",
     "https://[fec0::1]/hook",
     "https://[::]/hook",
     "https://[::1]/hook",
