@@ -1,8 +1,12 @@
 // The sync route's answers once its job exists: X-Job-Id on errors too (the error handler builds a
-// fresh response, so the header must travel in the error), and a wait that adds one abort listener
-// however many events the job records.
+// fresh response, so the header must travel in the error), also when Redis goes away during the wait,
+// and a wait that adds one abort listener however many events the job records.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startSystem, type TestSystem } from "../helpers/system.js";
+import { spawnRedis } from "../helpers/processes.js";
+import { startSystem, waitFor, type TestSystem } from "../helpers/system.js";
 
 let sys: TestSystem;
 let t: string;
@@ -59,6 +63,37 @@ describe("sync route", () => {
     } finally {
       process.off("warning", onWarning);
       sys.sim.setConfig({ stepMs: 2 });
+    }
+  });
+
+  it("names the job (X-Job-Id, Location) when Redis goes away during the wait", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "rg-sync-redis-"));
+    const server = await spawnRedis(dir);
+    const own = await startSystem({ env: { REDIS_URL: server.url, SIM_STEP_MS: "500" } });
+    try {
+      const token = await own.token("sync-outage");
+      const pending = own.call("/image/flux/schnell/t2i?format=512", {
+        method: "POST",
+        token,
+        body: JSON.stringify({ prompt: "Redis leaves mid-wait" }),
+      });
+      // The job is admitted and its attempt runs on the backend: now take Redis away.
+      await waitFor(async () => own.sim.stats().active === 1);
+      await server.kill("SIGKILL");
+      const res = await pending;
+      const body = (await res.json()) as { error: string };
+      expect(res.status, JSON.stringify(body)).toBe(503);
+      expect(body.error).toBe("unavailable");
+      expect(res.headers.get("retry-after")).toBe("1");
+      const id = res.headers.get("x-job-id");
+      expect(id).toMatch(/^j_[A-Za-z0-9]{20,}$/);
+      expect(res.headers.get("location")).toBe(`${own.url}/jobs/${id}`);
+    } finally {
+      // Back (empty) so the worker, which rides outages out, can settle and stop.
+      await server.restart();
+      await own.close();
+      await server.stop().catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

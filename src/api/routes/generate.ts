@@ -2,7 +2,7 @@
 // can start it within the budget (else 503 capacity_exhausted), waits for it, and answers with the
 // bytes (200), JSON outputs for count > 1, or the job (202) when the budget runs out.
 import { Hono, type Context } from "hono";
-import { AppError } from "../../core/errors.js";
+import { AppError, isAppError } from "../../core/errors.js";
 import { resolveRoute } from "../../core/catalog.js";
 import { parseSyncRequest } from "../../core/request-schema.js";
 import { rfc3339 } from "../../core/time.js";
@@ -10,8 +10,9 @@ import { TERMINAL, type JobRecord } from "../../core/job.js";
 import { readJsonBody } from "../body.js";
 import type { ApiEnv } from "../context.js";
 import type { ApiDeps } from "../deps.js";
-import { admitJob, type AdmissionDeps } from "../admission.js";
+import { admitJob, type AdmissionDeps, type Admitted } from "../admission.js";
 import { requestHeader } from "../respond.js";
+import { isRedisUnavailable } from "../problem.js";
 import { createWakeup } from "../wakeup.js";
 
 /** `Prefer: wait=N` (seconds) lowers the budget; it never raises it. */
@@ -67,6 +68,26 @@ export async function waitForEnd(
   }
 }
 
+/**
+ * An error raised after the job was admitted, carrying the job's headers: AppErrors keep their code
+ * (headers they set win), Redis outages become the 503 the error handler would answer; anything else
+ * stays as it is (a 500, logged with its stack).
+ */
+function namingJob(err: unknown, headers: Readonly<Record<string, string>>): unknown {
+  if (isAppError(err)) {
+    return new AppError(err.code, err.message, {
+      ...(err.details === undefined ? {} : { details: err.details }),
+      headers: { ...headers, ...err.headers },
+    });
+  }
+  if (isRedisUnavailable(err)) {
+    return new AppError("unavailable", "the job store is unreachable; retry shortly", {
+      headers: { ...headers, "retry-after": "1" },
+    });
+  }
+  return err;
+}
+
 export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
   const app = new Hono<ApiEnv>();
 
@@ -105,6 +126,20 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
       admission,
     );
     const location = deps.present.absolute(`/jobs/${admitted.id}`);
+    try {
+      return await answer(c, admitted, location, budget);
+    } catch (err) {
+      // The job exists from here on: every answer names it, so the client can still follow it.
+      throw namingJob(err, { "x-job-id": admitted.id, location });
+    }
+  };
+
+  const answer = async (
+    c: Context<ApiEnv>,
+    admitted: Pick<Admitted, "id" | "seed" | "createdAt">,
+    location: string,
+    budget: number,
+  ): Promise<Response> => {
     const job = await waitForEnd(deps, admitted.id, budget, c.req.raw.signal);
 
     if (!job) {
@@ -128,14 +163,13 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
         retriable: false,
       };
       const details = { job_id: job.id, code: err.code };
-      // The error handler builds a fresh response from the AppError, so X-Job-Id travels in it.
-      const headers = { "x-job-id": job.id };
+      // X-Job-Id and Location are added by the caller (namingJob).
       if (job.status === "cancelled")
-        throw new AppError("conflict", `job ${job.id} was cancelled: ${err.message}`, { details, headers });
-      if (!err.retriable) throw new AppError("validation_error", err.message, { details, headers });
+        throw new AppError("conflict", `job ${job.id} was cancelled: ${err.message}`, { details });
+      if (!err.retriable) throw new AppError("validation_error", err.message, { details });
       throw new AppError("unavailable", `generation failed: ${err.message}`, {
         details,
-        headers: { ...headers, "retry-after": "1" },
+        headers: { "retry-after": "1" },
       });
     }
     c.header("x-job-id", job.id);
@@ -161,11 +195,7 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
       });
     }
     const bytes = await deps.blobs.get(job.output);
-    if (!bytes) {
-      throw new AppError("internal_error", "the output is missing from storage", {
-        headers: { "x-job-id": job.id },
-      });
-    }
+    if (!bytes) throw new AppError("internal_error", "the output is missing from storage");
     c.header("content-type", job.contentType ?? "application/octet-stream");
     return c.body(bytes as Uint8Array<ArrayBuffer>, 200);
   };
