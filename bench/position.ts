@@ -146,7 +146,8 @@ export const positionBench: BenchDef = {
     try {
       for (let r = 1; r <= rounds; r++) {
         for (const path of ["api", "script"] as const) {
-          for (const q of queues) {
+          // Interleaved like the other benches: small then large in odd rounds, large then small in even.
+          for (const q of r % 2 === 1 ? queues : [...queues].reverse()) {
             const m = await measure(q, path, r);
             results.push(m);
             ctx.log(
