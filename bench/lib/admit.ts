@@ -45,6 +45,7 @@ export interface Admitter {
 /** Capacity as an API without workers sees it: none reported, the default service time. */
 const NO_CAPACITY: CapacitySnapshot = {
   backends: [],
+  usableCapacity: 0,
   averageServiceMs: 5_000,
   route: () => ({ capacity: 0, serviceMs: 5_000, served: false }),
 };

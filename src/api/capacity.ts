@@ -18,6 +18,8 @@ export interface RouteInfo {
 export interface CapacitySnapshot {
   /** Backends reported by live workers. */
   readonly backends: readonly BackendState[];
+  /** Total capacity of the backends that can take work now (healthy, breaker not open everywhere). */
+  readonly usableCapacity: number;
   route(familyModel: string, constraint?: string): RouteInfo;
   /** Mean of the measured service times of all routes (the default until one is measured). */
   readonly averageServiceMs: number;
@@ -29,6 +31,12 @@ export interface CapacityView {
   current(): CapacitySnapshot | undefined;
 }
 
+/** Healthy, and not shut off by the breaker of every worker process that reported one. */
+function usable(b: BackendState): boolean {
+  const states = Object.values(b.breakers);
+  return b.healthy && !(states.length > 0 && states.every((s) => s === "open"));
+}
+
 function buildSnapshot(
   backends: readonly BackendState[],
   times: Map<string, number>,
@@ -38,6 +46,7 @@ function buildSnapshot(
   const all = [...times.values()];
   return {
     backends,
+    usableCapacity: backends.filter(usable).reduce((sum, b) => sum + b.capacity, 0),
     averageServiceMs:
       all.length === 0 ? defaultServiceMs : Math.round(all.reduce((a, b) => a + b, 0) / all.length),
     route(familyModel, constraint) {
@@ -49,9 +58,7 @@ function buildSnapshot(
         for (const b of backends) {
           if (!servesModel(b, familyModel, constraint)) continue;
           served = true;
-          const states = Object.values(b.breakers);
-          const breakerOpen = states.length > 0 && states.every((s) => s === "open");
-          if (b.healthy && !breakerOpen) capacity += b.capacity;
+          if (usable(b)) capacity += b.capacity;
         }
         info = { capacity, served, serviceMs: times.get(key) ?? times.get(familyModel) ?? defaultServiceMs };
         memo.set(key, info);

@@ -105,7 +105,7 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
 
   app.get("/queue", async (c) => {
     const [t, snapshot] = await Promise.all([deps.store.totals(), deps.capacity.snapshot()]);
-    const capacity = snapshot.backends.filter((b) => b.healthy).reduce((s, b) => s + b.capacity, 0);
+    const capacity = snapshot.usableCapacity;
     const svc = snapshot.averageServiceMs;
     const ahead = {
       high: t.depth.high,
