@@ -15,6 +15,8 @@ export interface QueueTotals {
   readonly depth: { readonly high: number; readonly normal: number; readonly low: number };
   /** Attempts holding a backend slot (running, or expired and not yet reaped). */
   readonly running: number;
+  /** The same per backend (the leases `running` sums, read once). */
+  readonly leases: ReadonlyMap<string, number>;
 }
 
 export interface JobStore {
@@ -25,8 +27,6 @@ export interface JobStore {
   totals(): Promise<QueueTotals>;
   /** Measured service time (ms, EWMA) per route. */
   serviceTimes(): Promise<Map<string, number>>;
-  /** Leases held per backend (running attempts, expired ones until reaped). */
-  leases(): Promise<Map<string, number>>;
 }
 
 export function createJobStore(redis: Redis, prefix: string, scripts: ScriptOptions = {}): JobStore {
@@ -80,10 +80,9 @@ export function createJobStore(redis: Redis, prefix: string, scripts: ScriptOpti
       };
       let running = 0;
       for (const n of held.values()) running += n;
-      return { depth: { high: depth(0), normal: depth(1), low: depth(2) }, running };
+      return { depth: { high: depth(0), normal: depth(1), low: depth(2) }, running, leases: held };
     },
 
-    leases,
 
     async serviceTimes() {
       const h = await redis.hgetall(keys.stats);

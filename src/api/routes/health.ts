@@ -23,11 +23,9 @@ export function healthRoutes(deps: ApiDeps, access: { admin(c: Context<ApiEnv>):
     };
     if (!deps.accepting()) body.shutting_down = true;
     if (redisOk && (await access.admin(c))) {
-      const [{ backends }, totals, leases] = await Promise.all([
-        deps.capacity.snapshot(),
-        deps.store.totals(),
-        deps.store.leases(),
-      ]);
+      // One read of the leases: the per-backend counts and the running total agree.
+      const [{ backends }, totals] = await Promise.all([deps.capacity.snapshot(), deps.store.totals()]);
+      const { leases, ...queue } = totals;
       body.backends = backends.map((b) => ({
         id: b.id,
         engine: b.engine,
@@ -37,7 +35,7 @@ export function healthRoutes(deps: ApiDeps, access: { admin(c: Context<ApiEnv>):
         breakers: b.breakers,
         models: b.models,
       }));
-      body.queue = totals;
+      body.queue = queue;
     }
     if (!ready) c.header("retry-after", "1");
     return c.json(body, ready ? 200 : 503);
