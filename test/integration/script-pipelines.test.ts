@@ -27,6 +27,20 @@ function countPipelines(client: Redis): number[] {
   return sizes;
 }
 
+/** A scheduler on the test's client whose script calls go in pipelines of at most `pipelineMax`. */
+function schedulerWith(pipelineMax: number) {
+  return createScheduler({
+    redis: r.client,
+    prefix: r.prefix,
+    clock: () => 1_000_000,
+    leaseTtlMs: 5_000,
+    maxAttempts: 3,
+    retentionS: 3600,
+    retentionCount: 1000,
+    pipelineMax,
+  });
+}
+
 function admitInput(id: string) {
   return {
     id,
@@ -49,16 +63,7 @@ afterEach(async () => {
 describe("script pipelines", () => {
   it("answers each of 40 concurrent admissions, in pipelines of at most 8", async () => {
     const sizes = countPipelines(r.client);
-    const sched = createScheduler({
-      redis: r.client,
-      prefix: r.prefix,
-      clock: () => 1_000_000,
-      leaseTtlMs: 5_000,
-      maxAttempts: 3,
-      retentionS: 3600,
-      retentionCount: 1000,
-      pipelineMax: 8,
-    });
+    const sched = schedulerWith(8);
     const ids = Array.from({ length: 40 }, (_, i) => `job${String(i).padStart(2, "0")}`);
     const results = await Promise.all(ids.map((id) => sched.admit(admitInput(id))));
     // Admitted in call order: the pipelines keep it, and the positions are 0..39.
@@ -77,17 +82,7 @@ describe("script pipelines", () => {
 
   it("shares one client's pipelines between its runners", async () => {
     const sizes = countPipelines(r.client);
-    const opts = {
-      redis: r.client,
-      prefix: r.prefix,
-      clock: () => 1_000_000,
-      leaseTtlMs: 5_000,
-      maxAttempts: 3,
-      retentionS: 3600,
-      retentionCount: 1000,
-      pipelineMax: 4,
-    };
-    const sched = createScheduler(opts);
+    const sched = schedulerWith(4);
     const store = createJobStore(r.client, r.prefix, { pipelineMax: 4 });
     await sched.admit(admitInput("a"));
     sizes.length = 0;
