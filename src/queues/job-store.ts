@@ -83,7 +83,6 @@ export function createJobStore(redis: Redis, prefix: string, scripts: ScriptOpti
       return { depth: { high: depth(0), normal: depth(1), low: depth(2) }, running, leases: held };
     },
 
-
     async serviceTimes() {
       const h = await redis.hgetall(keys.stats);
       const out = new Map<string, number>();
