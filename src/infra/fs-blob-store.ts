@@ -158,9 +158,10 @@ export function createFsBlobStore(opts: FsBlobStoreOptions): BlobStore {
     const dir = dirOf(hex);
     const path = pathOf(hex);
     try {
-      // Synchronous on purpose: a metadata lookup that hits the dentry cache takes microseconds,
-      // while the thread-pool round trip of the async call costs ~70 µs of CPU per put (measured
-      // under bench/worker-throughput.ts, where every output already exists).
+      // Synchronous on purpose: on the local filesystem the CAS lives on, a lookup that hits the
+      // dentry cache takes microseconds, while the thread-pool round trip of the async call cost
+      // ~70 µs of main-thread CPU per put (~15 µs sync; CPU profiles of bench/worker-throughput.ts,
+      // where every output already exists). A CAS on a network filesystem would want it async.
       const existing = lstatSync(path);
       // Same size: trust it here (every read verifies). Other size: a torn or foreign file, replace it.
       if (existing.isFile() && existing.size === bytes.byteLength) return;

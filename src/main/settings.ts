@@ -73,8 +73,10 @@ export async function loadKeys(settings: Settings): Promise<Keys> {
   return { jwt: deriveKey(root, "jwt"), objectUrl: deriveKey(root, "object-url") };
 }
 
-/** The scheduler on `redis` with the settings' prefix, lease, attempts and retention (every role's). */
-/** `pipelineMax`: script calls per pipeline on this client (the API role: REDIS_PIPELINE_MAX). */
+/**
+ * The scheduler on `redis` with the settings' prefix, lease, attempts and retention (every role's);
+ * `pipelineMax`: script calls per pipeline on this client (the API role passes REDIS_PIPELINE_MAX).
+ */
 export function schedulerFor(settings: Settings, redis: Redis, clock: Clock, pipelineMax = 0): Scheduler {
   const { env } = settings;
   return createScheduler({
