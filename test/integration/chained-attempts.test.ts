@@ -36,7 +36,8 @@ async function jobStatus(s: TestSystem, token: string, id: string) {
 
 describe("chained attempts", () => {
   it("runs a queue of 10 jobs on 2 slots with 2 attempt jobs on the BullMQ queue", async () => {
-    sys = await startSystem({ env: { WORKER_CONCURRENCY: "2", SIM_STEP_MS: "40" } });
+    // A job takes 4 steps × 150 ms: all ten are queued long before the first one ends.
+    sys = await startSystem({ env: { WORKER_CONCURRENCY: "2", SIM_STEP_MS: "150" } });
     const s = sys;
     const token = await s.token("chain");
     const ids: string[] = [];
@@ -67,9 +68,10 @@ describe("chained attempts", () => {
       await waitFor(async () => s.sim.stats().active === 1);
       // Hold every write (scripts included) so the first attempt's settle, which carries the offer
       // that starts the second job, is answered only after the worker has begun to stop.
-      await admin.call("CLIENT", "PAUSE", "1500", "WRITE");
+      await admin.call("CLIENT", "PAUSE", "3000", "WRITE");
       await waitFor(async () => s.sim.stats().completed === 1, 5_000, 10);
-      await new Promise((r) => setTimeout(r, 200));
+      // Time for the worker to store the output and send the settle, which then waits for the pause.
+      await new Promise((r) => setTimeout(r, 500));
       await s.worker!.stop(5_000);
 
       expect((await jobStatus(s, token, first)).status).toBe("complete");
