@@ -150,6 +150,11 @@ describe("failure policy", () => {
       };
       return Object.values(ready.backends?.[0]?.breakers ?? {}).includes("open");
     });
+    // Nothing can take work while it is open: GET /queue (the same capacity snapshot) gives no ETAs.
+    const queue = (await (await sys.call("/queue", { token: t })).json()) as {
+      eta_seconds: Record<string, number>;
+    };
+    expect(queue.eta_seconds).toEqual({});
     // While open, the backend is left alone: no new calls fail, and the jobs wait in the queue.
     await waitFor(async () => sys!.sim.stats().active === 0);
     const failedWhenOpened = sys.sim.stats().failed;
