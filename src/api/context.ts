@@ -5,5 +5,7 @@ export interface ApiEnv {
   Variables: {
     requestId: string;
     principal: Principal;
+    /** Headers every error answer of this request carries (the sync route names its admitted job). */
+    problemHeaders?: Readonly<Record<string, string>>;
   };
 }

@@ -26,11 +26,17 @@ export function problemBody(
   };
 }
 
-export function problemResponse(err: AppError, requestId: string): Response {
+/** `extra`: headers of the request's context (the error's own headers win over them). */
+export function problemResponse(
+  err: AppError,
+  requestId: string,
+  extra: Readonly<Record<string, string>> = {},
+): Response {
   const headers: Record<string, string> = {
     "content-type": "application/problem+json",
     ...requestIdHeaders(requestId),
   };
+  for (const [k, v] of Object.entries(extra)) headers[k.toLowerCase()] = v;
   for (const [k, v] of Object.entries(err.headers ?? {})) headers[k.toLowerCase()] = v;
   return stampedResponse(
     JSON.stringify(problemBody(err.code, err.status, err.message, requestId, err.details)),
@@ -66,11 +72,15 @@ export function isRedisUnavailable(err: unknown): boolean {
   );
 }
 
-/** Hono `onError`: AppErrors as themselves, Redis outages as fast 503s, the rest as a bare 500. */
+/**
+ * Hono `onError`: AppErrors as themselves, Redis outages as fast 503s, the rest as a bare 500; each
+ * with the request's `problemHeaders` (set by a route that must name something in every answer).
+ */
 export function createErrorHandler(logger: Logger) {
   return function onError(err: Error, c: Context): Response {
     const requestId = (c.get("requestId" as never) as string | undefined) ?? "req_unknown";
-    if (isAppError(err)) return problemResponse(err, requestId);
+    const extra = (c.get("problemHeaders" as never) as Record<string, string> | undefined) ?? {};
+    if (isAppError(err)) return problemResponse(err, requestId, extra);
     if (isRedisUnavailable(err)) {
       logger.warn({ requestId, err: err.message }, "redis unavailable");
       return problemResponse(
@@ -78,9 +88,10 @@ export function createErrorHandler(logger: Logger) {
           headers: { "retry-after": "1" },
         }),
         requestId,
+        extra,
       );
     }
     logger.error({ requestId, err }, "unhandled error");
-    return problemResponse(new AppError("internal_error", "internal error"), requestId);
+    return problemResponse(new AppError("internal_error", "internal error"), requestId, extra);
   };
 }

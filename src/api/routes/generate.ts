@@ -2,7 +2,7 @@
 // can start it within the budget (else 503 capacity_exhausted), waits for it, and answers with the
 // bytes (200), JSON outputs for count > 1, or the job (202) when the budget runs out.
 import { Hono, type Context } from "hono";
-import { AppError, isAppError } from "../../core/errors.js";
+import { AppError } from "../../core/errors.js";
 import { resolveRoute } from "../../core/catalog.js";
 import { parseSyncRequest } from "../../core/request-schema.js";
 import { rfc3339 } from "../../core/time.js";
@@ -10,9 +10,8 @@ import { TERMINAL, type JobRecord } from "../../core/job.js";
 import { readJsonBody } from "../body.js";
 import type { ApiEnv } from "../context.js";
 import type { ApiDeps } from "../deps.js";
-import { admitJob, type AdmissionDeps, type Admitted } from "../admission.js";
+import { admitJob, type AdmissionDeps } from "../admission.js";
 import { requestHeader } from "../respond.js";
-import { isRedisUnavailable } from "../problem.js";
 import { createWakeup } from "../wakeup.js";
 
 /** `Prefer: wait=N` (seconds) lowers the budget; it never raises it. */
@@ -68,26 +67,6 @@ export async function waitForEnd(
   }
 }
 
-/**
- * An error raised after the job was admitted, carrying the job's headers: AppErrors keep their code
- * (headers they set win), Redis outages become the 503 the error handler would answer; anything else
- * stays as it is (a 500, logged with its stack).
- */
-function namingJob(err: unknown, headers: Readonly<Record<string, string>>): unknown {
-  if (isAppError(err)) {
-    return new AppError(err.code, err.message, {
-      ...(err.details === undefined ? {} : { details: err.details }),
-      headers: { ...headers, ...err.headers },
-    });
-  }
-  if (isRedisUnavailable(err)) {
-    return new AppError("unavailable", "the job store is unreachable; retry shortly", {
-      headers: { ...headers, "retry-after": "1" },
-    });
-  }
-  return err;
-}
-
 export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
   const app = new Hono<ApiEnv>();
 
@@ -126,20 +105,9 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
       admission,
     );
     const location = deps.present.absolute(`/jobs/${admitted.id}`);
-    try {
-      return await answer(c, admitted, location, budget);
-    } catch (err) {
-      // The job exists from here on: every answer names it, so the client can still follow it.
-      throw namingJob(err, { "x-job-id": admitted.id, location });
-    }
-  };
-
-  const answer = async (
-    c: Context<ApiEnv>,
-    admitted: Pick<Admitted, "id" | "seed" | "createdAt">,
-    location: string,
-    budget: number,
-  ): Promise<Response> => {
+    // The job exists from here on: every answer names it, error answers included (the error handler
+    // adds these), so the client can still follow it — also after a Redis outage during the wait.
+    c.set("problemHeaders", { "x-job-id": admitted.id, location });
     const job = await waitForEnd(deps, admitted.id, budget, c.req.raw.signal);
 
     if (!job) {
@@ -163,7 +131,6 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
         retriable: false,
       };
       const details = { job_id: job.id, code: err.code };
-      // X-Job-Id and Location are added by the caller (namingJob).
       if (job.status === "cancelled")
         throw new AppError("conflict", `job ${job.id} was cancelled: ${err.message}`, { details });
       if (!err.retriable) throw new AppError("validation_error", err.message, { details });
