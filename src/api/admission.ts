@@ -3,7 +3,7 @@
 // one atomic admit (position, ETA, optional "must start within budget" check).
 import type { Principal } from "./auth.js";
 import type { BlobStore } from "../core/ports.js";
-import { AppError, validationError } from "../core/errors.js";
+import { AppError, isAppError, validationError } from "../core/errors.js";
 import type { IdGenerator } from "../core/ids.js";
 import type { Priority } from "../core/job.js";
 import { imageUrlProblem } from "../core/webhook-target.js";
@@ -47,6 +47,13 @@ export interface AdmitRequest {
   /** Sync tier: refuse with 503 capacity_exhausted unless the job can start within this budget. */
   readonly startWithinMs?: number;
   readonly outputFormat?: "png" | "webp";
+  /** The job id to admit (an idempotency reservation names it beforehand); default a new one. */
+  readonly id?: string;
+  /**
+   * The admit call is sent before this time (ms) or not at all (an idempotency reservation holds the
+   * key until then): a request that gets here later gives up with 503 and creates nothing.
+   */
+  readonly admitBy?: number;
 }
 
 export interface Admitted {
@@ -143,7 +150,7 @@ export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Ad
   if (mask) stored.mask = await storeImage("mask", mask, a.principal, deps);
   if (a.outputFormat) stored.output_format = a.outputFormat;
   const now = deps.clock();
-  const id = deps.ids("job");
+  const id = a.id ?? deps.ids("job");
   const fields: Record<string, string> = {
     cust: a.principal.customerId,
     tier: a.principal.tier,
@@ -158,6 +165,11 @@ export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Ad
   };
   if (a.backend) fields.backend_req = a.backend;
   if (a.extra) Object.assign(fields, a.extra);
+  if (a.admitBy !== undefined && deps.clock() >= a.admitBy) {
+    throw new AppError("unavailable", "the admission took too long and was given up; retry", {
+      headers: { "retry-after": "1" },
+    });
+  }
   const res = await deps.scheduler.admit({
     id,
     route,
@@ -176,6 +188,14 @@ export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Ad
     // content the caller sent and may read anyway, keyed by its digest, and its grant lapses with the
     // retention window. The check above refuses the common case (no capacity at all) before storing.
     if (res.reason === "too_far") throw capacityExhausted(serviceMs, "the sync tier is at capacity");
+    if (res.reason === "unknown") throw outcomeUnknown(id);
+    if (res.reason === "voided") {
+      throw new AppError(
+        "conflict",
+        "this request was superseded by a retry with the same idempotency key; that retry's answer stands",
+        { details: { field: "idempotency_key" } },
+      );
+    }
     throw new AppError("internal_error", "job id collision");
   }
   return {
@@ -185,6 +205,25 @@ export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Ad
     seed,
     ...(res.etaSeconds === undefined ? {} : { etaSeconds: res.etaSeconds }),
   };
+}
+
+/**
+ * The answer when Redis stayed silent after the admit call was sent: the job may or may not exist.
+ * It names the job, so the client can look (`GET /jobs/{id}`) or resend with the same idempotency key
+ * (which is settled as soon as Redis answers: the real outcome, never a second job).
+ */
+export function outcomeUnknown(id: string): AppError {
+  return new AppError(
+    "unavailable",
+    `the job store did not answer in time: job ${id} may or may not have been admitted. Resend with the same ` +
+      `Idempotency-Key to learn the outcome (never a second job), or GET /jobs/${id} once the service answers`,
+    { details: { job_id: id, outcome: "unknown" }, headers: { "retry-after": "1", "x-job-id": id } },
+  );
+}
+
+/** Whether an error is {@link outcomeUnknown}'s: the job may exist, so its idempotency key must stay held. */
+export function isOutcomeUnknown(err: unknown): boolean {
+  return isAppError(err) && err.details?.["outcome"] === "unknown";
 }
 
 function capacityExhausted(serviceMs: number, why: string): AppError {

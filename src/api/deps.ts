@@ -8,6 +8,7 @@ import type { BlobStore } from "../core/ports.js";
 import type { Clock } from "../core/time.js";
 import type { JobStore } from "../queues/job-store.js";
 import type { Scheduler } from "../queues/scheduler.js";
+import type { IdempotencyStore } from "../queues/idempotency-store.js";
 import type { Principal } from "./auth.js";
 import type { CapacityView } from "./capacity.js";
 import type { EventHub } from "./event-hub.js";
@@ -23,12 +24,15 @@ export interface ApiConfig {
   readonly webhookAllowPrivate: boolean;
   readonly retentionS: number;
   readonly urlKey: Uint8Array;
+  /** How long an idempotency key is held for an admission being sent (IDEMPOTENCY_HOLD_MS). */
+  readonly idempotencyHoldMs: number;
 }
 
 export interface ApiDeps {
   readonly redis: Redis;
   readonly scheduler: Scheduler;
   readonly store: JobStore;
+  readonly idempotency: IdempotencyStore;
   readonly hub: EventHub;
   readonly blobs: BlobStore;
   readonly catalog: Catalog;

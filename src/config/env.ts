@@ -41,6 +41,12 @@ const variables = z.object({
     .default("{rg}"),
   /** Scheduler script calls per Redis pipeline (docs/decisions.md "Script pipelines"); 0 = off. */
   REDIS_PIPELINE_MAX: int(16, 0, 1024),
+  /** API: how long a Redis command may take before the request answers 503 (ms). */
+  REDIS_COMMAND_TIMEOUT_MS: int(2_000, 50, 60_000),
+  /** How long an admission whose reply was lost keeps trying to learn its outcome (ms). */
+  ADMIT_RESOLVE_MS: int(3_000, 0, 60_000),
+  /** How long an idempotency key is held for the admission being sent (ms); then it is settled. */
+  IDEMPOTENCY_HOLD_MS: int(15_000, 100, 300_000),
   CLICKHOUSE_URL: optionalString,
 
   BACKENDS_FILE: optionalString,

@@ -5,13 +5,13 @@ export type RedisProfile = "api" | "worker" | "subscriber";
 
 /**
  * Options per profile:
- * - `api`: no offline queue, one retry, 2 s command timeout: a request never hangs on a dead Redis,
- *   it fails at once and the route answers 503.
+ * - `api`: no offline queue, one retry, a command timeout (default 2 s, REDIS_COMMAND_TIMEOUT_MS): a
+ *   request never hangs on a dead Redis, it fails at once and the route answers 503.
  * - `worker`: commands queue while disconnected and run after the reconnect (workers must finish
  *   what they started once Redis is back).
  * - `subscriber`: pub/sub; reconnects and resubscribes forever.
  */
-function redisOptions(profile: RedisProfile): RedisOptions {
+function redisOptions(profile: RedisProfile, commandTimeoutMs: number): RedisOptions {
   const retryStrategy = (times: number) => Math.min(50 * 2 ** Math.min(times, 5), 1_000);
   const base: RedisOptions = { lazyConnect: false, retryStrategy, connectTimeout: 2_000 };
   switch (profile) {
@@ -21,7 +21,7 @@ function redisOptions(profile: RedisProfile): RedisOptions {
         ...base,
         enableOfflineQueue: false,
         maxRetriesPerRequest: 1,
-        commandTimeout: 2_000,
+        commandTimeout: commandTimeoutMs,
         enableAutoPipelining: true,
       };
     case "worker":
@@ -30,9 +30,15 @@ function redisOptions(profile: RedisProfile): RedisOptions {
   }
 }
 
-export function createRedis(url: string, profile: RedisProfile, name: string): Redis {
+/** `commandTimeoutMs`: the `api` profile's command timeout (default 2000). */
+export function createRedis(
+  url: string,
+  profile: RedisProfile,
+  name: string,
+  opts: { readonly commandTimeoutMs?: number } = {},
+): Redis {
   // ioredis 6's option types disagree with exactOptionalPropertyTypes; the values are plain options.
-  const options = { ...redisOptions(profile), connectionName: name };
+  const options = { ...redisOptions(profile, opts.commandTimeoutMs ?? 2_000), connectionName: name };
   const client = new Redis(url, options as never);
   // Errors surface through the commands that fail; the event itself must not crash the process.
   client.on("error", () => undefined);

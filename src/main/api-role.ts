@@ -3,6 +3,7 @@ import { serve, type ServerType } from "@hono/node-server";
 import type { AddressInfo } from "node:net";
 import { createRandomIds } from "../core/ids.js";
 import { createJobStore } from "../queues/job-store.js";
+import { createIdempotencyStore } from "../queues/idempotency-store.js";
 import { createBackendDirectory } from "../queues/backend-directory.js";
 import { createApp } from "../api/app.js";
 import { createAuthenticator } from "../api/auth.js";
@@ -30,6 +31,12 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   // Script calls in capped pipelines: docs/decisions.md "Script pipelines" (measured: bench/enqueue.ts).
   const scheduler = schedulerFor(ctx.settings, redis, ctx.clock, env.REDIS_PIPELINE_MAX);
   const store = createJobStore(redis, env.REDIS_PREFIX, { pipelineMax: env.REDIS_PIPELINE_MAX });
+  const idempotency = createIdempotencyStore({
+    redis,
+    prefix: env.REDIS_PREFIX,
+    clock: ctx.clock,
+    pipelineMax: env.REDIS_PIPELINE_MAX,
+  });
   const directory = createBackendDirectory(redis, env.REDIS_PREFIX, ctx.clock);
   const capacity = createCapacityView({
     directory,
@@ -43,9 +50,13 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   await hub.start();
   ctx.runtime.defer("event hub", () => hub.stop());
 
-  // ttl expiry also runs here, so queued jobs expire on time even while no worker is running
+  // ttl expiry also runs here, so queued jobs expire on time even while no worker is running; and
+  // admissions this process answered "outcome unknown" are settled as soon as Redis answers again
   const expiry = setInterval(() => {
     scheduler.expire().catch((err: unknown) => logger.debug({ err }, "ttl expiry failed"));
+    scheduler
+      .resolvePending()
+      .catch((err: unknown) => logger.debug({ err }, "settling unknown admissions failed"));
   }, env.STALLED_INTERVAL_MS);
   expiry.unref();
   ctx.runtime.defer("ttl expiry", () => clearInterval(expiry));
@@ -63,6 +74,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     redis,
     scheduler,
     store,
+    idempotency,
     hub,
     blobs: ctx.blobs,
     catalog: ctx.settings.catalog,
@@ -89,6 +101,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
       webhookAllowPrivate: env.WEBHOOK_ALLOW_PRIVATE,
       retentionS: env.JOB_RETENTION_S,
       urlKey: ctx.keys.objectUrl,
+      idempotencyHoldMs: env.IDEMPOTENCY_HOLD_MS,
     },
     accepting: () => !ctx.runtime.stopping,
   });

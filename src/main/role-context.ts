@@ -25,7 +25,9 @@ export async function connectRole(
   ctx: RoleContext,
   role: "api" | "worker",
 ): Promise<{ redis: Redis; subscriber: Redis }> {
-  const redis = createRedis(ctx.redisUrl, role, `rg-${role}`);
+  const redis = createRedis(ctx.redisUrl, role, `rg-${role}`, {
+    commandTimeoutMs: ctx.settings.env.REDIS_COMMAND_TIMEOUT_MS,
+  });
   ctx.runtime.defer(`${role} redis`, () => closeRedis(redis));
   await waitReady(redis, 10_000);
   const subscriber = createRedis(ctx.redisUrl, "subscriber", `rg-${role}-sub`);

@@ -88,6 +88,7 @@ export function schedulerFor(settings: Settings, redis: Redis, clock: Clock, pip
     retentionS: env.JOB_RETENTION_S,
     retentionCount: env.JOB_RETENTION_COUNT,
     pipelineMax,
+    admitResolveMs: env.ADMIT_RESOLVE_MS,
   });
 }
 

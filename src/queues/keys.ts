@@ -12,6 +12,8 @@ export interface Keys {
   readonly registry: string;
   /** Breaker states of one backend as each worker process reported them (hash: worker id -> JSON). */
   breakers(backendId: string): string;
+  /** An idempotency key of a customer (by the SHA-256 hex of the key itself). */
+  idempotency(customer: string, keyHash: string): string;
   readonly eventChannel: string;
   readonly wakeChannel: string;
   readonly cancelChannel: string;
@@ -27,6 +29,7 @@ export function createKeys(prefix: string): Keys {
     lease: (backendId) => `${prefix}:lease:${backendId}`,
     registry: `${prefix}:backends`,
     breakers: (backendId) => `${prefix}:backends:breakers:${backendId}`,
+    idempotency: (customer, keyHash) => `${prefix}:idem:${customer}:${keyHash}`,
     eventChannel: `${prefix}:ch:ev`,
     wakeChannel: `${prefix}:ch:wake`,
     cancelChannel: `${prefix}:ch:cancel`,

@@ -5,6 +5,7 @@ import type { Redis } from "ioredis";
 import { queuedEtaSeconds } from "../core/eta.js";
 import { PRIORITY_CLASS, type JobError, type Priority } from "../core/job.js";
 import type { Clock } from "../core/time.js";
+import { mayHaveRun } from "./call-outcome.js";
 import { createKeys, type Keys } from "./keys.js";
 import { defineScripts, type ScriptRunner } from "./scripts.js";
 
@@ -20,6 +21,16 @@ export interface SchedulerOptions {
   readonly retentionCount: number;
   /** Script calls per pipeline (REDIS_PIPELINE_MAX; 0: one command each). */
   readonly pipelineMax?: number;
+  /**
+   * How long an admission whose reply was lost keeps trying to learn its outcome before it reports
+   * it as unknown (ADMIT_RESOLVE_MS); default 3000.
+   */
+  readonly admitResolveMs?: number;
+  /**
+   * Lifetime of the marker that makes a late admit of a voided id store nothing (s); it outlives any
+   * delay an admit call can have on the way to Redis. Default 86400.
+   */
+  readonly voidTtlS?: number;
 }
 
 export interface AdmitInput {
@@ -41,9 +52,24 @@ export interface AdmitInput {
   readonly now?: number;
 }
 
+/**
+ * What an admission came to. `voided`: the admit was refused because its id had been voided (by
+ * {@link Scheduler.resolveAdmission}, or a later request that took the idempotency key over);
+ * `unknown`: Redis did not answer for long enough to tell whether the job exists — the id is then
+ * settled in the background as soon as Redis answers again ({@link Scheduler.resolvePending}).
+ */
 export type AdmitResult =
   | { readonly admitted: true; readonly position: number; readonly etaSeconds?: number }
-  | { readonly admitted: false; readonly reason: "exists" | "too_far"; readonly position?: number };
+  | {
+      readonly admitted: false;
+      readonly reason: "exists" | "too_far" | "voided" | "unknown";
+      readonly position?: number;
+    };
+
+/** The outcome of an admission settled after the fact (see {@link Scheduler.resolveAdmission}). */
+export type Resolution =
+  | { readonly admitted: true; readonly position: number }
+  | { readonly admitted: false; readonly reason: "voided" | "foreign" };
 
 /** A backend as the dispatcher sees it. */
 export interface BackendView {
@@ -105,7 +131,24 @@ export type CancelResult = "was_queued" | "was_running" | "missing" | "terminal"
 
 export interface Scheduler {
   readonly keys: Keys;
+  /**
+   * Admits a job. When the admit call fails in a way that leaves open whether Redis ran it (a
+   * timeout, a dropped connection), the outcome is settled with {@link resolveAdmission} for up to
+   * `admitResolveMs`, and reported as `unknown` when Redis stays silent that long.
+   * @throws the Redis error when the call surely did nothing (an error reply, never sent).
+   */
   admit(input: AdmitInput): Promise<AdmitResult>;
+  /**
+   * Settles an admission of `id` by `customer` whose outcome is not known: the job exists
+   * (`admitted`, its position, -1 when no longer queued), or it does not and a late admit of this id
+   * will store nothing (`voided`); `foreign`: the id belongs to another customer's job.
+   */
+  resolveAdmission(id: string, customer: string): Promise<Resolution>;
+  /**
+   * Settles the admissions this process reported as `unknown` — all of them (call it periodically),
+   * or only `id` if it is one (before a read reports it missing); returns how many this call settled.
+   */
+  resolvePending(id?: string): Promise<number>;
   /**
    * Starts up to `freeSlots` attempts in the scheduler's order. `prefer`: the engine to choose
    * first per `family/model` (the catalogue's default backend). `backends` and `prefer` (here and
@@ -149,6 +192,10 @@ function parseAttempts(flat: readonly string[]): Attempt[] {
   return out;
 }
 
+/** Admissions reported `unknown` that one process keeps settling (beyond it, the oldest are dropped). */
+const MAX_PENDING_RESOLUTIONS = 10_000;
+const RESOLVE_RETRY_MS = 100;
+
 /** Tokens are unique per call: a random base plus a counter inside the script. */
 const tokenBase = () => `${randomBytes(6).toString("hex")}.`;
 
@@ -169,24 +216,93 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
     return text;
   };
 
+  const resolveWithinMs = opts.admitResolveMs ?? 3_000;
+  const voidTtlS = opts.voidTtlS ?? 86_400;
+  /** Admissions reported `unknown`: job id -> customer. */
+  const unsettled = new Map<string, string>();
+
+  async function resolveAdmission(id: string, customer: string): Promise<Resolution> {
+    const [code = 0, position = -1] = (await run("admit_resolve", route, [
+      id,
+      customer,
+      voidTtlS,
+    ])) as number[];
+    unsettled.delete(id);
+    if (code === 1) return { admitted: true, position: Number(position) };
+    return { admitted: false, reason: code === -1 ? "foreign" : "voided" };
+  }
+
+  /** Settles an admission whose admit call may or may not have run; `unknown` after the deadline. */
+  async function settleLostAdmission(input: AdmitInput, customer: string): Promise<AdmitResult> {
+    const deadline = opts.clock() + resolveWithinMs;
+    for (;;) {
+      try {
+        const r = await resolveAdmission(input.id, customer);
+        if (!r.admitted) return { admitted: false, reason: r.reason === "foreign" ? "exists" : "voided" };
+        const eta =
+          r.position < 0 ? undefined : queuedEtaSeconds(r.position, input.capacity, input.serviceMs);
+        return {
+          admitted: true,
+          position: Math.max(0, r.position),
+          ...(eta === undefined ? {} : { etaSeconds: eta }),
+        };
+      } catch {
+        if (opts.clock() + RESOLVE_RETRY_MS >= deadline) {
+          if (unsettled.size >= MAX_PENDING_RESOLUTIONS) {
+            const oldest = unsettled.keys().next().value;
+            if (oldest !== undefined) unsettled.delete(oldest);
+          }
+          unsettled.set(input.id, customer);
+          return { admitted: false, reason: "unknown" };
+        }
+        // Any failure (also an error reply: OOM refuses the void marker, BUSY, LOADING) may pass.
+        await new Promise((r) => setTimeout(r, RESOLVE_RETRY_MS));
+      }
+    }
+  }
+
   return {
     keys,
+    resolveAdmission,
+
+    async resolvePending(only) {
+      let settled = 0;
+      const which = only === undefined ? [...unsettled] : [[only, unsettled.get(only)] as const];
+      for (const [id, customer] of which) {
+        if (customer === undefined) continue;
+        try {
+          await resolveAdmission(id, customer);
+          settled += 1;
+        } catch {
+          break; // Redis is still away: the rest waits for the next call
+        }
+      }
+      return settled;
+    },
 
     async admit(input) {
       const now = input.now ?? opts.clock();
-      const reply = (await run("admit", route, [
-        input.id,
-        input.route,
-        PRIORITY_CLASS[input.priority],
-        now,
-        input.ttlAt ?? 0,
-        input.maxPosition ?? -1,
-        JSON.stringify(input.fields),
-        input.request,
-      ])) as number[];
+      const customer = input.fields["cust"] ?? "";
+      let reply: number[];
+      try {
+        reply = (await run("admit", route, [
+          input.id,
+          input.route,
+          PRIORITY_CLASS[input.priority],
+          now,
+          input.ttlAt ?? 0,
+          input.maxPosition ?? -1,
+          JSON.stringify(input.fields),
+          input.request,
+        ])) as number[];
+      } catch (err) {
+        if (!mayHaveRun(err)) throw err;
+        return settleLostAdmission(input, customer);
+      }
       const [first = -1, second = -1] = reply;
       if (first === -1) return { admitted: false, reason: "exists" };
       if (first === -2) return { admitted: false, reason: "too_far", position: second };
+      if (first === -4) return { admitted: false, reason: "voided" };
       // This very admission resent (see admit.lua): admitted, at its current position.
       if (first === -3) return { admitted: true, position: Math.max(0, second) };
       const eta = queuedEtaSeconds(first, input.capacity, input.serviceMs);

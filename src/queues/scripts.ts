@@ -14,6 +14,9 @@ export const SCRIPT_NAMES = [
   "renew",
   "progress",
   "read",
+  "admit_resolve",
+  "idem_begin",
+  "idem_release",
 ] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 

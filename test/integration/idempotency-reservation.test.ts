@@ -1,78 +1,143 @@
-// The idempotency reservation is one atomic Redis command (SET … NX GET): reserve, or read what holds
-// the key, in the same step — never a SET then a GET (between which the holder could lapse).
-import type { Redis } from "ioredis";
+// Idempotency reservations name their job and are settled, never released while that job may still
+// come to exist: a reservation past its hold is replayed (its job exists) or voided and taken over
+// (a late admit of the voided id stores nothing). Each step is one atomic script.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createIdempotency } from "../../src/api/idempotency.js";
-import { isAppError } from "../../src/core/errors.js";
+import { createIdempotencyStore, type IdempotencyStore } from "../../src/queues/idempotency-store.js";
+import { createScheduler, type AdmitInput, type Scheduler } from "../../src/queues/scheduler.js";
 import { testRedis, type TestRedis } from "../helpers/redis.js";
 
 let r: TestRedis;
-let calls: { command: string; args: unknown[] }[];
+let now: number;
+let store: IdempotencyStore;
+let scheduler: Scheduler;
 
 beforeEach(() => {
   r = testRedis();
-  calls = [];
+  now = 1_700_000_000_000;
+  store = createIdempotencyStore({ redis: r.client, prefix: r.prefix, clock: () => now });
+  scheduler = createScheduler({
+    redis: r.client,
+    prefix: r.prefix,
+    clock: () => now,
+    leaseTtlMs: 30_000,
+    maxAttempts: 3,
+    retentionS: 3600,
+    retentionCount: 1000,
+  });
 });
 afterEach(async () => {
   await r.cleanup();
 });
 
-/** The client, recording every command method called on it. */
-function recorded(client: Redis): Redis {
-  return new Proxy(client, {
-    get(target, prop, receiver) {
-      const value: unknown = Reflect.get(target, prop, receiver);
-      if (typeof value !== "function" || typeof prop !== "string") return value;
-      return (...args: unknown[]) => {
-        calls.push({ command: prop, args });
-        return (value as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
-  });
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  const err: unknown = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  return isAppError(err) ? err.code : undefined;
-}
+const admitInput = (id: string, customer = "c"): AdmitInput => ({
+  id,
+  route: "flux/schnell",
+  priority: "normal",
+  fields: { cust: customer, mod: "image", fam: "flux", mdl: "schnell", task: "t2i", seed: "1" },
+  request: "{}",
+  serviceMs: 1000,
+  capacity: 1,
+  now,
+});
 
 describe("idempotency reservation", () => {
-  it("reserves, then answers 409 while pending, in one command per attempt", async () => {
-    const idem = createIdempotency(recorded(r.client), r.prefix);
-    expect(await idem.begin("c", "k", "fp")).toBeUndefined();
-    expect(calls).toHaveLength(1);
-    expect(calls[0]!.command).toBe("set");
-    expect(calls[0]!.args.slice(2)).toEqual(["EX", 60, "NX", "GET"]);
-
-    calls = [];
-    expect(await codeOf(idem.begin("c", "k", "fp"))).toBe("conflict");
-    expect(await codeOf(idem.begin("c", "k", "other"))).toBe("idempotency_mismatch");
-    expect(calls.map((c) => c.command)).toEqual(["set", "set"]);
+  it("reserves, then answers pending until its hold ends, and mismatch for another body", async () => {
+    expect(await store.begin("c", "k", "fp", "j_first000000000000000", now + 5000)).toEqual({
+      kind: "reserved",
+    });
+    expect(await store.begin("c", "k", "fp", "j_second00000000000000", now + 5000)).toEqual({
+      kind: "pending",
+      until: now + 5000,
+    });
+    expect(await store.begin("c", "k", "other", "j_third000000000000000", now + 5000)).toEqual({
+      kind: "mismatch",
+    });
   });
 
-  it("replays a completed response, and lets the key be reused once abandoned", async () => {
-    const idem = createIdempotency(r.client, r.prefix);
-    await idem.begin("c", "k", "fp");
-    const response = { status: 202, body: { id: "j_1" }, headers: { location: "/jobs/j_1" } };
-    await idem.complete("c", "k", "fp", response);
-    expect(await idem.begin("c", "k", "fp")).toEqual(response);
-    expect(await codeOf(idem.begin("c", "k", "other"))).toBe("idempotency_mismatch");
-
-    await idem.begin("c", "k2", "fp");
-    await idem.abandon("c", "k2");
-    expect(await idem.begin("c", "k2", "another body")).toBeUndefined();
-  });
-
-  it("keeps a pending reservation for a minute and a completed one for a day", async () => {
-    const idem = createIdempotency(r.client, r.prefix);
-    await idem.begin("c", "k", "fp");
+  it("replays a completed response for a day", async () => {
+    await store.begin("c", "k", "fp", "j_first000000000000000", now + 5000);
+    const response = { status: 202, body: { id: "j_first000000000000000" }, headers: { location: "/x" } };
+    await store.complete("c", "k", "fp", response);
+    now += 3_600_000;
+    expect(await store.begin("c", "k", "fp", "j_again000000000000000", now + 5000)).toEqual({
+      kind: "replay",
+      response,
+    });
     const [key] = await r.client.keys(`${r.prefix}:idem:*`);
-    expect(await r.client.ttl(key!)).toBeGreaterThan(55);
-    expect(await r.client.ttl(key!)).toBeLessThanOrEqual(60);
-    await idem.complete("c", "k", "fp", { status: 202, body: {}, headers: {} });
     expect(await r.client.ttl(key!)).toBeGreaterThan(86_000);
+  });
+
+  it("a pending reservation lives a day, not a minute: a lost answer never frees the key", async () => {
+    await store.begin("c", "k", "fp", "j_first000000000000000", now + 5000);
+    const [key] = await r.client.keys(`${r.prefix}:idem:*`);
+    expect(await r.client.ttl(key!)).toBeGreaterThan(86_000);
+  });
+
+  it("past its hold, a reservation whose job exists answers with that job", async () => {
+    const first = "j_first000000000000000";
+    await store.begin("c", "k", "fp", first, now + 5000);
+    expect((await scheduler.admit(admitInput(first))).admitted).toBe(true);
+    now += 6000;
+    expect(await store.begin("c", "k", "fp", "j_retry000000000000000", now + 5000)).toEqual({
+      kind: "admitted",
+      jobId: first,
+    });
+  });
+
+  it("past its hold, a reservation whose job does not exist is voided and taken over", async () => {
+    const first = "j_first000000000000000";
+    const retry = "j_retry000000000000000";
+    await store.begin("c", "k", "fp", first, now + 5000);
+    now += 6000;
+    expect(await store.begin("c", "k", "fp", retry, now + 5000)).toEqual({ kind: "reserved" });
+    // the first request's admit, arriving late, stores nothing
+    expect(await scheduler.admit(admitInput(first))).toEqual({ admitted: false, reason: "voided" });
+    expect(await r.client.exists(`${r.prefix}:job:${first}`)).toBe(0);
+    // and the key now belongs to the retry
+    expect(await store.begin("c", "k", "fp", "j_third000000000000000", now + 5000)).toEqual({
+      kind: "pending",
+      until: now + 5000,
+    });
+  });
+
+  it("release frees only the reservation of that admission", async () => {
+    await store.begin("c", "k", "fp", "j_first000000000000000", now + 5000);
+    expect(await store.release("c", "k", "j_other000000000000000")).toBe(false);
+    expect(await store.release("c", "k", "j_first000000000000000")).toBe(true);
+    expect(await store.begin("c", "k", "another body", "j_next0000000000000000", now + 5000)).toEqual({
+      kind: "reserved",
+    });
+    await store.complete("c", "k", "another body", { status: 202, body: {}, headers: {} });
+    expect(await store.release("c", "k", "j_next0000000000000000")).toBe(false);
+  });
+});
+
+describe("settling an admission whose reply was lost", () => {
+  it("finds the job when the admit ran", async () => {
+    await scheduler.admit(admitInput("j_ran00000000000000000"));
+    expect(await scheduler.resolveAdmission("j_ran00000000000000000", "c")).toEqual({
+      admitted: true,
+      position: 0,
+    });
+  });
+
+  it("voids the id when it did not, so a late admit stores nothing", async () => {
+    expect(await scheduler.resolveAdmission("j_late0000000000000000", "c")).toEqual({
+      admitted: false,
+      reason: "voided",
+    });
+    expect(await scheduler.admit(admitInput("j_late0000000000000000"))).toEqual({
+      admitted: false,
+      reason: "voided",
+    });
+    expect(await r.client.zcard(`${r.prefix}:q`)).toBe(0);
+  });
+
+  it("does not claim another customer's job", async () => {
+    await scheduler.admit(admitInput("j_theirs00000000000000", "someone-else"));
+    expect(await scheduler.resolveAdmission("j_theirs00000000000000", "c")).toEqual({
+      admitted: false,
+      reason: "foreign",
+    });
   });
 });

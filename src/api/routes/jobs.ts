@@ -13,7 +13,11 @@ export async function readOwnJob(
   id: string,
 ): Promise<{ job: JobRecord; position: number }> {
   const principal = c.get("principal");
-  const found = isJobId(id) ? await deps.store.read(id) : undefined;
+  if (!isJobId(id)) throw new AppError("not_found", `job ${id} not found`);
+  let found = await deps.store.read(id);
+  // An admission this process reported as "unknown" is settled before its job is called missing, so a
+  // 404 here is final (a late admit of a voided id stores nothing).
+  if (!found && (await deps.scheduler.resolvePending(id)) > 0) found = await deps.store.read(id);
   if (!found || (!principal.admin && found.job.customerId !== principal.customerId)) {
     throw new AppError("not_found", `job ${id} not found`);
   }

@@ -10,12 +10,30 @@ import { readJsonBody } from "../body.js";
 import { jsonResponse, requestHeader } from "../respond.js";
 import type { ApiEnv } from "../context.js";
 import type { ApiDeps } from "../deps.js";
-import { admitJob, type AdmissionDeps } from "../admission.js";
-import { bodyFingerprint, createIdempotency } from "../idempotency.js";
+import { admitJob, isOutcomeUnknown, type AdmissionDeps } from "../admission.js";
+import { bodyFingerprint, reservationProblem } from "../idempotency.js";
+import type { StoredResponse } from "../../queues/idempotency-store.js";
 
 export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
   const app = new Hono<ApiEnv>();
-  const idempotency = createIdempotency(deps.redis, deps.scheduler.keys.prefix);
+
+  /** The 202 of a job admitted by an earlier request whose answer was lost, from the job as it is now. */
+  async function admittedResponse(jobId: string): Promise<StoredResponse> {
+    const found = await deps.store.read(jobId);
+    const location = deps.present.absolute(`/jobs/${jobId}`);
+    const headers = { location, link: `<${location}/events>; rel="monitor"` };
+    if (!found) throw new AppError("internal_error", `job ${jobId} vanished while its answer was rebuilt`);
+    const job = await deps.present.job(found.job, found.position);
+    const body = {
+      id: jobId,
+      status: job.status,
+      ...(job.position === undefined ? {} : { position: job.position }),
+      ...(job.eta_seconds === undefined ? {} : { eta_seconds: job.eta_seconds }),
+      events_url: `${location}/events`,
+      created_at: job.created_at,
+    };
+    return { status: 202, body, headers };
+  }
 
   app.post("/queue", async (c) => {
     const principal = c.get("principal");
@@ -46,15 +64,30 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
       if (problem) throw validationError("webhook", "public_https", `webhook: ${problem}`);
     }
     const idemKey = req.idempotency_key;
+    const id = deps.ids("job");
+    // The admission is sent before this or not at all; until then the key answers 409, after it the
+    // key is settled (the job exists: replay it; or it is voided and a retry takes the key over).
+    const admitBy = deps.clock() + deps.config.idempotencyHoldMs;
     let fingerprint = "";
     if (idemKey !== undefined) {
       // The key itself is not part of "the same body": it may come in the body or in the header.
       const { idempotency_key: _key, ...keyless } = body as Record<string, unknown>;
       fingerprint = bodyFingerprint(keyless);
-      const replay = await idempotency.begin(principal.customerId, idemKey, fingerprint);
-      if (replay) {
-        return jsonResponse(c, replay.body, replay.status, {
-          ...replay.headers,
+      const held = await deps.idempotency.begin(principal.customerId, idemKey, fingerprint, id, admitBy);
+      const problem = reservationProblem(held, deps.clock());
+      if (problem) throw problem;
+      if (held.kind === "replay") {
+        return jsonResponse(c, held.response.body, held.response.status, {
+          ...held.response.headers,
+          "idempotent-replayed": "true",
+        });
+      }
+      if (held.kind === "admitted") {
+        // An earlier request with this key created the job, but its answer was lost: answer for it now.
+        const response = await admittedResponse(held.jobId);
+        await deps.idempotency.complete(principal.customerId, idemKey, fingerprint, response);
+        return jsonResponse(c, response.body, response.status, {
+          ...response.headers,
           "idempotent-replayed": "true",
         });
       }
@@ -63,10 +96,12 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
     try {
       admitted = await admitJob(
         {
+          id,
           principal,
           request: req,
           priority: req.priority,
           mode: "async",
+          ...(idemKey === undefined ? {} : { admitBy }),
           ...(req.backend === undefined ? {} : { backend: req.backend }),
           ...(req.ttl === undefined ? {} : { ttlS: req.ttl }),
           extra: {
@@ -79,8 +114,10 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
         admission,
       );
     } catch (err) {
-      if (idemKey !== undefined)
-        await idempotency.abandon(principal.customerId, idemKey).catch(() => undefined);
+      // Only an admission that surely created no job frees its key; after an unknown outcome the key
+      // stays held and is settled later (a retry with it learns the real outcome).
+      if (idemKey !== undefined && !isOutcomeUnknown(err))
+        await deps.idempotency.release(principal.customerId, idemKey, id).catch(() => undefined);
       throw err;
     }
     const location = deps.present.absolute(`/jobs/${admitted.id}`);
@@ -94,7 +131,7 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
       created_at: rfc3339(admitted.createdAt),
     };
     if (idemKey !== undefined) {
-      await idempotency.complete(principal.customerId, idemKey, fingerprint, {
+      await deps.idempotency.complete(principal.customerId, idemKey, fingerprint, {
         status: 202,
         body: created,
         headers,

@@ -18,6 +18,8 @@
   { -3, position }  this very admission was stored already (same id, admission time and customer:
                     Redis ran it, the reply was lost and the client resent it); position -1 when it
                     is no longer queued
+  { -4 }  this id was voided (admit_resolve.lua settled a lost admission as "not admitted"): a late
+          delivery of this call stores nothing
 ]]
 local id = ARGV[2]
 local route = ARGV[3]
@@ -27,6 +29,7 @@ local ttl_at = tonumber(ARGV[6])
 local max_position = tonumber(ARGV[7])
 local jk = key("job", id)
 
+if redis.call("EXISTS", key("void", id)) == 1 then return {-4} end
 local seq = redis.call("INCR", key("q", "seq"))
 local score = class * 1099511627776 + seq
 local position = redis.call("ZCOUNT", key("q"), "-inf", "(" .. score)

@@ -1,0 +1,19 @@
+--[[
+  Settles an admission whose outcome the caller does not know (the admit call was sent, and its reply
+  timed out or the connection dropped): either the admit ran and the job exists, or it did not and now
+  never will — the void marker written here makes a late delivery of that admit store nothing
+  (admit.lua checks it first). Whichever of the two reaches Redis first decides; both are atomic.
+
+  ARGV[1] prefix  ARGV[2] job id  ARGV[3] customer  ARGV[4] lifetime of the void marker (s)
+  Returns { 1, position }  the job was admitted (position -1 when it is no longer queued)
+  { 0 }   it was not admitted, and a late admit of this id will be refused
+  { -1 }  a job with this id exists and belongs to another customer
+]]
+local id = ARGV[2]
+local f = redis.call("HMGET", key("job", id), "id", "cust")
+if f[1] then
+  if f[2] ~= ARGV[3] then return {-1} end
+  return {1, redis.call("ZRANK", key("q"), id) or -1}
+end
+redis.call("SET", key("void", id), "1", "EX", tonumber(ARGV[4]))
+return {0}
