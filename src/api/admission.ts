@@ -189,6 +189,15 @@ export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Ad
     // retention window. The check above refuses the common case (no capacity at all) before storing.
     if (res.reason === "too_far") throw capacityExhausted(serviceMs, "the sync tier is at capacity");
     if (res.reason === "unknown") throw outcomeUnknown(id);
+    if (res.reason === "lost") {
+      throw new AppError(
+        "unavailable",
+        "the job store did not answer in time; the job was not admitted: retry",
+        {
+          headers: { "retry-after": "1" },
+        },
+      );
+    }
     if (res.reason === "voided") {
       throw new AppError(
         "conflict",

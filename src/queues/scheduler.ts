@@ -53,16 +53,17 @@ export interface AdmitInput {
 }
 
 /**
- * What an admission came to. `voided`: the admit was refused because its id had been voided (by
- * {@link Scheduler.resolveAdmission}, or a later request that took the idempotency key over);
- * `unknown`: Redis did not answer for long enough to tell whether the job exists — the id is then
- * settled in the background as soon as Redis answers again ({@link Scheduler.resolvePending}).
+ * What an admission came to. `voided`: the admit was refused because its id had been voided before
+ * it ran (a later request took the idempotency key over); `lost`: its reply was lost and settling it
+ * found that it had not run (the id is voided now, so it never will); `unknown`: Redis did not answer
+ * for long enough to tell whether the job exists — the id is then settled in the background as soon
+ * as Redis answers again ({@link Scheduler.resolvePending}).
  */
 export type AdmitResult =
   | { readonly admitted: true; readonly position: number; readonly etaSeconds?: number }
   | {
       readonly admitted: false;
-      readonly reason: "exists" | "too_far" | "voided" | "unknown";
+      readonly reason: "exists" | "too_far" | "voided" | "lost" | "unknown";
       readonly position?: number;
     };
 
@@ -238,7 +239,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
     for (;;) {
       try {
         const r = await resolveAdmission(input.id, customer);
-        if (!r.admitted) return { admitted: false, reason: r.reason === "foreign" ? "exists" : "voided" };
+        if (!r.admitted) return { admitted: false, reason: r.reason === "foreign" ? "exists" : "lost" };
         const eta =
           r.position < 0 ? undefined : queuedEtaSeconds(r.position, input.capacity, input.serviceMs);
         return {

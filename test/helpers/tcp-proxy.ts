@@ -10,6 +10,11 @@ export interface FaultProxy {
    * both ways, from then on) is held for `ms`, then everything is delivered in order.
    */
   stallOn(marker: string, ms: number): void;
+  /**
+   * Arms one loss: the first client chunk containing `marker` never reaches Redis, and its connection
+   * is cut `ms` later (a call lost on the way, its reply never coming).
+   */
+  dropOn(marker: string, ms: number): void;
   /** Resolves once an armed stall has started and ended. */
   stalled(): Promise<void>;
   /** Disarms a stall that never started and waits for one that did to end (between tests). */
@@ -20,7 +25,7 @@ export interface FaultProxy {
 export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
   const target = new URL(targetUrl);
   const sockets = new Set<Socket>();
-  let armed: { marker: string; ms: number } | undefined;
+  let armed: { marker: string; ms: number; drop: boolean } | undefined;
   let holds = 0;
   let done: () => void = () => undefined;
   let finished = Promise.resolve();
@@ -40,10 +45,20 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
     };
     client.on("data", (chunk: Buffer) => {
       if (!holding && armed && chunk.includes(armed.marker)) {
-        const { ms } = armed;
+        const { ms, drop } = armed;
         armed = undefined;
         holding = true;
         holds += 1;
+        if (drop) {
+          setTimeout(() => {
+            toServer.length = 0;
+            toClient.length = 0;
+            end();
+            holds -= 1;
+            done();
+          }, ms);
+          return;
+        }
         setTimeout(release, ms);
       }
       if (holding) toServer.push(chunk);
@@ -67,7 +82,11 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
     url: `redis://127.0.0.1:${port}`,
     stallOn(marker, ms) {
       finished = new Promise<void>((r) => (done = r));
-      armed = { marker, ms };
+      armed = { marker, ms, drop: false };
+    },
+    dropOn(marker, ms) {
+      finished = new Promise<void>((r) => (done = r));
+      armed = { marker, ms, drop: true };
     },
     stalled: () => finished,
     async settle() {

@@ -4,7 +4,9 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createIdempotencyStore, type IdempotencyStore } from "../../src/queues/idempotency-store.js";
 import { createScheduler, type AdmitInput, type Scheduler } from "../../src/queues/scheduler.js";
-import { testRedis, type TestRedis } from "../helpers/redis.js";
+import { closeRedis, createRedis, waitReady } from "../../src/infra/redis.js";
+import { redisUrl, testRedis, type TestRedis } from "../helpers/redis.js";
+import { startFaultProxy } from "../helpers/tcp-proxy.js";
 
 let r: TestRedis;
 let now: number;
@@ -139,5 +141,43 @@ describe("settling an admission whose reply was lost", () => {
       admitted: false,
       reason: "foreign",
     });
+  });
+});
+
+describe("an admit call whose connection is cut", () => {
+  // ioredis resends calls left unanswered on a cut connection once it reconnects, so the admit may
+  // still run after its timeout: whatever happens, the answer must agree with what Redis holds.
+  it("is answered the way Redis has it: admitted with a job, or not with a void marker", async () => {
+    const proxy = await startFaultProxy(redisUrl());
+    const client = createRedis(proxy.url, "api", "test-lossy", { commandTimeoutMs: 300 });
+    try {
+      await waitReady(client, 5000);
+      const lossy = createScheduler({
+        redis: client,
+        prefix: r.prefix,
+        clock: () => now,
+        leaseTtlMs: 30_000,
+        maxAttempts: 3,
+        retentionS: 3600,
+        retentionCount: 1000,
+        admitResolveMs: 5000,
+      });
+      expect((await lossy.admit(admitInput("j_warmup00000000000000"))).admitted).toBe(true);
+      proxy.dropOn("j_dropped0000000000000", 500);
+      const result = await lossy.admit(admitInput("j_dropped0000000000000"));
+      await proxy.stalled();
+      // a resent admit that is still on its way lands before the next command on the new connection
+      await lossy.resolvePending();
+      const exists = await r.client.exists(`${r.prefix}:job:j_dropped0000000000000`);
+      if (result.admitted) expect(exists).toBe(1);
+      else {
+        expect(result).toEqual({ admitted: false, reason: "lost" });
+        expect(exists).toBe(0);
+        expect(await r.client.exists(`${r.prefix}:void:j_dropped0000000000000`)).toBe(1);
+      }
+    } finally {
+      await closeRedis(client);
+      await proxy.close();
+    }
   });
 });
