@@ -23,6 +23,8 @@ export interface ApiConfig {
   readonly webhookAllowPrivate: boolean;
   readonly retentionS: number;
   readonly urlKey: Uint8Array;
+  /** ttl (s) of a job sent without one (DEFAULT_TTL_S). */
+  readonly defaultTtlS: number;
 }
 
 export interface ApiDeps {
@@ -44,4 +46,6 @@ export interface ApiDeps {
   readonly config: ApiConfig;
   /** False while the process shuts down (GET /ready answers 503). */
   readonly accepting: () => boolean;
+  /** True while Redis is near its memory limit: admissions answer 503 (read on a timer, not per call). */
+  readonly redisNearLimit: () => boolean;
 }

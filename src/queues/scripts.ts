@@ -14,6 +14,8 @@ export const SCRIPT_NAMES = [
   "renew",
   "progress",
   "read",
+  "refs",
+  "unlock",
 ] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 
