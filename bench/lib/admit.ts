@@ -82,6 +82,8 @@ export function createAdmitter(o: {
     grantObject: async () => undefined,
     mayReadObject: async () => true,
     allowPrivateUrls: false,
+    defaultTtlS: 86_400,
+    redisNearLimit: () => false,
   };
   const principal: Principal = Object.freeze({
     customerId: o.customerId,

@@ -1,6 +1,7 @@
-// Admission shared by the async and sync routes: input image checks (public URLs, readable objects),
-// the capacity check of the sync tier, inline images into the CAS, the seed, the stored record, and
-// one atomic admit (position, ETA, optional "must start within budget" check).
+// Admission shared by the async and sync routes: the Redis memory mark, input image checks (public
+// URLs, readable objects), the capacity check of the sync tier, inline images into the CAS, the seed,
+// the stored record with its input digests and ttl, and one atomic admit (position, ETA, optional
+// "must start within budget" check).
 import type { Principal } from "./auth.js";
 import type { BlobStore } from "../core/ports.js";
 import { AppError, isAppError, validationError } from "../core/errors.js";
@@ -33,6 +34,13 @@ export interface AdmissionDeps {
   readonly mayReadObject: (digest: string, principal: Principal, url?: string) => Promise<boolean>;
   /** `WEBHOOK_ALLOW_PRIVATE`: image URLs may point at private, loopback and metadata hosts. */
   readonly allowPrivateUrls: boolean;
+  /** ttl (s) of a job admitted without one (DEFAULT_TTL_S): every queued job expires if it never starts. */
+  readonly defaultTtlS: number;
+  /**
+   * True while Redis is near its memory limit (read on a timer, never per request): admissions are
+   * refused with 503 `unavailable`, leaving the rest of the memory to the jobs already admitted.
+   */
+  readonly redisNearLimit: () => boolean;
 }
 
 export interface AdmitRequest {
@@ -41,6 +49,7 @@ export interface AdmitRequest {
   readonly priority: Priority;
   readonly mode: "sync" | "async";
   readonly backend?: string;
+  /** Time to start (s); default {@link AdmissionDeps.defaultTtlS}. */
   readonly ttlS?: number;
   /** Extra stored fields (webhook settings and the like). */
   readonly extra?: Readonly<Record<string, string>>;
@@ -114,7 +123,31 @@ async function storeImage(field: string, ref: ImageRef, principal: Principal, de
 /** Routing and queue options live in their own fields; the stored request is what the model gets. */
 const NOT_GENERATION = new Set(QUEUE_ONLY_FIELDS);
 
+/** How long a client refused for Redis memory waits before retrying: memory frees as jobs age out. */
+const NEAR_LIMIT_RETRY_S = 5;
+
+/** The CAS digests the stored request's `image`/`mask` refer to (the job's input references). */
+function inputDigests(stored: Readonly<Record<string, unknown>>): { field: string; digest: string }[] {
+  const out: { field: string; digest: string }[] = [];
+  for (const field of ["image", "mask"]) {
+    const ref = stored[field] as { kind?: unknown; digest?: unknown } | undefined;
+    if (ref?.kind === "digest" && typeof ref.digest === "string") out.push({ field, digest: ref.digest });
+  }
+  return out;
+}
+
+/**
+ * Admits one job.
+ * @throws AppError 503 `unavailable` (with `Retry-After`) while Redis is near its memory limit;
+ *   400 `validation_error` for an input image that is not usable (also when it vanished from the CAS
+ *   just now); 404 `not_found` for a model no backend serves; 503 `capacity_exhausted` (sync tier).
+ */
 export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Admitted> {
+  if (deps.redisNearLimit()) {
+    throw new AppError("unavailable", "the job store is near its memory limit; retry later", {
+      headers: { "retry-after": String(NEAR_LIMIT_RETRY_S) },
+    });
+  }
   const r = a.request;
   const mask = r.modality === "image" ? r.mask : undefined;
   if (r.image) await checkImage("image", r.image, a.principal, deps);
@@ -149,6 +182,16 @@ export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Ad
   if (r.image) stored.image = await storeImage("image", r.image, a.principal, deps);
   if (mask) stored.mask = await storeImage("mask", mask, a.principal, deps);
   if (a.outputFormat) stored.output_format = a.outputFormat;
+  // The job references its stored inputs from admission on (admit.lua counts them), so the CAS
+  // collector keeps them while it exists. Touching each first keeps one that was given by digest
+  // from being collected between its check above and the admit (put refreshed the inline ones).
+  const inputs = inputDigests(stored);
+  for (const { field, digest } of inputs) {
+    if (!(await deps.blobs.touch(digest))) {
+      throw validationError(field, "exists", `${field}: no stored object ${digest}`);
+    }
+  }
+  const ttlS = a.ttlS ?? deps.defaultTtlS;
   const now = deps.clock();
   const id = a.id ?? deps.ids("job");
   const fields: Record<string, string> = {
@@ -174,7 +217,8 @@ export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Ad
     id,
     route,
     priority: a.priority,
-    ...(a.ttlS === undefined ? {} : { ttlAt: now + a.ttlS * 1000 }),
+    ttlAt: now + ttlS * 1000,
+    ...(inputs.length === 0 ? {} : { inputs: inputs.map((i) => i.digest) }),
     ...(maxPosition === undefined ? {} : { maxPosition }),
     serviceMs,
     capacity,

@@ -60,6 +60,8 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
         isSignedObjectUrl(url, digest, deps.config.urlKey, Math.floor(deps.clock() / 1000))) ||
       (await grants.isOwner(digest, principal.customerId)),
     allowPrivateUrls: deps.config.webhookAllowPrivate,
+    defaultTtlS: deps.config.defaultTtlS,
+    redisNearLimit: deps.redisNearLimit,
   };
   const token = {
     authenticate: deps.authenticate,

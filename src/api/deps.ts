@@ -26,6 +26,8 @@ export interface ApiConfig {
   readonly urlKey: Uint8Array;
   /** How long an idempotency key is held for an admission being sent (IDEMPOTENCY_HOLD_MS). */
   readonly idempotencyHoldMs: number;
+  /** ttl (s) of a job sent without one (DEFAULT_TTL_S). */
+  readonly defaultTtlS: number;
 }
 
 export interface ApiDeps {
@@ -48,4 +50,6 @@ export interface ApiDeps {
   readonly config: ApiConfig;
   /** False while the process shuts down (GET /ready answers 503). */
   readonly accepting: () => boolean;
+  /** True while Redis is near its memory limit: admissions answer 503 (read on a timer, not per call). */
+  readonly redisNearLimit: () => boolean;
 }

@@ -56,11 +56,17 @@ const UNAVAILABLE_REPLY_RE =
 
 /**
  * True when the error means Redis cannot serve the request now: not reachable (connection closed,
- * offline, timeout) or answering with one of the "unavailable" error replies above.
+ * offline, timeout) or answering with one of the "unavailable" error replies above — also inside a
+ * MULTI, which Redis then discards as a whole (`EXECABORT`; ioredis keeps the refusals in
+ * `previousErrors`), as a full Redis does with every write of a transaction.
  */
 export function isRedisUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const msg = err.message;
+  const previous = (err as { previousErrors?: unknown }).previousErrors;
+  if (msg.startsWith("EXECABORT") && Array.isArray(previous)) {
+    return previous.some((e) => e instanceof Error && UNAVAILABLE_REPLY_RE.test(e.message));
+  }
   return (
     UNAVAILABLE_REPLY_RE.test(msg) ||
     msg.includes("Stream isn't writeable") ||

@@ -19,6 +19,34 @@ const bool = (def: boolean) =>
       .default(def ? "true" : "false")
       .transform((v) => v === "true" || v === "1" || v === "yes"),
   );
+/** Redis's own size units (redis.conf): k = 1000, kb = 1024, m = 10⁶, mb = 1024², g = 10⁹, gb = 1024³. */
+const SIZE_UNITS: Readonly<Record<string, number>> = {
+  "": 1,
+  b: 1,
+  k: 1e3,
+  kb: 1024,
+  m: 1e6,
+  mb: 1024 ** 2,
+  g: 1e9,
+  gb: 1024 ** 3,
+};
+/** Smallest REDIS_MAXMEMORY: below this Redis cannot even hold its own bookkeeping. */
+const MIN_MAXMEMORY = 1024 ** 2;
+/** Bytes, or a number with a Redis size unit (`512mb`, `2gb`, case-insensitive), to whole bytes. */
+const byteSize = z.preprocess(
+  unsetIfBlank,
+  z
+    .string()
+    .regex(/^\s*\d+(?:\.\d+)?\s*(?:[kmg]b?|b)?\s*$/i, "a size in bytes or with a unit: 536870912, 512mb, 2gb")
+    .transform((v) => {
+      const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(v)!;
+      return Math.floor(Number(m[1]) * SIZE_UNITS[m[2]!.toLowerCase()]!);
+    })
+    .pipe(z.number().int().min(MIN_MAXMEMORY, "at least 1mb").max(Number.MAX_SAFE_INTEGER))
+    .optional(),
+);
+/** A share in (0, 1]. */
+const share = (def: number) => z.preprocess(unsetIfBlank, z.coerce.number().gt(0).max(1).default(def));
 /** The highest `ttl` API.md allows, so also the highest `MIN_TTL_S`. */
 const MAX_TTL_S = 86_400;
 const optionalString = z
@@ -47,6 +75,12 @@ const variables = z.object({
   ADMIT_RESOLVE_MS: int(3_000, 0, 60_000),
   /** How long an idempotency key is held for the admission being sent (ms); then it is settled. */
   IDEMPOTENCY_HOLD_MS: int(15_000, 100, 300_000),
+  /** maxmemory of the embedded redis-server (bytes); unset: sized from the machine's memory. */
+  REDIS_MAXMEMORY: byteSize,
+  /** Share of Redis's maxmemory in use above which admissions are refused (503) (README "Storage"). */
+  REDIS_MEMORY_ADMIT_MAX: share(0.9),
+  /** How often the API reads Redis's memory use (INFO memory). */
+  REDIS_MEMORY_CHECK_MS: int(1_000, 50),
   CLICKHOUSE_URL: optionalString,
 
   BACKENDS_FILE: optionalString,
@@ -66,8 +100,18 @@ const variables = z.object({
   WORKER_CONCURRENCY: optionalInt(1, 1024),
   OUTPUT_URL_TTL_S: int(86_400, 0),
   MIN_TTL_S: int(60, 1, MAX_TTL_S),
+  /** ttl of a job sent without one (it expires if it never starts); tests lower it below MIN_TTL_S. */
+  DEFAULT_TTL_S: int(MAX_TTL_S, 1, MAX_TTL_S),
   JOB_RETENTION_S: int(86_400, 1),
   JOB_RETENTION_COUNT: int(100_000, 10),
+  /** How long CAS objects stay after the last reference ends; default OUTPUT_URL_TTL_S + 3600. */
+  CAS_RETENTION_S: optionalInt(0, Number.MAX_SAFE_INTEGER),
+  /** An object written less than this long ago is never collected. */
+  CAS_GC_GRACE_S: int(3_600, 1),
+  /** Time between the CAS collector's walks over the store. */
+  CAS_GC_INTERVAL_MS: int(60_000, 50),
+  /** Store entries one collector pass examines (bounded work per pass). */
+  CAS_GC_BATCH: int(1_000, 1, 2_000),
   BACKOFF_BASE_MS: int(1_000, 1),
   BACKOFF_MAX_MS: int(30_000, 1),
   BUSY_COOLDOWN_MS: int(500, 0),
@@ -90,15 +134,19 @@ const variables = z.object({
 });
 
 /** The environment schema: each variable, then the rules that tie several together. */
-export const envSchema = variables.superRefine((env, ctx) => {
-  if (env.BACKOFF_BASE_MS > env.BACKOFF_MAX_MS) {
-    ctx.addIssue({
-      code: "custom",
-      path: ["BACKOFF_BASE_MS"],
-      message: `BACKOFF_BASE_MS (${env.BACKOFF_BASE_MS}) must not exceed BACKOFF_MAX_MS (${env.BACKOFF_MAX_MS})`,
-    });
-  }
-});
+export const envSchema = variables
+  .superRefine((env, ctx) => {
+    if (env.BACKOFF_BASE_MS > env.BACKOFF_MAX_MS) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["BACKOFF_BASE_MS"],
+        message: `BACKOFF_BASE_MS (${env.BACKOFF_BASE_MS}) must not exceed BACKOFF_MAX_MS (${env.BACKOFF_MAX_MS})`,
+      });
+    }
+  })
+  // A signed output URL handed out while its job was readable stays valid up to OUTPUT_URL_TTL_S,
+  // rounded up to the hour: by default the object outlives every such URL.
+  .transform((env) => ({ ...env, CAS_RETENTION_S: env.CAS_RETENTION_S ?? env.OUTPUT_URL_TTL_S + 3_600 }));
 
 export type Env = Readonly<z.infer<typeof envSchema>>;
 

@@ -1,6 +1,7 @@
 // The embedded redis-server of `render-gateway start` without REDIS_URL: the project's redis.conf
-// (AOF, noeviction) on a free loopback port, data under DATA_DIR/redis, port and pid under
-// DATA_DIR/run. A server left running by an earlier start on the same DATA_DIR is reused, never
+// (AOF, noeviction) with a maxmemory on a free loopback port, data under DATA_DIR/redis, port and pid under
+// DATA_DIR/run, both 0700; the server runs with umask 077, so its AOF and log are the owner's alone.
+// A server left running by an earlier start on the same DATA_DIR is reused, never
 // doubled (two servers on one AOF would corrupt it): the check and the spawn happen under an O_EXCL
 // lock file, so two starts at the same moment cannot both spawn one. The pieces it is made of (a
 // free port, PING, a redis-server started and waited for) are exported: the tests and the benchmarks
@@ -10,7 +11,6 @@ import {
   closeSync,
   existsSync,
   linkSync,
-  mkdirSync,
   openSync,
   readFileSync,
   renameSync,
@@ -21,6 +21,7 @@ import {
 } from "node:fs";
 import { createServer, Socket } from "node:net";
 import { join, resolve } from "node:path";
+import { ensurePrivateDir } from "./private-dir.js";
 
 export interface EmbeddedRedis {
   readonly url: string;
@@ -117,15 +118,24 @@ export function redisServerArgs(o: RedisServerOptions & { readonly port: number 
 const tail = (s: string, n = 4000) => (s.length > n ? s.slice(-n) : s);
 
 /**
- * Starts a redis-server on 127.0.0.1 and resolves once it answers PING (after replaying its AOF).
+ * Starts a redis-server on 127.0.0.1 with umask 077 (files it creates are 0600) and resolves once it
+ * answers PING (after replaying its AOF).
  * @throws Error when redis-server is missing, exits, or does not answer within 10 s (it is killed).
  */
 export async function spawnRedisServer(opts: RedisServerOptions): Promise<RedisServer> {
   const port = opts.port ?? (await freeLoopbackPort());
-  const child = spawn(opts.binary ?? "redis-server", redisServerArgs({ ...opts, port }), {
-    stdio: ["ignore", "pipe", "pipe"],
-    detached: false,
-  });
+  // The child inherits the umask at spawn (synchronously, inside spawn()): with 077 the AOF, RDB and
+  // log it creates are 0600. Restored at once, so nothing else of this process is affected.
+  const umask = process.umask(0o077);
+  let child: ReturnType<typeof spawn>;
+  try {
+    child = spawn(opts.binary ?? "redis-server", redisServerArgs({ ...opts, port }), {
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: false,
+    });
+  } finally {
+    process.umask(umask);
+  }
   // Read to the end (a full pipe would block the server); the last part goes into error messages.
   let output = "";
   const collect = (d: Buffer) => (output = tail(output + d.toString()));
@@ -205,7 +215,7 @@ function lockHolder(lockFile: string): number | undefined {
 function tryLock(lockFile: string): boolean {
   let fd: number;
   try {
-    fd = openSync(lockFile, "wx", 0o644);
+    fd = openSync(lockFile, "wx", 0o600);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
     throw err;
@@ -249,6 +259,23 @@ function lockAgeMs(lockFile: string): number {
   }
 }
 
+const MIB = 1024 ** 2;
+/** Share of the machine's memory the embedded Redis may use by default, and its floor and cap. */
+const DEFAULT_MAXMEMORY_SHARE = 0.25;
+const DEFAULT_MAXMEMORY_FLOOR = 256 * MIB;
+const DEFAULT_MAXMEMORY_CAP = 8 * 1024 * MIB;
+
+/**
+ * The embedded Redis's maxmemory when REDIS_MAXMEMORY is unset: a quarter of the machine's memory,
+ * at least 256 MiB and at most 8 GiB, in whole MiB. A quarter leaves room for the copy-on-write of an
+ * AOF rewrite, the gateway's processes and the GPU backends' hosts; a machine that runs only Redis
+ * sets REDIS_MAXMEMORY.
+ */
+export function defaultRedisMaxmemory(totalMemoryBytes: number): number {
+  const share = Math.floor((totalMemoryBytes * DEFAULT_MAXMEMORY_SHARE) / MIB) * MIB;
+  return Math.min(DEFAULT_MAXMEMORY_CAP, Math.max(DEFAULT_MAXMEMORY_FLOOR, share));
+}
+
 /**
  * Starts (or reuses) the embedded server. Checking for a running server and spawning one happen
  * under the lock file `DATA_DIR/run/redis.lock` (O_EXCL, holding the pid): a start that finds the
@@ -261,11 +288,17 @@ export async function startEmbeddedRedis(opts: {
   dataDir: string;
   confPath: string;
   binary?: string;
+  /**
+   * `maxmemory` of a server this call starts (bytes, given on the command line over redis.conf's);
+   * a reused server keeps the limit it was started with. Default: redis.conf's.
+   */
+  maxmemoryBytes?: number;
 }): Promise<EmbeddedRedis> {
   const runDir = resolve(opts.dataDir, "run");
   const dir = resolve(opts.dataDir, "redis");
-  mkdirSync(runDir, { recursive: true });
-  mkdirSync(dir, { recursive: true });
+  ensurePrivateDir(runDir);
+  // 0700 also when an older version made it 0755: the AOF holds every job's request.
+  ensurePrivateDir(dir);
   const pidFile = join(runDir, "redis.pid");
   const portFile = join(runDir, "redis.port");
   const lockFile = join(runDir, "redis.lock");
@@ -312,11 +345,15 @@ export async function startEmbeddedRedis(opts: {
     const server = await spawnRedisServer({
       confPath: resolve(opts.confPath),
       dir,
-      extraArgs: ["--logfile", join(dir, "redis.log")],
+      extraArgs: [
+        "--logfile",
+        join(dir, "redis.log"),
+        ...(opts.maxmemoryBytes === undefined ? [] : ["--maxmemory", String(opts.maxmemoryBytes)]),
+      ],
       ...(opts.binary === undefined ? {} : { binary: opts.binary }),
     });
-    writeFileSync(pidFile, String(server.pid));
-    writeFileSync(portFile, String(server.port));
+    writeFileSync(pidFile, String(server.pid), { mode: 0o600 });
+    writeFileSync(portFile, String(server.port), { mode: 0o600 });
 
     let stopped: Promise<void> | undefined;
     return {

@@ -1,26 +1,45 @@
-// Filesystem content-addressed BlobStore: `<root>/sha256/<hex[0..2]>/<hex>`, verified on every read.
+// Filesystem content-addressed BlobStore: `<root>/sha256/<hex[0..2]>/<hex>`, verified on every read,
+// files 0600 in 0700 directories, with the sweep side the CAS garbage collector uses.
 import { createHash, randomBytes } from "node:crypto";
 import { constants, lstatSync } from "node:fs";
 import type { Stats } from "node:fs";
-import { lstat, mkdir, open, rename, unlink } from "node:fs/promises";
+import { link, lstat, mkdir, open, readdir, rename, unlink, utimes } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { validationError } from "../core/errors.js";
 import { createLru } from "../core/lru.js";
 import { BlobCorruptError, DIGEST_RE } from "../core/ports.js";
-import type { BlobStore } from "../core/ports.js";
+import type { BlobStore, BlobSweeper, StoredObject } from "../core/ports.js";
 
 /** Options of {@link createFsBlobStore}. */
 export interface FsBlobStoreOptions {
-  /** The CAS directory (`DATA_DIR/cas`); created on the first put. */
+  /** The CAS directory (`DATA_DIR/cas`); created (0700) on the first put. */
   readonly root: string;
   /** How many (file identity → verified) facts to remember; default 1024. */
   readonly verifiedCacheSize?: number;
+  /**
+   * A put or touch of an object last written longer ago than this sets its modification time to
+   * now; a younger one is left alone (it is already safe from the collector for grace − this).
+   * Half the collector's grace period (CAS_GC_GRACE_S); default 30 minutes (half the default grace).
+   */
+  readonly refreshAfterMs?: number;
 }
+
+/** The store as the roles use it: objects, and the sweep side of the CAS collector. */
+export type FsBlobStore = BlobStore & BlobSweeper;
+
+const FILE_MODE = 0o600;
+const DIR_MODE = 0o700;
+const HEX_RE = /^[0-9a-f]{64}$/;
+const PREFIX_RE = /^[0-9a-f]{2}$/;
+/** Temp files of puts (`.tmp-<hex>-…`) and objects a collector set aside (`.gc-<hex>-…`). */
+const TEMP_PREFIX = ".tmp-";
+const ASIDE_PREFIX = ".gc-";
 
 const HASH_CHUNK = 1 << 20;
 const DEFAULT_VERIFIED_CACHE = 1024;
+const DEFAULT_REFRESH_AFTER_MS = 30 * 60_000;
 
 function isErrno(err: unknown, ...codes: string[]): boolean {
   return err instanceof Error && codes.includes((err as NodeJS.ErrnoException).code ?? "");
@@ -52,6 +71,62 @@ async function hashHandle(handle: FileHandle, size: number): Promise<string> {
   return hash.digest("hex");
 }
 
+/** Entries of a directory; none when it does not exist. */
+async function listDir(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if (isErrno(err, "ENOENT", "ENOTDIR")) return [];
+    throw err;
+  }
+}
+
+/** Index of the first of the sorted `names` greater than `name`. */
+function upperBound(names: readonly string[], name: string): number {
+  let lo = 0;
+  let hi = names.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (names[mid]! <= name) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * Puts an object a collector set aside back in place, unless a put has written it anew meanwhile
+ * (then the set-aside copy is dropped: the new one is at least as fresh).
+ */
+async function putBack(moved: string, path: string): Promise<void> {
+  try {
+    await link(moved, path);
+  } catch (err) {
+    if (!isErrno(err, "EEXIST", "ENOENT")) throw err;
+  }
+  await unlink(moved).catch(() => undefined);
+}
+
+/**
+ * Clears one litter entry of `dir` changed before `beforeMs`: a temp file of a put that crashed is
+ * removed; an object a collector set aside and never finished with is put back (the next pass
+ * decides about it again). Anything else is left alone.
+ */
+async function clearLitter(dir: string, name: string, beforeMs: number): Promise<void> {
+  const isTemp = name.startsWith(TEMP_PREFIX);
+  const isAside = name.startsWith(ASIDE_PREFIX);
+  if (!isTemp && !isAside) return;
+  const path = join(dir, name);
+  const st = await lstat(path).catch(() => undefined);
+  // ctime: a rename aside changes it, a rename keeps the mtime of the object's last write.
+  if (!st?.isFile() || st.ctimeMs >= beforeMs) return;
+  if (isTemp) {
+    await unlink(path).catch(() => undefined);
+    return;
+  }
+  const hex = name.slice(ASIDE_PREFIX.length, ASIDE_PREFIX.length + 64);
+  if (HEX_RE.test(hex)) await putBack(path, join(dir, hex));
+}
+
 /** Best-effort fsync of a directory so a rename survives a crash; not every platform allows it. */
 async function syncDir(dir: string): Promise<void> {
   let handle: FileHandle | undefined;
@@ -76,16 +151,26 @@ async function syncDir(dir: string): Promise<void> {
  * range; an `end` beyond the object is clamped to its last byte, a `start` beyond it is a RangeError.
  * The stream holds the file open until it is read to the end or cancelled.
  *
+ * For the CAS collector ({@link BlobSweeper}): a put of an object that exists, and `touch`, set its
+ * modification time to now when it is older than `refreshAfterMs`; `scan` pages through the objects
+ * in file-name order; `removeUnused` renames each candidate aside (`.gc-<hex>-…`), looks at its time
+ * again, asks the caller once for the whole batch, then unlinks it or links it back (never over an
+ * object a put wrote anew meanwhile). Files are 0600, folders 0700.
+ *
  * Every method throws a 400 `validation_error` AppError for a digest that is not `sha256-<64 hex>`, and
  * `get`/`open` throw BlobCorruptError when the stored bytes do not hash to the digest. Nothing is held
  * open between calls, so there is nothing to close.
  */
-export function createFsBlobStore(opts: FsBlobStoreOptions): BlobStore {
+export function createFsBlobStore(opts: FsBlobStoreOptions): FsBlobStore {
   const root = opts.root;
   const cacheSize = opts.verifiedCacheSize ?? DEFAULT_VERIFIED_CACHE;
+  const refreshAfterMs = opts.refreshAfterMs ?? DEFAULT_REFRESH_AFTER_MS;
   if (typeof root !== "string" || root.length === 0) throw new TypeError("root must be a non-empty path");
   if (!Number.isSafeInteger(cacheSize) || cacheSize < 0) {
     throw new RangeError("verifiedCacheSize must be a non-negative integer");
+  }
+  if (!Number.isFinite(refreshAfterMs) || refreshAfterMs < 0) {
+    throw new RangeError("refreshAfterMs must be a non-negative number");
   }
 
   // File identities known to hash to their name.
@@ -146,12 +231,28 @@ export function createFsBlobStore(opts: FsBlobStoreOptions): BlobStore {
   /** Creates the temp file; its prefix directory is made only when missing (once per prefix). */
   async function createTemp(dir: string, tmp: string): Promise<FileHandle> {
     try {
-      return await open(tmp, "wx", 0o644);
+      return await open(tmp, "wx", FILE_MODE);
     } catch (err) {
       if (!isErrno(err, "ENOENT")) throw err;
     }
-    await mkdir(dir, { recursive: true });
-    return open(tmp, "wx", 0o644);
+    await mkdir(dir, { recursive: true, mode: DIR_MODE });
+    return open(tmp, "wx", FILE_MODE);
+  }
+
+  /**
+   * Marks an existing object as just written, unless it was written within `refreshAfterMs`. False
+   * when the object is not there (a collector may have taken it a moment ago).
+   */
+  async function refresh(path: string, st: Stats): Promise<boolean> {
+    const now = Date.now();
+    if (now - st.mtimeMs <= refreshAfterMs) return true;
+    try {
+      await utimes(path, now / 1000, now / 1000);
+      return true;
+    } catch (err) {
+      if (isErrno(err, "ENOENT", "ENOTDIR")) return false;
+      throw err;
+    }
   }
 
   async function writeObject(bytes: Uint8Array, hex: string): Promise<void> {
@@ -163,8 +264,10 @@ export function createFsBlobStore(opts: FsBlobStoreOptions): BlobStore {
       // ~70 µs of main-thread CPU per put (~15 µs sync; CPU profiles of bench/worker-throughput.ts,
       // where every output already exists). A CAS on a network filesystem would want it async.
       const existing = lstatSync(path);
-      // Same size: trust it here (every read verifies). Other size: a torn or foreign file, replace it.
-      if (existing.isFile() && existing.size === bytes.byteLength) return;
+      // Same size: trust it here (every read verifies), and keep it from the collector: refreshed, or
+      // gone already (the collector took it), then written anew below. Other size: a torn or foreign
+      // file, replace it.
+      if (existing.isFile() && existing.size === bytes.byteLength && (await refresh(path, existing))) return;
     } catch (err) {
       if (!isErrno(err, "ENOENT", "ENOTDIR")) throw err;
     }
@@ -213,6 +316,17 @@ export function createFsBlobStore(opts: FsBlobStoreOptions): BlobStore {
       const path = pathOf(hexOf(digest));
       try {
         return (await lstat(path)).isFile();
+      } catch (err) {
+        if (isErrno(err, "ENOENT", "ENOTDIR")) return false;
+        throw err;
+      }
+    },
+
+    async touch(digest) {
+      const path = pathOf(hexOf(digest));
+      try {
+        const st = await lstat(path);
+        return st.isFile() && (await refresh(path, st));
       } catch (err) {
         if (isErrno(err, "ENOENT", "ENOTDIR")) return false;
         throw err;
@@ -269,6 +383,83 @@ export function createFsBlobStore(opts: FsBlobStoreOptions): BlobStore {
       } finally {
         if (!handedOver) await handle.close();
       }
+    },
+
+    async scan(cursor, limit, litterBeforeMs) {
+      if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError("limit must be a positive integer");
+      const [fromPrefix = "", fromName = ""] = (cursor ?? "").split("/");
+      const prefixes = (await listDir(join(root, "sha256")))
+        .filter((p) => PREFIX_RE.test(p) && p >= fromPrefix)
+        .sort();
+      const objects: StoredObject[] = [];
+      let seen = 0;
+      for (const prefix of prefixes) {
+        const dir = join(root, "sha256", prefix);
+        const names = (await listDir(dir)).sort();
+        // Within the cursor's folder, continue after the last name it covered.
+        let i = prefix === fromPrefix ? upperBound(names, fromName) : 0;
+        for (; i < names.length; i++) {
+          if (seen >= limit) return { objects, next: `${prefix}/${names[i - 1] ?? ""}` };
+          seen++;
+          const name = names[i]!;
+          if (HEX_RE.test(name)) {
+            const st = await lstat(join(dir, name)).catch((err: unknown) => {
+              if (isErrno(err, "ENOENT")) return undefined;
+              throw err;
+            });
+            if (st?.isFile() && name.startsWith(prefix)) {
+              objects.push({ digest: `sha256-${name}`, modifiedMs: st.mtimeMs });
+            }
+          } else {
+            await clearLitter(dir, name, litterBeforeMs);
+          }
+        }
+      }
+      return { objects, next: undefined };
+    },
+
+    async removeUnused(digests, modifiedBeforeMs, stillUnused) {
+      const aside: { digest: string; path: string; moved: string }[] = [];
+      for (const digest of digests) {
+        const hex = hexOf(digest);
+        const path = pathOf(hex);
+        const before = await lstat(path).catch(() => undefined);
+        if (!before?.isFile() || before.mtimeMs >= modifiedBeforeMs) continue;
+        // Out of reach of writers: a put that now finds the path empty writes the object anew, and a
+        // put or touch that refreshed it before the rename shows in the moved file's time.
+        const moved = join(
+          dirOf(hex),
+          `${ASIDE_PREFIX}${hex}-${process.pid}-${randomBytes(6).toString("hex")}`,
+        );
+        try {
+          await rename(path, moved);
+        } catch (err) {
+          if (isErrno(err, "ENOENT")) continue;
+          throw err;
+        }
+        const st = await lstat(moved);
+        if (st.mtimeMs >= modifiedBeforeMs) await putBack(moved, path);
+        else aside.push({ digest, path, moved });
+      }
+      if (aside.length === 0) return [];
+      let unused: readonly boolean[];
+      try {
+        unused = await stillUnused(aside.map((a) => a.digest));
+      } catch (err) {
+        for (const a of aside) await putBack(a.moved, a.path);
+        throw err;
+      }
+      const removed: string[] = [];
+      for (const [i, a] of aside.entries()) {
+        if (unused[i] === true) {
+          await unlink(a.moved).catch(() => undefined);
+          // A put that found the path empty meanwhile wrote the object anew: it is not gone.
+          if (!(await lstat(a.path).catch(() => undefined))) removed.push(a.digest);
+        } else {
+          await putBack(a.moved, a.path);
+        }
+      }
+      return removed;
     },
   };
 }

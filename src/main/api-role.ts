@@ -10,6 +10,8 @@ import { createAuthenticator } from "../api/auth.js";
 import { createEventHub, type EventHub } from "../api/event-hub.js";
 import { createCapacityView } from "../api/capacity.js";
 import { createPresenter } from "../api/present.js";
+import { watchRedisMemory } from "../infra/redis-memory.js";
+import { startCasCollector } from "./cas-gc.js";
 import { connectRole, type RoleContext } from "./role-context.js";
 import { publishRunFile } from "./run-files.js";
 import { schedulerFor, type Keys } from "./settings.js";
@@ -61,6 +63,15 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   expiry.unref();
   ctx.runtime.defer("ttl expiry", () => clearInterval(expiry));
 
+  // Admissions stop (503) while Redis is near its maxmemory; the rest is left for running jobs.
+  const memory = watchRedisMemory(redis, {
+    admitMax: env.REDIS_MEMORY_ADMIT_MAX,
+    intervalMs: env.REDIS_MEMORY_CHECK_MS,
+    logger,
+  });
+  ctx.runtime.defer("redis memory watch", () => memory.stop());
+  startCasCollector(ctx, redis, logger);
+
   const authenticator = createAuthenticator({
     secret: ctx.keys.jwt,
     tiers: Object.keys(ctx.settings.tiers),
@@ -102,8 +113,10 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
       retentionS: env.JOB_RETENTION_S,
       urlKey: ctx.keys.objectUrl,
       idempotencyHoldMs: env.IDEMPOTENCY_HOLD_MS,
+      defaultTtlS: env.DEFAULT_TTL_S,
     },
     accepting: () => !ctx.runtime.stopping,
+    redisNearLimit: () => memory.nearLimit(),
   });
 
   const server: ServerType = await new Promise((resolve, reject) => {

@@ -1,7 +1,7 @@
 // What `start` hands every role it runs, and the Redis connections each role opens from it.
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import type { BlobStore } from "../core/ports.js";
+import type { BlobStore, BlobSweeper } from "../core/ports.js";
 import type { Clock } from "../core/time.js";
 import { createRedis, closeRedis, waitReady } from "../infra/redis.js";
 import type { Runtime } from "./runtime.js";
@@ -13,7 +13,8 @@ export interface RoleContext {
   readonly runtime: Runtime;
   readonly logger: Logger;
   readonly clock: Clock;
-  readonly blobs: BlobStore;
+  /** The CAS: its objects, and the sweep side its garbage collector uses. */
+  readonly blobs: BlobStore & BlobSweeper;
 }
 
 /**

@@ -1,15 +1,16 @@
 // The files under DATA_DIR/run that tell other processes on the same data directory where a role
 // listens (`api.url`, `sim.url`; the embedded Redis writes its own `redis.port`).
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { ensurePrivateDir } from "../infra/private-dir.js";
 import type { Runtime } from "./runtime.js";
 
 /** Writes `DATA_DIR/run/<name>` now and registers its removal at shutdown. */
 export function publishRunFile(runtime: Runtime, dataDir: string, name: string, text: string): void {
   const dir = join(dataDir, "run");
-  mkdirSync(dir, { recursive: true });
+  ensurePrivateDir(dir);
   const file = join(dir, name);
-  writeFileSync(file, text);
+  writeFileSync(file, text, { mode: 0o600 });
   runtime.defer(`run file ${name}`, () => rmSync(file, { force: true }));
 }
 

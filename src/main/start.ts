@@ -1,12 +1,15 @@
 // `render-gateway start [--roles ...]`: runs the chosen roles in this process on embedded defaults.
+import { totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import type { Logger } from "pino";
 import { systemClock } from "../core/time.js";
 import { DEFAULT_TIER } from "../core/tiers.js";
 import { createLogger } from "../infra/logger.js";
 import { createRedis, closeRedis, waitReady, assertNoEviction } from "../infra/redis.js";
-import { startEmbeddedRedis } from "../infra/embedded-redis.js";
+import { defaultRedisMaxmemory, startEmbeddedRedis } from "../infra/embedded-redis.js";
 import { createFsBlobStore } from "../infra/fs-blob-store.js";
+import { ensurePrivateDataDir } from "../infra/private-dir.js";
+import { warnIfUnbounded } from "../infra/redis-memory.js";
 import { signToken } from "../api/auth.js";
 import { readRunFile } from "./run-files.js";
 import { createRuntime, type Runtime } from "./runtime.js";
@@ -32,10 +35,12 @@ export function parseRoles(raw: string | undefined): Role[] {
 
 async function ensureRedis(settings: Settings, runtime: Runtime, logger: Logger): Promise<string> {
   let url = settings.env.REDIS_URL;
+  const external = url !== undefined;
   if (!url) {
     const embedded = await startEmbeddedRedis({
       dataDir: settings.dataDir,
       confPath: resolve(PROJECT_ROOT, "redis.conf"),
+      maxmemoryBytes: settings.env.REDIS_MAXMEMORY ?? defaultRedisMaxmemory(totalmem()),
     });
     runtime.defer("embedded redis", () => embedded.stop());
     url = embedded.url;
@@ -45,6 +50,8 @@ async function ensureRedis(settings: Settings, runtime: Runtime, logger: Logger)
   try {
     await waitReady(probe, 10_000);
     await assertNoEviction(probe);
+    // Once per start (README "Storage").
+    await warnIfUnbounded(probe, logger, external ? "external" : "embedded");
   } finally {
     await closeRedis(probe);
   }
@@ -62,10 +69,17 @@ export async function runStart(roles: Role[]): Promise<void> {
       if (!AVAILABLE_ROLES.includes(r))
         logger.warn({ role: r }, "role has nothing to run in this version; ignored");
     }
+    // DATA_DIR holds the AOF (every job's request), the CAS and secrets: only its owner may enter.
+    const tightened = ensurePrivateDataDir(settings.dataDir);
+    if (tightened.length > 0) logger.info({ dirs: tightened }, "closed data folders to other users (0700)");
     // Only the api and worker roles use Redis and the keys (a lone simulator needs neither).
     const needsRedis = roles.includes("api") || roles.includes("worker");
     const redisUrl = needsRedis ? await ensureRedis(settings, runtime, logger) : "";
-    const blobs = createFsBlobStore({ root: join(settings.dataDir, "cas") });
+    const blobs = createFsBlobStore({
+      root: join(settings.dataDir, "cas"),
+      // A put refreshes an object older than half the grace: it is then safe for at least that long.
+      refreshAfterMs: (env.CAS_GC_GRACE_S * 1000) / 2,
+    });
 
     let simUrl: string | undefined;
     // Roles are loaded on demand: an API process never loads the simulator's image and video encoders.

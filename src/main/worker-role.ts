@@ -9,6 +9,7 @@ import { createRegistry } from "../workers/backends/registry.js";
 import { createWorkerService, type WorkerService } from "../workers/worker-service.js";
 import { createBreakers } from "../workers/backends/breakers.js";
 import { createHealthPoller } from "../workers/backends/health.js";
+import { startCasCollector } from "./cas-gc.js";
 import { connectRole, type RoleContext } from "./role-context.js";
 import { schedulerFor, type Settings } from "./settings.js";
 
@@ -82,5 +83,6 @@ export async function startWorkerRole(
   // Registered before start, so a start that fails half-way still closes what it opened.
   ctx.runtime.defer("worker service", () => service.stop(env.SHUTDOWN_GRACE_MS));
   await service.start();
+  startCasCollector(ctx, redis, logger);
   return service;
 }

@@ -17,6 +17,13 @@ export interface Keys {
   readonly eventChannel: string;
   readonly wakeChannel: string;
   readonly cancelChannel: string;
+  /** CAS references of queued and running jobs (hash: digest -> count; lib.lua release_objects). */
+  readonly casLive: string;
+  /** CAS pins (sorted set: digest -> time until which it is kept, ms; scores only grow). */
+  readonly casPins: string;
+  /** The CAS collector's lock (one pass at a time across processes) and where its walk stands. */
+  readonly casGcLock: string;
+  readonly casGcCursor: string;
 }
 
 export function createKeys(prefix: string): Keys {
@@ -33,6 +40,10 @@ export function createKeys(prefix: string): Keys {
     eventChannel: `${prefix}:ch:ev`,
     wakeChannel: `${prefix}:ch:wake`,
     cancelChannel: `${prefix}:ch:cancel`,
+    casLive: `${prefix}:cas:live`,
+    casPins: `${prefix}:cas:pin`,
+    casGcLock: `${prefix}:cas:gc:lock`,
+    casGcCursor: `${prefix}:cas:gc:cursor`,
   };
 }
 

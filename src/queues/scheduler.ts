@@ -41,6 +41,11 @@ export interface AdmitInput {
   readonly ttlAt?: number;
   /** Stored fields of the job record (strings). */
   readonly fields: Readonly<Record<string, string>>;
+  /**
+   * CAS digests of the job's input images: stored as the field `inputs` and referenced while the job
+   * is queued or running, then pinned for its retention (lib.lua release_objects).
+   */
+  readonly inputs?: readonly string[];
   /** The request handed to the model (JSON), stored as the field `req`. */
   readonly request: string;
   /** Refuse (and store nothing) when the job would start behind more than this many jobs. */
@@ -293,7 +298,11 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
           now,
           input.ttlAt ?? 0,
           input.maxPosition ?? -1,
-          JSON.stringify(input.fields),
+          JSON.stringify(
+            input.inputs && input.inputs.length > 0
+              ? { ...input.fields, inputs: input.inputs.join(" ") }
+              : input.fields,
+          ),
           input.request,
         ])) as number[];
       } catch (err) {

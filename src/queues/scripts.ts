@@ -17,6 +17,8 @@ export const SCRIPT_NAMES = [
   "admit_resolve",
   "idem_begin",
   "idem_release",
+  "refs",
+  "unlock",
 ] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 

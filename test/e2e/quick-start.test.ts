@@ -3,11 +3,12 @@
 // token and a curl command; that exact command produces a 1024×1024 PNG; SIGTERM stops everything.
 import { execFile } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { totalmem } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isAlive } from "../../src/infra/embedded-redis.js";
+import { defaultRedisMaxmemory, isAlive } from "../../src/infra/embedded-redis.js";
 import { E2eHarness, pngDimensions, type Gateway } from "../helpers/processes.js";
 
 const exec = promisify(execFile);
@@ -88,6 +89,11 @@ describe("quick start: `render-gateway start` with no configuration", () => {
       expect(await client.config("GET", "maxmemory-policy")).toEqual(["maxmemory-policy", "noeviction"]);
       expect(await client.config("GET", "dir")).toEqual(["dir", join(h.dataDir, "redis")]);
       expect(await client.config("GET", "bind")).toEqual(["bind", "127.0.0.1"]);
+      // Bounded memory, sized from the machine when REDIS_MAXMEMORY is unset.
+      expect(await client.config("GET", "maxmemory")).toEqual([
+        "maxmemory",
+        String(defaultRedisMaxmemory(totalmem())),
+      ]);
     } finally {
       client.disconnect();
     }
@@ -97,6 +103,22 @@ describe("quick start: `render-gateway start` with no configuration", () => {
     // The job queued above is in the append-only file.
     const text = aof.map((f) => readFileSync(f, "latin1")).join("");
     expect(text).toContain("a red fox");
+  });
+
+  it("keeps DATA_DIR from other users: folders 0700, the CAS objects, AOF, log and run files 0600", async () => {
+    const entries = (dir: string): string[] =>
+      readdirSync(dir).flatMap((n) => {
+        const p = join(dir, n);
+        return statSync(p).isDirectory() ? [p, ...entries(p)] : [p];
+      });
+    const all = [h.dataDir, ...entries(h.dataDir)];
+    // The curl above stored its output in the CAS; the AOF and log exist.
+    expect(all.filter((p) => /\/cas\/sha256\/[0-9a-f]{2}\/[0-9a-f]{64}$/.test(p)).length).toBeGreaterThan(0);
+    expect(all.some((p) => /appendonly\.aof/.test(p)) && all.some((p) => p.endsWith("redis.log"))).toBe(true);
+    const open = all
+      .filter((p) => (statSync(p).mode & 0o077) !== 0)
+      .map((p) => `${p} ${(statSync(p).mode & 0o777).toString(8)}`);
+    expect(open).toEqual([]);
   });
 
   it("stops everything on SIGTERM, including the embedded redis-server", async () => {

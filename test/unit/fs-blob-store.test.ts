@@ -1,14 +1,23 @@
 import * as crypto from "node:crypto";
 import type * as Crypto from "node:crypto";
-import { mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  linkSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { isAppError } from "../../src/core/errors.js";
 import { BlobCorruptError } from "../../src/core/ports.js";
-import type { BlobStore } from "../../src/core/ports.js";
-import { createFsBlobStore } from "../../src/infra/fs-blob-store.js";
+import { createFsBlobStore, type FsBlobStore } from "../../src/infra/fs-blob-store.js";
 
 // Count SHA-256 hashers created by the store, to see that verified files are not hashed again.
 const hashers = vi.hoisted(() => ({ count: 0 }));
@@ -40,7 +49,7 @@ function filesUnder(dir: string): string[] {
 }
 
 let root: string;
-let store: BlobStore;
+let store: FsBlobStore;
 
 beforeEach(() => {
   root = mkdtempSync(join(tmpdir(), "rg-cas-"));
@@ -277,6 +286,141 @@ describe("fs blob store", () => {
       await store.put(new TextEncoder().encode("top secret"));
       expect(statSync(objectPath(digest)).isFile()).toBe(true);
       expect(await store.has(digest)).toBe(true);
+    });
+  });
+
+  it("stores objects 0600 in directories 0700 (not readable by other users)", async () => {
+    const digest = await store.put(crypto.randomBytes(100));
+    const path = objectPath(digest);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(statSync(join(root, "sha256")).mode & 0o777).toBe(0o700);
+    expect(statSync(join(path, "..")).mode & 0o777).toBe(0o700);
+  });
+
+  describe("for the CAS collector", () => {
+    const HOUR = 3_600_000;
+    /** Sets an object's modification time `ms` into the past. */
+    const age = (digest: string, ms: number) => {
+      const t = (Date.now() - ms) / 1000;
+      utimesSync(objectPath(digest), t, t);
+    };
+    const mtimeOf = (digest: string) => statSync(objectPath(digest)).mtimeMs;
+    const allUnused = async (ds: readonly string[]) => ds.map(() => true);
+
+    it("refreshes an object on a put or touch when it was written longer ago than refreshAfterMs", async () => {
+      const s = createFsBlobStore({ root, refreshAfterMs: HOUR / 2 });
+      const bytes = crypto.randomBytes(100);
+      const digest = await s.put(bytes);
+      const inode = statSync(objectPath(digest)).ino;
+      age(digest, HOUR);
+      await s.put(bytes);
+      expect(mtimeOf(digest)).toBeGreaterThan(Date.now() - HOUR / 2);
+      expect(statSync(objectPath(digest)).ino).toBe(inode); // touched, not rewritten
+      age(digest, HOUR);
+      expect(await s.touch(digest)).toBe(true);
+      expect(mtimeOf(digest)).toBeGreaterThan(Date.now() - HOUR / 2);
+      // A young object is left alone (no write per put on the hot path).
+      age(digest, 60_000);
+      const young = mtimeOf(digest);
+      await s.put(bytes);
+      expect(await s.touch(digest)).toBe(true);
+      expect(mtimeOf(digest)).toBe(young);
+      expect(await s.touch(`sha256-${"0".repeat(64)}`)).toBe(false);
+    });
+
+    it("keeps an object put after the collector found it old and unused, before it removes it", async () => {
+      const bytes = crypto.randomBytes(100);
+      const digest = await store.put(bytes);
+      age(digest, 2 * HOUR);
+      const cutoff = Date.now() - HOUR;
+      const page = await store.scan(undefined, 10, cutoff);
+      expect(page.objects.map((o) => o.digest)).toEqual([digest]);
+      expect(page.objects[0]!.modifiedMs).toBeLessThan(cutoff);
+      // The collector has decided; a put of the same bytes lands before its removal.
+      await store.put(bytes);
+      expect(await store.removeUnused([digest], cutoff, allUnused)).toEqual([]);
+      expect(Buffer.from((await store.get(digest))!)).toEqual(bytes);
+    });
+
+    it("writes an object anew when a put comes while the collector holds it aside", async () => {
+      const bytes = crypto.randomBytes(100);
+      const digest = await store.put(bytes);
+      age(digest, 2 * HOUR);
+      const removed = await store.removeUnused([digest], Date.now() - HOUR, async (ds) => {
+        expect(existsSync(objectPath(digest))).toBe(false); // out of writers' reach now
+        expect(await store.put(bytes)).toBe(digest);
+        return ds.map(() => true);
+      });
+      expect(removed).toEqual([]);
+      expect(Buffer.from((await store.get(digest))!)).toEqual(bytes);
+      expect(filesUnder(root)).toEqual([objectPath(digest)]);
+    });
+
+    it("puts back an object that became referenced while aside, and removes one that did not", async () => {
+      const keep = await store.put(crypto.randomBytes(100));
+      const drop = await store.put(crypto.randomBytes(100));
+      const young = await store.put(crypto.randomBytes(100));
+      age(keep, 2 * HOUR);
+      age(drop, 2 * HOUR);
+      const inode = statSync(objectPath(keep)).ino;
+      let asked: readonly string[] = [];
+      const removed = await store.removeUnused([keep, drop, young], Date.now() - HOUR, async (ds) => {
+        asked = ds;
+        return ds.map((d) => d === drop);
+      });
+      expect(asked).toEqual([keep, drop]); // the young one is never taken aside
+      expect(removed).toEqual([drop]);
+      expect(statSync(objectPath(keep)).ino).toBe(inode);
+      expect(await store.has(drop)).toBe(false);
+      expect(await store.has(young)).toBe(true);
+      expect(filesUnder(root).sort()).toEqual([objectPath(keep), objectPath(young)].sort());
+    });
+
+    it("puts everything back when the reference check fails", async () => {
+      const digest = await store.put(crypto.randomBytes(100));
+      age(digest, 2 * HOUR);
+      await expect(
+        store.removeUnused([digest], Date.now() - HOUR, () => Promise.reject(new Error("redis away"))),
+      ).rejects.toThrow("redis away");
+      expect(filesUnder(root)).toEqual([objectPath(digest)]);
+    });
+
+    it("pages through every object once with its cursor", async () => {
+      const digests = await Promise.all(
+        Array.from({ length: 23 }, (_, i) => store.put(new TextEncoder().encode(`object ${i}`))),
+      );
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const page = await store.scan(cursor, 4, 0);
+        seen.push(...page.objects.map((o) => o.digest));
+        cursor = page.next;
+        pages++;
+      } while (cursor !== undefined && pages < 100);
+      expect(seen.sort()).toEqual([...digests].sort());
+      expect(pages).toBeGreaterThanOrEqual(6);
+      expect((await store.scan(undefined, 100, 0)).next).toBeUndefined();
+    });
+
+    it("clears the litter of crashed puts and collectors", async () => {
+      const bytes = crypto.randomBytes(100);
+      const digest = await store.put(bytes);
+      const hex = digest.slice("sha256-".length);
+      const dir = join(objectPath(digest), "..");
+      const temp = join(dir, `.tmp-${hex}-1-abc`);
+      writeFileSync(temp, "half");
+      // A collector that died with the object set aside.
+      const aside = join(dir, `.gc-${hex}-1-def`);
+      linkSync(objectPath(digest), aside);
+      rmSync(objectPath(digest));
+      // Litter changed after the cutoff is left alone (its writer may still be at work).
+      await store.scan(undefined, 100, Date.now() - HOUR);
+      expect(existsSync(temp) && existsSync(aside)).toBe(true);
+      await store.scan(undefined, 100, Date.now() + 1_000);
+      expect(existsSync(temp)).toBe(false);
+      expect(filesUnder(root)).toEqual([objectPath(digest)]);
+      expect(Buffer.from((await store.get(digest))!)).toEqual(bytes);
     });
   });
 });

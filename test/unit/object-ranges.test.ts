@@ -23,6 +23,7 @@ function memoryBlobs(objects: Map<string, Uint8Array>) {
   const blobs: BlobStore = {
     put: () => Promise.reject(new Error("read-only")),
     has: async (d) => objects.has(d),
+    touch: async (d) => objects.has(d),
     get: async (d) => objects.get(d),
     async open(d, range) {
       stats.opens += 1;

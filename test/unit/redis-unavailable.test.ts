@@ -41,6 +41,17 @@ describe("isRedisUnavailable", () => {
   ])("leaves %s to the generic 500", (message) => {
     expect(isRedisUnavailable(new ReplyError(message))).toBe(false);
   });
+  it("recognises a transaction Redis discarded because it was out of memory (EXECABORT)", () => {
+    const execAbort = (...previous: string[]) =>
+      Object.assign(new ReplyError("EXECABORT Transaction discarded because of previous errors."), {
+        previousErrors: previous.map((m) => new ReplyError(m)),
+      });
+    expect(isRedisUnavailable(execAbort("OOM command not allowed when used memory > 'maxmemory'."))).toBe(
+      true,
+    );
+    expect(isRedisUnavailable(execAbort("ERR wrong number of arguments for 'sadd' command"))).toBe(false);
+    expect(isRedisUnavailable(execAbort())).toBe(false);
+  });
 });
 
 describe("the error handler", () => {

@@ -11,7 +11,8 @@
   ARGV[4] class (0 high, 1 normal, 2 low)           ARGV[5] now (ms)
   ARGV[6] ttl deadline (ms, 0 = none)               ARGV[7] highest position admitted (-1 = no limit)
   ARGV[8] stored fields (JSON object of strings; one argument costs the caller far less than one per
-  field)  ARGV[9] the request (JSON, stored as the field `req` as it is)
+  field; `inputs`, the space-separated CAS digests of its input images, also takes a reference on
+  each, see lib.lua release_objects)  ARGV[9] the request (JSON, stored as the field `req` as it is)
   Returns { position } (the caller derives the ETA from it)
   { -1 }  a job with this id exists
   { -2, position }  it could not start within the caller's limit; nothing was stored
@@ -54,6 +55,9 @@ if ttl_at > 0 then
   args[#args + 1] = ttl_at
 end
 redis.call("HSET", jk, unpack(args))
+if fields.inputs then
+  for digest in string.gmatch(fields.inputs, "%S+") do redis.call("HINCRBY", key("cas", "live"), digest, 1) end
+end
 redis.call("ZADD", key("q"), score, id)
 redis.call("ZADD", key("q", "r", route), score, id)
 local first_of_route = redis.call("ZCARD", key("q", "r", route)) == 1

@@ -41,6 +41,9 @@ local function settle()
     if type(p.output) ~= "string" or type(p.outputs) ~= "table" or #p.outputs == 0 then
       return {-3, "complete needs output and outputs"}
     end
+    for _, digest in ipairs(p.outputs) do
+      if type(digest) ~= "string" then return {-3, "outputs must be digests"} end
+    end
   elseif outcome == "failed" or outcome == "retry" then
     if type(p.error) ~= "table" or type(p.error.code) ~= "string" then return {-3, outcome .. " needs an error"} end
   elseif outcome ~= "busy" then
@@ -49,7 +52,7 @@ local function settle()
 
   redis.call("ZREM", key("lease", backend), id .. "|" .. token)
 
-  local f0 = redis.call("HMGET", jk, "status", "token", "route", "cust", "alog")
+  local f0 = redis.call("HMGET", jk, "status", "token", "route", "cust", "alog", "inputs")
   local status = f0[1]
   local alog = f0[5]
   if not status then return {-1} end
@@ -85,7 +88,7 @@ local function settle()
       redis.call("EXPIRE", key("own", digest), retention_s)
     end
     add_event(id, "complete", cjson.encode({output = p.output, outputs = p.outputs, gpu_ms = p.gpu_ms}))
-    retire(id, now, retention_s, retention_count)
+    retire(id, now, retention_s, retention_count, f0[6], p.outputs)
     return {1, "complete"}
   end
 

@@ -4,7 +4,7 @@
   Job hash fields: id cust tier prio mod fam mdl task fmt seed mode req (admission), status route
   score created ttl_at (the order), token backend attempt spent alog started progress avoid
   notbefore (attempts), output outputs ctype gpu_ms completed err (the end), backend_req webhook idem
-  (options).
+  (options), inputs (the CAS digests of its input images, space-separated; absent when none).
   Job states: queued -> running -> complete | error | cancelled; running -> queued (retry, busy,
   lost worker); queued -> cancelled. A running job holds a lease "<id>|<token>" on one backend.
 ]]
@@ -84,9 +84,38 @@ local function requeue(id, notbefore, now)
   end
 end
 
+-- CAS references (docs/decisions.md "CAS garbage collection"). A queued or running job holds one
+-- count per input digest in the hash cas:live (admit.lua); its terminal transition (retire, the one
+-- place every terminal path goes through, exactly once per job) drops those counts and pins its inputs
+-- and outputs in the sorted set cas:pin until its retention ends. Pin scores only grow (ZADD GT), so
+-- a later, shorter pin of the same object never shortens a longer one.
+-- inputs: the job's `inputs` field (false: none); outputs: a table of digests (nil: none).
+local function release_objects(inputs, outputs, until_ms)
+  local pins = {}
+  if inputs then
+    local live = key("cas", "live")
+    for digest in string.gmatch(inputs, "%S+") do
+      if redis.call("HINCRBY", live, digest, -1) <= 0 then redis.call("HDEL", live, digest) end
+      pins[#pins + 1] = until_ms
+      pins[#pins + 1] = digest
+    end
+  end
+  if outputs then
+    for _, digest in ipairs(outputs) do
+      pins[#pins + 1] = until_ms
+      pins[#pins + 1] = digest
+    end
+  end
+  if #pins > 0 then redis.call("ZADD", key("cas", "pin"), "GT", unpack(pins)) end
+end
+
 -- A terminal job is kept for retention_s seconds and among the newest retention_count terminal jobs.
 -- It is out of the ttl set already: a queued job was unqueued first, and starting removed the ttl.
-local function retire(id, now, retention_s, retention_count)
+-- Its CAS objects are released here (release_objects): `inputs` is its `inputs` field when the caller
+-- read it already (false when it has none; nil: read here), `outputs` its output digests.
+local function retire(id, now, retention_s, retention_count, inputs, outputs)
+  if inputs == nil then inputs = job_get(id, "inputs") end
+  release_objects(inputs, outputs, now + retention_s * 1000)
   redis.call("EXPIRE", key("job", id), retention_s)
   redis.call("EXPIRE", key("ev", id), retention_s)
   local done = key("done")

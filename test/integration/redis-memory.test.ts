@@ -1,0 +1,221 @@
+// Redis memory is bounded and the 503 path is real: the embedded server gets a maxmemory; near it
+// the API refuses new jobs with 503 `unavailable` + Retry-After while reads go on; at it (OOM) a
+// refused submit leaves nothing behind for long (its inline image is collected after the grace);
+// an unbounded Redis is reported at start. Each test runs its own small redis-server.
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { Redis } from "ioredis";
+import { pino } from "pino";
+import sharp from "sharp";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  spawnRedisServer,
+  startEmbeddedRedis,
+  type EmbeddedRedis,
+  type RedisServer,
+} from "../../src/infra/embedded-redis.js";
+import { createFsBlobStore } from "../../src/infra/fs-blob-store.js";
+import { readRedisMemory, warnIfUnbounded } from "../../src/infra/redis-memory.js";
+import { createCasCollector } from "../../src/queues/cas-collector.js";
+import { FLUX_SCHNELL_512, queueJob, startSystem, waitFor, type TestSystem } from "../helpers/system.js";
+
+const MIB = 1024 ** 2;
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** A throwaway redis-server with `maxmemory` (no AOF), stopped after the test. */
+async function smallRedis(maxmemory: string | undefined): Promise<{ server: RedisServer; client: Redis }> {
+  const dir = mkdtempSync(join(tmpdir(), "rg-mem-"));
+  const server = await spawnRedisServer({
+    dir,
+    extraArgs: [
+      "--appendonly",
+      "no",
+      "--save",
+      "",
+      "--maxmemory-policy",
+      "noeviction",
+      ...(maxmemory === undefined ? [] : ["--maxmemory", maxmemory]),
+    ],
+  });
+  const client = new Redis(server.url, { maxRetriesPerRequest: 1 });
+  cleanups.push(async () => {
+    client.disconnect();
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { server, client };
+}
+
+/** Fills Redis with junk until `used_memory` reaches `share` of maxmemory, or until it refuses (OOM). */
+async function fill(client: Redis, share: number): Promise<"filled" | "oom"> {
+  for (let i = 0; ; i++) {
+    const m = await readRedisMemory(client);
+    if (m.usedBytes >= share * m.maxBytes) return "filled";
+    try {
+      await client.set(`junk:${i}`, "x".repeat(64 * 1024));
+    } catch (err) {
+      if (String(err).includes("OOM")) return "oom";
+      throw err;
+    }
+  }
+}
+
+async function png(colour: string): Promise<{ data: string; digest: string }> {
+  const bytes = await sharp({ create: { width: 8, height: 8, channels: 3, background: colour } })
+    .png()
+    .toBuffer();
+  return {
+    data: `data:image/png;base64,${bytes.toString("base64")}`,
+    digest: `sha256-${createHash("sha256").update(bytes).digest("hex")}`,
+  };
+}
+
+async function system(url: string, env: Record<string, string>): Promise<TestSystem> {
+  const sys = await startSystem({ worker: false, env: { REDIS_URL: url, ...env } });
+  cleanups.push(() => sys.close());
+  return sys;
+}
+
+describe("near Redis's memory limit", () => {
+  it("refuses new jobs with 503 unavailable and Retry-After, keeps answering reads, and admits again once memory is freed", async () => {
+    const { server, client } = await smallRedis("16mb");
+    const sys = await system(server.url, { REDIS_MEMORY_ADMIT_MAX: "0.5", REDIS_MEMORY_CHECK_MS: "50" });
+    const token = await sys.token("alice");
+    const queued = await queueJob(sys, token, { ...FLUX_SCHNELL_512, prompt: "before" });
+
+    expect(await fill(client, 0.6)).toBe("filled");
+    const refused = await waitFor(async () => {
+      const res = await sys.call("/queue", {
+        method: "POST",
+        token,
+        body: JSON.stringify({ ...FLUX_SCHNELL_512, prompt: "near the limit" }),
+      });
+      return res.status === 503 && res;
+    });
+    const problem = (await refused.json()) as { error: string };
+    expect(problem.error).toBe("unavailable");
+    expect(Number(refused.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    // The sync route goes through the same admission.
+    const sync = await sys.call("/image/flux/schnell/t2i?format=512", {
+      method: "POST",
+      token,
+      body: JSON.stringify({ prompt: "near the limit" }),
+    });
+    expect(sync.status).toBe(503);
+    expect(((await sync.json()) as { error: string }).error).toBe("unavailable");
+    // Reads still work: the job admitted before, the queue.
+    expect((await sys.call(`/jobs/${queued}`, { token })).status).toBe(200);
+    expect((await sys.call("/queue", { token })).status).toBe(200);
+    // Still below maxmemory: what the refusal left free is there for running jobs to settle.
+    const m = await readRedisMemory(client);
+    expect(m.usedBytes).toBeLessThan(m.maxBytes);
+
+    await client.flushdb().catch(() => undefined); // the junk and the test's keys alike
+    await waitFor(async () => {
+      const res = await sys.call("/queue", {
+        method: "POST",
+        token,
+        body: JSON.stringify({ ...FLUX_SCHNELL_512, prompt: "after" }),
+      });
+      return res.status === 202;
+    });
+  });
+
+  it("at the limit answers a submit 503, and the inline image it had stored is collected after the grace", async () => {
+    const { server, client } = await smallRedis("16mb");
+    // The watch reads once at start and not again: the submit meets Redis's own OOM reply.
+    const sys = await system(server.url, {
+      REDIS_MEMORY_ADMIT_MAX: "1",
+      REDIS_MEMORY_CHECK_MS: "600000",
+      CAS_GC_GRACE_S: "1",
+    });
+    const token = await sys.token("alice");
+    const queued = await queueJob(sys, token, { ...FLUX_SCHNELL_512, prompt: "before" });
+    expect(await fill(client, 2)).toBe("oom");
+    // Hold it full: Redis frees a little now and then (query buffers), which would let a write in.
+    const full = await readRedisMemory(client);
+    await client.config("SET", "maxmemory", String(full.usedBytes - MIB));
+    const image = await png("#0badf0");
+    const res = await sys.call("/queue", {
+      method: "POST",
+      token,
+      body: JSON.stringify({ ...FLUX_SCHNELL_512, task: "i2i", prompt: "p", image: image.data }),
+    });
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { error: string }).error).toBe("unavailable");
+    // Reads need no memory: they go on at the limit.
+    expect((await sys.call(`/jobs/${queued}`, { token })).status).toBe(200);
+
+    const hex = image.digest.slice("sha256-".length);
+    const path = join(sys.dataDir, "cas", "sha256", hex.slice(0, 2), hex);
+    expect(existsSync(path)).toBe(true); // stored before the refusal
+    await client.config("SET", "maxmemory", "16mb");
+    const keys = await client.keys("junk:*");
+    for (let i = 0; i < keys.length; i += 500) await client.del(...keys.slice(i, i + 500));
+    const collector = (offsetMs: number) =>
+      createCasCollector({
+        redis: client,
+        prefix: sys.redis.prefix,
+        sweeper: createFsBlobStore({ root: join(sys.dataDir, "cas") }),
+        clock: () => Date.now() + offsetMs,
+        graceMs: 1_000,
+        keepAfterMs: 0,
+        batch: 100,
+      });
+    expect((await collector(0).runPass()).removed).toEqual([]); // within the grace
+    expect((await collector(2_000).runPass()).removed).toEqual([image.digest]);
+    expect(existsSync(path)).toBe(false);
+  });
+});
+
+describe("Redis memory at start", () => {
+  it("warns once when Redis has no maxmemory, and not when it has one", async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: "warn" }, { write: (l: string) => lines.push(l) });
+    const unbounded = await smallRedis(undefined);
+    expect((await warnIfUnbounded(unbounded.client, logger, "external")).maxBytes).toBe(0);
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: 40, redis: "external", maxmemory: 0 });
+    expect(lines[0]).toContain("no maxmemory");
+    const bounded = await smallRedis("32mb");
+    expect((await warnIfUnbounded(bounded.client, logger, "external")).maxBytes).toBe(32 * MIB);
+    expect(lines).toHaveLength(1);
+  });
+
+  it("gives the embedded server its maxmemory, and keeps its files from other users", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "rg-emb-"));
+    // A data dir of an older version: its folders open to everyone.
+    mkdirSync(join(dataDir, "redis"), { mode: 0o755 });
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    const embedded: EmbeddedRedis = await startEmbeddedRedis({
+      dataDir,
+      confPath: resolve("redis.conf"),
+      maxmemoryBytes: 48 * MIB,
+    });
+    cleanups.push(() => embedded.stop());
+    const client = new Redis(embedded.url, { maxRetriesPerRequest: 1 });
+    cleanups.push(() => client.disconnect());
+    expect(await client.config("GET", "maxmemory")).toEqual(["maxmemory", String(48 * MIB)]);
+    await client.set("k", "v");
+    await waitFor(async () => existsSync(join(dataDir, "redis", "redis.log")));
+
+    const entries = (dir: string): string[] =>
+      readdirSync(dir).flatMap((n) => {
+        const p = join(dir, n);
+        return statSync(p).isDirectory() ? [p, ...entries(p)] : [p];
+      });
+    const all = [join(dataDir, "redis"), join(dataDir, "run"), ...entries(dataDir)];
+    expect(all.some((p) => /appendonly\.aof/.test(p))).toBe(true);
+    const open = all.filter((p) => (statSync(p).mode & 0o077) !== 0);
+    expect(open).toEqual([]);
+    // The umask was put back at once: this process creates files as before.
+    const umask = process.umask(0o022);
+    process.umask(umask);
+    expect(umask).not.toBe(0o077);
+  });
+});
