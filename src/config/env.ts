@@ -52,6 +52,8 @@ const variables = z.object({
   ),
   JWT_ISSUER: optionalString,
   JWT_AUDIENCE: optionalString,
+  /** Longest lifetime a JWT may have left (`exp` - now, beyond the 30 s tolerance); also caps `token --ttl`. */
+  JWT_MAX_TTL_S: int(86_400, 60, 31_536_000),
 
   SYNC_BUDGET_MS: int(60_000, 100),
   JOB_ATTEMPTS: int(5, 1, 100),

@@ -54,6 +54,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     secret: ctx.keys.jwt,
     tiers: Object.keys(ctx.settings.tiers),
     clock: ctx.clock,
+    maxTtlS: env.JWT_MAX_TTL_S,
     ...(env.JWT_ISSUER ? { issuer: env.JWT_ISSUER } : {}),
     ...(env.JWT_AUDIENCE ? { audience: env.JWT_AUDIENCE } : {}),
   });
