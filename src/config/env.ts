@@ -83,6 +83,13 @@ const variables = z.object({
   SIM_CAPACITY: int(16, 1),
   SIM_FAIL_RATE: rate(0),
   SIM_HANG_RATE: rate(0),
+  /**
+   * Bearer token of the simulator's mutating routes (`PUT /sim/config`, `POST /sim/stats/reset`);
+   * without it they answer loopback clients only.
+   */
+  SIM_CONFIG_TOKEN: optionalString.pipe(
+    z.string().min(16, "SIM_CONFIG_TOKEN must have at least 16 characters").optional(),
+  ),
 });
 
 /** The environment schema: each variable, then the rules that tie several together. */
