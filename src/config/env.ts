@@ -55,6 +55,13 @@ const variables = z.object({
   /** Longest lifetime a JWT may have left (`exp` - now, beyond the 30 s tolerance); also caps `token --ttl`. */
   JWT_MAX_TTL_S: int(86_400, 60, 31_536_000),
 
+  /** API server: time to receive a request's headers (node's `headersTimeout`). */
+  HTTP_HEADERS_TIMEOUT_MS: int(10_000, 100),
+  /** API server: time to receive a whole request, body included (node's `requestTimeout`). */
+  HTTP_REQUEST_TIMEOUT_MS: int(30_000, 100),
+  /** API server: how long an idle keep-alive connection stays open (node's `keepAliveTimeout`). */
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: int(5_000, 100),
+
   SYNC_BUDGET_MS: int(60_000, 100),
   JOB_ATTEMPTS: int(5, 1, 100),
   LOCK_MS: int(30_000, 200),
@@ -99,6 +106,14 @@ export const envSchema = variables.superRefine((env, ctx) => {
       code: "custom",
       path: ["BACKOFF_BASE_MS"],
       message: `BACKOFF_BASE_MS (${env.BACKOFF_BASE_MS}) must not exceed BACKOFF_MAX_MS (${env.BACKOFF_MAX_MS})`,
+    });
+  }
+  // Node refuses a server whose headers may take longer than the whole request.
+  if (env.HTTP_HEADERS_TIMEOUT_MS > env.HTTP_REQUEST_TIMEOUT_MS) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["HTTP_HEADERS_TIMEOUT_MS"],
+      message: `HTTP_HEADERS_TIMEOUT_MS (${env.HTTP_HEADERS_TIMEOUT_MS}) must not exceed HTTP_REQUEST_TIMEOUT_MS (${env.HTTP_REQUEST_TIMEOUT_MS})`,
     });
   }
 });

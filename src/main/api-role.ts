@@ -10,6 +10,7 @@ import { createEventHub, type EventHub } from "../api/event-hub.js";
 import { createCapacityView } from "../api/capacity.js";
 import { createPresenter } from "../api/present.js";
 import { connectRole, type RoleContext } from "./role-context.js";
+import { httpServerOptions } from "./http-timeouts.js";
 import { publishRunFile } from "./run-files.js";
 import { schedulerFor, type Keys } from "./settings.js";
 
@@ -95,7 +96,19 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   });
 
   const server: ServerType = await new Promise((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, hostname: env.HOST, port: env.PORT }, () => resolve(s));
+    const s = serve(
+      {
+        fetch: app.fetch,
+        hostname: env.HOST,
+        port: env.PORT,
+        serverOptions: httpServerOptions({
+          headersMs: env.HTTP_HEADERS_TIMEOUT_MS,
+          requestMs: env.HTTP_REQUEST_TIMEOUT_MS,
+          keepAliveMs: env.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+        }),
+      },
+      () => resolve(s),
+    );
     s.once("error", reject);
   });
   const port = (server.address() as AddressInfo).port;
