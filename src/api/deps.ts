@@ -23,6 +23,8 @@ export interface ApiConfig {
   readonly webhookAllowPrivate: boolean;
   readonly retentionS: number;
   readonly urlKey: Uint8Array;
+  /** OUTPUT_URL_TTL_S: the lifetime of signed object URLs (0 = never expire); bounds accepted `exp`. */
+  readonly outputUrlTtlS: number;
 }
 
 export interface ApiDeps {

@@ -20,9 +20,13 @@ export function requestHeader(c: Context, name: string): string | undefined {
 /** Marks a response that already carries the request id headers (the middleware adds them otherwise). */
 const STAMPED = Symbol("request id headers set");
 
-/** The request id headers of every response (X-Weyl-Request-Id for clients of the original API). */
+/**
+ * The headers every response carries: the request id (and X-Weyl-Request-Id for clients of the
+ * original API), and `X-Content-Type-Options: nosniff`, so no browser ever renders a body (an
+ * object, a problem document) as anything but its declared type.
+ */
 export function requestIdHeaders(requestId: string): Record<string, string> {
-  return { "x-request-id": requestId, "x-weyl-request-id": requestId };
+  return { "x-request-id": requestId, "x-weyl-request-id": requestId, "x-content-type-options": "nosniff" };
 }
 
 /** A response built with plain headers that already include the request id headers. */

@@ -91,6 +91,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
       webhookAllowPrivate: env.WEBHOOK_ALLOW_PRIVATE,
       retentionS: env.JOB_RETENTION_S,
       urlKey: ctx.keys.objectUrl,
+      outputUrlTtlS: env.OUTPUT_URL_TTL_S,
     },
     accepting: () => !ctx.runtime.stopping,
   });
