@@ -15,6 +15,8 @@ import type { Presenter } from "./present.js";
 
 export interface ApiConfig {
   readonly syncBudgetMs: number;
+  /** SYNC_CANCEL_ON_DISCONNECT: a sync client that leaves while waiting cancels its job. */
+  readonly syncCancelOnDisconnect: boolean;
   readonly minTtlS: number;
   readonly maxTtlS: number;
   readonly heartbeatMs: number;

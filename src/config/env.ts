@@ -63,6 +63,8 @@ const variables = z.object({
   HTTP_KEEP_ALIVE_TIMEOUT_MS: int(5_000, 100),
 
   SYNC_BUDGET_MS: int(60_000, 100),
+  /** A sync client that disconnects while waiting cancels its job. */
+  SYNC_CANCEL_ON_DISCONNECT: bool(true),
   JOB_ATTEMPTS: int(5, 1, 100),
   LOCK_MS: int(30_000, 200),
   STALLED_INTERVAL_MS: int(5_000, 50),

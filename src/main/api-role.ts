@@ -84,6 +84,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     logger,
     config: {
       syncBudgetMs: env.SYNC_BUDGET_MS,
+      syncCancelOnDisconnect: env.SYNC_CANCEL_ON_DISCONNECT,
       minTtlS: env.MIN_TTL_S,
       maxTtlS: 86_400,
       heartbeatMs: env.SSE_HEARTBEAT_MS,
