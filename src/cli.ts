@@ -43,6 +43,13 @@ async function main(argv: string[]): Promise<number> {
       const tiers = Object.keys(settings.tiers);
       const tier = values.tier ?? DEFAULT_TIER;
       if (!tiers.includes(tier)) throw new Error(`token: --tier must be one of ${tiers.join(", ")}`);
+      const ttlS = parseTtl(values.ttl);
+      if (ttlS > settings.env.JWT_MAX_TTL_S) {
+        throw new Error(
+          `token: --ttl ${values.ttl} (${ttlS} s) is longer than JWT_MAX_TTL_S (${settings.env.JWT_MAX_TTL_S} s); ` +
+            "the API would refuse the token",
+        );
+      }
       const keys = await loadKeys(settings);
       const token = await signToken({
         secret: keys.jwt,
@@ -50,7 +57,7 @@ async function main(argv: string[]): Promise<number> {
         tier,
         tiers,
         admin: values.scope === "admin",
-        ttlS: parseTtl(values.ttl),
+        ttlS,
         clock: systemClock,
         ...(settings.env.JWT_ISSUER ? { issuer: settings.env.JWT_ISSUER } : {}),
         ...(settings.env.JWT_AUDIENCE ? { audience: settings.env.JWT_AUDIENCE } : {}),

@@ -57,7 +57,13 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
     mayReadObject: async (digest, principal, url) =>
       principal.admin ||
       (url !== undefined &&
-        isSignedObjectUrl(url, digest, deps.config.urlKey, Math.floor(deps.clock() / 1000))) ||
+        isSignedObjectUrl(
+          url,
+          digest,
+          deps.config.urlKey,
+          Math.floor(deps.clock() / 1000),
+          deps.config.outputUrlTtlS,
+        )) ||
       (await grants.isOwner(digest, principal.customerId)),
     allowPrivateUrls: deps.config.webhookAllowPrivate,
     defaultTtlS: deps.config.defaultTtlS,

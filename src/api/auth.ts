@@ -28,6 +28,11 @@ export interface AuthenticatorOptions {
   readonly audience?: string;
   /** Leeway for `exp`/`nbf`, seconds; default 30. */
   readonly clockToleranceS?: number;
+  /**
+   * Longest lifetime a token may have left, seconds (`JWT_MAX_TTL_S`): a token whose `exp` lies more
+   * than this (plus the tolerance) after now is refused, however valid its signature.
+   */
+  readonly maxTtlS: number;
   /** Most verified tokens remembered; default 10 000. 0 disables the cache. */
   readonly cacheSize?: number;
   /**
@@ -143,7 +148,8 @@ function isAdmin(payload: JWTPayload): boolean {
 
 /**
  * Makes the request authenticator of API.md §1. Tokens are verified with jose (HS256 allow-list, `exp`
- * required, `nbf` honoured, `iss`/`aud` when configured, `clockToleranceS` leeway). Successful
+ * required, `nbf` honoured, `iss`/`aud` when configured, `clockToleranceS` leeway), and `exp` may lie
+ * at most `maxTtlS` (plus the leeway) ahead, so no token outlives the configured lifetime. Successful
  * verifications are remembered in a bounded LRU keyed by the token, and a cached entry is
  * served only while the injected clock is before the token's `exp`, so a hot token costs a map
  * lookup instead of a jose verify. Concurrent first uses of one token share a single verify.
@@ -168,7 +174,9 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
   }
   if (!Number.isSafeInteger(cacheSize) || cacheSize < 0)
     throw new RangeError("cacheSize must be a non-negative integer");
-  const { clock } = opts;
+  const { clock, maxTtlS } = opts;
+  if (!Number.isSafeInteger(maxTtlS) || maxTtlS <= 0)
+    throw new RangeError("maxTtlS must be a positive integer");
   // Copied so a caller reusing its buffer cannot change the key behind the cache's back.
   const key = new Uint8Array(opts.secret);
   const baseOptions: JWTVerifyOptions = {
@@ -196,6 +204,9 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
     }
     const exp = payload.exp;
     if (typeof exp !== "number") throw refused("missing exp claim");
+    // Checked once, here: a cached principal only comes closer to its exp, so the cache stays sound.
+    if (exp - clock() / 1000 > maxTtlS + clockToleranceS)
+      throw refused("exp beyond the maximum token lifetime");
     return Object.freeze({
       customerId: customerIdOf(payload),
       tier: tierOf(payload, tiers),

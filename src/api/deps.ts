@@ -16,6 +16,8 @@ import type { Presenter } from "./present.js";
 
 export interface ApiConfig {
   readonly syncBudgetMs: number;
+  /** SYNC_CANCEL_ON_DISCONNECT: a sync client that leaves while waiting cancels its job. */
+  readonly syncCancelOnDisconnect: boolean;
   readonly minTtlS: number;
   readonly maxTtlS: number;
   readonly heartbeatMs: number;
@@ -28,6 +30,8 @@ export interface ApiConfig {
   readonly idempotencyHoldMs: number;
   /** ttl (s) of a job sent without one (DEFAULT_TTL_S). */
   readonly defaultTtlS: number;
+  /** OUTPUT_URL_TTL_S: the lifetime of signed object URLs (0 = never expire); bounds accepted `exp`. */
+  readonly outputUrlTtlS: number;
 }
 
 export interface ApiDeps {

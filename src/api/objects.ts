@@ -21,9 +21,16 @@ export function createObjectGrants(redis: Redis, prefix: string, retentionS: num
 
 /**
  * Whether `url` — a gateway object URL given as an `image`/`mask` (absolute, any host, or a bare
- * `/objects/<digest>?exp=…&sig=…` path) — carries a valid, unexpired signature for `digest`.
+ * `/objects/<digest>?exp=…&sig=…` path) — carries a valid, unexpired signature for `digest`, with an
+ * expiry the output URL lifetime `ttlS` allows (see verifyObjectSignature).
  */
-export function isSignedObjectUrl(url: string, digest: string, urlKey: Uint8Array, nowS: number): boolean {
+export function isSignedObjectUrl(
+  url: string,
+  digest: string,
+  urlKey: Uint8Array,
+  nowS: number,
+  ttlS: number,
+): boolean {
   let query: URLSearchParams;
   try {
     query = new URL(url, "http://gateway.invalid").searchParams;
@@ -36,5 +43,6 @@ export function isSignedObjectUrl(url: string, digest: string, urlKey: Uint8Arra
     query.get("exp") ?? undefined,
     query.get("sig") ?? undefined,
     nowS,
+    ttlS,
   );
 }

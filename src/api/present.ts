@@ -10,7 +10,12 @@ export interface Presenter {
   absolute(path: string): string;
   /** Signed, absolute URL of an object digest. */
   objectUrl(digest: string): string;
-  job(job: JobRecord, position: number): Promise<Record<string, unknown>>;
+  /** The public job; `viewer.admin` adds each attempt's error code and detail (core/job.ts). */
+  job(
+    job: JobRecord,
+    position: number,
+    viewer?: { readonly admin: boolean },
+  ): Promise<Record<string, unknown>>;
   /** Event data with digests replaced by signed URLs. */
   eventData(event: string, data: Record<string, unknown>): Record<string, unknown>;
 }
@@ -54,10 +59,11 @@ export function createPresenter(opts: {
     absolute: (path) => base() + path,
     objectUrl,
 
-    async job(job, position) {
+    async job(job, position, viewer) {
       const etaSeconds = await etaSecondsOf(opts.capacity, opts.clock, job, position);
       const pub = toPublicJob(job, {
         urlFor: objectUrl,
+        ...(viewer?.admin === true ? { admin: true } : {}),
         ...(position >= 0 ? { position } : {}),
         ...(etaSeconds === undefined ? {} : { etaSeconds }),
       });

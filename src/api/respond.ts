@@ -2,11 +2,12 @@
 // written as they are, while touching a `Headers` object (reading `c.req.header()` or setting
 // `c.res.headers`) makes the adapter build a web Headers instance with per-header validation — a
 // large share of a small request's CPU.
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Context } from "hono";
 
 interface NodeBindings {
   readonly incoming?: IncomingMessage;
+  readonly outgoing?: ServerResponse;
 }
 
 /** A request header (lower-case name), read from the node request when there is one. */
@@ -20,9 +21,13 @@ export function requestHeader(c: Context, name: string): string | undefined {
 /** Marks a response that already carries the request id headers (the middleware adds them otherwise). */
 const STAMPED = Symbol("request id headers set");
 
-/** The request id headers of every response (X-Weyl-Request-Id for clients of the original API). */
+/**
+ * The headers every response carries: the request id (and X-Weyl-Request-Id for clients of the
+ * original API), and `X-Content-Type-Options: nosniff`, so no browser ever renders a body (an
+ * object, a problem document) as anything but its declared type.
+ */
 export function requestIdHeaders(requestId: string): Record<string, string> {
-  return { "x-request-id": requestId, "x-weyl-request-id": requestId };
+  return { "x-request-id": requestId, "x-weyl-request-id": requestId, "x-content-type-options": "nosniff" };
 }
 
 /** A response built with plain headers that already include the request id headers. */
@@ -52,4 +57,29 @@ export function jsonResponse(
     ...requestIdHeaders(c.get("requestId" as never) as string),
     ...headers,
   });
+}
+
+/**
+ * Sends a `103 Early Hints` informational response (RFC 8297) carrying `link` and `headers`, ahead
+ * of the final response, where the protocol allows it: an HTTP/1.1 (or later) request on the node
+ * adapter whose response has not started. Clients that do not use it skip it (fetch/undici, curl and
+ * node's http client read the final response as usual). Returns whether it was written.
+ */
+export function sendEarlyHints(c: Context, link: string, headers: Readonly<Record<string, string>>): boolean {
+  const { incoming, outgoing } = (c.env as NodeBindings | undefined) ?? {};
+  if (!incoming || !outgoing || outgoing.headersSent || typeof outgoing.writeEarlyHints !== "function")
+    return false;
+  // RFC 9110 §15.2: never a 1xx to an HTTP/1.0 client.
+  if (incoming.httpVersionMajor < 1 || (incoming.httpVersionMajor === 1 && incoming.httpVersionMinor < 1))
+    return false;
+  // node writes the hint lines as they are: refuse anything that could end a line.
+  const values = [link, ...Object.values(headers)];
+  if (values.some((v) => /[\r\n]/.test(v))) return false;
+  try {
+    outgoing.writeEarlyHints({ link, ...headers });
+    return true;
+  } catch {
+    // A link node finds malformed: no hints, the final answer still carries everything.
+    return false;
+  }
 }

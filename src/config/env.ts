@@ -92,8 +92,19 @@ const variables = z.object({
   ),
   JWT_ISSUER: optionalString,
   JWT_AUDIENCE: optionalString,
+  /** Longest lifetime a JWT may have left (`exp` - now, beyond the 30 s tolerance); also caps `token --ttl`. */
+  JWT_MAX_TTL_S: int(86_400, 60, 31_536_000),
+
+  /** API server: time to receive a request's headers (node's `headersTimeout`). */
+  HTTP_HEADERS_TIMEOUT_MS: int(10_000, 100),
+  /** API server: time to receive a whole request, body included (node's `requestTimeout`). */
+  HTTP_REQUEST_TIMEOUT_MS: int(30_000, 100),
+  /** API server: how long an idle keep-alive connection stays open (node's `keepAliveTimeout`). */
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: int(5_000, 100),
 
   SYNC_BUDGET_MS: int(60_000, 100),
+  /** A sync client that disconnects while waiting cancels its job. */
+  SYNC_CANCEL_ON_DISCONNECT: bool(true),
   JOB_ATTEMPTS: int(5, 1, 100),
   LOCK_MS: int(30_000, 200),
   STALLED_INTERVAL_MS: int(5_000, 50),
@@ -131,6 +142,13 @@ const variables = z.object({
   SIM_CAPACITY: int(16, 1),
   SIM_FAIL_RATE: rate(0),
   SIM_HANG_RATE: rate(0),
+  /**
+   * Bearer token of the simulator's mutating routes (`PUT /sim/config`, `POST /sim/stats/reset`);
+   * without it they answer loopback clients only.
+   */
+  SIM_CONFIG_TOKEN: optionalString.pipe(
+    z.string().min(16, "SIM_CONFIG_TOKEN must have at least 16 characters").optional(),
+  ),
 });
 
 /** The environment schema: each variable, then the rules that tie several together. */
@@ -141,6 +159,14 @@ export const envSchema = variables
         code: "custom",
         path: ["BACKOFF_BASE_MS"],
         message: `BACKOFF_BASE_MS (${env.BACKOFF_BASE_MS}) must not exceed BACKOFF_MAX_MS (${env.BACKOFF_MAX_MS})`,
+      });
+    }
+    // Node refuses a server whose headers may take longer than the whole request.
+    if (env.HTTP_HEADERS_TIMEOUT_MS > env.HTTP_REQUEST_TIMEOUT_MS) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["HTTP_HEADERS_TIMEOUT_MS"],
+        message: `HTTP_HEADERS_TIMEOUT_MS (${env.HTTP_HEADERS_TIMEOUT_MS}) must not exceed HTTP_REQUEST_TIMEOUT_MS (${env.HTTP_REQUEST_TIMEOUT_MS})`,
       });
     }
   })

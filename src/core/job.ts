@@ -23,7 +23,10 @@ export interface AttemptEntry {
   readonly ended_at?: number;
   readonly outcome?: string;
   readonly gpu_ms?: number;
+  /** The error code of a failed attempt. */
   readonly error?: string;
+  /** What really happened (the backend's answer, an exception's text): shown to admins only. */
+  readonly detail?: string;
   /** Busy hand-backs (429/503, breaker open, no slot) folded into this attempt. */
   readonly busy?: number;
 }
@@ -109,6 +112,11 @@ export interface PublicJobContext {
   /** Current position (queued jobs), from the same read as the record. */
   readonly position?: number;
   readonly etaSeconds?: number;
+  /**
+   * For admins: each attempt log entry also shows its error code and `detail` (what the backend
+   * answered, exception texts); customers see the outcome and the job's fixed-vocabulary `error`.
+   */
+  readonly admin?: boolean;
 }
 
 /** The public `Job` document (API.md §3). Absent optional members are omitted, never null. */
@@ -145,6 +153,8 @@ export function toPublicJob(job: JobRecord, ctx: PublicJobContext): Record<strin
     ...(a.ended_at === undefined ? {} : { ended_at: rfc3339(a.ended_at) }),
     ...(a.outcome === undefined ? {} : { outcome: a.outcome }),
     ...(a.busy === undefined ? {} : { busy_handbacks: a.busy }),
+    ...(ctx.admin === true && a.error !== undefined ? { error: a.error } : {}),
+    ...(ctx.admin === true && a.detail !== undefined ? { detail: a.detail } : {}),
   }));
   if (job.gpuMs !== undefined && TERMINAL.has(status)) out.gpu_ms = job.gpuMs;
   if (job.backend !== undefined && status !== "queued") out.backend = job.backend;

@@ -59,13 +59,18 @@ export function signObjectPath(key: Uint8Array, digest: string, expUnixS: number
 }
 
 /**
- * True when `sig` is the signature of `digest` and `exp` under `key` and the URL has not expired
- * (`exp` ≥ `nowS`, or `exp` = 0 for "never"). Malformed, missing or non-canonical values (`exp=01`,
- * `exp=1e9`, padded or wrong-length signatures, unknown digest forms) are false, never an exception.
- * The signature comparison is constant-time.
+ * True when `sig` is the signature of `digest` and `exp` under `key`, and `exp` is allowed by the
+ * output URL lifetime in force, `ttlS` (`OUTPUT_URL_TTL_S`):
+ * - `ttlS` > 0: `nowS` ≤ `exp` ≤ {@link outputExpiry}(`nowS`, `ttlS`), the latest expiry the gateway
+ *   issues now (so a signature made under a longer or unlimited lifetime, `exp=0` included, stops
+ *   working once the lifetime is shortened);
+ * - `ttlS` = 0 (URLs never expire): `exp` = 0, or any `exp` ≥ `nowS`.
+ * Malformed, missing or non-canonical values (`exp=01`, `exp=1e9`, padded or wrong-length
+ * signatures, unknown digest forms) are false, never an exception. The signature comparison is
+ * constant-time.
  *
- * @throws TypeError only for an empty key or a `nowS` that is not a finite number (wiring bugs, not
- *   request problems).
+ * @throws TypeError only for an empty key or a `nowS` that is not a finite number, RangeError for a
+ *   `ttlS` that is not a non-negative integer (wiring bugs, not request problems).
  */
 export function verifyObjectSignature(
   key: Uint8Array,
@@ -73,16 +78,22 @@ export function verifyObjectSignature(
   exp: string | undefined,
   sig: string | undefined,
   nowS: number,
+  ttlS: number,
 ): boolean {
   assertKey(key, "key");
   // A NaN "now" would make every expiry look valid.
   if (typeof nowS !== "number" || !Number.isFinite(nowS)) throw new TypeError("nowS must be a finite number");
+  assertUnixSeconds(ttlS, "ttlS");
   if (typeof digest !== "string" || !SIGNABLE_DIGEST_RE.test(digest)) return false;
   if (typeof exp !== "string" || !EXP_RE.test(exp)) return false;
   if (typeof sig !== "string" || !SIG_RE.test(sig)) return false;
   const expS = Number(exp);
   if (!Number.isSafeInteger(expS)) return false;
-  if (expS !== 0 && expS < nowS) return false;
+  if (expS === 0) {
+    if (ttlS !== 0) return false;
+  } else if (expS < nowS || (ttlS !== 0 && expS > outputExpiry(Math.max(0, Math.floor(nowS)), ttlS))) {
+    return false;
+  }
   // Compare the canonical base64url text, not decoded bytes: the 43rd character carries two unused
   // bits, so comparing bytes would accept four spellings of one signature.
   const expected = Buffer.from(mac(key, digest, exp), "latin1");

@@ -13,6 +13,7 @@ import { createPresenter } from "../api/present.js";
 import { watchRedisMemory } from "../infra/redis-memory.js";
 import { startCasCollector } from "./cas-gc.js";
 import { connectRole, type RoleContext } from "./role-context.js";
+import { httpServerOptions } from "./http-timeouts.js";
 import { publishRunFile } from "./run-files.js";
 import { schedulerFor, type Keys } from "./settings.js";
 
@@ -76,6 +77,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     secret: ctx.keys.jwt,
     tiers: Object.keys(ctx.settings.tiers),
     clock: ctx.clock,
+    maxTtlS: env.JWT_MAX_TTL_S,
     ...(env.JWT_ISSUER ? { issuer: env.JWT_ISSUER } : {}),
     ...(env.JWT_AUDIENCE ? { audience: env.JWT_AUDIENCE } : {}),
   });
@@ -105,6 +107,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     logger,
     config: {
       syncBudgetMs: env.SYNC_BUDGET_MS,
+      syncCancelOnDisconnect: env.SYNC_CANCEL_ON_DISCONNECT,
       minTtlS: env.MIN_TTL_S,
       maxTtlS: 86_400,
       heartbeatMs: env.SSE_HEARTBEAT_MS,
@@ -114,13 +117,26 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
       urlKey: ctx.keys.objectUrl,
       idempotencyHoldMs: env.IDEMPOTENCY_HOLD_MS,
       defaultTtlS: env.DEFAULT_TTL_S,
+      outputUrlTtlS: env.OUTPUT_URL_TTL_S,
     },
     accepting: () => !ctx.runtime.stopping,
     redisNearLimit: () => memory.nearLimit(),
   });
 
   const server: ServerType = await new Promise((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, hostname: env.HOST, port: env.PORT }, () => resolve(s));
+    const s = serve(
+      {
+        fetch: app.fetch,
+        hostname: env.HOST,
+        port: env.PORT,
+        serverOptions: httpServerOptions({
+          headersMs: env.HTTP_HEADERS_TIMEOUT_MS,
+          requestMs: env.HTTP_REQUEST_TIMEOUT_MS,
+          keepAliveMs: env.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+        }),
+      },
+      () => resolve(s),
+    );
     s.once("error", reject);
   });
   const port = (server.address() as AddressInfo).port;

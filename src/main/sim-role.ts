@@ -23,6 +23,7 @@ export async function startSimRole(ctx: {
     },
     port: ctx.env.SIM_PORT ?? ctx.defaultPort,
     host: ctx.env.HOST,
+    ...(ctx.env.SIM_CONFIG_TOKEN === undefined ? {} : { controlToken: ctx.env.SIM_CONFIG_TOKEN }),
     logger: ctx.logger.child({ role: "sim" }),
   });
   ctx.runtime.defer("simulated backend", () => sim.close());

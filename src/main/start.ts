@@ -113,15 +113,19 @@ export async function runStart(roles: Role[]): Promise<void> {
         clock: systemClock,
         blobs,
       });
-      const token = await signToken({
-        secret: keys.jwt,
-        customerId: "dev",
-        // A TIERS_FILE need not define "pro"; it always defines "free".
-        tier: Object.hasOwn(settings.tiers, "pro") ? "pro" : DEFAULT_TIER,
-        tiers: Object.keys(settings.tiers),
-        ttlS: 7 * 86_400,
-        clock: systemClock,
-      });
+      // A token is printed only for the dev secret: with JWT_SECRET set (a real deployment) nothing
+      // dev-only happens, and the banner says how to mint one.
+      const token = settings.env.JWT_SECRET
+        ? undefined
+        : await signToken({
+            secret: keys.jwt,
+            customerId: "dev",
+            // A TIERS_FILE need not define "pro"; it always defines "free".
+            tier: Object.hasOwn(settings.tiers, "pro") ? "pro" : DEFAULT_TIER,
+            tiers: Object.keys(settings.tiers),
+            ttlS: Math.min(DEV_TOKEN_TTL_S, env.JWT_MAX_TTL_S),
+            clock: systemClock,
+          });
       printBanner(api.url, token, settings);
     }
   } catch (err) {
@@ -131,20 +135,30 @@ export async function runStart(roles: Role[]): Promise<void> {
   }
 }
 
-function printBanner(url: string, token: string, settings: Settings): void {
+/** Lifetime of the printed dev token, when JWT_MAX_TTL_S allows it (docs/decisions.md "Identity"). */
+const DEV_TOKEN_TTL_S = 7 * 86_400;
+
+/** The start banner; `token` is the dev token, undefined when JWT_SECRET is set. */
+function printBanner(url: string, token: string | undefined, settings: Settings): void {
+  const bearer = token ?? "$TOKEN";
   const lines = [
     "",
     `render-gateway is up at ${url}`,
     `  data:      ${settings.dataDir}`,
-    `  dev token: ${token}`,
+    ...(token === undefined
+      ? [
+          "  JWT_SECRET is set, so no dev token is printed. Mint a token (same environment):",
+          "  TOKEN=$(npx render-gateway token --customer CUSTOMER_ID --ttl 1h)",
+        ]
+      : [`  dev token: ${token}`]),
     "",
     "Generate an image:",
     `  curl -sS -X POST ${url}/image/flux/schnell/t2i \\`,
-    `    -H "Authorization: Bearer ${token}" -H "Content-Type: application/json" \\`,
+    `    -H "Authorization: Bearer ${bearer}" -H "Content-Type: application/json" \\`,
     `    -d '{"prompt":"a lighthouse at dawn, watercolor"}' -o image.png`,
     "",
     "Queue one and follow it:",
-    `  curl -sS -X POST ${url}/queue -H "Authorization: Bearer ${token}" -H "Content-Type: application/json" \\`,
+    `  curl -sS -X POST ${url}/queue -H "Authorization: Bearer ${bearer}" -H "Content-Type: application/json" \\`,
     `    -d '{"modality":"image","family":"flux","model":"schnell","task":"t2i","prompt":"a red fox"}'`,
     "",
   ];

@@ -121,6 +121,8 @@ export interface FinishPayload {
   readonly seed?: number;
   readonly gpu_ms?: number;
   readonly error?: JobError;
+  /** What really happened (backend answer, exception text): kept in the attempt log for admins. */
+  readonly detail?: string;
   readonly notbefore?: number;
   readonly cool_ms?: number;
 }

@@ -2,6 +2,7 @@
 import { randomUUID } from "node:crypto";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
 import type { Logger } from "pino";
 import { parseConfigPatch, toWireConfig, type SimConfig } from "./config.js";
 import {
@@ -13,6 +14,7 @@ import {
 import type { MediaCache } from "./media-cache.js";
 import { parseInferRequest, requestIdOf, type SimJob } from "./request.js";
 import type { StatsRecorder } from "./stats.js";
+import { simControlGuard } from "./control-guard.js";
 
 /** Largest request body accepted (inline input images travel base64 in the `request` input). */
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
@@ -38,6 +40,8 @@ export interface SimAppDeps {
   readonly random: () => number;
   readonly tracker: WorkTracker;
   readonly logger: Logger | undefined;
+  /** Bearer token of the mutating /sim routes (SIM_CONFIG_TOKEN); without it, loopback clients only. */
+  readonly controlToken?: string;
 }
 
 const MODEL_INPUTS = [
@@ -270,7 +274,8 @@ export function createSimApp(deps: SimAppDeps): Hono {
   });
 
   app.get("/sim/config", (c) => c.json(toWireConfig(deps.config())));
-  app.put("/sim/config", async (c) => {
+  const control = simControlGuard(deps.controlToken === undefined ? {} : { token: deps.controlToken });
+  app.put("/sim/config", control, async (c) => {
     let body: unknown;
     try {
       body = await c.req.json();
@@ -288,13 +293,15 @@ export function createSimApp(deps: SimAppDeps): Hono {
     return c.body(null, 204);
   });
   app.get("/sim/stats", (c) => c.json(stats.snapshot()));
-  app.post("/sim/stats/reset", (c) => {
+  app.post("/sim/stats/reset", control, (c) => {
     stats.reset();
     return c.body(null, 204);
   });
 
   app.notFound((c) => c.json({ error: "not found" }, 404));
   app.onError((err, c) => {
+    // The control guard's refusals (401/400) are answers, not failures.
+    if (err instanceof HTTPException) return err.getResponse();
     logger?.error({ err }, "sim internal error");
     return c.json({ error: "internal error" }, 500);
   });

@@ -44,6 +44,11 @@ export interface SimServerOptions {
   readonly logger?: Logger;
   /** Uniform [0, 1) source for fault injection; default Math.random. */
   readonly random?: () => number;
+  /**
+   * Bearer token for `PUT /sim/config` and `POST /sim/stats/reset` (SIM_CONFIG_TOKEN); without it
+   * those answer loopback clients only, whatever `host` is.
+   */
+  readonly controlToken?: string;
 }
 
 /**
@@ -92,6 +97,7 @@ export async function startSimServer(opts: SimServerOptions): Promise<SimServer>
     random: opts.random ?? Math.random,
     tracker,
     logger,
+    ...(opts.controlToken === undefined ? {} : { controlToken: opts.controlToken }),
   });
 
   const server = createAdaptorServer({ fetch: app.fetch, hostname: host }) as Server;

@@ -1,6 +1,7 @@
 // The failure policy in one table (STYLE.md habit 5): the error decides the job's fate.
 import type { JobError } from "../core/job.js";
-import { BackendHttpError, BackendProtocolError, isNetworkError } from "./backends/kserve-client.js";
+import { jobError } from "../core/job-errors.js";
+import { BackendHttpError } from "./backends/kserve-client.js";
 import { InputMissingError } from "./infer-request.js";
 
 export type AbortReason = "cancelled" | "timeout" | "lost" | "shutdown";
@@ -20,7 +21,12 @@ export class BreakerOpenError extends Error {
   }
 }
 
-export type Verdict =
+/**
+ * What happened to an attempt. `error` is what the customer sees: a code and that code's fixed
+ * message (core/job-errors.ts). `detail` is what really happened (the backend's status and answer,
+ * the exception's text, addresses): logged and kept in the attempt log, which only admins see.
+ */
+export type Verdict = (
   | { readonly outcome: "failed"; readonly error: JobError }
   | { readonly outcome: "retry"; readonly error: JobError }
   | {
@@ -32,7 +38,16 @@ export type Verdict =
        * is not the backend's state.
        */
       readonly coolDown: boolean;
-    };
+    }
+) & { readonly detail: string };
+
+/** Longest `detail` kept (the backend's answer is already cut to 300 characters). */
+const MAX_DETAIL_CHARS = 500;
+
+function detailOf(err: unknown): string {
+  const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return text.length > MAX_DETAIL_CHARS ? `${text.slice(0, MAX_DETAIL_CHARS)}…` : text;
+}
 
 /**
  * | cause                                   | job                                        |
@@ -50,77 +65,32 @@ export type Verdict =
  * |                                          | moved on and the settle is rejected)        |
  */
 export function classify(err: unknown): Verdict {
+  const detail = detailOf(err);
   if (err instanceof AttemptAbort) {
-    if (err.reason === "timeout") {
-      return {
-        outcome: "retry",
-        error: {
-          code: "backend_timeout",
-          message: "the backend did not answer within the execution timeout",
-          retriable: true,
-        },
-      };
-    }
-    return {
-      outcome: "busy",
-      error: { code: "interrupted", message: `attempt interrupted (${err.reason})`, retriable: true },
-      coolDown: false,
-    };
+    if (err.reason === "timeout")
+      return { outcome: "retry", error: jobError("backend_timeout", true), detail };
+    return { outcome: "busy", error: jobError("interrupted", true), coolDown: false, detail };
   }
   if (err instanceof InputMissingError) {
-    return { outcome: "failed", error: { code: "input_missing", message: err.message, retriable: false } };
+    return { outcome: "failed", error: jobError("input_missing", false), detail };
   }
   if (err instanceof BreakerOpenError) {
-    return {
-      outcome: "busy",
-      error: { code: "backend_unavailable", message: err.message, retriable: true },
-      coolDown: false,
-    };
+    return { outcome: "busy", error: jobError("backend_unavailable", true), coolDown: false, detail };
   }
   if (err instanceof BackendHttpError) {
     if (err.status === 429 || err.status === 503) {
-      return {
-        outcome: "busy",
-        error: { code: "backend_busy", message: err.message, retriable: true },
-        coolDown: true,
-      };
+      return { outcome: "busy", error: jobError("backend_busy", true), coolDown: true, detail };
     }
     if (err.status >= 400 && err.status < 500 && err.status !== 408) {
-      return {
-        outcome: "failed",
-        error: { code: "invalid_request", message: err.message, retriable: false },
-      };
+      return { outcome: "failed", error: jobError("invalid_request", false), detail };
     }
-    return { outcome: "retry", error: { code: "backend_error", message: err.message, retriable: true } };
-  }
-  if (err instanceof BackendProtocolError) {
-    return { outcome: "retry", error: { code: "backend_error", message: err.message, retriable: true } };
+    return { outcome: "retry", error: jobError("backend_error", true), detail };
   }
   if (isConnectRefused(err)) {
-    return {
-      outcome: "busy",
-      error: { code: "backend_unavailable", message: "the backend refused the connection", retriable: true },
-      coolDown: true,
-    };
+    return { outcome: "busy", error: jobError("backend_unavailable", true), coolDown: true, detail };
   }
-  if (isNetworkError(err)) {
-    return {
-      outcome: "retry",
-      error: {
-        code: "backend_error",
-        message: `connection to the backend failed: ${(err as Error).message}`,
-        retriable: true,
-      },
-    };
-  }
-  return {
-    outcome: "retry",
-    error: {
-      code: "backend_error",
-      message: err instanceof Error ? err.message : String(err),
-      retriable: true,
-    },
-  };
+  // An unreadable answer, a reset connection or any other exception.
+  return { outcome: "retry", error: jobError("backend_error", true), detail };
 }
 
 /** A connection that never reached the backend: the request did no GPU work and costs no attempt. */

@@ -153,6 +153,7 @@ export function createRenderProcessor(deps: ProcessorDeps) {
       outcome = verdict.outcome;
       payload = {
         error: verdict.error,
+        detail: verdict.detail,
         gpu_ms: deps.clock() - startedAt,
         ...(verdict.outcome === "retry"
           ? { notbefore: deps.clock() + backoffMs(a.spent, deps.backoff.baseMs, deps.backoff.maxMs) }
@@ -161,7 +162,7 @@ export function createRenderProcessor(deps: ProcessorDeps) {
       };
       if (isConnectRefused(err)) deps.onUnreachable?.(a.backend);
       if (abortReason !== "cancelled" && abortReason !== "lost") {
-        log.info({ outcome, code: verdict.error.code }, "attempt failed");
+        log.info({ outcome, code: verdict.error.code, detail: verdict.detail }, "attempt failed");
       }
     } finally {
       clearTimeout(timer);

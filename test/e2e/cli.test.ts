@@ -97,6 +97,32 @@ describe("render-gateway token", () => {
   });
 });
 
+describe("production secrets: nothing dev-only", () => {
+  it("start with JWT_SECRET set prints no token, only how to mint one", async () => {
+    const stdout = gw.proc.stdout;
+    expect(stdout).toContain(`render-gateway is up at ${gw.url}`);
+    expect(stdout).not.toMatch(/[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}/);
+    expect(stdout).not.toMatch(/dev token:/);
+    expect(stdout).toContain("npx render-gateway token --customer");
+    expect(stdout).toContain('"Authorization: Bearer $TOKEN"');
+  });
+
+  it("token --ttl above JWT_MAX_TTL_S is refused with a message naming the limit", async () => {
+    const runs = await Promise.all([
+      h.run(["token", "--customer", "c1", "--ttl", "2d"]),
+      h.run(["token", "--customer", "c1", "--ttl", "2h"], { env: { JWT_MAX_TTL_S: "3600" } }),
+    ]);
+    for (const r of runs) {
+      expect(r.code, r.proc.describe()).toBe(1);
+      expect(r.stdout).toBe("");
+      expect(r.stderr).toMatch(/--ttl .* is longer than JWT_MAX_TTL_S \((86400|3600) s\)/);
+    }
+    const atLimit = await h.run(["token", "--customer", "c1", "--ttl", "1d"]);
+    expect(atLimit.code, atLimit.proc.describe()).toBe(0);
+    expect((await call(gw.url, "/queue", { token: atLimit.stdout.trim() })).status).toBe(200);
+  });
+});
+
 describe("the dev secret (no JWT_SECRET)", () => {
   it("is created once with mode 0600 by two concurrent token commands, and both tokens verify", async () => {
     const dataDir = h.tempDir();

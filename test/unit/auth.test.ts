@@ -15,13 +15,14 @@ const T0_S = T0 / 1000;
 let now = T0;
 const clock = (): number => now;
 const BUILT_IN_TIERS = ["free", "pro", "enterprise", "unlimited"];
+const MAX_TTL_S = 86_400;
 
 beforeEach(() => {
   now = T0;
 });
 
 function auth(opts: Partial<AuthenticatorOptions> = {}): Authenticator {
-  return createAuthenticator({ secret: SECRET, tiers: BUILT_IN_TIERS, clock, ...opts });
+  return createAuthenticator({ secret: SECRET, tiers: BUILT_IN_TIERS, clock, maxTtlS: MAX_TTL_S, ...opts });
 }
 
 /** A HS256 token with exactly these claims (no defaults added). */
@@ -226,9 +227,45 @@ describe("authenticate", () => {
       expect((await auth().authenticate(`Bearer ${t}`)).customerId).toBe("c");
     });
     it("refuses a secret shorter than 32 bytes", () => {
-      expect(() => createAuthenticator({ secret: new Uint8Array(31), tiers: BUILT_IN_TIERS, clock })).toThrow(
-        TypeError,
-      );
+      expect(() =>
+        createAuthenticator({ secret: new Uint8Array(31), tiers: BUILT_IN_TIERS, clock, maxTtlS: MAX_TTL_S }),
+      ).toThrow(TypeError);
+    });
+    it("refuses a maxTtlS that is not a positive integer", () => {
+      for (const maxTtlS of [0, -1, 1.5, Number.NaN])
+        expect(() => createAuthenticator({ secret: SECRET, tiers: BUILT_IN_TIERS, clock, maxTtlS })).toThrow(
+          RangeError,
+        );
+    });
+  });
+
+  describe("maximum lifetime", () => {
+    it("refuses a token whose exp lies beyond maxTtlS plus the tolerance (exp = 1e300 too)", async () => {
+      for (const far of [1e300, Number.MAX_SAFE_INTEGER, exp(MAX_TTL_S + 31), exp(365 * 86_400)]) {
+        const err = await refusal(auth(), `Bearer ${await raw({ sub: "c", exp: far })}`);
+        expect(String((err.cause as Error).message)).toMatch(/maximum token lifetime/);
+      }
+    });
+    it("accepts a token up to maxTtlS plus the tolerance", async () => {
+      for (const ok of [exp(MAX_TTL_S), exp(MAX_TTL_S + 30)]) {
+        const t = await raw({ sub: "c", exp: ok });
+        expect((await auth().authenticate(`Bearer ${t}`)).customerId).toBe("c");
+      }
+    });
+    it("honours a configured maxTtlS, measured from now (not iat)", async () => {
+      const a = auth({ maxTtlS: 600, clockToleranceS: 0 });
+      await refusal(a, `Bearer ${await raw({ sub: "c", exp: exp(601) })}`);
+      // Issued long ago with a long lifetime, but only 600 s are left now.
+      const old = await raw({ sub: "old", iat: exp(-10_000), exp: exp(600) });
+      expect((await a.authenticate(`Bearer ${old}`)).customerId).toBe("old");
+    });
+    it("keeps answering a token within the limit from the cache", async () => {
+      const a = auth();
+      const t = `Bearer ${await raw({ sub: "c", exp: exp(MAX_TTL_S) })}`;
+      for (let i = 0; i < 100; i++) await a.authenticate(t);
+      now = T0 + 3_600_000;
+      await a.authenticate(t);
+      expect(a.stats()).toEqual({ verifications: 1, cacheHits: 100, cached: 1 });
     });
   });
 

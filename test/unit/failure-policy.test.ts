@@ -1,5 +1,7 @@
 // The failure policy's table: the error decides the job's fate, and whether the backend cools down.
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { JOB_ERROR_MESSAGE, type JobErrorCode } from "../../src/core/job-errors.js";
 import { BackendHttpError, BackendProtocolError } from "../../src/workers/backends/kserve-client.js";
 import { AttemptAbort, BreakerOpenError, classify, tripsBreaker } from "../../src/workers/failure-policy.js";
 import { InputMissingError } from "../../src/workers/infer-request.js";
@@ -40,5 +42,40 @@ describe("classify", () => {
     expect(tripsBreaker(new BackendHttpError(429, "x"))).toBe(false);
     expect(tripsBreaker(new BackendHttpError(400, "x"))).toBe(false);
     expect(tripsBreaker(new AttemptAbort("cancelled"))).toBe(false);
+  });
+});
+
+describe("customer-visible messages", () => {
+  const leaky = "10.1.2.3:8000 /srv/models/secret.bin";
+  it.each([
+    ["a backend 422 with its body", new BackendHttpError(422, `backend answered 422: ${leaky}`)],
+    ["a backend 500 with its body", new BackendHttpError(500, `backend answered 500: ${leaky}`)],
+    ["a backend 503", new BackendHttpError(503, `backend answered 503: ${leaky}`)],
+    ["an unreadable answer", new BackendProtocolError(`bad frame from ${leaky}`)],
+    ["a reset connection", Object.assign(new Error(`read ECONNRESET ${leaky}`), { code: "ECONNRESET" })],
+    [
+      "a refused connection",
+      Object.assign(new Error(`connect ECONNREFUSED ${leaky}`), { code: "ECONNREFUSED" }),
+    ],
+    ["a missing input", new InputMissingError(`sha256-${leaky}`)],
+    ["any other exception", new TypeError(`Cannot read properties of undefined at ${leaky}`)],
+    ["a thrown string", leaky],
+  ])("%s: the message is the code's fixed text, the cause only in detail", (_, err) => {
+    const v = classify(err);
+    expect(v.error.message).toBe(JOB_ERROR_MESSAGE[v.error.code as JobErrorCode]);
+    expect(v.error.message).not.toContain("10.1.2.3");
+    expect(v.detail).toContain(leaky);
+  });
+
+  it("bounds the detail", () => {
+    expect(classify(new BackendHttpError(500, "x".repeat(10_000))).detail.length).toBeLessThanOrEqual(501);
+  });
+
+  it("the scheduler scripts spell the table's texts for the codes they write", () => {
+    const lua = (name: string) =>
+      readFileSync(new URL(`../../src/queues/lua/${name}`, import.meta.url), "utf8");
+    expect(lua("cancel.lua")).toContain(`"cancelled", "${JOB_ERROR_MESSAGE.cancelled}"`);
+    for (const file of ["lib.lua", "expire.lua"])
+      expect(lua(file)).toContain(`"ttl_expired", "${JOB_ERROR_MESSAGE.ttl_expired}"`);
   });
 });

@@ -1,6 +1,7 @@
 // GET /objects/{digest} with Range (RFC 9110 §14): one range → 206; a range outside the object → 416
 // with `Content-Range: bytes */N`; several ranges or one that does not parse → the whole object (200). The
 // blob is opened once for a whole answer and twice for a range (size and type first, then the part).
+// If-Range (RFC 9110 §13.1.5): the range only when it names the object's strong ETag.
 // Route tests with app.request(), no port.
 import { createHash } from "node:crypto";
 import { Hono } from "hono";
@@ -49,7 +50,11 @@ function memoryBlobs(objects: Map<string, Uint8Array>) {
 
 function setup(objects = new Map([[DIGEST, BYTES]])) {
   const { blobs, stats } = memoryBlobs(objects);
-  const deps = { blobs, clock: () => 1_800_000_000_000, config: { urlKey: KEY } } as unknown as ApiDeps;
+  const deps = {
+    blobs,
+    clock: () => 1_800_000_000_000,
+    config: { urlKey: KEY, outputUrlTtlS: 0 },
+  } as unknown as ApiDeps;
   const app = new Hono<ApiEnv>();
   app.onError(createErrorHandler(pino({ level: "silent" })));
   app.route("/", objectRoutes(deps, { isOwner: async () => false, authenticate: async () => undefined }));
@@ -140,5 +145,41 @@ describe("GET /objects/{digest} with Range", () => {
     const ranged = await app.request(url(digest), { headers: { range: "bytes=0-0" } });
     expect(ranged.status).toBe(416);
     expect(ranged.headers.get("content-range")).toBe("bytes */0");
+  });
+});
+
+describe("GET /objects/{digest} with If-Range", () => {
+  const etag = `"${DIGEST}"`;
+
+  it("honours the range when If-Range is the object's ETag", async () => {
+    const { app, url } = setup();
+    const res = await app.request(url(), { headers: { range: "bytes=10-19", "if-range": etag } });
+    expect(res.status).toBe(206);
+    expect(res.headers.get("content-range")).toBe(`bytes 10-19/${BYTES.length}`);
+    expect(new Uint8Array(await res.arrayBuffer())).toEqual(BYTES.subarray(10, 20));
+  });
+
+  it.each([
+    ["another ETag", `"sha256-${"0".repeat(64)}"`],
+    ["the weak form of the ETag", `W/${etag}`],
+    ["an HTTP date (objects have no Last-Modified)", "Wed, 21 Oct 2015 07:28:00 GMT"],
+    ["an unquoted digest", DIGEST],
+    ["an empty value", ""],
+  ])("ignores the range and sends the whole object (200) for %s", async (_, ifRange) => {
+    const { app, url } = setup();
+    for (const range of ["bytes=10-19", "bytes=100-200"]) {
+      const res = await app.request(url(), { headers: { range, "if-range": ifRange } });
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-range")).toBeNull();
+      expect(res.headers.get("content-length")).toBe(String(BYTES.length));
+      expect(new Uint8Array(await res.arrayBuffer())).toEqual(BYTES);
+    }
+  });
+
+  it("ignores If-Range without Range", async () => {
+    const { app, url } = setup();
+    const res = await app.request(url(), { headers: { "if-range": `"other"` } });
+    expect(res.status).toBe(200);
+    expect(new Uint8Array(await res.arrayBuffer())).toEqual(BYTES);
   });
 });

@@ -12,6 +12,8 @@ const KEY = new Uint8Array(
 );
 const DIGEST = "sha256-" + "ab".repeat(32);
 const BLAKE = "blake3-" + "0f".repeat(32);
+/** The output URL lifetime in force in most cases below (OUTPUT_URL_TTL_S). */
+const TTL = 86_400;
 
 function parse(path: string): { digest: string; exp: string; sig: string } {
   const url = new URL(path, "http://x");
@@ -56,7 +58,7 @@ describe("signObjectPath", () => {
   it("signs blake3 digests too", () => {
     const path = signObjectPath(KEY, BLAKE, 10);
     const { exp, sig } = parse(path);
-    expect(verifyObjectSignature(KEY, BLAKE, exp, sig, 10)).toBe(true);
+    expect(verifyObjectSignature(KEY, BLAKE, exp, sig, 10, TTL)).toBe(true);
   });
   it("refuses malformed digests and expiries", () => {
     expect(() => signObjectPath(KEY, "../etc/passwd", 1)).toThrow(TypeError);
@@ -72,25 +74,25 @@ describe("verifyObjectSignature", () => {
   const { exp, sig } = parse(signObjectPath(KEY, DIGEST, now + 60));
 
   it("accepts a valid, unexpired signature (including exp == now)", () => {
-    expect(verifyObjectSignature(KEY, DIGEST, exp, sig, now)).toBe(true);
-    expect(verifyObjectSignature(KEY, DIGEST, exp, sig, now + 60)).toBe(true);
+    expect(verifyObjectSignature(KEY, DIGEST, exp, sig, now, TTL)).toBe(true);
+    expect(verifyObjectSignature(KEY, DIGEST, exp, sig, now + 60, TTL)).toBe(true);
   });
   it("rejects an expired signature", () => {
-    expect(verifyObjectSignature(KEY, DIGEST, exp, sig, now + 61)).toBe(false);
+    expect(verifyObjectSignature(KEY, DIGEST, exp, sig, now + 61, TTL)).toBe(false);
   });
-  it("treats exp=0 as never expiring", () => {
+  it("treats exp=0 as never expiring while the lifetime is 0 (OUTPUT_URL_TTL_S=0)", () => {
     const forever = parse(signObjectPath(KEY, DIGEST, 0));
     expect(forever.exp).toBe("0");
-    expect(verifyObjectSignature(KEY, DIGEST, "0", forever.sig, Number.MAX_SAFE_INTEGER)).toBe(true);
+    expect(verifyObjectSignature(KEY, DIGEST, "0", forever.sig, Number.MAX_SAFE_INTEGER, 0)).toBe(true);
   });
   it("rejects a tampered digest, expiry, signature or key", () => {
     const other = "sha256-" + "ac".repeat(32);
-    expect(verifyObjectSignature(KEY, other, exp, sig, now)).toBe(false);
-    expect(verifyObjectSignature(KEY, DIGEST, String(now + 61), sig, now)).toBe(false);
-    expect(verifyObjectSignature(KEY, DIGEST, "0", sig, now)).toBe(false);
+    expect(verifyObjectSignature(KEY, other, exp, sig, now, TTL)).toBe(false);
+    expect(verifyObjectSignature(KEY, DIGEST, String(now + 61), sig, now, TTL)).toBe(false);
+    expect(verifyObjectSignature(KEY, DIGEST, "0", sig, now, TTL)).toBe(false);
     const flipped = (sig.startsWith("A") ? "B" : "A") + sig.slice(1);
-    expect(verifyObjectSignature(KEY, DIGEST, exp, flipped, now)).toBe(false);
-    expect(verifyObjectSignature(deriveKey(KEY, "other"), DIGEST, exp, sig, now)).toBe(false);
+    expect(verifyObjectSignature(KEY, DIGEST, exp, flipped, now, TTL)).toBe(false);
+    expect(verifyObjectSignature(deriveKey(KEY, "other"), DIGEST, exp, sig, now, TTL)).toBe(false);
   });
   it("rejects a non-canonical spelling of the same signature's last character", () => {
     // The 43rd base64url character carries 2 padding bits: variants decode to the same bytes.
@@ -99,7 +101,7 @@ describe("verifyObjectSignature", () => {
     const idx = alphabet.indexOf(last);
     const variant = sig.slice(0, -1) + alphabet[idx ^ 1]!;
     expect(Buffer.from(variant, "base64url").equals(Buffer.from(sig, "base64url"))).toBe(true);
-    expect(verifyObjectSignature(KEY, DIGEST, exp, variant, now)).toBe(false);
+    expect(verifyObjectSignature(KEY, DIGEST, exp, variant, now, TTL)).toBe(false);
   });
   it("rejects missing and malformed values without throwing", () => {
     const cases: Array<[string, string | undefined, string | undefined]> = [
@@ -117,10 +119,45 @@ describe("verifyObjectSignature", () => {
       ["sha256-../../etc", exp, sig],
       ["", exp, sig],
     ];
-    for (const [d, e, s] of cases) expect(verifyObjectSignature(KEY, d, e, s, now)).toBe(false);
+    for (const [d, e, s] of cases) expect(verifyObjectSignature(KEY, d, e, s, now, TTL)).toBe(false);
+  });
+  it("refuses exp=0 while a lifetime is in force", () => {
+    const forever = parse(signObjectPath(KEY, DIGEST, 0));
+    expect(verifyObjectSignature(KEY, DIGEST, "0", forever.sig, now, TTL)).toBe(false);
+    expect(verifyObjectSignature(KEY, DIGEST, "0", forever.sig, now, 1)).toBe(false);
+  });
+  it("refuses an exp beyond what the gateway issues now (now + lifetime, rounded up to the hour)", () => {
+    const latest = outputExpiry(now, TTL);
+    const at = (e: number) => parse(signObjectPath(KEY, DIGEST, e));
+    expect(verifyObjectSignature(KEY, DIGEST, String(latest), at(latest).sig, now, TTL)).toBe(true);
+    expect(verifyObjectSignature(KEY, DIGEST, String(latest + 1), at(latest + 1).sig, now, TTL)).toBe(false);
+    const far = Number.MAX_SAFE_INTEGER;
+    expect(verifyObjectSignature(KEY, DIGEST, String(far), at(far).sig, now, TTL)).toBe(false);
+    // Issued under a 30-day lifetime, checked once it is 1 day: refused.
+    const month = outputExpiry(now, 30 * 86_400);
+    expect(verifyObjectSignature(KEY, DIGEST, String(month), at(month).sig, now, TTL)).toBe(false);
+  });
+  it("accepts every URL issued earlier under the same lifetime until it expires", () => {
+    for (const issuedAgo of [0, 1, 1800, 3599, 3600, 7200, TTL - 1]) {
+      const e = outputExpiry(now - issuedAgo, TTL);
+      const { sig: s } = parse(signObjectPath(KEY, DIGEST, e));
+      expect(verifyObjectSignature(KEY, DIGEST, String(e), s, now, TTL), `issued ${issuedAgo} s ago`).toBe(
+        true,
+      );
+    }
+  });
+  it("with lifetime 0, still accepts an unexpired URL issued under an earlier, finite lifetime", () => {
+    const e = outputExpiry(now, TTL);
+    const { sig: s } = parse(signObjectPath(KEY, DIGEST, e));
+    expect(verifyObjectSignature(KEY, DIGEST, String(e), s, now, 0)).toBe(true);
+    expect(verifyObjectSignature(KEY, DIGEST, String(e), s, e + 1, 0)).toBe(false);
+  });
+  it("throws on a lifetime that is not a non-negative integer", () => {
+    expect(() => verifyObjectSignature(KEY, DIGEST, exp, sig, now, -1)).toThrow(RangeError);
+    expect(() => verifyObjectSignature(KEY, DIGEST, exp, sig, now, 1.5)).toThrow(RangeError);
   });
   it("throws on a non-finite clock instead of accepting every expiry", () => {
-    expect(() => verifyObjectSignature(KEY, DIGEST, exp, sig, Number.NaN)).toThrow(TypeError);
+    expect(() => verifyObjectSignature(KEY, DIGEST, exp, sig, Number.NaN, TTL)).toThrow(TypeError);
   });
 });
 

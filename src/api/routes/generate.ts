@@ -11,7 +11,7 @@ import { readJsonBody } from "../body.js";
 import type { ApiEnv } from "../context.js";
 import type { ApiDeps } from "../deps.js";
 import { admitJob, type AdmissionDeps } from "../admission.js";
-import { requestHeader } from "../respond.js";
+import { requestHeader, sendEarlyHints } from "../respond.js";
 import { createWakeup } from "../wakeup.js";
 
 /** `Prefer: wait=N` (seconds) lowers the budget; it never raises it. */
@@ -105,11 +105,27 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
       admission,
     );
     const location = deps.present.absolute(`/jobs/${admitted.id}`);
-    // The job exists from here on: every answer names it, error answers included (the error handler
-    // adds these), so the client can still follow it — also after a Redis outage during the wait.
+    // The job exists from here on: the first bytes of the answer name it (a 103 informational
+    // response, where the protocol allows), and so does every final answer, error answers included
+    // (the error handler adds these), so the client can still follow it — also after a Redis outage
+    // during the wait, or when it gives up waiting.
+    sendEarlyHints(c, `<${location}/events>; rel="monitor"`, { "x-job-id": admitted.id, location });
     c.set("problemHeaders", { "x-job-id": admitted.id, location });
-    const job = await waitForEnd(deps, admitted.id, budget, c.req.raw.signal);
+    const gone = c.req.raw.signal;
+    const job = await waitForEnd(deps, admitted.id, budget, gone);
 
+    if (!job && gone.aborted) {
+      // The client left while waiting: nobody reads this answer. Its job is cancelled
+      // (SYNC_CANCEL_ON_DISCONNECT) unless this process is shutting down, which closes the
+      // connections itself: then the job goes on and can be found by the id sent in the 103.
+      if (deps.config.syncCancelOnDisconnect && deps.accepting()) {
+        await deps.scheduler.cancel(admitted.id, principal.customerId).then(
+          (result) => deps.logger.debug({ job: admitted.id, result }, "sync client left; job cancelled"),
+          (err: unknown) => deps.logger.warn({ job: admitted.id, err }, "sync client left; cancel failed"),
+        );
+      }
+      return c.body(null, 204);
+    }
     if (!job) {
       // Budget spent: the job goes on; answer like the async route.
       const found = await deps.store.read(admitted.id);
@@ -117,7 +133,7 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
       c.header("link", `<${location}/events>; rel="monitor"`);
       c.header("x-job-id", admitted.id);
       const pub = found
-        ? await deps.present.job(found.job, found.position)
+        ? await deps.present.job(found.job, found.position, principal)
         : { id: admitted.id, status: "queued" };
       return c.json(
         { ...pub, events_url: `${location}/events`, created_at: rfc3339(admitted.createdAt) },

@@ -36,7 +36,7 @@ export function jobRoutes(deps: ApiDeps) {
 
   app.get("/jobs/:id", async (c) => {
     const { job, position } = await readOwnJob(deps, c, c.req.param("id"));
-    const body = await deps.present.job(job, position);
+    const body = await deps.present.job(job, position, c.get("principal"));
     if (job.status === "complete" && typeof body.output === "string" && wantsRedirect(c)) {
       c.header("location", body.output);
       return c.json(body, 303);
@@ -56,7 +56,7 @@ export function jobRoutes(deps: ApiDeps) {
       case "was_running": {
         const found = await deps.store.read(id);
         return c.json(
-          found ? await deps.present.job(found.job, found.position) : { id, status: "cancelled" },
+          found ? await deps.present.job(found.job, found.position, principal) : { id, status: "cancelled" },
           202,
         );
       }

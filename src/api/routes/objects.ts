@@ -35,6 +35,16 @@ export function parseRange(
   return { start, end: Math.min(last ?? size - 1, size - 1) };
 }
 
+/**
+ * Whether a `Range` may be honoured under `If-Range` (RFC 9110 §13.1.5): with no `If-Range`, yes;
+ * with an entity-tag, only when it equals `etag` by strong comparison (a weak tag `W/"…"` never
+ * does); with a date (or anything else), no: objects carry no `Last-Modified` to compare a date
+ * with, so the client gets the whole object (200) and starts over.
+ */
+export function ifRangeAllows(header: string | undefined, etag: string): boolean {
+  return header === undefined || header.trim() === etag;
+}
+
 /** The first chunk, then the rest of `reader` (the first chunk was read to sniff the media type). */
 function prepend(head: Uint8Array | undefined, reader: ReadableStreamDefaultReader<Uint8Array>) {
   return new ReadableStream<Uint8Array>({
@@ -69,6 +79,7 @@ export function objectRoutes(
       c.req.query("exp"),
       c.req.query("sig"),
       Math.floor(deps.clock() / 1000),
+      deps.config.outputUrlTtlS,
     );
     if (!signed) {
       const who = c.req.header("authorization") ? await access.authenticate(c) : undefined;
@@ -100,7 +111,9 @@ export function objectRoutes(
     }
     c.header("content-type", sniffContentType(head ?? new Uint8Array()));
 
-    const range = parseRange(c.req.header("range"), whole.size);
+    const range = ifRangeAllows(c.req.header("if-range"), etag)
+      ? parseRange(c.req.header("range"), whole.size)
+      : undefined;
     if (range === "unsatisfiable") {
       await reader.cancel();
       throw new AppError("range_not_satisfiable", `the range is outside the object (${whole.size} bytes)`, {

@@ -14,7 +14,8 @@
   taken again without another round trip.
 
   ARGV[1] prefix  ARGV[2] job id  ARGV[3] token  ARGV[4] backend id  ARGV[5] now (ms)
-  ARGV[6] outcome  ARGV[7] payload JSON {output, outputs, ctype, seed, gpu_ms, error, notbefore, cool_ms}
+  ARGV[6] outcome  ARGV[7] payload JSON {output, outputs, ctype, seed, gpu_ms, error, detail, notbefore, cool_ms}
+    (`detail`, the cause as the worker saw it, goes to the attempt log entry only, which admins see)
   ARGV[8] max attempts  ARGV[9] retention seconds  ARGV[10] retention count
   ARGV[11] attempts to start next (free slots of the caller, 0 = none)  ARGV[12] backends JSON
   ARGV[13] preferred engines JSON  ARGV[14] lease ttl (ms)  ARGV[15] token base
@@ -93,14 +94,14 @@ local function settle()
   end
 
   if outcome == "failed" then
-    alog_close(id, alog, now, "failed", {error = p.error.code})
+    alog_close(id, alog, now, "failed", {error = p.error.code, detail = p.detail})
     redis.call("HDEL", jk, "token")
     terminate(id, "error", now, p.error.code, p.error.message, false, retention_s, retention_count)
     return {1, "error"}
   end
 
   if outcome == "retry" then
-    alog_close(id, alog, now, "retry", {error = p.error.code})
+    alog_close(id, alog, now, "retry", {error = p.error.code, detail = p.detail})
     local spent = redis.call("HINCRBY", jk, "spent", 1)
     if spent >= max_attempts then
       redis.call("HDEL", jk, "token")
@@ -114,7 +115,7 @@ local function settle()
   end
 
   -- busy (the outcome was checked above)
-  alog_close(id, alog, now, "busy", {})
+  alog_close(id, alog, now, "busy", {detail = p.detail})
   if (tonumber(p.cool_ms) or 0) > 0 then
     redis.call("HSET", key("cool"), backend, now + tonumber(p.cool_ms))
   end

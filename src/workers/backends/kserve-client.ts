@@ -1,5 +1,5 @@
 // KServe v2 / Open Inference Protocol client over undici (API.md §4): infer, generate_stream, health.
-import { Pool, errors as undiciErrors } from "undici";
+import { Pool } from "undici";
 
 /** A tensor of the v2 protocol (only BYTES and scalar parameters are used by generation models). */
 export interface InferTensor {
@@ -32,7 +32,10 @@ export interface ProgressUpdate {
   readonly preview?: string;
 }
 
-/** The backend answered with an HTTP error status. */
+/**
+ * The backend answered with an HTTP error status. Its message (the status and the start of the
+ * backend's answer) is a detail for the logs and the admins' attempt log, never shown to customers.
+ */
 export class BackendHttpError extends Error {
   constructor(
     readonly status: number,
@@ -229,17 +232,4 @@ export function createKserveClient(baseUrl: string, opts: { connections: number 
       await pool.close().catch(() => pool.destroy());
     },
   };
-}
-
-/** True for undici's errors that mean the connection failed or was reset (a retriable failure). */
-export function isNetworkError(err: unknown): boolean {
-  return (
-    err instanceof undiciErrors.SocketError ||
-    err instanceof undiciErrors.ConnectTimeoutError ||
-    err instanceof undiciErrors.HeadersTimeoutError ||
-    err instanceof undiciErrors.BodyTimeoutError ||
-    (err instanceof Error &&
-      "code" in err &&
-      /^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|UND_ERR_)/.test(String(err.code)))
-  );
 }
