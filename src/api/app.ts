@@ -59,7 +59,13 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
       (url !== undefined &&
         isSignedObjectUrl(url, digest, deps.config.urlKey, Math.floor(deps.clock() / 1000))) ||
       (await grants.isOwner(digest, principal.customerId)),
-    allowPrivateUrls: deps.config.webhookAllowPrivate,
+    inputs: {
+      policy: deps.config.outbound,
+      http: deps.outboundHttp,
+      inspector: deps.imageInspector,
+      maxBytes: deps.config.inputImageMaxBytes,
+      fetchTimeoutMs: deps.config.inputFetchTimeoutMs,
+    },
   };
   const token = {
     authenticate: deps.authenticate,

@@ -1,5 +1,6 @@
 // The api role: Redis connections (fail-fast profile), event hub, Hono app on HOST:PORT.
 import { serve, type ServerType } from "@hono/node-server";
+import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { createRandomIds } from "../core/ids.js";
 import { createJobStore } from "../queues/job-store.js";
@@ -9,6 +10,8 @@ import { createAuthenticator } from "../api/auth.js";
 import { createEventHub, type EventHub } from "../api/event-hub.js";
 import { createCapacityView } from "../api/capacity.js";
 import { createPresenter } from "../api/present.js";
+import { createOutboundHttp } from "../infra/outbound-http.js";
+import { createImageInspector } from "../infra/image-inspector.js";
 import { connectRole, type RoleContext } from "./role-context.js";
 import { publishRunFile } from "./run-files.js";
 import { schedulerFor, type Keys } from "./settings.js";
@@ -25,6 +28,7 @@ export interface ApiHandle {
 export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<ApiHandle> {
   const { env } = ctx.settings;
   const logger = ctx.logger.child({ role: "api" });
+  const extraCa = readCaFile(env.OUTBOUND_CA_FILE);
   const { redis, subscriber } = await connectRole(ctx, "api");
 
   // Script calls in capped pipelines: docs/decisions.md "Script pipelines" (measured: bench/enqueue.ts).
@@ -58,6 +62,17 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     ...(env.JWT_AUDIENCE ? { audience: env.JWT_AUDIENCE } : {}),
   });
 
+  // Customer-given URLs go through this client only (connect-time address checks, no redirects).
+  const outbound = { allowPrivate: env.WEBHOOK_ALLOW_PRIVATE, allowedPorts: env.OUTBOUND_ALLOWED_PORTS };
+  const outboundHttp = createOutboundHttp({
+    policy: outbound,
+    connectTimeoutMs: env.OUTBOUND_CONNECT_TIMEOUT_MS,
+    timeoutMs: env.INPUT_FETCH_TIMEOUT_MS,
+    maxBytes: env.INPUT_IMAGE_MAX_BYTES,
+    ...(extraCa === undefined ? {} : { extraCa }),
+  });
+  ctx.runtime.defer("outbound http", () => outboundHttp.close());
+
   let publicUrl = env.PUBLIC_URL ?? "";
   const app = createApp({
     redis,
@@ -65,6 +80,11 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     store,
     hub,
     blobs: ctx.blobs,
+    outboundHttp,
+    imageInspector: createImageInspector({
+      maxPixels: env.INPUT_IMAGE_MAX_PIXELS,
+      concurrency: env.INPUT_DECODE_CONCURRENCY,
+    }),
     catalog: ctx.settings.catalog,
     tiers: ctx.settings.tiers,
     capacity,
@@ -86,7 +106,9 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
       maxTtlS: 86_400,
       heartbeatMs: env.SSE_HEARTBEAT_MS,
       positionPollMs: 1_000,
-      webhookAllowPrivate: env.WEBHOOK_ALLOW_PRIVATE,
+      outbound,
+      inputImageMaxBytes: env.INPUT_IMAGE_MAX_BYTES,
+      inputFetchTimeoutMs: env.INPUT_FETCH_TIMEOUT_MS,
       retentionS: env.JOB_RETENTION_S,
       urlKey: ctx.keys.objectUrl,
     },
@@ -112,4 +134,14 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   publishRunFile(ctx.runtime, ctx.settings.dataDir, "api.url", publicUrl);
   logger.info({ url: publicUrl }, "api listening");
   return { url: publicUrl, port, hub, fetch: (req) => app.fetch(req) };
+}
+
+/** The PEM of `OUTBOUND_CA_FILE`, read before anything connects; a bad path stops the process. */
+function readCaFile(path: string | undefined): string | undefined {
+  if (path === undefined) return undefined;
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    throw new Error(`OUTBOUND_CA_FILE: cannot read ${path} (${(err as Error).message})`);
+  }
 }

@@ -1,7 +1,7 @@
 // The failure policy in one table (STYLE.md habit 5): the error decides the job's fate.
 import type { JobError } from "../core/job.js";
 import { BackendHttpError, BackendProtocolError, isNetworkError } from "./backends/kserve-client.js";
-import { InputMissingError } from "./infer-request.js";
+import { InputMissingError, InputUrlRefusedError } from "./infer-request.js";
 
 export type AbortReason = "cancelled" | "timeout" | "lost" | "shutdown";
 
@@ -45,6 +45,7 @@ export type Verdict =
  * | backend 5xx, 408, reset                 | retry with backoff (`backend_error`)        |
  * | execution timeout                       | retry with backoff (`backend_timeout`)      |
  * | an input image missing from the CAS      | error, `input_missing`, not retriable       |
+ * | an input image stored as an external URL | error, `input_refused`, not retriable       |
  * | unreadable answer, any other exception  | retry with backoff (`backend_error`)        |
  * | our own abort: shutdown, cancel, lost    | busy (the job is handed back, or it already |
  * |                                          | moved on and the settle is rejected)        |
@@ -69,6 +70,9 @@ export function classify(err: unknown): Verdict {
   }
   if (err instanceof InputMissingError) {
     return { outcome: "failed", error: { code: "input_missing", message: err.message, retriable: false } };
+  }
+  if (err instanceof InputUrlRefusedError) {
+    return { outcome: "failed", error: { code: "input_refused", message: err.message, retriable: false } };
   }
   if (err instanceof BreakerOpenError) {
     return {
