@@ -92,7 +92,8 @@ export interface OutboundResponse {
 export interface OutboundHttp {
   /**
    * Sends the request and reads the whole answer (any status but 3xx).
-   * @throws OutboundError for every refusal and failure.
+   * @throws OutboundError for every refusal and failure; an abort through the request's own
+   *   `signal` rejects with undici's abort error instead.
    */
   request(req: OutboundRequest): Promise<OutboundResponse>;
   /** Closes the client's connections; idempotent. */
