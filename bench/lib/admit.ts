@@ -10,6 +10,8 @@ import { randomIds } from "../../src/core/ids.js";
 import { parseQueueRequest } from "../../src/core/request-schema.js";
 import { systemClock } from "../../src/core/time.js";
 import { createFsBlobStore } from "../../src/infra/fs-blob-store.js";
+import { createImageInspector } from "../../src/infra/image-inspector.js";
+import { createOutboundHttp } from "../../src/infra/outbound-http.js";
 import { loadSettings } from "../../src/main/settings.js";
 import { createScheduler } from "../../src/queues/scheduler.js";
 import { buildInferRequest } from "../../src/workers/infer-request.js";
@@ -73,6 +75,7 @@ export function createAdmitter(o: {
     retentionS: 86_400,
     retentionCount: 100_000,
   });
+  const policy = { allowPrivate: false, allowedPorts: settings.env.OUTBOUND_ALLOWED_PORTS };
   const deps: AdmissionDeps = {
     scheduler,
     blobs,
@@ -81,9 +84,24 @@ export function createAdmitter(o: {
     ids: randomIds,
     grantObject: async () => undefined,
     mayReadObject: async () => true,
-    allowPrivateUrls: false,
     defaultTtlS: 86_400,
     redisNearLimit: () => false,
+    // The bench bodies carry no input image; these are the real parts all the same.
+    inputs: {
+      policy,
+      http: createOutboundHttp({
+        policy,
+        connectTimeoutMs: settings.env.OUTBOUND_CONNECT_TIMEOUT_MS,
+        timeoutMs: settings.env.INPUT_FETCH_TIMEOUT_MS,
+        maxBytes: settings.env.INPUT_IMAGE_MAX_BYTES,
+      }),
+      inspector: createImageInspector({
+        maxPixels: settings.env.INPUT_IMAGE_MAX_PIXELS,
+        concurrency: settings.env.INPUT_DECODE_CONCURRENCY,
+      }),
+      maxBytes: settings.env.INPUT_IMAGE_MAX_BYTES,
+      fetchTimeoutMs: settings.env.INPUT_FETCH_TIMEOUT_MS,
+    },
   };
   const principal: Principal = Object.freeze({
     customerId: o.customerId,

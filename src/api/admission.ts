@@ -1,13 +1,12 @@
-// Admission shared by the async and sync routes: the Redis memory mark, input image checks (public
-// URLs, readable objects), the capacity check of the sync tier, inline images into the CAS, the seed,
-// the stored record with its input digests and ttl, and one atomic admit (position, ETA, optional
-// "must start within budget" check).
+// Admission shared by the async and sync routes: the Redis memory mark, input image checks (URLs
+// fetched by the gateway, images decoded, readable objects), the capacity check of the sync tier,
+// input images into the CAS, the seed, the stored record with its input digests and ttl, and one
+// atomic admit (position, ETA, optional "must start within budget" check).
 import type { Principal } from "./auth.js";
 import type { BlobStore } from "../core/ports.js";
 import { AppError, isAppError, validationError } from "../core/errors.js";
 import type { IdGenerator } from "../core/ids.js";
 import type { Priority } from "../core/job.js";
-import { imageUrlProblem } from "../core/webhook-target.js";
 import type { Clock } from "../core/time.js";
 import {
   QUEUE_ONLY_FIELDS,
@@ -18,6 +17,12 @@ import {
 import { maxPositionWithin } from "../core/eta.js";
 import type { Scheduler } from "../queues/scheduler.js";
 import type { CapacityView } from "./capacity.js";
+import {
+  checkInputImageUrl,
+  fetchInputImage,
+  verifyInputImage,
+  type InputImageDeps,
+} from "./input-images.js";
 
 export interface AdmissionDeps {
   readonly scheduler: Scheduler;
@@ -32,8 +37,6 @@ export interface AdmissionDeps {
    * signed object URL of it (`url`, the value they sent).
    */
   readonly mayReadObject: (digest: string, principal: Principal, url?: string) => Promise<boolean>;
-  /** `WEBHOOK_ALLOW_PRIVATE`: image URLs may point at private, loopback and metadata hosts. */
-  readonly allowPrivateUrls: boolean;
   /** ttl (s) of a job admitted without one (DEFAULT_TTL_S): every queued job expires if it never starts. */
   readonly defaultTtlS: number;
   /**
@@ -41,6 +44,8 @@ export interface AdmissionDeps {
    * refused with 503 `unavailable`, leaving the rest of the memory to the jobs already admitted.
    */
   readonly redisNearLimit: () => boolean;
+  /** Fetching, checking and decoding input images (URLs and inline `data:` images). */
+  readonly inputs: InputImageDeps;
 }
 
 export interface AdmitRequest {
@@ -75,49 +80,69 @@ export interface Admitted {
 
 const SEED_SPACE = 4_294_967_296;
 
+/** An input image after its checks: bytes still to be stored, or an object already in the CAS. */
+type CheckedImage =
+  | { readonly kind: "bytes"; readonly bytes: Uint8Array }
+  | { readonly kind: "digest"; readonly digest: string };
+
 /**
- * Checks an input image before anything is stored: a URL must not point at a private host (the GPU
- * backend fetches it from inside the network); a stored object must exist and be readable by the
- * caller. An object the caller may not read is reported exactly like a missing one, so a digest never
- * reveals whether someone else stored it.
- * @throws AppError 400 `validation_error` with `details.field` = `field`.
+ * Checks an input image before anything is stored. A URL is fetched by the gateway (never handed to a
+ * GPU backend) and, like an inline `data:` image, checked by its bytes and fully decoded; a stored
+ * object must exist and be readable by the caller. An object the caller may not read is reported
+ * exactly like a missing one, so a digest never reveals whether someone else stored it.
+ * @throws AppError 400 `validation_error` with `details.field` = `field` (constraints: input-images.ts).
  */
-async function checkImage(field: string, ref: ImageRef, principal: Principal, deps: AdmissionDeps) {
+async function checkImage(
+  field: string,
+  ref: ImageRef,
+  principal: Principal,
+  deps: AdmissionDeps,
+): Promise<CheckedImage> {
   switch (ref.kind) {
     case "url": {
-      const problem = imageUrlProblem(ref.url, deps.allowPrivateUrls);
-      if (problem) throw validationError(field, "public_https", `${field}: ${problem}`);
-      return;
+      const bytes = await fetchInputImage(field, ref.url, deps.inputs);
+      await verifyInputImage(field, bytes, undefined, deps.inputs);
+      return { kind: "bytes", bytes };
     }
-    case "data":
-      return;
+    case "data": {
+      const bytes = dataRefBytes(ref);
+      await verifyInputImage(field, bytes, ref.media_type, deps.inputs);
+      return { kind: "bytes", bytes };
+    }
     case "digest": {
       const usable =
         (await deps.mayReadObject(ref.digest, principal, ref.url)) && (await deps.blobs.has(ref.digest));
       if (!usable) throw validationError(field, "exists", `${field}: no stored object ${ref.digest}`);
-      return;
+      return { kind: "digest", digest: ref.digest };
     }
     case "asset":
       throw validationError(field, "exists", `${field}: asset ${ref.asset_id} has no uploaded bytes`);
   }
 }
 
-/** Moves an inline `data:` image into the CAS (granting its sender); queued jobs hold digests only. */
-async function storeImage(field: string, ref: ImageRef, principal: Principal, deps: AdmissionDeps) {
-  switch (ref.kind) {
-    case "url":
-      return { kind: "url", url: ref.url };
-    case "data": {
-      const digest = await deps.blobs.put(dataRefBytes(ref));
-      await deps.grantObject(digest, principal.customerId);
-      return { kind: "digest", digest };
-    }
-    case "digest":
-      return { kind: "digest", digest: ref.digest };
-    case "asset":
-      // checkImage refused it already.
-      throw validationError(field, "exists", `${field}: asset ${ref.asset_id} has no uploaded bytes`);
-  }
+/**
+ * {@link checkImage} for both inputs, after the cheap URL checks of both: a refused mask URL is
+ * answered without fetching the image first.
+ */
+async function checkImages(
+  refs: { readonly image?: ImageRef | undefined; readonly mask?: ImageRef | undefined },
+  principal: Principal,
+  deps: AdmissionDeps,
+): Promise<{ image?: CheckedImage; mask?: CheckedImage }> {
+  if (refs.image?.kind === "url") checkInputImageUrl("image", refs.image.url, deps.inputs);
+  if (refs.mask?.kind === "url") checkInputImageUrl("mask", refs.mask.url, deps.inputs);
+  return {
+    ...(refs.image && { image: await checkImage("image", refs.image, principal, deps) }),
+    ...(refs.mask && { mask: await checkImage("mask", refs.mask, principal, deps) }),
+  };
+}
+
+/** Moves checked image bytes into the CAS (granting their sender); queued jobs hold digests only. */
+async function storeImage(image: CheckedImage, principal: Principal, deps: AdmissionDeps) {
+  if (image.kind === "digest") return { kind: "digest", digest: image.digest };
+  const digest = await deps.blobs.put(image.bytes);
+  await deps.grantObject(digest, principal.customerId);
+  return { kind: "digest", digest };
 }
 
 /** Routing and queue options live in their own fields; the stored request is what the model gets. */
@@ -150,8 +175,7 @@ export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Ad
   }
   const r = a.request;
   const mask = r.modality === "image" ? r.mask : undefined;
-  if (r.image) await checkImage("image", r.image, a.principal, deps);
-  if (mask) await checkImage("mask", mask, a.principal, deps);
+  const checked = await checkImages({ image: r.image, mask }, a.principal, deps);
   const familyModel = `${r.family}/${r.model}`;
   const route = a.backend ? `${familyModel}@${a.backend}` : familyModel;
   // Never accept a job that nothing will ever run: when live workers report their backends and
@@ -179,8 +203,8 @@ export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Ad
     if (v !== undefined && !NOT_GENERATION.has(k)) stored[k] = v;
   }
   stored.seed = seed;
-  if (r.image) stored.image = await storeImage("image", r.image, a.principal, deps);
-  if (mask) stored.mask = await storeImage("mask", mask, a.principal, deps);
+  if (checked.image) stored.image = await storeImage(checked.image, a.principal, deps);
+  if (checked.mask) stored.mask = await storeImage(checked.mask, a.principal, deps);
   if (a.outputFormat) stored.output_format = a.outputFormat;
   // The job references its stored inputs from admission on (admit.lua counts them), so the CAS
   // collector keeps them while it exists. Touching each first keeps one that was given by digest

@@ -65,9 +65,15 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
           deps.config.outputUrlTtlS,
         )) ||
       (await grants.isOwner(digest, principal.customerId)),
-    allowPrivateUrls: deps.config.webhookAllowPrivate,
     defaultTtlS: deps.config.defaultTtlS,
     redisNearLimit: deps.redisNearLimit,
+    inputs: {
+      policy: deps.config.outbound,
+      http: deps.outboundHttp,
+      inspector: deps.imageInspector,
+      maxBytes: deps.config.inputImageMaxBytes,
+      fetchTimeoutMs: deps.config.inputFetchTimeoutMs,
+    },
   };
   const token = {
     authenticate: deps.authenticate,

@@ -4,7 +4,8 @@ import type { Redis } from "ioredis";
 import type { Catalog } from "../core/catalog.js";
 import type { Tiers } from "../core/tiers.js";
 import type { IdGenerator } from "../core/ids.js";
-import type { BlobStore } from "../core/ports.js";
+import type { BlobStore, ImageInspector, OutboundHttp } from "../core/ports.js";
+import type { OutboundPolicy } from "../core/webhook-target.js";
 import type { Clock } from "../core/time.js";
 import type { JobStore } from "../queues/job-store.js";
 import type { Scheduler } from "../queues/scheduler.js";
@@ -23,7 +24,12 @@ export interface ApiConfig {
   readonly heartbeatMs: number;
   /** How often SSE streams of queued jobs re-read their position. */
   readonly positionPollMs: number;
-  readonly webhookAllowPrivate: boolean;
+  /** Webhook and input-image URLs: `WEBHOOK_ALLOW_PRIVATE`, `OUTBOUND_ALLOWED_PORTS`. */
+  readonly outbound: OutboundPolicy;
+  /** `INPUT_IMAGE_MAX_BYTES`: largest input image fetched from a URL. */
+  readonly inputImageMaxBytes: number;
+  /** `INPUT_FETCH_TIMEOUT_MS`: deadline of one input-image fetch. */
+  readonly inputFetchTimeoutMs: number;
   readonly retentionS: number;
   readonly urlKey: Uint8Array;
   /** How long an idempotency key is held for an admission being sent (IDEMPOTENCY_HOLD_MS). */
@@ -41,6 +47,10 @@ export interface ApiDeps {
   readonly idempotency: IdempotencyStore;
   readonly hub: EventHub;
   readonly blobs: BlobStore;
+  /** The client for customer-given URLs (input images; webhook deliveries later). */
+  readonly outboundHttp: OutboundHttp;
+  /** Decodes and checks untrusted input images. */
+  readonly imageInspector: ImageInspector;
   readonly catalog: Catalog;
   readonly tiers: Tiers;
   readonly capacity: CapacityView;

@@ -10,6 +10,20 @@ const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
   z.preprocess(unsetIfBlank, z.coerce.number().int().min(min).max(max).default(def));
 const optionalInt = (min: number, max: number) =>
   z.preprocess(unsetIfBlank, z.coerce.number().int().min(min).max(max).optional());
+/** A comma-separated list of TCP ports (1–65535), at least one. */
+const portList = (def: string) =>
+  z.preprocess(unsetIfBlank, z.string().default(def)).transform((v, ctx) => {
+    const ports: number[] = [];
+    for (const part of v.split(",")) {
+      const p = part.trim();
+      if (!/^\d{1,5}$/.test(p) || Number(p) < 1 || Number(p) > 65535) {
+        ctx.addIssue({ code: "custom", message: `"${p}" is not a TCP port (1-65535)` });
+        return z.NEVER;
+      }
+      ports.push(Number(p));
+    }
+    return Object.freeze(ports);
+  });
 const rate = (def: number) => z.preprocess(unsetIfBlank, z.coerce.number().min(0).max(1).default(def));
 const bool = (def: boolean) =>
   z.preprocess(
@@ -135,6 +149,15 @@ const variables = z.object({
   BREAKER_ERROR_PERCENT: int(50, 1, 100),
   BREAKER_RESET_MS: int(5_000, 50),
   WEBHOOK_ALLOW_PRIVATE: bool(false),
+  /** Ports webhook and input-image URLs may name (README "Outbound calls"). */
+  OUTBOUND_ALLOWED_PORTS: portList("443"),
+  OUTBOUND_CONNECT_TIMEOUT_MS: int(5_000, 10),
+  /** PEM file of CA certificates trusted besides Node's bundled ones (an internal image store). */
+  OUTBOUND_CA_FILE: optionalString,
+  INPUT_FETCH_TIMEOUT_MS: int(10_000, 10),
+  INPUT_IMAGE_MAX_BYTES: int(10 * 1024 * 1024, 1024),
+  INPUT_IMAGE_MAX_PIXELS: int(25_000_000, 1, 268_402_689),
+  INPUT_DECODE_CONCURRENCY: int(2, 1, 64),
   METRICS_TOKEN: optionalString,
 
   SIM_PORT: optionalInt(0, 65535),

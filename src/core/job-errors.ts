@@ -6,6 +6,7 @@ import type { JobError } from "./job.js";
 export type JobErrorCode =
   | "invalid_request"
   | "input_missing"
+  | "input_refused"
   | "backend_error"
   | "backend_timeout"
   | "backend_busy"
@@ -22,6 +23,7 @@ export type JobErrorCode =
 export const JOB_ERROR_MESSAGE: Readonly<Record<JobErrorCode, string>> = {
   invalid_request: "the GPU backend rejected the request",
   input_missing: "an input image is no longer stored",
+  input_refused: "an input image was given as an external URL, which is never passed to a backend",
   backend_error: "the GPU backend failed",
   backend_timeout: "the GPU backend did not finish within the execution timeout",
   backend_busy: "the GPU backend was busy",

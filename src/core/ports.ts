@@ -80,3 +80,90 @@ export class BlobCorruptError extends Error {
 }
 
 export const DIGEST_RE = /^sha256-[0-9a-f]{64}$/;
+
+/** Why an outbound call failed; stable codes, so callers decide without parsing messages. */
+export type OutboundFailure =
+  /** The URL is malformed, not https (http only when private targets are allowed) or carries credentials. */
+  | "bad_url"
+  /** The port is not in the allow-list. */
+  | "blocked_port"
+  /** The host is internal, or a name resolved to (or the connection reached) a refused address. */
+  | "blocked_target"
+  /** The answer was a redirect (3xx); redirects are never followed. */
+  | "redirect"
+  /** The answer's body is larger than allowed. */
+  | "too_large"
+  /** Connecting, the headers or the body took longer than allowed. */
+  | "timeout"
+  /** Name resolution or the connection failed, or the answer was cut off. */
+  | "network";
+
+/**
+ * An outbound call that failed. `message` names no address or internal detail (it may reach the
+ * caller's customer); `cause` keeps the underlying error for logs.
+ */
+export class OutboundError extends Error {
+  constructor(
+    readonly code: OutboundFailure,
+    message: string,
+    options?: { readonly cause?: unknown },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "OutboundError";
+  }
+}
+
+/** One outbound HTTP exchange (a customer-given URL). */
+export interface OutboundRequest {
+  readonly url: string;
+  readonly method?: "GET" | "POST" | "PUT";
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: string | Uint8Array;
+  /** Largest response body accepted, in bytes (default: the client's). */
+  readonly maxBytes?: number;
+  /** Deadline of the whole exchange, connecting included (default: the client's). */
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+/** The answer of an {@link OutboundRequest}: never a 3xx (that is an `OutboundError` "redirect"). */
+export interface OutboundResponse {
+  readonly status: number;
+  /** Header names in lower case. */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Uint8Array;
+}
+
+/**
+ * HTTP client for URLs that customers give (input images, webhooks): every address it connects to
+ * is checked at connect time against the outbound policy, redirects are not followed, and every
+ * exchange has deadlines and a body limit.
+ */
+export interface OutboundHttp {
+  /**
+   * Sends the request and reads the whole answer (any status but 3xx).
+   * @throws OutboundError for every refusal and failure; an abort through the request's own
+   *   `signal` rejects with undici's abort error instead.
+   */
+  request(req: OutboundRequest): Promise<OutboundResponse>;
+  /** Closes the client's connections; idempotent. */
+  close(): Promise<void>;
+}
+
+/** Media types accepted for input images (`image`, `mask`). */
+export type InputImageType = "image/png" | "image/jpeg" | "image/webp";
+
+/** What {@link ImageInspector.inspect} found. Refusal messages name no internal detail. */
+export type ImageVerdict =
+  | {
+      readonly ok: true;
+      readonly mediaType: InputImageType;
+      readonly width: number;
+      readonly height: number;
+    }
+  | { readonly ok: false; readonly reason: "media_type" | "max_pixels" | "decode"; readonly message: string };
+
+/** Checks untrusted image bytes: their type by content, their pixel count, and a full decode. */
+export interface ImageInspector {
+  inspect(bytes: Uint8Array): Promise<ImageVerdict>;
+}

@@ -1,5 +1,6 @@
 // The api role: Redis connections (fail-fast profile), event hub, Hono app on HOST:PORT.
 import { serve, type ServerType } from "@hono/node-server";
+import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { createRandomIds } from "../core/ids.js";
 import { createJobStore } from "../queues/job-store.js";
@@ -12,6 +13,8 @@ import { createCapacityView } from "../api/capacity.js";
 import { createPresenter } from "../api/present.js";
 import { watchRedisMemory } from "../infra/redis-memory.js";
 import { startCasCollector } from "./cas-gc.js";
+import { createOutboundHttp } from "../infra/outbound-http.js";
+import { createImageInspector } from "../infra/image-inspector.js";
 import { connectRole, type RoleContext } from "./role-context.js";
 import { httpServerOptions } from "./http-timeouts.js";
 import { publishRunFile } from "./run-files.js";
@@ -29,6 +32,7 @@ export interface ApiHandle {
 export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<ApiHandle> {
   const { env } = ctx.settings;
   const logger = ctx.logger.child({ role: "api" });
+  const extraCa = readCaFile(env.OUTBOUND_CA_FILE);
   const { redis, subscriber } = await connectRole(ctx, "api");
 
   // Script calls in capped pipelines: docs/decisions.md "Script pipelines" (measured: bench/enqueue.ts).
@@ -82,6 +86,17 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     ...(env.JWT_AUDIENCE ? { audience: env.JWT_AUDIENCE } : {}),
   });
 
+  // Customer-given URLs go through this client only (connect-time address checks, no redirects).
+  const outbound = { allowPrivate: env.WEBHOOK_ALLOW_PRIVATE, allowedPorts: env.OUTBOUND_ALLOWED_PORTS };
+  const outboundHttp = createOutboundHttp({
+    policy: outbound,
+    connectTimeoutMs: env.OUTBOUND_CONNECT_TIMEOUT_MS,
+    timeoutMs: env.INPUT_FETCH_TIMEOUT_MS,
+    maxBytes: env.INPUT_IMAGE_MAX_BYTES,
+    ...(extraCa === undefined ? {} : { extraCa }),
+  });
+  ctx.runtime.defer("outbound http", () => outboundHttp.close());
+
   let publicUrl = env.PUBLIC_URL ?? "";
   const app = createApp({
     redis,
@@ -90,6 +105,11 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     idempotency,
     hub,
     blobs: ctx.blobs,
+    outboundHttp,
+    imageInspector: createImageInspector({
+      maxPixels: env.INPUT_IMAGE_MAX_PIXELS,
+      concurrency: env.INPUT_DECODE_CONCURRENCY,
+    }),
     catalog: ctx.settings.catalog,
     tiers: ctx.settings.tiers,
     capacity,
@@ -112,7 +132,9 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
       maxTtlS: 86_400,
       heartbeatMs: env.SSE_HEARTBEAT_MS,
       positionPollMs: 1_000,
-      webhookAllowPrivate: env.WEBHOOK_ALLOW_PRIVATE,
+      outbound,
+      inputImageMaxBytes: env.INPUT_IMAGE_MAX_BYTES,
+      inputFetchTimeoutMs: env.INPUT_FETCH_TIMEOUT_MS,
       retentionS: env.JOB_RETENTION_S,
       urlKey: ctx.keys.objectUrl,
       idempotencyHoldMs: env.IDEMPOTENCY_HOLD_MS,
@@ -154,4 +176,14 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   publishRunFile(ctx.runtime, ctx.settings.dataDir, "api.url", publicUrl);
   logger.info({ url: publicUrl }, "api listening");
   return { url: publicUrl, port, hub, fetch: (req) => app.fetch(req) };
+}
+
+/** The PEM of `OUTBOUND_CA_FILE`, read before anything connects; a bad path stops the process. */
+function readCaFile(path: string | undefined): string | undefined {
+  if (path === undefined) return undefined;
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    throw new Error(`OUTBOUND_CA_FILE: cannot read ${path} (${(err as Error).message})`);
+  }
 }

@@ -2,7 +2,7 @@
 import type { JobError } from "../core/job.js";
 import { jobError } from "../core/job-errors.js";
 import { BackendHttpError } from "./backends/kserve-client.js";
-import { InputMissingError } from "./infer-request.js";
+import { InputMissingError, InputUrlRefusedError } from "./infer-request.js";
 
 export type AbortReason = "cancelled" | "timeout" | "lost" | "shutdown";
 
@@ -60,6 +60,7 @@ function detailOf(err: unknown): string {
  * | backend 5xx, 408, reset                 | retry with backoff (`backend_error`)        |
  * | execution timeout                       | retry with backoff (`backend_timeout`)      |
  * | an input image missing from the CAS      | error, `input_missing`, not retriable       |
+ * | an input image stored as an external URL | error, `input_refused`, not retriable       |
  * | unreadable answer, any other exception  | retry with backoff (`backend_error`)        |
  * | our own abort: shutdown, cancel, lost    | busy (the job is handed back, or it already |
  * |                                          | moved on and the settle is rejected)        |
@@ -73,6 +74,9 @@ export function classify(err: unknown): Verdict {
   }
   if (err instanceof InputMissingError) {
     return { outcome: "failed", error: jobError("input_missing", false), detail };
+  }
+  if (err instanceof InputUrlRefusedError) {
+    return { outcome: "failed", error: jobError("input_refused", false), detail };
   }
   if (err instanceof BreakerOpenError) {
     return { outcome: "busy", error: jobError("backend_unavailable", true), coolDown: false, detail };

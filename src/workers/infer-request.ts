@@ -21,6 +21,17 @@ export class InputMissingError extends Error {
   }
 }
 
+/**
+ * A job stored before the gateway fetched input images itself holds the customer's URL. It is never
+ * passed on (the backend would fetch it from inside the network): the job fails instead.
+ */
+export class InputUrlRefusedError extends Error {
+  constructor() {
+    super("the job's input image is an external URL, which is no longer sent to backends; submit it again");
+    this.name = "InputUrlRefusedError";
+  }
+}
+
 type ImageRef = { kind: "digest"; digest: string } | { kind: "url"; url: string };
 
 function isImageRef(v: unknown): v is ImageRef {
@@ -31,10 +42,10 @@ function isImageRef(v: unknown): v is ImageRef {
   );
 }
 
-/** An input image as the backend gets it: its URL, or its bytes as a data URI (from the CAS). */
+/** An input image as the backend gets it: its bytes as a data URI (from the CAS), never a URL. */
 async function resolveImage(ref: unknown, blobs: BlobStore): Promise<string | undefined> {
   if (!isImageRef(ref)) return undefined;
-  if (ref.kind === "url") return ref.url;
+  if (ref.kind === "url") throw new InputUrlRefusedError();
   const bytes = await blobs.get(ref.digest);
   if (!bytes) throw new InputMissingError(ref.digest);
   return `data:${sniffContentType(bytes)};base64,${Buffer.from(bytes).toString("base64")}`;
@@ -42,7 +53,8 @@ async function resolveImage(ref: unknown, blobs: BlobStore): Promise<string | un
 
 /**
  * Scalars go to `parameters`, the prompt to a BYTES input `prompt`, structured fields to a BYTES input
- * `request` holding JSON (API.md §4): `lora`, and `image`/`mask` as a URL or a `data:` URI.
+ * `request` holding JSON (API.md §4): `lora`, and `image`/`mask` as a `data:` URI.
+ * @throws InputMissingError when an input object is gone; InputUrlRefusedError for a stored URL ref.
  */
 export async function buildInferRequest(input: AttemptInput, blobs: BlobStore): Promise<InferRequest> {
   const parameters: Record<string, string | number | boolean> = {

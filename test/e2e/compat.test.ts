@@ -3,10 +3,15 @@
 // the answer is checked against the spec's documented success status, headers and response schemas
 // (validated with the spec's own JSON schemas, $refs resolved). The examples have no path, so each goes
 // to a catalogue model that offers the example's task. The i2i/i2v/edit examples reference
-// https://example.com images: they are sent unchanged (the gateway never fetches them; the URL travels
-// to the backend). One extra case sends an inline `data:` image instead, to cover the CAS path.
+// https://example.com images, which the gateway fetches itself (it never hands a customer URL to a
+// backend): the examples are sent as written except that their image host is a local https server
+// (the same paths), allowed through WEBHOOK_ALLOW_PRIVATE, since no test may reach a public host. One
+// extra case sends an inline `data:` image instead.
 import { readFileSync } from "node:fs";
+import { createServer as createHttpsServer, type Server } from "node:https";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   E2eHarness,
@@ -121,15 +126,50 @@ const responses = spec.components.responses;
 let h: E2eHarness;
 let gw: Gateway;
 let bearer: string;
+let images: Server;
+let imagesBase = "";
+
+const TLS_DIR = join(PROJECT_ROOT, "test/integration/fixtures/tls");
+
+/** The example with its image/mask URLs moved to the local image server (same paths). */
+function withLocalImages(example: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...example };
+  for (const field of ["image", "mask"]) {
+    const v = out[field];
+    if (typeof v === "string" && v.startsWith("https://")) out[field] = `${imagesBase}${new URL(v).pathname}`;
+  }
+  return out;
+}
 
 beforeAll(async () => {
+  const photo = await sharp({ create: { width: 64, height: 64, channels: 3, background: "#468" } })
+    .jpeg()
+    .toBuffer();
+  images = createHttpsServer(
+    {
+      cert: readFileSync(join(TLS_DIR, "images-test.crt"), "utf8"),
+      key: readFileSync(join(TLS_DIR, "images-test.key"), "utf8"),
+    },
+    (_req, res) => res.writeHead(200, { "content-type": "image/jpeg" }).end(photo),
+  );
+  await new Promise<void>((r) => images.listen(0, "127.0.0.1", r));
+  const port = (images.address() as AddressInfo).port;
+  imagesBase = `https://127.0.0.1:${port}`;
   h = new E2eHarness();
-  gw = await h.start(undefined);
+  gw = await h.start(undefined, {
+    env: {
+      WEBHOOK_ALLOW_PRIVATE: "true",
+      OUTBOUND_ALLOWED_PORTS: `443,${port}`, // 443: the /queue example's webhook
+      OUTBOUND_CA_FILE: join(TLS_DIR, "images-test.crt"),
+    },
+  });
   bearer = await token("compat", { tier: "pro" });
   await waitForModel(gw.url, bearer, "wan/default");
 });
 afterAll(async () => {
   await h?.cleanup();
+  images?.closeAllConnections();
+  await new Promise((r) => images?.close(r));
 });
 
 /** A catalogue model offering the example's task (examples carry no path). */
@@ -162,7 +202,7 @@ describe("POST /image/{family}/{model}/{task}: the spec's request examples", () 
     const res = await call(gw.url, routeFor("image", example), {
       method: "POST",
       token: bearer,
-      body: example,
+      body: withLocalImages(example),
     });
     const { bytes, hint } = await readAll(res);
     expect(res.status, hint).toBe(200);
@@ -203,7 +243,7 @@ describe("POST /video/{family}/{model}/{task}: the spec's request examples", () 
       const res = await call(gw.url, routeFor("video", example), {
         method: "POST",
         token: bearer,
-        body: example,
+        body: withLocalImages(example),
       });
       const { bytes, hint } = await readAll(res);
       expect(res.status, hint).toBe(200);
@@ -222,7 +262,8 @@ describe("POST /queue: the spec's request examples", () => {
   it.each(examples("/queue"))(
     "%s",
     async (name, example) => {
-      const res = await call(gw.url, "/queue", { method: "POST", token: bearer, body: example });
+      const body = withLocalImages(example);
+      const res = await call(gw.url, "/queue", { method: "POST", token: bearer, body });
       const created = (await res.json()) as Record<string, unknown>;
       expect(res.status, JSON.stringify(created)).toBe(202);
       expectSchema(created, jobCreated, "JobCreated");
@@ -277,7 +318,7 @@ describe("POST /queue: the spec's request examples", () => {
 
       if (name === "with_idempotency") {
         // Same customer, key and body: the first answer again, same id, marked as a replay.
-        const replay = await call(gw.url, "/queue", { method: "POST", token: bearer, body: example });
+        const replay = await call(gw.url, "/queue", { method: "POST", token: bearer, body });
         expect(replay.status).toBe(202);
         expect(replay.headers.get("idempotent-replayed")).toBe("true");
         expect(((await replay.json()) as { id: string }).id).toBe(id);

@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { isIP, isPrivateAddress, webhookTargetProblem } from "../../src/core/webhook-target.js";
+import { isIP, isPrivateAddress, outboundUrlProblem } from "../../src/core/webhook-target.js";
+
+const strict = { allowPrivate: false, allowedPorts: [443] };
+const open = { allowPrivate: true, allowedPorts: [443] };
+const webhookTargetProblem = (url: string, allowPrivate: boolean) =>
+  outboundUrlProblem(url, allowPrivate ? open : strict)?.message;
 
 describe("webhook targets", () => {
   it("recognises IP literals", () => {
@@ -32,8 +37,8 @@ describe("webhook targets", () => {
     expect(webhookTargetProblem("http://hooks.example.com/render", false)).toMatch(/https/);
     expect(webhookTargetProblem("https://127.0.0.1/x", false)).toMatch(/private/);
     expect(webhookTargetProblem("https://[::1]/x", false)).toMatch(/private/);
-    expect(webhookTargetProblem("https://localhost/x", false)).toMatch(/public/);
-    expect(webhookTargetProblem("https://metadata.google.internal/x", false)).toMatch(/public/);
+    expect(webhookTargetProblem("https://localhost/x", false)).toMatch(/internal/);
+    expect(webhookTargetProblem("https://metadata.google.internal/x", false)).toMatch(/internal/);
     expect(webhookTargetProblem("https://user:pw@example.com/x", false)).toMatch(/credentials/);
     expect(webhookTargetProblem("https://127.0.0.1/x", true)).toBeUndefined();
   });

@@ -4,7 +4,7 @@ import { AppError, validationError } from "../../core/errors.js";
 import { isPriorityAllowed, tierOf } from "../../core/tiers.js";
 import { parseQueueRequest } from "../../core/request-schema.js";
 import { queuedEtaSeconds } from "../../core/eta.js";
-import { webhookTargetProblem } from "../../core/webhook-target.js";
+import { outboundUrlProblem } from "../../core/webhook-target.js";
 import { rfc3339 } from "../../core/time.js";
 import { readJsonBody } from "../body.js";
 import { jsonResponse, requestHeader } from "../respond.js";
@@ -60,8 +60,11 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
       );
     }
     if (req.webhook !== undefined) {
-      const problem = webhookTargetProblem(req.webhook, deps.config.webhookAllowPrivate);
-      if (problem) throw validationError("webhook", "public_https", `webhook: ${problem}`);
+      const problem = outboundUrlProblem(req.webhook, deps.config.outbound);
+      if (problem) {
+        const constraint = problem.reason === "port" ? "port" : "public_https";
+        throw validationError("webhook", constraint, `webhook: the URL ${problem.message}`);
+      }
     }
     const idemKey = req.idempotency_key;
     const id = deps.ids("job");
