@@ -41,5 +41,12 @@ export default tseslint.config(
     files: ["src/cli.ts", "src/main/**/*.ts"],
     rules: { "no-console": "off" },
   },
-  { files: ["eslint.config.js", "bin/**/*.js"], ...tseslint.configs.disableTypeChecked },
+  {
+    files: ["eslint.config.js", "bin/**/*.js", "bench/**/*.mjs"],
+    ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    files: ["bench/**/*.mjs"],
+    languageOptions: { globals: { process: "readonly", setInterval: "readonly" } },
+  },
 );

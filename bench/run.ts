@@ -1,6 +1,7 @@
-// `npm run bench [-- enqueue worker-throughput position utilisation recovery] [--rounds N …]`: runs
+// `npm run bench [-- enqueue worker-throughput position utilisation recovery body-block] [--rounds N …]`: runs
 // the benchmarks one after the other (each with its own redis-server and processes), then prints
 // every headline figure with its ratio and target. Never part of `npm test` (STYLE.md habit 13).
+import { bodyBlockBench } from "./body-block.js";
 import { enqueueBench } from "./enqueue.js";
 import { positionBench } from "./position.js";
 import { recoveryBench } from "./recovery.js";
@@ -9,7 +10,14 @@ import { workerBench } from "./worker-throughput.js";
 import { runBench, type BenchDef } from "./lib/harness.js";
 import { figuresTable, fmt, writeSummary, NOISE_NOTE, machine, type BenchSummary } from "./lib/report.js";
 
-const ALL: readonly BenchDef[] = [enqueueBench, workerBench, positionBench, utilisationBench, recoveryBench];
+const ALL: readonly BenchDef[] = [
+  enqueueBench,
+  workerBench,
+  positionBench,
+  utilisationBench,
+  recoveryBench,
+  bodyBlockBench,
+];
 
 /** The bench names among the arguments: neither an option (`--x`, `--x=v`) nor an option's value. */
 function benchNames(args: readonly string[]): string[] {

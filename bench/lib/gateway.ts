@@ -102,11 +102,17 @@ export function nodeArgs(name: string): string[] {
   return ["--cpu-prof", `--cpu-prof-dir=${dir}`];
 }
 
-function gateway(name: string, args: readonly string[], env: Record<string, string>, logDir: string): Child {
+function gateway(
+  name: string,
+  args: readonly string[],
+  env: Record<string, string>,
+  logDir: string,
+  extraNodeArgs: readonly string[] = [],
+): Child {
   return spawnChild({
     name,
     command: process.execPath,
-    args: [...nodeArgs(name), join(GATEWAY_ROOT, "bin/render-gateway.js"), ...args],
+    args: [...nodeArgs(name), ...extraNodeArgs, join(GATEWAY_ROOT, "bin/render-gateway.js"), ...args],
     env,
     logDir,
   });
@@ -125,9 +131,11 @@ export async function startApi(o: {
   dataDir: string;
   logDir: string;
   extra?: Readonly<Record<string, string>>;
+  /** Node flags before the script (e.g. `--import` of a probe). */
+  nodeArgs?: readonly string[];
 }): Promise<ApiProcess> {
   mkdirSync(o.dataDir, { recursive: true });
-  const child = gateway(o.name ?? "api", ["start", "--roles", "api"], roleEnv(o), o.logDir);
+  const child = gateway(o.name ?? "api", ["start", "--roles", "api"], roleEnv(o), o.logDir, o.nodeArgs);
   const url = await waitForFile(join(o.dataDir, "run", "api.url"), child);
   return { child, url };
 }

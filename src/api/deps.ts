@@ -11,6 +11,7 @@ import type { JobStore } from "../queues/job-store.js";
 import type { Scheduler } from "../queues/scheduler.js";
 import type { IdempotencyStore } from "../queues/idempotency-store.js";
 import type { Principal } from "./auth.js";
+import type { BodyReader } from "./body.js";
 import type { CapacityView } from "./capacity.js";
 import type { EventHub } from "./event-hub.js";
 import type { Presenter } from "./present.js";
@@ -55,6 +56,8 @@ export interface ApiDeps {
   readonly tiers: Tiers;
   readonly capacity: CapacityView;
   readonly present: Presenter;
+  /** The process's JSON body reader (its budget and counters are per process). */
+  readonly bodies: BodyReader;
   readonly authenticate: (header: string | undefined) => Promise<Principal>;
   /** A cached principal of an already verified token, without waiting. */
   readonly peekPrincipal?: (header: string | undefined) => Principal | undefined;

@@ -10,9 +10,14 @@ interface NodeBindings {
   readonly outgoing?: ServerResponse;
 }
 
+/** The node request behind the context (absent under `app.request()` and other runtimes). */
+export function nodeRequestOf(c: Context): IncomingMessage | undefined {
+  return (c.env as NodeBindings | undefined)?.incoming;
+}
+
 /** A request header (lower-case name), read from the node request when there is one. */
 export function requestHeader(c: Context, name: string): string | undefined {
-  const incoming = (c.env as NodeBindings | undefined)?.incoming;
+  const incoming = nodeRequestOf(c);
   if (!incoming) return c.req.header(name);
   const v = incoming.headers[name];
   return Array.isArray(v) ? v.join(", ") : v;

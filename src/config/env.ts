@@ -148,6 +148,8 @@ const variables = z.object({
   BREAKER_VOLUME: int(5, 1),
   BREAKER_ERROR_PERCENT: int(50, 1, 100),
   BREAKER_RESET_MS: int(5_000, 50),
+  /** Bytes all request bodies being read at once may hold in one API process (503 beyond). */
+  BODY_BUDGET_BYTES: int(64 * 1024 * 1024, 1024),
   WEBHOOK_ALLOW_PRIVATE: bool(false),
   /** Ports webhook and input-image URLs may name (README "Outbound calls"). */
   OUTBOUND_ALLOWED_PORTS: portList("443"),

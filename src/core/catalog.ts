@@ -3,6 +3,7 @@ import { z } from "zod";
 import { AppError, validationError } from "./errors.js";
 import { deepFreeze } from "./deep-freeze.js";
 import { FORMATS, MODALITIES, type Modality } from "./formats.js";
+import { ROUTE_PART_MAX_CHARS } from "./request-limits.js";
 
 export type { Modality } from "./formats.js";
 
@@ -511,12 +512,22 @@ export function isModality(value: unknown): value is Modality {
  * Resolves `{modality}/{family}/{model}/{task}` (family/model may be a Hugging Face alias split at its
  * first `/`) to a catalogue model that accepts jobs.
  * @throws AppError 400 `validation_error` (`details.field` `modality` or `task`) for a modality other
- *   than image/video or a task outside `t2i i2i edit t2v i2v`;
+ *   than image/video or a task outside `t2i i2i edit t2v i2v`, or for any part longer than
+ *   {@link ROUTE_PART_MAX_CHARS} (`max_length`);
  *   404 `not_found` for an unknown family/model, a model of the other modality, a task the model lacks,
  *   or a model whose status is not `active`/`preview`.
  */
 export function resolveRoute(catalog: Catalog, params: RouteParams): RouteMatch {
   const { modality, family, model, task } = params;
+  for (const field of ["modality", "family", "model", "task"] as const) {
+    if (params[field].length > ROUTE_PART_MAX_CHARS) {
+      throw validationError(
+        field,
+        "max_length",
+        `${field} must be at most ${ROUTE_PART_MAX_CHARS} characters`,
+      );
+    }
+  }
   if (!isModality(modality)) {
     throw validationError("modality", "enum", `modality must be one of ${MODALITIES.join(", ")}`);
   }

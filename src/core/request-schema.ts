@@ -15,6 +15,19 @@ import {
   type Task,
 } from "./catalog.js";
 import { AppError, validationError } from "./errors.js";
+import {
+  BACKEND_MAX_CHARS,
+  FORMAT_MAX_CHARS,
+  IDEMPOTENCY_KEY_MAX_CHARS,
+  IMAGE_URL_MAX_CHARS,
+  JSON_BODY_LIMITS,
+  LORA_ID_MAX_CHARS,
+  LORA_ITEM_MAX_MEMBERS,
+  MAX_DATA_IMAGE_BYTES,
+  MAX_LORAS,
+  SHOWN_KEY_MAX_CHARS,
+  WEBHOOK_URL_MAX_CHARS,
+} from "./request-limits.js";
 import { defaultFormat, formatSize, type Modality } from "./formats.js";
 import { PRIORITIES, type Priority } from "./job.js";
 
@@ -143,8 +156,7 @@ export interface QueueContext {
 // ---------------------------------------------------------------------------------------------------
 // Field tables
 
-/** Largest decoded size of an inline `data:` image: 1 MiB. */
-export const MAX_DATA_IMAGE_BYTES = 1024 * 1024;
+export { MAX_DATA_IMAGE_BYTES };
 /** Prompt length bounds in characters (Unicode code points). */
 export const PROMPT_MAX_CHARS = 4000;
 export const NEGATIVE_PROMPT_MAX_CHARS = 2000;
@@ -258,13 +270,15 @@ export const SERVER_OWNED_FIELDS: ReadonlySet<string> = new Set([
 // ---------------------------------------------------------------------------------------------------
 // Image references
 
+/** An engine name or a backend id (`?backend=` and the `backend` body field). */
+const BACKEND_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
 const DIGEST_BODY = "(?:sha256|blake3)-[0-9a-f]{64}";
 const DIGEST_RE = new RegExp(`^${DIGEST_BODY}$`);
 const OBJECT_PATH_RE = new RegExp(`/objects/(${DIGEST_BODY})$`);
 const ASSET_PATH_RE = /\/assets\/(a_[A-Za-z0-9]{16,64})$/;
 const DATA_PREFIX_RE = /^data:image\/(png|jpeg|jpg|webp);base64,/;
 const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
-const MAX_REF_URL_CHARS = 4096;
 const MAX_BASE64_CHARS = Math.ceil(MAX_DATA_IMAGE_BYTES / 3) * 4;
 const REF_FORMS =
   "an https URL, a data:image/(png|jpeg|webp);base64 URI, a sha256 digest, or a gateway /objects/ or /assets/ URL";
@@ -279,16 +293,14 @@ function classifyImageRef(value: string, field: string): RefResult {
     if (payload.length > MAX_BASE64_CHARS + 2) {
       return bad("max_bytes", `${field} data exceeds 1 MiB; upload it with POST /uploads instead`);
     }
-    const bare = payload.replace(/=+$/, "");
-    if (
-      payload.length === 0 ||
-      !BASE64_RE.test(payload) ||
-      bare.length % 4 === 1 ||
-      payload.length - bare.length > 2
-    ) {
+    // The padding is counted, not matched with /=+$/: that regex retries from every `=` of a long run
+    // (quadratic: 30,000 `=` and an `x` took 0.7 s).
+    if (payload.length === 0 || !BASE64_RE.test(payload)) {
       return bad("format", `${field} data is not valid base64`);
     }
-    const size = Math.floor((bare.length * 3) / 4);
+    const bare = payload.length - (payload.endsWith("==") ? 2 : payload.endsWith("=") ? 1 : 0);
+    if (bare % 4 === 1) return bad("format", `${field} data is not valid base64`);
+    const size = Math.floor((bare * 3) / 4);
     if (size === 0) return bad("format", `${field} data is empty`);
     if (size > MAX_DATA_IMAGE_BYTES) {
       return bad("max_bytes", `${field} data exceeds 1 MiB; upload it with POST /uploads instead`);
@@ -299,8 +311,8 @@ function classifyImageRef(value: string, field: string): RefResult {
       ref: { kind: "data", media_type: `image/${sub}` as DataMediaType, base64: payload, size },
     };
   }
-  if (value.length > MAX_REF_URL_CHARS)
-    return bad("max_length", `${field} URL is longer than ${MAX_REF_URL_CHARS}`);
+  if (value.length > IMAGE_URL_MAX_CHARS)
+    return bad("max_length", `${field} URL is longer than ${IMAGE_URL_MAX_CHARS}`);
   if (DIGEST_RE.test(value)) return { ok: true, ref: { kind: "digest", digest: value } };
   let path: string | undefined;
   let url: URL | undefined;
@@ -398,7 +410,7 @@ const loraItemSchema = z.strictObject(
         error: (iss) => (iss.input === undefined ? "lora id is required" : "lora id must be a string"),
       })
       .min(1, "lora id must not be empty")
-      .max(128, "lora id is too long"),
+      .max(LORA_ID_MAX_CHARS, `lora id must be at most ${LORA_ID_MAX_CHARS} characters`),
     // The original gives weight no range (negative values invert the effect); any finite number passes.
     weight: z.number({ error: () => "lora weight must be a number" }).default(DEFAULTS.lora_weight),
   },
@@ -423,7 +435,12 @@ export function generationFieldsSchema(modality: Modality, rangeOf: RangeOf, whe
     cfg: num("cfg"),
     sampler: enumField("sampler", SAMPLERS).optional(),
     scheduler: enumField("scheduler", SCHEDULERS).optional(),
-    lora: z.array(loraItemSchema, { error: () => "lora must be an array of {id, weight}" }).optional(),
+    // The item count is checked before any item (checkSizes); max() here only documents it, since
+    // zod checks it after validating every item.
+    lora: z
+      .array(loraItemSchema, { error: () => "lora must be an array of {id, weight}" })
+      .max(MAX_LORAS, `lora must have at most ${MAX_LORAS} items`)
+      .optional(),
   };
   if (modality === "image") {
     return z.strictObject({
@@ -466,31 +483,54 @@ export const videoGenerationSchema = generationFieldsSchema("video", globalRange
  */
 export function queueOptionsSchema(minTtlS: number, maxTtlS: number) {
   return z.strictObject({
-    format: z.string({ error: () => "format must be a string" }).optional(),
+    format: z
+      .string({ error: () => "format must be a string" })
+      .max(FORMAT_MAX_CHARS, `format must be at most ${FORMAT_MAX_CHARS} characters`)
+      .optional(),
     backend: z
       .string({ error: () => "backend must be a string" })
-      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, "backend must be an engine name or a backend id")
+      .max(BACKEND_MAX_CHARS, {
+        error: `backend must be at most ${BACKEND_MAX_CHARS} characters`,
+        abort: true,
+      })
+      .regex(BACKEND_RE, "backend must be an engine name or a backend id")
       .optional(),
     priority: enumField("priority", PRIORITIES).default("normal"),
     webhook: z
       .string({ error: () => "webhook must be a string" })
-      .max(2048, "webhook must be at most 2048 characters")
+      .max(WEBHOOK_URL_MAX_CHARS, {
+        error: `webhook must be at most ${WEBHOOK_URL_MAX_CHARS} characters`,
+        abort: true,
+      })
       .refine(isHttpsUrl, { message: "webhook must be an https URL", params: { constraint: "format" } })
       .optional(),
     webhook_events: z
       .array(enumField("webhook_events", WEBHOOK_EVENTS), {
         error: () => `webhook_events must be an array of ${WEBHOOK_EVENTS.join(", ")}`,
       })
+      .max(WEBHOOK_EVENTS.length, `webhook_events must have at most ${WEBHOOK_EVENTS.length} items`)
+      .refine((events) => new Set(events).size === events.length, {
+        message: "webhook_events must not list an event twice",
+        params: { constraint: "unique" },
+      })
       .optional(),
     ttl: numberField("ttl", { min: minTtlS, max: maxTtlS, integer: true }, " seconds").optional(),
     idempotency_key: z
       .string({ error: () => "idempotency_key must be a string" })
       .min(1, "idempotency_key must not be empty")
-      .max(64, "idempotency_key must be at most 64 characters")
+      .max(IDEMPOTENCY_KEY_MAX_CHARS, {
+        error: `idempotency_key must be at most ${IDEMPOTENCY_KEY_MAX_CHARS} characters`,
+        abort: true,
+      })
       // Control characters cannot travel in the Idempotency-Key header, which shares the key space.
       .regex(/^[^\p{Cc}]*$/u, "idempotency_key must not contain control characters")
       .optional(),
   });
+}
+
+/** True when `value` has the form of an engine name or a backend id (at most 64 characters). */
+export function isBackendName(value: string): boolean {
+  return value.length <= BACKEND_MAX_CHARS && BACKEND_RE.test(value);
 }
 
 function isHttpsUrl(value: string): boolean {
@@ -548,6 +588,18 @@ function asObject(body: unknown): Body {
   if (body === null || typeof body !== "object" || Array.isArray(body)) {
     throw validationError("body", "type", "request body must be a JSON object");
   }
+  // The member count is bounded before anything walks the members (a body that came through the
+  // HTTP reader is bounded already; other callers may pass anything).
+  let members = 0;
+  for (const _ in body) {
+    if (++members > JSON_BODY_LIMITS.maxMembers) {
+      throw validationError(
+        "body",
+        "max_members",
+        `request body has more than ${JSON_BODY_LIMITS.maxMembers} members`,
+      );
+    }
+  }
   // `null` means "not given" (generated clients send it for unset optional members); fromEntries keeps
   // a `__proto__` key as an own property, so it is reported as an unknown field, not applied.
   const values = Object.values(body);
@@ -555,7 +607,39 @@ function asObject(body: unknown): Body {
   return Object.fromEntries(Object.entries(body).filter(([, v]) => v !== null));
 }
 
+/**
+ * The arrays and maps below the top level, bounded before any per-item work (zod checks `max()`
+ * only after validating every item).
+ * @throws AppError 400 `validation_error` with `max_items` or `max_members`.
+ */
+function checkSizes(body: Body): void {
+  const lora = body["lora"];
+  if (Array.isArray(lora)) {
+    if (lora.length > MAX_LORAS) {
+      throw validationError("lora", "max_items", `lora must have at most ${MAX_LORAS} items`);
+    }
+    lora.forEach((item: unknown, i) => {
+      if (item === null || typeof item !== "object") return;
+      let members = 0;
+      for (const _ in item) {
+        if (++members > LORA_ITEM_MAX_MEMBERS) {
+          throw validationError(`lora.${i}`, "max_members", "each lora entry must be an object {id, weight}");
+        }
+      }
+    });
+  }
+  const events = body["webhook_events"];
+  if (Array.isArray(events) && events.length > WEBHOOK_EVENTS.length) {
+    throw validationError(
+      "webhook_events",
+      "max_items",
+      `webhook_events must have at most ${WEBHOOK_EVENTS.length} items`,
+    );
+  }
+}
+
 function withoutNullLoraMembers(body: Body): Body {
+  checkSizes(body);
   const lora = body["lora"];
   if (!Array.isArray(lora)) return body;
   const items: unknown[] = lora.map((item: unknown) =>
@@ -579,11 +663,21 @@ function checkKnownFields(body: Body, allowed: ReadonlySet<string>, what: string
     if (allowed.has(key)) continue;
     const guess = closest(key, [...allowed]);
     const hint = guess === undefined ? "" : ` (did you mean ${guess}?)`;
-    throw validationError(key, "unknown", `unknown field ${key} in ${what}${hint}`);
+    const shown = shownKey(key);
+    throw validationError(shown, "unknown", `unknown field ${shown} in ${what}${hint}`);
   }
 }
 
-/** The allowed name within edit distance 2 of `key`, if any: a hint for typos. */
+/** A key as error messages show it: cut at {@link SHOWN_KEY_MAX_CHARS} characters. */
+function shownKey(key: string): string {
+  return key.length > SHOWN_KEY_MAX_CHARS ? `${key.slice(0, SHOWN_KEY_MAX_CHARS)}…` : key;
+}
+
+/**
+ * The allowed name within edit distance 2 of `key`, if any: a hint for typos. Cheap whatever the
+ * key: names whose length differs by 3 or more are skipped before any work, so a key is compared
+ * only with names of about its length (the longest is 15 characters).
+ */
 function closest(key: string, allowed: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestD = 3;
@@ -625,7 +719,7 @@ function issueError(issue: z.core.$ZodIssue, body: Body): AppError {
   const field = issue.path.map(String).join(".");
   switch (issue.code) {
     case "unrecognized_keys": {
-      const key = issue.keys[0] ?? "";
+      const key = shownKey(issue.keys[0] ?? "");
       const f = field === "" ? key : `${field}.${key}`;
       return validationError(f, "unknown", `unknown field ${f}`);
     }

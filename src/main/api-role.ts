@@ -7,6 +7,7 @@ import { createJobStore } from "../queues/job-store.js";
 import { createIdempotencyStore } from "../queues/idempotency-store.js";
 import { createBackendDirectory } from "../queues/backend-directory.js";
 import { createApp } from "../api/app.js";
+import { createBodyReader } from "../api/body.js";
 import { createAuthenticator } from "../api/auth.js";
 import { createEventHub, type EventHub } from "../api/event-hub.js";
 import { createCapacityView } from "../api/capacity.js";
@@ -113,6 +114,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     catalog: ctx.settings.catalog,
     tiers: ctx.settings.tiers,
     capacity,
+    bodies: createBodyReader({ budgetBytes: env.BODY_BUDGET_BYTES, logger }),
     present: createPresenter({
       publicUrl: () => publicUrl,
       urlKey: ctx.keys.objectUrl,

@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pino } from "pino";
+import { pino, type Logger } from "pino";
 import { expect } from "vitest";
 import type { BackendConfig } from "../../src/config/backends.js";
 import { systemClock } from "../../src/core/time.js";
@@ -34,6 +34,8 @@ export interface SystemOptions {
   readonly backends?: (simUrl: string) => BackendConfig[];
   readonly worker?: boolean;
   readonly api?: boolean;
+  /** The logger of every role (default: silent, or TEST_LOG_LEVEL). */
+  readonly logger?: Logger;
 }
 
 export interface TestSystem {
@@ -50,6 +52,8 @@ export interface TestSystem {
   token(customer: string, opts?: { tier?: string; admin?: boolean }): Promise<string>;
   /** fetch against the API with a bearer token. */
   call(path: string, init?: RequestInit & { token?: string }): Promise<Response>;
+  /** The API app's own fetch, in this process without a socket (`app.request()`-style). */
+  fetch(req: Request): Promise<Response>;
   close(): Promise<void>;
 }
 
@@ -70,7 +74,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
     HEALTH_INTERVAL_MS: "500",
     ...opts.env,
   });
-  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+  const logger = opts.logger ?? pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
   const runtime: Runtime = createRuntime(logger);
   const keys = await loadKeys(settings);
   const blobs = createFsBlobStore({ root: join(dataDir, "cas") });
@@ -78,6 +82,9 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
   const redisUrlValue = settings.env.REDIS_URL!;
   let url = "";
   let hubSize = () => 0;
+  let appFetch: (req: Request) => Response | Promise<Response> = () => {
+    throw new Error("the system runs no API");
+  };
   let worker: WorkerService | undefined;
   let sim: SimServer;
   try {
@@ -107,6 +114,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
       });
       url = api.url;
       hubSize = () => api.hub.size();
+      appFetch = api.fetch;
     }
   } catch (err) {
     await runtime.shutdown("setup failed");
@@ -138,6 +146,9 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
       if (init.body !== undefined && !headers.has("content-type"))
         headers.set("content-type", "application/json");
       return fetch(url + path, { ...init, headers, redirect: "manual" });
+    },
+    async fetch(req) {
+      return appFetch(req);
     },
     async close() {
       await runtime.shutdown("test done");

@@ -298,7 +298,7 @@ describe("normalised requests", () => {
       ttl: 600,
       backend: "gpu-a",
       webhook: "https://hooks.example.com/x",
-      webhook_events: ["error", "started", "complete", "started"],
+      webhook_events: ["error", "started", "complete"],
       idempotency_key: "k".repeat(64),
       format: "landscape-wide",
     });

@@ -2,16 +2,17 @@
 // can start it within the budget (else 503 capacity_exhausted), waits for it, and answers with the
 // bytes (200), JSON outputs for count > 1, or the job (202) when the budget runs out.
 import { Hono, type Context } from "hono";
-import { AppError } from "../../core/errors.js";
+import { AppError, validationError } from "../../core/errors.js";
 import { resolveRoute } from "../../core/catalog.js";
-import { parseSyncRequest } from "../../core/request-schema.js";
+import { isBackendName, parseSyncRequest } from "../../core/request-schema.js";
+import { FORMAT_MAX_CHARS, HEADER_MAX_CHARS } from "../../core/request-limits.js";
 import { rfc3339 } from "../../core/time.js";
 import { TERMINAL, type JobRecord } from "../../core/job.js";
-import { readJsonBody } from "../body.js";
 import type { ApiEnv } from "../context.js";
 import type { ApiDeps } from "../deps.js";
 import { admitJob, type AdmissionDeps } from "../admission.js";
-import { requestHeader, sendEarlyHints } from "../respond.js";
+import { sendEarlyHints } from "../respond.js";
+import { boundedHeader, boundedQuery } from "../request-input.js";
 import { createWakeup } from "../wakeup.js";
 
 /** `Prefer: wait=N` (seconds) lowers the budget; it never raises it. */
@@ -81,8 +82,8 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
       model: p.model ?? "",
       task: p.task ?? "",
     });
-    const body = await readJsonBody(c);
-    const format = c.req.query("format");
+    const body = await deps.bodies.readJson(c);
+    const format = boundedQuery(c, "format", FORMAT_MAX_CHARS);
     const request = parseSyncRequest(body, {
       entry,
       task,
@@ -90,8 +91,11 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
       ...(format === undefined || format === "" ? {} : { format }),
     });
     const backend = c.req.query("backend") || undefined;
-    const budget = syncBudget(requestHeader(c, "prefer"), deps.config.syncBudgetMs);
-    const webp = request.modality === "image" && prefersWebp(requestHeader(c, "accept"));
+    if (backend !== undefined && !isBackendName(backend)) {
+      throw validationError("backend", "format", "backend must be an engine name or a backend id");
+    }
+    const budget = syncBudget(boundedHeader(c, "Prefer", HEADER_MAX_CHARS), deps.config.syncBudgetMs);
+    const webp = request.modality === "image" && prefersWebp(boundedHeader(c, "Accept", HEADER_MAX_CHARS));
     const admitted = await admitJob(
       {
         principal,

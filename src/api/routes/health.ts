@@ -36,6 +36,7 @@ export function healthRoutes(deps: ApiDeps, access: { admin(c: Context<ApiEnv>):
         models: b.models,
       }));
       body.queue = queue;
+      body.requests = deps.bodies.stats();
     }
     if (!ready) c.header("retry-after", "1");
     return c.json(body, ready ? 200 : 503);

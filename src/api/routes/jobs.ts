@@ -1,10 +1,17 @@
 // GET /jobs/{id} (303 for complete jobs), DELETE /jobs/{id} and POST /jobs/{id}/cancel.
 import { Hono, type Context } from "hono";
-import { AppError } from "../../core/errors.js";
+import { AppError, validationError } from "../../core/errors.js";
 import { isJobId } from "../../core/ids.js";
+import { HEADER_MAX_CHARS, JOB_ID_MAX_CHARS } from "../../core/request-limits.js";
 import type { JobRecord } from "../../core/job.js";
 import type { ApiEnv } from "../context.js";
 import type { ApiDeps } from "../deps.js";
+import { boundedHeader } from "../request-input.js";
+
+/** A job id as messages show it: an id longer than any job id is cut (it names no job anyway). */
+function shownId(id: string): string {
+  return id.length > JOB_ID_MAX_CHARS ? `${id.slice(0, JOB_ID_MAX_CHARS)}…` : id;
+}
 
 /** Reads a job the caller may see; another customer's job is reported exactly as a missing one. */
 export async function readOwnJob(
@@ -19,14 +26,24 @@ export async function readOwnJob(
   // 404 here is final (a late admit of a voided id stores nothing).
   if (!found && (await deps.scheduler.resolvePending(id)) > 0) found = await deps.store.read(id);
   if (!found || (!principal.admin && found.job.customerId !== principal.customerId)) {
-    throw new AppError("not_found", `job ${id} not found`);
+    throw new AppError("not_found", `job ${shownId(id)} not found`);
   }
   return found;
 }
 
+/**
+ * Whether a complete job answers 303: not with `?redirect=false`, nor for a client that accepts JSON
+ * but not `*\/*`.
+ * @throws AppError 400 `validation_error` for a `redirect` other than `true`/`false` (`enum`) or an
+ *   `Accept` header longer than {@link HEADER_MAX_CHARS} (`max_length`).
+ */
 function wantsRedirect(c: Context): boolean {
-  if (c.req.query("redirect") === "false") return false;
-  const accept = c.req.header("accept");
+  const redirect = c.req.query("redirect");
+  if (redirect !== undefined && redirect !== "" && redirect !== "true" && redirect !== "false") {
+    throw validationError("redirect", "enum", "redirect must be true or false");
+  }
+  if (redirect === "false") return false;
+  const accept = boundedHeader(c, "Accept", HEADER_MAX_CHARS);
   if (accept && /application\/json/i.test(accept) && !accept.includes("*/*")) return false;
   return true;
 }
@@ -35,9 +52,10 @@ export function jobRoutes(deps: ApiDeps) {
   const app = new Hono<ApiEnv>();
 
   app.get("/jobs/:id", async (c) => {
+    const redirect = wantsRedirect(c);
     const { job, position } = await readOwnJob(deps, c, c.req.param("id"));
     const body = await deps.present.job(job, position, c.get("principal"));
-    if (job.status === "complete" && typeof body.output === "string" && wantsRedirect(c)) {
+    if (job.status === "complete" && typeof body.output === "string" && redirect) {
       c.header("location", body.output);
       return c.json(body, 303);
     }
@@ -63,7 +81,7 @@ export function jobRoutes(deps: ApiDeps) {
       case "terminal":
         throw new AppError("conflict", `job ${id} has already finished`);
       case "missing":
-        throw new AppError("not_found", `job ${id} not found`);
+        throw new AppError("not_found", `job ${shownId(id)} not found`);
     }
   };
   app.delete("/jobs/:id", cancel);

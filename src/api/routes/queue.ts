@@ -1,13 +1,14 @@
 // POST /queue (async submit, 202) and GET /queue (depth, running, ETAs per priority).
 import { Hono } from "hono";
 import { AppError, validationError } from "../../core/errors.js";
+import { IDEMPOTENCY_KEY_MAX_CHARS } from "../../core/request-limits.js";
 import { isPriorityAllowed, tierOf } from "../../core/tiers.js";
 import { parseQueueRequest } from "../../core/request-schema.js";
 import { queuedEtaSeconds } from "../../core/eta.js";
 import { outboundUrlProblem } from "../../core/webhook-target.js";
 import { rfc3339 } from "../../core/time.js";
-import { readJsonBody } from "../body.js";
-import { jsonResponse, requestHeader } from "../respond.js";
+import { jsonResponse } from "../respond.js";
+import { boundedHeader } from "../request-input.js";
 import type { ApiEnv } from "../context.js";
 import type { ApiDeps } from "../deps.js";
 import { admitJob, isOutcomeUnknown, type AdmissionDeps } from "../admission.js";
@@ -37,8 +38,8 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
 
   app.post("/queue", async (c) => {
     const principal = c.get("principal");
-    const body = await readJsonBody(c);
-    const headerKey = requestHeader(c, "idempotency-key");
+    const body = await deps.bodies.readJson(c);
+    const headerKey = boundedHeader(c, "Idempotency-Key", IDEMPOTENCY_KEY_MAX_CHARS);
     const req = parseQueueRequest(
       headerKey !== undefined &&
         typeof body === "object" &&

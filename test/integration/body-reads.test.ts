@@ -1,0 +1,174 @@
+// Request bodies in flight (issue 7, findings 1 and 6): a client that goes away mid-body is counted
+// and logged at debug, never answered or logged as a server error; bodies in flight share a byte
+// budget, refused fast with 503 when it is spent and released on every path.
+import { connect, type Socket } from "node:net";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FLUX_SCHNELL_512, startSystem, waitFor, type TestSystem } from "../helpers/system.js";
+
+interface LogLine {
+  level: number;
+  msg: string;
+  err?: unknown;
+}
+
+const BUDGET = 64 * 1024;
+const logs: LogLine[] = [];
+let sys: TestSystem;
+let token: string;
+let admin: string;
+
+beforeAll(async () => {
+  const logger = pino({ level: "debug" }, { write: (line: string) => void logs.push(JSON.parse(line)) });
+  sys = await startSystem({ worker: false, logger, env: { BODY_BUDGET_BYTES: String(BUDGET) } });
+  token = await sys.token("body-reads");
+  admin = await sys.token("ops", { admin: true });
+});
+afterAll(async () => {
+  await sys?.close();
+});
+
+interface Counters {
+  client_aborts: number;
+  budget_refusals: number;
+  bytes_in_flight: number;
+}
+
+async function counters(): Promise<Counters> {
+  const body = (await (await sys.call("/ready", { token: admin })).json()) as { requests?: Counters };
+  return body.requests ?? { client_aborts: -1, budget_refusals: -1, bytes_in_flight: -1 };
+}
+
+/** A raw connection that sent the headers of POST /queue and `sent` of its body. */
+async function partialPost(
+  head: Record<string, string>,
+  sent: string,
+): Promise<{ socket: Socket; answer: Promise<string> }> {
+  const u = new URL(sys.url);
+  const socket = connect(Number(u.port), u.hostname);
+  await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+  let got = "";
+  const answer = new Promise<string>((resolve) => {
+    socket.on("data", (d: Buffer) => (got += d.toString("latin1")));
+    socket.on("close", () => resolve(got));
+    socket.on("error", () => undefined);
+  });
+  const lines = [
+    "POST /queue HTTP/1.1",
+    `Host: ${u.host}`,
+    `Authorization: Bearer ${token}`,
+    "Content-Type: application/json",
+    ...Object.entries(head).map(([k, v]) => `${k}: ${v}`),
+  ];
+  socket.write(`${lines.join("\r\n")}\r\n\r\n${sent}`);
+  return { socket, answer };
+}
+
+describe("a client that aborts its request body", () => {
+  it.each([
+    ["with a Content-Length, closing at once", { "Content-Length": "1000" }, '{"prompt":"a red f', "destroy"],
+    ["with a Content-Length, half-closing", { "Content-Length": "1000" }, '{"prompt":"a red f', "end"],
+    ["chunked, closing at once", { "Transfer-Encoding": "chunked" }, '10\r\n{"prompt":"a red\r\n', "destroy"],
+  ] as const)("%s: counted, logged at debug, never a 500 or an error log", async (_what, head, sent, how) => {
+    const before = await counters();
+    const logged = logs.length;
+    const { socket, answer } = await partialPost(head, sent);
+    // The server is reading the body once it holds budget for it.
+    await waitFor(async () => ((await counters()).bytes_in_flight > 0 ? true : undefined));
+    if (how === "end") socket.end();
+    else socket.destroy();
+    const after = await waitFor(async () => {
+      const c = await counters();
+      return c.client_aborts > before.client_aborts ? c : undefined;
+    });
+    expect(after.client_aborts).toBe(before.client_aborts + 1);
+    expect(after.bytes_in_flight).toBe(0);
+    const mine = logs.slice(logged);
+    expect(mine.filter((l) => l.level >= 40)).toEqual([]);
+    expect(mine.some((l) => l.level === 20 && /client closed the connection/.test(l.msg))).toBe(true);
+    // Whatever reached a half-closed socket is not a server error.
+    expect(await answer).not.toMatch(/^HTTP\/1\.1 5/);
+  });
+
+  it("answers an aborted body 400 invalid_json (the app's own answer, where a client could read it)", async () => {
+    const before = await counters();
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('{"prompt":"a red f'));
+        controller.error(new Error("aborted"));
+      },
+    });
+    const res = await sys.fetch(
+      new Request(`${sys.url}/queue`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body,
+        duplex: "half",
+      }),
+    );
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toBe("invalid_json");
+    expect((await counters()).client_aborts).toBe(before.client_aborts + 1);
+  });
+});
+
+describe("the budget of bodies in flight (BODY_BUDGET_BYTES)", () => {
+  const post = (body: string) =>
+    sys.call("/queue", { method: "POST", token, body, headers: { "content-type": "application/json" } });
+  /** A valid job padded with spaces to `size` bytes. */
+  const jobOf = (size: number) => {
+    const json = JSON.stringify({ ...FLUX_SCHNELL_512, prompt: "a lighthouse" });
+    return json + " ".repeat(Math.max(0, size - json.length));
+  };
+
+  it("refuses a body that would exceed it with 503 and Retry-After, and serves it once the budget is free", async () => {
+    const before = await counters();
+    // A slow upload declaring most of the budget holds it while it lasts.
+    const held = await partialPost({ "Content-Length": String(BUDGET - 1000) }, "{");
+    await waitFor(async () => ((await counters()).bytes_in_flight === BUDGET - 1000 ? true : undefined));
+
+    const refused = await post(jobOf(2000));
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get("retry-after")).toBe("1");
+    expect(((await refused.json()) as { error: string }).error).toBe("unavailable");
+    // A small one still fits.
+    expect((await post(jobOf(500))).status).toBe(202);
+    expect((await counters()).budget_refusals).toBe(before.budget_refusals + 1);
+
+    held.socket.destroy();
+    await waitFor(async () => ((await counters()).bytes_in_flight === 0 ? true : undefined));
+    expect((await post(jobOf(2000))).status).toBe(202);
+  });
+
+  it("refuses a chunked body when its chunks reach the budget", async () => {
+    const chunks = [jobOf(BUDGET / 2).slice(0, -1), " ".repeat(BUDGET), "}"];
+    const res = await sys.call("/queue", {
+      method: "POST",
+      token,
+      headers: { "content-type": "application/json" },
+      body: new ReadableStream<Uint8Array>({
+        pull(controller) {
+          const next = chunks.shift();
+          if (next === undefined) controller.close();
+          else controller.enqueue(new TextEncoder().encode(next));
+        },
+      }),
+      duplex: "half",
+    });
+    expect(res.status).toBe(503);
+    await waitFor(async () => ((await counters()).bytes_in_flight === 0 ? true : undefined));
+  });
+
+  it("is released after every kind of answer", async () => {
+    for (const [body, status] of [
+      [jobOf(3000), 202],
+      ["{", 400],
+      ["[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[", 400],
+      ["", 400],
+      [JSON.stringify({ ...FLUX_SCHNELL_512, prompt: "x", steps: 9999 }), 400],
+    ] as const) {
+      expect((await post(body)).status).toBe(status);
+    }
+    expect((await counters()).bytes_in_flight).toBe(0);
+  });
+});
