@@ -20,7 +20,7 @@ export async function readOwnJob(
   id: string,
 ): Promise<{ job: JobRecord; position: number }> {
   const principal = c.get("principal");
-  if (!isJobId(id)) throw new AppError("not_found", `job ${id} not found`);
+  if (!isJobId(id)) throw new AppError("not_found", `job ${shownId(id)} not found`);
   let found = await deps.store.read(id);
   // An admission this process reported as "unknown" is settled before its job is called missing, so a
   // 404 here is final (a late admit of a voided id stores nothing).
