@@ -242,6 +242,7 @@ export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Ad
     route,
     priority: a.priority,
     ttlAt: now + ttlS * 1000,
+    ...(a.ttlS === undefined ? { ttlIsDefault: true } : {}),
     ...(inputs.length === 0 ? {} : { inputs: inputs.map((i) => i.digest) }),
     ...(maxPosition === undefined ? {} : { maxPosition }),
     serviceMs,

@@ -102,7 +102,7 @@ export function decodeJob(h: Readonly<Record<string, string>>): JobRecord {
     ...opt("contentType", h.ctype),
     ...opt("gpuMs", num(h.gpu_ms)),
     ...opt("error", json<JobError>(h.err)),
-    ...opt("ttlAt", num(h.ttl_at)),
+    ...opt("ttlAt", num(h.ttl_at ?? h.ttl_def)),
   };
 }
 

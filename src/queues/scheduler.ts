@@ -39,6 +39,11 @@ export interface AdmitInput {
   readonly priority: Priority;
   /** Time-to-start deadline (ms). */
   readonly ttlAt?: number;
+  /**
+   * `ttlAt` is the default ttl of a job sent without one: stored, not indexed (expire.lua finds such
+   * jobs by scanning each class's oldest), so it costs the admission and the start no extra write.
+   */
+  readonly ttlIsDefault?: boolean;
   /** Stored fields of the job record (strings). */
   readonly fields: Readonly<Record<string, string>>;
   /**
@@ -306,6 +311,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
               : input.fields,
           ),
           input.request,
+          input.ttlIsDefault === true ? "0" : "1",
         ])) as number[];
       } catch (err) {
         if (!mayHaveRun(err)) throw err;

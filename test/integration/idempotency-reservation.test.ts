@@ -94,7 +94,7 @@ describe("idempotency reservation", () => {
     expect(await store.begin("c", "k", "fp", retry, now + 5000)).toEqual({ kind: "reserved" });
     // the first request's admit, arriving late, stores nothing
     expect(await scheduler.admit(admitInput(first))).toEqual({ admitted: false, reason: "voided" });
-    expect(await r.client.exists(`${r.prefix}:job:${first}`)).toBe(0);
+    expect(await r.client.hexists(`${r.prefix}:job:${first}`, "status")).toBe(0);
     // and the key now belongs to the retry
     expect(await store.begin("c", "k", "fp", "j_third000000000000000", now + 5000)).toEqual({
       kind: "pending",
@@ -168,12 +168,12 @@ describe("an admit call whose connection is cut", () => {
       await proxy.stalled();
       // a resent admit that is still on its way lands before the next command on the new connection
       await lossy.resolvePending();
-      const exists = await r.client.exists(`${r.prefix}:job:j_dropped0000000000000`);
+      const exists = await r.client.hexists(`${r.prefix}:job:j_dropped0000000000000`, "status");
       if (result.admitted) expect(exists).toBe(1);
       else {
         expect(result).toEqual({ admitted: false, reason: "lost" });
         expect(exists).toBe(0);
-        expect(await r.client.exists(`${r.prefix}:void:j_dropped0000000000000`)).toBe(1);
+        expect(await r.client.hget(`${r.prefix}:job:j_dropped0000000000000`, "void")).toBe("1");
       }
     } finally {
       await closeRedis(client);

@@ -33,7 +33,13 @@ function fields(priority: Priority, model = "flux/schnell") {
   };
 }
 
-async function admit(id: string, priority: Priority = "normal", model = "flux/schnell", ttlAt?: number) {
+async function admit(
+  id: string,
+  priority: Priority = "normal",
+  model = "flux/schnell",
+  ttlAt?: number,
+  ttlIsDefault = false,
+) {
   const res = await sched.admit({
     id,
     route: model,
@@ -43,6 +49,7 @@ async function admit(id: string, priority: Priority = "normal", model = "flux/sc
     serviceMs: 1000,
     capacity: 2,
     ...(ttlAt === undefined ? {} : { ttlAt }),
+    ...(ttlIsDefault ? { ttlIsDefault } : {}),
   });
   if (!res.admitted) throw new Error(`not admitted: ${res.reason}`);
   return res;
@@ -232,6 +239,43 @@ describe("scheduler", () => {
     expect(job.status).toBe("cancelled");
     expect(job.error?.code).toBe("ttl_expired");
     expect(await sched.dispatch(1, [backend("b1", 1)])).toEqual([]);
+  });
+
+  it("expires default ttls, which are not indexed, by the oldest jobs of each class", async () => {
+    await admit("j_def_high", "high", "flux/schnell", now + 1000, true);
+    await admit("j_def_low", "low", "flux/schnell", now + 1000, true);
+    await admit("j_def_later", "low", "flux/schnell", now + 60_000, true);
+    await admit("j_sent", "low", "flux/schnell", now + 60_000);
+    expect(await r.client.zcard(`${r.prefix}:q:ttl`)).toBe(1);
+    now += 2000;
+    expect(await sched.expire()).toBe(2);
+    for (const id of ["j_def_high", "j_def_low"]) {
+      const job = (await store.read(id))!.job;
+      expect(job.status).toBe("cancelled");
+      expect(job.error?.code).toBe("ttl_expired");
+    }
+    expect((await store.read("j_def_later"))!.job.status).toBe("queued");
+    now += 60_000;
+    expect(await sched.expire()).toBe(2);
+  });
+
+  it("never starts a job past its default ttl, also before the sweep got to it", async () => {
+    await admit("j_def", "normal", "flux/schnell", now + 1000, true);
+    now += 2000;
+    expect(await sched.dispatch(1, [backend("b1", 1)])).toEqual([]);
+    expect((await store.read("j_def"))!.job.error?.code).toBe("ttl_expired");
+  });
+
+  it("passes over a started job with a default ttl at the head of its class, and expires the next", async () => {
+    await admit("j_def_started", "normal", "flux/schnell", now + 1000, true);
+    await admit("j_def_waiting", "normal", "flux/schnell", now + 1000, true);
+    const [d] = await sched.dispatch(1, [backend("b1", 1)]);
+    expect(d?.id).toBe("j_def_started");
+    await sched.finish(d!.id, d!.token, "b1", "busy", {});
+    now += 5000;
+    expect(await sched.expire()).toBe(1);
+    expect((await store.read("j_def_waiting"))!.job.status).toBe("cancelled");
+    expect((await store.read("j_def_started"))!.job.status).toBe("queued");
   });
 
   it("dispatches other routes while one route's backends are full (work conserving)", async () => {

@@ -13,14 +13,16 @@
   ARGV[8] stored fields (JSON object of strings; one argument costs the caller far less than one per
   field; `inputs`, the space-separated CAS digests of its input images, also takes a reference on
   each, see lib.lua release_objects)  ARGV[9] the request (JSON, stored as the field `req` as it is)
+  ARGV[10] "1" when the client sent the ttl (indexed in the ttl set), "0" for the default ttl (stored
+  as ttl_def and found by expire.lua's scan of each class's oldest jobs: no index to keep per job)
   Returns { position } (the caller derives the ETA from it)
   { -1 }  a job with this id exists
   { -2, position }  it could not start within the caller's limit; nothing was stored
   { -3, position }  this very admission was stored already (same id, admission time and customer:
                     Redis ran it, the reply was lost and the client resent it); position -1 when it
                     is no longer queued
-  { -4 }  this id was voided (admit_resolve.lua settled a lost admission as "not admitted"): a late
-          delivery of this call stores nothing
+  { -4 }  this id was voided (admit_resolve.lua settled a lost admission as "not admitted" and left a
+          marker in the job's key): a late delivery of this call stores nothing
 ]]
 local id = ARGV[2]
 local route = ARGV[3]
@@ -28,17 +30,18 @@ local class = tonumber(ARGV[4])
 local now = tonumber(ARGV[5])
 local ttl_at = tonumber(ARGV[6])
 local max_position = tonumber(ARGV[7])
+local ttl_field = ARGV[10] == "0" and "ttl_def" or "ttl_at"
 local jk = key("job", id)
 
-if redis.call("EXISTS", key("void", id)) == 1 then return {-4} end
 local seq = redis.call("INCR", key("q", "seq"))
-local score = class * 1099511627776 + seq
+local score = order_key(class, seq)
 local position = redis.call("ZCOUNT", key("q"), "-inf", "(" .. score)
 if max_position >= 0 and position > max_position then return {-2, position} end
 
 local fields = cjson.decode(ARGV[8])
 if redis.call("HSETNX", jk, "id", id) == 0 then
-  local f = redis.call("HMGET", jk, "created", "cust")
+  local f = redis.call("HMGET", jk, "created", "cust", "void")
+  if f[3] then return {-4} end
   if tonumber(f[1]) == now and (f[2] or nil) == fields.cust then
     return {-3, redis.call("ZRANK", key("q"), id) or -1}
   end
@@ -51,7 +54,7 @@ for k, v in pairs(fields) do
   args[#args + 1] = v
 end
 if ttl_at > 0 then
-  args[#args + 1] = "ttl_at"
+  args[#args + 1] = ttl_field
   args[#args + 1] = ttl_at
 end
 redis.call("HSET", jk, unpack(args))
@@ -62,7 +65,7 @@ redis.call("ZADD", key("q"), score, id)
 redis.call("ZADD", key("q", "r", route), score, id)
 local first_of_route = redis.call("ZCARD", key("q", "r", route)) == 1
 redis.call("SADD", key("q", "routes"), route)
-if ttl_at > 0 then redis.call("ZADD", key("q", "ttl"), ttl_at, id) end
+if ttl_at > 0 and ttl_field == "ttl_at" then redis.call("ZADD", key("q", "ttl"), ttl_at, id) end
 -- No event is stored at admission: the position is live state (SSE reads and sends it), and an
 -- event list per queued job would cost more memory than the job itself.
 -- Wake the dispatchers when the job may start at once; otherwise they are busy or will find it on

@@ -33,9 +33,14 @@ if held.response then return {"replay", raw} end
 if now < (tonumber(held["until"]) or 0) then return {"pending", tostring(held["until"])} end
 local job = held.job
 if job then
-  local f = redis.call("HMGET", key("job", job), "id", "cust")
+  local jk = key("job", job)
+  local f = redis.call("HMGET", jk, "status", "cust", "void")
   if f[1] and f[2] == customer then return {"admitted", job} end
-  if not f[1] then redis.call("SET", key("void", job), "1", "EX", tonumber(ARGV[9])) end
+  if not f[1] and not f[3] then
+    -- the void marker of admit_resolve.lua: a late admit of that id stores nothing
+    redis.call("HSET", jk, "id", job, "void", "1")
+    redis.call("EXPIRE", jk, tonumber(ARGV[9]))
+  end
 end
 redis.call("SET", k, mine, "EX", tonumber(ARGV[8]))
 return {"reserved"}

@@ -2,7 +2,8 @@
   Shared helpers, prepended to every scheduler script at load time. Every script passes the key
   prefix as ARGV[1]; keys derived from job ids are built here (all keys share the prefix's hash tag).
   Job hash fields: id cust tier prio mod fam mdl task fmt seed mode req (admission), status route
-  score created ttl_at (the order), token backend attempt spent alog started progress avoid
+  score created ttl_at (a ttl the client sent; also in the ttl set) ttl_def (the default ttl of a job
+  sent without one; not indexed, see expire.lua) (the order), token backend attempt spent alog started progress avoid
   notbefore (attempts), output outputs ctype gpu_ms completed err (the end), backend_req webhook idem
   (options), inputs (the CAS digests of its input images, space-separated; absent when none).
   Job states: queued -> running -> complete | error | cancelled; running -> queued (retry, busy,
@@ -11,6 +12,13 @@
 local P = ARGV[1]
 local function key(...)
   return P .. ":" .. table.concat({...}, ":")
+end
+
+-- The order key of a queued job (docs/decisions.md "Order"): its priority class times the class
+-- width, plus its admission sequence. CLASS_WIDTH mirrors keys.ts.
+local CLASS_WIDTH = 1099511627776
+local function order_key(class, seq)
+  return class * CLASS_WIDTH + seq
 end
 
 local function job_get(id, field)
@@ -146,9 +154,11 @@ end
 -- what its attempt carries.
 local function dispatch_fields(id)
   local f = redis.call("HMGET", key("job", id), "ttl_at", "avoid", "alog", "started", "attempt", "spent", "mod",
-    "fam", "mdl", "task", "seed", "req")
-  return {ttl_at = tonumber(f[1] or "0"), avoid = f[2], alog = f[3], started = f[4], attempt = f[5], spent = f[6],
-    mod = f[7], fam = f[8], mdl = f[9], task = f[10], seed = f[11], req = f[12]}
+    "fam", "mdl", "task", "seed", "req", "ttl_def")
+  -- A default ttl binds only a job that never started (starting removes an explicit one).
+  local ttl_def = (not f[4]) and tonumber(f[13] or "0") or 0
+  return {ttl_at = tonumber(f[1] or "0"), ttl_def = ttl_def, avoid = f[2], alog = f[3], started = f[4],
+    attempt = f[5], spent = f[6], mod = f[7], fam = f[8], mdl = f[9], task = f[10], seed = f[11], req = f[12]}
 end
 
 -- Starts an attempt of job `j` (its dispatch_fields): leases a slot of `b` (the caller checked it
@@ -299,7 +309,7 @@ local function dispatch_jobs(now, slots, backends, prefer, lease_ttl, token_base
     if best_id == nil then break end
     local j = dispatch_fields(best_id)
     heads[best_route] = nil
-    if j.ttl_at > 0 and now >= j.ttl_at then
+    if (j.ttl_at > 0 and now >= j.ttl_at) or (j.ttl_def > 0 and now >= j.ttl_def) then
       expired = expired + 1
       unqueue(best_id)
       terminate(best_id, "cancelled", now, "ttl_expired", "not started within its ttl", false, retention_s,

@@ -9,10 +9,14 @@ local jk = key("job", id)
 local h = redis.call("HGETALL", jk)
 if #h == 0 then return {} end
 local position = -1
+local status = nil
 for i = 1, #h, 2 do
   if h[i] == "status" then
-    if h[i + 1] == "queued" then position = redis.call("ZRANK", key("q"), id) or -1 end
+    status = h[i + 1]
+    if status == "queued" then position = redis.call("ZRANK", key("q"), id) or -1 end
     break
   end
 end
+-- a key without status is the void marker of an admission that never happened (admit_resolve.lua)
+if not status then return {} end
 return {h, position}
