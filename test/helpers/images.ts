@@ -25,6 +25,12 @@ export function digestOf(bytes: Uint8Array): string {
   return `sha256-${createHash("sha256").update(bytes).digest("hex")}`;
 }
 
+/** A small solid PNG as an inline `data:` image, with its CAS digest. */
+export async function inlinePng(colour: string): Promise<{ data: string; digest: string }> {
+  const bytes = await solidPng(colour);
+  return { data: dataUri("image/png", bytes), digest: digestOf(bytes) };
+}
+
 function pngChunk(type: string, data: Buffer): Buffer {
   const len = Buffer.alloc(4);
   len.writeUInt32BE(data.length);

@@ -1,11 +1,10 @@
 // The CAS garbage collector against a real redis-server and the filesystem CAS: inputs are kept only
 // for jobs that exist, outputs until their job's retention ends, nothing referenced or recently
 // written is ever removed, one pass runs at a time, and a put racing a sweep never loses its object.
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync, utimesSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import sharp from "sharp";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Clock } from "../../src/core/time.js";
 import { createFsBlobStore, type FsBlobStore } from "../../src/infra/fs-blob-store.js";
@@ -14,6 +13,7 @@ import { createCasRefs } from "../../src/queues/cas-refs.js";
 import { createScheduler } from "../../src/queues/scheduler.js";
 import { testRedis, type TestRedis } from "../helpers/redis.js";
 import { FLUX_SCHNELL_512, queueJob, startSystem, waitFor, type TestSystem } from "../helpers/system.js";
+import { inlinePng } from "../helpers/images.js";
 
 const HOUR = 3_600_000;
 const GRACE_MS = 1_000;
@@ -27,16 +27,6 @@ function objectPath(root: string, digest: string): string {
 function age(root: string, digest: string, ms: number): void {
   const t = (Date.now() - ms) / 1000;
   utimesSync(objectPath(root, digest), t, t);
-}
-
-async function png(colour: string): Promise<{ data: string; digest: string }> {
-  const bytes = await sharp({ create: { width: 8, height: 8, channels: 3, background: colour } })
-    .png()
-    .toBuffer();
-  return {
-    data: `data:image/png;base64,${bytes.toString("base64")}`,
-    digest: `sha256-${createHash("sha256").update(bytes).digest("hex")}`,
-  };
 }
 
 /** A collector over `store` whose clock runs `offsetMs` ahead of the real one. */
@@ -194,7 +184,7 @@ describe("inputs and outputs of jobs, through the API", () => {
       env: { JOB_RETENTION_S: "60", CAS_RETENTION_S: "0", CAS_GC_GRACE_S: "1" },
     });
     token = await sys.token("alice");
-    const image = await png("#c0ffee");
+    const image = await inlinePng("#c0ffee");
     const id = await queueJob(sys, token, {
       ...FLUX_SCHNELL_512,
       task: "i2i",
@@ -239,7 +229,7 @@ describe("inputs and outputs of jobs, through the API", () => {
       },
     });
     token = await sys.token("alice");
-    const image = await png("#facade");
+    const image = await inlinePng("#facade");
     const id = await queueJob(sys, token, {
       ...FLUX_SCHNELL_512,
       task: "i2i",

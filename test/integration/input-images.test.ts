@@ -1,13 +1,12 @@
 // What `image`/`mask` may point at: URLs (fetched by the gateway) must be public; stored objects must be
 // the caller's (or come with a signed URL), and someone else's object looks exactly like a missing
 // one; a sync request refused for capacity stores nothing.
-import { createHash } from "node:crypto";
 import { join } from "node:path";
-import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signObjectPath } from "../../src/core/url-signing.js";
 import { createFsBlobStore } from "../../src/infra/fs-blob-store.js";
 import { startSystem, type TestSystem } from "../helpers/system.js";
+import { inlinePng } from "../helpers/images.js";
 
 // No worker reports backends: /queue accepts (the job waits for one), the sync route has no capacity.
 let sys: TestSystem;
@@ -29,16 +28,6 @@ afterAll(async () => {
 
 const i2i = { modality: "image", family: "flux", model: "schnell", task: "i2i", prompt: "p" };
 const edit = { modality: "image", family: "qwen", model: "edit", task: "edit", prompt: "p" };
-
-async function png(colour: string): Promise<{ data: string; digest: string }> {
-  const bytes = await sharp({ create: { width: 8, height: 8, channels: 3, background: colour } })
-    .png()
-    .toBuffer();
-  return {
-    data: `data:image/png;base64,${bytes.toString("base64")}`,
-    digest: `sha256-${createHash("sha256").update(bytes).digest("hex")}`,
-  };
-}
 
 async function queue(s: TestSystem, token: string, body: Record<string, unknown>) {
   const res = await s.call("/queue", { method: "POST", token, body: JSON.stringify(body) });
@@ -83,7 +72,7 @@ describe("image URLs refused by their address", () => {
 
 describe("stored objects as inputs", () => {
   it("lets the owner and admins use a digest, and reports anyone else's exactly like a missing one", async () => {
-    const { data, digest } = await png("#a00");
+    const { data, digest } = await inlinePng("#a00");
     expect((await queue(sys, alice, { ...i2i, image: data })).status).toBe(202);
 
     expect((await queue(sys, alice, { ...i2i, image: digest })).status).toBe(202);
@@ -101,14 +90,14 @@ describe("stored objects as inputs", () => {
     expect(theirs.message).toContain("no stored object");
 
     // the same for a mask, and for an unsigned gateway object URL
-    const mask = await queue(sys, bob, { ...edit, image: (await png("#0a0")).data, mask: digest });
+    const mask = await queue(sys, bob, { ...edit, image: (await inlinePng("#0a0")).data, mask: digest });
     expect([mask.status, mask.details?.field]).toEqual([400, "mask"]);
     const unsigned = await queue(sys, bob, { ...i2i, image: `${sys.url}/objects/${digest}` });
     expect(unsigned.status).toBe(400);
   });
 
   it("accepts anyone's object given as a signed URL whose signature verifies", async () => {
-    const { data, digest } = await png("#0a0");
+    const { data, digest } = await inlinePng("#0a0");
     expect((await queue(sys, alice, { ...i2i, image: data })).status).toBe(202);
     const path = signObjectPath(sys.keys.objectUrl, digest, Math.floor(Date.now() / 1000) + 3600);
     expect((await queue(sys, bob, { ...i2i, image: `${sys.url}${path}` })).status).toBe(202);
@@ -123,7 +112,7 @@ describe("stored objects as inputs", () => {
 
 describe("a sync request refused for capacity", () => {
   it("stores no inline image and grants nothing", async () => {
-    const { data, digest } = await png("#00a");
+    const { data, digest } = await inlinePng("#00a");
     const res = await sys.call("/image/flux/schnell/i2i", {
       method: "POST",
       token: alice,

@@ -2,13 +2,11 @@
 // the API refuses new jobs with 503 `unavailable` + Retry-After while reads go on; at it (OOM) a
 // refused submit leaves nothing behind for long (its inline image is collected after the grace);
 // an unbounded Redis is reported at start. Each test runs its own small redis-server.
-import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Redis } from "ioredis";
 import { pino } from "pino";
-import sharp from "sharp";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   spawnRedisServer,
@@ -20,6 +18,7 @@ import { createFsBlobStore } from "../../src/infra/fs-blob-store.js";
 import { readRedisMemory, warnIfUnbounded } from "../../src/infra/redis-memory.js";
 import { createCasCollector } from "../../src/queues/cas-collector.js";
 import { FLUX_SCHNELL_512, queueJob, startSystem, waitFor, type TestSystem } from "../helpers/system.js";
+import { inlinePng } from "../helpers/images.js";
 
 const MIB = 1024 ** 2;
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -63,16 +62,6 @@ async function fill(client: Redis, share: number): Promise<"filled" | "oom"> {
       throw err;
     }
   }
-}
-
-async function png(colour: string): Promise<{ data: string; digest: string }> {
-  const bytes = await sharp({ create: { width: 8, height: 8, channels: 3, background: colour } })
-    .png()
-    .toBuffer();
-  return {
-    data: `data:image/png;base64,${bytes.toString("base64")}`,
-    digest: `sha256-${createHash("sha256").update(bytes).digest("hex")}`,
-  };
 }
 
 async function system(url: string, env: Record<string, string>): Promise<TestSystem> {
@@ -140,7 +129,7 @@ describe("near Redis's memory limit", () => {
     // Hold it full: Redis frees a little now and then (query buffers), which would let a write in.
     const full = await readRedisMemory(client);
     await client.config("SET", "maxmemory", String(full.usedBytes - MIB));
-    const image = await png("#0badf0");
+    const image = await inlinePng("#0badf0");
     const res = await sys.call("/queue", {
       method: "POST",
       token,
