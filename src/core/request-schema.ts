@@ -524,6 +524,12 @@ export function queueOptionsSchema(minTtlS: number, maxTtlS: number) {
       })
       // Control characters cannot travel in the Idempotency-Key header, which shares the key space.
       .regex(/^[^\p{Cc}]*$/u, "idempotency_key must not contain control characters")
+      // The key is stored in the job record, whose fields Redis's cjson decodes: it refuses a lone
+      // surrogate (`"\ud800"`), which is no Unicode text anyway.
+      .refine(isWellFormed, {
+        message: "idempotency_key must be Unicode text (no lone surrogate)",
+        params: { constraint: "format" },
+      })
       .optional(),
   });
 }
@@ -533,7 +539,17 @@ export function isBackendName(value: string): boolean {
   return value.length <= BACKEND_MAX_CHARS && BACKEND_RE.test(value);
 }
 
+/**
+ * True when `value` is Unicode text: no lone surrogate (JSON lets one be written as `"\ud800"`).
+ * In a `u` regex a well-formed pair is one code point, so only a lone half matches `\p{Cs}`.
+ */
+function isWellFormed(value: string): boolean {
+  return !/\p{Cs}/u.test(value);
+}
+
+/** An https URL with a host, in Unicode text (it is stored in the job record, see isWellFormed). */
 function isHttpsUrl(value: string): boolean {
+  if (!isWellFormed(value)) return false;
   try {
     const u = new URL(value);
     return u.protocol === "https:" && u.hostname !== "";

@@ -122,3 +122,23 @@ describe("path segments", () => {
     }
   });
 });
+
+describe("strings stored in the job record", () => {
+  // A lone surrogate (`"\ud800"` in JSON) is a JS string but no Unicode text: the job record's fields
+  // go through Redis's cjson, which refuses it, and the request used to end in a 500.
+  it.each([
+    ["idempotency_key", { idempotency_key: "key-\ud800" }, "format"],
+    ["idempotency_key", { idempotency_key: "\udfffkey" }, "format"],
+    ["webhook", { webhook: "https://hooks.example.com/\ud800" }, "format"],
+  ])("%s with a lone surrogate: 400 naming it, never a 500", async (field, extra, constraint) => {
+    const body = JSON.stringify({ ...FLUX_SCHNELL_512, prompt: "a lighthouse", ...extra });
+    const res = await sys.call("/queue", { method: "POST", token, body });
+    expect(res.status).toBe(400);
+    expect((await problemOf(res)).details).toEqual({ field, constraint });
+  });
+
+  it("a key with a well-formed pair (an emoji) is still a key", async () => {
+    const body = JSON.stringify({ ...FLUX_SCHNELL_512, prompt: "a lighthouse", idempotency_key: "k-🦊" });
+    expect((await sys.call("/queue", { method: "POST", token, body })).status).toBe(202);
+  });
+});
