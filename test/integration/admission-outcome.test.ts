@@ -126,6 +126,20 @@ describe("an admission whose reply is late", () => {
   });
 });
 
+describe("an admitted job whose answer cannot be stored for replay", () => {
+  it("is still answered 202 (never a 503 for a job that exists), and a retry replays it", async () => {
+    // Only the write of the answer stalls: `complete` stores {fp, response} after the admit.
+    proxy.stallOn('"response":{"status":202', 2_000);
+    const res = await submit("stall-answer", "key-answer");
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+    await proxy.stalled();
+    const again = await retryUntil202("stall-answer", "key-answer");
+    expect(((await again.json()) as { id: string }).id).toBe(id);
+    expect(await jobsWith("stall-answer")).toEqual([id]);
+  });
+});
+
 describe("a reservation whose own write timed out", () => {
   it("clears within the hold time instead of answering 409 for a minute", async () => {
     const key = "key-reservation-stall";

@@ -36,6 +36,20 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
     return { status: 202, body, headers };
   }
 
+  /**
+   * Stores the answer for replays. The job exists by then, so a failure here must not turn its 202
+   * into an error: the reservation still names the job, and a retry past its hold is answered for
+   * that job (idem_begin.lua's `admitted`), never with a second one.
+   */
+  async function storeAnswer(customer: string, key: string, fingerprint: string, response: StoredResponse) {
+    await deps.idempotency.complete(customer, key, fingerprint, response).catch((err: unknown) => {
+      deps.logger.warn(
+        { err, job: (response.body as { id?: unknown }).id },
+        "idempotent answer not stored; a retry rebuilds it from the job",
+      );
+    });
+  }
+
   app.post("/queue", async (c) => {
     const principal = c.get("principal");
     const body = await deps.bodies.readJson(c);
@@ -89,7 +103,7 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
       if (held.kind === "admitted") {
         // An earlier request with this key created the job, but its answer was lost: answer for it now.
         const response = await admittedResponse(held.jobId);
-        await deps.idempotency.complete(principal.customerId, idemKey, fingerprint, response);
+        await storeAnswer(principal.customerId, idemKey, fingerprint, response);
         return jsonResponse(c, response.body, response.status, {
           ...response.headers,
           "idempotent-replayed": "true",
@@ -135,11 +149,7 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
       created_at: rfc3339(admitted.createdAt),
     };
     if (idemKey !== undefined) {
-      await deps.idempotency.complete(principal.customerId, idemKey, fingerprint, {
-        status: 202,
-        body: created,
-        headers,
-      });
+      await storeAnswer(principal.customerId, idemKey, fingerprint, { status: 202, body: created, headers });
     }
     return jsonResponse(c, created, 202, headers);
   });
