@@ -67,8 +67,9 @@ export function jsonResponse(
 /**
  * Sends a `103 Early Hints` informational response (RFC 8297) carrying `link` and `headers`, ahead
  * of the final response, where the protocol allows it: an HTTP/1.1 (or later) request on the node
- * adapter whose response has not started. Clients that do not use it skip it (fetch/undici, curl and
- * node's http client read the final response as usual). Returns whether it was written.
+ * adapter whose response has not started. Send it only to a client that asked: fetch/undici, curl and
+ * node's http client skip it, but Python's http.client and Java's HttpURLConnection take it for the
+ * final response. Returns whether it was written.
  */
 export function sendEarlyHints(c: Context, link: string, headers: Readonly<Record<string, string>>): boolean {
   const { incoming, outgoing } = (c.env as NodeBindings | undefined) ?? {};

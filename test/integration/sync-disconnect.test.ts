@@ -1,6 +1,7 @@
-// The sync route names its job in the first bytes of the answer — a `103 Early Hints` with X-Job-Id,
-// Location and a monitor Link right after admission — and a client that disconnects while waiting
-// cancels its job (SYNC_CANCEL_ON_DISCONNECT, default on; off: the job goes on).
+// The sync route names its job in the first bytes of the answer to a client that asks for it
+// (`Prefer: early-hints`) — a `103 Early Hints` with X-Job-Id, Location and a monitor Link right
+// after admission — and a client that disconnects while waiting cancels its job
+// (SYNC_CANCEL_ON_DISCONNECT, default on; off: the job goes on).
 import { request, type ClientRequest, type IncomingHttpHeaders } from "node:http";
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -24,8 +25,11 @@ interface Informational {
   readonly headers: IncomingHttpHeaders;
 }
 
-/** A sync call with node's http client, which reports 1xx answers as `information` events. */
-function syncCall(target: TestSystem, token: string, body: unknown) {
+/**
+ * A sync call with node's http client, which reports 1xx answers as `information` events; it asks
+ * for the 103 (`Prefer: early-hints`) unless `prefer` says otherwise.
+ */
+function syncCall(target: TestSystem, token: string, body: unknown, prefer = "early-hints") {
   const infos: Informational[] = [];
   let onInfo: ((i: Informational) => void) | undefined;
   const firstInfo = new Promise<Informational>((r) => (onInfo = r));
@@ -44,6 +48,7 @@ function syncCall(target: TestSystem, token: string, body: unknown) {
             authorization: `Bearer ${token}`,
             "content-type": "application/json",
             "content-length": Buffer.byteLength(payload),
+            ...(prefer === "" ? {} : { prefer }),
           },
         },
         (res) => {
@@ -63,6 +68,23 @@ function syncCall(target: TestSystem, token: string, body: unknown) {
     },
   );
   return { req, infos, firstInfo, final };
+}
+
+/** A sync call over a raw socket: the whole answer as sent, 1xx included. */
+async function rawSync(version: "1.0" | "1.1", headers: string, prompt: string): Promise<string> {
+  const { port } = new URL(sys.url);
+  const body = JSON.stringify({ prompt });
+  const socket = connect(Number(port), "127.0.0.1");
+  let text = "";
+  socket.setEncoding("latin1");
+  socket.on("data", (d: string) => (text += d));
+  const closed = new Promise<void>((r) => socket.once("close", () => r()));
+  socket.write(
+    `POST ${PATH} HTTP/${version}\r\nHost: gateway\r\nAuthorization: Bearer ${bearer}\r\n${headers}` +
+      `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+  );
+  await closed;
+  return text;
 }
 
 async function jobOf(target: TestSystem, token: string, id: string) {
@@ -107,20 +129,20 @@ describe("sync route: 103 Early Hints", () => {
   });
 
   it("sends no 103 to an HTTP/1.0 client", async () => {
-    const { port } = new URL(sys.url);
-    const body = JSON.stringify({ prompt: "old client" });
-    const socket = connect(Number(port), "127.0.0.1");
-    let text = "";
-    socket.setEncoding("latin1");
-    socket.on("data", (d: string) => (text += d));
-    const closed = new Promise<void>((r) => socket.once("close", () => r()));
-    socket.write(
-      `POST ${PATH} HTTP/1.0\r\nHost: gateway\r\nAuthorization: Bearer ${bearer}\r\n` +
-        `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
-    );
-    await closed;
+    const text = await rawSync("1.0", "Prefer: early-hints\r\n", "old client");
     expect(text).toMatch(/^HTTP\/1\.1 200 /);
     expect(text).not.toContain(" 103 ");
+  });
+
+  it("sends no 103 to a client that did not ask for it (many take any 1xx for the final answer)", async () => {
+    // Python's http.client (so requests and urllib3) and Java's HttpURLConnection return the 103 as
+    // the response, with an empty body, and leave the real answer on the connection.
+    const text = await rawSync("1.1", "Connection: close\r\nPrefer: wait=30\r\n", "plain client");
+    expect(text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(text).not.toContain(" 103 ");
+    const call = syncCall(sys, bearer, { prompt: "no hints" }, "");
+    expect((await call.final).status).toBe(200);
+    expect(call.infos).toEqual([]);
   });
 });
 

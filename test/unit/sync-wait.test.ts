@@ -3,7 +3,7 @@
 import { getEventListeners } from "node:events";
 import { describe, expect, it } from "vitest";
 import type { ApiDeps } from "../../src/api/deps.js";
-import { waitForEnd } from "../../src/api/routes/generate.js";
+import { waitForEnd, wantsEarlyHints } from "../../src/api/routes/generate.js";
 
 function fakeDeps(wakeUpsBeforeDone: number) {
   const listeners = new Set<() => void>();
@@ -54,5 +54,21 @@ describe("waitForEnd", () => {
     expect(await waiting).toBeUndefined();
     expect(Date.now() - started).toBeLessThan(500);
     expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
+  });
+});
+
+describe("wantsEarlyHints (Prefer: early-hints)", () => {
+  it.each([
+    ["early-hints", true],
+    ["wait=10, early-hints", true],
+    ["Early-Hints ,wait=5", true],
+    ["early-hints; x=1", true],
+    [undefined, false],
+    ["", false],
+    ["wait=10", false],
+    ["early-hints-please", false],
+    ["respond-async; early-hints", false],
+  ] as const)("%s → %s", (prefer, expected) => {
+    expect(wantsEarlyHints(prefer)).toBe(expected);
   });
 });

@@ -22,6 +22,15 @@ export function syncBudget(prefer: string | undefined, maxMs: number): number {
   return Math.max(0, Math.min(maxMs, Number(m[1]) * 1000));
 }
 
+/**
+ * Whether the client asked for a `103 Early Hints` (`Prefer: early-hints`). Only on request: many
+ * HTTP/1.1 clients take any 1xx for the final answer (Python's http.client, so requests and urllib3;
+ * Java's HttpURLConnection), and would read an empty 103 and leave the real answer on the connection.
+ */
+export function wantsEarlyHints(prefer: string | undefined): boolean {
+  return prefer !== undefined && /(?:^|,)\s*early-hints\s*(?:[;,]|$)/i.test(prefer);
+}
+
 function prefersWebp(accept: string | undefined): boolean {
   if (!accept) return false;
   const webp = /image\/webp(?:\s*;\s*q=([\d.]+))?/i.exec(accept);
@@ -94,7 +103,8 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
     if (backend !== undefined && !isBackendName(backend)) {
       throw validationError("backend", "format", "backend must be an engine name or a backend id");
     }
-    const budget = syncBudget(boundedHeader(c, "Prefer", HEADER_MAX_CHARS), deps.config.syncBudgetMs);
+    const prefer = boundedHeader(c, "Prefer", HEADER_MAX_CHARS);
+    const budget = syncBudget(prefer, deps.config.syncBudgetMs);
     const webp = request.modality === "image" && prefersWebp(boundedHeader(c, "Accept", HEADER_MAX_CHARS));
     const admitted = await admitJob(
       {
@@ -110,10 +120,11 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
     );
     const location = deps.present.absolute(`/jobs/${admitted.id}`);
     // The job exists from here on: the first bytes of the answer name it (a 103 informational
-    // response, where the protocol allows), and so does every final answer, error answers included
-    // (the error handler adds these), so the client can still follow it — also after a Redis outage
-    // during the wait, or when it gives up waiting.
-    sendEarlyHints(c, `<${location}/events>; rel="monitor"`, { "x-job-id": admitted.id, location });
+    // response, for a client that asked and where the protocol allows), and so does every final
+    // answer, error answers included (the error handler adds these), so the client can still follow
+    // it — also after a Redis outage during the wait, or when it gives up waiting.
+    if (wantsEarlyHints(prefer))
+      sendEarlyHints(c, `<${location}/events>; rel="monitor"`, { "x-job-id": admitted.id, location });
     c.set("problemHeaders", { "x-job-id": admitted.id, location });
     const gone = c.req.raw.signal;
     const job = await waitForEnd(deps, admitted.id, budget, gone);
@@ -121,7 +132,8 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
     if (!job && gone.aborted) {
       // The client left while waiting: nobody reads this answer. Its job is cancelled
       // (SYNC_CANCEL_ON_DISCONNECT) unless this process is shutting down, which closes the
-      // connections itself: then the job goes on and can be found by the id sent in the 103.
+      // connections itself: then the job goes on and can be found by the id sent in the 103 (to a
+      // client that asked for it).
       if (deps.config.syncCancelOnDisconnect && deps.accepting()) {
         await deps.scheduler.cancel(admitted.id, principal.customerId).then(
           (result) => deps.logger.debug({ job: admitted.id, result }, "sync client left; job cancelled"),
