@@ -106,9 +106,12 @@ export function createBodyReader(opts: BodyReaderOptions): BodyReader {
     try {
       const incoming = nodeRequestOf(c);
       await (incoming ? readNode(incoming, onChunk) : readWeb(c.req.raw.body, onChunk));
-      if (scan.blank) throw new AppError("empty_body", "request body cannot be empty");
+      const json = text.end();
+      // A body of a byte order mark and whitespace is as empty as one of whitespace.
+      if (scan.blank || (text.hadBom && json.trim() === ""))
+        throw new AppError("empty_body", "request body cannot be empty");
       try {
-        return JSON.parse(text.end()) as unknown;
+        return JSON.parse(json) as unknown;
       } catch (err) {
         throw new AppError("invalid_json", `request body is not valid JSON: ${(err as Error).message}`);
       }
@@ -198,16 +201,27 @@ async function readWeb(
   }
 }
 
+/** Bytes of small chunks gathered before they are decoded together. */
+const STAGE_BYTES = 64 * 1024;
+
 /**
  * The body's text. A one-chunk body (the usual small request) is decoded once at the end; longer
- * ones are decoded chunk by chunk as they arrive, so no single step decodes the whole body.
+ * ones are decoded as they arrive, so no single step decodes the whole body. Chunks smaller than
+ * 64 KiB are first copied together and decoded 64 KiB at a time: an HTTP/1.1 chunked body can come
+ * as millions of 1-byte chunks, and a string per chunk held ~30 bytes of memory per byte of body
+ * (10 MiB of them grew the process by 300 MiB, past what BODY_BUDGET_BYTES is meant to bound).
  * StringDecoder rather than TextDecoder: it keeps sequences split between chunks whole as well, and
- * decodes ASCII about five times faster (measured: 2.5 against 12 ms per 10 MiB).
+ * decodes ASCII about five times faster (measured: 2.5 against 12 ms per 10 MiB). A UTF-8 byte order
+ * mark at the start is dropped (RFC 8259 §8.1 lets a parser ignore it, and the web `Request.text()`
+ * this reader replaced did).
  */
-class BodyText {
+export class BodyText {
   #first: Uint8Array | undefined;
   #decoder: StringDecoder | undefined;
+  #stage: Buffer | undefined;
+  #staged = 0;
   readonly #parts: string[] = [];
+  #hadBom = false;
 
   push(chunk: Uint8Array): void {
     if (this.#decoder === undefined) {
@@ -216,20 +230,56 @@ class BodyText {
         return;
       }
       this.#decoder = new StringDecoder("utf8");
-      this.#parts.push(this.#decoder.write(this.#first));
+      const first = this.#first;
       this.#first = undefined;
+      this.#write(first);
     }
-    this.#parts.push(this.#decoder.write(chunk));
+    this.#write(chunk);
+  }
+
+  /** Strings held so far (decoded parts, plus the chunk or the stage not decoded yet). */
+  get pieces(): number {
+    return this.#parts.length + (this.#first === undefined ? 0 : 1) + (this.#staged > 0 ? 1 : 0);
+  }
+
+  /** Whether {@link end} dropped a leading byte order mark. */
+  get hadBom(): boolean {
+    return this.#hadBom;
   }
 
   end(): string {
+    let text: string;
     if (this.#decoder === undefined) {
       const first = this.#first;
-      return first === undefined
-        ? ""
-        : Buffer.from(first.buffer, first.byteOffset, first.length).toString("utf8");
+      text =
+        first === undefined ? "" : Buffer.from(first.buffer, first.byteOffset, first.length).toString("utf8");
+    } else {
+      this.#flush();
+      this.#parts.push(this.#decoder.end());
+      text = this.#parts.join("");
     }
-    this.#parts.push(this.#decoder.end());
-    return this.#parts.join("");
+    if (text.charCodeAt(0) !== 0xfeff) return text;
+    this.#hadBom = true;
+    return text.slice(1);
+  }
+
+  #write(chunk: Uint8Array): void {
+    const decoder = this.#decoder!;
+    if (chunk.length >= STAGE_BYTES) {
+      this.#flush();
+      this.#parts.push(decoder.write(chunk));
+      return;
+    }
+    if (this.#staged + chunk.length > STAGE_BYTES) this.#flush();
+    this.#stage ??= Buffer.allocUnsafe(STAGE_BYTES);
+    this.#stage.set(chunk, this.#staged);
+    this.#staged += chunk.length;
+  }
+
+  /** Decodes the staged bytes (the decoder keeps a sequence cut at the end for the next write). */
+  #flush(): void {
+    if (this.#staged === 0) return;
+    this.#parts.push(this.#decoder!.write(this.#stage!.subarray(0, this.#staged)));
+    this.#staged = 0;
   }
 }

@@ -172,3 +172,40 @@ describe("the budget of bodies in flight (BODY_BUDGET_BYTES)", () => {
     expect((await counters()).bytes_in_flight).toBe(0);
   });
 });
+
+describe("bodies as clients send them", () => {
+  const BOM = new Uint8Array([0xef, 0xbb, 0xbf]);
+  const job = new TextEncoder().encode(JSON.stringify({ ...FLUX_SCHNELL_512, prompt: "a lighthouse" }));
+
+  it.each([
+    ["with a Content-Length", false],
+    ["chunked, the mark split between chunks", true],
+  ])("a body that starts with a UTF-8 byte order mark is read (%s)", async (_how, chunked) => {
+    const bytes = new Uint8Array([...BOM, ...job]);
+    const pieces = [bytes.subarray(0, 1), bytes.subarray(1, 2), bytes.subarray(2)];
+    const res = await sys.call("/queue", {
+      method: "POST",
+      token,
+      headers: { "content-type": "application/json" },
+      ...(chunked
+        ? {
+            body: new ReadableStream<Uint8Array>({
+              pull(controller) {
+                const next = pieces.shift();
+                if (next === undefined) controller.close();
+                else controller.enqueue(next);
+              },
+            }),
+            duplex: "half",
+          }
+        : { body: bytes }),
+    });
+    expect(res.status).toBe(202);
+  });
+
+  it("a body of only a byte order mark is empty", async () => {
+    const res = await sys.call("/queue", { method: "POST", token, body: BOM });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toBe("empty_body");
+  });
+});
