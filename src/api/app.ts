@@ -16,6 +16,7 @@ import { objectRoutes } from "./routes/objects.js";
 import { healthRoutes } from "./routes/health.js";
 import { createObjectGrants, isSignedObjectUrl } from "./objects.js";
 import type { AdmissionDeps } from "./admission.js";
+import { shownValue } from "./request-input.js";
 
 /**
  * Known paths and their methods, for 405 with `Allow` instead of 404. A path with GET also answers
@@ -122,8 +123,8 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
   app.route("/", generateRoutes(deps, admission));
 
   app.notFound((c) => {
-    const path = c.req.path;
-    const allowed = allowedMethods(path);
+    const allowed = allowedMethods(c.req.path);
+    const path = shownValue(c.req.path);
     const id = c.get("requestId");
     if (allowed && !isAllowed(allowed, c.req.method)) {
       return problemResponse(

@@ -10,6 +10,7 @@ import { AppError } from "../core/errors.js";
 import { JsonScan } from "../core/json-scan.js";
 import { BODY_LIMIT_BYTES, JSON_BODY_LIMITS, type JsonLimits } from "../core/request-limits.js";
 import { nodeRequestOf, requestHeader } from "./respond.js";
+import { shownValue } from "./request-input.js";
 
 /** Counters of the body reader, shown in the admin details of `GET /ready`. */
 export interface BodyStats {
@@ -76,7 +77,10 @@ export function createBodyReader(opts: BodyReaderOptions): BodyReader {
   async function readJson(c: Context): Promise<unknown> {
     const type = requestHeader(c, "content-type");
     if (type !== undefined && type !== "" && !/^application\/([\w.+-]+\+)?json\b/i.test(type)) {
-      throw new AppError("unsupported_media_type", `expected application/json, got ${type.split(";")[0]}`);
+      throw new AppError(
+        "unsupported_media_type",
+        `expected application/json, got ${shownValue(type.split(";")[0] ?? "")}`,
+      );
     }
     const declaredHeader = requestHeader(c, "content-length");
     const declared =

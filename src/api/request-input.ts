@@ -1,7 +1,9 @@
 // Header and query values that routes read, each with its bound (core/request-limits.ts): an
-// over-long value is a 400 naming it, never unbounded work on it or an echo of it.
+// over-long value is a 400 naming it, never unbounded work on it or an echo of it; and values that
+// error messages repeat, cut when long.
 import type { Context } from "hono";
 import { validationError } from "../core/errors.js";
+import { SHOWN_VALUE_MAX_CHARS } from "../core/request-limits.js";
 import { requestHeader } from "./respond.js";
 
 /**
@@ -28,4 +30,9 @@ export function boundedQuery(c: Context, name: string, max: number): string | un
     throw validationError(name, "max_length", `${name} must be at most ${max} characters`);
   }
   return value;
+}
+
+/** A value of the request (a path, a content type) as an error message repeats it: cut when long. */
+export function shownValue(value: string, max = SHOWN_VALUE_MAX_CHARS): string {
+  return value.length > max ? `${value.slice(0, max)}…` : value;
 }

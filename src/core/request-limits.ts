@@ -72,3 +72,5 @@ export const HEADER_MAX_CHARS = 1024;
 export const JOB_ID_MAX_CHARS = 66;
 /** Longest body key named in an error message; longer ones are cut (they are unknown anyway). */
 export const SHOWN_KEY_MAX_CHARS = 64;
+/** Longest path, content type or object name an error message repeats; longer ones are cut. */
+export const SHOWN_VALUE_MAX_CHARS = 128;

@@ -123,6 +123,28 @@ describe("path segments", () => {
   });
 });
 
+describe("echoes in answers", () => {
+  it.each([
+    ["an unknown path", "GET", `/${"p".repeat(8000)}`, {}, 404],
+    ["a method the path lacks", "PUT", `/jobs/${"j".repeat(8000)}`, {}, 405],
+    ["an unknown route of a known prefix", "POST", `/image/${"f".repeat(8000)}`, {}, 404],
+    ["an object name that is no digest", "GET", `/objects/${"o".repeat(8000)}`, {}, 404],
+    ["a content type other than JSON", "POST", "/queue", { "content-type": `text/${"x".repeat(8000)}` }, 415],
+  ] as const)(
+    "%s is answered without echoing kilobytes of it",
+    async (_what, method, path, headers, status) => {
+      const res = await sys.call(path, {
+        method,
+        token,
+        headers,
+        ...(method === "POST" ? { body: job } : {}),
+      });
+      expect(res.status).toBe(status);
+      expect((await problemOf(res)).detail.length).toBeLessThan(200);
+    },
+  );
+});
+
 describe("strings stored in the job record", () => {
   // A lone surrogate (`"\ud800"` in JSON) is a JS string but no Unicode text: the job record's fields
   // go through Redis's cjson, which refuses it, and the request used to end in a 500.

@@ -7,6 +7,7 @@ import { verifyObjectSignature } from "../../core/url-signing.js";
 import { sniffContentType } from "../../core/media-type.js";
 import type { ApiEnv } from "../context.js";
 import type { ApiDeps } from "../deps.js";
+import { shownValue } from "../request-input.js";
 
 /**
  * The byte range a `Range` header asks for (RFC 9110 §14), against an object of `size` bytes:
@@ -71,7 +72,7 @@ export function objectRoutes(
 
   app.get("/objects/:digest", async (c) => {
     const digest = c.req.param("digest");
-    const notFound = () => new AppError("not_found", `object ${digest} not found`);
+    const notFound = () => new AppError("not_found", `object ${shownValue(digest)} not found`);
     if (!DIGEST_RE.test(digest)) throw notFound();
     const signed = verifyObjectSignature(
       deps.config.urlKey,
