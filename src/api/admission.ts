@@ -257,7 +257,7 @@ export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Ad
     // content the caller sent and may read anyway, keyed by its digest, and its grant lapses with the
     // retention window. The check above refuses the common case (no capacity at all) before storing.
     if (res.reason === "too_far") throw capacityExhausted(serviceMs, "the sync tier is at capacity");
-    if (res.reason === "unknown") throw outcomeUnknown(id);
+    if (res.reason === "unknown") throw outcomeUnknown(id, a.admitBy !== undefined);
     if (res.reason === "lost") {
       throw new AppError(
         "unavailable",
@@ -287,14 +287,17 @@ export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Ad
 
 /**
  * The answer when Redis stayed silent after the admit call was sent: the job may or may not exist.
- * It names the job, so the client can look (`GET /jobs/{id}`) or resend with the same idempotency key
- * (which is settled as soon as Redis answers: the real outcome, never a second job).
+ * It names the job, so the client can look (`GET /jobs/{id}`), and, when the request held an
+ * idempotency key (`keyed`), resend with it (settled as soon as Redis answers: the real outcome,
+ * never a second job). Without a key a resend would be a new job, so it is not suggested.
  */
-export function outcomeUnknown(id: string): AppError {
+export function outcomeUnknown(id: string, keyed: boolean): AppError {
+  const how = keyed
+    ? `Resend with the same Idempotency-Key to learn the outcome (never a second job), or GET /jobs/${id} once the service answers`
+    : `GET /jobs/${id} once the service answers to learn the outcome (resending this request would submit a second job)`;
   return new AppError(
     "unavailable",
-    `the job store did not answer in time: job ${id} may or may not have been admitted. Resend with the same ` +
-      `Idempotency-Key to learn the outcome (never a second job), or GET /jobs/${id} once the service answers`,
+    `the job store did not answer in time: job ${id} may or may not have been admitted. ${how}`,
     { details: { job_id: id, outcome: "unknown" }, headers: { "retry-after": "1", "x-job-id": id } },
   );
 }

@@ -118,7 +118,11 @@ describe("an admission whose reply is late", () => {
     proxy.stallOn("stall-nokey", 4_000);
     const res = await submit("stall-nokey");
     expect(res.status).toBe(503);
-    const id = ((await res.json()) as { details: { job_id: string } }).details.job_id;
+    const problem = (await res.json()) as { detail: string; details: { job_id: string } };
+    const id = problem.details.job_id;
+    // No key to resend with: a resend would be a new job, so the answer must not suggest one.
+    expect(problem.detail).not.toMatch(/Idempotency-Key|never a second job/);
+    expect(problem.detail).toContain(`GET /jobs/${id}`);
     await proxy.stalled();
     const found = await sys.call(`/jobs/${id}`, { token: t });
     expect(found.status).toBe(200);
@@ -174,9 +178,11 @@ describe("the sync route", () => {
       syncProxy.stallOn("stall-sync", 1_500);
       const res = await call("stall-sync");
       expect(res.status).toBe(503);
-      const problem = (await res.json()) as { details: { job_id: string; outcome: string } };
+      const problem = (await res.json()) as { detail: string; details: { job_id: string; outcome: string } };
       expect(problem.details.outcome).toBe("unknown");
       expect(res.headers.get("x-job-id")).toBe(problem.details.job_id);
+      // The sync route takes no idempotency key: resending it starts a second job.
+      expect(problem.detail).not.toMatch(/Idempotency-Key|never a second job/);
       await syncProxy.stalled();
     } finally {
       await withWorker.close();
