@@ -79,6 +79,17 @@ describe("idempotency", () => {
     expect(theirs.id).not.toBe(one.id);
   });
 
+  it("takes the header's key when the body's idempotency_key is null (unset, as generated clients send it)", async () => {
+    const h = { "idempotency-key": "k-null" };
+    const sent = JSON.stringify({ ...body, prompt: "null key", idempotency_key: null });
+    const one = await sys.call("/queue", { method: "POST", token: t, headers: h, body: sent });
+    expect(one.status).toBe(202);
+    const two = await sys.call("/queue", { method: "POST", token: t, headers: h, body: sent });
+    expect(two.status).toBe(202);
+    expect(two.headers.get("idempotent-replayed")).toBe("true");
+    expect(((await two.json()) as { id: string }).id).toBe(((await one.json()) as { id: string }).id);
+  });
+
   it("frees the key when the admission fails", async () => {
     // the input image does not exist: admission fails after the key was reserved
     const missing = `sha256-${"0".repeat(64)}`;

@@ -54,12 +54,14 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
     const principal = c.get("principal");
     const body = await deps.bodies.readJson(c);
     const headerKey = boundedHeader(c, "Idempotency-Key", IDEMPOTENCY_KEY_MAX_CHARS);
+    // The header's key applies unless the body names one: a body member that is null is unset (as
+    // generated clients send unset members), not a reason to drop the header's key.
     const req = parseQueueRequest(
       headerKey !== undefined &&
         typeof body === "object" &&
         body !== null &&
         !Array.isArray(body) &&
-        !("idempotency_key" in body)
+        (body as Record<string, unknown>)["idempotency_key"] == null
         ? { ...body, idempotency_key: headerKey }
         : body,
       { catalog: deps.catalog, minTtlS: deps.config.minTtlS, maxTtlS: deps.config.maxTtlS },
