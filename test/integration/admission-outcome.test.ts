@@ -72,8 +72,6 @@ async function retryUntil202(prompt: string, key: string): Promise<Response> {
   const deadline = Date.now() + 10_000;
   for (;;) {
     const res = await submit(prompt, key);
-    console.log("RETRY", Date.now() % 100000, res.status, (await res.clone().text()).slice(0, 150));
-    console.log("RETRY", Date.now() % 100000, res.status, await res.clone().text());
     if (res.status !== 409 || Date.now() > deadline) return res;
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -150,7 +148,6 @@ describe("a reservation whose own write timed out", () => {
     const hash = createHash("sha256").update(key).digest("hex");
     proxy.stallOn(hash, 2_500);
     const res = await submit("stall-reservation", key);
-    console.log("FIRST", Date.now() % 100000, res.status, (await res.clone().text()).slice(0, 200));
     expect(res.status).toBe(503);
     await proxy.stalled();
     const again = await retryUntil202("stall-reservation", key);
