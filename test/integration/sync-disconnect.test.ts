@@ -159,6 +159,8 @@ describe("sync route: a client that disconnects", () => {
       const job = await terminal(sys, bearer, id);
       expect(job.status).toBe("cancelled");
       expect(job.error?.code).toBe("cancelled");
+      // The wait let go of the job's events.
+      await waitFor(async () => sys.listeners() === 0);
     } finally {
       sys.sim.setConfig({ stepMs: 2 });
     }
