@@ -22,6 +22,16 @@ describe("BodyText", () => {
     expect(read(utf8(sample), size).text).toBe(sample);
   });
 
+  it.each([1, 2, 1000])(
+    "keeps a character cut where 64 KiB of small chunks are decoded (%i-byte chunks)",
+    (size) => {
+      for (const pad of [65535, 65534, 65533, 131070]) {
+        const text = "x".repeat(pad) + "灯台🦊" + "y".repeat(70_000) + "é";
+        expect(read(utf8(text), size).text).toBe(text);
+      }
+    },
+  );
+
   it("reads one chunk, and none", () => {
     expect(read(utf8(sample), 1 << 20).text).toBe(sample);
     expect(new BodyText().end()).toBe("");
