@@ -131,10 +131,15 @@ async function checkImages(
 ): Promise<{ image?: CheckedImage; mask?: CheckedImage }> {
   if (refs.image?.kind === "url") checkInputImageUrl("image", refs.image.url, deps.inputs);
   if (refs.mask?.kind === "url") checkInputImageUrl("mask", refs.mask.url, deps.inputs);
-  return {
-    ...(refs.image && { image: await checkImage("image", refs.image, principal, deps) }),
-    ...(refs.mask && { mask: await checkImage("mask", refs.mask, principal, deps) }),
-  };
+  // Both at once: an admission with two image URLs takes one fetch timeout, not two (and stays within
+  // the idempotency hold). The image's problem is reported first when both have one.
+  const [image, mask] = await Promise.allSettled([
+    refs.image && checkImage("image", refs.image, principal, deps),
+    refs.mask && checkImage("mask", refs.mask, principal, deps),
+  ]);
+  if (image.status === "rejected") throw image.reason;
+  if (mask.status === "rejected") throw mask.reason;
+  return { ...(image.value && { image: image.value }), ...(mask.value && { mask: mask.value }) };
 }
 
 /** Moves checked image bytes into the CAS (granting their sender); queued jobs hold digests only. */

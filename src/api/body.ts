@@ -8,7 +8,12 @@ import type { Context } from "hono";
 import type { Logger } from "pino";
 import { AppError } from "../core/errors.js";
 import { JsonScan } from "../core/json-scan.js";
-import { BODY_LIMIT_BYTES, JSON_BODY_LIMITS, type JsonLimits } from "../core/request-limits.js";
+import {
+  BODY_LIMIT_BYTES,
+  BODY_UNCOUNTED_BYTES,
+  JSON_BODY_LIMITS,
+  type JsonLimits,
+} from "../core/request-limits.js";
 import { nodeRequestOf, requestHeader } from "./respond.js";
 import { shownValue } from "./request-input.js";
 
@@ -18,8 +23,10 @@ export interface BodyStats {
   readonly client_aborts: number;
   /** Requests refused with 503 because the budget of bodies in flight was spent. */
   readonly budget_refusals: number;
-  /** Bytes reserved by the body reads going on now. */
+  /** Bytes counted against the budget by the body reads going on now. */
   readonly bytes_in_flight: number;
+  /** Body reads going on now. */
+  readonly reads_in_flight: number;
 }
 
 export interface BodyReaderOptions {
@@ -55,6 +62,7 @@ export function createBodyReader(opts: BodyReaderOptions): BodyReader {
   const limit = opts.limitBytes ?? BODY_LIMIT_BYTES;
   const limits = opts.limits ?? JSON_BODY_LIMITS;
   let inFlight = 0;
+  let reads = 0;
   let clientAborts = 0;
   let budgetRefusals = 0;
 
@@ -88,21 +96,20 @@ export function createBodyReader(opts: BodyReaderOptions): BodyReader {
         ? Number(declaredHeader)
         : NaN;
     if (declared > limit) throw tooLarge();
-    // A declared length is reserved whole before reading (the HTTP parser delivers no more); a
-    // streamed body reserves as its chunks arrive.
-    const upFront = Number.isSafeInteger(declared) && declared >= 0;
+    // Bytes are reserved as they arrive, past the first BODY_UNCOUNTED_BYTES of the body: a connection
+    // that declares a large body and sends nothing holds nothing (a declared length reserved up front
+    // let a few idle connections refuse every body of every customer), and small bodies never wait
+    // on the budget.
     let reserved = 0;
-    if (upFront) {
-      reserve(declared);
-      reserved = declared;
-    }
+    reads++;
     const scan = new JsonScan(limits);
     const text = new BodyText();
     const onChunk = (chunk: Uint8Array) => {
       if (scan.bytes + chunk.length > limit) throw tooLarge();
-      if (!upFront) {
-        reserve(chunk.length);
-        reserved += chunk.length;
+      const counted = Math.max(0, scan.bytes + chunk.length - BODY_UNCOUNTED_BYTES) - reserved;
+      if (counted > 0) {
+        reserve(counted);
+        reserved += counted;
       }
       scan.push(chunk);
       text.push(chunk);
@@ -133,6 +140,7 @@ export function createBodyReader(opts: BodyReaderOptions): BodyReader {
       );
     } finally {
       inFlight -= reserved;
+      reads--;
     }
   }
 
@@ -142,6 +150,7 @@ export function createBodyReader(opts: BodyReaderOptions): BodyReader {
       client_aborts: clientAborts,
       budget_refusals: budgetRefusals,
       bytes_in_flight: inFlight,
+      reads_in_flight: reads,
     }),
   };
 }

@@ -4,6 +4,13 @@
 /** Largest request body: 10 MiB (API.md §2, 413 `request_too_large` above it). */
 export const BODY_LIMIT_BYTES = 10 * 1024 * 1024;
 
+/**
+ * The first bytes of every body that the budget of bodies in flight does not count: a job without
+ * inline images is far smaller, so ordinary submits are never refused for the budget, and bodies
+ * that have sent little hold nothing.
+ */
+export const BODY_UNCOUNTED_BYTES = 16 * 1024;
+
 /** Largest decoded size of an inline `data:` image: 1 MiB (API.md §3). */
 export const MAX_DATA_IMAGE_BYTES = 1024 * 1024;
 

@@ -4,6 +4,7 @@
 import { connect, type Socket } from "node:net";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BODY_UNCOUNTED_BYTES } from "../../src/core/request-limits.js";
 import { FLUX_SCHNELL_512, startSystem, waitFor, type TestSystem } from "../helpers/system.js";
 
 interface LogLine {
@@ -32,11 +33,14 @@ interface Counters {
   client_aborts: number;
   budget_refusals: number;
   bytes_in_flight: number;
+  reads_in_flight: number;
 }
 
 async function counters(): Promise<Counters> {
   const body = (await (await sys.call("/ready", { token: admin })).json()) as { requests?: Counters };
-  return body.requests ?? { client_aborts: -1, budget_refusals: -1, bytes_in_flight: -1 };
+  return (
+    body.requests ?? { client_aborts: -1, budget_refusals: -1, bytes_in_flight: -1, reads_in_flight: -1 }
+  );
 }
 
 /** A raw connection that sent the headers of POST /queue and `sent` of its body. */
@@ -73,8 +77,8 @@ describe("a client that aborts its request body", () => {
     const before = await counters();
     const logged = logs.length;
     const { socket, answer } = await partialPost(head, sent);
-    // The server is reading the body once it holds budget for it.
-    await waitFor(async () => ((await counters()).bytes_in_flight > 0 ? true : undefined));
+    // The server is reading the body.
+    await waitFor(async () => ((await counters()).reads_in_flight > 0 ? true : undefined));
     if (how === "end") socket.end();
     else socket.destroy();
     const after = await waitFor(async () => {
@@ -123,21 +127,35 @@ describe("the budget of bodies in flight (BODY_BUDGET_BYTES)", () => {
 
   it("refuses a body that would exceed it with 503 and Retry-After, and serves it once the budget is free", async () => {
     const before = await counters();
-    // A slow upload declaring most of the budget holds it while it lasts.
-    const held = await partialPost({ "Content-Length": String(BUDGET - 1000) }, "{");
+    // A slow upload that has sent most of the budget (past the uncounted first bytes) holds it.
+    const held = await partialPost(
+      { "Content-Length": String(10 * BUDGET) },
+      "{" + " ".repeat(BUDGET + BODY_UNCOUNTED_BYTES - 1001),
+    );
     await waitFor(async () => ((await counters()).bytes_in_flight === BUDGET - 1000 ? true : undefined));
 
-    const refused = await post(jobOf(2000));
+    const refused = await post(jobOf(BODY_UNCOUNTED_BYTES + 2000));
     expect(refused.status).toBe(503);
     expect(refused.headers.get("retry-after")).toBe("1");
     expect(((await refused.json()) as { error: string }).error).toBe("unavailable");
-    // A small one still fits.
-    expect((await post(jobOf(500))).status).toBe(202);
+    // A small one is never counted.
+    expect((await post(jobOf(BODY_UNCOUNTED_BYTES - 100))).status).toBe(202);
     expect((await counters()).budget_refusals).toBe(before.budget_refusals + 1);
 
     held.socket.destroy();
     await waitFor(async () => ((await counters()).bytes_in_flight === 0 ? true : undefined));
-    expect((await post(jobOf(2000))).status).toBe(202);
+    expect((await post(jobOf(BODY_UNCOUNTED_BYTES + 2000))).status).toBe(202);
+  });
+
+  it("is not held by connections that declare large bodies and send nothing", async () => {
+    const idle = await Promise.all(
+      [1, 2, 3].map(() => partialPost({ "Content-Length": String(BUDGET - 1000) }, "{")),
+    );
+    await waitFor(async () => ((await counters()).reads_in_flight >= 3 ? true : undefined));
+    expect((await counters()).bytes_in_flight).toBe(0);
+    expect((await post(jobOf(BODY_UNCOUNTED_BYTES + 2000))).status).toBe(202);
+    for (const { socket } of idle) socket.destroy();
+    await waitFor(async () => ((await counters()).reads_in_flight === 0 ? true : undefined));
   });
 
   it("refuses a chunked body when its chunks reach the budget", async () => {
