@@ -57,6 +57,8 @@ const bullJobId = (a: Pick<Attempt, "id" | "token">) => `${a.id}-${a.token}`;
 
 /** Pause of dispatching after BullMQ refused the attempts handed to it. */
 const HAND_RETRY_MS = 1_000;
+/** Pause of BullMQ's fetching after Redis answered one with an error reply. */
+const FETCH_PAUSE_MS = 1_000;
 
 export function createWorkerService(o: WorkerServiceOptions): WorkerService {
   const log = o.logger.child({ worker: o.workerId });
@@ -307,6 +309,24 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
   };
   let renewTimer: NodeJS.Timeout | undefined;
 
+  /**
+   * BullMQ's worker waits before fetching again only after a connection error; after an error reply
+   * it fetches again at once. With Redis at its maxmemory (OOM refuses the fetch script's writes) an
+   * idle worker spun: thousands of Redis calls and warnings a second. After an error reply, fetching
+   * pauses for {@link FETCH_PAUSE_MS} (attempts already running go on).
+   */
+  let fetchPause: NodeJS.Timeout | undefined;
+  function pauseFetchesAfter(err: Error): void {
+    const w = worker;
+    if (err.name !== "ReplyError" || w === undefined || fetchPause !== undefined || stopping) return;
+    void w.pause(true).catch(() => undefined);
+    fetchPause = setTimeout(() => {
+      fetchPause = undefined;
+      if (!stopping) void w.resume();
+    }, FETCH_PAUSE_MS);
+    fetchPause.unref();
+  }
+
   // Every wait of the shutdown is bounded: with Redis gone, its calls would wait in the offline queue.
   const within = (p: Promise<unknown> | undefined, ms: number) =>
     Promise.race([p?.catch(() => undefined), new Promise<void>((r) => setTimeout(r, ms).unref())]);
@@ -349,6 +369,7 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
     // The cancel relay stays until here: cancels during the grace period abort at once.
     o.subscriber.off("message", onMessage);
     if (renewTimer) clearInterval(renewTimer);
+    if (fetchPause) clearTimeout(fetchPause);
     await within(o.directory.forget(o.workerId), 1_000);
     await within(queue.close(), 2_000);
     breakers?.shutdown();
@@ -425,11 +446,14 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
       // A lost BullMQ lock or a stalled attempt job is expected after a pause or crash: the lease
       // decides who owns the job, and the scheduler already requeued it.
       const lockTrouble = (msg: string) => /lock|stalled more than allowable limit/i.test(msg);
-      worker.on("error", (err) =>
-        lockTrouble(err.message)
-          ? log.info({ err: err.message }, "attempt no longer held by this worker")
-          : log.warn({ err: err.message }, "worker connection error"),
-      );
+      worker.on("error", (err) => {
+        if (lockTrouble(err.message)) {
+          log.info({ err: err.message }, "attempt no longer held by this worker");
+          return;
+        }
+        log.warn({ err: err.message }, "worker connection error");
+        pauseFetchesAfter(err);
+      });
       worker.on("failed", (job, err) =>
         lockTrouble(err.message)
           ? log.info(

@@ -197,6 +197,43 @@ describe("at Redis's memory limit, admitted jobs go on", () => {
     expect(done).toMatchObject({ status: "complete", attempts: 1 });
   });
 
+  it("does not spin an idle BullMQ worker on refused fetches", async () => {
+    const { server, client } = await smallRedis("64mb");
+    const sys = await startSystem({
+      env: {
+        REDIS_URL: server.url,
+        SIM_STEP_MS: "300",
+        SIM_CAPACITY: "1",
+        WORKER_CONCURRENCY: "1",
+        REDIS_MEMORY_CHECK_MS: "50",
+      },
+    });
+    cleanups.push(() => sys.close());
+    const token = await sys.token("alice");
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++)
+      ids.push(await queueJob(sys, token, { ...FLUX_SCHNELL_512, prompt: `p${i}` }));
+    await waitFor(async () => (await jobOf(sys, token, ids[0]!)).status === "running");
+    // The attempts end while Redis is full: BullMQ's worker then fetches its next job, refused.
+    const release = await holdFull(client);
+    for (const id of ids) {
+      await waitFor(async () => (await jobOf(sys, token, id)).status === "complete", 15_000);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    const commands = async () =>
+      Number(/total_commands_processed:(\d+)/.exec(await client.info("stats"))![1]);
+    const before = await commands();
+    await new Promise((r) => setTimeout(r, 2_000));
+    const after = await commands();
+    await release();
+    // The worker's own timers (renewal, dispatch, reaping, publication) cost some dozens a second.
+    expect(after - before).toBeLessThan(400);
+    // Memory back: the worker fetches and runs jobs again.
+    await new Promise((r) => setTimeout(r, 200)); // the API's memory watch reads it
+    const next = await queueJob(sys, token, { ...FLUX_SCHNELL_512, prompt: "after" });
+    await waitFor(async () => (await jobOf(sys, token, next)).status === "complete", 15_000);
+  });
+
   it("leaves queued jobs queued, no attempt spent, when BullMQ cannot take the attempts", async () => {
     const { server, client } = await smallRedis("64mb");
     const sys = await startSystem({
