@@ -5,6 +5,7 @@ import { join } from "node:path";
 import type { Redis } from "ioredis";
 import { admitJob, type AdmissionDeps } from "../../src/api/admission.js";
 import type { Principal } from "../../src/api/auth.js";
+import { createImageBudget } from "../../src/api/input-images.js";
 import type { CapacitySnapshot, CapacityView } from "../../src/api/capacity.js";
 import { randomIds } from "../../src/core/ids.js";
 import { parseQueueRequest } from "../../src/core/request-schema.js";
@@ -101,6 +102,7 @@ export function createAdmitter(o: {
       }),
       maxBytes: settings.env.INPUT_IMAGE_MAX_BYTES,
       fetchTimeoutMs: settings.env.INPUT_FETCH_TIMEOUT_MS,
+      budget: createImageBudget(settings.env.INPUT_IMAGE_BUDGET_BYTES),
     },
   };
   const principal: Principal = Object.freeze({

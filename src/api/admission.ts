@@ -21,6 +21,7 @@ import {
   checkInputImageUrl,
   fetchInputImage,
   verifyInputImage,
+  type ImageHold,
   type InputImageDeps,
 } from "./input-images.js";
 
@@ -97,15 +98,20 @@ async function checkImage(
   ref: ImageRef,
   principal: Principal,
   deps: AdmissionDeps,
+  holds: ImageHold[],
 ): Promise<CheckedImage> {
   switch (ref.kind) {
     case "url": {
+      const hold = deps.inputs.budget.take(deps.inputs.maxBytes);
+      holds.push(hold);
       const bytes = await fetchInputImage(field, ref.url, deps.inputs);
+      hold.shrink(bytes.byteLength);
       await verifyInputImage(field, bytes, undefined, deps.inputs);
       return { kind: "bytes", bytes };
     }
     case "data": {
       const bytes = dataRefBytes(ref);
+      holds.push(deps.inputs.budget.take(bytes.byteLength));
       await verifyInputImage(field, bytes, ref.media_type, deps.inputs);
       return { kind: "bytes", bytes };
     }
@@ -128,14 +134,15 @@ async function checkImages(
   refs: { readonly image?: ImageRef | undefined; readonly mask?: ImageRef | undefined },
   principal: Principal,
   deps: AdmissionDeps,
+  holds: ImageHold[],
 ): Promise<{ image?: CheckedImage; mask?: CheckedImage }> {
   if (refs.image?.kind === "url") checkInputImageUrl("image", refs.image.url, deps.inputs);
   if (refs.mask?.kind === "url") checkInputImageUrl("mask", refs.mask.url, deps.inputs);
   // Both at once: an admission with two image URLs takes one fetch timeout, not two (and stays within
   // the idempotency hold). The image's problem is reported first when both have one.
   const [image, mask] = await Promise.allSettled([
-    refs.image && checkImage("image", refs.image, principal, deps),
-    refs.mask && checkImage("mask", refs.mask, principal, deps),
+    refs.image && checkImage("image", refs.image, principal, deps, holds),
+    refs.mask && checkImage("mask", refs.mask, principal, deps, holds),
   ]);
   if (image.status === "rejected") throw image.reason;
   if (mask.status === "rejected") throw mask.reason;
@@ -168,7 +175,8 @@ function inputDigests(stored: Readonly<Record<string, unknown>>): { field: strin
 
 /**
  * Admits one job.
- * @throws AppError 503 `unavailable` (with `Retry-After`) while Redis is near its memory limit;
+ * @throws AppError 503 `unavailable` (with `Retry-After`) while Redis is near its memory limit or the
+ *   process's input-image budget is spent (INPUT_IMAGE_BUDGET_BYTES);
  *   400 `validation_error` for an input image that is not usable (also when it vanished from the CAS
  *   just now); 404 `not_found` for a model no backend serves; 503 `capacity_exhausted` (sync tier).
  */
@@ -178,9 +186,19 @@ export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Ad
       headers: { "retry-after": String(NEAR_LIMIT_RETRY_S) },
     });
   }
+  // The input images' bytes count against the process's image budget until the admission is over.
+  const holds: ImageHold[] = [];
+  try {
+    return await admitChecked(a, deps, holds);
+  } finally {
+    for (const hold of holds) hold.release();
+  }
+}
+
+async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHold[]): Promise<Admitted> {
   const r = a.request;
   const mask = r.modality === "image" ? r.mask : undefined;
-  const checked = await checkImages({ image: r.image, mask }, a.principal, deps);
+  const checked = await checkImages({ image: r.image, mask }, a.principal, deps, holds);
   const familyModel = `${r.family}/${r.model}`;
   const route = a.backend ? `${familyModel}@${a.backend}` : familyModel;
   // Never accept a job that nothing will ever run: when live workers report their backends and

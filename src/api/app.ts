@@ -17,6 +17,7 @@ import { healthRoutes } from "./routes/health.js";
 import { createObjectGrants, isSignedObjectUrl } from "./objects.js";
 import type { AdmissionDeps } from "./admission.js";
 import { shownValue } from "./request-input.js";
+import { createImageBudget } from "./input-images.js";
 
 /**
  * Known paths and their methods, for 405 with `Allow` instead of 404. A path with GET also answers
@@ -46,6 +47,8 @@ function isAllowed(allowed: readonly string[], method: string): boolean {
 export function createApp(deps: ApiDeps): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>({ strict: false });
   const grants = createObjectGrants(deps.redis, deps.scheduler.keys.prefix, deps.config.retentionS);
+  // One per app, so per process: the API role creates one app.
+  const imageBudget = createImageBudget(deps.config.inputImageBudgetBytes);
   const admission: AdmissionDeps = {
     scheduler: deps.scheduler,
     blobs: deps.blobs,
@@ -74,6 +77,7 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
       inspector: deps.imageInspector,
       maxBytes: deps.config.inputImageMaxBytes,
       fetchTimeoutMs: deps.config.inputFetchTimeoutMs,
+      budget: imageBudget,
     },
   };
   const token = {

@@ -31,6 +31,8 @@ export interface ApiConfig {
   readonly inputImageMaxBytes: number;
   /** `INPUT_FETCH_TIMEOUT_MS`: deadline of one input-image fetch. */
   readonly inputFetchTimeoutMs: number;
+  /** `INPUT_IMAGE_BUDGET_BYTES`: input-image bytes the admissions of this process may hold at once. */
+  readonly inputImageBudgetBytes: number;
   readonly retentionS: number;
   readonly urlKey: Uint8Array;
   /** How long an idempotency key is held for an admission being sent (IDEMPOTENCY_HOLD_MS). */

@@ -22,6 +22,61 @@ export interface InputImageDeps {
   readonly maxBytes: number;
   /** Deadline of one fetch, connecting included (`INPUT_FETCH_TIMEOUT_MS`). */
   readonly fetchTimeoutMs: number;
+  /** The bytes of input images admissions of this process may hold at once (`INPUT_IMAGE_BUDGET_BYTES`). */
+  readonly budget: ImageBudget;
+}
+
+/** Bytes of input images held by one admission, given back when it is done with them. */
+export interface ImageHold {
+  /** Keeps only `bytes` of the hold (a fetch that turned out smaller than the most it could be). */
+  shrink(bytes: number): void;
+  /** Gives the hold back. Idempotent. */
+  release(): void;
+}
+
+/**
+ * A per-process budget of input-image bytes in admissions: from the start of a fetch (the most it
+ * may bring, `INPUT_IMAGE_MAX_BYTES`, until it is in) or from the decoding of an inline image, through
+ * the decode (which waits its turn, INPUT_DECODE_CONCURRENCY at a time) to the CAS. Without it,
+ * concurrent admissions with image URLs held the fetched bytes of every one of them while they
+ * waited to be decoded: memory without bound, from one token.
+ */
+export interface ImageBudget {
+  /**
+   * Holds `bytes` of the budget.
+   * @throws AppError 503 `unavailable` with `Retry-After` when the budget cannot hold them.
+   */
+  take(bytes: number): ImageHold;
+  /** Bytes held now. */
+  held(): number;
+}
+
+/** A budget of `budgetBytes`; a single image larger than the whole budget is still taken alone. */
+export function createImageBudget(budgetBytes: number): ImageBudget {
+  let held = 0;
+  return {
+    take(bytes) {
+      if (held > 0 && held + bytes > budgetBytes) {
+        throw new AppError("unavailable", "too many input images are being taken in; retry shortly", {
+          headers: { "retry-after": "1" },
+        });
+      }
+      held += bytes;
+      let mine = bytes;
+      return {
+        shrink(to) {
+          const less = Math.max(0, mine - Math.max(0, to));
+          mine -= less;
+          held -= less;
+        },
+        release() {
+          held -= mine;
+          mine = 0;
+        },
+      };
+    },
+    held: () => held,
+  };
 }
 
 /** The constraint (`details.constraint`) each outbound failure is reported as. */

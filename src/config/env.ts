@@ -160,6 +160,8 @@ const variables = z.object({
   INPUT_IMAGE_MAX_BYTES: int(10 * 1024 * 1024, 1024),
   INPUT_IMAGE_MAX_PIXELS: int(25_000_000, 1, 268_402_689),
   INPUT_DECODE_CONCURRENCY: int(2, 1, 64),
+  /** Bytes of input images (fetched or inline) the admissions of one API process may hold (503 beyond). */
+  INPUT_IMAGE_BUDGET_BYTES: int(128 * 1024 * 1024, 1024),
   METRICS_TOKEN: optionalString,
 
   SIM_PORT: optionalInt(0, 65535),

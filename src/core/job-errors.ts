@@ -13,12 +13,14 @@ export type JobErrorCode =
   | "backend_unavailable"
   | "interrupted"
   | "cancelled"
-  | "ttl_expired";
+  | "ttl_expired"
+  | "worker_lost";
 
 /**
- * The customer-visible message of each code. `cancelled` and `ttl_expired` are written by the
- * scheduler's Lua scripts (cancel.lua, lib.lua, expire.lua), which spell the same texts (a test holds them to
- * this table); finish.lua appends " (after N attempts)" when a job runs out of attempts.
+ * The customer-visible message of each code. `cancelled`, `ttl_expired` and `worker_lost` are written
+ * by the scheduler's Lua scripts (cancel.lua, lib.lua, expire.lua, reap.lua), which spell the same
+ * texts (test/unit/job-error-vocabulary.test.ts holds them to this table); finish.lua and reap.lua
+ * append " (after N attempts)" when a job runs out of attempts.
  */
 export const JOB_ERROR_MESSAGE: Readonly<Record<JobErrorCode, string>> = {
   invalid_request: "the GPU backend rejected the request",
@@ -31,6 +33,7 @@ export const JOB_ERROR_MESSAGE: Readonly<Record<JobErrorCode, string>> = {
   interrupted: "the attempt was interrupted",
   cancelled: "cancelled by the client",
   ttl_expired: "not started within its ttl",
+  worker_lost: "the worker running the job stopped answering",
 };
 
 /** The public error of `code`: its fixed message, never anything the caller could pass in. */

@@ -20,6 +20,7 @@ import {
   writeSync,
 } from "node:fs";
 import { createServer, Socket } from "node:net";
+import { totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { ensurePrivateDir } from "./private-dir.js";
 
@@ -266,10 +267,23 @@ const DEFAULT_MAXMEMORY_FLOOR = 256 * MIB;
 const DEFAULT_MAXMEMORY_CAP = 8 * 1024 * MIB;
 
 /**
+ * The memory of the machine this process runs on, as far as it may use it: the smaller of the
+ * host's memory (`os.totalmem()`) and the cgroup limit of its container (`process.constrainedMemory()`;
+ * no limit reads as undefined, 0 or a huge number). In a container limited to 2 GiB on a 64 GiB host,
+ * `totalmem()` alone says 64 GiB.
+ */
+export function machineMemoryBytes(
+  total: number = totalmem(),
+  constrained: number | undefined = process.constrainedMemory?.(),
+): number {
+  return constrained !== undefined && constrained > 0 && constrained < total ? constrained : total;
+}
+
+/**
  * The embedded Redis's maxmemory when REDIS_MAXMEMORY is unset: a quarter of the machine's memory,
  * at least 256 MiB and at most 8 GiB, in whole MiB. A quarter leaves room for the copy-on-write of an
  * AOF rewrite, the gateway's processes and the GPU backends' hosts; a machine that runs only Redis
- * sets REDIS_MAXMEMORY.
+ * sets REDIS_MAXMEMORY. `totalMemoryBytes`: {@link machineMemoryBytes}, a container's limit included.
  */
 export function defaultRedisMaxmemory(totalMemoryBytes: number): number {
   const share = Math.floor((totalMemoryBytes * DEFAULT_MAXMEMORY_SHARE) / MIB) * MIB;

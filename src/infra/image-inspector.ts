@@ -38,7 +38,7 @@ export function createImageInspector(opts: ImageInspectorOptions): ImageInspecto
   return { inspect: (bytes) => limit(() => inspect(bytes, opts.maxPixels)) };
 }
 
-/** Type by the first bytes, the pixel count from the header, then a full decode. */
+/** Type by the first bytes, the pixel count (all frames) from the header, then a full decode. */
 async function inspect(bytes: Uint8Array, maxPixels: number): Promise<ImageVerdict> {
   const sniffed = sniffContentType(bytes);
   if (!isInputType(sniffed)) {
@@ -47,6 +47,7 @@ async function inspect(bytes: Uint8Array, maxPixels: number): Promise<ImageVerdi
   const input = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let width: number;
   let height: number;
+  let frames: number;
   try {
     // The header only; the pixel limit is ours to report, so sharp's is off for this step.
     const meta = await sharp(input, { limitInputPixels: false }).metadata();
@@ -54,23 +55,28 @@ async function inspect(bytes: Uint8Array, maxPixels: number): Promise<ImageVerdi
       return { ok: false, reason: "decode", message: "is not a readable image" };
     }
     width = meta.width;
-    height = meta.height;
+    height = meta.height; // of one frame: sharp reads the first page unless told otherwise
+    frames = meta.pages ?? 1;
   } catch {
     return { ok: false, reason: "decode", message: "is not a readable image" };
   }
-  if (width * height > maxPixels) {
+  // An animated WebP goes to the backend whole: every frame counts, and every frame is decoded.
+  if (width * height * frames > maxPixels) {
+    const size = frames > 1 ? `${frames} frames of ${width}×${height}` : `${width}×${height}`;
     return {
       ok: false,
       reason: "max_pixels",
-      message: `has ${width}×${height} pixels, more than the ${maxPixels} allowed`,
+      message: `has ${size} pixels, more than the ${maxPixels} allowed`,
     };
   }
   try {
-    // Every pixel is decoded (stats reads them all); any warning (truncation, bad data) refuses.
+    // Every pixel of every frame is decoded (stats reads them all); any warning (truncation, bad
+    // data) refuses.
     await sharp(input, {
       limitInputPixels: maxPixels,
       failOn: "warning",
       sequentialRead: true,
+      pages: -1,
     }).stats();
   } catch {
     return { ok: false, reason: "decode", message: "is corrupt or truncated" };

@@ -1,7 +1,7 @@
 // The one HTTP client for customer-given URLs (input images; webhook deliveries later): an undici Agent
 // whose connector resolves names itself and refuses every address the outbound policy refuses, at
 // connect time, so DNS rebinding cannot get through; no redirects, deadlines and a body limit.
-import { lookup as dnsLookup } from "node:dns/promises";
+import { lookup as dnsLookup, Resolver } from "node:dns/promises";
 import type { LookupAddress, LookupOptions } from "node:dns";
 import type { LookupFunction } from "node:net";
 import { rootCertificates } from "node:tls";
@@ -19,7 +19,10 @@ import {
   type OutboundPolicy,
 } from "../core/webhook-target.js";
 
-/** Resolves a host name to all of its addresses (the system resolver by default; tests inject one). */
+/**
+ * Resolves a host name to all of its addresses: by default DNS through c-ares ({@link dnsResolver}),
+ * or the system resolver when private targets are allowed; tests inject one.
+ */
 export type Resolve = (hostname: string) => Promise<readonly LookupAddress[]>;
 
 /** Options of {@link createOutboundHttp}. */
@@ -39,7 +42,49 @@ export interface OutboundHttpOptions {
   readonly extraCa?: string;
 }
 
+/**
+ * The system resolver (`dns.lookup`, getaddrinfo: /etc/hosts, search domains): used only when private
+ * targets are allowed, where internal names are the point. getaddrinfo runs on libuv's thread pool,
+ * and libuv lets at most half of it (2 threads) do lookups at once for the whole process.
+ */
 const systemResolve: Resolve = (hostname) => dnsLookup(hostname, { all: true, verbatim: true });
+
+/** Options of {@link dnsResolver}. */
+export interface DnsResolverOptions {
+  /** Longest wait for the answers (both families, retries included). */
+  readonly timeoutMs: number;
+  /** DNS servers (`ip` or `ip:port`); default the system's (/etc/resolv.conf). */
+  readonly servers?: readonly string[];
+}
+
+/**
+ * The resolver of customer-given names: DNS queries through c-ares (`dns.Resolver`), A and AAAA at
+ * once, given up after `timeoutMs`. Not `dns.lookup`: getaddrinfo holds a thread-pool thread for as
+ * long as the name's DNS takes to answer, and libuv runs at most two of them at a time per process,
+ * so a customer URL on a name whose DNS never answers held every other lookup of the process —
+ * other customers' fetches, the worker's new backend connections, Redis reconnects by name — for 8 s
+ * and more per name (measured with a resolver that never answers). c-ares waits on sockets, not on
+ * threads. It reads no /etc/hosts: for public targets only DNS answers count.
+ */
+export function dnsResolver(opts: DnsResolverOptions): Resolve {
+  // c-ares doubles the timeout on its retry: two tries of a third each fit in the whole.
+  const resolver = new Resolver({ timeout: Math.max(50, Math.floor(opts.timeoutMs / 3)), tries: 2 });
+  if (opts.servers !== undefined) resolver.setServers([...opts.servers]);
+  return async (hostname) => {
+    const [v4, v6] = await Promise.allSettled([resolver.resolve4(hostname), resolver.resolve6(hostname)]);
+    const all: LookupAddress[] = [];
+    if (v4.status === "fulfilled") for (const address of v4.value) all.push({ address, family: 4 });
+    if (v6.status === "fulfilled") for (const address of v6.value) all.push({ address, family: 6 });
+    if (all.length > 0) return all;
+    const codes = [v4, v6].map((r) =>
+      r.status === "rejected" ? (r.reason as { code?: unknown } | null)?.code : "ENODATA",
+    );
+    // getaddrinfo's codes, which the callers map: no such name, or no answer (yet).
+    const err: NodeJS.ErrnoException = new Error("the target host name does not resolve");
+    err.code = codes.every((c) => c === "ENOTFOUND" || c === "ENODATA") ? "ENOTFOUND" : "EAI_AGAIN";
+    throw err;
+  };
+}
 
 const REFUSED_TARGET = "the target resolves to a private or internal address";
 
@@ -79,7 +124,8 @@ export function guardedLookup(resolve: Resolve, allowPrivate: boolean): LookupFu
  */
 function guardedConnector(opts: OutboundHttpOptions): buildConnector.connector {
   const { policy } = opts;
-  const resolve = opts.resolve ?? systemResolve;
+  const resolve =
+    opts.resolve ?? (policy.allowPrivate ? systemResolve : dnsResolver({ timeoutMs: opts.connectTimeoutMs }));
   const base = buildConnector({
     timeout: opts.connectTimeoutMs,
     lookup: guardedLookup(resolve, policy.allowPrivate),

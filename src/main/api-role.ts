@@ -137,6 +137,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
       outbound,
       inputImageMaxBytes: env.INPUT_IMAGE_MAX_BYTES,
       inputFetchTimeoutMs: env.INPUT_FETCH_TIMEOUT_MS,
+      inputImageBudgetBytes: env.INPUT_IMAGE_BUDGET_BYTES,
       retentionS: env.JOB_RETENTION_S,
       urlKey: ctx.keys.objectUrl,
       idempotencyHoldMs: env.IDEMPOTENCY_HOLD_MS,

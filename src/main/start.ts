@@ -1,12 +1,11 @@
 // `render-gateway start [--roles ...]`: runs the chosen roles in this process on embedded defaults.
-import { totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import type { Logger } from "pino";
 import { systemClock } from "../core/time.js";
 import { DEFAULT_TIER } from "../core/tiers.js";
 import { createLogger } from "../infra/logger.js";
 import { createRedis, closeRedis, waitReady, assertNoEviction } from "../infra/redis.js";
-import { defaultRedisMaxmemory, startEmbeddedRedis } from "../infra/embedded-redis.js";
+import { defaultRedisMaxmemory, machineMemoryBytes, startEmbeddedRedis } from "../infra/embedded-redis.js";
 import { createFsBlobStore } from "../infra/fs-blob-store.js";
 import { ensurePrivateDataDir } from "../infra/private-dir.js";
 import { warnIfUnbounded } from "../infra/redis-memory.js";
@@ -40,7 +39,7 @@ async function ensureRedis(settings: Settings, runtime: Runtime, logger: Logger)
     const embedded = await startEmbeddedRedis({
       dataDir: settings.dataDir,
       confPath: resolve(PROJECT_ROOT, "redis.conf"),
-      maxmemoryBytes: settings.env.REDIS_MAXMEMORY ?? defaultRedisMaxmemory(totalmem()),
+      maxmemoryBytes: settings.env.REDIS_MAXMEMORY ?? defaultRedisMaxmemory(machineMemoryBytes()),
     });
     runtime.defer("embedded redis", () => embedded.stop());
     url = embedded.url;

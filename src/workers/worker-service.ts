@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import type { Clock } from "../core/time.js";
 import type { BlobStore } from "../core/ports.js";
 import type { BackendDirectory } from "../queues/backend-directory.js";
+import { mayHaveRun } from "../queues/call-outcome.js";
 import { RENDER_QUEUE } from "../queues/keys.js";
 import type { Attempt, BackendView, NextOffer, Scheduler } from "../queues/scheduler.js";
 import type { Registry } from "./backends/registry.js";
@@ -54,6 +55,11 @@ export interface WorkerService {
 
 const bullJobId = (a: Pick<Attempt, "id" | "token">) => `${a.id}-${a.token}`;
 
+/** Pause of dispatching after BullMQ refused the attempts handed to it. */
+const HAND_RETRY_MS = 1_000;
+/** Pause of BullMQ's fetching after Redis answered one with an error reply. */
+const FETCH_PAUSE_MS = 1_000;
+
 export function createWorkerService(o: WorkerServiceOptions): WorkerService {
   const log = o.logger.child({ worker: o.workerId });
   const breakers = o.breakers;
@@ -73,6 +79,8 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
   const handed = new Map<string, { token: string; backend: string; at: number }>();
   // Slots promised to a dispatch or settle call still in flight, so two calls never offer the same.
   let reserved = 0;
+  /** No dispatch before this time: BullMQ just refused attempts (see hand). */
+  let dispatchPausedUntil = 0;
   const freeSlots = () => {
     const now = o.clock();
     let recent = 0;
@@ -144,23 +152,44 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
 
   let worker: Worker<Attempt, void> | undefined;
 
-  /** Puts started attempts on the BullMQ queue; a worker process (usually this one) runs each. */
+  /**
+   * Puts started attempts on the BullMQ queue; a worker process (usually this one) runs each. When
+   * Redis refuses them with an error reply (at its maxmemory it refuses BullMQ's writes, while our
+   * scripts, which delete first, still start attempts), they are handed back unbegun — no attempt
+   * spent — and dispatching pauses for {@link HAND_RETRY_MS}: left alone, their leases would run out
+   * and each job would be reaped as a lost attempt, again and again until it failed `worker_lost`.
+   * @throws the BullMQ error (after handing the attempts back when that was surely nothing added).
+   */
   async function hand(attempts: readonly Attempt[]): Promise<void> {
     const now = o.clock();
     for (const a of attempts) handed.set(a.id, { token: a.token, backend: a.backend, at: now });
-    await queue.addBulk(
-      attempts.map((a) => ({
-        name: a.route,
-        data: a,
-        opts: {
-          jobId: bullJobId(a),
-          attempts: 1,
-          // The job record lives in the scheduler; a completed attempt has nothing left to tell.
-          removeOnComplete: true,
-          removeOnFail: { count: 5000 },
-        },
-      })),
-    );
+    try {
+      await queue.addBulk(
+        attempts.map((a) => ({
+          name: a.route,
+          data: a,
+          opts: {
+            jobId: bullJobId(a),
+            attempts: 1,
+            // The job record lives in the scheduler; a completed attempt has nothing left to tell.
+            removeOnComplete: true,
+            removeOnFail: { count: 5000 },
+          },
+        })),
+      );
+    } catch (err) {
+      if (!mayHaveRun(err)) {
+        dispatchPausedUntil = o.clock() + HAND_RETRY_MS;
+        for (const a of attempts) {
+          handed.delete(a.id);
+          // Should BullMQ have taken some of a batch after all, this process never begins them
+          // (and renewal stops them in any other within a second).
+          noteDoomed(`${a.id}|${a.token}`);
+        }
+        await Promise.all(attempts.map(handBack));
+      }
+      throw err;
+    }
   }
 
   function handOff(attempts: readonly Attempt[]): void {
@@ -181,7 +210,7 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
   async function dispatchPass(): Promise<void> {
     do {
       again = false;
-      if (stopping) return;
+      if (stopping || o.clock() < dispatchPausedUntil) return;
       const free = freeSlots();
       if (free <= 0) return;
       reserved += free;
@@ -280,6 +309,24 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
   };
   let renewTimer: NodeJS.Timeout | undefined;
 
+  /**
+   * BullMQ's worker waits before fetching again only after a connection error; after an error reply
+   * it fetches again at once. With Redis at its maxmemory (OOM refuses the fetch script's writes) an
+   * idle worker spun: thousands of Redis calls and warnings a second. After an error reply, fetching
+   * pauses for {@link FETCH_PAUSE_MS} (attempts already running go on).
+   */
+  let fetchPause: NodeJS.Timeout | undefined;
+  function pauseFetchesAfter(err: Error): void {
+    const w = worker;
+    if (err.name !== "ReplyError" || w === undefined || fetchPause !== undefined || stopping) return;
+    void w.pause(true).catch(() => undefined);
+    fetchPause = setTimeout(() => {
+      fetchPause = undefined;
+      if (!stopping) void w.resume();
+    }, FETCH_PAUSE_MS);
+    fetchPause.unref();
+  }
+
   // Every wait of the shutdown is bounded: with Redis gone, its calls would wait in the offline queue.
   const within = (p: Promise<unknown> | undefined, ms: number) =>
     Promise.race([p?.catch(() => undefined), new Promise<void>((r) => setTimeout(r, ms).unref())]);
@@ -322,6 +369,7 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
     // The cancel relay stays until here: cancels during the grace period abort at once.
     o.subscriber.off("message", onMessage);
     if (renewTimer) clearInterval(renewTimer);
+    if (fetchPause) clearTimeout(fetchPause);
     await within(o.directory.forget(o.workerId), 1_000);
     await within(queue.close(), 2_000);
     breakers?.shutdown();
@@ -398,11 +446,14 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
       // A lost BullMQ lock or a stalled attempt job is expected after a pause or crash: the lease
       // decides who owns the job, and the scheduler already requeued it.
       const lockTrouble = (msg: string) => /lock|stalled more than allowable limit/i.test(msg);
-      worker.on("error", (err) =>
-        lockTrouble(err.message)
-          ? log.info({ err: err.message }, "attempt no longer held by this worker")
-          : log.warn({ err: err.message }, "worker connection error"),
-      );
+      worker.on("error", (err) => {
+        if (lockTrouble(err.message)) {
+          log.info({ err: err.message }, "attempt no longer held by this worker");
+          return;
+        }
+        log.warn({ err: err.message }, "worker connection error");
+        pauseFetchesAfter(err);
+      });
       worker.on("failed", (job, err) =>
         lockTrouble(err.message)
           ? log.info(

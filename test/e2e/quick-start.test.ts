@@ -3,12 +3,11 @@
 // token and a curl command; that exact command produces a 1024×1024 PNG; SIGTERM stops everything.
 import { execFile } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
-import { totalmem } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { defaultRedisMaxmemory, isAlive } from "../../src/infra/embedded-redis.js";
+import { defaultRedisMaxmemory, isAlive, machineMemoryBytes } from "../../src/infra/embedded-redis.js";
 import { E2eHarness, pngDimensions, type Gateway } from "../helpers/processes.js";
 
 const exec = promisify(execFile);
@@ -92,7 +91,7 @@ describe("quick start: `render-gateway start` with no configuration", () => {
       // Bounded memory, sized from the machine when REDIS_MAXMEMORY is unset.
       expect(await client.config("GET", "maxmemory")).toEqual([
         "maxmemory",
-        String(defaultRedisMaxmemory(totalmem())),
+        String(defaultRedisMaxmemory(machineMemoryBytes())),
       ]);
     } finally {
       client.disconnect();

@@ -59,3 +59,57 @@ export function pngBomb(width: number, height: number): Buffer {
     pngChunk("IEND", Buffer.alloc(0)),
   ]);
 }
+
+function riffChunk(fourcc: string, data: Buffer): Buffer {
+  const head = Buffer.alloc(8);
+  head.write(fourcc, 0, "latin1");
+  head.writeUInt32LE(data.length, 4);
+  return Buffer.concat([head, data, Buffer.alloc(data.length % 2)]);
+}
+
+function uint24(n: number): Buffer {
+  const b = Buffer.alloc(3);
+  b.writeUIntLE(n, 0, 3);
+  return b;
+}
+
+/**
+ * A hand-built animated WebP: `frames` lossless frames of `size` × `size`, each a whole-canvas
+ * frame. With `corruptLast`, the last frame's bitstream is cut short (its chunk sizes still
+ * consistent, so the file parses and its first frame decodes).
+ */
+export async function animatedWebp(frames: number, size: number, corruptLast = false): Promise<Buffer> {
+  const still = await sharp({ create: { width: size, height: size, channels: 3, background: "#4a7" } })
+    .webp({ lossless: true })
+    .toBuffer();
+  // RIFF header (12 bytes), then a VP8L chunk: "VP8L", its size, the bitstream.
+  if (still.toString("latin1", 12, 16) !== "VP8L") throw new Error("expected a VP8L still");
+  const bitstream = still.subarray(20, 20 + still.readUInt32LE(16));
+  const frame = (data: Buffer) =>
+    riffChunk(
+      "ANMF",
+      Buffer.concat([
+        uint24(0),
+        uint24(0),
+        uint24(size - 1),
+        uint24(size - 1),
+        uint24(100),
+        Buffer.from([0]),
+        riffChunk("VP8L", data),
+      ]),
+    );
+  const vp8x = Buffer.concat([Buffer.from([0x02, 0, 0, 0]), uint24(size - 1), uint24(size - 1)]);
+  const anim = Buffer.from([0, 0, 0, 0, 0, 0]);
+  const body = Buffer.concat([
+    Buffer.from("WEBP", "latin1"),
+    riffChunk("VP8X", vp8x),
+    riffChunk("ANIM", anim),
+    ...Array.from({ length: frames }, (_, i) =>
+      frame(corruptLast && i === frames - 1 ? bitstream.subarray(0, 5) : bitstream),
+    ),
+  ]);
+  const head = Buffer.alloc(8);
+  head.write("RIFF", 0, "latin1");
+  head.writeUInt32LE(body.length, 4);
+  return Buffer.concat([head, body]);
+}

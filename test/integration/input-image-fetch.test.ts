@@ -4,9 +4,11 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer, type Server } from "node:https";
 import { request as httpRequest } from "node:http";
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createFsBlobStore } from "../../src/infra/fs-blob-store.js";
 import { dataUri, digestOf, pngBomb, solidJpeg, solidPng } from "../helpers/images.js";
@@ -17,7 +19,12 @@ const CA_FILE = join(TLS_DIR, "images-test.crt");
 
 let good: Buffer;
 let bomb: Buffer;
-const served: Record<string, { type: string; body: Buffer } | "redirect" | "hang"> = {};
+const served: Record<string, { type: string; body: Buffer } | "redirect" | "hang" | "held"> = {};
+/** Answers waiting for {@link releaseHeld}: "/held.png" sends its headers, its body only then. */
+const heldAnswers: (() => void)[] = [];
+const releaseHeld = () => {
+  for (const finish of heldAnswers.splice(0)) finish();
+};
 
 /** The customer's image host: a real https server on loopback, counting the requests per path. */
 let images: Server;
@@ -30,7 +37,10 @@ function serveImage(req: IncomingMessage, res: ServerResponse) {
   if (entry === undefined) res.writeHead(404).end("not here");
   else if (entry === "redirect") res.writeHead(302, { location: "/good.png" }).end();
   else if (entry === "hang") res.writeHead(200, { "content-type": "image/png" }).write(good.subarray(0, 10));
-  else res.writeHead(200, { "content-type": entry.type }).end(entry.body);
+  else if (entry === "held") {
+    res.writeHead(200, { "content-type": "image/png" }).write(good.subarray(0, 10));
+    heldAnswers.push(() => res.end(good.subarray(10)));
+  } else res.writeHead(200, { "content-type": entry.type }).end(entry.body);
 }
 
 /** What the GPU backend was sent: a recording proxy in front of the simulator. */
@@ -72,6 +82,7 @@ beforeAll(async () => {
     "/big.png": { type: "image/png", body: Buffer.concat([good, Buffer.alloc(2 * 1024 * 1024)]) },
     "/moved.png": "redirect",
     "/hang.png": "hang",
+    "/held.png": "held",
   });
   images = createHttpsServer(
     { cert: readFileSync(CA_FILE, "utf8"), key: readFileSync(join(TLS_DIR, "images-test.key"), "utf8") },
@@ -218,6 +229,49 @@ describe("image URLs refused before anything is fetched", () => {
     });
     expect([answer.status, answer.details]).toEqual([400, { field: "mask", constraint: "port" }]);
     expect(hits.length).toBe(before);
+  });
+});
+
+describe("the input-image budget of a process", () => {
+  it("answers 503 unavailable while fetches hold it, and takes images again once they are in", async () => {
+    // One fetch may bring 1 MiB: it holds that much of the 1.5 MiB budget until its bytes are in.
+    const sys = await startSystem({
+      worker: false,
+      env: {
+        WEBHOOK_ALLOW_PRIVATE: "true",
+        OUTBOUND_ALLOWED_PORTS: String(imagesPort),
+        OUTBOUND_CA_FILE: CA_FILE,
+        INPUT_IMAGE_MAX_BYTES: String(1024 * 1024),
+        INPUT_IMAGE_BUDGET_BYTES: String(1536 * 1024),
+      },
+    });
+    try {
+      const token = await sys.token("alice");
+      const first = queue(sys, token, { ...i2i, image: url("/held.png") });
+      await waitFor(async () => heldAnswers.length > 0);
+      const res = await sys.call("/queue", {
+        method: "POST",
+        token,
+        body: JSON.stringify({ ...i2i, image: url("/good.png") }),
+      });
+      expect(res.status).toBe(503);
+      expect(res.headers.get("retry-after")).toBe("1");
+      expect(((await res.json()) as { error: string }).error).toBe("unavailable");
+      // An inline image needs the budget too: 750 KB of noise does not fit beside the held 1 MiB.
+      const noise = await sharp(randomBytes(500 * 500 * 3), { raw: { width: 500, height: 500, channels: 3 } })
+        .png()
+        .toBuffer();
+      const inline = await queue(sys, token, { ...i2i, image: dataUri("image/png", noise) });
+      expect([inline.status, inline.error]).toEqual([503, "unavailable"]);
+      releaseHeld();
+      expect((await first).status).toBe(202);
+      // The fetch is in (and the admission over): the budget is free again.
+      expect((await queue(sys, token, { ...i2i, image: url("/good.png") })).status).toBe(202);
+      expect((await queue(sys, token, { ...i2i, image: dataUri("image/png", noise) })).status).toBe(202);
+    } finally {
+      releaseHeld();
+      await sys.close();
+    }
   });
 });
 

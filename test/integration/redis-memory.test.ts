@@ -162,6 +162,113 @@ describe("near Redis's memory limit", () => {
   });
 });
 
+describe("at Redis's memory limit, admitted jobs go on", () => {
+  /** Holds Redis over its limit: every write that may grow memory is refused (OOM) until `release`. */
+  async function holdFull(client: Redis) {
+    for (let i = 0; i < 20; i++) await client.set(`junk:${i}`, "x".repeat(64 * 1024));
+    await client.config("SET", "maxmemory", "1mb");
+    await expect(client.set("probe", "x")).rejects.toThrow(/OOM/);
+    return async () => {
+      await client.config("SET", "maxmemory", "64mb");
+      await client.del(...(await client.keys("junk:*")));
+    };
+  }
+
+  type Job = { status: string; attempts: number; error?: { code: string } };
+  const jobOf = async (sys: TestSystem, token: string, id: string) =>
+    (await (await sys.call(`/jobs/${id}`, { token })).json()) as Job;
+
+  it("keeps renewing a running job's lease, so it settles once, not reaped and run again", async () => {
+    const { server, client } = await smallRedis("64mb");
+    // 4 steps of 500 ms: the attempt outlives its 600 ms lease several times over.
+    const sys = await startSystem({
+      env: { REDIS_URL: server.url, LOCK_MS: "600", STALLED_INTERVAL_MS: "100", SIM_STEP_MS: "500" },
+    });
+    cleanups.push(() => sys.close());
+    const token = await sys.token("alice");
+    const id = await queueJob(sys, token, { ...FLUX_SCHNELL_512, prompt: "long" });
+    await waitFor(async () => (await jobOf(sys, token, id)).status === "running");
+    const release = await holdFull(client);
+    const done = await waitFor(async () => {
+      const j = await jobOf(sys, token, id);
+      return j.status !== "queued" && j.status !== "running" && j;
+    }, 20_000);
+    await release();
+    expect(done).toMatchObject({ status: "complete", attempts: 1 });
+  });
+
+  it("does not spin an idle BullMQ worker on refused fetches", async () => {
+    const { server, client } = await smallRedis("64mb");
+    const sys = await startSystem({
+      env: {
+        REDIS_URL: server.url,
+        SIM_STEP_MS: "300",
+        SIM_CAPACITY: "1",
+        WORKER_CONCURRENCY: "1",
+        REDIS_MEMORY_CHECK_MS: "50",
+      },
+    });
+    cleanups.push(() => sys.close());
+    const token = await sys.token("alice");
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++)
+      ids.push(await queueJob(sys, token, { ...FLUX_SCHNELL_512, prompt: `p${i}` }));
+    await waitFor(async () => (await jobOf(sys, token, ids[0]!)).status === "running");
+    // The attempts end while Redis is full: BullMQ's worker then fetches its next job, refused.
+    const release = await holdFull(client);
+    for (const id of ids) {
+      await waitFor(async () => (await jobOf(sys, token, id)).status === "complete", 15_000);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    const commands = async () =>
+      Number(/total_commands_processed:(\d+)/.exec(await client.info("stats"))![1]);
+    const before = await commands();
+    await new Promise((r) => setTimeout(r, 2_000));
+    const after = await commands();
+    await release();
+    // The worker's own timers (renewal, dispatch, reaping, publication) cost some dozens a second.
+    expect(after - before).toBeLessThan(400);
+    // Memory back: the worker fetches and runs jobs again.
+    await new Promise((r) => setTimeout(r, 200)); // the API's memory watch reads it
+    const next = await queueJob(sys, token, { ...FLUX_SCHNELL_512, prompt: "after" });
+    await waitFor(async () => (await jobOf(sys, token, next)).status === "complete", 15_000);
+  });
+
+  it("leaves queued jobs queued, no attempt spent, when BullMQ cannot take the attempts", async () => {
+    const { server, client } = await smallRedis("64mb");
+    const sys = await startSystem({
+      env: {
+        REDIS_URL: server.url,
+        LOCK_MS: "600",
+        STALLED_INTERVAL_MS: "100",
+        WORKER_CONCURRENCY: "4",
+        JOB_ATTEMPTS: "3",
+      },
+    });
+    cleanups.push(() => sys.close());
+    sys.sim.setConfig({ down: true });
+    await new Promise((r) => setTimeout(r, 1_000)); // the health poller (500 ms) sees it down
+    const token = await sys.token("alice");
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++)
+      ids.push(await queueJob(sys, token, { ...FLUX_SCHNELL_512, prompt: `p${i}` }));
+    const release = await holdFull(client);
+    // The backend is back: the scheduler's dispatch still starts attempts at the limit (it deletes
+    // first), but BullMQ's writes are refused. More than three attempts' leases (JOB_ATTEMPTS) pass.
+    sys.sim.setConfig({ down: false });
+    await new Promise((r) => setTimeout(r, 4_000));
+    for (const id of ids) expect((await jobOf(sys, token, id)).status).toBe("queued");
+    await release();
+    for (const id of ids) {
+      const done = await waitFor(async () => {
+        const j = await jobOf(sys, token, id);
+        return j.status !== "queued" && j.status !== "running" && j;
+      }, 20_000);
+      expect(done).toMatchObject({ status: "complete", attempts: 1 });
+    }
+  });
+});
+
 describe("Redis memory at start", () => {
   it("warns once when Redis has no maxmemory, and not when it has one", async () => {
     const lines: string[] = [];

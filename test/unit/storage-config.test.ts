@@ -2,7 +2,7 @@
 // maxmemory from the machine's memory, the CAS and ttl defaults, and INFO memory parsing.
 import { describe, expect, it } from "vitest";
 import { parseEnv } from "../../src/config/env.js";
-import { defaultRedisMaxmemory } from "../../src/infra/embedded-redis.js";
+import { defaultRedisMaxmemory, machineMemoryBytes } from "../../src/infra/embedded-redis.js";
 import { parseMemoryInfo } from "../../src/infra/redis-memory.js";
 
 const MIB = 1024 ** 2;
@@ -29,6 +29,15 @@ describe("storage configuration", () => {
     expect(defaultRedisMaxmemory(512 * MIB)).toBe(256 * MIB);
     expect(defaultRedisMaxmemory(256 * GIB)).toBe(8 * GIB);
     expect(defaultRedisMaxmemory(10 * GIB + 3) % MIB).toBe(0);
+  });
+
+  it("sizes it from a container's memory limit, not the host's, when the container has one", () => {
+    // A container limited to 2 GiB on a 64 GiB host: a quarter of 2 GiB, not 8 GiB.
+    expect(defaultRedisMaxmemory(machineMemoryBytes(64 * GIB, 2 * GIB))).toBe(512 * MIB);
+    // No limit: undefined (Node 20), 0, or the cgroup's "max" as a huge number.
+    expect(machineMemoryBytes(64 * GIB, undefined)).toBe(64 * GIB);
+    expect(machineMemoryBytes(64 * GIB, 0)).toBe(64 * GIB);
+    expect(machineMemoryBytes(64 * GIB, 2 ** 64)).toBe(64 * GIB);
   });
 
   it("defaults the queued-job ttl to the highest ttl and the CAS retention past signed URLs", () => {

@@ -16,7 +16,13 @@ for i = 4, #ARGV, 3 do
   local lk = key("lease", backend)
   local f = redis.call("HMGET", key("job", id), "status", "token")
   if f[1] == "running" and f[2] == token and redis.call("ZSCORE", lk, member) then
-    redis.call("ZADD", lk, "XX", now + ttl, member)
+    -- Removed and added again rather than ZADD XX alone: with Redis at its maxmemory (noeviction) a
+    -- script's first write may not be one that can grow memory (ZADD), but once it has written
+    -- (ZREM may not be refused) the rest runs. So renewals go on at the limit, as settling
+    -- (finish.lua) and reaping (reap.lua, both deleting first) do; were they refused, every attempt
+    -- running longer than the lease would be reaped and run again while Redis is full.
+    redis.call("ZREM", lk, member)
+    redis.call("ZADD", lk, now + ttl, member)
   else
     lost[#lost + 1] = id
   end
