@@ -198,7 +198,10 @@ export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Ad
 async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHold[]): Promise<Admitted> {
   const r = a.request;
   const mask = r.modality === "image" ? r.mask : undefined;
-  const checked = await checkImages({ image: r.image, mask }, a.principal, deps, holds);
+  const checked =
+    r.image === undefined && mask === undefined
+      ? {}
+      : await checkImages({ image: r.image, mask }, a.principal, deps, holds);
   const familyModel = `${r.family}/${r.model}`;
   const route = a.backend ? `${familyModel}@${a.backend}` : familyModel;
   // Never accept a job that nothing will ever run: when live workers report their backends and

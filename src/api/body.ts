@@ -160,7 +160,17 @@ export function createBodyReader(opts: BodyReaderOptions): BodyReader {
  * throws (the rest of the body is left unread: the adapter drains or closes it after the answer), or
  * with {@link ClientAbort} when the connection ends first.
  */
-function readNode(incoming: IncomingMessage, onChunk: (chunk: Uint8Array) => void): Promise<void> {
+function readNode(
+  incoming: IncomingMessage,
+  onChunk: (chunk: Uint8Array) => void,
+): Promise<void> | undefined {
+  // The whole body has usually arrived by the time the route reads it (a small request comes in one
+  // packet with its headers): take it from the stream's buffer, with no listeners and no promise.
+  if (incoming.complete && !incoming.readableFlowing && !incoming.destroyed) {
+    let chunk: Buffer | null;
+    while ((chunk = incoming.read() as Buffer | null) !== null) onChunk(chunk);
+    return undefined;
+  }
   return new Promise<void>((resolve, reject) => {
     const settle = (err?: Error) => {
       incoming.off("data", onData);
