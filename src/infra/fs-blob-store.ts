@@ -1,16 +1,18 @@
 // Filesystem content-addressed BlobStore: `<root>/sha256/<hex[0..2]>/<hex>`, verified on every read,
-// files 0600 in 0700 directories, with the sweep side the CAS garbage collector uses.
+// files 0600 in 0700 directories, paired with the sweep side the CAS garbage collector uses
+// (fs-blob-sweeper.ts; the layout both share is fs-blob-layout.ts).
 import { createHash, randomBytes } from "node:crypto";
 import { constants, lstatSync } from "node:fs";
 import type { Stats } from "node:fs";
-import { link, lstat, mkdir, open, readdir, rename, unlink, utimes } from "node:fs/promises";
+import { lstat, mkdir, open, rename, unlink, utimes } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { validationError } from "../core/errors.js";
 import { createLru } from "../core/lru.js";
-import { BlobCorruptError, DIGEST_RE } from "../core/ports.js";
-import type { BlobStore, BlobSweeper, StoredObject } from "../core/ports.js";
+import { BlobCorruptError } from "../core/ports.js";
+import type { BlobStore, BlobSweeper } from "../core/ports.js";
+import { DIR_MODE, FILE_MODE, TEMP_PREFIX, hexOf, isErrno, objectDir, objectPath } from "./fs-blob-layout.js";
+import { createFsBlobSweeper } from "./fs-blob-sweeper.js";
 
 /** Options of {@link createFsBlobStore}. */
 export interface FsBlobStoreOptions {
@@ -29,33 +31,13 @@ export interface FsBlobStoreOptions {
 /** The store as the roles use it: objects, and the sweep side of the CAS collector. */
 export type FsBlobStore = BlobStore & BlobSweeper;
 
-const FILE_MODE = 0o600;
-const DIR_MODE = 0o700;
-const HEX_RE = /^[0-9a-f]{64}$/;
-const PREFIX_RE = /^[0-9a-f]{2}$/;
-/** Temp files of puts (`.tmp-<hex>-…`) and objects a collector set aside (`.gc-<hex>-…`). */
-const TEMP_PREFIX = ".tmp-";
-const ASIDE_PREFIX = ".gc-";
-
 const HASH_CHUNK = 1 << 20;
 const DEFAULT_VERIFIED_CACHE = 1024;
 const DEFAULT_REFRESH_AFTER_MS = 30 * 60_000;
 
-function isErrno(err: unknown, ...codes: string[]): boolean {
-  return err instanceof Error && codes.includes((err as NodeJS.ErrnoException).code ?? "");
-}
-
 /** Identity of one version of a file: a rewrite in place changes mtime/ctime, a replacement the inode. */
 function identity(path: string, st: Stats): string {
   return `${path}\0${st.size}\0${st.mtimeMs}\0${st.ctimeMs}\0${st.ino}\0${st.dev}`;
-}
-
-function hexOf(digest: string): string {
-  if (typeof digest !== "string" || !DIGEST_RE.test(digest)) {
-    // The regex is also what keeps `../` and absolute paths out of the file system.
-    throw validationError("digest", "pattern", "digest must be sha256-<64 lowercase hex>");
-  }
-  return digest.slice("sha256-".length);
 }
 
 async function hashHandle(handle: FileHandle, size: number): Promise<string> {
@@ -69,62 +51,6 @@ async function hashHandle(handle: FileHandle, size: number): Promise<string> {
     position += bytesRead;
   }
   return hash.digest("hex");
-}
-
-/** Entries of a directory; none when it does not exist. */
-async function listDir(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (err) {
-    if (isErrno(err, "ENOENT", "ENOTDIR")) return [];
-    throw err;
-  }
-}
-
-/** Index of the first of the sorted `names` greater than `name`. */
-function upperBound(names: readonly string[], name: string): number {
-  let lo = 0;
-  let hi = names.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (names[mid]! <= name) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-/**
- * Puts an object a collector set aside back in place, unless a put has written it anew meanwhile
- * (then the set-aside copy is dropped: the new one is at least as fresh).
- */
-async function putBack(moved: string, path: string): Promise<void> {
-  try {
-    await link(moved, path);
-  } catch (err) {
-    if (!isErrno(err, "EEXIST", "ENOENT")) throw err;
-  }
-  await unlink(moved).catch(() => undefined);
-}
-
-/**
- * Clears one litter entry of `dir` changed before `beforeMs`: a temp file of a put that crashed is
- * removed; an object a collector set aside and never finished with is put back (the next pass
- * decides about it again). Anything else is left alone.
- */
-async function clearLitter(dir: string, name: string, beforeMs: number): Promise<void> {
-  const isTemp = name.startsWith(TEMP_PREFIX);
-  const isAside = name.startsWith(ASIDE_PREFIX);
-  if (!isTemp && !isAside) return;
-  const path = join(dir, name);
-  const st = await lstat(path).catch(() => undefined);
-  // ctime: a rename aside changes it, a rename keeps the mtime of the object's last write.
-  if (!st?.isFile() || st.ctimeMs >= beforeMs) return;
-  if (isTemp) {
-    await unlink(path).catch(() => undefined);
-    return;
-  }
-  const hex = name.slice(ASIDE_PREFIX.length, ASIDE_PREFIX.length + 64);
-  if (HEX_RE.test(hex)) await putBack(path, join(dir, hex));
 }
 
 /** Best-effort fsync of a directory so a rename survives a crash; not every platform allows it. */
@@ -141,7 +67,8 @@ async function syncDir(dir: string): Promise<void> {
 }
 
 /**
- * A {@link BlobStore} on the local filesystem. `put` writes a unique temp file in the object's
+ * A {@link BlobStore} on the local filesystem, with the {@link BlobSweeper} of the CAS collector
+ * (createFsBlobSweeper) on the same root. `put` writes a unique temp file in the object's
  * directory, fsyncs it and renames it into place, so readers never see a partial object and
  * concurrent puts of the same bytes (from any number of processes) are safe. `get` and `open` hash the
  * bytes before handing any out; `open` remembers files it has verified (by path, size, mtime, ctime
@@ -151,11 +78,8 @@ async function syncDir(dir: string): Promise<void> {
  * range; an `end` beyond the object is clamped to its last byte, a `start` beyond it is a RangeError.
  * The stream holds the file open until it is read to the end or cancelled.
  *
- * For the CAS collector ({@link BlobSweeper}): a put of an object that exists, and `touch`, set its
- * modification time to now when it is older than `refreshAfterMs`; `scan` pages through the objects
- * in file-name order; `removeUnused` renames each candidate aside (`.gc-<hex>-…`), looks at its time
- * again, asks the caller once for the whole batch, then unlinks it or links it back (never over an
- * object a put wrote anew meanwhile). Files are 0600, folders 0700.
+ * For the CAS collector: a put of an object that exists, and `touch`, set its modification time to
+ * now when it is older than `refreshAfterMs`. Files are 0600, folders 0700.
  *
  * Every method throws a 400 `validation_error` AppError for a digest that is not `sha256-<64 hex>`, and
  * `get`/`open` throw BlobCorruptError when the stored bytes do not hash to the digest. Nothing is held
@@ -178,8 +102,8 @@ export function createFsBlobStore(opts: FsBlobStoreOptions): FsBlobStore {
   const inflightVerify = new Map<string, Promise<boolean>>();
   const inflightPut = new Map<string, Promise<void>>();
 
-  const dirOf = (hex: string): string => join(root, "sha256", hex.slice(0, 2));
-  const pathOf = (hex: string): string => join(dirOf(hex), hex);
+  const dirOf = (hex: string): string => objectDir(root, hex);
+  const pathOf = (hex: string): string => objectPath(root, hex);
 
   const remember = (key: string): void => verified.set(key, true);
 
@@ -272,7 +196,7 @@ export function createFsBlobStore(opts: FsBlobStoreOptions): FsBlobStore {
       if (!isErrno(err, "ENOENT", "ENOTDIR")) throw err;
     }
     // Same directory as the target, hence the same filesystem, hence an atomic rename.
-    const tmp = join(dir, `.tmp-${hex}-${process.pid}-${randomBytes(6).toString("hex")}`);
+    const tmp = join(dir, `${TEMP_PREFIX}${hex}-${process.pid}-${randomBytes(6).toString("hex")}`);
     const handle = await createTemp(dir, tmp);
     try {
       try {
@@ -384,82 +308,6 @@ export function createFsBlobStore(opts: FsBlobStoreOptions): FsBlobStore {
         if (!handedOver) await handle.close();
       }
     },
-
-    async scan(cursor, limit, litterBeforeMs) {
-      if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError("limit must be a positive integer");
-      const [fromPrefix = "", fromName = ""] = (cursor ?? "").split("/");
-      const prefixes = (await listDir(join(root, "sha256")))
-        .filter((p) => PREFIX_RE.test(p) && p >= fromPrefix)
-        .sort();
-      const objects: StoredObject[] = [];
-      let seen = 0;
-      for (const prefix of prefixes) {
-        const dir = join(root, "sha256", prefix);
-        const names = (await listDir(dir)).sort();
-        // Within the cursor's folder, continue after the last name it covered.
-        let i = prefix === fromPrefix ? upperBound(names, fromName) : 0;
-        for (; i < names.length; i++) {
-          if (seen >= limit) return { objects, next: `${prefix}/${names[i - 1] ?? ""}` };
-          seen++;
-          const name = names[i]!;
-          if (HEX_RE.test(name)) {
-            const st = await lstat(join(dir, name)).catch((err: unknown) => {
-              if (isErrno(err, "ENOENT")) return undefined;
-              throw err;
-            });
-            if (st?.isFile() && name.startsWith(prefix)) {
-              objects.push({ digest: `sha256-${name}`, modifiedMs: st.mtimeMs });
-            }
-          } else {
-            await clearLitter(dir, name, litterBeforeMs);
-          }
-        }
-      }
-      return { objects, next: undefined };
-    },
-
-    async removeUnused(digests, modifiedBeforeMs, stillUnused) {
-      const aside: { digest: string; path: string; moved: string }[] = [];
-      for (const digest of digests) {
-        const hex = hexOf(digest);
-        const path = pathOf(hex);
-        const before = await lstat(path).catch(() => undefined);
-        if (!before?.isFile() || before.mtimeMs >= modifiedBeforeMs) continue;
-        // Out of reach of writers: a put that now finds the path empty writes the object anew, and a
-        // put or touch that refreshed it before the rename shows in the moved file's time.
-        const moved = join(
-          dirOf(hex),
-          `${ASIDE_PREFIX}${hex}-${process.pid}-${randomBytes(6).toString("hex")}`,
-        );
-        try {
-          await rename(path, moved);
-        } catch (err) {
-          if (isErrno(err, "ENOENT")) continue;
-          throw err;
-        }
-        const st = await lstat(moved);
-        if (st.mtimeMs >= modifiedBeforeMs) await putBack(moved, path);
-        else aside.push({ digest, path, moved });
-      }
-      if (aside.length === 0) return [];
-      let unused: readonly boolean[];
-      try {
-        unused = await stillUnused(aside.map((a) => a.digest));
-      } catch (err) {
-        for (const a of aside) await putBack(a.moved, a.path);
-        throw err;
-      }
-      const removed: string[] = [];
-      for (const [i, a] of aside.entries()) {
-        if (unused[i] === true) {
-          await unlink(a.moved).catch(() => undefined);
-          // A put that found the path empty meanwhile wrote the object anew: it is not gone.
-          if (!(await lstat(a.path).catch(() => undefined))) removed.push(a.digest);
-        } else {
-          await putBack(a.moved, a.path);
-        }
-      }
-      return removed;
-    },
+    ...createFsBlobSweeper(root),
   };
 }
