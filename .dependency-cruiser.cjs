@@ -1,4 +1,8 @@
 // Dependency direction (DESIGN.md "Layout"): imports point inward; only src/main wires concrete parts.
+
+/** Folders of core/ whose insides are reached only through the module of the same name beside them. */
+const FOLDERS_WITH_A_FACE = ["catalog", "request-schema"];
+
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
@@ -55,6 +59,13 @@ module.exports = {
       from: { path: "^src/config/" },
       to: { path: "^src/(api|workers|pipeline|queues|sim|main|infra)/" },
     },
+    ...FOLDERS_WITH_A_FACE.map((folder) => ({
+      name: `${folder}-through-${folder}.ts`,
+      comment: `outside src/core/${folder}/, its modules are reached through src/core/${folder}.ts`,
+      severity: "error",
+      from: { pathNot: `^src/core/${folder}(/|\\.ts$)` },
+      to: { path: `^src/core/${folder}/` },
+    })),
   ],
   options: {
     doNotFollow: { path: "node_modules" },
