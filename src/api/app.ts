@@ -18,34 +18,12 @@ import { createObjectGrants, isSignedObjectUrl } from "./objects.js";
 import type { AdmissionDeps } from "./admission.js";
 import { shownValue } from "./request-input.js";
 import { createImageBudget } from "./input-images.js";
-
-/**
- * Known paths and their methods, for 405 with `Allow` instead of 404. A path with GET also answers
- * HEAD (Hono runs the GET handler and drops the body), so HEAD is treated as GET wherever this table
- * is consulted.
- */
-const ROUTE_TABLE: readonly [RegExp, readonly string[]][] = [
-  [/^\/queue\/?$/, ["GET", "POST"]],
-  [/^\/jobs\/[^/]+\/?$/, ["GET", "DELETE"]],
-  [/^\/jobs\/[^/]+\/cancel\/?$/, ["POST"]],
-  [/^\/jobs\/[^/]+\/events\/?$/, ["GET"]],
-  [/^\/models(\/aliases|\/loras)?\/?$/, ["GET"]],
-  [/^\/objects\/[^/]+\/?$/, ["GET", "HEAD"]],
-  [/^\/(health|ready)\/?$/, ["GET", "HEAD"]],
-  [/^\/(image|video)\/[^/]+\/[^/]+\/[^/]+\/?$/, ["POST"]],
-];
-
-function allowedMethods(path: string): readonly string[] | undefined {
-  return ROUTE_TABLE.find(([re]) => re.test(path))?.[1];
-}
-
-/** Whether `method` is one of `allowed`, HEAD counting as GET. */
-function isAllowed(allowed: readonly string[], method: string): boolean {
-  return allowed.includes(method) || (method === "HEAD" && allowed.includes("GET"));
-}
+import { createMethodTable } from "./method-table.js";
 
 export function createApp(deps: ApiDeps): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>({ strict: false });
+  // 405 answers come from the routes registered below (read once they all are).
+  const methods = createMethodTable(app);
   const grants = createObjectGrants(deps.redis, deps.scheduler.keys.prefix, deps.config.retentionS);
   // One per app, so per process: the API role creates one app.
   const imageBudget = createImageBudget(deps.config.inputImageBudgetBytes);
@@ -88,10 +66,7 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
   // A method the path does not have is answered 405 (by notFound below) before asking for a token.
   const auth = authenticate({
     ...token,
-    skip: (c) => {
-      const allowed = allowedMethods(c.req.path);
-      return allowed !== undefined && !isAllowed(allowed, c.req.method);
-    },
+    skip: (c) => methods.refused(c) !== undefined,
   });
   const optionalPrincipal = async (c: Context<ApiEnv>) => {
     try {
@@ -127,10 +102,10 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
   app.route("/", generateRoutes(deps, admission));
 
   app.notFound((c) => {
-    const allowed = allowedMethods(c.req.path);
+    const allowed = methods.refused(c);
     const path = shownValue(c.req.path);
     const id = c.get("requestId");
-    if (allowed && !isAllowed(allowed, c.req.method)) {
+    if (allowed) {
       return problemResponse(
         new AppError("method_not_allowed", `${c.req.method} is not allowed on ${path}`, {
           headers: { allow: allowed.join(", ") },

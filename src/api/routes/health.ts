@@ -7,9 +7,11 @@ import type { ApiDeps } from "../deps.js";
 export function healthRoutes(deps: ApiDeps, access: { admin(c: Context<ApiEnv>): Promise<boolean> }) {
   const app = new Hono<ApiEnv>();
 
-  app.get("/health", (c) => c.json({ status: "ok" }));
+  // HEAD is named beside GET (Hono runs the GET handler for it either way) so that the `Allow` of a
+  // 405 on these probe paths lists it.
+  app.on(["GET", "HEAD"], "/health", (c) => c.json({ status: "ok" }));
 
-  app.get("/ready", async (c) => {
+  app.on(["GET", "HEAD"], "/ready", async (c) => {
     let redisOk = false;
     try {
       redisOk = (await deps.redis.ping()) === "PONG";

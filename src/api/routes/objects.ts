@@ -70,7 +70,9 @@ export function objectRoutes(
 ) {
   const app = new Hono<ApiEnv>();
 
-  app.get("/objects/:digest", async (c) => {
+  // HEAD is named beside GET (Hono runs the GET handler for it either way) so that the `Allow` of a
+  // 405 here lists it.
+  app.on(["GET", "HEAD"], "/objects/:digest", async (c) => {
     const digest = c.req.param("digest");
     const notFound = () => new AppError("not_found", `object ${shownValue(digest)} not found`);
     if (!DIGEST_RE.test(digest)) throw notFound();
