@@ -37,11 +37,20 @@ export interface ScriptOptions {
   readonly pipelineMax?: number;
 }
 
-/** The scripts' sources as Redis runs them: the return-code table `E`, lib.lua, then the script. */
+/**
+ * The scripts' sources as Redis runs them: the return-code table `E` (only in the scripts that use it:
+ * a script builds it on every call), lib.lua, then the script.
+ */
 export function scriptSources(): Map<ScriptName, string> {
   const read = (file: string) => readFileSync(new URL(`./lua/${file}.lua`, import.meta.url), "utf8");
-  const lib = `${luaCodeTable()}\n${read("lib")}`;
-  return new Map(SCRIPT_NAMES.map((name) => [name, `${lib}\n${read(name)}`]));
+  const lib = read("lib");
+  const codes = luaCodeTable();
+  return new Map(
+    SCRIPT_NAMES.map((name) => {
+      const own = read(name);
+      return [name, `${/\bE\./.test(own) ? `${codes}\n` : ""}${lib}\n${own}`];
+    }),
+  );
 }
 
 type Send = (command: string, args: readonly Arg[]) => Promise<unknown>;

@@ -1,6 +1,6 @@
 --[[
   Shared helpers, prepended to every scheduler script at load time (after `E`, the table of return
-  codes, generated from src/queues/script-codes.ts). Every script passes the key prefix as ARGV[1];
+  codes generated from src/queues/script-codes.ts, in the scripts that use it). Every script passes the key prefix as ARGV[1];
   keys are built here with key(...), their names those of src/queues/keys.ts (all share the prefix's
   hash tag; test/integration/lua-mirrors.test.ts checks both).
   Job hash fields: id cust tier prio mod fam mdl task fmt seed mode req (admission), status route
