@@ -1,8 +1,9 @@
 --[[
   Shared helpers, prepended to every scheduler script at load time (after `E`, the table of return
-  codes generated from src/queues/script-codes.ts, in the scripts that use it). Every script passes the key prefix as ARGV[1];
-  keys are built here with key(...), their names those of src/queues/keys.ts (all share the prefix's
-  hash tag; test/integration/lua-mirrors.test.ts checks both).
+  codes generated from src/queues/script-codes.ts, in the scripts that use it). Every script passes
+  the key prefix as ARGV[1]; keys are built with key(...), their names those of src/queues/keys.ts
+  (all share the prefix's hash tag; test/unit/lua-seams.test.ts and test/integration/
+  lua-mirrors.test.ts check the names, the hooks below and what keys.ts mirrors).
   Job hash fields: id cust tier prio mod fam mdl task fmt seed mode req (admission), status route
   score created ttl_at (a ttl the client sent; also in the ttl set) ttl_def (the default ttl of a job
   sent without one; not indexed, see expire.lua) (the order), token backend attempt spent alog started progress avoid
@@ -155,10 +156,10 @@ local function requeue(id, notbefore, now)
 end
 
 -- CAS references (docs/decisions.md "CAS garbage collection"). A queued or running job holds one
--- count per input digest in the hash cas:live (admit.lua); its terminal transition (end_job -> retire,
--- exactly once per job) drops those counts and pins its inputs
--- and outputs in the sorted set cas:pin until its retention ends. Pin scores only grow (ZADD GT), so
--- a later, shorter pin of the same object never shortens a longer one.
+-- count per input digest in the hash cas:live (admit.lua); its terminal transition (end_job ->
+-- retire, exactly once per job) drops those counts and pins its inputs and outputs in the sorted set
+-- cas:pin until its retention ends. Pin scores only grow (ZADD GT), so a later, shorter pin of the
+-- same object never shortens a longer one.
 -- inputs: the job's `inputs` field (false: none); outputs: a table of digests (nil: none).
 local function release_objects(inputs, outputs, until_ms)
   local pins = {}
