@@ -8,6 +8,7 @@ import { AppError, isAppError, validationError } from "../core/errors.js";
 import type { IdGenerator } from "../core/ids.js";
 import type { Priority } from "../core/job.js";
 import type { Clock } from "../core/time.js";
+import { formatFamilyModel, formatRoute } from "../core/model-route.js";
 import {
   QUEUE_ONLY_FIELDS,
   dataRefBytes,
@@ -202,8 +203,8 @@ async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHo
     r.image === undefined && mask === undefined
       ? {}
       : await checkImages({ image: r.image, mask }, a.principal, deps, holds);
-  const familyModel = `${r.family}/${r.model}`;
-  const route = a.backend ? `${familyModel}@${a.backend}` : familyModel;
+  const familyModel = formatFamilyModel(r.family, r.model);
+  const route = formatRoute(familyModel, a.backend);
   // Never accept a job that nothing will ever run: when live workers report their backends and
   // none serves the model, it is unknown to this deployment. (With no worker reporting yet, jobs
   // are accepted and wait for one.)

@@ -4,6 +4,7 @@
 import type { BackendDirectory, BackendState } from "../queues/backend-directory.js";
 import type { JobStore } from "../queues/job-store.js";
 import type { Clock } from "../core/time.js";
+import { formatRoute } from "../core/model-route.js";
 import { servesModel } from "../config/backends.js";
 
 export interface RouteInfo {
@@ -50,7 +51,7 @@ function buildSnapshot(
     averageServiceMs:
       all.length === 0 ? defaultServiceMs : Math.round(all.reduce((a, b) => a + b, 0) / all.length),
     route(familyModel, constraint) {
-      const key = constraint ? `${familyModel}@${constraint}` : familyModel;
+      const key = formatRoute(familyModel, constraint);
       let info = memo.get(key);
       if (!info) {
         let capacity = 0;

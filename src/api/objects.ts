@@ -1,23 +1,6 @@
-// Object access: who may read a CAS object with a bearer token (its producer or uploader), and
-// signed object URLs given back to the gateway as inputs.
-import type { Redis } from "ioredis";
+// Signed object URLs given back to the gateway as inputs (who may read an object with a bearer token
+// is src/queues/object-grants.ts).
 import { verifyObjectSignature } from "../core/url-signing.js";
-
-export function objectOwnersKey(prefix: string, digest: string): string {
-  return `${prefix}:own:${digest}`;
-}
-
-export function createObjectGrants(redis: Redis, prefix: string, retentionS: number) {
-  return {
-    async grant(digest: string, customerId: string): Promise<void> {
-      const key = objectOwnersKey(prefix, digest);
-      await redis.multi().sadd(key, customerId).expire(key, retentionS).exec();
-    },
-    async isOwner(digest: string, customerId: string): Promise<boolean> {
-      return (await redis.sismember(objectOwnersKey(prefix, digest), customerId)) === 1;
-    },
-  };
-}
 
 /**
  * Whether `url` — a gateway object URL given as an `image`/`mask` (absolute, any host, or a bare

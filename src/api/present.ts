@@ -3,6 +3,7 @@ import { outputExpiry, signObjectPath } from "../core/url-signing.js";
 import { queuedEtaSeconds, runningEtaSeconds } from "../core/eta.js";
 import { toPublicJob, type JobRecord } from "../core/job.js";
 import type { Clock } from "../core/time.js";
+import { parseRoute } from "../core/model-route.js";
 import type { CapacityView } from "./capacity.js";
 
 export interface Presenter {
@@ -33,7 +34,7 @@ export async function etaSecondsOf(
   position: number,
 ): Promise<number | undefined> {
   if (job.status !== "queued" && job.status !== "running") return undefined;
-  const [familyModel = "", constraint] = job.route.split("@");
+  const { familyModel, constraint } = parseRoute(job.route);
   const { capacity: cap, serviceMs } = (await capacity.snapshot()).route(familyModel, constraint);
   if (job.status === "running") {
     const now = clock();

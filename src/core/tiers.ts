@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { deepFreeze } from "./deep-freeze.js";
 import { PRIORITIES, type Priority } from "./job.js";
+import { formatFamilyModel } from "./model-route.js";
 
 /** Names of the built-in tiers; a TIERS_FILE may define others (a tier is any key of {@link Tiers}). */
 export type TierName = "free" | "pro" | "enterprise" | "unlimited";
@@ -146,7 +147,7 @@ export function tierOf(tiers: Tiers, name: string): Tier | undefined {
 export function pricePerGpuSecond(tier: Tier, family: string, model: string): number {
   const prices = tier.price_micro_usd_per_gpu_s;
   if (prices === undefined) return 0;
-  const key = `${family}/${model}`;
+  const key = formatFamilyModel(family, model);
   return prices.models !== undefined && Object.hasOwn(prices.models, key)
     ? (prices.models[key] ?? prices.default)
     : prices.default;

@@ -7,6 +7,7 @@ import { parse as parseYaml } from "yaml";
 import { parseEnv, type Env } from "../config/env.js";
 import { parseBackendsFile, type BackendConfig, ENGINES } from "../config/backends.js";
 import { buildCatalog, type Catalog } from "../core/catalog.js";
+import { formatFamilyModel, parseFamilyModel } from "../core/model-route.js";
 import type { Clock } from "../core/time.js";
 import { DEFAULT_TIERS, parseTiers, type Tiers } from "../core/tiers.js";
 import { deriveKey } from "../core/url-signing.js";
@@ -51,7 +52,7 @@ export function loadSettings(source: Readonly<Record<string, string | undefined>
     for (const b of backendsFile) {
       for (const m of b.models) {
         if (m === "*") continue;
-        const [family = "", model = ""] = m.split("/");
+        const { family = "", model = "" } = parseFamilyModel(m) ?? {};
         if (!catalog.find(family, model))
           throw new Error(`${path}: backend ${b.id} serves ${m}, which is not in the catalogue`);
       }
@@ -109,7 +110,7 @@ export function defaultSimBackends(catalog: Catalog, simUrl: string, simCapacity
       models: catalog
         .entries()
         .filter((m) => m.backends.includes(engine))
-        .map((m) => `${m.family}/${m.model}`),
+        .map((m) => formatFamilyModel(m.family, m.model)),
       streaming: true,
       timeout_ms: 120_000,
       timeouts: {},

@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { Redis } from "ioredis";
 import { servesModel, type BackendConfig } from "../config/backends.js";
+import { formatFamilyModel } from "../core/model-route.js";
 import { closeRedis, createRedis } from "../infra/redis.js";
 import { createBackendDirectory } from "../queues/backend-directory.js";
 import { createRegistry } from "../workers/backends/registry.js";
@@ -20,7 +21,7 @@ import { schedulerFor, type Settings } from "./settings.js";
 function preferredEngines(settings: Settings, backends: readonly BackendConfig[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const m of settings.catalog.entries()) {
-    const fm = `${m.family}/${m.model}`;
+    const fm = formatFamilyModel(m.family, m.model);
     const engines = new Set(backends.filter((b) => servesModel(b, fm)).map((b) => b.engine));
     if (m.default_backend && engines.size > 1) out[fm] = m.default_backend;
   }

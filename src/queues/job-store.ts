@@ -1,7 +1,7 @@
 // Reads of jobs, their event logs and queue totals (writes happen only in the scheduler's scripts).
 import type { Redis } from "ioredis";
-import { CLASS_WIDTH, createKeys } from "./keys.js";
-import { decodeJob, type JobRecord } from "../core/job.js";
+import { createKeys, priorityScores } from "./keys.js";
+import { decodeJob, PRIORITIES, type JobRecord, type Priority } from "../core/job.js";
 import { defineScripts, type ScriptOptions, type ScriptRunner } from "./scripts.js";
 
 export interface StoredEvent {
@@ -12,7 +12,8 @@ export interface StoredEvent {
 }
 
 export interface QueueTotals {
-  readonly depth: { readonly high: number; readonly normal: number; readonly low: number };
+  /** Queued jobs per priority. */
+  readonly depth: Readonly<Record<Priority, number>>;
   /** Attempts holding a backend slot (running, or expired and not yet reaped). */
   readonly running: number;
   /** The same per backend (the leases `running` sums, read once). */
@@ -69,18 +70,20 @@ export function createJobStore(redis: Redis, prefix: string, scripts: ScriptOpti
 
     async totals() {
       const pipe = redis.pipeline();
-      pipe.zcount(keys.queue, 0, `(${CLASS_WIDTH}`);
-      pipe.zcount(keys.queue, CLASS_WIDTH, `(${2 * CLASS_WIDTH}`);
-      pipe.zcount(keys.queue, 2 * CLASS_WIDTH, "+inf");
+      for (const p of PRIORITIES) {
+        const { min, max } = priorityScores(p);
+        pipe.zcount(keys.queue, min, `(${max}`);
+      }
       const [res, held] = await Promise.all([pipe.exec(), leases()]);
-      const depth = (i: number) => {
+      const depth = {} as Record<Priority, number>;
+      PRIORITIES.forEach((p, i) => {
         const entry = res?.[i];
         if (!entry || entry[0]) throw entry?.[0] ?? new Error("pipeline failed");
-        return Number(entry[1]);
-      };
+        depth[p] = Number(entry[1]);
+      });
       let running = 0;
       for (const n of held.values()) running += n;
-      return { depth: { high: depth(0), normal: depth(1), low: depth(2) }, running, leases: held };
+      return { depth, running, leases: held };
     },
 
     async serviceTimes() {

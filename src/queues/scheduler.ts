@@ -6,7 +6,9 @@ import { queuedEtaSeconds } from "../core/eta.js";
 import { PRIORITY_CLASS, type JobError, type Priority } from "../core/job.js";
 import type { Clock } from "../core/time.js";
 import { mayHaveRun } from "./call-outcome.js";
+import { finishArgs } from "./finish-args.js";
 import { createKeys, type Keys } from "./keys.js";
+import { refusalOf } from "./script-codes.js";
 import { defineScripts, type ScriptRunner } from "./scripts.js";
 
 export interface SchedulerOptions {
@@ -242,7 +244,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
     ])) as number[];
     unsettled.delete(id);
     if (code === 1) return { admitted: true, position: Number(position) };
-    return { admitted: false, reason: code === -1 ? "foreign" : "voided" };
+    return { admitted: false, reason: refusalOf("admit_resolve", code) ?? "voided" };
   }
 
   /** Settles an admission whose admit call may or may not have run; `unknown` after the deadline. */
@@ -318,11 +320,11 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
         return settleLostAdmission(input, customer);
       }
       const [first = -1, second = -1] = reply;
-      if (first === -1) return { admitted: false, reason: "exists" };
-      if (first === -2) return { admitted: false, reason: "too_far", position: second };
-      if (first === -4) return { admitted: false, reason: "voided" };
+      const refusal = refusalOf("admit", first);
       // This very admission resent (see admit.lua): admitted, at its current position.
-      if (first === -3) return { admitted: true, position: Math.max(0, second) };
+      if (refusal === "resent") return { admitted: true, position: Math.max(0, second) };
+      if (refusal === "too_far") return { admitted: false, reason: refusal, position: second };
+      if (refusal !== undefined) return { admitted: false, reason: refusal };
       const eta = queuedEtaSeconds(first, input.capacity, input.serviceMs);
       return { admitted: true, position: first, ...(eta === undefined ? {} : { etaSeconds: eta }) };
     },
@@ -342,27 +344,32 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
     },
 
     async finish(id, token, backend, outcome, payload, next) {
-      const r = (await run("finish", route, [
-        id,
-        token,
-        backend,
-        opts.clock(),
-        outcome,
-        JSON.stringify(payload),
-        opts.maxAttempts,
-        ...retention,
-        // without an offer the script reads neither the backends nor the preferences
-        next?.slots ?? 0,
-        next ? json(next.backends) : "[]",
-        next?.prefer ? json(next.prefer) : "{}",
-        opts.leaseTtlMs,
-        tokenBase(),
-      ])) as [number, string, string[]];
+      const r = (await run(
+        "finish",
+        route,
+        finishArgs({
+          id,
+          token,
+          backend,
+          now: opts.clock(),
+          outcome,
+          payload: JSON.stringify(payload),
+          maxAttempts: opts.maxAttempts,
+          retentionS: opts.retentionS,
+          retentionCount: opts.retentionCount,
+          // without an offer the script reads neither the backends nor the preferences
+          slots: next?.slots ?? 0,
+          backends: next ? json(next.backends) : "[]",
+          prefer: next?.prefer ? json(next.prefer) : "{}",
+          leaseTtlMs: opts.leaseTtlMs,
+          tokenBase: tokenBase(),
+        }),
+      )) as [number, string, string[]];
       const [code, status, attempts] = r;
       const started = parseAttempts(attempts ?? []);
-      if (Number(code) === 1)
+      const reason = refusalOf("finish", Number(code));
+      if (reason === undefined)
         return { ok: true, status: status as "complete" | "error" | "queued", next: started };
-      const reason = Number(code) === -1 ? "missing" : Number(code) === -4 ? "cancelled" : "stale";
       return { ok: false, reason, next: started };
     },
 
@@ -370,7 +377,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
       const code = Number(await run("cancel", route, [id, customer ?? "", opts.clock(), ...retention]));
       if (code === 1) return "was_queued";
       if (code === 2) return "was_running";
-      return code === -2 ? "terminal" : "missing";
+      return refusalOf("cancel", code) ?? "missing";
     },
 
     async renew(held) {

@@ -1,8 +1,10 @@
-// Loads the scheduler's Lua scripts (lib.lua prepended to each) as ioredis commands (EVALSHA with
-// an automatic EVAL fallback after a Redis restart flushed the script cache), and sends script calls
-// in capped pipelines when asked to (REDIS_PIPELINE_MAX; why: docs/decisions.md "Script pipelines").
+// Loads the scheduler's Lua scripts (the return-code table and lib.lua prepended to each) as ioredis
+// commands (EVALSHA with an automatic EVAL fallback after a Redis restart flushed the script cache),
+// and sends script calls in capped pipelines when asked to (REDIS_PIPELINE_MAX; why:
+// docs/decisions.md "Script pipelines").
 import { readFileSync } from "node:fs";
 import type { Redis } from "ioredis";
+import { luaCodeTable } from "./script-codes.js";
 
 export const SCRIPT_NAMES = [
   "admit",
@@ -35,10 +37,20 @@ export interface ScriptOptions {
   readonly pipelineMax?: number;
 }
 
-function loadSources(): Map<ScriptName, string> {
+/**
+ * The scripts' sources as Redis runs them: the return-code table `E` (only in the scripts that use it:
+ * a script builds it on every call), lib.lua, then the script.
+ */
+export function scriptSources(): Map<ScriptName, string> {
   const read = (file: string) => readFileSync(new URL(`./lua/${file}.lua`, import.meta.url), "utf8");
   const lib = read("lib");
-  return new Map(SCRIPT_NAMES.map((name) => [name, `${lib}\n${read(name)}`]));
+  const codes = luaCodeTable();
+  return new Map(
+    SCRIPT_NAMES.map((name) => {
+      const own = read(name);
+      return [name, `${/\bE\./.test(own) ? `${codes}\n` : ""}${lib}\n${own}`];
+    }),
+  );
 }
 
 type Send = (command: string, args: readonly Arg[]) => Promise<unknown>;
@@ -127,7 +139,7 @@ function batcherFor(client: Redis, max: number): Batcher {
  * cluster client sends it to the prefix's slot) and the prefix as its first argument.
  */
 export function defineScripts(client: Redis, prefix: string, options: ScriptOptions = {}): ScriptRunner {
-  for (const [name, lua] of loadSources()) {
+  for (const [name, lua] of scriptSources()) {
     if (!(`rg_${name}` in client)) client.defineCommand(`rg_${name}`, { numberOfKeys: 1, lua });
   }
   const max = options.pipelineMax ?? 0;

@@ -5,7 +5,8 @@ import type { Logger } from "pino";
 import type { Clock } from "../core/time.js";
 import type { BlobStore } from "../core/ports.js";
 import type { Attempt, FinishPayload, NextOffer, Outcome, Scheduler } from "../queues/scheduler.js";
-import { kserveModelName, type Registry } from "./backends/registry.js";
+import { formatFamilyModel, kserveModelName } from "../core/model-route.js";
+import type { Registry } from "./backends/registry.js";
 import type { InferResult } from "./backends/kserve-client.js";
 import { buildInferRequest } from "./infer-request.js";
 import {
@@ -84,7 +85,7 @@ export function createRenderProcessor(deps: ProcessorDeps) {
     if (deps.doomed(a)) abort("cancelled");
     const timer = setTimeout(
       () => abort("timeout"),
-      deps.registry.timeoutFor(a.backend, `${a.family}/${a.model}`),
+      deps.registry.timeoutFor(a.backend, formatFamilyModel(a.family, a.model)),
     );
     const startedAt = deps.clock();
 

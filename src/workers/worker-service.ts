@@ -6,6 +6,7 @@
 import { Queue, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { attemptId } from "../core/attempt-id.js";
 import type { Clock } from "../core/time.js";
 import type { BlobStore } from "../core/ports.js";
 import type { BackendDirectory } from "../queues/backend-directory.js";
@@ -53,8 +54,6 @@ export interface WorkerService {
   kick(): void;
 }
 
-const bullJobId = (a: Pick<Attempt, "id" | "token">) => `${a.id}-${a.token}`;
-
 /** Pause of dispatching after BullMQ refused the attempts handed to it. */
 const HAND_RETRY_MS = 1_000;
 /** Pause of BullMQ's fetching after Redis answered one with an error reply. */
@@ -89,7 +88,7 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
   };
   // Remembered for a minute so an attempt not yet begun here skips its backend call: job ids
   // cancelled on the channel (a cancelled job never runs again), and attempts ("id|token") that
-  // renewal found no longer current (their job may run again, under another token).
+  // renewal found no longer current (attempt ids: their job may run again, under another token).
   const doomed = new Map<string, number>();
   const noteDoomed = (key: string) => {
     const now = o.clock();
@@ -130,7 +129,7 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
     clock: o.clock,
     logger: log,
     held,
-    doomed: (a) => doomed.has(a.id) || doomed.has(`${a.id}|${a.token}`),
+    doomed: (a) => doomed.has(a.id) || doomed.has(attemptId(a)),
     ...(breakers ? { guard: ((id, call) => breakers.run(id, call)) satisfies BackendGuard } : {}),
     ...(o.health ? { onUnreachable: (id: string) => o.health?.markDown(id) } : {}),
     // A settle offers its own slot (still counted as active) plus the free ones, which it reserves.
@@ -169,7 +168,7 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
           name: a.route,
           data: a,
           opts: {
-            jobId: bullJobId(a),
+            jobId: attemptId(a),
             attempts: 1,
             // The job record lives in the scheduler; a completed attempt has nothing left to tell.
             removeOnComplete: true,
@@ -184,7 +183,7 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
           handed.delete(a.id);
           // Should BullMQ have taken some of a batch after all, this process never begins them
           // (and renewal stops them in any other within a second).
-          noteDoomed(`${a.id}|${a.token}`);
+          noteDoomed(attemptId(a));
         }
         await Promise.all(attempts.map(handBack));
       }
@@ -261,7 +260,7 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
       // This attempt is over (its job was cancelled, finished elsewhere, or reaped after our lease
       // expired): stop its backend call here, and never begin it should BullMQ hand it to us later.
       handed.delete(id);
-      noteDoomed(`${id}|${tokens.get(id) ?? ""}`);
+      noteDoomed(attemptId({ id, token: tokens.get(id) ?? "" }));
       held.get(id)?.abort("cancelled");
     }
   }
@@ -335,7 +334,7 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
   async function handBackWaiting(): Promise<void> {
     for (const [id, h] of handed) {
       if (held.has(id)) continue;
-      const removed = await queue.remove(bullJobId({ id, token: h.token })).catch(() => 0);
+      const removed = await queue.remove(attemptId({ id, token: h.token })).catch(() => 0);
       if (removed === 1) {
         await handBack({ id, token: h.token, backend: h.backend });
         handed.delete(id);

@@ -32,6 +32,8 @@ import {
   type Gateway,
   type JobDoc,
 } from "../helpers/processes.js";
+import { scriptCallOf } from "../helpers/script-calls.js";
+import { readFinishArgv } from "../../src/queues/finish-args.js";
 
 const LOCK_MS = 2_000;
 const STALLED_INTERVAL_MS = 300;
@@ -220,10 +222,10 @@ describe("worker processes that crash", () => {
     const monitor = await h.redis().monitor();
     const settles: string[] = [];
     monitor.on("monitor", (_time: string, args: string[]) => {
-      // EVALSHA sha|EVAL script, 1, <routing key> <prefix> <id> <token> <backend> <now> <outcome> <payload> …
-      const cmd = args[0]?.toLowerCase();
-      if ((cmd !== "evalsha" && cmd !== "eval") || args[5] !== id || args[6] !== firstToken) return;
-      if (["complete", "busy", "retry", "failed"].includes(args[9] ?? "")) settles.push(args[9]!);
+      const script = scriptCallOf(args);
+      if (script?.name !== "finish") return;
+      const settle = readFinishArgv(script.argv);
+      if (settle.id === id && settle.token === firstToken) settles.push(settle.outcome);
     });
     try {
       frozen.resume();

@@ -5,6 +5,7 @@ import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import { createScheduler, type Attempt, type BackendView } from "../../src/queues/scheduler.js";
 import { createJobStore } from "../../src/queues/job-store.js";
+import { attemptId } from "../../src/core/attempt-id.js";
 import { testRedis, type TestRedis } from "../helpers/redis.js";
 
 const BACKENDS: BackendView[] = [
@@ -67,7 +68,7 @@ describe("lease accounting", () => {
 
         // The model: every lease that must exist, with its expiry. Redis must match it exactly.
         const model = new Map<string, { backend: string; expiry: number }>();
-        const member = (d: Attempt) => `${d.id}|${d.token}`;
+        const member = (d: Attempt) => attemptId(d);
         const redisLeases = async () => {
           const out = new Map<string, string>();
           for (const b of BACKENDS) {

@@ -4,6 +4,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Redis } from "ioredis";
 import { defineScripts } from "../../src/queues/scripts.js";
+import { SCRIPT_CODES } from "../../src/queues/script-codes.js";
 import { createScheduler } from "../../src/queues/scheduler.js";
 import { createJobStore } from "../../src/queues/job-store.js";
 import { createRedis } from "../../src/infra/redis.js";
@@ -104,7 +105,7 @@ describe("script pipelines", () => {
     expect(settled[0]).toEqual({ status: "fulfilled", value: [] });
     expect(settled[1].status).toBe("rejected");
     expect(String((settled[1] as PromiseRejectedResult).reason)).toMatch(/user_script/);
-    expect(settled[2]).toEqual({ status: "fulfilled", value: -1 });
+    expect(settled[2]).toEqual({ status: "fulfilled", value: SCRIPT_CODES.missing.code });
   });
 
   it("rejects every queued call at once when Redis is unreachable (api profile)", async () => {
@@ -125,7 +126,7 @@ describe("script pipelines", () => {
     const sizes = countPipelines(r.client);
     const run = defineScripts(r.client, r.prefix);
     expect(await Promise.all([run("read", `${r.prefix}:q`, []), run("cancel", `${r.prefix}:q`, [])])).toEqual(
-      [[], -1],
+      [[], SCRIPT_CODES.missing.code],
     );
     expect(sizes).toEqual([]);
   });

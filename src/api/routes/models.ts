@@ -1,6 +1,7 @@
 // GET /models (engines that some reported backend provides), /models/aliases, /models/loras.
 import { Hono } from "hono";
 import type { Engine, ModelEntry } from "../../core/catalog.js";
+import { formatFamilyModel } from "../../core/model-route.js";
 import type { ApiEnv } from "../context.js";
 import type { ApiDeps } from "../deps.js";
 import { servesModel } from "../../config/backends.js";
@@ -12,7 +13,9 @@ export function modelRoutes(deps: ApiDeps) {
     const { backends } = await deps.capacity.snapshot();
     const provided = (entry: ModelEntry): Engine[] =>
       entry.backends.filter((engine) =>
-        backends.some((b) => b.engine === engine && servesModel(b, `${entry.family}/${entry.model}`)),
+        backends.some(
+          (b) => b.engine === engine && servesModel(b, formatFamilyModel(entry.family, entry.model)),
+        ),
       );
     return c.json(deps.catalog.modelsResponse(provided));
   });

@@ -14,6 +14,8 @@ import type { ApiDeps } from "../deps.js";
 import { admitJob, isOutcomeUnknown, type AdmissionDeps } from "../admission.js";
 import { bodyFingerprint, reservationProblem } from "../idempotency.js";
 import type { StoredResponse } from "../../queues/idempotency-store.js";
+import { queuedAhead } from "../../queues/keys.js";
+import { PRIORITIES } from "../../core/job.js";
 
 export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
   const app = new Hono<ApiEnv>();
@@ -160,15 +162,9 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
     const [t, snapshot] = await Promise.all([deps.store.totals(), deps.capacity.snapshot()]);
     const capacity = snapshot.usableCapacity;
     const svc = snapshot.averageServiceMs;
-    const ahead = {
-      high: t.depth.high,
-      normal: t.depth.high + t.depth.normal,
-      low: t.depth.high + t.depth.normal + t.depth.low,
-    };
-    const eta = (n: number) => queuedEtaSeconds(n, capacity, svc);
     const etas: Record<string, number> = {};
-    for (const p of ["high", "normal", "low"] as const) {
-      const e = eta(ahead[p]);
+    for (const p of PRIORITIES) {
+      const e = queuedEtaSeconds(queuedAhead(t.depth, p), capacity, svc);
       if (e !== undefined) etas[p] = e;
     }
     return c.json({ depth: t.depth, running: t.running, eta_seconds: etas });

@@ -4,8 +4,9 @@
   of its route). One atomic step: the arguments are decoded before anything is written, so a job is
   either fully admitted or not at all.
 
-  The order key is class * 2^40 + admission sequence: strict priority classes, FIFO inside a class.
-  A fair scheduler replaces only this score; positions are read the same way (ZRANK of the order).
+  The order key (lib.lua order_key) is class * 2^40 + admission sequence: strict priority classes,
+  FIFO inside a class. A fair scheduler replaces only this score; positions are read the same way
+  (ZRANK of the order).
 
   ARGV[1] prefix            ARGV[2] job id          ARGV[3] route ("family/model" or "family/model@backend")
   ARGV[4] class (0 high, 1 normal, 2 low)           ARGV[5] now (ms)
@@ -16,13 +17,13 @@
   ARGV[10] "1" when the client sent the ttl (indexed in the ttl set), "0" for the default ttl (stored
   as ttl_def and found by expire.lua's scan of each class's oldest jobs: no index to keep per job)
   Returns { position } (the caller derives the ETA from it)
-  { -1 }  a job with this id exists
-  { -2, position }  it could not start within the caller's limit; nothing was stored
-  { -3, position }  this very admission was stored already (same id, admission time and customer:
-                    Redis ran it, the reply was lost and the client resent it); position -1 when it
-                    is no longer queued
-  { -4 }  this id was voided (admit_resolve.lua settled a lost admission as "not admitted" and left a
-          marker in the job's key): a late delivery of this call stores nothing
+  { E.exists }  a job with this id exists
+  { E.too_far, position }  it could not start within the caller's limit; nothing was stored
+  { E.resent, position }  this very admission was stored already (same id, admission time and
+                    customer: Redis ran it, the reply was lost and the client resent it); position -1
+                    when it is no longer queued
+  { E.voided }  this id was voided (admit_resolve.lua settled a lost admission as "not admitted" and
+          left a marker in the job's key): a late delivery of this call stores nothing
 ]]
 local id = ARGV[2]
 local route = ARGV[3]
@@ -36,16 +37,16 @@ local jk = key("job", id)
 local seq = redis.call("INCR", key("q", "seq"))
 local score = order_key(class, seq)
 local position = redis.call("ZCOUNT", key("q"), "-inf", "(" .. score)
-if max_position >= 0 and position > max_position then return {-2, position} end
+if max_position >= 0 and position > max_position then return {E.too_far, position} end
 
 local fields = cjson.decode(ARGV[8])
 if redis.call("HSETNX", jk, "id", id) == 0 then
   local f = redis.call("HMGET", jk, "created", "cust", "void")
-  if f[3] then return {-4} end
+  if f[3] then return {E.voided} end
   if tonumber(f[1]) == now and (f[2] or nil) == fields.cust then
-    return {-3, redis.call("ZRANK", key("q"), id) or -1}
+    return {E.resent, redis.call("ZRANK", key("q"), id) or -1}
   end
-  return {-1}
+  return {E.exists}
 end
 local args = {"status", "queued", "route", route, "score", score, "created", now, "attempt", 0, "spent", 0,
   "req", ARGV[9]}
@@ -61,10 +62,8 @@ redis.call("HSET", jk, unpack(args))
 if fields.inputs then
   for digest in string.gmatch(fields.inputs, "%S+") do redis.call("HINCRBY", key("cas", "live"), digest, 1) end
 end
-redis.call("ZADD", key("q"), score, id)
-redis.call("ZADD", key("q", "r", route), score, id)
+queue_join(id, score, route, nil)
 local first_of_route = redis.call("ZCARD", key("q", "r", route)) == 1
-redis.call("SADD", key("q", "routes"), route)
 if ttl_at > 0 and ttl_field == "ttl_at" then redis.call("ZADD", key("q", "ttl"), ttl_at, id) end
 -- No event is stored at admission: the position is live state (SSE reads and sends it), and an
 -- event list per queued job would cost more memory than the job itself.

@@ -9,14 +9,14 @@
   ARGV[1] prefix  ARGV[2] job id  ARGV[3] customer  ARGV[4] lifetime of the void marker (s)
   Returns { 1, position }  the job was admitted (position -1 when it is no longer queued)
   { 0 }   it was not admitted, and a late admit of this id will be refused
-  { -1 }  a job with this id exists and belongs to another customer
+  { E.foreign }  a job with this id exists and belongs to another customer
 ]]
 local id = ARGV[2]
 local jk = key("job", id)
 local f = redis.call("HMGET", jk, "status", "cust", "void")
 if f[3] then return {0} end
 if f[1] then
-  if f[2] ~= ARGV[3] then return {-1} end
+  if f[2] ~= ARGV[3] then return {E.foreign} end
   return {1, redis.call("ZRANK", key("q"), id) or -1}
 end
 redis.call("HSET", jk, "id", id, "void", "1")

@@ -7,7 +7,7 @@
   ARGV[1] prefix  ARGV[2] job id  ARGV[3] customer ("" = admin)  ARGV[4] now (ms)
   ARGV[5] retention seconds  ARGV[6] retention count
   Returns 1 was queued (now cancelled), 2 was running (abort requested)
-  -1 no such job for this customer  -2 already terminal
+  E.missing no such job for this customer  E.terminal already terminal
 ]]
 local id = ARGV[2]
 local customer = ARGV[3]
@@ -18,10 +18,10 @@ local jk = key("job", id)
 
 local f = redis.call("HMGET", jk, "status", "cust")
 local status = f[1]
-if not status or (customer ~= "" and customer ~= f[2]) then return -1 end
+if not status or (customer ~= "" and customer ~= f[2]) then return E.missing end
 
 if status == "queued" then
-  unqueue(id)
+  queue_leave(id)
   terminate(id, "cancelled", now, "cancelled", "cancelled by the client", false, retention_s, retention_count)
   return 1
 end
@@ -30,4 +30,4 @@ if status == "running" then
   redis.call("PUBLISH", key("ch", "cancel"), id)
   return 2
 end
-return -2
+return E.terminal

@@ -19,7 +19,7 @@ local retention_count = tonumber(ARGV[4])
 local n = 0
 
 local function expire(id)
-  unqueue(id)
+  queue_leave(id)
   terminate(id, "cancelled", now, "ttl_expired", "not started within its ttl", false, retention_s, retention_count)
   n = n + 1
 end

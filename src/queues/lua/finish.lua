@@ -13,68 +13,61 @@
   Then, in the same step, it starts the worker's next attempts (dispatch_jobs), so a freed slot is
   taken again without another round trip.
 
+  Arguments (built and read by src/queues/finish-args.ts, which names them):
   ARGV[1] prefix  ARGV[2] job id  ARGV[3] token  ARGV[4] backend id  ARGV[5] now (ms)
   ARGV[6] outcome  ARGV[7] payload JSON {output, outputs, ctype, seed, gpu_ms, error, detail, notbefore, cool_ms}
     (`detail`, the cause as the worker saw it, goes to the attempt log entry only, which admins see)
   ARGV[8] max attempts  ARGV[9] retention seconds  ARGV[10] retention count
   ARGV[11] attempts to start next (free slots of the caller, 0 = none)  ARGV[12] backends JSON
   ARGV[13] preferred engines JSON  ARGV[14] lease ttl (ms)  ARGV[15] token base
-  The payload is checked before anything changes. A resent call (same token base within a minute)
-  gets the reply of the first.
+  The payload is checked before anything changes: a malformed call is answered with an error reply
+  and changes nothing. A resent call (same token base within a minute) gets the reply of the first.
   Returns { code, status, next attempts (flat array, see dispatch.lua) }
   code 1 the job changed (status = its new status)
-  -1 no such job  -2 stale (token or state)  -4 cancelled meanwhile (metering recorded)
+  E.missing no such job  E.stale (token or state)  E.cancelled cancelled meanwhile (metering recorded)
 ]]
-local function settle()
-  local id = ARGV[2]
-  local token = ARGV[3]
-  local backend = ARGV[4]
-  local now = tonumber(ARGV[5])
-  local outcome = ARGV[6]
-  local p = cjson.decode(ARGV[7])
-  local max_attempts = tonumber(ARGV[8])
-  local retention_s = tonumber(ARGV[9])
-  local retention_count = tonumber(ARGV[10])
-  local jk = key("job", id)
-
-  -- a malformed call changes nothing (the lease stays until it is settled properly or expires)
+-- What is wrong with the call's outcome and payload, or nil. A malformed call changes nothing (the
+-- lease stays until it is settled properly or expires).
+local function malformed(outcome, p)
   if outcome == "complete" then
     if type(p.output) ~= "string" or type(p.outputs) ~= "table" or #p.outputs == 0 then
-      return {-3, "complete needs output and outputs"}
+      return "complete needs output and outputs"
     end
     for _, digest in ipairs(p.outputs) do
-      if type(digest) ~= "string" then return {-3, "outputs must be digests"} end
+      if type(digest) ~= "string" then return "outputs must be digests" end
     end
   elseif outcome == "failed" or outcome == "retry" then
-    if type(p.error) ~= "table" or type(p.error.code) ~= "string" then return {-3, outcome .. " needs an error"} end
+    if type(p.error) ~= "table" or type(p.error.code) ~= "string" then return outcome .. " needs an error" end
   elseif outcome ~= "busy" then
-    return {-3, "unknown outcome " .. outcome}
+    return "unknown outcome " .. outcome
   end
+  return nil
+end
 
-  redis.call("ZREM", key("lease", backend), id .. "|" .. token)
+local function settle(id, token, backend, now, outcome, p, max_attempts, retention_s, retention_count)
+  local jk = key("job", id)
+
+  running_leave(backend, attempt_id(id, token))
 
   local f0 = redis.call("HMGET", jk, "status", "token", "route", "cust", "alog", "inputs")
   local status = f0[1]
   local alog = f0[5]
-  if not status then return {-1} end
-  if f0[2] ~= token then return {-2} end
+  if not status then return {E.missing} end
+  if f0[2] ~= token then return {E.stale} end
 
   local gpu = {}
   if p.gpu_ms then gpu["gpu_ms"] = p.gpu_ms end
 
   if status == "cancelled" then
+    -- the job ended at the cancel; its attempt ends now
     alog_close(id, alog, now, "cancelled", gpu)
-    if p.gpu_ms then redis.call("HSET", jk, "gpu_ms", p.gpu_ms) end
-    redis.call("HDEL", jk, "token")
-    return {-4}
+    end_job(id, nil, now, {gpu_ms = p.gpu_ms, drop = {"token"}})
+    return {E.cancelled}
   end
-  if status ~= "running" then return {-2} end
+  if status ~= "running" then return {E.stale} end
 
   if outcome == "complete" then
     local last = alog_close(id, alog, now, "complete", gpu)
-    redis.call("HSET", jk, "status", "complete", "completed", now, "progress", "1", "output", p.output,
-      "outputs", json_array(p.outputs), "ctype", p.ctype, "gpu_ms", p.gpu_ms, "seed", tostring(p.seed))
-    redis.call("HDEL", jk, "token")
     -- service time estimate of the route (EWMA, alpha 0.2) from the attempt's wall time
     local took = now - last["started_at"]
     local route = f0[3]
@@ -88,15 +81,18 @@ local function settle()
       redis.call("SADD", key("own", digest), cust)
       redis.call("EXPIRE", key("own", digest), retention_s)
     end
-    add_event(id, "complete", cjson.encode({output = p.output, outputs = p.outputs, gpu_ms = p.gpu_ms}))
-    retire(id, now, retention_s, retention_count, f0[6], p.outputs)
+    end_job(id, "complete", now, {drop = {"token"}, event = "complete",
+      data = cjson.encode({output = p.output, outputs = p.outputs, gpu_ms = p.gpu_ms}), retention_s = retention_s,
+      retention_count = retention_count, inputs = f0[6], outputs = p.outputs},
+      "progress", "1", "output", p.output, "outputs", json_array(p.outputs), "ctype", p.ctype, "gpu_ms", p.gpu_ms,
+      "seed", tostring(p.seed))
     return {1, "complete"}
   end
 
   if outcome == "failed" then
     alog_close(id, alog, now, "failed", {error = p.error.code, detail = p.detail})
-    redis.call("HDEL", jk, "token")
-    terminate(id, "error", now, p.error.code, p.error.message, false, retention_s, retention_count)
+    terminate(id, "error", now, p.error.code, p.error.message, false, retention_s, retention_count,
+      {"token", "notbefore"})
     return {1, "error"}
   end
 
@@ -104,9 +100,8 @@ local function settle()
     alog_close(id, alog, now, "retry", {error = p.error.code, detail = p.detail})
     local spent = redis.call("HINCRBY", jk, "spent", 1)
     if spent >= max_attempts then
-      redis.call("HDEL", jk, "token")
       terminate(id, "error", now, p.error.code, p.error.message .. " (after " .. spent .. " attempts)", true,
-        retention_s, retention_count)
+        retention_s, retention_count, {"token", "notbefore"})
       return {1, "error"}
     end
     redis.call("HSET", jk, "avoid", backend)
@@ -123,14 +118,22 @@ local function settle()
   return {1, "queued"}
 end
 
-local again = replayed(ARGV[15])
+local token_base = ARGV[15]
+local again = replayed(token_base)
 if again then return again end
-local code, status = unpack(settle())
-if code == -3 then return redis.error_reply(status) end
+local now = tonumber(ARGV[5])
+local outcome = ARGV[6]
+local payload = cjson.decode(ARGV[7])
+local retention_s = tonumber(ARGV[9])
+local retention_count = tonumber(ARGV[10])
+local bad = malformed(outcome, payload)
+if bad then return redis.error_reply(bad) end
+local code, status = unpack(settle(ARGV[2], ARGV[3], ARGV[4], now, outcome, payload, tonumber(ARGV[8]), retention_s,
+  retention_count))
 local next_attempts = {}
 local slots = tonumber(ARGV[11] or "0")
 if slots > 0 then
-  next_attempts = dispatch_jobs(tonumber(ARGV[5]), slots, cjson.decode(ARGV[12]), cjson.decode(ARGV[13]),
-    tonumber(ARGV[14]), ARGV[15], tonumber(ARGV[9]), tonumber(ARGV[10]))
+  next_attempts = dispatch_jobs(now, slots, cjson.decode(ARGV[12]), cjson.decode(ARGV[13]), tonumber(ARGV[14]),
+    token_base, retention_s, retention_count)
 end
-return remember_reply(ARGV[15], {code, status or "", next_attempts})
+return remember_reply(token_base, {code, status or "", next_attempts})

@@ -1,13 +1,21 @@
 --[[
-  Shared helpers, prepended to every scheduler script at load time. Every script passes the key
-  prefix as ARGV[1]; keys derived from job ids are built here (all keys share the prefix's hash tag).
+  Shared helpers, prepended to every scheduler script at load time (after `E`, the table of return
+  codes generated from src/queues/script-codes.ts, in the scripts that use it). Every script passes
+  the key prefix as ARGV[1]; keys are built with key(...), their names those of src/queues/keys.ts
+  (all share the prefix's hash tag; test/unit/lua-seams.test.ts and test/integration/
+  lua-mirrors.test.ts check the names, the hooks below and what keys.ts mirrors).
   Job hash fields: id cust tier prio mod fam mdl task fmt seed mode req (admission), status route
   score created ttl_at (a ttl the client sent; also in the ttl set) ttl_def (the default ttl of a job
   sent without one; not indexed, see expire.lua) (the order), token backend attempt spent alog started progress avoid
   notbefore (attempts), output outputs ctype gpu_ms completed err (the end), backend_req webhook idem
   (options), inputs (the CAS digests of its input images, space-separated; absent when none).
   Job states: queued -> running -> complete | error | cancelled; running -> queued (retry, busy,
-  lost worker); queued -> cancelled. A running job holds a lease "<id>|<token>" on one backend.
+  lost worker); queued -> cancelled. A running job holds a lease on one backend, its member the
+  attempt id "<id>|<token>".
+
+  The hooks, each the only place of its kind: order_key (every score), add_event (every job event),
+  queue_join / queue_leave and running_join / running_leave (every change of a job's membership of
+  the queue or of a backend slot), end_job (every terminal transition).
 ]]
 local P = ARGV[1]
 local function key(...)
@@ -15,18 +23,36 @@ local function key(...)
 end
 
 -- The order key of a queued job (docs/decisions.md "Order"): its priority class times the class
--- width, plus its admission sequence. CLASS_WIDTH mirrors keys.ts.
+-- width, plus its admission sequence. Every score is computed here; keys.ts mirrors the layout
+-- (CLASS_WIDTH, orderKey) for its readers.
 local CLASS_WIDTH = 1099511627776
 local function order_key(class, seq)
   return class * CLASS_WIDTH + seq
+end
+
+-- An attempt's id "<job id>|<token>" (src/core/attempt-id.ts): the member of its backend lease.
+local function attempt_id(id, token)
+  return id .. "|" .. token
+end
+
+-- The job id and token of an attempt id.
+local function attempt_parts(member)
+  return string.match(member, "^(.+)|(.+)$")
+end
+
+-- The parts of a route "family/model[@constraint]" (src/core/model-route.ts): "family/model" and the
+-- constraint ("" when none).
+local function route_parts(route)
+  return string.match(route, "^([^@]+)@?(.*)$")
 end
 
 local function job_get(id, field)
   return redis.call("HGET", key("job", id), field)
 end
 
--- Appends an event ("<name>\n<data JSON>") to the job's event list and wakes listeners. Its id is
--- its 1-based index in the list: monotonic per job, and a resume reads from that index on.
+-- Appends an event ("<name>\n<data JSON>") to the job's event list and wakes listeners: every job
+-- event goes through here. Its id is its 1-based index in the list: monotonic per job, and a resume
+-- reads from that index on.
 local function add_event(id, name, data)
   local seq = redis.call("RPUSH", key("ev", id), name .. "\n" .. data)
   redis.call("PUBLISH", key("ch", "ev"), id)
@@ -55,6 +81,11 @@ local function alog_close(id, raw, now, outcome, extra)
   return last
 end
 
+local function route_add(id, route, score)
+  redis.call("ZADD", key("q", "r", route), score, id)
+  redis.call("SADD", key("q", "routes"), route)
+end
+
 local function route_remove(id, route)
   local rk = key("q", "r", route)
   redis.call("ZREM", rk, id)
@@ -63,13 +94,47 @@ local function route_remove(id, route)
   end
 end
 
--- Removes a job from every queue structure (global order, route set, backoff set, ttl set).
-local function unqueue(id)
+-- Membership. A job is in the queue (the global order) from its admission until an attempt starts
+-- or it ends, and again after a retry or a busy hand-back; an attempt holds a backend slot (its
+-- lease) from its start until it is settled or its lease expires (renew.lua extends a lease, which
+-- changes neither). These four are the only places that change either: the place for per-customer
+-- counts of queued jobs and held slots.
+
+-- The job joins the queue at `score`: the global order and its route's dispatch set, or, with
+-- `notbefore`, the backoff set until then (dispatch_jobs moves it to its route's set at that time).
+local function queue_join(id, score, route, notbefore)
+  redis.call("ZADD", key("q"), score, id)
+  if notbefore then
+    redis.call("ZADD", key("q", "later"), notbefore, id)
+  else
+    route_add(id, route, score)
+  end
+end
+
+-- The job leaves the queue. With `route`: dispatch took it from that route's set to start it (it is
+-- in no backoff set, and start_attempt clears its ttl). Without: it leaves from wherever it waits
+-- (global order, route set, backoff set, ttl set), as a cancelled or expired job does.
+local function queue_leave(id, route)
   redis.call("ZREM", key("q"), id)
-  local route = job_get(id, "route")
+  if route then
+    route_remove(id, route)
+    return
+  end
+  route = job_get(id, "route")
   if route then route_remove(id, route) end
   redis.call("ZREM", key("q", "later"), id)
   redis.call("ZREM", key("q", "ttl"), id)
+end
+
+-- Attempt `token` of the job holds a slot of `backend` until `expiry` (ms) unless renewed.
+local function running_join(id, token, backend, expiry)
+  redis.call("ZADD", key("lease", backend), expiry, attempt_id(id, token))
+  redis.call("SADD", key("lease", "backends"), backend)
+end
+
+-- The attempt `member` (its attempt id) gives its slot of `backend` back; true when it held one.
+local function running_leave(backend, member)
+  return redis.call("ZREM", key("lease", backend), member) == 1
 end
 
 -- Puts a job back in the queue at its original score (it keeps its place in the order).
@@ -78,25 +143,23 @@ local function requeue(id, notbefore, now)
   local jk = key("job", id)
   local f = redis.call("HMGET", jk, "score", "route")
   local score, route = f[1], f[2]
-  redis.call("ZADD", key("q"), score, id)
   if notbefore and notbefore > now then
+    queue_join(id, score, route, notbefore)
     redis.call("HSET", jk, "status", "queued", "notbefore", notbefore)
     redis.call("HDEL", jk, "token")
-    redis.call("ZADD", key("q", "later"), notbefore, id)
   else
+    queue_join(id, score, route, nil)
     redis.call("HSET", jk, "status", "queued")
     redis.call("HDEL", jk, "token", "notbefore")
-    redis.call("ZADD", key("q", "r", route), score, id)
-    redis.call("SADD", key("q", "routes"), route)
     redis.call("PUBLISH", key("ch", "wake"), id)
   end
 end
 
 -- CAS references (docs/decisions.md "CAS garbage collection"). A queued or running job holds one
--- count per input digest in the hash cas:live (admit.lua); its terminal transition (retire, the one
--- place every terminal path goes through, exactly once per job) drops those counts and pins its inputs
--- and outputs in the sorted set cas:pin until its retention ends. Pin scores only grow (ZADD GT), so
--- a later, shorter pin of the same object never shortens a longer one.
+-- count per input digest in the hash cas:live (admit.lua); its terminal transition (end_job ->
+-- retire, exactly once per job) drops those counts and pins its inputs and outputs in the sorted set
+-- cas:pin until its retention ends. Pin scores only grow (ZADD GT), so a later, shorter pin of the
+-- same object never shortens a longer one.
 -- inputs: the job's `inputs` field (false: none); outputs: a table of digests (nil: none).
 local function release_objects(inputs, outputs, until_ms)
   local pins = {}
@@ -118,7 +181,8 @@ local function release_objects(inputs, outputs, until_ms)
 end
 
 -- A terminal job is kept for retention_s seconds and among the newest retention_count terminal jobs.
--- It is out of the ttl set already: a queued job was unqueued first, and starting removed the ttl.
+-- It is out of the ttl set already: a queued job left the queue first (queue_leave), and starting
+-- removed the ttl. Called by end_job only.
 -- Its CAS objects are released here (release_objects): `inputs` is its `inputs` field when the caller
 -- read it already (false when it has none; nil: read here), `outputs` its output digests.
 local function retire(id, now, retention_s, retention_count, inputs, outputs)
@@ -140,14 +204,36 @@ local function retire(id, now, retention_s, retention_count, inputs, outputs)
   end
 end
 
--- Ends a job in a terminal state with an error object (error, or cancelled with a reason code).
-local function terminate(id, status, now, code, message, retriable, retention_s, retention_count)
+-- Terminal transitions. Every path into a terminal state goes through end_job, and so does the end of
+-- the last attempt of a job cancelled while that attempt ran: the one place where the next issues
+-- append a job's billing and audit records.
+--   status complete | error | cancelled: the job enters it now. The status, the completion time and
+--     the field/value pairs `...` are written, the fields `e.drop` removed, the event `e.event` with
+--     `e.data` (JSON) added and the job retired (retention, CAS objects: `e.inputs` and `e.outputs` as
+--     retire takes them; `e.retention_s`, `e.retention_count`).
+--   status nil: the job was cancelled while an attempt ran and that attempt is over now (settled, or
+--     its lease expired): its metering `e.gpu_ms` (when known) is written and `e.drop` removed; the
+--     job keeps its status and was retired at the cancel.
+local function end_job(id, status, now, e, ...)
   local jk = key("job", id)
+  if status then
+    redis.call("HSET", jk, "status", status, "completed", now, ...)
+  elseif e.gpu_ms then
+    redis.call("HSET", jk, "gpu_ms", e.gpu_ms)
+  end
+  if e.drop then redis.call("HDEL", jk, unpack(e.drop)) end
+  if status then
+    add_event(id, e.event, e.data)
+    retire(id, now, e.retention_s, e.retention_count, e.inputs, e.outputs)
+  end
+end
+
+-- Ends a job in a terminal state with an error object (error, or cancelled with a reason code).
+-- `drop`: fields to remove (default: notbefore; a settled attempt's job also drops its token).
+local function terminate(id, status, now, code, message, retriable, retention_s, retention_count, drop)
   local err = cjson.encode({code = code, message = message, retriable = retriable})
-  redis.call("HSET", jk, "status", status, "completed", now, "err", err)
-  redis.call("HDEL", jk, "notbefore")
-  add_event(id, "error", err)
-  retire(id, now, retention_s, retention_count)
+  end_job(id, status, now, {drop = drop or {"notbefore"}, event = "error", data = err, retention_s = retention_s,
+    retention_count = retention_count}, "err", err)
 end
 
 -- The fields of a queued job that dispatch reads (one HMGET): whether it may start, where, and
@@ -169,8 +255,7 @@ end
 -- JSON and, beside it, its request (JSON).
 local function start_attempt(id, j, route, b, token, now, lease_ttl)
   local jk = key("job", id)
-  redis.call("ZADD", key("lease", b.id), now + lease_ttl, id .. "|" .. token)
-  redis.call("SADD", key("lease", "backends"), b.id)
+  running_join(id, token, b.id, now + lease_ttl)
   if j.ttl_at > 0 then
     redis.call("ZREM", key("q", "ttl"), id)
     redis.call("HDEL", jk, "ttl_at")
@@ -220,8 +305,7 @@ local function dispatch_jobs(now, slots, backends, prefer, lease_ttl, token_base
     local f = redis.call("HMGET", key("job", id), "status", "route", "score")
     if f[1] == "queued" then
       redis.call("HDEL", key("job", id), "notbefore")
-      redis.call("ZADD", key("q", "r", f[2]), f[3], id)
-      redis.call("SADD", key("q", "routes"), f[2])
+      route_add(id, f[2], f[3])
     end
   end
   local out = {}
@@ -249,8 +333,10 @@ local function dispatch_jobs(now, slots, backends, prefer, lease_ttl, token_base
   end
   local routes = redis.call("SMEMBERS", key("q", "routes"))
   local candidates = {}
+  local model_of = {}
   for _, route in ipairs(routes) do
-    local family_model, constraint = string.match(route, "^([^@]+)@?(.*)$")
+    local family_model, constraint = route_parts(route)
+    model_of[route] = family_model
     local list = {}
     for _, b in ipairs(backends) do
       if serves(b, family_model, constraint) then list[#list + 1] = b end
@@ -311,15 +397,13 @@ local function dispatch_jobs(now, slots, backends, prefer, lease_ttl, token_base
     heads[best_route] = nil
     if (j.ttl_at > 0 and now >= j.ttl_at) or (j.ttl_def > 0 and now >= j.ttl_def) then
       expired = expired + 1
-      unqueue(best_id)
+      queue_leave(best_id)
       terminate(best_id, "cancelled", now, "ttl_expired", "not started within its ttl", false, retention_s,
         retention_count)
     else
-      local family_model = string.match(best_route, "^([^@]+)")
-      local b = choose(candidates[best_route], j.avoid, prefer[family_model])
+      local b = choose(candidates[best_route], j.avoid, prefer[model_of[best_route]])
       n = n + 1
-      redis.call("ZREM", key("q"), best_id)
-      route_remove(best_id, best_route)
+      queue_leave(best_id, best_route)
       free[b.id] = free[b.id] - 1
       local started = start_attempt(best_id, j, best_route, b, token_base .. n, now, lease_ttl)
       out[#out + 1] = started[1]

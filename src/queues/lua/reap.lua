@@ -18,8 +18,8 @@ for _, backend in ipairs(redis.call("SMEMBERS", key("lease", "backends"))) do
   local lk = key("lease", backend)
   local expired = redis.call("ZRANGEBYSCORE", lk, "-inf", now, "LIMIT", 0, 200)
   for _, member in ipairs(expired) do
-    redis.call("ZREM", lk, member)
-    local id, token = string.match(member, "^(.+)|(.+)$")
+    running_leave(backend, member)
+    local id, token = attempt_parts(member)
     local jk = key("job", id)
     local f = redis.call("HMGET", jk, "status", "token", "alog")
     if f[2] == token then
@@ -27,15 +27,15 @@ for _, backend in ipairs(redis.call("SMEMBERS", key("lease", "backends"))) do
         alog_close(id, f[3], now, "lost", {})
         local spent = redis.call("HINCRBY", jk, "spent", 1)
         if spent >= max_attempts then
-          redis.call("HDEL", jk, "token")
           terminate(id, "error", now, "worker_lost", "the worker running the job stopped answering (after " ..
-            spent .. " attempts)", true, retention_s, retention_count)
+            spent .. " attempts)", true, retention_s, retention_count, {"token", "notbefore"})
         else
           requeue(id, 0, now)
           requeued = requeued + 1
         end
       elseif f[1] == "cancelled" then
-        redis.call("HDEL", jk, "token")
+        -- the job ended at the cancel; its attempt ends now, unmetered (its worker never settled it)
+        end_job(id, nil, now, {drop = {"token"}})
       end
     end
   end

@@ -12,7 +12,7 @@ local ttl = tonumber(ARGV[3])
 local lost = {}
 for i = 4, #ARGV, 3 do
   local id, token, backend = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local member = id .. "|" .. token
+  local member = attempt_id(id, token)
   local lk = key("lease", backend)
   local f = redis.call("HMGET", key("job", id), "status", "token")
   if f[1] == "running" and f[2] == token and redis.call("ZSCORE", lk, member) then
@@ -20,7 +20,8 @@ for i = 4, #ARGV, 3 do
     -- script's first write may not be one that can grow memory (ZADD), but once it has written
     -- (ZREM may not be refused) the rest runs. So renewals go on at the limit, as settling
     -- (finish.lua) and reaping (reap.lua, both deleting first) do; were they refused, every attempt
-    -- running longer than the lease would be reaped and run again while Redis is full.
+    -- running longer than the lease would be reaped and run again while Redis is full. The attempt
+    -- keeps its slot throughout (not a change of membership: lib.lua running_join/running_leave).
     redis.call("ZREM", lk, member)
     redis.call("ZADD", lk, now + ttl, member)
   else

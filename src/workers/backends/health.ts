@@ -2,7 +2,8 @@
 // model. A backend that is not ready gets no work from this process until a later poll says so;
 // per-model readiness narrows what it is offered.
 import type { Logger } from "pino";
-import { kserveModelName, type Registry } from "./registry.js";
+import { kserveModelName, parseFamilyModel } from "../../core/model-route.js";
+import type { Registry } from "./registry.js";
 
 export interface HealthPoller {
   /** One round over every backend (also run at start). */
@@ -30,7 +31,7 @@ export function createHealthPoller(registry: Registry, logger: Logger, timeoutMs
       if (ready) {
         for (const m of entry.config.models) {
           if (m === "*") continue;
-          const [family = "", model = ""] = m.split("/");
+          const { family = "", model = "" } = parseFamilyModel(m) ?? {};
           const ok = await entry.client
             .modelReady(kserveModelName(family, model), { signal })
             .catch(() => false);

@@ -44,8 +44,3 @@ export function createRegistry(
     },
   };
 }
-
-/** Backend name of a catalogue model on a KServe server: `family-model`. */
-export function kserveModelName(family: string, model: string): string {
-  return `${family}-${model}`;
-}

@@ -1,0 +1,24 @@
+// Object grants: which customers may read a CAS object with their bearer token (its producer or
+// uploader). A set per object, kept for the job retention; finish.lua grants a job's outputs to its
+// customer in the same step that completes it.
+import type { Redis } from "ioredis";
+import { createKeys } from "./keys.js";
+
+export interface ObjectGrants {
+  /** Lets `customerId` read `digest` for the retention from now (a later grant extends it). */
+  grant(digest: string, customerId: string): Promise<void>;
+  isOwner(digest: string, customerId: string): Promise<boolean>;
+}
+
+export function createObjectGrants(redis: Redis, prefix: string, retentionS: number): ObjectGrants {
+  const keys = createKeys(prefix);
+  return {
+    async grant(digest, customerId) {
+      const key = keys.objectOwners(digest);
+      await redis.multi().sadd(key, customerId).expire(key, retentionS).exec();
+    },
+    async isOwner(digest, customerId) {
+      return (await redis.sismember(keys.objectOwners(digest), customerId)) === 1;
+    },
+  };
+}
