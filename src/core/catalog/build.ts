@@ -1,5 +1,6 @@
 // The validated catalogue and its lookups (`find`, aliases, LoRAs, the `GET /models` body), built
 // once from a CATALOG_FILE document.
+import { formatFamilyModel } from "../model-route.js";
 import { deepFreeze } from "../deep-freeze.js";
 import type { Modality } from "../formats.js";
 import type { Lora, ModelEntry, ModelLimits, ModelPreset, ModelRef } from "./entry.js";
@@ -83,7 +84,7 @@ export function buildCatalog(doc: unknown, source = "catalog"): Catalog {
   const parsed = parseCatalog(doc, source);
   const entries = deepFreeze([...parsed.image, ...parsed.video].map(toEntry));
   const loras = deepFreeze(parsed.loras.map((l): Lora => ({ ...l, families: [...l.families] })));
-  const byName = new Map(entries.map((e) => [`${e.family}/${e.model}`, e]));
+  const byName = new Map(entries.map((e) => [formatFamilyModel(e.family, e.model), e]));
   const byAlias = new Map<string, ModelEntry>();
   const aliasBody: Record<string, ModelRef> = {};
   for (const e of entries) {
@@ -96,7 +97,7 @@ export function buildCatalog(doc: unknown, source = "catalog"): Catalog {
 
   return Object.freeze({
     find(family: string, model: string): ModelEntry | undefined {
-      const name = `${family}/${model}`;
+      const name = formatFamilyModel(family, model);
       return byName.get(name) ?? byAlias.get(name.toLowerCase());
     },
     resolveAlias(hfId: string): ModelRef | undefined {

@@ -1,5 +1,6 @@
 // The CATALOG_FILE document: its zod schema, the cross-checks between models, and the error that
 // names every invalid path.
+import { formatFamilyModel } from "../model-route.js";
 import { z } from "zod";
 import { FORMATS, MODALITIES, type Modality } from "../formats.js";
 import { describeRange } from "./entry.js";
@@ -115,7 +116,7 @@ export const catalogSchema = z
     for (const key of MODALITIES) {
       doc[key].forEach((m, i) => {
         checkModel(key, m, i, ctx);
-        const name = `${m.family}/${m.model}`;
+        const name = formatFamilyModel(m.family, m.model);
         if (names.has(name)) {
           ctx.addIssue({ code: "custom", path: [key, i, "model"], message: `duplicate model ${name}` });
         }
@@ -134,7 +135,7 @@ export const catalogSchema = z
               message: `alias ${a} is already used by ${clash}`,
             });
           }
-          aliases.set(folded, `${m.family}/${m.model}`);
+          aliases.set(folded, formatFamilyModel(m.family, m.model));
         });
       });
     }

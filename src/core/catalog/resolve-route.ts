@@ -1,5 +1,6 @@
 // Route resolution: `{modality}/{family}/{model}/{task}` (path segments or `/queue` body fields) to a
 // catalogue model that accepts jobs, with the 400/404 of API.md §3.
+import { formatFamilyModel } from "../model-route.js";
 import { AppError, validationError } from "../errors.js";
 import { MODALITIES, type Modality } from "../formats.js";
 import { ROUTE_PART_MAX_CHARS } from "../request-limits.js";
@@ -57,9 +58,9 @@ export function resolveRoute(catalog: Catalog, params: RouteParams): RouteMatch 
   }
   if (!isTask(task)) throw validationError("task", "enum", `task must be one of ${TASKS.join(", ")}`);
   const entry = catalog.find(family, model);
-  const name = `${family}/${model}`;
+  const name = formatFamilyModel(family, model);
   if (entry === undefined) throw notFound(`model ${name} not found`, "model");
-  const canonical = `${entry.family}/${entry.model}`;
+  const canonical = formatFamilyModel(entry.family, entry.model);
   if (entry.modality !== modality) throw notFound(`${modality} model ${name} not found`, "modality");
   if (!ROUTABLE_STATUSES.includes(entry.status)) {
     throw notFound(`model ${canonical} is not available (status ${entry.status})`, "model");

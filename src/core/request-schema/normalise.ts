@@ -1,5 +1,6 @@
 // Normalisation of parsed generation fields against the model: required images, LoRAs, format and
 // size, and the defaults (model presets, then the original schemas' defaults).
+import { formatFamilyModel } from "../model-route.js";
 import type { Catalog, ModelEntry, ParamRange, Task } from "../catalog.js";
 import { paramRange } from "../catalog.js";
 import { validationError } from "../errors.js";
@@ -25,7 +26,7 @@ function resolveFormat(
     throw validationError(
       "format",
       "enum",
-      `format ${id} is not offered by ${entry.family}/${entry.model} (formats: ${entry.formats.join(", ")})`,
+      `format ${id} is not offered by ${formatFamilyModel(entry.family, entry.model)} (formats: ${entry.formats.join(", ")})`,
     );
   }
   const size = formatSize(entry.modality, id);

@@ -1,5 +1,6 @@
 // The two parses of a generation request (API.md §3, §7): the sync route's body and `POST /queue`'s.
 // Structural bounds first, then the route's fields, then the model's schema, then normalisation.
+import { formatFamilyModel } from "../model-route.js";
 import type { z } from "zod";
 import { resolveRoute, type ModelEntry, type Task } from "../catalog.js";
 import { AppError, validationError } from "../errors.js";
@@ -112,9 +113,13 @@ function parseWith<T>(schema: z.ZodType, body: Body): T {
 
 function assertRoutable(entry: ModelEntry, task: Task): void {
   if (!entry.tasks.includes(task)) {
-    throw new AppError("not_found", `model ${entry.family}/${entry.model} does not offer task ${task}`, {
-      details: { field: "task" },
-    });
+    throw new AppError(
+      "not_found",
+      `model ${formatFamilyModel(entry.family, entry.model)} does not offer task ${task}`,
+      {
+        details: { field: "task" },
+      },
+    );
   }
 }
 

@@ -1,5 +1,6 @@
 // Zod schemas of the request fields: types, ranges and formats (checks that need the model, the task
 // or the catalogue are the parser's), built once per model and cached.
+import { formatFamilyModel } from "../model-route.js";
 import { z } from "zod";
 import { PARAM_RANGES, SAMPLERS, SCHEDULERS, describeRange, paramRange } from "../catalog.js";
 import type { ModelEntry, ParamRange, Sampler, Scheduler } from "../catalog.js";
@@ -249,7 +250,7 @@ function cached(entry: ModelEntry, key: string, build: () => z.ZodType): z.ZodTy
 export function entrySchema(entry: ModelEntry): z.ZodObject {
   return cached(entry, "sync", () => {
     const narrowed = entry.limits !== undefined && Object.keys(entry.limits).length > 0;
-    const where = narrowed ? ` for ${entry.family}/${entry.model}` : "";
+    const where = narrowed ? ` for ${formatFamilyModel(entry.family, entry.model)}` : "";
     return generationFieldsSchema(entry.modality, (p) => paramRange(entry, p) ?? { integer: false }, where);
   }) as z.ZodObject;
 }
