@@ -91,8 +91,8 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
     else if (channel === scheduler.keys.cancelChannel) leases.cancelled(message);
   };
 
-  // Not ready → running attempts finish or are handed back → the queue's unbegun ones are handed
-  // back → renewal and the cancel relay end → the directory entry → BullMQ's queue → breakers.
+  // Nothing new starts → running attempts finish or are handed back → attempts still waiting in
+  // BullMQ are handed back → the cancel relay and renewal end → directory entry → BullMQ's queue.
   async function stopNow(graceMs: number): Promise<void> {
     halt.abort();
     // Leases of the attempts still running stay renewed until they are settled or handed back.
