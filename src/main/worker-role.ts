@@ -58,7 +58,6 @@ export async function startWorkerRole(
   const service = createWorkerService({
     workerId,
     prefix: env.REDIS_PREFIX,
-    redis,
     subscriber,
     bullConnection: () => {
       const c = createRedis(ctx.redisUrl, "worker", "rg-bullmq");

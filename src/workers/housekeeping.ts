@@ -1,0 +1,79 @@
+// Housekeeping of one worker process: its periodic tasks besides lease renewal — reaping expired
+// leases and expiring jobs past their ttl, the dispatch tick (the safety net under wake-ups), and
+// publishing its backends' state for the API.
+import type { Logger } from "pino";
+import type { BackendDirectory } from "../queues/backend-directory.js";
+import type { Scheduler } from "../queues/scheduler.js";
+import type { Breakers } from "./backends/breakers.js";
+import type { Registry } from "./backends/registry.js";
+import { every, type Periodic } from "./timers.js";
+
+export interface HousekeepingDeps {
+  readonly workerId: string;
+  readonly scheduler: Pick<Scheduler, "reap" | "expire">;
+  readonly directory: Pick<BackendDirectory, "publish" | "forget">;
+  readonly registry: Pick<Registry, "list">;
+  readonly breakers?: Pick<Breakers, "states"> | undefined;
+  /** Asks the dispatcher for a pass. */
+  readonly kick: () => void;
+  readonly logger: Logger;
+  /** Interval of reaping and expiry. */
+  readonly stalledIntervalMs: number;
+  /** Interval of the dispatch tick (default 250 ms). */
+  readonly dispatchIntervalMs?: number | undefined;
+  readonly publishIntervalMs: number;
+}
+
+export interface Housekeeping {
+  /** Starts the periodic tasks and publishes once (a failure is logged). */
+  start(): Promise<void>;
+  /** Publishes this worker's backends and breaker states to the directory now. */
+  publish(): Promise<void>;
+  /** Removes this worker's entry from the directory. */
+  withdraw(): Promise<void>;
+  /** Stops the periodic tasks (runs in flight go on). */
+  close(): void;
+}
+
+export function createHousekeeping(deps: HousekeepingDeps): Housekeeping {
+  const { scheduler, logger: log } = deps;
+  const timers: Periodic[] = [];
+
+  async function reapAndExpire(): Promise<void> {
+    const reaped = await scheduler.reap();
+    const expired = await scheduler.expire();
+    if (reaped > 0) log.warn({ reaped }, "requeued jobs whose lease expired");
+    if (reaped > 0 || expired > 0) deps.kick();
+  }
+
+  async function publish(): Promise<void> {
+    await deps.directory.publish(
+      deps.workerId,
+      deps.registry.list().map((e) => ({
+        id: e.config.id,
+        engine: e.config.engine,
+        capacity: e.config.capacity,
+        models: e.config.models,
+        streaming: e.config.streaming,
+        healthy: e.healthy,
+      })),
+      deps.breakers?.states() ?? {},
+    );
+  }
+
+  return {
+    async start() {
+      timers.push(
+        every(deps.stalledIntervalMs, reapAndExpire, log, "lease reaping"),
+        every(deps.dispatchIntervalMs ?? 250, async () => deps.kick(), log, "dispatch"),
+        every(deps.publishIntervalMs, publish, log, "backend publication"),
+      );
+      await publish().catch((err: unknown) => log.warn({ err }, "backend publication failed"));
+    },
+    publish,
+    withdraw: () => deps.directory.forget(deps.workerId),
+    close() {
+      for (const t of timers) t.stop();
+    },
+  };
+}
