@@ -215,15 +215,13 @@ describe("POST /image/{family}/{model}/{task}: the spec's request examples", () 
   });
 
   it("i2i with an inline data: image (our substitute for the URL, exercising the CAS path)", async () => {
-    const png = await fetch(
-      (
-        await call(gw.url, "/image/flux/schnell/t2i?format=512", {
-          method: "POST",
-          token: bearer,
-          body: { prompt: "src" },
-        })
-      ).headers.get("content-location")!,
-    );
+    const src = await call(gw.url, "/image/flux/schnell/t2i?format=512", {
+      method: "POST",
+      token: bearer,
+      body: { prompt: "src" },
+    });
+    await src.arrayBuffer(); // an unread body would hold its connection open
+    const png = await fetch(src.headers.get("content-location")!);
     const image = `data:image/png;base64,${Buffer.from(await png.arrayBuffer()).toString("base64")}`;
     const res = await call(gw.url, "/image/flux/schnell/i2i", {
       method: "POST",

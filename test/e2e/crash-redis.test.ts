@@ -126,11 +126,15 @@ describe("redis-server crash (kill -9) and restart from the AOF", () => {
     };
 
     try {
-      await sleep(4_000);
-      const known = sent.find((s) => s.id)?.id;
-      expect(known, "jobs acknowledged before the kill").toBeDefined();
-      const completedBefore = await client.zcard(`${h.prefix}:done`);
-      expect(completedBefore).toBeGreaterThan(0);
+      await sleep(4_000); // four seconds of load before the kill
+      // …in which jobs were acknowledged and some completed (a loaded machine may need longer)
+      const known = await until("a job acknowledged before the kill", async () => sent.find((s) => s.id)?.id);
+      await until(
+        "a job completed before the kill",
+        async () => (await client.zcard(`${h.prefix}:done`)) > 0,
+        30_000,
+        25,
+      );
 
       // ---- kill -9 redis-server mid-load
       const killAt = Date.now();

@@ -34,6 +34,7 @@ import {
 } from "../helpers/processes.js";
 import { scriptCallOf } from "../helpers/script-calls.js";
 import { readFinishArgv } from "../../src/queues/finish-args.js";
+import { monitorRedis } from "../helpers/redis-monitor.js";
 
 const LOCK_MS = 2_000;
 const STALLED_INTERVAL_MS = 300;
@@ -219,9 +220,8 @@ describe("worker processes that crash", () => {
     const before = (await readJob(api.url, bearer, id))!;
 
     // Watch the resumed worker settle: its finish call carries the job id and its (old) token.
-    const monitor = await h.redis().monitor();
     const settles: string[] = [];
-    monitor.on("monitor", (_time: string, args: string[]) => {
+    const monitor = await monitorRedis(h.redisUrl, (args) => {
       const script = scriptCallOf(args);
       if (script?.name !== "finish") return;
       const settle = readFinishArgv(script.argv);
@@ -234,7 +234,7 @@ describe("worker processes that crash", () => {
       await until("the resumed worker settles its stale attempt", async () => settles.length > 0, 15_000);
       await new Promise((r) => setTimeout(r, 1_000));
     } finally {
-      monitor.disconnect();
+      await monitor.close();
     }
     expect(settles).toHaveLength(1);
     log(`the resumed worker settled its stale attempt as "${settles[0]}" (rejected: stale token)`);

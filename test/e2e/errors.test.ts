@@ -446,6 +446,7 @@ describe("conflict (409) and capacity_exhausted (503)", () => {
   it("DELETE of a complete job is 409, for the owner and on the cancel alias", async () => {
     const res = await post("/image/flux/schnell/t2i?format=512", { prompt: "done already" });
     expect(res.status).toBe(200);
+    await res.arrayBuffer(); // an unread body would hold its connection open
     const id = res.headers.get("x-job-id")!;
     await problemOf(await call(gw.url, `/jobs/${id}`, { method: "DELETE", token: alice }), 409, "conflict");
     await problemOf(
@@ -555,6 +556,7 @@ describe("request ids", () => {
       const rid = res.headers.get("x-request-id");
       expect(rid, what).toMatch(/^req_[A-Za-z0-9]{8,64}$/);
       expect(res.headers.get("x-weyl-request-id"), what).toBe(rid);
+      if (!res.bodyUsed) await res.body?.cancel(); // an unread body would hold its connection open
     }
     expect(sseRid[0]).toMatch(/^req_/);
     expect(sseRid[1]).toBe(sseRid[0]);
@@ -663,7 +665,18 @@ describe("unavailable (503) when Redis goes away", () => {
       expect(ready.status).toBe(503);
       expect(ready.headers.get("retry-after")).toMatch(/^\d+$/);
       expect(await ready.json()).toMatchObject({ status: "unavailable", redis: "down" });
-      if (round === 0) await new Promise((r) => setTimeout(r, 1_200));
+      if (round === 0) {
+        // Until the API's capacity snapshot (an empty backend list: no worker here) is due for a
+        // refresh, the sync route may answer from it (capacity_exhausted, also a fast 503); the
+        // first refresh that fails drops it. Wait for that, not for the cache's age.
+        await until("the sync route no longer answers from the capacity cache", async () => {
+          const res = await post2(api.url, "/image/flux/schnell/t2i", { prompt: "p" });
+          const p = (await res.json()) as { error: string };
+          expect(res.status).toBe(503);
+          expect(["capacity_exhausted", "unavailable"]).toContain(p.error);
+          return p.error === "unavailable";
+        });
+      }
     }
   });
 

@@ -8,7 +8,7 @@ import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultRedisMaxmemory, isAlive, machineMemoryBytes } from "../../src/infra/embedded-redis.js";
-import { E2eHarness, pngDimensions, type Gateway } from "../helpers/processes.js";
+import { E2eHarness, pngDimensions, until, type Gateway } from "../helpers/processes.js";
 
 const exec = promisify(execFile);
 
@@ -126,9 +126,9 @@ describe("quick start: `render-gateway start` with no configuration", () => {
     expect(isAlive(pid)).toBe(true);
     const exit = await gw.proc.stop(20_000);
     expect(exit, gw.proc.describe()).toEqual({ code: 0, signal: null, forced: false });
-    // The redis-server was our child: once we exited cleanly it must be gone (no zombie: init reaps it).
-    await new Promise((r) => setTimeout(r, 200));
-    expect(isAlive(pid)).toBe(false);
+    // The redis-server was our child: once we exited cleanly it must be gone (no zombie: init reaps
+    // it, which takes a moment after our exit).
+    await until("the embedded redis-server is gone", async () => !isAlive(pid), 10_000, 20);
     expect(existsSync(join(run, "redis.pid"))).toBe(false);
     expect(existsSync(join(run, "api.url"))).toBe(false);
     expect(existsSync(join(run, "sim.url"))).toBe(false);

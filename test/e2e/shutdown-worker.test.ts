@@ -23,6 +23,7 @@ import {
   token,
   until,
   waitForModel,
+  within,
   waitLeasesZero,
   waitTerminal,
   type CliProcess,
@@ -65,10 +66,7 @@ async function startApiOnce(): Promise<void> {
 async function terminate(p: CliProcess, timeoutMs: number) {
   const t0 = Date.now();
   p.signal("SIGTERM");
-  const exit = await Promise.race([
-    p.exited,
-    new Promise<undefined>((r) => setTimeout(() => r(undefined), timeoutMs)),
-  ]);
+  const exit = await within(p.exited, timeoutMs);
   if (!exit) throw new Error(`no exit within ${timeoutMs} ms of SIGTERM\n${p.describe()}`);
   return { ...exit, ms: Date.now() - t0 };
 }

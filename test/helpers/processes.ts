@@ -20,6 +20,7 @@ import {
   type RedisServer,
 } from "../../src/infra/embedded-redis.js";
 import type { SimStats } from "../../src/sim/stats.js";
+import { servesModel } from "../../src/config/backends.js";
 
 export const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const BIN = resolve(PROJECT_ROOT, "bin/render-gateway.js");
@@ -48,6 +49,18 @@ function installExitHook(): void {
 
 const tail = (s: string, n = 4000) => (s.length > n ? `…${s.slice(-n)}` : s);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** `p`'s value, or undefined when `ms` pass first; the timer never outlives the wait. */
+export async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** One child process with its captured output. */
 export class CliProcess {
@@ -140,9 +153,8 @@ export class CliProcess {
 
   /** Waits for the process to end by itself (a command like `token`). */
   async wait(timeoutMs = 30_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    const t = sleep(timeoutMs).then(() => "timeout" as const);
-    const r = await Promise.race([this.exited, t]);
-    if (r === "timeout") {
+    const r = await within(this.exited, timeoutMs);
+    if (r === undefined) {
       this.child.kill("SIGKILL");
       await this.exited;
       throw new Error(`did not exit within ${timeoutMs} ms\n${this.describe()}`);
@@ -175,7 +187,7 @@ export class CliProcess {
       if (!this.running) return { ...(await this.exited), forced: false };
       this.resume();
       this.child.kill("SIGTERM");
-      const r = await Promise.race([this.exited, sleep(timeoutMs).then(() => undefined)]);
+      const r = await within(this.exited, timeoutMs);
       if (r) return { ...r, forced: false };
       this.child.kill("SIGKILL");
       return { ...(await this.exited), forced: true };
@@ -620,11 +632,17 @@ export async function until<T>(
   }
 }
 
-/** Waits until the API sees a backend for `family/model` (its capacity view is cached ~1 s). */
+/**
+ * Waits until the API can start a `family/model` job: `/models` lists a backend for it, and the
+ * capacity snapshot the sync route admits against (the one `GET /ready` shows admins) holds a
+ * healthy backend serving it whose breakers are not all open. (The API refreshes that snapshot about
+ * once a second; /models alone lists a backend before it is known to be healthy.)
+ */
 export async function waitForModel(url: string, bearer: string, familyModel: string, timeoutMs = 60_000) {
   const [family, model] = familyModel.split("/");
+  const admin = await token("wait-for-model", { admin: true });
   await until(
-    `the API sees a backend for ${familyModel}`,
+    `the API sees a healthy backend for ${familyModel}`,
     async () => {
       const r = await call(url, "/models", { token: bearer });
       if (r.status !== 200) return false;
@@ -635,13 +653,22 @@ export async function waitForModel(url: string, bearer: string, familyModel: str
       const entry = [...(body.image ?? []), ...(body.video ?? [])].find(
         (m) => m.family === family && m.model === model,
       );
-      return (entry?.backends.length ?? 0) > 0;
+      if ((entry?.backends.length ?? 0) === 0) return false;
+      const ready = await call(url, "/ready", { token: admin });
+      if (ready.status !== 200) return false;
+      const { backends = [] } = (await ready.json()) as {
+        backends?: { id: string; engine: string; models: string[]; healthy: boolean; breakers: object }[];
+      };
+      // usable as src/api/capacity.ts counts it: healthy, and not open in every worker's breaker
+      const usable = (b: (typeof backends)[number]) => {
+        const states = Object.values(b.breakers);
+        return b.healthy && !(states.length > 0 && states.every((s) => s === "open"));
+      };
+      return backends.some((b) => usable(b) && servesModel(b, familyModel));
     },
     timeoutMs,
     200,
   );
-  // /models and the sync admission read the same cached view; one more second covers the other cache.
-  await sleep(1_100);
 }
 
 export interface RawResponse {

@@ -4,12 +4,14 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Redis } from "ioredis";
 import { pino, type Logger } from "pino";
 import { expect } from "vitest";
 import type { BackendConfig } from "../../src/config/backends.js";
 import { systemClock } from "../../src/core/time.js";
 import { signToken } from "../../src/api/auth.js";
 import { createFsBlobStore } from "../../src/infra/fs-blob-store.js";
+import { createBackendDirectory } from "../../src/queues/backend-directory.js";
 import { createRuntime, type Runtime } from "../../src/main/runtime.js";
 import {
   defaultSimBackends,
@@ -168,20 +170,14 @@ export async function readSse(
   const decoder = new TextDecoder();
   const events: { id?: string; event: string; data: string }[] = [];
   let buf = "";
-  const deadline = Date.now() + timeoutMs;
+  const timedOut = () => new Error(`SSE timeout; got ${JSON.stringify(events.map((e) => e.event))}`);
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, rej) => {
+    timer = setTimeout(() => rej(timedOut()), timeoutMs);
+  });
   try {
     for (;;) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`SSE timeout; got ${JSON.stringify(events.map((e) => e.event))}`);
-      const chunk = await Promise.race([
-        reader.read(),
-        new Promise<never>((_, rej) =>
-          setTimeout(
-            () => rej(new Error(`SSE timeout; got ${JSON.stringify(events.map((e) => e.event))}`)),
-            left,
-          ),
-        ),
-      ]);
+      const chunk = await Promise.race([reader.read(), deadline]);
       if (chunk.done) return events;
       buf += decoder.decode(chunk.value, { stream: true });
       let i: number;
@@ -205,6 +201,7 @@ export async function readSse(
       }
     }
   } finally {
+    clearTimeout(timer);
     await reader.cancel().catch(() => undefined);
   }
 }
@@ -216,6 +213,28 @@ export function waitFor<T>(
   intervalMs = 50,
 ): Promise<T> {
   return poll("waitFor", async () => (await fn()) || undefined, timeoutMs, intervalMs);
+}
+
+/**
+ * Takes the simulator down (`down: true`) or brings it back, and waits until the worker's health
+ * poll has seen it: every backend the worker publishes is reported unhealthy (or healthy). It first
+ * waits for the report of the state before the change, so that a report left from before cannot be
+ * taken for one after it (a report of a change can only come from a poll made after the change).
+ */
+export async function setSimDown(
+  sys: TestSystem,
+  down: boolean,
+  /** A client of the system's Redis, when its REDIS_URL is not the run's redis-server. */
+  client: Redis = sys.redis.client,
+): Promise<void> {
+  const directory = createBackendDirectory(client, sys.redis.prefix, Date.now);
+  const reported = async (healthy: boolean) => {
+    const backends = await directory.read(60_000);
+    return backends.length > 0 && backends.every((b) => b.healthy === healthy);
+  };
+  await waitFor(() => reported(down));
+  sys.sim.setConfig({ down });
+  await waitFor(() => reported(!down));
 }
 
 /** A flux/schnell text-to-image request at the 512 format, without a prompt. */

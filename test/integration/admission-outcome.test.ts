@@ -171,7 +171,9 @@ describe("the sync route", () => {
           token,
           body: JSON.stringify({ prompt }),
         });
-      expect((await call("sync warm-up")).status).toBe(200);
+      const warm = await call("sync warm-up");
+      expect(warm.status).toBe(200);
+      await warm.arrayBuffer(); // an unread body would hold its connection open
       syncProxy.stallOn("stall-sync", 1_500);
       const res = await call("stall-sync");
       expect(res.status).toBe(503);

@@ -214,7 +214,9 @@ describe("inputs and outputs of jobs, through the API", () => {
     const digest = /objects\/(sha256-[0-9a-f]{64})/.exec(output)?.[1];
     expect(digest).toBeDefined();
     expect((await collectorAt(sys.redis, storeOf(), 100_000).runPass()).removed).toEqual([]);
-    expect((await fetch(output)).status).toBe(200);
+    const served = await fetch(output);
+    expect(served.status).toBe(200);
+    await served.arrayBuffer(); // an unread body would hold its connection open
     expect((await collectorAt(sys.redis, storeOf(), 121_000).runPass()).removed).toEqual([digest]);
   });
 

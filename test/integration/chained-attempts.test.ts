@@ -2,25 +2,20 @@
 // round trip through the BullMQ `render` queue; attempts for other free slots, and the first ones
 // of a dispatch pass, still go through it. A chained attempt started while the worker stops is
 // handed back unbegun (no attempt spent, no backend call).
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { afterEach, describe, expect, it } from "vitest";
-import { spawnRedis, type SpawnedRedis } from "../helpers/processes.js";
+import { redisUrl } from "../helpers/redis.js";
 import { FLUX_SCHNELL_512, queueJob, startSystem, waitFor, type TestSystem } from "../helpers/system.js";
+import { startFaultProxy, type FaultProxy } from "../helpers/tcp-proxy.js";
 
 let sys: TestSystem | undefined;
-let server: SpawnedRedis | undefined;
-let serverDir: string | undefined;
+let proxy: FaultProxy | undefined;
 
 afterEach(async () => {
   await sys?.close();
   sys = undefined;
-  await server?.stop();
-  server = undefined;
-  if (serverDir) rmSync(serverDir, { recursive: true, force: true });
-  serverDir = undefined;
+  await proxy?.close();
+  proxy = undefined;
 });
 
 /** Attempt jobs BullMQ was given on the `render` queue (its `added` events). */
@@ -54,40 +49,35 @@ describe("chained attempts", () => {
   });
 
   it("hands back a chained attempt started while the worker stops", async () => {
-    serverDir = mkdtempSync(join(tmpdir(), "rg-chain-redis-"));
-    server = await spawnRedis(serverDir);
+    proxy = await startFaultProxy(redisUrl());
     sys = await startSystem({
-      env: { REDIS_URL: server.url, WORKER_CONCURRENCY: "1", SIM_STEP_MS: "100" },
+      env: { REDIS_URL: proxy.url, WORKER_CONCURRENCY: "1", SIM_STEP_MS: "100" },
     });
     const s = sys;
-    const admin = new Redis(server.url, { maxRetriesPerRequest: null });
-    try {
-      const token = await s.token("chain");
-      const first = await queueJob(s, token, { ...FLUX_SCHNELL_512, prompt: "first" });
-      const second = await queueJob(s, token, { ...FLUX_SCHNELL_512, prompt: "second" });
-      await waitFor(async () => s.sim.stats().active === 1);
-      // Hold every write (scripts included) so the first attempt's settle, which carries the offer
-      // that starts the second job, is answered only after the worker has begun to stop.
-      await admin.call("CLIENT", "PAUSE", "3000", "WRITE");
-      await waitFor(async () => s.sim.stats().completed === 1, 5_000, 10);
-      // Time for the worker to store the output and send the settle, which then waits for the pause.
-      await new Promise((r) => setTimeout(r, 500));
-      await s.worker!.stop(5_000);
+    const admin = s.redis.client;
+    const token = await s.token("chain");
+    const first = await queueJob(s, token, { ...FLUX_SCHNELL_512, prompt: "first" });
+    const second = await queueJob(s, token, { ...FLUX_SCHNELL_512, prompt: "second" });
+    await waitFor(async () => s.sim.stats().active === 1);
+    // Hold the first attempt's settle (the only call carrying outputs), which carries the offer that
+    // starts the second job, on its way to Redis until the worker has begun to stop.
+    const settle = proxy.holdOn('"outputs":[');
+    await settle.started;
+    const stopped = s.worker!.stop(5_000);
+    settle.release();
+    await stopped;
 
-      expect((await jobStatus(s, token, first)).status).toBe("complete");
-      const back = await jobStatus(s, token, second);
-      expect(back.status).toBe("queued");
-      expect(back.position).toBe(0);
-      expect(s.sim.stats().calls_by_id[second]).toBeUndefined();
-      // It was started (by the settle) and handed back unbegun: one attempt-log entry closed as
-      // "busy", and no attempt spent.
-      const jobKey = `${s.redis.prefix}:job:${second}`;
-      expect(await admin.hget(jobKey, "status")).toBe("queued");
-      const log = JSON.parse((await admin.hget(jobKey, "alog")) ?? "[]") as { outcome?: string }[];
-      expect(log.map((e) => e.outcome)).toEqual(["busy"]);
-      expect(await admin.hget(jobKey, "spent")).toBeOneOf([null, "0"]);
-    } finally {
-      admin.disconnect();
-    }
+    expect((await jobStatus(s, token, first)).status).toBe("complete");
+    const back = await jobStatus(s, token, second);
+    expect(back.status).toBe("queued");
+    expect(back.position).toBe(0);
+    expect(s.sim.stats().calls_by_id[second]).toBeUndefined();
+    // It was started (by the settle) and handed back unbegun: one attempt-log entry closed as
+    // "busy", and no attempt spent.
+    const jobKey = `${s.redis.prefix}:job:${second}`;
+    expect(await admin.hget(jobKey, "status")).toBe("queued");
+    const log = JSON.parse((await admin.hget(jobKey, "alog")) ?? "[]") as { outcome?: string }[];
+    expect(log.map((e) => e.outcome)).toEqual(["busy"]);
+    expect(await admin.hget(jobKey, "spent")).toBeOneOf([null, "0"]);
   });
 });

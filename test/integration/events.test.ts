@@ -5,6 +5,7 @@ import {
   FLUX_SCHNELL_512,
   queueJob,
   readSse,
+  setSimDown,
   startSystem,
   waitFor,
   type TestSystem,
@@ -71,8 +72,7 @@ describe("job events", () => {
   });
 
   it("sends heartbeats while nothing happens, and live position updates while queued", async () => {
-    sys.sim.setConfig({ down: true });
-    await new Promise((r) => setTimeout(r, 700)); // the worker's health poll sees it
+    await setSimDown(sys, true); // nothing runs: the jobs stay queued
     const first = await submit({ prompt: "waits a while" });
     const second = await submit({ prompt: "waits behind" });
     const res = await sys.call(`/jobs/${second}/events`, { token: t });
@@ -99,14 +99,20 @@ describe("job events", () => {
   });
 
   it("ends the stream with job_not_found when the job is removed", async () => {
-    sys.sim.setConfig({ down: true });
-    await new Promise((r) => setTimeout(r, 700));
+    await setSimDown(sys, true);
     const id = await submit({ prompt: "to be removed" });
     const res = await sys.call(`/jobs/${id}/events`, { token: t });
-    setTimeout(() => {
-      void sys.redis.client.del(`${sys.redis.prefix}:job:${id}`, `${sys.redis.prefix}:ev:${id}`);
-    }, 200);
-    const events = await readSse(res, () => false, 5_000);
+    // Removed once the stream has begun (its first event, the live position, has arrived).
+    let removed: Promise<number> | undefined;
+    const events = await readSse(
+      res,
+      () => {
+        removed ??= sys.redis.client.del(`${sys.redis.prefix}:job:${id}`, `${sys.redis.prefix}:ev:${id}`);
+        return false;
+      },
+      5_000,
+    );
+    expect(await removed).toBeGreaterThanOrEqual(1);
     expect(events.at(-1)!.event).toBe("error");
     expect(JSON.parse(events.at(-1)!.data)).toMatchObject({ code: "job_not_found" });
     sys.sim.setConfig({ down: false });
@@ -114,8 +120,7 @@ describe("job events", () => {
   });
 
   it("frees the stream's listeners when the client disconnects", async () => {
-    sys.sim.setConfig({ down: true });
-    await new Promise((r) => setTimeout(r, 700));
+    await setSimDown(sys, true);
     const id = await submit({ prompt: "watch and leave" });
     const before = sys.listeners();
     const controller = new AbortController();

@@ -165,7 +165,9 @@ describe("input images", () => {
     expect(part.status).toBe(206);
     expect(part.headers.get("content-range")).toBe(`bytes 10-19/${whole.length}`);
     expect(Buffer.from(await part.arrayBuffer()).equals(whole.subarray(10, 20))).toBe(true);
-    const etag = (await fetch(url)).headers.get("etag")!;
+    const again = await fetch(url);
+    await again.arrayBuffer(); // an unread body would hold its connection open
+    const etag = again.headers.get("etag")!;
     expect(etag).toMatch(/^"sha256-[0-9a-f]{64}"$/);
     expect((await fetch(url, { headers: { "if-none-match": etag } })).status).toBe(304);
     const tampered = url.replace(/sig=[^&]+/, "sig=AAAA");
@@ -198,6 +200,7 @@ describe("sync route", () => {
       body: JSON.stringify({ prompt: "alias" }),
     });
     expect(res.status).toBe(200);
+    await res.arrayBuffer(); // an unread body would hold its connection open
     const job = await sys.call(`/jobs/${res.headers.get("x-job-id")!}?redirect=false`, { token: alice });
     const body = (await job.json()) as { family: string; model: string };
     expect([body.family, body.model]).toEqual(["flux", "schnell"]);
@@ -212,6 +215,7 @@ describe("sync route", () => {
     });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("image/webp");
+    await res.arrayBuffer();
   });
 
   it("answers JSON outputs for count > 1", async () => {

@@ -1,6 +1,7 @@
 // What the TypeScript side mirrors of the scheduler's Lua agrees with Lua as Redis runs it: the order
 // key, the return-code table, attempt ids, routes and finish.lua's arguments; and every key the
 // scripts leave in Redis after a run through their paths is named by keys.ts.
+import { monitorRedis } from "../helpers/redis-monitor.js";
 import { readFileSync } from "node:fs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { attemptId, parseAttemptId } from "../../src/core/attempt-id.js";
@@ -14,7 +15,7 @@ import { createObjectGrants } from "../../src/queues/object-grants.js";
 import { createScheduler, type BackendView, type Scheduler } from "../../src/queues/scheduler.js";
 import { SCRIPT_CODES, luaCodeTable } from "../../src/queues/script-codes.js";
 import { tsKeyNames } from "../helpers/lua-sources.js";
-import { testRedis, type TestRedis } from "../helpers/redis.js";
+import { redisUrl, testRedis, type TestRedis } from "../helpers/redis.js";
 import { scriptCallOf } from "../helpers/script-calls.js";
 
 const LIB = `${luaCodeTable()}\n${readFileSync(new URL("../../src/queues/lua/lib.lua", import.meta.url), "utf8")}`;
@@ -121,9 +122,8 @@ describe("finish.lua's arguments", () => {
     await admit("j_watched1");
     await admit("j_watched2");
     const attempts = await sched.dispatch(2, [B1]);
-    const monitor = await r.client.monitor();
     const seen: ReturnType<typeof readFinishArgv>[] = [];
-    monitor.on("monitor", (_time: string, args: string[]) => {
+    const monitor = await monitorRedis(redisUrl(), (args) => {
       const script = scriptCallOf(args);
       if (script?.name !== "finish") return;
       // MONITOR shows every client's calls: keep this test's own
@@ -135,7 +135,7 @@ describe("finish.lua's arguments", () => {
       // the monitor's copies of the calls come on its own connection: wait for them
       for (let i = 0; seen.length < 2 && i < 1_000; i++) await new Promise((ok) => setTimeout(ok, 5));
     } finally {
-      monitor.disconnect();
+      await monitor.close();
     }
     expect(seen.map((s) => s.id)).toEqual(["j_watched1", "j_watched2"]);
     expect(seen[1]).toMatchObject({

@@ -76,7 +76,9 @@ describe("the outbound client's DNS resolver", () => {
         (e: NodeJS.ErrnoException) => e.code,
       ),
     );
-    await new Promise((r) => setTimeout(r, 50));
+    // All eight are waiting for their answers: their queries have reached the DNS server.
+    const asked = () => new Set(dns.queries.filter((q) => q.startsWith("slow")).map((q) => q.split("/")[0]));
+    while (asked().size < 8) await new Promise((r) => setTimeout(r, 5));
     // A hosts-file lookup (getaddrinfo, on the thread pool) is not kept waiting by them.
     const t = Date.now();
     await lookup("localhost");

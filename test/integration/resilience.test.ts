@@ -3,19 +3,25 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { BackendConfig } from "../../src/config/backends.js";
 import { createJobStore } from "../../src/queues/job-store.js";
+import { redisUrl } from "../helpers/redis.js";
 import {
   FLUX_SCHNELL_512,
   queueJob,
   readSse,
+  setSimDown,
   startSystem,
   waitFor,
   type TestSystem,
 } from "../helpers/system.js";
+import { startFaultProxy, type FaultProxy } from "../helpers/tcp-proxy.js";
 
 let sys: TestSystem | undefined;
+let proxy: FaultProxy | undefined;
 afterEach(async () => {
   await sys?.close();
   sys = undefined;
+  await proxy?.close();
+  proxy = undefined;
 });
 
 function oneBackend(overrides: Partial<BackendConfig> = {}) {
@@ -174,8 +180,7 @@ describe("failure policy", () => {
       backends: oneBackend(),
     });
     const t = await sys.token("c1");
-    sys.sim.setConfig({ down: true });
-    await new Promise((r) => setTimeout(r, 400));
+    await setSimDown(sys, true);
     const ids = await Promise.all(
       Array.from({ length: 8 }, (_, i) => submit(sys!, t, { prompt: `outage ${i}` })),
     );
@@ -207,6 +212,50 @@ describe("deadlines and cancellation", () => {
     expect(j.error).toMatchObject({ code: "ttl_expired" });
     expect(sys.sim.stats().calls_by_id[late]).toBeUndefined();
     await sys.call(`/jobs/${blocker}`, { method: "DELETE", token: t });
+    await expectLeasesZero(sys);
+  });
+
+  it("cancels a job whose ttl passes while every backend stays busy (the expiry sweep, not dispatch)", async () => {
+    // Dispatch cancels an expired job it comes across too, but only once a slot is free: here the
+    // only slot is held by a call that hangs until it is cancelled, so only the sweep can expire it.
+    sys = await startSystem({
+      env: { MIN_TTL_S: "1", STALLED_INTERVAL_MS: "200" },
+      backends: oneBackend({ capacity: 1 }),
+    });
+    const t = await sys.token("c1");
+    const blocker = await submit(sys, t, { prompt: "[sim:hang] blocker" });
+    await waitFor(async () => sys!.sim.stats().hung === 1);
+    const late = await submit(sys, t, { prompt: "late", ttl: 1 });
+    const j = await settled(sys, t, late);
+    expect(j.status).toBe("cancelled");
+    expect(j.error).toMatchObject({ code: "ttl_expired" });
+    // The slot stayed busy all along, and the late job never reached the backend.
+    expect((await job(sys, t, blocker)).status).toBe("running");
+    expect(sys.sim.stats()).toMatchObject({ active: 1, calls: 1 });
+    expect(sys.sim.stats().calls_by_id[late]).toBeUndefined();
+    await sys.call(`/jobs/${blocker}`, { method: "DELETE", token: t });
+    await expectLeasesZero(sys);
+  });
+
+  it("aborts a running job's backend call on the cancel channel, with lease renewal held back", async () => {
+    // Lease renewal tells a worker about a cancel too (the fallback should the message be lost).
+    // Here the worker's script connection, which renewal uses, is held at a proxy from before the
+    // DELETE until the call is aborted: only the cancel channel (the worker's subscriber connection)
+    // can have told it.
+    proxy = await startFaultProxy(redisUrl());
+    sys = await startSystem({ env: { REDIS_URL: proxy.url }, backends: oneBackend() });
+    const t = await sys.token("c1");
+    const id = await submit(sys, t, { prompt: "[sim:hang] cancel me" });
+    await waitFor(async () => sys!.sim.stats().hung === 1);
+    const renewal = proxy.holdConnections("rg-worker");
+    try {
+      expect(renewal.connections).toBeGreaterThan(0);
+      expect((await sys.call(`/jobs/${id}`, { method: "DELETE", token: t })).status).toBe(202);
+      await waitFor(async () => sys!.sim.stats().aborted === 1);
+      expect((await job(sys, t, id)).status).toBe("cancelled");
+    } finally {
+      renewal.release();
+    }
     await expectLeasesZero(sys);
   });
 

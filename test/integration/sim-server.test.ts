@@ -516,7 +516,7 @@ describe("sim server: lifecycle", () => {
     });
     video.catch(() => undefined);
     await waitFor(() => own.stats().active === 2 && own.stats().hung === 1, 2000);
-    await new Promise((r) => setTimeout(r, 100)); // ffmpeg is running now
+    await waitFor(() => (kinds().ProcessWrap ?? 0) > (before.ProcessWrap ?? 0), 5_000); // ffmpeg runs
     const t = performance.now();
     const first = own.close();
     const second = own.close();
@@ -533,7 +533,8 @@ describe("sim server: lifecycle", () => {
     expect([503, "reset"]).toContain(await ended(video));
     expect(own.stats()).toMatchObject({ active: 0, aborted: 2 });
     await expect(fetch(`${own.url}/v2/health/live`)).rejects.toThrow();
-    await new Promise((r) => setTimeout(r, 50));
+    // What close() ended is gone once node has collected it (exit and close events of ffmpeg).
+    await waitFor(() => (kinds().ProcessWrap ?? 0) === 0, 5_000);
     const after = kinds();
     expect(after.ProcessWrap ?? 0).toBe(0);
     expect(after.TCPServerWrap ?? 0).toBe(before.TCPServerWrap ?? 0);

@@ -48,7 +48,9 @@ describe("waitForEnd", () => {
     const { deps } = fakeDeps(Number.POSITIVE_INFINITY);
     const controller = new AbortController();
     const waiting = waitForEnd(deps, "j_x", 60_000, controller.signal);
-    await new Promise((r) => setTimeout(r, 20));
+    // It is waiting: it listens for the abort.
+    while (getEventListeners(controller.signal, "abort").length === 0)
+      await new Promise((r) => setTimeout(r, 1));
     const started = Date.now();
     controller.abort();
     expect(await waiting).toBeUndefined();
