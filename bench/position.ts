@@ -62,14 +62,14 @@ export const positionBench: BenchDef = {
         customerId: "bench-position",
       });
       await admitter.admit(q.size, 512);
-      const depth = await redis.zcard(`${q.prefix}:q`);
+      const depth = await redis.zcard(createKeys(q.prefix).queue);
       if (depth !== q.size) throw new Error(`${q.label}: ${depth} queued, expected ${q.size}`);
       for (const [where, rank] of [
         ["head", 0],
         ["middle", Math.floor(q.size / 2)],
         ["tail", q.size - 1],
       ] as const) {
-        const [id] = await redis.zrange(`${q.prefix}:q`, String(rank), String(rank));
+        const [id] = await redis.zrange(createKeys(q.prefix).queue, String(rank), String(rank));
         q.samples.push({ where, id: id!, rank });
       }
       ctx.log(`${q.label}: admitted ${q.size} jobs in ${fmt((performance.now() - t0) / 1000, 1)} s`);

@@ -17,6 +17,7 @@ import { loadSettings } from "../../src/main/settings.js";
 import { createScheduler } from "../../src/queues/scheduler.js";
 import { buildInferRequest } from "../../src/workers/infer-request.js";
 import type { InferRequest } from "../../src/workers/backends/kserve-client.js";
+import { createKeys } from "../../src/queues/keys.js";
 
 /** The typical `POST /queue` body of the issues (flux/schnell t2i, normal priority). */
 export const TYPICAL_BODY = {
@@ -142,7 +143,7 @@ export function createAdmitter(o: {
       const out: (string | null)[][] = [];
       for (let i = 0; i < ids.length; i += 1000) {
         const pipe = o.redis.pipeline();
-        for (const id of ids.slice(i, i + 1000)) pipe.hmget(`${o.prefix}:job:${id}`, ...names);
+        for (const id of ids.slice(i, i + 1000)) pipe.hmget(createKeys(o.prefix).job(id), ...names);
         for (const [err, v] of (await pipe.exec()) ?? []) {
           if (err) throw err;
           out.push(v as (string | null)[]);

@@ -9,6 +9,7 @@ import { DEFAULT_TIERS } from "../../src/core/tiers.js";
 import type { SimStats } from "../../src/sim/stats.js";
 import { baseEnv, GATEWAY_ROOT, spawnChild, waitForFile, waitUntil, type Child } from "./proc.js";
 import type { Redis } from "ioredis";
+import { createKeys } from "../../src/queues/keys.js";
 
 /** HS256 secret of every benchmark process (≥ 32 chars). */
 export const JWT_SECRET = "bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz";
@@ -152,9 +153,13 @@ export async function startWorker(o: {
 }): Promise<Child> {
   mkdirSync(o.dataDir, { recursive: true });
   const child = gateway(o.name ?? "worker", ["start", "--roles", "worker"], roleEnv(o), o.logDir);
-  await waitUntil("worker start", async () => (await o.redis.hlen(`${o.prefix}:backends`)) > 0, 30_000, 20, [
-    child,
-  ]);
+  await waitUntil(
+    "worker start",
+    async () => (await o.redis.hlen(createKeys(o.prefix).registry)) > 0,
+    30_000,
+    20,
+    [child],
+  );
   return child;
 }
 

@@ -10,11 +10,16 @@ const modelRef = z.string().regex(/^(\*|[a-z0-9][a-z0-9._-]*\/[A-Za-z0-9][A-Za-z
   message: 'expected "family/model" or "*"',
 });
 
+/** The one backend id a backend may not have (keys.ts: `lease:<id>` beside `lease:backends`). */
+const RESERVED_BACKEND_ID = "backends";
+
 export const backendSchema = z
   .object({
     id: z
       .string()
-      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, { message: "ids are 1-64 chars of [A-Za-z0-9_.-]" }),
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, { message: "ids are 1-64 chars of [A-Za-z0-9_.-]" })
+      // keys.ts lease(id) sits beside leaseBackends (`lease:backends`): that one name is taken
+      .refine((id) => id !== RESERVED_BACKEND_ID, { message: `"${RESERVED_BACKEND_ID}" is reserved` }),
     url: z.url().refine((u) => /^https?:\/\//.test(u), { message: "http or https URL expected" }),
     protocol: z.literal("kserve-v2").default("kserve-v2"),
     engine: z.enum(ENGINES),

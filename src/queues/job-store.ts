@@ -1,6 +1,6 @@
 // Reads of jobs, their event logs and queue totals (writes happen only in the scheduler's scripts).
 import type { Redis } from "ioredis";
-import { createKeys, priorityScores } from "./keys.js";
+import { createKeys, priorityScores, SERVICE_TIME_FIELD } from "./keys.js";
 import { decodeJob, PRIORITIES, type JobRecord, type Priority } from "../core/job.js";
 import { defineScripts, type ScriptOptions, type ScriptRunner } from "./scripts.js";
 
@@ -89,7 +89,8 @@ export function createJobStore(redis: Redis, prefix: string, scripts: ScriptOpti
     async serviceTimes() {
       const h = await redis.hgetall(keys.stats);
       const out = new Map<string, number>();
-      for (const [k, v] of Object.entries(h)) if (k.startsWith("svc:")) out.set(k.slice(4), Number(v));
+      for (const [k, v] of Object.entries(h))
+        if (k.startsWith(SERVICE_TIME_FIELD)) out.set(k.slice(SERVICE_TIME_FIELD.length), Number(v));
       return out;
     },
   };

@@ -28,7 +28,7 @@ export interface Keys {
   readonly cooldowns: string;
   /** The kept reply of a dispatching call, by its token base (a resend gets it again). */
   callReply(tokenBase: string): string;
-  /** Route statistics (hash; `svc:<route>` = measured service time, ms). */
+  /** Route statistics (hash; serviceTimeField(route) = measured service time, ms). */
   readonly stats: string;
   /** Backends that have lease sets (set). */
   readonly leaseBackends: string;
@@ -53,6 +53,10 @@ export interface Keys {
   readonly casGcLock: string;
   readonly casGcCursor: string;
 }
+
+/** The field of `stats` holding a route's service time estimate (finish.lua writes "svc:" .. route). */
+export const SERVICE_TIME_FIELD = "svc:";
+export const serviceTimeField = (route: string): string => `${SERVICE_TIME_FIELD}${route}`;
 
 export function createKeys(prefix: string): Keys {
   return {

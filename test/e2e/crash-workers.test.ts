@@ -35,6 +35,7 @@ import {
 import { scriptCallOf } from "../helpers/script-calls.js";
 import { readFinishArgv } from "../../src/queues/finish-args.js";
 import { monitorRedis } from "../helpers/redis-monitor.js";
+import { createKeys } from "../../src/queues/keys.js";
 
 const LOCK_MS = 2_000;
 const STALLED_INTERVAL_MS = 300;
@@ -152,10 +153,10 @@ describe("worker processes that crash", () => {
     expect(stats.completed + stats.aborted).toBe(stats.calls);
 
     // A complete job never changes again: read it (and its raw record) twice, well past any lease.
-    const raw1 = await Promise.all(ids.map((id) => h.redis().hgetall(`${h.prefix}:job:${id}`)));
+    const raw1 = await Promise.all(ids.map((id) => h.redis().hgetall(createKeys(h.prefix).job(id))));
     await new Promise((r) => setTimeout(r, LOCK_MS + 2 * STALLED_INTERVAL_MS));
     const again = await Promise.all(ids.map((id) => readJob(api.url, bearer, id)));
-    const raw2 = await Promise.all(ids.map((id) => h.redis().hgetall(`${h.prefix}:job:${id}`)));
+    const raw2 = await Promise.all(ids.map((id) => h.redis().hgetall(createKeys(h.prefix).job(id))));
     again.forEach((j, i) => {
       const first = jobs[i]!;
       expect(j?.status).toBe("complete");
@@ -166,7 +167,7 @@ describe("worker processes that crash", () => {
     });
 
     const leases = await waitLeasesZero(h.redis(), h.prefix);
-    expect(leases).toMatchObject({ total: 0, dispatched: 0 });
+    expect(leases).toMatchObject({ total: 0 });
     expect(Object.values(leases.byBackend).every((n) => n === 0)).toBe(true);
     expect((await simStats(sim.url)).active).toBe(0);
     // The two survivors are still up (they exit cleanly at the end of the file).
@@ -189,7 +190,7 @@ describe("worker processes that crash", () => {
     await simResetStats(sim.url);
 
     const { id } = await submitJob(api.url, bearer, foxRequest("frozen in the middle", 40)); // ~3 s
-    const jobKey = `${h.prefix}:job:${id}`;
+    const jobKey = createKeys(h.prefix).job(id);
     await until(
       "the job runs on the frozen-to-be worker",
       async () =>
@@ -246,7 +247,7 @@ describe("worker processes that crash", () => {
     expect(after.completed_at).toBe(before.completed_at);
     expect(after.gpu_ms).toBe(before.gpu_ms);
     expect(after.attempt_log).toEqual(before.attempt_log);
-    expect(await waitLeasesZero(h.redis(), h.prefix)).toMatchObject({ total: 0, dispatched: 0 });
+    expect(await waitLeasesZero(h.redis(), h.prefix)).toMatchObject({ total: 0 });
     // The resumed worker is healthy: it keeps running (it takes part in the cancel runs below).
     expect(frozen.running).toBe(true);
   }, 90_000);

@@ -30,6 +30,7 @@ import {
   type Gateway,
   type JobDoc,
 } from "../helpers/processes.js";
+import { createKeys } from "../../src/queues/keys.js";
 
 const STEP_MS = 50;
 const CAPACITY = 4;
@@ -140,7 +141,7 @@ describe("SIGTERM of a worker process", () => {
       expect(j!.status).toBe("queued");
       expect(j!.attempt_log).toEqual([]);
     }
-    expect(await waitLeasesZero(h.redis(), h.prefix, 5_000)).toMatchObject({ total: 0, dispatched: 0 });
+    expect(await waitLeasesZero(h.redis(), h.prefix, 5_000)).toMatchObject({ total: 0 });
     const s = await simStats(sim.url);
     expect({ active: s.active, calls: s.calls, aborted: s.aborted }).toEqual({
       active: 0,
@@ -161,7 +162,7 @@ describe("SIGTERM of a worker process", () => {
     );
     expect(rest.map((j) => j.status)).toEqual(rest.map(() => "complete"));
     for (const j of rest) expect(attemptOutcomes(j)).toEqual(["complete"]);
-    expect(await waitLeasesZero(h.redis(), h.prefix)).toMatchObject({ total: 0, dispatched: 0 });
+    expect(await waitLeasesZero(h.redis(), h.prefix)).toMatchObject({ total: 0 });
   }, 120_000);
 
   it("with a grace shorter than the attempts: they are handed back (busy, no attempt spent), exit 0", async () => {
@@ -189,7 +190,7 @@ describe("SIGTERM of a worker process", () => {
     for (const j of handedBack) {
       expect(attemptOutcomes(j)).toEqual(["busy"]);
       // The attempt is logged but not spent (JOB_ATTEMPTS counts spent attempts).
-      expect(await h.redis().hget(`${h.prefix}:job:${j.id}`, "spent")).toBe("0");
+      expect(await h.redis().hget(createKeys(h.prefix).job(j.id), "spent")).toBe("0");
     }
     for (const j of jobs.slice(CAPACITY)) expect(j.attempt_log).toEqual([]);
     const s = await simStats(sim.url);
@@ -199,7 +200,7 @@ describe("SIGTERM of a worker process", () => {
       calls: CAPACITY,
       aborted: CAPACITY,
     });
-    expect(await waitLeasesZero(h.redis(), h.prefix, 5_000)).toMatchObject({ total: 0, dispatched: 0 });
+    expect(await waitLeasesZero(h.redis(), h.prefix, 5_000)).toMatchObject({ total: 0 });
     log(`grace too short: exit 0 after ${exit.ms} ms (grace 1000 ms), ${handedBack.length} handed back`);
 
     // Another worker completes them all.
@@ -212,7 +213,7 @@ describe("SIGTERM of a worker process", () => {
       expect(j.attempt_log[0]?.busy_handbacks).toBe(1);
     }
     for (const j of done.slice(CAPACITY)) expect(attemptOutcomes(j)).toEqual(["complete"]);
-    expect(await waitLeasesZero(h.redis(), h.prefix)).toMatchObject({ total: 0, dispatched: 0 });
+    expect(await waitLeasesZero(h.redis(), h.prefix)).toMatchObject({ total: 0 });
   }, 120_000);
   it("with enough grace while another worker runs: draining attempts keep their leases and run once", async () => {
     const draining = last ?? (await startWorker("worker C (grace 20 s)", 20_000));
@@ -247,7 +248,7 @@ describe("SIGTERM of a worker process", () => {
     const meanwhile = await waitTerminal(api.url, bearer, after, 30_000);
     for (const j of meanwhile) expect(attemptOutcomes(j)).toEqual(["complete"]);
     expect(other.running).toBe(true);
-    expect(await waitLeasesZero(h.redis(), h.prefix)).toMatchObject({ total: 0, dispatched: 0 });
+    expect(await waitLeasesZero(h.redis(), h.prefix)).toMatchObject({ total: 0 });
     log(
       `drain beside another worker: exit 0 after ${exit.ms} ms, ${drained.length} drained attempts completed once`,
     );

@@ -22,6 +22,7 @@ import {
   type Gateway,
 } from "../helpers/processes.js";
 import { monitorRedis } from "../helpers/redis-monitor.js";
+import { createKeys } from "../../src/queues/keys.js";
 
 const LOCK_MS = 2_000;
 
@@ -65,7 +66,7 @@ afterAll(async () => {
 describe("a superseded attempt's late answer", () => {
   it("is discarded while the job runs again under a new token", async () => {
     const { id } = await submitJob(api.url, bearer, foxRequest("superseded", 40)); // ~2 s at the simulator
-    const jobKey = `${h.prefix}:job:${id}`;
+    const jobKey = createKeys(h.prefix).job(id);
     await until(
       "the job runs on worker A",
       async () =>

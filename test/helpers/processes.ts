@@ -21,6 +21,7 @@ import {
 } from "../../src/infra/embedded-redis.js";
 import type { SimStats } from "../../src/sim/stats.js";
 import { servesModel } from "../../src/config/backends.js";
+import { createKeys } from "../../src/queues/keys.js";
 
 export const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const BIN = resolve(PROJECT_ROOT, "bin/render-gateway.js");
@@ -332,7 +333,7 @@ export class E2eHarness {
   async waitForWorker(proc: CliProcess, timeoutMs = 60_000): Promise<void> {
     await proc.waitUntil(
       "waiting for the worker to publish its backends",
-      async () => ((await this.redis().hlen(`${this.prefix}:backends`)) > 0 ? true : undefined),
+      async () => ((await this.redis().hlen(createKeys(this.prefix).registry)) > 0 ? true : undefined),
       timeoutMs,
     );
   }
@@ -345,7 +346,7 @@ export class E2eHarness {
     await proc.waitUntil(
       `${proc.name} publishes its backend`,
       async () => {
-        const fields = await this.redis().hkeys(`${this.prefix}:backends:breakers:${backendId}`);
+        const fields = await this.redis().hkeys(createKeys(this.prefix).breakers(backendId));
         return fields.some((f) => f.includes(`-${proc.pid}-`)) ? true : undefined;
       },
       timeoutMs,
@@ -511,28 +512,24 @@ export async function spawnRedis(
   };
 }
 
-/**
- * Leases held in Redis under `prefix`: per backend (ZCARD of each lease set) and the `dispatched`
- * counter of jobs handed out but not begun (the scheduler now starts attempts at dispatch and keeps no
- * such key: it reads 0).
- */
+/** Leases held in Redis under `prefix`: per backend (ZCARD of each lease set) and in all. */
 export async function leaseCounts(
   client: Redis,
   prefix: string,
-): Promise<{ byBackend: Record<string, number>; total: number; dispatched: number }> {
-  const backends = await client.smembers(`${prefix}:lease:backends`);
+): Promise<{ byBackend: Record<string, number>; total: number }> {
+  const keys = createKeys(prefix);
+  const backends = await client.smembers(keys.leaseBackends);
   const byBackend: Record<string, number> = {};
   let total = 0;
   for (const b of backends) {
-    const n = await client.zcard(`${prefix}:lease:${b}`);
+    const n = await client.zcard(keys.lease(b));
     byBackend[b] = n;
     total += n;
   }
-  const dispatched = Number((await client.get(`${prefix}:dispatched`)) ?? "0");
-  return { byBackend, total, dispatched };
+  return { byBackend, total };
 }
 
-/** Waits until no lease is held and nothing is dispatched under `prefix`; returns the final counts. */
+/** Waits until no lease is held under `prefix`; returns the final counts. */
 export async function waitLeasesZero(client: Redis, prefix: string, timeoutMs = 15_000) {
   let last: Awaited<ReturnType<typeof leaseCounts>> | undefined;
   try {
@@ -540,7 +537,7 @@ export async function waitLeasesZero(client: Redis, prefix: string, timeoutMs = 
       "leases back to zero",
       async () => {
         last = await leaseCounts(client, prefix);
-        return last.total === 0 && last.dispatched === 0 ? last : undefined;
+        return last.total === 0 ? last : undefined;
       },
       timeoutMs,
       100,

@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startSystem, type TestSystem } from "../helpers/system.js";
 import { startFaultProxy, type FaultProxy } from "../helpers/tcp-proxy.js";
 import { redisUrl } from "../helpers/redis.js";
+import { createKeys } from "../../src/queues/keys.js";
 
 let proxy: FaultProxy;
 let sys: TestSystem;
@@ -58,7 +59,13 @@ async function jobsWith(prompt: string): Promise<string[]> {
   const ids: string[] = [];
   let cursor = "0";
   do {
-    const [next, keys] = await client.scan(cursor, "MATCH", `${sys.redis.prefix}:job:*`, "COUNT", 1000);
+    const [next, keys] = await client.scan(
+      cursor,
+      "MATCH",
+      createKeys(sys.redis.prefix).job("*"),
+      "COUNT",
+      1000,
+    );
     cursor = next;
     for (const k of keys) {
       const [cust, req] = await client.hmget(k, "cust", "req");

@@ -14,6 +14,7 @@ import { createScheduler } from "../../src/queues/scheduler.js";
 import { testRedis, type TestRedis } from "../helpers/redis.js";
 import { FLUX_SCHNELL_512, queueJob, startSystem, waitFor, type TestSystem } from "../helpers/system.js";
 import { inlinePng } from "../helpers/images.js";
+import { createKeys } from "../../src/queues/keys.js";
 
 const HOUR = 3_600_000;
 const GRACE_MS = 1_000;
@@ -115,7 +116,7 @@ describe("the CAS collector", () => {
   it("runs one pass at a time across processes", async () => {
     const digest = await store.put(randomBytes(64));
     age(root, digest, 2 * GRACE_MS);
-    await r.client.set(`${r.prefix}:cas:gc:lock`, "another-process", "PX", 60_000);
+    await r.client.set(createKeys(r.prefix).casGcLock, "another-process", "PX", 60_000);
     expect(await collectorAt(r, store, 0).runPass()).toEqual({
       ran: false,
       examined: 0,
@@ -123,10 +124,10 @@ describe("the CAS collector", () => {
       walkDone: false,
     });
     expect(await store.has(digest)).toBe(true);
-    await r.client.del(`${r.prefix}:cas:gc:lock`);
+    await r.client.del(createKeys(r.prefix).casGcLock);
     expect((await collectorAt(r, store, 0).runPass()).removed).toEqual([digest]);
     // A pass releases the lock it took.
-    expect(await r.client.exists(`${r.prefix}:cas:gc:lock`)).toBe(0);
+    expect(await r.client.exists(createKeys(r.prefix).casGcLock)).toBe(0);
   });
 
   it("does bounded work per pass and walks the whole store over several", async () => {

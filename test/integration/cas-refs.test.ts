@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createCasRefs, type CasRefs } from "../../src/queues/cas-refs.js";
 import { createScheduler, type BackendView, type Scheduler } from "../../src/queues/scheduler.js";
 import { testRedis, type TestRedis } from "../helpers/redis.js";
+import { createKeys } from "../../src/queues/keys.js";
 
 const RETENTION_S = 3600;
 const B1: BackendView = { id: "b1", cap: 4, engine: "nunchaku", models: ["*"], ok: true };
@@ -44,9 +45,9 @@ async function admit(id: string, inputs: readonly string[] = [IN_A, IN_B], ttlAt
   expect(res.admitted).toBe(true);
 }
 
-const live = () => r.client.hgetall(`${r.prefix}:cas:live`);
+const live = () => r.client.hgetall(createKeys(r.prefix).casLive);
 const pins = async () => {
-  const flat = await r.client.zrange(`${r.prefix}:cas:pin`, "0", "-1", "WITHSCORES");
+  const flat = await r.client.zrange(createKeys(r.prefix).casPins, "0", "-1", "WITHSCORES");
   const out: Record<string, number> = {};
   for (let i = 0; i < flat.length; i += 2) out[flat[i]!] = Number(flat[i + 1]);
   return out;
@@ -78,7 +79,7 @@ describe("CAS references of jobs", () => {
     expect(await refs.referenced([IN_A, IN_B, OUT], now)).toEqual([true, true, false]);
     // A job without inputs (t2i) takes none and stores no field.
     await admit("j_t2i", []);
-    expect(await r.client.hexists(`${r.prefix}:job:j_t2i`, "inputs")).toBe(0);
+    expect(await r.client.hexists(createKeys(r.prefix).job("j_t2i"), "inputs")).toBe(0);
     expect(await live()).toEqual({ [IN_A]: "2", [IN_B]: "1" });
   });
 
@@ -175,9 +176,9 @@ describe("CAS references of jobs", () => {
     await admit("j_end", [IN_A, IN_B], now + 5_000);
     await admit("j_other", [IN_A]); // shares one input and stays queued (lower in the order)
     await end("j_end");
-    const status = await r.client.hget(`${r.prefix}:job:j_end`, "status");
+    const status = await r.client.hget(createKeys(r.prefix).job("j_end"), "status");
     expect(status).toBe(completes ? "complete" : status === "error" ? "error" : "cancelled");
-    const ended = Number(await r.client.hget(`${r.prefix}:job:j_end`, "completed"));
+    const ended = Number(await r.client.hget(createKeys(r.prefix).job("j_end"), "completed"));
     expect(await live()).toEqual({ [IN_A]: "1" });
     const until = ended + RETENTION_S * 1000;
     expect(await pins()).toEqual(

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { redisUrl } from "../helpers/redis.js";
 import { FLUX_SCHNELL_512, queueJob, startSystem, waitFor, type TestSystem } from "../helpers/system.js";
 import { startFaultProxy, type FaultProxy } from "../helpers/tcp-proxy.js";
+import { createKeys } from "../../src/queues/keys.js";
 
 let sys: TestSystem | undefined;
 let proxy: FaultProxy | undefined;
@@ -74,7 +75,7 @@ describe("chained attempts", () => {
     expect(s.sim.stats().calls_by_id[second]).toBeUndefined();
     // It was started (by the settle) and handed back unbegun: one attempt-log entry closed as
     // "busy", and no attempt spent.
-    const jobKey = `${s.redis.prefix}:job:${second}`;
+    const jobKey = createKeys(s.redis.prefix).job(second);
     expect(await admin.hget(jobKey, "status")).toBe("queued");
     const log = JSON.parse((await admin.hget(jobKey, "alog")) ?? "[]") as { outcome?: string }[];
     expect(log.map((e) => e.outcome)).toEqual(["busy"]);

@@ -10,6 +10,7 @@ import {
   waitFor,
   type TestSystem,
 } from "../helpers/system.js";
+import { createKeys } from "../../src/queues/keys.js";
 
 let sys: TestSystem;
 let t: string;
@@ -107,7 +108,10 @@ describe("job events", () => {
     const events = await readSse(
       res,
       () => {
-        removed ??= sys.redis.client.del(`${sys.redis.prefix}:job:${id}`, `${sys.redis.prefix}:ev:${id}`);
+        removed ??= sys.redis.client.del(
+          createKeys(sys.redis.prefix).job(id),
+          createKeys(sys.redis.prefix).events(id),
+        );
         return false;
       },
       5_000,
@@ -116,7 +120,7 @@ describe("job events", () => {
     expect(events.at(-1)!.event).toBe("error");
     expect(JSON.parse(events.at(-1)!.data)).toMatchObject({ code: "job_not_found" });
     sys.sim.setConfig({ down: false });
-    await sys.redis.client.zrem(`${sys.redis.prefix}:q`, id);
+    await sys.redis.client.zrem(createKeys(sys.redis.prefix).queue, id);
   });
 
   it("frees the stream's listeners when the client disconnects", async () => {

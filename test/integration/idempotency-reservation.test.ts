@@ -7,6 +7,7 @@ import { createScheduler, type AdmitInput, type Scheduler } from "../../src/queu
 import { closeRedis, createRedis, waitReady } from "../../src/infra/redis.js";
 import { redisUrl, testRedis, type TestRedis } from "../helpers/redis.js";
 import { startFaultProxy } from "../helpers/tcp-proxy.js";
+import { createKeys } from "../../src/queues/keys.js";
 
 let r: TestRedis;
 let now: number;
@@ -65,13 +66,13 @@ describe("idempotency reservation", () => {
       kind: "replay",
       response,
     });
-    const [key] = await r.client.keys(`${r.prefix}:idem:*`);
+    const [key] = await r.client.keys(createKeys(r.prefix).idempotency("*", "*"));
     expect(await r.client.ttl(key!)).toBeGreaterThan(86_000);
   });
 
   it("a pending reservation lives a day, not a minute: a lost answer never frees the key", async () => {
     await store.begin("c", "k", "fp", "j_first000000000000000", now + 5000);
-    const [key] = await r.client.keys(`${r.prefix}:idem:*`);
+    const [key] = await r.client.keys(createKeys(r.prefix).idempotency("*", "*"));
     expect(await r.client.ttl(key!)).toBeGreaterThan(86_000);
   });
 
@@ -94,7 +95,7 @@ describe("idempotency reservation", () => {
     expect(await store.begin("c", "k", "fp", retry, now + 5000)).toEqual({ kind: "reserved" });
     // the first request's admit, arriving late, stores nothing
     expect(await scheduler.admit(admitInput(first))).toEqual({ admitted: false, reason: "voided" });
-    expect(await r.client.hexists(`${r.prefix}:job:${first}`, "status")).toBe(0);
+    expect(await r.client.hexists(createKeys(r.prefix).job(first), "status")).toBe(0);
     // and the key now belongs to the retry
     expect(await store.begin("c", "k", "fp", "j_third000000000000000", now + 5000)).toEqual({
       kind: "pending",
@@ -132,7 +133,7 @@ describe("settling an admission whose reply was lost", () => {
       admitted: false,
       reason: "voided",
     });
-    expect(await r.client.zcard(`${r.prefix}:q`)).toBe(0);
+    expect(await r.client.zcard(createKeys(r.prefix).queue)).toBe(0);
   });
 
   it("does not claim another customer's job", async () => {
@@ -168,12 +169,12 @@ describe("an admit call whose connection is cut", () => {
       await proxy.stalled();
       // a resent admit that is still on its way lands before the next command on the new connection
       await lossy.resolvePending();
-      const exists = await r.client.hexists(`${r.prefix}:job:j_dropped0000000000000`, "status");
+      const exists = await r.client.hexists(createKeys(r.prefix).job("j_dropped0000000000000"), "status");
       if (result.admitted) expect(exists).toBe(1);
       else {
         expect(result).toEqual({ admitted: false, reason: "lost" });
         expect(exists).toBe(0);
-        expect(await r.client.hget(`${r.prefix}:job:j_dropped0000000000000`, "void")).toBe("1");
+        expect(await r.client.hget(createKeys(r.prefix).job("j_dropped0000000000000"), "void")).toBe("1");
       }
     } finally {
       await closeRedis(client);

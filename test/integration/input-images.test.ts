@@ -7,6 +7,7 @@ import { signObjectPath } from "../../src/core/url-signing.js";
 import { createFsBlobStore } from "../../src/infra/fs-blob-store.js";
 import { startSystem, type TestSystem } from "../helpers/system.js";
 import { inlinePng } from "../helpers/images.js";
+import { createKeys } from "../../src/queues/keys.js";
 
 // No worker reports backends: /queue accepts (the job waits for one), the sync route has no capacity.
 let sys: TestSystem;
@@ -122,7 +123,7 @@ describe("a sync request refused for capacity", () => {
     expect(((await res.json()) as { error: string }).error).toBe("capacity_exhausted");
     const blobs = createFsBlobStore({ root: join(sys.dataDir, "cas") });
     expect(await blobs.has(digest)).toBe(false);
-    expect(await sys.redis.client.exists(`${sys.redis.prefix}:own:${digest}`)).toBe(0);
+    expect(await sys.redis.client.exists(createKeys(sys.redis.prefix).objectOwners(digest))).toBe(0);
     expect((await sys.call(`/objects/${digest}`, { token: alice })).status).toBe(404);
   });
 });

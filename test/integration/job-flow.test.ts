@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import sharp from "sharp";
 import { pngDimensions } from "../helpers/processes.js";
 import { readSse, startSystem, waitFor, type TestSystem } from "../helpers/system.js";
+import { createKeys } from "../../src/queues/keys.js";
 
 let sys: TestSystem;
 let alice: string;
@@ -291,7 +292,7 @@ describe("what the backend gets", () => {
     expect(res.status).toBe(202);
     const { id } = (await res.json()) as { id: string };
     const stored = JSON.parse(
-      (await sys.redis.client.hget(`${sys.redis.prefix}:job:${id}`, "req"))!,
+      (await sys.redis.client.hget(createKeys(sys.redis.prefix).job(id), "req"))!,
     ) as Record<string, unknown>;
     for (const field of [
       "priority",

@@ -7,6 +7,7 @@ import { createScheduler, type Attempt, type BackendView } from "../../src/queue
 import { createJobStore } from "../../src/queues/job-store.js";
 import { attemptId } from "../../src/core/attempt-id.js";
 import { testRedis, type TestRedis } from "../helpers/redis.js";
+import { createKeys } from "../../src/queues/keys.js";
 
 const BACKENDS: BackendView[] = [
   { id: "a", cap: 2, engine: "nunchaku", models: ["*"], ok: true },
@@ -64,7 +65,7 @@ describe("lease accounting", () => {
         let begun: Attempt[] = [];
         const payload = { output: "sha256-x", outputs: ["sha256-x"], ctype: "image/png", seed: 1, gpu_ms: 1 };
         const err = { code: "backend_error", message: "x", retriable: true };
-        const leaseCount = async (b: string) => r!.client.zcard(`${r!.prefix}:lease:${b}`);
+        const leaseCount = async (b: string) => r!.client.zcard(createKeys(r!.prefix).lease(b));
 
         // The model: every lease that must exist, with its expiry. Redis must match it exactly.
         const model = new Map<string, { backend: string; expiry: number }>();
@@ -72,7 +73,8 @@ describe("lease accounting", () => {
         const redisLeases = async () => {
           const out = new Map<string, string>();
           for (const b of BACKENDS) {
-            for (const m of await r!.client.zrange(`${r!.prefix}:lease:${b.id}`, "0", "-1")) out.set(m, b.id);
+            for (const m of await r!.client.zrange(createKeys(r!.prefix).lease(b.id), "0", "-1"))
+              out.set(m, b.id);
           }
           return out;
         };
@@ -147,7 +149,7 @@ describe("lease accounting", () => {
                 if (
                   m &&
                   job?.job.status === "running" &&
-                  (await r.client.hget(`${r.prefix}:job:${d.id}`, "token")) === d.token
+                  (await r.client.hget(createKeys(r.prefix).job(d.id), "token")) === d.token
                 ) {
                   m.expiry = now + 2_000;
                 }

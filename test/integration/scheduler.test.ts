@@ -4,6 +4,7 @@ import { createScheduler, type BackendView, type Scheduler } from "../../src/que
 import { createJobStore, type JobStore } from "../../src/queues/job-store.js";
 import type { Priority } from "../../src/core/job.js";
 import { testRedis, type TestRedis } from "../helpers/redis.js";
+import { createKeys } from "../../src/queues/keys.js";
 
 let r: TestRedis;
 let sched: Scheduler;
@@ -246,7 +247,7 @@ describe("scheduler", () => {
     await admit("j_def_low", "low", "flux/schnell", now + 1000, true);
     await admit("j_def_later", "low", "flux/schnell", now + 60_000, true);
     await admit("j_sent", "low", "flux/schnell", now + 60_000);
-    expect(await r.client.zcard(`${r.prefix}:q:ttl`)).toBe(1);
+    expect(await r.client.zcard(createKeys(r.prefix).ttlIndex)).toBe(1);
     now += 2000;
     expect(await sched.expire()).toBe(2);
     for (const id of ["j_def_high", "j_def_low"]) {
@@ -329,7 +330,7 @@ describe("scheduler", () => {
     await admit("j_r2");
     const run = (r.client as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>).rg_dispatch!;
     const args = [
-      `${r.prefix}:q`,
+      createKeys(r.prefix).queue,
       r.prefix,
       now,
       1,

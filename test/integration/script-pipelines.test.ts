@@ -9,6 +9,7 @@ import { createScheduler } from "../../src/queues/scheduler.js";
 import { createJobStore } from "../../src/queues/job-store.js";
 import { createRedis } from "../../src/infra/redis.js";
 import { testRedis, type TestRedis } from "../helpers/redis.js";
+import { createKeys } from "../../src/queues/keys.js";
 
 let r: TestRedis;
 
@@ -70,13 +71,13 @@ describe("script pipelines", () => {
     // Admitted in call order: the pipelines keep it, and the positions are 0..39.
     expect(results.map((res) => (res.admitted ? res.position : -1))).toEqual(ids.map((_, i) => i));
     expect(sizes).toEqual([8, 8, 8, 8, 8]);
-    expect(await r.client.zcard(`${r.prefix}:q`)).toBe(40);
+    expect(await r.client.zcard(createKeys(r.prefix).queue)).toBe(40);
   });
 
   it("sends a part-full pipeline at the end of the event-loop turn", async () => {
     const sizes = countPipelines(r.client);
     const run = defineScripts(r.client, r.prefix, { pipelineMax: 16 });
-    const replies = await Promise.all([1, 2, 3].map(() => run("read", `${r.prefix}:q`, [])));
+    const replies = await Promise.all([1, 2, 3].map(() => run("read", createKeys(r.prefix).queue, [])));
     expect(replies).toEqual([[], [], []]);
     expect(sizes).toEqual([3]);
   });
@@ -96,7 +97,7 @@ describe("script pipelines", () => {
 
   it("fails only the call whose script failed", async () => {
     const run = defineScripts(r.client, r.prefix, { pipelineMax: 8 });
-    const key = `${r.prefix}:q`;
+    const key = createKeys(r.prefix).queue;
     const settled = await Promise.allSettled([
       run("read", key, []),
       run("admit", key, ["missing-arguments"]),
@@ -114,7 +115,9 @@ describe("script pipelines", () => {
     try {
       const run = defineScripts(client, r.prefix, { pipelineMax: 4 });
       const started = Date.now();
-      const settled = await Promise.allSettled([1, 2, 3, 4, 5].map(() => run("read", `${r.prefix}:q`, [])));
+      const settled = await Promise.allSettled(
+        [1, 2, 3, 4, 5].map(() => run("read", createKeys(r.prefix).queue, [])),
+      );
       expect(settled.every((s) => s.status === "rejected")).toBe(true);
       expect(Date.now() - started).toBeLessThan(1_000);
     } finally {
@@ -125,9 +128,12 @@ describe("script pipelines", () => {
   it("keeps one command per call without a pipeline size (0)", async () => {
     const sizes = countPipelines(r.client);
     const run = defineScripts(r.client, r.prefix);
-    expect(await Promise.all([run("read", `${r.prefix}:q`, []), run("cancel", `${r.prefix}:q`, [])])).toEqual(
-      [[], SCRIPT_CODES.missing.code],
-    );
+    expect(
+      await Promise.all([
+        run("read", createKeys(r.prefix).queue, []),
+        run("cancel", createKeys(r.prefix).queue, []),
+      ]),
+    ).toEqual([[], SCRIPT_CODES.missing.code]);
     expect(sizes).toEqual([]);
   });
 });

@@ -68,7 +68,8 @@ local function settle(id, token, backend, now, outcome, p, max_attempts, retenti
 
   if outcome == "complete" then
     local last = alog_close(id, alog, now, "complete", gpu)
-    -- service time estimate of the route (EWMA, alpha 0.2) from the attempt's wall time
+    -- service time estimate of the route (EWMA, alpha 0.2) from the attempt's wall time; the field
+    -- is keys.ts serviceTimeField(route)
     local took = now - last["started_at"]
     local route = f0[3]
     local old = tonumber(redis.call("HGET", key("stats"), "svc:" .. route) or "0")
