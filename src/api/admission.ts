@@ -16,7 +16,8 @@ import {
   type ImageRef,
 } from "../core/request-schema.js";
 import { maxPositionWithin } from "../core/eta.js";
-import type { Scheduler } from "../queues/scheduler.js";
+import type { Scheduler, TenantLimits } from "../queues/scheduler.js";
+import { tierOf, type Tiers } from "../core/tiers.js";
 import type { CapacityView } from "./capacity.js";
 import {
   checkInputImageUrl,
@@ -28,6 +29,8 @@ import {
 
 export interface AdmissionDeps {
   readonly scheduler: Scheduler;
+  /** The tier table: a customer's fair-share weight and queued/running limits. */
+  readonly tiers: Tiers;
   readonly blobs: BlobStore;
   readonly capacity: CapacityView;
   readonly clock: Clock;
@@ -274,6 +277,8 @@ async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHo
     ...(maxPosition === undefined ? {} : { maxPosition }),
     serviceMs,
     capacity,
+    fleetSlots: snapshot.usableCapacity,
+    tenant: tenantLimits(deps.tiers, a.principal.tier),
     now,
     request: JSON.stringify(stored),
     fields,
@@ -284,6 +289,8 @@ async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHo
     // content the caller sent and may read anyway, keyed by its digest, and its grant lapses with the
     // retention window. The check above refuses the common case (no capacity at all) before storing.
     if (res.reason === "too_far") throw capacityExhausted(serviceMs, "the sync tier is at capacity");
+    if (res.reason === "queue_full")
+      throw queueFull(res.scope, res.queued, a.principal.tier, serviceMs, capacity);
     if (res.reason === "unknown") throw outcomeUnknown(id, a.admitBy !== undefined);
     if (res.reason === "lost") {
       throw new AppError(
@@ -332,6 +339,40 @@ export function outcomeUnknown(id: string, keyed: boolean): AppError {
 /** Whether an error is {@link outcomeUnknown}'s: the job may exist, so its idempotency key must stay held. */
 export function isOutcomeUnknown(err: unknown): boolean {
   return isAppError(err) && err.details?.["outcome"] === "unknown";
+}
+
+/** A customer's share and limits from its tier (API.md §1); an unknown tier gets weight 1, no limits. */
+function tenantLimits(tiers: Tiers, tierName: string): TenantLimits {
+  const tier = tierOf(tiers, tierName);
+  if (tier === undefined) return { weight: 1 };
+  return {
+    weight: tier.weight,
+    ...(tier.max_running === null ? {} : { maxRunning: tier.max_running }),
+    ...(tier.max_queued === null ? {} : { maxQueued: tier.max_queued }),
+  };
+}
+
+/**
+ * 429 `queue_full`: the customer's queued-at-once limit (`tenant`) or everyone's (`all`). Retry-After
+ * is the time until a queued job of the route starts, so a place frees up: one service time shared
+ * by the route's slots, at least 1 s.
+ */
+function queueFull(
+  scope: "tenant" | "all",
+  queued: number,
+  tier: string,
+  serviceMs: number,
+  capacity: number,
+): AppError {
+  const retry = Math.max(1, Math.ceil(serviceMs / Math.max(1, capacity) / 1000));
+  const why =
+    scope === "tenant"
+      ? `${queued} of your jobs are queued, the limit of the ${tier} tier`
+      : `the queue holds ${queued} jobs, its limit`;
+  return new AppError("queue_full", `${why}; retry in ${retry}s`, {
+    headers: { "retry-after": String(retry) },
+    details: { scope, queued },
+  });
 }
 
 function capacityExhausted(serviceMs: number, why: string): AppError {

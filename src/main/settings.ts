@@ -90,6 +90,8 @@ export function schedulerFor(settings: Settings, redis: Redis, clock: Clock, pip
     retentionCount: env.JOB_RETENTION_COUNT,
     pipelineMax,
     admitResolveMs: env.ADMIT_RESOLVE_MS,
+    agingBoundMs: env.AGING_BOUND_S * 1000,
+    queueMax: env.QUEUE_MAX,
   });
 }
 

@@ -3,11 +3,11 @@
 import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
 import { queuedEtaSeconds } from "../core/eta.js";
-import { PRIORITY_CLASS, type JobError, type Priority } from "../core/job.js";
+import type { JobError, Priority } from "../core/job.js";
 import type { Clock } from "../core/time.js";
 import { mayHaveRun } from "./call-outcome.js";
 import { finishArgs } from "./finish-args.js";
-import { createKeys, type Keys } from "./keys.js";
+import { createKeys, priorityOffsetMs, type Keys } from "./keys.js";
 import { refusalOf } from "./script-codes.js";
 import { defineScripts, type ScriptRunner } from "./scripts.js";
 
@@ -33,6 +33,23 @@ export interface SchedulerOptions {
    * delay an admit call can have on the way to Redis. Default 86400.
    */
   readonly voidTtlS?: number;
+  /**
+   * The aging bound (AGING_BOUND_S, ms): the priority offsets of the order key (keys.ts
+   * priorityOffsetMs). Default 600000.
+   */
+  readonly agingBoundMs?: number;
+  /** Queued jobs of everyone at once (QUEUE_MAX); default no limit. */
+  readonly queueMax?: number;
+}
+
+/** A tenant's share and limits, from its tier (API.md §1). */
+export interface TenantLimits {
+  /** Fair-share weight (a positive integer). */
+  readonly weight: number;
+  /** Jobs running at once; undefined: no limit. */
+  readonly maxRunning?: number;
+  /** Jobs queued at once; undefined: no limit. */
+  readonly maxQueued?: number;
 }
 
 export interface AdmitInput {
@@ -60,6 +77,12 @@ export interface AdmitInput {
   /** Service time and capacity of the route, for the ETA of the admitted job. */
   readonly serviceMs: number;
   readonly capacity: number;
+  /** Estimated GPU ms of the whole job (the fair share's cost); default `serviceMs`. */
+  readonly costMs?: number;
+  /** The tenant's weight and limits; default weight 1, no limits. */
+  readonly tenant?: TenantLimits;
+  /** Slots of the whole fleet (the fair share's C); default `capacity`, at least 1. */
+  readonly fleetSlots?: number;
   /** Admission time (ms), stored as `created`; defaults to the clock. */
   readonly now?: number;
 }
@@ -77,6 +100,14 @@ export type AdmitResult =
       readonly admitted: false;
       readonly reason: "exists" | "too_far" | "voided" | "lost" | "unknown";
       readonly position?: number;
+    }
+  | {
+      /** Refused: the tenant's queued-at-once limit (`tenant`) or everyone's (`all`, QUEUE_MAX). */
+      readonly admitted: false;
+      readonly reason: "queue_full";
+      readonly scope: "tenant" | "all";
+      /** Jobs queued (of the tenant, or of everyone) when it was refused. */
+      readonly queued: number;
     };
 
 /** The outcome of an admission settled after the fact (see {@link Scheduler.resolveAdmission}). */
@@ -232,6 +263,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
   };
 
   const resolveWithinMs = opts.admitResolveMs ?? 3_000;
+  const agingBoundMs = opts.agingBoundMs ?? 600_000;
   const voidTtlS = opts.voidTtlS ?? 86_400;
   /** Admissions reported `unknown`: job id -> customer. */
   const unsettled = new Map<string, string>();
@@ -300,10 +332,11 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
       const customer = input.fields["cust"] ?? "";
       let reply: number[];
       try {
+        const tenant = input.tenant ?? { weight: 1 };
         reply = (await run("admit", route, [
           input.id,
           input.route,
-          PRIORITY_CLASS[input.priority],
+          priorityOffsetMs(input.priority, agingBoundMs),
           now,
           input.ttlAt ?? 0,
           input.maxPosition ?? -1,
@@ -314,6 +347,12 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
           ),
           input.request,
           input.ttlIsDefault === true ? "0" : "1",
+          Math.max(0, Math.round(input.costMs ?? input.serviceMs)),
+          tenant.weight,
+          tenant.maxRunning ?? 0,
+          tenant.maxQueued ?? -1,
+          opts.queueMax ?? -1,
+          Math.max(1, input.fleetSlots ?? input.capacity),
         ])) as number[];
       } catch (err) {
         if (!mayHaveRun(err)) throw err;
@@ -324,6 +363,14 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
       // This very admission resent (see admit.lua): admitted, at its current position.
       if (refusal === "resent") return { admitted: true, position: Math.max(0, second) };
       if (refusal === "too_far") return { admitted: false, reason: refusal, position: second };
+      if (refusal === "queue_full" || refusal === "queue_full_all") {
+        return {
+          admitted: false,
+          reason: "queue_full",
+          scope: refusal === "queue_full" ? "tenant" : "all",
+          queued: second,
+        };
+      }
       if (refusal !== undefined) return { admitted: false, reason: refusal };
       const eta = queuedEtaSeconds(first, input.capacity, input.serviceMs);
       return { admitted: true, position: first, ...(eta === undefined ? {} : { etaSeconds: eta }) };

@@ -14,7 +14,6 @@ import type { ApiDeps } from "../deps.js";
 import { admitJob, isOutcomeUnknown, type AdmissionDeps } from "../admission.js";
 import { bodyFingerprint, reservationProblem } from "../idempotency.js";
 import type { StoredResponse } from "../../queues/idempotency-store.js";
-import { queuedAhead } from "../../queues/keys.js";
 import { PRIORITIES } from "../../core/job.js";
 
 export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
@@ -159,12 +158,18 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
   });
 
   app.get("/queue", async (c) => {
-    const [t, snapshot] = await Promise.all([deps.store.totals(), deps.capacity.snapshot()]);
+    const principal = c.get("principal");
+    const [t, ahead, snapshot] = await Promise.all([
+      deps.store.totals(),
+      deps.store.aheadOfNew(principal.customerId, deps.config.agingBoundMs),
+      deps.capacity.snapshot(),
+    ]);
     const capacity = snapshot.usableCapacity;
     const svc = snapshot.averageServiceMs;
+    // how long a new job of the caller would wait at each priority: the jobs its order key puts ahead
     const etas: Record<string, number> = {};
     for (const p of PRIORITIES) {
-      const e = queuedEtaSeconds(queuedAhead(t.depth, p), capacity, svc);
+      const e = queuedEtaSeconds(ahead[p], capacity, svc);
       if (e !== undefined) etas[p] = e;
     }
     return c.json({ depth: t.depth, running: t.running, eta_seconds: etas });
