@@ -340,11 +340,13 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
           now,
           input.ttlAt ?? 0,
           input.maxPosition ?? -1,
-          JSON.stringify(
-            input.inputs && input.inputs.length > 0
-              ? { ...input.fields, inputs: input.inputs.join(" ") }
-              : input.fields,
-          ),
+          // the customer and priority are stored as `cust` and `prio` (the tenant and its counts)
+          JSON.stringify({
+            ...input.fields,
+            cust: customer,
+            prio: input.priority,
+            ...(input.inputs && input.inputs.length > 0 ? { inputs: input.inputs.join(" ") } : {}),
+          }),
           input.request,
           input.ttlIsDefault === true ? "0" : "1",
           Math.max(0, Math.round(input.costMs ?? input.serviceMs)),
