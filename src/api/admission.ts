@@ -277,7 +277,8 @@ async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHo
     ...(maxPosition === undefined ? {} : { maxPosition }),
     serviceMs,
     capacity,
-    fleetSlots: snapshot.usableCapacity,
+    // the fair share's unit: every known backend's slots, healthy or not (it changes only with the fleet)
+    fleetSlots: snapshot.backends.reduce((sum, b) => sum + b.capacity, 0),
     tenant: tenantLimits(deps.tiers, a.principal.tier),
     now,
     request: JSON.stringify(stored),

@@ -81,7 +81,10 @@ export interface AdmitInput {
   readonly costMs?: number;
   /** The tenant's weight and limits; default weight 1, no limits. */
   readonly tenant?: TenantLimits;
-  /** Slots of the whole fleet (the fair share's C); default `capacity`, at least 1. */
+  /**
+   * Slots of the whole fleet, healthy or not (the fair share's unit C: a job advances its tenant's
+   * virtual time by cost / (C · weight)); default `capacity`, at least 1.
+   */
   readonly fleetSlots?: number;
   /** Admission time (ms), stored as `created`; defaults to the clock. */
   readonly now?: number;

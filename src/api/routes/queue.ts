@@ -161,7 +161,11 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
     const principal = c.get("principal");
     const [t, ahead, snapshot] = await Promise.all([
       deps.store.totals(),
-      deps.store.aheadOfNew(principal.customerId, deps.config.agingBoundMs),
+      deps.store.aheadOfNew(
+        principal.customerId,
+        tierOf(deps.tiers, principal.tier)?.weight ?? 1,
+        deps.config.agingBoundMs,
+      ),
       deps.capacity.snapshot(),
     ]);
     const capacity = snapshot.usableCapacity;

@@ -5,11 +5,12 @@
   either fully admitted or not at all.
 
   The order key (docs/decisions.md "Fair share"; lib.lua order_key) is start-time fair queueing: the
-  job's virtual start time S = max(V, F) (V the virtual time, F its tenant's virtual finish time), its
-  tenant's F advanced by cost · W / (C · w) (cost: its estimated GPU ms; w: its tenant's weight; W:
-  the summed weight of the active tenants, this one included; C: the fleet's slots), so virtual time
-  runs in fleet milliseconds; then the priority offset (fleet ms) is added. Positions are read the same
-  way (ZRANK of the order).
+  job's virtual start time S = max(V, F) (V the virtual time, F its tenant's virtual finish time), and
+  its tenant's F advanced by cost / (C · w) (cost: its estimated GPU ms; w: its tenant's weight; C:
+  the fleet's slots), so a unit of virtual time is a millisecond of the whole fleet shared by one unit
+  of weight; then the priority offset, given in fleet ms, converted at the current summed weight W of
+  the active tenants (this one included): offset / W. Positions are read the same way (ZRANK of the
+  order).
 
   ARGV[1] prefix            ARGV[2] job id          ARGV[3] route ("family/model" or "family/model@backend")
   ARGV[4] priority offset (fleet ms)                ARGV[5] now (ms)
@@ -22,7 +23,7 @@
   as ttl_def and found by expire.lua's sweep: no index to keep per job)
   ARGV[11] estimated cost (GPU ms)  ARGV[12] tenant weight  ARGV[13] tenant running-at-once limit (0 = none)
   ARGV[14] tenant queued-at-once limit (-1 = none)  ARGV[15] queued-at-once limit of everyone (-1 = none)
-  ARGV[16] fleet slots (C, at least 1)
+  ARGV[16] fleet slots (C: the slots of every backend known, a stable figure; at least 1)
   Returns { position } (the caller derives the ETA from it)
   { E.exists }  a job with this id exists
   { E.too_far, position }  it could not start within the caller's limit; nothing was stored
@@ -76,10 +77,10 @@ local shared = tonumber(fair[2] or "0")
 if t[4] then shared = shared - tonumber(t[4]) end
 shared = shared + weight
 local start = math.max(v, tonumber(t[1] or "0"))
-local finish = start + cost * shared / (slots * weight)
+local finish = start + cost / (slots * weight)
 
 local seq = redis.call("INCR", key("q", "seq"))
-local score = order_key(start + offset, seq)
+local score = order_key(start + offset / shared, seq)
 local position = redis.call("ZCOUNT", key("q"), "-inf", "(" .. score)
 if max_position >= 0 and position > max_position then return {E.too_far, position} end
 
