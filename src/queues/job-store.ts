@@ -1,6 +1,6 @@
 // Reads of jobs, their event logs and queue totals (writes happen only in the scheduler's scripts).
 import type { Redis } from "ioredis";
-import { createKeys, orderKey, priorityOffsetMs, SEQ_SPAN, SERVICE_TIME_FIELD } from "./keys.js";
+import { createKeys, orderKey, SEQ_SPAN, SERVICE_TIME_FIELD } from "./keys.js";
 import { decodeJob, PRIORITIES, type JobRecord, type Priority } from "../core/job.js";
 import { defineScripts, type ScriptOptions, type ScriptRunner } from "./scripts.js";
 
@@ -43,9 +43,10 @@ export interface JobStore {
   totals(): Promise<QueueTotals>;
   /**
    * How many queued jobs a job of `customer` admitted now would find ahead of it at each priority
-   * (its order key computed as admit.lua would: lib.lua order_key, keys.ts orderKey).
+   * (its order key computed as admit.lua would: lib.lua order_key, keys.ts orderKey), with the
+   * priority offsets `offsets` (keys.ts priorityOffset).
    */
-  aheadOfNew(customer: string, weight: number, agingBoundMs: number): Promise<Record<Priority, number>>;
+  aheadOfNew(customer: string, offsets: (p: Priority) => number): Promise<Record<Priority, number>>;
   /** The active tenants (up to `limit`, default 1000) and the summed weight `W` of all of them. */
   tenants(limit?: number): Promise<{ weight: number; tenants: TenantShare[] }>;
   /** Measured service time (ms, EWMA) per route. */
@@ -102,22 +103,17 @@ export function createJobStore(redis: Redis, prefix: string, scripts: ScriptOpti
       return { depth, running, leases: held };
     },
 
-    async aheadOfNew(customer, weight, agingBoundMs) {
-      const [[v, w], [f, aw]] = await Promise.all([
-        redis.hmget(keys.fair, "V", "W"),
-        redis.hmget(keys.tenant(customer), "F", "aw"),
+    async aheadOfNew(customer, offsets) {
+      const [[v], [f]] = await Promise.all([
+        redis.hmget(keys.fair, "V"),
+        redis.hmget(keys.tenant(customer), "F"),
       ]);
-      // as admit.lua: the start time, and the offset shared by the active tenants' weight with this one
+      // as admit.lua: the start time, then each priority's offset
       const start = Math.max(Number(v ?? 0), Number(f ?? 0));
-      const shared = Math.max(1, Number(w ?? 0) - Number(aw ?? 0) + weight);
       const pipe = redis.pipeline();
       // the sequence of a new admission comes after every queued one: count the equal keys too
       for (const p of PRIORITIES) {
-        pipe.zcount(
-          keys.queue,
-          "-inf",
-          orderKey(start + priorityOffsetMs(p, agingBoundMs) / shared, SEQ_LAST),
-        );
+        pipe.zcount(keys.queue, "-inf", orderKey(start + offsets(p), SEQ_LAST));
       }
       const res = (await pipe.exec()) ?? [];
       const out = {} as Record<Priority, number>;

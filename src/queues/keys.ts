@@ -134,10 +134,14 @@ export function orderKey(vkey: number, seq: number): number {
 }
 
 /**
- * The priority offset of the order key (fleet ms): `high` 0, `normal` half the aging bound, `low` the
- * aging bound (docs/decisions.md "Fair share": newer work of a higher priority passes a job for at
- * most its offset's worth of fleet time).
+ * The priority offset of the order key (virtual ms: one unit is a millisecond of the whole fleet for
+ * one unit of weight): `high` 0, `normal` half the aging bound, `low` the aging bound, divided by the
+ * largest tier weight `maxWeight` (docs/decisions.md "Fair share": newer higher-priority work of
+ * tenants of summed weight w passes a job for at most its offset · w of fleet time, so at most the
+ * bound while w ≤ maxWeight). The same for every job of a priority, so a priority's jobs interleave by
+ * their tenants' start times alone.
  */
-export function priorityOffsetMs(priority: Priority, agingBoundMs: number): number {
-  return priority === "high" ? 0 : priority === "normal" ? Math.round(agingBoundMs / 2) : agingBoundMs;
+export function priorityOffset(priority: Priority, agingBoundMs: number, maxWeight: number): number {
+  const ms = priority === "high" ? 0 : priority === "normal" ? agingBoundMs / 2 : agingBoundMs;
+  return ms / Math.max(1, maxWeight);
 }

@@ -7,7 +7,7 @@ import type { JobError, Priority } from "../core/job.js";
 import type { Clock } from "../core/time.js";
 import { mayHaveRun } from "./call-outcome.js";
 import { finishArgs } from "./finish-args.js";
-import { createKeys, priorityOffsetMs, type Keys } from "./keys.js";
+import { createKeys, priorityOffset, type Keys } from "./keys.js";
 import { refusalOf } from "./script-codes.js";
 import { defineScripts, type ScriptRunner } from "./scripts.js";
 
@@ -38,6 +38,8 @@ export interface SchedulerOptions {
    * priorityOffsetMs). Default 600000.
    */
   readonly agingBoundMs?: number;
+  /** The largest fair-share weight of the tier table (the priority offsets' divisor); default 1. */
+  readonly maxWeight?: number;
   /** Queued jobs of everyone at once (QUEUE_MAX); default no limit. */
   readonly queueMax?: number;
 }
@@ -339,7 +341,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
         reply = (await run("admit", route, [
           input.id,
           input.route,
-          priorityOffsetMs(input.priority, agingBoundMs),
+          priorityOffset(input.priority, agingBoundMs, opts.maxWeight ?? 1),
           now,
           input.ttlAt ?? 0,
           input.maxPosition ?? -1,

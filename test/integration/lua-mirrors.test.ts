@@ -8,7 +8,7 @@ import { attemptId, parseAttemptId } from "../../src/core/attempt-id.js";
 import { parseRoute } from "../../src/core/model-route.js";
 import { createCasRefs } from "../../src/queues/cas-refs.js";
 import { createIdempotencyStore } from "../../src/queues/idempotency-store.js";
-import { createKeys, orderKey, priorityOffsetMs, SEQ_SPAN, serviceTimeField } from "../../src/queues/keys.js";
+import { createKeys, orderKey, priorityOffset, SEQ_SPAN, serviceTimeField } from "../../src/queues/keys.js";
 import { readFinishArgv } from "../../src/queues/finish-args.js";
 import { createObjectGrants } from "../../src/queues/object-grants.js";
 import { createScheduler, type BackendView, type Scheduler } from "../../src/queues/scheduler.js";
@@ -92,7 +92,7 @@ describe("Lua and TypeScript agree", () => {
     await admit("j_2", { priority: "high" });
     const keys = createKeys(r.prefix);
     expect(Number(await r.client.zscore(keys.queue, "j_1"))).toBe(
-      orderKey(priorityOffsetMs("low", AGING_MS), 1),
+      orderKey(priorityOffset("low", AGING_MS, 1), 1),
     );
     // j_2 starts where j_1 left its tenant: cost 1000 ms · W 1 / (C 1 · w 1) on
     expect(Number(await r.client.zscore(keys.queue, "j_2"))).toBe(orderKey(1000, 2));

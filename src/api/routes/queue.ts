@@ -2,7 +2,7 @@
 import { Hono } from "hono";
 import { AppError, validationError } from "../../core/errors.js";
 import { IDEMPOTENCY_KEY_MAX_CHARS } from "../../core/request-limits.js";
-import { isPriorityAllowed, tierOf } from "../../core/tiers.js";
+import { isPriorityAllowed, maxWeight, tierOf } from "../../core/tiers.js";
 import { parseQueueRequest } from "../../core/request-schema.js";
 import { queuedEtaSeconds } from "../../core/eta.js";
 import { outboundUrlProblem } from "../../core/webhook-target.js";
@@ -15,6 +15,7 @@ import { admitJob, isOutcomeUnknown, type AdmissionDeps } from "../admission.js"
 import { bodyFingerprint, reservationProblem } from "../idempotency.js";
 import type { StoredResponse } from "../../queues/idempotency-store.js";
 import { PRIORITIES } from "../../core/job.js";
+import { priorityOffset } from "../../queues/keys.js";
 
 export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
   const app = new Hono<ApiEnv>();
@@ -161,10 +162,8 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
     const principal = c.get("principal");
     const [t, ahead, snapshot] = await Promise.all([
       deps.store.totals(),
-      deps.store.aheadOfNew(
-        principal.customerId,
-        tierOf(deps.tiers, principal.tier)?.weight ?? 1,
-        deps.config.agingBoundMs,
+      deps.store.aheadOfNew(principal.customerId, (p) =>
+        priorityOffset(p, deps.config.agingBoundMs, maxWeight(deps.tiers)),
       ),
       deps.capacity.snapshot(),
     ]);

@@ -7,13 +7,12 @@
   The order key (docs/decisions.md "Fair share"; lib.lua order_key) is start-time fair queueing: the
   job's virtual start time S = max(V, F) (V the virtual time, F its tenant's virtual finish time), and
   its tenant's F advanced by cost / (C · w) (cost: its estimated GPU ms; w: its tenant's weight; C:
-  the fleet's slots), so a unit of virtual time is a millisecond of the whole fleet shared by one unit
-  of weight; then the priority offset, given in fleet ms, converted at the current summed weight W of
-  the active tenants (this one included): offset / W. Positions are read the same way (ZRANK of the
-  order).
+  the fleet's slots), so a unit of virtual time is a millisecond of the whole fleet for one unit of
+  weight; then the priority offset (virtual ms, the same for every job of a priority). Positions are
+  read the same way (ZRANK of the order).
 
   ARGV[1] prefix            ARGV[2] job id          ARGV[3] route ("family/model" or "family/model@backend")
-  ARGV[4] priority offset (fleet ms)                ARGV[5] now (ms)
+  ARGV[4] priority offset (virtual ms)                ARGV[5] now (ms)
   ARGV[6] ttl deadline (ms, 0 = none)               ARGV[7] highest position admitted (-1 = no limit)
   ARGV[8] stored fields (JSON object of strings, `cust` and `prio` among them; one argument costs the
   caller far less than one per field; `inputs`, the space-separated CAS digests of its input images,
@@ -63,24 +62,19 @@ if prior[4] then
   return {E.exists}
 end
 
-local t = redis.call("HMGET", tk, "F", "q", "r", "aw")
+local t = redis.call("HMGET", tk, "F", "q", "aw")
 local queued = tonumber(t[2] or "0")
 if tenant_max >= 0 and queued >= tenant_max then return {E.queue_full, queued} end
 if queue_max >= 0 then
   local all = redis.call("ZCARD", key("q"))
   if all >= queue_max then return {E.queue_full_all, all} end
 end
-local fair = redis.call("HMGET", key("fair"), "V", "W")
-local v = tonumber(fair[1] or "0")
--- the weight the fleet is shared among once this job is queued
-local shared = tonumber(fair[2] or "0")
-if t[4] then shared = shared - tonumber(t[4]) end
-shared = shared + weight
+local v = tonumber(redis.call("HGET", key("fair"), "V") or "0")
 local start = math.max(v, tonumber(t[1] or "0"))
 local finish = start + cost / (slots * weight)
 
 local seq = redis.call("INCR", key("q", "seq"))
-local score = order_key(start + offset / shared, seq)
+local score = order_key(start + offset, seq)
 local position = redis.call("ZCOUNT", key("q"), "-inf", "(" .. score)
 if max_position >= 0 and position > max_position then return {E.too_far, position} end
 
@@ -101,8 +95,8 @@ end
 -- the tenant's fair-share record: its new virtual finish time, weight and running limit (its weight
 -- in W changes with it while it is active)
 redis.call("HSET", tk, "F", finish, "w", weight, "cap", cap)
-if t[4] and tonumber(t[4]) ~= weight then
-  redis.call("HINCRBY", key("fair"), "W", weight - tonumber(t[4]))
+if t[3] and tonumber(t[3]) ~= weight then
+  redis.call("HINCRBY", key("fair"), "W", weight - tonumber(t[3]))
   redis.call("HSET", tk, "aw", weight)
 end
 queue_join(id, score, route, nil, cust, fields.prio)
