@@ -1,6 +1,8 @@
 // Position is a promise about start order (API.md §3 Job): with the API up and no worker, 50 jobs of
 // mixed priorities (and models) are queued; each 202 position and each later GET position is checked
-// against the scheduler's documented order (strict priority classes, FIFO inside a class). Then one
+// against the scheduler's documented order (one tenant, with an aging bound far beyond the span of 50
+// jobs, so the priority offsets are never passed: priority classes, FIFO inside a class; the mixed
+// tenants and weights of fair share are test/integration/fair-share.test.ts's). Then one
 // worker process with one backend of capacity 1 runs them, and the i-th job to start is the job whose
 // position was i.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -21,7 +23,7 @@ let bearer: string;
 
 beforeAll(async () => {
   h = new E2eHarness();
-  api = await h.start("api");
+  api = await h.start("api", { env: { AGING_BOUND_S: "86400" } });
   bearer = await token("order-check", { tier: "pro" });
 });
 afterAll(async () => {

@@ -32,8 +32,9 @@ async function jobStatus(s: TestSystem, token: string, id: string) {
 
 describe("chained attempts", () => {
   it("runs a queue of 10 jobs on 2 slots with 2 attempt jobs on the BullMQ queue", async () => {
-    // A job takes 4 steps × 150 ms: all ten are queued long before the first one ends.
-    sys = await startSystem({ env: { WORKER_CONCURRENCY: "2", SIM_STEP_MS: "150" } });
+    // A job takes 4 steps × 300 ms: all ten are queued long before the first one ends (on a loaded
+    // machine too: a chain that finds the queue empty ends, and the next job takes a third attempt job).
+    sys = await startSystem({ env: { WORKER_CONCURRENCY: "2", SIM_STEP_MS: "300" } });
     const s = sys;
     const token = await s.token("chain");
     const ids: string[] = [];

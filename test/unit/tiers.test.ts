@@ -49,7 +49,7 @@ describe("TIERS_FILE", () => {
     max_running: 1,
     max_queued: 5,
     priorities: ["low"],
-    weight: 0.5,
+    weight: 2,
     sync: false,
   };
 
@@ -82,6 +82,11 @@ describe("TIERS_FILE", () => {
     ["a missing member", { free: { ...tier, sync: undefined } }, /free\.sync/],
     ["a typo", { free: { ...tier, wieght: 2 } }, /free: .*wieght/],
     ["a zero weight", { free: { ...tier, weight: 0 } }, /free\.weight/],
+    [
+      "a fractional weight (the scheduler sums weights as integers)",
+      { free: { ...tier, weight: 0.5 } },
+      /free\.weight/,
+    ],
     [
       "a negative price",
       { free: { ...tier, price_micro_usd_per_gpu_s: { default: -1 } } },
