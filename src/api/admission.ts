@@ -15,7 +15,8 @@ import {
   type GenerationRequest,
   type ImageRef,
 } from "../core/request-schema.js";
-import { maxPositionWithin } from "../core/eta.js";
+import { maxPositionWithin, retryAfterSeconds, type QueueBasis } from "../core/eta.js";
+import type { CostModel } from "../core/cost.js";
 import type { Scheduler } from "../queues/scheduler.js";
 import type { CapacityView } from "./capacity.js";
 import {
@@ -30,6 +31,8 @@ export interface AdmissionDeps {
   readonly scheduler: Scheduler;
   readonly blobs: BlobStore;
   readonly capacity: CapacityView;
+  /** A request's work units (core/cost.ts): stored with the job, its cost estimate's size. */
+  readonly cost: Pick<CostModel, "workUnits">;
   readonly clock: Clock;
   readonly ids: IdGenerator;
   /** Records that a customer may read an object (inputs they sent). */
@@ -212,16 +215,26 @@ async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHo
   if (snapshot.backends.length > 0 && !snapshot.route(familyModel).served) {
     throw new AppError("not_found", `no backend of this deployment serves ${familyModel}`);
   }
-  const { capacity, serviceMs, served } = snapshot.route(familyModel, a.backend);
-  if (a.backend !== undefined && !served) {
+  if (a.backend !== undefined && !snapshot.route(familyModel, a.backend).served) {
     throw validationError("backend", "serves_model", `no backend "${a.backend}" serves ${familyModel}`);
   }
+  // The job's estimated GPU cost, and the capacity that can run it now (docs/decisions.md "Queue,
+  // positions and ETAs"): its ETA and the sync tier's check.
+  const work = deps.cost.workUnits(r);
+  const costMs = snapshot.costMs(familyModel, work);
+  const basis = snapshot.basis(familyModel, a.backend, costMs);
   // The sync tier's capacity check comes before anything is stored: a refused request leaves no
-  // object and no ownership behind.
+  // object and no ownership behind. Only its position is left to the admit (atomic with it).
   let maxPosition: number | undefined;
   if (a.startWithinMs !== undefined) {
-    maxPosition = maxPositionWithin(a.startWithinMs, capacity, serviceMs);
-    if (maxPosition < 0) throw capacityExhausted(serviceMs, "no backend can run this model right now");
+    maxPosition = maxPositionWithin(a.startWithinMs, basis);
+    if (maxPosition < 0) {
+      const why =
+        basis.capacity <= 0
+          ? "no backend can run this model right now"
+          : "every slot that can run this model is busy for longer than the wait allows";
+      throw capacityExhausted(basis, 0, a.startWithinMs, why);
+    }
   }
   const seed = r.seed ?? Math.floor(Math.random() * SEED_SPACE);
   const stored: Record<string, unknown> = {};
@@ -256,6 +269,7 @@ async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHo
     fmt: r.format,
     seed: String(seed),
     mode: a.mode,
+    work: String(work),
   };
   if (a.backend) fields.backend_req = a.backend;
   if (a.extra) Object.assign(fields, a.extra);
@@ -272,8 +286,10 @@ async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHo
     ...(a.ttlS === undefined ? { ttlIsDefault: true } : {}),
     ...(inputs.length === 0 ? {} : { inputs: inputs.map((i) => i.digest) }),
     ...(maxPosition === undefined ? {} : { maxPosition }),
-    serviceMs,
-    capacity,
+    costMs,
+    serviceMs: basis.waveMs,
+    capacity: basis.capacity,
+    running: basis.running,
     now,
     request: JSON.stringify(stored),
     fields,
@@ -283,7 +299,10 @@ async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHo
     // after an inline image was stored and granted to the caller. That is harmless: the object is
     // content the caller sent and may read anyway, keyed by its digest, and its grant lapses with the
     // retention window. The check above refuses the common case (no capacity at all) before storing.
-    if (res.reason === "too_far") throw capacityExhausted(serviceMs, "the sync tier is at capacity");
+    if (res.reason === "too_far") {
+      const at = res.position ?? (maxPosition ?? 0) + 1;
+      throw capacityExhausted(basis, at, a.startWithinMs ?? 0, "the sync tier is at capacity");
+    }
     if (res.reason === "unknown") throw outcomeUnknown(id, a.admitBy !== undefined);
     if (res.reason === "lost") {
       throw new AppError(
@@ -334,8 +353,9 @@ export function isOutcomeUnknown(err: unknown): boolean {
   return isAppError(err) && err.details?.["outcome"] === "unknown";
 }
 
-function capacityExhausted(serviceMs: number, why: string): AppError {
-  const retry = Math.max(1, Math.ceil(serviceMs / 1000));
+/** 503 `capacity_exhausted`, `Retry-After` when a job at `position` would start within `budgetMs`. */
+function capacityExhausted(basis: QueueBasis, position: number, budgetMs: number, why: string): AppError {
+  const retry = retryAfterSeconds(position, basis, budgetMs);
   return new AppError(
     "capacity_exhausted",
     `${why}; retry in ${retry}s or use the async queue (POST /queue)`,

@@ -32,6 +32,7 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
     scheduler: deps.scheduler,
     blobs: deps.blobs,
     capacity: deps.capacity,
+    cost: deps.cost,
     clock: deps.clock,
     ids: deps.ids,
     grantObject: (digest, customer) => grants.grant(digest, customer),

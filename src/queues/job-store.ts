@@ -1,7 +1,8 @@
 // Reads of jobs, their event logs and queue totals (writes happen only in the scheduler's scripts).
 import type { Redis } from "ioredis";
-import { createKeys, priorityScores, SERVICE_TIME_FIELD } from "./keys.js";
+import { createKeys, priorityScores, WORK_RATE_FIELD } from "./keys.js";
 import { decodeJob, PRIORITIES, type JobRecord, type Priority } from "../core/job.js";
+import { formatFamilyModel } from "../core/model-route.js";
 import { defineScripts, type ScriptOptions, type ScriptRunner } from "./scripts.js";
 
 export interface StoredEvent {
@@ -20,14 +21,25 @@ export interface QueueTotals {
   readonly leases: ReadonlyMap<string, number>;
 }
 
+/** A queued job as its cost estimate needs it. */
+export interface QueuedWork {
+  readonly familyModel: string;
+  /** Its work units (core/cost.ts); 1 when it was stored without them. */
+  readonly work: number;
+}
+
 export interface JobStore {
   /** The job and its position (-1 unless queued), read atomically; undefined when absent. */
   read(id: string): Promise<{ job: JobRecord; position: number } | undefined>;
   /** Stored events with seq > afterSeq, oldest first. */
   events(id: string, afterSeq: number, count?: number): Promise<StoredEvent[]>;
   totals(): Promise<QueueTotals>;
-  /** Measured service time (ms, EWMA) per route. */
-  serviceTimes(): Promise<Map<string, number>>;
+  /** Measured ms per work unit (EWMA, finish.lua) per `family/model`. */
+  workRates(): Promise<Map<string, number>>;
+  /** Attempts holding a slot, per backend that holds any. */
+  leases(): Promise<Map<string, number>>;
+  /** The first `count` jobs of the order (those that start next), oldest key first. */
+  head(count: number): Promise<QueuedWork[]>;
 }
 
 export function createJobStore(redis: Redis, prefix: string, scripts: ScriptOptions = {}): JobStore {
@@ -86,11 +98,33 @@ export function createJobStore(redis: Redis, prefix: string, scripts: ScriptOpti
       return { depth, running, leases: held };
     },
 
-    async serviceTimes() {
+    async workRates() {
       const h = await redis.hgetall(keys.stats);
       const out = new Map<string, number>();
       for (const [k, v] of Object.entries(h))
-        if (k.startsWith(SERVICE_TIME_FIELD)) out.set(k.slice(SERVICE_TIME_FIELD.length), Number(v));
+        if (k.startsWith(WORK_RATE_FIELD)) out.set(k.slice(WORK_RATE_FIELD.length), Number(v));
+      return out;
+    },
+
+    leases,
+
+    async head(count) {
+      if (count <= 0) return [];
+      const ids = await redis.zrange(keys.queue, "0", String(count - 1));
+      if (ids.length === 0) return [];
+      const pipe = redis.pipeline();
+      for (const id of ids) pipe.hmget(keys.job(id), "fam", "mdl", "work");
+      const out: QueuedWork[] = [];
+      for (const [err, value] of (await pipe.exec()) ?? []) {
+        const [fam, mdl, work] = (err ? [] : value) as (string | null)[];
+        // a job that ended between the two reads is left out
+        if (!fam || !mdl) continue;
+        const units = Number(work ?? 1);
+        out.push({
+          familyModel: formatFamilyModel(fam, mdl),
+          work: Number.isFinite(units) && units > 0 ? units : 1,
+        });
+      }
       return out;
     },
   };

@@ -57,9 +57,18 @@ export interface AdmitInput {
   readonly request: string;
   /** Refuse (and store nothing) when the job would start behind more than this many jobs. */
   readonly maxPosition?: number;
-  /** Service time and capacity of the route, for the ETA of the admitted job. */
+  /**
+   * For the ETA of the admitted job (core/eta.ts): the estimated GPU ms of a job ahead (one wave),
+   * the capacity that can run the route now and how much of it is busy (default 0).
+   */
   readonly serviceMs: number;
   readonly capacity: number;
+  readonly running?: number;
+  /**
+   * The job's estimated GPU cost (ms) as a whole (core/cost.ts): the last wave of its ETA (default
+   * `serviceMs`), and the cost the fair-share order charges its tenant.
+   */
+  readonly costMs?: number;
   /** Admission time (ms), stored as `created`; defaults to the clock. */
   readonly now?: number;
 }
@@ -207,6 +216,12 @@ function parseAttempts(flat: readonly string[]): Attempt[] {
   return out;
 }
 
+/** The ETA (s) of an admitted job at `position`. */
+function etaOf(input: AdmitInput, position: number): number | undefined {
+  const basis = { capacity: input.capacity, running: input.running ?? 0, waveMs: input.serviceMs };
+  return queuedEtaSeconds(position, basis, input.costMs ?? input.serviceMs);
+}
+
 /** Admissions reported `unknown` that one process keeps settling (beyond it, the oldest are dropped). */
 const MAX_PENDING_RESOLUTIONS = 10_000;
 const RESOLVE_RETRY_MS = 100;
@@ -254,8 +269,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
       try {
         const r = await resolveAdmission(input.id, customer);
         if (!r.admitted) return { admitted: false, reason: r.reason === "foreign" ? "exists" : "lost" };
-        const eta =
-          r.position < 0 ? undefined : queuedEtaSeconds(r.position, input.capacity, input.serviceMs);
+        const eta = r.position < 0 ? undefined : etaOf(input, r.position);
         return {
           admitted: true,
           position: Math.max(0, r.position),
@@ -325,7 +339,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
       if (refusal === "resent") return { admitted: true, position: Math.max(0, second) };
       if (refusal === "too_far") return { admitted: false, reason: refusal, position: second };
       if (refusal !== undefined) return { admitted: false, reason: refusal };
-      const eta = queuedEtaSeconds(first, input.capacity, input.serviceMs);
+      const eta = etaOf(input, first);
       return { admitted: true, position: first, ...(eta === undefined ? {} : { etaSeconds: eta }) };
     },
 

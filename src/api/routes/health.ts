@@ -26,7 +26,8 @@ export function healthRoutes(deps: ApiDeps, access: { admin(c: Context<ApiEnv>):
     if (!deps.accepting()) body.shutting_down = true;
     if (redisOk && (await access.admin(c))) {
       // One read of the leases: the per-backend counts and the running total agree.
-      const [{ backends }, totals] = await Promise.all([deps.capacity.snapshot(), deps.store.totals()]);
+      const [snapshot, totals] = await Promise.all([deps.capacity.snapshot(), deps.store.totals()]);
+      const { backends } = snapshot;
       const { leases, ...queue } = totals;
       body.backends = backends.map((b) => ({
         id: b.id,
@@ -38,6 +39,14 @@ export function healthRoutes(deps: ApiDeps, access: { admin(c: Context<ApiEnv>):
         models: b.models,
       }));
       body.queue = queue;
+      // The capacity ETAs and sync admission count: backend slots, no more than the live worker
+      // slots serving them (docs/decisions.md "Queue, positions and ETAs").
+      body.capacity = {
+        usable: snapshot.usableCapacity,
+        running: snapshot.running,
+        ms_per_unit: Object.fromEntries(snapshot.measuredUnitMs),
+      };
+      body.workers = snapshot.workers.map((w) => ({ id: w.workerId, slots: w.slots, backends: w.backends }));
       body.requests = deps.bodies.stats();
     }
     if (!ready) c.header("retry-after", "1");

@@ -160,11 +160,17 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
 
   app.get("/queue", async (c) => {
     const [t, snapshot] = await Promise.all([deps.store.totals(), deps.capacity.snapshot()]);
-    const capacity = snapshot.usableCapacity;
-    const svc = snapshot.averageServiceMs;
+    // A new job of unknown model and size: one work unit at the measured models' mean rate, on the
+    // fleet's capacity (docs/decisions.md "Queue, positions and ETAs").
+    const costMs = Math.round(snapshot.averageUnitMs);
+    const basis = {
+      capacity: snapshot.usableCapacity,
+      running: Math.min(snapshot.usableCapacity, t.running),
+      waveMs: snapshot.headCostMs ?? costMs,
+    };
     const etas: Record<string, number> = {};
     for (const p of PRIORITIES) {
-      const e = queuedEtaSeconds(queuedAhead(t.depth, p), capacity, svc);
+      const e = queuedEtaSeconds(queuedAhead(t.depth, p), basis, costMs);
       if (e !== undefined) etas[p] = e;
     }
     return c.json({ depth: t.depth, running: t.running, eta_seconds: etas });
