@@ -298,7 +298,8 @@ async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHo
     // `too_far` (the queue grew past maxPosition between the snapshot and the admit) can still come
     // after an inline image was stored and granted to the caller. That is harmless: the object is
     // content the caller sent and may read anyway, keyed by its digest, and its grant lapses with the
-    // retention window. The check above refuses the common case (no capacity at all) before storing.
+    // retention window. The check above refuses the common cases (no capacity, or every slot busy
+    // for longer than the budget) before storing.
     if (res.reason === "too_far") {
       const at = res.position ?? (maxPosition ?? 0) + 1;
       throw capacityExhausted(basis, at, a.startWithinMs ?? 0, "the sync tier is at capacity");
