@@ -19,6 +19,7 @@ import { createScheduler } from "../../src/queues/scheduler.js";
 import { buildInferRequest } from "../../src/workers/infer-request.js";
 import type { InferRequest } from "../../src/workers/backends/kserve-client.js";
 import { createKeys } from "../../src/queues/keys.js";
+import { DEFAULT_TIERS } from "../../src/core/tiers.js";
 
 /** The typical `POST /queue` body of the issues (flux/schnell t2i, normal priority). */
 export const TYPICAL_BODY = {
@@ -83,6 +84,7 @@ export function createAdmitter(o: {
   const policy = { allowPrivate: false, allowedPorts: settings.env.OUTBOUND_ALLOWED_PORTS };
   const deps: AdmissionDeps = {
     scheduler,
+    tiers: DEFAULT_TIERS,
     blobs,
     capacity: noCapacity,
     cost: createCostModel(settings.catalog, {

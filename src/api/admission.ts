@@ -17,7 +17,8 @@ import {
 } from "../core/request-schema.js";
 import { maxPositionWithin, retryAfterSeconds, type QueueBasis } from "../core/eta.js";
 import type { CostModel } from "../core/cost.js";
-import type { Scheduler } from "../queues/scheduler.js";
+import type { Scheduler, TenantLimits } from "../queues/scheduler.js";
+import { tierOf, type Tiers } from "../core/tiers.js";
 import type { CapacityView } from "./capacity.js";
 import {
   checkInputImageUrl,
@@ -29,6 +30,8 @@ import {
 
 export interface AdmissionDeps {
   readonly scheduler: Scheduler;
+  /** The tier table: a customer's fair-share weight and queued/running limits. */
+  readonly tiers: Tiers;
   readonly blobs: BlobStore;
   readonly capacity: CapacityView;
   /** A request's work units (core/cost.ts): stored with the job, its cost estimate's size. */
@@ -290,6 +293,9 @@ async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHo
     serviceMs: basis.waveMs,
     capacity: basis.capacity,
     running: basis.running,
+    // the fair share's unit: every known backend's slots, healthy or not (it changes only with the fleet)
+    fleetSlots: snapshot.backends.reduce((sum, b) => sum + b.capacity, 0),
+    tenant: tenantLimits(deps.tiers, a.principal.tier),
     now,
     request: JSON.stringify(stored),
     fields,
@@ -304,6 +310,8 @@ async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHo
       const at = res.position ?? (maxPosition ?? 0) + 1;
       throw capacityExhausted(basis, at, a.startWithinMs ?? 0, "the sync tier is at capacity");
     }
+    if (res.reason === "queue_full")
+      throw queueFull(res.scope, res.queued, a.principal.tier, basis.waveMs, basis.capacity);
     if (res.reason === "unknown") throw outcomeUnknown(id, a.admitBy !== undefined);
     if (res.reason === "lost") {
       throw new AppError(
@@ -352,6 +360,40 @@ export function outcomeUnknown(id: string, keyed: boolean): AppError {
 /** Whether an error is {@link outcomeUnknown}'s: the job may exist, so its idempotency key must stay held. */
 export function isOutcomeUnknown(err: unknown): boolean {
   return isAppError(err) && err.details?.["outcome"] === "unknown";
+}
+
+/** A customer's share and limits from its tier (API.md §1); an unknown tier gets weight 1, no limits. */
+function tenantLimits(tiers: Tiers, tierName: string): TenantLimits {
+  const tier = tierOf(tiers, tierName);
+  if (tier === undefined) return { weight: 1 };
+  return {
+    weight: tier.weight,
+    ...(tier.max_running === null ? {} : { maxRunning: tier.max_running }),
+    ...(tier.max_queued === null ? {} : { maxQueued: tier.max_queued }),
+  };
+}
+
+/**
+ * 429 `queue_full`: the customer's queued-at-once limit (`tenant`) or everyone's (`all`). Retry-After
+ * is the time until a queued job of the route starts, so a place frees up: the estimated cost of a
+ * job ahead (`serviceMs`, one wave) shared by the route's slots, at least 1 s.
+ */
+function queueFull(
+  scope: "tenant" | "all",
+  queued: number,
+  tier: string,
+  serviceMs: number,
+  capacity: number,
+): AppError {
+  const retry = Math.max(1, Math.ceil(serviceMs / Math.max(1, capacity) / 1000));
+  const why =
+    scope === "tenant"
+      ? `${queued} of your jobs are queued, the limit of the ${tier} tier`
+      : `the queue holds ${queued} jobs, its limit`;
+  return new AppError("queue_full", `${why}; retry in ${retry}s`, {
+    headers: { "retry-after": String(retry) },
+    details: { scope, queued },
+  });
 }
 
 /** 503 `capacity_exhausted`, `Retry-After` when a job at `position` would start within `budgetMs`. */

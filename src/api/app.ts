@@ -30,6 +30,7 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
   const imageBudget = createImageBudget(deps.config.inputImageBudgetBytes);
   const admission: AdmissionDeps = {
     scheduler: deps.scheduler,
+    tiers: deps.tiers,
     blobs: deps.blobs,
     capacity: deps.capacity,
     cost: deps.cost,

@@ -40,6 +40,8 @@ export interface ApiConfig {
   readonly idempotencyHoldMs: number;
   /** ttl (s) of a job sent without one (DEFAULT_TTL_S). */
   readonly defaultTtlS: number;
+  /** The aging bound (AGING_BOUND_S, ms): the priority offsets of the order (GET /queue's ETAs). */
+  readonly agingBoundMs: number;
   /** OUTPUT_URL_TTL_S: the lifetime of signed object URLs (0 = never expire); bounds accepted `exp`. */
   readonly outputUrlTtlS: number;
 }

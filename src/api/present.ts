@@ -11,11 +11,15 @@ export interface Presenter {
   absolute(path: string): string;
   /** Signed, absolute URL of an object digest. */
   objectUrl(digest: string): string;
-  /** The public job; `viewer.admin` adds each attempt's error code and detail (core/job.ts). */
+  /**
+   * The public job; `viewer.admin` adds each attempt's error code and detail (core/job.ts); `held`:
+   * it waits only for its tenant's running-at-once limit (`held: "concurrency_limit"`, API.md §3).
+   */
   job(
     job: JobRecord,
     position: number,
     viewer?: { readonly admin: boolean },
+    held?: boolean,
   ): Promise<Record<string, unknown>>;
   /** Event data with digests replaced by signed URLs. */
   eventData(event: string, data: Record<string, unknown>): Record<string, unknown>;
@@ -62,7 +66,7 @@ export function createPresenter(opts: {
     absolute: (path) => base() + path,
     objectUrl,
 
-    async job(job, position, viewer) {
+    async job(job, position, viewer, held) {
       const etaSeconds = await etaSecondsOf(opts.capacity, opts.clock, job, position);
       const pub = toPublicJob(job, {
         urlFor: objectUrl,
@@ -85,6 +89,7 @@ export function createPresenter(opts: {
         else if (ref?.kind === "digest") request[field] = ref.digest;
       }
       pub.request = request;
+      if (held === true && job.status === "queued") pub.held = "concurrency_limit";
       return pub;
     },
 

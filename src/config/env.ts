@@ -128,6 +128,13 @@ const variables = z.object({
   /** ttl of a job sent without one (it expires if it never starts); tests lower it below MIN_TTL_S. */
   DEFAULT_TTL_S: int(MAX_TTL_S, 1, MAX_TTL_S),
   JOB_RETENTION_S: int(86_400, 1),
+  /**
+   * The aging bound (s, fleet time): newer higher-priority work passes a `low` job for at most this
+   * long, a `normal` job for half of it (docs/decisions.md "Fair share").
+   */
+  AGING_BOUND_S: int(600, 1, 86_400),
+  /** Queued jobs of everyone at once; beyond it submits get 429 `queue_full`. */
+  QUEUE_MAX: int(1_000_000, 1),
   JOB_RETENTION_COUNT: int(100_000, 10),
   /** How long CAS objects stay after the last reference ends; default OUTPUT_URL_TTL_S + 3600. */
   CAS_RETENTION_S: optionalInt(0, Number.MAX_SAFE_INTEGER),

@@ -27,7 +27,7 @@ export interface Tier {
   readonly max_queued: number | null;
   /** Priorities the tier may ask for; others → 403 `forbidden`. */
   readonly priorities: readonly Priority[];
-  /** Fair-share weight of the customer's jobs in the scheduler; not used in this version. */
+  /** Fair-share weight of the customer's jobs in the scheduler (a positive integer; docs/decisions.md "Fair share"). */
   readonly weight: number;
   /** Whether the synchronous route is open to the tier; not enforced in this version. */
   readonly sync: boolean;
@@ -95,7 +95,7 @@ const tierSchema = z.strictObject({
     .array(z.enum(PRIORITIES))
     .min(1)
     .refine((p) => new Set(p).size === p.length, { message: "duplicate priority" }),
-  weight: z.number().positive().max(1_000_000),
+  weight: z.number().int().min(1).max(1_000_000),
   sync: z.boolean(),
   price_micro_usd_per_gpu_s: z
     .strictObject({
@@ -139,6 +139,11 @@ export function isPriorityAllowed(tier: Pick<Tier, "priorities">, priority: Prio
 }
 
 /** The tier called `name`, or `undefined` (an unknown tier is answered 401 by auth). */
+/** The largest fair-share weight of the table (the priority offsets are scaled to it). */
+export function maxWeight(tiers: Tiers): number {
+  return Math.max(1, ...Object.values(tiers).map((t) => t.weight));
+}
+
 export function tierOf(tiers: Tiers, name: string): Tier | undefined {
   return Object.hasOwn(tiers, name) ? tiers[name] : undefined;
 }

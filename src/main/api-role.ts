@@ -150,6 +150,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
       urlKey: ctx.keys.objectUrl,
       idempotencyHoldMs: env.IDEMPOTENCY_HOLD_MS,
       defaultTtlS: env.DEFAULT_TTL_S,
+      agingBoundMs: env.AGING_BOUND_S * 1000,
       outputUrlTtlS: env.OUTPUT_URL_TTL_S,
     },
     accepting: () => !ctx.runtime.stopping,

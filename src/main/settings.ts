@@ -9,7 +9,7 @@ import { parseBackendsFile, type BackendConfig, ENGINES } from "../config/backen
 import { buildCatalog, type Catalog } from "../core/catalog.js";
 import { formatFamilyModel, parseFamilyModel } from "../core/model-route.js";
 import type { Clock } from "../core/time.js";
-import { DEFAULT_TIERS, parseTiers, type Tiers } from "../core/tiers.js";
+import { DEFAULT_TIERS, maxWeight, parseTiers, type Tiers } from "../core/tiers.js";
 import { deriveKey } from "../core/url-signing.js";
 import { loadOrCreateDevSecret } from "../infra/dev-secret.js";
 import { createScheduler, type Scheduler } from "../queues/scheduler.js";
@@ -90,6 +90,9 @@ export function schedulerFor(settings: Settings, redis: Redis, clock: Clock, pip
     retentionCount: env.JOB_RETENTION_COUNT,
     pipelineMax,
     admitResolveMs: env.ADMIT_RESOLVE_MS,
+    agingBoundMs: env.AGING_BOUND_S * 1000,
+    maxWeight: maxWeight(settings.tiers),
+    queueMax: env.QUEUE_MAX,
   });
 }
 

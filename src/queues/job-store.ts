@@ -1,6 +1,6 @@
 // Reads of jobs, their event logs and queue totals (writes happen only in the scheduler's scripts).
 import type { Redis } from "ioredis";
-import { createKeys, priorityScores, WORK_RATE_FIELD } from "./keys.js";
+import { createKeys, orderKey, SEQ_SPAN, WORK_RATE_FIELD } from "./keys.js";
 import { decodeJob, PRIORITIES, type JobRecord, type Priority } from "../core/job.js";
 import { formatFamilyModel } from "../core/model-route.js";
 import { defineScripts, type ScriptOptions, type ScriptRunner } from "./scripts.js";
@@ -28,19 +28,45 @@ export interface QueuedWork {
   readonly work: number;
 }
 
+/** A tenant with work queued or running, as operators see it (docs/decisions.md "Fair share"). */
+export interface TenantShare {
+  readonly customer: string;
+  readonly weight: number;
+  readonly queued: number;
+  readonly running: number;
+  /** Queued jobs held back at its running-at-once limit. */
+  readonly held: number;
+  /** Measured GPU ms of its settled attempts (all time). */
+  readonly gpuMs: number;
+}
+
 export interface JobStore {
-  /** The job and its position (-1 unless queued), read atomically; undefined when absent. */
-  read(id: string): Promise<{ job: JobRecord; position: number } | undefined>;
+  /**
+   * The job, its position (-1 unless queued) and whether it is held back only by its tenant's
+   * running-at-once limit, read atomically; undefined when absent.
+   */
+  read(id: string): Promise<{ job: JobRecord; position: number; held: boolean } | undefined>;
   /** Stored events with seq > afterSeq, oldest first. */
   events(id: string, afterSeq: number, count?: number): Promise<StoredEvent[]>;
   totals(): Promise<QueueTotals>;
+  /**
+   * How many queued jobs a job of `customer` admitted now would find ahead of it at each priority
+   * (its order key computed as admit.lua would: lib.lua order_key, keys.ts orderKey), with the
+   * priority offsets `offsets` (keys.ts priorityOffset).
+   */
+  aheadOfNew(customer: string, offsets: (p: Priority) => number): Promise<Record<Priority, number>>;
+  /** The active tenants (up to `limit`, default 1000) and the summed weight `W` of all of them. */
+  tenants(limit?: number): Promise<{ weight: number; tenants: TenantShare[] }>;
   /** Measured ms per work unit (EWMA, finish.lua) per `family/model`. */
   workRates(): Promise<Map<string, number>>;
   /** Attempts holding a slot, per backend that holds any. */
   leases(): Promise<Map<string, number>>;
-  /** The first `count` jobs of the order (those that start next), oldest key first. */
+  /** The first `count` jobs of the order (those that start next), lowest key first. */
   head(count: number): Promise<QueuedWork[]>;
 }
+
+/** The highest admission sequence a score can hold (keys.ts SEQ_SPAN): a key's last score. */
+const SEQ_LAST = SEQ_SPAN - 1;
 
 export function createJobStore(redis: Redis, prefix: string, scripts: ScriptOptions = {}): JobStore {
   const keys = createKeys(prefix);
@@ -60,12 +86,12 @@ export function createJobStore(redis: Redis, prefix: string, scripts: ScriptOpti
 
   return {
     async read(id) {
-      const r = (await run("read", keys.queue, [id])) as [string[], number] | [];
+      const r = (await run("read", keys.queue, [id])) as [string[], number, number] | [];
       if (r.length === 0) return undefined;
-      const [flat, position] = r;
+      const [flat, position, held] = r;
       const h: Record<string, string> = {};
       for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
-      return { job: decodeJob(h), position: Number(position) };
+      return { job: decodeJob(h), position: Number(position), held: Number(held) === 1 };
     },
 
     async events(id, afterSeq, count = 1000) {
@@ -81,21 +107,52 @@ export function createJobStore(redis: Redis, prefix: string, scripts: ScriptOpti
     },
 
     async totals() {
-      const pipe = redis.pipeline();
-      for (const p of PRIORITIES) {
-        const { min, max } = priorityScores(p);
-        pipe.zcount(keys.queue, min, `(${max}`);
-      }
-      const [res, held] = await Promise.all([pipe.exec(), leases()]);
+      const [counts, held] = await Promise.all([redis.hmget(keys.fair, ...PRIORITIES), leases()]);
       const depth = {} as Record<Priority, number>;
-      PRIORITIES.forEach((p, i) => {
-        const entry = res?.[i];
-        if (!entry || entry[0]) throw entry?.[0] ?? new Error("pipeline failed");
-        depth[p] = Number(entry[1]);
-      });
+      PRIORITIES.forEach((p, i) => (depth[p] = Math.max(0, Number(counts[i] ?? 0))));
       let running = 0;
       for (const n of held.values()) running += n;
       return { depth, running, leases: held };
+    },
+
+    async aheadOfNew(customer, offsets) {
+      const [[v], [f]] = await Promise.all([
+        redis.hmget(keys.fair, "V"),
+        redis.hmget(keys.tenant(customer), "F"),
+      ]);
+      // as admit.lua: the start time, then each priority's offset
+      const start = Math.max(Number(v ?? 0), Number(f ?? 0));
+      const pipe = redis.pipeline();
+      // the sequence of a new admission comes after every queued one: count the equal keys too
+      for (const p of PRIORITIES) {
+        pipe.zcount(keys.queue, "-inf", orderKey(start + offsets(p), SEQ_LAST));
+      }
+      const res = (await pipe.exec()) ?? [];
+      const out = {} as Record<Priority, number>;
+      PRIORITIES.forEach((p, i) => {
+        const entry = res[i];
+        if (!entry || entry[0]) throw entry?.[0] ?? new Error("pipeline failed");
+        out[p] = Number(entry[1]);
+      });
+      return out;
+    },
+
+    async tenants(limit = 1000) {
+      const [[w], members] = await Promise.all([
+        redis.hmget(keys.fair, "W"),
+        redis.smembers(keys.activeTenants),
+      ]);
+      const listed = members.sort().slice(0, limit);
+      const pipe = redis.pipeline();
+      for (const c of listed) pipe.hmget(keys.tenant(c), "aw", "q", "r", "h", "gpu");
+      const res = listed.length > 0 ? ((await pipe.exec()) ?? []) : [];
+      const tenants = listed.map((customer, i) => {
+        const entry = res[i];
+        if (!entry || entry[0]) throw entry?.[0] ?? new Error("pipeline failed");
+        const [aw, q, r, h, gpu] = (entry[1] as (string | null)[]).map((x) => Number(x ?? 0));
+        return { customer, weight: aw!, queued: q!, running: r!, held: h!, gpuMs: gpu! };
+      });
+      return { weight: Number(w ?? 0), tenants };
     },
 
     async workRates() {

@@ -2,7 +2,7 @@
 // one definition of each (lib.lua builds the same names with `key(...)`; test/integration/
 // lua-mirrors.test.ts checks every name the scripts use against these). All share the prefix's hash
 // tag.
-import { PRIORITIES, PRIORITY_CLASS, type Priority } from "../core/job.js";
+import type { Priority } from "../core/job.js";
 
 export interface Keys {
   readonly prefix: string;
@@ -49,6 +49,25 @@ export interface Keys {
   idempotency(customer: string, keyHash: string): string;
   /** Customers who may read a CAS object with their bearer token (set; see object-grants.ts). */
   objectOwners(digest: string): string;
+  /**
+   * Fair-share state (hash): `V` the virtual time (fleet ms), `W` the summed weight of the active
+   * tenants, and the queued count per priority (fields `high`, `normal`, `low`).
+   */
+  readonly fair: string;
+  /**
+   * A tenant's (customer's) fair-share record (hash): `F` its virtual finish time, `w` its weight,
+   * `aw` the weight it counts for in `W` while active, `cap` its running-at-once limit (0 = none),
+   * `q` queued, `r` holding a slot, `h` held at its running limit, `gpu` measured GPU ms.
+   */
+  tenant(customer: string): string;
+  /** Tenants with a job queued or running (set). */
+  readonly activeTenants: string;
+  /** The customer of each attempt holding a slot (hash: attempt id -> customer). */
+  readonly attemptOwners: string;
+  /** A tenant's queued jobs held back at its running-at-once limit (sorted set, score = order key). */
+  held(customer: string): string;
+  /** Where expire.lua's sweep of the default ttls stands in the order (a rank). */
+  readonly ttlSweep: string;
   readonly eventChannel: string;
   readonly wakeChannel: string;
   readonly cancelChannel: string;
@@ -91,6 +110,12 @@ export function createKeys(prefix: string): Keys {
     workerSlots: (workerId) => `${prefix}:workers:slots:${workerId}`,
     idempotency: (customer, keyHash) => `${prefix}:idem:${customer}:${keyHash}`,
     objectOwners: (digest) => `${prefix}:own:${digest}`,
+    fair: `${prefix}:fair`,
+    tenant: (customer) => `${prefix}:t:${customer}`,
+    activeTenants: `${prefix}:tenants`,
+    attemptOwners: `${prefix}:attempts`,
+    held: (customer) => `${prefix}:q:held:${customer}`,
+    ttlSweep: `${prefix}:q:sweep`,
     eventChannel: `${prefix}:ch:ev`,
     wakeChannel: `${prefix}:ch:wake`,
     cancelChannel: `${prefix}:ch:cancel`,
@@ -104,31 +129,31 @@ export function createKeys(prefix: string): Keys {
 /** BullMQ queue carrying started attempts to the workers. */
 export const RENDER_QUEUE = "render";
 
-// The order key (docs/decisions.md "Order"): a queued job's score in the global order is its
-// priority class times the class width plus its admission sequence, so classes never interleave and
-// a class is FIFO. lib.lua's `order_key` computes every score; this is its mirror for readers.
+// The order key (docs/decisions.md "Fair share"): a queued job's score is its order key — its
+// tenant's virtual start time plus its priority offset, in fleet milliseconds — in units of 1/8 ms,
+// times 2^17, plus its admission sequence modulo 2^17, so equal keys start first come, first served.
+// Scores stay exact integers (below 2^53) for 2^36 / 8 ms ≈ 99 days of virtual time. lib.lua's
+// `order_key` computes every score; this is its mirror for readers.
 
-/** Order-key width of one priority class (2^40 admissions per class before scores would overlap). */
-export const CLASS_WIDTH = 2 ** 40;
+/** Order keys are kept in 1/ORDER_RESOLUTION ms. */
+export const ORDER_RESOLUTION = 8;
+/** The admission sequence's share of a score: ties of the order key go by admission. */
+export const SEQ_SPAN = 2 ** 17;
 
-/** The order key of the `seq`-th admission in priority class `priorityClass` (lib.lua `order_key`). */
-export function orderKey(priorityClass: number, seq: number): number {
-  return priorityClass * CLASS_WIDTH + seq;
-}
-
-/** The scores of one priority's jobs in the order: from `min` up to, not including, `max`. */
-export function priorityScores(priority: Priority): { readonly min: number; readonly max: number } {
-  const cls = PRIORITY_CLASS[priority];
-  return { min: orderKey(cls, 0), max: orderKey(cls + 1, 0) };
+/** The score of the `seq`-th admission with order key `vkey` (fleet ms; lib.lua `order_key`). */
+export function orderKey(vkey: number, seq: number): number {
+  return Math.floor(vkey * ORDER_RESOLUTION) * SEQ_SPAN + (seq % SEQ_SPAN);
 }
 
 /**
- * How many of the queued jobs (`depth` per priority) a job admitted now at `priority` would find
- * ahead of it: those of its own priority and of every priority before it in the order.
+ * The priority offset of the order key (virtual ms: one unit is a millisecond of the whole fleet for
+ * one unit of weight): `high` 0, `normal` half the aging bound, `low` the aging bound, divided by the
+ * largest tier weight `maxWeight` (docs/decisions.md "Fair share": newer higher-priority work of
+ * tenants of summed weight w passes a job for at most its offset · w of fleet time, so at most the
+ * bound while w ≤ maxWeight). The same for every job of a priority, so a priority's jobs interleave by
+ * their tenants' start times alone.
  */
-export function queuedAhead(depth: Readonly<Record<Priority, number>>, priority: Priority): number {
-  const cls = PRIORITY_CLASS[priority];
-  let ahead = 0;
-  for (const p of PRIORITIES) if (PRIORITY_CLASS[p] <= cls) ahead += depth[p];
-  return ahead;
+export function priorityOffset(priority: Priority, agingBoundMs: number, maxWeight: number): number {
+  const ms = priority === "high" ? 0 : priority === "normal" ? agingBoundMs / 2 : agingBoundMs;
+  return ms / Math.max(1, maxWeight);
 }

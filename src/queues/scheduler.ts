@@ -3,11 +3,11 @@
 import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
 import { queuedEtaSeconds } from "../core/eta.js";
-import { PRIORITY_CLASS, type JobError, type Priority } from "../core/job.js";
+import type { JobError, Priority } from "../core/job.js";
 import type { Clock } from "../core/time.js";
 import { mayHaveRun } from "./call-outcome.js";
 import { finishArgs } from "./finish-args.js";
-import { createKeys, type Keys } from "./keys.js";
+import { createKeys, priorityOffset, type Keys } from "./keys.js";
 import { refusalOf } from "./script-codes.js";
 import { defineScripts, type ScriptRunner } from "./scripts.js";
 
@@ -33,6 +33,25 @@ export interface SchedulerOptions {
    * delay an admit call can have on the way to Redis. Default 86400.
    */
   readonly voidTtlS?: number;
+  /**
+   * The aging bound (AGING_BOUND_S, ms): the priority offsets of the order key (keys.ts
+   * priorityOffsetMs). Default 600000.
+   */
+  readonly agingBoundMs?: number;
+  /** The largest fair-share weight of the tier table (the priority offsets' divisor); default 1. */
+  readonly maxWeight?: number;
+  /** Queued jobs of everyone at once (QUEUE_MAX); default no limit. */
+  readonly queueMax?: number;
+}
+
+/** A tenant's share and limits, from its tier (API.md §1). */
+export interface TenantLimits {
+  /** Fair-share weight (a positive integer). */
+  readonly weight: number;
+  /** Jobs running at once; undefined: no limit. */
+  readonly maxRunning?: number;
+  /** Jobs queued at once; undefined: no limit. */
+  readonly maxQueued?: number;
 }
 
 export interface AdmitInput {
@@ -65,10 +84,17 @@ export interface AdmitInput {
   readonly capacity: number;
   readonly running?: number;
   /**
-   * The job's estimated GPU cost (ms) as a whole (core/cost.ts): the last wave of its ETA (default
-   * `serviceMs`), and the cost the fair-share order charges its tenant.
+   * The job's estimated GPU cost (ms) as a whole (core/cost.ts): the fair share's cost, and the last
+   * wave of its ETA; default `serviceMs`.
    */
   readonly costMs?: number;
+  /** The tenant's weight and limits; default weight 1, no limits. */
+  readonly tenant?: TenantLimits;
+  /**
+   * Slots of the whole fleet, healthy or not (the fair share's unit C: a job advances its tenant's
+   * virtual time by cost / (C · weight)); default `capacity`, at least 1.
+   */
+  readonly fleetSlots?: number;
   /** Admission time (ms), stored as `created`; defaults to the clock. */
   readonly now?: number;
 }
@@ -86,6 +112,14 @@ export type AdmitResult =
       readonly admitted: false;
       readonly reason: "exists" | "too_far" | "voided" | "lost" | "unknown";
       readonly position?: number;
+    }
+  | {
+      /** Refused: the tenant's queued-at-once limit (`tenant`) or everyone's (`all`, QUEUE_MAX). */
+      readonly admitted: false;
+      readonly reason: "queue_full";
+      readonly scope: "tenant" | "all";
+      /** Jobs queued (of the tenant, or of everyone) when it was refused. */
+      readonly queued: number;
     };
 
 /** The outcome of an admission settled after the fact (see {@link Scheduler.resolveAdmission}). */
@@ -247,6 +281,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
   };
 
   const resolveWithinMs = opts.admitResolveMs ?? 3_000;
+  const agingBoundMs = opts.agingBoundMs ?? 600_000;
   const voidTtlS = opts.voidTtlS ?? 86_400;
   /** Admissions reported `unknown`: job id -> customer. */
   const unsettled = new Map<string, string>();
@@ -314,20 +349,29 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
       const customer = input.fields["cust"] ?? "";
       let reply: number[];
       try {
+        const tenant = input.tenant ?? { weight: 1 };
         reply = (await run("admit", route, [
           input.id,
           input.route,
-          PRIORITY_CLASS[input.priority],
+          priorityOffset(input.priority, agingBoundMs, opts.maxWeight ?? 1),
           now,
           input.ttlAt ?? 0,
           input.maxPosition ?? -1,
-          JSON.stringify(
-            input.inputs && input.inputs.length > 0
-              ? { ...input.fields, inputs: input.inputs.join(" ") }
-              : input.fields,
-          ),
+          // the customer and priority are stored as `cust` and `prio` (the tenant and its counts)
+          JSON.stringify({
+            ...input.fields,
+            cust: customer,
+            prio: input.priority,
+            ...(input.inputs && input.inputs.length > 0 ? { inputs: input.inputs.join(" ") } : {}),
+          }),
           input.request,
           input.ttlIsDefault === true ? "0" : "1",
+          Math.max(0, Math.round(input.costMs ?? input.serviceMs)),
+          tenant.weight,
+          tenant.maxRunning ?? 0,
+          tenant.maxQueued ?? -1,
+          opts.queueMax ?? -1,
+          Math.max(1, input.fleetSlots ?? input.capacity),
         ])) as number[];
       } catch (err) {
         if (!mayHaveRun(err)) throw err;
@@ -338,6 +382,14 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
       // This very admission resent (see admit.lua): admitted, at its current position.
       if (refusal === "resent") return { admitted: true, position: Math.max(0, second) };
       if (refusal === "too_far") return { admitted: false, reason: refusal, position: second };
+      if (refusal === "queue_full" || refusal === "queue_full_all") {
+        return {
+          admitted: false,
+          reason: "queue_full",
+          scope: refusal === "queue_full" ? "tenant" : "all",
+          queued: second,
+        };
+      }
       if (refusal !== undefined) return { admitted: false, reason: refusal };
       const eta = etaOf(input, first);
       return { admitted: true, position: first, ...(eta === undefined ? {} : { etaSeconds: eta }) };

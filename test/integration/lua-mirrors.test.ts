@@ -5,11 +5,10 @@ import { monitorRedis } from "../helpers/redis-monitor.js";
 import { readFileSync } from "node:fs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { attemptId, parseAttemptId } from "../../src/core/attempt-id.js";
-import { PRIORITIES, PRIORITY_CLASS } from "../../src/core/job.js";
 import { parseRoute } from "../../src/core/model-route.js";
 import { createCasRefs } from "../../src/queues/cas-refs.js";
 import { createIdempotencyStore } from "../../src/queues/idempotency-store.js";
-import { CLASS_WIDTH, createKeys, orderKey, workRateField } from "../../src/queues/keys.js";
+import { createKeys, orderKey, priorityOffset, SEQ_SPAN, workRateField } from "../../src/queues/keys.js";
 import { readFinishArgv } from "../../src/queues/finish-args.js";
 import { createObjectGrants } from "../../src/queues/object-grants.js";
 import { createScheduler, type BackendView, type Scheduler } from "../../src/queues/scheduler.js";
@@ -22,6 +21,9 @@ const LIB = `${luaCodeTable()}\n${readFileSync(new URL("../../src/queues/lua/lib
 const B1: BackendView = { id: "b1", cap: 4, engine: "nunchaku", models: ["*"], ok: true };
 const OUT = `sha256-${"c".repeat(64)}`;
 const IN = `sha256-${"a".repeat(64)}`;
+
+/** The scheduler's default aging bound (ms). */
+const AGING_MS = 600_000;
 
 let r: TestRedis;
 let sched: Scheduler;
@@ -71,20 +73,29 @@ afterEach(async () => {
 
 describe("Lua and TypeScript agree", () => {
   it("on the order key: lib.lua order_key and keys.ts orderKey", async () => {
-    for (const cls of [0, 1, 2]) {
-      for (const seq of [0, 1, 987_654_321, CLASS_WIDTH - 1]) {
-        expect(await lua("return order_key(tonumber(ARGV[2]), tonumber(ARGV[3]))", cls, seq)).toBe(
-          orderKey(cls, seq),
+    // fractions of a ms, a month of virtual time, the sequence wrapping at SEQ_SPAN
+    for (const vkey of [0, 0.125, 1.3, 600_000, 31 * 86_400_000 + 0.625]) {
+      for (const seq of [0, 1, 987_654_321, SEQ_SPAN - 1, SEQ_SPAN]) {
+        // an integer reply: exact below 2^53
+        expect(await lua("return order_key(tonumber(ARGV[2]), tonumber(ARGV[3]))", vkey, seq)).toBe(
+          orderKey(vkey, seq),
         );
       }
     }
-    // and on the scores admissions store: the n-th admission of its class
+    // exact integers a month on: two keys 1/8 ms apart and two sequences of one key stay distinct
+    const month = 31 * 86_400_000;
+    expect(orderKey(month, 5) + 1).toBe(orderKey(month, 6));
+    expect(orderKey(month + 0.125, 0) - orderKey(month, 0)).toBe(SEQ_SPAN);
+    expect(Number.isSafeInteger(orderKey(month, SEQ_SPAN - 1))).toBe(true);
+    // and on the scores admissions store: start time (V = 0, an idle tenant) plus the priority offset
     await admit("j_1", { priority: "low" });
     await admit("j_2", { priority: "high" });
     const keys = createKeys(r.prefix);
-    expect(Number(await r.client.zscore(keys.queue, "j_1"))).toBe(orderKey(PRIORITY_CLASS.low, 1));
-    expect(Number(await r.client.zscore(keys.queue, "j_2"))).toBe(orderKey(PRIORITY_CLASS.high, 2));
-    expect(PRIORITIES.map((p) => PRIORITY_CLASS[p])).toEqual([0, 1, 2]);
+    expect(Number(await r.client.zscore(keys.queue, "j_1"))).toBe(
+      orderKey(priorityOffset("low", AGING_MS, 1), 1),
+    );
+    // j_2 starts where j_1 left its tenant: cost 1000 ms · W 1 / (C 1 · w 1) on
+    expect(Number(await r.client.zscore(keys.queue, "j_2"))).toBe(orderKey(1000, 2));
   });
 
   it("on the return codes: the scripts' E is the table", async () => {

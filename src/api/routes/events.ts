@@ -126,6 +126,7 @@ export function eventRoutes(deps: ApiDeps) {
               data: JSON.stringify({
                 position: now.position,
                 ...(eta === undefined ? {} : { eta_seconds: eta }),
+                ...(now.held ? { held: "concurrency_limit" } : {}),
               }),
             });
           }

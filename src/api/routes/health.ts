@@ -4,6 +4,8 @@ import { Hono, type Context } from "hono";
 import type { ApiEnv } from "../context.js";
 import type { ApiDeps } from "../deps.js";
 
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+
 export function healthRoutes(deps: ApiDeps, access: { admin(c: Context<ApiEnv>): Promise<boolean> }) {
   const app = new Hono<ApiEnv>();
 
@@ -26,7 +28,11 @@ export function healthRoutes(deps: ApiDeps, access: { admin(c: Context<ApiEnv>):
     if (!deps.accepting()) body.shutting_down = true;
     if (redisOk && (await access.admin(c))) {
       // One read of the leases: the per-backend counts and the running total agree.
-      const [snapshot, totals] = await Promise.all([deps.capacity.snapshot(), deps.store.totals()]);
+      const [snapshot, totals, fair] = await Promise.all([
+        deps.capacity.snapshot(),
+        deps.store.totals(),
+        deps.store.tenants(),
+      ]);
       const { backends } = snapshot;
       const { leases, ...queue } = totals;
       body.backends = backends.map((b) => ({
@@ -47,6 +53,19 @@ export function healthRoutes(deps: ApiDeps, access: { admin(c: Context<ApiEnv>):
         ms_per_unit: Object.fromEntries(snapshot.measuredUnitMs),
       };
       body.workers = snapshot.workers.map((w) => ({ id: w.workerId, slots: w.slots, backends: w.backends }));
+      // Fair share per active tenant: its entitled share (weight / summed weight of the active
+      // tenants), what it has queued, running and held, and its share of the slots in use now.
+      const runningNow = fair.tenants.reduce((sum, t) => sum + t.running, 0);
+      body.tenants = fair.tenants.map((t) => ({
+        customer: t.customer,
+        weight: t.weight,
+        weight_share: fair.weight > 0 ? round3(t.weight / fair.weight) : 0,
+        queued: t.queued,
+        running: t.running,
+        held: t.held,
+        running_share: runningNow > 0 ? round3(t.running / runningNow) : 0,
+        gpu_ms: t.gpuMs,
+      }));
       body.requests = deps.bodies.stats();
     }
     if (!ready) c.header("retry-after", "1");

@@ -18,7 +18,7 @@ export async function readOwnJob(
   deps: ApiDeps,
   c: Context<ApiEnv>,
   id: string,
-): Promise<{ job: JobRecord; position: number }> {
+): Promise<{ job: JobRecord; position: number; held: boolean }> {
   const principal = c.get("principal");
   if (!isJobId(id)) throw new AppError("not_found", `job ${shownId(id)} not found`);
   let found = await deps.store.read(id);
@@ -53,8 +53,8 @@ export function jobRoutes(deps: ApiDeps) {
 
   app.get("/jobs/:id", async (c) => {
     const redirect = wantsRedirect(c);
-    const { job, position } = await readOwnJob(deps, c, c.req.param("id"));
-    const body = await deps.present.job(job, position, c.get("principal"));
+    const { job, position, held } = await readOwnJob(deps, c, c.req.param("id"));
+    const body = await deps.present.job(job, position, c.get("principal"), held);
     if (job.status === "complete" && typeof body.output === "string" && redirect) {
       c.header("location", body.output);
       return c.json(body, 303);

@@ -2,7 +2,7 @@
 import { Hono } from "hono";
 import { AppError, validationError } from "../../core/errors.js";
 import { IDEMPOTENCY_KEY_MAX_CHARS } from "../../core/request-limits.js";
-import { isPriorityAllowed, tierOf } from "../../core/tiers.js";
+import { isPriorityAllowed, maxWeight, tierOf } from "../../core/tiers.js";
 import { parseQueueRequest } from "../../core/request-schema.js";
 import { queuedEtaSeconds } from "../../core/eta.js";
 import { outboundUrlProblem } from "../../core/webhook-target.js";
@@ -14,8 +14,8 @@ import type { ApiDeps } from "../deps.js";
 import { admitJob, isOutcomeUnknown, type AdmissionDeps } from "../admission.js";
 import { bodyFingerprint, reservationProblem } from "../idempotency.js";
 import type { StoredResponse } from "../../queues/idempotency-store.js";
-import { queuedAhead } from "../../queues/keys.js";
 import { PRIORITIES } from "../../core/job.js";
+import { priorityOffset } from "../../queues/keys.js";
 
 export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
   const app = new Hono<ApiEnv>();
@@ -159,9 +159,17 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
   });
 
   app.get("/queue", async (c) => {
-    const [t, snapshot] = await Promise.all([deps.store.totals(), deps.capacity.snapshot()]);
-    // A new job of unknown model and size: one work unit at the measured models' mean rate, on the
-    // fleet's capacity (docs/decisions.md "Queue, positions and ETAs").
+    const principal = c.get("principal");
+    const [t, ahead, snapshot] = await Promise.all([
+      deps.store.totals(),
+      deps.store.aheadOfNew(principal.customerId, (p) =>
+        priorityOffset(p, deps.config.agingBoundMs, maxWeight(deps.tiers)),
+      ),
+      deps.capacity.snapshot(),
+    ]);
+    // How long a new job of the caller would wait at each priority: the jobs its order key puts
+    // ahead, on the fleet's capacity; the job is one work unit at the measured models' mean rate
+    // (docs/decisions.md "Queue, positions and ETAs").
     const costMs = Math.round(snapshot.averageUnitMs);
     const basis = {
       capacity: snapshot.usableCapacity,
@@ -170,7 +178,7 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
     };
     const etas: Record<string, number> = {};
     for (const p of PRIORITIES) {
-      const e = queuedEtaSeconds(queuedAhead(t.depth, p), basis, costMs);
+      const e = queuedEtaSeconds(ahead[p], basis, costMs);
       if (e !== undefined) etas[p] = e;
     }
     return c.json({ depth: t.depth, running: t.running, eta_seconds: etas });

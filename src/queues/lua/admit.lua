@@ -4,21 +4,30 @@
   of its route). One atomic step: the arguments are decoded before anything is written, so a job is
   either fully admitted or not at all.
 
-  The order key (lib.lua order_key) is class * 2^40 + admission sequence: strict priority classes,
-  FIFO inside a class. A fair scheduler replaces only this score; positions are read the same way
-  (ZRANK of the order).
+  The order key (docs/decisions.md "Fair share"; lib.lua order_key) is start-time fair queueing: the
+  job's virtual start time S = max(V, F) (V the virtual time, F its tenant's virtual finish time), and
+  its tenant's F advanced by cost / (C · w) (cost: its estimated GPU ms; w: its tenant's weight; C:
+  the fleet's slots), so a unit of virtual time is a millisecond of the whole fleet for one unit of
+  weight; then the priority offset (virtual ms, the same for every job of a priority). Positions are
+  read the same way (ZRANK of the order).
 
   ARGV[1] prefix            ARGV[2] job id          ARGV[3] route ("family/model" or "family/model@backend")
-  ARGV[4] class (0 high, 1 normal, 2 low)           ARGV[5] now (ms)
+  ARGV[4] priority offset (virtual ms)                ARGV[5] now (ms)
   ARGV[6] ttl deadline (ms, 0 = none)               ARGV[7] highest position admitted (-1 = no limit)
-  ARGV[8] stored fields (JSON object of strings; one argument costs the caller far less than one per
-  field; `inputs`, the space-separated CAS digests of its input images, also takes a reference on
-  each, see lib.lua release_objects)  ARGV[9] the request (JSON, stored as the field `req` as it is)
+  ARGV[8] stored fields (JSON object of strings, `cust` and `prio` among them; one argument costs the
+  caller far less than one per field; `inputs`, the space-separated CAS digests of its input images,
+  also takes a reference on each, see lib.lua release_objects)  ARGV[9] the request (JSON, stored as
+  the field `req` as it is)
   ARGV[10] "1" when the client sent the ttl (indexed in the ttl set), "0" for the default ttl (stored
-  as ttl_def and found by expire.lua's scan of each class's oldest jobs: no index to keep per job)
+  as ttl_def and found by expire.lua's sweep: no index to keep per job)
+  ARGV[11] estimated cost (GPU ms)  ARGV[12] tenant weight  ARGV[13] tenant running-at-once limit (0 = none)
+  ARGV[14] tenant queued-at-once limit (-1 = none)  ARGV[15] queued-at-once limit of everyone (-1 = none)
+  ARGV[16] fleet slots (C: the slots of every backend known, a stable figure; at least 1)
   Returns { position } (the caller derives the ETA from it)
   { E.exists }  a job with this id exists
   { E.too_far, position }  it could not start within the caller's limit; nothing was stored
+  { E.queue_full, queued }  the tenant has its queued-at-once limit of jobs queued; nothing was stored
+  { E.queue_full_all, queued }  the queue holds the limit of everyone; nothing was stored
   { E.resent, position }  this very admission was stored already (same id, admission time and
                     customer: Redis ran it, the reply was lost and the client resent it); position -1
                     when it is no longer queued
@@ -27,29 +36,50 @@
 ]]
 local id = ARGV[2]
 local route = ARGV[3]
-local class = tonumber(ARGV[4])
+local offset = tonumber(ARGV[4])
 local now = tonumber(ARGV[5])
 local ttl_at = tonumber(ARGV[6])
 local max_position = tonumber(ARGV[7])
 local ttl_field = ARGV[10] == "0" and "ttl_def" or "ttl_at"
+local cost = tonumber(ARGV[11])
+local weight = tonumber(ARGV[12])
+local cap = tonumber(ARGV[13])
+local tenant_max = tonumber(ARGV[14])
+local queue_max = tonumber(ARGV[15])
+local slots = math.max(1, tonumber(ARGV[16]))
 local jk = key("job", id)
-
-local seq = redis.call("INCR", key("q", "seq"))
-local score = order_key(class, seq)
-local position = redis.call("ZCOUNT", key("q"), "-inf", "(" .. score)
-if max_position >= 0 and position > max_position then return {E.too_far, position} end
-
 local fields = cjson.decode(ARGV[8])
-if redis.call("HSETNX", jk, "id", id) == 0 then
-  local f = redis.call("HMGET", jk, "created", "cust", "void")
-  if f[3] then return {E.voided} end
-  if tonumber(f[1]) == now and (f[2] or nil) == fields.cust then
+local cust = fields.cust
+local tk = key("t", cust)
+
+-- an existing record: this very admission resent, a voided id, or another job's
+local prior = redis.call("HMGET", jk, "created", "cust", "void", "id")
+if prior[3] then return {E.voided} end
+if prior[4] then
+  if tonumber(prior[1]) == now and prior[2] == cust then
     return {E.resent, redis.call("ZRANK", key("q"), id) or -1}
   end
   return {E.exists}
 end
-local args = {"status", "queued", "route", route, "score", score, "created", now, "attempt", 0, "spent", 0,
-  "req", ARGV[9]}
+
+local t = redis.call("HMGET", tk, "F", "q", "aw")
+local queued = tonumber(t[2] or "0")
+if tenant_max >= 0 and queued >= tenant_max then return {E.queue_full, queued} end
+if queue_max >= 0 then
+  local all = redis.call("ZCARD", key("q"))
+  if all >= queue_max then return {E.queue_full_all, all} end
+end
+local v = tonumber(redis.call("HGET", key("fair"), "V") or "0")
+local start = math.max(v, tonumber(t[1] or "0"))
+local finish = start + cost / (slots * weight)
+
+local seq = redis.call("INCR", key("q", "seq"))
+local score = order_key(start + offset, seq)
+local position = redis.call("ZCOUNT", key("q"), "-inf", "(" .. score)
+if max_position >= 0 and position > max_position then return {E.too_far, position} end
+
+local args = {"id", id, "status", "queued", "route", route, "score", score, "vs", start, "created", now, "attempt", 0,
+  "spent", 0, "req", ARGV[9]}
 for k, v in pairs(fields) do
   args[#args + 1] = k
   args[#args + 1] = v
@@ -62,7 +92,14 @@ redis.call("HSET", jk, unpack(args))
 if fields.inputs then
   for digest in string.gmatch(fields.inputs, "%S+") do redis.call("HINCRBY", key("cas", "live"), digest, 1) end
 end
-queue_join(id, score, route, nil)
+-- the tenant's fair-share record: its new virtual finish time, weight and running limit (its weight
+-- in W changes with it while it is active)
+redis.call("HSET", tk, "F", finish, "w", weight, "cap", cap)
+if t[3] and tonumber(t[3]) ~= weight then
+  redis.call("HINCRBY", key("fair"), "W", weight - tonumber(t[3]))
+  redis.call("HSET", tk, "aw", weight)
+end
+queue_join(id, score, route, nil, cust, fields.prio)
 local first_of_route = redis.call("ZCARD", key("q", "r", route)) == 1
 if ttl_at > 0 and ttl_field == "ttl_at" then redis.call("ZADD", key("q", "ttl"), ttl_at, id) end
 -- No event is stored at admission: the position is live state (SSE reads and sends it), and an

@@ -5,10 +5,10 @@
 
   A ttl the client sent is indexed in the ttl set (admit.lua), so any of them is found at once. The
   default ttl of a job sent without one (field ttl_def) is not indexed — that would cost every
-  admission and every start a write — and is found by a scan of the oldest jobs of each priority
-  class: default ttls grow with admission order, so the scan stops at the first one still ahead (a
-  job that started already, back in the queue for a retry, is passed over). Dispatch checks both
-  before it starts a job, so none starts late whatever this sweep has not reached yet.
+  admission and every start a write — and is found by a sweep through the order, 200 jobs per call
+  from where the last call stopped (kept in q:sweep), back to the start at the end: under fair share
+  the order is not the order of admission, so no prefix of it holds all the oldest jobs. Dispatch
+  checks both before it starts a job, so none starts late whatever this sweep has not reached yet.
 
   ARGV[1] prefix  ARGV[2] now (ms)  ARGV[3] retention seconds  ARGV[4] retention count
   Returns the number of jobs cancelled
@@ -29,17 +29,15 @@ for _, id in ipairs(due) do
   if job_get(id, "status") == "queued" then expire(id) else redis.call("ZREM", key("q", "ttl"), id) end
 end
 
--- Default ttls: at most 100 jobs looked at per class and call.
-for class = 0, 2 do
-  local oldest = redis.call("ZRANGEBYSCORE", key("q"), order_key(class, 0), "(" .. order_key(class + 1, 0),
-    "LIMIT", 0, 100)
-  for _, id in ipairs(oldest) do
-    local f = redis.call("HMGET", key("job", id), "ttl_def", "started")
-    local ttl_def = tonumber(f[1] or "0")
-    if not f[2] and ttl_def > 0 then
-      if ttl_def > now then break end
-      expire(id)
-    end
-  end
+-- Default ttls: 200 jobs looked at per call, from the sweep's rank on.
+local from = tonumber(redis.call("GET", key("q", "sweep")) or "0")
+local batch = redis.call("ZRANGE", key("q"), from, from + 199)
+local kept = 0
+for _, id in ipairs(batch) do
+  local f = redis.call("HMGET", key("job", id), "ttl_def", "started")
+  local ttl_def = tonumber(f[1] or "0")
+  if not f[2] and ttl_def > 0 and ttl_def <= now then expire(id) else kept = kept + 1 end
 end
+if #batch < 200 then from = 0 else from = from + kept end
+redis.call("SET", key("q", "sweep"), from)
 return n

@@ -56,7 +56,11 @@ local function settle(id, token, backend, now, outcome, p, max_attempts, retenti
   if f0[2] ~= token then return {E.stale} end
 
   local gpu = {}
-  if p.gpu_ms then gpu["gpu_ms"] = p.gpu_ms end
+  if p.gpu_ms then
+    gpu["gpu_ms"] = p.gpu_ms
+    -- the tenant's measured GPU time (its share, for operators)
+    if f0[4] then redis.call("HINCRBY", key("t", f0[4]), "gpu", math.floor(tonumber(p.gpu_ms) or 0)) end
+  end
 
   if status == "cancelled" then
     -- the job ended at the cancel; its attempt ends now

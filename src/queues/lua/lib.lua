@@ -23,12 +23,14 @@ local function key(...)
   return P .. ":" .. table.concat({...}, ":")
 end
 
--- The order key of a queued job (docs/decisions.md "Order"): its priority class times the class
--- width, plus its admission sequence. Every score is computed here; keys.ts mirrors the layout
--- (CLASS_WIDTH, orderKey) for its readers.
-local CLASS_WIDTH = 1099511627776
-local function order_key(class, seq)
-  return class * CLASS_WIDTH + seq
+-- The order key of a queued job (docs/decisions.md "Fair share"): `vkey`, its tenant's virtual start
+-- time plus its priority offset (fleet ms, kept in 1/8 ms), then its admission sequence modulo 2^17,
+-- so equal keys start first come, first served. Every score is computed here; keys.ts mirrors the
+-- layout (orderKey) for its readers.
+local ORDER_RESOLUTION = 8
+local SEQ_SPAN = 131072
+local function order_key(vkey, seq)
+  return math.floor(vkey * ORDER_RESOLUTION) * SEQ_SPAN + (seq % SEQ_SPAN)
 end
 
 -- An attempt's id "<job id>|<token>" (src/core/attempt-id.ts): the member of its backend lease.
@@ -95,61 +97,131 @@ local function route_remove(id, route)
   end
 end
 
+-- Tenants (docs/decisions.md "Fair share"). A tenant is active while it has a job queued or an
+-- attempt holding a slot; `W` in the fair hash sums the weights of the active tenants (each counted
+-- with `aw`, the weight it had when it became active or last admitted a job). A tenant that becomes
+-- inactive keeps no credit and no debt: its virtual finish time is brought down to the virtual time.
+local function tenant_activate(cust)
+  local tk = key("t", cust)
+  local w = tonumber(redis.call("HGET", tk, "w") or "1")
+  redis.call("HSET", tk, "aw", w)
+  redis.call("HINCRBY", key("fair"), "W", w)
+  redis.call("SADD", key("tenants"), cust)
+end
+
+local function tenant_deactivate(cust)
+  local tk = key("t", cust)
+  local f = redis.call("HMGET", tk, "aw", "F")
+  redis.call("HINCRBY", key("fair"), "W", -tonumber(f[1] or "0"))
+  redis.call("SREM", key("tenants"), cust)
+  local v = tonumber(redis.call("HGET", key("fair"), "V") or "0")
+  if tonumber(f[2] or "0") > v then redis.call("HSET", tk, "F", v) end
+  redis.call("HDEL", tk, "aw")
+end
+
+-- Counts a tenant's queued (`q`) or running (`r`) jobs up or down by one; it becomes active with its
+-- first and inactive with its last. Returns the new count.
+local function tenant_count(cust, field, delta)
+  local tk = key("t", cust)
+  local n = redis.call("HINCRBY", tk, field, delta)
+  if (delta > 0 and n == 1) or (delta < 0 and n == 0) then
+    local other = tonumber(redis.call("HGET", tk, field == "q" and "r" or "q") or "0")
+    if other <= 0 then
+      if delta > 0 then tenant_activate(cust) else tenant_deactivate(cust) end
+    end
+  end
+  return n
+end
+
 -- Membership. A job is in the queue (the global order) from its admission until an attempt starts
 -- or it ends, and again after a retry or a busy hand-back; an attempt holds a backend slot (its
 -- lease) from its start until it is settled or its lease expires (renew.lua extends a lease, which
--- changes neither). These four are the only places that change either: the place for per-customer
--- counts of queued jobs and held slots.
+-- changes neither). These four are the only places that change either, and they keep the per-tenant
+-- counts (queued, running), the active tenants and the queued count per priority.
 
 -- The job joins the queue at `score`: the global order and its route's dispatch set, or, with
 -- `notbefore`, the backoff set until then (dispatch_jobs moves it to its route's set at that time).
-local function queue_join(id, score, route, notbefore)
+-- `cust` and `prio` are the job's customer and priority.
+local function queue_join(id, score, route, notbefore, cust, prio)
   redis.call("ZADD", key("q"), score, id)
   if notbefore then
     redis.call("ZADD", key("q", "later"), notbefore, id)
   else
     route_add(id, route, score)
   end
+  tenant_count(cust, "q", 1)
+  redis.call("HINCRBY", key("fair"), prio, 1)
 end
 
 -- The job leaves the queue. With `route`: dispatch took it from that route's set to start it (it is
--- in no backoff set, and start_attempt clears its ttl). Without: it leaves from wherever it waits
--- (global order, route set, backoff set, ttl set), as a cancelled or expired job does.
-local function queue_leave(id, route)
-  redis.call("ZREM", key("q"), id)
+-- in no backoff or held set, and start_attempt clears its ttl); `cust` and `prio` are then the job's.
+-- Without: it leaves from wherever it waits (global order, route set, backoff set, ttl set, its
+-- tenant's held set), as a cancelled or expired job does.
+local function queue_leave(id, route, cust, prio)
+  if redis.call("ZREM", key("q"), id) == 0 then return end
   if route then
     route_remove(id, route)
-    return
+  else
+    local f = redis.call("HMGET", key("job", id), "route", "cust", "prio")
+    route, cust, prio = f[1], f[2], f[3]
+    if route then route_remove(id, route) end
+    redis.call("ZREM", key("q", "later"), id)
+    redis.call("ZREM", key("q", "ttl"), id)
+    if redis.call("ZREM", key("q", "held", cust), id) == 1 then redis.call("HINCRBY", key("t", cust), "h", -1) end
   end
-  route = job_get(id, "route")
-  if route then route_remove(id, route) end
-  redis.call("ZREM", key("q", "later"), id)
-  redis.call("ZREM", key("q", "ttl"), id)
+  tenant_count(cust, "q", -1)
+  redis.call("HINCRBY", key("fair"), prio, -1)
 end
 
--- Attempt `token` of the job holds a slot of `backend` until `expiry` (ms) unless renewed.
-local function running_join(id, token, backend, expiry)
-  redis.call("ZADD", key("lease", backend), expiry, attempt_id(id, token))
+-- Attempt `token` of the job holds a slot of `backend` until `expiry` (ms) unless renewed; `cust` is
+-- the job's customer.
+local function running_join(id, token, backend, expiry, cust)
+  local member = attempt_id(id, token)
+  redis.call("ZADD", key("lease", backend), expiry, member)
   redis.call("SADD", key("lease", "backends"), backend)
+  redis.call("HSET", key("attempts"), member, cust)
+  tenant_count(cust, "r", 1)
 end
 
--- The attempt `member` (its attempt id) gives its slot of `backend` back; true when it held one.
+-- Up to `n` of a tenant's held jobs (the first in the order) may start again: back to their routes'
+-- dispatch sets.
+local function release_held(cust, n)
+  if n <= 0 then return end
+  local popped = redis.call("ZPOPMIN", key("q", "held", cust), n)
+  if #popped == 0 then return end
+  for i = 1, #popped, 2 do
+    local route = job_get(popped[i], "route")
+    if route then route_add(popped[i], route, popped[i + 1]) end
+  end
+  redis.call("HINCRBY", key("t", cust), "h", -(#popped / 2))
+  redis.call("PUBLISH", key("ch", "wake"), popped[1])
+end
+
+-- The attempt `member` (its attempt id) gives its slot of `backend` back; true when it held one. Its
+-- tenant's running count drops, and held jobs of the tenant may start again.
 local function running_leave(backend, member)
-  return redis.call("ZREM", key("lease", backend), member) == 1
+  if redis.call("ZREM", key("lease", backend), member) == 0 then return false end
+  local cust = redis.call("HGET", key("attempts"), member)
+  if not cust then return true end
+  redis.call("HDEL", key("attempts"), member)
+  local r = tenant_count(cust, "r", -1)
+  local f = redis.call("HMGET", key("t", cust), "h", "cap")
+  if tonumber(f[1] or "0") > 0 then release_held(cust, tonumber(f[2] or "0") - r) end
+  return true
 end
 
 -- Puts a job back in the queue at its original score (it keeps its place in the order).
 -- With notbefore > now it waits in the backoff set first and is not dispatchable until then.
 local function requeue(id, notbefore, now)
   local jk = key("job", id)
-  local f = redis.call("HMGET", jk, "score", "route")
+  local f = redis.call("HMGET", jk, "score", "route", "cust", "prio")
   local score, route = f[1], f[2]
   if notbefore and notbefore > now then
-    queue_join(id, score, route, notbefore)
+    queue_join(id, score, route, notbefore, f[3], f[4])
     redis.call("HSET", jk, "status", "queued", "notbefore", notbefore)
     redis.call("HDEL", jk, "token")
   else
-    queue_join(id, score, route, nil)
+    queue_join(id, score, route, nil, f[3], f[4])
     redis.call("HSET", jk, "status", "queued")
     redis.call("HDEL", jk, "token", "notbefore")
     redis.call("PUBLISH", key("ch", "wake"), id)
@@ -241,11 +313,12 @@ end
 -- what its attempt carries.
 local function dispatch_fields(id)
   local f = redis.call("HMGET", key("job", id), "ttl_at", "avoid", "alog", "started", "attempt", "spent", "mod",
-    "fam", "mdl", "task", "seed", "req", "ttl_def")
+    "fam", "mdl", "task", "seed", "req", "ttl_def", "cust", "prio", "vs")
   -- A default ttl binds only a job that never started (starting removes an explicit one).
   local ttl_def = (not f[4]) and tonumber(f[13] or "0") or 0
   return {ttl_at = tonumber(f[1] or "0"), ttl_def = ttl_def, avoid = f[2], alog = f[3], started = f[4],
-    attempt = f[5], spent = f[6], mod = f[7], fam = f[8], mdl = f[9], task = f[10], seed = f[11], req = f[12]}
+    attempt = f[5], spent = f[6], mod = f[7], fam = f[8], mdl = f[9], task = f[10], seed = f[11], req = f[12],
+    cust = f[14], prio = f[15], vs = tonumber(f[16] or "0")}
 end
 
 -- Starts an attempt of job `j` (its dispatch_fields): leases a slot of `b` (the caller checked it
@@ -256,7 +329,7 @@ end
 -- JSON and, beside it, its request (JSON).
 local function start_attempt(id, j, route, b, token, now, lease_ttl)
   local jk = key("job", id)
-  running_join(id, token, b.id, now + lease_ttl)
+  running_join(id, token, b.id, now + lease_ttl, j.cust)
   if j.ttl_at > 0 then
     redis.call("ZREM", key("q", "ttl"), id)
     redis.call("HDEL", jk, "ttl_at")
@@ -293,6 +366,22 @@ end
 local function remember_reply(token_base, reply)
   redis.call("SET", key("call", token_base), cjson.encode(reply), "PX", 60000)
   return reply
+end
+
+-- The virtual time V (docs/decisions.md "Fair share") follows the start times of the jobs that start,
+-- but never passes the start time of the first job in the order: a job started out of order (its
+-- backend had a free slot the jobs ahead could not use) does not pull the newcomers' start times
+-- past the jobs still waiting.
+local function advance_virtual_time(started_vs)
+  local fk = key("fair")
+  local v = tonumber(redis.call("HGET", fk, "V") or "0")
+  local target = started_vs
+  local head = redis.call("ZRANGE", key("q"), 0, 0)
+  if #head > 0 then
+    local head_vs = tonumber(job_get(head[1], "vs") or "0")
+    if head_vs < target then target = head_vs end
+  end
+  if target > v then redis.call("HSET", fk, "V", target) end
 end
 
 -- Starts up to `slots` attempts, taking jobs in the global order among the routes that a backend
@@ -381,9 +470,19 @@ local function dispatch_jobs(now, slots, backends, prefer, lease_ttl, token_base
     return heads[route]
   end
 
+  -- a tenant at its running-at-once limit: its job goes to the tenant's held set (it keeps its place
+  -- in the order; running_leave puts it back) and dispatch looks further
+  local function at_limit(cust)
+    local f = redis.call("HMGET", key("t", cust), "r", "cap")
+    local cap = tonumber(f[2] or "0")
+    return cap > 0 and tonumber(f[1] or "0") >= cap
+  end
+
   local n = 0
   local expired = 0
-  while n < slots and expired < 100 do
+  local held = 0
+  local vmax = nil
+  while n < slots and expired < 100 and held < 200 do
     local best_route, best_id, best_score = nil, nil, nil
     for _, route in ipairs(routes) do
       if candidates[route] and any_free(candidates[route]) then
@@ -401,15 +500,22 @@ local function dispatch_jobs(now, slots, backends, prefer, lease_ttl, token_base
       queue_leave(best_id)
       terminate(best_id, "cancelled", now, "ttl_expired", "not started within its ttl", false, retention_s,
         retention_count)
+    elseif at_limit(j.cust) then
+      held = held + 1
+      route_remove(best_id, best_route)
+      redis.call("ZADD", key("q", "held", j.cust), best_score, best_id)
+      redis.call("HINCRBY", key("t", j.cust), "h", 1)
     else
       local b = choose(candidates[best_route], j.avoid, prefer[model_of[best_route]])
       n = n + 1
-      queue_leave(best_id, best_route)
+      if vmax == nil or j.vs > vmax then vmax = j.vs end
+      queue_leave(best_id, best_route, j.cust, j.prio)
       free[b.id] = free[b.id] - 1
       local started = start_attempt(best_id, j, best_route, b, token_base .. n, now, lease_ttl)
       out[#out + 1] = started[1]
       out[#out + 1] = started[2]
     end
   end
+  if vmax then advance_virtual_time(vmax) end
   return out
 end
