@@ -472,10 +472,16 @@ local function dispatch_jobs(now, slots, backends, prefer, lease_ttl, token_base
 
   -- a tenant at its running-at-once limit: its job goes to the tenant's held set (it keeps its place
   -- in the order; running_leave puts it back) and dispatch looks further
+  -- (read once per tenant and call, then counted here as this call starts its jobs)
+  local limits = {}
   local function at_limit(cust)
-    local f = redis.call("HMGET", key("t", cust), "r", "cap")
-    local cap = tonumber(f[2] or "0")
-    return cap > 0 and tonumber(f[1] or "0") >= cap
+    local l = limits[cust]
+    if l == nil then
+      local f = redis.call("HMGET", key("t", cust), "r", "cap")
+      l = {r = tonumber(f[1] or "0"), cap = tonumber(f[2] or "0")}
+      limits[cust] = l
+    end
+    return l.cap > 0 and l.r >= l.cap
   end
 
   local n = 0
@@ -512,6 +518,7 @@ local function dispatch_jobs(now, slots, backends, prefer, lease_ttl, token_base
       queue_leave(best_id, best_route, j.cust, j.prio)
       free[b.id] = free[b.id] - 1
       local started = start_attempt(best_id, j, best_route, b, token_base .. n, now, lease_ttl)
+      limits[j.cust].r = limits[j.cust].r + 1
       out[#out + 1] = started[1]
       out[#out + 1] = started[2]
     end
