@@ -6,7 +6,8 @@ import type { Redis } from "ioredis";
 import { admitJob, type AdmissionDeps } from "../../src/api/admission.js";
 import type { Principal } from "../../src/api/auth.js";
 import { createImageBudget } from "../../src/api/input-images.js";
-import type { CapacitySnapshot, CapacityView } from "../../src/api/capacity.js";
+import { buildSnapshot, type CapacitySnapshot, type CapacityView } from "../../src/api/capacity.js";
+import { createCostModel } from "../../src/core/cost.js";
 import { randomIds } from "../../src/core/ids.js";
 import { parseQueueRequest } from "../../src/core/request-schema.js";
 import { systemClock } from "../../src/core/time.js";
@@ -47,13 +48,15 @@ export interface Admitter {
   fields(ids: readonly string[], names: readonly string[]): Promise<(string | null)[][]>;
 }
 
-/** Capacity as an API without workers sees it: none reported, the default service time. */
-const NO_CAPACITY: CapacitySnapshot = {
+/** Capacity as an API without workers sees it: none reported, nothing measured, nothing queued. */
+const NO_CAPACITY: CapacitySnapshot = buildSnapshot({
   backends: [],
-  usableCapacity: 0,
-  averageServiceMs: 5_000,
-  route: () => ({ capacity: 0, serviceMs: 5_000, served: false }),
-};
+  roster: { live: [], announced: false },
+  leases: new Map(),
+  rates: new Map(),
+  head: [],
+  cost: { msPerUnit: (_model, measured) => measured ?? 5_000 },
+});
 const noCapacity: CapacityView = {
   snapshot: async () => NO_CAPACITY,
   current: () => NO_CAPACITY,
@@ -84,6 +87,10 @@ export function createAdmitter(o: {
     tiers: DEFAULT_TIERS,
     blobs,
     capacity: noCapacity,
+    cost: createCostModel(settings.catalog, {
+      image: settings.env.DEFAULT_SERVICE_MS,
+      video: settings.env.DEFAULT_VIDEO_SERVICE_MS,
+    }),
     clock: systemClock,
     ids: randomIds,
     grantObject: async () => undefined,

@@ -15,7 +15,8 @@ import {
   type GenerationRequest,
   type ImageRef,
 } from "../core/request-schema.js";
-import { maxPositionWithin } from "../core/eta.js";
+import { maxPositionWithin, retryAfterSeconds, type QueueBasis } from "../core/eta.js";
+import type { CostModel } from "../core/cost.js";
 import type { Scheduler, TenantLimits } from "../queues/scheduler.js";
 import { tierOf, type Tiers } from "../core/tiers.js";
 import type { CapacityView } from "./capacity.js";
@@ -33,6 +34,8 @@ export interface AdmissionDeps {
   readonly tiers: Tiers;
   readonly blobs: BlobStore;
   readonly capacity: CapacityView;
+  /** A request's work units (core/cost.ts): stored with the job, its cost estimate's size. */
+  readonly cost: Pick<CostModel, "workUnits">;
   readonly clock: Clock;
   readonly ids: IdGenerator;
   /** Records that a customer may read an object (inputs they sent). */
@@ -215,16 +218,26 @@ async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHo
   if (snapshot.backends.length > 0 && !snapshot.route(familyModel).served) {
     throw new AppError("not_found", `no backend of this deployment serves ${familyModel}`);
   }
-  const { capacity, serviceMs, served } = snapshot.route(familyModel, a.backend);
-  if (a.backend !== undefined && !served) {
+  if (a.backend !== undefined && !snapshot.route(familyModel, a.backend).served) {
     throw validationError("backend", "serves_model", `no backend "${a.backend}" serves ${familyModel}`);
   }
+  // The job's estimated GPU cost, and the capacity that can run it now (docs/decisions.md "Queue,
+  // positions and ETAs"): its ETA and the sync tier's check.
+  const work = deps.cost.workUnits(r);
+  const costMs = snapshot.costMs(familyModel, work);
+  const basis = snapshot.basis(familyModel, a.backend, costMs);
   // The sync tier's capacity check comes before anything is stored: a refused request leaves no
-  // object and no ownership behind.
+  // object and no ownership behind. Only its position is left to the admit (atomic with it).
   let maxPosition: number | undefined;
   if (a.startWithinMs !== undefined) {
-    maxPosition = maxPositionWithin(a.startWithinMs, capacity, serviceMs);
-    if (maxPosition < 0) throw capacityExhausted(serviceMs, "no backend can run this model right now");
+    maxPosition = maxPositionWithin(a.startWithinMs, basis);
+    if (maxPosition < 0) {
+      const why =
+        basis.capacity <= 0
+          ? "no backend can run this model right now"
+          : "every slot that can run this model is busy for longer than the wait allows";
+      throw capacityExhausted(basis, 0, a.startWithinMs, why);
+    }
   }
   const seed = r.seed ?? Math.floor(Math.random() * SEED_SPACE);
   const stored: Record<string, unknown> = {};
@@ -259,6 +272,7 @@ async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHo
     fmt: r.format,
     seed: String(seed),
     mode: a.mode,
+    work: String(work),
   };
   if (a.backend) fields.backend_req = a.backend;
   if (a.extra) Object.assign(fields, a.extra);
@@ -275,8 +289,10 @@ async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHo
     ...(a.ttlS === undefined ? { ttlIsDefault: true } : {}),
     ...(inputs.length === 0 ? {} : { inputs: inputs.map((i) => i.digest) }),
     ...(maxPosition === undefined ? {} : { maxPosition }),
-    serviceMs,
-    capacity,
+    costMs,
+    serviceMs: basis.waveMs,
+    capacity: basis.capacity,
+    running: basis.running,
     // the fair share's unit: every known backend's slots, healthy or not (it changes only with the fleet)
     fleetSlots: snapshot.backends.reduce((sum, b) => sum + b.capacity, 0),
     tenant: tenantLimits(deps.tiers, a.principal.tier),
@@ -288,10 +304,14 @@ async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHo
     // `too_far` (the queue grew past maxPosition between the snapshot and the admit) can still come
     // after an inline image was stored and granted to the caller. That is harmless: the object is
     // content the caller sent and may read anyway, keyed by its digest, and its grant lapses with the
-    // retention window. The check above refuses the common case (no capacity at all) before storing.
-    if (res.reason === "too_far") throw capacityExhausted(serviceMs, "the sync tier is at capacity");
+    // retention window. The check above refuses the common cases (no capacity, or every slot busy
+    // for longer than the budget) before storing.
+    if (res.reason === "too_far") {
+      const at = res.position ?? (maxPosition ?? 0) + 1;
+      throw capacityExhausted(basis, at, a.startWithinMs ?? 0, "the sync tier is at capacity");
+    }
     if (res.reason === "queue_full")
-      throw queueFull(res.scope, res.queued, a.principal.tier, serviceMs, capacity);
+      throw queueFull(res.scope, res.queued, a.principal.tier, basis.waveMs, basis.capacity);
     if (res.reason === "unknown") throw outcomeUnknown(id, a.admitBy !== undefined);
     if (res.reason === "lost") {
       throw new AppError(
@@ -355,8 +375,8 @@ function tenantLimits(tiers: Tiers, tierName: string): TenantLimits {
 
 /**
  * 429 `queue_full`: the customer's queued-at-once limit (`tenant`) or everyone's (`all`). Retry-After
- * is the time until a queued job of the route starts, so a place frees up: one service time shared
- * by the route's slots, at least 1 s.
+ * is the time until a queued job of the route starts, so a place frees up: the estimated cost of a
+ * job ahead (`serviceMs`, one wave) shared by the route's slots, at least 1 s.
  */
 function queueFull(
   scope: "tenant" | "all",
@@ -376,8 +396,9 @@ function queueFull(
   });
 }
 
-function capacityExhausted(serviceMs: number, why: string): AppError {
-  const retry = Math.max(1, Math.ceil(serviceMs / 1000));
+/** 503 `capacity_exhausted`, `Retry-After` when a job at `position` would start within `budgetMs`. */
+function capacityExhausted(basis: QueueBasis, position: number, budgetMs: number, why: string): AppError {
+  const retry = retryAfterSeconds(position, basis, budgetMs);
   return new AppError(
     "capacity_exhausted",
     `${why}; retry in ${retry}s or use the async queue (POST /queue)`,

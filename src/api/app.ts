@@ -33,6 +33,7 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
     tiers: deps.tiers,
     blobs: deps.blobs,
     capacity: deps.capacity,
+    cost: deps.cost,
     clock: deps.clock,
     ids: deps.ids,
     grantObject: (digest, customer) => grants.grant(digest, customer),

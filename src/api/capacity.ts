@@ -1,17 +1,29 @@
-// What the API knows of backend capacity and service times, read from Redis into a snapshot that
-// is refreshed in the background (stale-while-revalidate), so the submit path never waits for it
-// after the first request.
+// What the API knows of the capacity that can run jobs now and of what jobs cost, read from Redis
+// into a snapshot that is refreshed in the background (stale-while-revalidate), so the submit path
+// never waits for it after the first request: the backends live workers report, the slots live
+// workers announce, the slots busy now (leases), each model's measured ms per work unit and the jobs
+// at the head of the order (docs/decisions.md "Queue, positions and ETAs").
 import type { BackendDirectory, BackendState } from "../queues/backend-directory.js";
-import type { JobStore } from "../queues/job-store.js";
+import type { JobStore, QueuedWork } from "../queues/job-store.js";
+import type { WorkerAnnouncement, WorkerRoster, WorkerSlots } from "../queues/worker-slots.js";
 import type { Clock } from "../core/time.js";
+import { estimateCostMs, type CostModel } from "../core/cost.js";
+import type { QueueBasis } from "../core/eta.js";
 import { formatRoute } from "../core/model-route.js";
 import { servesModel } from "../config/backends.js";
 
+/** Jobs at the head of the order whose mean estimated cost is the length of a wave. */
+export const HEAD_SAMPLE = 32;
+
 export interface RouteInfo {
-  /** Total capacity of healthy backends (breaker not open everywhere) that serve the route. */
+  /**
+   * Slots that can run the route's jobs now: those of the healthy backends (breaker not open
+   * everywhere) serving it, no more than the slots of the live workers that serve those backends
+   * (the backends' alone while no worker announces its slots).
+   */
   readonly capacity: number;
-  /** Measured service time (ms) of the route, else of the model, else the default. */
-  readonly serviceMs: number;
+  /** Of those, the slots busy now (leases held on those backends), at most `capacity`. */
+  readonly running: number;
   /** Some reported backend (healthy or not) serves the model under the route's constraint. */
   readonly served: boolean;
 }
@@ -19,11 +31,27 @@ export interface RouteInfo {
 export interface CapacitySnapshot {
   /** Backends reported by live workers. */
   readonly backends: readonly BackendState[];
-  /** Total capacity of the backends that can take work now (healthy, breaker not open everywhere). */
+  /** Workers whose slot announcement has not expired. */
+  readonly workers: readonly WorkerAnnouncement[];
+  /** Slots that can take work now, fleet-wide: as {@link RouteInfo.capacity}, over every backend. */
   readonly usableCapacity: number;
+  /** Of those, the slots busy now. */
+  readonly running: number;
   route(familyModel: string, constraint?: string): RouteInfo;
-  /** Mean of the measured service times of all routes (the default until one is measured). */
-  readonly averageServiceMs: number;
+  /** Estimated GPU ms of a job of `family/model` of `work` units (core/cost.ts). */
+  costMs(familyModel: string, work: number): number;
+  /** Mean estimated cost (ms) of the jobs at the head of the order; undefined while none is queued. */
+  readonly headCostMs: number | undefined;
+  /** Mean ms per work unit of the measured models (the image prior until one is measured). */
+  readonly averageUnitMs: number;
+  /** The measured ms per work unit of each `family/model` that has one. */
+  readonly measuredUnitMs: ReadonlyMap<string, number>;
+  /**
+   * What the wait of a job of the route costing `costMs` is computed from (core/eta.ts): the route's
+   * capacity and busy slots, and waves as long as the mean cost of the jobs at the head of the
+   * order (the job's own cost while none is queued).
+   */
+  basis(familyModel: string, constraint: string | undefined, costMs: number): QueueBasis;
 }
 
 export interface CapacityView {
@@ -38,53 +66,89 @@ function usable(b: BackendState): boolean {
   return b.healthy && !(states.length > 0 && states.every((s) => s === "open"));
 }
 
-function buildSnapshot(
-  backends: readonly BackendState[],
-  times: Map<string, number>,
-  defaultServiceMs: number,
-): CapacitySnapshot {
+interface SnapshotInput {
+  readonly backends: readonly BackendState[];
+  readonly roster: WorkerRoster;
+  readonly leases: ReadonlyMap<string, number>;
+  readonly rates: ReadonlyMap<string, number>;
+  readonly head: readonly QueuedWork[];
+  readonly cost: Pick<CostModel, "msPerUnit">;
+}
+
+export function buildSnapshot(input: SnapshotInput): CapacitySnapshot {
+  const { backends, roster, leases, rates, cost } = input;
+  /** Slots of `ids` that can run work now: theirs, no more than the live worker slots serving them. */
+  const capacityOf = (ids: readonly BackendState[]) => {
+    const backendSlots = ids.reduce((sum, b) => sum + b.capacity, 0);
+    const busy = ids.reduce((sum, b) => sum + (leases.get(b.id) ?? 0), 0);
+    if (!roster.announced) return { capacity: backendSlots, running: Math.min(backendSlots, busy) };
+    const served = new Set(ids.map((b) => b.id));
+    let workerSlots = 0;
+    for (const w of roster.live) if (w.backends.some((id) => served.has(id))) workerSlots += w.slots;
+    const capacity = Math.min(backendSlots, workerSlots);
+    return { capacity, running: Math.min(capacity, busy) };
+  };
+  const costMs = (familyModel: string, work: number) =>
+    estimateCostMs(work, cost.msPerUnit(familyModel, rates.get(familyModel)));
+  const headCosts = input.head.map((j) => costMs(j.familyModel, j.work));
+  const headCostMs =
+    headCosts.length === 0 ? undefined : Math.round(headCosts.reduce((a, b) => a + b, 0) / headCosts.length);
+  const measured = [...rates.values()].filter((r) => Number.isFinite(r) && r > 0);
+  const fleet = capacityOf(backends.filter(usable));
   const memo = new Map<string, RouteInfo>();
-  const all = [...times.values()];
+  const route = (familyModel: string, constraint?: string): RouteInfo => {
+    const key = formatRoute(familyModel, constraint);
+    let info = memo.get(key);
+    if (!info) {
+      const serving = backends.filter((b) => servesModel(b, familyModel, constraint));
+      info = { ...capacityOf(serving.filter(usable)), served: serving.length > 0 };
+      memo.set(key, info);
+    }
+    return info;
+  };
   return {
     backends,
-    usableCapacity: backends.filter(usable).reduce((sum, b) => sum + b.capacity, 0),
-    averageServiceMs:
-      all.length === 0 ? defaultServiceMs : Math.round(all.reduce((a, b) => a + b, 0) / all.length),
-    route(familyModel, constraint) {
-      const key = formatRoute(familyModel, constraint);
-      let info = memo.get(key);
-      if (!info) {
-        let capacity = 0;
-        let served = false;
-        for (const b of backends) {
-          if (!servesModel(b, familyModel, constraint)) continue;
-          served = true;
-          if (usable(b)) capacity += b.capacity;
-        }
-        info = { capacity, served, serviceMs: times.get(key) ?? times.get(familyModel) ?? defaultServiceMs };
-        memo.set(key, info);
-      }
-      return info;
+    workers: roster.live,
+    usableCapacity: fleet.capacity,
+    running: fleet.running,
+    route,
+    costMs,
+    headCostMs,
+    measuredUnitMs: rates,
+    averageUnitMs:
+      measured.length === 0
+        ? cost.msPerUnit("", undefined)
+        : measured.reduce((a, b) => a + b, 0) / measured.length,
+    basis(familyModel, constraint, ownMs) {
+      const r = route(familyModel, constraint);
+      return { capacity: r.capacity, running: r.running, waveMs: headCostMs ?? ownMs };
     },
   };
 }
 
 export function createCapacityView(opts: {
-  directory: BackendDirectory;
-  store: JobStore;
+  directory: Pick<BackendDirectory, "read">;
+  store: Pick<JobStore, "workRates" | "leases" | "head">;
+  workerSlots: Pick<WorkerSlots, "read">;
+  cost: Pick<CostModel, "msPerUnit">;
   clock: Clock;
   cacheMs: number;
   staleMs: number;
-  defaultServiceMs: number;
 }): CapacityView {
   let current: { at: number; value: CapacitySnapshot } | undefined;
   let loading: Promise<CapacitySnapshot> | undefined;
   let failed = false;
 
   const load = () => {
-    loading ??= Promise.all([opts.directory.read(opts.staleMs), opts.store.serviceTimes()])
-      .then(([backends, times]) => {
-        const value = buildSnapshot(backends, times, opts.defaultServiceMs);
+    loading ??= Promise.all([
+      opts.directory.read(opts.staleMs),
+      opts.workerSlots.read(),
+      opts.store.leases(),
+      opts.store.workRates(),
+      opts.store.head(HEAD_SAMPLE),
+    ])
+      .then(([backends, roster, leases, rates, head]) => {
+        const value = buildSnapshot({ backends, roster, leases, rates, head, cost: opts.cost });
         current = { at: opts.clock(), value };
         failed = false;
         return value;

@@ -2,6 +2,7 @@
 import type { Logger } from "pino";
 import type { Redis } from "ioredis";
 import type { Catalog } from "../core/catalog.js";
+import type { CostModel } from "../core/cost.js";
 import type { Tiers } from "../core/tiers.js";
 import type { IdGenerator } from "../core/ids.js";
 import type { BlobStore, ImageInspector, OutboundHttp } from "../core/ports.js";
@@ -59,6 +60,8 @@ export interface ApiDeps {
   readonly catalog: Catalog;
   readonly tiers: Tiers;
   readonly capacity: CapacityView;
+  /** Work units of requests and ms per unit of models (core/cost.ts). */
+  readonly cost: CostModel;
   readonly present: Presenter;
   /** The process's JSON body reader (its budget and counters are per process). */
   readonly bodies: BodyReader;

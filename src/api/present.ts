@@ -26,25 +26,27 @@ export interface Presenter {
 }
 
 /**
- * The ETA of a queued or running job (API.md §3; docs/decisions.md "ETA"), from the capacity and
- * measured service time of its route (`family/model` or `family/model@<backend constraint>`);
- * undefined for finished jobs and for a queued job that no healthy capacity serves. The one
- * computation behind `GET /jobs/{id}` and the SSE `position` events.
+ * The ETA of a queued or running job (API.md §3; docs/decisions.md "Queue, positions and ETAs"),
+ * from the job's estimated cost (its work units at its model's rate) and the capacity that can run
+ * its route (`family/model` or `family/model@<backend constraint>`) now; undefined for finished jobs
+ * and for a queued job that no capacity serves. The one computation behind `GET /jobs/{id}` and the
+ * SSE `position` events.
  */
 export async function etaSecondsOf(
   capacity: CapacityView,
   clock: Clock,
-  job: Pick<JobRecord, "status" | "route" | "attemptLog">,
+  job: Pick<JobRecord, "status" | "route" | "attemptLog" | "work">,
   position: number,
 ): Promise<number | undefined> {
   if (job.status !== "queued" && job.status !== "running") return undefined;
   const { familyModel, constraint } = parseRoute(job.route);
-  const { capacity: cap, serviceMs } = (await capacity.snapshot()).route(familyModel, constraint);
+  const snapshot = await capacity.snapshot();
+  const costMs = snapshot.costMs(familyModel, job.work ?? 1);
   if (job.status === "running") {
     const now = clock();
-    return runningEtaSeconds(now - (job.attemptLog.at(-1)?.started_at ?? now), serviceMs);
+    return runningEtaSeconds(now - (job.attemptLog.at(-1)?.started_at ?? now), costMs);
   }
-  return queuedEtaSeconds(Math.max(0, position), cap, serviceMs);
+  return queuedEtaSeconds(position, snapshot.basis(familyModel, constraint, costMs), costMs);
 }
 
 export function createPresenter(opts: {

@@ -147,7 +147,10 @@ const variables = z.object({
   BACKOFF_BASE_MS: int(1_000, 1),
   BACKOFF_MAX_MS: int(30_000, 1),
   BUSY_COOLDOWN_MS: int(500, 0),
+  /** ms of one reference image (the model's default steps, 1024×1024, one output) until one is measured. */
   DEFAULT_SERVICE_MS: int(5_000, 1),
+  /** ms of one reference video (default steps, 720p, the default duration) until one is measured. */
+  DEFAULT_VIDEO_SERVICE_MS: int(60_000, 1),
   SSE_HEARTBEAT_MS: int(15_000, 100),
   SHUTDOWN_GRACE_MS: int(30_000, 0),
   HEALTH_INTERVAL_MS: int(2_000, 50),

@@ -59,6 +59,8 @@ export interface JobRecord {
   readonly gpuMs?: number;
   readonly error?: JobError;
   readonly ttlAt?: number;
+  /** Work units of the request (core/cost.ts), stored at admission; absent on jobs stored without. */
+  readonly work?: number;
 }
 
 function num(v: string | undefined): number | undefined {
@@ -103,6 +105,7 @@ export function decodeJob(h: Readonly<Record<string, string>>): JobRecord {
     ...opt("gpuMs", num(h.gpu_ms)),
     ...opt("error", json<JobError>(h.err)),
     ...opt("ttlAt", num(h.ttl_at ?? h.ttl_def)),
+    ...opt("work", num(h.work)),
   };
 }
 

@@ -37,3 +37,4 @@ export {
   videoGenerationSchema,
 } from "./request-schema/schema.js";
 export { parseQueueRequest, parseSyncRequest } from "./request-schema/parse.js";
+export { defaultSteps } from "./request-schema/normalise.js";

@@ -6,6 +6,8 @@ import { createRandomIds } from "../core/ids.js";
 import { createJobStore } from "../queues/job-store.js";
 import { createIdempotencyStore } from "../queues/idempotency-store.js";
 import { createBackendDirectory } from "../queues/backend-directory.js";
+import { createWorkerSlots } from "../queues/worker-slots.js";
+import { createCostModel } from "../core/cost.js";
 import { createApp } from "../api/app.js";
 import { createBodyReader } from "../api/body.js";
 import { createAuthenticator } from "../api/auth.js";
@@ -46,13 +48,18 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     pipelineMax: env.REDIS_PIPELINE_MAX,
   });
   const directory = createBackendDirectory(redis, env.REDIS_PREFIX, ctx.clock);
+  const cost = createCostModel(ctx.settings.catalog, {
+    image: env.DEFAULT_SERVICE_MS,
+    video: env.DEFAULT_VIDEO_SERVICE_MS,
+  });
   const capacity = createCapacityView({
     directory,
     store,
+    workerSlots: createWorkerSlots(redis, env.REDIS_PREFIX, ctx.clock),
+    cost,
     clock: ctx.clock,
     cacheMs: 1_000,
     staleMs: Math.max(10_000, env.HEALTH_INTERVAL_MS * 5),
-    defaultServiceMs: env.DEFAULT_SERVICE_MS,
   });
   const hub = createEventHub(subscriber, scheduler.keys.eventChannel);
   await hub.start();
@@ -114,6 +121,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     catalog: ctx.settings.catalog,
     tiers: ctx.settings.tiers,
     capacity,
+    cost,
     bodies: createBodyReader({ budgetBytes: env.BODY_BUDGET_BYTES, logger }),
     present: createPresenter({
       publicUrl: () => publicUrl,

@@ -6,6 +6,7 @@ import { servesModel, type BackendConfig } from "../config/backends.js";
 import { formatFamilyModel } from "../core/model-route.js";
 import { closeRedis, createRedis } from "../infra/redis.js";
 import { createBackendDirectory } from "../queues/backend-directory.js";
+import { createWorkerSlots } from "../queues/worker-slots.js";
 import { createRegistry } from "../workers/backends/registry.js";
 import { createWorkerService, type WorkerService } from "../workers/worker-service.js";
 import { createBreakers } from "../workers/backends/breakers.js";
@@ -67,6 +68,7 @@ export async function startWorkerRole(
     scheduler,
     registry,
     directory: createBackendDirectory(redis, env.REDIS_PREFIX, ctx.clock),
+    workerSlots: createWorkerSlots(redis, env.REDIS_PREFIX, ctx.clock),
     blobs: ctx.blobs,
     clock: ctx.clock,
     logger,

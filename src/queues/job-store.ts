@@ -1,7 +1,8 @@
 // Reads of jobs, their event logs and queue totals (writes happen only in the scheduler's scripts).
 import type { Redis } from "ioredis";
-import { createKeys, orderKey, SEQ_SPAN, SERVICE_TIME_FIELD } from "./keys.js";
+import { createKeys, orderKey, SEQ_SPAN, WORK_RATE_FIELD } from "./keys.js";
 import { decodeJob, PRIORITIES, type JobRecord, type Priority } from "../core/job.js";
+import { formatFamilyModel } from "../core/model-route.js";
 import { defineScripts, type ScriptOptions, type ScriptRunner } from "./scripts.js";
 
 export interface StoredEvent {
@@ -18,6 +19,13 @@ export interface QueueTotals {
   readonly running: number;
   /** The same per backend (the leases `running` sums, read once). */
   readonly leases: ReadonlyMap<string, number>;
+}
+
+/** A queued job as its cost estimate needs it. */
+export interface QueuedWork {
+  readonly familyModel: string;
+  /** Its work units (core/cost.ts); 1 when it was stored without them. */
+  readonly work: number;
 }
 
 /** A tenant with work queued or running, as operators see it (docs/decisions.md "Fair share"). */
@@ -49,8 +57,12 @@ export interface JobStore {
   aheadOfNew(customer: string, offsets: (p: Priority) => number): Promise<Record<Priority, number>>;
   /** The active tenants (up to `limit`, default 1000) and the summed weight `W` of all of them. */
   tenants(limit?: number): Promise<{ weight: number; tenants: TenantShare[] }>;
-  /** Measured service time (ms, EWMA) per route. */
-  serviceTimes(): Promise<Map<string, number>>;
+  /** Measured ms per work unit (EWMA, finish.lua) per `family/model`. */
+  workRates(): Promise<Map<string, number>>;
+  /** Attempts holding a slot, per backend that holds any. */
+  leases(): Promise<Map<string, number>>;
+  /** The first `count` jobs of the order (those that start next), lowest key first. */
+  head(count: number): Promise<QueuedWork[]>;
 }
 
 /** The highest admission sequence a score can hold (keys.ts SEQ_SPAN): a key's last score. */
@@ -143,11 +155,33 @@ export function createJobStore(redis: Redis, prefix: string, scripts: ScriptOpti
       return { weight: Number(w ?? 0), tenants };
     },
 
-    async serviceTimes() {
+    async workRates() {
       const h = await redis.hgetall(keys.stats);
       const out = new Map<string, number>();
       for (const [k, v] of Object.entries(h))
-        if (k.startsWith(SERVICE_TIME_FIELD)) out.set(k.slice(SERVICE_TIME_FIELD.length), Number(v));
+        if (k.startsWith(WORK_RATE_FIELD)) out.set(k.slice(WORK_RATE_FIELD.length), Number(v));
+      return out;
+    },
+
+    leases,
+
+    async head(count) {
+      if (count <= 0) return [];
+      const ids = await redis.zrange(keys.queue, "0", String(count - 1));
+      if (ids.length === 0) return [];
+      const pipe = redis.pipeline();
+      for (const id of ids) pipe.hmget(keys.job(id), "fam", "mdl", "work");
+      const out: QueuedWork[] = [];
+      for (const [err, value] of (await pipe.exec()) ?? []) {
+        const [fam, mdl, work] = (err ? [] : value) as (string | null)[];
+        // a job that ended between the two reads is left out
+        if (!fam || !mdl) continue;
+        const units = Number(work ?? 1);
+        out.push({
+          familyModel: formatFamilyModel(fam, mdl),
+          work: Number.isFinite(units) && units > 0 ? units : 1,
+        });
+      }
       return out;
     },
   };

@@ -28,7 +28,7 @@ export interface Keys {
   readonly cooldowns: string;
   /** The kept reply of a dispatching call, by its token base (a resend gets it again). */
   callReply(tokenBase: string): string;
-  /** Route statistics (hash; serviceTimeField(route) = measured service time, ms). */
+  /** Model statistics (hash; workRateField(family/model) = measured ms per work unit, core/cost.ts). */
   readonly stats: string;
   /** Backends that have lease sets (set). */
   readonly leaseBackends: string;
@@ -38,6 +38,13 @@ export interface Keys {
   readonly registry: string;
   /** Breaker states of one backend as each worker process reported them (hash: worker id -> JSON). */
   breakers(backendId: string): string;
+  /**
+   * Worker processes that announced their slots (sorted set: worker id -> expiry of the last
+   * announcement, ms); entries stay a while after they expire (worker-slots.ts).
+   */
+  readonly workers: string;
+  /** A worker process's announcement (JSON {slots, backends}; expires with it, PX = LOCK_MS). */
+  workerSlots(workerId: string): string;
   /** An idempotency key of a customer (by the SHA-256 hex of the key itself). */
   idempotency(customer: string, keyHash: string): string;
   /** Customers who may read a CAS object with their bearer token (set; see object-grants.ts). */
@@ -73,9 +80,12 @@ export interface Keys {
   readonly casGcCursor: string;
 }
 
-/** The field of `stats` holding a route's service time estimate (finish.lua writes "svc:" .. route). */
-export const SERVICE_TIME_FIELD = "svc:";
-export const serviceTimeField = (route: string): string => `${SERVICE_TIME_FIELD}${route}`;
+/**
+ * The field of `stats` holding a model's measured ms per work unit (finish.lua writes "rate:" ..
+ * family/model: an EWMA of the attempts' wall time ÷ the job's work units).
+ */
+export const WORK_RATE_FIELD = "rate:";
+export const workRateField = (familyModel: string): string => `${WORK_RATE_FIELD}${familyModel}`;
 
 export function createKeys(prefix: string): Keys {
   return {
@@ -96,6 +106,8 @@ export function createKeys(prefix: string): Keys {
     lease: (backendId) => `${prefix}:lease:${backendId}`,
     registry: `${prefix}:backends`,
     breakers: (backendId) => `${prefix}:backends:breakers:${backendId}`,
+    workers: `${prefix}:workers`,
+    workerSlots: (workerId) => `${prefix}:workers:slots:${workerId}`,
     idempotency: (customer, keyHash) => `${prefix}:idem:${customer}:${keyHash}`,
     objectOwners: (digest) => `${prefix}:own:${digest}`,
     fair: `${prefix}:fair`,

@@ -76,10 +76,17 @@ export interface AdmitInput {
   readonly request: string;
   /** Refuse (and store nothing) when the job would start behind more than this many jobs. */
   readonly maxPosition?: number;
-  /** Service time and capacity of the route, for the ETA of the admitted job. */
+  /**
+   * For the ETA of the admitted job (core/eta.ts): the estimated GPU ms of a job ahead (one wave),
+   * the capacity that can run the route now and how much of it is busy (default 0).
+   */
   readonly serviceMs: number;
   readonly capacity: number;
-  /** Estimated GPU ms of the whole job (the fair share's cost); default `serviceMs`. */
+  readonly running?: number;
+  /**
+   * The job's estimated GPU cost (ms) as a whole (core/cost.ts): the fair share's cost, and the last
+   * wave of its ETA; default `serviceMs`.
+   */
   readonly costMs?: number;
   /** The tenant's weight and limits; default weight 1, no limits. */
   readonly tenant?: TenantLimits;
@@ -243,6 +250,12 @@ function parseAttempts(flat: readonly string[]): Attempt[] {
   return out;
 }
 
+/** The ETA (s) of an admitted job at `position`. */
+function etaOf(input: AdmitInput, position: number): number | undefined {
+  const basis = { capacity: input.capacity, running: input.running ?? 0, waveMs: input.serviceMs };
+  return queuedEtaSeconds(position, basis, input.costMs ?? input.serviceMs);
+}
+
 /** Admissions reported `unknown` that one process keeps settling (beyond it, the oldest are dropped). */
 const MAX_PENDING_RESOLUTIONS = 10_000;
 const RESOLVE_RETRY_MS = 100;
@@ -291,8 +304,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
       try {
         const r = await resolveAdmission(input.id, customer);
         if (!r.admitted) return { admitted: false, reason: r.reason === "foreign" ? "exists" : "lost" };
-        const eta =
-          r.position < 0 ? undefined : queuedEtaSeconds(r.position, input.capacity, input.serviceMs);
+        const eta = r.position < 0 ? undefined : etaOf(input, r.position);
         return {
           admitted: true,
           position: Math.max(0, r.position),
@@ -379,7 +391,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
         };
       }
       if (refusal !== undefined) return { admitted: false, reason: refusal };
-      const eta = queuedEtaSeconds(first, input.capacity, input.serviceMs);
+      const eta = etaOf(input, first);
       return { admitted: true, position: first, ...(eta === undefined ? {} : { etaSeconds: eta }) };
     },
 

@@ -1,9 +1,10 @@
 // Housekeeping of one worker process: its periodic tasks besides lease renewal — reaping expired
 // leases and expiring jobs past their ttl, the dispatch tick (the safety net under wake-ups), and
-// publishing its backends' state for the API.
+// publishing its backends' state and announcing its slots for the API.
 import type { Logger } from "pino";
 import type { BackendDirectory } from "../queues/backend-directory.js";
 import type { Scheduler } from "../queues/scheduler.js";
+import type { WorkerSlots } from "../queues/worker-slots.js";
 import type { Breakers } from "./backends/breakers.js";
 import type { Registry } from "./backends/registry.js";
 import { every, type Periodic } from "./timers.js";
@@ -12,6 +13,12 @@ export interface HousekeepingDeps {
   readonly workerId: string;
   readonly scheduler: Pick<Scheduler, "reap" | "expire">;
   readonly directory: Pick<BackendDirectory, "publish" | "forget">;
+  /** Where this worker announces its slots (they count as capacity until the announcement expires). */
+  readonly workerSlots: Pick<WorkerSlots, "announce" | "withdraw">;
+  /** This process's slots (WORKER_CONCURRENCY). */
+  readonly concurrency: number;
+  /** LOCK_MS: an announcement lives this long; it is renewed at least three times meanwhile. */
+  readonly lockMs: number;
   readonly registry: Pick<Registry, "list">;
   readonly breakers?: Pick<Breakers, "states"> | undefined;
   /** Asks the dispatcher for a pass. */
@@ -27,8 +34,10 @@ export interface HousekeepingDeps {
 export interface Housekeeping {
   /** Starts the periodic tasks and publishes once (a failure is logged). */
   start(): Promise<void>;
-  /** Publishes this worker's backends and breaker states to the directory now. */
+  /** Publishes this worker's backends and breaker states to the directory, and announces its slots, now. */
   publish(): Promise<void>;
+  /** Its slots stop counting now (first thing at stop: it takes nothing new); no announcement after. */
+  retireSlots(): Promise<void>;
   /** Removes this worker's entry from the directory. */
   withdraw(): Promise<void>;
   /** Stops the periodic tasks (runs in flight go on). */
@@ -38,6 +47,7 @@ export interface Housekeeping {
 export function createHousekeeping(deps: HousekeepingDeps): Housekeeping {
   const { scheduler, logger: log } = deps;
   const timers: Periodic[] = [];
+  let retired = false;
 
   async function reapAndExpire(): Promise<void> {
     const reaped = await scheduler.reap();
@@ -47,30 +57,48 @@ export function createHousekeeping(deps: HousekeepingDeps): Housekeeping {
   }
 
   async function publish(): Promise<void> {
-    await deps.directory.publish(
-      deps.workerId,
-      deps.registry.list().map((e) => ({
-        id: e.config.id,
-        engine: e.config.engine,
-        capacity: e.config.capacity,
-        models: e.config.models,
-        streaming: e.config.streaming,
-        healthy: e.healthy,
-      })),
-      deps.breakers?.states() ?? {},
-    );
+    const entries = deps.registry.list();
+    const announce = retired
+      ? undefined
+      : deps.workerSlots.announce(
+          deps.workerId,
+          { slots: deps.concurrency, backends: entries.map((e) => e.config.id) },
+          deps.lockMs,
+        );
+    await Promise.all([
+      deps.directory.publish(
+        deps.workerId,
+        entries.map((e) => ({
+          id: e.config.id,
+          engine: e.config.engine,
+          capacity: e.config.capacity,
+          models: e.config.models,
+          streaming: e.config.streaming,
+          healthy: e.healthy,
+        })),
+        deps.breakers?.states() ?? {},
+      ),
+      announce,
+    ]);
   }
+
+  // The announcement expires after LOCK_MS: renewed at least three times within it.
+  const publishEveryMs = Math.max(50, Math.min(deps.publishIntervalMs, Math.floor(deps.lockMs / 3)));
 
   return {
     async start() {
       timers.push(
         every(deps.stalledIntervalMs, reapAndExpire, log, "lease reaping"),
         every(deps.dispatchIntervalMs ?? 250, async () => deps.kick(), log, "dispatch"),
-        every(deps.publishIntervalMs, publish, log, "backend publication"),
+        every(publishEveryMs, publish, log, "backend publication"),
       );
       await publish().catch((err: unknown) => log.warn({ err }, "backend publication failed"));
     },
     publish,
+    retireSlots() {
+      retired = true;
+      return deps.workerSlots.withdraw(deps.workerId);
+    },
     withdraw: () => deps.directory.forget(deps.workerId),
     close() {
       for (const t of timers) t.stop();

@@ -7,6 +7,7 @@ import type { Clock } from "../core/time.js";
 import type { BlobStore } from "../core/ports.js";
 import type { BackendDirectory } from "../queues/backend-directory.js";
 import type { Scheduler } from "../queues/scheduler.js";
+import type { WorkerSlots } from "../queues/worker-slots.js";
 import type { Registry } from "./backends/registry.js";
 import type { Breakers } from "./backends/breakers.js";
 import type { HealthPoller } from "./backends/health.js";
@@ -29,6 +30,8 @@ export interface WorkerServiceOptions {
   readonly scheduler: Scheduler;
   readonly registry: Registry;
   readonly directory: BackendDirectory;
+  /** Where this process announces its slots for the API's capacity (renewed within every LOCK_MS). */
+  readonly workerSlots: WorkerSlots;
   readonly blobs: BlobStore;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -91,14 +94,16 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
     else if (channel === scheduler.keys.cancelChannel) leases.cancelled(message);
   };
 
-  // Nothing new starts → running attempts finish or are handed back → attempts still waiting in
-  // BullMQ are handed back → the cancel relay and renewal end → directory entry → BullMQ's queue.
+  // Nothing new starts (its slots stop counting) → running attempts finish or are handed back →
+  // attempts still waiting in BullMQ are handed back → the cancel relay and renewal end → directory
+  // entry → BullMQ's queue.
   async function stopNow(graceMs: number): Promise<void> {
     halt.abort();
     // Leases of the attempts still running stay renewed until they are settled or handed back.
     housekeeping.close();
     health?.stop();
-    await within(dispatcher.inFlight(), 1_000);
+    // Its slots stop counting as capacity at once (it starts nothing new), while the pass in flight ends.
+    await Promise.all([within(dispatcher.inFlight(), 1_000), within(housekeeping.retireSlots(), 1_000)]);
     await runner.close(graceMs);
     await within(attempts.handBackWaiting(), 2_000);
     // The cancel relay stays until here: cancels during the grace period abort at once.

@@ -8,7 +8,7 @@ import { attemptId, parseAttemptId } from "../../src/core/attempt-id.js";
 import { parseRoute } from "../../src/core/model-route.js";
 import { createCasRefs } from "../../src/queues/cas-refs.js";
 import { createIdempotencyStore } from "../../src/queues/idempotency-store.js";
-import { createKeys, orderKey, priorityOffset, SEQ_SPAN, serviceTimeField } from "../../src/queues/keys.js";
+import { createKeys, orderKey, priorityOffset, SEQ_SPAN, workRateField } from "../../src/queues/keys.js";
 import { readFinishArgv } from "../../src/queues/finish-args.js";
 import { createObjectGrants } from "../../src/queues/object-grants.js";
 import { createScheduler, type BackendView, type Scheduler } from "../../src/queues/scheduler.js";
@@ -212,8 +212,8 @@ describe("the keys the scripts write", () => {
     const stored = (await r.client.keys(`${r.prefix}*`)).map((k) => k.slice(r.prefix.length));
     expect(stored.length).toBeGreaterThan(15);
     expect(stored.filter((k) => !patterns.some((p) => p.test(k)))).toEqual([]);
-    // the one field of the stats hash: the service time of the completed job's route
-    expect(Object.keys(await r.client.hgetall(keys.stats))).toEqual([serviceTimeField("flux/schnell")]);
+    // the one field of the stats hash: the ms per work unit of the completed job's model
+    expect(Object.keys(await r.client.hgetall(keys.stats))).toEqual([workRateField("flux/schnell")]);
     for (const k of [keys.done, keys.backoff, keys.cooldowns, keys.objectOwners(OUT), keys.queueSeq]) {
       expect(stored).toContain(k.slice(r.prefix.length));
     }

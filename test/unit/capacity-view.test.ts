@@ -1,9 +1,11 @@
 // The API's capacity snapshot: what counts as capacity for ETAs and sync admission (healthy backends
-// whose breaker is not open in every worker process that reports one), per route and in total.
+// whose breaker is not open in every worker process that reports one, no more than the slots of the
+// live workers serving them), per route and in total, and the costs it estimates.
 import { describe, expect, it } from "vitest";
 import { createCapacityView } from "../../src/api/capacity.js";
 import type { BackendDirectory, BackendState } from "../../src/queues/backend-directory.js";
-import type { JobStore } from "../../src/queues/job-store.js";
+import type { JobStore, QueuedWork } from "../../src/queues/job-store.js";
+import type { WorkerAnnouncement, WorkerRoster } from "../../src/queues/worker-slots.js";
 
 function backend(id: string, capacity: number, extra: Partial<BackendState> = {}): BackendState {
   return {
@@ -19,16 +21,37 @@ function backend(id: string, capacity: number, extra: Partial<BackendState> = {}
   };
 }
 
-function view(backends: BackendState[]) {
+const worker = (workerId: string, slots: number, backends: string[]): WorkerAnnouncement => ({
+  workerId,
+  slots,
+  backends,
+});
+
+const PRIOR_MS = 5_000;
+
+function view(
+  backends: BackendState[],
+  o: {
+    roster?: WorkerRoster;
+    leases?: Record<string, number>;
+    rates?: Record<string, number>;
+    head?: QueuedWork[];
+  } = {},
+) {
   const directory = { read: async () => backends } as unknown as BackendDirectory;
-  const store = { serviceTimes: async () => new Map<string, number>() } as unknown as JobStore;
+  const store = {
+    workRates: async () => new Map(Object.entries(o.rates ?? {})),
+    leases: async () => new Map(Object.entries(o.leases ?? {})),
+    head: async (n: number) => (o.head ?? []).slice(0, n),
+  } as unknown as JobStore;
   return createCapacityView({
     directory,
     store,
+    workerSlots: { read: async () => o.roster ?? { live: [], announced: false } },
+    cost: { msPerUnit: (_model, measured) => measured ?? PRIOR_MS },
     clock: () => 0,
     cacheMs: 1_000,
     staleMs: 10_000,
-    defaultServiceMs: 5_000,
   });
 }
 
@@ -49,5 +72,79 @@ describe("capacity snapshot", () => {
     const snap = await view([backend("a", 4, { breakers: { w1: "open" } })]).snapshot();
     expect(snap.usableCapacity).toBe(0);
     expect(snap.route("flux/schnell")).toMatchObject({ capacity: 0, served: true });
+  });
+});
+
+describe("capacity capped by the worker slots that serve it", () => {
+  it("counts no more slots than the live workers serving the backends have", async () => {
+    const snap = await view([backend("a", 16)], {
+      roster: { live: [worker("w1", 4, ["a"])], announced: true },
+    }).snapshot();
+    expect(snap.usableCapacity).toBe(4);
+    expect(snap.route("flux/schnell")).toMatchObject({ capacity: 4, served: true });
+  });
+
+  it("counts the backend slots when the workers have more", async () => {
+    const snap = await view([backend("a", 2)], {
+      roster: { live: [worker("w1", 4, ["a"]), worker("w2", 4, ["a"])], announced: true },
+    }).snapshot();
+    expect(snap.route("flux/schnell").capacity).toBe(2);
+  });
+
+  it("counts a worker only for the routes whose backends it serves", async () => {
+    const snap = await view([backend("a", 8), backend("b", 8, { models: ["flux/dev"] })], {
+      roster: { live: [worker("w1", 3, ["a"]), worker("w2", 5, ["b"])], announced: true },
+    }).snapshot();
+    expect(snap.route("flux/schnell").capacity).toBe(3);
+    expect(snap.route("flux/dev").capacity).toBe(5);
+    expect(snap.usableCapacity).toBe(8);
+  });
+
+  it("has no capacity once every worker that announced is gone", async () => {
+    const snap = await view([backend("a", 16)], { roster: { live: [], announced: true } }).snapshot();
+    expect(snap.usableCapacity).toBe(0);
+    expect(snap.route("flux/schnell")).toMatchObject({ capacity: 0, served: true });
+  });
+
+  it("counts the backend slots alone while no worker has announced any", async () => {
+    const snap = await view([backend("a", 16)]).snapshot();
+    expect(snap.route("flux/schnell").capacity).toBe(16);
+  });
+
+  it("reports the busy slots of the route, at most its capacity", async () => {
+    const snap = await view([backend("a", 16), backend("b", 4, { models: ["flux/dev"] })], {
+      roster: { live: [worker("w1", 4, ["a", "b"])], announced: true },
+      leases: { a: 6, b: 1 },
+    }).snapshot();
+    expect(snap.route("flux/schnell")).toMatchObject({ capacity: 4, running: 4 });
+    expect(snap.route("flux/dev")).toMatchObject({ capacity: 4, running: 1 });
+    expect(snap.running).toBe(4);
+  });
+});
+
+describe("costs in the snapshot", () => {
+  it("estimates a job's cost from its work units at the model's measured rate, else the prior", async () => {
+    const snap = await view([backend("a", 1)], { rates: { "flux/schnell": 80 } }).snapshot();
+    expect(snap.costMs("flux/schnell", 2.5)).toBe(200);
+    expect(snap.costMs("flux/dev", 2)).toBe(2 * PRIOR_MS);
+    expect(snap.averageUnitMs).toBe(80);
+  });
+
+  it("makes a wave as long as the mean cost of the jobs at the head of the order", async () => {
+    const snap = await view([backend("a", 4)], {
+      rates: { "flux/schnell": 100 },
+      head: [
+        { familyModel: "flux/schnell", work: 10 },
+        { familyModel: "flux/schnell", work: 30 },
+      ],
+    }).snapshot();
+    expect(snap.headCostMs).toBe(2_000);
+    expect(snap.basis("flux/schnell", undefined, 50)).toEqual({ capacity: 4, running: 0, waveMs: 2_000 });
+  });
+
+  it("makes a wave as long as the job's own cost while nothing is queued", async () => {
+    const snap = await view([backend("a", 4)]).snapshot();
+    expect(snap.headCostMs).toBeUndefined();
+    expect(snap.basis("flux/schnell", undefined, 750).waveMs).toBe(750);
   });
 });

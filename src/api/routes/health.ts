@@ -28,11 +28,12 @@ export function healthRoutes(deps: ApiDeps, access: { admin(c: Context<ApiEnv>):
     if (!deps.accepting()) body.shutting_down = true;
     if (redisOk && (await access.admin(c))) {
       // One read of the leases: the per-backend counts and the running total agree.
-      const [{ backends }, totals, fair] = await Promise.all([
+      const [snapshot, totals, fair] = await Promise.all([
         deps.capacity.snapshot(),
         deps.store.totals(),
         deps.store.tenants(),
       ]);
+      const { backends } = snapshot;
       const { leases, ...queue } = totals;
       body.backends = backends.map((b) => ({
         id: b.id,
@@ -44,6 +45,14 @@ export function healthRoutes(deps: ApiDeps, access: { admin(c: Context<ApiEnv>):
         models: b.models,
       }));
       body.queue = queue;
+      // The capacity ETAs and sync admission count: backend slots, no more than the live worker
+      // slots serving them (docs/decisions.md "Queue, positions and ETAs").
+      body.capacity = {
+        usable: snapshot.usableCapacity,
+        running: snapshot.running,
+        ms_per_unit: Object.fromEntries(snapshot.measuredUnitMs),
+      };
+      body.workers = snapshot.workers.map((w) => ({ id: w.workerId, slots: w.slots, backends: w.backends }));
       // Fair share per active tenant: its entitled share (weight / summed weight of the active
       // tenants), what it has queued, running and held, and its share of the slots in use now.
       const runningNow = fair.tenants.reduce((sum, t) => sum + t.running, 0);

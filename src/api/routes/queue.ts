@@ -167,12 +167,18 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
       ),
       deps.capacity.snapshot(),
     ]);
-    const capacity = snapshot.usableCapacity;
-    const svc = snapshot.averageServiceMs;
-    // how long a new job of the caller would wait at each priority: the jobs its order key puts ahead
+    // How long a new job of the caller would wait at each priority: the jobs its order key puts
+    // ahead, on the fleet's capacity; the job is one work unit at the measured models' mean rate
+    // (docs/decisions.md "Queue, positions and ETAs").
+    const costMs = Math.round(snapshot.averageUnitMs);
+    const basis = {
+      capacity: snapshot.usableCapacity,
+      running: Math.min(snapshot.usableCapacity, t.running),
+      waveMs: snapshot.headCostMs ?? costMs,
+    };
     const etas: Record<string, number> = {};
     for (const p of PRIORITIES) {
-      const e = queuedEtaSeconds(ahead[p], capacity, svc);
+      const e = queuedEtaSeconds(ahead[p], basis, costMs);
       if (e !== undefined) etas[p] = e;
     }
     return c.json({ depth: t.depth, running: t.running, eta_seconds: etas });

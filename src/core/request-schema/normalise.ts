@@ -72,6 +72,15 @@ function clamp(value: number, range: ParamRange | undefined): number {
   return v;
 }
 
+/**
+ * The steps of a request of `entry` that names none: the model preset's (`fast` with video
+ * `lightning`, else `standard`), else the original schema's default, within the model's range.
+ */
+export function defaultSteps(entry: ModelEntry, lightning: boolean): number {
+  const fallback = entry.modality === "image" ? DEFAULTS.image.steps : DEFAULTS.video.steps;
+  return clamp(presetSteps(entry, lightning) ?? fallback, paramRange(entry, "steps"));
+}
+
 /** Validates the generation fields against the model and normalises them (defaults, format, refs). */
 export function normalise(
   p: ParsedGeneration,
@@ -92,8 +101,7 @@ export function normalise(
   }
   const fmt = resolveFormat(entry, format);
   const lightning = p.lightning ?? DEFAULTS.video.lightning;
-  const fallbackSteps = entry.modality === "image" ? DEFAULTS.image.steps : DEFAULTS.video.steps;
-  const steps = p.steps ?? clamp(presetSteps(entry, lightning) ?? fallbackSteps, paramRange(entry, "steps"));
+  const steps = p.steps ?? defaultSteps(entry, lightning);
   const common = {
     family: entry.family,
     model: entry.model,

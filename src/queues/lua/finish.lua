@@ -4,7 +4,7 @@
   attempt is rejected, and a job cancelled meanwhile stays cancelled (its metering is recorded).
 
   Outcomes:
-    complete  -> complete with outputs; the route's service time estimate is updated
+    complete  -> complete with outputs; the model's ms per work unit estimate is updated
     failed    -> error, not retriable (the request is bad)
     retry     -> counts a spent attempt; back in the queue at its place after `notbefore`, or error
                  with the last cause when the attempts are exhausted
@@ -49,7 +49,7 @@ local function settle(id, token, backend, now, outcome, p, max_attempts, retenti
 
   running_leave(backend, attempt_id(id, token))
 
-  local f0 = redis.call("HMGET", jk, "status", "token", "route", "cust", "alog", "inputs")
+  local f0 = redis.call("HMGET", jk, "status", "token", "route", "cust", "alog", "inputs", "work")
   local status = f0[1]
   local alog = f0[5]
   if not status then return {E.missing} end
@@ -72,14 +72,17 @@ local function settle(id, token, backend, now, outcome, p, max_attempts, retenti
 
   if outcome == "complete" then
     local last = alog_close(id, alog, now, "complete", gpu)
-    -- service time estimate of the route (EWMA, alpha 0.2) from the attempt's wall time; the field
-    -- is keys.ts serviceTimeField(route)
-    local took = now - last["started_at"]
-    local route = f0[3]
-    local old = tonumber(redis.call("HGET", key("stats"), "svc:" .. route) or "0")
-    local est = took
-    if old > 0 then est = math.floor(old * 0.8 + took * 0.2 + 0.5) end
-    redis.call("HSET", key("stats"), "svc:" .. route, est)
+    -- ms per work unit of the job's model, whatever backend constraint its route has (EWMA, alpha
+    -- 0.2): the attempt's wall time / the job's work units (core/cost.ts; 1 for a job stored
+    -- without them). The field is keys.ts workRateField(family/model).
+    local work = tonumber(f0[7] or "")
+    if not work or work <= 0 then work = 1 end
+    local family_model = route_parts(f0[3])
+    local field = "rate:" .. family_model
+    local rate = (now - last["started_at"]) / work
+    local old = tonumber(redis.call("HGET", key("stats"), field) or "0") or 0
+    if old > 0 then rate = old * 0.8 + rate * 0.2 end
+    redis.call("HSET", key("stats"), field, string.format("%.6g", rate))
     -- the customer may read its outputs with its bearer token (signed URLs work for anyone)
     local cust = f0[4]
     for _, digest in ipairs(p.outputs) do

@@ -4,7 +4,8 @@
   the key prefix as ARGV[1]; keys are built with key(...), their names those of src/queues/keys.ts
   (all share the prefix's hash tag; test/unit/lua-seams.test.ts and test/integration/
   lua-mirrors.test.ts check the names, the hooks below and what keys.ts mirrors).
-  Job hash fields: id cust tier prio mod fam mdl task fmt seed mode req (admission), status route
+  Job hash fields: id cust tier prio mod fam mdl task fmt seed mode req work (admission; `work`: the
+  job's work units, core/cost.ts, which finish.lua's ms-per-unit estimate divides by), status route
   score created ttl_at (a ttl the client sent; also in the ttl set) ttl_def (the default ttl of a job
   sent without one; not indexed, see expire.lua) (the order), token backend attempt spent alog started progress avoid
   notbefore (attempts), output outputs ctype gpu_ms completed err (the end), backend_req webhook idem
