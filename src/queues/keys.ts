@@ -62,8 +62,8 @@ export interface Keys {
   tenant(customer: string): string;
   /** Tenants with a job queued or running (set). */
   readonly activeTenants: string;
-  /** The customer of each attempt holding a slot (hash: attempt id -> customer). */
-  readonly attemptOwners: string;
+  /** The customer of an attempt holding a slot (string; set at its start, taken at its end). */
+  attemptOwner(attemptId: string): string;
   /** A tenant's queued jobs held back at its running-at-once limit (sorted set, score = order key). */
   held(customer: string): string;
   /** Where expire.lua's sweep of the default ttls stands in the order (a rank). */
@@ -113,7 +113,7 @@ export function createKeys(prefix: string): Keys {
     fair: `${prefix}:fair`,
     tenant: (customer) => `${prefix}:t:${customer}`,
     activeTenants: `${prefix}:tenants`,
-    attemptOwners: `${prefix}:attempts`,
+    attemptOwner: (attemptId) => `${prefix}:att:${attemptId}`,
     held: (customer) => `${prefix}:q:held:${customer}`,
     ttlSweep: `${prefix}:q:sweep`,
     eventChannel: `${prefix}:ch:ev`,

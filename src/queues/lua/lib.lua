@@ -33,6 +33,11 @@ local function order_key(vkey, seq)
   return math.floor(vkey * ORDER_RESOLUTION) * SEQ_SPAN + (seq % SEQ_SPAN)
 end
 
+-- The order key a score holds (to 1/8 ms).
+local function order_key_of(score)
+  return math.floor(score / SEQ_SPAN) / ORDER_RESOLUTION
+end
+
 -- An attempt's id "<job id>|<token>" (src/core/attempt-id.ts): the member of its backend lease.
 local function attempt_id(id, token)
   return id .. "|" .. token
@@ -179,7 +184,7 @@ local function running_join(id, token, backend, expiry, cust)
   local member = attempt_id(id, token)
   redis.call("ZADD", key("lease", backend), expiry, member)
   redis.call("SADD", key("lease", "backends"), backend)
-  redis.call("HSET", key("attempts"), member, cust)
+  redis.call("SET", key("att", member), cust)
   tenant_count(cust, "r", 1)
 end
 
@@ -201,9 +206,8 @@ end
 -- tenant's running count drops, and held jobs of the tenant may start again.
 local function running_leave(backend, member)
   if redis.call("ZREM", key("lease", backend), member) == 0 then return false end
-  local cust = redis.call("HGET", key("attempts"), member)
+  local cust = redis.call("GETDEL", key("att", member))
   if not cust then return true end
-  redis.call("HDEL", key("attempts"), member)
   local r = tenant_count(cust, "r", -1)
   local f = redis.call("HMGET", key("t", cust), "h", "cap")
   if tonumber(f[1] or "0") > 0 then release_held(cust, tonumber(f[2] or "0") - r) end
@@ -369,17 +373,19 @@ local function remember_reply(token_base, reply)
 end
 
 -- The virtual time V (docs/decisions.md "Fair share") follows the start times of the jobs that start,
--- but never passes the start time of the first job in the order: a job started out of order (its
+-- but never passes the order key of the first job in the order: a job started out of order (its
 -- backend had a free slot the jobs ahead could not use) does not pull the newcomers' start times
 -- past the jobs still waiting.
 local function advance_virtual_time(started_vs)
   local fk = key("fair")
   local v = tonumber(redis.call("HGET", fk, "V") or "0")
+  if started_vs <= v then return end
   local target = started_vs
-  local head = redis.call("ZRANGE", key("q"), 0, 0)
+  -- the first job's key (its start time plus its offset: at least its start time), from its score
+  local head = redis.call("ZRANGE", key("q"), 0, 0, "WITHSCORES")
   if #head > 0 then
-    local head_vs = tonumber(job_get(head[1], "vs") or "0")
-    if head_vs < target then target = head_vs end
+    local head_key = order_key_of(tonumber(head[2]))
+    if head_key < target then target = head_key end
   end
   if target > v then redis.call("HSET", fk, "V", target) end
 end
