@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import { createRandomIds } from "../core/ids.js";
 import { createJobStore } from "../queues/job-store.js";
 import { createIdempotencyStore } from "../queues/idempotency-store.js";
+import { createRateLimitStore } from "../queues/rate-limit-store.js";
 import { createBackendDirectory } from "../queues/backend-directory.js";
 import { createApp } from "../api/app.js";
 import { createBodyReader } from "../api/body.js";
@@ -104,6 +105,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     scheduler,
     store,
     idempotency,
+    rateLimits: createRateLimitStore({ redis, prefix: env.REDIS_PREFIX }),
     hub,
     blobs: ctx.blobs,
     outboundHttp,

@@ -42,6 +42,13 @@ export interface Keys {
   idempotency(customer: string, keyHash: string): string;
   /** Customers who may read a CAS object with their bearer token (set; see object-grants.ts). */
   objectOwners(digest: string): string;
+  /**
+   * What the rate limiter prefixes to a customer id under `policy` (core/tiers.ts RATE_POLICIES):
+   * rate-limiter-flexible's `keyPrefix`, which it joins to the id with a colon.
+   */
+  rateLimitPrefix(policy: string): string;
+  /** A customer's count in the current window of `policy` (integer string, expiring with the window). */
+  rateLimit(policy: string, customer: string): string;
   readonly eventChannel: string;
   readonly wakeChannel: string;
   readonly cancelChannel: string;
@@ -59,6 +66,7 @@ export const SERVICE_TIME_FIELD = "svc:";
 export const serviceTimeField = (route: string): string => `${SERVICE_TIME_FIELD}${route}`;
 
 export function createKeys(prefix: string): Keys {
+  const rateLimitPrefix = (policy: string) => `${prefix}:rl:${policy}`;
   return {
     prefix,
     job: (id) => `${prefix}:job:${id}`,
@@ -79,6 +87,9 @@ export function createKeys(prefix: string): Keys {
     breakers: (backendId) => `${prefix}:backends:breakers:${backendId}`,
     idempotency: (customer, keyHash) => `${prefix}:idem:${customer}:${keyHash}`,
     objectOwners: (digest) => `${prefix}:own:${digest}`,
+    rateLimitPrefix,
+    // rate-limiter-flexible's getKey: `${keyPrefix}:${key}`.
+    rateLimit: (policy, customer) => `${rateLimitPrefix(policy)}:${customer}`,
     eventChannel: `${prefix}:ch:ev`,
     wakeChannel: `${prefix}:ch:wake`,
     cancelChannel: `${prefix}:ch:cancel`,
