@@ -4,6 +4,7 @@ import { AppError } from "../core/errors.js";
 import { RATE_POLICIES, rateLimitOf, type RatePolicy, type Tiers } from "../core/tiers.js";
 import type { Quota, RateLimitStore } from "../queues/rate-limit-store.js";
 import type { Principal } from "./auth.js";
+import { isRedisWriteRefused } from "./problem.js";
 import {
   rateLimitItemOf,
   rateLimitPolicyItem,
@@ -19,6 +20,8 @@ export interface RateLimiter {
    * Takes one unit of the caller's quota under `policy` and returns the `ratelimit-policy` and
    * `ratelimit` headers to answer with; `undefined` — without asking Redis — for an admin and for a
    * tier without a limit under `policy`.
+   * Also `undefined`, uncounted, while Redis refuses writes but answers (its memory limit, a
+   * replica): reads go on there, and admissions fail on their own write.
    * @throws AppError 429 `rate_limited` with `Retry-After` (whole seconds until the window ends, at
    *   least 1) and the same two headers when the quota of the current window is spent; the Redis
    *   client's error when Redis cannot answer (503 `unavailable` through the error handler).
@@ -67,7 +70,16 @@ export function createRateLimiter(deps: {
       const tierQuota = quotas.get(principal.tier)?.[policy];
       if (tierQuota === undefined) return undefined;
       const { quota, policyItem, item } = tierQuota;
-      const use = await quota.take(principal.customerId);
+      let use;
+      try {
+        use = await quota.take(principal.customerId);
+      } catch (err) {
+        // A Redis that refuses writes (at its memory limit, a replica) cannot count, and what the
+        // request does next needs no count: a read needs no write, and an admission gets the refusal
+        // it always got (a job cannot be stored without a write either). It goes on uncounted.
+        if (isRedisWriteRefused(err)) return undefined;
+        throw err;
+      }
       if (use.allowed) {
         return {
           "ratelimit-policy": policyItem,

@@ -145,6 +145,28 @@ describe("the limiter", () => {
     });
     await expect(limiter.take("reads", principal("free"))).rejects.toBe(down);
   });
+
+  it("lets a request through uncounted while Redis answers but refuses writes", async () => {
+    for (const reply of [
+      "OOM command not allowed when used memory > 'maxmemory'.",
+      "READONLY You can't write against a read only replica.",
+      "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk.",
+    ]) {
+      const limiter = createRateLimiter({
+        tiers,
+        store: {
+          quota: (policy, limit, windowS) => ({
+            policy,
+            limit,
+            windowS,
+            take: () => Promise.reject(new Error(reply)),
+          }),
+        },
+      });
+      expect(await limiter.take("reads", principal("free"))).toBeUndefined();
+      expect(await limiter.take("submits", principal("free"))).toBeUndefined();
+    }
+  });
 });
 
 describe("limitReads", () => {
