@@ -1,9 +1,12 @@
 // Bench 1 — enqueue: POST /queue on the real API (role api only, no workers: the queue just grows)
 // against the raw bound, a bare Hono route that only does a prioritized BullMQ `queue.add` and
-// answers 202. 32 connections, the same valid JWT on every request, interleaved rounds. The load
-// generator is wrk when it is installed (C, one thread: it leaves the cores to the servers), else
-// autocannon (Node, in this process).
-//   npx tsx bench/enqueue.ts [--rounds 3] [--seconds 5] [--connections 32] [--tool wrk|autocannon]
+// answers 202. 32 connections, interleaved rounds, in two variants measured in every round: one
+// tenant (the same valid JWT on every request) and many tenants (`--tenants`, default 1,000: each
+// request the next of that many tokens, one customer each, so per-customer state — the submit
+// limiter's counters, the token cache — is spread as in production). The raw bound gets the same
+// requests (it ignores the token). The load generator is wrk when it is installed (C, one thread: it
+// leaves the cores to the servers), else autocannon (Node, in this process).
+//   npx tsx bench/enqueue.ts [--rounds 3] [--seconds 5] [--connections 32] [--tenants 1000] [--tool wrk|autocannon]
 import { execFileSync, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -13,6 +16,7 @@ import { mintToken, nodeArgs, startApi, writeBenchTiers } from "./lib/gateway.js
 import { isMain, options, sidesOf, standalone, textOption, type BenchDef } from "./lib/harness.js";
 import { baseEnv, processCpuSeconds, spawnTs, PROJECT_ROOT, waitForFile } from "./lib/proc.js";
 import { fmt, pairedFigure, printTable } from "./lib/report.js";
+import { createKeys } from "../src/queues/keys.js";
 
 const PREFIX = "{bench}";
 const RAW_PREFIX = "rawq";
@@ -34,6 +38,8 @@ interface LoadResult {
 interface Round extends LoadResult {
   side: "ours" | "raw";
   round: number;
+  /** Distinct customers the requests rotate through (1: the same token on every request). */
+  tenants: number;
   storedJobs: number;
   /** Redis CPU per accepted request (µs), and commands per request (inner script commands too). */
   redisCpuUs: number;
@@ -54,23 +60,46 @@ function wrkAvailable(): boolean {
 
 const ms = (v: string, unit: string) => Number(v) * (unit === "us" ? 0.001 : unit === "s" ? 1000 : 1);
 
+/**
+ * The wrk script: one token as static headers (wrk builds the request once), or several, each
+ * request the next of them (the requests are formatted once, in `init`, so rotating costs wrk a
+ * table lookup per request).
+ */
+function wrkScript(tokens: readonly string[]): string {
+  const body = JSON.stringify(JSON.stringify(TYPICAL_BODY));
+  if (tokens.length === 1) {
+    return [
+      'wrk.method = "POST"',
+      `wrk.body = ${body}`,
+      'wrk.headers["content-type"] = "application/json"',
+      `wrk.headers["authorization"] = "Bearer ${tokens[0]!}"`,
+    ].join("\n");
+  }
+  return [
+    `local tokens = {${tokens.map((t) => `"${t}"`).join(",")}}`,
+    "local requests = {}",
+    "local n = 0",
+    "init = function(args)",
+    "  for i, t in ipairs(tokens) do",
+    `    requests[i] = wrk.format("POST", nil, {["content-type"] = "application/json", ["authorization"] = "Bearer " .. t}, ${body})`,
+    "  end",
+    "end",
+    "request = function()",
+    "  n = n % #requests + 1",
+    "  return requests[n]",
+    "end",
+  ].join("\n");
+}
+
 async function wrk(
   dir: string,
   url: string,
-  token: string,
+  tokens: readonly string[],
   seconds: number,
   connections: number,
 ): Promise<LoadResult> {
-  const script = join(dir, "post.lua");
-  writeFileSync(
-    script,
-    [
-      'wrk.method = "POST"',
-      `wrk.body = ${JSON.stringify(JSON.stringify(TYPICAL_BODY))}`,
-      'wrk.headers["content-type"] = "application/json"',
-      `wrk.headers["authorization"] = "Bearer ${token}"`,
-    ].join("\n"),
-  );
+  const script = join(dir, `post-${tokens.length}.lua`);
+  writeFileSync(script, wrkScript(tokens));
   const args = ["-t1", `-c${connections}`, `-d${seconds}s`, "--latency", "-s", script, `${url}/queue`];
   const out = await new Promise<string>((resolve, reject) => {
     const child = spawn("wrk", args, { stdio: ["ignore", "pipe", "pipe"] });
@@ -105,15 +134,26 @@ async function wrk(
   };
 }
 
-async function cannon(url: string, token: string, seconds: number, connections: number): Promise<LoadResult> {
+async function cannon(
+  url: string,
+  tokens: readonly string[],
+  seconds: number,
+  connections: number,
+): Promise<LoadResult> {
+  const body = JSON.stringify(TYPICAL_BODY);
+  const headers = (t: string) => ({ "content-type": "application/json", authorization: `Bearer ${t}` });
   const res = await autocannon({
     url: `${url}/queue`,
     method: "POST",
     connections,
     pipelining: 1,
     duration: seconds,
-    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-    body: JSON.stringify(TYPICAL_BODY),
+    headers: headers(tokens[0]!),
+    body,
+    // Several tokens: each connection sends them in turn.
+    ...(tokens.length > 1
+      ? { requests: tokens.map((t) => ({ method: "POST" as const, headers: headers(t), body })) }
+      : {}),
   });
   return {
     reqPerS: res["2xx"] / res.duration,
@@ -130,9 +170,15 @@ async function cannon(url: string, token: string, seconds: number, connections: 
 
 export const enqueueBench: BenchDef = {
   name: "enqueue",
-  title: "Bench 1 — enqueue (POST /queue, 32 connections)",
+  title: "Bench 1 — enqueue (POST /queue, 32 connections; one tenant and many)",
   async run(ctx) {
-    const { rounds, seconds, connections } = options({ rounds: 3, seconds: 5, connections: 32 });
+    const { rounds, seconds, connections, tenants } = options({
+      rounds: 3,
+      seconds: 5,
+      connections: 32,
+      tenants: 1_000,
+    });
+    if (!Number.isInteger(tenants) || tenants < 2) throw new Error("--tenants: an integer of at least 2");
     const tiersFile = writeBenchTiers(ctx.dir);
     const api = await startApi({
       redisUrl: ctx.redis.url,
@@ -150,11 +196,26 @@ export const enqueueBench: BenchDef = {
       nodeArgs: nodeArgs("raw-enqueue"),
     });
     const rawUrl = await waitForFile(urlFile, rawChild);
-    const token = await mintToken("bench-enqueue", "pro");
+    // One tenant: the same token on every request; many: one token (and customer) per tenant.
+    const tokenSets = new Map<number, string[]>([
+      [1, [await mintToken("bench-enqueue", "pro")]],
+      [
+        tenants,
+        await Promise.all(
+          Array.from({ length: tenants }, (_, i) =>
+            mintToken(`bench-tenant-${String(i).padStart(4, "0")}`, "pro"),
+          ),
+        ),
+      ],
+    ]);
     const toolArg = textOption("tool");
     const tool = toolArg === "autocannon" || (toolArg !== "wrk" && !wrkAvailable()) ? "autocannon" : "wrk";
-    const load = (url: string, secs: number) =>
-      tool === "wrk" ? wrk(ctx.dir, url, token, secs, connections) : cannon(url, token, secs, connections);
+    const load = (url: string, n: number, secs: number) => {
+      const tokens = tokenSets.get(n)!;
+      return tool === "wrk"
+        ? wrk(ctx.dir, url, tokens, secs, connections)
+        : cannon(url, tokens, secs, connections);
+    };
     ctx.log(`ours ${api.url} (pid ${api.child.pid}), raw ${rawUrl} (pid ${rawChild.pid})`);
 
     // Sanity: one request each must be a 202 before anything is timed.
@@ -164,65 +225,69 @@ export const enqueueBench: BenchDef = {
     ] as const) {
       const res = await fetch(`${url}/queue`, {
         method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+        headers: { "content-type": "application/json", authorization: `Bearer ${tokenSets.get(1)![0]!}` },
         body: JSON.stringify(TYPICAL_BODY),
       });
       if (res.status !== 202)
         throw new Error(`${side}: POST /queue answered ${res.status}: ${await res.text()}`);
     }
 
+    // The warm-up also has every tenant's token verified once (the API caches verified tokens).
     ctx.log(`load generator: ${tool}; warm-up (2 s each, discarded)`);
-    await load(api.url, 2);
-    await load(rawUrl, 2);
+    for (const n of tokenSets.keys()) {
+      await load(api.url, n, 2);
+      await load(rawUrl, n, 2);
+    }
 
     const results: Round[] = [];
     for (let r = 1; r <= rounds; r++) {
-      for (const side of sidesOf(r)) {
-        await ctx.redis.flush();
-        await ctx.redis.markCost();
-        const pid = side === "ours" ? api.child.pid : rawChild.pid;
-        const cpuBefore = processCpuSeconds(pid);
-        const res = await load(side === "ours" ? api.url : rawUrl, seconds);
-        const serverCpuS = processCpuSeconds(pid) - cpuBefore;
-        const stored =
-          side === "ours"
-            ? await ctx.redis.client.zcard(`${PREFIX}:q`)
-            : await ctx.redis.client.zcard(`${RAW_PREFIX}:raw-enqueue:prioritized`);
-        const accepted = res.accepted202;
-        const cost = await ctx.redis.costPer(Math.max(1, accepted));
-        const row: Round = {
-          side,
-          round: r,
-          ...res,
-          storedJobs: stored,
-          redisCpuUs: cost.cpuUsPerUnit,
-          serverCpuUs: (serverCpuS * 1e6) / Math.max(1, accepted),
-          redisCommands: cost.byCommand,
-        };
-        results.push(row);
-        ctx.log(
-          `round ${r} ${side}: ${fmt(row.reqPerS)} req/s, p99 ${row.p99Ms} ms, 202s ${accepted}, non-2xx ${row.non2xx}, errors ${row.errors}, stored ${stored}, Redis CPU ${fmt(row.redisCpuUs, 1)} µs/req, server CPU ${fmt(row.serverCpuUs, 1)} µs/req`,
-        );
+      for (const n of tokenSets.keys()) {
+        for (const side of sidesOf(r)) {
+          await ctx.redis.flush();
+          await ctx.redis.markCost();
+          const pid = side === "ours" ? api.child.pid : rawChild.pid;
+          const cpuBefore = processCpuSeconds(pid);
+          const res = await load(side === "ours" ? api.url : rawUrl, n, seconds);
+          const serverCpuS = processCpuSeconds(pid) - cpuBefore;
+          const stored =
+            side === "ours"
+              ? await ctx.redis.client.zcard(createKeys(PREFIX).queue)
+              : await ctx.redis.client.zcard(`${RAW_PREFIX}:raw-enqueue:prioritized`);
+          const accepted = res.accepted202;
+          const cost = await ctx.redis.costPer(Math.max(1, accepted));
+          const row: Round = {
+            side,
+            round: r,
+            tenants: n,
+            ...res,
+            storedJobs: stored,
+            redisCpuUs: cost.cpuUsPerUnit,
+            serverCpuUs: (serverCpuS * 1e6) / Math.max(1, accepted),
+            redisCommands: cost.byCommand,
+          };
+          results.push(row);
+          ctx.log(
+            `round ${r} ${side}, ${n} tenant(s): ${fmt(row.reqPerS)} req/s, p99 ${row.p99Ms} ms, 202s ${accepted}, non-2xx ${row.non2xx}, errors ${row.errors}, stored ${stored}, Redis CPU ${fmt(row.redisCpuUs, 1)} µs/req, server CPU ${fmt(row.serverCpuUs, 1)} µs/req`,
+          );
+        }
       }
     }
 
     const problems: string[] = [];
     for (const r of results) {
+      const what = `round ${r.round} ${r.side}, ${r.tenants} tenant(s)`;
       if (r.non2xx > 0 || r.errors > 0 || r.timeouts > 0)
-        problems.push(
-          `round ${r.round} ${r.side}: ${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts`,
-        );
-      if (r.accepted202 === 0) problems.push(`round ${r.round} ${r.side}: no 202 answers`);
+        problems.push(`${what}: ${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts`);
+      if (r.accepted202 === 0) problems.push(`${what}: no 202 answers`);
       // Answers of requests still in flight at the end may land after the count: allow the connections.
       if (Math.abs(r.storedJobs - r.accepted202) > connections)
-        problems.push(
-          `round ${r.round} ${r.side}: ${r.accepted202} answered 202 but ${r.storedJobs} jobs stored`,
-        );
+        problems.push(`${what}: ${r.accepted202} answered 202 but ${r.storedJobs} jobs stored`);
     }
     printTable(
       [
         "round",
         "side",
+        "tenants",
         "req/s",
         "p50 ms",
         "p99 ms",
@@ -236,6 +301,7 @@ export const enqueueBench: BenchDef = {
       results.map((r) => [
         String(r.round),
         r.side,
+        String(r.tenants),
         fmt(r.reqPerS),
         fmt(r.p50Ms, 1),
         fmt(r.p99Ms, 1),
@@ -248,31 +314,55 @@ export const enqueueBench: BenchDef = {
       ]),
     );
     const isOurs = (r: Round) => r.side === "ours";
+    const one = results.filter((r) => r.tenants === 1);
+    const many = results.filter((r) => r.tenants === tenants);
+    const manyLabel = `${tenants.toLocaleString("en-US")} tenants`;
     // Latency and Redis CPU: less is better, so the ratio is raw ÷ ours (1 = parity, less = worse).
-    const lessIsBetter = (what: string, unit: string, value: (r: Round) => number) =>
-      pairedFigure({ what, unit, rows: results, isOurs, value, inverse: true });
+    const lessIsBetter = (rows: Round[], what: string, unit: string, value: (r: Round) => number) =>
+      pairedFigure({ what, unit, rows, isOurs, value, inverse: true });
 
     return {
-      params: { rounds, seconds, connections, tool, body: TYPICAL_BODY, tier: "pro", redis: "appendonly no" },
+      params: {
+        rounds,
+        seconds,
+        connections,
+        tenants,
+        tool,
+        body: TYPICAL_BODY,
+        tier: "pro",
+        redis: "appendonly no",
+      },
       rounds: results as unknown as Record<string, unknown>[],
       figures: [
         pairedFigure({
           what: "enqueue throughput",
           unit: "req/s",
-          rows: results,
+          rows: one,
           isOurs,
           value: (r) => r.reqPerS,
           target: { op: ">=", value: 0.7 },
         }),
-        lessIsBetter("enqueue p99 latency", "ms", (r) => r.p99Ms),
-        lessIsBetter("Redis CPU per request", "µs", (r) => r.redisCpuUs),
-        lessIsBetter("server CPU per request", "µs", (r) => r.serverCpuUs),
-        lessIsBetter("enqueue p50 latency", "ms", (r) => r.p50Ms),
+        pairedFigure({
+          what: `enqueue throughput, ${manyLabel}`,
+          unit: "req/s",
+          rows: many,
+          isOurs,
+          value: (r) => r.reqPerS,
+          target: { op: ">=", value: 0.7 },
+        }),
+        lessIsBetter(one, "enqueue p99 latency", "ms", (r) => r.p99Ms),
+        lessIsBetter(many, `enqueue p99 latency, ${manyLabel}`, "ms", (r) => r.p99Ms),
+        lessIsBetter(one, "Redis CPU per request", "µs", (r) => r.redisCpuUs),
+        lessIsBetter(many, `Redis CPU per request, ${manyLabel}`, "µs", (r) => r.redisCpuUs),
+        lessIsBetter(one, "server CPU per request", "µs", (r) => r.serverCpuUs),
+        lessIsBetter(many, `server CPU per request, ${manyLabel}`, "µs", (r) => r.serverCpuUs),
+        lessIsBetter(one, "enqueue p50 latency", "ms", (r) => r.p50Ms),
       ],
       problems,
       notes: [
         "raw bound: bare Hono + @hono/node-server route doing only `await queue.add(name, data, { priority })` (BullMQ) → 202",
         "ours: `render-gateway start --roles api` (JWT auth, validation, Lua admission with position/ETA, event); no workers",
+        `tenants: one token on every request, or ${manyLabel} (each request the next token, one customer each; the raw bound gets the same requests and ignores the token); tier pro with a bench TIERS_FILE (submits_per_min 10⁹: finite, so a submit limiter runs on every request without refusing)`,
         `Redis FLUSHALL before every round; both servers are separate processes; load generator ${tool === "wrk" ? "wrk (one thread, a process of its own)" : "autocannon, in the bench process"}`,
       ],
     };

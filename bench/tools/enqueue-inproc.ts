@@ -14,7 +14,7 @@ import { startApiRole } from "../../src/main/api-role.js";
 import { createRuntime } from "../../src/main/runtime.js";
 import { loadKeys, loadSettings } from "../../src/main/settings.js";
 import { TYPICAL_BODY } from "../lib/admit.js";
-import { JWT_SECRET } from "../lib/gateway.js";
+import { JWT_SECRET, writeBenchTiers } from "../lib/gateway.js";
 import { median } from "../lib/report.js";
 import { rawEnqueueApp } from "../raw/enqueue-app.js";
 
@@ -27,6 +27,8 @@ const settings = loadSettings({
   LOG_LEVEL: "silent",
   JWT_SECRET,
   REDIS_PREFIX: "{ip}",
+  // pro lifted to bench volumes: the submit limiter runs on every request and refuses none.
+  TIERS_FILE: writeBenchTiers(dataDir),
 });
 const runtime = createRuntime(pino({ level: "silent" }));
 const keys = await loadKeys(settings);

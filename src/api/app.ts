@@ -7,6 +7,8 @@ import type { ApiDeps } from "./deps.js";
 import { createErrorHandler, problemResponse } from "./problem.js";
 import { requestId } from "./middleware/request-id.js";
 import { authenticate } from "./middleware/authenticate.js";
+import { limitReads } from "./middleware/limit-reads.js";
+import { createRateLimiter } from "./rate-limits.js";
 import { queueRoutes } from "./routes/queue.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { eventRoutes } from "./routes/events.js";
@@ -61,6 +63,8 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
       budget: imageBudget,
     },
   };
+  // Submits per minute and reads per second per customer (API.md §1; docs/decisions.md "Rate limits").
+  const limiter = createRateLimiter({ tiers: deps.tiers, store: deps.rateLimits });
   const token = {
     authenticate: deps.authenticate,
     ...(deps.peekPrincipal ? { peek: deps.peekPrincipal } : {}),
@@ -92,17 +96,27 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
     "/",
     objectRoutes(deps, {
       isOwner: (digest, customer) => grants.isOwner(digest, customer),
-      authenticate: optionalPrincipal,
+      // A bearer read (not a signed URL) takes a unit of the reads quota.
+      authenticate: async (c) => {
+        const who = await optionalPrincipal(c);
+        const headers = who && (await limiter.take("reads", who));
+        if (headers) for (const [name, value] of Object.entries(headers)) c.header(name, value);
+        return who;
+      },
     }),
   );
 
-  for (const path of ["/queue", "/jobs/*", "/models", "/models/*"]) app.use(path, auth);
-  app.route("/", queueRoutes(deps, admission));
+  const reads = limitReads({ limiter });
+  for (const path of ["/queue", "/jobs/*", "/models", "/models/*"]) {
+    app.use(path, auth);
+    app.use(path, reads);
+  }
+  app.route("/", queueRoutes(deps, admission, limiter));
   app.route("/", eventRoutes(deps));
   app.route("/", jobRoutes(deps));
   app.route("/", modelRoutes(deps));
   app.on("POST", ["/image/:family/:model/:task", "/video/:family/:model/:task"], requireToken);
-  app.route("/", generateRoutes(deps, admission));
+  app.route("/", generateRoutes(deps, admission, limiter));
 
   app.notFound((c) => {
     const allowed = methods.refused(c);

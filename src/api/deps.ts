@@ -11,6 +11,7 @@ import type { Clock } from "../core/time.js";
 import type { JobStore } from "../queues/job-store.js";
 import type { Scheduler } from "../queues/scheduler.js";
 import type { IdempotencyStore } from "../queues/idempotency-store.js";
+import type { RateLimitStore } from "../queues/rate-limit-store.js";
 import type { Principal } from "./auth.js";
 import type { BodyReader } from "./body.js";
 import type { CapacityView } from "./capacity.js";
@@ -51,6 +52,8 @@ export interface ApiDeps {
   readonly scheduler: Scheduler;
   readonly store: JobStore;
   readonly idempotency: IdempotencyStore;
+  /** Per-customer quota counts (submits per minute, reads per second) shared by every API process. */
+  readonly rateLimits: RateLimitStore;
   readonly hub: EventHub;
   readonly blobs: BlobStore;
   /** The client for customer-given URLs (input images; webhook deliveries later). */

@@ -55,6 +55,20 @@ const UNAVAILABLE_REPLY_RE =
   /^(?:OOM|MISCONF|READONLY|BUSY|LOADING|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|NOREPLICAS|NOMASTERLINK)\b/;
 
 /**
+ * Redis error replies that refuse a write while reads still work: out of memory (`maxmemory` with
+ * noeviction), a failed snapshot (MISCONF), a replica (READONLY), too few replicas (NOREPLICAS).
+ */
+const WRITE_REFUSED_REPLY_RE = /^(?:OOM|MISCONF|READONLY|NOREPLICAS)\b/;
+
+/**
+ * True when Redis answered but refused a write it would take in another state: what needs no write
+ * (a read) can go on. A subset of {@link isRedisUnavailable}.
+ */
+export function isRedisWriteRefused(err: unknown): boolean {
+  return err instanceof Error && WRITE_REFUSED_REPLY_RE.test(err.message);
+}
+
+/**
  * True when the error means Redis cannot serve the request now: not reachable (connection closed,
  * offline, timeout) or answering with one of the "unavailable" error replies above — also inside a
  * MULTI, which Redis then discards as a whole (`EXECABORT`; ioredis keeps the refusals in

@@ -14,22 +14,28 @@ export interface TierPrices {
 }
 
 /**
- * What a tier may do. `null` means no limit. Only `priorities` is enforced in this version (403); the
- * quotas (`submits_per_min`, `max_running`, `max_queued`), `weight` and `sync` are validated and
- * carried but not enforced yet: no submit is refused with `rate_limited` or `queue_full`.
+ * What a tier may do. `null` means no limit. Enforced: `priorities` (403), `sync` (403 on the sync
+ * route), `submits_per_min` and `reads_per_s` (429 `rate_limited`, docs/decisions.md "Rate limits"),
+ * `max_queued` (429 `queue_full`), `max_running` (held at dispatch) and `weight` (the order's fair
+ * share; docs/decisions.md "Fair share").
  */
 export interface Tier {
-  /** Generation submits per minute; not enforced in this version. */
+  /** Generation submits per minute of one customer (429 `rate_limited` beyond; policy "submits"). */
   readonly submits_per_min: number | null;
-  /** Jobs of one customer running at once; not enforced in this version. */
+  /**
+   * Authenticated reads (GET/HEAD) per second of one customer (429 `rate_limited` beyond; policy
+   * "reads"). A TIERS_FILE written before this field existed still parses: see {@link parseTiers}.
+   */
+  readonly reads_per_s: number | null;
+  /** Jobs of one customer running at once (more wait, `held: "concurrency_limit"`). */
   readonly max_running: number | null;
-  /** Jobs of one customer queued at once; not enforced in this version. */
+  /** Jobs of one customer queued at once (429 `queue_full` beyond). */
   readonly max_queued: number | null;
   /** Priorities the tier may ask for; others → 403 `forbidden`. */
   readonly priorities: readonly Priority[];
   /** Fair-share weight of the customer's jobs in the scheduler (a positive integer; docs/decisions.md "Fair share"). */
   readonly weight: number;
-  /** Whether the synchronous route is open to the tier; not enforced in this version. */
+  /** Whether the synchronous route is open to the tier (else 403 `forbidden` there). */
   readonly sync: boolean;
   /** Price per GPU-second; absent means the job is not charged. */
   readonly price_micro_usd_per_gpu_s?: TierPrices;
@@ -48,6 +54,7 @@ export const DEFAULT_TIER = "free";
 export const DEFAULT_TIERS: Readonly<Record<TierName, Tier>> = deepFreeze({
   free: {
     submits_per_min: 300,
+    reads_per_s: 20,
     max_running: 8,
     max_queued: 200,
     priorities: ["normal", "low"],
@@ -57,6 +64,7 @@ export const DEFAULT_TIERS: Readonly<Record<TierName, Tier>> = deepFreeze({
   },
   pro: {
     submits_per_min: 1_200,
+    reads_per_s: 100,
     max_running: 32,
     max_queued: 2_000,
     priorities: ["high", "normal", "low"],
@@ -66,6 +74,7 @@ export const DEFAULT_TIERS: Readonly<Record<TierName, Tier>> = deepFreeze({
   },
   enterprise: {
     submits_per_min: 12_000,
+    reads_per_s: 1_000,
     max_running: 256,
     max_queued: 100_000,
     priorities: ["high", "normal", "low"],
@@ -75,6 +84,7 @@ export const DEFAULT_TIERS: Readonly<Record<TierName, Tier>> = deepFreeze({
   },
   unlimited: {
     submits_per_min: null,
+    reads_per_s: null,
     max_running: null,
     max_queued: 1_000_000,
     priorities: ["high", "normal", "low"],
@@ -89,6 +99,8 @@ const price = z.int().min(0);
 
 const tierSchema = z.strictObject({
   submits_per_min: limit,
+  // Optional: tiers files older than the reads limit have none (parseTiers fills it in).
+  reads_per_s: limit.optional(),
   max_running: limit,
   max_queued: limit,
   priorities: z
@@ -119,7 +131,10 @@ export const tiersFileSchema = z
   .refine((t) => Object.hasOwn(t, DEFAULT_TIER), { message: `the tier "${DEFAULT_TIER}" must be defined` });
 
 /**
- * Validates a TIERS_FILE document and returns the frozen table.
+ * Validates a TIERS_FILE document and returns the frozen table. A tier without `reads_per_s` (a file
+ * written before the reads limit existed) gets the built-in tier's value of the same name, or no
+ * limit (`null`) under a name that is not built in: such a file keeps working, a built-in name gets
+ * the reads limit it would have had without a file, and a tier of the file's own is not read-limited.
  * @throws Error naming `source` and every invalid path.
  */
 export function parseTiers(doc: unknown, source = "TIERS_FILE"): Tiers {
@@ -130,7 +145,35 @@ export function parseTiers(doc: unknown, source = "TIERS_FILE"): Tiers {
     );
     throw new Error(`${source}: invalid tiers file:\n${lines.join("\n")}`);
   }
-  return deepFreeze(JSON.parse(JSON.stringify(result.data)) as Record<string, Tier>);
+  const tiers: Record<string, unknown> = {};
+  for (const [name, t] of Object.entries(result.data)) {
+    const builtIn = Object.hasOwn(DEFAULT_TIERS, name) ? DEFAULT_TIERS[name as TierName] : undefined;
+    tiers[name] = {
+      ...t,
+      reads_per_s: t.reads_per_s === undefined ? (builtIn?.reads_per_s ?? null) : t.reads_per_s,
+    };
+  }
+  return deepFreeze(JSON.parse(JSON.stringify(tiers)) as Record<string, Tier>);
+}
+
+/**
+ * The per-customer rate limits of API.md §1, each a quota per fixed window: `submits` (generation
+ * submits, the tier's `submits_per_min`) and `reads` (authenticated reads, `reads_per_s`). The names
+ * are the policy names of the RateLimit-Policy and RateLimit headers and of the limiter's Redis keys.
+ */
+export const RATE_POLICIES = {
+  submits: { windowS: 60 },
+  reads: { windowS: 1 },
+} as const satisfies Record<string, { readonly windowS: number }>;
+
+export type RatePolicy = keyof typeof RATE_POLICIES;
+
+/** The tier's quota under `policy` per window ({@link RATE_POLICIES}); `null` = no limit. */
+export function rateLimitOf(
+  tier: Pick<Tier, "submits_per_min" | "reads_per_s">,
+  policy: RatePolicy,
+): number | null {
+  return policy === "submits" ? tier.submits_per_min : tier.reads_per_s;
 }
 
 /** True when the tier may submit jobs at `priority`. */

@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import { createRandomIds } from "../core/ids.js";
 import { createJobStore } from "../queues/job-store.js";
 import { createIdempotencyStore } from "../queues/idempotency-store.js";
+import { createRateLimitStore } from "../queues/rate-limit-store.js";
 import { createBackendDirectory } from "../queues/backend-directory.js";
 import { createWorkerSlots } from "../queues/worker-slots.js";
 import { createCostModel } from "../core/cost.js";
@@ -111,6 +112,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     scheduler,
     store,
     idempotency,
+    rateLimits: createRateLimitStore({ redis, prefix: env.REDIS_PREFIX }),
     hub,
     blobs: ctx.blobs,
     outboundHttp,

@@ -68,6 +68,13 @@ export interface Keys {
   held(customer: string): string;
   /** Where expire.lua's sweep of the default ttls stands in the order (a rank). */
   readonly ttlSweep: string;
+  /**
+   * What the rate limiter prefixes to a customer id under `policy` (core/tiers.ts RATE_POLICIES):
+   * rate-limiter-flexible's `keyPrefix`, which it joins to the id with a colon.
+   */
+  rateLimitPrefix(policy: string): string;
+  /** A customer's count in the current window of `policy` (integer string, expiring with the window). */
+  rateLimit(policy: string, customer: string): string;
   readonly eventChannel: string;
   readonly wakeChannel: string;
   readonly cancelChannel: string;
@@ -88,6 +95,7 @@ export const WORK_RATE_FIELD = "rate:";
 export const workRateField = (familyModel: string): string => `${WORK_RATE_FIELD}${familyModel}`;
 
 export function createKeys(prefix: string): Keys {
+  const rateLimitPrefix = (policy: string) => `${prefix}:rl:${policy}`;
   return {
     prefix,
     job: (id) => `${prefix}:job:${id}`,
@@ -116,6 +124,9 @@ export function createKeys(prefix: string): Keys {
     attemptOwner: (attemptId) => `${prefix}:att:${attemptId}`,
     held: (customer) => `${prefix}:q:held:${customer}`,
     ttlSweep: `${prefix}:q:sweep`,
+    rateLimitPrefix,
+    // rate-limiter-flexible's getKey: `${keyPrefix}:${key}`.
+    rateLimit: (policy, customer) => `${rateLimitPrefix(policy)}:${customer}`,
     eventChannel: `${prefix}:ch:ev`,
     wakeChannel: `${prefix}:ch:wake`,
     cancelChannel: `${prefix}:ch:cancel`,

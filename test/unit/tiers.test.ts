@@ -6,6 +6,8 @@ import {
   isPriorityAllowed,
   parseTiers,
   pricePerGpuSecond,
+  RATE_POLICIES,
+  rateLimitOf,
   tierOf,
   tiersFileSchema,
 } from "../../src/core/tiers.js";
@@ -22,6 +24,13 @@ describe("default tiers", () => {
     expect(row("enterprise")).toEqual([12_000, 256, 100_000, "high,normal,low", 16, true]);
     expect(row("unlimited")).toEqual([null, null, 1_000_000, "high,normal,low", 1, true]);
     expect(DEFAULT_TIER).toBe("free");
+  });
+
+  it("give reads their own per-second limit", () => {
+    expect(DEFAULT_TIERS.free.reads_per_s).toBe(20);
+    expect(DEFAULT_TIERS.pro.reads_per_s).toBe(100);
+    expect(DEFAULT_TIERS.enterprise.reads_per_s).toBe(1_000);
+    expect(DEFAULT_TIERS.unlimited.reads_per_s).toBeNull();
   });
 
   it("are valid TIERS_FILE content themselves and frozen", () => {
@@ -102,6 +111,27 @@ describe("TIERS_FILE", () => {
   ])("rejects %s, naming the path", (_name, doc, expected) => {
     expect(() => parseTiers(doc, "tiers.json")).toThrow(/^tiers\.json: invalid tiers file/);
     expect(() => parseTiers(doc, "tiers.json")).toThrow(expected);
+  });
+
+  it("keeps a file written before reads_per_s valid: built-in names get their default, others no limit", () => {
+    const { reads_per_s: _, ...pro } = DEFAULT_TIERS.pro;
+    const tiers = parseTiers({ free: tier, pro, gold: pro });
+    expect(tiers["free"]?.reads_per_s).toBe(20);
+    expect(tiers["pro"]?.reads_per_s).toBe(100);
+    expect(tiers["gold"]?.reads_per_s).toBeNull();
+    // Set in the file, it is the file's: a number, or null for no limit.
+    const set = parseTiers({ free: { ...tier, reads_per_s: 7 }, pro: { ...pro, reads_per_s: null } });
+    expect(set["free"]?.reads_per_s).toBe(7);
+    expect(set["pro"]?.reads_per_s).toBeNull();
+    expect(() => parseTiers({ free: { ...tier, reads_per_s: 0 } })).toThrow(/free\.reads_per_s/);
+  });
+
+  it("names each rate policy's quota and window", () => {
+    expect(RATE_POLICIES).toEqual({ submits: { windowS: 60 }, reads: { windowS: 1 } });
+    expect(rateLimitOf(DEFAULT_TIERS.pro, "submits")).toBe(1_200);
+    expect(rateLimitOf(DEFAULT_TIERS.pro, "reads")).toBe(100);
+    expect(rateLimitOf(DEFAULT_TIERS.unlimited, "submits")).toBeNull();
+    expect(rateLimitOf(DEFAULT_TIERS.unlimited, "reads")).toBeNull();
   });
 
   it("exposes the zod schema", () => {

@@ -8,9 +8,11 @@ import { isBackendName, parseSyncRequest } from "../../core/request-schema.js";
 import { FORMAT_MAX_CHARS, HEADER_MAX_CHARS } from "../../core/request-limits.js";
 import { rfc3339 } from "../../core/time.js";
 import { TERMINAL, type JobRecord } from "../../core/job.js";
+import { tierOf } from "../../core/tiers.js";
 import type { ApiEnv } from "../context.js";
 import type { ApiDeps } from "../deps.js";
 import { admitJob, type AdmissionDeps } from "../admission.js";
+import type { RateLimiter } from "../rate-limits.js";
 import { sendEarlyHints } from "../respond.js";
 import { boundedHeader, boundedQuery } from "../request-input.js";
 import { createWakeup } from "../wakeup.js";
@@ -77,13 +79,21 @@ export async function waitForEnd(
   }
 }
 
-export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
+export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps, limiter: RateLimiter) {
   const app = new Hono<ApiEnv>();
 
   // One route per modality (not `/:modality/...`): it keeps every route of the app within what
   // Hono's fastest router (RegExpRouter) accepts, and any other first segment is simply not a route.
   const generate = (modality: "image" | "video") => async (c: Context<ApiEnv>) => {
     const principal = c.get("principal");
+    // A tier without the sync route is refused before anything is read, counted or stored.
+    if (tierOf(deps.tiers, principal.tier)?.sync !== true) {
+      throw new AppError(
+        "forbidden",
+        `the ${principal.tier} tier has no synchronous route; submit the job with POST /queue`,
+        { details: { tier: principal.tier, sync: false } },
+      );
+    }
     const p = c.req.param() as Record<string, string>;
     const { entry, task } = resolveRoute(deps.catalog, {
       modality,
@@ -106,6 +116,12 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
     const prefer = boundedHeader(c, "Prefer", HEADER_MAX_CHARS);
     const budget = syncBudget(prefer, deps.config.syncBudgetMs);
     const webp = request.modality === "image" && prefersWebp(boundedHeader(c, "Accept", HEADER_MAX_CHARS));
+    // A valid submit counts (as on POST /queue), whatever the admission says next.
+    const limits = await limiter.take("submits", principal);
+    if (limits) {
+      for (const [name, value] of Object.entries(limits)) c.header(name, value);
+      c.set("problemHeaders", limits);
+    }
     const admitted = await admitJob(
       {
         principal,
@@ -125,7 +141,7 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps) {
     // it — also after a Redis outage during the wait, or when it gives up waiting.
     if (wantsEarlyHints(prefer))
       sendEarlyHints(c, `<${location}/events>; rel="monitor"`, { "x-job-id": admitted.id, location });
-    c.set("problemHeaders", { "x-job-id": admitted.id, location });
+    c.set("problemHeaders", { ...limits, "x-job-id": admitted.id, location });
     const gone = c.req.raw.signal;
     const job = await waitForEnd(deps, admitted.id, budget, gone);
 

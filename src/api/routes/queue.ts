@@ -13,11 +13,12 @@ import type { ApiEnv } from "../context.js";
 import type { ApiDeps } from "../deps.js";
 import { admitJob, isOutcomeUnknown, type AdmissionDeps } from "../admission.js";
 import { bodyFingerprint, reservationProblem } from "../idempotency.js";
+import type { RateHeaders, RateLimiter } from "../rate-limits.js";
 import type { StoredResponse } from "../../queues/idempotency-store.js";
 import { PRIORITIES } from "../../core/job.js";
 import { priorityOffset } from "../../queues/keys.js";
 
-export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
+export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps, limiter: RateLimiter) {
   const app = new Hono<ApiEnv>();
 
   /** The 202 of a job admitted by an earlier request whose answer was lost, from the job as it is now. */
@@ -115,7 +116,13 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
       }
     }
     let admitted;
+    let limits: RateHeaders | undefined;
     try {
+      // A submit counts here: valid, new (its idempotency key reserved, or none) and about to be
+      // admitted; a replay or a 409 came back above without taking anything. What the admission
+      // refuses from here on has been counted (docs/decisions.md "Rate limits").
+      limits = await limiter.take("submits", principal);
+      if (limits) c.set("problemHeaders", limits);
       admitted = await admitJob(
         {
           id,
@@ -153,9 +160,10 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps) {
       created_at: rfc3339(admitted.createdAt),
     };
     if (idemKey !== undefined) {
+      // Replays take no quota, so the stored answer carries no RateLimit headers.
       await storeAnswer(principal.customerId, idemKey, fingerprint, { status: 202, body: created, headers });
     }
-    return jsonResponse(c, created, 202, headers);
+    return jsonResponse(c, created, 202, limits ? { ...headers, ...limits } : headers);
   });
 
   app.get("/queue", async (c) => {

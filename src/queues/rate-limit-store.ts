@@ -1,0 +1,90 @@
+// Per-customer quotas in fixed windows, counted in Redis by rate-limiter-flexible's RateLimiterRedis:
+// one atomic script call per unit taken (SET NX EX, INCRBY, PTTL), so every API process shares one
+// count.
+import type { Redis } from "ioredis";
+import { RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
+import { createKeys } from "./keys.js";
+
+/** The outcome of taking one unit of a quota. */
+export interface QuotaUse {
+  /** Whether the unit fit in the quota (the request may go on). */
+  readonly allowed: boolean;
+  /** Units left in the current window after this one (0 when refused). */
+  readonly remaining: number;
+  /** Milliseconds until the current window ends and the count starts over. */
+  readonly resetMs: number;
+}
+
+/** One quota: at most `limit` units per fixed window of `windowS` seconds, for each customer. */
+export interface Quota {
+  readonly policy: string;
+  readonly limit: number;
+  readonly windowS: number;
+  /**
+   * Takes one unit of `customer`'s quota; the window opens with the first unit taken. Atomic across
+   * processes.
+   * @throws the Redis client's error when Redis cannot answer (the API's error handler: 503).
+   */
+  take(customer: string): Promise<QuotaUse>;
+}
+
+export interface RateLimitStore {
+  /**
+   * The quota of `limit` per `windowS` seconds under `policy` (the policy names the Redis keys; two
+   * quotas of one policy share each customer's count).
+   * @throws RangeError unless `limit` and `windowS` are positive integers.
+   */
+  quota(policy: string, limit: number, windowS: number): Quota;
+}
+
+export interface RateLimitStoreOptions {
+  /** The API's client (fail-fast profile: no offline queue, a command timeout). */
+  readonly redis: Redis;
+  readonly prefix: string;
+}
+
+/**
+ * The store on `redis` under `prefix` (keys.ts `rateLimit`). Its script call is a plain command on
+ * the client, auto-pipelined with the client's other commands (sending it through the scheduler's
+ * capped pipelines measured the same: docs/decisions.md "Rate limits").
+ *
+ * Once a customer's count is past its limit, the process refuses them from memory until the window
+ * ends (`inMemoryBlockOnConsumed`): the window is fixed, so every unit asked for before its end
+ * would be refused by Redis anyway, and a client that keeps sending costs no Redis command.
+ */
+export function createRateLimitStore(opts: RateLimitStoreOptions): RateLimitStore {
+  const keys = createKeys(opts.prefix);
+
+  return {
+    quota(policy, limit, windowS) {
+      if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError("limit must be a positive integer");
+      if (!Number.isSafeInteger(windowS) || windowS < 1)
+        throw new RangeError("windowS must be a positive integer");
+      // Each limiter defines the library's one script command (`rlflxIncr`) on the client again: the
+      // same script, so the same command.
+      const limiter = new RateLimiterRedis({
+        storeClient: opts.redis,
+        keyPrefix: keys.rateLimitPrefix(policy),
+        points: limit,
+        duration: windowS,
+        inMemoryBlockOnConsumed: limit + 1,
+      });
+      return {
+        policy,
+        limit,
+        windowS,
+        async take(customer) {
+          try {
+            const res = await limiter.consume(customer, 1);
+            return { allowed: true, remaining: res.remainingPoints, resetMs: res.msBeforeNext };
+          } catch (err) {
+            // The library rejects with its result when the quota is spent, with the client's error else.
+            if (err instanceof RateLimiterRes)
+              return { allowed: false, remaining: 0, resetMs: err.msBeforeNext };
+            throw err;
+          }
+        },
+      };
+    },
+  };
+}
