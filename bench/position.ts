@@ -1,14 +1,17 @@
 // Bench 3 — position lookup: reading a queued job's position with 1,000 vs 100,000 jobs queued, end
 // to end (GET /jobs/{id} through the API) and the read script alone (EVALSHA round trip, plus its
 // server-side time from INFO commandstats). Two queues under two prefixes in one Redis, one API
-// process each; samples at the head, middle and tail; interleaved rounds.
-//   npx tsx bench/position.ts [--small 1000] [--large 100000] [--requests 600] [--rounds 3]
+// process each; samples at the head, middle and tail; interleaved rounds. The jobs of each queue come
+// from `tenants` customers (weighted fair share orders them: tiers free, pro and enterprise, weights
+// 1, 4 and 16, priorities mixed), admitted round robin.
+//   npx tsx bench/position.ts [--small 1000] [--large 100000] [--tenants 1000] [--requests 600] [--rounds 3]
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Pool } from "undici";
 import { createKeys } from "../src/queues/keys.js";
 import { defineScripts } from "../src/queues/scripts.js";
-import { createAdmitter, TYPICAL_BODY } from "./lib/admit.js";
+import type { Priority } from "../src/core/job.js";
+import { createAdmitter, TYPICAL_BODY, type Submitter } from "./lib/admit.js";
 import { mintToken, startApi, writeBenchTiers, type ApiProcess } from "./lib/gateway.js";
 import { isMain, options, standalone, type BenchContext, type BenchDef } from "./lib/harness.js";
 import { fmt, median, pairedFigure, percentile, printTable } from "./lib/report.js";
@@ -34,18 +37,38 @@ interface Measure {
   perSample: Record<string, number>;
 }
 
+/**
+ * The submitter of the i-th job: tenant i mod `tenants`, of tier free, pro or enterprise (weights 1, 4,
+ * 16) by tenant, at a priority its tier allows, varying without a pattern that lines up with them.
+ */
+function submitterOf(tenants: number): (i: number) => Submitter {
+  const tiers = ["free", "pro", "enterprise"] as const;
+  return (i) => {
+    const t = i % tenants;
+    const tier = tiers[t % tiers.length]!;
+    const allowed: readonly Priority[] = tier === "free" ? ["normal", "low"] : ["high", "normal", "low"];
+    return {
+      customerId: `tenant-${t}`,
+      tier,
+      priority: allowed[(i * 7 + Math.floor(i / tenants)) % allowed.length]!,
+    };
+  };
+}
+
 export const positionBench: BenchDef = {
   name: "position",
   title: "Bench 3 — position lookup (1,000 vs 100,000 queued)",
   async run(ctx: BenchContext) {
-    const { small, large, requests, rounds } = options({
+    const { small, large, tenants, requests, rounds } = options({
       small: 1_000,
       large: 100_000,
+      tenants: 1_000,
       requests: 600,
       rounds: 3,
     });
     const redis = ctx.redis.client;
-    const token = await mintToken("bench-position", "pro");
+    // an operator reads every tenant's jobs
+    const token = await mintToken("bench-position", "pro", { admin: true });
     const tiersFile = writeBenchTiers(ctx.dir);
     const queues: Queue[] = [
       { label: "small", size: small, prefix: "{small}", samples: [] },
@@ -59,7 +82,7 @@ export const positionBench: BenchDef = {
         prefix: q.prefix,
         dataDir: join(ctx.dir, `admit-${q.label}`),
         body: TYPICAL_BODY,
-        customerId: "bench-position",
+        customerId: submitterOf(tenants),
       });
       await admitter.admit(q.size, 512);
       const depth = await redis.zcard(createKeys(q.prefix).queue);
@@ -72,7 +95,12 @@ export const positionBench: BenchDef = {
         const [id] = await redis.zrange(createKeys(q.prefix).queue, String(rank), String(rank));
         q.samples.push({ where, id: id!, rank });
       }
-      ctx.log(`${q.label}: admitted ${q.size} jobs in ${fmt((performance.now() - t0) / 1000, 1)} s`);
+      const active = await redis.scard(createKeys(q.prefix).activeTenants);
+      if (active !== Math.min(tenants, q.size))
+        throw new Error(`${q.label}: ${active} active tenants, expected ${Math.min(tenants, q.size)}`);
+      ctx.log(
+        `${q.label}: admitted ${q.size} jobs of ${active} tenants in ${fmt((performance.now() - t0) / 1000, 1)} s`,
+      );
       q.api = await startApi({
         name: `api-${q.label}`,
         redisUrl: ctx.redis.url,
@@ -185,7 +213,14 @@ export const positionBench: BenchDef = {
         target: { op: "<=", value: 2 },
       });
     return {
-      params: { small, large, requestsPerMeasure: requests, rounds, samples: ["head", "middle", "tail"] },
+      params: {
+        small,
+        large,
+        tenants,
+        requestsPerMeasure: requests,
+        rounds,
+        samples: ["head", "middle", "tail"],
+      },
       rounds: results as unknown as Record<string, unknown>[],
       figures: [
         fig("GET /jobs/{id} end to end", "api", "medianUs"),
@@ -197,6 +232,7 @@ export const positionBench: BenchDef = {
         "one request in flight (latency, not throughput); the bench process is the client",
         "both queues live in the same Redis at the same time (same memory, same server)",
         "`ours` column = time at the large queue, `bound` column = time at the small one",
+        `jobs of ${tenants} tenants in each queue (round robin; tiers free/pro/enterprise, priorities mixed): the fair-share order, not admission order`,
       ],
     };
   },

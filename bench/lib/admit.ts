@@ -19,7 +19,10 @@ import { createScheduler } from "../../src/queues/scheduler.js";
 import { buildInferRequest } from "../../src/workers/infer-request.js";
 import type { InferRequest } from "../../src/workers/backends/kserve-client.js";
 import { createKeys } from "../../src/queues/keys.js";
-import { DEFAULT_TIERS } from "../../src/core/tiers.js";
+import type { Tiers } from "../../src/core/tiers.js";
+import type { Priority } from "../../src/core/job.js";
+import { benchTiers } from "./gateway.js";
+import { maxWeight } from "../../src/core/tiers.js";
 
 /** The typical `POST /queue` body of the issues (flux/schnell t2i, normal priority). */
 export const TYPICAL_BODY = {
@@ -62,12 +65,22 @@ const noCapacity: CapacityView = {
   current: () => NO_CAPACITY,
 };
 
+/** Who submits the i-th job, and at which priority (default: the body's). */
+export interface Submitter {
+  readonly customerId: string;
+  readonly tier: string;
+  readonly priority?: Priority;
+}
+
 export function createAdmitter(o: {
   redis: Redis;
   prefix: string;
   dataDir: string;
   body: Record<string, unknown>;
-  customerId: string;
+  /** One customer (tier pro) for every job, or the submitter of the i-th job. */
+  customerId: string | ((i: number) => Submitter);
+  /** The tier table; default {@link benchTiers} (limits lifted to benchmark volumes). */
+  tiers?: Tiers;
 }): Admitter {
   const settings = loadSettings({ DATA_DIR: o.dataDir, LOG_LEVEL: "silent" });
   const request = parseQueueRequest(o.body, { catalog: settings.catalog, minTtlS: 60, maxTtlS: 86_400 });
@@ -80,11 +93,12 @@ export function createAdmitter(o: {
     maxAttempts: 5,
     retentionS: 86_400,
     retentionCount: 100_000,
+    maxWeight: maxWeight(o.tiers ?? benchTiers()),
   });
   const policy = { allowPrivate: false, allowedPorts: settings.env.OUTBOUND_ALLOWED_PORTS };
   const deps: AdmissionDeps = {
     scheduler,
-    tiers: DEFAULT_TIERS,
+    tiers: o.tiers ?? benchTiers(),
     blobs,
     capacity: noCapacity,
     cost: createCostModel(settings.catalog, {
@@ -115,12 +129,24 @@ export function createAdmitter(o: {
       budget: createImageBudget(settings.env.INPUT_IMAGE_BUDGET_BYTES),
     },
   };
-  const principal: Principal = Object.freeze({
-    customerId: o.customerId,
-    tier: "pro",
-    admin: false,
-    expiresAt: Date.now() + 3_600_000,
-  });
+  const who = o.customerId;
+  const submitterOf: (i: number) => Submitter =
+    typeof who === "string" ? () => ({ customerId: who, tier: "pro" }) : who;
+  const principals = new Map<string, Principal>();
+  const principalOf = (s: Submitter): Principal => {
+    const key = `${s.customerId}\n${s.tier}`;
+    let p = principals.get(key);
+    if (!p) {
+      p = Object.freeze({
+        customerId: s.customerId,
+        tier: s.tier,
+        admin: false,
+        expiresAt: Date.now() + 3_600_000,
+      });
+      principals.set(key, p);
+    }
+    return p;
+  };
 
   return {
     async admit(count, inFlight = 256) {
@@ -129,8 +155,14 @@ export function createAdmitter(o: {
       const lane = async () => {
         while (next < count) {
           const i = next++;
+          const who = submitterOf(i);
           const admitted = await admitJob(
-            { principal, request, priority: request.priority, mode: "async" },
+            {
+              principal: principalOf(who),
+              request,
+              priority: who.priority ?? request.priority,
+              mode: "async",
+            },
             deps,
           );
           ids[i] = admitted.id;

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { Pool } from "undici";
 import { signToken, type TierName } from "../../src/api/auth.js";
 import { systemClock } from "../../src/core/time.js";
-import { DEFAULT_TIERS } from "../../src/core/tiers.js";
+import { DEFAULT_TIERS, parseTiers, type Tier, type Tiers } from "../../src/core/tiers.js";
 import type { SimStats } from "../../src/sim/stats.js";
 import { baseEnv, GATEWAY_ROOT, spawnChild, waitForFile, waitUntil, type Child } from "./proc.js";
 import type { Redis } from "ioredis";
@@ -14,31 +14,41 @@ import { createKeys } from "../../src/queues/keys.js";
 /** HS256 secret of every benchmark process (≥ 32 chars). */
 export const JWT_SECRET = "bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz";
 
-export function mintToken(customerId: string, tier: TierName = "pro"): Promise<string> {
+/** A token of `tier`; a tier of another table than the built-in one needs `tiers`, its names. */
+export function mintToken(
+  customerId: string,
+  tier: TierName | (string & {}) = "pro",
+  o: { readonly admin?: boolean; readonly tiers?: readonly string[] } = {},
+): Promise<string> {
   return signToken({
     secret: new TextEncoder().encode(JWT_SECRET),
     customerId,
     tier,
     ttlS: 3600,
     clock: systemClock,
+    ...(o.admin === true ? { admin: true } : {}),
+    ...(o.tiers === undefined ? {} : { tiers: o.tiers }),
   });
 }
 
 /**
- * The default tiers with `pro` lifted to benchmark volumes: the enqueue bench sends tens of thousands
- * of submits per minute from one customer, the position bench thousands of reads per second. Limits
- * stay finite so that the limiters still run on every request (without ever refusing one).
+ * The default tiers lifted to benchmark volumes, with `extra` tiers added: the enqueue bench sends tens
+ * of thousands of submits per minute from one pro customer, the worker benches queue thousands of jobs
+ * of one customer at once, the position bench up to 100,000 of 1,000 customers of every tier and
+ * thousands of reads per second. Limits stay finite so that the limiters still run on every request
+ * (without ever refusing one).
  */
-export function writeBenchTiers(dir: string): string {
-  const tiers = JSON.parse(JSON.stringify(DEFAULT_TIERS)) as Record<string, Record<string, unknown>>;
-  tiers.pro = {
-    ...tiers.pro,
-    submits_per_min: 1_000_000_000,
-    reads_per_s: 1_000_000_000,
-    max_queued: 1_000_000_000,
-  };
+export function benchTiers(extra: Readonly<Record<string, Tier>> = {}): Tiers {
+  const tiers = JSON.parse(JSON.stringify(DEFAULT_TIERS)) as Record<string, Tier>;
+  for (const [name, t] of Object.entries(tiers)) tiers[name] = { ...t, max_queued: 1_000_000_000 };
+  tiers.pro = { ...tiers.pro!, submits_per_min: 1_000_000_000, reads_per_s: 1_000_000_000 };
+  return parseTiers({ ...tiers, ...extra }, "bench tiers");
+}
+
+/** {@link benchTiers} as a TIERS_FILE in `dir`. */
+export function writeBenchTiers(dir: string, extra: Readonly<Record<string, Tier>> = {}): string {
   const file = join(dir, "tiers.json");
-  writeFileSync(file, JSON.stringify(tiers, null, 2));
+  writeFileSync(file, JSON.stringify(benchTiers(extra), null, 2));
   return file;
 }
 
@@ -46,9 +56,11 @@ interface BackendEntry {
   readonly id: string;
   readonly url: string;
   readonly capacity: number;
+  /** Default flux/schnell. */
+  readonly models?: readonly string[];
 }
 
-/** A backends file of non-streaming nunchaku backends serving flux/schnell. */
+/** A backends file of non-streaming nunchaku backends serving flux/schnell (or `models`). */
 export function writeBackendsFile(dir: string, backends: readonly BackendEntry[]): string {
   const file = join(dir, "backends.json");
   const doc = {
@@ -57,7 +69,7 @@ export function writeBackendsFile(dir: string, backends: readonly BackendEntry[]
       url: b.url,
       engine: "nunchaku",
       capacity: b.capacity,
-      models: ["flux/schnell"],
+      models: b.models ?? ["flux/schnell"],
       streaming: false,
       timeout_ms: 60_000,
     })),

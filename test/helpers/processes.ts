@@ -573,15 +573,26 @@ export async function simResetStats(simUrl: string): Promise<void> {
 // ---------------------------------------------------------------------------------------------------
 // HTTP helpers
 
-/** A HS256 token for the e2e secret (what `render-gateway token` prints for JWT_SECRET). */
+/**
+ * A HS256 token for the e2e secret (what `render-gateway token` prints for JWT_SECRET). A tier of a
+ * TIERS_FILE needs `tiers`, the file's tier names.
+ */
 export function token(
   customer: string,
-  o: { tier?: TierName; admin?: boolean; ttlS?: number; secret?: string; clock?: () => number } = {},
+  o: {
+    tier?: TierName | (string & {});
+    tiers?: readonly string[];
+    admin?: boolean;
+    ttlS?: number;
+    secret?: string;
+    clock?: () => number;
+  } = {},
 ): Promise<string> {
   return signToken({
     secret: new TextEncoder().encode(o.secret ?? E2E_SECRET),
     customerId: customer,
     tier: o.tier ?? "pro",
+    ...(o.tiers === undefined ? {} : { tiers: o.tiers }),
     admin: o.admin ?? false,
     ttlS: o.ttlS ?? 3600,
     clock: o.clock ?? Date.now,

@@ -314,6 +314,30 @@ describe("tenant limits", () => {
     expect(await f.store.read(second!)).toMatchObject({ position: 1, held: false });
   });
 
+  it("lets every held job go once the tenant's tier has no running limit any more", async () => {
+    const f = fleet(4);
+    const [first, ...rest] = await admitMany(f, 3, {
+      cust: "a",
+      cost: 1000,
+      tenant: { weight: 1, maxRunning: 1 },
+    });
+    const view: BackendView = { id: "b1", cap: 4, engine: "nunchaku", models: ["*"], ok: true };
+    const [att] = await f.sched.dispatch(4, [view]);
+    expect(att!.id).toBe(first);
+    for (const id of rest) expect((await f.store.read(id!))!.held).toBe(true);
+    // the customer's next submit comes with a tier without a running limit
+    const uncapped = await f.admit({ cust: "a", cost: 1000, tenant: { weight: 1 } });
+    await f.sched.finish(att!.id, att!.token, "b1", "complete", {
+      output: `sha256-${"c".repeat(64)}`,
+      outputs: [`sha256-${"c".repeat(64)}`],
+      ctype: "image/png",
+      seed: 1,
+      gpu_ms: 5,
+    });
+    const started = await f.sched.dispatch(4, [view]);
+    expect(started.map((a) => a.id).sort()).toEqual([...rest, uncapped].sort());
+  });
+
   it("refuses a tenant's submit beyond its queued limit, and everyone's beyond QUEUE_MAX", async () => {
     const f = fleet(1);
     const a = { cust: "a", cost: 1000, tenant: { weight: 1, maxQueued: 3 } };

@@ -53,7 +53,7 @@ describe("the scripts' return codes", () => {
 
 describe("lib.lua's hooks", () => {
   it("compute every order key in order_key", () => {
-    expect(placesOf(/SEQ_SPAN|ORDER_RESOLUTION/)).toEqual(["(top)", "order_key", "order_key_of"]);
+    expect(placesOf(/SEQ_SPAN|ORDER_RESOLUTION/)).toEqual(["(top)", "order_key"]);
     // defined once, called by the admission (a queued job's key is fixed there for good)
     expect(placesOf(/\border_key\(/)).toEqual(["admit.lua", "order_key"]);
   });

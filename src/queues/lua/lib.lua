@@ -33,11 +33,6 @@ local function order_key(vkey, seq)
   return math.floor(vkey * ORDER_RESOLUTION) * SEQ_SPAN + (seq % SEQ_SPAN)
 end
 
--- The order key a score holds (to 1/8 ms).
-local function order_key_of(score)
-  return math.floor(score / SEQ_SPAN) / ORDER_RESOLUTION
-end
-
 -- An attempt's id "<job id>|<token>" (src/core/attempt-id.ts): the member of its backend lease.
 local function attempt_id(id, token)
   return id .. "|" .. token
@@ -210,7 +205,12 @@ local function running_leave(backend, member)
   if not cust then return true end
   local r = tenant_count(cust, "r", -1)
   local f = redis.call("HMGET", key("t", cust), "h", "cap")
-  if tonumber(f[1] or "0") > 0 then release_held(cust, tonumber(f[2] or "0") - r) end
+  local held = tonumber(f[1] or "0")
+  if held > 0 then
+    -- as many as it has free slots; all of them once it has no limit any more (its tier changed)
+    local cap = tonumber(f[2] or "0")
+    release_held(cust, cap > 0 and cap - r or held)
+  end
   return true
 end
 
@@ -372,22 +372,11 @@ local function remember_reply(token_base, reply)
   return reply
 end
 
--- The virtual time V (docs/decisions.md "Fair share") follows the start times of the jobs that start,
--- but never passes the order key of the first job in the order: a job started out of order (its
--- backend had a free slot the jobs ahead could not use) does not pull the newcomers' start times
--- past the jobs still waiting.
+-- The virtual time V (docs/decisions.md "Fair share") is the largest virtual start time of the jobs
+-- started so far (start-time fair queueing's "start tag of the job in service").
 local function advance_virtual_time(started_vs)
   local fk = key("fair")
-  local v = tonumber(redis.call("HGET", fk, "V") or "0")
-  if started_vs <= v then return end
-  local target = started_vs
-  -- the first job's key (its start time plus its offset: at least its start time), from its score
-  local head = redis.call("ZRANGE", key("q"), 0, 0, "WITHSCORES")
-  if #head > 0 then
-    local head_key = order_key_of(tonumber(head[2]))
-    if head_key < target then target = head_key end
-  end
-  if target > v then redis.call("HSET", fk, "V", target) end
+  if started_vs > tonumber(redis.call("HGET", fk, "V") or "0") then redis.call("HSET", fk, "V", started_vs) end
 end
 
 -- Starts up to `slots` attempts, taking jobs in the global order among the routes that a backend
