@@ -324,7 +324,7 @@ describe("tenant limits", () => {
     const view: BackendView = { id: "b1", cap: 4, engine: "nunchaku", models: ["*"], ok: true };
     const [att] = await f.sched.dispatch(4, [view]);
     expect(att!.id).toBe(first);
-    for (const id of rest) expect((await f.store.read(id!))!.held).toBe(true);
+    for (const id of rest) expect((await f.store.read(id))!.held).toBe(true);
     // the customer's next submit comes with a tier without a running limit
     const uncapped = await f.admit({ cust: "a", cost: 1000, tenant: { weight: 1 } });
     await f.sched.finish(att!.id, att!.token, "b1", "complete", {
