@@ -30,7 +30,7 @@ import {
   tenantCounts,
   writeTiersFile,
 } from "../helpers/fair-share.js";
-import { createKeys } from "../../src/queues/keys.js";
+import { createKeys, workRateField } from "../../src/queues/keys.js";
 
 const AGING_BOUND_S = 3;
 const SLOTS = 2;
@@ -41,6 +41,8 @@ const STEPS = 10;
 let h: E2eHarness;
 let api: Gateway;
 let names: string[];
+/** The warm-up job: a flood job's twin (same model, steps and format). */
+let warmId: string;
 
 beforeAll(async () => {
   h = new E2eHarness();
@@ -62,7 +64,8 @@ beforeAll(async () => {
     body: foxRequest("warm-up", STEPS),
   });
   expect(res.status).toBe(202);
-  await waitTerminal(api.url, warm, [((await res.json()) as { id: string }).id]);
+  warmId = ((await res.json()) as { id: string }).id;
+  await waitTerminal(api.url, warm, [warmId]);
 }, 120_000);
 
 afterAll(async () => {
@@ -89,7 +92,10 @@ async function lowUnderFlood(flooder: string, patient: string) {
   const client = h.redis();
   const floodBearer = await token(flooder, { tier: "any", tiers: names });
   const patientBearer = await token(patient, { tier: "any", tiers: names });
-  const svc = Number(await client.hget(createKeys(h.prefix).stats, "svc:flux/schnell"));
+  // a flood job's measured service time: the model's ms per work unit times a job's work units
+  const keys = createKeys(h.prefix);
+  const rate = Number(await client.hget(keys.stats, workRateField("flux/schnell")));
+  const svc = rate * Number(await client.hget(keys.job(warmId), "work"));
   expect(svc).toBeGreaterThan(0);
   const limitJobs = Math.ceil((3 * BOUND_SLOT_MS) / svc);
   const feeder = startFeeder({

@@ -86,18 +86,20 @@ for _, id in ipairs(ids) do
   if places ~= 1 then problem("job " .. id .. " waits in " .. places .. " of route/backoff/held sets") end
 end
 local running, owned = {}, 0
-local owners = redis.call("HGETALL", key("attempts"))
-for i = 1, #owners, 2 do
-  running[owners[i + 1]] = (running[owners[i + 1]] or 0) + 1
-  owned = owned + 1
-end
 local leases = 0
 for _, b in ipairs(redis.call("SMEMBERS", key("lease", "backends"))) do
   for _, m in ipairs(redis.call("ZRANGE", key("lease", b), 0, -1)) do
     leases = leases + 1
-    if not redis.call("HGET", key("attempts"), m) then problem("lease " .. m .. " of " .. b .. " has no owner") end
+    local owner = redis.call("GET", key("att", m))
+    if owner then
+      running[owner] = (running[owner] or 0) + 1
+    else
+      problem("lease " .. m .. " of " .. b .. " has no owner")
+    end
   end
 end
+-- every owner a lease (KEYS: a test's read of a small keyspace)
+owned = #redis.call("KEYS", key("att", "*"))
 if leases ~= owned then problem(leases .. " leases but " .. owned .. " attempt owners") end
 local names = {}
 for c in pairs(queued) do names[c] = true end
