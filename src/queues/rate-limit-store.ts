@@ -4,6 +4,26 @@
 import type { Redis } from "ioredis";
 import { RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 import { createKeys } from "./keys.js";
+import { createLru } from "../core/lru.js";
+
+/**
+ * A process takes units from Redis in blocks: 1/BLOCK_SHARE of what the window had left at its last
+ * take, at most BLOCK_MAX, and one at a time while that is unknown or small. Far from the limit a
+ * process asks Redis once per block; near it, once per unit (exact).
+ */
+const BLOCK_SHARE = 16;
+const BLOCK_MAX = 100;
+/** Customers whose current block a process keeps, per quota (least recently used go first). */
+const BLOCKS_KEPT = 10_000;
+
+/** Units of a customer's window this process took from Redis and has not handed out yet. */
+interface Block {
+  left: number;
+  /** When the window ends (ms, this process's clock). */
+  readonly resetAt: number;
+  /** What Redis had left in the window after this block was taken. */
+  readonly remaining: number;
+}
 
 /** The outcome of taking one unit of a quota. */
 export interface QuotaUse {
@@ -48,6 +68,11 @@ export interface RateLimitStoreOptions {
  * the client, auto-pipelined with the client's other commands (sending it through the scheduler's
  * capped pipelines measured the same: docs/decisions.md "Rate limits").
  *
+ * Units are taken in blocks (BLOCK_SHARE, BLOCK_MAX above): never more than the limit in a window
+ * across processes; a block taken by one process and not used up by the window's end is lost to the
+ * others, which can refuse a customer at most a few units early (a block is at most 1/16 of what was
+ * left when it was taken).
+ *
  * Once a customer's count is past its limit, the process refuses them from memory until the window
  * ends (`inMemoryBlockOnConsumed`): the window is fixed, so every unit asked for before its end
  * would be refused by Redis anyway, and a client that keeps sending costs no Redis command.
@@ -69,18 +94,36 @@ export function createRateLimitStore(opts: RateLimitStoreOptions): RateLimitStor
         duration: windowS,
         inMemoryBlockOnConsumed: limit + 1,
       });
+      const blocks = createLru<string, Block>(BLOCKS_KEPT);
       return {
         policy,
         limit,
         windowS,
         async take(customer) {
+          const now = Date.now();
+          const block = blocks.get(customer);
+          const current = block !== undefined && now < block.resetAt;
+          if (current && block.left > 0) {
+            block.left -= 1;
+            return { allowed: true, remaining: block.remaining + block.left, resetMs: block.resetAt - now };
+          }
+          const size = current
+            ? Math.min(BLOCK_MAX, Math.max(1, Math.floor(block.remaining / BLOCK_SHARE)))
+            : 1;
           try {
-            const res = await limiter.consume(customer, 1);
-            return { allowed: true, remaining: res.remainingPoints, resetMs: res.msBeforeNext };
+            const res = await limiter.consume(customer, size);
+            blocks.set(customer, {
+              left: size - 1,
+              resetAt: now + res.msBeforeNext,
+              remaining: res.remainingPoints,
+            });
+            return { allowed: true, remaining: res.remainingPoints + size - 1, resetMs: res.msBeforeNext };
           } catch (err) {
             // The library rejects with its result when the quota is spent, with the client's error else.
-            if (err instanceof RateLimiterRes)
+            if (err instanceof RateLimiterRes) {
+              blocks.delete(customer);
               return { allowed: false, remaining: 0, resetMs: err.msBeforeNext };
+            }
             throw err;
           }
         },
