@@ -19,6 +19,8 @@ const BLOCKS_KEPT = 10_000;
 /** Units of a customer's window this process took from Redis and has not handed out yet. */
 interface Block {
   left: number;
+  /** The window's quota is spent (or a block asked for more than was left): refused until it ends. */
+  readonly refused: boolean;
   /** When the window ends (ms, this process's clock). */
   readonly resetAt: number;
   /** What Redis had left in the window after this block was taken. */
@@ -95,36 +97,61 @@ export function createRateLimitStore(opts: RateLimitStoreOptions): RateLimitStor
         inMemoryBlockOnConsumed: limit + 1,
       });
       const blocks = createLru<string, Block>(BLOCKS_KEPT);
+      /** Customers whose next block this process is asking Redis for, and that call. */
+      const fetching = new Map<string, Promise<void>>();
       return {
         policy,
         limit,
         windowS,
         async take(customer) {
-          const now = Date.now();
-          const block = blocks.get(customer);
-          const current = block !== undefined && now < block.resetAt;
-          if (current && block.left > 0) {
-            block.left -= 1;
-            return { allowed: true, remaining: block.remaining + block.left, resetMs: block.resetAt - now };
-          }
-          const size = current
-            ? Math.min(BLOCK_MAX, Math.max(1, Math.floor(block.remaining / BLOCK_SHARE)))
-            : 1;
-          try {
-            const res = await limiter.consume(customer, size);
-            blocks.set(customer, {
-              left: size - 1,
-              resetAt: now + res.msBeforeNext,
-              remaining: res.remainingPoints,
-            });
-            return { allowed: true, remaining: res.remainingPoints + size - 1, resetMs: res.msBeforeNext };
-          } catch (err) {
-            // The library rejects with its result when the quota is spent, with the client's error else.
-            if (err instanceof RateLimiterRes) {
-              blocks.delete(customer);
-              return { allowed: false, remaining: 0, resetMs: err.msBeforeNext };
+          for (;;) {
+            const now = Date.now();
+            const block = blocks.get(customer);
+            if (block !== undefined && now < block.resetAt) {
+              if (block.refused) return { allowed: false, remaining: 0, resetMs: block.resetAt - now };
+              if (block.left > 0) {
+                block.left -= 1;
+                return {
+                  allowed: true,
+                  remaining: block.remaining + block.left,
+                  resetMs: block.resetAt - now,
+                };
+              }
             }
-            throw err;
+            // One call for a customer's next block at a time: the others wait for it and share it.
+            const pending = fetching.get(customer);
+            if (pending !== undefined) {
+              await pending.catch(() => undefined);
+              continue;
+            }
+            const known = block !== undefined && now < block.resetAt ? block.remaining : 0;
+            const size = Math.min(BLOCK_MAX, Math.max(1, Math.floor(known / BLOCK_SHARE)));
+            const fetch = limiter.consume(customer, size).then(
+              (res) => {
+                blocks.set(customer, {
+                  left: size,
+                  resetAt: now + res.msBeforeNext,
+                  remaining: res.remainingPoints,
+                  refused: false,
+                });
+              },
+              (err: unknown) => {
+                // The library rejects with its result when the quota is spent, with the client's error else.
+                if (!(err instanceof RateLimiterRes)) throw err;
+                blocks.set(customer, {
+                  left: 0,
+                  resetAt: now + err.msBeforeNext,
+                  remaining: 0,
+                  refused: true,
+                });
+              },
+            );
+            fetching.set(customer, fetch);
+            try {
+              await fetch;
+            } finally {
+              fetching.delete(customer);
+            }
           }
         },
       };

@@ -42,6 +42,16 @@ describe("rate limit blocks", () => {
     expect(counted).toBeLessThanOrEqual(600);
   });
 
+  it("with many takes in flight, one process hands out the whole quota, no unit lost", async () => {
+    const quota = createRateLimitStore({ redis: r.client, prefix: r.prefix }).quota("submits", 1200, 60);
+    let allowed = 0;
+    for (let sent = 0; sent < 1300; sent += 32) {
+      const batch = await Promise.all(Array.from({ length: 32 }, () => quota.take("c3")));
+      allowed += batch.filter((t) => t.allowed).length;
+    }
+    expect(allowed).toBe(1200);
+  });
+
   it("two processes sharing a small quota hand out exactly the limit", async () => {
     const a = createRateLimitStore({ redis: r.client, prefix: r.prefix }).quota("submits", 50, 60);
     const b = createRateLimitStore({ redis: other, prefix: r.prefix }).quota("submits", 50, 60);
