@@ -50,8 +50,9 @@ export interface Keys {
   /** Customers who may read a CAS object with their bearer token (set; see object-grants.ts). */
   objectOwners(digest: string): string;
   /**
-   * Fair-share state (hash): `V` the virtual time (fleet ms), `W` the summed weight of the active
-   * tenants, and the queued count per priority (fields `high`, `normal`, `low`).
+   * Fair-share state (hash): `V` the virtual time, `W` the summed weight of the active tenants, `C`
+   * the fleet's slots as the last admission knew them, and the queued count per priority (fields
+   * `high`, `normal`, `low`).
    */
   readonly fair: string;
   /**

@@ -121,7 +121,8 @@ export function createRateLimitStore(opts: RateLimitStoreOptions): RateLimitStor
             // One call for a customer's next block at a time: the others wait for it and share it.
             const pending = fetching.get(customer);
             if (pending !== undefined) {
-              await pending.catch(() => undefined);
+              // its failure (Redis away) is theirs too: every waiter answers at once, none retries
+              await pending;
               continue;
             }
             const known = block !== undefined && now < block.resetAt ? block.remaining : 0;

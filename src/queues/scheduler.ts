@@ -92,7 +92,8 @@ export interface AdmitInput {
   readonly tenant?: TenantLimits;
   /**
    * Slots of the whole fleet, healthy or not (the fair share's unit C: a job advances its tenant's
-   * virtual time by cost / (C · weight)); default `capacity`, at least 1.
+   * virtual time by cost / (C · weight)); default `capacity`; 0: unknown (the last figure an
+   * admission stored is used).
    */
   readonly fleetSlots?: number;
   /** Admission time (ms), stored as `created`; defaults to the clock. */
@@ -371,7 +372,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
           tenant.maxRunning ?? 0,
           tenant.maxQueued ?? -1,
           opts.queueMax ?? -1,
-          Math.max(1, input.fleetSlots ?? input.capacity),
+          Math.max(0, Math.round(input.fleetSlots ?? input.capacity)),
         ])) as number[];
       } catch (err) {
         if (!mayHaveRun(err)) throw err;

@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Priority } from "../../src/core/job.js";
 import { createJobStore, type JobStore } from "../../src/queues/job-store.js";
-import { createKeys } from "../../src/queues/keys.js";
+import { createKeys, orderKey } from "../../src/queues/keys.js";
 import {
   createScheduler,
   type Attempt,
@@ -215,6 +215,63 @@ describe("fair share", () => {
     const byPosition = [...positions].sort((p, q) => p[1] - q[1]).map(([id]) => id);
     const starts = await run(f, (s) => s.length >= 300);
     expect(starts.map((s) => s.id)).toEqual(byPosition);
+  });
+});
+
+describe("the tenant's virtual time", () => {
+  it("keeps a tenant's debt when its last queued job starts (it is running, still active)", async () => {
+    const f = fleet(1);
+    const view: BackendView = { id: "b1", cap: 1, engine: "nunchaku", models: ["*"], ok: true };
+    await f.admit({ cust: "a", cost: 100_000 });
+    await f.sched.dispatch(1, [view]);
+    // (priority high: no offset, the keys are the start times)
+    const b = await f.admit({ cust: "b", cost: 1000, priority: "high" });
+    const a2 = await f.admit({ cust: "a", cost: 1000, priority: "high" });
+    const keys = createKeys(r.prefix);
+    const [sb, sa] = await Promise.all([r.client.zscore(keys.queue, b), r.client.zscore(keys.queue, a2)]);
+    // A's second job starts where its first (100 s of the one slot) ended, after B's
+    expect(Number(sa)).toBeGreaterThanOrEqual(orderKey(100_000, 0));
+    expect(Number(sa)).toBeGreaterThan(Number(sb));
+    expect(await f.store.read(b)).toMatchObject({ position: 0 });
+  });
+
+  it("uses the fleet's last known slots while an admission knows none", async () => {
+    const f = fleet(4);
+    const keys = createKeys(r.prefix);
+    const at = async (fleetSlots: number) => {
+      await f.sched.admit({
+        id: `j_slots${fleetSlots}${++seq}`,
+        route: "flux/schnell",
+        priority: "high",
+        fields: { cust: "s" },
+        request: "{}",
+        serviceMs: 1000,
+        capacity: 4,
+        costMs: 4000,
+        fleetSlots,
+      });
+      return Number(await r.client.hget(keys.tenant("s"), "F"));
+    };
+    expect(await at(4)).toBe(1000);
+    // no worker reported lately: C stays 4, not 1
+    expect(await at(0)).toBe(2000);
+  });
+
+  it("takes any gpu_ms a backend reports without breaking the settle", async () => {
+    const f = fleet(1);
+    const view: BackendView = { id: "b1", cap: 1, engine: "nunchaku", models: ["*"], ok: true };
+    const id = await f.admit({ cust: "g", cost: 1000 });
+    const [a] = await f.sched.dispatch(1, [view]);
+    const res = await f.sched.finish(a!.id, a!.token, "b1", "complete", {
+      output: `sha256-${"c".repeat(64)}`,
+      outputs: [`sha256-${"c".repeat(64)}`],
+      ctype: "image/png",
+      seed: 1,
+      gpu_ms: 1e20,
+    });
+    expect(res).toMatchObject({ ok: true, status: "complete" });
+    expect((await f.store.read(id))!.job.status).toBe("complete");
+    expect(await r.client.zcard(createKeys(r.prefix).lease("b1"))).toBe(0);
   });
 });
 

@@ -22,7 +22,8 @@
   as ttl_def and found by expire.lua's sweep: no index to keep per job)
   ARGV[11] estimated cost (GPU ms)  ARGV[12] tenant weight  ARGV[13] tenant running-at-once limit (0 = none)
   ARGV[14] tenant queued-at-once limit (-1 = none)  ARGV[15] queued-at-once limit of everyone (-1 = none)
-  ARGV[16] fleet slots (C: the slots of every backend known, a stable figure; at least 1)
+  ARGV[16] fleet slots (C: the slots of every backend known, a stable figure; 0 = unknown: the last
+  figure stored)
   Returns { position } (the caller derives the ETA from it)
   { E.exists }  a job with this id exists
   { E.too_far, position }  it could not start within the caller's limit; nothing was stored
@@ -46,7 +47,7 @@ local weight = tonumber(ARGV[12])
 local cap = tonumber(ARGV[13])
 local tenant_max = tonumber(ARGV[14])
 local queue_max = tonumber(ARGV[15])
-local slots = math.max(1, tonumber(ARGV[16]))
+local slots = tonumber(ARGV[16])
 local jk = key("job", id)
 local fields = cjson.decode(ARGV[8])
 local cust = fields.cust
@@ -69,8 +70,19 @@ if queue_max >= 0 then
   local all = redis.call("ZCARD", key("q"))
   if all >= queue_max then return {E.queue_full_all, all} end
 end
-local v = tonumber(redis.call("HGET", key("fair"), "V") or "0")
-local start = math.max(v, tonumber(t[1] or "0"))
+local fair = redis.call("HMGET", key("fair"), "V", "C")
+local v = tonumber(fair[1] or "0")
+-- the fleet's slots as the caller knows them; while it knows none (no worker reported lately), the
+-- last figure an admission brought
+if slots > 0 then
+  if tonumber(fair[2] or "0") ~= slots then redis.call("HSET", key("fair"), "C", slots) end
+else
+  slots = math.max(1, tonumber(fair[2] or "1"))
+end
+-- an active tenant (aw set) starts where its last job finished; an inactive one at V: no credit for
+-- idle time, no debt for jobs it no longer has
+local start = v
+if t[3] then start = math.max(v, tonumber(t[1] or "0")) end
 local finish = start + cost / (slots * weight)
 
 local seq = redis.call("INCR", key("q", "seq"))

@@ -59,7 +59,11 @@ local function settle(id, token, backend, now, outcome, p, max_attempts, retenti
   if p.gpu_ms then
     gpu["gpu_ms"] = p.gpu_ms
     -- the tenant's measured GPU time (its share, for operators)
-    if f0[4] then redis.call("HINCRBY", key("t", f0[4]), "gpu", math.floor(tonumber(p.gpu_ms) or 0)) end
+    -- (a backend's figure: only a plausible one, below 10^12 ms, so HINCRBY always takes it)
+    local gpu_n = tonumber(p.gpu_ms)
+    if f0[4] and gpu_n and gpu_n >= 0 and gpu_n < 1e12 then
+      redis.call("HINCRBY", key("t", f0[4]), "gpu", math.floor(gpu_n))
+    end
   end
 
   if status == "cancelled" then
@@ -81,7 +85,9 @@ local function settle(id, token, backend, now, outcome, p, max_attempts, retenti
     local field = "rate:" .. family_model
     local rate = (now - last["started_at"]) / work
     local old = tonumber(redis.call("HGET", key("stats"), field) or "0") or 0
-    if old > 0 then rate = old * 0.8 + rate * 0.2 end
+    -- one sample moves the estimate by at most 4x either way: a client's tiny jobs (their fixed
+    -- overhead over almost no work) cannot inflate the model's cost for every other tenant at once
+    if old > 0 then rate = old * 0.8 + math.max(old / 4, math.min(old * 4, rate)) * 0.2 end
     redis.call("HSET", key("stats"), field, string.format("%.6g", rate))
     -- the customer may read its outputs with its bearer token (signed URLs work for anyone)
     local cust = f0[4]

@@ -99,8 +99,8 @@ end
 
 -- Tenants (docs/decisions.md "Fair share"). A tenant is active while it has a job queued or an
 -- attempt holding a slot; `W` in the fair hash sums the weights of the active tenants (each counted
--- with `aw`, the weight it had when it became active or last admitted a job). A tenant that becomes
--- inactive keeps no credit and no debt: its virtual finish time is brought down to the virtual time.
+-- with `aw`, the weight it had when it became active or last admitted a job). An inactive tenant's
+-- next job starts at the virtual time (admit.lua): no credit, no debt.
 local function tenant_activate(cust)
   local tk = key("t", cust)
   local w = tonumber(redis.call("HGET", tk, "w") or "1")
@@ -111,11 +111,8 @@ end
 
 local function tenant_deactivate(cust)
   local tk = key("t", cust)
-  local f = redis.call("HMGET", tk, "aw", "F")
-  redis.call("HINCRBY", key("fair"), "W", -tonumber(f[1] or "0"))
+  redis.call("HINCRBY", key("fair"), "W", -tonumber(redis.call("HGET", tk, "aw") or "0"))
   redis.call("SREM", key("tenants"), cust)
-  local v = tonumber(redis.call("HGET", key("fair"), "V") or "0")
-  if tonumber(f[2] or "0") > v then redis.call("HSET", tk, "F", v) end
   redis.call("HDEL", tk, "aw")
 end
 
@@ -519,5 +516,7 @@ local function dispatch_jobs(now, slots, backends, prefer, lease_ttl, token_base
     end
   end
   if vmax then advance_virtual_time(vmax) end
+  -- cut short by the jobs it held back: the dispatchers go on at once, not at their next tick
+  if held >= 200 and n < slots then redis.call("PUBLISH", key("ch", "wake"), "held") end
   return out
 end
