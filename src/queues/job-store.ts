@@ -36,7 +36,7 @@ export interface TenantShare {
   readonly running: number;
   /** Queued jobs held back at its running-at-once limit. */
   readonly held: number;
-  /** Measured GPU ms of its settled attempts (all time). */
+  /** Measured GPU ms of its settled attempts since it last became active. */
   readonly gpuMs: number;
 }
 

@@ -58,7 +58,7 @@ export interface Keys {
   /**
    * A tenant's (customer's) fair-share record (hash): `F` its virtual finish time, `w` its weight,
    * `aw` the weight it counts for in `W` while active, `cap` its running-at-once limit (0 = none),
-   * `q` queued, `r` holding a slot, `h` held at its running limit, `gpu` measured GPU ms.
+   * `q` queued, `r` holding a slot, `h` held at its running limit, `gpu` measured GPU ms since it became active. Deleted when it becomes inactive.
    */
   tenant(customer: string): string;
   /** Tenants with a job queued or running (set). */

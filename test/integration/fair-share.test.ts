@@ -494,5 +494,7 @@ describe("tenant limits", () => {
     await check();
     expect(await r.client.smembers(keys.activeTenants)).toEqual([]);
     expect(Number(await r.client.hget(keys.fair, "W"))).toBe(0);
+    // and keeps no record of them (the records do not grow with every customer ever seen)
+    expect(await r.client.exists(keys.tenant("a"), keys.tenant("b"))).toBe(0);
   });
 });

@@ -113,7 +113,9 @@ local function tenant_deactivate(cust)
   local tk = key("t", cust)
   redis.call("HINCRBY", key("fair"), "W", -tonumber(redis.call("HGET", tk, "aw") or "0"))
   redis.call("SREM", key("tenants"), cust)
-  redis.call("HDEL", tk, "aw")
+  -- nothing of an inactive tenant is needed: its next job starts at V and brings its weight and limit
+  -- again, its counts are 0 (so the records do not grow with every customer ever seen)
+  redis.call("DEL", tk)
 end
 
 -- Counts a tenant's queued (`q`) or running (`r`) jobs up or down by one; it becomes active with its
@@ -507,9 +509,10 @@ local function dispatch_jobs(now, slots, backends, prefer, lease_ttl, token_base
       local b = choose(candidates[best_route], j.avoid, prefer[model_of[best_route]])
       n = n + 1
       if vmax == nil or j.vs > vmax then vmax = j.vs end
-      queue_leave(best_id, best_route, j.cust, j.prio)
       free[b.id] = free[b.id] - 1
+      -- the attempt holds its slot before the job leaves the queue: its tenant stays active throughout
       local started = start_attempt(best_id, j, best_route, b, token_base .. n, now, lease_ttl)
+      queue_leave(best_id, best_route, j.cust, j.prio)
       limits[j.cust].r = limits[j.cust].r + 1
       out[#out + 1] = started[1]
       out[#out + 1] = started[2]
