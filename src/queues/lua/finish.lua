@@ -47,25 +47,27 @@ end
 local function settle(id, token, backend, now, outcome, p, max_attempts, retention_s, retention_count)
   local jk = key("job", id)
 
+  -- the slot goes back first (a deletion: Redis takes it at its memory limit too, and the writes that
+  -- follow in this script with it)
+  running_leave(backend, attempt_id(id, token))
+
   local f0 = redis.call("HMGET", jk, "status", "token", "route", "cust", "alog", "inputs", "work")
   local status = f0[1]
   local alog = f0[5]
+  if not status then return {E.missing} end
+  if f0[2] ~= token then return {E.stale} end
 
   local gpu = {}
-  if status and f0[2] == token and p.gpu_ms then
+  if p.gpu_ms then
     gpu["gpu_ms"] = p.gpu_ms
-    -- the tenant's measured GPU time (its share, for operators), counted while the attempt still holds
-    -- its slot, so its tenant is active; a backend's figure: only a plausible one, below 10^12 ms, so
-    -- HINCRBY always takes it
+    -- the tenant's measured GPU time (its share, for operators) while it is active (an inactive
+    -- tenant keeps no record); a backend's figure: only a plausible one, below 10^12 ms, so HINCRBY
+    -- always takes it
     local gpu_n = tonumber(p.gpu_ms)
-    if f0[4] and gpu_n and gpu_n >= 0 and gpu_n < 1e12 then
+    if f0[4] and gpu_n and gpu_n >= 0 and gpu_n < 1e12 and redis.call("EXISTS", key("t", f0[4])) == 1 then
       redis.call("HINCRBY", key("t", f0[4]), "gpu", math.floor(gpu_n))
     end
   end
-
-  running_leave(backend, attempt_id(id, token))
-  if not status then return {E.missing} end
-  if f0[2] ~= token then return {E.stale} end
 
   if status == "cancelled" then
     -- the job ended at the cancel; its attempt ends now
