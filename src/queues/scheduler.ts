@@ -264,6 +264,12 @@ const RESOLVE_RETRY_MS = 100;
 /** Tokens are unique per call: a random base plus a counter inside the script. */
 const tokenBase = () => `${randomBytes(6).toString("hex")}.`;
 
+/** A job's cost for the order key: a finite, non-negative whole number of ms (`fallback` else). */
+function finiteCost(costMs: number | undefined, fallback: number): number {
+  const c = costMs ?? fallback;
+  return Number.isFinite(c) && c >= 0 ? Math.round(c) : Math.max(0, Math.round(fallback) || 0);
+}
+
 export function createScheduler(opts: SchedulerOptions): Scheduler {
   const keys = createKeys(opts.prefix);
   const run: ScriptRunner = defineScripts(opts.redis, opts.prefix, { pipelineMax: opts.pipelineMax ?? 0 });
@@ -367,7 +373,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
           }),
           input.request,
           input.ttlIsDefault === true ? "0" : "1",
-          Math.max(0, Math.round(input.costMs ?? input.serviceMs)),
+          finiteCost(input.costMs, input.serviceMs),
           tenant.weight,
           tenant.maxRunning ?? 0,
           tenant.maxQueued ?? -1,

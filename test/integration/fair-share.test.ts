@@ -257,6 +257,14 @@ describe("the tenant's virtual time", () => {
     expect(await at(0)).toBe(2000);
   });
 
+  it("orders a job whose cost estimate is not a number by its route's service time", async () => {
+    const f = fleet(1);
+    await f.admit({ cust: "n", cost: Number.NaN });
+    const F = Number(await r.client.hget(createKeys(r.prefix).tenant("n"), "F"));
+    // the fleet's service time (1000 ms) on its one slot, weight 1
+    expect(F).toBe(1000);
+  });
+
   it("takes any gpu_ms a backend reports without breaking the settle", async () => {
     const f = fleet(1);
     const view: BackendView = { id: "b1", cap: 1, engine: "nunchaku", models: ["*"], ok: true };
