@@ -37,17 +37,26 @@ export interface ScriptOptions {
   readonly pipelineMax?: number;
 }
 
+/** The library every script starts with, in this order: lib.lua (the hooks), lib_dispatch.lua. */
+export const LIB_FILES = ["lib", "lib_dispatch"] as const;
+
+const readLua = (file: string) => readFileSync(new URL(`./lua/${file}.lua`, import.meta.url), "utf8");
+
+/** The library's source: {@link LIB_FILES} joined. */
+export function libSource(): string {
+  return LIB_FILES.map(readLua).join("\n");
+}
+
 /**
  * The scripts' sources as Redis runs them: the return-code table `E` (only in the scripts that use it:
- * a script builds it on every call), lib.lua, then the script.
+ * a script builds it on every call), the library (lib.lua, lib_dispatch.lua), then the script.
  */
 export function scriptSources(): Map<ScriptName, string> {
-  const read = (file: string) => readFileSync(new URL(`./lua/${file}.lua`, import.meta.url), "utf8");
-  const lib = read("lib");
+  const lib = libSource();
   const codes = luaCodeTable();
   return new Map(
     SCRIPT_NAMES.map((name) => {
-      const own = read(name);
+      const own = readLua(name);
       return [name, `${/\bE\./.test(own) ? `${codes}\n` : ""}${lib}\n${own}`];
     }),
   );

@@ -2,16 +2,23 @@
 // scripts build with key(...), and lib.lua's top-level functions.
 import { readdirSync, readFileSync } from "node:fs";
 import { createKeys } from "../../src/queues/keys.js";
+import { LIB_FILES, libSource } from "../../src/queues/scripts.js";
 
 const LUA_DIR = new URL("../../src/queues/lua/", import.meta.url);
 
-/** Every .lua file of the scheduler: name (without .lua) -> source. */
+/**
+ * Every .lua file of the scheduler: name (without .lua) -> source; the library's files
+ * (scripts.ts LIB_FILES) as one, "lib", as the scripts get it.
+ */
 export function luaFiles(): Map<string, string> {
-  return new Map(
+  const lib = new Set<string>(LIB_FILES);
+  const files = new Map(
     readdirSync(LUA_DIR)
-      .filter((f) => f.endsWith(".lua"))
+      .filter((f) => f.endsWith(".lua") && !lib.has(f.slice(0, -4)))
       .map((f) => [f.slice(0, -4), readFileSync(new URL(f, LUA_DIR), "utf8")]),
   );
+  files.set("lib", libSource());
+  return files;
 }
 
 /** A Lua source without its comments (block `--[[ ]]` and line `--`). */

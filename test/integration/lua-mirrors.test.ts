@@ -2,7 +2,6 @@
 // key, the return-code table, attempt ids, routes and finish.lua's arguments; and every key the
 // scripts leave in Redis after a run through their paths is named by keys.ts.
 import { monitorRedis } from "../helpers/redis-monitor.js";
-import { readFileSync } from "node:fs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { attemptId, parseAttemptId } from "../../src/core/attempt-id.js";
 import { parseRoute } from "../../src/core/model-route.js";
@@ -12,12 +11,13 @@ import { createKeys, orderKey, priorityOffset, SEQ_SPAN, workRateField } from ".
 import { readFinishArgv } from "../../src/queues/finish-args.js";
 import { createObjectGrants } from "../../src/queues/object-grants.js";
 import { createScheduler, type BackendView, type Scheduler } from "../../src/queues/scheduler.js";
+import { libSource } from "../../src/queues/scripts.js";
 import { SCRIPT_CODES, luaCodeTable } from "../../src/queues/script-codes.js";
 import { tsKeyNames } from "../helpers/lua-sources.js";
 import { redisUrl, testRedis, type TestRedis } from "../helpers/redis.js";
 import { scriptCallOf } from "../helpers/script-calls.js";
 
-const LIB = `${luaCodeTable()}\n${readFileSync(new URL("../../src/queues/lua/lib.lua", import.meta.url), "utf8")}`;
+const LIB = `${luaCodeTable()}\n${libSource()}`;
 const B1: BackendView = { id: "b1", cap: 4, engine: "nunchaku", models: ["*"], ok: true };
 const OUT = `sha256-${"c".repeat(64)}`;
 const IN = `sha256-${"a".repeat(64)}`;

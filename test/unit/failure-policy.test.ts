@@ -75,7 +75,7 @@ describe("customer-visible messages", () => {
     const lua = (name: string) =>
       readFileSync(new URL(`../../src/queues/lua/${name}`, import.meta.url), "utf8");
     expect(lua("cancel.lua")).toContain(`"cancelled", "${JOB_ERROR_MESSAGE.cancelled}"`);
-    for (const file of ["lib.lua", "expire.lua"])
+    for (const file of ["lib_dispatch.lua", "expire.lua"])
       expect(lua(file)).toContain(`"ttl_expired", "${JOB_ERROR_MESSAGE.ttl_expired}"`);
   });
 });

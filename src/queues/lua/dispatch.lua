@@ -1,5 +1,5 @@
 --[[
-  Starts the next attempts for a worker with free slots (see dispatch_jobs in lib.lua): each takes
+  Starts the next attempts for a worker with free slots (see dispatch_jobs in lib_dispatch.lua): each takes
   the next job in the global order that a backend with a free slot serves, leases that slot (a
   member "<job id>|<token>" of the backend's lease set, scored by its expiry, renewed while the
   attempt runs) and marks the job running under the new token.
