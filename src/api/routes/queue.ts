@@ -20,6 +20,10 @@ import { priorityOffset } from "../../queues/keys.js";
 
 export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps, limiter: RateLimiter) {
   const app = new Hono<ApiEnv>();
+  /** The priority offsets of the order (keys.ts priorityOffset), fixed for the tier table. */
+  const offsets = Object.fromEntries(
+    PRIORITIES.map((p) => [p, priorityOffset(p, deps.config.agingBoundMs, maxWeight(deps.tiers))]),
+  ) as Record<(typeof PRIORITIES)[number], number>;
 
   /** The 202 of a job admitted by an earlier request whose answer was lost, from the job as it is now. */
   async function admittedResponse(jobId: string): Promise<StoredResponse> {
@@ -170,9 +174,7 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps, limiter: Ra
     const principal = c.get("principal");
     const [t, ahead, snapshot] = await Promise.all([
       deps.store.totals(),
-      deps.store.aheadOfNew(principal.customerId, (p) =>
-        priorityOffset(p, deps.config.agingBoundMs, maxWeight(deps.tiers)),
-      ),
+      deps.store.aheadOfNew(principal.customerId, (p) => offsets[p]),
       deps.capacity.snapshot(),
     ]);
     // How long a new job of the caller would wait at each priority: the jobs its order key puts
