@@ -20,8 +20,12 @@
   the queue or of a backend slot), end_job (every terminal transition).
 ]]
 local P = ARGV[1]
-local function key(...)
-  return P .. ":" .. table.concat({...}, ":")
+-- Up to three parts (every key name has at most three); written out, not table.concat({...}): a call
+-- then builds no table, which makes it about 3x cheaper, and a script builds a dozen keys per call.
+local function key(a, b, c)
+  if b == nil then return P .. ":" .. a end
+  if c == nil then return P .. ":" .. a .. ":" .. b end
+  return P .. ":" .. a .. ":" .. b .. ":" .. c
 end
 
 -- The order key of a queued job (docs/decisions.md "Fair share"): `vkey`, its tenant's virtual start
@@ -85,9 +89,16 @@ local function alog_close(id, raw, now, outcome, extra)
   return last
 end
 
+-- Returns true when the job is the only one of its route (the route set was empty: it joins the
+-- routes set then, which holds a route exactly while its set holds jobs).
 local function route_add(id, route, score)
-  redis.call("ZADD", key("q", "r", route), score, id)
-  redis.call("SADD", key("q", "routes"), route)
+  local rk = key("q", "r", route)
+  redis.call("ZADD", rk, score, id)
+  if redis.call("ZCARD", rk) == 1 then
+    redis.call("SADD", key("q", "routes"), route)
+    return true
+  end
+  return false
 end
 
 local function route_remove(id, route)
@@ -142,15 +153,18 @@ end
 -- The job joins the queue at `score`: the global order and its route's dispatch set, or, with
 -- `notbefore`, the backoff set until then (dispatch_jobs moves it to its route's set at that time).
 -- `cust` and `prio` are the job's customer and priority.
+-- Returns true when the job joined its route's dispatch set as the only one there (route_add).
 local function queue_join(id, score, route, notbefore, cust, prio)
   redis.call("ZADD", key("q"), score, id)
+  local first = false
   if notbefore then
     redis.call("ZADD", key("q", "later"), notbefore, id)
   else
-    route_add(id, route, score)
+    first = route_add(id, route, score)
   end
   tenant_count(cust, "q", 1)
   redis.call("HINCRBY", key("fair"), prio, 1)
+  return first
 end
 
 -- The job leaves the queue. With `route`: dispatch took it from that route's set to start it (it is
