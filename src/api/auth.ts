@@ -1,12 +1,16 @@
 // Bearer-token authentication (API.md §1): jose-verified JWTs, cached per token until their `exp`.
-import { SignJWT, jwtVerify } from "jose";
+import { SignJWT, decodeProtectedHeader, jwtVerify } from "jose";
 import type { JWTPayload, JWTVerifyOptions } from "jose";
 import { AppError } from "../core/errors.js";
 import { createLru } from "../core/lru.js";
 import type { Clock } from "../core/time.js";
 import { DEFAULT_TIER, DEFAULT_TIERS } from "../core/tiers.js";
+import type { RemoteKeySet } from "./jwks-remote.js";
+import type { PublicKey } from "./jwt-keys.js";
+import { createTokenKeys, type AuthSources, type Selected } from "./token-keys.js";
 
 export type { TierName } from "../core/tiers.js";
+export type { AuthSources } from "./token-keys.js";
 
 /** Who is calling, as established by {@link Authenticator.authenticate}. Frozen; safe to share. */
 export interface Principal {
@@ -20,8 +24,15 @@ export interface Principal {
 
 /** Options of {@link createAuthenticator}. */
 export interface AuthenticatorOptions {
-  /** The HS256 key (`JWT_SECRET`, or the JWT key derived from the dev secret); at least 32 bytes. */
-  readonly secret: Uint8Array;
+  /**
+   * The HS256 key (`JWT_SECRET`, or the JWT key derived from the dev secret); at least 32 bytes.
+   * Absent: HS256 tokens are refused (then `publicKeys` or `jwks` must be given).
+   */
+  readonly secret?: Uint8Array;
+  /** Public keys with kids (`JWT_PUBLIC_KEYS`, see parsePublicKeyFile). */
+  readonly publicKeys?: readonly PublicKey[];
+  /** The key set of `JWKS_URL`; the authenticator forgets its cache when a fetch removes a key. */
+  readonly jwks?: RemoteKeySet;
   /** Required `iss` when set (`JWT_ISSUER`). */
   readonly issuer?: string;
   /** Required `aud` when set (`JWT_AUDIENCE`). */
@@ -66,6 +77,8 @@ export interface Authenticator {
   /** Forgets every cached verification (key rotation, revocation). */
   clear(): void;
   stats(): AuthenticatorStats;
+  /** The key sources for admins (GET /ready): plain JSON, never a secret. */
+  sources(): AuthSources;
 }
 
 /** Options of {@link signToken}. */
@@ -93,12 +106,6 @@ const BEARER_RE = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
 const MAX_HEADER_CHARS = 8192;
 /** RFC 7518 §3.2: an HS256 key must be at least as long as the hash output. */
 const MIN_SECRET_BYTES = 32;
-/**
- * The verification algorithms accepted. Only HS256 with a shared secret in this version; public keys
- * (EdDSA/RS256/ES256) and JWKS plug in by passing a `JWTVerifyGetKey` from createLocalJWKSet /
- * createRemoteJWKSet as the key below and extending this allow-list per key type.
- */
-const ALGORITHMS = ["HS256"];
 const REALM = 'Bearer realm="render-gateway"';
 
 function assertSecret(secret: Uint8Array): void {
@@ -147,18 +154,22 @@ function isAdmin(payload: JWTPayload): boolean {
 }
 
 /**
- * Makes the request authenticator of API.md §1. Tokens are verified with jose (HS256 allow-list, `exp`
+ * Makes the request authenticator of API.md §1. Tokens are verified with jose against the key the
+ * selection rule of createTokenKeys picks (HS256 secret, local public keys, JWKS; one algorithm per
+ * key type), `exp`
  * required, `nbf` honoured, `iss`/`aud` when configured, `clockToleranceS` leeway), and `exp` may lie
  * at most `maxTtlS` (plus the leeway) ahead, so no token outlives the configured lifetime. Successful
  * verifications are remembered in a bounded LRU keyed by the token, and a cached entry is
  * served only while the injected clock is before the token's `exp`, so a hot token costs a map
  * lookup instead of a jose verify. Concurrent first uses of one token share a single verify.
  *
- * @throws TypeError when the secret is shorter than 32 bytes or `tiers` is not a non-empty list of
- *   names; RangeError when a numeric option is out of range.
+ * @throws TypeError when the secret is shorter than 32 bytes, no key source is given, or `tiers` is
+ *   not a non-empty list of names; RangeError when a numeric option is out of range.
  */
 export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
-  assertSecret(opts.secret);
+  if (opts.secret !== undefined) assertSecret(opts.secret);
+  if (opts.secret === undefined && (opts.publicKeys ?? []).length === 0 && opts.jwks === undefined)
+    throw new TypeError("give a secret, public keys or a JWKS key set");
   if (
     !Array.isArray(opts.tiers) ||
     opts.tiers.length === 0 ||
@@ -177,10 +188,13 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
   const { clock, maxTtlS } = opts;
   if (!Number.isSafeInteger(maxTtlS) || maxTtlS <= 0)
     throw new RangeError("maxTtlS must be a positive integer");
-  // Copied so a caller reusing its buffer cannot change the key behind the cache's back.
-  const key = new Uint8Array(opts.secret);
+  // The secret is copied there, so a caller reusing its buffer cannot change the key behind the cache.
+  const keys = createTokenKeys({
+    ...(opts.secret === undefined ? {} : { secret: opts.secret }),
+    ...(opts.publicKeys === undefined ? {} : { publicKeys: opts.publicKeys }),
+    ...(opts.jwks === undefined ? {} : { remote: opts.jwks }),
+  });
   const baseOptions: JWTVerifyOptions = {
-    algorithms: ALGORITHMS,
     requiredClaims: ["exp"],
     clockTolerance: clockToleranceS,
     ...(opts.issuer === undefined ? {} : { issuer: opts.issuer }),
@@ -196,9 +210,19 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
 
   async function verify(token: string): Promise<Principal> {
     verifications += 1;
+    let selected: Selected;
+    try {
+      selected = await keys.select(decodeProtectedHeader(token));
+    } catch (err) {
+      throw refused((err as Error).message, err);
+    }
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, key, { ...baseOptions, currentDate: new Date(clock()) }));
+      ({ payload } = await jwtVerify(token, selected.key, {
+        ...baseOptions,
+        algorithms: [...selected.algorithms],
+        currentDate: new Date(clock()),
+      }));
     } catch (err) {
       throw refused(joseCode(err), err);
     }
@@ -233,7 +257,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
     return hit;
   }
 
-  return {
+  const authenticator: Authenticator = {
     peek(authorizationHeader) {
       if (typeof authorizationHeader !== "string" || authorizationHeader.length > MAX_HEADER_CHARS)
         return undefined;
@@ -279,7 +303,11 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
     stats() {
       return { verifications, cacheHits, cached: cache.size };
     },
+
+    sources: () => keys.sources(),
   };
+  keys.onKeysRemoved(() => authenticator.clear());
+  return authenticator;
 }
 
 /**

@@ -13,7 +13,7 @@ import type { Scheduler } from "../queues/scheduler.js";
 import type { IdempotencyStore } from "../queues/idempotency-store.js";
 import type { RateLimitStore } from "../queues/rate-limit-store.js";
 import type { UsageStore } from "../queues/usage-store.js";
-import type { Principal } from "./auth.js";
+import type { AuthSources, Principal } from "./auth.js";
 import type { BodyReader } from "./body.js";
 import type { CapacityView } from "./capacity.js";
 import type { EventHub } from "./event-hub.js";
@@ -75,6 +75,8 @@ export interface ApiDeps {
   readonly authenticate: (header: string | undefined) => Promise<Principal>;
   /** A cached principal of an already verified token, without waiting. */
   readonly peekPrincipal?: (header: string | undefined) => Principal | undefined;
+  /** The token key sources for admins (GET /ready; Authenticator.sources()). */
+  readonly authSources?: () => AuthSources;
   readonly clock: Clock;
   readonly ids: IdGenerator;
   readonly logger: Logger;

@@ -1,5 +1,6 @@
 // The whole environment as one zod schema, parsed once at start and frozen (STYLE.md habit 3).
 import { z } from "zod";
+import { unknownSettings } from "./env-names.js";
 
 /**
  * An empty (or blank) value counts as unset, as it does for the string variables: `PORT=` must mean
@@ -108,6 +109,16 @@ const variables = z.object({
   JWT_AUDIENCE: optionalString,
   /** Longest lifetime a JWT may have left (`exp` - now, beyond the 30 s tolerance); also caps `token --ttl`. */
   JWT_MAX_TTL_S: int(86_400, 60, 31_536_000),
+  /** Path of a file of public keys with kids: a JWKS JSON document or `kid:` + PEM SPKI entries. */
+  JWT_PUBLIC_KEYS: optionalString,
+  /** An identity provider's JWKS endpoint (https; plain http only to a loopback host). */
+  JWKS_URL: optionalString.pipe(z.url().optional()),
+  /** Least time between two fetches of JWKS_URL (a token with a new kid waits at most this long). */
+  JWKS_COOLDOWN_MS: int(30_000, 100, 3_600_000),
+  /** Age after which the JWKS is refetched in the background (its keys stay usable meanwhile). */
+  JWKS_CACHE_MAX_AGE_MS: int(600_000, 1_000, 86_400_000),
+  /** Deadline of one JWKS fetch. */
+  JWKS_TIMEOUT_MS: int(5_000, 50, 60_000),
 
   /** API server: time to receive a request's headers (node's `headersTimeout`). */
   HTTP_HEADERS_TIMEOUT_MS: int(10_000, 100),
@@ -202,9 +213,21 @@ const variables = z.object({
   ),
 });
 
+function isLoopbackHost(url: URL): boolean {
+  return url.hostname === "localhost" || url.hostname === "[::1]" || /^127(\.\d{1,3}){3}$/.test(url.hostname);
+}
+
 /** The environment schema: each variable, then the rules that tie several together. */
 export const envSchema = variables
   .superRefine((env, ctx) => {
+    const jwks = env.JWKS_URL === undefined ? undefined : new URL(env.JWKS_URL);
+    if (jwks !== undefined && !(jwks.protocol === "https:" || (jwks.protocol === "http:" && isLoopbackHost(jwks)))) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["JWKS_URL"],
+        message: "JWKS_URL must be https (plain http only to localhost, 127.0.0.1 or [::1])",
+      });
+    }
     if (env.BACKOFF_BASE_MS > env.BACKOFF_MAX_MS) {
       ctx.addIssue({
         code: "custom",
@@ -232,6 +255,8 @@ export type Env = Readonly<z.infer<typeof envSchema>>;
  * variable, before any connection is opened.
  */
 export function parseEnv(source: Readonly<Record<string, string | undefined>>): Env {
+  const unknown = unknownSettings(Object.keys(source), KNOWN_NAMES);
+  if (unknown.length > 0) throw new Error(`invalid environment:\n${unknown.map((u) => `  ${u}`).join("\n")}`);
   const result = envSchema.safeParse(source);
   if (!result.success) {
     const lines = result.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
@@ -239,3 +264,6 @@ export function parseEnv(source: Readonly<Record<string, string | undefined>>): 
   }
   return Object.freeze(result.data);
 }
+
+/** Every variable the schema reads (the known names of the unknown-name rule, config/env-names.ts). */
+export const KNOWN_NAMES: readonly string[] = Object.freeze(Object.keys(variables.shape));

@@ -13,6 +13,7 @@ import { createCostModel } from "../core/cost.js";
 import { createApp } from "../api/app.js";
 import { createBodyReader } from "../api/body.js";
 import { createAuthenticator } from "../api/auth.js";
+import { createRemoteKeySet, type RemoteKeySet } from "../api/jwks-remote.js";
 import { createEventHub, type EventHub } from "../api/event-hub.js";
 import { createCapacityView } from "../api/capacity.js";
 import { createPresenter } from "../api/present.js";
@@ -89,8 +90,11 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   ctx.runtime.defer("redis memory watch", () => memory.stop());
   startCasCollector(ctx, redis, logger);
 
+  const jwks = await jwksKeySet(ctx, logger);
   const authenticator = createAuthenticator({
     secret: ctx.keys.jwt,
+    publicKeys: ctx.keys.publicKeys,
+    ...(jwks === undefined ? {} : { jwks }),
     tiers: Object.keys(ctx.settings.tiers),
     clock: ctx.clock,
     maxTtlS: env.JWT_MAX_TTL_S,
@@ -149,6 +153,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     }),
     authenticate: (h) => authenticator.authenticate(h),
     peekPrincipal: (h) => authenticator.peek(h),
+    authSources: () => authenticator.sources(),
     clock: ctx.clock,
     ids: createRandomIds(),
     logger,
@@ -205,6 +210,28 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   publishRunFile(ctx.runtime, ctx.settings.dataDir, "api.url", publicUrl);
   logger.info({ url: publicUrl }, "api listening");
   return { url: publicUrl, port, hub, fetch: (req) => app.fetch(req) };
+}
+
+/**
+ * The JWKS_URL key set, fetched once before the API listens; an endpoint that fails then is logged
+ * and retried when a token needs it (HS256 and local keys work meanwhile).
+ */
+async function jwksKeySet(ctx: RoleContext, logger: RoleContext["logger"]): Promise<RemoteKeySet | undefined> {
+  const { env } = ctx.settings;
+  if (env.JWKS_URL === undefined) return undefined;
+  const jwks = createRemoteKeySet({
+    url: new URL(env.JWKS_URL),
+    cooldownMs: env.JWKS_COOLDOWN_MS,
+    maxAgeMs: env.JWKS_CACHE_MAX_AGE_MS,
+    timeoutMs: env.JWKS_TIMEOUT_MS,
+    clock: ctx.clock,
+  });
+  ctx.runtime.defer("jwks", () => jwks.close());
+  await jwks.refresh();
+  const status = jwks.status();
+  if (status.last_error !== null) logger.warn({ jwks: status }, "JWKS_URL could not be fetched at start");
+  else logger.info({ jwks: { url: status.url, keys: status.keys } }, "JWKS keys loaded");
+  return jwks;
 }
 
 /** The PEM of `OUTBOUND_CA_FILE`, read before anything connects; a bad path stops the process. */

@@ -1,9 +1,10 @@
 // Loads everything a process needs from the environment and the configuration files, once.
-import { readFileSync, existsSync } from "node:fs";
+import { readFileSync, existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Redis } from "ioredis";
 import { parse as parseYaml } from "yaml";
+import { parsePublicKeyFile, type PublicKey } from "../api/jwt-keys.js";
 import { parseEnv, type Env } from "../config/env.js";
 import { parseBackendsFile, type BackendConfig, ENGINES } from "../config/backends.js";
 import { buildCatalog, type Catalog } from "../core/catalog.js";
@@ -21,6 +22,8 @@ export interface Keys {
   readonly jwt: Uint8Array;
   /** HMAC key of signed object URLs. */
   readonly objectUrl: Uint8Array;
+  /** The keys of JWT_PUBLIC_KEYS (empty without it). */
+  readonly publicKeys: readonly PublicKey[];
 }
 
 export interface Settings {
@@ -66,12 +69,33 @@ export function loadSettings(source: Readonly<Record<string, string | undefined>
  * DATA_DIR is the root. Object URLs always use a key derived for that purpose alone.
  */
 export async function loadKeys(settings: Settings): Promise<Keys> {
+  const publicKeys = await loadPublicKeys(settings.env.JWT_PUBLIC_KEYS);
   if (settings.env.JWT_SECRET) {
     const secret = new TextEncoder().encode(settings.env.JWT_SECRET);
-    return { jwt: secret, objectUrl: deriveKey(secret, "object-url") };
+    return { jwt: secret, objectUrl: deriveKey(secret, "object-url"), publicKeys };
   }
   const root = await loadOrCreateDevSecret(settings.dataDir);
-  return { jwt: deriveKey(root, "jwt"), objectUrl: deriveKey(root, "object-url") };
+  return { jwt: deriveKey(root, "jwt"), objectUrl: deriveKey(root, "object-url"), publicKeys };
+}
+
+/** Far above any real key file (100 RSA-4096 PEMs are about 80 KB). */
+const MAX_KEY_FILE_BYTES = 1024 * 1024;
+
+/**
+ * The keys of the JWT_PUBLIC_KEYS file (jwt-keys.ts parsePublicKeyFile), read once at start.
+ * @throws Error naming JWT_PUBLIC_KEYS and the file when it is missing, too large or malformed.
+ */
+async function loadPublicKeys(path: string | undefined): Promise<readonly PublicKey[]> {
+  if (path === undefined) return [];
+  const full = resolve(path);
+  let text: string;
+  try {
+    if (statSync(full).size > MAX_KEY_FILE_BYTES) throw new Error(`larger than ${MAX_KEY_FILE_BYTES} bytes`);
+    text = readFileSync(full, "utf8");
+  } catch (err) {
+    throw new Error(`JWT_PUBLIC_KEYS: cannot read ${full} (${(err as Error).message})`);
+  }
+  return parsePublicKeyFile(text, `JWT_PUBLIC_KEYS ${full}`);
 }
 
 /**

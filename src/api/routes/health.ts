@@ -67,6 +67,8 @@ export function healthRoutes(deps: ApiDeps, access: { admin(c: Context<ApiEnv>):
         gpu_ms: t.gpuMs,
       }));
       body.requests = deps.bodies.stats();
+      // Which keys verify tokens: HS256 yes/no (never the secret), local key ids, the JWKS state.
+      if (deps.authSources) body.auth = deps.authSources();
     }
     if (!ready) c.header("retry-after", "1");
     return c.json(body, ready ? 200 : 503);

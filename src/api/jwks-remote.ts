@@ -1,0 +1,232 @@
+// The keys of an identity provider's JWKS endpoint (JWKS_URL): cached, refetched for new kids at most
+// once per cool-down, kept while the endpoint is down (docs/decisions.md "Identity").
+import type { Clock } from "../core/time.js";
+import { importJwks, type PublicAlgorithm, type PublicKey } from "./jwt-keys.js";
+
+/** Options of {@link createRemoteKeySet}. */
+export interface RemoteKeySetOptions {
+  /** The JWKS URL (http(s); the env schema allows plain http for loopback only). */
+  readonly url: URL;
+  /** Least time between two fetches, whatever asks for them (JWKS_COOLDOWN_MS). */
+  readonly cooldownMs: number;
+  /** Age after which the keys are refetched in the background (JWKS_CACHE_MAX_AGE_MS). */
+  readonly maxAgeMs: number;
+  /** Deadline of one fetch, body included (JWKS_TIMEOUT_MS). */
+  readonly timeoutMs: number;
+  /** Largest JWKS body read; default 256 KiB. */
+  readonly maxBytes?: number;
+  readonly clock: Clock;
+  readonly fetch?: typeof globalThis.fetch;
+}
+
+/** What {@link RemoteKeySet.status} reports (GET /ready admin details). */
+export interface RemoteKeySetStatus {
+  readonly url: string;
+  /** ISO time of the last successful fetch, or null. */
+  readonly last_refresh: string | null;
+  /** Why the last fetch failed, when it did (cleared by a success), and when. */
+  readonly last_error: string | null;
+  readonly last_error_at: string | null;
+  readonly fetches: number;
+  /** The keys held now. */
+  readonly keys: readonly { kid: string | null; alg: PublicAlgorithm }[];
+  /** Keys of the last JWKS this gateway cannot use (other types, private, malformed). */
+  readonly skipped: number;
+}
+
+/** The keys of one JWKS endpoint. */
+export interface RemoteKeySet {
+  /**
+   * The key for a token header: by `kid`, or, without one, the only key of `alg`. A kid not held
+   * joins the fetch in flight, or starts one once the cool-down since the last one has passed, or
+   * waits for the one the cool-down allows next, unless the last fetch already lacked it.
+   * @returns undefined when no key fits (the caller answers 401).
+   */
+  resolve(alg: PublicAlgorithm, kid: string | undefined): Promise<PublicKey | undefined>;
+  /** Fetches now (single flight); never rejects: a failure is kept in {@link status}. */
+  refresh(): Promise<void>;
+  /** Called after a fetch that dropped or changed a key (the caller forgets cached verifications). */
+  onKeysRemoved(listener: () => void): void;
+  status(): RemoteKeySetStatus;
+  /** Cancels a scheduled fetch and aborts one in flight. */
+  close(): void;
+}
+
+/** Most kids remembered as missing from the last fetch; beyond it new kids do not wait for a fetch. */
+const MAX_MISSING = 1_024;
+const DEFAULT_MAX_BYTES = 256 * 1024;
+
+/** The URL as shown to admins: no credentials, no query (it may carry a token). */
+function displayUrl(url: URL): string {
+  return `${url.origin}${url.pathname}`;
+}
+
+async function readBounded(res: Response, maxBytes: number): Promise<string> {
+  const declared = Number(res.headers.get("content-length") ?? "0");
+  if (declared > maxBytes) throw new Error(`JWKS larger than ${maxBytes} bytes`);
+  const reader = res.body?.getReader();
+  if (reader === undefined) return "";
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel();
+      throw new Error(`JWKS larger than ${maxBytes} bytes`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/**
+ * The key set of `opts.url`. Nothing is fetched until {@link RemoteKeySet.refresh} or the first token;
+ * keys stay usable while the endpoint fails, and a stale set is refreshed in the background.
+ * @throws RangeError for a duration that is not a positive integer.
+ */
+export function createRemoteKeySet(opts: RemoteKeySetOptions): RemoteKeySet {
+  for (const [name, v] of Object.entries({
+    cooldownMs: opts.cooldownMs,
+    maxAgeMs: opts.maxAgeMs,
+    timeoutMs: opts.timeoutMs,
+  })) {
+    if (!Number.isSafeInteger(v) || v <= 0) throw new RangeError(`${name} must be a positive integer`);
+  }
+  const { clock, url, cooldownMs, maxAgeMs, timeoutMs } = opts;
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
+  const fetchImpl = opts.fetch ?? globalThis.fetch;
+  const closing = new AbortController();
+  const listeners: (() => void)[] = [];
+
+  let keys: readonly PublicKey[] = [];
+  let skipped = 0;
+  let fetchedAt: number | undefined;
+  let attemptAt: number | undefined;
+  let lastError: { message: string; at: number } | undefined;
+  let fetches = 0;
+  let inflight: Promise<void> | undefined;
+  let scheduled: { promise: Promise<void>; timer: NodeJS.Timeout; release: () => void } | undefined;
+  /** Kids asked for that the last completed fetch did not have. */
+  const missing = new Set<string>();
+
+  async function load(): Promise<{ keys: readonly PublicKey[]; skipped: number }> {
+    const signal = AbortSignal.any([closing.signal, AbortSignal.timeout(timeoutMs)]);
+    const res = await fetchImpl(url, {
+      redirect: "manual",
+      signal,
+      headers: { accept: "application/jwk-set+json, application/json" },
+    });
+    if (res.status !== 200) {
+      await res.body?.cancel();
+      throw new Error(`JWKS endpoint answered ${res.status}`);
+    }
+    let doc: unknown;
+    try {
+      doc = JSON.parse(await readBounded(res, maxBytes));
+    } catch (err) {
+      throw new Error(`JWKS unreadable: ${(err as Error).message}`);
+    }
+    return importJwks(doc, false);
+  }
+
+  function refresh(): Promise<void> {
+    if (inflight !== undefined) return inflight;
+    attemptAt = clock();
+    fetches += 1;
+    const current = load().then(
+      (next) => {
+        const kept = new Set(next.keys.map((k) => k.fingerprint));
+        const removed = keys.some((k) => !kept.has(k.fingerprint));
+        keys = next.keys;
+        skipped = next.skipped;
+        fetchedAt = clock();
+        lastError = undefined;
+        missing.clear();
+        if (removed) for (const l of listeners) l();
+      },
+      (err: unknown) => {
+        const e = err as Error;
+        const message = e.name === "TimeoutError" ? `no answer within ${timeoutMs} ms` : e.message;
+        lastError = { message: message.slice(0, 300), at: clock() };
+        missing.clear();
+      },
+    );
+    inflight = current.finally(() => {
+      if (inflight === current) inflight = undefined;
+    });
+    return inflight;
+  }
+
+  const coolingDown = (): boolean => attemptAt !== undefined && clock() - attemptAt < cooldownMs;
+
+  /** The fetch the cool-down allows next (one timer shared by every waiter). */
+  function nextAllowedFetch(): Promise<void> {
+    if (scheduled !== undefined) return scheduled.promise;
+    const delay = Math.min(cooldownMs, Math.max(0, (attemptAt ?? 0) + cooldownMs - clock()));
+    let timer!: NodeJS.Timeout;
+    let release!: () => void;
+    const promise = new Promise<void>((resolve) => {
+      release = resolve;
+      timer = setTimeout(() => {
+        scheduled = undefined;
+        void refresh().then(resolve);
+      }, delay);
+    });
+    scheduled = { promise, timer, release };
+    return promise;
+  }
+
+  function find(alg: PublicAlgorithm, kid: string | undefined): PublicKey | undefined {
+    if (kid !== undefined) {
+      const k = keys.find((key) => key.kid === kid);
+      return k?.alg === alg ? k : undefined;
+    }
+    const ofAlg = keys.filter((key) => key.alg === alg);
+    return ofAlg.length === 1 ? ofAlg[0] : undefined;
+  }
+
+  return {
+    async resolve(alg, kid) {
+      if (fetchedAt !== undefined && clock() - fetchedAt >= maxAgeMs && !coolingDown()) void refresh();
+      const held = find(alg, kid);
+      if (held !== undefined) return held;
+      // A kid the set holds under another algorithm, or several keys without a kid: no fetch helps.
+      if (kid !== undefined ? keys.some((k) => k.kid === kid) : keys.some((k) => k.alg === alg)) return undefined;
+      const name = kid ?? `(no kid, ${alg})`;
+      if (closing.signal.aborted) return undefined;
+      if (inflight !== undefined) await inflight;
+      else if (!coolingDown()) await refresh();
+      else if (missing.has(name) || missing.size >= MAX_MISSING) return undefined;
+      else await nextAllowedFetch();
+      const found = find(alg, kid);
+      if (found === undefined && missing.size < MAX_MISSING) missing.add(name);
+      return found;
+    },
+    refresh,
+    onKeysRemoved(listener) {
+      listeners.push(listener);
+    },
+    status() {
+      const iso = (t: number | undefined) => (t === undefined ? null : new Date(t).toISOString());
+      return {
+        url: displayUrl(url),
+        last_refresh: iso(fetchedAt),
+        last_error: lastError?.message ?? null,
+        last_error_at: iso(lastError?.at),
+        fetches,
+        keys: keys.map((k) => ({ kid: k.kid ?? null, alg: k.alg })),
+        skipped,
+      };
+    },
+    close() {
+      if (scheduled !== undefined) {
+        clearTimeout(scheduled.timer);
+        scheduled.release();
+        scheduled = undefined;
+      }
+      closing.abort();
+    },
+  };
+}
