@@ -64,7 +64,7 @@ function displayUrl(url: URL): string {
 async function readBounded(res: Response, maxBytes: number): Promise<string> {
   const declared = Number(res.headers.get("content-length") ?? "0");
   if (declared > maxBytes) throw new Error(`JWKS larger than ${maxBytes} bytes`);
-  const reader = res.body?.getReader();
+  const reader: ReadableStreamDefaultReader<Uint8Array> | undefined = res.body?.getReader();
   if (reader === undefined) return "";
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -153,10 +153,11 @@ export function createRemoteKeySet(opts: RemoteKeySetOptions): RemoteKeySet {
         missing.clear();
       },
     );
-    inflight = current.finally(() => {
-      if (inflight === current) inflight = undefined;
+    const settled: Promise<void> = current.finally(() => {
+      if (inflight === settled) inflight = undefined;
     });
-    return inflight;
+    inflight = settled;
+    return settled;
   }
 
   const coolingDown = (): boolean => attemptAt !== undefined && clock() - attemptAt < cooldownMs;
@@ -193,7 +194,8 @@ export function createRemoteKeySet(opts: RemoteKeySetOptions): RemoteKeySet {
       const held = find(alg, kid);
       if (held !== undefined) return held;
       // A kid the set holds under another algorithm, or several keys without a kid: no fetch helps.
-      if (kid !== undefined ? keys.some((k) => k.kid === kid) : keys.some((k) => k.alg === alg)) return undefined;
+      if (kid !== undefined ? keys.some((k) => k.kid === kid) : keys.some((k) => k.alg === alg))
+        return undefined;
       const name = kid ?? `(no kid, ${alg})`;
       if (closing.signal.aborted) return undefined;
       if (inflight !== undefined) await inflight;

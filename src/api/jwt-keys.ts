@@ -80,7 +80,8 @@ export async function importJwks(
   strict: boolean,
 ): Promise<{ keys: readonly PublicKey[]; skipped: number }> {
   const list = (doc as { keys?: unknown } | null)?.keys;
-  if (typeof doc !== "object" || doc === null || !Array.isArray(list)) throw new Error('not a JWKS {"keys": [...]}');
+  if (typeof doc !== "object" || doc === null || !Array.isArray(list))
+    throw new Error('not a JWKS {"keys": [...]}');
   if (list.length > MAX_KEYS) throw new Error(`more than ${MAX_KEYS} keys`);
   const keys: PublicKey[] = [];
   let skipped = 0;
@@ -136,7 +137,8 @@ async function parsePemEntries(text: string): Promise<readonly PublicKey[]> {
       kid = kidMatch[1]!.trim();
       continue;
     }
-    if (/^-----BEGIN [A-Z ]*PRIVATE KEY-----$/.test(line)) throw new Error(`${at}: a private key (public keys only)`);
+    if (/^-----BEGIN [A-Z ]*PRIVATE KEY-----$/.test(line))
+      throw new Error(`${at}: a private key (public keys only)`);
     if (line !== "-----BEGIN PUBLIC KEY-----")
       throw new Error(`${at}: expected "kid: <id>" or "-----BEGIN PUBLIC KEY-----"`);
     if (kid === undefined) throw new Error(`${at}: a PEM key without a "kid: <id>" line before it`);
@@ -145,7 +147,7 @@ async function parsePemEntries(text: string): Promise<readonly PublicKey[]> {
     const pem = lines.slice(i, end + 1).join("\n");
     let jwk: Record<string, unknown>;
     try {
-      jwk = createPublicKey({ key: pem, format: "pem" }).export({ format: "jwk" }) as Record<string, unknown>;
+      jwk = createPublicKey({ key: pem, format: "pem" }).export({ format: "jwk" });
     } catch (err) {
       throw new Error(`${at}: not a PEM SPKI public key (${(err as Error).message})`);
     }

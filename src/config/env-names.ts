@@ -9,7 +9,8 @@ const FOREIGN = new Set(["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"]);
  * Kubernetes service links: for a Service named `redis` the kubelet sets REDIS_SERVICE_HOST,
  * REDIS_SERVICE_PORT(_<name>), REDIS_PORT and REDIS_PORT_6379_TCP(_PROTO|_PORT|_ADDR).
  */
-const SERVICE_LINK_RE = /^[A-Z0-9_]+_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT|PORT_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)$/;
+const SERVICE_LINK_RE =
+  /^[A-Z0-9_]+_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT|PORT_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)$/;
 /** Names longer than this are never compared (bounds the edit-distance work). */
 const MAX_COMPARED_CHARS = 64;
 

@@ -221,7 +221,10 @@ function isLoopbackHost(url: URL): boolean {
 export const envSchema = variables
   .superRefine((env, ctx) => {
     const jwks = env.JWKS_URL === undefined ? undefined : new URL(env.JWKS_URL);
-    if (jwks !== undefined && !(jwks.protocol === "https:" || (jwks.protocol === "http:" && isLoopbackHost(jwks)))) {
+    if (
+      jwks !== undefined &&
+      !(jwks.protocol === "https:" || (jwks.protocol === "http:" && isLoopbackHost(jwks)))
+    ) {
       ctx.addIssue({
         code: "custom",
         path: ["JWKS_URL"],

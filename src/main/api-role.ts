@@ -216,7 +216,10 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
  * The JWKS_URL key set, fetched once before the API listens; an endpoint that fails then is logged
  * and retried when a token needs it (HS256 and local keys work meanwhile).
  */
-async function jwksKeySet(ctx: RoleContext, logger: RoleContext["logger"]): Promise<RemoteKeySet | undefined> {
+async function jwksKeySet(
+  ctx: RoleContext,
+  logger: RoleContext["logger"],
+): Promise<RemoteKeySet | undefined> {
   const { env } = ctx.settings;
   if (env.JWKS_URL === undefined) return undefined;
   const jwks = createRemoteKeySet({
