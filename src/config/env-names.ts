@@ -53,7 +53,8 @@ const tolerance = (known: string): number => (known.length >= 8 ? 2 : 1);
 /**
  * One message per variable of `names` that looks like a setting of ours but is not one of `known`:
  * its name, upper-cased, is within edit distance 2 of a known name (1 for names under 8 characters,
- * so HOME is not taken for HOST), or starts with a family's `WORD_` (see {@link familiesOf}). Proxy
+ * so HOME is not taken for HOST) or lacks only a unit suffix (`_MS`, `_S`), or starts with a family's
+ * `WORD_` (see {@link familiesOf}). Proxy
  * variables and Kubernetes service links are never refused. A close known name is suggested.
  */
 export function unknownSettings(names: readonly string[], known: readonly string[]): string[] {
@@ -67,7 +68,9 @@ export function unknownSettings(names: readonly string[], known: readonly string
     let suggestion: string | undefined;
     let best = Number.POSITIVE_INFINITY;
     for (const k of known) {
-      const d = editDistance(upper, k, tolerance(k));
+      // A unit suffix left off (JWKS_COOLDOWN for JWKS_COOLDOWN_MS) counts as distance 1.
+      const d =
+        k.startsWith(`${upper}_`) && k.length - upper.length <= 3 ? 1 : editDistance(upper, k, tolerance(k));
       if (d <= tolerance(k) && d < best) {
         best = d;
         suggestion = k;

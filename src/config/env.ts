@@ -220,7 +220,8 @@ function isLoopbackHost(url: URL): boolean {
 /** The environment schema: each variable, then the rules that tie several together. */
 export const envSchema = variables
   .superRefine((env, ctx) => {
-    const jwks = env.JWKS_URL === undefined ? undefined : new URL(env.JWKS_URL);
+    // (A value that is no URL at all was reported by the field already.)
+    const jwks = env.JWKS_URL !== undefined && URL.canParse(env.JWKS_URL) ? new URL(env.JWKS_URL) : undefined;
     if (
       jwks !== undefined &&
       !(jwks.protocol === "https:" || (jwks.protocol === "http:" && isLoopbackHost(jwks)))
