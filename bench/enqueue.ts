@@ -5,14 +5,16 @@
 // request the next of that many tokens, one customer each, so per-customer state — the submit
 // limiter's counters, the token cache — is spread as in production). The raw bound gets the same
 // requests (it ignores the token). The load generator is wrk when it is installed (C, one thread: it
-// leaves the cores to the servers), else autocannon (Node, in this process).
+// leaves the cores to the servers), else autocannon (Node, in this process). `--auth eddsa` signs the
+// tokens with an Ed25519 key of JWT_PUBLIC_KEYS instead of the HS256 secret.
 //   npx tsx bench/enqueue.ts [--rounds 3] [--seconds 5] [--connections 32] [--tenants 1000] [--tool wrk|autocannon]
+//     [--auth hs256|eddsa]
 import { execFileSync, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import autocannon from "autocannon";
 import { TYPICAL_BODY } from "./lib/admit.js";
-import { mintToken, nodeArgs, startApi, writeBenchTiers } from "./lib/gateway.js";
+import { benchSigner, nodeArgs, startApi, writeBenchTiers } from "./lib/gateway.js";
 import { isMain, options, sidesOf, standalone, textOption, type BenchDef } from "./lib/harness.js";
 import { baseEnv, processCpuSeconds, spawnTs, PROJECT_ROOT, waitForFile } from "./lib/proc.js";
 import { fmt, pairedFigure, printTable } from "./lib/report.js";
@@ -180,12 +182,14 @@ export const enqueueBench: BenchDef = {
     });
     if (!Number.isInteger(tenants) || tenants < 2) throw new Error("--tenants: an integer of at least 2");
     const tiersFile = writeBenchTiers(ctx.dir);
+    // --auth hs256|eddsa: the signature our API verifies once per token (then cached).
+    const signer = await benchSigner(textOption("auth"), ctx.dir);
     const api = await startApi({
       redisUrl: ctx.redis.url,
       prefix: PREFIX,
       dataDir: join(ctx.dir, "api"),
       logDir: ctx.logDir,
-      extra: { TIERS_FILE: tiersFile },
+      extra: { TIERS_FILE: tiersFile, ...signer.env },
     });
     const urlFile = join(ctx.dir, "raw.url");
     const rawChild = spawnTs({
@@ -198,12 +202,12 @@ export const enqueueBench: BenchDef = {
     const rawUrl = await waitForFile(urlFile, rawChild);
     // One tenant: the same token on every request; many: one token (and customer) per tenant.
     const tokenSets = new Map<number, string[]>([
-      [1, [await mintToken("bench-enqueue", "pro")]],
+      [1, [await signer.mint("bench-enqueue", "pro")]],
       [
         tenants,
         await Promise.all(
           Array.from({ length: tenants }, (_, i) =>
-            mintToken(`bench-tenant-${String(i).padStart(4, "0")}`, "pro"),
+            signer.mint(`bench-tenant-${String(i).padStart(4, "0")}`, "pro"),
           ),
         ),
       ],
@@ -216,7 +220,9 @@ export const enqueueBench: BenchDef = {
         ? wrk(ctx.dir, url, tokens, secs, connections)
         : cannon(url, tokens, secs, connections);
     };
-    ctx.log(`ours ${api.url} (pid ${api.child.pid}), raw ${rawUrl} (pid ${rawChild.pid})`);
+    ctx.log(
+      `ours ${api.url} (pid ${api.child.pid}, ${signer.auth} tokens), raw ${rawUrl} (pid ${rawChild.pid})`,
+    );
 
     // Sanity: one request each must be a 202 before anything is timed.
     for (const [side, url] of [

@@ -2,6 +2,7 @@
 // `render-gateway sim-backend` as children, plus the files they read (backends, tiers) and tokens.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { SignJWT, exportSPKI, generateKeyPair } from "jose";
 import { Pool } from "undici";
 import { signToken, type TierName } from "../../src/api/auth.js";
 import { systemClock } from "../../src/core/time.js";
@@ -29,6 +30,44 @@ export function mintToken(
     ...(o.admin === true ? { admin: true } : {}),
     ...(o.tiers === undefined ? {} : { tiers: o.tiers }),
   });
+}
+
+/** How a bench's tokens are signed (`--auth`): the HS256 secret, or an Ed25519 key of JWT_PUBLIC_KEYS. */
+export type BenchAuth = "hs256" | "eddsa";
+
+/** Tokens of one `--auth` kind, and the API settings that make the API accept them. */
+export interface BenchSigner {
+  readonly auth: BenchAuth;
+  /** Variables added to the API's environment (JWT_PUBLIC_KEYS for eddsa). */
+  readonly env: Readonly<Record<string, string>>;
+  mint(customerId: string, tier?: string): Promise<string>;
+}
+
+/**
+ * The signer of `--auth` (default hs256): for `eddsa`, a fresh Ed25519 key whose public half is
+ * written to `dir`/jwt-public-keys.pem as the API's JWT_PUBLIC_KEYS, tokens with its kid.
+ */
+export async function benchSigner(auth: string | undefined, dir: string): Promise<BenchSigner> {
+  if (auth === undefined || auth === "hs256")
+    return { auth: "hs256", env: {}, mint: (customerId, tier = "pro") => mintToken(customerId, tier) };
+  if (auth !== "eddsa") throw new Error(`--auth: hs256 or eddsa, not ${auth}`);
+  const kid = "bench-ed25519";
+  const { privateKey, publicKey } = await generateKeyPair("EdDSA", { extractable: true });
+  const file = join(dir, "jwt-public-keys.pem");
+  writeFileSync(file, `kid: ${kid}\n${await exportSPKI(publicKey)}`);
+  return {
+    auth: "eddsa",
+    env: { JWT_PUBLIC_KEYS: file },
+    mint(customerId, tier = "pro") {
+      const nowS = Math.floor(Date.now() / 1000);
+      return new SignJWT({ customer_id: customerId, tier })
+        .setProtectedHeader({ alg: "EdDSA", typ: "JWT", kid })
+        .setSubject(customerId)
+        .setIssuedAt(nowS)
+        .setExpirationTime(nowS + 3600)
+        .sign(privateKey);
+    },
+  };
 }
 
 /**
