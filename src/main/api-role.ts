@@ -93,7 +93,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   const jwks = await jwksKeySet(ctx, logger);
   const authenticator = createAuthenticator({
     secret: ctx.keys.jwt,
-    publicKeys: ctx.keys.publicKeys,
+    publicKeys: ctx.keys.publicKeys ?? [],
     ...(jwks === undefined ? {} : { jwks }),
     tiers: Object.keys(ctx.settings.tiers),
     clock: ctx.clock,

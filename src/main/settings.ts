@@ -22,8 +22,8 @@ export interface Keys {
   readonly jwt: Uint8Array;
   /** HMAC key of signed object URLs. */
   readonly objectUrl: Uint8Array;
-  /** The keys of JWT_PUBLIC_KEYS (empty without it). */
-  readonly publicKeys: readonly PublicKey[];
+  /** The keys of JWT_PUBLIC_KEYS (empty or absent without it). */
+  readonly publicKeys?: readonly PublicKey[];
 }
 
 export interface Settings {
