@@ -111,24 +111,42 @@ export function createRemoteKeySet(opts: RemoteKeySetOptions): RemoteKeySet {
   /** Kids asked for that the last completed fetch did not have. */
   const missing = new Set<string>();
 
+  /**
+   * One fetch under its own deadline. The deadline is a plain timer held until the fetch ends: an
+   * `AbortSignal.timeout` passed through `AbortSignal.any` is only weakly held, and once garbage
+   * collected it never fires, which left a hung endpoint's fetch in flight forever.
+   */
   async function load(): Promise<{ keys: readonly PublicKey[]; skipped: number }> {
-    const signal = AbortSignal.any([closing.signal, AbortSignal.timeout(timeoutMs)]);
-    const res = await fetchImpl(url, {
-      redirect: "manual",
-      signal,
-      headers: { accept: "application/jwk-set+json, application/json" },
-    });
-    if (res.status !== 200) {
-      await res.body?.cancel();
-      throw new Error(`JWKS endpoint answered ${res.status}`);
-    }
-    let doc: unknown;
+    const deadline = new AbortController();
+    const timer = setTimeout(
+      () => deadline.abort(new DOMException(`no answer within ${timeoutMs} ms`, "TimeoutError")),
+      timeoutMs,
+    );
+    const onClose = (): void => deadline.abort(closing.signal.reason);
+    closing.signal.addEventListener("abort", onClose, { once: true });
+    if (closing.signal.aborted) onClose();
     try {
-      doc = JSON.parse(await readBounded(res, maxBytes));
-    } catch (err) {
-      throw new Error(`JWKS unreadable: ${(err as Error).message}`);
+      const res = await fetchImpl(url, {
+        redirect: "manual",
+        signal: deadline.signal,
+        headers: { accept: "application/jwk-set+json, application/json" },
+      });
+      if (res.status !== 200) {
+        await res.body?.cancel();
+        throw new Error(`JWKS endpoint answered ${res.status}`);
+      }
+      let doc: unknown;
+      try {
+        doc = JSON.parse(await readBounded(res, maxBytes));
+      } catch (err) {
+        if (deadline.signal.aborted) throw err;
+        throw new Error(`JWKS unreadable: ${(err as Error).message}`);
+      }
+      return await importJwks(doc, false);
+    } finally {
+      clearTimeout(timer);
+      closing.signal.removeEventListener("abort", onClose);
     }
-    return importJwks(doc, false);
   }
 
   function refresh(): Promise<void> {
