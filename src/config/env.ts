@@ -175,6 +175,11 @@ const variables = z.object({
   METRICS_TOKEN: optionalString,
   /** Outbox entries pending this long on a relay that went quiet are taken over by another (ms). */
   PIPELINE_CLAIM_MS: int(30_000, 50),
+  /**
+   * Lock of a follow-up job being run (ms): a pipeline process that died holding one is noticed, and
+   * its job run again elsewhere, within about twice this.
+   */
+  PIPELINE_LOCK_MS: int(30_000, 100),
   /** Follow-up jobs (billing, webhooks) one pipeline process runs at once, per queue. */
   PIPELINE_CONCURRENCY: int(32, 1, 1024),
   /**
