@@ -141,7 +141,7 @@ export async function runKeysCommand(
         tier,
         admin: values.admin === true,
         ...(values.name === undefined ? {} : { name: values.name }),
-        ...(ttlS === undefined ? {} : { expiresAt: clock() + ttlS * 1000 }),
+        ...(ttlS === undefined ? {} : { ttlMs: ttlS * 1000 }),
       });
       output.out(`${key}\n`);
       output.err(

@@ -41,8 +41,10 @@ export interface NewApiKey {
   readonly admin?: boolean;
   /** A label for people (1–100 printable characters). */
   readonly name?: string;
-  /** ms since the epoch; absent: never expires. */
+  /** ms since the epoch; absent (and no `ttlMs`): never expires. */
   readonly expiresAt?: number;
+  /** Lifetime from the creation time, ms (instead of `expiresAt`). */
+  readonly ttlMs?: number;
 }
 
 export type RevokeOutcome = "revoked" | "already_revoked" | "unknown";
@@ -188,10 +190,11 @@ export function createApiKeyStore(opts: ApiKeyStoreOptions): ApiKeyStore {
         throw new TypeError("name must be 1-100 characters without control characters");
       }
       const now = clock();
-      if (
-        input.expiresAt !== undefined &&
-        !(Number.isSafeInteger(input.expiresAt) && input.expiresAt > now)
-      ) {
+      if (input.ttlMs !== undefined && !(Number.isSafeInteger(input.ttlMs) && input.ttlMs > 0)) {
+        throw new TypeError("ttlMs must be a positive integer");
+      }
+      const expiresAt = input.ttlMs === undefined ? input.expiresAt : now + input.ttlMs;
+      if (expiresAt !== undefined && !(Number.isSafeInteger(expiresAt) && expiresAt > now)) {
         throw new TypeError("expiresAt must be a time in the future (ms)");
       }
       for (let i = 0; i < CREATE_TRIES; i++) {
@@ -203,7 +206,7 @@ export function createApiKeyStore(opts: ApiKeyStoreOptions): ApiKeyStore {
           tier,
           admin: input.admin === true,
           createdAt: now,
-          ...(input.expiresAt === undefined ? {} : { expiresAt: input.expiresAt }),
+          ...(expiresAt === undefined ? {} : { expiresAt }),
         };
         const fields = [
           "h",

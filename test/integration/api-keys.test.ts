@@ -64,6 +64,9 @@ describe("API key store", () => {
     expect(a.key).toMatch(/^rk_[a-z0-9]{12}_[A-Za-z0-9]{43}$/);
     expect(a.info).toMatchObject({ customerId: "store-a", tier: "pro", name: "ci runner", admin: true });
     expect(b.info.tier).toBe("free");
+    const c = await store.create({ customerId: "store-c", ttlMs: 90_000 });
+    expect(c.info.expiresAt).toBe(c.info.createdAt + 90_000);
+    await expect(store.create({ customerId: "x", ttlMs: 0 })).rejects.toThrow(/ttlMs/);
     const found = await store.find(a.info.prefix);
     expect(found?.hash.byteLength).toBe(32);
     expect(found?.customerId).toBe("store-a");
