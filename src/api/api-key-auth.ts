@@ -127,7 +127,7 @@ export function createApiKeyVerifier(opts: ApiKeyVerifierOptions): ApiKeyVerifie
 
   /** Reads `prefix` from Redis (one read in flight per prefix) and caches what it finds. */
   function load(prefix: string): Promise<Entry | undefined> {
-    let pending = inflight.get(prefix);
+    const pending = inflight.get(prefix);
     if (pending !== undefined) return pending;
     const sentAt = clock();
     lookups += 1;
@@ -140,7 +140,6 @@ export function createApiKeyVerifier(opts: ApiKeyVerifierOptions): ApiKeyVerifie
       }
       return entry;
     });
-    pending = read;
     inflight.set(prefix, read);
     const forget = (): void => {
       if (inflight.get(prefix) === read) inflight.delete(prefix);

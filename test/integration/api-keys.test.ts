@@ -231,6 +231,44 @@ describe("API key verifier", () => {
   });
 });
 
+describe("revocation listener", () => {
+  it("drops the whole cache when its connection comes back (messages may have been lost meanwhile)", async () => {
+    now = T0;
+    const { key } = await store.create({ customerId: "v-8" });
+    const v = verifier({ recheckMs: 60_000 });
+    await v.authenticate(key);
+    const subscriber = new Redis(redisUrl(), { maxRetriesPerRequest: null });
+    const id = Number(await subscriber.client("ID"));
+    const listener = listenForRevocations(subscriber, createKeys(sys.redis.prefix).apiKeyChannel, v);
+    try {
+      await listener.start();
+      expect(v.stats().cached).toBe(1);
+      await sys.redis.client.client("KILL", "ID", String(id));
+      await until(
+        "the reconnect empties the cache",
+        async () => (v.stats().cached === 0 ? true : undefined),
+        10_000,
+        10,
+      );
+      // Still listening after the reconnect: a later revocation is heard.
+      await v.authenticate(key);
+      const before = v.stats().revocations;
+      await until(
+        "a revocation after the reconnect is heard",
+        async () => {
+          await sys.redis.client.publish(createKeys(sys.redis.prefix).apiKeyChannel, key.slice(3, 15));
+          return v.stats().revocations > before ? true : undefined;
+        },
+        10_000,
+        50,
+      );
+    } finally {
+      await listener.stop();
+      subscriber.disconnect();
+    }
+  });
+});
+
 describe("API keys over HTTP", () => {
   it("answers wrong secret, unknown prefix, malformed key and a bad JWT with identical status, headers and body", async () => {
     const { key } = await store.create({ customerId: "http-1", tier: "pro" });
