@@ -102,7 +102,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   });
   // API keys (README "API keys"): revocations arrive on a subscriber connection of their own.
   const pepper = await loadApiKeyPepper(ctx.settings);
-  if (pepper === undefined) logger.warn(NO_PEPPER_MESSAGE);
+  if (pepper === undefined) logger.info(NO_PEPPER_MESSAGE);
   const tierNames = Object.keys(ctx.settings.tiers);
   const apiKeys = createApiKeyVerifier({
     store: createApiKeyStore({ redis, prefix: env.REDIS_PREFIX, clock: ctx.clock, tiers: tierNames }),
