@@ -15,6 +15,10 @@ const sched = createScheduler({
   maxAttempts: 5,
   retentionS: 3600,
   retentionCount: 100_000,
+  // as the api role runs it: a global queued limit, the aging bound and the tier table's top weight
+  queueMax: 1_000_000,
+  agingBoundMs: 600_000,
+  maxWeight: 16,
 });
 const backends: BackendView[] = [{ id: "gpu", cap: 16, engine: "nunchaku", models: ["*"], ok: true }];
 const req = JSON.stringify({
@@ -60,6 +64,10 @@ async function admitAll(tag: string): Promise<void> {
       request: req,
       serviceMs: 1000,
       capacity: 16,
+      costMs: 1000,
+      fleetSlots: 16,
+      // a pro tenant: weight, running-at-once and queued-at-once limits (the queued one above N)
+      tenant: { weight: 4, maxRunning: 32, maxQueued: 1_000_000 },
     });
   }
 }

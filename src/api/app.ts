@@ -16,6 +16,7 @@ import { generateRoutes } from "./routes/generate.js";
 import { modelRoutes } from "./routes/models.js";
 import { objectRoutes } from "./routes/objects.js";
 import { healthRoutes } from "./routes/health.js";
+import { usageRoutes } from "./routes/usage.js";
 import { isSignedObjectUrl } from "./objects.js";
 import { createObjectGrants } from "../queues/object-grants.js";
 import type { AdmissionDeps } from "./admission.js";
@@ -107,7 +108,7 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
   );
 
   const reads = limitReads({ limiter });
-  for (const path of ["/queue", "/jobs/*", "/models", "/models/*"]) {
+  for (const path of ["/queue", "/jobs/*", "/models", "/models/*", "/usage"]) {
     app.use(path, auth);
     app.use(path, reads);
   }
@@ -115,6 +116,7 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
   app.route("/", eventRoutes(deps));
   app.route("/", jobRoutes(deps));
   app.route("/", modelRoutes(deps));
+  app.route("/", usageRoutes(deps));
   app.on("POST", ["/image/:family/:model/:task", "/video/:family/:model/:task"], requireToken);
   app.route("/", generateRoutes(deps, admission, limiter));
 

@@ -5,13 +5,14 @@ import type { Catalog } from "../core/catalog.js";
 import type { CostModel } from "../core/cost.js";
 import type { Tiers } from "../core/tiers.js";
 import type { IdGenerator } from "../core/ids.js";
-import type { BlobStore, ImageInspector, OutboundHttp } from "../core/ports.js";
+import type { BlobStore, ImageInspector, Ledger, OutboundHttp } from "../core/ports.js";
 import type { OutboundPolicy } from "../core/webhook-target.js";
 import type { Clock } from "../core/time.js";
 import type { JobStore } from "../queues/job-store.js";
 import type { Scheduler } from "../queues/scheduler.js";
 import type { IdempotencyStore } from "../queues/idempotency-store.js";
 import type { RateLimitStore } from "../queues/rate-limit-store.js";
+import type { UsageStore } from "../queues/usage-store.js";
 import type { Principal } from "./auth.js";
 import type { BodyReader } from "./body.js";
 import type { CapacityView } from "./capacity.js";
@@ -56,6 +57,9 @@ export interface ApiDeps {
   readonly rateLimits: RateLimitStore;
   readonly hub: EventHub;
   readonly blobs: BlobStore;
+  /** The billing ledger (read: the part-hours of GET /usage) and the usage counts in Redis. */
+  readonly ledger: Ledger;
+  readonly usage: UsageStore;
   /** The client for customer-given URLs (input images; webhook deliveries later). */
   readonly outboundHttp: OutboundHttp;
   /** Decodes and checks untrusted input images. */

@@ -184,6 +184,20 @@ const variables = z.object({
   /** Bytes of input images (fetched or inline) the admissions of one API process may hold (503 beyond). */
   INPUT_IMAGE_BUDGET_BYTES: int(128 * 1024 * 1024, 1024),
   METRICS_TOKEN: optionalString,
+  /** Outbox entries pending this long on a relay that went quiet are taken over by another (ms). */
+  PIPELINE_CLAIM_MS: int(30_000, 50),
+  /** Follow-up jobs (billing, webhooks) one pipeline process runs at once, per queue. */
+  PIPELINE_CONCURRENCY: int(32, 1, 1024),
+  /**
+   * Fault injection for the crash tests only: the pipeline process kills itself (SIGKILL) the first
+   * time it reaches this point — `after_read` (outbox entries read, not handed off) or
+   * `after_ledger` (a ledger line synced, the usage counts not yet updated).
+   */
+  PIPELINE_FAULT: z.preprocess(unsetIfBlank, z.enum(["after_read", "after_ledger"]).optional()),
+  /** How long a billed job's marker is kept (s): longer than any redelivery of its event. */
+  BILLING_MARKER_TTL_S: int(7 * 86_400, 60),
+  /** How long per-customer usage counts are kept (s; GET /usage reads them). */
+  USAGE_RETENTION_S: int(400 * 86_400, 3_600),
 
   SIM_PORT: optionalInt(0, 65535),
   SIM_STEP_MS: int(20, 0),

@@ -1,4 +1,5 @@
 // The api role: Redis connections (fail-fast profile), event hub, Hono app on HOST:PORT.
+import { join } from "node:path";
 import { serve, type ServerType } from "@hono/node-server";
 import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
@@ -29,6 +30,8 @@ import { httpServerOptions } from "./http-timeouts.js";
 import { publishRunFile } from "./run-files.js";
 import { schedulerFor, type Keys } from "./settings.js";
 import { loadApiKeyPepper, NO_PEPPER_MESSAGE } from "./api-key-pepper.js";
+import { createLedgerFiles } from "../infra/ledger-files.js";
+import { createUsageStore } from "../queues/usage-store.js";
 
 export interface ApiHandle {
   readonly url: string;
@@ -131,8 +134,20 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   });
   ctx.runtime.defer("outbound http", () => outboundHttp.close());
 
+  // The ledger is read here, never written (the pipeline writes it); no file is opened for writing.
+  const ledger = createLedgerFiles({ dir: join(ctx.settings.dataDir, "ledger"), writerId: "api-reader" });
+  ctx.runtime.defer("billing ledger", () => ledger.close());
+  const usage = createUsageStore({
+    redis,
+    prefix: env.REDIS_PREFIX,
+    markerTtlS: env.BILLING_MARKER_TTL_S,
+    usageTtlS: env.USAGE_RETENTION_S,
+  });
+
   let publicUrl = env.PUBLIC_URL ?? "";
   const app = createApp({
+    ledger,
+    usage,
     redis,
     scheduler,
     store,

@@ -21,6 +21,7 @@ export const SCRIPT_NAMES = [
   "idem_release",
   "refs",
   "unlock",
+  "bill",
 ] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 
@@ -47,16 +48,25 @@ export function libSource(): string {
   return LIB_FILES.map(readLua).join("\n");
 }
 
+/** The local functions a Lua source defines at its top level. */
+function definedFunctions(source: string): string[] {
+  return [...source.matchAll(/^local function ([A-Za-z_][A-Za-z0-9_]*)/gm)].map((m) => m[1]!);
+}
+
 /**
- * The scripts' sources as Redis runs them: the return-code table `E` (only in the scripts that use it:
- * a script builds it on every call), the library (lib.lua, lib_dispatch.lua), then the script.
+ * The scripts' sources as Redis runs them: the return-code table `E` and lib_dispatch.lua each only in
+ * the scripts that use them (Redis runs a script's whole text on every call, so every table and
+ * function it defines costs each call: about 2 µs for lib_dispatch.lua), lib.lua always, then the
+ * script.
  */
 export function scriptSources(): Map<ScriptName, string> {
-  const lib = libSource();
+  const [base, dispatch] = LIB_FILES.map(readLua) as [string, string];
+  const dispatchUse = new RegExp(`\\b(?:${definedFunctions(dispatch).join("|")})\\(`);
   const codes = luaCodeTable();
   return new Map(
     SCRIPT_NAMES.map((name) => {
       const own = readLua(name);
+      const lib = dispatchUse.test(own) ? `${base}\n${dispatch}` : base;
       return [name, `${/\bE\./.test(own) ? `${codes}\n` : ""}${lib}\n${own}`];
     }),
   );

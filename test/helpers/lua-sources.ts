@@ -32,9 +32,9 @@ export function withoutComments(lua: string): string {
  */
 export function luaKeyNames(lua: string): string[] {
   const out: string[] = [];
-  for (const m of withoutComments(lua).matchAll(/\bkey\(([^()]*)\)/g)) {
-    const args = m[1]!.split(",").map((a) => a.trim());
-    if (args.length === 1 && args[0] === "...") continue; // its definition
+  for (const m of withoutComments(lua).matchAll(/(\bfunction )?\bkey\(([^()]*)\)/g)) {
+    if (m[1] !== undefined) continue; // its definition
+    const args = m[2]!.split(",").map((a) => a.trim());
     out.push(["P", ...args.map((a) => /^"([^"]*)"$/.exec(a)?.[1] ?? "*")].join(":"));
   }
   return out;

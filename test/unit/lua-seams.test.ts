@@ -30,6 +30,17 @@ describe("the scripts' key names", () => {
       expect(used).toContain(k);
     }
   });
+
+  it("have at most the three parts key() joins", () => {
+    const longer = [...files].flatMap(([name, src]) =>
+      luaKeyNames(src)
+        .filter((k) => k.split(":").length > 4)
+        .map((k) => `${name}.lua: ${k}`),
+    );
+    expect(longer).toEqual([]);
+    // the check sees every part: a name of three parts comes out whole
+    expect(luaKeyNames('key("q", "r", route)')).toEqual(["P:q:r:*"]);
+  });
 });
 
 describe("the scripts' return codes", () => {

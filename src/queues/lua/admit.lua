@@ -66,11 +66,13 @@ end
 local t = redis.call("HMGET", tk, "F", "q", "aw")
 local queued = tonumber(t[2] or "0")
 if tenant_max >= 0 and queued >= tenant_max then return {E.queue_full, queued} end
+-- the fair-share record: virtual time, fleet slots and the queued count of each priority (kept by
+-- queue_join/queue_leave with the order itself: their sum is the order's size)
+local fair = redis.call("HMGET", key("fair"), "V", "C", "high", "normal", "low")
 if queue_max >= 0 then
-  local all = redis.call("ZCARD", key("q"))
+  local all = tonumber(fair[3] or "0") + tonumber(fair[4] or "0") + tonumber(fair[5] or "0")
   if all >= queue_max then return {E.queue_full_all, all} end
 end
-local fair = redis.call("HMGET", key("fair"), "V", "C")
 local v = tonumber(fair[1] or "0")
 -- the fleet's slots as the caller knows them; while it knows none (no worker reported lately), the
 -- last figure an admission brought
@@ -111,8 +113,7 @@ if t[3] and tonumber(t[3]) ~= weight then
   redis.call("HINCRBY", key("fair"), "W", weight - tonumber(t[3]))
   redis.call("HSET", tk, "aw", weight)
 end
-queue_join(id, score, route, nil, cust, fields.prio)
-local first_of_route = redis.call("ZCARD", key("q", "r", route)) == 1
+local first_of_route = queue_join(id, score, route, nil, cust, fields.prio)
 if ttl_at > 0 and ttl_field == "ttl_at" then redis.call("ZADD", key("q", "ttl"), ttl_at, id) end
 -- No event is stored at admission: the position is live state (SSE reads and sends it), and an
 -- event list per queued job would cost more memory than the job itself.
