@@ -32,6 +32,7 @@ import { schedulerFor, type Keys } from "./settings.js";
 import { loadApiKeyPepper, NO_PEPPER_MESSAGE } from "./api-key-pepper.js";
 import { createLedgerFiles } from "../infra/ledger-files.js";
 import { createUsageStore } from "../queues/usage-store.js";
+import { createOutboxStore } from "../queues/outbox-store.js";
 
 export interface ApiHandle {
   readonly url: string;
@@ -148,6 +149,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   const app = createApp({
     ledger,
     usage,
+    outbox: createOutboxStore(redis, env.REDIS_PREFIX),
     redis,
     scheduler,
     store,

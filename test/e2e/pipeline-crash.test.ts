@@ -63,6 +63,14 @@ describe.each(["after_read", "after_ledger"] as const)("a pipeline killed %s", (
     const died = await doomed.proc.exited;
     expect(died.signal).toBe("SIGKILL");
     await doomed.proc.kill();
+    const admin = await token("ops", { admin: true });
+    const lag = async () => {
+      const res = await call(gw.url, "/ready", { token: admin });
+      return ((await res.json()) as { pipeline: { outbox_entries: number; outbox_oldest_ms: number } })
+        .pipeline;
+    };
+    // entries read and never handed off show as the relay's lag until someone takes them over
+    if (fault === "after_read") expect((await lag()).outbox_entries).toBeGreaterThan(0);
     const heir = await h.start("pipeline", { wait: "none", name: "pipeline (heir)", env: PIPELINE_ENV });
     const usage = await until(
       "every job in the usage",
@@ -78,6 +86,7 @@ describe.each(["after_read", "after_ledger"] as const)("a pipeline killed %s", (
     expect(ids.map((id) => counts.get(id) ?? 0)).toEqual(ids.map(() => 1));
     const gpuMs = jobs.reduce((sum, j) => sum + (j.status === "complete" ? Number(j.gpu_ms ?? 0) : 0), 0);
     expect(Math.round(usage.total.gpu_seconds * 1000)).toBe(gpuMs);
+    await until("no outbox lag", async () => (await lag()).outbox_entries === 0);
     await heir.proc.stop();
   });
 });
