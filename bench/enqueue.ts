@@ -5,16 +5,18 @@
 // request the next of that many tokens, one customer each, so per-customer state — the submit
 // limiter's counters, the token cache — is spread as in production). The raw bound gets the same
 // requests (it ignores the token). The load generator is wrk when it is installed (C, one thread: it
-// leaves the cores to the servers), else autocannon (Node, in this process). `--auth eddsa` signs the
-// tokens with an Ed25519 key of JWT_PUBLIC_KEYS instead of the HS256 secret.
+// leaves the cores to the servers), else autocannon (Node, in this process).
+// `--auth apikey` sends API keys (`rk_…`, one per customer, made through the store before the run)
+// instead of HS256 JWTs; `--auth eddsa` EdDSA JWTs of an Ed25519 key in JWT_PUBLIC_KEYS.
 //   npx tsx bench/enqueue.ts [--rounds 3] [--seconds 5] [--connections 32] [--tenants 1000] [--tool wrk|autocannon]
-//     [--auth hs256|eddsa]
+//     [--auth hs256|eddsa|apikey]
 import { execFileSync, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import autocannon from "autocannon";
 import { TYPICAL_BODY } from "./lib/admit.js";
 import { benchSigner, nodeArgs, startApi, writeBenchTiers } from "./lib/gateway.js";
+import { BENCH_API_KEY_PEPPER, createBenchApiKeys, type BenchApiKeys } from "./lib/api-keys.js";
 import { isMain, options, sidesOf, standalone, textOption, type BenchDef } from "./lib/harness.js";
 import { baseEnv, processCpuSeconds, spawnTs, PROJECT_ROOT, waitForFile } from "./lib/proc.js";
 import { fmt, pairedFigure, printTable } from "./lib/report.js";
@@ -181,15 +183,20 @@ export const enqueueBench: BenchDef = {
       tenants: 1_000,
     });
     if (!Number.isInteger(tenants) || tenants < 2) throw new Error("--tenants: an integer of at least 2");
+    const apiKeyAuth = textOption("auth") === "apikey";
     const tiersFile = writeBenchTiers(ctx.dir);
     // --auth hs256|eddsa: the signature our API verifies once per token (then cached).
-    const signer = await benchSigner(textOption("auth"), ctx.dir);
+    const signer = await benchSigner(apiKeyAuth ? undefined : textOption("auth"), ctx.dir);
     const api = await startApi({
       redisUrl: ctx.redis.url,
       prefix: PREFIX,
       dataDir: join(ctx.dir, "api"),
       logDir: ctx.logDir,
-      extra: { TIERS_FILE: tiersFile, ...signer.env },
+      extra: {
+        TIERS_FILE: tiersFile,
+        ...signer.env,
+        ...(apiKeyAuth ? { API_KEY_PEPPER: BENCH_API_KEY_PEPPER } : {}),
+      },
     });
     const urlFile = join(ctx.dir, "raw.url");
     const rawChild = spawnTs({
@@ -201,17 +208,33 @@ export const enqueueBench: BenchDef = {
     });
     const rawUrl = await waitForFile(urlFile, rawChild);
     // One tenant: the same token on every request; many: one token (and customer) per tenant.
-    const tokenSets = new Map<number, string[]>([
-      [1, [await signer.mint("bench-enqueue", "pro")]],
-      [
-        tenants,
-        await Promise.all(
-          Array.from({ length: tenants }, (_, i) =>
-            signer.mint(`bench-tenant-${String(i).padStart(4, "0")}`, "pro"),
-          ),
-        ),
-      ],
-    ]);
+    const tenantNames = Array.from(
+      { length: tenants },
+      (_, i) => `bench-tenant-${String(i).padStart(4, "0")}`,
+    );
+    let apiKeys: BenchApiKeys | undefined;
+    if (apiKeyAuth) {
+      apiKeys = await createBenchApiKeys(ctx.redis.client, PREFIX, ["bench-enqueue", ...tenantNames], "pro");
+    }
+    const tokenSets = new Map<number, readonly string[]>(
+      apiKeys
+        ? [
+            [1, apiKeys.tokens.slice(0, 1)],
+            [tenants, apiKeys.tokens.slice(1)],
+          ]
+        : [
+            [1, [await signer.mint("bench-enqueue", "pro")]],
+            [
+              tenants,
+              await Promise.all(
+                Array.from({ length: tenants }, (_, i) =>
+                  signer.mint(`bench-tenant-${String(i).padStart(4, "0")}`, "pro"),
+                ),
+              ),
+            ],
+          ],
+    );
+    ctx.log(`auth: ${apiKeyAuth ? "API keys (rk_…)" : `${signer.auth} JWTs`}`);
     const toolArg = textOption("tool");
     const tool = toolArg === "autocannon" || (toolArg !== "wrk" && !wrkAvailable()) ? "autocannon" : "wrk";
     const load = (url: string, n: number, secs: number) => {
@@ -250,6 +273,7 @@ export const enqueueBench: BenchDef = {
       for (const n of tokenSets.keys()) {
         for (const side of sidesOf(r)) {
           await ctx.redis.flush();
+          await apiKeys?.restore();
           await ctx.redis.markCost();
           const pid = side === "ours" ? api.child.pid : rawChild.pid;
           const cpuBefore = processCpuSeconds(pid);
@@ -336,6 +360,7 @@ export const enqueueBench: BenchDef = {
         tool,
         body: TYPICAL_BODY,
         tier: "pro",
+        auth: apiKeyAuth ? "apikey" : signer.auth,
         redis: "appendonly no",
       },
       rounds: results as unknown as Record<string, unknown>[],
@@ -367,7 +392,7 @@ export const enqueueBench: BenchDef = {
       problems,
       notes: [
         "raw bound: bare Hono + @hono/node-server route doing only `await queue.add(name, data, { priority })` (BullMQ) → 202",
-        "ours: `render-gateway start --roles api` (JWT auth, validation, Lua admission with position/ETA, event); no workers",
+        `ours: \`render-gateway start --roles api\` (${apiKeyAuth ? "API-key" : "JWT"} auth, validation, Lua admission with position/ETA, event); no workers`,
         `tenants: one token on every request, or ${manyLabel} (each request the next token, one customer each; the raw bound gets the same requests and ignores the token); tier pro with a bench TIERS_FILE (submits_per_min 10⁹: finite, so a submit limiter runs on every request without refusing)`,
         `Redis FLUSHALL before every round; both servers are separate processes; load generator ${tool === "wrk" ? "wrk (one thread, a process of its own)" : "autocannon, in the bench process"}`,
       ],

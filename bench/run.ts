@@ -1,9 +1,10 @@
-// `npm run bench [-- enqueue worker-throughput position utilisation recovery body-block fairness] [--rounds N …]`: runs
+// `npm run bench [-- enqueue worker-throughput position utilisation recovery body-block fairness pipeline] [--rounds N …]`: runs
 // the benchmarks one after the other (each with its own redis-server and processes), then prints
 // every headline figure with its ratio and target. Never part of `npm test` (STYLE.md habit 13).
 import { bodyBlockBench } from "./body-block.js";
 import { enqueueBench } from "./enqueue.js";
 import { fairnessBench } from "./fairness.js";
+import { pipelineBench } from "./pipeline.js";
 import { positionBench } from "./position.js";
 import { recoveryBench } from "./recovery.js";
 import { utilisationBench } from "./utilisation.js";
@@ -19,6 +20,7 @@ const ALL: readonly BenchDef[] = [
   recoveryBench,
   bodyBlockBench,
   fairnessBench,
+  pipelineBench,
 ];
 
 /** The bench names among the arguments: neither an option (`--x`, `--x=v`) nor an option's value. */

@@ -220,6 +220,32 @@ export async function startWorker(o: {
   return child;
 }
 
+/** `start --roles pipeline`; resolves once its relay has joined the outbox's consumer group. */
+export async function startPipeline(o: {
+  name?: string;
+  redisUrl: string;
+  prefix: string;
+  dataDir: string;
+  logDir: string;
+  redis: Redis;
+  extra?: Readonly<Record<string, string>>;
+}): Promise<Child> {
+  mkdirSync(o.dataDir, { recursive: true });
+  const child = gateway(o.name ?? "pipeline", ["start", "--roles", "pipeline"], roleEnv(o), o.logDir);
+  const outbox = createKeys(o.prefix).outbox;
+  await waitUntil(
+    "pipeline start",
+    async () => {
+      const groups = (await o.redis.call("XINFO", "GROUPS", outbox).catch(() => [])) as unknown[][];
+      return groups.some((g) => (g[3] as number) > 0);
+    },
+    30_000,
+    20,
+    [child],
+  );
+  return child;
+}
+
 export interface SimProcess {
   readonly child: Child;
   readonly url: string;

@@ -13,6 +13,7 @@ import type { Scheduler } from "../queues/scheduler.js";
 import type { IdempotencyStore } from "../queues/idempotency-store.js";
 import type { RateLimitStore } from "../queues/rate-limit-store.js";
 import type { UsageStore } from "../queues/usage-store.js";
+import type { OutboxStore } from "../queues/outbox-store.js";
 import type { AuthSources, Principal } from "./auth.js";
 import type { BodyReader } from "./body.js";
 import type { CapacityView } from "./capacity.js";
@@ -60,6 +61,8 @@ export interface ApiDeps {
   /** The billing ledger (read: the part-hours of GET /usage) and the usage counts in Redis. */
   readonly ledger: Ledger;
   readonly usage: UsageStore;
+  /** The outbox, for its relay lag (GET /ready for admins). */
+  readonly outbox: Pick<OutboxStore, "lag">;
   /** The client for customer-given URLs (input images; webhook deliveries later). */
   readonly outboundHttp: OutboundHttp;
   /** Decodes and checks untrusted input images. */

@@ -107,6 +107,17 @@ const variables = z.object({
   ),
   JWT_ISSUER: optionalString,
   JWT_AUDIENCE: optionalString,
+  /**
+   * HMAC key of stored API keys (README "API keys"). Unset: derived from the dev secret without
+   * JWT_SECRET; with JWT_SECRET set, API keys are off until it is given.
+   */
+  API_KEY_PEPPER: optionalString.pipe(
+    z.string().min(32, "API_KEY_PEPPER must have at least 32 characters").optional(),
+  ),
+  /** Longest time an API process answers from a cached API key before reading it again (revocation bound). */
+  API_KEY_RECHECK_MS: int(1_000, 10, 60_000),
+  /** Least time between two last-used writes of one API key per API process. */
+  API_KEY_LAST_USED_MS: int(60_000, 0),
   /** Longest lifetime a JWT may have left (`exp` - now, beyond the 30 s tolerance); also caps `token --ttl`. */
   JWT_MAX_TTL_S: int(86_400, 60, 31_536_000),
   /** Path of a file of public keys with kids: a JWKS JSON document or `kid:` + PEM SPKI entries. */
@@ -186,6 +197,11 @@ const variables = z.object({
   METRICS_TOKEN: optionalString,
   /** Outbox entries pending this long on a relay that went quiet are taken over by another (ms). */
   PIPELINE_CLAIM_MS: int(30_000, 50),
+  /**
+   * Lock of a follow-up job being run (ms): a pipeline process that died holding one is noticed, and
+   * its job run again elsewhere, within about twice this.
+   */
+  PIPELINE_LOCK_MS: int(30_000, 100),
   /** Follow-up jobs (billing, webhooks) one pipeline process runs at once, per queue. */
   PIPELINE_CONCURRENCY: int(32, 1, 1024),
   /**

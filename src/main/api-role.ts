@@ -13,6 +13,11 @@ import { createCostModel } from "../core/cost.js";
 import { createApp } from "../api/app.js";
 import { createBodyReader } from "../api/body.js";
 import { createAuthenticator } from "../api/auth.js";
+import { createApiKeyVerifier } from "../api/api-key-auth.js";
+import { listenForRevocations } from "../api/api-key-revocations.js";
+import { createTokenRouter } from "../api/token-router.js";
+import { createApiKeyStore } from "../queues/api-key-store.js";
+import { createRedis, closeRedis } from "../infra/redis.js";
 import { createRemoteKeySet, type RemoteKeySet } from "../api/jwks-remote.js";
 import { createEventHub, type EventHub } from "../api/event-hub.js";
 import { createCapacityView } from "../api/capacity.js";
@@ -25,8 +30,10 @@ import { connectRole, type RoleContext } from "./role-context.js";
 import { httpServerOptions } from "./http-timeouts.js";
 import { publishRunFile } from "./run-files.js";
 import { schedulerFor, type Keys } from "./settings.js";
+import { loadApiKeyPepper, NO_PEPPER_MESSAGE } from "./api-key-pepper.js";
 import { createLedgerFiles } from "../infra/ledger-files.js";
 import { createUsageStore } from "../queues/usage-store.js";
+import { createOutboxStore } from "../queues/outbox-store.js";
 
 export interface ApiHandle {
   readonly url: string;
@@ -91,7 +98,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   startCasCollector(ctx, redis, logger);
 
   const jwks = await jwksKeySet(ctx, logger);
-  const authenticator = createAuthenticator({
+  const jwtAuthenticator = createAuthenticator({
     secret: ctx.keys.jwt,
     publicKeys: ctx.keys.publicKeys ?? [],
     ...(jwks === undefined ? {} : { jwks }),
@@ -101,6 +108,25 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     ...(env.JWT_ISSUER ? { issuer: env.JWT_ISSUER } : {}),
     ...(env.JWT_AUDIENCE ? { audience: env.JWT_AUDIENCE } : {}),
   });
+  // API keys (README "API keys"): revocations arrive on a subscriber connection of their own.
+  const pepper = await loadApiKeyPepper(ctx.settings);
+  if (pepper === undefined) logger.info(NO_PEPPER_MESSAGE);
+  const tierNames = Object.keys(ctx.settings.tiers);
+  const apiKeys = createApiKeyVerifier({
+    store: createApiKeyStore({ redis, prefix: env.REDIS_PREFIX, clock: ctx.clock, tiers: tierNames }),
+    pepper,
+    tiers: tierNames,
+    clock: ctx.clock,
+    recheckMs: env.API_KEY_RECHECK_MS,
+    lastUsedMs: env.API_KEY_LAST_USED_MS,
+    onTouchError: (err) => logger.debug({ err }, "API key last-used write failed"),
+  });
+  const keySubscriber = createRedis(ctx.redisUrl, "subscriber", "rg-api-keys-sub");
+  ctx.runtime.defer("api key subscriber", () => closeRedis(keySubscriber));
+  const revocations = listenForRevocations(keySubscriber, scheduler.keys.apiKeyChannel, apiKeys);
+  await revocations.start();
+  ctx.runtime.defer("api key revocations", () => revocations.stop());
+  const authenticator = createTokenRouter(jwtAuthenticator, apiKeys);
 
   // Customer-given URLs go through this client only (connect-time address checks, no redirects).
   const outbound = { allowPrivate: env.WEBHOOK_ALLOW_PRIVATE, allowedPorts: env.OUTBOUND_ALLOWED_PORTS };
@@ -127,6 +153,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   const app = createApp({
     ledger,
     usage,
+    outbox: createOutboxStore(redis, env.REDIS_PREFIX),
     redis,
     scheduler,
     store,

@@ -69,7 +69,15 @@ export async function startPipelineRole(ctx: RoleContext): Promise<void> {
     async (job) => {
       await billEvent(job.data.event, { ledger, usage, tiers: ctx.settings.tiers, logger, fault });
     },
-    { connection: connect("rg-billing"), prefix, concurrency: env.PIPELINE_CONCURRENCY },
+    {
+      connection: connect("rg-billing"),
+      prefix,
+      concurrency: env.PIPELINE_CONCURRENCY,
+      lockDuration: env.PIPELINE_LOCK_MS,
+      stalledInterval: env.PIPELINE_LOCK_MS,
+      // a job whose process died is run again, however often that happens (billing is idempotent)
+      maxStalledCount: 1_000,
+    },
   );
   billing.on("failed", (job, err) => logger.error({ err, job: job?.id }, "billing job failed"));
   billing.on("error", (err) => logger.warn({ err: err.message }, "billing worker connection error"));

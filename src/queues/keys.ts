@@ -98,6 +98,17 @@ export interface Keys {
   /** The CAS collector's lock (one pass at a time across processes) and where its walk stands. */
   readonly casGcLock: string;
   readonly casGcCursor: string;
+  /**
+   * An API key's record, by its prefix (hash; api-key-store.ts lists its fields: the keyed hash of the
+   * key, never the key or its secret).
+   */
+  apiKey(keyPrefix: string): string;
+  /** Every API key's prefix (set; `keys list`). */
+  readonly apiKeys: string;
+  /** The API key prefixes of one customer (set; `keys list --customer`). */
+  apiKeysOf(customer: string): string;
+  /** Revoked API keys' prefixes are published here; every API process drops them from its cache. */
+  readonly apiKeyChannel: string;
 }
 
 /**
@@ -150,6 +161,10 @@ export function createKeys(prefix: string): Keys {
     casPins: `${prefix}:cas:pin`,
     casGcLock: `${prefix}:cas:gc:lock`,
     casGcCursor: `${prefix}:cas:gc:cursor`,
+    apiKey: (keyPrefix) => `${prefix}:apikey:${keyPrefix}`,
+    apiKeys: `${prefix}:apikeys`,
+    apiKeysOf: (customer) => `${prefix}:apikeys:c:${customer}`,
+    apiKeyChannel: `${prefix}:ch:apikey`,
   };
 }
 
