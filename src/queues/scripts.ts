@@ -21,6 +21,8 @@ export const SCRIPT_NAMES = [
   "idem_release",
   "refs",
   "unlock",
+  "asset_claim",
+  "asset_settle",
 ] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 
