@@ -1,7 +1,9 @@
 // Uploads (API.md §3; docs/decisions.md "Uploads"): POST /uploads → presigned PUT of exactly the
 // declared bytes of the declared image type → an asset only its uploader (or an admin) may use as an
 // image or read through GET /assets/{id}; bad URLs, sizes and types refused with the documented codes.
+import { randomBytes } from "node:crypto";
 import { request as httpRequest } from "node:http";
+import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createKeys } from "../../src/queues/keys.js";
 import { startSystem, waitFor, type TestSystem } from "../helpers/system.js";
@@ -148,6 +150,21 @@ describe("the happy path", () => {
 
     // a second PUT of a done asset conflicts, with the same bytes or not
     expect((await put(u.upload_url, png, "image/png")).status).toBe(409);
+  });
+});
+
+describe("a large upload", () => {
+  it("takes a PNG larger than the 10 MiB JSON body limit, streamed and decoded", async () => {
+    const side = 2048;
+    const noise = randomBytes(side * side * 3);
+    const png = await sharp(noise, { raw: { width: side, height: side, channels: 3 } })
+      .png({ compressionLevel: 0 })
+      .toBuffer();
+    expect(png.byteLength).toBeGreaterThan(10 * 1024 * 1024);
+    const u = await upload(sys, alice, "image/png", png.byteLength);
+    const done = await put(u.upload_url, png, "image/png");
+    expect([done.status, done.body.digest]).toEqual([201, digestOf(png)]);
+    expect((await queue(sys, alice, { ...i2i, image: u.asset_url })).status).toBe(202);
   });
 });
 
