@@ -71,16 +71,12 @@ describe("checkUploadSignature", () => {
     expect(checkUploadSignature(KEY, rest, exp, flipped, NOW_MS)).toBe("signature");
   });
 
-  it.each([
-    [undefined, "sig"],
-    ["", "sig"],
-    ["02000000000", "sig"],
-    ["2e9", "sig"],
-    ["-1", "sig"],
-    ["99999999999999999", "sig"],
-  ])("calls exp=%j malformed", (badExp) => {
-    expect(checkUploadSignature(KEY, rest, badExp, sig, NOW_MS)).toBe("malformed");
-  });
+  it.each<string | undefined>([undefined, "", "02000000000", "2e9", "-1", "99999999999999999"])(
+    "calls exp=%j malformed",
+    (badExp) => {
+      expect(checkUploadSignature(KEY, rest, badExp, sig, NOW_MS)).toBe("malformed");
+    },
+  );
 
   it("calls a missing, padded or short signature malformed", () => {
     for (const bad of [undefined, "", `${sig}=`, sig.slice(1), `${sig.slice(0, 42)}+`]) {
