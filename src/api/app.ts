@@ -124,7 +124,7 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
   app.route("/", eventRoutes(deps));
   app.route("/", jobRoutes(deps));
   app.route("/", modelRoutes(deps));
-  app.route("/", uploadRoutes(deps, { assets, imageBudget }));
+  app.route("/", uploadRoutes(deps, { assets, imageBudget, limiter }));
   app.on("POST", ["/image/:family/:model/:task", "/video/:family/:model/:task"], requireToken);
   app.route("/", generateRoutes(deps, admission, limiter));
 

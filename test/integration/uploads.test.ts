@@ -2,7 +2,9 @@
 // declared bytes of the declared image type → an asset only its uploader (or an admin) may use as an
 // image or read through GET /assets/{id}; bad URLs, sizes and types refused with the documented codes.
 import { randomBytes } from "node:crypto";
+import { existsSync, readdirSync } from "node:fs";
 import { request as httpRequest } from "node:http";
+import { join } from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createKeys } from "../../src/queues/keys.js";
@@ -304,6 +306,27 @@ describe("concurrent PUTs of one asset", () => {
   });
 });
 
+describe("a PUT cut off by its client", () => {
+  it("leaves nothing in the CAS and gives the asset back for the next PUT", async () => {
+    const png = await solidPng("#313131", 24);
+    const u = await upload(sys, alice, "image/png", png.byteLength);
+    const key = createKeys(sys.redis.prefix).asset(assetIdOf(u));
+    const req = httpRequest(u.upload_url, { method: "PUT", headers: { "transfer-encoding": "chunked" } });
+    const closed = new Promise<void>((resolve) => req.on("close", resolve));
+    req.on("error", () => undefined);
+    req.write(png.subarray(0, 100));
+    await waitFor(async () => (await sys.redis.client.hget(key, "state")) === "uploading");
+    req.destroy();
+    await closed;
+    await waitFor(async () => (await sys.redis.client.hget(key, "state")) === "pending");
+    const cas = join(sys.dataDir, "cas");
+    const temps = () =>
+      existsSync(cas) ? readdirSync(cas, { recursive: true }).filter((f) => String(f).includes(".tmp-")) : [];
+    await waitFor(async () => temps().length === 0);
+    expect((await put(u.upload_url, png)).status).toBe(201);
+  });
+});
+
 describe("POST /uploads", () => {
   it.each([
     [{ content_type: "image/gif", bytes: 10 }, "content_type", "enum"],
@@ -323,6 +346,16 @@ describe("POST /uploads", () => {
       "validation_error",
       { field, constraint },
     ]);
+  });
+
+  it("counts against the caller's reads per second (RateLimit headers)", async () => {
+    const res = await sys.call("/uploads", {
+      method: "POST",
+      token: alice,
+      body: JSON.stringify({ content_type: "image/png", bytes: 10 }),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("ratelimit-policy")).toMatch(/^"reads";q=\d+;w=1$/);
   });
 
   it("accepts the largest size, needs a token, and allows only POST", async () => {

@@ -17,6 +17,7 @@ import type { AssetRecord, AssetStore } from "../../queues/asset-store.js";
 import type { ApiEnv } from "../context.js";
 import type { ApiDeps } from "../deps.js";
 import type { ImageBudget } from "../input-images.js";
+import type { RateLimiter } from "../rate-limits.js";
 import { shownValue } from "../request-input.js";
 import { requestHeader } from "../respond.js";
 import {
@@ -33,6 +34,8 @@ export interface UploadRouteDeps {
   readonly assets: AssetStore;
   /** The process's budget of image bytes held for decoding (input-images.ts): an upload's decode takes its share. */
   readonly imageBudget: ImageBudget;
+  /** The per-customer quotas: `POST /uploads` takes a unit of the caller's reads per second. */
+  readonly limiter: RateLimiter;
 }
 
 /** A claim outlives the longest PUT the server lets through by this much. */
@@ -88,6 +91,9 @@ export function uploadRoutes(deps: ApiDeps, extra: UploadRouteDeps) {
       });
     }
     const req = parseUploadRequest(await deps.bodies.readJson(c));
+    // A small write per call, counted with the caller's reads (a flood of them is refused with 429).
+    const rate = await extra.limiter.take("reads", principal);
+    if (rate) for (const [name, value] of Object.entries(rate)) c.header(name, value);
     const id = deps.ids("asset");
     const now = deps.clock();
     const expUnixS = Math.ceil(now / 1000) + cfg.urlTtlS;
