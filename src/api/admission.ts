@@ -106,8 +106,10 @@ type CheckedImage =
  * Checks an input image before anything is stored. A URL is fetched by the gateway (never handed to a
  * GPU backend) and, like an inline `data:` image, checked by its bytes and fully decoded; a stored
  * object must exist and be readable by the caller. An object the caller may not read is reported
- * exactly like a missing one, so a digest never reveals whether someone else stored it.
- * @throws AppError 400 `validation_error` with `details.field` = `field` (constraints: input-images.ts).
+ * exactly like a missing one, so a digest never reveals whether someone else stored it; so is an
+ * uploaded asset of another customer (docs/decisions.md "Uploads").
+ * @throws AppError 400 `validation_error` with `details.field` = `field` (constraints: input-images.ts;
+ *   for assets `exists`, or `uploaded` for the caller's own asset before its PUT).
  */
 async function checkImage(
   field: string,
