@@ -238,7 +238,12 @@ describe("PUT bodies that are not what was declared", () => {
 
     const png = await solidPng("#f00", 16);
     const v = await upload(sys, alice, "image/png", png.byteLength);
-    expect((await put(v.upload_url, png, "image/jpeg")).status).toBe(415);
+    const header = await put(v.upload_url, png, "image/jpeg");
+    expect([header.status, header.body.details]).toEqual([
+      415,
+      { field: "content_type", constraint: "media_type" },
+    ]);
+    expect(header.body.message).toContain("Content-Type is image/jpeg");
     // a PNG signature followed by garbage: the decode refuses it
     const corrupt = Buffer.concat([png.subarray(0, 16), Buffer.alloc(png.byteLength - 16, 7)]);
     const bad = await put(v.upload_url, corrupt, "image/png");

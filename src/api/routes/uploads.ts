@@ -69,7 +69,11 @@ function conflict(id: string, busy: boolean): AppError {
 function checkHeaders(c: Context, asset: AssetRecord): void {
   const type = requestHeader(c, "content-type")?.split(";")[0]?.trim().toLowerCase();
   if (type && type !== asset.contentType && type !== "application/octet-stream") {
-    throw wrongType(asset.contentType, shownValue(type));
+    throw new AppError(
+      "unsupported_media_type",
+      `the upload was declared ${asset.contentType} but the request's Content-Type is ${shownValue(type)}`,
+      { details: { field: "content_type", constraint: "media_type" } },
+    );
   }
   const length = requestHeader(c, "content-length");
   if (length === undefined || requestHeader(c, "transfer-encoding") !== undefined) return;
