@@ -155,6 +155,23 @@ describe("the happy path", () => {
   });
 });
 
+describe("each image type", () => {
+  it("accepts JPEG and WebP bytes declared as such", async () => {
+    const jpeg = await solidJpeg("#0a0", 16);
+    const webp = await sharp({ create: { width: 16, height: 16, channels: 3, background: "#a0a" } })
+      .webp()
+      .toBuffer();
+    for (const [type, bytes] of [
+      ["image/jpeg", jpeg],
+      ["image/webp", webp],
+    ] as const) {
+      const u = await upload(sys, alice, type, bytes.byteLength);
+      const done = await put(u.upload_url, bytes, type);
+      expect([type, done.status, done.body.digest]).toEqual([type, 201, digestOf(bytes)]);
+    }
+  });
+});
+
 describe("a large upload", () => {
   it("takes a PNG larger than the 10 MiB JSON body limit, streamed and decoded", async () => {
     const side = 2048;
