@@ -21,6 +21,8 @@ export interface Keys {
   readonly jwt: Uint8Array;
   /** HMAC key of signed object URLs. */
   readonly objectUrl: Uint8Array;
+  /** HMAC key of presigned upload URLs (API.md §3 Uploads). */
+  readonly upload: Uint8Array;
 }
 
 export interface Settings {
@@ -63,15 +65,23 @@ export function loadSettings(source: Readonly<Record<string, string | undefined>
 
 /**
  * JWT_SECRET signs tokens as given (so other issuers can share it); without it the dev secret under
- * DATA_DIR is the root. Object URLs always use a key derived for that purpose alone.
+ * DATA_DIR is the root. Object and upload URLs always use keys derived for that purpose alone.
  */
 export async function loadKeys(settings: Settings): Promise<Keys> {
   if (settings.env.JWT_SECRET) {
     const secret = new TextEncoder().encode(settings.env.JWT_SECRET);
-    return { jwt: secret, objectUrl: deriveKey(secret, "object-url") };
+    return {
+      jwt: secret,
+      objectUrl: deriveKey(secret, "object-url"),
+      upload: deriveKey(secret, "upload-url"),
+    };
   }
   const root = await loadOrCreateDevSecret(settings.dataDir);
-  return { jwt: deriveKey(root, "jwt"), objectUrl: deriveKey(root, "object-url") };
+  return {
+    jwt: deriveKey(root, "jwt"),
+    objectUrl: deriveKey(root, "object-url"),
+    upload: deriveKey(root, "upload-url"),
+  };
 }
 
 /**
