@@ -109,6 +109,7 @@ export function createAdmitter(o: {
     ids: randomIds,
     grantObject: async () => undefined,
     mayReadObject: async () => true,
+    resolveAsset: async () => "missing" as const,
     defaultTtlS: 86_400,
     redisNearLimit: () => false,
     // The bench bodies carry no input image; these are the real parts all the same.

@@ -45,6 +45,15 @@ export interface AdmissionDeps {
    * signed object URL of it (`url`, the value they sent).
    */
   readonly mayReadObject: (digest: string, principal: Principal, url?: string) => Promise<boolean>;
+  /**
+   * An uploaded asset as the caller may use it (API.md §3 Uploads): its object's digest once its PUT
+   * is done, `pending` before, `missing` when there is none or it is another customer's (an admin may
+   * use anyone's).
+   */
+  readonly resolveAsset: (
+    assetId: string,
+    principal: Principal,
+  ) => Promise<{ digest: string } | "pending" | "missing">;
   /** ttl (s) of a job admitted without one (DEFAULT_TTL_S): every queued job expires if it never starts. */
   readonly defaultTtlS: number;
   /**
@@ -97,8 +106,10 @@ type CheckedImage =
  * Checks an input image before anything is stored. A URL is fetched by the gateway (never handed to a
  * GPU backend) and, like an inline `data:` image, checked by its bytes and fully decoded; a stored
  * object must exist and be readable by the caller. An object the caller may not read is reported
- * exactly like a missing one, so a digest never reveals whether someone else stored it.
- * @throws AppError 400 `validation_error` with `details.field` = `field` (constraints: input-images.ts).
+ * exactly like a missing one, so a digest never reveals whether someone else stored it; so is an
+ * uploaded asset of another customer (docs/decisions.md "Uploads").
+ * @throws AppError 400 `validation_error` with `details.field` = `field` (constraints: input-images.ts;
+ *   for assets `exists`, or `uploaded` for the caller's own asset before its PUT).
  */
 async function checkImage(
   field: string,
@@ -128,8 +139,21 @@ async function checkImage(
       if (!usable) throw validationError(field, "exists", `${field}: no stored object ${ref.digest}`);
       return { kind: "digest", digest: ref.digest };
     }
-    case "asset":
-      throw validationError(field, "exists", `${field}: asset ${ref.asset_id} has no uploaded bytes`);
+    case "asset": {
+      // Someone else's asset is reported exactly like one that does not exist.
+      const missing = () => validationError(field, "exists", `${field}: no asset ${ref.asset_id}`);
+      const asset = await deps.resolveAsset(ref.asset_id, principal);
+      if (asset === "missing") throw missing();
+      if (asset === "pending") {
+        throw validationError(
+          field,
+          "uploaded",
+          `${field}: asset ${ref.asset_id} has no uploaded bytes yet; PUT them to its upload_url first`,
+        );
+      }
+      if (!(await deps.blobs.has(asset.digest))) throw missing();
+      return { kind: "digest", digest: asset.digest };
+    }
   }
 }
 

@@ -17,6 +17,8 @@ import { modelRoutes } from "./routes/models.js";
 import { objectRoutes } from "./routes/objects.js";
 import { healthRoutes } from "./routes/health.js";
 import { usageRoutes } from "./routes/usage.js";
+import { uploadRoutes } from "./routes/uploads.js";
+import { createAssetStore } from "../queues/asset-store.js";
 import { isSignedObjectUrl } from "./objects.js";
 import { createObjectGrants } from "../queues/object-grants.js";
 import type { AdmissionDeps } from "./admission.js";
@@ -31,6 +33,7 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
   const grants = createObjectGrants(deps.redis, deps.scheduler.keys.prefix, deps.config.retentionS);
   // One per app, so per process: the API role creates one app.
   const imageBudget = createImageBudget(deps.config.inputImageBudgetBytes);
+  const assets = createAssetStore(deps.redis, deps.scheduler.keys.prefix);
   const admission: AdmissionDeps = {
     scheduler: deps.scheduler,
     tiers: deps.tiers,
@@ -53,6 +56,11 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
           deps.config.outputUrlTtlS,
         )) ||
       (await grants.isOwner(digest, principal.customerId)),
+    resolveAsset: async (id, principal) => {
+      const asset = await assets.read(id);
+      if (!asset || (!principal.admin && asset.customerId !== principal.customerId)) return "missing";
+      return asset.state === "done" && asset.digest !== undefined ? { digest: asset.digest } : "pending";
+    },
     defaultTtlS: deps.config.defaultTtlS,
     redisNearLimit: deps.redisNearLimit,
     inputs: {
@@ -108,7 +116,8 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
   );
 
   const reads = limitReads({ limiter });
-  for (const path of ["/queue", "/jobs/*", "/models", "/models/*", "/usage"]) {
+  // `/uploads` only: the PUT of `/uploads/{id}` carries no token (its URL's signature authorises it).
+  for (const path of ["/queue", "/jobs/*", "/models", "/models/*", "/uploads", "/assets/*", "/usage"]) {
     app.use(path, auth);
     app.use(path, reads);
   }
@@ -117,6 +126,7 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
   app.route("/", jobRoutes(deps));
   app.route("/", modelRoutes(deps));
   app.route("/", usageRoutes(deps));
+  app.route("/", uploadRoutes(deps, { assets, imageBudget, limiter }));
   app.on("POST", ["/image/:family/:model/:task", "/video/:family/:model/:task"], requireToken);
   app.route("/", generateRoutes(deps, admission, limiter));
 

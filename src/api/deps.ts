@@ -47,6 +47,24 @@ export interface ApiConfig {
   readonly agingBoundMs: number;
   /** OUTPUT_URL_TTL_S: the lifetime of signed object URLs (0 = never expire); bounds accepted `exp`. */
   readonly outputUrlTtlS: number;
+  /** Presigned uploads (API.md §3 Uploads). */
+  readonly uploads: UploadConfig;
+}
+
+/** What the upload routes need besides the rest of the API's configuration. */
+export interface UploadConfig {
+  /** HMAC key of upload URLs (derived for that purpose alone). */
+  readonly key: Uint8Array;
+  /** UPLOAD_URL_TTL_S: how long an upload URL works. */
+  readonly urlTtlS: number;
+  /**
+   * The longest a PUT may stream (HTTP_REQUEST_TIMEOUT_MS, which the server enforces on every
+   * request body): an asset's claim lasts this long plus a margin, so a PUT whose process died
+   * leaves the asset to another PUT after it.
+   */
+  readonly putTimeoutMs: number;
+  /** How long an uploaded asset stays usable (JOB_RETENTION_S): its record, grant and pin. */
+  readonly retentionS: number;
 }
 
 export interface ApiDeps {

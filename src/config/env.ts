@@ -194,6 +194,8 @@ const variables = z.object({
   INPUT_DECODE_CONCURRENCY: int(2, 1, 64),
   /** Bytes of input images (fetched or inline) the admissions of one API process may hold (503 beyond). */
   INPUT_IMAGE_BUDGET_BYTES: int(128 * 1024 * 1024, 1024),
+  /** Lifetime of a presigned upload URL (`POST /uploads`, API.md §3 Uploads): 1 h; tests lower it. */
+  UPLOAD_URL_TTL_S: int(3_600, 1, 7 * 86_400),
   METRICS_TOKEN: optionalString,
   /** Outbox entries pending this long on a relay that went quiet are taken over by another (ms). */
   PIPELINE_CLAIM_MS: int(30_000, 50),

@@ -11,6 +11,13 @@ export interface BlobStore {
    * the collector's grace period.
    */
   put(bytes: Uint8Array): Promise<string>;
+  /**
+   * Stores the bytes of `chunks` as they arrive — hashed and written to a temporary file, never held
+   * whole in memory — and returns their digest and size, atomically as {@link put} does (the same
+   * duties to reference the object follow). When `chunks` throws, nothing is stored, the temporary
+   * file is removed and the error is rethrown. The caller bounds the stream: its size and its time.
+   */
+  putStream(chunks: AsyncIterable<Uint8Array>): Promise<{ digest: string; size: number }>;
   /** True when an object with this digest is stored. */
   has(digest: string): Promise<boolean>;
   /**

@@ -236,6 +236,51 @@ export function createFsBlobStore(opts: FsBlobStoreOptions): FsBlobStore {
       return `sha256-${hex}`;
     },
 
+    async putStream(chunks) {
+      // Staged in a prefix folder of its own (the digest is known only at the end): on the same file
+      // system as every object, so the rename is atomic, and where the sweeper clears a crashed
+      // writer's litter.
+      const stageDir = dirOf(randomBytes(1).toString("hex"));
+      const tmp = join(stageDir, `${TEMP_PREFIX}stream-${process.pid}-${randomBytes(6).toString("hex")}`);
+      const handle = await createTemp(stageDir, tmp);
+      const hash = createHash("sha256");
+      let size = 0;
+      let renamed = false;
+      try {
+        for await (const chunk of chunks) {
+          hash.update(chunk);
+          for (let off = 0; off < chunk.byteLength;) {
+            off += (await handle.write(chunk, off, chunk.byteLength - off)).bytesWritten;
+          }
+          size += chunk.byteLength;
+        }
+        await handle.sync();
+        const hex = hash.digest("hex");
+        const path = pathOf(hex);
+        try {
+          const existing = lstatSync(path);
+          if (existing.isFile() && existing.size === size && (await refresh(path, existing))) {
+            return { digest: `sha256-${hex}`, size };
+          }
+        } catch (err) {
+          if (!isErrno(err, "ENOENT", "ENOTDIR")) throw err;
+        }
+        await mkdir(dirOf(hex), { recursive: true, mode: DIR_MODE });
+        await rename(tmp, path);
+        renamed = true;
+        await syncDir(dirOf(hex));
+        try {
+          remember(identity(path, await handle.stat()));
+        } catch {
+          // Not fatal: the object is stored; the next read verifies it.
+        }
+        return { digest: `sha256-${hex}`, size };
+      } finally {
+        await handle.close();
+        if (!renamed) await unlink(tmp).catch(() => undefined);
+      }
+    },
+
     async has(digest) {
       const path = pathOf(hexOf(digest));
       try {

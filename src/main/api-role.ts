@@ -201,6 +201,12 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
       defaultTtlS: env.DEFAULT_TTL_S,
       agingBoundMs: env.AGING_BOUND_S * 1000,
       outputUrlTtlS: env.OUTPUT_URL_TTL_S,
+      uploads: {
+        key: ctx.keys.upload,
+        urlTtlS: env.UPLOAD_URL_TTL_S,
+        putTimeoutMs: env.HTTP_REQUEST_TIMEOUT_MS,
+        retentionS: env.JOB_RETENTION_S,
+      },
     },
     accepting: () => !ctx.runtime.stopping,
     redisNearLimit: () => memory.nearLimit(),

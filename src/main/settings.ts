@@ -22,6 +22,8 @@ export interface Keys {
   readonly jwt: Uint8Array;
   /** HMAC key of signed object URLs. */
   readonly objectUrl: Uint8Array;
+  /** HMAC key of presigned upload URLs (API.md §3 Uploads). */
+  readonly upload: Uint8Array;
   /** The keys of JWT_PUBLIC_KEYS (empty or absent without it). */
   readonly publicKeys?: readonly PublicKey[];
 }
@@ -66,16 +68,26 @@ export function loadSettings(source: Readonly<Record<string, string | undefined>
 
 /**
  * JWT_SECRET signs tokens as given (so other issuers can share it); without it the dev secret under
- * DATA_DIR is the root. Object URLs always use a key derived for that purpose alone.
+ * DATA_DIR is the root. Object and upload URLs always use keys derived for that purpose alone.
  */
 export async function loadKeys(settings: Settings): Promise<Keys> {
   const publicKeys = await loadPublicKeys(settings.env.JWT_PUBLIC_KEYS);
   if (settings.env.JWT_SECRET) {
     const secret = new TextEncoder().encode(settings.env.JWT_SECRET);
-    return { jwt: secret, objectUrl: deriveKey(secret, "object-url"), publicKeys };
+    return {
+      jwt: secret,
+      objectUrl: deriveKey(secret, "object-url"),
+      upload: deriveKey(secret, "upload-url"),
+      publicKeys,
+    };
   }
   const root = await loadOrCreateDevSecret(settings.dataDir);
-  return { jwt: deriveKey(root, "jwt"), objectUrl: deriveKey(root, "object-url"), publicKeys };
+  return {
+    jwt: deriveKey(root, "jwt"),
+    objectUrl: deriveKey(root, "object-url"),
+    upload: deriveKey(root, "upload-url"),
+    publicKeys,
+  };
 }
 
 /** Far above any real key file (100 RSA-4096 PEMs are about 80 KB). */

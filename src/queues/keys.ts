@@ -50,6 +50,11 @@ export interface Keys {
   /** Customers who may read a CAS object with their bearer token (set; see object-grants.ts). */
   objectOwners(digest: string): string;
   /**
+   * An uploaded asset (hash; asset-store.ts lists its fields): pending until its PUT is done, then
+   * the digest it names. Expires with its upload URL while pending, with the retention once done.
+   */
+  asset(id: string): string;
+  /**
    * Fair-share state (hash): `V` the virtual time, `W` the summed weight of the active tenants, `C`
    * the fleet's slots as the last admission knew them, and the queued count per priority (fields
    * `high`, `normal`, `low`).
@@ -145,6 +150,7 @@ export function createKeys(prefix: string): Keys {
     workerSlots: (workerId) => `${prefix}:workers:slots:${workerId}`,
     idempotency: (customer, keyHash) => `${prefix}:idem:${customer}:${keyHash}`,
     objectOwners: (digest) => `${prefix}:own:${digest}`,
+    asset: (id) => `${prefix}:asset:${id}`,
     fair: `${prefix}:fair`,
     tenant: (customer) => `${prefix}:t:${customer}`,
     activeTenants: `${prefix}:tenants`,

@@ -22,6 +22,8 @@ export const SCRIPT_NAMES = [
   "refs",
   "unlock",
   "bill",
+  "asset_claim",
+  "asset_settle",
 ] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 

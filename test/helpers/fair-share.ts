@@ -323,6 +323,7 @@ export function createDirectAdmitter(o: {
     ids: randomIds,
     grantObject: async () => undefined,
     mayReadObject: async () => true,
+    resolveAsset: async () => "missing" as const,
     defaultTtlS: env.DEFAULT_TTL_S,
     redisNearLimit: () => false,
     inputs: {

@@ -23,6 +23,7 @@ function memoryBlobs(objects: Map<string, Uint8Array>) {
   const stats = { opens: 0 };
   const blobs: BlobStore = {
     put: () => Promise.reject(new Error("read-only")),
+    putStream: () => Promise.reject(new Error("read-only")),
     has: async (d) => objects.has(d),
     touch: async (d) => objects.has(d),
     get: async (d) => objects.get(d),

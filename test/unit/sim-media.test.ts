@@ -89,17 +89,15 @@ describe("sim media: images", () => {
     expect(means.size).toBeGreaterThan(10);
   });
 
-  it("paints a 1024² picture and encodes its PNG quickly", async () => {
+  // How fast it paints is the benchmarks' business (a timed assertion fails on a loaded machine).
+  it("paints a different 1024² PNG for each seed", async () => {
     const o = { prompt: "speed", seed: 5, width: 1024, height: 1024, format: "png" as const };
-    await renderImage(o); // warm the JIT
-    const times: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const t = performance.now();
-      await renderImage({ ...o, seed: i });
-      times.push(performance.now() - t);
+    const [a, b] = await Promise.all([renderImage(o), renderImage({ ...o, seed: 6 })]);
+    for (const png of [a, b]) {
+      const meta = await sharp(Buffer.from(png)).metadata();
+      expect([meta.format, meta.width, meta.height]).toEqual(["png", 1024, 1024]);
     }
-    times.sort((x, y) => x - y);
-    expect(times[2]).toBeLessThan(150); // ~20 ms on a laptop core; generous for loaded CI
+    expect(Buffer.from(a).equals(Buffer.from(b))).toBe(false);
   });
 
   it("makes a tiny JPEG preview that fades in with progress", async () => {

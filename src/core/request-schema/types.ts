@@ -4,9 +4,8 @@ import type { Priority } from "../job.js";
 
 /**
  * A validated `image`/`mask` value. `data` refs still hold the inline bytes (base64): the API moves them
- * into the CAS at submit. `asset` refs are refused at admission in this version (there are no uploads
- * yet), and `url` refs are fetched into the CAS at admission, so queued jobs only ever hold `digest`
- * refs.
+ * into the CAS at submit. `asset` refs (uploads) become the digest their PUT stored, and `url` refs are
+ * fetched into the CAS at admission, so queued jobs only ever hold `digest` refs.
  */
 export type ImageRef =
   | { readonly kind: "url"; readonly url: string }
