@@ -16,6 +16,7 @@ import { generateRoutes } from "./routes/generate.js";
 import { modelRoutes } from "./routes/models.js";
 import { objectRoutes } from "./routes/objects.js";
 import { healthRoutes } from "./routes/health.js";
+import { webhookRoutes } from "./routes/webhooks.js";
 import { isSignedObjectUrl } from "./objects.js";
 import { createObjectGrants } from "../queues/object-grants.js";
 import type { AdmissionDeps } from "./admission.js";
@@ -107,13 +108,14 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
   );
 
   const reads = limitReads({ limiter });
-  for (const path of ["/queue", "/jobs/*", "/models", "/models/*"]) {
+  for (const path of ["/queue", "/jobs/*", "/models", "/models/*", "/webhooks/*"]) {
     app.use(path, auth);
     app.use(path, reads);
   }
   app.route("/", queueRoutes(deps, admission, limiter));
   app.route("/", eventRoutes(deps));
   app.route("/", jobRoutes(deps));
+  if (deps.webhooks) app.route("/", webhookRoutes({ ...deps, webhooks: deps.webhooks }));
   app.route("/", modelRoutes(deps));
   app.on("POST", ["/image/:family/:model/:task", "/video/:family/:model/:task"], requireToken);
   app.route("/", generateRoutes(deps, admission, limiter));

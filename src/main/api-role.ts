@@ -22,6 +22,7 @@ import { createImageInspector } from "../infra/image-inspector.js";
 import { connectRole, type RoleContext } from "./role-context.js";
 import { httpServerOptions } from "./http-timeouts.js";
 import { publishRunFile } from "./run-files.js";
+import { webhookApiFor } from "./webhooks.js";
 import { schedulerFor, type Keys } from "./settings.js";
 
 export interface ApiHandle {
@@ -157,6 +158,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     },
     accepting: () => !ctx.runtime.stopping,
     redisNearLimit: () => memory.nearLimit(),
+    webhooks: webhookApiFor(ctx, redis),
   });
 
   const server: ServerType = await new Promise((resolve, reject) => {

@@ -86,6 +86,16 @@ export interface Keys {
   /** The CAS collector's lock (one pass at a time across processes) and where its walk stands. */
   readonly casGcLock: string;
   readonly casGcCursor: string;
+  /** A tenant's webhook signing secrets (hash: `cur`, `prev`, `prev_until` ms; webhook-secrets.ts). */
+  webhookSecret(customer: string): string;
+  /** Webhook URLs of a tenant that answered 410 Gone (hash: URL -> when, ms; webhook-log.ts). */
+  webhookDisabled(customer: string): string;
+  /** A job's webhook deliveries (sorted set: delivery id -> event number). */
+  webhookDeliveries(jobId: string): string;
+  /** One webhook delivery (hash; webhook-log.ts lists its fields). */
+  webhookDelivery(deliveryId: string): string;
+  /** A webhook delivery's latest attempts (list of JSON, oldest first, capped). */
+  webhookAttempts(deliveryId: string): string;
 }
 
 /**
@@ -135,11 +145,19 @@ export function createKeys(prefix: string): Keys {
     casPins: `${prefix}:cas:pin`,
     casGcLock: `${prefix}:cas:gc:lock`,
     casGcCursor: `${prefix}:cas:gc:cursor`,
+    webhookSecret: (customer) => `${prefix}:wh:sec:${customer}`,
+    webhookDisabled: (customer) => `${prefix}:wh:off:${customer}`,
+    webhookDeliveries: (jobId) => `${prefix}:wh:job:${jobId}`,
+    webhookDelivery: (deliveryId) => `${prefix}:wh:d:${deliveryId}`,
+    webhookAttempts: (deliveryId) => `${prefix}:wh:d:${deliveryId}:att`,
   };
 }
 
 /** BullMQ queue carrying started attempts to the workers. */
 export const RENDER_QUEUE = "render";
+
+/** BullMQ follow-up queue of webhook deliveries (job data: core/webhook-delivery.ts `WebhookTask`). */
+export const WEBHOOKS_QUEUE = "webhooks";
 
 // The order key (docs/decisions.md "Fair share"): a queued job's score is its order key — its
 // tenant's virtual start time plus its priority offset, in fleet milliseconds — in units of 1/8 ms,
