@@ -1,6 +1,5 @@
 // The api role: Redis connections (fail-fast profile), event hub, Hono app on HOST:PORT.
 import { serve, type ServerType } from "@hono/node-server";
-import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { createRandomIds } from "../core/ids.js";
 import { createJobStore } from "../queues/job-store.js";
@@ -23,6 +22,7 @@ import { connectRole, type RoleContext } from "./role-context.js";
 import { httpServerOptions } from "./http-timeouts.js";
 import { publishRunFile } from "./run-files.js";
 import { webhookApiFor } from "./webhooks.js";
+import { readCaFile } from "./ca-file.js";
 import { schedulerFor, type Keys } from "./settings.js";
 
 export interface ApiHandle {
@@ -192,14 +192,4 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   publishRunFile(ctx.runtime, ctx.settings.dataDir, "api.url", publicUrl);
   logger.info({ url: publicUrl }, "api listening");
   return { url: publicUrl, port, hub, fetch: (req) => app.fetch(req) };
-}
-
-/** The PEM of `OUTBOUND_CA_FILE`, read before anything connects; a bad path stops the process. */
-function readCaFile(path: string | undefined): string | undefined {
-  if (path === undefined) return undefined;
-  try {
-    return readFileSync(path, "utf8");
-  } catch (err) {
-    throw new Error(`OUTBOUND_CA_FILE: cannot read ${path} (${(err as Error).message})`);
-  }
 }

@@ -14,6 +14,7 @@ import { createWebhookSecrets, type WebhookSecrets } from "../queues/webhook-sec
 import { webhookJob, type WebhookJobData } from "../queues/webhook-jobs.js";
 import { startWebhookDeliveries, type WebhookDeliveries } from "../pipeline/webhooks/deliveries.js";
 import type { RoleContext } from "./role-context.js";
+import { readCaFile } from "./ca-file.js";
 import type { Keys } from "./settings.js";
 
 /** The secrets and the delivery log on `redis`, as the environment configures them. */
@@ -69,6 +70,7 @@ export async function startWebhooks(
   opts: { readonly http?: OutboundHttp } = {},
 ): Promise<WebhookDeliveries> {
   const { env } = ctx.settings;
+  const extraCa = opts.http === undefined ? readCaFile(env.OUTBOUND_CA_FILE) : undefined;
   const http =
     opts.http ??
     createOutboundHttp({
@@ -76,6 +78,7 @@ export async function startWebhooks(
       connectTimeoutMs: Math.min(env.OUTBOUND_CONNECT_TIMEOUT_MS, env.WEBHOOK_TIMEOUT_MS),
       timeoutMs: env.WEBHOOK_TIMEOUT_MS,
       maxBytes: 4_096,
+      ...(extraCa === undefined ? {} : { extraCa }),
     });
   if (opts.http === undefined) ctx.runtime.defer("webhooks outbound http", () => http.close());
   const connection = createRedis(ctx.redisUrl, "worker", "rg-webhooks-worker");
