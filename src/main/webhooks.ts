@@ -39,22 +39,30 @@ function stores(ctx: RoleContext, redis: Redis): { secrets: WebhookSecrets; log:
 
 /**
  * What the API's webhook routes need (ApiDeps `webhooks`): the stores on the API's connection, and a
- * `webhooks` queue producer for replays on a connection of its own (BullMQ's, in the worker profile).
+ * `webhooks` queue producer for replays on a connection of its own (BullMQ's, in the worker profile),
+ * opened on the first replay.
  */
 export function webhookApiFor(ctx: RoleContext, redis: Redis): WebhookApi {
   const { env } = ctx.settings;
-  const connection = createRedis(ctx.redisUrl, "worker", "rg-webhooks-producer");
-  const queue = new Queue<WebhookJobData>(WEBHOOKS_QUEUE, { connection, prefix: env.REDIS_PREFIX });
-  queue.on("error", (err) => ctx.logger.warn({ err: err.message }, "webhooks queue connection error"));
-  ctx.runtime.defer("webhooks producer", async () => {
-    await queue.close();
-    await closeRedis(connection);
-  });
+  // Opened on the first replay: most API processes never need it.
+  let queue: Queue<WebhookJobData> | undefined;
+  const producer = () => {
+    if (queue) return queue;
+    const connection = createRedis(ctx.redisUrl, "worker", "rg-webhooks-producer");
+    const q = new Queue<WebhookJobData>(WEBHOOKS_QUEUE, { connection, prefix: env.REDIS_PREFIX });
+    q.on("error", (err) => ctx.logger.warn({ err: err.message }, "webhooks queue connection error"));
+    ctx.runtime.defer("webhooks producer", async () => {
+      await q.close();
+      await closeRedis(connection);
+    });
+    queue = q;
+    return q;
+  };
   return {
     ...stores(ctx, redis),
     async enqueueReplay(task, replay) {
       const job = webhookJob(task, { logTtlS: env.WEBHOOK_LOG_TTL_S }, replay);
-      await queue.add(job.name, job.data, job.opts);
+      await producer().add(job.name, job.data, job.opts);
     },
   };
 }

@@ -200,7 +200,9 @@ describe("webhook deliveries", () => {
     const ids = [await finishedJob(), await finishedJob()];
     for (const id of ids) await handOver(await taskOf(id));
     await until("both delivered", async () => received.length >= 2);
-    const wh = new Webhook(await secret());
+    const current = await secret();
+    expect(await secret()).toBe(current); // created once, then read
+    const wh = new Webhook(current);
     const theirs = new Webhook(await secret(OTHER));
     for (const r of received) {
       const msg = wh.verify(r.body, r.headers) as { type: string; data: Record<string, unknown> };
@@ -209,6 +211,15 @@ describe("webhook deliveries", () => {
       expect(msg.data.status).toBe("complete");
       // The job as GET /jobs/{id} shows it: a signed output URL on the gateway.
       expect(String(msg.data.output)).toMatch(new RegExp(`^${sys.url}/objects/sha256-[0-9a-f]{64}\\?exp=`));
+      // The rest exactly as GET /jobs/{id} shows it.
+      const shown = await sys.call(`/jobs/${String(msg.data.id)}?redirect=false`, {
+        token: await sys.token(TENANT),
+      });
+      expect(msg.data).toEqual({
+        ...((await shown.json()) as Record<string, unknown>),
+        output: expect.any(String),
+        outputs: [expect.any(String)],
+      });
       expect(r.id).toBe(webhookId({ jobId: String(msg.data.id), seq: Number(r.id.split(".").at(-1)) }));
       const tampered = r.body.replace('"complete"', '"error"');
       expect(() => wh.verify(tampered, r.headers)).toThrow();
