@@ -61,7 +61,8 @@ export function isWebhookTask(v: unknown): v is WebhookTask {
     typeof e === "object" &&
     e !== null &&
     typeof e.jobId === "string" &&
-    jobOfDelivery(webhookId({ jobId: e.jobId, seq: Number(e.seq) })) === e.jobId &&
+    typeof e.seq === "number" &&
+    jobOfDelivery(webhookId({ jobId: e.jobId, seq: e.seq })) === e.jobId &&
     typeof e.event === "string" &&
     e.event.length <= 32 &&
     typeof e.at === "number" &&

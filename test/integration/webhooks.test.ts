@@ -340,6 +340,13 @@ describe("webhook deliveries", () => {
       token: await sys.token(TENANT),
     });
     expect(bogus.status).toBe(404);
+    const long = await sys.call(`/jobs/${id}/webhooks/${"m".repeat(5_000)}/replay`, {
+      method: "POST",
+      token: await sys.token(TENANT),
+    });
+    expect(long.status).toBe(404);
+    expect((await sys.call("/webhooks/secret")).status).toBe(401);
+    expect((await sys.call(`/jobs/${id}/webhooks`)).status).toBe(401);
 
     const res = await sys.call(`/jobs/${id}/webhooks/${delivery}/replay`, {
       method: "POST",

@@ -131,6 +131,8 @@ describe("a task's shape", () => {
       { ...task, customerId: "" },
       { ...task, event: { ...event, jobId: "nope" } },
       { ...task, event: { ...event, seq: 0 } },
+      { ...task, event: { ...event, seq: "7" } },
+      { ...task, event: { ...event, seq: 1.5 } },
       { ...task, event: { ...event, record: null } },
     ])
       expect(isWebhookTask(bad)).toBe(false);
