@@ -6,13 +6,16 @@
 // limiter's counters, the token cache — is spread as in production). The raw bound gets the same
 // requests (it ignores the token). The load generator is wrk when it is installed (C, one thread: it
 // leaves the cores to the servers), else autocannon (Node, in this process).
-//   npx tsx bench/enqueue.ts [--rounds 3] [--seconds 5] [--connections 32] [--tenants 1000] [--tool wrk|autocannon]
+// `--auth apikey` sends API keys (`rk_…`, one per customer, made through the store before the run)
+// instead of HS256 JWTs.
+//   npx tsx bench/enqueue.ts [--rounds 3] [--seconds 5] [--connections 32] [--tenants 1000] [--tool wrk|autocannon] [--auth apikey]
 import { execFileSync, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import autocannon from "autocannon";
 import { TYPICAL_BODY } from "./lib/admit.js";
 import { mintToken, nodeArgs, startApi, writeBenchTiers } from "./lib/gateway.js";
+import { BENCH_API_KEY_PEPPER, createBenchApiKeys, type BenchApiKeys } from "./lib/api-keys.js";
 import { isMain, options, sidesOf, standalone, textOption, type BenchDef } from "./lib/harness.js";
 import { baseEnv, processCpuSeconds, spawnTs, PROJECT_ROOT, waitForFile } from "./lib/proc.js";
 import { fmt, pairedFigure, printTable } from "./lib/report.js";
@@ -179,13 +182,14 @@ export const enqueueBench: BenchDef = {
       tenants: 1_000,
     });
     if (!Number.isInteger(tenants) || tenants < 2) throw new Error("--tenants: an integer of at least 2");
+    const apiKeyAuth = textOption("auth") === "apikey";
     const tiersFile = writeBenchTiers(ctx.dir);
     const api = await startApi({
       redisUrl: ctx.redis.url,
       prefix: PREFIX,
       dataDir: join(ctx.dir, "api"),
       logDir: ctx.logDir,
-      extra: { TIERS_FILE: tiersFile },
+      extra: { TIERS_FILE: tiersFile, ...(apiKeyAuth ? { API_KEY_PEPPER: BENCH_API_KEY_PEPPER } : {}) },
     });
     const urlFile = join(ctx.dir, "raw.url");
     const rawChild = spawnTs({
@@ -197,17 +201,33 @@ export const enqueueBench: BenchDef = {
     });
     const rawUrl = await waitForFile(urlFile, rawChild);
     // One tenant: the same token on every request; many: one token (and customer) per tenant.
-    const tokenSets = new Map<number, string[]>([
-      [1, [await mintToken("bench-enqueue", "pro")]],
-      [
-        tenants,
-        await Promise.all(
-          Array.from({ length: tenants }, (_, i) =>
-            mintToken(`bench-tenant-${String(i).padStart(4, "0")}`, "pro"),
-          ),
-        ),
-      ],
-    ]);
+    const tenantNames = Array.from(
+      { length: tenants },
+      (_, i) => `bench-tenant-${String(i).padStart(4, "0")}`,
+    );
+    let apiKeys: BenchApiKeys | undefined;
+    if (apiKeyAuth) {
+      apiKeys = await createBenchApiKeys(ctx.redis.client, PREFIX, ["bench-enqueue", ...tenantNames], "pro");
+    }
+    const tokenSets = new Map<number, readonly string[]>(
+      apiKeys
+        ? [
+            [1, apiKeys.tokens.slice(0, 1)],
+            [tenants, apiKeys.tokens.slice(1)],
+          ]
+        : [
+            [1, [await mintToken("bench-enqueue", "pro")]],
+            [
+              tenants,
+              await Promise.all(
+                Array.from({ length: tenants }, (_, i) =>
+                  mintToken(`bench-tenant-${String(i).padStart(4, "0")}`, "pro"),
+                ),
+              ),
+            ],
+          ],
+    );
+    ctx.log(`auth: ${apiKeyAuth ? "API keys (rk_…)" : "HS256 JWTs"}`);
     const toolArg = textOption("tool");
     const tool = toolArg === "autocannon" || (toolArg !== "wrk" && !wrkAvailable()) ? "autocannon" : "wrk";
     const load = (url: string, n: number, secs: number) => {
@@ -244,6 +264,7 @@ export const enqueueBench: BenchDef = {
       for (const n of tokenSets.keys()) {
         for (const side of sidesOf(r)) {
           await ctx.redis.flush();
+          await apiKeys?.restore();
           await ctx.redis.markCost();
           const pid = side === "ours" ? api.child.pid : rawChild.pid;
           const cpuBefore = processCpuSeconds(pid);
@@ -330,6 +351,7 @@ export const enqueueBench: BenchDef = {
         tool,
         body: TYPICAL_BODY,
         tier: "pro",
+        auth: apiKeyAuth ? "apikey" : "hs256",
         redis: "appendonly no",
       },
       rounds: results as unknown as Record<string, unknown>[],
@@ -361,7 +383,7 @@ export const enqueueBench: BenchDef = {
       problems,
       notes: [
         "raw bound: bare Hono + @hono/node-server route doing only `await queue.add(name, data, { priority })` (BullMQ) → 202",
-        "ours: `render-gateway start --roles api` (JWT auth, validation, Lua admission with position/ETA, event); no workers",
+        `ours: \`render-gateway start --roles api\` (${apiKeyAuth ? "API-key" : "JWT"} auth, validation, Lua admission with position/ETA, event); no workers`,
         `tenants: one token on every request, or ${manyLabel} (each request the next token, one customer each; the raw bound gets the same requests and ignores the token); tier pro with a bench TIERS_FILE (submits_per_min 10⁹: finite, so a submit limiter runs on every request without refusing)`,
         `Redis FLUSHALL before every round; both servers are separate processes; load generator ${tool === "wrk" ? "wrk (one thread, a process of its own)" : "autocannon, in the bench process"}`,
       ],

@@ -17,6 +17,7 @@ import { modelRoutes } from "./routes/models.js";
 import { objectRoutes } from "./routes/objects.js";
 import { healthRoutes } from "./routes/health.js";
 import { webhookRoutes } from "./routes/webhooks.js";
+import { usageRoutes } from "./routes/usage.js";
 import { isSignedObjectUrl } from "./objects.js";
 import { createObjectGrants } from "../queues/object-grants.js";
 import type { AdmissionDeps } from "./admission.js";
@@ -108,7 +109,7 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
   );
 
   const reads = limitReads({ limiter });
-  for (const path of ["/queue", "/jobs/*", "/models", "/models/*", "/webhooks/*"]) {
+  for (const path of ["/queue", "/jobs/*", "/models", "/models/*", "/usage", "/webhooks/*"]) {
     app.use(path, auth);
     app.use(path, reads);
   }
@@ -117,6 +118,7 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
   app.route("/", jobRoutes(deps));
   if (deps.webhooks) app.route("/", webhookRoutes({ ...deps, webhooks: deps.webhooks }));
   app.route("/", modelRoutes(deps));
+  app.route("/", usageRoutes(deps));
   app.on("POST", ["/image/:family/:model/:task", "/video/:family/:model/:task"], requireToken);
   app.route("/", generateRoutes(deps, admission, limiter));
 

@@ -16,6 +16,8 @@ export interface Principal {
   readonly admin: boolean;
   /** When the credential stops being valid, in milliseconds since the epoch (the JWT `exp`). */
   readonly expiresAt: number;
+  /** The API key's prefix when the credential is an API key (for logs; never the key itself). */
+  readonly keyPrefix?: string;
 }
 
 /** Options of {@link createAuthenticator}. */

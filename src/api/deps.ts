@@ -5,7 +5,7 @@ import type { Catalog } from "../core/catalog.js";
 import type { CostModel } from "../core/cost.js";
 import type { Tiers } from "../core/tiers.js";
 import type { IdGenerator } from "../core/ids.js";
-import type { BlobStore, ImageInspector, OutboundHttp } from "../core/ports.js";
+import type { BlobStore, ImageInspector, Ledger, OutboundHttp } from "../core/ports.js";
 import type { OutboundPolicy } from "../core/webhook-target.js";
 import type { Clock } from "../core/time.js";
 import type { JobStore } from "../queues/job-store.js";
@@ -15,6 +15,8 @@ import type { RateLimitStore } from "../queues/rate-limit-store.js";
 import type { WebhookLog } from "../queues/webhook-log.js";
 import type { WebhookSecrets } from "../queues/webhook-secrets.js";
 import type { WebhookTask } from "../core/webhook-delivery.js";
+import type { UsageStore } from "../queues/usage-store.js";
+import type { OutboxStore } from "../queues/outbox-store.js";
 import type { Principal } from "./auth.js";
 import type { BodyReader } from "./body.js";
 import type { CapacityView } from "./capacity.js";
@@ -67,6 +69,11 @@ export interface ApiDeps {
   readonly rateLimits: RateLimitStore;
   readonly hub: EventHub;
   readonly blobs: BlobStore;
+  /** The billing ledger (read: the part-hours of GET /usage) and the usage counts in Redis. */
+  readonly ledger: Ledger;
+  readonly usage: UsageStore;
+  /** The outbox, for its relay lag (GET /ready for admins). */
+  readonly outbox: Pick<OutboxStore, "lag">;
   /** The client for customer-given URLs (input images; webhook deliveries later). */
   readonly outboundHttp: OutboundHttp;
   /** Decodes and checks untrusted input images. */

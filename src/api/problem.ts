@@ -2,6 +2,7 @@
 import type { Context } from "hono";
 import type { Logger } from "pino";
 import { AppError, TITLE_OF, isAppError, type ErrorCode } from "../core/errors.js";
+import type { Principal } from "./auth.js";
 import { requestIdHeaders, stampedResponse } from "./respond.js";
 
 export const PROBLEM_TYPE_BASE = "https://render-gateway.dev/errors/";
@@ -92,6 +93,13 @@ export function isRedisUnavailable(err: unknown): boolean {
   );
 }
 
+/** Who made the request, for a log line: the customer and, for an API key, its prefix — never a token. */
+function callerOf(c: Context): { customer?: string; key_prefix?: string } {
+  const who = c.get("principal" as never) as Principal | undefined;
+  if (who === undefined) return {};
+  return { customer: who.customerId, ...(who.keyPrefix === undefined ? {} : { key_prefix: who.keyPrefix }) };
+}
+
 /**
  * Hono `onError`: AppErrors as themselves, Redis outages as fast 503s, the rest as a bare 500; each
  * with the request's `problemHeaders` (set by a route that must name something in every answer).
@@ -102,7 +110,7 @@ export function createErrorHandler(logger: Logger) {
     const extra = (c.get("problemHeaders" as never) as Record<string, string> | undefined) ?? {};
     if (isAppError(err)) return problemResponse(err, requestId, extra);
     if (isRedisUnavailable(err)) {
-      logger.warn({ requestId, err: err.message }, "redis unavailable");
+      logger.warn({ requestId, ...callerOf(c), err: err.message }, "redis unavailable");
       return problemResponse(
         new AppError("unavailable", "the job store is unreachable; retry shortly", {
           headers: { "retry-after": "1" },
@@ -111,7 +119,7 @@ export function createErrorHandler(logger: Logger) {
         extra,
       );
     }
-    logger.error({ requestId, err }, "unhandled error");
+    logger.error({ requestId, ...callerOf(c), err }, "unhandled error");
     return problemResponse(new AppError("internal_error", "internal error"), requestId, extra);
   };
 }

@@ -106,6 +106,17 @@ const variables = z.object({
   ),
   JWT_ISSUER: optionalString,
   JWT_AUDIENCE: optionalString,
+  /**
+   * HMAC key of stored API keys (README "API keys"). Unset: derived from the dev secret without
+   * JWT_SECRET; with JWT_SECRET set, API keys are off until it is given.
+   */
+  API_KEY_PEPPER: optionalString.pipe(
+    z.string().min(32, "API_KEY_PEPPER must have at least 32 characters").optional(),
+  ),
+  /** Longest time an API process answers from a cached API key before reading it again (revocation bound). */
+  API_KEY_RECHECK_MS: int(1_000, 10, 60_000),
+  /** Least time between two last-used writes of one API key per API process. */
+  API_KEY_LAST_USED_MS: int(60_000, 0),
   /** Longest lifetime a JWT may have left (`exp` - now, beyond the 30 s tolerance); also caps `token --ttl`. */
   JWT_MAX_TTL_S: int(86_400, 60, 31_536_000),
 
@@ -188,6 +199,25 @@ const variables = z.object({
   /** Bytes of input images (fetched or inline) the admissions of one API process may hold (503 beyond). */
   INPUT_IMAGE_BUDGET_BYTES: int(128 * 1024 * 1024, 1024),
   METRICS_TOKEN: optionalString,
+  /** Outbox entries pending this long on a relay that went quiet are taken over by another (ms). */
+  PIPELINE_CLAIM_MS: int(30_000, 50),
+  /**
+   * Lock of a follow-up job being run (ms): a pipeline process that died holding one is noticed, and
+   * its job run again elsewhere, within about twice this.
+   */
+  PIPELINE_LOCK_MS: int(30_000, 100),
+  /** Follow-up jobs (billing, webhooks) one pipeline process runs at once, per queue. */
+  PIPELINE_CONCURRENCY: int(32, 1, 1024),
+  /**
+   * Fault injection for the crash tests only: the pipeline process kills itself (SIGKILL) the first
+   * time it reaches this point — `after_read` (outbox entries read, not handed off) or
+   * `after_ledger` (a ledger line synced, the usage counts not yet updated).
+   */
+  PIPELINE_FAULT: z.preprocess(unsetIfBlank, z.enum(["after_read", "after_ledger"]).optional()),
+  /** How long a billed job's marker is kept (s): longer than any redelivery of its event. */
+  BILLING_MARKER_TTL_S: int(7 * 86_400, 60),
+  /** How long per-customer usage counts are kept (s; GET /usage reads them). */
+  USAGE_RETENTION_S: int(400 * 86_400, 3_600),
 
   SIM_PORT: optionalInt(0, 65535),
   SIM_STEP_MS: int(20, 0),

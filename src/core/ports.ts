@@ -1,4 +1,5 @@
 // Ports: the interfaces that features depend on and src/infra implements. Types only.
+import type { LedgerEntry } from "./billing.js";
 
 /** Content-addressed object store (API.md §3 Results). Digests are `sha256-<64 hex>`. */
 export interface BlobStore {
@@ -171,4 +172,21 @@ export type ImageVerdict =
 /** Checks untrusted image bytes: their type by content, their pixel count, and a full decode. */
 export interface ImageInspector {
   inspect(bytes: Uint8Array): Promise<ImageVerdict>;
+}
+
+/**
+ * The billing ledger (docs/decisions.md "Billing"): append-only, durable entries, one per job; read
+ * back by completion time.
+ */
+export interface Ledger {
+  /** Appends the entry; resolves once it is on disk (fsynced). */
+  append(entry: LedgerEntry): Promise<void>;
+  /** Whether an entry of this job is in the ledger (a search of its day: for recovery only). */
+  contains(entry: Pick<LedgerEntry, "job_id" | "completed_at">): Promise<boolean>;
+  /**
+   * The entries completed in [fromMs, toMs) — of `customer` only when given — each job once, in no
+   * particular order.
+   */
+  read(fromMs: number, toMs: number, customer?: string): AsyncIterable<LedgerEntry>;
+  close(): Promise<void>;
 }

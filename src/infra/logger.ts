@@ -1,17 +1,33 @@
 // The process logger (pino). Prompts and secrets are never logged above debug level.
-import { pino, type Logger } from "pino";
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from "pino";
 
 export type { Logger };
 
-/** The process's root logger; roles log through `child({ role })`. */
-export function createLogger(opts: { level: string }): Logger {
-  return pino({
+/** The process's root logger; roles log through `child({ role })`. `destination`: default stdout. */
+export function createLogger(opts: { level: string; destination?: DestinationStream }): Logger {
+  const options: LoggerOptions = {
     level: opts.level,
     base: {},
     redact: {
-      paths: ["authorization", "*.authorization", "token", "*.token", "secret", "*.secret"],
+      // Bearer tokens and API keys: under any name they may be logged with, at the top or one level
+      // down, and request headers two levels down (`req.headers.authorization`).
+      paths: [
+        "authorization",
+        "*.authorization",
+        "headers.authorization",
+        "*.headers.authorization",
+        "token",
+        "*.token",
+        "secret",
+        "*.secret",
+        "apiKey",
+        "*.apiKey",
+        "pepper",
+        "*.pepper",
+      ],
       remove: true,
     },
     timestamp: pino.stdTimeFunctions.isoTime,
-  });
+  };
+  return opts.destination === undefined ? pino(options) : pino(options, opts.destination);
 }

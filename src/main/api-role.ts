@@ -1,4 +1,5 @@
 // The api role: Redis connections (fail-fast profile), event hub, Hono app on HOST:PORT.
+import { join } from "node:path";
 import { serve, type ServerType } from "@hono/node-server";
 import type { AddressInfo } from "node:net";
 import { createRandomIds } from "../core/ids.js";
@@ -11,6 +12,11 @@ import { createCostModel } from "../core/cost.js";
 import { createApp } from "../api/app.js";
 import { createBodyReader } from "../api/body.js";
 import { createAuthenticator } from "../api/auth.js";
+import { createApiKeyVerifier } from "../api/api-key-auth.js";
+import { listenForRevocations } from "../api/api-key-revocations.js";
+import { createTokenRouter } from "../api/token-router.js";
+import { createApiKeyStore } from "../queues/api-key-store.js";
+import { createRedis, closeRedis } from "../infra/redis.js";
 import { createEventHub, type EventHub } from "../api/event-hub.js";
 import { createCapacityView } from "../api/capacity.js";
 import { createPresenter } from "../api/present.js";
@@ -24,6 +30,10 @@ import { publishRunFile } from "./run-files.js";
 import { webhookApiFor } from "./webhooks.js";
 import { readCaFile } from "./ca-file.js";
 import { schedulerFor, type Keys } from "./settings.js";
+import { loadApiKeyPepper, NO_PEPPER_MESSAGE } from "./api-key-pepper.js";
+import { createLedgerFiles } from "../infra/ledger-files.js";
+import { createUsageStore } from "../queues/usage-store.js";
+import { createOutboxStore } from "../queues/outbox-store.js";
 
 export interface ApiHandle {
   readonly url: string;
@@ -87,7 +97,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   ctx.runtime.defer("redis memory watch", () => memory.stop());
   startCasCollector(ctx, redis, logger);
 
-  const authenticator = createAuthenticator({
+  const jwtAuthenticator = createAuthenticator({
     secret: ctx.keys.jwt,
     tiers: Object.keys(ctx.settings.tiers),
     clock: ctx.clock,
@@ -95,6 +105,25 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     ...(env.JWT_ISSUER ? { issuer: env.JWT_ISSUER } : {}),
     ...(env.JWT_AUDIENCE ? { audience: env.JWT_AUDIENCE } : {}),
   });
+  // API keys (README "API keys"): revocations arrive on a subscriber connection of their own.
+  const pepper = await loadApiKeyPepper(ctx.settings);
+  if (pepper === undefined) logger.info(NO_PEPPER_MESSAGE);
+  const tierNames = Object.keys(ctx.settings.tiers);
+  const apiKeys = createApiKeyVerifier({
+    store: createApiKeyStore({ redis, prefix: env.REDIS_PREFIX, clock: ctx.clock, tiers: tierNames }),
+    pepper,
+    tiers: tierNames,
+    clock: ctx.clock,
+    recheckMs: env.API_KEY_RECHECK_MS,
+    lastUsedMs: env.API_KEY_LAST_USED_MS,
+    onTouchError: (err) => logger.debug({ err }, "API key last-used write failed"),
+  });
+  const keySubscriber = createRedis(ctx.redisUrl, "subscriber", "rg-api-keys-sub");
+  ctx.runtime.defer("api key subscriber", () => closeRedis(keySubscriber));
+  const revocations = listenForRevocations(keySubscriber, scheduler.keys.apiKeyChannel, apiKeys);
+  await revocations.start();
+  ctx.runtime.defer("api key revocations", () => revocations.stop());
+  const authenticator = createTokenRouter(jwtAuthenticator, apiKeys);
 
   // Customer-given URLs go through this client only (connect-time address checks, no redirects).
   const outbound = { allowPrivate: env.WEBHOOK_ALLOW_PRIVATE, allowedPorts: env.OUTBOUND_ALLOWED_PORTS };
@@ -107,8 +136,21 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   });
   ctx.runtime.defer("outbound http", () => outboundHttp.close());
 
+  // The ledger is read here, never written (the pipeline writes it); no file is opened for writing.
+  const ledger = createLedgerFiles({ dir: join(ctx.settings.dataDir, "ledger"), writerId: "api-reader" });
+  ctx.runtime.defer("billing ledger", () => ledger.close());
+  const usage = createUsageStore({
+    redis,
+    prefix: env.REDIS_PREFIX,
+    markerTtlS: env.BILLING_MARKER_TTL_S,
+    usageTtlS: env.USAGE_RETENTION_S,
+  });
+
   let publicUrl = env.PUBLIC_URL ?? "";
   const app = createApp({
+    ledger,
+    usage,
+    outbox: createOutboxStore(redis, env.REDIS_PREFIX),
     redis,
     scheduler,
     store,

@@ -16,8 +16,8 @@ import { defaultSimBackends, loadKeys, loadSettings, PROJECT_ROOT, type Settings
 
 const ROLES = ["api", "worker", "pipeline", "admin", "sim"] as const;
 export type Role = (typeof ROLES)[number];
-/** Roles this version runs; `pipeline` and `admin` belong to later work. */
-const AVAILABLE_ROLES: readonly Role[] = ["api", "worker", "sim"];
+/** Roles this version runs; `admin` belongs to later work. */
+const AVAILABLE_ROLES: readonly Role[] = ["api", "worker", "pipeline", "sim"];
 
 export function parseRoles(raw: string | undefined): Role[] {
   if (raw === undefined || raw.trim() === "") return [...AVAILABLE_ROLES];
@@ -71,8 +71,8 @@ export async function runStart(roles: Role[]): Promise<void> {
     // DATA_DIR holds the AOF (every job's request), the CAS and secrets: only its owner may enter.
     const tightened = ensurePrivateDataDir(settings.dataDir);
     if (tightened.length > 0) logger.info({ dirs: tightened }, "closed data folders to other users (0700)");
-    // Only the api and worker roles use Redis and the keys (a lone simulator needs neither).
-    const needsRedis = roles.includes("api") || roles.includes("worker");
+    // The api, worker and pipeline roles use Redis (a lone simulator does not).
+    const needsRedis = roles.includes("api") || roles.includes("worker") || roles.includes("pipeline");
     const redisUrl = needsRedis ? await ensureRedis(settings, runtime, logger) : "";
     const blobs = createFsBlobStore({
       root: join(settings.dataDir, "cas"),
@@ -99,6 +99,11 @@ export async function runStart(roles: Role[]): Promise<void> {
       }
       const { startWorkerRole } = await import("./worker-role.js");
       await startWorkerRole({ settings, redisUrl, backends, runtime, logger, clock: systemClock, blobs });
+    }
+    if (roles.includes("pipeline")) {
+      const { startPipelineRole } = await import("./pipeline-role.js");
+      const keys = await loadKeys(settings);
+      await startPipelineRole({ settings, keys, redisUrl, runtime, logger, clock: systemClock, blobs });
     }
     if (roles.includes("api")) {
       const keys = await loadKeys(settings);

@@ -76,6 +76,18 @@ export interface Keys {
   rateLimitPrefix(policy: string): string;
   /** A customer's count in the current window of `policy` (integer string, expiring with the window). */
   rateLimit(policy: string, customer: string): string;
+  /**
+   * The outbox stream: every terminal job event and every event a job's webhook subscribes to, with
+   * the job's record (lib.lua add_event; src/core/outbox.ts), read by the pipeline's relay.
+   */
+  readonly outbox: string;
+  /** A job's billing marker: "pending" while its ledger line is written, then "done" (bill.lua). */
+  billed(jobId: string): string;
+  /**
+   * A customer's usage of one UTC day (YYYY-MM-DD): a hash of `<hour>|<family/model>|j|g|c` → jobs,
+   * GPU ms, cost in micro-USD (bill.lua; read by queues/usage-store.ts).
+   */
+  usage(customer: string, day: string): string;
   readonly eventChannel: string;
   readonly wakeChannel: string;
   readonly cancelChannel: string;
@@ -96,6 +108,17 @@ export interface Keys {
   webhookDelivery(deliveryId: string): string;
   /** A webhook delivery's latest attempts (list of JSON, oldest first, capped). */
   webhookAttempts(deliveryId: string): string;
+  /**
+   * An API key's record, by its prefix (hash; api-key-store.ts lists its fields: the keyed hash of the
+   * key, never the key or its secret).
+   */
+  apiKey(keyPrefix: string): string;
+  /** Every API key's prefix (set; `keys list`). */
+  readonly apiKeys: string;
+  /** The API key prefixes of one customer (set; `keys list --customer`). */
+  apiKeysOf(customer: string): string;
+  /** Revoked API keys' prefixes are published here; every API process drops them from its cache. */
+  readonly apiKeyChannel: string;
 }
 
 /**
@@ -111,6 +134,9 @@ export function createKeys(prefix: string): Keys {
     prefix,
     job: (id) => `${prefix}:job:${id}`,
     events: (id) => `${prefix}:ev:${id}`,
+    outbox: `${prefix}:outbox`,
+    billed: (jobId) => `${prefix}:billed:${jobId}`,
+    usage: (customer, day) => `${prefix}:usage:${customer}:${day}`,
     queue: `${prefix}:q`,
     queueSeq: `${prefix}:q:seq`,
     routeQueue: (route) => `${prefix}:q:r:${route}`,
@@ -150,14 +176,28 @@ export function createKeys(prefix: string): Keys {
     webhookDeliveries: (jobId) => `${prefix}:wh:job:${jobId}`,
     webhookDelivery: (deliveryId) => `${prefix}:wh:d:${deliveryId}`,
     webhookAttempts: (deliveryId) => `${prefix}:wh:d:${deliveryId}:att`,
+    apiKey: (keyPrefix) => `${prefix}:apikey:${keyPrefix}`,
+    apiKeys: `${prefix}:apikeys`,
+    apiKeysOf: (customer) => `${prefix}:apikeys:c:${customer}`,
+    apiKeyChannel: `${prefix}:ch:apikey`,
   };
 }
 
 /** BullMQ queue carrying started attempts to the workers. */
 export const RENDER_QUEUE = "render";
+/**
+ * A field of a usage hash (keys.usage): the counts of one UTC hour (0-23) and `family/model`, `kind`
+ * j (jobs), g (GPU ms) or c (cost, micro-USD); bill.lua appends the kind to the field without it.
+ */
+export const usageField = (hour: number, model: string, kind: "j" | "g" | "c" | "" = ""): string =>
+  `${hour}|${model}|${kind}`;
 
-/** BullMQ follow-up queue of webhook deliveries (job data: core/webhook-delivery.ts `WebhookTask`). */
+/** BullMQ follow-up queue of finished jobs to bill (src/pipeline/billing.ts). */
+export const BILLING_QUEUE = "billing";
+/** BullMQ follow-up queue of webhook deliveries (src/pipeline/webhooks; job data and options: webhook-jobs.ts). */
 export const WEBHOOKS_QUEUE = "webhooks";
+/** The outbox's consumer group: the pipeline's relays (src/pipeline/relay.ts). */
+export const OUTBOX_GROUP = "relay";
 
 // The order key (docs/decisions.md "Fair share"): a queued job's score is its order key — its
 // tenant's virtual start time plus its priority offset, in fleet milliseconds — in units of 1/8 ms,

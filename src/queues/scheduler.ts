@@ -259,7 +259,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
     },
 
     async progress(id, token, progress, step, steps, preview) {
-      const r = await run("progress", route, [id, token, progress, step, steps, preview ?? ""]);
+      const r = await run("progress", route, [id, token, progress, step, steps, preview ?? "", opts.clock()]);
       return Number(r) === 1;
     },
   };

@@ -21,6 +21,7 @@ export const SCRIPT_NAMES = [
   "idem_release",
   "refs",
   "unlock",
+  "bill",
 ] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 

@@ -24,6 +24,19 @@ export interface WebhookJobRetention {
 }
 
 /**
+ * The options of every webhook job but its id: as the `webhooks` queue's `defaultJobOptions` they
+ * apply to the jobs the pipeline's relay adds (which set only the id).
+ */
+export function webhookJobOptions(retention: WebhookJobRetention): JobsOptions {
+  return {
+    attempts: MAX_ATTEMPTS,
+    backoff: { type: WEBHOOK_BACKOFF },
+    removeOnComplete: { age: 3_600, count: 10_000 },
+    removeOnFail: { age: retention.logTtlS },
+  };
+}
+
+/**
  * The job that delivers `task` (or its `replay`-th replay): id `wh.<eventId>` (`.r<n>` for replays),
  * so an event handed over twice is added once. Completed jobs are kept an hour (the delivery log
  * remembers longer, and the worker does not send a delivered event again); failed ones — the
@@ -37,12 +50,6 @@ export function webhookJob(
   return {
     name: `job.${task.event.event}`,
     data: replay === undefined ? task : { ...task, replay },
-    opts: {
-      jobId: webhookJobId(task.event, replay),
-      attempts: MAX_ATTEMPTS,
-      backoff: { type: WEBHOOK_BACKOFF },
-      removeOnComplete: { age: 3_600, count: 10_000 },
-      removeOnFail: { age: retention.logTtlS },
-    },
+    opts: { ...webhookJobOptions(retention), jobId: webhookJobId(task.event, replay) },
   };
 }

@@ -16,6 +16,7 @@ import { webhookId, type WebhookTask } from "../../src/core/webhook-delivery.js"
 import { createOutboundHttp } from "../../src/infra/outbound-http.js";
 import { createRuntime, type Runtime } from "../../src/main/runtime.js";
 import { startWebhooks } from "../../src/main/webhooks.js";
+import { startPipelineRole } from "../../src/main/pipeline-role.js";
 import { createJobStore } from "../../src/queues/job-store.js";
 import { createKeys, WEBHOOKS_QUEUE } from "../../src/queues/keys.js";
 import { webhookJob } from "../../src/queues/webhook-jobs.js";
@@ -195,6 +196,29 @@ async function secret(customer = TENANT): Promise<string> {
 }
 
 describe("webhook deliveries", () => {
+  it("go out for a job's subscribed events through the pipeline role (outbox, relay, webhooks queue)", async () => {
+    const logger = pino({ level: "silent" });
+    consumer = createRuntime(logger);
+    await startPipelineRole({
+      settings: { ...sys.settings, env: { ...sys.settings.env, PUBLIC_URL: sys.url } },
+      keys: sys.keys,
+      redisUrl: redisUrl(),
+      runtime: consumer,
+      logger,
+      clock: Date.now,
+      blobs: createFsBlobStore({ root: join(sys.dataDir, "cas") }),
+    });
+    const id = await finishedJob();
+    await until("delivered", async () => received.length >= 1);
+    const msg = new Webhook(await secret()).verify(received[0]!.body, received[0]!.headers) as {
+      type: string;
+      data: { id: string };
+    };
+    expect([msg.type, msg.data.id]).toEqual(["job.complete", id]);
+    await until("logged", async () => (await deliveries(id)).body.deliveries[0]?.state === "delivered");
+    expect(received).toHaveLength(1);
+  });
+
   it("are signed per Standard Webhooks: the library accepts every delivery and rejects a tampered one", async () => {
     await startConsumer();
     const ids = [await finishedJob(), await finishedJob()];

@@ -28,10 +28,11 @@ export function healthRoutes(deps: ApiDeps, access: { admin(c: Context<ApiEnv>):
     if (!deps.accepting()) body.shutting_down = true;
     if (redisOk && (await access.admin(c))) {
       // One read of the leases: the per-backend counts and the running total agree.
-      const [snapshot, totals, fair] = await Promise.all([
+      const [snapshot, totals, fair, lag] = await Promise.all([
         deps.capacity.snapshot(),
         deps.store.totals(),
         deps.store.tenants(),
+        deps.outbox.lag(deps.clock()),
       ]);
       const { backends } = snapshot;
       const { leases, ...queue } = totals;
@@ -67,6 +68,9 @@ export function healthRoutes(deps: ApiDeps, access: { admin(c: Context<ApiEnv>):
         gpu_ms: t.gpuMs,
       }));
       body.requests = deps.bodies.stats();
+      // The follow-up pipeline's backlog: outbox entries not yet handed to the follow-up queues and
+      // the age of the oldest (docs/decisions.md "Outbox").
+      body.pipeline = { outbox_entries: lag.entries, outbox_oldest_ms: lag.oldestMs };
     }
     if (!ready) c.header("retry-after", "1");
     return c.json(body, ready ? 200 : 503);

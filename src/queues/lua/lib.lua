@@ -61,9 +61,26 @@ end
 -- Appends an event ("<name>\n<data JSON>") to the job's event list and wakes listeners: every job
 -- event goes through here. Its id is its 1-based index in the list: monotonic per job, and a resume
 -- reads from that index on.
-local function add_event(id, name, data)
+-- The outbox (docs/decisions.md "Outbox"): every terminal event, and every other event the job's
+-- webhook subscribes to, leaves the scheduler here, in the step that makes it, with the job's whole
+-- record as it stands (consumers never read job records: those expire). src/core/outbox.ts reads it.
+local TERMINAL_EVENT = {complete = true, error = true, cancelled = true}
+local function add_event(id, name, data, now)
   local seq = redis.call("RPUSH", key("ev", id), name .. "\n" .. data)
   redis.call("PUBLISH", key("ch", "ev"), id)
+  local jk = key("job", id)
+  local send = TERMINAL_EVENT[name]
+  if not send then
+    local subscribed = redis.call("HGET", jk, "webhook_events")
+    send = subscribed and string.find(subscribed, '"' .. name .. '"', 1, true)
+  end
+  if send then
+    local h = redis.call("HGETALL", jk)
+    local rec = {}
+    for i = 1, #h, 2 do rec[h[i]] = h[i + 1] end
+    redis.call("XADD", key("outbox"), "*", "id", id, "ev", name, "seq", seq, "at", now, "data", data, "rec",
+      cjson.encode(rec))
+  end
   return seq
 end
 
@@ -314,7 +331,7 @@ local function end_job(id, status, now, e, ...)
   end
   if e.drop then redis.call("HDEL", jk, unpack(e.drop)) end
   if status then
-    add_event(id, e.event, e.data)
+    add_event(id, e.event, e.data, now)
     retire(id, now, e.retention_s, e.retention_count, e.inputs, e.outputs)
   end
 end

@@ -44,7 +44,7 @@ local function start_attempt(id, j, route, b, token, now, lease_ttl)
   end
   redis.call("HSET", jk, "status", "running", "token", token, "backend", b.id, "alog", json_array(log), "progress", "0",
     "attempt", attempt, "started", j.started or now)
-  if not after_busy then add_event(id, "started", cjson.encode({backend = b.id, attempt = attempt})) end
+  if not after_busy then add_event(id, "started", cjson.encode({backend = b.id, attempt = attempt}), now) end
   return {cjson.encode({id = id, token = token, backend = b.id, route = route, attempt = attempt,
     modality = j.mod, family = j.fam, model = j.mdl, task = j.task, seed = tonumber(j.seed),
     spent = tonumber(j.spent or "0")}), j.req}

@@ -1,0 +1,110 @@
+// The pipeline role: the outbox relay and the follow-up queues' consumers (billing; webhooks),
+// each process one relay and one consumer per queue; any number of pipeline processes may run.
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { Queue, Worker } from "bullmq";
+import type { Redis } from "ioredis";
+import { createLedgerFiles } from "../infra/ledger-files.js";
+import { closeRedis, createRedis, waitReady } from "../infra/redis.js";
+import { billEvent, type BillingTask } from "../pipeline/billing.js";
+import { createRelay } from "../pipeline/relay.js";
+import { BILLING_QUEUE, WEBHOOKS_QUEUE } from "../queues/keys.js";
+import { createOutboxStore } from "../queues/outbox-store.js";
+import { createUsageStore } from "../queues/usage-store.js";
+import type { RoleContext } from "./role-context.js";
+import type { Keys } from "./settings.js";
+import { startWebhooks } from "./webhooks.js";
+import { webhookJobOptions } from "../queues/webhook-jobs.js";
+
+/** Follow-up jobs kept after they complete: long enough that a redelivered event finds its job. */
+const KEEP_COMPLETED = { age: 24 * 3_600, count: 100_000 };
+
+export async function startPipelineRole(ctx: RoleContext & { readonly keys: Keys }): Promise<void> {
+  const { env } = ctx.settings;
+  const logger = ctx.logger.child({ role: "pipeline" });
+  const processId = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+  const connections: Redis[] = [];
+  const connect = (name: string): Redis => {
+    const c = createRedis(ctx.redisUrl, "worker", name);
+    connections.push(c);
+    return c;
+  };
+  ctx.runtime.defer("pipeline connections", async () => {
+    await Promise.all(connections.map((c) => closeRedis(c)));
+  });
+  const redis = connect("rg-pipeline");
+  await waitReady(redis, 10_000);
+  const prefix = env.REDIS_PREFIX;
+  const fault = (point: string): void => {
+    if (env.PIPELINE_FAULT === point) {
+      logger.warn({ point }, "PIPELINE_FAULT: killing this process");
+      process.kill(process.pid, "SIGKILL");
+    }
+  };
+
+  const queueOptions = {
+    connection: connect("rg-pipeline-queues"),
+    prefix,
+    defaultJobOptions: {
+      attempts: 50,
+      backoff: { type: "exponential", delay: 1_000 },
+      removeOnComplete: KEEP_COMPLETED,
+      removeOnFail: false,
+    },
+  };
+  const billingQueue = new Queue(BILLING_QUEUE, queueOptions);
+  const webhooksQueue = new Queue(WEBHOOKS_QUEUE, {
+    ...queueOptions,
+    defaultJobOptions: webhookJobOptions({ logTtlS: env.WEBHOOK_LOG_TTL_S }),
+  });
+  ctx.runtime.defer("follow-up queues", async () => {
+    await Promise.all([billingQueue.close(), webhooksQueue.close()]);
+  });
+
+  const ledger = createLedgerFiles({ dir: join(ctx.settings.dataDir, "ledger"), writerId: processId });
+  ctx.runtime.defer("billing ledger", () => ledger.close());
+  const usage = createUsageStore({
+    redis,
+    prefix,
+    markerTtlS: env.BILLING_MARKER_TTL_S,
+    usageTtlS: env.USAGE_RETENTION_S,
+  });
+  const billing = new Worker<BillingTask>(
+    BILLING_QUEUE,
+    async (job) => {
+      await billEvent(job.data.event, { ledger, usage, tiers: ctx.settings.tiers, logger, fault });
+    },
+    {
+      connection: connect("rg-billing"),
+      prefix,
+      concurrency: env.PIPELINE_CONCURRENCY,
+      lockDuration: env.PIPELINE_LOCK_MS,
+      stalledInterval: env.PIPELINE_LOCK_MS,
+      // a job whose process died is run again, however often that happens (billing is idempotent)
+      maxStalledCount: 1_000,
+    },
+  );
+  billing.on("failed", (job, err) => logger.error({ err, job: job?.id }, "billing job failed"));
+  billing.on("error", (err) => logger.warn({ err: err.message }, "billing worker connection error"));
+  await billing.waitUntilReady();
+  ctx.runtime.defer("billing worker", () => billing.close());
+
+  // Webhook deliveries: signed output URLs name PUBLIC_URL (set it when the API is elsewhere).
+  await startWebhooks(
+    { ...ctx, logger, publicUrl: () => env.PUBLIC_URL ?? `http://${env.HOST}:${env.PORT}` },
+    connect("rg-webhooks"),
+  );
+
+  const relay = createRelay({
+    outbox: createOutboxStore(connect("rg-relay"), prefix),
+    queues: { billing: billingQueue, webhooks: webhooksQueue },
+    consumer: processId,
+    logger,
+    claimIdleMs: env.PIPELINE_CLAIM_MS,
+    fault,
+  });
+  void relay.run();
+  ctx.runtime.defer("outbox relay", () => relay.stop());
+  logger.info({ consumer: processId }, "pipeline running: outbox relay, billing, webhooks");
+}
