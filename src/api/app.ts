@@ -16,6 +16,7 @@ import { generateRoutes } from "./routes/generate.js";
 import { modelRoutes } from "./routes/models.js";
 import { objectRoutes } from "./routes/objects.js";
 import { healthRoutes } from "./routes/health.js";
+import { webhookRoutes } from "./routes/webhooks.js";
 import { usageRoutes } from "./routes/usage.js";
 import { uploadRoutes } from "./routes/uploads.js";
 import { createAssetStore } from "../queues/asset-store.js";
@@ -117,13 +118,23 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
 
   const reads = limitReads({ limiter });
   // `/uploads` only: the PUT of `/uploads/{id}` carries no token (its URL's signature authorises it).
-  for (const path of ["/queue", "/jobs/*", "/models", "/models/*", "/uploads", "/assets/*", "/usage"]) {
+  for (const path of [
+    "/queue",
+    "/jobs/*",
+    "/models",
+    "/models/*",
+    "/uploads",
+    "/assets/*",
+    "/usage",
+    "/webhooks/*",
+  ]) {
     app.use(path, auth);
     app.use(path, reads);
   }
   app.route("/", queueRoutes(deps, admission, limiter));
   app.route("/", eventRoutes(deps));
   app.route("/", jobRoutes(deps));
+  if (deps.webhooks) app.route("/", webhookRoutes({ ...deps, webhooks: deps.webhooks }));
   app.route("/", modelRoutes(deps));
   app.route("/", usageRoutes(deps));
   app.route("/", uploadRoutes(deps, { assets, imageBudget, limiter }));

@@ -12,6 +12,9 @@ import type { JobStore } from "../queues/job-store.js";
 import type { Scheduler } from "../queues/scheduler.js";
 import type { IdempotencyStore } from "../queues/idempotency-store.js";
 import type { RateLimitStore } from "../queues/rate-limit-store.js";
+import type { WebhookLog } from "../queues/webhook-log.js";
+import type { WebhookSecrets } from "../queues/webhook-secrets.js";
+import type { WebhookTask } from "../core/webhook-delivery.js";
 import type { UsageStore } from "../queues/usage-store.js";
 import type { OutboxStore } from "../queues/outbox-store.js";
 import type { AuthSources, Principal } from "./auth.js";
@@ -67,6 +70,14 @@ export interface UploadConfig {
   readonly retentionS: number;
 }
 
+/** What the webhook routes need (README "Webhooks"). */
+export interface WebhookApi {
+  readonly secrets: WebhookSecrets;
+  readonly log: WebhookLog;
+  /** Adds the `replay`-th replay of a delivery to the `webhooks` queue. */
+  enqueueReplay(task: WebhookTask, replay: number): Promise<void>;
+}
+
 export interface ApiDeps {
   readonly redis: Redis;
   readonly scheduler: Scheduler;
@@ -106,4 +117,6 @@ export interface ApiDeps {
   readonly accepting: () => boolean;
   /** True while Redis is near its memory limit: admissions answer 503 (read on a timer, not per call). */
   readonly redisNearLimit: () => boolean;
+  /** The webhook routes' stores; without them the routes are not mounted. */
+  readonly webhooks?: WebhookApi;
 }

@@ -1,5 +1,5 @@
 // Turns stored jobs and events into their public form: absolute signed output URLs, ETAs.
-import { outputExpiry, signObjectPath } from "../core/url-signing.js";
+import { objectUrlSigner } from "../core/url-signing.js";
 import { queuedEtaSeconds, runningEtaSeconds } from "../core/eta.js";
 import { toPublicJob, type JobRecord } from "../core/job.js";
 import type { Clock } from "../core/time.js";
@@ -58,9 +58,7 @@ export function createPresenter(opts: {
   capacity: CapacityView;
 }): Presenter {
   const base = () => opts.publicUrl().replace(/\/$/, "");
-  const objectUrl = (digest: string) =>
-    base() +
-    signObjectPath(opts.urlKey, digest, outputExpiry(Math.floor(opts.clock() / 1000), opts.outputUrlTtlS));
+  const objectUrl = objectUrlSigner(opts);
 
   return {
     absolute: (path) => base() + path,
@@ -74,21 +72,6 @@ export function createPresenter(opts: {
         ...(position >= 0 ? { position } : {}),
         ...(etaSeconds === undefined ? {} : { etaSeconds }),
       });
-      const request: Record<string, unknown> = {
-        modality: job.modality,
-        family: job.family,
-        model: job.model,
-        task: job.task,
-        format: job.format,
-        ...job.request,
-      };
-      // Input images as the client can use them again: the URL, or the stored object's digest.
-      for (const field of ["image", "mask"]) {
-        const ref = request[field] as { kind?: string; url?: string; digest?: string } | undefined;
-        if (ref?.kind === "url") request[field] = ref.url;
-        else if (ref?.kind === "digest") request[field] = ref.digest;
-      }
-      pub.request = request;
       if (held === true && job.status === "queued") pub.held = "concurrency_limit";
       return pub;
     },

@@ -183,6 +183,21 @@ const variables = z.object({
   /** Bytes all request bodies being read at once may hold in one API process (503 beyond). */
   BODY_BUDGET_BYTES: int(64 * 1024 * 1024, 1024),
   WEBHOOK_ALLOW_PRIVATE: bool(false),
+  /** Deadline of one webhook delivery attempt, connecting included (README "Webhooks"). */
+  WEBHOOK_TIMEOUT_MS: int(10_000, 10, 300_000),
+  /** The first retry's delay; each next one doubles, up to WEBHOOK_RETRY_MAX_MS (with jitter). */
+  WEBHOOK_RETRY_BASE_MS: int(5_000, 1),
+  WEBHOOK_RETRY_MAX_MS: int(3_600_000, 1),
+  /** How long a delivery is retried (from its hand-off) before it is dead-lettered. */
+  WEBHOOK_RETRY_FOR_MS: int(86_400_000, 0),
+  /** How long a rotated-out webhook secret keeps signing beside the new one. */
+  WEBHOOK_SECRET_OVERLAP_MS: int(86_400_000, 0),
+  /** How long a job's delivery log (and dead deliveries) are kept after their last change (s). */
+  WEBHOOK_LOG_TTL_S: int(259_200, 1),
+  /** Attempts kept per delivery in its log (the latest ones). */
+  WEBHOOK_LOG_ATTEMPTS: int(50, 1, 1_000),
+  /** Deliveries in flight at once in one pipeline process. */
+  WEBHOOK_CONCURRENCY: int(16, 1, 1_024),
   /** Ports webhook and input-image URLs may name (README "Outbound calls"). */
   OUTBOUND_ALLOWED_PORTS: portList("443"),
   OUTBOUND_CONNECT_TIMEOUT_MS: int(5_000, 10),
@@ -255,6 +270,13 @@ export const envSchema = variables
         code: "custom",
         path: ["BACKOFF_BASE_MS"],
         message: `BACKOFF_BASE_MS (${env.BACKOFF_BASE_MS}) must not exceed BACKOFF_MAX_MS (${env.BACKOFF_MAX_MS})`,
+      });
+    }
+    if (env.WEBHOOK_RETRY_BASE_MS > env.WEBHOOK_RETRY_MAX_MS) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["WEBHOOK_RETRY_BASE_MS"],
+        message: `WEBHOOK_RETRY_BASE_MS (${env.WEBHOOK_RETRY_BASE_MS}) must not exceed WEBHOOK_RETRY_MAX_MS (${env.WEBHOOK_RETRY_MAX_MS})`,
       });
     }
     // Node refuses a server whose headers may take longer than the whole request.

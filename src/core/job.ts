@@ -161,6 +161,27 @@ export function toPublicJob(job: JobRecord, ctx: PublicJobContext): Record<strin
   }));
   if (job.gpuMs !== undefined && TERMINAL.has(status)) out.gpu_ms = job.gpuMs;
   if (job.backend !== undefined && status !== "queued") out.backend = job.backend;
-  out.request = job.request;
+  out.request = publicRequest(job);
   return out;
+}
+
+/**
+ * The validated request as `Job.request` shows it: the model's address and format, then the stored
+ * request, with input images as the client can use them again (the URL, or the stored object's digest).
+ */
+export function publicRequest(job: JobRecord): Record<string, unknown> {
+  const request: Record<string, unknown> = {
+    modality: job.modality,
+    family: job.family,
+    model: job.model,
+    task: job.task,
+    format: job.format,
+    ...job.request,
+  };
+  for (const field of ["image", "mask"]) {
+    const ref = request[field] as { kind?: string; url?: string; digest?: string } | undefined;
+    if (ref?.kind === "url") request[field] = ref.url;
+    else if (ref?.kind === "digest") request[field] = ref.digest;
+  }
+  return request;
 }

@@ -129,6 +129,11 @@ export interface OutboundRequest {
   readonly body?: string | Uint8Array;
   /** Largest response body accepted, in bytes (default: the client's). */
   readonly maxBytes?: number;
+  /**
+   * A larger body is cut at `maxBytes` (the rest is not read) instead of failing with `too_large`:
+   * for callers that need the status, not the whole answer (webhook deliveries).
+   */
+  readonly truncate?: boolean;
   /** Deadline of the whole exchange, connecting included (default: the client's). */
   readonly timeoutMs?: number;
   readonly signal?: AbortSignal;

@@ -59,6 +59,22 @@ export function signObjectPath(key: Uint8Array, digest: string, expUnixS: number
 }
 
 /**
+ * Signs absolute object URLs as the API hands them out (`GET /jobs/{id}`, webhook deliveries): the
+ * gateway's public URL (read per call), then {@link signObjectPath} with the latest expiry issued now
+ * ({@link outputExpiry}).
+ */
+export function objectUrlSigner(opts: {
+  readonly publicUrl: () => string;
+  readonly urlKey: Uint8Array;
+  readonly outputUrlTtlS: number;
+  readonly clock: () => number;
+}): (digest: string) => string {
+  return (digest) =>
+    opts.publicUrl().replace(/\/$/, "") +
+    signObjectPath(opts.urlKey, digest, outputExpiry(Math.floor(opts.clock() / 1000), opts.outputUrlTtlS));
+}
+
+/**
  * True when `sig` is the signature of `digest` and `exp` under `key`, and `exp` is allowed by the
  * output URL lifetime in force, `ttlS` (`OUTPUT_URL_TTL_S`):
  * - `ttlS` > 0: `nowS` ≤ `exp` ≤ {@link outputExpiry}(`nowS`, `ttlS`), the latest expiry the gateway

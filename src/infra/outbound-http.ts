@@ -248,7 +248,7 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
         );
       }
       const declared = Number(res.headers["content-length"]);
-      if (Number.isFinite(declared) && declared > maxBytes) {
+      if (req.truncate !== true && Number.isFinite(declared) && declared > maxBytes) {
         discard(res.body);
         throw new OutboundError("too_large", `the answer is larger than ${maxBytes} bytes`);
       }
@@ -258,6 +258,11 @@ export function createOutboundHttp(opts: OutboundHttpOptions): OutboundHttp {
         size += chunk.byteLength;
         if (size > maxBytes) {
           discard(res.body);
+          if (req.truncate === true) {
+            chunks.push(chunk.subarray(0, chunk.byteLength - (size - maxBytes)));
+            size = maxBytes;
+            break;
+          }
           throw new OutboundError("too_large", `the answer is larger than ${maxBytes} bytes`);
         }
         chunks.push(chunk);

@@ -1,7 +1,6 @@
 // The api role: Redis connections (fail-fast profile), event hub, Hono app on HOST:PORT.
 import { join } from "node:path";
 import { serve, type ServerType } from "@hono/node-server";
-import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { createRandomIds } from "../core/ids.js";
 import { createJobStore } from "../queues/job-store.js";
@@ -29,6 +28,8 @@ import { createImageInspector } from "../infra/image-inspector.js";
 import { connectRole, type RoleContext } from "./role-context.js";
 import { httpServerOptions } from "./http-timeouts.js";
 import { publishRunFile } from "./run-files.js";
+import { webhookApiFor } from "./webhooks.js";
+import { readCaFile } from "./ca-file.js";
 import { schedulerFor, type Keys } from "./settings.js";
 import { loadApiKeyPepper, NO_PEPPER_MESSAGE } from "./api-key-pepper.js";
 import { createLedgerFiles } from "../infra/ledger-files.js";
@@ -210,6 +211,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     },
     accepting: () => !ctx.runtime.stopping,
     redisNearLimit: () => memory.nearLimit(),
+    webhooks: webhookApiFor(ctx, redis),
   });
 
   const server: ServerType = await new Promise((resolve, reject) => {
@@ -268,14 +270,4 @@ async function jwksKeySet(
   if (status.last_error !== null) logger.warn({ jwks: status }, "JWKS_URL could not be fetched at start");
   else logger.info({ jwks: { url: status.url, keys: status.keys } }, "JWKS keys loaded");
   return jwks;
-}
-
-/** The PEM of `OUTBOUND_CA_FILE`, read before anything connects; a bad path stops the process. */
-function readCaFile(path: string | undefined): string | undefined {
-  if (path === undefined) return undefined;
-  try {
-    return readFileSync(path, "utf8");
-  } catch (err) {
-    throw new Error(`OUTBOUND_CA_FILE: cannot read ${path} (${(err as Error).message})`);
-  }
 }

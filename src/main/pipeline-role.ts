@@ -13,11 +13,14 @@ import { BILLING_QUEUE, WEBHOOKS_QUEUE } from "../queues/keys.js";
 import { createOutboxStore } from "../queues/outbox-store.js";
 import { createUsageStore } from "../queues/usage-store.js";
 import type { RoleContext } from "./role-context.js";
+import type { Keys } from "./settings.js";
+import { startWebhooks } from "./webhooks.js";
+import { webhookJobOptions } from "../queues/webhook-jobs.js";
 
 /** Follow-up jobs kept after they complete: long enough that a redelivered event finds its job. */
 const KEEP_COMPLETED = { age: 24 * 3_600, count: 100_000 };
 
-export async function startPipelineRole(ctx: RoleContext): Promise<void> {
+export async function startPipelineRole(ctx: RoleContext & { readonly keys: Keys }): Promise<void> {
   const { env } = ctx.settings;
   const logger = ctx.logger.child({ role: "pipeline" });
   const processId = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
@@ -51,7 +54,10 @@ export async function startPipelineRole(ctx: RoleContext): Promise<void> {
     },
   };
   const billingQueue = new Queue(BILLING_QUEUE, queueOptions);
-  const webhooksQueue = new Queue(WEBHOOKS_QUEUE, queueOptions);
+  const webhooksQueue = new Queue(WEBHOOKS_QUEUE, {
+    ...queueOptions,
+    defaultJobOptions: webhookJobOptions({ logTtlS: env.WEBHOOK_LOG_TTL_S }),
+  });
   ctx.runtime.defer("follow-up queues", async () => {
     await Promise.all([billingQueue.close(), webhooksQueue.close()]);
   });
@@ -84,6 +90,12 @@ export async function startPipelineRole(ctx: RoleContext): Promise<void> {
   await billing.waitUntilReady();
   ctx.runtime.defer("billing worker", () => billing.close());
 
+  // Webhook deliveries: signed output URLs name PUBLIC_URL (set it when the API is elsewhere).
+  await startWebhooks(
+    { ...ctx, logger, publicUrl: () => env.PUBLIC_URL ?? `http://${env.HOST}:${env.PORT}` },
+    connect("rg-webhooks"),
+  );
+
   const relay = createRelay({
     outbox: createOutboxStore(connect("rg-relay"), prefix),
     queues: { billing: billingQueue, webhooks: webhooksQueue },
@@ -94,5 +106,5 @@ export async function startPipelineRole(ctx: RoleContext): Promise<void> {
   });
   void relay.run();
   ctx.runtime.defer("outbox relay", () => relay.stop());
-  logger.info({ consumer: processId }, "pipeline running: outbox relay, billing");
+  logger.info({ consumer: processId }, "pipeline running: outbox relay, billing, webhooks");
 }

@@ -102,7 +102,8 @@ export async function runStart(roles: Role[]): Promise<void> {
     }
     if (roles.includes("pipeline")) {
       const { startPipelineRole } = await import("./pipeline-role.js");
-      await startPipelineRole({ settings, redisUrl, runtime, logger, clock: systemClock, blobs });
+      const keys = await loadKeys(settings);
+      await startPipelineRole({ settings, keys, redisUrl, runtime, logger, clock: systemClock, blobs });
     }
     if (roles.includes("api")) {
       const keys = await loadKeys(settings);

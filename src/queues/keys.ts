@@ -103,6 +103,16 @@ export interface Keys {
   /** The CAS collector's lock (one pass at a time across processes) and where its walk stands. */
   readonly casGcLock: string;
   readonly casGcCursor: string;
+  /** A tenant's webhook signing secrets (hash: `cur`, `prev`, `prev_until` ms; webhook-secrets.ts). */
+  webhookSecret(customer: string): string;
+  /** Webhook URLs of a tenant that answered 410 Gone (hash: URL -> when, ms; webhook-log.ts). */
+  webhookDisabled(customer: string): string;
+  /** A job's webhook deliveries (sorted set: delivery id -> event number). */
+  webhookDeliveries(jobId: string): string;
+  /** One webhook delivery (hash; webhook-log.ts lists its fields). */
+  webhookDelivery(deliveryId: string): string;
+  /** A webhook delivery's latest attempts (list of JSON, oldest first, capped). */
+  webhookAttempts(deliveryId: string): string;
   /**
    * An API key's record, by its prefix (hash; api-key-store.ts lists its fields: the keyed hash of the
    * key, never the key or its secret).
@@ -167,6 +177,11 @@ export function createKeys(prefix: string): Keys {
     casPins: `${prefix}:cas:pin`,
     casGcLock: `${prefix}:cas:gc:lock`,
     casGcCursor: `${prefix}:cas:gc:cursor`,
+    webhookSecret: (customer) => `${prefix}:wh:sec:${customer}`,
+    webhookDisabled: (customer) => `${prefix}:wh:off:${customer}`,
+    webhookDeliveries: (jobId) => `${prefix}:wh:job:${jobId}`,
+    webhookDelivery: (deliveryId) => `${prefix}:wh:d:${deliveryId}`,
+    webhookAttempts: (deliveryId) => `${prefix}:wh:d:${deliveryId}:att`,
     apiKey: (keyPrefix) => `${prefix}:apikey:${keyPrefix}`,
     apiKeys: `${prefix}:apikeys`,
     apiKeysOf: (customer) => `${prefix}:apikeys:c:${customer}`,
@@ -185,7 +200,7 @@ export const usageField = (hour: number, model: string, kind: "j" | "g" | "c" | 
 
 /** BullMQ follow-up queue of finished jobs to bill (src/pipeline/billing.ts). */
 export const BILLING_QUEUE = "billing";
-/** BullMQ follow-up queue of webhook deliveries (src/pipeline/webhooks). */
+/** BullMQ follow-up queue of webhook deliveries (src/pipeline/webhooks; job data and options: webhook-jobs.ts). */
 export const WEBHOOKS_QUEUE = "webhooks";
 /** The outbox's consumer group: the pipeline's relays (src/pipeline/relay.ts). */
 export const OUTBOX_GROUP = "relay";

@@ -295,6 +295,27 @@ describe("ports, schemes, redirects, sizes, deadlines", () => {
     expect(fits.body.byteLength).toBe(4096);
   });
 
+  it("cuts an answer over the size limit when asked to (the status is what counts)", async () => {
+    plain.handler = (req, res) => {
+      if (req.url === "/declared")
+        res.writeHead(202, { "content-length": "4096" }).end(Buffer.alloc(4096, 1));
+      else {
+        res.writeHead(410); // chunked, no length
+        for (let i = 0; i < 8; i++) res.write(Buffer.alloc(512, 2));
+        res.end();
+      }
+    };
+    const c = client({ allowPrivate: true, maxBytes: 1024 });
+    for (const [path, status, byte] of [
+      ["/declared", 202, 1],
+      ["/streamed", 410, 2],
+    ] as const) {
+      const res = await c.request({ url: `http://127.0.0.1:${plain.port}${path}`, truncate: true });
+      expect(res.status).toBe(status);
+      expect(res.body).toEqual(new Uint8Array(1024).fill(byte));
+    }
+  });
+
   it("gives up on a target that never answers", async () => {
     plain.handler = () => undefined; // headers never come
     const err = await failure(
