@@ -3,6 +3,26 @@
 
 /** Families claimed besides those derived from the schema (README "Environment"). */
 const EXTRA_FAMILIES = ["WORKER"];
+/**
+ * First words too common in other software's variables to claim as a family (API_URL, HTTP_PORT,
+ * INPUT_* of GitHub Actions, JOB_*, DEFAULT_*): names there are refused only when close to ours.
+ */
+const GENERIC_WORDS = new Set(["API", "HTTP", "INPUT", "JOB", "DEFAULT", "SYNC", "MIN", "MAX"]);
+/** Settings API.md names that this version does not implement yet: refused with that reason. */
+const NOT_YET: ReadonlyMap<string, string> = new Map(
+  [
+    "REDIS_SENTINELS",
+    "REDIS_SENTINEL_NAME",
+    "REDIS_CLUSTER_NODES",
+    "REDIS_WAIT_REPLICAS",
+    "REDIS_WAIT_MS",
+    "POOLS_FILE",
+    "WORKER_POOL",
+  ].map((n) => [
+    n,
+    `${n}: described in API.md but not supported by this version (Sentinel, Cluster and pools come later); remove it`,
+  ]),
+);
 /** Standard variables inside our families that belong to other software. */
 const FOREIGN = new Set(["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"]);
 /**
@@ -25,7 +45,7 @@ export function familiesOf(known: readonly string[]): ReadonlySet<string> {
     if (i > 0) counts.set(name.slice(0, i), (counts.get(name.slice(0, i)) ?? 0) + 1);
   }
   const families = new Set(EXTRA_FAMILIES);
-  for (const [word, n] of counts) if (n >= 2) families.add(word);
+  for (const [word, n] of counts) if (n >= 2 && !GENERIC_WORDS.has(word)) families.add(word);
   return families;
 }
 
@@ -65,6 +85,11 @@ export function unknownSettings(names: readonly string[], known: readonly string
     if (knownSet.has(name) || name.length > MAX_COMPARED_CHARS) continue;
     const upper = name.toUpperCase();
     if (FOREIGN.has(upper) || SERVICE_LINK_RE.test(name)) continue;
+    const notYet = NOT_YET.get(name);
+    if (notYet !== undefined) {
+      problems.push(notYet);
+      continue;
+    }
     let suggestion: string | undefined;
     let best = Number.POSITIVE_INFINITY;
     for (const k of known) {

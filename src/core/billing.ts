@@ -33,10 +33,13 @@ export function costMicroUsd(gpuMs: number, pricePerS: number): number {
   return Math.floor((gpuMs * pricePerS + 500) / 1000);
 }
 
-/** A whole, non-negative number of milliseconds, else 0. */
+/** GPU ms billed for one job at most (about 31 years; the scheduler's metering takes no more). */
+const MAX_GPU_MS = 1e12;
+
+/** A whole, non-negative number of milliseconds (at most {@link MAX_GPU_MS}), else 0. */
 function wholeMs(v: unknown): number {
   const n = typeof v === "number" ? v : Number(v);
-  return Number.isFinite(n) && n > 0 ? Math.min(Math.round(n), Number.MAX_SAFE_INTEGER) : 0;
+  return Number.isFinite(n) && n > 0 ? Math.min(Math.round(n), MAX_GPU_MS) : 0;
 }
 
 /**

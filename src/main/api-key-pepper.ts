@@ -12,11 +12,12 @@ import type { Settings } from "./settings.js";
 export async function loadApiKeyPepper(settings: Settings): Promise<Uint8Array | undefined> {
   const { env } = settings;
   if (env.API_KEY_PEPPER) return new TextEncoder().encode(env.API_KEY_PEPPER);
-  if (env.JWT_SECRET) return undefined;
+  // a real deployment (a JWT secret or an identity provider's keys): nothing made up per host
+  if (env.JWT_SECRET || env.JWT_PUBLIC_KEYS || env.JWKS_URL) return undefined;
   return deriveKey(await loadOrCreateDevSecret(settings.dataDir), "api-key-pepper");
 }
 
 /** Why API keys are off, for the start log and the CLI's error. */
 export const NO_PEPPER_MESSAGE =
-  "API keys are off: JWT_SECRET is set and API_KEY_PEPPER is not (set API_KEY_PEPPER, at least 32 " +
+  "API keys are off: JWT_SECRET, JWT_PUBLIC_KEYS or JWKS_URL is set and API_KEY_PEPPER is not (set API_KEY_PEPPER, at least 32 " +
   "characters, to the same value on every API process and wherever `keys create` runs)";

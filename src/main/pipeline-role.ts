@@ -7,7 +7,7 @@ import { Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { createLedgerFiles } from "../infra/ledger-files.js";
 import { closeRedis, createRedis, waitReady } from "../infra/redis.js";
-import { billEvent, type BillingTask } from "../pipeline/billing.js";
+import { BillingBusy, billEvent, type BillingTask } from "../pipeline/billing.js";
 import { createRelay } from "../pipeline/relay.js";
 import { BILLING_QUEUE, WEBHOOKS_QUEUE } from "../queues/keys.js";
 import { createOutboxStore } from "../queues/outbox-store.js";
@@ -17,8 +17,12 @@ import type { Keys } from "./settings.js";
 import { startWebhooks } from "./webhooks.js";
 import { webhookJobOptions } from "../queues/webhook-jobs.js";
 
-/** Follow-up jobs kept after they complete: long enough that a redelivered event finds its job. */
-const KEEP_COMPLETED = { age: 24 * 3_600, count: 100_000 };
+/**
+ * Billing jobs kept after they complete: a redelivered event within the hour adds nothing; later,
+ * the job's billing marker (BILLING_MARKER_TTL_S) stops a second bill. Bounded: each costs Redis
+ * a few kB.
+ */
+const KEEP_COMPLETED = { age: 3_600, count: 10_000 };
 
 export async function startPipelineRole(ctx: RoleContext & { readonly keys: Keys }): Promise<void> {
   const { env } = ctx.settings;
@@ -47,8 +51,9 @@ export async function startPipelineRole(ctx: RoleContext & { readonly keys: Keys
     connection: connect("rg-pipeline-queues"),
     prefix,
     defaultJobOptions: {
-      attempts: 50,
-      backoff: { type: "exponential", delay: 1_000 },
+      // a ledger that cannot be written (disk full) holds billing back, retried every 5 s for days
+      attempts: 100_000,
+      backoff: { type: "fixed", delay: 5_000 },
       removeOnComplete: KEEP_COMPLETED,
       removeOnFail: false,
     },
@@ -73,7 +78,16 @@ export async function startPipelineRole(ctx: RoleContext & { readonly keys: Keys
   const billing = new Worker<BillingTask>(
     BILLING_QUEUE,
     async (job) => {
-      await billEvent(job.data.event, { ledger, usage, tiers: ctx.settings.tiers, logger, fault });
+      await billEvent(job.data.event, {
+        ledger,
+        usage,
+        tiers: ctx.settings.tiers,
+        logger,
+        fault,
+        // one id per run: a run of the same job started again (stalled) waits for this one's lease
+        owner: `${processId}:${randomBytes(6).toString("hex")}`,
+        leaseMs: env.PIPELINE_LOCK_MS,
+      });
     },
     {
       connection: connect("rg-billing"),
@@ -85,7 +99,11 @@ export async function startPipelineRole(ctx: RoleContext & { readonly keys: Keys
       maxStalledCount: 1_000,
     },
   );
-  billing.on("failed", (job, err) => logger.error({ err, job: job?.id }, "billing job failed"));
+  billing.on("failed", (job, err) =>
+    err instanceof BillingBusy
+      ? logger.debug({ job: job?.id }, "billing job busy elsewhere; retried")
+      : logger.error({ err, job: job?.id }, "billing job failed"),
+  );
   billing.on("error", (err) => logger.warn({ err: err.message }, "billing worker connection error"));
   await billing.waitUntilReady();
   ctx.runtime.defer("billing worker", () => billing.close());

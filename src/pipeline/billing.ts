@@ -20,6 +20,17 @@ export interface BillingDeps {
   readonly logger: Logger;
   /** Fault injection for the crash tests (PIPELINE_FAULT): called between the steps. */
   readonly fault?: (point: "after_ledger") => void;
+  /** This run's id (one runner bills a job at a time) and how long its lease holds (ms). */
+  readonly owner?: string;
+  readonly leaseMs?: number;
+}
+
+/** Another runner is billing the job now (BullMQ retries it later). */
+export class BillingBusy extends Error {
+  constructor(jobId: string) {
+    super(`job ${jobId} is being billed by another runner`);
+    this.name = "BillingBusy";
+  }
 }
 
 /**
@@ -30,6 +41,9 @@ export interface BillingDeps {
 export async function billEvent(event: OutboxEvent, deps: BillingDeps): Promise<LedgerEntry | undefined> {
   const entry = ledgerEntryOf(event, deps.tiers);
   if (entry === undefined) return undefined;
+  if (!(await deps.usage.lease(entry.job_id, deps.owner ?? "billing", deps.leaseMs ?? 30_000))) {
+    throw new BillingBusy(entry.job_id);
+  }
   const state = await deps.usage.begin(entry.job_id);
   if (state === "done") return entry;
   if (state === "new" || !(await deps.ledger.contains(entry))) await deps.ledger.append(entry);

@@ -83,10 +83,13 @@ export function createRelay(opts: RelayOptions): Relay {
       if (isTerminalEvent(e.event)) {
         billing.push({ name: "bill", data: { event: withoutRequest(e) }, opts: { jobId: `bill.${id}` } });
       }
-      if (subscribedEvents(e.record).includes(e.event)) {
+      // A job's end is told by its status: a cancelled job's last event in its stream is `error`
+      // (its code says why), but its webhook event is `job.cancelled` (API.md §3 "Webhooks").
+      const hooked = isTerminalEvent(e.event) && e.record.status ? { ...e, event: e.record.status } : e;
+      if (subscribedEvents(e.record).includes(hooked.event)) {
         webhooks.push({
-          name: e.event,
-          data: { event: e, url: e.record.webhook, customerId: e.record.cust },
+          name: hooked.event,
+          data: { event: hooked, url: e.record.webhook, customerId: e.record.cust },
           opts: { jobId: `wh.${id}` },
         });
       }
@@ -112,10 +115,16 @@ export function createRelay(opts: RelayOptions): Relay {
   }
 
   async function loop(): Promise<void> {
-    await opts.outbox.ensureGroup();
     let lastHousekeeping = 0;
+    // (re)made at start, and whenever the stream was deleted (a FLUSHALL, a restore): the
+    // scheduler's next XADD makes the stream again, without the group
+    let groupReady = false;
     while (!stopped) {
       try {
+        if (!groupReady) {
+          await opts.outbox.ensureGroup();
+          groupReady = true;
+        }
         if (Date.now() - lastHousekeeping >= housekeepingMs) {
           lastHousekeeping = Date.now();
           await housekeeping();
@@ -123,6 +132,7 @@ export function createRelay(opts: RelayOptions): Relay {
         await handOff(await opts.outbox.read(opts.consumer, batch, blockMs));
       } catch (err) {
         if (stopped) break;
+        if (String((err as Error).message).includes("NOGROUP")) groupReady = false;
         log.warn({ err }, "outbox relay step failed; retrying");
         await new Promise((r) => setTimeout(r, 500));
       }

@@ -88,6 +88,8 @@ export interface Keys {
   readonly outbox: string;
   /** A job's billing marker: "pending" while its ledger line is written, then "done" (bill.lua). */
   billed(jobId: string): string;
+  /** Who is billing a job now (its runner's id, for a lock's time): one runner at a time. */
+  billingLease(jobId: string): string;
   /**
    * A customer's usage of one UTC day (YYYY-MM-DD): a hash of `<hour>|<family/model>|j|g|c` → jobs,
    * GPU ms, cost in micro-USD (bill.lua; read by queues/usage-store.ts).
@@ -141,6 +143,7 @@ export function createKeys(prefix: string): Keys {
     events: (id) => `${prefix}:ev:${id}`,
     outbox: `${prefix}:outbox`,
     billed: (jobId) => `${prefix}:billed:${jobId}`,
+    billingLease: (jobId) => `${prefix}:billed:lease:${jobId}`,
     usage: (customer, day) => `${prefix}:usage:${customer}:${day}`,
     queue: `${prefix}:q`,
     queueSeq: `${prefix}:q:seq`,

@@ -25,6 +25,11 @@ export interface UsageStore {
    * "pending" — a writer started and may have written its ledger line; "done" — recorded.
    */
   begin(jobId: string): Promise<BillingState>;
+  /**
+   * Takes the job's billing for `owner` for `ms` unless another runner holds it; true when taken.
+   * (BullMQ may run a job again while its first runner is still alive: one writes at a time.)
+   */
+  lease(jobId: string, owner: string, ms: number): Promise<boolean>;
   /** Adds the entry to its customer's counts unless its job was recorded; true when added now. */
   record(entry: LedgerEntry): Promise<boolean>;
   /** The customer's hourly counts of the UTC days touching [fromMs, toMs) (whole hours). */
@@ -49,7 +54,17 @@ export function createUsageStore(opts: {
     async begin(jobId) {
       const k = keys.billed(jobId);
       if ((await redis.set(k, "pending", "EX", opts.markerTtlS, "NX")) === "OK") return "new";
-      return (await redis.get(k)) === "done" ? "done" : "pending";
+      if ((await redis.get(k)) === "done") return "done";
+      // still pending: it lives as long as a retry may come (a retry after it expired would take
+      // the job as new and skip the ledger search)
+      await redis.expire(k, opts.markerTtlS);
+      return "pending";
+    },
+
+    async lease(jobId, owner, ms) {
+      const k = keys.billingLease(jobId);
+      if ((await redis.set(k, owner, "PX", ms, "NX")) === "OK") return true;
+      return (await redis.get(k)) === owner;
     },
 
     async record(e) {

@@ -82,6 +82,14 @@ describe.each(["after_read", "after_ledger"] as const)("a pipeline killed %s", (
       30_000,
     );
     expect(usage.total.jobs).toBe(ids.length);
+    // the same through a window of whole hours: the usage counts in Redis alone, not the ledger
+    const hour = 3_600_000;
+    const from = new Date(Math.floor(Date.now() / hour) * hour - hour).toISOString();
+    const to = new Date(Math.ceil(Date.now() / hour) * hour + hour).toISOString();
+    const whole = (await (await call(gw.url, `/usage?from=${from}&to=${to}`, { token: bearer })).json()) as {
+      total: { jobs: number; gpu_seconds: number };
+    };
+    expect(whole.total).toEqual(usage.total);
     const counts = ledgerCounts(h.dataDir);
     expect(ids.map((id) => counts.get(id) ?? 0)).toEqual(ids.map(() => 1));
     const gpuMs = jobs.reduce((sum, j) => sum + (j.status === "complete" ? Number(j.gpu_ms ?? 0) : 0), 0);

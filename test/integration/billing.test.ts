@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LedgerEntry } from "../../src/core/billing.js";
 import { DEFAULT_TIERS } from "../../src/core/tiers.js";
 import { createLedgerFiles } from "../../src/infra/ledger-files.js";
-import { billEvent, type BillingTask } from "../../src/pipeline/billing.js";
+import { BillingBusy, billEvent, type BillingTask } from "../../src/pipeline/billing.js";
 import { createRelay, type Relay } from "../../src/pipeline/relay.js";
 import { BILLING_QUEUE, WEBHOOKS_QUEUE } from "../../src/queues/keys.js";
 import { createOutboxStore } from "../../src/queues/outbox-store.js";
@@ -281,6 +281,37 @@ describe("billing from the outbox", () => {
       const report = await usageOf(deps, "crash", now - HOUR, now + HOUR, undefined);
       expect(report.total.jobs).toBe(1);
       expect(await s.usage.begin("j_crash00000000000000000001")).toBe("done");
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("lets one run at a time bill a job: a second run of it meanwhile is told to come back", async () => {
+    const s = setup();
+    try {
+      await admit(s.scheduler, "j_twice0000000000000000001", now + HOUR, "twice");
+      await s.scheduler.cancel("j_twice0000000000000000001", "twice");
+      await s.outbox.ensureGroup();
+      const entries = await s.outbox.read("probe-2", 100, 0);
+      const entry = entries.find((e) => "event" in e && e.event.jobId === "j_twice0000000000000000001");
+      if (entry === undefined || !("event" in entry)) throw new Error("no outbox event");
+      const run = (owner: string) =>
+        billEvent(entry.event, {
+          ledger: s.ledger,
+          usage: s.usage,
+          tiers: DEFAULT_TIERS,
+          logger,
+          owner,
+          leaseMs: 5_000,
+        });
+      const results = await Promise.allSettled([run("run-a"), run("run-b")]);
+      const busy = results.filter((x) => x.status === "rejected");
+      expect(busy).toHaveLength(1);
+      expect((busy[0] as PromiseRejectedResult).reason).toBeInstanceOf(BillingBusy);
+      expect(ledgerLines().filter((e) => e.job_id === "j_twice0000000000000000001")).toHaveLength(1);
+      // the run that was turned away, run again later, finds the job billed
+      await run("run-b").catch(() => undefined);
+      expect(ledgerLines().filter((e) => e.job_id === "j_twice0000000000000000001")).toHaveLength(1);
     } finally {
       await s.close();
     }

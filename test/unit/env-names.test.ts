@@ -29,11 +29,29 @@ describe("unknown setting names", () => {
       "JWT_KEYS_FILE",
       "JWKS_ENDPOINT",
       "SIM_URL",
-      "REDIS_SENTINELS",
-      "WORKER_POOL",
+      "REDIS_PASSWORD",
+      "WORKER_THREADS",
       "CAS_DIR",
     ])
       expect(refusal({ [name]: "x" })).toContain(`${name}: not a render-gateway setting`);
+  });
+
+  it("refuses the settings API.md names for later versions, saying so", () => {
+    for (const name of [
+      "REDIS_SENTINELS",
+      "REDIS_CLUSTER_NODES",
+      "REDIS_WAIT_REPLICAS",
+      "POOLS_FILE",
+      "WORKER_POOL",
+    ])
+      expect(refusal({ [name]: "x" })).toContain(
+        `${name}: described in API.md but not supported by this version`,
+      );
+  });
+
+  it("leaves other software's common names alone unless close to one of ours", () => {
+    const names = ["API_URL", "API_TOKEN", "HTTP_PORT", "INPUT_NAME", "JOB_NAME", "DEFAULT_REGION"];
+    expect(unknownSettings(names, KNOWN_NAMES)).toEqual([]);
   });
 
   it("lists every unknown name at once", () => {
@@ -77,21 +95,10 @@ describe("unknown setting names", () => {
 
   it("derives the families from the schema's own names", () => {
     const families = familiesOf(KNOWN_NAMES);
-    for (const f of [
-      "JWT",
-      "JWKS",
-      "REDIS",
-      "SIM",
-      "HTTP",
-      "CAS",
-      "INPUT",
-      "OUTBOUND",
-      "BREAKER",
-      "SYNC",
-      "JOB",
-    ])
+    for (const f of ["JWT", "JWKS", "REDIS", "SIM", "CAS", "OUTBOUND", "BREAKER"])
       expect(families.has(f), f).toBe(true);
-    for (const f of ["PORT", "HOST", "LOG", "DATA", "PUBLIC"]) expect(families.has(f), f).toBe(false);
+    for (const f of ["PORT", "HOST", "LOG", "DATA", "PUBLIC", "API", "HTTP", "INPUT", "JOB", "SYNC"])
+      expect(families.has(f), f).toBe(false);
   });
 
   it("measures edit distance, giving up beyond the bound", () => {

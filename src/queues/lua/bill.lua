@@ -14,7 +14,8 @@ redis.call("SET", mk, "done", "EX", tonumber(ARGV[8]))
 local uk = key("usage", ARGV[3], ARGV[4])
 local field = ARGV[5]
 redis.call("HINCRBY", uk, field .. "j", 1)
-redis.call("HINCRBY", uk, field .. "g", tonumber(ARGV[6]))
-redis.call("HINCRBY", uk, field .. "c", tonumber(ARGV[7]))
+-- the figures as the caller wrote them (integers): tonumber would turn 10^17 into "1e+17"
+redis.call("HINCRBY", uk, field .. "g", ARGV[6])
+redis.call("HINCRBY", uk, field .. "c", ARGV[7])
 redis.call("EXPIRE", uk, tonumber(ARGV[9]))
 return 1
