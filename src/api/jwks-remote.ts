@@ -54,6 +54,11 @@ export interface RemoteKeySet {
 
 /** Most kids remembered as missing from the last fetch; beyond it new kids do not wait for a fetch. */
 const MAX_MISSING = 1_024;
+/**
+ * Requests waiting at once for the next fetch the cool-down allows: beyond this an unknown kid is
+ * refused at once (a flood of forged kids cannot hold connections open by the thousand).
+ */
+const MAX_WAITING = 256;
 const DEFAULT_MAX_BYTES = 256 * 1024;
 
 /** The URL as shown to admins: no credentials, no query (it may carry a token). */
@@ -110,6 +115,8 @@ export function createRemoteKeySet(opts: RemoteKeySetOptions): RemoteKeySet {
   let scheduled: { promise: Promise<void>; timer: NodeJS.Timeout; release: () => void } | undefined;
   /** Kids asked for that the last completed fetch did not have. */
   const missing = new Set<string>();
+  /** Kids asked for and not yet settled by a fetch, with the fetches started before they were. */
+  const firstAsked = new Map<string, number>();
 
   /**
    * One fetch under its own deadline. The deadline is a plain timer held until the fetch ends: an
@@ -178,6 +185,17 @@ export function createRemoteKeySet(opts: RemoteKeySetOptions): RemoteKeySet {
     return settled;
   }
 
+  let waiting = 0;
+  /** Counts the requests waiting for a fetch (see {@link MAX_WAITING}). */
+  async function waitFor(p: Promise<void>): Promise<void> {
+    waiting += 1;
+    try {
+      await p;
+    } finally {
+      waiting -= 1;
+    }
+  }
+
   const coolingDown = (): boolean => attemptAt !== undefined && clock() - attemptAt < cooldownMs;
 
   /** The fetch the cool-down allows next (one timer shared by every waiter). */
@@ -216,13 +234,30 @@ export function createRemoteKeySet(opts: RemoteKeySetOptions): RemoteKeySet {
         return undefined;
       const name = kid ?? `(no kid, ${alg})`;
       if (closing.signal.aborted) return undefined;
-      if (inflight !== undefined) await inflight;
-      else if (!coolingDown()) await refresh();
-      else if (missing.has(name) || missing.size >= MAX_MISSING) return undefined;
-      else await nextAllowedFetch();
-      const found = find(alg, kid);
-      if (found === undefined && missing.size < MAX_MISSING) missing.add(name);
-      return found;
+      // how many fetches had started when the kid was first asked for (a fetch that started before
+      // then may predate its publication: only a fetch started since can say the kid is unknown)
+      let askedAfter = firstAsked.get(name);
+      if (askedAfter === undefined) {
+        askedAfter = fetches;
+        if (firstAsked.size < MAX_MISSING) firstAsked.set(name, askedAfter);
+      }
+      if (inflight !== undefined) {
+        const fetchNo = fetches;
+        await inflight;
+        const found = find(alg, kid);
+        if (found !== undefined || fetchNo > askedAfter) return settle(found);
+        if (waiting >= MAX_WAITING) return undefined;
+        await waitFor(nextAllowedFetch());
+      } else if (!coolingDown()) await refresh();
+      else if (missing.has(name) || missing.size >= MAX_MISSING || waiting >= MAX_WAITING) return undefined;
+      else await waitFor(nextAllowedFetch());
+      return settle(find(alg, kid));
+
+      function settle(found: PublicKey | undefined): PublicKey | undefined {
+        firstAsked.delete(name);
+        if (found === undefined && missing.size < MAX_MISSING) missing.add(name);
+        return found;
+      }
     },
     refresh,
     onKeysRemoved(listener) {

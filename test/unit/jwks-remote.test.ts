@@ -126,6 +126,37 @@ describe("remote key set", () => {
     expect(s.status().fetches).toBe(1);
   });
 
+  it("never takes a kid for unknown from a fetch that started before the kid was asked for", async () => {
+    const a = await edJwk("key-a");
+    const b = await edJwk("key-b");
+    let published = [a];
+    let calls = 0;
+    // each fetch reads the keys published when it starts, and answers 50 ms later
+    const slow: typeof globalThis.fetch = () => {
+      calls += 1;
+      const body = JSON.stringify({ keys: published });
+      return new Promise((resolve) => setTimeout(() => resolve(new Response(body)), 50));
+    };
+    const s = createRemoteKeySet({
+      url: new URL("https://idp.example/jwks.json"),
+      cooldownMs: 100,
+      maxAgeMs: 600_000,
+      timeoutMs: 1_000,
+      maxBytes: 4_096,
+      clock: Date.now,
+      fetch: slow,
+    });
+    sets.push(s);
+    await s.refresh();
+    await new Promise((r) => setTimeout(r, 120));
+    const stale = s.refresh(); // goes out before key-b is published
+    published = [a, b];
+    // asked while that fetch is in flight: it waits for a fetch that can know key-b
+    expect(await s.resolve("EdDSA", "key-b")).toBeDefined();
+    await stale;
+    expect(calls).toBe(3);
+  });
+
   it("refuses durations that are not positive integers", () => {
     for (const bad of [0, -1, 1.5, Number.NaN])
       expect(() =>
