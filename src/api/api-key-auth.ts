@@ -106,6 +106,11 @@ export function createApiKeyVerifier(opts: ApiKeyVerifierOptions): ApiKeyVerifie
   const tiers: ReadonlySet<string> = new Set(opts.tiers);
   const cache = createLru<string, Entry>(opts.cacheSize ?? 10_000);
   const inflight = new Map<string, Promise<Entry | undefined>>();
+  /**
+   * Prefixes Redis had no usable key for, and when it said so: answered without Redis for as long
+   * as a found key is (a flood of one bogus key costs one read per re-check, not one per request).
+   */
+  const absent = createLru<string, number>(opts.cacheSize ?? 10_000);
   let lookups = 0;
   let cacheHits = 0;
   let revocations = 0;
@@ -135,8 +140,13 @@ export function createApiKeyVerifier(opts: ApiKeyVerifierOptions): ApiKeyVerifie
       const entry = entryOf(record, sentAt);
       // A revocation announced while this read was out wins: the read may predate it.
       if (inflight.get(prefix) === read) {
-        if (entry === undefined) cache.delete(prefix);
-        else cache.set(prefix, entry);
+        if (entry === undefined) {
+          cache.delete(prefix);
+          absent.set(prefix, sentAt);
+        } else {
+          cache.set(prefix, entry);
+          absent.delete(prefix);
+        }
       }
       return entry;
     });
@@ -188,6 +198,11 @@ export function createApiKeyVerifier(opts: ApiKeyVerifierOptions): ApiKeyVerifie
         cacheHits += 1;
         return use(parts.prefix, hit, now);
       }
+      const missingSince = absent.get(parts.prefix);
+      if (missingSince !== undefined && now - missingSince < recheckMs) {
+        sameHash(hash, dummy);
+        throw refused("unknown, revoked or expired API key");
+      }
       const entry = await load(parts.prefix);
       if (!sameHash(hash, entry?.hash ?? dummy) || entry === undefined) {
         throw refused("unknown, revoked or expired API key, or not matching");
@@ -214,6 +229,7 @@ export function createApiKeyVerifier(opts: ApiKeyVerifierOptions): ApiKeyVerifie
 
     clear() {
       cache.clear();
+      absent.clear();
       inflight.clear();
     },
 

@@ -103,6 +103,17 @@ describe("API key store", () => {
 });
 
 describe("API key verifier", () => {
+  it("asks Redis once per re-check for a prefix it has none of, then knows a key made there", async () => {
+    now = T0;
+    const v = verifier({ recheckMs: 1_000 });
+    const bogus = `rk_${"q".repeat(12)}_${"Z".repeat(43)}`;
+    for (let i = 0; i < 20; i++) expect((await refusal(v.authenticate(bogus))).status).toBe(401);
+    expect(v.stats().lookups).toBe(1);
+    now = T0 + 1_000;
+    expect((await refusal(v.authenticate(bogus))).status).toBe(401);
+    expect(v.stats().lookups).toBe(2);
+  });
+
   it("accepts the key, refuses another secret, and serves the cache only while younger than recheckMs", async () => {
     now = T0;
     const { key, info } = await store.create({ customerId: "v-1", tier: "enterprise", admin: true });
