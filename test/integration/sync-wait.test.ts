@@ -69,7 +69,8 @@ describe("sync route", () => {
   it("names the job (X-Job-Id, Location) when Redis goes away during the wait", async () => {
     const dir = mkdtempSync(join(tmpdir(), "rg-sync-redis-"));
     const server = await spawnRedis(dir);
-    const own = await startSystem({ env: { REDIS_URL: server.url, SIM_STEP_MS: "500" } });
+    // steps of 2 s: the attempt is still running when the test, on a loaded machine, gets to see it
+    const own = await startSystem({ env: { REDIS_URL: server.url, SIM_STEP_MS: "2000" } });
     try {
       const token = await own.token("sync-outage");
       const pending = own.call("/image/flux/schnell/t2i?format=512", {
