@@ -73,13 +73,28 @@ describe("sync route", () => {
     const own = await startSystem({ env: { REDIS_URL: server.url, SIM_STEP_MS: "2000" } });
     try {
       const token = await own.token("sync-outage");
+      // the sync route admits only what can start now: wait until the API counts a healthy backend
+      // and the worker's slots (a loaded machine may not be there yet, and the 503 would come first)
+      const admin = await own.token("ops", { admin: true });
+      await waitFor(async () => {
+        const ready = (await (await own.call("/ready", { token: admin })).json()) as {
+          backends?: { healthy: boolean }[];
+          workers?: unknown[];
+        };
+        return (ready.backends ?? []).some((b) => b.healthy) && (ready.workers ?? []).length > 0;
+      });
       const pending = own.call("/image/flux/schnell/t2i?format=512", {
         method: "POST",
         token,
         body: JSON.stringify({ prompt: "Redis leaves mid-wait" }),
       });
       // The job is admitted and its attempt runs on the backend: now take Redis away.
-      await waitFor(async () => own.sim.stats().active === 1);
+      let early: Response | undefined;
+      void pending.then((r) => (early = r));
+      await waitFor(async () => {
+        if (early !== undefined) throw new Error(`answered before the attempt ran: ${early.status}`);
+        return own.sim.stats().active === 1;
+      });
       await server.kill("SIGKILL");
       const res = await pending;
       const body = (await res.json()) as { error: string };
@@ -96,5 +111,5 @@ describe("sync route", () => {
       await server.stop().catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
     }
-  });
+  }, 60_000);
 });
