@@ -13,6 +13,7 @@ import { isMain, options, standalone, type BenchContext, type BenchDef } from ".
 import { waitUntil } from "./lib/proc.js";
 import { fmt, pairedFigure, printTable } from "./lib/report.js";
 import { createKeys } from "../src/queues/keys.js";
+import { utcDay } from "../src/core/time.js";
 
 const PREFIX = "{bench}";
 const CUSTOMER = "bench-pipeline";
@@ -28,7 +29,7 @@ interface Round {
 /** Jobs the usage counts of the bench customer hold (every day key of the run). */
 async function billedJobs(ctx: BenchContext): Promise<number> {
   const keys = createKeys(PREFIX);
-  const day = new Date().toISOString().slice(0, 10);
+  const day = utcDay(Date.now());
   const counts = await ctx.redis.client.hgetall(keys.usage(CUSTOMER, day));
   let n = 0;
   // the jobs count of each hour and model (keys.ts usageField, kind j)

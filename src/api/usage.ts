@@ -4,8 +4,7 @@
 import type { LedgerEntry } from "../core/billing.js";
 import type { Ledger } from "../core/ports.js";
 import type { UsageBucket, UsageStore } from "../queues/usage-store.js";
-
-const HOUR_MS = 3_600_000;
+import { HOUR_MS, utcDay } from "../core/time.js";
 
 export type UsageGrouping = "model" | "day";
 
@@ -22,7 +21,7 @@ export interface UsageReport {
 }
 
 function groupKey(by: UsageGrouping, model: string, atMs: number): string {
-  return by === "model" ? model : new Date(atMs).toISOString().slice(0, 10);
+  return by === "model" ? model : utcDay(atMs);
 }
 
 /** The usage of `customer` in [fromMs, toMs), grouped `by` when given. */

@@ -9,3 +9,11 @@ export const systemClock: Clock = () => Date.now();
 export function rfc3339(ms: number): string {
   return new Date(ms).toISOString();
 }
+
+export const HOUR_MS = 3_600_000;
+export const DAY_MS = 86_400_000;
+
+/** The UTC day of a time, `2026-11-28`: how usage counts, the ledger and reports name days. */
+export function utcDay(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}

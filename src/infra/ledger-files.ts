@@ -10,15 +10,10 @@ import { createInterface } from "node:readline";
 import type { LedgerEntry } from "../core/billing.js";
 import type { Ledger } from "../core/ports.js";
 import { PRIVATE_DIR_MODE } from "./private-dir.js";
+import { DAY_MS, utcDay } from "../core/time.js";
 
-const DAY_MS = 86_400_000;
 /** Open day files a writer keeps (entries of older days are rare: late settles). */
 const OPEN_FILES_MAX = 4;
-
-/** The UTC day (YYYY-MM-DD) of a time. */
-export function ledgerDay(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 10);
-}
 
 interface DayFile {
   handle: FileHandle;
@@ -109,7 +104,7 @@ export function createLedgerFiles(opts: { dir: string; writerId: string }): Ledg
 
   return {
     async append(entry) {
-      const f = await fileOf(ledgerDay(entry.completed_at));
+      const f = await fileOf(utcDay(entry.completed_at));
       const done = new Promise<void>((resolve, reject) => {
         f.pending.push({ line: `${JSON.stringify(entry)}\n`, resolve, reject });
       });
@@ -118,7 +113,7 @@ export function createLedgerFiles(opts: { dir: string; writerId: string }): Ledg
     },
 
     async contains(entry) {
-      for await (const e of dayEntries(ledgerDay(entry.completed_at)))
+      for await (const e of dayEntries(utcDay(entry.completed_at)))
         if (e.job_id === entry.job_id) return true;
       return false;
     },
@@ -126,7 +121,7 @@ export function createLedgerFiles(opts: { dir: string; writerId: string }): Ledg
     async *read(fromMs, toMs, customer) {
       const seen = new Set<string>();
       for (let day = Math.floor(fromMs / DAY_MS) * DAY_MS; day < toMs; day += DAY_MS) {
-        for await (const e of dayEntries(ledgerDay(day))) {
+        for await (const e of dayEntries(utcDay(day))) {
           if (e.completed_at < fromMs || e.completed_at >= toMs) continue;
           if (customer !== undefined && e.customer_id !== customer) continue;
           if (seen.has(e.job_id)) continue;

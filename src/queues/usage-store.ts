@@ -4,6 +4,7 @@ import type { Redis } from "ioredis";
 import type { LedgerEntry } from "../core/billing.js";
 import { defineScripts } from "./scripts.js";
 import { createKeys, usageField } from "./keys.js";
+import { DAY_MS, HOUR_MS, utcDay } from "../core/time.js";
 
 /** Where a job's billing stands. */
 export type BillingState = "new" | "pending" | "done";
@@ -36,9 +37,6 @@ export interface UsageStore {
   buckets(customer: string, fromMs: number, toMs: number): Promise<UsageBucket[]>;
 }
 
-const HOUR_MS = 3_600_000;
-const DAY_MS = 86_400_000;
-
 export function createUsageStore(opts: {
   redis: Redis;
   prefix: string;
@@ -68,7 +66,7 @@ export function createUsageStore(opts: {
     },
 
     async record(e) {
-      const day = new Date(e.completed_at).toISOString().slice(0, 10);
+      const day = utcDay(e.completed_at);
       const hour = new Date(e.completed_at).getUTCHours();
       const added = await run("bill", keys.usage(e.customer_id, day), [
         e.job_id,
@@ -87,7 +85,7 @@ export function createUsageStore(opts: {
       const days: number[] = [];
       for (let d = Math.floor(fromMs / DAY_MS) * DAY_MS; d < toMs; d += DAY_MS) days.push(d);
       const pipeline = redis.pipeline();
-      for (const d of days) pipeline.hgetall(keys.usage(customer, new Date(d).toISOString().slice(0, 10)));
+      for (const d of days) pipeline.hgetall(keys.usage(customer, utcDay(d)));
       const replies = (await pipeline.exec()) ?? [];
       const out = new Map<
         string,
