@@ -119,12 +119,19 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     tiers: tierNames,
     clock: ctx.clock,
     recheckMs: env.API_KEY_RECHECK_MS,
+    trustMs: env.API_KEY_TRUST_MS,
     lastUsedMs: env.API_KEY_LAST_USED_MS,
     onTouchError: (err) => logger.debug({ err }, "API key last-used write failed"),
   });
   const keySubscriber = createRedis(ctx.redisUrl, "subscriber", "rg-api-keys-sub");
   ctx.runtime.defer("api key subscriber", () => closeRedis(keySubscriber));
-  const revocations = listenForRevocations(keySubscriber, scheduler.keys.apiKeyChannel, apiKeys);
+  const revocations = listenForRevocations({
+    subscriber: keySubscriber,
+    channel: scheduler.keys.apiKeyChannel,
+    verifier: apiKeys,
+    clock: ctx.clock,
+    recheckMs: env.API_KEY_RECHECK_MS,
+  });
   await revocations.start();
   ctx.runtime.defer("api key revocations", () => revocations.stop());
   const authenticator = createTokenRouter(jwtAuthenticator, apiKeys);
