@@ -1,147 +1,52 @@
-// render-gateway playground: the public HTTP API from a browser, with no framework and no build step.
-// Calls: GET /models, POST /queue, GET /jobs/{id}/events (SSE read through fetch, since EventSource
-// cannot send an Authorization header), GET /jobs/{id}, DELETE /jobs/{id}. API text is only ever set
-// with textContent or as attribute values, never parsed as HTML. The token is never put in a URL.
+// render-gateway playground: pick a model, task and format from GET /models, submit with POST /queue,
+// follow the job's events (position, progress, previews), see the image or play the video, list and
+// cancel recent jobs. Plain DOM, no framework, no build step. Text from the API is only ever set as
+// textContent or attribute values, never parsed as HTML; the token never goes into a URL.
+import { ApiProblem, createApi, followJob, TERMINAL } from "./api.js";
+import { createRecentList } from "./recent.js";
+import { loadRecent, loadToken, rememberJob, saveRecent, saveToken } from "./store.js";
 
-const TOKEN_KEY = "render-gateway.token";
-const RECENT_KEY = "render-gateway.recent";
-const RECENT_MAX = 20;
-const JOB_ID_RE = /^j_[A-Za-z0-9]{20,64}$/;
-const INLINE_IMAGE_MAX = 1024 * 1024; // API.md §3: data: images up to 1 MiB
-const SSE_BUFFER_MAX = 4 * 1024 * 1024; // a line longer than this ends the stream
-const STREAM_RETRIES = 5;
-const TERMINAL = new Set(["complete", "error", "cancelled"]);
+/** API.md §3: an inline `data:` image is at most 1 MiB. */
+const INLINE_IMAGE_MAX = 1024 * 1024;
+const NEEDS_IMAGE = new Set(["i2i", "i2v", "edit"]);
 
-const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
-const el = {
-  token: $("token"),
-  remember: $("remember"),
-  loadModels: $("load-models"),
-  form: $("generate"),
-  model: $("model"),
-  task: $("task"),
-  format: $("format"),
-  prompt: $("prompt"),
-  imageField: $("image-field"),
-  image: $("image"),
-  maskField: $("mask-field"),
-  mask: $("mask"),
-  negative: $("negative"),
-  steps: $("steps"),
-  seed: $("seed"),
-  durationField: $("duration-field"),
-  duration: $("duration"),
-  priority: $("priority"),
-  submit: $("submit"),
-  status: $("status"),
-  problem: $("problem"),
-  jobId: $("job-id"),
-  jobModel: $("job-model"),
-  jobState: $("job-state"),
-  jobPosition: $("job-position"),
-  jobEta: $("job-eta"),
-  progress: $("progress"),
-  progressText: $("progress-text"),
-  previewBox: $("preview-box"),
-  preview: $("preview"),
-  result: $("result"),
-  cancel: $("cancel"),
-  refresh: $("refresh"),
-  forget: $("forget"),
-  recent: $("recent"),
-  recentEmpty: $("recent-empty"),
-};
+/** The page's elements by camel-cased id (`job-state` → `el.jobState`). */
+const el = {};
+for (const node of document.querySelectorAll("[id]")) {
+  el[node.id.replace(/-([a-z])/g, (_, c) => c.toUpperCase())] = node;
+}
 
+const api = createApi(() => el.token.value.trim());
+const recent = createRecentList({
+  list: el.recent,
+  empty: el.recentEmpty,
+  onShow: (entry) => void showListed(entry),
+  onCancel: (id) => void cancel(id),
+});
 /** The catalogue entries by `modality/family/model`, from GET /models. */
 let models = new Map();
-/** The job on show: { id, modality, label, controller }. */
+/** The job on show: `{ id, modality, controller }` (the controller ends its event stream). */
 let current;
 
-// ---- storage (may be unavailable: private modes throw) -------------------------------------------
-
-function storageGet(store, key) {
-  try {
-    return store.getItem(key);
-  } catch {
-    return null;
-  }
-}
-function storageSet(store, key, value) {
-  try {
-    if (value === null) store.removeItem(key);
-    else store.setItem(key, value);
-  } catch {
-    // not kept; the page still works
-  }
-}
-
-function saveToken() {
-  const token = el.token.value.trim();
-  const remember = el.remember.checked;
-  storageSet(localStorage, TOKEN_KEY, remember && token ? token : null);
-  storageSet(sessionStorage, TOKEN_KEY, !remember && token ? token : null);
-}
-
-// ---- HTTP ------------------------------------------------------------------------------------------
-
-/** A failure to show: `message` is readable; `status` and `code` come from the answer, when any. */
-class ApiProblem extends Error {
-  constructor(message, status, code) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-}
-
-/** The readable message of a failed answer: the problem document's title and detail, its code. */
-async function problemOf(res) {
-  let doc;
-  try {
-    doc = await res.json();
-  } catch {
-    doc = undefined;
-  }
-  const title = typeof doc?.title === "string" ? doc.title : `HTTP ${res.status}`;
-  const detail = typeof doc?.detail === "string" ? doc.detail : res.statusText;
-  const code = typeof doc?.error === "string" ? doc.error : undefined;
-  const field = typeof doc?.details?.field === "string" ? doc.details.field : undefined;
-  const parts = [detail ? `${title}: ${detail}` : title];
-  if (field) parts.push(`(field: ${field})`);
-  if (code) parts.push(`(code: ${code})`);
-  const retry = res.headers.get("retry-after");
-  if (retry) parts.push(`Try again in ${retry} s.`);
-  return new ApiProblem(parts.join(" "), res.status, code);
-}
-
-/** fetch of an API path relative to the page (so a gateway under a path prefix works too). */
-async function call(path, init = {}) {
-  const headers = new Headers(init.headers);
-  const token = el.token.value.trim();
-  if (token) headers.set("authorization", `Bearer ${token}`);
-  let res;
-  try {
-    res = await fetch(new URL(path, document.baseURI), { ...init, headers, cache: "no-store" });
-  } catch (err) {
-    if (err?.name === "AbortError") throw err;
-    throw new ApiProblem("The gateway could not be reached. Check the connection and try again.");
-  }
-  if (!res.ok) throw await problemOf(res);
-  return res;
-}
-
-// ---- status and errors -----------------------------------------------------------------------------
+// ---- status and problems ---------------------------------------------------------------------------
 
 function say(text) {
   el.status.textContent = text;
 }
+
 function showProblem(err) {
   if (err?.name === "AbortError") return;
   el.problem.textContent = err instanceof ApiProblem ? err.message : `Something went wrong: ${String(err)}`;
   el.problem.hidden = false;
 }
+
 function clearProblem() {
   el.problem.hidden = true;
   el.problem.textContent = "";
+}
+
+function keepToken() {
+  saveToken(el.token.value.trim(), el.remember.checked);
 }
 
 // ---- models ----------------------------------------------------------------------------------------
@@ -154,7 +59,7 @@ function option(value, text) {
 }
 
 async function loadModels() {
-  saveToken();
+  keepToken();
   clearProblem();
   if (!el.token.value.trim()) {
     say("Paste a token to load the models.");
@@ -162,7 +67,7 @@ async function loadModels() {
   }
   say("Loading models…");
   try {
-    const body = await (await call("models")).json();
+    const body = await api.models();
     models = new Map();
     el.model.replaceChildren();
     for (const modality of ["image", "video"]) {
@@ -200,9 +105,8 @@ function modelChanged() {
 }
 
 function taskChanged() {
-  const task = el.task.value;
-  el.imageField.hidden = !["i2i", "i2v", "edit"].includes(task);
-  el.maskField.hidden = task !== "edit";
+  el.imageField.hidden = !NEEDS_IMAGE.has(el.task.value);
+  el.maskField.hidden = el.task.value !== "edit";
 }
 
 // ---- submit ----------------------------------------------------------------------------------------
@@ -236,15 +140,14 @@ async function requestBody() {
   if (el.steps.value !== "") body.steps = Number(el.steps.value);
   if (el.seed.value !== "") body.seed = Number(el.seed.value);
   if (m.modality === "video" && el.duration.value !== "") body.duration = Number(el.duration.value);
-  if (!el.imageField.hidden) {
-    const file = el.image.files?.[0];
-    if (!file) throw new ApiProblem(`The ${body.task} task needs an input image.`);
-    body.image = await readDataUrl(file);
-  }
-  if (!el.maskField.hidden) {
-    const file = el.mask.files?.[0];
-    if (!file) throw new ApiProblem("The edit task needs a mask.");
-    body.mask = await readDataUrl(file);
+  for (const [field, input, box] of [
+    ["image", el.image, el.imageField],
+    ["mask", el.mask, el.maskField],
+  ]) {
+    if (box.hidden) continue;
+    const file = input.files?.[0];
+    if (!file) throw new ApiProblem(`The ${body.task} task needs an input ${field}.`);
+    body[field] = await readDataUrl(file);
   }
   return body;
 }
@@ -252,17 +155,12 @@ async function requestBody() {
 async function submit(event) {
   event.preventDefault();
   clearProblem();
-  saveToken();
+  keepToken();
   el.submit.disabled = true;
   try {
     const body = await requestBody();
     say("Submitting…");
-    const res = await call("queue", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    const job = await res.json();
+    const job = await api.submit(body);
     const entry = {
       id: job.id,
       modality: body.modality,
@@ -270,8 +168,9 @@ async function submit(event) {
       created_at: job.created_at,
       status: job.status,
     };
-    remember(entry);
-    follow(entry, job);
+    rememberJob(entry);
+    recent.render();
+    show(entry, job);
   } catch (err) {
     say("The job was not submitted.");
     showProblem(err);
@@ -280,17 +179,14 @@ async function submit(event) {
   }
 }
 
-// ---- following a job -------------------------------------------------------------------------------
+// ---- the job on show ---------------------------------------------------------------------------------
 
 function resetJobView(entry) {
   clearProblem();
   el.jobId.textContent = entry.id;
   el.jobModel.textContent = entry.label ?? "—";
-  el.jobState.textContent = "—";
-  el.jobPosition.textContent = "—";
-  el.jobEta.textContent = "—";
+  for (const dd of [el.jobState, el.jobPosition, el.jobEta, el.progressText]) dd.textContent = "—";
   el.progress.value = 0;
-  el.progressText.textContent = "—";
   el.previewBox.hidden = true;
   el.preview.removeAttribute("src");
   el.result.replaceChildren();
@@ -305,11 +201,9 @@ function seconds(s) {
 function setState(status) {
   el.jobState.textContent = status;
   el.cancel.hidden = TERMINAL.has(status);
-  if (status !== "queued") {
-    el.jobPosition.textContent = "—";
-    if (TERMINAL.has(status)) el.jobEta.textContent = "—";
-  }
-  updateRecent(current.id, status);
+  if (status !== "queued") el.jobPosition.textContent = "—";
+  if (TERMINAL.has(status)) el.jobEta.textContent = "—";
+  recent.update(current.id, status);
 }
 
 function showPosition(data) {
@@ -332,20 +226,19 @@ function safeUrl(raw) {
 }
 
 function showOutputs(urls, modality) {
+  const kind = modality === "video" ? "video" : "image";
   el.result.replaceChildren();
   urls.forEach((raw, i) => {
     const url = safeUrl(raw);
     if (!url) return;
     const n = urls.length > 1 ? ` ${i + 1}` : "";
-    let media;
-    if (modality === "video") {
-      media = document.createElement("video");
+    const media = document.createElement(kind === "video" ? "video" : "img");
+    if (kind === "video") {
       media.controls = true;
       media.playsInline = true;
       media.preload = "metadata";
       media.setAttribute("aria-label", `Generated video${n}`);
     } else {
-      media = document.createElement("img");
       media.alt = `Generated image${n}`;
     }
     media.src = url;
@@ -353,11 +246,12 @@ function showOutputs(urls, modality) {
     link.href = url;
     link.rel = "noreferrer";
     link.target = "_blank";
-    link.textContent = `Open the ${modality === "video" ? "video" : "image"}${n} in a new tab`;
+    link.textContent = `Open the ${kind}${n} in a new tab`;
     el.result.append(media, link);
   });
 }
 
+/** One event of the job on show (API.md §3 Events), or the same from its GET /jobs/{id}. */
 function onEvent(name, data) {
   switch (name) {
     case "position":
@@ -407,117 +301,43 @@ function onEvent(name, data) {
 }
 
 /**
- * Reads an SSE body (text/event-stream), calling `dispatch(name, data, id)` per event; returns when
- * the stream ends. Fields per the HTML standard: event, data (lines joined), id; comments ignored.
+ * Shows a job (`job`: its 202 or its GET /jobs/{id} body). A finished one is shown as it ended; one
+ * still queued or running is followed over its events until it ends.
  */
-async function readEvents(body, dispatch) {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
-  let name = "";
-  let data = [];
-  let id;
-  const line = (text) => {
-    if (text === "") {
-      if (data.length > 0) dispatch(name || "message", data.join("\n"), id);
-      name = "";
-      data = [];
-      id = undefined;
-      return;
-    }
-    if (text.startsWith(":")) return;
-    const colon = text.indexOf(":");
-    const field = colon < 0 ? text : text.slice(0, colon);
-    let value = colon < 0 ? "" : text.slice(colon + 1);
-    if (value.startsWith(" ")) value = value.slice(1);
-    if (field === "event") name = value;
-    else if (field === "data") data.push(value);
-    else if (field === "id" && !value.includes("\0")) id = value;
-  };
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      buffer += decoder.decode(value, { stream: true });
-      let nl;
-      while ((nl = buffer.indexOf("\n")) >= 0) {
-        line(buffer.slice(0, nl).replace(/\r$/, ""));
-        buffer = buffer.slice(nl + 1);
-      }
-      if (buffer.length > SSE_BUFFER_MAX) throw new ApiProblem("The event stream sent an oversized line.");
-    }
-  } finally {
-    reader.cancel().catch(() => undefined);
-  }
-}
-
-/** Shows a job and follows its events until it ends, resuming after a dropped stream. */
-function follow(entry, accepted) {
+function show(entry, job) {
   current?.controller.abort();
   const controller = new AbortController();
   current = { id: entry.id, modality: entry.modality, controller };
   resetJobView(entry);
-  setState(accepted?.status ?? entry.status ?? "queued");
-  if (accepted?.position !== undefined) showPosition(accepted);
-  else say(`Following job ${entry.id}.`);
-  void stream(entry.id, controller.signal);
-}
-
-async function stream(id, signal) {
-  let lastId;
-  let ended = false;
-  for (let failures = 0; !ended && !signal.aborted;) {
-    try {
-      const headers = { accept: "text/event-stream" };
-      if (lastId !== undefined) headers["last-event-id"] = lastId;
-      const res = await call(`jobs/${encodeURIComponent(id)}/events`, { headers, signal });
-      await readEvents(res.body, (name, raw, eventId) => {
-        if (signal.aborted) return;
-        let data = {};
-        try {
-          data = JSON.parse(raw);
-        } catch {
-          return;
-        }
-        // An error without an id is the stream failing, not the job: reconnect after the last id.
-        if (name === "error" && eventId === undefined && data.retriable === true) return;
-        if (eventId !== undefined) lastId = eventId;
-        failures = 0;
-        onEvent(name, data);
-        if (name === "complete" || name === "error") ended = true;
-      });
-    } catch (err) {
-      if (signal.aborted) return;
-      // Worth another try: no answer, 429, 5xx. Anything else (401, 404) will not change.
-      const transient =
-        !(err instanceof ApiProblem) || err.status === undefined || err.status === 429 || err.status >= 500;
-      if (!transient) {
+  setState(job.status);
+  if (job.status === "complete") onEvent("complete", job);
+  else if (job.status === "error" || job.status === "cancelled") onEvent("error", job.error ?? {});
+  else {
+    if (job.position !== undefined) showPosition(job);
+    else say(`Following job ${entry.id}.`);
+    if (job.status === "running" && typeof job.progress === "number") onEvent("progress", job);
+    followJob(api, entry.id, { signal: controller.signal, onEvent })
+      .then((how) => {
+        if (how === "lost")
+          say("Lost the event stream. Use Show in the recent jobs to follow the job again.");
+      })
+      .catch((err) => {
         say("Could not follow the job.");
         showProblem(err);
-        return;
-      }
-    }
-    if (ended || signal.aborted) return;
-    if (++failures > STREAM_RETRIES) {
-      say("Lost the event stream. Use Show in the recent jobs to follow the job again.");
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 500 * 2 ** failures));
+      });
   }
 }
 
 async function cancel(id) {
   clearProblem();
   try {
-    const res = await call(`jobs/${encodeURIComponent(id)}`, { method: "DELETE" });
-    // 204: it was queued and is cancelled now. 202: it was running; it is cancelled too, and the
-    // worker aborts the backend call (a followed job's stream then ends with the cancellation).
-    const job = res.status === 202 ? await res.json().catch(() => undefined) : undefined;
-    const status = typeof job?.status === "string" ? job.status : "cancelled";
-    updateRecent(id, status);
-    if (current?.id === id && res.status === 204) {
+    // Queued: cancelled at once (204). Running: cancelled too (202), and the worker aborts the
+    // backend call; a followed job's stream then ends with the cancellation.
+    const job = await api.cancel(id);
+    recent.update(id, job.status);
+    if (current?.id === id && job.status === "cancelled") {
       current.controller.abort();
-      setState(status);
+      setState("cancelled");
     }
     say(`Cancelled job ${id}.`);
   } catch (err) {
@@ -526,69 +346,19 @@ async function cancel(id) {
   }
 }
 
-// ---- recent jobs (ids in localStorage; no API lists a customer's jobs) ---------------------------
+// ---- recent jobs -------------------------------------------------------------------------------------
 
-function loadRecent() {
+/** Reads a listed job and shows it. */
+async function showListed(entry) {
+  clearProblem();
   try {
-    const list = JSON.parse(storageGet(localStorage, RECENT_KEY) ?? "[]");
-    return Array.isArray(list) ? list.filter((e) => typeof e?.id === "string" && JOB_ID_RE.test(e.id)) : [];
-  } catch {
-    return [];
+    const job = await api.job(entry.id);
+    recent.update(entry.id, job.status);
+    show({ ...entry, modality: job.modality ?? entry.modality }, job);
+  } catch (err) {
+    say(`Could not read job ${entry.id}.`);
+    showProblem(err);
   }
-}
-function saveRecent(list) {
-  storageSet(localStorage, RECENT_KEY, JSON.stringify(list.slice(0, RECENT_MAX)));
-  renderRecent();
-}
-function remember(entry) {
-  saveRecent([entry, ...loadRecent().filter((e) => e.id !== entry.id)]);
-}
-function updateRecent(id, status) {
-  const list = loadRecent();
-  const entry = list.find((e) => e.id === id);
-  if (!entry || entry.status === status) return;
-  entry.status = status;
-  saveRecent(list);
-}
-
-function button(text, label, onClick) {
-  const b = document.createElement("button");
-  b.type = "button";
-  b.textContent = text;
-  b.setAttribute("aria-label", label);
-  b.addEventListener("click", onClick);
-  return b;
-}
-
-function renderRecent() {
-  const list = loadRecent();
-  el.recentEmpty.hidden = list.length > 0;
-  el.recent.replaceChildren(
-    ...list.map((entry) => {
-      const li = document.createElement("li");
-      li.dataset.jobId = entry.id;
-      const what = document.createElement("span");
-      what.className = "what";
-      what.textContent = `${entry.label ?? entry.modality ?? "job"}`;
-      const id = document.createElement("span");
-      id.className = "id";
-      const when = Date.parse(entry.created_at);
-      id.textContent = `${entry.id}${Number.isNaN(when) ? "" : ` · ${new Date(when).toLocaleString()}`}`;
-      what.append(id);
-      const state = document.createElement("span");
-      const status = typeof entry.status === "string" ? entry.status : "unknown";
-      state.className = `state state-${status.replace(/[^a-z_]/g, "")}`;
-      state.textContent = status;
-      const actions = document.createElement("span");
-      actions.className = "actions";
-      actions.append(button("Show", `Show job ${entry.id}`, () => follow(entry)));
-      if (!TERMINAL.has(status) && status !== "not found") {
-        actions.append(button("Cancel", `Cancel job ${entry.id}`, () => void cancel(entry.id)));
-      }
-      li.append(what, state, actions);
-      return li;
-    }),
-  );
 }
 
 /** Reads every listed job's state again, one request at a time (reads are rate limited). */
@@ -596,42 +366,34 @@ async function refreshRecent() {
   if (!el.token.value.trim()) return;
   for (const entry of loadRecent()) {
     try {
-      const res = await call(`jobs/${encodeURIComponent(entry.id)}?redirect=false`, {
-        headers: { accept: "application/json" },
-      });
-      const job = await res.json();
-      if (typeof job?.status === "string") updateRecent(entry.id, job.status);
+      recent.update(entry.id, (await api.job(entry.id)).status);
     } catch (err) {
       // 404: expired, or submitted with another token
-      if (err instanceof ApiProblem && err.status === 404) updateRecent(entry.id, "not found");
-      else {
-        showProblem(err);
-        return;
-      }
+      if (err instanceof ApiProblem && err.status === 404) recent.update(entry.id, "not found");
+      else return showProblem(err);
     }
   }
 }
 
-// ---- start -----------------------------------------------------------------------------------------
+// ---- start -------------------------------------------------------------------------------------------
 
-function start() {
-  const remembered = storageGet(localStorage, TOKEN_KEY);
-  el.remember.checked = remembered !== null;
-  el.token.value = remembered ?? storageGet(sessionStorage, TOKEN_KEY) ?? "";
-  el.loadModels.addEventListener("click", () => void loadModels());
-  el.token.addEventListener("keydown", (e) => {
-    if (e.key === "Enter") void loadModels();
-  });
-  el.remember.addEventListener("change", saveToken);
-  el.model.addEventListener("change", modelChanged);
-  el.task.addEventListener("change", taskChanged);
-  el.form.addEventListener("submit", (e) => void submit(e));
-  el.cancel.addEventListener("click", () => current && void cancel(current.id));
-  el.refresh.addEventListener("click", () => void refreshRecent());
-  el.forget.addEventListener("click", () => saveRecent([]));
-  renderRecent();
-  if (el.token.value) void loadModels();
-  else say("Paste a token and load the models to start.");
-}
-
-start();
+const kept = loadToken();
+el.token.value = kept.token;
+el.remember.checked = kept.remember;
+el.loadModels.addEventListener("click", () => void loadModels());
+el.token.addEventListener("keydown", (e) => {
+  if (e.key === "Enter") void loadModels();
+});
+el.remember.addEventListener("change", keepToken);
+el.model.addEventListener("change", modelChanged);
+el.task.addEventListener("change", taskChanged);
+el.generate.addEventListener("submit", (e) => void submit(e));
+el.cancel.addEventListener("click", () => current && void cancel(current.id));
+el.refresh.addEventListener("click", () => void refreshRecent());
+el.forget.addEventListener("click", () => {
+  saveRecent([]);
+  recent.render();
+});
+recent.render();
+if (el.token.value) void loadModels();
+else say("Paste a token and load the models to start.");

@@ -7,6 +7,7 @@
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchBrowser, screenshotPath } from "../helpers/browser.js";
+import { solidPng } from "../helpers/images.js";
 import { startSystem, type TestSystem } from "../helpers/system.js";
 
 /** Per diffusion step: slow enough that progress and previews show, fast enough for a short test. */
@@ -139,6 +140,26 @@ describe("the playground", () => {
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: screenshotPath("playground.png") });
 
+    // An image from an image: the picked file goes inline as a data: URI.
+    await page.getByLabel("Model").selectOption("image/flux/schnell");
+    await page.getByLabel("Task").selectOption("i2i");
+    await page
+      .getByLabel(/^Input image/)
+      .setInputFiles({ name: "input.png", mimeType: "image/png", buffer: await solidPng("#3366cc", 64) });
+    const i2iId = await submit(page, {
+      model: "image/flux/schnell",
+      task: "i2i",
+      format: "512",
+      prompt: "the same, at night",
+      steps: 4,
+    });
+    await poll(() => recentState(page, i2iId).textContent()).toBe("complete");
+    await imageLoaded(page, "#result img", 512);
+    const i2i = (await (await sys.call(`/jobs/${i2iId}?redirect=false`, { token })).json()) as {
+      request: { image?: unknown };
+    };
+    expect(i2i.request.image).toEqual(expect.any(String));
+
     // A video: an H.264 MP4 that Chromium loads and knows the length of.
     const videoId = await submit(page, {
       model: "video/wan/default",
@@ -208,7 +229,7 @@ describe("the playground", () => {
     const listed = await Promise.all(
       (await page.locator("#recent li").all()).map((li) => li.getAttribute("data-job-id")),
     );
-    expect(listed).toEqual([waitingId, slowId, videoId, imageId]);
+    expect(listed).toEqual([waitingId, slowId, videoId, i2iId, imageId]);
     await page.getByRole("button", { name: `Show job ${imageId}` }).click();
     await imageLoaded(page, "#result img", 512);
     // The token went only into headers and this tab's session storage.

@@ -113,7 +113,14 @@ describe("playground routes", () => {
 
   it("reads the packaged page, stylesheet and module, and they build", () => {
     const files = readPlaygroundFiles();
-    expect([...files.keys()].sort()).toEqual(["app.js", "index.html", "style.css"]);
+    expect([...files.keys()].sort()).toEqual([
+      "api.js",
+      "app.js",
+      "index.html",
+      "recent.js",
+      "store.js",
+      "style.css",
+    ]);
     expect(() => playgroundRoutes({ files, publicOrigin: () => undefined })).not.toThrow();
   });
 });
