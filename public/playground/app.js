@@ -380,9 +380,9 @@ async function refreshRecent() {
 const kept = loadToken();
 el.token.value = kept.token;
 el.remember.checked = kept.remember;
-el.loadModels.addEventListener("click", () => void loadModels());
-el.token.addEventListener("keydown", (e) => {
-  if (e.key === "Enter") void loadModels();
+el.access.addEventListener("submit", (e) => {
+  e.preventDefault();
+  void loadModels();
 });
 el.remember.addEventListener("change", keepToken);
 el.model.addEventListener("change", modelChanged);
