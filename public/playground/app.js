@@ -332,7 +332,7 @@ async function cancel(id) {
   clearProblem();
   try {
     // Queued: cancelled at once (204). Running: cancelled too (202), and the worker aborts the
-    // backend call; a followed job's stream then ends with the cancellation.
+    // backend call. Either way the job is over: its event stream, if shown, is closed here.
     const job = await api.cancel(id);
     recent.update(id, job.status);
     if (current?.id === id && job.status === "cancelled") {
