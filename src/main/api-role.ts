@@ -35,6 +35,7 @@ import { loadApiKeyPepper, NO_PEPPER_MESSAGE } from "./api-key-pepper.js";
 import { createLedgerFiles } from "../infra/ledger-files.js";
 import { createUsageStore } from "../queues/usage-store.js";
 import { createOutboxStore } from "../queues/outbox-store.js";
+import { readPlaygroundFiles } from "./playground-files.js";
 
 export interface ApiHandle {
   readonly url: string;
@@ -49,6 +50,8 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   const { env } = ctx.settings;
   const logger = ctx.logger.child({ role: "api" });
   const extraCa = readCaFile(env.OUTBOUND_CA_FILE);
+  // Read before any connection opens: a package without its page fails here.
+  const playground = readPlaygroundFiles();
   const { redis, subscriber } = await connectRole(ctx, "api");
 
   // Script calls in capped pipelines: docs/decisions.md "Script pipelines" (measured: bench/enqueue.ts).
@@ -219,6 +222,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     accepting: () => !ctx.runtime.stopping,
     redisNearLimit: () => memory.nearLimit(),
     webhooks: webhookApiFor(ctx, redis),
+    playground,
   });
 
   const server: ServerType = await new Promise((resolve, reject) => {
