@@ -16,6 +16,7 @@ import { generateRoutes } from "./routes/generate.js";
 import { modelRoutes } from "./routes/models.js";
 import { objectRoutes } from "./routes/objects.js";
 import { healthRoutes } from "./routes/health.js";
+import { docsRoutes } from "./routes/docs.js";
 import { webhookRoutes } from "./routes/webhooks.js";
 import { usageRoutes } from "./routes/usage.js";
 import { uploadRoutes } from "./routes/uploads.js";
@@ -100,6 +101,15 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
     "/",
     healthRoutes(deps, {
       admin: async (c) => (await optionalPrincipal(c))?.admin === true,
+    }),
+  );
+  // GET /openapi.json and /docs: public (API.md §1).
+  app.route(
+    "/",
+    docsRoutes({
+      minTtlS: deps.config.minTtlS,
+      maxTtlS: deps.config.maxTtlS,
+      publicUrl: () => deps.present.absolute(""),
     }),
   );
   app.route(
