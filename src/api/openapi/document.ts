@@ -153,7 +153,7 @@ export function buildOpenApiDocument(opts: OpenApiOptions): OpenApiDocument {
       title: "render-gateway API",
       version: opts.version,
       description: description(),
-      license: { name: "Proprietary", identifier: "LicenseRef-Proprietary" },
+      license: { name: "Proprietary" },
     },
     jsonSchemaDialect: "https://spec.openapis.org/oas/3.1/dialect/base",
     servers: [],
