@@ -2,15 +2,7 @@
 // like the request schemas (output side). The routes build these bodies by hand (core/job.ts
 // toPublicJob, the route files); test/integration/openapi.test.ts checks real answers against them.
 import { z } from "zod";
-import {
-  ENGINES,
-  MODEL_STATUSES,
-  SAMPLERS,
-  SCHEDULERS,
-  TASKS,
-  type ModelStatus,
-  type Task,
-} from "../../core/catalog.js";
+import { catalogLoraSchema, catalogModelSchema, ENGINES, TASKS, type Task } from "../../core/catalog.js";
 import { STATUS_OF, type ErrorCode } from "../../core/errors.js";
 import { MODALITIES, type Modality } from "../../core/formats.js";
 import { JOB_ID_RE } from "../../core/ids.js";
@@ -132,37 +124,14 @@ const QueueStatus = z.object({
     .meta({ description: "How long a new job of the caller would wait at each priority." }),
 });
 
-const ModelPreset = z.object({
-  sampler: z.enum(SAMPLERS).optional(),
-  scheduler: z.enum(SCHEDULERS).optional(),
-  steps: z.int().optional(),
-  cfg: z.number().optional(),
-  guidance: z.number().optional(),
-  notes: z.string().optional(),
-});
-const ModelCapability = z.object({
-  family: z.string(),
-  model: z.string(),
-  modality,
-  tasks: z.array(task),
-  formats: z.array(z.string()),
+// A model and a LoRA as the catalogue's own schema has them (`GET /models` lists each model without
+// its `limits`, and `backends` only the engines some configured backend provides, maybe none).
+const ModelCapability = catalogModelSchema.omit({ limits: true }).extend({
   backends: z.array(z.enum(ENGINES)).meta({ description: "Engines some configured backend provides." }),
-  default_backend: z.enum(ENGINES).optional(),
-  status: z.enum(tuple<ModelStatus>(MODEL_STATUSES)),
-  aliases: z.array(z.string()),
-  presets: z.record(z.string(), ModelPreset).optional(),
-  notes: z.string().optional(),
 });
 const ModelsResponse = z.object({ image: z.array(ModelCapability), video: z.array(ModelCapability) });
 const AliasesResponse = z.record(z.string(), z.object({ family: z.string(), model: z.string() }));
-const Lora = z.object({
-  id: z.string(),
-  name: z.string(),
-  families: z.array(z.string()),
-  effect: z.string(),
-  recommended_weight: z.array(z.number()),
-  source: z.string(),
-});
+const Lora = catalogLoraSchema;
 
 const CreateUploadResponse = z.object({
   upload_url: uri().meta({ description: "PUT the bytes here (no token: the URL is signed)." }),
@@ -274,7 +243,6 @@ export function responseSchemas(): Record<string, JsonSchema> {
     SyncAccepted: Job.extend({ events_url: uri() }),
     SyncOutputs,
     QueueStatus,
-    ModelPreset,
     ModelCapability,
     ModelsResponse,
     AliasesResponse,
