@@ -50,7 +50,7 @@ export interface RequestSchemas {
 }
 
 /** The body of `POST /uploads` (checked by core/upload-url.ts parseUploadRequest). */
-export const createUploadRequest = z.strictObject({
+const createUploadRequest = z.strictObject({
   content_type: z.enum(UPLOAD_CONTENT_TYPES),
   bytes: z
     .int()
@@ -60,7 +60,7 @@ export const createUploadRequest = z.strictObject({
 });
 
 /** The query of `GET /usage` (checked by routes/usage.ts). */
-export const usageQuery = z.object({
+const usageQuery = z.object({
   from: z
     .string()
     .meta({ format: "date-time", description: "Window start (RFC 3339); the UTC month's start by default." })
@@ -78,9 +78,9 @@ export const usageQuery = z.object({
 });
 
 /** The notes, and the defaults the server applies, on the properties of a request body schema. */
-function annotate(schema: JsonSchema, modality: Modality | undefined): JsonSchema {
+function annotate(schema: JsonSchema, modality: Modality): void {
   const properties = schema.properties as Record<string, JsonSchema> | undefined;
-  const defaults: Readonly<Record<string, unknown>> = modality === undefined ? {} : DEFAULTS[modality];
+  const defaults: Readonly<Record<string, unknown>> = DEFAULTS[modality];
   for (const [name, property] of Object.entries(properties ?? {})) {
     const note = FIELD_NOTES[name];
     if (note !== undefined) {
@@ -91,9 +91,8 @@ function annotate(schema: JsonSchema, modality: Modality | undefined): JsonSchem
     if (name !== "steps" && Object.hasOwn(defaults, name) && property.default === undefined) {
       property.default = defaults[name];
     }
-    if (name === "format" && modality !== undefined) property.default = defaultFormat(modality);
+    if (name === "format") property.default = defaultFormat(modality);
   }
-  return schema;
 }
 
 /**
@@ -109,6 +108,7 @@ export function requestSchemas(opts: { minTtlS: number; maxTtlS: number }): Requ
     image: { request: "ImageGenerateRequest", job: "ImageJobRequest", format: "ImageFormatId" },
     video: { request: "VideoGenerateRequest", job: "VideoJobRequest", format: "VideoFormatId" },
   } as const;
+  // Composed as the parser's entryQueueSchema is, with the routing members it checks beforehand.
   const jobs = MODALITIES.map((m) => generation[m].extend({ ...queueOptions.shape, ...routing(m) }));
   for (const [i, m] of MODALITIES.entries()) {
     registry.add(generation[m], { id: names[m].request });
@@ -121,6 +121,10 @@ export function requestSchemas(opts: { minTtlS: number; maxTtlS: number }): Requ
     annotate(components[names[m].request]!, m);
     annotate(components[names[m].job]!, m);
   }
+  components.AsyncJobRequest!.discriminator = {
+    propertyName: "modality",
+    mapping: Object.fromEntries(MODALITIES.map((m) => [m, ref(names[m].job).$ref])),
+  };
   for (const m of MODALITIES) {
     components[names[m].format] = inlineSchema(
       z.enum(tuple(formatIds(m))).default(defaultFormat(m)),
