@@ -16,9 +16,9 @@ import { FLUX_SCHNELL_512, queueJob, startSystem, waitFor, type TestSystem } fro
 type Json = any;
 
 /**
- * Operations the document describes from API.md that other work of issue 12 adds to the app (the
- * WebSocket, metrics, the admin face, the playground). The test fails as soon as one is served, so
- * the entry goes when its route arrives.
+ * Operations the document describes from API.md that other work of issue 12 adds to the app (metrics,
+ * the admin face, the playground). The test fails as soon as one is served, so the entry goes when
+ * its route arrives.
  */
 const NOT_YET_SERVED = [
   "GET /",
@@ -27,10 +27,13 @@ const NOT_YET_SERVED = [
   "GET /admin/queues",
   "GET /metrics",
   "GET /playground/{file}",
-  "GET /ws",
+  "HEAD /metrics",
   "POST /admin/login",
   "POST /admin/logout",
 ];
+
+/** The WebSocket is answered by the HTTP server's `upgrade` listener, not by a route of the app. */
+const OUTSIDE_THE_APP = ["GET /ws"];
 
 /** Bull Board's own pages, files and JSON under its mount point: its UI, not the gateway's API. */
 const isBoardInternal = (operation: string) => / \/admin\/queues\/./.test(operation);
@@ -106,8 +109,8 @@ describe("route coverage", () => {
     expect(undocumented.filter((op) => !isBoardInternal(op))).toEqual([]);
   });
 
-  it("serves every documented operation but those other work is adding", () => {
-    expect(compareRoutes(sys.routes(), doc).unserved).toEqual(NOT_YET_SERVED);
+  it("serves every documented operation but those other work is adding and the WebSocket", () => {
+    expect(compareRoutes(sys.routes(), doc).unserved).toEqual([...NOT_YET_SERVED, ...OUTSIDE_THE_APP].sort());
   });
 });
 

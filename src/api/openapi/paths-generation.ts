@@ -217,10 +217,11 @@ export function generationPaths(): Record<string, Record<string, JsonSchema>> {
           "request}`; server: `ack {id, job_id}`, `started`, `progress`, `frame`, `complete {output}`, " +
           "`error` — each with `type`, the client's `id` and, from `ack` on, `job_id`. A browser " +
           'authenticates with a first message `{type: "auth", token}` within 5 s (else close code ' +
-          "4401); a bad `Authorization` header is 401 before the upgrade.",
+          "4401); a bad `Authorization` header is 401 before the upgrade, and a token in the URL is " +
+          "refused (400). Refusals before the upgrade are problem documents.",
         access: "websocket",
         responses: { "101": response("Switching protocols (WebSocket).") },
-        problems: [],
+        problems: ["validation_error", "forbidden", "unavailable"],
       }),
     },
   };

@@ -44,25 +44,28 @@ function probes(): Record<string, Record<string, JsonSchema>> {
   };
 }
 
+function metrics(method: "get" | "head"): JsonSchema {
+  return operation({
+    operationId: method === "get" ? "metrics" : "headMetrics",
+    tags: ["service"],
+    summary: "Prometheus metrics",
+    description:
+      "The fleet's metrics in the Prometheus text format. Open unless `METRICS_TOKEN` is set; then " +
+      "only that bearer token gets them.",
+    access: "metrics",
+    responses: {
+      "200": response("The metrics.", { "text/plain; version=0.0.4": { schema: { type: "string" } } }),
+    },
+    problems: [],
+  });
+}
+
 /** The operations; `docsFiles`: the files `/docs` loads (docs page module). */
 export function servicePaths(docsFiles: readonly string[]): Record<string, Record<string, JsonSchema>> {
   const cached = { "Cache-Control": header("PublicCacheControl"), ETag: header("ETag") };
   return {
     ...probes(),
-    "/metrics": {
-      get: operation({
-        operationId: "metrics",
-        tags: ["service"],
-        summary: "Prometheus metrics",
-        description:
-          "The Prometheus text format. Open unless `METRICS_TOKEN` is set; then it takes that bearer token.",
-        access: "metrics",
-        responses: {
-          "200": response("The metrics.", { "text/plain; version=0.0.4": { schema: { type: "string" } } }),
-        },
-        problems: [],
-      }),
-    },
+    "/metrics": { get: metrics("get"), head: metrics("head") },
     "/openapi.json": {
       get: operation({
         operationId: "getOpenApi",
