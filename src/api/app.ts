@@ -17,6 +17,7 @@ import { modelRoutes } from "./routes/models.js";
 import { objectRoutes } from "./routes/objects.js";
 import { healthRoutes } from "./routes/health.js";
 import { playgroundRoutes } from "./routes/playground.js";
+import { docsRoutes } from "./routes/docs.js";
 import { webhookRoutes } from "./routes/webhooks.js";
 import { usageRoutes } from "./routes/usage.js";
 import { uploadRoutes } from "./routes/uploads.js";
@@ -107,6 +108,15 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
   app.route(
     "/",
     playgroundRoutes({ files: deps.playground, publicOrigin: () => deps.present.absolute("/") }),
+  );
+  // GET /openapi.json and /docs: public (API.md §1).
+  app.route(
+    "/",
+    docsRoutes({
+      minTtlS: deps.config.minTtlS,
+      maxTtlS: deps.config.maxTtlS,
+      publicUrl: () => deps.present.absolute(""),
+    }),
   );
   app.route(
     "/",

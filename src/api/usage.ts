@@ -6,7 +6,9 @@ import type { Ledger } from "../core/ports.js";
 import type { UsageBucket, UsageStore } from "../queues/usage-store.js";
 import { HOUR_MS, utcDay } from "../core/time.js";
 
-export type UsageGrouping = "model" | "day";
+/** How `GET /usage` may group a report (`group_by`). */
+export const USAGE_GROUPINGS = ["model", "day"] as const;
+export type UsageGrouping = (typeof USAGE_GROUPINGS)[number];
 
 interface Sums {
   jobs: number;

@@ -25,7 +25,13 @@ export {
 export type { Lora, ModelEntry, ModelLimits, ModelPreset, ModelRef } from "./catalog/entry.js";
 export { defaultEngine, describeRange, paramRange } from "./catalog/entry.js";
 export type { CatalogDocument } from "./catalog/file-schema.js";
-export { CatalogError, catalogSchema, parseCatalog } from "./catalog/file-schema.js";
+export {
+  CatalogError,
+  catalogSchema,
+  loraSchema as catalogLoraSchema,
+  modelSchema as catalogModelSchema,
+  parseCatalog,
+} from "./catalog/file-schema.js";
 export type { Catalog, ModelCapability, ModelsResponse } from "./catalog/build.js";
 export { buildCatalog } from "./catalog/build.js";
 export type { RouteMatch, RouteParams } from "./catalog/resolve-route.js";

@@ -44,6 +44,8 @@ export interface ApiHandle {
   readonly hub: EventHub;
   /** The Hono app's fetch, for in-process measurements. */
   readonly fetch: (req: Request) => Response | Promise<Response>;
+  /** The app's registered routes, middleware (method ALL) included: what GET /openapi.json must cover. */
+  readonly routes: readonly { readonly method: string; readonly path: string }[];
 }
 
 export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<ApiHandle> {
@@ -255,7 +257,8 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   });
   publishRunFile(ctx.runtime, ctx.settings.dataDir, "api.url", publicUrl);
   logger.info({ url: publicUrl }, "api listening");
-  return { url: publicUrl, port, hub, fetch: (req) => app.fetch(req) };
+  const routes = app.routes.map(({ method, path }) => ({ method, path }));
+  return { url: publicUrl, port, hub, fetch: (req) => app.fetch(req), routes };
 }
 
 /**

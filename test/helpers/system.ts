@@ -56,6 +56,8 @@ export interface TestSystem {
   call(path: string, init?: RequestInit & { token?: string }): Promise<Response>;
   /** The API app's own fetch, in this process without a socket (`app.request()`-style). */
   fetch(req: Request): Promise<Response>;
+  /** The API app's registered routes (method and Hono path; `app.use` entries have method ALL). */
+  routes(): readonly { readonly method: string; readonly path: string }[];
   close(): Promise<void>;
 }
 
@@ -84,6 +86,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
   const redisUrlValue = settings.env.REDIS_URL!;
   let url = "";
   let hubSize = () => 0;
+  let routes: readonly { method: string; path: string }[] = [];
   let appFetch: (req: Request) => Response | Promise<Response> = () => {
     throw new Error("the system runs no API");
   };
@@ -117,6 +120,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
       url = api.url;
       hubSize = () => api.hub.size();
       appFetch = api.fetch;
+      routes = api.routes;
     }
   } catch (err) {
     await runtime.shutdown("setup failed");
@@ -152,6 +156,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
     async fetch(req) {
       return appFetch(req);
     },
+    routes: () => routes,
     async close() {
       await runtime.shutdown("test done");
       await redis.cleanup();

@@ -5,12 +5,16 @@ import { validationError } from "../../core/errors.js";
 import { rfc3339 } from "../../core/time.js";
 import type { ApiEnv } from "../context.js";
 import type { ApiDeps } from "../deps.js";
-import { usageOf } from "../usage.js";
+import { USAGE_GROUPINGS, usageOf, type UsageGrouping } from "../usage.js";
+
+const isGrouping = (value: string): value is UsageGrouping =>
+  (USAGE_GROUPINGS as readonly string[]).includes(value);
 
 /** The longest window one request may ask for (ms). */
 const MAX_WINDOW_MS = 366 * 86_400_000;
 const RFC3339_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/i;
-const CUSTOMER_RE = /^[A-Za-z0-9_.:@-]{1,128}$/;
+/** A customer id as `customer=` may name it (also the document's pattern for it). */
+export const CUSTOMER_RE = /^[A-Za-z0-9_.:@-]{1,128}$/;
 
 function instant(field: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback;
@@ -38,8 +42,8 @@ export function usageRoutes(deps: ApiDeps) {
     if (to - from > MAX_WINDOW_MS)
       throw validationError("to", "window", "the window may span at most 366 days");
     const groupBy = c.req.query("group_by");
-    if (groupBy !== undefined && groupBy !== "model" && groupBy !== "day") {
-      throw validationError("group_by", "enum", "group_by must be model or day");
+    if (groupBy !== undefined && !isGrouping(groupBy)) {
+      throw validationError("group_by", "enum", `group_by must be ${USAGE_GROUPINGS.join(" or ")}`);
     }
     let customer = principal.customerId;
     const named = c.req.query("customer");

@@ -24,7 +24,8 @@ const presetSchema = z.strictObject({
   notes: z.string().optional(),
 });
 
-const modelSchema = z.strictObject({
+/** One model of a CATALOG_FILE: the `/models` `ModelCapability` plus `limits` (the document's source for it). */
+export const modelSchema = z.strictObject({
   family: nameSchema,
   model: nameSchema,
   modality: z.enum(MODALITIES as [Modality, ...Modality[]]),
@@ -41,7 +42,8 @@ const modelSchema = z.strictObject({
   limits: z.record(z.string(), rangeSchema).optional(),
 });
 
-const loraSchema = z.strictObject({
+/** One curated LoRA, as CATALOG_FILE lists it and `GET /models/loras` shows it. */
+export const loraSchema = z.strictObject({
   id: z.string().regex(LORA_ID_RE, { message: "expected 1-64 chars of [a-z0-9_.-]" }),
   name: z.string().min(1),
   families: z.array(nameSchema).min(1),

@@ -36,6 +36,7 @@ function codePoints(s: string, stopAfter: number): number {
 
 function text(field: string, min: number, max: number) {
   const bounds = min > 0 ? `${min}–${max} characters` : `at most ${max} characters`;
+  // The length check is a refinement, which JSON Schema (GET /openapi.json) cannot see: `meta` states it.
   return z
     .string({
       error: (iss) => (iss.input === undefined ? `${field} is required` : `${field} must be a string`),
@@ -47,7 +48,8 @@ function text(field: string, min: number, max: number) {
         const constraint = n < min ? "min_length" : "max_length";
         ctx.addIssue({ code: "custom", message: `${field} must be ${bounds}`, params: { constraint } });
       }
-    });
+    })
+    .meta(min > 0 ? { minLength: min, maxLength: max } : { maxLength: max });
 }
 
 function numberField(field: string, range: ParamRange, where: string) {
@@ -67,12 +69,15 @@ function enumField<T extends string>(field: string, values: readonly T[]) {
 }
 
 function refField(field: string) {
-  return z.string({ error: () => `${field} must be a string (${REF_FORMS})` }).transform((v, ctx) => {
-    const r = classifyImageRef(v, field);
-    if (r.ok) return r.ref;
-    ctx.addIssue({ code: "custom", message: r.message, params: { constraint: r.constraint } });
-    return z.NEVER;
-  });
+  return z
+    .string({ error: () => `${field} must be a string (${REF_FORMS})` })
+    .transform((v, ctx) => {
+      const r = classifyImageRef(v, field);
+      if (r.ok) return r.ref;
+      ctx.addIssue({ code: "custom", message: r.message, params: { constraint: r.constraint } });
+      return z.NEVER;
+    })
+    .meta({ description: `One of: ${REF_FORMS}.` });
 }
 
 const loraItemSchema = z.strictObject(
@@ -175,6 +180,7 @@ export function queueOptionsSchema(minTtlS: number, maxTtlS: number) {
         abort: true,
       })
       .refine(isHttpsUrl, { message: "webhook must be an https URL", params: { constraint: "format" } })
+      .meta({ format: "uri", description: "An https URL on a public host." })
       .optional(),
     webhook_events: z
       .array(enumField("webhook_events", WEBHOOK_EVENTS), {
@@ -185,6 +191,7 @@ export function queueOptionsSchema(minTtlS: number, maxTtlS: number) {
         message: "webhook_events must not list an event twice",
         params: { constraint: "unique" },
       })
+      .meta({ uniqueItems: true })
       .optional(),
     ttl: numberField("ttl", { min: minTtlS, max: maxTtlS, integer: true }, " seconds").optional(),
     idempotency_key: z
