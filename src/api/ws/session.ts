@@ -271,6 +271,13 @@ export function startSession(s: SessionStart, deps: SessionDeps): Session {
     return true;
   }
 
+  const rateLimited = errorMessage(
+    new AppError("rate_limited", `more than ${config.messagesPerS} messages per second on this connection`, {
+      headers: { "retry-after": "1" },
+    }),
+    logger,
+  );
+
   function countPreAuth(chunk: Buffer) {
     preAuthBytes += chunk.length;
     if (preAuthBytes > PRE_AUTH_MAX_BYTES && state === "auth") {
@@ -288,28 +295,16 @@ export function startSession(s: SessionStart, deps: SessionDeps): Session {
       return;
     }
     lastMessageAt = clock();
-    if (state === "open" && !takeMessage()) {
-      queue.now(
-        errorMessage(
-          new AppError(
-            "rate_limited",
-            `more than ${config.messagesPerS} messages per second on this connection`,
-            {
-              headers: { "retry-after": "1" },
-            },
-          ),
-          logger,
-        ),
-      );
-      return;
-    }
-    const bytes = Array.isArray(data)
-      ? Buffer.concat(data)
-      : Buffer.isBuffer(data)
-        ? data
-        : Buffer.from(data);
+    // Answered in order (after the messages before it); a message over the rate is never parsed.
+    const work =
+      state === "open" && !takeMessage()
+        ? () => queue.now(rateLimited)
+        : () =>
+            handle(
+              Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data),
+            );
     chain = chain
-      .then(() => handle(bytes))
+      .then(work)
       .catch((err: unknown) => logger.warn({ err, connId }, "websocket message failed"));
   });
   ws.on("pong", () => {
