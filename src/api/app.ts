@@ -97,6 +97,16 @@ export function createApp(deps: ApiDeps, services: ApiServices = createApiServic
   app.on("POST", ["/image/:family/:model/:task", "/video/:family/:model/:task"], requireToken);
   app.route("/", generateRoutes(deps, admission, limiter));
 
+  // The WebSocket (API.md §3, §7) is served on the server's upgrade event (api/ws/gateway.ts); a GET
+  // without the upgrade is told so rather than answered "no route".
+  app.get("/ws", () => {
+    throw new AppError(
+      "validation_error",
+      "GET /ws is the WebSocket endpoint: connect with Upgrade: websocket",
+      { details: { field: "upgrade", constraint: "websocket" } },
+    );
+  });
+
   app.notFound((c) => {
     const allowed = methods.refused(c);
     const path = shownValue(c.req.path);

@@ -3,7 +3,7 @@
 // rate, the Origin allow-list and the heartbeat that drops a peer that stopped answering pings.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createWsLeases } from "../../src/queues/ws-leases.js";
-import { FLUX_SCHNELL_512, startSystem, waitFor, type TestSystem } from "../helpers/system.js";
+import { FLUX_SCHNELL_512, startSystem, TEST_SECRET, waitFor, type TestSystem } from "../helpers/system.js";
 import { testRedis } from "../helpers/redis.js";
 import { closedWithin, openWs, upgradeStatus, wsUrl, type WsClient } from "../helpers/ws-client.js";
 
@@ -20,6 +20,10 @@ beforeAll(async () => {
       WS_MESSAGES_PER_S: "5",
       WS_PING_INTERVAL_MS: "200",
       WS_ALLOWED_ORIGINS: "https://app.example.com",
+      // a WebSocket is no HTTP request: these never cut it (the idle test's connection lives ~4 s)
+      HTTP_HEADERS_TIMEOUT_MS: "500",
+      HTTP_REQUEST_TIMEOUT_MS: "500",
+      HTTP_KEEP_ALIVE_TIMEOUT_MS: "200",
     },
   });
   url = wsUrl(sys.url);
@@ -167,5 +171,15 @@ describe("message rate, origins and heartbeat", () => {
     const closed = await closedWithin(c);
     // cut off without a closing handshake
     expect(closed.code).toBe(1006);
+  });
+});
+
+describe("shutdown", () => {
+  it("closes open connections with 1001", async () => {
+    const own = await startSystem({ worker: false, env: { JWT_SECRET: TEST_SECRET } });
+    const c = await openWs(wsUrl(own.url), { token: await own.token("leaving") });
+    const closing = own.close();
+    expect(await closedWithin(c)).toMatchObject({ code: 1001, reason: "server shutting down" });
+    await closing;
   });
 });

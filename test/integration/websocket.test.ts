@@ -220,6 +220,10 @@ describe("authentication", () => {
     expect(inUrl.status).toBe(400);
     expect(JSON.parse(inUrl.body)).toMatchObject({ details: { field: "access_token" } });
     expect((await upgradeStatus(wsUrl(sys.url, "/jobs"), { authorization: `Bearer ${t}` })).status).toBe(404);
+    // a GET without the upgrade is told what /ws is
+    const plain = await sys.call("/ws", { token: t });
+    expect(plain.status).toBe(400);
+    expect(await plain.json()).toMatchObject({ details: { field: "upgrade", constraint: "websocket" } });
   });
 });
 
