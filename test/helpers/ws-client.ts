@@ -115,12 +115,17 @@ export async function closedWithin(
   }
 }
 
-/** The HTTP status of an upgrade the gateway refuses (with its body), or 101 when it is accepted. */
+/**
+ * The HTTP status of an upgrade the gateway refuses (with its body), or 101 when it is accepted (with
+ * the 101's headers).
+ */
 export async function upgradeStatus(
   url: string,
   headers: Record<string, string> = {},
-): Promise<{ status: number; body: string }> {
+): Promise<{ status: number; body: string; headers?: Record<string, unknown> }> {
   const ws = new WebSocket(url, { headers });
+  let accepted: Record<string, unknown> | undefined;
+  ws.once("upgrade", (res) => (accepted = res.headers));
   return new Promise((resolve, reject) => {
     ws.once("unexpected-response", (_req, res) => {
       let body = "";
@@ -133,7 +138,7 @@ export async function upgradeStatus(
     });
     ws.once("open", () => {
       ws.close();
-      ws.once("close", () => resolve({ status: 101, body: "" }));
+      ws.once("close", () => resolve({ status: 101, body: "", ...(accepted ? { headers: accepted } : {}) }));
     });
     ws.once("error", (err) => {
       if (ws.readyState === WebSocket.CLOSED) reject(err);

@@ -3,9 +3,12 @@
 // rate, the Origin allow-list and the heartbeat that drops a peer that stopped answering pings.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createWsLeases } from "../../src/queues/ws-leases.js";
+import { createApiKeyStore } from "../../src/queues/api-key-store.js";
 import { FLUX_SCHNELL_512, startSystem, TEST_SECRET, waitFor, type TestSystem } from "../helpers/system.js";
 import { testRedis } from "../helpers/redis.js";
 import { closedWithin, openWs, upgradeStatus, wsUrl, type WsClient } from "../helpers/ws-client.js";
+
+const PEPPER = "websocket-pepper-0123456789-abcdefghijk";
 
 let sys: TestSystem;
 let url: string;
@@ -20,6 +23,7 @@ beforeAll(async () => {
       WS_MESSAGES_PER_S: "5",
       WS_PING_INTERVAL_MS: "200",
       WS_ALLOWED_ORIGINS: "https://app.example.com",
+      API_KEY_PEPPER: PEPPER,
       // a WebSocket is no HTTP request: these never cut it (the idle test's connection lives ~4 s)
       HTTP_HEADERS_TIMEOUT_MS: "500",
       HTTP_REQUEST_TIMEOUT_MS: "500",
@@ -62,6 +66,34 @@ describe("authentication bounds", () => {
     const c = await connect({});
     c.send({ type: "auth", token: "x".repeat(20_000) });
     expect((await closedWithin(c)).code).toBe(1009);
+  });
+});
+
+describe("credentials over a connection's life", () => {
+  it("takes an API key, and closes 4401 once it is revoked", async () => {
+    const keys = createApiKeyStore({
+      redis: sys.redis.client,
+      prefix: sys.redis.prefix,
+      clock: () => Date.now(),
+      tiers: Object.keys(sys.settings.tiers),
+      pepper: new TextEncoder().encode(PEPPER),
+    });
+    const { key, info } = await keys.create({ customerId: "key-holder", tier: "pro" });
+    const c = await connect({ token: key });
+    expect(await answers(c, "with-key")).toBe(true);
+    expect(await keys.revoke(info.prefix)).toBe("revoked");
+    // the next ping interval checks the key again
+    const closed = await closedWithin(c);
+    expect(closed).toMatchObject({ code: 4401, reason: "the token is no longer valid" });
+  });
+
+  it("refreshes the token with a later auth message of the same customer, never another's", async () => {
+    const c = await connect({});
+    c.send({ type: "auth", token: await sys.token("refresher") });
+    c.send({ type: "auth", token: await sys.token("refresher", { tier: "enterprise" }) });
+    expect(await answers(c, "refreshed")).toBe(true);
+    c.send({ type: "auth", token: await sys.token("somebody-else") });
+    expect((await closedWithin(c)).code).toBe(4401);
   });
 });
 

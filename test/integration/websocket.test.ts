@@ -203,7 +203,13 @@ describe("authentication", () => {
     const refused = await upgradeStatus(url, { authorization: "Bearer not-a-token" });
     expect(refused.status).toBe(401);
     expect(JSON.parse(refused.body)).toMatchObject({ error: "unauthorized", status: 401 });
-    expect((await upgradeStatus(url, { authorization: `Bearer ${t}` })).status).toBe(101);
+    const accepted = await upgradeStatus(url, {
+      authorization: `Bearer ${t}`,
+      "x-request-id": "req_wsupgrade01",
+    });
+    expect(accepted.status).toBe(101);
+    // the 101 names the request, as every answer does (the connection's id in the logs)
+    expect(accepted.headers).toMatchObject({ "x-request-id": "req_wsupgrade01" });
   });
 
   it("closes 4401 on a bad token in the first message, and on any other first message", async () => {

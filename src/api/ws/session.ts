@@ -130,7 +130,8 @@ export function startSession(s: SessionStart, deps: SessionDeps): Session {
   function close(code: number, reason: string) {
     if (state === "closed" || closing) return;
     closing = true;
-    ws.close(code, reason);
+    // RFC 6455 §5.5: a close reason fits in 123 bytes (ws throws beyond).
+    ws.close(code, Buffer.from(reason).subarray(0, 123).toString());
     // A peer that does not answer the close (or cannot: a slow reader) is cut off.
     forceTimer = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
   }
