@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_TIERS } from "../../src/core/tiers.js";
-import { FLUX_SCHNELL_512, startSystem, waitFor, type TestSystem } from "../helpers/system.js";
+import { FLUX_SCHNELL_512, setSimDown, startSystem, waitFor, type TestSystem } from "../helpers/system.js";
 import { closedWithin, openWs, upgradeStatus, wsUrl, type WsClient } from "../helpers/ws-client.js";
 
 const dir = mkdtempSync(join(tmpdir(), "rg-ws-"));
@@ -249,6 +249,29 @@ describe("cancel, subscribe and disconnect", () => {
       expect(await c.next((m) => m.id === "cancel-3")).toMatchObject({ code: "not_found", status: 404 });
     } finally {
       sys.sim.setConfig({ stepMs: 2 });
+    }
+  });
+
+  it("sends the queue position while a job waits, as it changes", async () => {
+    await setSimDown(sys, true); // nothing starts: the jobs stay queued
+    try {
+      const c = await connect();
+      c.send(generate("w1", { prompt: "first in line" }));
+      const first = await c.next((m) => m.id === "w1" && m.type === "ack");
+      c.send(generate("w2", { prompt: "second in line" }));
+      const second = await c.next((m) => m.id === "w2" && m.type === "ack");
+      expect(second.position).toBe(first.position + 1);
+      const waiting = await c.next((m) => m.id === "w2" && m.type === "position");
+      expect(waiting.position).toBe(second.position);
+      c.send({ type: "cancel", job_id: first.job_id });
+      const moved = await c.next(
+        (m) => m.id === "w2" && m.type === "position" && m.position < second.position,
+      );
+      expect(moved.position).toBe(second.position - 1);
+      c.send({ type: "cancel", job_id: second.job_id });
+      await c.next((m) => m.id === "w2" && m.type === "error" && m.code === "cancelled");
+    } finally {
+      await setSimDown(sys, false);
     }
   });
 
