@@ -56,6 +56,31 @@ export default tseslint.config(
     ...tseslint.configs.disableTypeChecked,
   },
   {
+    // The playground's browser module (no build step, so no TypeScript): plain ESLint checks.
+    files: ["public/**/*.js"],
+    ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    files: ["public/**/*.js"],
+    languageOptions: {
+      sourceType: "module",
+      globals: Object.fromEntries(
+        [
+          "AbortController",
+          "document",
+          "fetch",
+          "FileReader",
+          "Headers",
+          "localStorage",
+          "sessionStorage",
+          "setTimeout",
+          "TextDecoder",
+          "URL",
+        ].map((name) => [name, "readonly"]),
+      ),
+    },
+  },
+  {
     files: ["bench/**/*.mjs"],
     languageOptions: { globals: { process: "readonly", setInterval: "readonly" } },
   },

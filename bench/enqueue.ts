@@ -15,10 +15,11 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import autocannon from "autocannon";
 import { TYPICAL_BODY } from "./lib/admit.js";
-import { benchSigner, nodeArgs, startApi, writeBenchTiers } from "./lib/gateway.js";
+import { benchSigner, startApi, writeBenchTiers } from "./lib/gateway.js";
+import { startRawEnqueue } from "./lib/raw.js";
 import { BENCH_API_KEY_PEPPER, createBenchApiKeys, type BenchApiKeys } from "./lib/api-keys.js";
 import { isMain, options, sidesOf, standalone, textOption, type BenchDef } from "./lib/harness.js";
-import { baseEnv, processCpuSeconds, spawnTs, PROJECT_ROOT, waitForFile } from "./lib/proc.js";
+import { processCpuSeconds } from "./lib/proc.js";
 import { fmt, pairedFigure, printTable } from "./lib/report.js";
 import { createKeys } from "../src/queues/keys.js";
 
@@ -198,15 +199,14 @@ export const enqueueBench: BenchDef = {
         ...(apiKeyAuth ? { API_KEY_PEPPER: BENCH_API_KEY_PEPPER } : {}),
       },
     });
-    const urlFile = join(ctx.dir, "raw.url");
-    const rawChild = spawnTs({
-      name: "raw-enqueue",
-      file: join(PROJECT_ROOT, "bench/raw/enqueue-server.ts"),
-      env: baseEnv({ REDIS_URL: ctx.redis.url, RAW_PREFIX, URL_FILE: urlFile }),
+    const raw = await startRawEnqueue({
+      redisUrl: ctx.redis.url,
+      prefix: RAW_PREFIX,
+      dir: ctx.dir,
       logDir: ctx.logDir,
-      nodeArgs: nodeArgs("raw-enqueue"),
     });
-    const rawUrl = await waitForFile(urlFile, rawChild);
+    const rawChild = raw.child;
+    const rawUrl = raw.url;
     // One tenant: the same token on every request; many: one token (and customer) per tenant.
     const tenantNames = Array.from(
       { length: tenants },

@@ -1,12 +1,15 @@
-// `npm run bench [-- enqueue worker-throughput position utilisation recovery body-block fairness pipeline] [--rounds N …]`: runs
+// `npm run bench [-- enqueue worker-throughput position utilisation recovery body-block fairness pipeline
+// sync-latency load-curve] [--rounds N …]`: runs
 // the benchmarks one after the other (each with its own redis-server and processes), then prints
 // every headline figure with its ratio and target. Never part of `npm test` (STYLE.md habit 13).
 import { bodyBlockBench } from "./body-block.js";
 import { enqueueBench } from "./enqueue.js";
 import { fairnessBench } from "./fairness.js";
+import { loadCurveBench } from "./load-curve.js";
 import { pipelineBench } from "./pipeline.js";
 import { positionBench } from "./position.js";
 import { recoveryBench } from "./recovery.js";
+import { syncLatencyBench } from "./sync-latency.js";
 import { utilisationBench } from "./utilisation.js";
 import { workerBench } from "./worker-throughput.js";
 import { runBench, type BenchDef } from "./lib/harness.js";
@@ -21,6 +24,8 @@ const ALL: readonly BenchDef[] = [
   bodyBlockBench,
   fairnessBench,
   pipelineBench,
+  syncLatencyBench,
+  loadCurveBench,
 ];
 
 /** The bench names among the arguments: neither an option (`--x`, `--x=v`) nor an option's value. */

@@ -97,9 +97,11 @@ interface BackendEntry {
   readonly capacity: number;
   /** Default flux/schnell. */
   readonly models?: readonly string[];
+  /** Default false; true as the embedded simulator's entries (previews, progress). */
+  readonly streaming?: boolean;
 }
 
-/** A backends file of non-streaming nunchaku backends serving flux/schnell (or `models`). */
+/** A backends file of nunchaku backends serving flux/schnell (or `models`), non-streaming by default. */
 export function writeBackendsFile(dir: string, backends: readonly BackendEntry[]): string {
   const file = join(dir, "backends.json");
   const doc = {
@@ -109,7 +111,7 @@ export function writeBackendsFile(dir: string, backends: readonly BackendEntry[]
       engine: "nunchaku",
       capacity: b.capacity,
       models: b.models ?? ["flux/schnell"],
-      streaming: false,
+      streaming: b.streaming ?? false,
       timeout_ms: 60_000,
     })),
   };
@@ -181,7 +183,7 @@ export interface ApiProcess {
   readonly url: string;
 }
 
-/** `start --roles api`; resolves once it listens ($DATA_DIR/run/api.url). */
+/** `start --roles api` (or `roles`); resolves once it listens ($DATA_DIR/run/api.url). */
 export async function startApi(o: {
   name?: string;
   redisUrl: string;
@@ -191,9 +193,12 @@ export async function startApi(o: {
   extra?: Readonly<Record<string, string>>;
   /** Node flags before the script (e.g. `--import` of a probe). */
   nodeArgs?: readonly string[];
+  /** Roles of the process (default `api`); `api,worker` runs both in one, as `npm start` does. */
+  roles?: string;
 }): Promise<ApiProcess> {
   mkdirSync(o.dataDir, { recursive: true });
-  const child = gateway(o.name ?? "api", ["start", "--roles", "api"], roleEnv(o), o.logDir, o.nodeArgs);
+  const roles = ["start", "--roles", o.roles ?? "api"];
+  const child = gateway(o.name ?? "api", roles, roleEnv(o), o.logDir, o.nodeArgs);
   const url = await waitForFile(join(o.dataDir, "run", "api.url"), child);
   return { child, url };
 }

@@ -5,7 +5,7 @@ import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import type { Admitter } from "./admit.js";
 import { nodeArgs } from "./gateway.js";
-import { baseEnv, PROJECT_ROOT, spawnTs, waitUntil, type Child } from "./proc.js";
+import { baseEnv, PROJECT_ROOT, spawnTs, waitForFile, waitUntil, type Child } from "./proc.js";
 
 const PREFIX = "raww";
 const QUEUE = "raw-render";
@@ -88,4 +88,25 @@ export function createRawWorkerBound(o: {
       connection.disconnect();
     },
   };
+}
+
+/**
+ * The raw bound of the enqueue benches: a bare Hono route doing only a prioritized BullMQ
+ * `queue.add` → 202 (bench/raw/enqueue-server.ts), on `prefix`; resolves with its URL once it listens.
+ */
+export async function startRawEnqueue(o: {
+  redisUrl: string;
+  prefix: string;
+  dir: string;
+  logDir: string;
+}): Promise<{ child: Child; url: string }> {
+  const urlFile = join(o.dir, "raw.url");
+  const child = spawnTs({
+    name: "raw-enqueue",
+    file: join(PROJECT_ROOT, "bench/raw/enqueue-server.ts"),
+    env: baseEnv({ REDIS_URL: o.redisUrl, RAW_PREFIX: o.prefix, URL_FILE: urlFile }),
+    logDir: o.logDir,
+    nodeArgs: nodeArgs("raw-enqueue"),
+  });
+  return { child, url: await waitForFile(urlFile, child) };
 }

@@ -1,5 +1,6 @@
 // Verifies opaque API keys (`rk_<prefix>_<secret>`, API.md §1) against their stored keyed hash, with a
-// bounded cache whose answers are never older than API_KEY_RECHECK_MS (revocation bound).
+// bounded cache whose answers are never older than API_KEY_RECHECK_MS (revocation bound), or
+// API_KEY_TRUST_MS while the revocation channel is known to be delivering.
 import { randomBytes } from "node:crypto";
 import { hashApiKey, parseApiKey, sameHash, API_KEY_HASH_BYTES, MIN_PEPPER_BYTES } from "../core/api-key.js";
 import { AppError } from "../core/errors.js";
@@ -16,8 +17,16 @@ export interface ApiKeyVerifierOptions {
   /** Tier names of the tiers table; a key whose tier is not among them is refused (401). */
   readonly tiers: readonly string[];
   readonly clock: Clock;
-  /** Longest time a cached answer is served without reading the key again (API_KEY_RECHECK_MS). */
+  /**
+   * Longest time a cached answer is served without reading the key again (API_KEY_RECHECK_MS),
+   * unless the revocation channel is up (see {@link ApiKeyVerifier.channel}).
+   */
   readonly recheckMs: number;
+  /**
+   * Longest time a cached answer is served while the revocation channel is up (API_KEY_TRUST_MS):
+   * every revocation then arrives as a message. Default `recheckMs`.
+   */
+  readonly trustMs?: number;
   /** Least time between two last-used writes of one key (API_KEY_LAST_USED_MS); 0: every use. */
   readonly lastUsedMs: number;
   /** Most keys remembered; default 10 000. */
@@ -52,6 +61,11 @@ export interface ApiKeyVerifier {
   revoked(prefix: string): void;
   /** Forgets every key (e.g. the revocation channel reconnected: messages may have been missed). */
   clear(): void;
+  /**
+   * Whether the revocation channel is up: subscribed and answering, so that a revocation reaches this
+   * process as a message. Up, cached answers are served for `trustMs`; down (the start), `recheckMs`.
+   */
+  channel(up: boolean): void;
   stats(): ApiKeyVerifierStats;
 }
 
@@ -59,7 +73,7 @@ export interface ApiKeyVerifier {
 interface Entry {
   readonly hash: Buffer;
   readonly principal: Principal;
-  /** When the read this entry comes from was sent (ms): the entry is served until this + recheckMs. */
+  /** When the read this entry comes from was sent (ms): served until this + recheckMs (or trustMs). */
   readonly checkedAt: number;
   /** Last time a use was written to Redis (ms). */
   touchedAt: number;
@@ -83,9 +97,10 @@ function refused(reason: string): AppError {
 /**
  * Makes the API-key verifier. The cache maps a key's prefix to its verified entry (its hash, not the
  * key: no plaintext key is held once a request is answered); every use hashes the presented key and
- * compares it with `timingSafeEqual`. An entry is served while younger than `recheckMs` and re-read
- * in the background once it is half that age, so a key in use never waits for Redis and a revocation
- * or expiry someone else wrote is seen within `recheckMs` even without its message; concurrent reads
+ * compares it with `timingSafeEqual`. An entry is served while younger than `recheckMs` (`trustMs`
+ * while the revocation channel is up) and re-read in the background once it is half that age, so a
+ * key in use never waits for Redis and a revocation someone else wrote is seen within `recheckMs`
+ * even without its message when the channel is not known to deliver; concurrent reads
  * of one prefix share one Redis call. An unknown prefix costs the same hash and compare, against a
  * dummy.
  *
@@ -98,6 +113,11 @@ export function createApiKeyVerifier(opts: ApiKeyVerifierOptions): ApiKeyVerifie
   }
   if (opts.tiers.length === 0) throw new TypeError("tiers must name at least one tier");
   if (!Number.isSafeInteger(recheckMs) || recheckMs < 1) throw new RangeError("recheckMs must be ≥ 1");
+  const trustMs = opts.trustMs ?? recheckMs;
+  if (!Number.isSafeInteger(trustMs) || trustMs < recheckMs)
+    throw new RangeError("trustMs must be ≥ recheckMs");
+  /** How long a cached answer is served now: longer while every revocation arrives as a message. */
+  let maxAgeMs = recheckMs;
   if (!Number.isSafeInteger(lastUsedMs) || lastUsedMs < 0) throw new RangeError("lastUsedMs must be ≥ 0");
   const enabled = opts.pepper !== undefined;
   // Without a pepper, hashes are still computed (with a throwaway one) so every refusal costs the same.
@@ -164,7 +184,7 @@ export function createApiKeyVerifier(opts: ApiKeyVerifierOptions): ApiKeyVerifie
       cache.delete(prefix);
       throw refused("API key expired");
     }
-    if (now - entry.checkedAt >= recheckMs / 2) load(prefix).catch(() => undefined);
+    if (now - entry.checkedAt >= maxAgeMs / 2) load(prefix).catch(() => undefined);
     if (now - entry.touchedAt >= lastUsedMs) {
       entry.touchedAt = now;
       store.touch(prefix, now).catch((err: unknown) => opts.onTouchError?.(err));
@@ -175,7 +195,7 @@ export function createApiKeyVerifier(opts: ApiKeyVerifierOptions): ApiKeyVerifie
   /** The cached entry of `prefix` while young enough to answer from; else undefined. */
   function fresh(prefix: string, now: number): Entry | undefined {
     const hit = cache.get(prefix);
-    return hit !== undefined && now - hit.checkedAt < recheckMs ? hit : undefined;
+    return hit !== undefined && now - hit.checkedAt < maxAgeMs ? hit : undefined;
   }
 
   return {
@@ -231,6 +251,10 @@ export function createApiKeyVerifier(opts: ApiKeyVerifierOptions): ApiKeyVerifie
       cache.clear();
       absent.clear();
       inflight.clear();
+    },
+
+    channel(up) {
+      maxAgeMs = up ? trustMs : recheckMs;
     },
 
     stats() {

@@ -15,6 +15,7 @@ import { generateRoutes } from "./routes/generate.js";
 import { modelRoutes } from "./routes/models.js";
 import { objectRoutes } from "./routes/objects.js";
 import { healthRoutes } from "./routes/health.js";
+import { playgroundRoutes } from "./routes/playground.js";
 import { webhookRoutes } from "./routes/webhooks.js";
 import { usageRoutes } from "./routes/usage.js";
 import { uploadRoutes } from "./routes/uploads.js";
@@ -57,6 +58,11 @@ export function createApp(deps: ApiDeps, services: ApiServices = createApiServic
     healthRoutes(deps, {
       admin: async (c) => (await optionalPrincipal(c))?.admin === true,
     }),
+  );
+  // The playground page and its assets are public; the API calls it makes carry the pasted token.
+  app.route(
+    "/",
+    playgroundRoutes({ files: deps.playground, publicOrigin: () => deps.present.absolute("/") }),
   );
   app.route(
     "/",

@@ -119,4 +119,6 @@ export interface ApiDeps {
   readonly redisNearLimit: () => boolean;
   /** The webhook routes' stores; without them the routes are not mounted. */
   readonly webhooks?: WebhookApi;
+  /** The playground's files by name (`index.html`, its stylesheet and script), read at start. */
+  readonly playground: ReadonlyMap<string, Uint8Array>;
 }

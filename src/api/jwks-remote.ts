@@ -217,8 +217,8 @@ export function createRemoteKeySet(opts: RemoteKeySetOptions): RemoteKeySet {
 
   function find(alg: PublicAlgorithm, kid: string | undefined): PublicKey | undefined {
     if (kid !== undefined) {
-      const k = keys.find((key) => key.kid === kid);
-      return k?.alg === alg ? k : undefined;
+      // A kid may name keys of several types (RFC 7517 §4.5 only asks kids to differ within a type).
+      return keys.find((key) => key.kid === kid && key.alg === alg);
     }
     const ofAlg = keys.filter((key) => key.alg === alg);
     return ofAlg.length === 1 ? ofAlg[0] : undefined;

@@ -24,6 +24,19 @@ export const MAX_KEYS = 100;
 const MIN_RSA_BITS = 2048;
 const KID_RE = /^[\x21-\x7e]{1,256}$/;
 
+/** Longest RSA modulus read (bits): jose's import does the rest; this bounds the decoding. */
+const MAX_RSA_BITS = 16_384;
+
+/** The bit length of an RSA modulus (`n`, base64url, leading zero bytes ignored); 0 if too long. */
+function modulusBits(n: string): number {
+  if (n.length > Math.ceil(MAX_RSA_BITS / 6) + 4) return 0;
+  const bytes = Buffer.from(n, "base64url");
+  let i = 0;
+  while (i < bytes.length && bytes[i] === 0) i++;
+  if (i === bytes.length) return 0;
+  return (bytes.length - i - 1) * 8 + (32 - Math.clz32(bytes[i]!));
+}
+
 /**
  * The one algorithm a public JWK may verify: RSA → RS256, EC P-256 → ES256, OKP Ed25519 → EdDSA.
  * An `HS256` token therefore never reaches a public key, and no key serves two algorithms.
@@ -36,7 +49,7 @@ export function algorithmOf(jwk: Readonly<Record<string, unknown>>): PublicAlgor
   const { kty, crv } = jwk;
   if (kty === "RSA") {
     const n = jwk["n"];
-    if (typeof n !== "string" || Math.floor((n.length * 6) / 8) * 8 < MIN_RSA_BITS)
+    if (typeof n !== "string" || modulusBits(n) < MIN_RSA_BITS)
       throw new Error(`an RSA key under ${MIN_RSA_BITS} bits`);
     alg = "RS256";
   } else if (kty === "EC" && crv === "P-256") alg = "ES256";

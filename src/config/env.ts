@@ -131,6 +131,11 @@ const variables = z.object({
   ),
   /** Longest time an API process answers from a cached API key before reading it again (revocation bound). */
   API_KEY_RECHECK_MS: int(1_000, 10, 60_000),
+  /**
+   * Longest time an API process answers from a cached API key while its revocation channel is up
+   * (subscribed and answering pings): every revocation then reaches it as a message.
+   */
+  API_KEY_TRUST_MS: int(60_000, 10, 3_600_000),
   /** Least time between two last-used writes of one API key per API process. */
   API_KEY_LAST_USED_MS: int(60_000, 0),
   /** Longest lifetime a JWT may have left (`exp` - now, beyond the 30 s tolerance); also caps `token --ttl`. */
@@ -314,6 +319,13 @@ export const envSchema = variables
         code: "custom",
         path: ["WEBHOOK_RETRY_BASE_MS"],
         message: `WEBHOOK_RETRY_BASE_MS (${env.WEBHOOK_RETRY_BASE_MS}) must not exceed WEBHOOK_RETRY_MAX_MS (${env.WEBHOOK_RETRY_MAX_MS})`,
+      });
+    }
+    if (env.API_KEY_TRUST_MS < env.API_KEY_RECHECK_MS) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["API_KEY_TRUST_MS"],
+        message: `API_KEY_TRUST_MS (${env.API_KEY_TRUST_MS}) must not be below API_KEY_RECHECK_MS (${env.API_KEY_RECHECK_MS})`,
       });
     }
     if (env.WS_HIGH_WATER_BYTES > env.WS_MAX_BUFFERED_BYTES) {

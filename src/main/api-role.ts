@@ -39,6 +39,7 @@ import { loadApiKeyPepper, NO_PEPPER_MESSAGE } from "./api-key-pepper.js";
 import { createLedgerFiles } from "../infra/ledger-files.js";
 import { createUsageStore } from "../queues/usage-store.js";
 import { createOutboxStore } from "../queues/outbox-store.js";
+import { readPlaygroundFiles } from "./playground-files.js";
 
 export interface ApiHandle {
   readonly url: string;
@@ -55,6 +56,8 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   const { env } = ctx.settings;
   const logger = ctx.logger.child({ role: "api" });
   const extraCa = readCaFile(env.OUTBOUND_CA_FILE);
+  // Read before any connection opens: a package without its page fails here.
+  const playground = readPlaygroundFiles();
   const { redis, subscriber } = await connectRole(ctx, "api");
 
   // Script calls in capped pipelines: docs/decisions.md "Script pipelines" (measured: bench/enqueue.ts).
@@ -125,12 +128,19 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     tiers: tierNames,
     clock: ctx.clock,
     recheckMs: env.API_KEY_RECHECK_MS,
+    trustMs: env.API_KEY_TRUST_MS,
     lastUsedMs: env.API_KEY_LAST_USED_MS,
     onTouchError: (err) => logger.debug({ err }, "API key last-used write failed"),
   });
   const keySubscriber = createRedis(ctx.redisUrl, "subscriber", "rg-api-keys-sub");
   ctx.runtime.defer("api key subscriber", () => closeRedis(keySubscriber));
-  const revocations = listenForRevocations(keySubscriber, scheduler.keys.apiKeyChannel, apiKeys);
+  const revocations = listenForRevocations({
+    subscriber: keySubscriber,
+    channel: scheduler.keys.apiKeyChannel,
+    verifier: apiKeys,
+    clock: ctx.clock,
+    recheckMs: env.API_KEY_RECHECK_MS,
+  });
   await revocations.start();
   ctx.runtime.defer("api key revocations", () => revocations.stop());
   const authenticator = createTokenRouter(jwtAuthenticator, apiKeys);
@@ -218,6 +228,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     accepting: () => !ctx.runtime.stopping,
     redisNearLimit: () => memory.nearLimit(),
     webhooks: webhookApiFor(ctx, redis),
+    playground,
   };
   // One admission, limiter and image budget for both HTTP and the WebSocket.
   const services = createApiServices(apiDeps);

@@ -148,7 +148,8 @@ function printBanner(url: string, token: string | undefined, settings: Settings)
   const lines = [
     "",
     `render-gateway is up at ${url}`,
-    `  data:      ${settings.dataDir}`,
+    `  playground: ${url}/ (paste the token there)`,
+    `  data:       ${settings.dataDir}`,
     ...(token === undefined
       ? [
           "  JWT_SECRET is set, so no dev token is printed. Mint a token (same environment):",

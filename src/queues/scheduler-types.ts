@@ -146,6 +146,11 @@ export interface Attempt {
   readonly model: string;
   readonly task: string;
   readonly seed: number;
+  /**
+   * A job of the sync route: its caller waits for the bytes and cannot watch its events (it learns
+   * the job id with the answer), so the attempt asks the backend for no previews.
+   */
+  readonly sync?: true;
   /** The stored request (JSON). */
   readonly request: string;
 }

@@ -105,10 +105,13 @@ export function createRenderProcessor(deps: ProcessorDeps) {
         deps.blobs,
       );
       const model = kserveModelName(a.family, a.model);
-      // Streaming backends also send preview frames (tiny data URIs) as the image forms.
-      const request = backend.config.streaming
-        ? { ...req, parameters: { ...req.parameters, previews: true } }
-        : req;
+      // Streaming backends also send preview frames (tiny data URIs) as the image forms, except for
+      // a sync job: nobody can watch it, and the previews cost its caller time (docs/decisions.md
+      // "Sync route").
+      const request =
+        backend.config.streaming && a.sync !== true
+          ? { ...req, parameters: { ...req.parameters, previews: true } }
+          : req;
       let lastProgress = 0;
       let recording = false;
       const result: InferResult = await guard(a.backend, () =>

@@ -47,12 +47,17 @@ function commandAfter(stdout: string, heading: string): string {
 }
 
 describe("quick start: `render-gateway start` with no configuration", () => {
-  it("prints the URL, a dev token and a curl command that produces a 1024x1024 PNG", async () => {
+  it("prints the URL, the playground, a dev token and a curl command that produces a 1024x1024 PNG", async () => {
     const stdout = gw.proc.stdout;
     expect(stdout).toContain(`render-gateway is up at ${gw.url}`);
     expect(gw.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     const tokenLine = /dev token: (\S+)/.exec(stdout);
     expect(tokenLine?.[1]).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    // the playground it names is served (with the built-in page: the package's files were found)
+    expect(stdout).toContain(`playground: ${gw.url}/ `);
+    const page = await fetch(`${gw.url}/`);
+    expect(page.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    expect(await page.text()).toContain("render-gateway playground");
 
     const curl = commandAfter(stdout, "Generate an image:");
     expect(curl.startsWith(`curl -sS -X POST ${gw.url}/image/`)).toBe(true);

@@ -6,6 +6,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKeyVerifier, type ApiKeyVerifier } from "../../src/api/api-key-auth.js";
 import { listenForRevocations } from "../../src/api/api-key-revocations.js";
+import { startFaultProxy } from "../helpers/tcp-proxy.js";
 import { isAppError, type AppError } from "../../src/core/errors.js";
 import { createApiKeyStore, type ApiKeyStore } from "../../src/queues/api-key-store.js";
 import { createKeys } from "../../src/queues/keys.js";
@@ -37,13 +38,16 @@ afterAll(async () => {
   await sys?.close();
 });
 
-function verifier(o: { recheckMs?: number; lastUsedMs?: number; pepper?: Uint8Array } = {}): ApiKeyVerifier {
+function verifier(
+  o: { recheckMs?: number; trustMs?: number; lastUsedMs?: number; pepper?: Uint8Array } = {},
+): ApiKeyVerifier {
   return createApiKeyVerifier({
     store,
     pepper: o.pepper ?? PEPPER,
     tiers: TIERS,
     clock,
     recheckMs: o.recheckMs ?? 1_000,
+    ...(o.trustMs === undefined ? {} : { trustMs: o.trustMs }),
     lastUsedMs: o.lastUsedMs ?? 60_000,
   });
 }
@@ -223,7 +227,13 @@ describe("API key verifier", () => {
     const v = verifier({ recheckMs: 60_000 });
     await v.authenticate(key);
     const subscriber = new Redis(redisUrl(), { maxRetriesPerRequest: null });
-    const listener = listenForRevocations(subscriber, createKeys(sys.redis.prefix).apiKeyChannel, v);
+    const listener = listenForRevocations({
+      subscriber,
+      channel: createKeys(sys.redis.prefix).apiKeyChannel,
+      verifier: v,
+      clock,
+      recheckMs: 60_000,
+    });
     try {
       await listener.start();
       expect(await store.revoke(info.prefix)).toBe("revoked");
@@ -250,7 +260,13 @@ describe("revocation listener", () => {
     await v.authenticate(key);
     const subscriber = new Redis(redisUrl(), { maxRetriesPerRequest: null });
     const id = Number(await subscriber.client("ID"));
-    const listener = listenForRevocations(subscriber, createKeys(sys.redis.prefix).apiKeyChannel, v);
+    const listener = listenForRevocations({
+      subscriber,
+      channel: createKeys(sys.redis.prefix).apiKeyChannel,
+      verifier: v,
+      clock,
+      recheckMs: 60_000,
+    });
     try {
       await listener.start();
       expect(v.stats().cached).toBe(1);
@@ -276,6 +292,90 @@ describe("revocation listener", () => {
     } finally {
       await listener.stop();
       subscriber.disconnect();
+    }
+  });
+});
+
+describe("cache age and the revocation channel", () => {
+  it("serves cached answers for trustMs while the channel delivers, recheckMs without it", async () => {
+    now = T0;
+    const { key, info } = await store.create({ customerId: "v-9" });
+    const v = verifier({ recheckMs: 1_000, trustMs: 60_000 });
+    // No channel yet: a revocation without its message is seen after recheckMs.
+    await v.authenticate(key);
+    expect(await store.revoke(info.prefix, { publish: false })).toBe("revoked");
+    now = T0 + 1_000;
+    expect((await refusal(v.authenticate(key))).status).toBe(401);
+
+    const second = await store.create({ customerId: "v-9" });
+    const subscriber = new Redis(redisUrl(), { maxRetriesPerRequest: null });
+    const listener = listenForRevocations({
+      subscriber,
+      channel: createKeys(sys.redis.prefix).apiKeyChannel,
+      verifier: v,
+      clock,
+      recheckMs: 1_000,
+    });
+    try {
+      await listener.start();
+      await v.authenticate(second.key);
+      const lookups = v.stats().lookups;
+      // Up: answers are served for trustMs (every revocation comes as a message)...
+      now += 30_000;
+      await v.authenticate(second.key);
+      expect(v.stats().lookups - lookups).toBeLessThanOrEqual(1);
+      // ...and a published revocation still lands at once.
+      expect(await store.revoke(second.info.prefix)).toBe("revoked");
+      await until(
+        "the message arrives",
+        async () => (v.peek(second.key) === undefined ? true : undefined),
+        5_000,
+        5,
+      );
+      expect((await refusal(v.authenticate(second.key))).status).toBe(401);
+    } finally {
+      await listener.stop();
+      subscriber.disconnect();
+    }
+  });
+
+  it("falls back to recheckMs when the channel's connection stops answering", async () => {
+    now = T0;
+    const { key, info } = await store.create({ customerId: "v-10" });
+    const v = verifier({ recheckMs: 200, trustMs: 60_000 });
+    const proxy = await startFaultProxy(redisUrl());
+    const subscriber = new Redis(proxy.url, { maxRetriesPerRequest: null, connectionName: "rk-sub-held" });
+    const listener = listenForRevocations({
+      subscriber,
+      channel: createKeys(sys.redis.prefix).apiKeyChannel,
+      verifier: v,
+      clock: () => Date.now(),
+      recheckMs: 200,
+    });
+    try {
+      await listener.start();
+      await v.authenticate(key);
+      // The connection goes silent (no close, no answers), and the revocation's message is lost in it.
+      const held = proxy.holdConnections("rk-sub-held");
+      await held.started;
+      expect(await store.revoke(info.prefix)).toBe("revoked");
+      // Pings stop coming back: within 1.5 × recheckMs the cache age drops to recheckMs again.
+      now = T0 + 500;
+      await until(
+        "the key is read again and refused",
+        async () =>
+          await v.authenticate(key).then(
+            () => undefined,
+            () => true,
+          ),
+        5_000,
+        20,
+      );
+      held.release();
+    } finally {
+      await listener.stop();
+      subscriber.disconnect();
+      await proxy.close();
     }
   });
 });

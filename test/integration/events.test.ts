@@ -55,6 +55,26 @@ describe("job events", () => {
     expect(previews[0]).toMatch(/^data:image\/(jpeg|png|webp);base64,/);
   });
 
+  it("asks the backend for no previews for a sync job, whose caller cannot watch them", async () => {
+    sys.sim.setConfig({ stepMs: 5 });
+    const res = await sys.call("/image/flux/schnell/t2i?format=512", {
+      token: t,
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ prompt: "a sync job", steps: 12 }),
+    });
+    sys.sim.setConfig({ stepMs: 2 });
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+    const id = res.headers.get("x-job-id") ?? "";
+    const events = await readSse(
+      await sys.call(`/jobs/${id}/events`, { token: t }),
+      (e) => e.event === "complete",
+    );
+    expect(events.filter((e) => e.event === "progress").length).toBeGreaterThan(0);
+    expect(events.filter((e) => e.event === "preview")).toEqual([]);
+  });
+
   it("resumes after Last-Event-ID without loss or repeats", async () => {
     const id = await submit({ prompt: "resume me" });
     const all = await readSse(

@@ -93,6 +93,7 @@ describe("token router", () => {
     peek: (t) => (seen.push(`key peek ${t}`), keyPrincipal),
     revoked: () => undefined,
     clear: () => seen.push("key clear"),
+    channel: () => undefined,
     stats: () => ({ lookups: 10, cacheHits: 20, cached: 30, revocations: 0 }),
   };
 

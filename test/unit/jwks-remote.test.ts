@@ -60,6 +60,16 @@ describe("remote key set", () => {
     expect(await s.resolve("ES256", "good")).toBeUndefined();
   });
 
+  it("finds a key by kid and algorithm when one kid names keys of two types", async () => {
+    const { publicKey } = await generateKeyPair("ES256", { extractable: true });
+    const doc = { keys: [{ ...(await exportJWK(publicKey)), kid: "shared" }, await edJwk("shared")] };
+    const s = keySet(answer(JSON.stringify(doc)));
+    await s.refresh();
+    expect((await s.resolve("EdDSA", "shared"))?.alg).toBe("EdDSA");
+    expect((await s.resolve("ES256", "shared"))?.alg).toBe("ES256");
+    expect(await s.resolve("RS256", "shared")).toBeUndefined();
+  });
+
   it.each([
     ["an oversized body", answer(JSON.stringify({ keys: [], pad: "x".repeat(5_000) })), /larger than 4096/],
     ["a declared oversized body", answer("{}", 200, { "content-length": "999999" }), /larger than 4096/],

@@ -70,6 +70,19 @@ describe("parsePublicKeyFile", () => {
     );
   });
 
+  it("measures an RSA modulus by its bits, not by its length in characters", () => {
+    const jwk = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ format: "jwk" });
+    const n = Buffer.from(jwk.n!, "base64url");
+    expect(n.length).toBe(256);
+    expect(algorithmOf({ ...jwk })).toBe("RS256");
+    // The same 256 bytes with the top bit clear: a 2047-bit modulus, as many characters as before.
+    n[0] = 0x7f;
+    expect(() => algorithmOf({ ...jwk, n: n.toString("base64url") })).toThrow(/under 2048 bits/);
+    // Leading zero bytes add characters, not bits.
+    const padded = Buffer.concat([Buffer.alloc(8), n]).toString("base64url");
+    expect(() => algorithmOf({ ...jwk, n: padded })).toThrow(/under 2048 bits/);
+  });
+
   it("refuses a JWKS key with a symmetric key or an alg its type does not allow", async () => {
     const { publicKey } = await generateKeyPair("ES256", { extractable: true });
     const jwk = await exportJWK(publicKey);

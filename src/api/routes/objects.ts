@@ -8,6 +8,7 @@ import { sniffContentType } from "../../core/media-type.js";
 import type { ApiEnv } from "../context.js";
 import type { ApiDeps } from "../deps.js";
 import { shownValue } from "../request-input.js";
+import { ifNoneMatchHits } from "../conditional.js";
 
 /**
  * The byte range a `Range` header asks for (RFC 9110 §14), against an object of `size` bytes:
@@ -92,13 +93,7 @@ export function objectRoutes(
     c.header("etag", etag);
     c.header("cache-control", "private, max-age=31536000, immutable");
     c.header("accept-ranges", "bytes");
-    if (
-      c.req
-        .header("if-none-match")
-        ?.split(",")
-        .some((t) => t.trim() === etag)
-    )
-      return c.body(null, 304);
+    if (ifNoneMatchHits(c.req.header("if-none-match"), etag)) return c.body(null, 304);
 
     // One open serves a whole-object answer (and HEAD); a range needs a second, ranged open, because
     // the size (to check the range) and the first bytes (to sniff the type) come from the first one.

@@ -9,12 +9,13 @@
 -- what its attempt carries.
 local function dispatch_fields(id)
   local f = redis.call("HMGET", key("job", id), "ttl_at", "avoid", "alog", "started", "attempt", "spent", "mod",
-    "fam", "mdl", "task", "seed", "req", "ttl_def", "cust", "prio", "vs")
+    "fam", "mdl", "task", "seed", "req", "ttl_def", "cust", "prio", "vs",
+    "mode")
   -- A default ttl binds only a job that never started (starting removes an explicit one).
   local ttl_def = (not f[4]) and tonumber(f[13] or "0") or 0
   return {ttl_at = tonumber(f[1] or "0"), ttl_def = ttl_def, avoid = f[2], alog = f[3], started = f[4],
     attempt = f[5], spent = f[6], mod = f[7], fam = f[8], mdl = f[9], task = f[10], seed = f[11], req = f[12],
-    cust = f[14], prio = f[15], vs = tonumber(f[16] or "0")}
+    cust = f[14], prio = f[15], vs = tonumber(f[16] or "0"), mode = f[17]}
 end
 
 -- Starts an attempt of job `j` (its dispatch_fields): leases a slot of `b` (the caller checked it
@@ -47,7 +48,7 @@ local function start_attempt(id, j, route, b, token, now, lease_ttl)
   if not after_busy then add_event(id, "started", cjson.encode({backend = b.id, attempt = attempt}), now) end
   return {cjson.encode({id = id, token = token, backend = b.id, route = route, attempt = attempt,
     modality = j.mod, family = j.fam, model = j.mdl, task = j.task, seed = tonumber(j.seed),
-    spent = tonumber(j.spent or "0")}), j.req}
+    spent = tonumber(j.spent or "0"), sync = (j.mode == "sync") or nil}), j.req}
 end
 
 -- Replies of dispatching calls are kept a minute under their unique token base: a call that Redis
