@@ -8,7 +8,6 @@ import { createErrorHandler, problemResponse } from "./problem.js";
 import { requestId } from "./middleware/request-id.js";
 import { authenticate } from "./middleware/authenticate.js";
 import { limitReads } from "./middleware/limit-reads.js";
-import { createRateLimiter } from "./rate-limits.js";
 import { queueRoutes } from "./routes/queue.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { eventRoutes } from "./routes/events.js";
@@ -21,62 +20,19 @@ import { docsRoutes } from "./routes/docs.js";
 import { webhookRoutes } from "./routes/webhooks.js";
 import { usageRoutes } from "./routes/usage.js";
 import { uploadRoutes } from "./routes/uploads.js";
-import { createAssetStore } from "../queues/asset-store.js";
-import { isSignedObjectUrl } from "./objects.js";
-import { createObjectGrants } from "../queues/object-grants.js";
-import type { AdmissionDeps } from "./admission.js";
 import { shownValue } from "./request-input.js";
-import { createImageBudget } from "./input-images.js";
 import { createMethodTable } from "./method-table.js";
+import { createApiServices, type ApiServices } from "./services.js";
 
-export function createApp(deps: ApiDeps): Hono<ApiEnv> {
+/**
+ * The HTTP application. `services` (admission, limiter, …) are the process's own, shared with the
+ * WebSocket; made here when not given.
+ */
+export function createApp(deps: ApiDeps, services: ApiServices = createApiServices(deps)): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>({ strict: false });
   // 405 answers come from the routes registered below (read once they all are).
   const methods = createMethodTable(app);
-  const grants = createObjectGrants(deps.redis, deps.scheduler.keys.prefix, deps.config.retentionS);
-  // One per app, so per process: the API role creates one app.
-  const imageBudget = createImageBudget(deps.config.inputImageBudgetBytes);
-  const assets = createAssetStore(deps.redis, deps.scheduler.keys.prefix);
-  const admission: AdmissionDeps = {
-    scheduler: deps.scheduler,
-    tiers: deps.tiers,
-    blobs: deps.blobs,
-    capacity: deps.capacity,
-    cost: deps.cost,
-    clock: deps.clock,
-    ids: deps.ids,
-    grantObject: (digest, customer) => grants.grant(digest, customer),
-    // An input object is usable by whoever may read it: its owner, an admin, or the holder of a
-    // signed URL of it (the same rule as GET /objects/{digest}).
-    mayReadObject: async (digest, principal, url) =>
-      principal.admin ||
-      (url !== undefined &&
-        isSignedObjectUrl(
-          url,
-          digest,
-          deps.config.urlKey,
-          Math.floor(deps.clock() / 1000),
-          deps.config.outputUrlTtlS,
-        )) ||
-      (await grants.isOwner(digest, principal.customerId)),
-    resolveAsset: async (id, principal) => {
-      const asset = await assets.read(id);
-      if (!asset || (!principal.admin && asset.customerId !== principal.customerId)) return "missing";
-      return asset.state === "done" && asset.digest !== undefined ? { digest: asset.digest } : "pending";
-    },
-    defaultTtlS: deps.config.defaultTtlS,
-    redisNearLimit: deps.redisNearLimit,
-    inputs: {
-      policy: deps.config.outbound,
-      http: deps.outboundHttp,
-      inspector: deps.imageInspector,
-      maxBytes: deps.config.inputImageMaxBytes,
-      fetchTimeoutMs: deps.config.inputFetchTimeoutMs,
-      budget: imageBudget,
-    },
-  };
-  // Submits per minute and reads per second per customer (API.md §1; docs/decisions.md "Rate limits").
-  const limiter = createRateLimiter({ tiers: deps.tiers, store: deps.rateLimits });
+  const { admission, limiter, grants, assets, imageBudget } = services;
   const token = {
     authenticate: deps.authenticate,
     ...(deps.peekPrincipal ? { peek: deps.peekPrincipal } : {}),
@@ -156,6 +112,16 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
   app.route("/", uploadRoutes(deps, { assets, imageBudget, limiter }));
   app.on("POST", ["/image/:family/:model/:task", "/video/:family/:model/:task"], requireToken);
   app.route("/", generateRoutes(deps, admission, limiter));
+
+  // The WebSocket (API.md §3, §7) is served on the server's upgrade event (api/ws/gateway.ts); a GET
+  // without the upgrade is told so rather than answered "no route".
+  app.get("/ws", () => {
+    throw new AppError(
+      "validation_error",
+      "GET /ws is the WebSocket endpoint: connect with Upgrade: websocket",
+      { details: { field: "upgrade", constraint: "websocket" } },
+    );
+  });
 
   app.notFound((c) => {
     const allowed = methods.refused(c);

@@ -25,6 +25,21 @@ const portList = (def: string) =>
     }
     return Object.freeze(ports);
   });
+/** A comma-separated list of web origins (`scheme://host[:port]`), lower-cased; unset: undefined. */
+const originList = z.preprocess(unsetIfBlank, z.string().optional()).transform((v, ctx) => {
+  if (v === undefined) return undefined;
+  const origins: string[] = [];
+  for (const part of v.split(",")) {
+    const o = part.trim().replace(/\/$/, "").toLowerCase();
+    if (o === "") continue;
+    if (!URL.canParse(o) || new URL(o).origin !== o) {
+      ctx.addIssue({ code: "custom", message: `"${part.trim()}" is not an origin (scheme://host[:port])` });
+      return z.NEVER;
+    }
+    origins.push(o);
+  }
+  return Object.freeze(origins);
+});
 const rate = (def: number) => z.preprocess(unsetIfBlank, z.coerce.number().min(0).max(1).default(def));
 const bool = (def: boolean) =>
   z.preprocess(
@@ -237,6 +252,28 @@ const variables = z.object({
   /** How long per-customer usage counts are kept (s; GET /usage reads them). */
   USAGE_RETENTION_S: int(400 * 86_400, 3_600),
 
+  /** WebSocket `/ws` (README "WebSocket (/ws)"): time a connection without a header token has to authenticate. */
+  WS_AUTH_TIMEOUT_MS: int(5_000, 50, 60_000),
+  /** A connection with no job in flight that sends nothing for this long is closed (4000). */
+  WS_IDLE_TIMEOUT_MS: int(120_000, 50, 86_400_000),
+  /** Ping interval; a peer that has not answered the previous ping by the next is dropped. */
+  WS_PING_INTERVAL_MS: int(30_000, 50, 600_000),
+  /** Open connections of one customer across all API processes (the next is closed with 4429). */
+  WS_MAX_CONNECTIONS_PER_TENANT: int(16, 1, 1_000_000),
+  /** Jobs one connection submits or follows at once (more: `error` `queue_full`). */
+  WS_MAX_JOBS_PER_CONNECTION: int(64, 1, 100_000),
+  /** Largest client message (bytes); a larger one closes the connection (1009). */
+  WS_MAX_MESSAGE_BYTES: int(2 * 1024 * 1024, 1024, 10 * 1024 * 1024),
+  /** Client messages per second per connection (a burst of as many); more: `error` `rate_limited`. */
+  WS_MESSAGES_PER_S: int(50, 1, 100_000),
+  /** Bytes waiting to be sent on a connection above which progress and frames are coalesced. */
+  WS_HIGH_WATER_BYTES: int(256 * 1024, 1024),
+  /** Bytes waiting on a connection that, held for WS_SLOW_READER_MS, close it as a slow reader (4408). */
+  WS_MAX_BUFFERED_BYTES: int(4 * 1024 * 1024, 1024),
+  WS_SLOW_READER_MS: int(10_000, 10, 600_000),
+  /** Comma-separated origins a browser may connect from (`https://app.example.com`); unset: any. */
+  WS_ALLOWED_ORIGINS: originList,
+
   SIM_PORT: optionalInt(0, 65535),
   SIM_STEP_MS: int(20, 0),
   SIM_CAPACITY: int(16, 1),
@@ -289,6 +326,13 @@ export const envSchema = variables
         code: "custom",
         path: ["API_KEY_TRUST_MS"],
         message: `API_KEY_TRUST_MS (${env.API_KEY_TRUST_MS}) must not be below API_KEY_RECHECK_MS (${env.API_KEY_RECHECK_MS})`,
+      });
+    }
+    if (env.WS_HIGH_WATER_BYTES > env.WS_MAX_BUFFERED_BYTES) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["WS_HIGH_WATER_BYTES"],
+        message: `WS_HIGH_WATER_BYTES (${env.WS_HIGH_WATER_BYTES}) must not exceed WS_MAX_BUFFERED_BYTES (${env.WS_MAX_BUFFERED_BYTES})`,
       });
     }
     // Node refuses a server whose headers may take longer than the whole request.

@@ -10,6 +10,10 @@ import { createBackendDirectory } from "../queues/backend-directory.js";
 import { createWorkerSlots } from "../queues/worker-slots.js";
 import { createCostModel } from "../core/cost.js";
 import { createApp } from "../api/app.js";
+import type { ApiDeps } from "../api/deps.js";
+import { createApiServices } from "../api/services.js";
+import type { WsGateway } from "../api/ws/gateway.js";
+import { attachWebSockets } from "./websocket.js";
 import { createBodyReader } from "../api/body.js";
 import { createAuthenticator } from "../api/auth.js";
 import { createApiKeyVerifier } from "../api/api-key-auth.js";
@@ -42,6 +46,8 @@ export interface ApiHandle {
   readonly port: number;
   /** The process's event hub (tests check that closed streams free their listeners). */
   readonly hub: EventHub;
+  /** The WebSocket endpoint (tests read its backpressure counters). */
+  readonly ws: Pick<WsGateway, "stats">;
   /** The Hono app's fetch, for in-process measurements. */
   readonly fetch: (req: Request) => Response | Promise<Response>;
   /** The app's registered routes, middleware (method ALL) included: what GET /openapi.json must cover. */
@@ -163,7 +169,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   });
 
   let publicUrl = env.PUBLIC_URL ?? "";
-  const app = createApp({
+  const apiDeps: ApiDeps = {
     ledger,
     usage,
     outbox: createOutboxStore(redis, env.REDIS_PREFIX),
@@ -225,7 +231,10 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     redisNearLimit: () => memory.nearLimit(),
     webhooks: webhookApiFor(ctx, redis),
     playground,
-  });
+  };
+  // One admission, limiter and image budget for both HTTP and the WebSocket.
+  const services = createApiServices(apiDeps);
+  const app = createApp(apiDeps, services);
 
   const server: ServerType = await new Promise((resolve, reject) => {
     const s = serve(
@@ -255,10 +264,11 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     await closed;
     clearTimeout(t);
   });
+  const ws = attachWebSockets({ env, runtime: ctx.runtime, server, api: apiDeps, services, redis, logger });
   publishRunFile(ctx.runtime, ctx.settings.dataDir, "api.url", publicUrl);
   logger.info({ url: publicUrl }, "api listening");
   const routes = app.routes.map(({ method, path }) => ({ method, path }));
-  return { url: publicUrl, port, hub, fetch: (req) => app.fetch(req), routes };
+  return { url: publicUrl, port, hub, ws, fetch: (req) => app.fetch(req), routes };
 }
 
 /**

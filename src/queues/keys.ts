@@ -126,6 +126,11 @@ export interface Keys {
   apiKeysOf(customer: string): string;
   /** Revoked API keys' prefixes are published here; every API process drops them from its cache. */
   readonly apiKeyChannel: string;
+  /**
+   * A customer's open WebSocket connections across API processes (sorted set: connection id -> lease
+   * expiry, ms; ws_lease.lua, ws-leases.ts).
+   */
+  wsConnections(customer: string): string;
 }
 
 /**
@@ -189,6 +194,7 @@ export function createKeys(prefix: string): Keys {
     apiKeys: `${prefix}:apikeys`,
     apiKeysOf: (customer) => `${prefix}:apikeys:c:${customer}`,
     apiKeyChannel: `${prefix}:ch:apikey`,
+    wsConnections: (customer) => `${prefix}:ws:${customer}`,
   };
 }
 

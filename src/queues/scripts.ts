@@ -24,6 +24,7 @@ export const SCRIPT_NAMES = [
   "bill",
   "asset_claim",
   "asset_settle",
+  "ws_lease",
 ] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 

@@ -162,6 +162,7 @@ export async function runGeneration(job: SimJob, deps: GenerationDeps): Promise<
         width: job.width,
         height: job.height,
         progress: step / job.steps,
+        ...(job.triggers.previewWidth === undefined ? {} : { previewWidth: job.triggers.previewWidth }),
       });
       if (signal.aborted) break;
       deps.onPreview?.(step, job.steps, uri);

@@ -14,12 +14,17 @@ const SIM_REQUEST_LIMITS = Object.freeze({
   maxDurationS: 10,
   maxFps: 30,
   maxSlowMs: 600_000,
+  minPreviewWidth: 8,
+  maxPreviewWidth: 1024,
 });
 
 /** Image container formats the simulator encodes. */
 export type ImageFormat = "png" | "webp";
 
-/** Behaviours forced from the prompt, for tests (`[sim:400]`, `[sim:hang]`, `[sim:slow=250]` …). */
+/**
+ * Behaviours forced from the prompt, for tests (`[sim:400]`, `[sim:hang]`, `[sim:slow=250]`,
+ * `[sim:preview=320]` …).
+ */
 export interface SimTriggers {
   readonly badRequest: boolean;
   readonly fail: boolean;
@@ -27,6 +32,8 @@ export interface SimTriggers {
   readonly hang: boolean;
   /** Extra milliseconds spread over the steps. */
   readonly slowMs: number;
+  /** Width of the preview frames in pixels (8–1024; default 64): larger frames, for backpressure tests. */
+  readonly previewWidth?: number;
 }
 
 /** A validated generation request. */
@@ -101,6 +108,7 @@ export function parseTriggers(prompt: string): SimTriggers {
   let busy = false;
   let hang = false;
   let slowMs = 0;
+  let previewWidth: number | undefined;
   for (const m of prompt.matchAll(/\[sim:([a-z0-9]+)(?:=(\d{1,9}))?\]/g)) {
     const [, name, arg] = m;
     if (name === "400") badRequest = true;
@@ -109,8 +117,13 @@ export function parseTriggers(prompt: string): SimTriggers {
     else if (name === "hang") hang = true;
     else if (name === "slow" && arg !== undefined)
       slowMs = Math.min(SIM_REQUEST_LIMITS.maxSlowMs, slowMs + Number(arg));
+    else if (name === "preview" && arg !== undefined)
+      previewWidth = Math.min(
+        SIM_REQUEST_LIMITS.maxPreviewWidth,
+        Math.max(SIM_REQUEST_LIMITS.minPreviewWidth, Number(arg)),
+      );
   }
-  return { badRequest, fail, busy, hang, slowMs };
+  return { badRequest, fail, busy, hang, slowMs, ...(previewWidth === undefined ? {} : { previewWidth }) };
 }
 
 /** The request id of a call before validation: the body's `id`, else the `X-Request-Id` header. */

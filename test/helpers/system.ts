@@ -24,6 +24,7 @@ import { startSimRole } from "../../src/main/sim-role.js";
 import { startWorkerRole } from "../../src/main/worker-role.js";
 import { startApiRole } from "../../src/main/api-role.js";
 import type { SimServer } from "../../src/sim/server.js";
+import type { WsStats } from "../../src/api/ws/gateway.js";
 import type { WorkerService } from "../../src/workers/worker-service.js";
 import { until as poll } from "./processes.js";
 import { redisUrl, testRedis, type TestRedis } from "./redis.js";
@@ -48,8 +49,10 @@ export interface TestSystem {
   readonly settings: Settings;
   readonly keys: Keys;
   readonly dataDir: string;
-  /** Listeners of the API's event hub (open SSE streams and sync waits). */
+  /** Listeners of the API's event hub (open SSE streams, sync waits, WebSocket streams). */
   listeners(): number;
+  /** The API's WebSocket counters (connections, backpressure). */
+  wsStats(): WsStats;
   /** A token of one of the system's tiers (TIERS_FILE or the built-in ones); default `pro`. */
   token(customer: string, opts?: { tier?: string; admin?: boolean }): Promise<string>;
   /** fetch against the API with a bearer token. */
@@ -87,6 +90,9 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
   let url = "";
   let hubSize = () => 0;
   let routes: readonly { method: string; path: string }[] = [];
+  let wsStats = (): WsStats => {
+    throw new Error("the system runs no API");
+  };
   let appFetch: (req: Request) => Response | Promise<Response> = () => {
     throw new Error("the system runs no API");
   };
@@ -119,6 +125,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
       });
       url = api.url;
       hubSize = () => api.hub.size();
+      wsStats = () => api.ws.stats();
       appFetch = api.fetch;
       routes = api.routes;
     }
@@ -145,6 +152,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
     keys,
     dataDir,
     listeners: () => hubSize(),
+    wsStats: () => wsStats(),
     token,
     async call(path, init = {}) {
       const headers = new Headers(init.headers);

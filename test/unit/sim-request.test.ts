@@ -139,6 +139,13 @@ describe("sim prompt triggers", () => {
     expect(parseTriggers("[sim:400][sim:503]")).toMatchObject({ badRequest: true, busy: true });
   });
 
+  it("takes a preview width within 8-1024 pixels", () => {
+    expect(parseTriggers("frames [sim:preview=320]").previewWidth).toBe(320);
+    expect(parseTriggers("[sim:preview=1]").previewWidth).toBe(8);
+    expect(parseTriggers("[sim:preview=99999]").previewWidth).toBe(1024);
+    expect(parseTriggers("no frames asked").previewWidth).toBeUndefined();
+  });
+
   it("ignores look-alikes", () => {
     expect(parseTriggers("sim:500 [sim:404] [SIM:500] [sim:slow]")).toEqual({
       badRequest: false,

@@ -1,4 +1,5 @@
-// GET /jobs/{id} (303 for complete jobs), DELETE /jobs/{id} and POST /jobs/{id}/cancel.
+// GET /jobs/{id} (303 for complete jobs), DELETE /jobs/{id} and POST /jobs/{id}/cancel; the reads and
+// the cancel for a principal, which the WebSocket uses too.
 import { Hono, type Context } from "hono";
 import { AppError, validationError } from "../../core/errors.js";
 import { isJobId } from "../../core/ids.js";
@@ -7,6 +8,7 @@ import type { JobRecord } from "../../core/job.js";
 import type { ApiEnv } from "../context.js";
 import type { ApiDeps } from "../deps.js";
 import { boundedHeader } from "../request-input.js";
+import type { Principal } from "../auth.js";
 
 /** A job id as messages show it: an id longer than any job id is cut (it names no job anyway). */
 function shownId(id: string): string {
@@ -19,7 +21,18 @@ export async function readOwnJob(
   c: Context<ApiEnv>,
   id: string,
 ): Promise<{ job: JobRecord; position: number; held: boolean }> {
-  const principal = c.get("principal");
+  return readJobFor(deps, c.get("principal"), id);
+}
+
+/**
+ * {@link readOwnJob} for a principal (the WebSocket has no request context).
+ * @throws AppError 404 `not_found` for a malformed id, a missing job or another customer's.
+ */
+export async function readJobFor(
+  deps: Pick<ApiDeps, "store" | "scheduler">,
+  principal: Principal,
+  id: string,
+): Promise<{ job: JobRecord; position: number; held: boolean }> {
   if (!isJobId(id)) throw new AppError("not_found", `job ${shownId(id)} not found`);
   let found = await deps.store.read(id);
   // An admission this process reported as "unknown" is settled before its job is called missing, so a
@@ -29,6 +42,25 @@ export async function readOwnJob(
     throw new AppError("not_found", `job ${shownId(id)} not found`);
   }
   return found;
+}
+
+/**
+ * Cancels a job of the caller (API.md §3 Cancel; an admin may cancel anyone's): it was queued (now
+ * removed, never run) or running (its backend call is being aborted; the job is `cancelled` already).
+ * @throws AppError 409 `conflict` when the job has finished; 404 `not_found` for a malformed id, a
+ *   missing job or another customer's.
+ */
+export async function cancelJobFor(
+  deps: Pick<ApiDeps, "scheduler">,
+  principal: Principal,
+  id: string,
+): Promise<"was_queued" | "was_running"> {
+  const result = isJobId(id)
+    ? await deps.scheduler.cancel(id, principal.admin ? undefined : principal.customerId)
+    : "missing";
+  if (result === "terminal") throw new AppError("conflict", `job ${id} has already finished`);
+  if (result === "missing") throw new AppError("not_found", `job ${shownId(id)} not found`);
+  return result;
 }
 
 /**
@@ -65,24 +97,12 @@ export function jobRoutes(deps: ApiDeps) {
   const cancel = async (c: Context<ApiEnv>) => {
     const id = c.req.param("id") ?? "";
     const principal = c.get("principal");
-    const result = isJobId(id)
-      ? await deps.scheduler.cancel(id, principal.admin ? undefined : principal.customerId)
-      : "missing";
-    switch (result) {
-      case "was_queued":
-        return c.body(null, 204);
-      case "was_running": {
-        const found = await deps.store.read(id);
-        return c.json(
-          found ? await deps.present.job(found.job, found.position, principal) : { id, status: "cancelled" },
-          202,
-        );
-      }
-      case "terminal":
-        throw new AppError("conflict", `job ${id} has already finished`);
-      case "missing":
-        throw new AppError("not_found", `job ${shownId(id)} not found`);
-    }
+    if ((await cancelJobFor(deps, principal, id)) === "was_queued") return c.body(null, 204);
+    const found = await deps.store.read(id);
+    return c.json(
+      found ? await deps.present.job(found.job, found.position, principal) : { id, status: "cancelled" },
+      202,
+    );
   };
   app.delete("/jobs/:id", cancel);
   app.post("/jobs/:id/cancel", cancel);
