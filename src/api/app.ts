@@ -116,6 +116,8 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
     }),
   );
 
+  if (deps.admin) app.route("/admin", deps.admin);
+
   const reads = limitReads({ limiter });
   // `/uploads` only: the PUT of `/uploads/{id}` carries no token (its URL's signature authorises it).
   for (const path of [

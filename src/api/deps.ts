@@ -1,4 +1,5 @@
 // Everything the API's routes need, injected by src/main.
+import type { Hono } from "hono";
 import type { Logger } from "pino";
 import type { Redis } from "ioredis";
 import type { Catalog } from "../core/catalog.js";
@@ -22,6 +23,7 @@ import type { BodyReader } from "./body.js";
 import type { CapacityView } from "./capacity.js";
 import type { EventHub } from "./event-hub.js";
 import type { Presenter } from "./present.js";
+import type { ApiEnv } from "./context.js";
 
 export interface ApiConfig {
   readonly syncBudgetMs: number;
@@ -119,4 +121,6 @@ export interface ApiDeps {
   readonly redisNearLimit: () => boolean;
   /** The webhook routes' stores; without them the routes are not mounted. */
   readonly webhooks?: WebhookApi;
+  /** The admin face (login and Bull Board), mounted at /admin when given. */
+  readonly admin?: Hono<ApiEnv>;
 }
