@@ -30,8 +30,9 @@ const SECRET_FIELD =
 const SECRET_NAMES = new Set(["auth", "key", "sig", "jwt", "bearer"]);
 
 // Values, wherever they appear in a text (a failure reason, a log line, a stored request).
-const DATA_URI = /data:[A-Za-z0-9!#$&^_.+-]+\/[A-Za-z0-9!#$&^_.+-]+(?:;[A-Za-z0-9=._+-]+)*,[^\s"'<>]*/g;
-const URL_TEXT = /\b(?:https?|wss?):\/\/[^\s"'<>]+/gi;
+const DATA_URI = /data:[A-Za-z0-9!#$&^_.+-]+\/[A-Za-z0-9!#$&^_.+-]+(?:;[A-Za-z0-9=._+-]+)*,[A-Za-z0-9+/=%._~!$&*-]*/g;
+// a URL ends before trailing punctuation: "(see https://x/y)." keeps its ")."
+const URL_TEXT = /\b(?:https?|wss?):\/\/[^\s"'<>]*[^\s"'<>.,;:!?)\]}]/gi;
 const SECRET_TEXT =
   /\brk_[a-z0-9]{12}_[A-Za-z0-9]{20,}|\bwhsec_[A-Za-z0-9+/=]{8,}|\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*|\bBearer\s+[A-Za-z0-9\-._~+/]{8,}=*/g;
 
