@@ -30,7 +30,8 @@ const SECRET_FIELD =
 const SECRET_NAMES = new Set(["auth", "key", "sig", "jwt", "bearer"]);
 
 // Values, wherever they appear in a text (a failure reason, a log line, a stored request).
-const DATA_URI = /data:[A-Za-z0-9!#$&^_.+-]+\/[A-Za-z0-9!#$&^_.+-]+(?:;[A-Za-z0-9=._+-]+)*,[A-Za-z0-9+/=%._~!$&*-]*/g;
+const DATA_URI =
+  /data:[A-Za-z0-9!#$&^_.+-]+\/[A-Za-z0-9!#$&^_.+-]+(?:;[A-Za-z0-9=._+-]+)*,[A-Za-z0-9+/=%._~!$&*-]*/g;
 // a URL ends before trailing punctuation: "(see https://x/y)." keeps its ")."
 const URL_TEXT = /\b(?:https?|wss?):\/\/[^\s"'<>]*[^\s"'<>.,;:!?)\]}]/gi;
 const SECRET_TEXT =
