@@ -21,7 +21,8 @@ export function createAdminApp(deps: AdminAppDeps): Hono<ApiEnv> {
   app.use("*", async function noFraming(c, next) {
     await next();
     c.res.headers.set("x-frame-options", "DENY");
-    c.res.headers.set("referrer-policy", "no-referrer");
+    // not no-referrer: with it, browsers send `Origin: null` with the login form, which the form refuses
+    c.res.headers.set("referrer-policy", "same-origin");
   });
   app.route("/", loginRoutes(deps));
 

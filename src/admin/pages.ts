@@ -1,12 +1,12 @@
 // The admin login and logout pages: plain, accessible HTML forms (a labelled field, an alert for
 // errors), no script, nothing loaded from elsewhere, never framed, never cached.
 
-/** Headers of every admin page: no caching, no framing, no referrer, nothing but inline style. */
+/** Headers of every admin page: no caching, no framing, no referrer to other sites, nothing but inline style. */
 export const PAGE_HEADERS: Readonly<Record<string, string>> = {
   "content-type": "text/html; charset=utf-8",
   "cache-control": "no-store",
   "x-frame-options": "DENY",
-  "referrer-policy": "no-referrer",
+  "referrer-policy": "same-origin",
   "content-security-policy":
     "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
 };

@@ -51,14 +51,31 @@ function nameOf(b: BoardJob): string {
   }
 }
 
+/** Members of the public Job document (API.md §3) a card shows below where the job stands. */
+const SHOWN_MEMBERS = [
+  "created_at",
+  "started_at",
+  "completed_at",
+  "gpu_ms",
+  "error",
+  "attempt_log",
+  "request",
+];
+
 /**
  * What the board shows of a job (`data`, before redaction): where it stands — position, tenant,
- * priority, held, backend and attempt — then the public Job document (API.md §3) with the admins'
- * attempt details; output digests stand where the API shows signed URLs.
+ * priority, held, backend and attempt — then the times, attempts and request of the public Job
+ * document with the admins' attempt details (core/job.ts toPublicJob).
  */
 function dataOf(b: BoardJob): Record<string, unknown> {
   const { job } = b;
   const queued = job.status === "queued";
+  const doc = toPublicJob(job, { urlFor: (digest) => digest, position: b.position, admin: true });
+  const shown: Record<string, unknown> = {};
+  for (const member of SHOWN_MEMBERS) {
+    const value = doc[member];
+    if (value !== undefined && !(Array.isArray(value) && value.length === 0)) shown[member] = value;
+  }
   return {
     ...(queued ? { position: b.position } : {}),
     tenant: job.customerId,
@@ -67,8 +84,12 @@ function dataOf(b: BoardJob): Record<string, unknown> {
     ...(b.notBefore !== undefined ? { retry_not_before: rfc3339(b.notBefore) } : {}),
     ...(job.backend !== undefined && !queued ? { backend: job.backend } : {}),
     attempt: job.attempts,
-    route: job.route,
-    job: toPublicJob(job, { urlFor: (digest) => digest, position: b.position, admin: true }),
+    status: job.status,
+    model: formatFamilyModel(job.family, job.model),
+    task: job.task,
+    format: job.format,
+    mode: job.mode,
+    ...shown,
   };
 }
 

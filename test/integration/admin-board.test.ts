@@ -2,26 +2,19 @@
 // lists the queued jobs of several tenants and priorities in the fair-share order with the positions
 // GET /jobs/{id} shows, pages and counts them, shows running attempts with backend and attempt and
 // the finished jobs; no prompt or webhook URL reaches any board answer; nothing can be changed.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { webhookJob } from "../../src/queues/webhook-jobs.js";
 import { WEBHOOKS_QUEUE } from "../../src/queues/keys.js";
-import { fairTier } from "../helpers/fair-share.js";
-import { FLUX_SCHNELL_512, queueJob, startSystem, waitFor, type TestSystem } from "../helpers/system.js";
+import { SECRET_HOOK, startBoardSystem, type BoardSystem } from "../helpers/admin-board.js";
+import type { TestSystem } from "../helpers/system.js";
 
-const SECRET_PROMPT = "SECRETPROMPT-lighthouse-7f3a";
-const SECRET_NEGATIVE = "SECRETNEGATIVE-blurry-91c2";
-const SECRET_HOOK = "https://hooks.example.com/SECRETHOOK-4d1e";
-
+let board: BoardSystem;
 let sys: TestSystem;
-let dir: string;
 let admin: string;
-const queued: string[] = [];
-const running: string[] = [];
-const completed: string[] = [];
+let queued: readonly string[];
+let running: readonly string[];
+let completed: readonly string[];
 let held: string;
 let cancelled: string;
 let hooks: Queue;
@@ -60,78 +53,11 @@ async function boardQueue(name: string, status?: string, page = 1, perPage = 10)
   return found!;
 }
 
-async function jobDoc(id: string): Promise<Record<string, unknown>> {
-  const res = await sys.call(`/jobs/${id}?redirect=false`, { token: admin });
-  expect(res.status).toBe(200);
-  return (await res.json()) as Record<string, unknown>;
-}
-
-const submit = async (customer: string, tier: string, priority: string, n: number) =>
-  queueJob(sys, await sys.token(customer, { tier }), {
-    ...FLUX_SCHNELL_512,
-    priority,
-    prompt: `${SECRET_PROMPT} ${n}`,
-    negative_prompt: SECRET_NEGATIVE,
-    webhook: SECRET_HOOK,
-  });
+const jobDoc = (id: string) => board.jobDoc(id);
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "rg-board-"));
-  const tiersFile = join(dir, "tiers.json");
-  writeFileSync(
-    tiersFile,
-    JSON.stringify({
-      free: fairTier(),
-      pro: fairTier(),
-      heavy: fairTier({ weight: 3 }),
-      light: fairTier({ weight: 1 }),
-      capped: fairTier({ max_running: 1 }),
-    }),
-  );
-  sys = await startSystem({
-    env: { TIERS_FILE: tiersFile, SHUTDOWN_GRACE_MS: "500" },
-    backends: (simUrl) => [
-      {
-        id: "gpu-a",
-        url: simUrl,
-        protocol: "kserve-v2",
-        engine: "nunchaku",
-        capacity: 3,
-        models: ["flux/schnell"],
-        streaming: false,
-        timeout_ms: 120_000,
-        timeouts: {},
-      },
-    ],
-  });
-  admin = await sys.token("ops", { admin: true });
-  // two finished jobs
-  for (let i = 0; i < 2; i++) completed.push(await submit("alice", "light", "normal", 100 + i));
-  for (const id of completed) await waitFor(async () => (await jobDoc(id)).status === "complete");
-  // from now on every call hangs: the slots fill up and stay full
-  sys.sim.setConfig({ hangRate: 1 });
-  running.push(await submit("carol", "capped", "normal", 200));
-  await waitFor(async () => (await jobDoc(running[0]!)).status === "running");
-  held = await submit("carol", "capped", "high", 201);
-  await waitFor(async () => (await jobDoc(held)).held === "concurrency_limit");
-  running.push(await submit("dave", "light", "normal", 300), await submit("dave", "light", "normal", 301));
-  for (const id of running) await waitFor(async () => (await jobDoc(id)).status === "running");
-  // 12 queued jobs of three tenants, weights 3 and 1, all priorities
-  const plan: [string, string, string][] = [
-    ["erin", "heavy", "low"],
-    ["erin", "heavy", "normal"],
-    ["frank", "light", "high"],
-    ["erin", "heavy", "high"],
-    ["gina", "light", "normal"],
-    ["frank", "light", "low"],
-  ];
-  for (let round = 0; round < 2; round++) {
-    for (const [i, [customer, tier, priority]] of plan.entries()) {
-      queued.push(await submit(customer, tier, priority, 400 + round * 10 + i));
-    }
-  }
-  cancelled = await submit("gina", "light", "normal", 500);
-  expect((await sys.call(`/jobs/${cancelled}`, { method: "DELETE", token: admin })).status).toBe(204);
+  board = await startBoardSystem();
+  ({ sys, admin, queued, running, completed, held, cancelled } = board);
   // a webhook delivery waiting in the follow-up queue (no pipeline runs here)
   hooks = new Queue(WEBHOOKS_QUEUE, { connection: sys.redis.client, prefix: sys.redis.prefix });
   const w = webhookJob(
@@ -147,8 +73,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await hooks?.close();
-  await sys?.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await board?.close();
 });
 
 describe("the scheduler queue on the board", () => {
@@ -267,7 +192,7 @@ describe("redaction", () => {
     }
     // what is shown instead: the field, redacted
     const row = (await boardQueue("scheduler", "waiting")).jobs[0]!;
-    const request = (row.data["job"] as { request: Record<string, unknown> }).request;
+    const request = row.data["request"] as Record<string, unknown>;
     expect(request).toMatchObject({
       prompt: "[redacted]",
       negative_prompt: "[redacted]",

@@ -1,6 +1,7 @@
 // The admin board's pure parts: how scheduler jobs map to Bull Board statuses and cards, page bounds,
 // the board's hooks (changes refused, pages capped), and the login cookie's attributes (Secure over
 // https, Max-Age bounded by the session and the credential) with a stand-in authenticator.
+import { tmpdir } from "node:os";
 import { Hono } from "hono";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
@@ -10,7 +11,10 @@ import { AppError } from "../../src/core/errors.js";
 import { decodeJob } from "../../src/core/job.js";
 import { clampPage, sliceGroups, BOARD_PAGE_MAX, type BoardJob } from "../../src/queues/board-reads.js";
 import { jobJsonOf, stateOf, STATUS_VIEWS } from "../../src/admin/scheduler-job.js";
-import { boardHooks } from "../../src/admin/board.js";
+import { boardHooks, createBoardApp } from "../../src/admin/board.js";
+import { SchedulerAdapter } from "../../src/admin/scheduler-adapter.js";
+import type { BoardReads } from "../../src/queues/board-reads.js";
+import type { Redis } from "ioredis";
 import { createAdminApp } from "../../src/admin/admin-app.js";
 import type { SessionSettings } from "../../src/admin/session.js";
 
@@ -63,7 +67,7 @@ describe("scheduler jobs as Bull Board shows them", () => {
       priority: "low",
       held: "concurrency_limit",
     });
-    expect((json.data as { job: { request: unknown } }).job.request).toMatchObject({ prompt: "p", steps: 4 });
+    expect((json.data as { request: unknown }).request).toMatchObject({ prompt: "p", steps: 4 });
     const later = jobJsonOf(boardJob({ status: "queued" }, { position: 0, notBefore: T0 + 5_000 }));
     expect(later.delay).toBe(5_000);
     expect(later.name).toContain("retry backoff");
@@ -177,5 +181,33 @@ describe("the login cookie", () => {
     expect(same.status).toBe(303);
     expect(same.headers.get("set-cookie")).not.toContain("Secure");
     expect((await login(plain, "http://elsewhere.example")).status).toBe(403);
+  });
+});
+
+describe("the board's static files", () => {
+  it("are found after the working directory changes", async () => {
+    const reads: BoardReads = {
+      counts: () => Promise.reject(new Error("not read")),
+      page: () => Promise.reject(new Error("not read")),
+      job: () => Promise.reject(new Error("not read")),
+    };
+    const board = createBoardApp({
+      basePath: "/admin/queues",
+      adapters: [new SchedulerAdapter({ reads, redis: {} as Redis, prefix: "{t}" })],
+      queues: [],
+      logoutPath: "/admin/logout",
+    });
+    const root = new Hono({ strict: false });
+    root.route("/admin/queues", board);
+    const cwd = process.cwd();
+    process.chdir(tmpdir());
+    try {
+      const res = await root.request("http://x/admin/queues/static/favicon-32x32.png");
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toBe("image/png");
+      await res.arrayBuffer();
+    } finally {
+      process.chdir(cwd);
+    }
   });
 });
