@@ -1,7 +1,13 @@
 // The admin face, mounted at /admin (inside the API's app, or alone in the admin role): the login and
 // logout forms, and Bull Board at /admin/queues behind an admin credential, read-only.
 import { Hono } from "hono";
+import type { Logger } from "pino";
 import type { ApiEnv } from "../api/context.js";
+import { requestId } from "../api/middleware/request-id.js";
+import { createErrorHandler, problemResponse } from "../api/problem.js";
+import { shownValue } from "../api/request-input.js";
+import { AppError } from "../core/errors.js";
+import type { IdGenerator } from "../core/ids.js";
 import type { Clock } from "../core/time.js";
 import { readOnlyBoard, requireAdmin } from "./guard.js";
 import { loginRoutes } from "./login.js";
@@ -25,6 +31,7 @@ export function createAdminApp(deps: AdminAppDeps): Hono<ApiEnv> {
     c.res.headers.set("referrer-policy", "same-origin");
   });
   app.route("/", loginRoutes(deps));
+  app.get("/", (c) => c.redirect(BOARD_PATH, 303));
 
   const board = BOARD_PATH.slice(ADMIN_PATH.length);
   const guard = requireAdmin(deps.auth, deps.session);
@@ -38,5 +45,27 @@ export function createAdminApp(deps: AdminAppDeps): Hono<ApiEnv> {
     c.json({ nodeId: c.req.param("jobId"), flowRoot: null, isFlowNode: false }),
   );
   app.route(board, deps.board);
+  return app;
+}
+
+/**
+ * The admin face as an app of its own that serves the full paths (`/admin/...`), with request ids,
+ * problem documents and 404s. It keeps a router of its own: the API hands it `/admin` and `/admin/*`
+ * as one route, so Bull Board's few dozen routes never reach the API's router (with them, Hono's
+ * fast RegExpRouter gives way to its TrieRouter for every API request).
+ */
+export function createAdminServer(
+  deps: AdminAppDeps & { readonly logger: Logger; readonly ids: IdGenerator },
+): Hono<ApiEnv> {
+  const app = new Hono<ApiEnv>({ strict: false });
+  app.onError(createErrorHandler(deps.logger));
+  app.use(requestId({ ids: deps.ids }));
+  app.route(ADMIN_PATH, createAdminApp(deps));
+  app.notFound((c) =>
+    problemResponse(
+      new AppError("not_found", `no route for ${c.req.method} ${shownValue(c.req.path)}`),
+      c.get("requestId"),
+    ),
+  );
   return app;
 }

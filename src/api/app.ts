@@ -93,6 +93,11 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
     }
   };
 
+  // The admin face (login, Bull Board) answers /admin itself, with its own router, request ids and
+  // problem documents: registered first, nothing of the API runs for it.
+  const admin = deps.admin;
+  if (admin) app.all("/admin/*", (c) => admin.fetch(c.req.raw, c.env));
+
   app.onError(createErrorHandler(deps.logger));
   app.use(requestId({ ids: deps.ids }));
 
@@ -115,8 +120,6 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
       },
     }),
   );
-
-  if (deps.admin) app.route("/admin", deps.admin);
 
   const reads = limitReads({ limiter });
   // `/uploads` only: the PUT of `/uploads/{id}` carries no token (its URL's signature authorises it).

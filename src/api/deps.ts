@@ -121,6 +121,6 @@ export interface ApiDeps {
   readonly redisNearLimit: () => boolean;
   /** The webhook routes' stores; without them the routes are not mounted. */
   readonly webhooks?: WebhookApi;
-  /** The admin face (login and Bull Board), mounted at /admin when given. */
-  readonly admin?: Hono<ApiEnv>;
+  /** The admin face (login and Bull Board): an app that answers every path under /admin. */
+  readonly admin?: Pick<Hono<ApiEnv>, "fetch">;
 }

@@ -4,12 +4,13 @@ import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Hono } from "hono";
 import type { ApiEnv } from "../api/context.js";
-import { createAdminApp } from "../admin/admin-app.js";
+import { createAdminServer } from "../admin/admin-app.js";
 import { createBoardApp } from "../admin/board.js";
 import { SchedulerAdapter } from "../admin/scheduler-adapter.js";
 import { BOARD_PATH, LOGOUT_PATH, type AdminAuthenticator } from "../admin/session.js";
 import { createBoardReads } from "../queues/board-reads.js";
 import type { JobStore } from "../queues/job-store.js";
+import { createRandomIds } from "../core/ids.js";
 import { BILLING_QUEUE, RENDER_QUEUE, WEBHOOKS_QUEUE } from "../queues/keys.js";
 import type { RoleContext } from "./role-context.js";
 
@@ -24,12 +25,18 @@ const BULLMQ_QUEUES: readonly (readonly [string, string])[] = [
 ];
 
 /**
- * The /admin app. `redis` is the role's command connection: the board's reads and BullMQ's queue
+ * The app that answers every path under /admin (admin-app.ts createAdminServer). `redis` is the
+ * role's command connection: the board's reads and BullMQ's queue
  * handles (which write nothing: no queue meta update) use it; the handles close at shutdown.
  */
 export function createAdminFace(
   ctx: RoleContext,
-  deps: { readonly redis: Redis; readonly store: JobStore; readonly authenticator: AdminAuthenticator },
+  deps: {
+    readonly redis: Redis;
+    readonly store: JobStore;
+    readonly authenticator: AdminAuthenticator;
+    readonly logger: RoleContext["logger"];
+  },
 ): Hono<ApiEnv> {
   const { env } = ctx.settings;
   const prefix = env.REDIS_PREFIX;
@@ -53,7 +60,9 @@ export function createAdminFace(
     logoutPath: LOGOUT_PATH,
   });
   const publicUrl = env.PUBLIC_URL;
-  return createAdminApp({
+  return createAdminServer({
+    logger: deps.logger,
+    ids: createRandomIds(),
     auth: deps.authenticator,
     session: {
       ttlS: env.ADMIN_SESSION_TTL_S,

@@ -1,12 +1,5 @@
 // The admin role alone (`start --roles admin`): Bull Board and its login at /admin, /health and
 // /ready, on HOST:PORT. With the api role, the board is mounted in the API's app instead.
-import { Hono } from "hono";
-import type { ApiEnv } from "../api/context.js";
-import { requestId } from "../api/middleware/request-id.js";
-import { createErrorHandler, problemResponse } from "../api/problem.js";
-import { shownValue } from "../api/request-input.js";
-import { AppError } from "../core/errors.js";
-import { createRandomIds } from "../core/ids.js";
 import { closeRedis, createRedis, waitReady } from "../infra/redis.js";
 import { createJobStore } from "../queues/job-store.js";
 import { createAdminFace } from "./admin-face.js";
@@ -33,9 +26,7 @@ export async function startAdminRole(ctx: RoleContext & { keys: Keys }): Promise
   const authenticator = await createRoleAuthenticator(ctx, redis, logger);
   const store = createJobStore(redis, env.REDIS_PREFIX, { pipelineMax: env.REDIS_PIPELINE_MAX });
 
-  const app = new Hono<ApiEnv>({ strict: false });
-  app.onError(createErrorHandler(logger));
-  app.use(requestId({ ids: createRandomIds() }));
+  const app = createAdminFace(ctx, { redis, store, authenticator, logger });
   app.on(["GET", "HEAD"], "/health", (c) => c.json({ status: "ok" }));
   app.on(["GET", "HEAD"], "/ready", async (c) => {
     const redisOk = await redis.ping().then(
@@ -49,13 +40,6 @@ export async function startAdminRole(ctx: RoleContext & { keys: Keys }): Promise
       ready ? 200 : 503,
     );
   });
-  app.route("/admin", createAdminFace(ctx, { redis, store, authenticator }));
-  app.notFound((c) =>
-    problemResponse(
-      new AppError("not_found", `no route for ${c.req.method} ${shownValue(c.req.path)}`),
-      c.get("requestId"),
-    ),
-  );
 
   const { port, localUrl } = await listenHttp(ctx, app.fetch);
   const url = env.PUBLIC_URL ?? localUrl;

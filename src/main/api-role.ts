@@ -177,7 +177,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     redisNearLimit: () => memory.nearLimit(),
     webhooks: webhookApiFor(ctx, redis),
     // Bull Board and its login at /admin (README "Admin UI (Bull Board)").
-    admin: createAdminFace(ctx, { redis, store, authenticator }),
+    admin: createAdminFace(ctx, { redis, store, authenticator, logger }),
   });
 
   const { port, localUrl } = await listenHttp(ctx, app.fetch);

@@ -61,6 +61,13 @@ async function expectProblem(res: Response, status: number, code: string): Promi
 }
 
 describe("board access", () => {
+  it("/admin leads to the board; an unknown admin path is a 404 problem", async () => {
+    const root = await get("/admin", HTML_ACCEPT);
+    expect(root.status).toBe(303);
+    expect(root.headers.get("location")).toBe("/admin/queues");
+    await expectProblem(await get("/admin/nothing-here"), 404, "not_found");
+  });
+
   it("without a credential: 401 problem for API clients, a redirect to the login form for browsers", async () => {
     await expectProblem(await get(API), 401, "unauthorized");
     for (const path of ["/admin/queues", "/admin/queues/", "/admin/queues/queue/scheduler"]) {
