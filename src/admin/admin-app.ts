@@ -1,5 +1,5 @@
-// The admin face, mounted at /admin (inside the API's app, or alone in the admin role): the login and
-// logout forms, and Bull Board at /admin/queues behind an admin credential, read-only.
+// The admin face at /admin (the API's app forwards /admin/* to it; the admin role serves it alone):
+// the login and logout forms, and Bull Board at /admin/queues behind an admin credential, read-only.
 import { Hono } from "hono";
 import type { Logger } from "pino";
 import type { ApiEnv } from "../api/context.js";

@@ -13,6 +13,7 @@ import type {
   Status,
 } from "@bull-board/api/dist/types.js";
 import type { Redis } from "ioredis";
+import { isJobId } from "../core/ids.js";
 import type { BoardReads } from "../queues/board-reads.js";
 import { SCHEDULER_STATUSES, STATUS_VIEWS, toQueueJob, type SchedulerStatus } from "./scheduler-job.js";
 
@@ -90,8 +91,8 @@ export class SchedulerAdapter extends BaseAdapter {
   }
 
   async getJob(id: string): Promise<QueueJob | undefined> {
-    // job ids are `j_` + alphanumerics; anything else is no job (and costs no read)
-    if (!/^j_[A-Za-z0-9]{1,64}$/.test(id)) return undefined;
+    // anything but a job id is no job (and costs no read)
+    if (!isJobId(id)) return undefined;
     const b = await this.deps.reads.job(id);
     return b === undefined ? undefined : toQueueJob(b);
   }

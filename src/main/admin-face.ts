@@ -1,5 +1,5 @@
 // The admin face of a role (api, admin): Bull Board over the scheduler (our adapter) and the BullMQ
-// queues — `render` attempts and the follow-up queues — with its login, as one app for /admin.
+// queues — `render` attempts and the follow-up queues — with its login, as one app for /admin/*.
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Hono } from "hono";
@@ -26,8 +26,8 @@ const BULLMQ_QUEUES: readonly (readonly [string, string])[] = [
 
 /**
  * The app that answers every path under /admin (admin-app.ts createAdminServer). `redis` is the
- * role's command connection: the board's reads and BullMQ's queue
- * handles (which write nothing: no queue meta update) use it; the handles close at shutdown.
+ * role's command connection: the board's reads and BullMQ's queue handles use it (the handles write
+ * nothing: no queue meta update); the handles close at shutdown.
  */
 export function createAdminFace(
   ctx: RoleContext,

@@ -1,5 +1,5 @@
 // The admin role alone (`start --roles admin`): Bull Board and its login at /admin, /health and
-// /ready, on HOST:PORT. With the api role, the board is mounted in the API's app instead.
+// /ready, on HOST:PORT. With the api role, the API's app serves the same admin face instead.
 import { closeRedis, createRedis, waitReady } from "../infra/redis.js";
 import { createJobStore } from "../queues/job-store.js";
 import { createAdminFace } from "./admin-face.js";
