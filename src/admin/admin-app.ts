@@ -50,9 +50,9 @@ export function createAdminApp(deps: AdminAppDeps): Hono<ApiEnv> {
 
 /**
  * The admin face as an app of its own that serves the full paths (`/admin/...`), with request ids,
- * problem documents and 404s. It keeps a router of its own: the API hands it `/admin` and `/admin/*`
- * as one route, so Bull Board's few dozen routes never reach the API's router (with them, Hono's
- * fast RegExpRouter gives way to its TrieRouter for every API request).
+ * problem documents and 404s. It keeps a router of its own: the API hands it ADMIN_FACE_PATHS as a
+ * few routes, so Bull Board's few dozen routes never reach the API's router (with them, Hono's fast
+ * RegExpRouter gives way to its TrieRouter for every API request).
  */
 export function createAdminServer(
   deps: AdminAppDeps & { readonly logger: Logger; readonly ids: IdGenerator },

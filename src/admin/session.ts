@@ -11,6 +11,14 @@ export const ADMIN_PATH = "/admin";
 export const BOARD_PATH = `${ADMIN_PATH}/queues`;
 export const LOGIN_PATH = `${ADMIN_PATH}/login`;
 export const LOGOUT_PATH = `${ADMIN_PATH}/logout`;
+/** Every path the admin face answers (the API forwards these to it, and leaves the rest of /admin). */
+export const ADMIN_FACE_PATHS: readonly string[] = [
+  ADMIN_PATH,
+  LOGIN_PATH,
+  LOGOUT_PATH,
+  BOARD_PATH,
+  `${BOARD_PATH}/*`,
+];
 /** The login cookie's name. */
 export const ADMIN_COOKIE = "rg_admin";
 /** Longest credential accepted from the form or the cookie (auth.ts refuses longer headers too). */

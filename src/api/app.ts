@@ -93,10 +93,10 @@ export function createApp(deps: ApiDeps): Hono<ApiEnv> {
     }
   };
 
-  // The admin face (login, Bull Board) answers /admin itself, with its own router, request ids and
-  // problem documents: registered first, nothing of the API runs for it.
+  // The admin face (login, Bull Board) answers its paths itself, with its own router, request ids
+  // and problem documents: registered first, nothing of the API runs for them.
   const admin = deps.admin;
-  if (admin) app.all("/admin/*", (c) => admin.fetch(c.req.raw, c.env));
+  if (admin) for (const path of admin.paths) app.all(path, (c) => admin.fetch(c.req.raw, c.env));
 
   app.onError(createErrorHandler(deps.logger));
   app.use(requestId({ ids: deps.ids }));

@@ -121,6 +121,9 @@ export interface ApiDeps {
   readonly redisNearLimit: () => boolean;
   /** The webhook routes' stores; without them the routes are not mounted. */
   readonly webhooks?: WebhookApi;
-  /** The admin face (login and Bull Board): an app that answers every path under /admin. */
-  readonly admin?: Pick<Hono<ApiEnv>, "fetch">;
+  /** The admin face (login and Bull Board): an app of its own that answers `paths`. */
+  readonly admin?: {
+    readonly paths: readonly string[];
+    readonly fetch: Hono<ApiEnv>["fetch"];
+  };
 }

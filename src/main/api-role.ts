@@ -24,6 +24,7 @@ import { readCaFile } from "./ca-file.js";
 import { schedulerFor, type Keys } from "./settings.js";
 import { createRoleAuthenticator } from "./authenticator.js";
 import { createAdminFace } from "./admin-face.js";
+import { ADMIN_FACE_PATHS } from "../admin/session.js";
 import { createLedgerFiles } from "../infra/ledger-files.js";
 import { createUsageStore } from "../queues/usage-store.js";
 import { createOutboxStore } from "../queues/outbox-store.js";
@@ -177,7 +178,10 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     redisNearLimit: () => memory.nearLimit(),
     webhooks: webhookApiFor(ctx, redis),
     // Bull Board and its login at /admin (README "Admin UI (Bull Board)").
-    admin: createAdminFace(ctx, { redis, store, authenticator, logger }),
+    admin: {
+      paths: ADMIN_FACE_PATHS,
+      fetch: createAdminFace(ctx, { redis, store, authenticator, logger }).fetch,
+    },
   });
 
   const { port, localUrl } = await listenHttp(ctx, app.fetch);
