@@ -48,6 +48,21 @@ module.exports = {
       to: { path: "^src/infra/", dependencyTypesNot: ["type-only"] },
     },
     {
+      name: "only-main-mounts-admin",
+      comment: "the admin face (src/admin) is wired by src/main; no other layer imports it",
+      severity: "error",
+      from: { pathNot: "^src/(main|admin)/" },
+      to: { path: "^src/admin/" },
+    },
+    {
+      name: "admin-reaches-only-inward",
+      comment:
+        "src/admin uses core, queues and the API's faces (auth types, problem documents, request helpers); never workers, pipeline, sim or infra",
+      severity: "error",
+      from: { path: "^src/admin/" },
+      to: { path: "^src/(workers|pipeline|sim|infra)/", dependencyTypesNot: ["type-only"] },
+    },
+    {
       name: "infra-does-not-import-features",
       severity: "error",
       from: { path: "^src/infra/" },

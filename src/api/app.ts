@@ -51,6 +51,11 @@ export function createApp(deps: ApiDeps, services: ApiServices = createApiServic
     }
   };
 
+  // The admin face (login, Bull Board) answers its paths itself, with its own router, request ids
+  // and problem documents: registered first, nothing of the API runs for them.
+  const admin = deps.admin;
+  if (admin) for (const path of admin.paths) app.all(path, (c) => admin.fetch(c.req.raw, c.env));
+
   app.onError(createErrorHandler(deps.logger));
   app.use(requestId({ ids: deps.ids }));
 

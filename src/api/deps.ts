@@ -1,4 +1,5 @@
 // Everything the API's routes need, injected by src/main.
+import type { Hono } from "hono";
 import type { Logger } from "pino";
 import type { Redis } from "ioredis";
 import type { Catalog } from "../core/catalog.js";
@@ -22,6 +23,7 @@ import type { BodyReader } from "./body.js";
 import type { CapacityView } from "./capacity.js";
 import type { EventHub } from "./event-hub.js";
 import type { Presenter } from "./present.js";
+import type { ApiEnv } from "./context.js";
 
 export interface ApiConfig {
   readonly syncBudgetMs: number;
@@ -121,4 +123,9 @@ export interface ApiDeps {
   readonly webhooks?: WebhookApi;
   /** The playground's files by name (`index.html`, its stylesheet and script), read at start. */
   readonly playground: ReadonlyMap<string, Uint8Array>;
+  /** The admin face (login and Bull Board): an app of its own that answers `paths`. */
+  readonly admin?: {
+    readonly paths: readonly string[];
+    readonly fetch: Hono<ApiEnv>["fetch"];
+  };
 }

@@ -150,6 +150,11 @@ const variables = z.object({
   JWKS_CACHE_MAX_AGE_MS: int(600_000, 1_000, 86_400_000),
   /** Deadline of one JWKS fetch. */
   JWKS_TIMEOUT_MS: int(5_000, 50, 60_000),
+  /**
+   * Longest life of the admin board's login cookie (its Max-Age; never past the credential's own
+   * expiry). The credential in it is verified on every request anyway.
+   */
+  ADMIN_SESSION_TTL_S: int(43_200, 60, 2_592_000),
 
   /** API server: time to receive a request's headers (node's `headersTimeout`). */
   HTTP_HEADERS_TIMEOUT_MS: int(10_000, 100),

@@ -1,7 +1,5 @@
 // The api role: Redis connections (fail-fast profile), event hub, Hono app on HOST:PORT.
 import { join } from "node:path";
-import { serve, type ServerType } from "@hono/node-server";
-import type { AddressInfo } from "node:net";
 import { createRandomIds } from "../core/ids.js";
 import { createJobStore } from "../queues/job-store.js";
 import { createIdempotencyStore } from "../queues/idempotency-store.js";
@@ -15,13 +13,6 @@ import { createApiServices } from "../api/services.js";
 import type { WsGateway } from "../api/ws/gateway.js";
 import { attachWebSockets } from "./websocket.js";
 import { createBodyReader } from "../api/body.js";
-import { createAuthenticator } from "../api/auth.js";
-import { createApiKeyVerifier } from "../api/api-key-auth.js";
-import { listenForRevocations } from "../api/api-key-revocations.js";
-import { createTokenRouter } from "../api/token-router.js";
-import { createApiKeyStore } from "../queues/api-key-store.js";
-import { createRedis, closeRedis } from "../infra/redis.js";
-import { createRemoteKeySet, type RemoteKeySet } from "../api/jwks-remote.js";
 import { createEventHub, type EventHub } from "../api/event-hub.js";
 import { createCapacityView } from "../api/capacity.js";
 import { createPresenter } from "../api/present.js";
@@ -30,12 +21,14 @@ import { startCasCollector } from "./cas-gc.js";
 import { createOutboundHttp } from "../infra/outbound-http.js";
 import { createImageInspector } from "../infra/image-inspector.js";
 import { connectRole, type RoleContext } from "./role-context.js";
-import { httpServerOptions } from "./http-timeouts.js";
+import { listenHttp } from "./http-listen.js";
 import { publishRunFile } from "./run-files.js";
 import { webhookApiFor } from "./webhooks.js";
 import { readCaFile } from "./ca-file.js";
 import { schedulerFor, type Keys } from "./settings.js";
-import { loadApiKeyPepper, NO_PEPPER_MESSAGE } from "./api-key-pepper.js";
+import { createRoleAuthenticator } from "./authenticator.js";
+import { createAdminFace } from "./admin-face.js";
+import { ADMIN_FACE_PATHS } from "../admin/session.js";
 import { createLedgerFiles } from "../infra/ledger-files.js";
 import { createUsageStore } from "../queues/usage-store.js";
 import { createOutboxStore } from "../queues/outbox-store.js";
@@ -109,43 +102,8 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   ctx.runtime.defer("redis memory watch", () => memory.stop());
   startCasCollector(ctx, redis, logger);
 
-  const jwks = await jwksKeySet(ctx, logger);
-  const jwtAuthenticator = createAuthenticator({
-    secret: ctx.keys.jwt,
-    publicKeys: ctx.keys.publicKeys ?? [],
-    ...(jwks === undefined ? {} : { jwks }),
-    tiers: Object.keys(ctx.settings.tiers),
-    clock: ctx.clock,
-    maxTtlS: env.JWT_MAX_TTL_S,
-    ...(env.JWT_ISSUER ? { issuer: env.JWT_ISSUER } : {}),
-    ...(env.JWT_AUDIENCE ? { audience: env.JWT_AUDIENCE } : {}),
-  });
-  // API keys (README "API keys"): revocations arrive on a subscriber connection of their own.
-  const pepper = await loadApiKeyPepper(ctx.settings);
-  if (pepper === undefined) logger.info(NO_PEPPER_MESSAGE);
-  const tierNames = Object.keys(ctx.settings.tiers);
-  const apiKeys = createApiKeyVerifier({
-    store: createApiKeyStore({ redis, prefix: env.REDIS_PREFIX, clock: ctx.clock, tiers: tierNames }),
-    pepper,
-    tiers: tierNames,
-    clock: ctx.clock,
-    recheckMs: env.API_KEY_RECHECK_MS,
-    trustMs: env.API_KEY_TRUST_MS,
-    lastUsedMs: env.API_KEY_LAST_USED_MS,
-    onTouchError: (err) => logger.debug({ err }, "API key last-used write failed"),
-  });
-  const keySubscriber = createRedis(ctx.redisUrl, "subscriber", "rg-api-keys-sub");
-  ctx.runtime.defer("api key subscriber", () => closeRedis(keySubscriber));
-  const revocations = listenForRevocations({
-    subscriber: keySubscriber,
-    channel: scheduler.keys.apiKeyChannel,
-    verifier: apiKeys,
-    clock: ctx.clock,
-    recheckMs: env.API_KEY_RECHECK_MS,
-  });
-  await revocations.start();
-  ctx.runtime.defer("api key revocations", () => revocations.stop());
-  const authenticator = createTokenRouter(jwtAuthenticator, apiKeys);
+  // JWTs and API keys (README "API keys"); the admin board checks its credentials with it too.
+  const authenticator = await createRoleAuthenticator(ctx, redis, logger);
 
   // Customer-given URLs go through this client only (connect-time address checks, no redirects).
   const outbound = { allowPrivate: env.WEBHOOK_ALLOW_PRIVATE, allowedPorts: env.OUTBOUND_ALLOWED_PORTS };
@@ -231,67 +189,21 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     redisNearLimit: () => memory.nearLimit(),
     webhooks: webhookApiFor(ctx, redis),
     playground,
+    // Bull Board and its login at /admin (README "Admin UI (Bull Board)").
+    admin: {
+      paths: ADMIN_FACE_PATHS,
+      fetch: createAdminFace(ctx, { redis, store, authenticator, logger }).fetch,
+    },
   };
   // One admission, limiter and image budget for both HTTP and the WebSocket.
   const services = createApiServices(apiDeps);
   const app = createApp(apiDeps, services);
 
-  const server: ServerType = await new Promise((resolve, reject) => {
-    const s = serve(
-      {
-        fetch: app.fetch,
-        hostname: env.HOST,
-        port: env.PORT,
-        serverOptions: httpServerOptions({
-          headersMs: env.HTTP_HEADERS_TIMEOUT_MS,
-          requestMs: env.HTTP_REQUEST_TIMEOUT_MS,
-          keepAliveMs: env.HTTP_KEEP_ALIVE_TIMEOUT_MS,
-        }),
-      },
-      () => resolve(s),
-    );
-    s.once("error", reject);
-  });
-  const port = (server.address() as AddressInfo).port;
-  publicUrl ||= `http://${env.HOST.includes(":") ? `[${env.HOST}]` : env.HOST}:${port}`;
-  ctx.runtime.defer("http server", async () => {
-    const closed = new Promise<void>((r) => server.close(() => r()));
-    // Streams (SSE, sync waits) would hold the close forever: end them after a short grace.
-    const t = setTimeout(
-      () => (server as unknown as { closeAllConnections(): void }).closeAllConnections(),
-      2_000,
-    );
-    await closed;
-    clearTimeout(t);
-  });
+  const { server, port, localUrl } = await listenHttp(ctx, app.fetch);
+  publicUrl ||= localUrl;
   const ws = attachWebSockets({ env, runtime: ctx.runtime, server, api: apiDeps, services, redis, logger });
   publishRunFile(ctx.runtime, ctx.settings.dataDir, "api.url", publicUrl);
   logger.info({ url: publicUrl }, "api listening");
   const routes = app.routes.map(({ method, path }) => ({ method, path }));
   return { url: publicUrl, port, hub, ws, fetch: (req) => app.fetch(req), routes };
-}
-
-/**
- * The JWKS_URL key set, fetched once before the API listens; an endpoint that fails then is logged
- * and retried when a token needs it (HS256 and local keys work meanwhile).
- */
-async function jwksKeySet(
-  ctx: RoleContext,
-  logger: RoleContext["logger"],
-): Promise<RemoteKeySet | undefined> {
-  const { env } = ctx.settings;
-  if (env.JWKS_URL === undefined) return undefined;
-  const jwks = createRemoteKeySet({
-    url: new URL(env.JWKS_URL),
-    cooldownMs: env.JWKS_COOLDOWN_MS,
-    maxAgeMs: env.JWKS_CACHE_MAX_AGE_MS,
-    timeoutMs: env.JWKS_TIMEOUT_MS,
-    clock: ctx.clock,
-  });
-  ctx.runtime.defer("jwks", () => jwks.close());
-  await jwks.refresh();
-  const status = jwks.status();
-  if (status.last_error !== null) logger.warn({ jwks: status }, "JWKS_URL could not be fetched at start");
-  else logger.info({ jwks: { url: status.url, keys: status.keys } }, "JWKS keys loaded");
-  return jwks;
 }

@@ -16,11 +16,14 @@ import { defaultSimBackends, loadKeys, loadSettings, PROJECT_ROOT, type Settings
 
 const ROLES = ["api", "worker", "pipeline", "admin", "sim"] as const;
 export type Role = (typeof ROLES)[number];
-/** Roles this version runs; `admin` belongs to later work. */
-const AVAILABLE_ROLES: readonly Role[] = ["api", "worker", "pipeline", "sim"];
+/**
+ * Roles run when none are named. `admin` is not among them: the api role serves the board itself;
+ * `admin` alone serves only the board (and its login) on PORT.
+ */
+const DEFAULT_ROLES: readonly Role[] = ["api", "worker", "pipeline", "sim"];
 
 export function parseRoles(raw: string | undefined): Role[] {
-  if (raw === undefined || raw.trim() === "") return [...AVAILABLE_ROLES];
+  if (raw === undefined || raw.trim() === "") return [...DEFAULT_ROLES];
   const roles = raw
     .split(",")
     .map((r) => r.trim())
@@ -64,15 +67,11 @@ export async function runStart(roles: Role[]): Promise<void> {
   const runtime = createRuntime(logger);
   runtime.handleSignals((code) => process.exit(code));
   try {
-    for (const r of roles) {
-      if (!AVAILABLE_ROLES.includes(r))
-        logger.warn({ role: r }, "role has nothing to run in this version; ignored");
-    }
     // DATA_DIR holds the AOF (every job's request), the CAS and secrets: only its owner may enter.
     const tightened = ensurePrivateDataDir(settings.dataDir);
     if (tightened.length > 0) logger.info({ dirs: tightened }, "closed data folders to other users (0700)");
-    // The api, worker and pipeline roles use Redis (a lone simulator does not).
-    const needsRedis = roles.includes("api") || roles.includes("worker") || roles.includes("pipeline");
+    // Every role but the simulator uses Redis.
+    const needsRedis = roles.some((r) => r !== "sim");
     const redisUrl = needsRedis ? await ensureRedis(settings, runtime, logger) : "";
     const blobs = createFsBlobStore({
       root: join(settings.dataDir, "cas"),
@@ -131,6 +130,20 @@ export async function runStart(roles: Role[]): Promise<void> {
             clock: systemClock,
           });
       printBanner(api.url, token, settings);
+    } else if (roles.includes("admin")) {
+      // With the api role the board is in the API's app; alone, it has a server of its own.
+      const keys = await loadKeys(settings);
+      const { startAdminRole } = await import("./admin-role.js");
+      const admin = await startAdminRole({
+        settings,
+        keys,
+        redisUrl,
+        runtime,
+        logger,
+        clock: systemClock,
+        blobs,
+      });
+      process.stdout.write(`\nrender-gateway admin board at ${admin.url}/admin/queues\n\n`);
     }
   } catch (err) {
     logger.error({ err }, "start failed");
@@ -149,6 +162,7 @@ function printBanner(url: string, token: string | undefined, settings: Settings)
     "",
     `render-gateway is up at ${url}`,
     `  playground: ${url}/ (paste the token there)`,
+    `  admin:      ${url}/admin/queues (Bull Board; sign in with an admin token)`,
     `  data:       ${settings.dataDir}`,
     ...(token === undefined
       ? [

@@ -16,9 +16,9 @@ import { FLUX_SCHNELL_512, queueJob, startSystem, waitFor, type TestSystem } fro
 type Json = any;
 
 /**
- * Operations the document describes from API.md that other work of issue 12 adds to the app (metrics,
- * the admin face, the playground). The test fails as soon as one is served, so the entry goes when
- * its route arrives.
+ * Operations served by the admin face, an app of its own that the API forwards `/admin…` to (so they
+ * are not among the API app's routes; test/integration/admin-*.test.ts call them), and /metrics,
+ * which other work of issue 12 adds (the entry goes when its route arrives: the test then fails).
  */
 const NOT_YET_SERVED = [
   "GET /admin/login",
@@ -29,7 +29,6 @@ const NOT_YET_SERVED = [
   "POST /admin/login",
   "POST /admin/logout",
 ];
-
 /** Bull Board's own pages, files and JSON under its mount point: its UI, not the gateway's API. */
 const isBoardInternal = (operation: string) => / \/admin\/queues\/./.test(operation);
 
