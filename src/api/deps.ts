@@ -22,6 +22,8 @@ import type { BodyReader } from "./body.js";
 import type { CapacityView } from "./capacity.js";
 import type { EventHub } from "./event-hub.js";
 import type { Presenter } from "./present.js";
+import type { ApiRecorder } from "../core/metrics.js";
+import type { MetricsRouteDeps } from "./routes/metrics.js";
 
 export interface ApiConfig {
   readonly syncBudgetMs: number;
@@ -119,4 +121,8 @@ export interface ApiDeps {
   readonly redisNearLimit: () => boolean;
   /** The webhook routes' stores; without them the routes are not mounted. */
   readonly webhooks?: WebhookApi;
+  /** What requests and admissions record: the process's metrics. */
+  readonly metrics: ApiRecorder;
+  /** GET /metrics (METRICS_TOKEN, the fleet's exposition); without it the route is not mounted. */
+  readonly metricsRoute?: MetricsRouteDeps;
 }

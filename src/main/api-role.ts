@@ -35,6 +35,8 @@ import { loadApiKeyPepper, NO_PEPPER_MESSAGE } from "./api-key-pepper.js";
 import { createLedgerFiles } from "../infra/ledger-files.js";
 import { createUsageStore } from "../queues/usage-store.js";
 import { createOutboxStore } from "../queues/outbox-store.js";
+import { METRICS_CONTENT_TYPE } from "../infra/metrics-exposition.js";
+import { fleetExposition } from "./metrics.js";
 
 export interface ApiHandle {
   readonly url: string;
@@ -150,11 +152,12 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     usageTtlS: env.USAGE_RETENTION_S,
   });
 
+  const outbox = createOutboxStore(redis, env.REDIS_PREFIX);
   let publicUrl = env.PUBLIC_URL ?? "";
   const app = createApp({
     ledger,
     usage,
-    outbox: createOutboxStore(redis, env.REDIS_PREFIX),
+    outbox,
     redis,
     scheduler,
     store,
@@ -212,6 +215,12 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     accepting: () => !ctx.runtime.stopping,
     redisNearLimit: () => memory.nearLimit(),
     webhooks: webhookApiFor(ctx, redis),
+    metrics: ctx.metrics.api(),
+    metricsRoute: {
+      token: env.METRICS_TOKEN,
+      contentType: METRICS_CONTENT_TYPE,
+      text: fleetExposition({ ...ctx, redis, prefix: env.REDIS_PREFIX, store, capacity, outbox, logger }),
+    },
   });
 
   const server: ServerType = await new Promise((resolve, reject) => {

@@ -11,6 +11,7 @@ import { ensurePrivateDataDir } from "../infra/private-dir.js";
 import { warnIfUnbounded } from "../infra/redis-memory.js";
 import { signToken } from "../api/auth.js";
 import { readRunFile } from "./run-files.js";
+import { processMetricsFor, startMetricsPublisher } from "./metrics.js";
 import { createRuntime, type Runtime } from "./runtime.js";
 import { defaultSimBackends, loadKeys, loadSettings, PROJECT_ROOT, type Settings } from "./settings.js";
 
@@ -74,6 +75,7 @@ export async function runStart(roles: Role[]): Promise<void> {
     // The api, worker and pipeline roles use Redis (a lone simulator does not).
     const needsRedis = roles.includes("api") || roles.includes("worker") || roles.includes("pipeline");
     const redisUrl = needsRedis ? await ensureRedis(settings, runtime, logger) : "";
+    const metrics = processMetricsFor(roles.filter((r) => AVAILABLE_ROLES.includes(r)));
     const blobs = createFsBlobStore({
       root: join(settings.dataDir, "cas"),
       // A put refreshes an object older than half the grace: it is then safe for at least that long.
@@ -98,12 +100,30 @@ export async function runStart(roles: Role[]): Promise<void> {
         backends = defaultSimBackends(settings.catalog, simUrl, env.SIM_CAPACITY);
       }
       const { startWorkerRole } = await import("./worker-role.js");
-      await startWorkerRole({ settings, redisUrl, backends, runtime, logger, clock: systemClock, blobs });
+      await startWorkerRole({
+        settings,
+        redisUrl,
+        backends,
+        runtime,
+        logger,
+        clock: systemClock,
+        blobs,
+        metrics,
+      });
     }
     if (roles.includes("pipeline")) {
       const { startPipelineRole } = await import("./pipeline-role.js");
       const keys = await loadKeys(settings);
-      await startPipelineRole({ settings, keys, redisUrl, runtime, logger, clock: systemClock, blobs });
+      await startPipelineRole({
+        settings,
+        keys,
+        redisUrl,
+        runtime,
+        logger,
+        clock: systemClock,
+        blobs,
+        metrics,
+      });
     }
     if (roles.includes("api")) {
       const keys = await loadKeys(settings);
@@ -116,6 +136,7 @@ export async function runStart(roles: Role[]): Promise<void> {
         logger,
         clock: systemClock,
         blobs,
+        metrics,
       });
       // A token is printed only for the dev secret: with JWT_SECRET set (a real deployment) nothing
       // dev-only happens, and the banner says how to mint one.
@@ -131,6 +152,18 @@ export async function runStart(roles: Role[]): Promise<void> {
             clock: systemClock,
           });
       printBanner(api.url, token, settings);
+    }
+    // Every process with Redis publishes its metrics; any API process serves them (GET /metrics).
+    if (needsRedis) {
+      await startMetricsPublisher({
+        metrics,
+        redisUrl,
+        prefix: env.REDIS_PREFIX,
+        intervalMs: env.METRICS_INTERVAL_MS,
+        runtime,
+        logger,
+        clock: systemClock,
+      });
     }
   } catch (err) {
     logger.error({ err }, "start failed");

@@ -23,6 +23,8 @@ import {
 import { startSimRole } from "../../src/main/sim-role.js";
 import { startWorkerRole } from "../../src/main/worker-role.js";
 import { startApiRole } from "../../src/main/api-role.js";
+import { processMetricsFor, startMetricsPublisher } from "../../src/main/metrics.js";
+import type { ProcessMetrics } from "../../src/infra/metrics.js";
 import type { SimServer } from "../../src/sim/server.js";
 import type { WorkerService } from "../../src/workers/worker-service.js";
 import { until as poll } from "./processes.js";
@@ -48,6 +50,8 @@ export interface TestSystem {
   readonly settings: Settings;
   readonly keys: Keys;
   readonly dataDir: string;
+  /** The process's metrics, shared by its roles as in `start` (published every METRICS_INTERVAL_MS). */
+  readonly metrics: ProcessMetrics;
   /** Listeners of the API's event hub (open SSE streams and sync waits). */
   listeners(): number;
   /** A token of one of the system's tiers (TIERS_FILE or the built-in ones); default `pro`. */
@@ -74,6 +78,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
     LOCK_MS: "3000",
     STALLED_INTERVAL_MS: "500",
     HEALTH_INTERVAL_MS: "500",
+    METRICS_INTERVAL_MS: "250",
     ...opts.env,
   });
   const logger = opts.logger ?? pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
@@ -82,6 +87,11 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
   const blobs = createFsBlobStore({ root: join(dataDir, "cas") });
   const clock = systemClock;
   const redisUrlValue = settings.env.REDIS_URL!;
+  const metrics = processMetricsFor([
+    ...(opts.api === false ? [] : ["api"]),
+    ...(opts.worker === false ? [] : ["worker"]),
+    "sim",
+  ]);
   let url = "";
   let hubSize = () => 0;
   let appFetch: (req: Request) => Response | Promise<Response> = () => {
@@ -102,6 +112,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
         logger,
         clock,
         blobs,
+        metrics,
       });
     }
     if (opts.api !== false) {
@@ -113,11 +124,21 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
         logger,
         clock,
         blobs,
+        metrics,
       });
       url = api.url;
       hubSize = () => api.hub.size();
       appFetch = api.fetch;
     }
+    await startMetricsPublisher({
+      metrics,
+      redisUrl: redisUrlValue,
+      prefix: settings.env.REDIS_PREFIX,
+      intervalMs: settings.env.METRICS_INTERVAL_MS,
+      runtime,
+      logger,
+      clock,
+    });
   } catch (err) {
     await runtime.shutdown("setup failed");
     throw err;
@@ -140,6 +161,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
     settings,
     keys,
     dataDir,
+    metrics,
     listeners: () => hubSize(),
     token,
     async call(path, init = {}) {
