@@ -100,20 +100,30 @@ export function fleetExposition(
   const fleet = createFleetMetrics();
   const snapshots = createMetricsStore(o.redis, o.prefix, o.clock);
   let queues: Queue[] | undefined;
+  const closeQueues = async (qs: readonly Queue[]): Promise<void> => {
+    await within(Promise.all(qs.map((q) => q.close())), 2_000);
+  };
+  let stopped = false;
   const followUps = (): Queue[] => {
-    if (queues) return queues;
+    if (stopped) throw new Error("the API is stopping");
     // BullMQ's getters on the API's connection (fail fast, like every read of this route)
-    queues = [BILLING_QUEUE, WEBHOOKS_QUEUE].map(
-      (name) => new Queue(name, { connection: o.redis, prefix: o.prefix }),
-    );
-    for (const q of queues)
+    queues ??= [BILLING_QUEUE, WEBHOOKS_QUEUE].map((name) => {
+      const q = new Queue(name, { connection: o.redis, prefix: o.prefix });
       q.on("error", (err) => o.logger.debug({ err: err.message }, "metrics queue error"));
-    const opened = queues;
-    o.runtime.defer("metrics queues", async () => {
-      await within(Promise.all(opened.map((q) => q.close())), 2_000);
+      return q;
     });
     return queues;
   };
+  // A queue whose start failed (Redis away at the first scrape) fails every call after: made anew.
+  const dropQueues = (): Promise<void> => {
+    const qs = queues;
+    queues = undefined;
+    return qs ? closeQueues(qs) : Promise.resolve();
+  };
+  o.runtime.defer("metrics queues", () => {
+    stopped = true;
+    return dropQueues();
+  });
 
   async function readFleet(now: number): Promise<FleetSnapshot> {
     const [depths, leases, capacity, outbox, ...lags] = await Promise.all([
@@ -151,6 +161,7 @@ export function fleetExposition(
       const live = texts.map(parseSnapshot).filter((s): s is ProcessSnapshot => s !== undefined);
       return await exposition([await fleet.json(state), ...processSeries(live, now)]);
     } catch (err) {
+      void dropQueues();
       o.logger.warn({ err: err instanceof Error ? err.message : String(err) }, "metrics: fleet not readable");
       return exposition([
         await fleet.json(undefined),

@@ -14,6 +14,7 @@ import { createRuntime, type Runtime } from "../../src/main/runtime.js";
 import { createFsBlobStore } from "../../src/infra/fs-blob-store.js";
 import { createKeys } from "../../src/queues/keys.js";
 import { redisUrl } from "../helpers/redis.js";
+import { startFaultProxy } from "../helpers/tcp-proxy.js";
 import { FLUX_SCHNELL_512, queueJob, startSystem, waitFor, type TestSystem } from "../helpers/system.js";
 import { parsePrometheusText, samplesOf, sumOf, type Family } from "../helpers/prometheus-text.js";
 import { join } from "node:path";
@@ -278,6 +279,38 @@ describe("queue depth, pipeline lag and METRICS_TOKEN (no worker: jobs stay queu
     expect((await queued.call("/metrics", { headers: auth })).status).toBe(200);
     // without METRICS_TOKEN the route is open
     expect((await sys.call("/metrics")).status).toBe(200);
+  });
+});
+
+describe("GET /metrics while Redis does not answer", () => {
+  it("answers with the process's own series and rg_metrics_fleet_read_ok 0, and with the fleet again after", async () => {
+    const proxy = await startFaultProxy(redisUrl());
+    const s = await startSystem({
+      worker: false,
+      env: { REDIS_URL: proxy.url, REDIS_COMMAND_TIMEOUT_MS: "300" },
+    });
+    try {
+      // the API's connection (the one /metrics reads the fleet on) stops answering before its first scrape
+      const hold = proxy.holdConnections("rg-api");
+      try {
+        const f = await metricsOf(s);
+        expect(sumOf(f, "rg_metrics_fleet_read_ok")).toBe(0);
+        expect(f.has("rg_queue_depth")).toBe(false);
+        expect(samplesOf(f, "rg_process_info").map((x) => x.labels.process)).toEqual([s.metrics.processId]);
+      } finally {
+        hold.release();
+      }
+      // the follow-up queues' getters, first made while Redis was away, are made anew
+      const g = await waitFor(async () => {
+        const got = await metricsOf(s);
+        return sumOf(got, "rg_metrics_fleet_read_ok") === 1 && got;
+      });
+      expect(samplesOf(g, "rg_pipeline_backlog", { queue: "billing" })).toHaveLength(1);
+      expect(samplesOf(g, "rg_process_info").map((x) => x.labels.process)).toEqual([s.metrics.processId]);
+    } finally {
+      await s.close();
+      await proxy.close();
+    }
   });
 });
 
