@@ -23,6 +23,7 @@ import type { Tiers } from "../../src/core/tiers.js";
 import type { Priority } from "../../src/core/job.js";
 import { benchTiers } from "./gateway.js";
 import { maxWeight } from "../../src/core/tiers.js";
+import { processMetricsFor } from "../../src/main/metrics.js";
 
 /** The typical `POST /queue` body of the issues (flux/schnell t2i, normal priority). */
 export const TYPICAL_BODY = {
@@ -112,6 +113,7 @@ export function createAdmitter(o: {
     resolveAsset: async () => "missing" as const,
     defaultTtlS: 86_400,
     redisNearLimit: () => false,
+    metrics: processMetricsFor(["api"]).api(),
     // The bench bodies carry no input image; these are the real parts all the same.
     inputs: {
       policy,

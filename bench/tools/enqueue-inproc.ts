@@ -11,6 +11,7 @@ import { signToken } from "../../src/api/auth.js";
 import { systemClock } from "../../src/core/time.js";
 import { createFsBlobStore } from "../../src/infra/fs-blob-store.js";
 import { startApiRole } from "../../src/main/api-role.js";
+import { processMetricsFor } from "../../src/main/metrics.js";
 import { createRuntime } from "../../src/main/runtime.js";
 import { loadKeys, loadSettings } from "../../src/main/settings.js";
 import { TYPICAL_BODY } from "../lib/admit.js";
@@ -40,6 +41,7 @@ const api = await startApiRole({
   logger: pino({ level: "silent" }),
   clock: systemClock,
   blobs: createFsBlobStore({ root: join(dataDir, "cas") }),
+  metrics: processMetricsFor(["api"]),
 });
 const token = await signToken({
   secret: keys.jwt,

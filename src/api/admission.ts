@@ -17,6 +17,7 @@ import {
 } from "../core/request-schema.js";
 import { maxPositionWithin, retryAfterSeconds, type QueueBasis } from "../core/eta.js";
 import type { CostModel } from "../core/cost.js";
+import type { ApiRecorder } from "../core/metrics.js";
 import type { Scheduler, TenantLimits } from "../queues/scheduler.js";
 import { tierOf, type Tiers } from "../core/tiers.js";
 import type { CapacityView } from "./capacity.js";
@@ -63,6 +64,8 @@ export interface AdmissionDeps {
   readonly redisNearLimit: () => boolean;
   /** Fetching, checking and decoding input images (URLs and inline `data:` images). */
   readonly inputs: InputImageDeps;
+  /** Counts admitted jobs (the process's metrics). */
+  readonly metrics: Pick<ApiRecorder, "admitted">;
 }
 
 export interface AdmitRequest {
@@ -355,6 +358,7 @@ async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHo
     }
     throw new AppError("internal_error", "job id collision");
   }
+  deps.metrics.admitted(a.mode, formatFamilyModel(r.family, r.model), a.priority, a.principal.tier);
   return {
     id,
     position: res.position,

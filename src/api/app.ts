@@ -6,6 +6,8 @@ import type { ApiEnv } from "./context.js";
 import type { ApiDeps } from "./deps.js";
 import { createErrorHandler, problemResponse } from "./problem.js";
 import { requestId } from "./middleware/request-id.js";
+import { accessLog } from "./middleware/access-log.js";
+import { metricsRoutes } from "./routes/metrics.js";
 import { authenticate } from "./middleware/authenticate.js";
 import { limitReads } from "./middleware/limit-reads.js";
 import { queueRoutes } from "./routes/queue.js";
@@ -57,7 +59,10 @@ export function createApp(deps: ApiDeps, services: ApiServices = createApiServic
   if (admin) for (const path of admin.paths) app.all(path, (c) => admin.fetch(c.req.raw, c.env));
 
   app.onError(createErrorHandler(deps.logger));
+  // First: its line and metrics see the final answer, the error handler's and notFound's included.
+  app.use(accessLog({ logger: deps.logger, metrics: deps.metrics }));
   app.use(requestId({ ids: deps.ids }));
+  if (deps.metricsRoute) app.route("/", metricsRoutes(deps.metricsRoute));
 
   app.route(
     "/",

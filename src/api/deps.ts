@@ -24,6 +24,8 @@ import type { CapacityView } from "./capacity.js";
 import type { EventHub } from "./event-hub.js";
 import type { Presenter } from "./present.js";
 import type { ApiEnv } from "./context.js";
+import type { ApiRecorder } from "../core/metrics.js";
+import type { MetricsRouteDeps } from "./routes/metrics.js";
 
 export interface ApiConfig {
   readonly syncBudgetMs: number;
@@ -128,4 +130,8 @@ export interface ApiDeps {
     readonly paths: readonly string[];
     readonly fetch: Hono<ApiEnv>["fetch"];
   };
+  /** What requests and admissions record: the process's metrics. */
+  readonly metrics: ApiRecorder;
+  /** GET /metrics (METRICS_TOKEN, the fleet's exposition); without it the route is not mounted. */
+  readonly metricsRoute?: MetricsRouteDeps;
 }

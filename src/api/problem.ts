@@ -27,6 +27,9 @@ export function problemBody(
   };
 }
 
+/** The error code a problem response carries, for the request's metrics and log line. */
+const PROBLEM_CODE = Symbol("problem code");
+
 /** `extra`: headers of the request's context (the error's own headers win over them). */
 export function problemResponse(
   err: AppError,
@@ -39,11 +42,18 @@ export function problemResponse(
   };
   for (const [k, v] of Object.entries(extra)) headers[k.toLowerCase()] = v;
   for (const [k, v] of Object.entries(err.headers ?? {})) headers[k.toLowerCase()] = v;
-  return stampedResponse(
+  const res = stampedResponse(
     JSON.stringify(problemBody(err.code, err.status, err.message, requestId, err.details)),
     err.status,
     headers,
   );
+  (res as unknown as Record<symbol, ErrorCode>)[PROBLEM_CODE] = err.code;
+  return res;
+}
+
+/** The error code of a response made by {@link problemResponse}; undefined for any other. */
+export function problemCodeOf(res: Response): ErrorCode | undefined {
+  return (res as unknown as Record<symbol, ErrorCode | undefined>)[PROBLEM_CODE];
 }
 
 /**
@@ -94,7 +104,7 @@ export function isRedisUnavailable(err: unknown): boolean {
 }
 
 /** Who made the request, for a log line: the customer and, for an API key, its prefix — never a token. */
-function callerOf(c: Context): { customer?: string; key_prefix?: string } {
+export function callerOf(c: Context): { customer?: string; key_prefix?: string } {
   const who = c.get("principal" as never) as Principal | undefined;
   if (who === undefined) return {};
   return { customer: who.customerId, ...(who.keyPrefix === undefined ? {} : { key_prefix: who.keyPrefix }) };

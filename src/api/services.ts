@@ -53,6 +53,7 @@ export function createApiServices(deps: ApiDeps): ApiServices {
     },
     defaultTtlS: deps.config.defaultTtlS,
     redisNearLimit: deps.redisNearLimit,
+    metrics: deps.metrics,
     inputs: {
       policy: deps.config.outbound,
       http: deps.outboundHttp,

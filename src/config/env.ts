@@ -236,7 +236,15 @@ const variables = z.object({
   INPUT_IMAGE_BUDGET_BYTES: int(128 * 1024 * 1024, 1024),
   /** Lifetime of a presigned upload URL (`POST /uploads`, API.md §3 Uploads): 1 h; tests lower it. */
   UPLOAD_URL_TTL_S: int(3_600, 1, 7 * 86_400),
-  METRICS_TOKEN: optionalString,
+  /** Bearer token of GET /metrics; unset: the route is open (README "Metrics and logs"). */
+  METRICS_TOKEN: optionalString.pipe(
+    z.string().min(16, "METRICS_TOKEN must have at least 16 characters").optional(),
+  ),
+  /**
+   * How often every process publishes its metrics to Redis for GET /metrics (ms); a process that
+   * died drops out after three of these.
+   */
+  METRICS_INTERVAL_MS: int(5_000, 50, 60_000),
   /** Outbox entries pending this long on a relay that went quiet are taken over by another (ms). */
   PIPELINE_CLAIM_MS: int(30_000, 50),
   /**

@@ -33,6 +33,8 @@ import { createLedgerFiles } from "../infra/ledger-files.js";
 import { createUsageStore } from "../queues/usage-store.js";
 import { createOutboxStore } from "../queues/outbox-store.js";
 import { readPlaygroundFiles } from "./playground-files.js";
+import { METRICS_CONTENT_TYPE } from "../infra/metrics-exposition.js";
+import { fleetExposition } from "./metrics.js";
 
 export interface ApiHandle {
   readonly url: string;
@@ -126,11 +128,12 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     usageTtlS: env.USAGE_RETENTION_S,
   });
 
+  const outbox = createOutboxStore(redis, env.REDIS_PREFIX);
   let publicUrl = env.PUBLIC_URL ?? "";
   const apiDeps: ApiDeps = {
     ledger,
     usage,
-    outbox: createOutboxStore(redis, env.REDIS_PREFIX),
+    outbox,
     redis,
     scheduler,
     store,
@@ -193,6 +196,12 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     admin: {
       paths: ADMIN_FACE_PATHS,
       fetch: createAdminFace(ctx, { redis, store, authenticator, logger }).fetch,
+    },
+    metrics: ctx.metrics.api(),
+    metricsRoute: {
+      token: env.METRICS_TOKEN,
+      contentType: METRICS_CONTENT_TYPE,
+      text: fleetExposition({ ...ctx, redis, prefix: env.REDIS_PREFIX, store, capacity, outbox, logger }),
     },
   };
   // One admission, limiter and image budget for both HTTP and the WebSocket.

@@ -3,6 +3,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { BlobStore, BlobSweeper } from "../core/ports.js";
 import type { Clock } from "../core/time.js";
+import type { ProcessMetrics } from "../infra/metrics.js";
 import { createRedis, closeRedis, waitReady } from "../infra/redis.js";
 import type { Runtime } from "./runtime.js";
 import type { Settings } from "./settings.js";
@@ -15,6 +16,8 @@ export interface RoleContext {
   readonly clock: Clock;
   /** The CAS: its objects, and the sweep side its garbage collector uses. */
   readonly blobs: BlobStore & BlobSweeper;
+  /** The process's metrics (one per process, whatever roles it runs; main/metrics.ts). */
+  readonly metrics: ProcessMetrics;
 }
 
 /**

@@ -11,6 +11,7 @@ import { ensurePrivateDataDir } from "../infra/private-dir.js";
 import { warnIfUnbounded } from "../infra/redis-memory.js";
 import { signToken } from "../api/auth.js";
 import { readRunFile } from "./run-files.js";
+import { processMetricsFor, startMetricsPublisher } from "./metrics.js";
 import { createRuntime, type Runtime } from "./runtime.js";
 import { defaultSimBackends, loadKeys, loadSettings, PROJECT_ROOT, type Settings } from "./settings.js";
 
@@ -73,6 +74,7 @@ export async function runStart(roles: Role[]): Promise<void> {
     // Every role but the simulator uses Redis.
     const needsRedis = roles.some((r) => r !== "sim");
     const redisUrl = needsRedis ? await ensureRedis(settings, runtime, logger) : "";
+    const metrics = processMetricsFor(roles);
     const blobs = createFsBlobStore({
       root: join(settings.dataDir, "cas"),
       // A put refreshes an object older than half the grace: it is then safe for at least that long.
@@ -97,12 +99,30 @@ export async function runStart(roles: Role[]): Promise<void> {
         backends = defaultSimBackends(settings.catalog, simUrl, env.SIM_CAPACITY);
       }
       const { startWorkerRole } = await import("./worker-role.js");
-      await startWorkerRole({ settings, redisUrl, backends, runtime, logger, clock: systemClock, blobs });
+      await startWorkerRole({
+        settings,
+        redisUrl,
+        backends,
+        runtime,
+        logger,
+        clock: systemClock,
+        blobs,
+        metrics,
+      });
     }
     if (roles.includes("pipeline")) {
       const { startPipelineRole } = await import("./pipeline-role.js");
       const keys = await loadKeys(settings);
-      await startPipelineRole({ settings, keys, redisUrl, runtime, logger, clock: systemClock, blobs });
+      await startPipelineRole({
+        settings,
+        keys,
+        redisUrl,
+        runtime,
+        logger,
+        clock: systemClock,
+        blobs,
+        metrics,
+      });
     }
     if (roles.includes("api")) {
       const keys = await loadKeys(settings);
@@ -115,6 +135,7 @@ export async function runStart(roles: Role[]): Promise<void> {
         logger,
         clock: systemClock,
         blobs,
+        metrics,
       });
       // A token is printed only for the dev secret: with JWT_SECRET set (a real deployment) nothing
       // dev-only happens, and the banner says how to mint one.
@@ -142,8 +163,21 @@ export async function runStart(roles: Role[]): Promise<void> {
         logger,
         clock: systemClock,
         blobs,
+        metrics,
       });
       process.stdout.write(`\nrender-gateway admin board at ${admin.url}/admin/queues\n\n`);
+    }
+    // Every process with Redis publishes its metrics; any API process serves them (GET /metrics).
+    if (needsRedis) {
+      await startMetricsPublisher({
+        metrics,
+        redisUrl,
+        prefix: env.REDIS_PREFIX,
+        intervalMs: env.METRICS_INTERVAL_MS,
+        runtime,
+        logger,
+        clock: systemClock,
+      });
     }
   } catch (err) {
     logger.error({ err }, "start failed");

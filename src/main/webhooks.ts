@@ -111,6 +111,7 @@ export async function startWebhooks(
     prefix: env.REDIS_PREFIX,
     concurrency: env.WEBHOOK_CONCURRENCY,
     logger: ctx.logger,
+    metrics: ctx.metrics.webhooks(),
   });
   ctx.runtime.defer("webhooks worker", () => deliveries.close());
   return deliveries;

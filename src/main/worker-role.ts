@@ -56,7 +56,19 @@ export async function startWorkerRole(
     logger,
   );
   const health = createHealthPoller(registry, logger, Math.min(2_000, Math.max(200, env.HEALTH_INTERVAL_MS)));
-  const service = createWorkerService({
+  const concurrency = env.WORKER_CONCURRENCY ?? Math.min(256, Math.max(1, totalCapacity));
+  // Read when the process's snapshot is taken: its slots, what runs on each backend, its breakers.
+  const metrics = ctx.metrics.worker({
+    slots: concurrency,
+    inFlight: () => {
+      const counts = new Map<string, number>();
+      for (const h of service.held.values()) counts.set(h.backend, (counts.get(h.backend) ?? 0) + 1);
+      return counts;
+    },
+    breakers: () => breakers.states(),
+  });
+  breakers.onChange((id, state) => metrics.breakerChanged(id, state));
+  const service: WorkerService = createWorkerService({
     workerId,
     prefix: env.REDIS_PREFIX,
     subscriber,
@@ -72,7 +84,7 @@ export async function startWorkerRole(
     blobs: ctx.blobs,
     clock: ctx.clock,
     logger,
-    concurrency: env.WORKER_CONCURRENCY ?? Math.min(256, Math.max(1, totalCapacity)),
+    concurrency,
     lockMs: env.LOCK_MS,
     stalledIntervalMs: env.STALLED_INTERVAL_MS,
     backoff: { baseMs: env.BACKOFF_BASE_MS, maxMs: env.BACKOFF_MAX_MS },
@@ -81,6 +93,7 @@ export async function startWorkerRole(
     breakers,
     health,
     preferredEngine: preferredEngines(ctx.settings, ctx.backends),
+    metrics,
   });
   // Registered before start, so a start that fails half-way still closes what it opened.
   ctx.runtime.defer("worker service", () => service.stop(env.SHUTDOWN_GRACE_MS));

@@ -1,6 +1,6 @@
 // Reads of jobs, their event logs and queue totals (writes happen only in the scheduler's scripts).
 import type { Redis } from "ioredis";
-import { createKeys, orderKey, SEQ_SPAN, WORK_RATE_FIELD } from "./keys.js";
+import { createKeys, orderKey, parseTierDepthField, SEQ_SPAN, WORK_RATE_FIELD } from "./keys.js";
 import { decodeJob, PRIORITIES, type JobRecord, type Priority } from "../core/job.js";
 import { formatFamilyModel } from "../core/model-route.js";
 import { defineScripts, type ScriptOptions, type ScriptRunner } from "./scripts.js";
@@ -61,6 +61,14 @@ export interface JobStore {
   workRates(): Promise<Map<string, number>>;
   /** Attempts holding a slot, per backend that holds any. */
   leases(): Promise<Map<string, number>>;
+  /**
+   * Queued jobs per tier and priority (the scheduler's counters, keys.ts tierDepthField; one read of
+   * the `fair` hash, whose size is bounded by the tiers), and how many tenants are active.
+   */
+  depths(): Promise<{
+    readonly byTier: { readonly tier: string; readonly priority: string; readonly jobs: number }[];
+    readonly activeTenants: number;
+  }>;
   /** The first `count` jobs of the order (those that start next), lowest key first. */
   head(count: number): Promise<QueuedWork[]>;
 }
@@ -164,6 +172,20 @@ export function createJobStore(redis: Redis, prefix: string, scripts: ScriptOpti
     },
 
     leases,
+
+    async depths() {
+      const [fair, activeTenants] = await Promise.all([
+        redis.hgetall(keys.fair),
+        redis.scard(keys.activeTenants),
+      ]);
+      const byTier: { tier: string; priority: string; jobs: number }[] = [];
+      for (const [field, value] of Object.entries(fair)) {
+        const f = parseTierDepthField(field);
+        // jobs queued by a version that did not count them leave a count below zero (decisions "Metrics")
+        if (f) byTier.push({ ...f, jobs: Math.max(0, Number(value) || 0) });
+      }
+      return { byTier, activeTenants };
+    },
 
     async head(count) {
       if (count <= 0) return [];

@@ -56,8 +56,8 @@ export interface Keys {
   asset(id: string): string;
   /**
    * Fair-share state (hash): `V` the virtual time, `W` the summed weight of the active tenants, `C`
-   * the fleet's slots as the last admission knew them, and the queued count per priority (fields
-   * `high`, `normal`, `low`).
+   * the fleet's slots as the last admission knew them, the queued count per priority (fields
+   * `high`, `normal`, `low`) and per tier and priority ({@link tierDepthField}).
    */
   readonly fair: string;
   /**
@@ -131,6 +131,13 @@ export interface Keys {
    * expiry, ms; ws_lease.lua, ws-leases.ts).
    */
   wsConnections(customer: string): string;
+  /**
+   * Processes that publish their metrics (sorted set: process id -> expiry of its last snapshot, ms;
+   * queues/metrics-store.ts).
+   */
+  readonly metricsProcesses: string;
+  /** A process's last metrics snapshot (JSON; expires with it). */
+  metricsSnapshot(processId: string): string;
 }
 
 /**
@@ -195,7 +202,21 @@ export function createKeys(prefix: string): Keys {
     apiKeysOf: (customer) => `${prefix}:apikeys:c:${customer}`,
     apiKeyChannel: `${prefix}:ch:apikey`,
     wsConnections: (customer) => `${prefix}:ws:${customer}`,
+    metricsProcesses: `${prefix}:metrics`,
+    metricsSnapshot: (processId) => `${prefix}:metrics:${processId}`,
   };
+}
+
+/**
+ * The field of `fair` counting the queued jobs of a tier and priority (lib.lua depth_field, kept by
+ * queue_join and queue_leave; the metrics' queue depth reads them).
+ */
+export const tierDepthField = (tier: string, priority: Priority): string => `q:${tier}:${priority}`;
+
+/** The tier and priority of a {@link tierDepthField}, or undefined for another field of `fair`. */
+export function parseTierDepthField(field: string): { tier: string; priority: string } | undefined {
+  const m = /^q:(.*):([a-z]+)$/.exec(field);
+  return m ? { tier: m[1]!, priority: m[2]! } : undefined;
 }
 
 /** BullMQ queue carrying started attempts to the workers. */

@@ -153,6 +153,8 @@ export interface Attempt {
   readonly sync?: true;
   /** The stored request (JSON). */
   readonly request: string;
+  /** On the job's first start only: ms from its admission to this start (the metrics' wait time). */
+  readonly waited?: number;
 }
 
 /** What a worker offers when it settles an attempt: its free slots and its view of the backends. */

@@ -2,6 +2,7 @@
 // leases and expiring jobs past their ttl, the dispatch tick (the safety net under wake-ups), and
 // publishing its backends' state and announcing its slots for the API.
 import type { Logger } from "pino";
+import type { WorkerRecorder } from "../core/metrics.js";
 import type { BackendDirectory } from "../queues/backend-directory.js";
 import type { Scheduler } from "../queues/scheduler.js";
 import type { WorkerSlots } from "../queues/worker-slots.js";
@@ -29,6 +30,8 @@ export interface HousekeepingDeps {
   /** Interval of the dispatch tick (default 250 ms). */
   readonly dispatchIntervalMs?: number | undefined;
   readonly publishIntervalMs: number;
+  /** Counts the jobs the reaper puts back in the queue. */
+  readonly metrics: Pick<WorkerRecorder, "reaped">;
 }
 
 export interface Housekeeping {
@@ -51,6 +54,7 @@ export function createHousekeeping(deps: HousekeepingDeps): Housekeeping {
 
   async function reapAndExpire(): Promise<void> {
     const reaped = await scheduler.reap();
+    deps.metrics.reaped(reaped);
     const expired = await scheduler.expire();
     if (reaped > 0) log.warn({ reaped }, "requeued jobs whose lease expired");
     if (reaped > 0 || expired > 0) deps.kick();

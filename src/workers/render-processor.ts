@@ -2,6 +2,7 @@
 // the CAS, settle (fenced by the attempt's token) and, in the same step, start this worker's next
 // attempts. Never throws for backend trouble: the failure policy decides the job's fate.
 import type { Logger } from "pino";
+import type { WorkerRecorder } from "../core/metrics.js";
 import type { Clock } from "../core/time.js";
 import type { BlobStore } from "../core/ports.js";
 import type { Attempt, FinishPayload, NextOffer, Outcome, Scheduler } from "../queues/scheduler.js";
@@ -51,6 +52,8 @@ export interface ProcessorDeps {
   readonly busyCooldownMs: number;
   /** Minimum interval between stored progress events of one job. */
   readonly progressIntervalMs: number;
+  /** The process's metrics: attempts' waits, run times and ends. */
+  readonly metrics: Pick<WorkerRecorder, "attemptStarted" | "attemptEnded" | "settled">;
 }
 
 export interface AttemptResult {
@@ -83,11 +86,10 @@ export function createRenderProcessor(deps: ProcessorDeps) {
     deps.held.set(a.id, mine);
     // A cancel (or the loss of this attempt) heard before it got here: never call the backend.
     if (deps.doomed(a)) abort("cancelled");
-    const timer = setTimeout(
-      () => abort("timeout"),
-      deps.registry.timeoutFor(a.backend, formatFamilyModel(a.family, a.model)),
-    );
+    const familyModel = formatFamilyModel(a.family, a.model);
+    const timer = setTimeout(() => abort("timeout"), deps.registry.timeoutFor(a.backend, familyModel));
     const startedAt = deps.clock();
+    deps.metrics.attemptStarted(familyModel, a.waited);
 
     let outcome: Outcome;
     let payload: FinishPayload;
@@ -171,11 +173,16 @@ export function createRenderProcessor(deps: ProcessorDeps) {
     } finally {
       clearTimeout(timer);
     }
+    const aborted = abortReason === "cancelled" || abortReason === "lost";
+    deps.metrics.attemptEnded(familyModel, aborted ? "aborted" : outcome, deps.clock() - startedAt);
 
     const offer = deps.nextOffer();
     try {
       const settled = await deps.scheduler.finish(a.id, a.token, a.backend, outcome, payload, offer);
       const offered = offer !== undefined;
+      if (settled.ok && payload.error !== undefined && outcome !== "complete") {
+        deps.metrics.settled(outcome, payload.error.code, settled.status === "queued");
+      }
       if (settled.ok) return { outcome, offered, next: settled.next };
       // A late answer (the job moved on: cancelled, or reaped and run elsewhere) changes nothing.
       log.info({ reason: settled.reason }, "attempt result discarded: the job is no longer this attempt's");

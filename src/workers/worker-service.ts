@@ -3,6 +3,7 @@
 // chaining) and housekeeping — starts them in order and stops them in order, bounded.
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import type { WorkerRecorder } from "../core/metrics.js";
 import type { Clock } from "../core/time.js";
 import type { BlobStore } from "../core/ports.js";
 import type { BackendDirectory } from "../queues/backend-directory.js";
@@ -46,6 +47,8 @@ export interface WorkerServiceOptions {
   readonly dispatchIntervalMs?: number;
   /** Engine to run each `family/model` on when several could (the catalogue's default backend). */
   readonly preferredEngine?: Readonly<Record<string, string>>;
+  /** The process's metrics: attempts, settles, reaps. */
+  readonly metrics: WorkerRecorder;
 }
 
 export interface WorkerService {

@@ -25,6 +25,7 @@ import { readJob, type CliProcess, type E2eHarness, type Gateway, type JobDoc } 
 import { createCostModel } from "../../src/core/cost.js";
 import { createWorkerSlots } from "../../src/queues/worker-slots.js";
 import { maxWeight } from "../../src/core/tiers.js";
+import { processMetricsFor } from "../../src/main/metrics.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -62,8 +63,8 @@ export function writeTiersFile(
 // One atomic read of the fair-share ledger (docs/decisions.md "Fair share"; lib.lua queue_join,
 // queue_leave, running_join, running_leave) against what it counts: per tenant `q` = its jobs in the
 // order, `r` = its attempts holding a lease, `h` = its held set, active (in `tenants`, with `aw`)
-// exactly while q + r > 0, `W` = Σ aw of the active tenants, the per-priority counts = the order's
-// jobs by priority; every queued job waits in exactly one of its route set, the backoff set and its
+// exactly while q + r > 0, `W` = Σ aw of the active tenants, the per-priority and per tier and
+// priority counts = the order's jobs by priority (and tier); every queued job waits in exactly one of its route set, the backoff set and its
 // tenant's held set; every lease has an owner and every owner a lease.
 const LEDGER_LUA = `
 local P = ARGV[1]
@@ -71,14 +72,16 @@ local function key(...) return P .. ":" .. table.concat({...}, ":") end
 local out = {}
 local function problem(s) out[#out + 1] = s end
 local function num(x) return tonumber(x or "0") or 0 end
-local queued, prios = {}, {high = 0, normal = 0, low = 0}
+local queued, prios, tiered = {}, {high = 0, normal = 0, low = 0}, {}
 local ids = redis.call("ZRANGE", key("q"), 0, -1)
 for _, id in ipairs(ids) do
-  local f = redis.call("HMGET", key("job", id), "cust", "prio", "status", "route")
+  local f = redis.call("HMGET", key("job", id), "cust", "prio", "status", "route", "tier")
   local c = f[1] or "?"
   if f[3] ~= "queued" then problem("job " .. id .. " is in the order with status " .. tostring(f[3])) end
   queued[c] = (queued[c] or 0) + 1
   prios[f[2] or "?"] = (prios[f[2] or "?"] or 0) + 1
+  local tf = "q:" .. tostring(f[5]) .. ":" .. tostring(f[2])
+  tiered[tf] = (tiered[tf] or 0) + 1
   local places = 0
   if f[4] and redis.call("ZSCORE", key("q", "r", f[4]), id) then places = places + 1 end
   if redis.call("ZSCORE", key("q", "later"), id) then places = places + 1 end
@@ -128,6 +131,16 @@ local names3 = {"high", "normal", "low"}
 for i, p in ipairs(names3) do
   if num(fair[i + 1]) ~= prios[p] then problem(p .. " count " .. num(fair[i + 1]) .. ", queued " .. prios[p]) end
 end
+-- the per tier and priority counts (keys.ts tierDepthField): every field agrees with the order
+local all = redis.call("HGETALL", key("fair"))
+for i = 1, #all, 2 do
+  if string.sub(all[i], 1, 2) == "q:" then
+    local want = tiered[all[i]] or 0
+    if num(all[i + 1]) ~= want then problem(all[i] .. " count " .. all[i + 1] .. ", queued " .. want) end
+    tiered[all[i]] = nil
+  end
+end
+for f, n in pairs(tiered) do problem(f .. " not counted, queued " .. n) end
 return out
 `;
 
@@ -326,6 +339,7 @@ export function createDirectAdmitter(o: {
     resolveAsset: async () => "missing" as const,
     defaultTtlS: env.DEFAULT_TTL_S,
     redisNearLimit: () => false,
+    metrics: processMetricsFor(["api"]).api(),
     inputs: {
       policy,
       http,

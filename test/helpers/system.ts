@@ -23,6 +23,8 @@ import {
 import { startSimRole } from "../../src/main/sim-role.js";
 import { startWorkerRole } from "../../src/main/worker-role.js";
 import { startApiRole } from "../../src/main/api-role.js";
+import { processMetricsFor, startMetricsPublisher } from "../../src/main/metrics.js";
+import type { ProcessMetrics } from "../../src/infra/metrics.js";
 import type { SimServer } from "../../src/sim/server.js";
 import type { WsStats } from "../../src/api/ws/gateway.js";
 import type { WorkerService } from "../../src/workers/worker-service.js";
@@ -49,6 +51,8 @@ export interface TestSystem {
   readonly settings: Settings;
   readonly keys: Keys;
   readonly dataDir: string;
+  /** The process's metrics, shared by its roles as in `start` (published every METRICS_INTERVAL_MS). */
+  readonly metrics: ProcessMetrics;
   /** Listeners of the API's event hub (open SSE streams, sync waits, WebSocket streams). */
   listeners(): number;
   /** The API's WebSocket counters (connections, backpressure). */
@@ -79,6 +83,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
     LOCK_MS: "3000",
     STALLED_INTERVAL_MS: "500",
     HEALTH_INTERVAL_MS: "500",
+    METRICS_INTERVAL_MS: "250",
     ...opts.env,
   });
   const logger = opts.logger ?? pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
@@ -87,6 +92,11 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
   const blobs = createFsBlobStore({ root: join(dataDir, "cas") });
   const clock = systemClock;
   const redisUrlValue = settings.env.REDIS_URL!;
+  const metrics = processMetricsFor([
+    ...(opts.api === false ? [] : ["api"]),
+    ...(opts.worker === false ? [] : ["worker"]),
+    "sim",
+  ]);
   let url = "";
   let hubSize = () => 0;
   let routes: readonly { method: string; path: string }[] = [];
@@ -111,6 +121,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
         logger,
         clock,
         blobs,
+        metrics,
       });
     }
     if (opts.api !== false) {
@@ -122,6 +133,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
         logger,
         clock,
         blobs,
+        metrics,
       });
       url = api.url;
       hubSize = () => api.hub.size();
@@ -129,6 +141,15 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
       appFetch = api.fetch;
       routes = api.routes;
     }
+    await startMetricsPublisher({
+      metrics,
+      redisUrl: redisUrlValue,
+      prefix: settings.env.REDIS_PREFIX,
+      intervalMs: settings.env.METRICS_INTERVAL_MS,
+      runtime,
+      logger,
+      clock,
+    });
   } catch (err) {
     await runtime.shutdown("setup failed");
     throw err;
@@ -151,6 +172,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
     settings,
     keys,
     dataDir,
+    metrics,
     listeners: () => hubSize(),
     wsStats: () => wsStats(),
     token,

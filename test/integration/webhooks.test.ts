@@ -16,6 +16,7 @@ import { webhookId, type WebhookTask } from "../../src/core/webhook-delivery.js"
 import { createOutboundHttp } from "../../src/infra/outbound-http.js";
 import { createRuntime, type Runtime } from "../../src/main/runtime.js";
 import { startWebhooks } from "../../src/main/webhooks.js";
+import { processMetricsFor } from "../../src/main/metrics.js";
 import { startPipelineRole } from "../../src/main/pipeline-role.js";
 import { createJobStore } from "../../src/queues/job-store.js";
 import { createKeys, WEBHOOKS_QUEUE } from "../../src/queues/keys.js";
@@ -131,6 +132,7 @@ async function startConsumer(
       blobs: createFsBlobStore({ root: join(sys.dataDir, "cas") }),
       keys: sys.keys,
       publicUrl: () => sys.url,
+      metrics: processMetricsFor(["pipeline"]),
     },
     redis,
     http,
@@ -207,6 +209,7 @@ describe("webhook deliveries", () => {
       logger,
       clock: Date.now,
       blobs: createFsBlobStore({ root: join(sys.dataDir, "cas") }),
+      metrics: processMetricsFor(["pipeline"]),
     });
     const id = await finishedJob();
     await until("delivered", async () => received.length >= 1);

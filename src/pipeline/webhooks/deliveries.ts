@@ -5,6 +5,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { UnrecoverableError, Worker, type Job } from "bullmq";
 import { isWebhookTask, retryDelayMs, type RetrySchedule } from "../../core/webhook-delivery.js";
+import type { WebhookRecorder } from "../../core/metrics.js";
 import { WEBHOOKS_QUEUE } from "../../queues/keys.js";
 import { WEBHOOK_BACKOFF, type WebhookJobData } from "../../queues/webhook-jobs.js";
 import { deliverOnce, type DeliverDeps } from "./deliver.js";
@@ -22,6 +23,8 @@ export interface WebhookDeliveriesDeps extends DeliverDeps {
   readonly logger: Logger;
   /** [0, 1) for the retry jitter; default Math.random. */
   readonly random?: () => number;
+  /** Counts the attempts' outcomes (the process's metrics). */
+  readonly metrics: WebhookRecorder;
 }
 
 /** The running consumer; `close()` lets attempts in flight finish (each has its deadline). Idempotent. */
@@ -39,10 +42,17 @@ export async function startWebhookDeliveries(deps: WebhookDeliveriesDeps): Promi
     const data: unknown = job.data;
     if (!isWebhookTask(data)) throw new UnrecoverableError("not a webhook task");
     const replay = typeof job.data.replay === "number" ? job.data.replay : undefined;
-    const outcome = await deliverOnce(deps, data, {
-      handedAt: job.timestamp,
-      ...(replay === undefined ? {} : { replay }),
-    });
+    let outcome: Awaited<ReturnType<typeof deliverOnce>>;
+    try {
+      outcome = await deliverOnce(deps, data, {
+        handedAt: job.timestamp,
+        ...(replay === undefined ? {} : { replay }),
+      });
+    } catch (err) {
+      deps.metrics.delivery("error");
+      throw err;
+    }
+    deps.metrics.delivery(outcome.kind);
     switch (outcome.kind) {
       case "delivered":
       case "skipped":

@@ -113,7 +113,7 @@ if t[3] and tonumber(t[3]) ~= weight then
   redis.call("HINCRBY", key("fair"), "W", weight - tonumber(t[3]))
   redis.call("HSET", tk, "aw", weight)
 end
-local first_of_route = queue_join(id, score, route, nil, cust, fields.prio)
+local first_of_route = queue_join(id, score, route, nil, cust, fields.prio, fields.tier)
 if ttl_at > 0 and ttl_field == "ttl_at" then redis.call("ZADD", key("q", "ttl"), ttl_at, id) end
 -- No event is stored at admission: the position is live state (SSE reads and sends it), and an
 -- event list per queued job would cost more memory than the job itself.

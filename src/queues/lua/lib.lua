@@ -165,13 +165,20 @@ end
 -- or it ends, and again after a retry or a busy hand-back; an attempt holds a backend slot (its
 -- lease) from its start until it is settled or its lease expires (renew.lua extends a lease, which
 -- changes neither). These four are the only places that change either, and they keep the per-tenant
--- counts (queued, running), the active tenants and the queued count per priority.
+-- counts (queued, running), the active tenants and the queued counts per priority and per tier and
+-- priority.
+
+-- The queued count of a tier and priority in the fair hash (keys.ts tierDepthField; the metrics'
+-- queue depth reads them at scrape time).
+local function depth_field(tier, prio)
+  return "q:" .. (tier or "") .. ":" .. prio
+end
 
 -- The job joins the queue at `score`: the global order and its route's dispatch set, or, with
 -- `notbefore`, the backoff set until then (dispatch_jobs moves it to its route's set at that time).
--- `cust` and `prio` are the job's customer and priority.
+-- `cust`, `prio` and `tier` are the job's customer, priority and tier.
 -- Returns true when the job joined its route's dispatch set as the only one there (route_add).
-local function queue_join(id, score, route, notbefore, cust, prio)
+local function queue_join(id, score, route, notbefore, cust, prio, tier)
   redis.call("ZADD", key("q"), score, id)
   local first = false
   if notbefore then
@@ -181,20 +188,21 @@ local function queue_join(id, score, route, notbefore, cust, prio)
   end
   tenant_count(cust, "q", 1)
   redis.call("HINCRBY", key("fair"), prio, 1)
+  redis.call("HINCRBY", key("fair"), depth_field(tier, prio), 1)
   return first
 end
 
 -- The job leaves the queue. With `route`: dispatch took it from that route's set to start it (it is
--- in no backoff or held set, and start_attempt clears its ttl); `cust` and `prio` are then the job's.
--- Without: it leaves from wherever it waits (global order, route set, backoff set, ttl set, its
--- tenant's held set), as a cancelled or expired job does.
-local function queue_leave(id, route, cust, prio)
+-- in no backoff or held set, and start_attempt clears its ttl); `cust`, `prio` and `tier` are then
+-- the job's. Without: it leaves from wherever it waits (global order, route set, backoff set, ttl
+-- set, its tenant's held set), as a cancelled or expired job does.
+local function queue_leave(id, route, cust, prio, tier)
   if redis.call("ZREM", key("q"), id) == 0 then return end
   if route then
     route_remove(id, route)
   else
-    local f = redis.call("HMGET", key("job", id), "route", "cust", "prio")
-    route, cust, prio = f[1], f[2], f[3]
+    local f = redis.call("HMGET", key("job", id), "route", "cust", "prio", "tier")
+    route, cust, prio, tier = f[1], f[2], f[3], f[4]
     if route then route_remove(id, route) end
     redis.call("ZREM", key("q", "later"), id)
     redis.call("ZREM", key("q", "ttl"), id)
@@ -202,6 +210,7 @@ local function queue_leave(id, route, cust, prio)
   end
   tenant_count(cust, "q", -1)
   redis.call("HINCRBY", key("fair"), prio, -1)
+  redis.call("HINCRBY", key("fair"), depth_field(tier, prio), -1)
 end
 
 -- Attempt `token` of the job holds a slot of `backend` until `expiry` (ms) unless renewed; `cust` is
@@ -249,14 +258,14 @@ end
 -- With notbefore > now it waits in the backoff set first and is not dispatchable until then.
 local function requeue(id, notbefore, now)
   local jk = key("job", id)
-  local f = redis.call("HMGET", jk, "score", "route", "cust", "prio")
+  local f = redis.call("HMGET", jk, "score", "route", "cust", "prio", "tier")
   local score, route = f[1], f[2]
   if notbefore and notbefore > now then
-    queue_join(id, score, route, notbefore, f[3], f[4])
+    queue_join(id, score, route, notbefore, f[3], f[4], f[5])
     redis.call("HSET", jk, "status", "queued", "notbefore", notbefore)
     redis.call("HDEL", jk, "token")
   else
-    queue_join(id, score, route, nil, f[3], f[4])
+    queue_join(id, score, route, nil, f[3], f[4], f[5])
     redis.call("HSET", jk, "status", "queued")
     redis.call("HDEL", jk, "token", "notbefore")
     redis.call("PUBLISH", key("ch", "wake"), id)

@@ -9,13 +9,13 @@
 -- what its attempt carries.
 local function dispatch_fields(id)
   local f = redis.call("HMGET", key("job", id), "ttl_at", "avoid", "alog", "started", "attempt", "spent", "mod",
-    "fam", "mdl", "task", "seed", "req", "ttl_def", "cust", "prio", "vs",
-    "mode")
+    "fam", "mdl", "task", "seed", "req", "ttl_def", "cust", "prio", "vs", "tier", "created", "mode")
   -- A default ttl binds only a job that never started (starting removes an explicit one).
   local ttl_def = (not f[4]) and tonumber(f[13] or "0") or 0
   return {ttl_at = tonumber(f[1] or "0"), ttl_def = ttl_def, avoid = f[2], alog = f[3], started = f[4],
     attempt = f[5], spent = f[6], mod = f[7], fam = f[8], mdl = f[9], task = f[10], seed = f[11], req = f[12],
-    cust = f[14], prio = f[15], vs = tonumber(f[16] or "0"), mode = f[17]}
+    cust = f[14], prio = f[15], vs = tonumber(f[16] or "0"), tier = f[17], created = tonumber(f[18]),
+    mode = f[19]}
 end
 
 -- Starts an attempt of job `j` (its dispatch_fields): leases a slot of `b` (the caller checked it
@@ -23,7 +23,8 @@ end
 -- `started`. A job that started is never expired by its ttl again. An attempt that follows a busy
 -- hand-back replaces that entry of the log (counting the hand-backs) instead of adding one, so a
 -- backend answering busy for minutes does not grow the log or the events. Returns the attempt's
--- JSON and, beside it, its request (JSON).
+-- JSON and, beside it, its request (JSON). The attempt of a job's first start carries `waited`, the
+-- ms since its admission (the metrics' wait time).
 local function start_attempt(id, j, route, b, token, now, lease_ttl)
   local jk = key("job", id)
   running_join(id, token, b.id, now + lease_ttl, j.cust)
@@ -46,9 +47,11 @@ local function start_attempt(id, j, route, b, token, now, lease_ttl)
   redis.call("HSET", jk, "status", "running", "token", token, "backend", b.id, "alog", json_array(log), "progress", "0",
     "attempt", attempt, "started", j.started or now)
   if not after_busy then add_event(id, "started", cjson.encode({backend = b.id, attempt = attempt}), now) end
+  local waited = nil
+  if not j.started and j.created then waited = math.max(0, now - j.created) end
   return {cjson.encode({id = id, token = token, backend = b.id, route = route, attempt = attempt,
     modality = j.mod, family = j.fam, model = j.mdl, task = j.task, seed = tonumber(j.seed),
-    spent = tonumber(j.spent or "0"), sync = (j.mode == "sync") or nil}), j.req}
+    spent = tonumber(j.spent or "0"), waited = waited, sync = (j.mode == "sync") or nil}), j.req}
 end
 
 -- Replies of dispatching calls are kept a minute under their unique token base: a call that Redis
@@ -206,7 +209,7 @@ local function dispatch_jobs(now, slots, backends, prefer, lease_ttl, token_base
       free[b.id] = free[b.id] - 1
       -- the attempt holds its slot before the job leaves the queue: its tenant stays active throughout
       local started = start_attempt(best_id, j, best_route, b, token_base .. n, now, lease_ttl)
-      queue_leave(best_id, best_route, j.cust, j.prio)
+      queue_leave(best_id, best_route, j.cust, j.prio, j.tier)
       limits[j.cust].r = limits[j.cust].r + 1
       out[#out + 1] = started[1]
       out[#out + 1] = started[2]
