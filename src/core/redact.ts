@@ -28,6 +28,9 @@ const URL_FIELD = /(url|urls|uri|href|webhook|callback)$/;
 const SECRET_FIELD =
   /(secret|token|password|passwd|passphrase|authorization|cookie|apikey|signature|credential|privatekey|pepper|session)/;
 const SECRET_NAMES = new Set(["auth", "key", "sig", "jwt", "bearer"]);
+// Text a backend answered with (an attempt's `detail`): validation errors echo the request, prompt
+// included (FastAPI's 422 has it in `input`).
+const ECHO_NAMES = new Set(["detail"]);
 
 // Values, wherever they appear in a text (a failure reason, a log line, a stored request).
 const DATA_URI =
@@ -45,7 +48,8 @@ export function isRedactedField(name: string): boolean {
     MEDIA_FIELD.test(n) ||
     URL_FIELD.test(n) ||
     SECRET_FIELD.test(n) ||
-    SECRET_NAMES.has(n)
+    SECRET_NAMES.has(n) ||
+    ECHO_NAMES.has(n)
   );
 }
 

@@ -168,7 +168,9 @@ export function createRenderProcessor(deps: ProcessorDeps) {
       };
       if (isConnectRefused(err)) deps.onUnreachable?.(a.backend);
       if (abortReason !== "cancelled" && abortReason !== "lost") {
-        log.info({ outcome, code: verdict.error.code, detail: verdict.detail }, "attempt failed");
+        // The backend's answer may echo the request (a prompt): only at debug (infra/logger.ts).
+        log.info({ outcome, code: verdict.error.code }, "attempt failed");
+        log.debug({ detail: verdict.detail }, "attempt failure detail");
       }
     } finally {
       clearTimeout(timer);

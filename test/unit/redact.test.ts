@@ -16,6 +16,14 @@ import {
 const PNG_URI = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJ";
 
 describe("redact", () => {
+  it("hides an attempt's detail: a backend's error body may echo the prompt", () => {
+    const echoed =
+      'BackendHttpError: backend answered 422: {"detail":[{"loc":["body","prompt"],"input":"Jane Doe at 12 Elm St"}]}';
+    const out = redact({ attempt_log: [{ attempt: 1, outcome: "error", detail: echoed }] });
+    expect(JSON.stringify(out)).not.toContain("Jane Doe");
+    expect(isRedactedField("detail")).toBe(true);
+  });
+
   it("replaces prompts, images, masks, previews, webhooks, URLs and secrets by field name", () => {
     const out = redact({
       prompt: "a lighthouse",
