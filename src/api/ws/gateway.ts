@@ -49,9 +49,18 @@ async function within(done: Promise<unknown>, ms: number): Promise<void> {
   clearTimeout(timer);
 }
 
+const shuttingDown = () =>
+  new AppError("unavailable", "the server is shutting down; connect again", {
+    headers: { "retry-after": "1" },
+  });
+
 /** Answers an upgrade request with a problem document and closes the socket. */
 function refuse(socket: Duplex, requestId: string, err: AppError): void {
-  if (socket.destroyed || !socket.writable) return;
+  if (socket.destroyed) return;
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
   const body = JSON.stringify(problemBody(err.code, err.status, err.message, requestId, err.details));
   const headers: Record<string, string> = {
     "content-type": "application/problem+json",
@@ -84,6 +93,8 @@ export function createWsGateway(deps: SessionDeps): WsGateway {
     if (id !== undefined) headers.push(`X-Request-Id: ${id}`, `X-Weyl-Request-Id: ${id}`);
   });
   const sessions = new Set<Session>();
+  /** Sockets between the upgrade request and their session (or refusal); close() destroys them. */
+  const upgrading = new Set<Duplex>();
   const ended = { peak: 0, coalesced: 0, coalescedBytes: 0 };
   let slowReaderCloses = 0;
   let stopping = false;
@@ -102,15 +113,7 @@ export function createWsGateway(deps: SessionDeps): WsGateway {
         new AppError("not_found", `no WebSocket at ${shownValue(url.pathname)}`),
       );
     }
-    if (stopping || !api.accepting()) {
-      return refuse(
-        socket,
-        requestId,
-        new AppError("unavailable", "the server is shutting down; connect again", {
-          headers: { "retry-after": "1" },
-        }),
-      );
-    }
+    if (stopping || !api.accepting()) return refuse(socket, requestId, shuttingDown());
     const named = URL_TOKEN_PARAMS.find((p) => url.searchParams.has(p));
     if (named !== undefined) {
       return refuse(
@@ -152,7 +155,9 @@ export function createWsGateway(deps: SessionDeps): WsGateway {
         );
       }
     }
-    if (socket.destroyed || stopping) return;
+    if (socket.destroyed) return;
+    // close() began while the token was checked: nothing would answer (or close) this socket.
+    if (stopping) return refuse(socket, requestId, shuttingDown());
     requestIds.set(req, requestId);
     wss.handleUpgrade(req, socket, head, (ws) => {
       const session = startSession(
@@ -176,10 +181,13 @@ export function createWsGateway(deps: SessionDeps): WsGateway {
       socket.on("error", () => undefined);
       const sent = req.headers["x-request-id"];
       const requestId = typeof sent === "string" && REQUEST_ID_RE.test(sent) ? sent : api.ids("request");
-      admit(req, socket, head, requestId).catch((err: unknown) => {
-        logger.error({ err, requestId }, "websocket upgrade failed");
-        refuse(socket, requestId, new AppError("internal_error", "internal error"));
-      });
+      upgrading.add(socket);
+      admit(req, socket, head, requestId)
+        .catch((err: unknown) => {
+          logger.error({ err, requestId }, "websocket upgrade failed");
+          refuse(socket, requestId, new AppError("internal_error", "internal error"));
+        })
+        .finally(() => upgrading.delete(socket));
     },
 
     stats() {
@@ -210,6 +218,8 @@ export function createWsGateway(deps: SessionDeps): WsGateway {
     async close() {
       stopping = true;
       clearInterval(tick);
+      // (server.closeAllConnections() does not see sockets mid-upgrade.)
+      for (const socket of upgrading) socket.destroy();
       const all = () => Promise.all([...sessions].map((s) => s.ended));
       for (const s of sessions) s.close(WS_CLOSE.shutdown, "server shutting down");
       await within(all(), 2_000);

@@ -34,6 +34,7 @@ export interface WsConfig {
 export const WS_CLOSE = {
   shutdown: 1001,
   binary: 1003,
+  policy: 1008,
   tooBig: 1009,
   tryLater: 1013,
   idle: 4000,
@@ -48,8 +49,15 @@ export const WS_CLOSE = {
  */
 const CLOSE_GRACE_MS = 5_000;
 
-/** Bytes a connection may send before it has authenticated (an `auth` message is far smaller). */
+/** Bytes a connection may send before it is open (authenticated, lease held; an `auth` is far smaller). */
 export const PRE_AUTH_MAX_BYTES = 16 * 1024;
+
+/**
+ * The messages waiting behind the one being handled (which may await Redis or a JWKS fetch): at
+ * most 2 × WS_MAX_MESSAGE_BYTES of payload and this many messages (or 2 × WS_MESSAGES_PER_S), else
+ * the connection is closed 1008.
+ */
+export const MAX_WAITING_MESSAGES = 64;
 
 export interface SessionDeps {
   readonly api: ApiDeps;
@@ -94,7 +102,8 @@ export function startSession(s: SessionStart, deps: SessionDeps): Session {
   let state: "auth" | "lease" | "open" | "closed" = "auth";
   let principal: Principal | undefined;
   let header = "";
-  let leaseHeld = false;
+  /** A lease call went out: it may have landed even if it failed or timed out, so it is released. */
+  let leaseTried = false;
   let leaseWork: Promise<unknown> = Promise.resolve();
   let closing = false;
   let alive = true;
@@ -102,7 +111,11 @@ export function startSession(s: SessionStart, deps: SessionDeps): Session {
   let tokens = config.messagesPerS;
   let refilledAt = clock();
   let preAuthBytes = 0;
-  let chain: Promise<void> = Promise.resolve();
+  let chain: Promise<unknown> = Promise.resolve();
+  let waitingBytes = 0;
+  let waitingCount = 0;
+  const maxWaitingBytes = 2 * config.maxMessageBytes;
+  const maxWaiting = Math.max(MAX_WAITING_MESSAGES, 2 * config.messagesPerS);
   let idleTimer: NodeJS.Timeout | undefined;
   let forceTimer: NodeJS.Timeout | undefined;
   let authTimer: NodeJS.Timeout | undefined;
@@ -180,9 +193,9 @@ export function startSession(s: SessionStart, deps: SessionDeps): Session {
     const limit = config.maxConnectionsPerTenant;
     const call = leaseWork.then(async () => {
       if (state === "closed") return false;
+      // released after the close, whatever happened meanwhile (release is idempotent)
+      leaseTried = true;
       const res = await deps.leases.hold(who.customerId, connId, clock(), leaseMs, limit);
-      // held from here until the release after the close, whatever happened meanwhile
-      if (res.held) leaseHeld = true;
       if (isClosed()) return false;
       if (res.held) return true;
       close(WS_CLOSE.tooManyConnections, `too many connections: this customer has ${limit} open, its limit`);
@@ -199,7 +212,6 @@ export function startSession(s: SessionStart, deps: SessionDeps): Session {
     header = authHeader;
     state = "lease";
     clearTimeout(authTimer);
-    s.socket.off("data", countPreAuth);
     try {
       if (!(await holdLease(who))) return;
     } catch (err) {
@@ -209,6 +221,7 @@ export function startSession(s: SessionStart, deps: SessionDeps): Session {
     }
     if (isClosed() || closing) return;
     state = "open";
+    s.socket.off("data", countPreAuth);
     armIdle();
   }
 
@@ -281,12 +294,33 @@ export function startSession(s: SessionStart, deps: SessionDeps): Session {
 
   function countPreAuth(chunk: Buffer) {
     preAuthBytes += chunk.length;
-    if (preAuthBytes > PRE_AUTH_MAX_BYTES && state === "auth") {
+    if (preAuthBytes > PRE_AUTH_MAX_BYTES && state !== "open") {
       close(
         WS_CLOSE.tooBig,
         `authenticate first with a small auth message (at most ${PRE_AUTH_MAX_BYTES} bytes)`,
       );
     }
+  }
+
+  const replyRateLimited = () => queue.now(rateLimited);
+  /** (Its own function: the closure holds this message's bytes, nothing else.) */
+  const handleLater = (data: Buffer) => () => handle(data);
+
+  /** Runs `work` after the messages before it; closes 1008 past the bound of what may wait. */
+  function enqueue(work: () => unknown, bytes: number) {
+    if (waitingCount >= maxWaiting || waitingBytes + bytes > maxWaitingBytes) {
+      close(WS_CLOSE.policy, `too many messages waiting: send the next once earlier ones are answered`);
+      return;
+    }
+    waitingCount++;
+    waitingBytes += bytes;
+    chain = chain
+      .then(() => {
+        waitingCount--;
+        waitingBytes -= bytes;
+        return work();
+      })
+      .catch((err: unknown) => logger.warn({ err, connId }, "websocket message failed"));
   }
 
   ws.on("message", (data: RawData, isBinary: boolean) => {
@@ -296,17 +330,11 @@ export function startSession(s: SessionStart, deps: SessionDeps): Session {
       return;
     }
     lastMessageAt = clock();
-    // Answered in order (after the messages before it); a message over the rate is never parsed.
-    const work =
-      state === "open" && !takeMessage()
-        ? () => queue.now(rateLimited)
-        : () =>
-            handle(
-              Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data),
-            );
-    chain = chain
-      .then(work)
-      .catch((err: unknown) => logger.warn({ err, connId }, "websocket message failed"));
+    // Answered in order (after the messages before it); a message over the rate (charged in every
+    // state) is never parsed, and its bytes are not kept.
+    if (!takeMessage()) return enqueue(replyRateLimited, 0);
+    const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+    enqueue(handleLater(buf), buf.length);
   });
   ws.on("pong", () => {
     alive = true;
@@ -324,7 +352,7 @@ export function startSession(s: SessionStart, deps: SessionDeps): Session {
     // After the lease calls in flight: a lease taken meanwhile is given back too.
     void leaseWork
       .then(async () => {
-        if (leaseHeld && principal !== undefined) await deps.leases.release(principal.customerId, connId);
+        if (leaseTried && principal !== undefined) await deps.leases.release(principal.customerId, connId);
       })
       .catch((err: unknown) => logger.debug({ err, connId }, "websocket lease not released; it lapses"))
       .finally(endedResolve);
