@@ -81,6 +81,8 @@ export async function runStart(roles: Role[]): Promise<void> {
       refreshAfterMs: (env.CAS_GC_GRACE_S * 1000) / 2,
     });
 
+    // What every Redis-using role of this process shares.
+    const shared = { settings, redisUrl, runtime, logger, clock: systemClock, blobs, metrics };
     let simUrl: string | undefined;
     // Roles are loaded on demand: an API process never loads the simulator's image and video encoders.
     if (roles.includes("sim")) {
@@ -99,44 +101,16 @@ export async function runStart(roles: Role[]): Promise<void> {
         backends = defaultSimBackends(settings.catalog, simUrl, env.SIM_CAPACITY);
       }
       const { startWorkerRole } = await import("./worker-role.js");
-      await startWorkerRole({
-        settings,
-        redisUrl,
-        backends,
-        runtime,
-        logger,
-        clock: systemClock,
-        blobs,
-        metrics,
-      });
+      await startWorkerRole({ ...shared, backends });
     }
     if (roles.includes("pipeline")) {
       const { startPipelineRole } = await import("./pipeline-role.js");
-      const keys = await loadKeys(settings);
-      await startPipelineRole({
-        settings,
-        keys,
-        redisUrl,
-        runtime,
-        logger,
-        clock: systemClock,
-        blobs,
-        metrics,
-      });
+      await startPipelineRole({ ...shared, keys: await loadKeys(settings) });
     }
     if (roles.includes("api")) {
       const keys = await loadKeys(settings);
       const { startApiRole } = await import("./api-role.js");
-      const api = await startApiRole({
-        settings,
-        keys,
-        redisUrl,
-        runtime,
-        logger,
-        clock: systemClock,
-        blobs,
-        metrics,
-      });
+      const api = await startApiRole({ ...shared, keys });
       // A token is printed only for the dev secret: with JWT_SECRET set (a real deployment) nothing
       // dev-only happens, and the banner says how to mint one.
       const token = settings.env.JWT_SECRET
@@ -155,16 +129,7 @@ export async function runStart(roles: Role[]): Promise<void> {
       // With the api role the board is in the API's app; alone, it has a server of its own.
       const keys = await loadKeys(settings);
       const { startAdminRole } = await import("./admin-role.js");
-      const admin = await startAdminRole({
-        settings,
-        keys,
-        redisUrl,
-        runtime,
-        logger,
-        clock: systemClock,
-        blobs,
-        metrics,
-      });
+      const admin = await startAdminRole({ ...shared, keys });
       process.stdout.write(`\nrender-gateway admin board at ${admin.url}/admin/queues\n\n`);
     }
     // Every process with Redis publishes its metrics; any API process serves them (GET /metrics).
