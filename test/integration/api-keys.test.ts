@@ -52,6 +52,17 @@ function verifier(
   });
 }
 
+/** A revocation listener of `v` on the test prefix's channel (the verifier's clock unless given). */
+function listenerOf(subscriber: Redis, v: ApiKeyVerifier, recheckMs: number, listenerClock = clock) {
+  return listenForRevocations({
+    subscriber,
+    channel: createKeys(sys.redis.prefix).apiKeyChannel,
+    verifier: v,
+    clock: listenerClock,
+    recheckMs,
+  });
+}
+
 async function refusal(p: Promise<unknown>): Promise<AppError> {
   const err = await p.then(
     () => undefined,
@@ -227,13 +238,7 @@ describe("API key verifier", () => {
     const v = verifier({ recheckMs: 60_000 });
     await v.authenticate(key);
     const subscriber = new Redis(redisUrl(), { maxRetriesPerRequest: null });
-    const listener = listenForRevocations({
-      subscriber,
-      channel: createKeys(sys.redis.prefix).apiKeyChannel,
-      verifier: v,
-      clock,
-      recheckMs: 60_000,
-    });
+    const listener = listenerOf(subscriber, v, 60_000);
     try {
       await listener.start();
       expect(await store.revoke(info.prefix)).toBe("revoked");
@@ -260,13 +265,7 @@ describe("revocation listener", () => {
     await v.authenticate(key);
     const subscriber = new Redis(redisUrl(), { maxRetriesPerRequest: null });
     const id = Number(await subscriber.client("ID"));
-    const listener = listenForRevocations({
-      subscriber,
-      channel: createKeys(sys.redis.prefix).apiKeyChannel,
-      verifier: v,
-      clock,
-      recheckMs: 60_000,
-    });
+    const listener = listenerOf(subscriber, v, 60_000);
     try {
       await listener.start();
       expect(v.stats().cached).toBe(1);
@@ -309,13 +308,7 @@ describe("cache age and the revocation channel", () => {
 
     const second = await store.create({ customerId: "v-9" });
     const subscriber = new Redis(redisUrl(), { maxRetriesPerRequest: null });
-    const listener = listenForRevocations({
-      subscriber,
-      channel: createKeys(sys.redis.prefix).apiKeyChannel,
-      verifier: v,
-      clock,
-      recheckMs: 1_000,
-    });
+    const listener = listenerOf(subscriber, v, 1_000);
     try {
       await listener.start();
       await v.authenticate(second.key);
@@ -345,13 +338,7 @@ describe("cache age and the revocation channel", () => {
     const v = verifier({ recheckMs: 200, trustMs: 60_000 });
     const proxy = await startFaultProxy(redisUrl());
     const subscriber = new Redis(proxy.url, { maxRetriesPerRequest: null, connectionName: "rk-sub-held" });
-    const listener = listenForRevocations({
-      subscriber,
-      channel: createKeys(sys.redis.prefix).apiKeyChannel,
-      verifier: v,
-      clock: () => Date.now(),
-      recheckMs: 200,
-    });
+    const listener = listenerOf(subscriber, v, 200, () => Date.now());
     try {
       await listener.start();
       await v.authenticate(key);
