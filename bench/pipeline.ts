@@ -8,7 +8,7 @@
 //   npx tsx bench/pipeline.ts [--jobs 2000] [--concurrency 16] [--rounds 3]
 import { join } from "node:path";
 import { createAdmitter, workerBody } from "./lib/admit.js";
-import { startPipeline, startSim, startWorker, writeBackendsFile } from "./lib/gateway.js";
+import { startPipeline, startWorker, startZeroStepSim } from "./lib/gateway.js";
 import { isMain, options, standalone, type BenchContext, type BenchDef } from "./lib/harness.js";
 import { waitUntil } from "./lib/proc.js";
 import { fmt, pairedFigure, printTable } from "./lib/report.js";
@@ -43,14 +43,7 @@ export const pipelineBench: BenchDef = {
   async run(ctx: BenchContext) {
     const { jobs, concurrency, rounds } = options({ jobs: 2000, concurrency: 16, rounds: 3 });
     const redis = ctx.redis.client;
-    const sim = await startSim({
-      name: "sim",
-      stepMs: 0,
-      capacity: concurrency * 4,
-      dataDir: join(ctx.dir, "sim"),
-      logDir: ctx.logDir,
-    });
-    const backendsFile = writeBackendsFile(ctx.dir, [{ id: "sim", url: sim.url, capacity: concurrency * 2 }]);
+    const { sim, backendsFile } = await startZeroStepSim(ctx.dir, ctx.logDir, concurrency);
     const admitter = createAdmitter({
       redis,
       prefix: PREFIX,

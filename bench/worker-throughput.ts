@@ -5,7 +5,7 @@
 //   npx tsx bench/worker-throughput.ts [--jobs 2000] [--concurrency 16] [--rounds 3]
 import { join } from "node:path";
 import { createAdmitter, workerBody } from "./lib/admit.js";
-import { startSim, startWorker, writeBackendsFile } from "./lib/gateway.js";
+import { startWorker, startZeroStepSim } from "./lib/gateway.js";
 import { isMain, options, sidesOf, standalone, type BenchContext, type BenchDef } from "./lib/harness.js";
 import { waitUntil } from "./lib/proc.js";
 import type { RedisCost } from "./lib/redis.js";
@@ -38,14 +38,7 @@ export const workerBench: BenchDef = {
     const { jobs, concurrency, rounds } = options({ jobs: 2000, concurrency: 16, rounds: 3 });
     const redis = ctx.redis.client;
 
-    const sim = await startSim({
-      name: "sim",
-      stepMs: 0,
-      capacity: concurrency * 4,
-      dataDir: join(ctx.dir, "sim"),
-      logDir: ctx.logDir,
-    });
-    const backendsFile = writeBackendsFile(ctx.dir, [{ id: "sim", url: sim.url, capacity: concurrency * 2 }]);
+    const { sim, backendsFile } = await startZeroStepSim(ctx.dir, ctx.logDir, concurrency);
     const admitter = createAdmitter({
       redis,
       prefix: PREFIX,

@@ -315,3 +315,24 @@ export async function startSim(o: {
     },
   };
 }
+
+/**
+ * The worker benches' backend: one simulator at SIM_STEP_MS=0 under `dir`/sim with room for
+ * `concurrency` × 4 calls, and a backends file giving our worker one backend of `concurrency` × 2
+ * slots on it.
+ */
+export async function startZeroStepSim(
+  dir: string,
+  logDir: string,
+  concurrency: number,
+): Promise<{ sim: SimProcess; backendsFile: string }> {
+  const sim = await startSim({
+    name: "sim",
+    stepMs: 0,
+    capacity: concurrency * 4,
+    dataDir: join(dir, "sim"),
+    logDir,
+  });
+  const backendsFile = writeBackendsFile(dir, [{ id: "sim", url: sim.url, capacity: concurrency * 2 }]);
+  return { sim, backendsFile };
+}
