@@ -232,6 +232,11 @@ export const usageField = (hour: number, model: string, kind: "j" | "g" | "c" | 
 export const BILLING_QUEUE = "billing";
 /** BullMQ follow-up queue of webhook deliveries (src/pipeline/webhooks; job data and options: webhook-jobs.ts). */
 export const WEBHOOKS_QUEUE = "webhooks";
+/**
+ * BullMQ follow-up queue of finished jobs' analytics rows, written to ClickHouse in batches
+ * (src/pipeline/analytics.ts); only relays whose process runs its consumer add to it.
+ */
+export const ANALYTICS_QUEUE = "analytics";
 /** The outbox's consumer group: the pipeline's relays (src/pipeline/relay.ts). */
 export const OUTBOX_GROUP = "relay";
 
