@@ -131,6 +131,7 @@ export async function startAnalytics(
   ctx.runtime.defer("analytics queue", () => queue.close());
   const worker = await startAnalyticsWorker({
     sink: schemaFirst(store),
+    reachable: () => store.ping(),
     connection: redis.worker,
     prefix: redis.prefix,
     batch: env.ANALYTICS_BATCH,
