@@ -32,6 +32,8 @@ import { ADMIN_FACE_PATHS } from "../admin/session.js";
 import { createLedgerFiles } from "../infra/ledger-files.js";
 import { createUsageStore } from "../queues/usage-store.js";
 import { createOutboxStore } from "../queues/outbox-store.js";
+import { createAuditStore } from "../queues/audit-store.js";
+import { createAuditReads } from "../api/audit-reads.js";
 import { readPlaygroundFiles } from "./playground-files.js";
 import { METRICS_CONTENT_TYPE } from "../infra/metrics-exposition.js";
 import { fleetExposition } from "./metrics.js";
@@ -134,6 +136,11 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     ledger,
     usage,
     outbox,
+    audit: createAuditReads({
+      store: createAuditStore(redis, env.REDIS_PREFIX),
+      blobs: ctx.blobs,
+      segmentSize: env.AUDIT_SEGMENT_SIZE,
+    }),
     redis,
     scheduler,
     store,

@@ -79,8 +79,23 @@ export interface AuditStore {
   roots(from: number, count: number): Promise<string[]>;
   /** The open segment's leaves (canonical records) `from`.. (at most `count`). */
   tail(from: number, count: number): Promise<string[]>;
+  /**
+   * The first `count` leaves of segment k while it is the open one, read in one step with the sealed
+   * count; undefined when segment k is sealed (its blob holds them).
+   */
+  openTail(k: number, count: number): Promise<string[] | undefined>;
+  /** Up to `count` segments from `from` on (digests, and roots of the sealed ones) and the size: one step. */
+  segmentPage(from: number, count: number): Promise<{ size: number; digests: string[]; roots: string[] }>;
   /** Recent checkpoints (JSON), newest first. */
   recentCheckpoints(): Promise<string[]>;
+}
+
+/** The replies of a MULTI, or its first error. */
+async function exec(m: ReturnType<Redis["multi"]>): Promise<unknown[]> {
+  const replies = (await m.exec()) ?? [];
+  const failed = replies.find(([err]) => err !== null);
+  if (failed) throw failed[0] as Error;
+  return replies.map(([, v]) => v);
 }
 
 /** The leaf index of a stored reply, undefined when absent. */
@@ -162,21 +177,14 @@ export function createAuditStore(redis: Redis, prefix: string): AuditStore {
     },
 
     async head(jobId) {
-      const m = redis
-        .multi()
-        .get(keys.auditSize)
-        .llen(keys.auditRoots)
-        .get(keys.auditCheckpoint)
-        .hget(keys.auditLeaf, jobId ?? "");
-      const replies = (await m.exec()) ?? [];
-      const failed = replies.find(([err]) => err !== null);
-      if (failed) throw failed[0] as Error;
-      const [size, sealed, checkpoint, leaf] = replies.map(([, v]) => v) as [
-        string | null,
-        number,
-        string | null,
-        string | null,
-      ];
+      const [size, sealed, checkpoint, leaf] = (await exec(
+        redis
+          .multi()
+          .get(keys.auditSize)
+          .llen(keys.auditRoots)
+          .get(keys.auditCheckpoint)
+          .hget(keys.auditLeaf, jobId ?? ""),
+      )) as [string | null, number, string | null, string | null];
       return {
         size: Number(size ?? 0),
         sealed,
@@ -188,6 +196,30 @@ export function createAuditStore(redis: Redis, prefix: string): AuditStore {
     segments: (from, count) => range(keys.auditSegments, from, count),
     roots: (from, count) => range(keys.auditRoots, from, count),
     tail: (from, count) => range(keys.auditTail, from, count),
+
+    async openTail(k, count) {
+      const [sealed, tail] = (await exec(
+        redis
+          .multi()
+          .llen(keys.auditRoots)
+          .lrange(keys.auditTail, 0, Math.max(0, count - 1)),
+      )) as [number, string[]];
+      return sealed === k ? tail.slice(0, count) : undefined;
+    },
+
+    async segmentPage(from, count) {
+      const last = from + Math.max(1, count) - 1;
+      const [size, digests, roots] = (await exec(
+        redis
+          .multi()
+          .get(keys.auditSize)
+          .lrange(keys.auditSegments, from, last)
+          .lrange(keys.auditRoots, from, last),
+      )) as [string | null, string[], string[]];
+      return count <= 0
+        ? { size: Number(size ?? 0), digests: [], roots: [] }
+        : { size: Number(size ?? 0), digests, roots };
+    },
     recentCheckpoints: () => redis.lrange(keys.auditCheckpoints, 0, -1),
   };
 }
