@@ -62,11 +62,12 @@ export function independentlyVerified(r: ReceiptDoc, jwks: JwksDoc): boolean {
   return sn === 0 && hash.toString("hex") === r.checkpoint.root_hash && checkpointSigned(r.checkpoint, jwks);
 }
 
-/** GETs `path` until it answers 200; returns the body. */
+/** GETs `path` until it answers 200 (404 and 429 are waited out); returns the body. */
 export async function until200<T>(
   call: (path: string) => Promise<Response>,
   path: string,
   timeoutMs = 30_000,
+  intervalMs = 50,
 ): Promise<T> {
   return until(
     `${path} answers 200`,
@@ -74,10 +75,10 @@ export async function until200<T>(
       const res = await call(path);
       if (res.status === 200) return (await res.json()) as T;
       await res.body?.cancel();
-      if (res.status !== 404) throw new Error(`${path}: ${res.status}`);
+      if (res.status !== 404 && res.status !== 429) throw new Error(`${path}: ${res.status}`);
       return undefined;
     },
     timeoutMs,
-    50,
+    intervalMs,
   );
 }
