@@ -74,6 +74,7 @@ export function createAuditAppender(o: AuditAppenderOptions): AuditAppender {
   let appended = 0;
   let lastPartialAt = 0;
   let lastCheckpointAt = 0;
+  let logId = "";
   /** Key ids this holder published (takeOver publishes the current one and the files' JWKS). */
   const publishedKids = new Set<string>();
   let wake: (() => void) | undefined;
@@ -111,6 +112,7 @@ export function createAuditAppender(o: AuditAppenderOptions): AuditAppender {
     const { indexLines } = await takeOver(view, { store: o.store, files: o.files, check: () => l.check() });
     // the first checkpoint of a holder comes at once when the log grew past the last one
     lastCheckpointAt = 0;
+    logId = await o.files.logId();
     publishedKids.clear();
     publishedKids.add((await o.files.signingKey()).kid);
     log.info({ fence: l.fence, size: view.size, indexLines }, "audit appender holds the log");
@@ -124,7 +126,7 @@ export function createAuditAppender(o: AuditAppenderOptions): AuditAppender {
     const now = o.clock();
     const checkpoint = await signCheckpoint(
       {
-        log_id: await o.files.logId(),
+        log_id: logId,
         tree_size: v.size,
         root_hash: toHex(await v.root()),
         timestamp: rfc3339(now),
