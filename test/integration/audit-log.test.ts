@@ -16,6 +16,7 @@ import { createAuditStore } from "../../src/queues/audit-store.js";
 import { AUDIT_QUEUE, createKeys } from "../../src/queues/keys.js";
 import { createRedis, closeRedis } from "../../src/infra/redis.js";
 import { createFsBlobStore } from "../../src/infra/fs-blob-store.js";
+import { verifyAuditLog } from "../../src/infra/audit-log-reader.js";
 import {
   checkpointSigned,
   independentlyVerified,
@@ -150,6 +151,20 @@ describe("receipts", () => {
     expect(Object.keys(leaves).filter((id) => id === ids[1])).toHaveLength(1);
     expect(Object.values(leaves).filter((i) => i === String(receipt.leaf_index))).toHaveLength(1);
     expect(await sys.redis.client.llen(keys.auditStagedOrder)).toBe(0);
+  });
+});
+
+describe("the log under DATA_DIR", () => {
+  it("verifies offline, every leaf of Redis's log in it", async () => {
+    const keys = createKeys(sys.redis.prefix);
+    // once the latest checkpoint covers every leaf committed
+    const size = await until("a checkpoint of the whole log", async () => {
+      const n = Number(await sys.redis.client.get(keys.auditSize));
+      const cp = await get("/audit/checkpoint");
+      return cp.status === 200 && ((await cp.json()) as CheckpointDoc).tree_size === n ? n : undefined;
+    });
+    const report = await verifyAuditLog(sys.dataDir);
+    expect(report).toMatchObject({ ok: true, verified: size, leaves: size });
   });
 });
 
