@@ -44,8 +44,11 @@ export interface AuditAppenderOptions {
 export interface AuditAppender {
   /** Runs until {@link AuditAppender.stop}. */
   run(): Promise<void>;
-  /** Stops, and releases the lock so that another process takes over at once. Idempotent. */
-  stop(): Promise<void>;
+  /**
+   * Stops, and releases the lock so that another process takes over at once; waits for a step in
+   * progress at most `waitMs` (default 5 s). Idempotent.
+   */
+  stop(waitMs?: number): Promise<void>;
   /** Whether this process holds the lock now. */
   holding(): boolean;
   /** Records this process appended. */
@@ -243,11 +246,15 @@ export function createAuditAppender(o: AuditAppenderOptions): AuditAppender {
       running ??= loop();
       return running;
     },
-    async stop() {
+    async stop(waitMs = 5_000) {
       stopped = true;
       wake?.();
-      await running;
-      await drop(true);
+      // a step stuck on an unreachable Redis must not hold up a shutdown (its lock then expires)
+      let bound: NodeJS.Timeout | undefined;
+      await Promise.race([running, new Promise((r) => (bound = setTimeout(r, waitMs)))]);
+      clearTimeout(bound);
+      await Promise.race([drop(true), new Promise((r) => (bound = setTimeout(r, 1_000)))]);
+      clearTimeout(bound);
     },
     holding: () => lease?.valid() ?? false,
     appended: () => appended,

@@ -85,7 +85,8 @@ export async function loadView(
   ]);
   if (head.sealed !== sealed || roots.length !== sealed || tail.length !== open) {
     throw new Error(
-      `audit log state is inconsistent: size ${head.size}, ${roots.length} roots, ${tail.length} tail leaves at segment size ${S}`,
+      `audit log state is inconsistent: size ${head.size}, ${roots.length} roots, ${tail.length} tail leaves at segment size ${S}` +
+        " (AUDIT_SEGMENT_SIZE is fixed for a log's life: every process must have the one the log began with)",
     );
   }
   if (segments.length !== sealed + (open > 0 ? 1 : 0)) {
