@@ -119,23 +119,24 @@ export async function* readAuditLog(
   const plan = planSegments(lastBySegment, opts.segmentSize);
   if (!("segments" in plan)) return fail(plan);
 
-  const checkpoints: NumberedCheckpoint[] = [
-    ...cpRead.entries.map((checkpoint: SignedCheckpoint, i) => ({
-      label: `${CHECKPOINTS_FILE}:${i + 1}`,
-      checkpoint,
-    })),
-    ...(opts.checkpoints ?? []),
-  ];
+  const issued: NumberedCheckpoint[] = cpRead.entries.map((checkpoint: SignedCheckpoint, i) => ({
+    label: `${CHECKPOINTS_FILE}:${i + 1}`,
+    checkpoint,
+  }));
+  const kept = opts.checkpoints ?? [];
   const logId = await files.readLogId();
   const jwks = opts.jwks ?? (await files.jwks());
-  const checker = await createLogChecker(checkpoints, jwks, logId === undefined ? {} : { logId });
+  const checker = await createLogChecker(issued, jwks, {
+    held: kept,
+    ...(logId === undefined ? {} : { logId }),
+  });
   if (!("add" in checker)) return fail(checker);
   const last = plan.segments.at(-1);
   opts.onPlan?.({
     segments: plan.segments.length,
     leaves: last === undefined ? 0 : last.first + last.count,
     segmentSize: plan.segmentSize,
-    checkpoints: checkpoints.length,
+    checkpoints: issued.length + kept.length,
   });
 
   // leaves read but not yet covered by a checkpoint that matched
