@@ -131,13 +131,14 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   });
 
   const outbox = createOutboxStore(redis, env.REDIS_PREFIX);
+  const auditStore = createAuditStore(redis, env.REDIS_PREFIX);
   let publicUrl = env.PUBLIC_URL ?? "";
   const apiDeps: ApiDeps = {
     ledger,
     usage,
     outbox,
     audit: createAuditReads({
-      store: createAuditStore(redis, env.REDIS_PREFIX),
+      store: auditStore,
       blobs: ctx.blobs,
       segmentSize: env.AUDIT_SEGMENT_SIZE,
     }),
@@ -208,7 +209,16 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     metricsRoute: {
       token: env.METRICS_TOKEN,
       contentType: METRICS_CONTENT_TYPE,
-      text: fleetExposition({ ...ctx, redis, prefix: env.REDIS_PREFIX, store, capacity, outbox, logger }),
+      text: fleetExposition({
+        ...ctx,
+        redis,
+        prefix: env.REDIS_PREFIX,
+        store,
+        capacity,
+        outbox,
+        audit: auditStore,
+        logger,
+      }),
     },
   };
   // One admission, limiter and image budget for both HTTP and the WebSocket.

@@ -57,6 +57,11 @@ export interface AuditStore {
   staged(limit: number): Promise<StagedRecord[]>;
   /** How many records are staged. */
   stagedCount(): Promise<number>;
+  /**
+   * The appender's backlog: records staged, and when the oldest of them finished (its record's
+   * `completed_at`, ms), undefined when none is staged.
+   */
+  backlog(): Promise<{ staged: number; oldestAt: number | undefined }>;
   /** One commit: the new size, or why nothing changed. */
   commit(c: AuditCommit): Promise<number | "fenced" | "moved" | "unstaged">;
   /**
@@ -142,6 +147,19 @@ export function createAuditStore(redis: Redis, prefix: string): AuditStore {
     },
 
     stagedCount: () => redis.llen(keys.auditStagedOrder),
+
+    async backlog() {
+      const [staged, first] = (await exec(
+        redis.multi().llen(keys.auditStagedOrder).lindex(keys.auditStagedOrder, 0),
+      )) as [number, string | null];
+      if (first === null) return { staged, oldestAt: undefined };
+      const record = await redis.hget(keys.auditStaged, first);
+      const at =
+        record === null
+          ? NaN
+          : Date.parse((JSON.parse(record) as { completed_at?: string }).completed_at ?? "");
+      return { staged, oldestAt: Number.isFinite(at) ? at : undefined };
+    },
 
     async commit(c) {
       if (c.jobIds.length === 0 || c.jobIds.length > MAX_COMMIT_RECORDS) {

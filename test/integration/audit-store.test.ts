@@ -67,6 +67,14 @@ describe("staging", () => {
     expect((await store.head("j1")).leaf).toBe(0);
   });
 
+  it("tells the appender's backlog: how many are staged, and when the oldest job finished", async () => {
+    expect(await store.backlog()).toEqual({ staged: 0, oldestAt: undefined });
+    const done = (id: string, at: string) => JSON.stringify({ job_id: id, completed_at: at });
+    await store.stage("j1", done("j1", "2026-12-07T10:00:00.000Z"));
+    await store.stage("j2", done("j2", "2026-12-07T10:00:05.000Z"));
+    expect(await store.backlog()).toEqual({ staged: 2, oldestAt: Date.UTC(2026, 11, 7, 10) });
+  });
+
   it("hands out staged records in arrival order", async () => {
     await stageAll(["c", "a", "b"]);
     expect(await store.staged(2)).toEqual([
