@@ -32,6 +32,8 @@ import { ADMIN_FACE_PATHS } from "../admin/session.js";
 import { createLedgerFiles } from "../infra/ledger-files.js";
 import { createUsageStore } from "../queues/usage-store.js";
 import { createOutboxStore } from "../queues/outbox-store.js";
+import { createAuditStore } from "../queues/audit-store.js";
+import { createAuditReads } from "../api/audit-reads.js";
 import { readPlaygroundFiles } from "./playground-files.js";
 import { METRICS_CONTENT_TYPE } from "../infra/metrics-exposition.js";
 import { fleetExposition } from "./metrics.js";
@@ -129,11 +131,17 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   });
 
   const outbox = createOutboxStore(redis, env.REDIS_PREFIX);
+  const auditStore = createAuditStore(redis, env.REDIS_PREFIX);
   let publicUrl = env.PUBLIC_URL ?? "";
   const apiDeps: ApiDeps = {
     ledger,
     usage,
     outbox,
+    audit: createAuditReads({
+      store: auditStore,
+      blobs: ctx.blobs,
+      segmentSize: env.AUDIT_SEGMENT_SIZE,
+    }),
     redis,
     scheduler,
     store,
@@ -201,7 +209,16 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     metricsRoute: {
       token: env.METRICS_TOKEN,
       contentType: METRICS_CONTENT_TYPE,
-      text: fleetExposition({ ...ctx, redis, prefix: env.REDIS_PREFIX, store, capacity, outbox, logger }),
+      text: fleetExposition({
+        ...ctx,
+        redis,
+        prefix: env.REDIS_PREFIX,
+        store,
+        capacity,
+        outbox,
+        audit: auditStore,
+        logger,
+      }),
     },
   };
   // One admission, limiter and image budget for both HTTP and the WebSocket.

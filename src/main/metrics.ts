@@ -17,11 +17,12 @@ import {
 } from "../infra/metrics.js";
 import { exposition, parseSnapshot, type ProcessSnapshot } from "../infra/metrics-exposition.js";
 import { closeRedis, createRedis } from "../infra/redis.js";
-import { ANALYTICS_QUEUE, BILLING_QUEUE, WEBHOOKS_QUEUE } from "../queues/keys.js";
+import { FOLLOW_UP_QUEUES } from "../queues/keys.js";
 import { followUpLag } from "../queues/follow-up-lag.js";
 import { createMetricsStore } from "../queues/metrics-store.js";
 import type { JobStore } from "../queues/job-store.js";
 import type { OutboxStore } from "../queues/outbox-store.js";
+import type { AuditStore } from "../queues/audit-store.js";
 import type { CapacityView } from "../api/capacity.js";
 import { every, within } from "../workers/timers.js";
 import type { Runtime } from "./runtime.js";
@@ -77,12 +78,12 @@ export interface FleetSources {
   readonly store: Pick<JobStore, "depths" | "leases">;
   readonly capacity: Pick<CapacityView, "snapshot">;
   readonly outbox: Pick<OutboxStore, "lag">;
+  /** The audit log's staged records: the appender's backlog. */
+  readonly audit: Pick<AuditStore, "backlog">;
 }
 
 /** Scrapes within this long of the last one get its text (each costs reads of every snapshot). */
 const CACHE_MS = 1_000;
-/** The follow-up queues whose lag the fleet gauges show (analytics: empty when the stage is off). */
-const FOLLOW_UP_QUEUES = [BILLING_QUEUE, WEBHOOKS_QUEUE, ANALYTICS_QUEUE];
 
 /**
  * The fleet's GET /metrics text for an API process: the fleet gauges (bounded reads: the `fair`
@@ -128,11 +129,12 @@ export function fleetExposition(
   });
 
   async function readFleet(now: number): Promise<FleetSnapshot> {
-    const [depths, leases, capacity, outbox, ...lags] = await Promise.all([
+    const [depths, leases, capacity, outbox, audit, ...lags] = await Promise.all([
       o.store.depths(),
       o.store.leases(),
       o.capacity.snapshot(),
       o.outbox.lag(now),
+      o.audit.backlog(),
       ...followUps().map((q) => followUpLag(q, now)),
     ]);
     return {
@@ -152,6 +154,13 @@ export function fleetExposition(
           delayed: lags[i]!.delayed,
           oldestSeconds: lags[i]!.oldestMs / 1000,
         })),
+        // records staged for the audit log's appender, aged by when their jobs finished
+        {
+          queue: "audit_log",
+          waiting: audit.staged,
+          delayed: 0,
+          oldestSeconds: audit.oldestAt === undefined ? 0 : Math.max(0, now - audit.oldestAt) / 1000,
+        },
       ],
     };
   }

@@ -138,6 +138,34 @@ export interface Keys {
   readonly metricsProcesses: string;
   /** A process's last metrics snapshot (JSON; expires with it). */
   metricsSnapshot(processId: string): string;
+  // The audit log (docs/decisions.md "Audit log: the appender"; queues/audit-store.ts reads and
+  // writes them, the audit_*.lua scripts change them).
+  /** The committed tree size (leaves appended; integer string, absent = 0). */
+  readonly auditSize: string;
+  /** Segment k → the digest of its blob in the CAS (list; the last one the open segment's latest partial). */
+  readonly auditSegments: string;
+  /** Sealed segment k → the hex root of its S leaves (list). */
+  readonly auditRoots: string;
+  /** Job id → its leaf index (hash). */
+  readonly auditLeaf: string;
+  /** The open segment's leaves: canonical records in leaf order (list; emptied when it is sealed). */
+  readonly auditTail: string;
+  /** Records waiting for the appender: job id → canonical record (hash). */
+  readonly auditStaged: string;
+  /** The staged job ids in arrival order (list): what the appender takes next. */
+  readonly auditStagedOrder: string;
+  /** The appender's lock: `<fence>:<owner>`, expiring unless renewed (string, PX). */
+  readonly auditLock: string;
+  /** The fencing counter: one more for every lock taken (integer string). */
+  readonly auditFence: string;
+  /** The latest signed checkpoint (JSON). */
+  readonly auditCheckpoint: string;
+  /** Recent signed checkpoints, newest first (list, bounded). */
+  readonly auditCheckpoints: string;
+  /** Public keys that signed checkpoints: key id → public JWK (hash; the JWKS route serves them). */
+  readonly auditKeys: string;
+  /** Digests of the CAS blobs the log references (set; the CAS collector keeps them, refs.lua). */
+  readonly auditBlobs: string;
 }
 
 /**
@@ -204,6 +232,19 @@ export function createKeys(prefix: string): Keys {
     wsConnections: (customer) => `${prefix}:ws:${customer}`,
     metricsProcesses: `${prefix}:metrics`,
     metricsSnapshot: (processId) => `${prefix}:metrics:${processId}`,
+    auditSize: `${prefix}:audit:size`,
+    auditSegments: `${prefix}:audit:segs`,
+    auditRoots: `${prefix}:audit:roots`,
+    auditLeaf: `${prefix}:audit:leaf`,
+    auditTail: `${prefix}:audit:tail`,
+    auditStaged: `${prefix}:audit:staged`,
+    auditStagedOrder: `${prefix}:audit:staged:order`,
+    auditLock: `${prefix}:audit:lock`,
+    auditFence: `${prefix}:audit:fence`,
+    auditCheckpoint: `${prefix}:audit:cp`,
+    auditCheckpoints: `${prefix}:audit:cps`,
+    auditKeys: `${prefix}:audit:keys`,
+    auditBlobs: `${prefix}:audit:blobs`,
   };
 }
 
@@ -232,11 +273,15 @@ export const usageField = (hour: number, model: string, kind: "j" | "g" | "c" | 
 export const BILLING_QUEUE = "billing";
 /** BullMQ follow-up queue of webhook deliveries (src/pipeline/webhooks; job data and options: webhook-jobs.ts). */
 export const WEBHOOKS_QUEUE = "webhooks";
+/** BullMQ follow-up queue of finished jobs' audit records to stage for the appender (src/pipeline/audit-stage.ts). */
+export const AUDIT_QUEUE = "audit";
 /**
  * BullMQ follow-up queue of finished jobs' analytics rows, written to ClickHouse in batches
  * (src/pipeline/analytics.ts); only relays whose process runs its consumer add to it.
  */
 export const ANALYTICS_QUEUE = "analytics";
+/** The follow-up queues the relay feeds, as the board and the metrics list them. */
+export const FOLLOW_UP_QUEUES = [BILLING_QUEUE, WEBHOOKS_QUEUE, AUDIT_QUEUE, ANALYTICS_QUEUE] as const;
 /** The outbox's consumer group: the pipeline's relays (src/pipeline/relay.ts). */
 export const OUTBOX_GROUP = "relay";
 

@@ -25,6 +25,10 @@ export const SCRIPT_NAMES = [
   "asset_claim",
   "asset_settle",
   "ws_lease",
+  "audit_stage",
+  "audit_lock",
+  "audit_commit",
+  "audit_checkpoint",
 ] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 
