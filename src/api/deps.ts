@@ -6,7 +6,7 @@ import type { Catalog } from "../core/catalog.js";
 import type { CostModel } from "../core/cost.js";
 import type { Tiers } from "../core/tiers.js";
 import type { IdGenerator } from "../core/ids.js";
-import type { BlobStore, ImageInspector, Ledger, OutboundHttp } from "../core/ports.js";
+import type { AdmissionLog, BlobStore, ImageInspector, Ledger, OutboundHttp } from "../core/ports.js";
 import type { OutboundPolicy } from "../core/webhook-target.js";
 import type { Clock } from "../core/time.js";
 import type { JobStore } from "../queues/job-store.js";
@@ -130,6 +130,8 @@ export interface ApiDeps {
     readonly paths: readonly string[];
     readonly fetch: Hono<ApiEnv>["fetch"];
   };
+  /** The admissions journal (docs/decisions.md "Compliance"); absent: admissions are not journaled. */
+  readonly admissions?: AdmissionLog;
   /** What requests and admissions record: the process's metrics. */
   readonly metrics: ApiRecorder;
   /** GET /metrics (METRICS_TOKEN, the fleet's exposition); without it the route is not mounted. */

@@ -138,6 +138,10 @@ export interface Keys {
   readonly metricsProcesses: string;
   /** A process's last metrics snapshot (JSON; expires with it). */
   metricsSnapshot(processId: string): string;
+  /** Stored compliance reports (sorted set: CAS digest -> generation time, ms; compliance-store.ts). */
+  readonly complianceReports: string;
+  /** The stored reports' summaries (hash: CAS digest -> summary JSON). */
+  readonly complianceSummaries: string;
 }
 
 /**
@@ -204,6 +208,8 @@ export function createKeys(prefix: string): Keys {
     wsConnections: (customer) => `${prefix}:ws:${customer}`,
     metricsProcesses: `${prefix}:metrics`,
     metricsSnapshot: (processId) => `${prefix}:metrics:${processId}`,
+    complianceReports: `${prefix}:compliance:reports`,
+    complianceSummaries: `${prefix}:compliance:summary`,
   };
 }
 
@@ -232,6 +238,8 @@ export const usageField = (hour: number, model: string, kind: "j" | "g" | "c" | 
 export const BILLING_QUEUE = "billing";
 /** BullMQ follow-up queue of webhook deliveries (src/pipeline/webhooks; job data and options: webhook-jobs.ts). */
 export const WEBHOOKS_QUEUE = "webhooks";
+/** BullMQ queue of the compliance job scheduler (src/pipeline/compliance.ts: one run per period). */
+export const COMPLIANCE_QUEUE = "compliance";
 /** The outbox's consumer group: the pipeline's relays (src/pipeline/relay.ts). */
 export const OUTBOX_GROUP = "relay";
 

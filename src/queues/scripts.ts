@@ -25,6 +25,7 @@ export const SCRIPT_NAMES = [
   "asset_claim",
   "asset_settle",
   "ws_lease",
+  "compliance_add",
 ] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 
