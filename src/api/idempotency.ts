@@ -3,23 +3,28 @@
 // being admitted is 409 until its admission has surely been sent or given up (then the key is settled:
 // src/queues/idempotency-store.ts). Kept 24 h.
 import { createHash } from "node:crypto";
-import { AppError } from "../core/errors.js";
+import { CanonicalJsonError, canonicalBytes } from "../core/canonical-json.js";
+import { AppError, validationError } from "../core/errors.js";
 import type { Reservation } from "../queues/idempotency-store.js";
 
-/** Stable JSON: object keys sorted, so equal bodies hash equally whatever their key order. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
-  if (value !== null && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) =>
-      a < b ? -1 : a > b ? 1 : 0,
-    );
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(",")}}`;
-  }
-  return JSON.stringify(value) ?? "null";
-}
-
+/**
+ * SHA-256 (hex) of the body's RFC 8785 canonical bytes (core/canonical-json.ts, as audit records
+ * use): equal bodies hash equally whatever their key order or number spelling. For a parsed JSON body
+ * this is the same text the earlier sorted-keys serializer gave, so fingerprints held across an
+ * upgrade still match.
+ * @throws AppError 400 `validation_error` for a body RFC 8785 cannot carry (JSON can spell a lone
+ *   surrogate, `"\ud800"`, which is no Unicode text).
+ */
 export function bodyFingerprint(body: unknown): string {
-  return createHash("sha256").update(canonical(body)).digest("hex");
+  let bytes: Uint8Array;
+  try {
+    bytes = canonicalBytes(body);
+  } catch (err) {
+    if (!(err instanceof CanonicalJsonError)) throw err;
+    // Not err.path: it may hold the very lone surrogate (a member name) or be as long as the body.
+    throw validationError("body", "format", "the body's strings must be Unicode text (no lone surrogate)");
+  }
+  return createHash("sha256").update(bytes).digest("hex");
 }
 
 /**
