@@ -111,7 +111,26 @@ const variables = z.object({
   REDIS_MEMORY_ADMIT_MAX: share(0.9),
   /** How often the API reads Redis's memory use (INFO memory). */
   REDIS_MEMORY_CHECK_MS: int(1_000, 50),
-  CLICKHOUSE_URL: optionalString,
+  /**
+   * ClickHouse of the analytics stage (`http(s)://host:8123`); unset: `start` embeds a clickhouse-server
+   * found on the PATH or in /usr/sbin, or runs without analytics (README "Analytics").
+   */
+  CLICKHOUSE_URL: optionalString.pipe(z.url().optional()),
+  /** The database of the analytics tables (created on start). */
+  CLICKHOUSE_DATABASE: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, "a plain identifier: letters, digits and _")
+    .default("render_gateway"),
+  CLICKHOUSE_USER: optionalString,
+  CLICKHOUSE_PASSWORD: optionalString,
+  /** `off`: no analytics stage even when a ClickHouse could be used. */
+  ANALYTICS: z.preprocess(unsetIfBlank, z.enum(["on", "off"]).default("on")),
+  /** Rows one analytics insert carries at most (also the jobs one pipeline process holds for it). */
+  ANALYTICS_BATCH: int(500, 1, 10_000),
+  /** How long a row waits for its batch to fill before the batch is written anyway (ms). */
+  ANALYTICS_FLUSH_MS: int(1_000, 1, 60_000),
+  /** Longest pause between two tries of a batch ClickHouse refused or did not answer (ms). */
+  ANALYTICS_RETRY_MAX_MS: int(30_000, 10, 3_600_000),
 
   BACKENDS_FILE: optionalString,
   CATALOG_FILE: optionalString,

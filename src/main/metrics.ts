@@ -17,7 +17,7 @@ import {
 } from "../infra/metrics.js";
 import { exposition, parseSnapshot, type ProcessSnapshot } from "../infra/metrics-exposition.js";
 import { closeRedis, createRedis } from "../infra/redis.js";
-import { BILLING_QUEUE, WEBHOOKS_QUEUE } from "../queues/keys.js";
+import { ANALYTICS_QUEUE, BILLING_QUEUE, WEBHOOKS_QUEUE } from "../queues/keys.js";
 import { followUpLag } from "../queues/follow-up-lag.js";
 import { createMetricsStore } from "../queues/metrics-store.js";
 import type { JobStore } from "../queues/job-store.js";
@@ -81,6 +81,8 @@ export interface FleetSources {
 
 /** Scrapes within this long of the last one get its text (each costs reads of every snapshot). */
 const CACHE_MS = 1_000;
+/** The follow-up queues whose lag the fleet gauges show (analytics: empty when the stage is off). */
+const FOLLOW_UP_QUEUES = [BILLING_QUEUE, WEBHOOKS_QUEUE, ANALYTICS_QUEUE];
 
 /**
  * The fleet's GET /metrics text for an API process: the fleet gauges (bounded reads: the `fair`
@@ -107,7 +109,7 @@ export function fleetExposition(
   const followUps = (): Queue[] => {
     if (stopped) throw new Error("the API is stopping");
     // BullMQ's getters on the API's connection (fail fast, like every read of this route)
-    queues ??= [BILLING_QUEUE, WEBHOOKS_QUEUE].map((name) => {
+    queues ??= FOLLOW_UP_QUEUES.map((name) => {
       const q = new Queue(name, { connection: o.redis, prefix: o.prefix });
       q.on("error", (err) => o.logger.debug({ err: err.message }, "metrics queue error"));
       return q;
@@ -144,7 +146,7 @@ export function fleetExposition(
       })),
       pipeline: [
         { queue: "outbox", waiting: outbox.entries, delayed: 0, oldestSeconds: outbox.oldestMs / 1000 },
-        ...[BILLING_QUEUE, WEBHOOKS_QUEUE].map((queue, i) => ({
+        ...FOLLOW_UP_QUEUES.map((queue, i) => ({
           queue,
           waiting: lags[i]!.waiting,
           delayed: lags[i]!.delayed,

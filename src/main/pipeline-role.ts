@@ -1,4 +1,4 @@
-// The pipeline role: the outbox relay and the follow-up queues' consumers (billing; webhooks),
+// The pipeline role: the outbox relay and the follow-up queues' consumers (billing; webhooks; analytics),
 // each process one relay and one consumer per queue; any number of pipeline processes may run.
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
@@ -12,6 +12,7 @@ import { createRelay } from "../pipeline/relay.js";
 import { BILLING_QUEUE, WEBHOOKS_QUEUE } from "../queues/keys.js";
 import { createOutboxStore } from "../queues/outbox-store.js";
 import { createUsageStore } from "../queues/usage-store.js";
+import { startAnalytics } from "./analytics.js";
 import type { RoleContext } from "./role-context.js";
 import type { Keys } from "./settings.js";
 import { startWebhooks } from "./webhooks.js";
@@ -114,6 +115,13 @@ export async function startPipelineRole(ctx: RoleContext & { readonly keys: Keys
     connect("rg-webhooks"),
   );
 
+  // Analytics (ClickHouse): on only when this process runs its consumer (main/analytics.ts).
+  const analytics = await startAnalytics(
+    { ...ctx, logger, tiers: ctx.settings.tiers },
+    { queue: queueOptions.connection, worker: connect("rg-analytics"), prefix },
+    queueOptions,
+  );
+
   const relay = createRelay({
     outbox: createOutboxStore(connect("rg-relay"), prefix),
     queues: { billing: billingQueue, webhooks: webhooksQueue },
@@ -121,8 +129,12 @@ export async function startPipelineRole(ctx: RoleContext & { readonly keys: Keys
     logger,
     claimIdleMs: env.PIPELINE_CLAIM_MS,
     fault,
+    ...(analytics === undefined ? {} : { analytics }),
   });
   void relay.run();
   ctx.runtime.defer("outbox relay", () => relay.stop());
-  logger.info({ consumer: processId }, "pipeline running: outbox relay, billing, webhooks");
+  logger.info(
+    { consumer: processId, analytics: analytics !== undefined },
+    `pipeline running: outbox relay, billing, webhooks${analytics === undefined ? "" : ", analytics"}`,
+  );
 }

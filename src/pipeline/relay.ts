@@ -3,7 +3,9 @@
 // entry adds nothing), acknowledges after the hand-off, takes over what a dead relay left pending
 // (XAUTOCLAIM), and trims what has been handed off. Any number of relays may run.
 import type { Logger } from "pino";
+import { inferenceEventOf } from "../core/analytics-event.js";
 import { eventId, isTerminalEvent, type OutboxEvent } from "../core/outbox.js";
+import type { Tiers } from "../core/tiers.js";
 import type { OutboxEntry, OutboxStore } from "../queues/outbox-store.js";
 
 /** A follow-up queue as the relay uses it (BullMQ's Queue.addBulk). */
@@ -33,6 +35,11 @@ export interface RelayOptions {
   readonly housekeepingMs?: number;
   /** Fault injection for the crash tests (PIPELINE_FAULT): called between the steps. */
   readonly fault?: (point: "after_read") => void;
+  /**
+   * The analytics stage, when this process runs its consumer: each terminal event's row (priced with
+   * `tiers`, as billing prices it) goes to `queue`. Absent: no analytics job is added.
+   */
+  readonly analytics?: { readonly queue: FollowUpQueue; readonly tiers: Tiers };
 }
 
 export interface Relay {
@@ -73,6 +80,7 @@ export function createRelay(opts: RelayOptions): Relay {
     if (entries.length === 0) return;
     const billing: Parameters<FollowUpQueue["addBulk"]>[0] = [];
     const webhooks: Parameters<FollowUpQueue["addBulk"]>[0] = [];
+    const analytics: Parameters<FollowUpQueue["addBulk"]>[0] = [];
     for (const entry of entries) {
       if ("malformed" in entry) {
         log.error({ entry: entry.streamId, why: entry.malformed }, "malformed outbox entry dropped");
@@ -82,6 +90,8 @@ export function createRelay(opts: RelayOptions): Relay {
       const id = eventId(e);
       if (isTerminalEvent(e.event)) {
         billing.push({ name: "bill", data: { event: withoutRequest(e) }, opts: { jobId: `bill.${id}` } });
+        const row = opts.analytics ? inferenceEventOf(e, opts.analytics.tiers) : undefined;
+        if (row) analytics.push({ name: "row", data: { row }, opts: { jobId: `an.${id}` } });
       }
       // A job's end is told by its status: a cancelled job's last event in its stream is `error`
       // (its code says why), but its webhook event is `job.cancelled` (API.md §3 "Webhooks").
@@ -98,6 +108,7 @@ export function createRelay(opts: RelayOptions): Relay {
     await Promise.all([
       billing.length > 0 ? opts.queues.billing.addBulk(billing) : undefined,
       webhooks.length > 0 ? opts.queues.webhooks.addBulk(webhooks) : undefined,
+      analytics.length > 0 ? opts.analytics?.queue.addBulk(analytics) : undefined,
     ]);
     await opts.outbox.ack(entries.map((e) => e.streamId));
     handed += entries.length;

@@ -238,6 +238,11 @@ export const usageField = (hour: number, model: string, kind: "j" | "g" | "c" | 
 export const BILLING_QUEUE = "billing";
 /** BullMQ follow-up queue of webhook deliveries (src/pipeline/webhooks; job data and options: webhook-jobs.ts). */
 export const WEBHOOKS_QUEUE = "webhooks";
+/**
+ * BullMQ follow-up queue of finished jobs' analytics rows, written to ClickHouse in batches
+ * (src/pipeline/analytics.ts); only relays whose process runs its consumer add to it.
+ */
+export const ANALYTICS_QUEUE = "analytics";
 /** BullMQ queue of the compliance job scheduler (src/pipeline/compliance.ts: one run per period). */
 export const COMPLIANCE_QUEUE = "compliance";
 /** The outbox's consumer group: the pipeline's relays (src/pipeline/relay.ts). */

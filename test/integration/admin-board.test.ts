@@ -151,7 +151,13 @@ describe("the BullMQ queues on the board", () => {
   it("shows the render attempts, the billing queue and the webhooks queue, all read-only", async () => {
     const res = await boardGet("/queues");
     const body = (await res.json()) as { queues: BoardQueue[] };
-    expect(body.queues.map((q) => q.name)).toEqual(["scheduler", "render", "billing", "webhooks"]);
+    expect(body.queues.map((q) => q.name)).toEqual([
+      "scheduler",
+      "render",
+      "billing",
+      "webhooks",
+      "analytics",
+    ]);
     for (const q of body.queues) expect(q).toMatchObject({ readOnlyMode: true, allowRetries: false });
     const render = await boardQueue("render", "active");
     expect(render.counts["active"]).toBe(3);
@@ -163,7 +169,7 @@ describe("the BullMQ queues on the board", () => {
 describe("redaction", () => {
   it("no prompt, negative prompt, image or webhook URL appears in any board answer", async () => {
     const paths = ["/queues"];
-    for (const name of ["scheduler", "render", "billing", "webhooks"]) {
+    for (const name of ["scheduler", "render", "billing", "webhooks", "analytics"]) {
       for (const status of ["latest", "active", "waiting", "paused", "delayed", "completed", "failed"]) {
         paths.push(
           `/queues?${new URLSearchParams({ activeQueue: name, status, jobsPerPage: "100" }).toString()}`,
