@@ -160,3 +160,16 @@ export interface ReconcileReport {
 
 /** A report with its signature: base64url Ed25519 over the RFC 8785 bytes of the rest. */
 export type SignedReport = ReconcileReport & { readonly signature: string };
+
+/** A stored report as the list shows it (GET /admin/compliance/reports). */
+export interface ReportSummary {
+  /** The report's CAS digest (`sha256-…`): its id. */
+  readonly digest: string;
+  readonly from: string;
+  readonly to: string;
+  readonly generated_at: string;
+  readonly flagged: boolean;
+  readonly max_discrepancy: number;
+  readonly mismatched_jobs: number;
+  readonly lost: number;
+}

@@ -22,6 +22,7 @@ import { followUpLag } from "../queues/follow-up-lag.js";
 import { createMetricsStore } from "../queues/metrics-store.js";
 import type { JobStore } from "../queues/job-store.js";
 import type { OutboxStore } from "../queues/outbox-store.js";
+import type { ComplianceStore } from "../queues/compliance-store.js";
 import type { CapacityView } from "../api/capacity.js";
 import { every, within } from "../workers/timers.js";
 import type { Runtime } from "./runtime.js";
@@ -77,6 +78,8 @@ export interface FleetSources {
   readonly store: Pick<JobStore, "depths" | "leases">;
   readonly capacity: Pick<CapacityView, "snapshot">;
   readonly outbox: Pick<OutboxStore, "lag">;
+  /** The compliance reports' list: the newest one's figures (one ZREVRANGEBYSCORE and one HMGET). */
+  readonly compliance: Pick<ComplianceStore, "list">;
 }
 
 /** Scrapes within this long of the last one get its text (each costs reads of every snapshot). */
@@ -128,13 +131,15 @@ export function fleetExposition(
   });
 
   async function readFleet(now: number): Promise<FleetSnapshot> {
-    const [depths, leases, capacity, outbox, ...lags] = await Promise.all([
+    const [depths, leases, capacity, outbox, newest, ...lags] = await Promise.all([
       o.store.depths(),
       o.store.leases(),
       o.capacity.snapshot(),
       o.outbox.lag(now),
+      o.compliance.list(1),
       ...followUps().map((q) => followUpLag(q, now)),
     ]);
+    const report = newest[0];
     return {
       depth: depths.byTier,
       activeTenants: depths.activeTenants,
@@ -153,6 +158,16 @@ export function fleetExposition(
           oldestSeconds: lags[i]!.oldestMs / 1000,
         })),
       ],
+      ...(report === undefined
+        ? {}
+        : {
+            compliance: {
+              maxDiscrepancy: report.summary.max_discrepancy,
+              lost: report.summary.lost,
+              flagged: report.summary.flagged,
+              ageSeconds: Math.max(0, (now - report.generatedMs) / 1000),
+            },
+          }),
     };
   }
 

@@ -2,22 +2,9 @@
 // (their CAS digests by time, each with a summary; compliance_add.lua), and what the reconciliation
 // asks of the scheduler's state: where admitted jobs stand now, and whether they were billed.
 import type { Redis } from "ioredis";
-import type { LiveJob, LiveState } from "../core/reconcile-types.js";
+import type { LiveJob, LiveState, ReportSummary } from "../core/reconcile-types.js";
 import { createKeys } from "./keys.js";
 import { defineScripts } from "./scripts.js";
-
-/** A stored report as the list shows it. */
-export interface ReportSummary {
-  /** The report's CAS digest (`sha256-…`): its id. */
-  readonly digest: string;
-  readonly from: string;
-  readonly to: string;
-  readonly generated_at: string;
-  readonly flagged: boolean;
-  readonly max_discrepancy: number;
-  readonly mismatched_jobs: number;
-  readonly lost: number;
-}
 
 export interface ComplianceStore {
   /** Lists a report stored in the CAS; reports generated before `keepSinceMs` leave the list. */
