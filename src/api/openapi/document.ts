@@ -12,6 +12,7 @@ import { problemResponses } from "./operation.js";
 import { generationPaths } from "./paths-generation.js";
 import { resourcePaths } from "./paths-resources.js";
 import { servicePaths } from "./paths-service.js";
+import { compliancePaths } from "./paths-compliance.js";
 import { HEADERS } from "./headers.js";
 
 export interface OpenApiOptions {
@@ -146,6 +147,7 @@ export function buildOpenApiDocument(opts: OpenApiOptions): OpenApiDocument {
     ...generationPaths(),
     ...resourcePaths(requests.usageParameters),
     ...servicePaths(opts.docsFiles),
+    ...compliancePaths(),
   };
   return {
     openapi: "3.1.0",
