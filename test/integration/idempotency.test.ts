@@ -107,4 +107,22 @@ describe("idempotency", () => {
     });
     expect(good.status).toBe(202);
   });
+
+  it("fingerprints with RFC 8785 (numbers by value) and answers 400, not 500, for a lone surrogate", async () => {
+    // 1.0 and 1e0 are the number 1: the canonical bytes, hence the fingerprint, are the same
+    const spelled = (seed: string): string =>
+      `{"modality":"image","family":"flux","model":"schnell","task":"t2i","prompt":"numbers","seed":${seed},"idempotency_key":"k-5"}`;
+    const one = await sys.call("/queue", { method: "POST", token: t, body: spelled("7") });
+    expect(one.status).toBe(202);
+    const two = await sys.call("/queue", { method: "POST", token: t, body: spelled("7.0e0") });
+    expect(two.status).toBe(202);
+    expect(two.headers.get("idempotent-replayed")).toBe("true");
+    // JSON can spell a lone surrogate; canonical JSON cannot carry one
+    const lone = `{"modality":"image","family":"flux","model":"schnell","task":"t2i","prompt":"\\ud800","idempotency_key":"k-6"}`;
+    const bad = await sys.call("/queue", { method: "POST", token: t, body: lone });
+    expect(bad.status).toBe(400);
+    const problem = (await bad.json()) as { error: string; detail: string };
+    expect(problem.error).toBe("validation_error");
+    expect(problem.detail).toContain("lone surrogate");
+  });
 });

@@ -1,0 +1,140 @@
+// Small durable-file steps of the files under DATA_DIR (the audit log's): whole-file writes that are
+// atomic, create-once files, and .jsonl files appended line by line with fsync, read back tolerating
+// the torn last line a crash in the middle of an append leaves.
+import { randomBytes } from "node:crypto";
+import { constants } from "node:fs";
+import { link, open, readFile, rename, unlink, type FileHandle } from "node:fs/promises";
+
+/** Mode of the files written here. */
+export const FILE_MODE = 0o600;
+
+/**
+ * What a read of a .jsonl file found: its complete lines, and the unterminated tail a crash in the
+ * middle of an append leaves (ignored: an append resolves only once its whole line is synced, so that
+ * tail was never acknowledged; the next append cuts it off).
+ */
+export interface JsonlRead<T> {
+  readonly entries: T[];
+  /** Bytes after the last newline, when there are any. */
+  readonly torn?: { readonly line: number; readonly bytes: number };
+}
+
+/** A complete line of a .jsonl file that is not what it should be: `file` and 1-based `line` name it. */
+export class JsonlLineError extends Error {
+  readonly file: string;
+  readonly line: number;
+  constructor(file: string, line: number, why: string) {
+    super(`${file} line ${line}: ${why}`);
+    this.name = "JsonlLineError";
+    this.file = file;
+    this.line = line;
+  }
+}
+
+export function isErrno(err: unknown, ...codes: string[]): boolean {
+  return codes.includes((err as NodeJS.ErrnoException | null)?.code ?? "");
+}
+
+/** The file's text, or undefined when it does not exist. */
+export async function readText(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return undefined;
+    throw err;
+  }
+}
+
+/** Writes `text` to `path` atomically (temp file, fsync, rename), mode 0600. */
+export async function writeAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
+  const handle = await open(tmp, "wx", FILE_MODE);
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Creates `path` holding `text` only if it does not exist (complete or not at all); false if it did. */
+export async function createOnce(path: string, text: string): Promise<boolean> {
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
+  const handle = await open(tmp, "wx", FILE_MODE);
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await link(tmp, path);
+    return true;
+  } catch (err) {
+    if (isErrno(err, "EEXIST")) return false;
+    throw err;
+  } finally {
+    await unlink(tmp).catch(() => undefined);
+  }
+}
+
+/**
+ * Appends `text` (whole lines) to `path` and syncs it. An unterminated tail left by a crashed append
+ * is cut off first, so the new line never joins a torn one.
+ */
+export async function appendLines(path: string, text: string): Promise<void> {
+  const handle = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_APPEND, FILE_MODE);
+  try {
+    const { size } = await handle.stat();
+    if (size > 0) {
+      const last = Buffer.alloc(1);
+      await handle.read(last, 0, 1, size - 1);
+      if (last[0] !== 0x0a) await handle.truncate(await endOfLastLine(handle, size));
+    }
+    await handle.appendFile(text);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The offset just after the last newline before `size` (0 when there is none). */
+async function endOfLastLine(handle: FileHandle, size: number): Promise<number> {
+  const chunk = Buffer.alloc(64 * 1024);
+  let end = size;
+  while (end > 0) {
+    const start = Math.max(0, end - chunk.length);
+    const { bytesRead } = await handle.read(chunk, 0, end - start, start);
+    const i = chunk.subarray(0, bytesRead).lastIndexOf(0x0a);
+    if (i >= 0) return start + i + 1;
+    end = start;
+  }
+  return 0;
+}
+
+/** Splits a .jsonl file into parsed complete lines; see {@link JsonlRead}. */
+export function parseJsonl<T>(file: string, text: string, parse: (v: unknown) => T | string): JsonlRead<T> {
+  const parts = text.split("\n");
+  const tail = parts.pop() ?? "";
+  const entries: T[] = [];
+  parts.forEach((line, i) => {
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      throw new JsonlLineError(file, i + 1, "not JSON");
+    }
+    const parsed = parse(value);
+    if (typeof parsed === "string") throw new JsonlLineError(file, i + 1, parsed);
+    entries.push(parsed);
+  });
+  return tail === ""
+    ? { entries }
+    : { entries, torn: { line: parts.length + 1, bytes: Buffer.byteLength(tail) } };
+}
