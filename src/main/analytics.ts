@@ -33,7 +33,11 @@ interface AnalyticsContext {
  */
 export async function openAnalyticsStore(
   ctx: AnalyticsContext,
-  opts: { readonly embed: boolean },
+  opts: {
+    readonly embed: boolean;
+    /** Where the server binary is looked for; default {@link findClickHouseServer} (tests: none). */
+    readonly findServer?: () => string | undefined;
+  },
 ): Promise<AnalyticsStore | undefined> {
   const { env, dataDir } = ctx.settings;
   const log = ctx.logger.child({ part: "analytics" });
@@ -52,7 +56,7 @@ export async function openAnalyticsStore(
     target = await runningEmbeddedClickHouse(dataDir);
     if (target === undefined) return undefined;
   } else {
-    const binary = findClickHouseServer();
+    const binary = (opts.findServer ?? findClickHouseServer)();
     if (binary === undefined) {
       log.warn(
         "analytics off: no CLICKHOUSE_URL and no clickhouse-server on the PATH or in /usr/sbin " +
