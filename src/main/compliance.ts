@@ -11,18 +11,34 @@ import type { BlobStore, Ledger } from "../core/ports.js";
 import { rfc3339, type Clock } from "../core/time.js";
 import type { Env } from "../config/env.js";
 import { readAdmissions } from "../infra/admission-journal.js";
+import { openAuditFiles } from "../infra/audit-files.js";
 import type { AnalyticsStore } from "../infra/clickhouse-analytics.js";
 import { archiveReport, makeReport, scheduledWindow, type ComplianceDeps } from "../pipeline/compliance.js";
 import { createCasRefs } from "../queues/cas-refs.js";
 import { createComplianceStore } from "../queues/compliance-store.js";
 import { COMPLIANCE_QUEUE } from "../queues/keys.js";
 import type { Runtime } from "./runtime.js";
+import type { Settings } from "./settings.js";
 
 /** The audit log as the reconciliation reads it, and the key that signs the reports. */
 export interface ComplianceAudit {
   /** Every record from the first leaf, verified as read; absent when DATA_DIR has no audit log. */
   readonly log?: () => AsyncIterable<{ readonly record: AuditRecord }>;
   readonly signingKey: () => Promise<{ readonly kid: string; readonly seed: Uint8Array }>;
+}
+
+/**
+ * The audit side of the reconciliation under DATA_DIR: the audit log's key (the same key and kid as
+ * its checkpoints; made on first use, as the appender would).
+ */
+export function complianceAuditFor(settings: Settings): ComplianceAudit {
+  const files = openAuditFiles(settings.dataDir);
+  return {
+    signingKey: async () => {
+      const key = await files.signingKey();
+      return { kid: key.kid, seed: key.seed };
+    },
+  };
 }
 
 /** The scheduler entry's id: one per deployment, whatever number of pipeline processes upsert it. */
