@@ -1,4 +1,4 @@
-// The render-gateway command line: start, token, keys, sim-backend (API.md §5).
+// The render-gateway command line: start, token, keys, audit, sim-backend (API.md §5).
 import { parseArgs } from "node:util";
 import { systemClock } from "./core/time.js";
 import { parseTtl, signToken } from "./api/auth.js";
@@ -8,13 +8,14 @@ import { loadKeys, loadSettings } from "./main/settings.js";
 import { parseRoles, runStart } from "./main/start.js";
 import { createRuntime } from "./main/runtime.js";
 import { KEYS_USAGE, runKeysCommand } from "./main/keys-command.js";
+import { AUDIT_USAGE, runAuditCommand } from "./main/audit-command.js";
 
 const USAGE = `usage: render-gateway <command>
 
   start [--roles api,worker,sim]   run the gateway (default: every role) on embedded defaults
   token --customer ID [--tier T] [--scope admin] [--ttl 1h]
                                    print an access token signed with JWT_SECRET or the dev secret
-${KEYS_USAGE}  reconcile --from <RFC3339> --to <RFC3339>
+${KEYS_USAGE}${AUDIT_USAGE}  reconcile --from <RFC3339> --to <RFC3339>
                                    compare ledger, audit log and analytics over the window; prints the
                                    signed report (exit 0: they agree, 3: flagged)
   sim-backend                      run the simulated GPU backend alone (SIM_PORT, default 8001)
@@ -76,6 +77,8 @@ async function main(argv: string[]): Promise<number> {
       const { runReconcileCommand } = await import("./main/reconcile-command.js");
       return runReconcileCommand(rest);
     }
+    case "audit":
+      return runAuditCommand(rest);
     case "sim-backend": {
       const settings = loadSettings();
       const logger = createLogger({ level: settings.env.LOG_LEVEL });

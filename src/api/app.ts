@@ -23,6 +23,7 @@ import { webhookRoutes } from "./routes/webhooks.js";
 import { usageRoutes } from "./routes/usage.js";
 import { uploadRoutes } from "./routes/uploads.js";
 import { complianceRoutes, REPORTS_PATH } from "./routes/compliance.js";
+import { auditRoutes } from "./routes/audit.js";
 import { shownValue } from "./request-input.js";
 import { createMethodTable } from "./method-table.js";
 import { createApiServices, type ApiServices } from "./services.js";
@@ -110,6 +111,7 @@ export function createApp(deps: ApiDeps, services: ApiServices = createApiServic
     "/assets/*",
     "/usage",
     "/webhooks/*",
+    "/audit/segments",
   ]) {
     app.use(path, auth);
     app.use(path, reads);
@@ -117,6 +119,9 @@ export function createApp(deps: ApiDeps, services: ApiServices = createApiServic
   app.route("/", queueRoutes(deps, admission, limiter));
   app.route("/", eventRoutes(deps));
   app.route("/", jobRoutes(deps));
+  // receipts (behind /jobs/*'s token), segments (admins); the checkpoint, consistency proofs and the
+  // JWKS are public (API.md §1)
+  app.route("/", auditRoutes(deps));
   if (deps.webhooks) app.route("/", webhookRoutes({ ...deps, webhooks: deps.webhooks }));
   app.route("/", modelRoutes(deps));
   app.route("/", usageRoutes(deps));

@@ -27,6 +27,7 @@ import type { Presenter } from "./present.js";
 import type { ApiEnv } from "./context.js";
 import type { ApiRecorder } from "../core/metrics.js";
 import type { MetricsRouteDeps } from "./routes/metrics.js";
+import type { AuditReads } from "./audit-reads.js";
 
 export interface ApiConfig {
   readonly syncBudgetMs: number;
@@ -95,6 +96,8 @@ export interface ApiDeps {
   /** The billing ledger (read: the part-hours of GET /usage) and the usage counts in Redis. */
   readonly ledger: Ledger;
   readonly usage: UsageStore;
+  /** The audit log: receipts, checkpoints, proofs, segments and keys (API.md §3 "Receipts"). */
+  readonly audit: AuditReads;
   /** The outbox, for its relay lag (GET /ready for admins). */
   readonly outbox: Pick<OutboxStore, "lag">;
   /** The client for customer-given URLs (input images; webhook deliveries later). */

@@ -275,14 +275,52 @@ const variables = z.object({
   PIPELINE_CONCURRENCY: int(32, 1, 1024),
   /**
    * Fault injection for the crash tests only: the pipeline process kills itself (SIGKILL) the first
-   * time it reaches this point — `after_read` (outbox entries read, not handed off) or
-   * `after_ledger` (a ledger line synced, the usage counts not yet updated).
+   * time it reaches this point — `after_read` (outbox entries read, not handed off),
+   * `after_ledger` (a ledger line synced, the usage counts not yet updated), `audit_after_blob` (an
+   * audit segment blob in the CAS, not committed), `audit_after_commit` (committed in Redis, the
+   * index line not written) or `audit_after_index` (the index line written, no checkpoint yet).
    */
-  PIPELINE_FAULT: z.preprocess(unsetIfBlank, z.enum(["after_read", "after_ledger"]).optional()),
+  PIPELINE_FAULT: z.preprocess(
+    unsetIfBlank,
+    z
+      .enum(["after_read", "after_ledger", "audit_after_blob", "audit_after_commit", "audit_after_index"])
+      .optional(),
+  ),
   /** How long a billed job's marker is kept (s): longer than any redelivery of its event. */
   BILLING_MARKER_TTL_S: int(7 * 86_400, 60),
   /** How long per-customer usage counts are kept (s; GET /usage reads them). */
   USAGE_RETENTION_S: int(400 * 86_400, 3_600),
+  /**
+   * Leaves per audit log segment (a power of two; README "Receipts"): each segment is one CAS blob,
+   * the open one written anew at every append. Fixed for the life of a log.
+   */
+  AUDIT_SEGMENT_SIZE: int(1_024, 2, 65_536).refine((n) => (n & (n - 1)) === 0, {
+    message: "AUDIT_SEGMENT_SIZE must be a power of two",
+  }),
+  /** At most one signed checkpoint per this many ms while records arrive (ms). */
+  AUDIT_CHECKPOINT_MS: int(1_000, 10, 3_600_000),
+  /**
+   * The appender's lock (ms): one pipeline process appends at a time; when it dies another takes
+   * over within about this long.
+   */
+  AUDIT_LOCK_MS: int(10_000, 100, 600_000),
+  /**
+   * The checkpoint signing key: a 32-byte Ed25519 seed, base64url. Unset: a key made once under
+   * DATA_DIR/audit/keys (0600).
+   */
+  AUDIT_SIGNING_KEY: optionalString.pipe(
+    z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{43}$/, "AUDIT_SIGNING_KEY must be a 32-byte seed in base64url (43 characters)")
+      .optional(),
+  ),
+  /** The audit log's id in its checkpoints; unset: one made once under DATA_DIR/audit. */
+  AUDIT_LOG_ID: optionalString.pipe(
+    z
+      .string()
+      .regex(/^[A-Za-z0-9._:-]{1,64}$/, "AUDIT_LOG_ID must be 1-64 characters of A-Z a-z 0-9 . _ : -")
+      .optional(),
+  ),
 
   /**
    * How often an API process writes the admissions it journaled (ms; README "Compliance"): a process

@@ -21,12 +21,12 @@ import {
   JsonlLineError,
   appendLines,
   createOnce,
-  isErrno,
   parseJsonl,
   readText,
   writeAtomic,
   type JsonlRead,
 } from "./line-files.js";
+import { isErrno } from "./fs-blob-layout.js";
 import { PRIVATE_DIR_MODE } from "./private-dir.js";
 
 export { JsonlLineError, type JsonlRead };
@@ -43,6 +43,8 @@ export interface AuditFiles {
   readonly dir: string;
   /** The log's id: `AUDIT_LOG_ID`, else the one in `log-id`, made once (`rg-<16 hex>`). */
   logId(): Promise<string>;
+  /** The id in `log-id`, without making one; undefined when there is none yet. */
+  readLogId(): Promise<string | undefined>;
   /** The key checkpoints are signed with now: loads it, or makes the first one. */
   signingKey(): Promise<{ kid: string; seed: Uint8Array; publicKey: Uint8Array }>;
   /** The public key of every key ever used (jwks.json). */
@@ -271,6 +273,11 @@ export function openAuditFiles(dataDir: string, opts: AuditFilesOptions = {}): A
       await ensureDir();
       await createOnce(path(LOG_ID_FILE), `rg-${randomBytes(8).toString("hex")}\n`);
       return ((await readText(path(LOG_ID_FILE))) ?? "").trim();
+    },
+
+    async readLogId() {
+      const existing = (await readText(path(LOG_ID_FILE)))?.trim();
+      return existing === undefined || existing === "" ? undefined : existing;
     },
 
     signingKey: loadKey,

@@ -4,6 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
 import { link, open, readFile, rename, unlink, type FileHandle } from "node:fs/promises";
+import { isErrno } from "./fs-blob-layout.js";
 
 /** Mode of the files written here. */
 export const FILE_MODE = 0o600;
@@ -29,10 +30,6 @@ export class JsonlLineError extends Error {
     this.file = file;
     this.line = line;
   }
-}
-
-export function isErrno(err: unknown, ...codes: string[]): boolean {
-  return codes.includes((err as NodeJS.ErrnoException | null)?.code ?? "");
 }
 
 /** The file's text, or undefined when it does not exist. */

@@ -34,6 +34,8 @@ import { createAdmissionJournal } from "../infra/admission-journal.js";
 import { createUsageStore } from "../queues/usage-store.js";
 import { createOutboxStore } from "../queues/outbox-store.js";
 import { createComplianceStore } from "../queues/compliance-store.js";
+import { createAuditStore } from "../queues/audit-store.js";
+import { createAuditReads } from "../api/audit-reads.js";
 import { readPlaygroundFiles } from "./playground-files.js";
 import { METRICS_CONTENT_TYPE } from "../infra/metrics-exposition.js";
 import { fleetExposition } from "./metrics.js";
@@ -149,6 +151,11 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     outbox,
     admissions,
     compliance,
+    audit: createAuditReads({
+      store: createAuditStore(redis, env.REDIS_PREFIX),
+      blobs: ctx.blobs,
+      segmentSize: env.AUDIT_SEGMENT_SIZE,
+    }),
     redis,
     scheduler,
     store,

@@ -17,7 +17,7 @@ import {
 } from "../infra/metrics.js";
 import { exposition, parseSnapshot, type ProcessSnapshot } from "../infra/metrics-exposition.js";
 import { closeRedis, createRedis } from "../infra/redis.js";
-import { ANALYTICS_QUEUE, BILLING_QUEUE, WEBHOOKS_QUEUE } from "../queues/keys.js";
+import { FOLLOW_UP_QUEUES } from "../queues/keys.js";
 import { followUpLag } from "../queues/follow-up-lag.js";
 import { createMetricsStore } from "../queues/metrics-store.js";
 import type { JobStore } from "../queues/job-store.js";
@@ -84,8 +84,6 @@ export interface FleetSources {
 
 /** Scrapes within this long of the last one get its text (each costs reads of every snapshot). */
 const CACHE_MS = 1_000;
-/** The follow-up queues whose lag the fleet gauges show (analytics: empty when the stage is off). */
-const FOLLOW_UP_QUEUES = [BILLING_QUEUE, WEBHOOKS_QUEUE, ANALYTICS_QUEUE];
 
 /**
  * The fleet's GET /metrics text for an API process: the fleet gauges (bounded reads: the `fair`

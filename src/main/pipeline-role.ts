@@ -1,6 +1,7 @@
-// The pipeline role: the outbox relay and the follow-up queues' consumers (billing; webhooks; analytics),
-// each process one relay and one consumer per queue, and the scheduled reconciliation (compliance);
-// any number of pipeline processes may run.
+// The pipeline role: the outbox relay and the follow-up queues' consumers (billing; webhooks; audit,
+// with the audit log's appender; analytics), each process one relay and one consumer per queue, and
+// the scheduled reconciliation (compliance); any number of pipeline processes may run (one appends
+// to the audit log at a time).
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -10,7 +11,7 @@ import { createLedgerFiles } from "../infra/ledger-files.js";
 import { closeRedis, createRedis, waitReady } from "../infra/redis.js";
 import { BillingBusy, billEvent, type BillingTask } from "../pipeline/billing.js";
 import { createRelay } from "../pipeline/relay.js";
-import { BILLING_QUEUE, WEBHOOKS_QUEUE } from "../queues/keys.js";
+import { AUDIT_QUEUE, BILLING_QUEUE, WEBHOOKS_QUEUE } from "../queues/keys.js";
 import { createOutboxStore } from "../queues/outbox-store.js";
 import { createUsageStore } from "../queues/usage-store.js";
 import { openAnalyticsStore, startAnalytics } from "./analytics.js";
@@ -18,6 +19,7 @@ import { complianceAuditFor, complianceDepsFor, startComplianceSchedule } from "
 import type { RoleContext } from "./role-context.js";
 import type { Keys } from "./settings.js";
 import { startWebhooks } from "./webhooks.js";
+import { startAuditPipeline } from "./audit.js";
 import { webhookJobOptions } from "../queues/webhook-jobs.js";
 
 /**
@@ -43,7 +45,7 @@ export async function startPipelineRole(ctx: RoleContext & { readonly keys: Keys
   const redis = connect("rg-pipeline");
   await waitReady(redis, 10_000);
   const prefix = env.REDIS_PREFIX;
-  const fault = (point: string): void => {
+  const fault = (point: NonNullable<typeof env.PIPELINE_FAULT>): void => {
     if (env.PIPELINE_FAULT === point) {
       logger.warn({ point }, "PIPELINE_FAULT: killing this process");
       process.kill(process.pid, "SIGKILL");
@@ -66,8 +68,9 @@ export async function startPipelineRole(ctx: RoleContext & { readonly keys: Keys
     ...queueOptions,
     defaultJobOptions: webhookJobOptions({ logTtlS: env.WEBHOOK_LOG_TTL_S }),
   });
+  const auditQueue = new Queue(AUDIT_QUEUE, queueOptions);
   ctx.runtime.defer("follow-up queues", async () => {
-    await Promise.all([billingQueue.close(), webhooksQueue.close()]);
+    await Promise.all([billingQueue.close(), webhooksQueue.close(), auditQueue.close()]);
   });
 
   const ledger = createLedgerFiles({ dir: join(ctx.settings.dataDir, "ledger"), writerId: processId });
@@ -124,6 +127,9 @@ export async function startPipelineRole(ctx: RoleContext & { readonly keys: Keys
     queueOptions,
   );
 
+  // Audit records: staged by the `audit` queue's consumer, appended by whichever process holds the log.
+  await startAuditPipeline(ctx, { processId, logger, connect, fault });
+
   // The scheduled reconciliation (main/compliance.ts): one run per COMPLIANCE_EVERY_MS in the fleet.
   const reconcileAnalytics =
     analytics === undefined ? undefined : await openAnalyticsStore({ ...ctx, logger }, { embed: false });
@@ -148,8 +154,9 @@ export async function startPipelineRole(ctx: RoleContext & { readonly keys: Keys
 
   const relay = createRelay({
     outbox: createOutboxStore(connect("rg-relay"), prefix),
-    queues: { billing: billingQueue, webhooks: webhooksQueue },
+    queues: { billing: billingQueue, webhooks: webhooksQueue, audit: auditQueue },
     consumer: processId,
+    tiers: ctx.settings.tiers,
     logger,
     claimIdleMs: env.PIPELINE_CLAIM_MS,
     fault,
@@ -159,6 +166,6 @@ export async function startPipelineRole(ctx: RoleContext & { readonly keys: Keys
   ctx.runtime.defer("outbox relay", () => relay.stop());
   logger.info(
     { consumer: processId, analytics: analytics !== undefined },
-    `pipeline running: outbox relay, billing, webhooks${analytics === undefined ? "" : ", analytics"}`,
+    `pipeline running: outbox relay, billing, webhooks, audit${analytics === undefined ? "" : ", analytics"}`,
   );
 }

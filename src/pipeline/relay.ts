@@ -4,6 +4,7 @@
 // (XAUTOCLAIM), and trims what has been handed off. Any number of relays may run.
 import type { Logger } from "pino";
 import { inferenceEventOf } from "../core/analytics-event.js";
+import { auditRecordOf } from "../core/audit-record.js";
 import { eventId, isTerminalEvent, type OutboxEvent } from "../core/outbox.js";
 import type { Tiers } from "../core/tiers.js";
 import type { OutboxEntry, OutboxStore } from "../queues/outbox-store.js";
@@ -17,6 +18,8 @@ export interface FollowUpQueue {
 export interface FollowUps {
   readonly billing: FollowUpQueue;
   readonly webhooks: FollowUpQueue;
+  /** Finished jobs' audit records, for the audit log's appender (pipeline/audit-stage.ts). */
+  readonly audit: FollowUpQueue;
 }
 
 export interface RelayOptions {
@@ -24,6 +27,8 @@ export interface RelayOptions {
   readonly queues: FollowUps;
   /** This relay's consumer name in the group (unique per process). */
   readonly consumer: string;
+  /** The tiers that price jobs (the audit record carries the price the ledger charges). */
+  readonly tiers: Tiers;
   readonly logger: Logger;
   /** Entries read per call. */
   readonly batch?: number;
@@ -76,11 +81,22 @@ export function createRelay(opts: RelayOptions): Relay {
   let handed = 0;
   let running: Promise<void> | undefined;
 
+  /** The event's audit record; undefined (logged) when the record cannot be made: a bug, never data. */
+  function auditRecordFor(e: OutboxEvent) {
+    try {
+      return auditRecordOf(e, opts.tiers);
+    } catch (err) {
+      log.error({ err, job: e.jobId }, "audit record of a finished job could not be made");
+      return undefined;
+    }
+  }
+
   async function handOff(entries: readonly OutboxEntry[]): Promise<void> {
     if (entries.length === 0) return;
     const billing: Parameters<FollowUpQueue["addBulk"]>[0] = [];
     const webhooks: Parameters<FollowUpQueue["addBulk"]>[0] = [];
     const analytics: Parameters<FollowUpQueue["addBulk"]>[0] = [];
+    const audit: Parameters<FollowUpQueue["addBulk"]>[0] = [];
     for (const entry of entries) {
       if ("malformed" in entry) {
         log.error({ entry: entry.streamId, why: entry.malformed }, "malformed outbox entry dropped");
@@ -92,6 +108,10 @@ export function createRelay(opts: RelayOptions): Relay {
         billing.push({ name: "bill", data: { event: withoutRequest(e) }, opts: { jobId: `bill.${id}` } });
         const row = opts.analytics ? inferenceEventOf(e, opts.analytics.tiers) : undefined;
         if (row) analytics.push({ name: "row", data: { row }, opts: { jobId: `an.${id}` } });
+        // made here, where the request is at hand for its digest; only the record travels on
+        const record = auditRecordFor(e);
+        if (record !== undefined)
+          audit.push({ name: "audit", data: { record }, opts: { jobId: `audit.${id}` } });
       }
       // A job's end is told by its status: a cancelled job's last event in its stream is `error`
       // (its code says why), but its webhook event is `job.cancelled` (API.md §3 "Webhooks").
@@ -109,6 +129,7 @@ export function createRelay(opts: RelayOptions): Relay {
       billing.length > 0 ? opts.queues.billing.addBulk(billing) : undefined,
       webhooks.length > 0 ? opts.queues.webhooks.addBulk(webhooks) : undefined,
       analytics.length > 0 ? opts.analytics?.queue.addBulk(analytics) : undefined,
+      audit.length > 0 ? opts.queues.audit.addBulk(audit) : undefined,
     ]);
     await opts.outbox.ack(entries.map((e) => e.streamId));
     handed += entries.length;

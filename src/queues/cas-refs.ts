@@ -23,8 +23,8 @@ export interface CasRefs {
    */
   pin(digests: readonly string[], untilMs: number): Promise<void>;
   /**
-   * One boolean per digest (in order): whether a queued or running job references it, or a pin
-   * whose time is at or after `cutoffMs`. Also drops up to `prune` pins older than `cutoffMs`.
+   * One boolean per digest (in order): whether a queued or running job references it, a pin whose
+   * time is at or after `cutoffMs`, or the audit log (its segment blobs, kept for good). Also drops up to `prune` pins older than `cutoffMs`.
    * @throws RangeError for more than {@link MAX_REFS_BATCH} digests.
    */
   referenced(digests: readonly string[], cutoffMs: number, prune?: number): Promise<boolean[]>;

@@ -142,6 +142,34 @@ export interface Keys {
   readonly complianceReports: string;
   /** The stored reports' summaries (hash: CAS digest -> summary JSON). */
   readonly complianceSummaries: string;
+  // The audit log (docs/decisions.md "Audit log: the appender"; queues/audit-store.ts reads and
+  // writes them, the audit_*.lua scripts change them).
+  /** The committed tree size (leaves appended; integer string, absent = 0). */
+  readonly auditSize: string;
+  /** Segment k → the digest of its blob in the CAS (list; the last one the open segment's latest partial). */
+  readonly auditSegments: string;
+  /** Sealed segment k → the hex root of its S leaves (list). */
+  readonly auditRoots: string;
+  /** Job id → its leaf index (hash). */
+  readonly auditLeaf: string;
+  /** The open segment's leaves: canonical records in leaf order (list; emptied when it is sealed). */
+  readonly auditTail: string;
+  /** Records waiting for the appender: job id → canonical record (hash). */
+  readonly auditStaged: string;
+  /** The staged job ids in arrival order (list): what the appender takes next. */
+  readonly auditStagedOrder: string;
+  /** The appender's lock: `<fence>:<owner>`, expiring unless renewed (string, PX). */
+  readonly auditLock: string;
+  /** The fencing counter: one more for every lock taken (integer string). */
+  readonly auditFence: string;
+  /** The latest signed checkpoint (JSON). */
+  readonly auditCheckpoint: string;
+  /** Recent signed checkpoints, newest first (list, bounded). */
+  readonly auditCheckpoints: string;
+  /** Public keys that signed checkpoints: key id → public JWK (hash; the JWKS route serves them). */
+  readonly auditKeys: string;
+  /** Digests of the CAS blobs the log references (set; the CAS collector keeps them, refs.lua). */
+  readonly auditBlobs: string;
 }
 
 /**
@@ -210,6 +238,19 @@ export function createKeys(prefix: string): Keys {
     metricsSnapshot: (processId) => `${prefix}:metrics:${processId}`,
     complianceReports: `${prefix}:compliance:reports`,
     complianceSummaries: `${prefix}:compliance:summary`,
+    auditSize: `${prefix}:audit:size`,
+    auditSegments: `${prefix}:audit:segs`,
+    auditRoots: `${prefix}:audit:roots`,
+    auditLeaf: `${prefix}:audit:leaf`,
+    auditTail: `${prefix}:audit:tail`,
+    auditStaged: `${prefix}:audit:staged`,
+    auditStagedOrder: `${prefix}:audit:staged:order`,
+    auditLock: `${prefix}:audit:lock`,
+    auditFence: `${prefix}:audit:fence`,
+    auditCheckpoint: `${prefix}:audit:cp`,
+    auditCheckpoints: `${prefix}:audit:cps`,
+    auditKeys: `${prefix}:audit:keys`,
+    auditBlobs: `${prefix}:audit:blobs`,
   };
 }
 
@@ -245,6 +286,10 @@ export const WEBHOOKS_QUEUE = "webhooks";
 export const ANALYTICS_QUEUE = "analytics";
 /** BullMQ queue of the compliance job scheduler (src/pipeline/compliance.ts: one run per period). */
 export const COMPLIANCE_QUEUE = "compliance";
+/** BullMQ follow-up queue of finished jobs' audit records to stage for the appender (src/pipeline/audit-stage.ts). */
+export const AUDIT_QUEUE = "audit";
+/** The follow-up queues the relay feeds, as the board and the metrics list them. */
+export const FOLLOW_UP_QUEUES = [BILLING_QUEUE, WEBHOOKS_QUEUE, AUDIT_QUEUE, ANALYTICS_QUEUE] as const;
 /** The outbox's consumer group: the pipeline's relays (src/pipeline/relay.ts). */
 export const OUTBOX_GROUP = "relay";
 

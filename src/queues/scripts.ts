@@ -26,6 +26,10 @@ export const SCRIPT_NAMES = [
   "asset_settle",
   "ws_lease",
   "compliance_add",
+  "audit_stage",
+  "audit_lock",
+  "audit_commit",
+  "audit_checkpoint",
 ] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 

@@ -39,6 +39,8 @@ export interface SystemOptions {
   readonly backends?: (simUrl: string) => BackendConfig[];
   readonly worker?: boolean;
   readonly api?: boolean;
+  /** Also run the pipeline role (outbox relay, billing, webhooks, audit); default false. */
+  readonly pipeline?: boolean;
   /** The logger of every role (default: silent, or TEST_LOG_LEVEL). */
   readonly logger?: Logger;
 }
@@ -95,6 +97,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
   const metrics = processMetricsFor([
     ...(opts.api === false ? [] : ["api"]),
     ...(opts.worker === false ? [] : ["worker"]),
+    ...(opts.pipeline === true ? ["pipeline"] : []),
     "sim",
   ]);
   let url = "";
@@ -140,6 +143,19 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
       wsStats = () => api.ws.stats();
       appFetch = api.fetch;
       routes = api.routes;
+    }
+    if (opts.pipeline === true) {
+      const { startPipelineRole } = await import("../../src/main/pipeline-role.js");
+      await startPipelineRole({
+        settings,
+        keys,
+        redisUrl: redisUrlValue,
+        runtime,
+        logger,
+        clock,
+        blobs,
+        metrics,
+      });
     }
     await startMetricsPublisher({
       metrics,

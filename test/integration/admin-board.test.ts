@@ -148,7 +148,7 @@ describe("the scheduler queue on the board", () => {
 });
 
 describe("the BullMQ queues on the board", () => {
-  it("shows the render attempts, the billing queue and the webhooks queue, all read-only", async () => {
+  it("shows the render attempts and the follow-up queues (billing, webhooks, audit), all read-only", async () => {
     const res = await boardGet("/queues");
     const body = (await res.json()) as { queues: BoardQueue[] };
     expect(body.queues.map((q) => q.name)).toEqual([
@@ -156,6 +156,7 @@ describe("the BullMQ queues on the board", () => {
       "render",
       "billing",
       "webhooks",
+      "audit",
       "analytics",
     ]);
     for (const q of body.queues) expect(q).toMatchObject({ readOnlyMode: true, allowRetries: false });
@@ -169,7 +170,7 @@ describe("the BullMQ queues on the board", () => {
 describe("redaction", () => {
   it("no prompt, negative prompt, image or webhook URL appears in any board answer", async () => {
     const paths = ["/queues"];
-    for (const name of ["scheduler", "render", "billing", "webhooks", "analytics"]) {
+    for (const name of ["scheduler", "render", "billing", "webhooks", "audit", "analytics"]) {
       for (const status of ["latest", "active", "waiting", "paused", "delayed", "completed", "failed"]) {
         paths.push(
           `/queues?${new URLSearchParams({ activeQueue: name, status, jobsPerPage: "100" }).toString()}`,

@@ -16,7 +16,7 @@ import {
   type AnalyticsWorker,
 } from "../../src/pipeline/analytics.js";
 import { createRelay, type Relay } from "../../src/pipeline/relay.js";
-import { ANALYTICS_QUEUE, BILLING_QUEUE, WEBHOOKS_QUEUE } from "../../src/queues/keys.js";
+import { ANALYTICS_QUEUE, AUDIT_QUEUE, BILLING_QUEUE, WEBHOOKS_QUEUE } from "../../src/queues/keys.js";
 import { createOutboxStore } from "../../src/queues/outbox-store.js";
 import { createScheduler } from "../../src/queues/scheduler.js";
 import type { BackendView } from "../../src/queues/scheduler-types.js";
@@ -58,6 +58,7 @@ let s: ReturnType<typeof scheduler>;
 let analyticsQueue: Queue;
 let billingQueue: Queue;
 let webhooksQueue: Queue;
+let auditQueue: Queue;
 let worker: AnalyticsWorker;
 const relays: Relay[] = [];
 const outbox = () => createOutboxStore(conn(), r.prefix);
@@ -69,7 +70,8 @@ async function stopRelays(): Promise<void> {
 function relay(consumer: string, claimIdleMs = 30_000): Relay {
   const x = createRelay({
     outbox: outbox(),
-    queues: { billing: billingQueue, webhooks: webhooksQueue },
+    queues: { billing: billingQueue, webhooks: webhooksQueue, audit: auditQueue },
+    tiers: DEFAULT_TIERS,
     analytics: { queue: analyticsQueue, tiers: DEFAULT_TIERS },
     consumer,
     logger,
@@ -152,6 +154,7 @@ beforeAll(async () => {
   const queueOpts = { connection: conn(), prefix: r.prefix };
   billingQueue = new Queue(BILLING_QUEUE, queueOpts);
   webhooksQueue = new Queue(WEBHOOKS_QUEUE, queueOpts);
+  auditQueue = new Queue(AUDIT_QUEUE, queueOpts);
   analyticsQueue = new Queue(ANALYTICS_QUEUE, {
     ...queueOpts,
     defaultJobOptions: { attempts: ANALYTICS_ATTEMPTS, backoff: { type: ANALYTICS_BACKOFF } },
@@ -182,7 +185,12 @@ beforeAll(async () => {
 afterAll(async () => {
   await stopRelays();
   await worker?.close();
-  await Promise.all([analyticsQueue?.close(), billingQueue?.close(), webhooksQueue?.close()]);
+  await Promise.all([
+    analyticsQueue?.close(),
+    billingQueue?.close(),
+    webhooksQueue?.close(),
+    auditQueue?.close(),
+  ]);
   for (const c of connections) c.disconnect();
   await ch?.stop();
   await r?.cleanup();

@@ -17,7 +17,8 @@ import { readRunFile } from "../../src/main/run-files.js";
 import { createRuntime } from "../../src/main/runtime.js";
 import { loadSettings } from "../../src/main/settings.js";
 import { createRelay } from "../../src/pipeline/relay.js";
-import { ANALYTICS_QUEUE, BILLING_QUEUE, WEBHOOKS_QUEUE } from "../../src/queues/keys.js";
+import { ANALYTICS_QUEUE, AUDIT_QUEUE, BILLING_QUEUE, WEBHOOKS_QUEUE } from "../../src/queues/keys.js";
+import { DEFAULT_TIERS } from "../../src/core/tiers.js";
 import { createOutboxStore } from "../../src/queues/outbox-store.js";
 import { createScheduler } from "../../src/queues/scheduler.js";
 import { until } from "../helpers/processes.js";
@@ -153,9 +154,11 @@ describe("a relay without the analytics stage", () => {
     const billing = new Queue(BILLING_QUEUE, opts);
     const webhooks = new Queue(WEBHOOKS_QUEUE, opts);
     const analytics = new Queue(ANALYTICS_QUEUE, opts);
+    const audit = new Queue(AUDIT_QUEUE, opts);
     const relay = createRelay({
       outbox: createOutboxStore(conn(), r.prefix),
-      queues: { billing, webhooks },
+      queues: { billing, webhooks, audit },
+      tiers: DEFAULT_TIERS,
       consumer: "no-analytics",
       logger: pino({ level: "silent" }),
       claimIdleMs: 30_000,
@@ -168,7 +171,7 @@ describe("a relay without the analytics stage", () => {
       expect(await analytics.getJobCountByTypes("waiting", "delayed", "active", "completed")).toBe(0);
     } finally {
       await relay.stop();
-      await Promise.all([billing.close(), webhooks.close(), analytics.close()]);
+      await Promise.all([billing.close(), webhooks.close(), analytics.close(), audit.close()]);
     }
   });
 });

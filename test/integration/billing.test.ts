@@ -13,7 +13,7 @@ import { DEFAULT_TIERS } from "../../src/core/tiers.js";
 import { createLedgerFiles } from "../../src/infra/ledger-files.js";
 import { BillingBusy, billEvent, type BillingTask } from "../../src/pipeline/billing.js";
 import { createRelay, type Relay } from "../../src/pipeline/relay.js";
-import { BILLING_QUEUE, WEBHOOKS_QUEUE } from "../../src/queues/keys.js";
+import { AUDIT_QUEUE, BILLING_QUEUE, WEBHOOKS_QUEUE } from "../../src/queues/keys.js";
 import { createOutboxStore } from "../../src/queues/outbox-store.js";
 import { createScheduler } from "../../src/queues/scheduler.js";
 import type { Attempt, BackendView } from "../../src/queues/scheduler-types.js";
@@ -50,6 +50,7 @@ function setup() {
   const queueOpts = { connection: conn(), prefix: r.prefix };
   const billing = new Queue(BILLING_QUEUE, queueOpts);
   const webhooks = new Queue(WEBHOOKS_QUEUE, queueOpts);
+  const audit = new Queue(AUDIT_QUEUE, queueOpts);
   const worker = new Worker<BillingTask>(
     BILLING_QUEUE,
     async (job) => {
@@ -62,8 +63,9 @@ function setup() {
   const relay = (consumer: string, claimIdleMs = 30_000) => {
     const relay = createRelay({
       outbox,
-      queues: { billing, webhooks },
+      queues: { billing, webhooks, audit },
       consumer,
+      tiers: DEFAULT_TIERS,
       logger,
       claimIdleMs,
       blockMs: 100,
@@ -84,6 +86,7 @@ function setup() {
       await worker.close();
       await billing.close();
       await webhooks.close();
+      await audit.close();
       await ledger.close();
     },
   };

@@ -202,7 +202,7 @@ describe("GET /metrics", () => {
       expect(sumOf(f, "rg_breaker_state", { backend: b.labels.backend! })).toBe(0);
     }
     expect(sumOf(f, "rg_worker_slots")).toBeGreaterThan(0);
-    for (const queue of ["outbox", "billing", "webhooks"]) {
+    for (const queue of ["outbox", "billing", "webhooks", "audit"]) {
       expect(samplesOf(f, "rg_pipeline_backlog", { queue }), queue).toHaveLength(1);
     }
     // no label holds a customer id

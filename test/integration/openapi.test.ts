@@ -35,7 +35,8 @@ let schemas: DocumentValidator;
 let customer: string;
 
 beforeAll(async () => {
-  sys = await startSystem();
+  // with the pipeline: the audit log's answers (receipts, checkpoints) are real ones
+  sys = await startSystem({ pipeline: true, env: { AUDIT_CHECKPOINT_MS: "50", AUDIT_SEGMENT_SIZE: "4" } });
   const res = await fetch(`${sys.url}/openapi.json`);
   expect(res.status).toBe(200);
   doc = await res.json();
@@ -229,6 +230,20 @@ describe("real answers match the document", () => {
     await call("POST", "/webhooks/secret/rotate", { token: customer });
   });
 
+  it("the audit log: receipt, checkpoint, consistency proof, segments, keys", async () => {
+    const id = await queueJob(sys, customer, { ...FLUX_SCHNELL_512, prompt: "audited" });
+    const receipt = await waitFor(async () => {
+      const res = await sys.call(`/jobs/${id}/receipt`, { token: customer });
+      return res.status === 200 ? conforms("GET", `/jobs/${id}/receipt`, res) : undefined;
+    });
+    expect(receipt.record.job_id).toBe(id);
+    const checkpoint = await call("GET", "/audit/checkpoint");
+    await call("GET", `/audit/consistency?from=1&to=${checkpoint.tree_size}`);
+    const admin = await sys.token("ops", { admin: true });
+    await call("GET", "/audit/segments?limit=1", { token: admin });
+    await expect(call("GET", "/.well-known/render-gateway/keys")).resolves.toHaveProperty("keys");
+  });
+
   it("an upload: URL, PUT, asset", async () => {
     const png = await solidPng("#3366cc");
     const made = await call("POST", "/uploads", {
@@ -276,6 +291,10 @@ describe("real answers match the document", () => {
         "validation_error",
       ],
       ["GET", "/assets/a_AAAAAAAAAAAAAAAAAAAA", { token: customer }, "not_found"],
+      ["GET", "/jobs/j_AAAAAAAAAAAAAAAAAAAAAA/receipt", { token: customer }, "not_found"],
+      ["GET", "/audit/consistency?from=2&to=1", {}, "validation_error"],
+      ["GET", "/audit/segments", { token: customer }, "forbidden"],
+      ["GET", "/audit/segments", {}, "unauthorized"],
     ];
     for (const [method, path, init, code] of cases) {
       await expect(call(method, path, init), `${method} ${path}`).resolves.toMatchObject({ error: code });

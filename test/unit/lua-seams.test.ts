@@ -70,7 +70,7 @@ describe("lib.lua's hooks", () => {
   });
 
   it("add every job event in add_event", () => {
-    expect(placesOf(/"RPUSH"/)).toEqual(["add_event"]);
+    expect(placesOf(/"RPUSH", key\("ev"/)).toEqual(["add_event"]);
   });
 
   it("change queue membership only in queue_join and queue_leave", () => {

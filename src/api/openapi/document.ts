@@ -13,6 +13,7 @@ import { generationPaths } from "./paths-generation.js";
 import { resourcePaths } from "./paths-resources.js";
 import { servicePaths } from "./paths-service.js";
 import { compliancePaths } from "./paths-compliance.js";
+import { auditPaths, auditSchemas } from "./paths-audit.js";
 import { HEADERS } from "./headers.js";
 
 export interface OpenApiOptions {
@@ -40,6 +41,7 @@ const TAGS: readonly (readonly [name: string, display: string, description: stri
   ["results", "results", "Outputs and uploads, by digest."],
   ["usage", "usage", "GPU-seconds and cost of the caller's finished jobs."],
   ["webhooks", "webhooks", "Signing secrets, delivery logs and replays (Standard Webhooks)."],
+  ["audit", "audit", "Receipts of finished jobs, signed checkpoints and proofs of the audit log."],
   ["service", "service", "Probes and metrics."],
   ["docs", "docs", "This reference."],
   ["admin", "admin", "The operators' face: Bull Board and its login."],
@@ -51,7 +53,7 @@ const TAG_GROUPS = [
   { name: "Async", tags: ["async-queue", "async-jobs"] },
   { name: "Streaming", tags: ["websocket", "sse"] },
   { name: "Infrastructure", tags: ["models", "uploads", "results"] },
-  { name: "Account", tags: ["usage", "webhooks"] },
+  { name: "Account", tags: ["usage", "webhooks", "audit"] },
   { name: "Operations", tags: ["service", "docs", "admin", "playground"] },
 ];
 
@@ -74,7 +76,8 @@ curl -X POST "$PUBLIC_URL/image/flux/schnell/t2i" -H "Authorization: Bearer $TOK
 ## Identity
 \`Authorization: Bearer <token>\`: a JWT (\`customer_id\`, \`tier\`, \`scope\`) or an API key
 \`rk_<prefix>_<secret>\`. Public: \`/health\`, \`/ready\`, \`/openapi.json\`, \`/docs\`, the playground,
-signed object URLs, and \`/ws\` (which may authenticate in its first message).
+signed object URLs, the audit log's checkpoint, consistency proofs and keys, and \`/ws\` (which may
+authenticate in its first message).
 
 ## URL anatomy
 \`/{modality}/{family}/{model}/{task}?format=…&backend=…\`: modality \`image\` or \`video\`; tasks
@@ -148,6 +151,7 @@ export function buildOpenApiDocument(opts: OpenApiOptions): OpenApiDocument {
     ...resourcePaths(requests.usageParameters),
     ...servicePaths(opts.docsFiles),
     ...compliancePaths(),
+    ...auditPaths(),
   };
   return {
     openapi: "3.1.0",
@@ -186,7 +190,7 @@ export function buildOpenApiDocument(opts: OpenApiOptions): OpenApiDocument {
           description: "Set by POST /admin/login.",
         },
       },
-      schemas: { ...requests.components, ...responseSchemas() },
+      schemas: { ...requests.components, ...responseSchemas(), ...auditSchemas() },
       parameters: requests.parameters,
       headers: HEADERS,
       responses: {
