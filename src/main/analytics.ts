@@ -108,13 +108,15 @@ function schemaFirst(store: AnalyticsStore): AnalyticsSink {
 /**
  * Starts the analytics stage of a pipeline process: the store ({@link openAnalyticsStore}, embedding a
  * server when needed), the `analytics` queue and its worker. Returns what the relay needs to add
- * analytics jobs, or undefined when the stage is off.
+ * analytics jobs (and the store, for readers in the same process), or undefined when the stage is off.
  */
 export async function startAnalytics(
   ctx: AnalyticsContext & { readonly tiers: Tiers },
   redis: { readonly queue: Redis; readonly worker: Redis; readonly prefix: string },
   queueOptions: Pick<QueueOptions, "defaultJobOptions">,
-): Promise<{ readonly queue: FollowUpQueue; readonly tiers: Tiers } | undefined> {
+): Promise<
+  { readonly queue: FollowUpQueue; readonly tiers: Tiers; readonly store: AnalyticsStore } | undefined
+> {
   const store = await openAnalyticsStore(ctx, { embed: true });
   if (store === undefined) return undefined;
   const { env } = ctx.settings;
@@ -131,6 +133,7 @@ export async function startAnalytics(
   ctx.runtime.defer("analytics queue", () => queue.close());
   const worker = await startAnalyticsWorker({
     sink: schemaFirst(store),
+    reachable: () => store.ping(),
     connection: redis.worker,
     prefix: redis.prefix,
     batch: env.ANALYTICS_BATCH,
@@ -140,5 +143,5 @@ export async function startAnalytics(
     logger: ctx.logger,
   });
   ctx.runtime.defer("analytics worker", () => worker.close());
-  return { queue, tiers: ctx.tiers };
+  return { queue, tiers: ctx.tiers, store };
 }

@@ -5,7 +5,8 @@
 // waits for that batch's insert — a batch is written when it is full or when its first row has
 // waited ANALYTICS_FLUSH_MS — while the next batch fills. A failed insert fails every job of its
 // batch; BullMQ retries them (exponential, capped backoff, no attempt limit) until ClickHouse takes
-// them, and the store leaves out the rows it already has, so each event is written once.
+// them, and the store leaves out the rows it already has, so each event is written once. A batch
+// refused while ClickHouse answers is split until the row it will not take fails alone.
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { Worker, type Job } from "bullmq";
@@ -35,12 +36,37 @@ export function createAnalyticsBatcher(opts: {
   readonly sink: AnalyticsSink;
   readonly maxRows: number;
   readonly flushMs: number;
+  /**
+   * Whether the store answers: a batch it refuses while it answers is split in halves, and each
+   * written on its own, so that one row it will never take fails alone, not its whole batch.
+   * Default: never split.
+   */
+  readonly reachable?: () => Promise<boolean>;
   /** Called after each insert (rows in the batch, rows new, ms it took, or its error). */
   readonly onInsert?: (r: { rows: number; stored: number; ms: number; error?: Error }) => void;
 }): AnalyticsBatcher {
-  let pending: { row: InferenceEvent; done: () => void; failed: (err: Error) => void }[] = [];
+  type Pending = { row: InferenceEvent; done: () => void; failed: (err: Error) => void };
+  let pending: Pending[] = [];
   let timer: NodeJS.Timeout | undefined;
   const inFlight = new Set<Promise<void>>();
+
+  async function insert(batch: readonly Pending[]): Promise<void> {
+    const started = Date.now();
+    try {
+      const stored = await opts.sink.insert(batch.map((b) => b.row));
+      opts.onInsert?.({ rows: batch.length, stored, ms: Date.now() - started });
+      for (const b of batch) b.done();
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err));
+      if (batch.length > 1 && opts.reachable !== undefined && (await opts.reachable())) {
+        const half = Math.ceil(batch.length / 2);
+        await Promise.all([insert(batch.slice(0, half)), insert(batch.slice(half))]);
+        return;
+      }
+      opts.onInsert?.({ rows: batch.length, stored: 0, ms: Date.now() - started, error });
+      for (const b of batch) b.failed(error);
+    }
+  }
 
   function write(): void {
     clearTimeout(timer);
@@ -48,18 +74,7 @@ export function createAnalyticsBatcher(opts: {
     const batch = pending;
     pending = [];
     if (batch.length === 0) return;
-    const started = Date.now();
-    const run = opts.sink.insert(batch.map((b) => b.row)).then(
-      (stored) => {
-        opts.onInsert?.({ rows: batch.length, stored, ms: Date.now() - started });
-        for (const b of batch) b.done();
-      },
-      (err: unknown) => {
-        const error = err instanceof Error ? err : new Error(String(err));
-        opts.onInsert?.({ rows: batch.length, stored: 0, ms: Date.now() - started, error });
-        for (const b of batch) b.failed(error);
-      },
-    );
+    const run = insert(batch);
     inFlight.add(run);
     void run.finally(() => inFlight.delete(run));
   }
@@ -81,6 +96,8 @@ export function createAnalyticsBatcher(opts: {
 
 export interface AnalyticsWorkerDeps {
   readonly sink: AnalyticsSink;
+  /** Whether the store answers (see {@link createAnalyticsBatcher}). */
+  readonly reachable?: () => Promise<boolean>;
   /** A connection for BullMQ's worker (closed by whoever opened it). */
   readonly connection: Redis;
   readonly prefix: string;
@@ -130,6 +147,7 @@ export async function startAnalyticsWorker(deps: AnalyticsWorkerDeps): Promise<A
     sink: deps.sink,
     maxRows: deps.batch,
     flushMs: deps.flushMs,
+    ...(deps.reachable === undefined ? {} : { reachable: deps.reachable }),
     onInsert: outageReporter(log),
   });
   const worker = new Worker<AnalyticsTask>(

@@ -91,6 +91,16 @@ export function createRelay(opts: RelayOptions): Relay {
     }
   }
 
+  /** The event's analytics row; a record it cannot read costs its row, never the hand-off of the rest. */
+  function analyticsRow(e: OutboxEvent, tiers: Tiers) {
+    try {
+      return inferenceEventOf(e, tiers);
+    } catch (err) {
+      log.error({ err, job: e.jobId }, "no analytics row for an unreadable job record");
+      return undefined;
+    }
+  }
+
   async function handOff(entries: readonly OutboxEntry[]): Promise<void> {
     if (entries.length === 0) return;
     const billing: Parameters<FollowUpQueue["addBulk"]>[0] = [];
@@ -106,7 +116,7 @@ export function createRelay(opts: RelayOptions): Relay {
       const id = eventId(e);
       if (isTerminalEvent(e.event)) {
         billing.push({ name: "bill", data: { event: withoutRequest(e) }, opts: { jobId: `bill.${id}` } });
-        const row = opts.analytics ? inferenceEventOf(e, opts.analytics.tiers) : undefined;
+        const row = opts.analytics ? analyticsRow(e, opts.analytics.tiers) : undefined;
         if (row) analytics.push({ name: "row", data: { row }, opts: { jobId: `an.${id}` } });
         // made here, where the request is at hand for its digest; only the record travels on
         const record = auditRecordFor(e);
