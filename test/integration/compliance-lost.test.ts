@@ -10,6 +10,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SignedReport } from "../../src/core/reconcile-types.js";
 import { readAdmissions } from "../../src/infra/admission-journal.js";
+import { readAuditLog } from "../../src/infra/audit-log-reader.js";
 import { createLedgerFiles } from "../../src/infra/ledger-files.js";
 import { complianceAuditFor, complianceDepsFor } from "../../src/main/compliance.js";
 import { makeReport } from "../../src/pipeline/compliance.js";
@@ -87,6 +88,11 @@ describe("Redis emptied after admissions (FLUSHALL)", () => {
       const done = createKeys(sys.redis.prefix).done;
       await waitFor(async () => (await client.zcard(done)) >= finished.length, 60_000);
       await waitFor(async () => finished.every((id) => ledgerIds().includes(id)), 60_000);
+      await waitFor(async () => {
+        let n = 0;
+        for await (const _ of readAuditLog(sys.dataDir)) n++;
+        return n >= finished.length;
+      }, 60_000);
 
       // the backend goes away: the next jobs are admitted (202) and stay queued
       await setSimDown(sys, true, client);
@@ -125,6 +131,7 @@ describe("Redis emptied after admissions (FLUSHALL)", () => {
       expect(r.admissions).toEqual({ journaled: 30, finished: 10, pending: 0, recent: 0 });
       // the jobs that finished before agree across the sources that are on
       expect(r.sources.ledger).toMatchObject({ status: "ok", jobs: 10 });
+      expect(r.sources.audit).toMatchObject({ status: "ok", jobs: 10 });
       expect(r.sources.analytics.status).toBe("off");
       expect(r.discrepancies).toEqual([]);
       // nothing billed for the lost jobs: no ledger line

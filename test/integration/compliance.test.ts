@@ -2,8 +2,10 @@
 // the run's redis-server and a real clickhouse-server: 1,000 jobs through the system reconcile with no
 // difference between the billing ledger, the audit log and ClickHouse; the scheduled runs store
 // signed reports listed at GET /admin/compliance/reports and shown in GET /metrics; a row deleted from
-// ClickHouse and a ledger entry altered are each found and named by job id.
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+// ClickHouse, a ledger entry altered and an audit record missing (a log built without it) are each
+// found and named by job id.
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@clickhouse/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,7 +14,10 @@ import { verifyReport } from "../../src/core/reconcile-report.js";
 import type { SignedReport } from "../../src/core/reconcile-types.js";
 import type { AnalyticsStore } from "../../src/infra/clickhouse-analytics.js";
 import { createLedgerFiles } from "../../src/infra/ledger-files.js";
-import { complianceAuditFor, complianceDepsFor } from "../../src/main/compliance.js";
+import { complianceAuditFor, complianceDepsFor, type ComplianceAudit } from "../../src/main/compliance.js";
+import type { AuditRecord } from "../../src/core/audit-record.js";
+import { readAuditLog } from "../../src/infra/audit-log-reader.js";
+import { buildAuditLog } from "../helpers/audit-log.js";
 import { makeReport } from "../../src/pipeline/compliance.js";
 import { createKeys } from "../../src/queues/keys.js";
 import { startTestClickHouse, type TestClickHouse } from "../helpers/clickhouse.js";
@@ -31,8 +36,8 @@ let env: Record<string, string>;
 let startedAt = 0;
 const ids: string[] = [];
 
-/** The report of [startedAt, now] with the system's own sources. */
-async function report(): Promise<SignedReport> {
+/** The report of [startedAt, now] with the system's own sources (or another audit log's records). */
+async function report(audit: Partial<ComplianceAudit> = {}): Promise<SignedReport> {
   const ledger = createLedgerFiles({ dir: join(sys.dataDir, "ledger"), writerId: "test-reader" });
   try {
     const deps = complianceDepsFor({
@@ -41,7 +46,7 @@ async function report(): Promise<SignedReport> {
       redis: sys.redis.client,
       clock: Date.now,
       ledger,
-      audit: complianceAuditFor(sys.settings),
+      audit: { ...complianceAuditFor(sys.settings), ...audit },
       analytics: store,
     });
     return await makeReport(deps, startedAt, Date.now() + 1);
@@ -107,17 +112,19 @@ describe("compliance", () => {
       120_000,
       250,
     );
+    // … and the audit log's checkpoints cover every record
     const r = await waitFor(
       async () => {
         const got = await report();
-        return got.sources.ledger.jobs >= JOBS ? got : undefined;
+        return got.sources.ledger.jobs >= JOBS && got.sources.audit.jobs >= JOBS ? got : undefined;
       },
       120_000,
       500,
     );
-    expect(r.sources.ledger).toMatchObject({ status: "ok", jobs: JOBS, duplicates: 0 });
-    expect(r.sources.analytics).toMatchObject({ status: "ok", jobs: JOBS, duplicates: 0 });
-    expect(r.sources.analytics.gpu_ms).toBe(r.sources.ledger.gpu_ms);
+    for (const source of ["ledger", "audit", "analytics"] as const) {
+      expect(r.sources[source]).toMatchObject({ status: "ok", jobs: JOBS, duplicates: 0 });
+      expect(r.sources[source].gpu_ms).toBe(r.sources.ledger.gpu_ms);
+    }
     expect(r.sources.ledger.gpu_ms).toBeGreaterThan(0);
     expect(r.discrepancies).toEqual([]);
     expect(r.mismatched_jobs).toBe(0);
@@ -176,6 +183,30 @@ describe("compliance", () => {
     expect((await sys.call("/admin/compliance/reports/x", { token: admin })).status).toBe(404);
     expect((await sys.call("/admin/compliance/reports?limit=0", { token: admin })).status).toBe(400);
     expect((await sys.call("/admin/compliance/reports?before=yesterday", { token: admin })).status).toBe(400);
+  });
+
+  it("names the job whose record an audit log lacks (a log built without it)", async () => {
+    const missing = ids[321]!;
+    const records: AuditRecord[] = [];
+    for await (const { record } of readAuditLog(sys.dataDir))
+      if (record.job_id !== missing) records.push(record);
+    expect(records).toHaveLength(JOBS - 1);
+    const other = mkdtempSync(join(tmpdir(), "rg-compliance-audit-"));
+    try {
+      await buildAuditLog(other, { segmentSize: sys.settings.env.AUDIT_SEGMENT_SIZE, records });
+      const { log } = complianceAuditFor({ ...sys.settings, dataDir: other });
+      const r = await report({ log: log! });
+      expect(r.flagged).toBe(true);
+      expect(r.sources.audit, r.sources.audit.error).toMatchObject({ status: "ok", jobs: JOBS - 1 });
+      expect(findings(r)).toEqual([
+        expect.objectContaining({ job_id: missing, reasons: ["missing"], missing_from: ["audit"] }),
+      ]);
+      const bucket = r.discrepancies[0]!;
+      expect(bucket.jobs.audit).toBe(bucket.jobs.ledger! - 1);
+      expect(bucket.flagged).toBe(true);
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
   });
 
   it("names a job whose ClickHouse row was deleted and one whose ledger entry was altered", async () => {
