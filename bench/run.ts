@@ -1,5 +1,5 @@
 // `npm run bench [-- enqueue worker-throughput position utilisation recovery body-block fairness pipeline
-// sync-latency load-curve analytics-insert audit-verify audit-append] [--rounds N …]`: runs
+// sync-latency load-curve analytics-insert audit-verify audit-append reconcile] [--rounds N …]`: runs
 // the benchmarks one after the other (each with its own redis-server and processes), then prints
 // every headline figure with its ratio and target. Never part of `npm test` (STYLE.md habit 13).
 import { analyticsInsertBench } from "./analytics-insert.js";
@@ -10,6 +10,7 @@ import { enqueueBench } from "./enqueue.js";
 import { fairnessBench } from "./fairness.js";
 import { loadCurveBench } from "./load-curve.js";
 import { pipelineBench } from "./pipeline.js";
+import { reconcileBench } from "./reconcile.js";
 import { positionBench } from "./position.js";
 import { recoveryBench } from "./recovery.js";
 import { syncLatencyBench } from "./sync-latency.js";
@@ -32,6 +33,7 @@ const ALL: readonly BenchDef[] = [
   analyticsInsertBench,
   auditVerifyBench,
   auditAppendBench,
+  reconcileBench,
 ];
 
 /** The bench names among the arguments: neither an option (`--x`, `--x=v`) nor an option's value. */

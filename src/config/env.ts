@@ -322,6 +322,26 @@ const variables = z.object({
       .optional(),
   ),
 
+  /**
+   * How often an API process writes the admissions it journaled (ms; README "Compliance"): a process
+   * that dies loses at most this long of its journal.
+   */
+  ADMISSIONS_FLUSH_MS: int(100, 1, 60_000),
+  /** A customer × model × hour whose sources differ by more than this share is flagged. */
+  RECONCILE_TOLERANCE: rate(0.001),
+  /** An admitted job with no terminal record anywhere this long after its admission is lost (ms). */
+  RECONCILE_LOST_AFTER_MS: int(600_000, 0),
+  /** Jobs one report lists at most (differences; lost jobs), the rest counted. */
+  RECONCILE_MAX_IDS: int(1_000, 1, 100_000),
+  /** How often the pipeline reconciles (ms); 0: no scheduled run (the CLI's `reconcile` still works). */
+  COMPLIANCE_EVERY_MS: int(300_000, 0),
+  /** Complete UTC hours a scheduled run covers besides the current one. */
+  COMPLIANCE_HOURS: int(1, 0, 168),
+  /** A scheduled run stops this long before now: what just finished may still be in the pipeline (ms). */
+  COMPLIANCE_SETTLE_MS: int(300_000, 0),
+  /** How long stored reports stay listed and in the CAS (s). */
+  COMPLIANCE_RETENTION_S: int(90 * 86_400, 60),
+
   /** WebSocket `/ws` (README "WebSocket (/ws)"): time a connection without a header token has to authenticate. */
   WS_AUTH_TIMEOUT_MS: int(5_000, 50, 60_000),
   /** A connection with no job in flight that sends nothing for this long is closed (4000). */

@@ -318,6 +318,28 @@ export function createFleetMetrics(): FleetMetrics {
     labelNames: ["queue"],
     registers,
   });
+  // shown once there is a report: before the first, no sample (not "all agree")
+  const reports = [new Registry()];
+  const discrepancy = new Gauge({
+    name: "rg_compliance_max_discrepancy",
+    help: "The newest compliance report's largest discrepancy between ledger, audit log and analytics in a customer x model x hour (fraction)",
+    registers: reports,
+  });
+  const lost = new Gauge({
+    name: "rg_compliance_lost_jobs",
+    help: "Admitted jobs the newest compliance report found no terminal record of anywhere (lost)",
+    registers: reports,
+  });
+  const flagged = new Gauge({
+    name: "rg_compliance_flagged",
+    help: "Whether the newest compliance report is flagged (1) or clean (0)",
+    registers: reports,
+  });
+  const reportAge = new Gauge({
+    name: "rg_compliance_report_age_seconds",
+    help: "Age of the newest compliance report (s)",
+    registers: reports,
+  });
   const readOk = new Gauge({
     name: "rg_metrics_fleet_read_ok",
     help: "Whether this answer holds the fleet (1), or only the answering process's series because Redis could not be read (0)",
@@ -341,7 +363,13 @@ export function createFleetMetrics(): FleetMetrics {
         delayed.set({ queue: p.queue }, p.delayed);
         oldest.set({ queue: p.queue }, p.oldestSeconds);
       }
-      return (await registry.getMetricsAsJSON()) as unknown as MetricJson[];
+      const metrics = (await registry.getMetricsAsJSON()) as unknown as MetricJson[];
+      if (s.compliance === undefined) return metrics;
+      discrepancy.set(s.compliance.maxDiscrepancy);
+      lost.set(s.compliance.lost);
+      flagged.set(s.compliance.flagged ? 1 : 0);
+      reportAge.set(s.compliance.ageSeconds);
+      return [...metrics, ...((await reports[0]!.getMetricsAsJSON()) as unknown as MetricJson[])];
     },
   };
 }
