@@ -6,7 +6,7 @@ import { Queue } from "bullmq";
 import type { WebhookApi } from "../api/deps.js";
 import type { OutboundHttp } from "../core/ports.js";
 import { objectUrlSigner } from "../core/url-signing.js";
-import { closeRedis, createRedis } from "../infra/redis.js";
+import { closeRedis } from "../infra/redis.js";
 import { createOutboundHttp } from "../infra/outbound-http.js";
 import { WEBHOOKS_QUEUE } from "../queues/keys.js";
 import { createWebhookLog, type WebhookLog } from "../queues/webhook-log.js";
@@ -48,7 +48,7 @@ export function webhookApiFor(ctx: RoleContext, redis: Redis): WebhookApi {
   let queue: Queue<WebhookJobData> | undefined;
   const producer = () => {
     if (queue) return queue;
-    const connection = createRedis(ctx.redisUrl, "worker", "rg-webhooks-producer");
+    const connection = ctx.redisConnector.connect("worker", "rg-webhooks-producer");
     const q = new Queue<WebhookJobData>(WEBHOOKS_QUEUE, { connection, prefix: env.REDIS_PREFIX });
     q.on("error", (err) => ctx.logger.warn({ err: err.message }, "webhooks queue connection error"));
     ctx.runtime.defer("webhooks producer", async () => {
@@ -89,7 +89,7 @@ export async function startWebhooks(
       ...(extraCa === undefined ? {} : { extraCa }),
     });
   if (opts.http === undefined) ctx.runtime.defer("webhooks outbound http", () => http.close());
-  const connection = createRedis(ctx.redisUrl, "worker", "rg-webhooks-worker");
+  const connection = ctx.redisConnector.connect("worker", "rg-webhooks-worker");
   ctx.runtime.defer("webhooks worker connection", () => closeRedis(connection));
   const deliveries = await startWebhookDeliveries({
     ...stores(ctx, redis),

@@ -138,6 +138,11 @@ export interface Keys {
   readonly metricsProcesses: string;
   /** A process's last metrics snapshot (JSON; expires with it). */
   metricsSnapshot(processId: string): string;
+  /**
+   * A counter the API increments before each Redis WAIT (REDIS_WAIT_REPLICAS; queues/replica-wait.ts):
+   * the write whose replication the WAIT waits for, placed after the jobs it confirms.
+   */
+  readonly replicaMark: string;
 }
 
 /**
@@ -204,6 +209,7 @@ export function createKeys(prefix: string): Keys {
     wsConnections: (customer) => `${prefix}:ws:${customer}`,
     metricsProcesses: `${prefix}:metrics`,
     metricsSnapshot: (processId) => `${prefix}:metrics:${processId}`,
+    replicaMark: `${prefix}:wait:mark`,
   };
 }
 

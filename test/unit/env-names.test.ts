@@ -29,7 +29,7 @@ describe("unknown setting names", () => {
       "JWT_KEYS_FILE",
       "JWKS_ENDPOINT",
       "SIM_URL",
-      "REDIS_PASSWORD",
+      "REDIS_DB",
       "WORKER_THREADS",
       "CAS_DIR",
     ])
@@ -37,13 +37,7 @@ describe("unknown setting names", () => {
   });
 
   it("refuses the settings API.md names for later versions, saying so", () => {
-    for (const name of [
-      "REDIS_SENTINELS",
-      "REDIS_CLUSTER_NODES",
-      "REDIS_WAIT_REPLICAS",
-      "POOLS_FILE",
-      "WORKER_POOL",
-    ])
+    for (const name of ["REDIS_CLUSTER_NODES", "POOLS_FILE", "WORKER_POOL"])
       expect(refusal({ [name]: "x" })).toContain(
         `${name}: described in API.md but not supported by this version`,
       );
