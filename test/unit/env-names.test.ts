@@ -25,14 +25,7 @@ describe("unknown setting names", () => {
   });
 
   it("refuses any name of one of our families, even far from every known name", () => {
-    for (const name of [
-      "JWT_KEYS_FILE",
-      "JWKS_ENDPOINT",
-      "SIM_URL",
-      "REDIS_DB",
-      "WORKER_THREADS",
-      "CAS_DIR",
-    ])
+    for (const name of ["JWT_KEYS_FILE", "JWKS_ENDPOINT", "SIM_URL", "REDIS_DB", "WORKER_THREADS", "CAS_DIR"])
       expect(refusal({ [name]: "x" })).toContain(`${name}: not a render-gateway setting`);
   });
 
