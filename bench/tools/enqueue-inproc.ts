@@ -10,7 +10,7 @@ import { pino } from "pino";
 import { signToken } from "../../src/api/auth.js";
 import { systemClock } from "../../src/core/time.js";
 import { createFsBlobStore } from "../../src/infra/fs-blob-store.js";
-import { createRedisConnector } from "../../src/infra/redis.js";
+import { createRedisConnector } from "../../src/infra/redis-connector.js";
 import { startApiRole } from "../../src/main/api-role.js";
 import { processMetricsFor } from "../../src/main/metrics.js";
 import { createRuntime } from "../../src/main/runtime.js";

@@ -65,6 +65,9 @@ function profileOptions(profile: RedisProfile, s: ConnectionSettings): RedisOpti
     lazyConnect: false,
     retryStrategy: (times: number) => reconnectDelay(times, maxMs),
     connectTimeout: 2_000,
+    // A dropped connection whose server does not close its side (a frozen primary left for a new
+    // one) is destroyed after this, not the default 2 s: the reconnect starts sooner.
+    disconnectTimeout: 200,
     reconnectOnError: (err: Error) => RECONNECT_REPLY_RE.test(err.message),
   };
   switch (profile) {
@@ -88,9 +91,12 @@ const tlsOf = (ca: string | undefined) => (ca === undefined ? {} : { ca });
 
 /**
  * What ioredis is given for `target` in `profile`: the URL (undefined through Sentinel) and the
- * options. Through Sentinel the client asks the sentinels for the primary on every (re)connect,
- * checks that the server it reached is a primary (`role: "master"`), and subscribes to the sentinels'
- * `+switch-master` to drop a connection to a primary that was just replaced.
+ * options. Through Sentinel the client asks the sentinels for the primary on every (re)connect and
+ * checks that the server it reached is a primary (`role: "master"`). A primary that was replaced
+ * while alive is left when the sentinels reconfigure it (they kill its clients) or when it answers
+ * READONLY. ioredis's `failoverDetector` stays off: its `+switch-master` handler can end a client for
+ * good when the message arrives while that client is reconnecting (docs/decisions.md "Redis high
+ * availability").
  */
 export function connectionOptions(
   target: RedisTarget,
@@ -118,7 +124,7 @@ export function connectionOptions(
       ...(target.sentinelTls ? { sentinelTLS: tlsOf(target.ca) } : {}),
       // All sentinels unreachable: ask them again after the same capped backoff.
       sentinelRetryStrategy: (times: number) => reconnectDelay(times, maxMs),
-      failoverDetector: true,
+      failoverDetector: false,
     },
   };
 }
@@ -174,40 +180,37 @@ export function createOutageLog(logger: Logger, clock: () => number = Date.now):
   };
 }
 
-/** `settings`: the `api` profile's command timeout and the reconnect cap; `outages`: the process's log. */
+export interface CreateRedisOptions extends ConnectionSettings {
+  /** The process's outage log. */
+  readonly outages?: OutageLog;
+  /** Told of the connection and of every copy made of it (`duplicate()`, as BullMQ's workers do). */
+  readonly track?: (client: Redis) => void;
+}
+
+/**
+ * A connection to `target` in `profile`. Copies made with `duplicate()` (BullMQ's blocking
+ * connections) get the same handling: errors swallowed, the outage log, `track`.
+ */
 export function createRedis(
   target: RedisTarget,
   profile: RedisProfile,
   name: string,
-  opts: ConnectionSettings & { readonly outages?: OutageLog } = {},
+  opts: CreateRedisOptions = {},
 ): Redis {
   const { url, options } = connectionOptions(target, profile, name, opts);
   // ioredis 6's option types disagree with exactOptionalPropertyTypes; the values are plain options.
   const client = url === undefined ? new Redis(options as never) : new Redis(url, options as never);
+  return adopt(client, name, opts);
+}
+
+function adopt(client: Redis, name: string, opts: CreateRedisOptions): Redis {
   // Errors surface through the commands that fail; the event itself must not crash the process.
   client.on("error", () => undefined);
   opts.outages?.watch(client, name);
+  opts.track?.(client);
+  const duplicate = client.duplicate.bind(client);
+  client.duplicate = (override) => adopt(duplicate(override), `${name}-copy`, opts);
   return client;
-}
-
-/** Opens connections to one target with one process's settings and outage log. */
-export interface RedisConnector {
-  readonly target: RedisTarget;
-  /** A new connection in `profile`; `overrides` replace the process's settings for this one. */
-  connect(profile: RedisProfile, name: string, overrides?: ConnectionSettings): Redis;
-}
-
-export function createRedisConnector(
-  target: RedisTarget,
-  settings: ConnectionSettings & { readonly logger?: Logger },
-): RedisConnector {
-  const outages = settings.logger === undefined ? undefined : createOutageLog(settings.logger);
-  const { logger: _logger, ...connection } = settings;
-  return {
-    target,
-    connect: (profile, name, overrides = {}) =>
-      createRedis(target, profile, name, { ...connection, ...overrides, ...(outages ? { outages } : {}) }),
-  };
 }
 
 /** A target as it may be logged: the URL without credentials, or the sentinels and the name. */

@@ -16,7 +16,8 @@ import {
   type ProcessMetrics,
 } from "../infra/metrics.js";
 import { exposition, parseSnapshot, type ProcessSnapshot } from "../infra/metrics-exposition.js";
-import { closeRedis, type RedisConnector } from "../infra/redis.js";
+import { closeRedis } from "../infra/redis.js";
+import type { RedisConnector } from "../infra/redis-connector.js";
 import { BILLING_QUEUE, WEBHOOKS_QUEUE } from "../queues/keys.js";
 import { followUpLag } from "../queues/follow-up-lag.js";
 import { createMetricsStore } from "../queues/metrics-store.js";

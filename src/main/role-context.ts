@@ -4,7 +4,8 @@ import type { Logger } from "pino";
 import type { BlobStore, BlobSweeper } from "../core/ports.js";
 import type { Clock } from "../core/time.js";
 import type { ProcessMetrics } from "../infra/metrics.js";
-import { closeRedis, waitReady, type RedisConnector } from "../infra/redis.js";
+import { closeRedis, waitReady } from "../infra/redis.js";
+import type { RedisConnector } from "../infra/redis-connector.js";
 import type { Runtime } from "./runtime.js";
 import type { Settings } from "./settings.js";
 

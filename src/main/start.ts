@@ -8,12 +8,11 @@ import {
   assertNoEviction,
   closeRedis,
   connectedReplicas,
-  createRedisConnector,
   describeTarget,
   waitReady,
-  type RedisConnector,
   type RedisTarget,
 } from "../infra/redis.js";
+import { createRedisConnector, type RedisConnector } from "../infra/redis-connector.js";
 import { defaultRedisMaxmemory, machineMemoryBytes, startEmbeddedRedis } from "../infra/embedded-redis.js";
 import { createFsBlobStore } from "../infra/fs-blob-store.js";
 import { ensurePrivateDataDir } from "../infra/private-dir.js";
@@ -70,6 +69,8 @@ async function ensureRedis(settings: Settings, runtime: Runtime, logger: Logger)
     reconnectMaxMs: env.REDIS_RECONNECT_MAX_MS,
     logger,
   });
+  // Registered before any role opens a connection: released after every one of them is closed.
+  runtime.defer("redis failover watch", () => connector.close());
   const probe = connector.connect("api", "rg-probe");
   try {
     await waitReady(probe, 10_000);
@@ -196,6 +197,7 @@ const noRedis: RedisConnector = {
   connect() {
     throw new Error("this process runs no role that uses Redis");
   },
+  close: () => Promise.resolve(),
 };
 
 /** Lifetime of the printed dev token, when JWT_MAX_TTL_S allows it (docs/decisions.md "Identity"). */

@@ -2,7 +2,7 @@
 import { Redis } from "ioredis";
 import { inject } from "vitest";
 import { randomAlnum } from "../../src/core/ids.js";
-import { createRedisConnector, type RedisConnector } from "../../src/infra/redis.js";
+import { createRedisConnector, type RedisConnector } from "../../src/infra/redis-connector.js";
 
 export function redisUrl(): string {
   return inject("redisUrl");

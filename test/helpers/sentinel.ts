@@ -40,6 +40,13 @@ export interface SentinelDeployment {
    * and (unless `replicas` is 0) it has that many replicas online; returns it.
    */
   waitForFailover(old: SpawnedRedis, timeoutMs: number, replicas?: number): Promise<SpawnedRedis>;
+  /**
+   * Starts `node` again (after a kill) as a replica of `primary`, on its port and dir: what an
+   * operator or a config manager does with a server that comes back after a failover (left alone,
+   * the sentinels turn a returning old primary into a replica only after about 8 s). Returns its
+   * new handle, which also replaces it in `nodes`.
+   */
+  rejoin(node: SpawnedRedis, primary: SpawnedRedis): Promise<SpawnedRedis>;
   /** Waits until every sentinel knows the others and the primary's replicas (a failover can then happen). */
   waitSettled(timeoutMs: number): Promise<void>;
   /** A plain client of one data node (for assertions; closed by `stop`). */
@@ -52,7 +59,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Starts the data nodes and the sentinels in `dir`; resolves once the sentinels are settled. */
 export async function startSentinels(dir: string, o: SentinelOptions = {}): Promise<SentinelDeployment> {
   const name = o.name ?? "rg-primary";
-  const auth = o.password === undefined ? [] : ["--requirepass", o.password, "--masterauth", o.password];
+  // A replica's full sync starts at once (Redis 7 waits 5 s for more replicas by default).
+  const auth = [
+    "--repl-diskless-sync-delay",
+    "0",
+    ...(o.password === undefined ? [] : ["--requirepass", o.password, "--masterauth", o.password]),
+  ];
   const nodes: SpawnedRedis[] = [];
   const sentinelServers: SpawnedRedis[] = [];
   const clients: Redis[] = [];
@@ -63,8 +75,9 @@ export async function startSentinels(dir: string, o: SentinelOptions = {}): Prom
   };
   const stop = async () => {
     for (const c of clients) c.disconnect();
-    for (const s of [...sentinelServers, ...nodes]) await s.stop();
+    for (const s of [...sentinelServers, ...nodes, ...retired]) await s.stop();
   };
+  const retired: SpawnedRedis[] = [];
   try {
     const primary = await spawnRedis(nodeDir(0), auth);
     nodes.push(primary);
@@ -145,6 +158,41 @@ export async function startSentinels(dir: string, o: SentinelOptions = {}): Prom
         (info) => [...info.matchAll(/^slave\d+:.*state=online/gm)].length,
         () => 0,
       );
+  /** SENTINEL subcommand replies as maps (one per entry for a list). */
+  const asMap = (flat: unknown): Map<string, string> => {
+    const m = new Map<string, string>();
+    const a = flat as string[];
+    for (let i = 0; i + 1 < a.length; i += 2) m.set(a[i]!, a[i + 1]!);
+    return m;
+  };
+  /**
+   * Every sentinel names the same primary, sees it up, knows the two other sentinels and `replicas`
+   * replicas that are up with their link to it up (so it could promote one), and the primary has
+   * that many replicas online.
+   */
+  const settled = async (replicas: number): Promise<boolean> => {
+    const ports = await named();
+    const primary = nodeOf(ports[0]);
+    if (!primary || ports.some((p) => p !== primary.port)) return false;
+    const views = await Promise.all(
+      sentinelClients.map(async (c) => {
+        try {
+          const master = asMap(await c.call("SENTINEL", "master", name));
+          const good = ((await c.call("SENTINEL", "replicas", name)) as unknown[])
+            .map(asMap)
+            .filter((r) => r.get("flags") === "slave" && r.get("master-link-status") === "ok");
+          return (
+            master.get("flags") === "master" &&
+            Number(master.get("num-other-sentinels")) === 2 &&
+            good.length >= replicas
+          );
+        } catch {
+          return false;
+        }
+      }),
+    );
+    return views.every(Boolean) && (await onlineReplicas(primary)) >= replicas;
+  };
   const until = async <T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>) => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -187,36 +235,29 @@ export async function startSentinels(dir: string, o: SentinelOptions = {}): Prom
         if (port === undefined || port === old.port || ports.some((p) => p !== port)) return undefined;
         const node = nodeOf(port);
         if (!node || (await role(node)) !== "master") return undefined;
-        if (replicas > 0 && (await onlineReplicas(node)) < replicas) return undefined;
+        if (replicas > 0 && !(await settled(replicas))) return undefined;
         return node;
       });
     },
     async waitSettled(timeoutMs) {
-      await until("sentinels that know each other and the replicas", timeoutMs, async () => {
-        const states = await Promise.all(
-          sentinelClients.map((c) =>
-            (c.call("SENTINEL", "master", name) as Promise<string[]>).then(
-              (flat) => {
-                const m = new Map<string, string>();
-                for (let i = 0; i + 1 < flat.length; i += 2) m.set(flat[i]!, flat[i + 1]!);
-                return m;
-              },
-              () => undefined,
-            ),
-          ),
-        );
-        const replicas = nodes.length - 1;
-        const ok = states.every(
-          (m) =>
-            m !== undefined &&
-            Number(m.get("num-other-sentinels")) === 2 &&
-            Number(m.get("num-slaves")) >= replicas &&
-            m.get("flags") === "master",
-        );
-        if (!ok) return undefined;
-        const primary = nodeOf((await named())[0]);
-        return primary && (await onlineReplicas(primary)) >= replicas ? true : undefined;
+      await until("sentinels that know each other and the replicas", timeoutMs, async () =>
+        (await settled(nodes.length - 1)) ? true : undefined,
+      );
+    },
+    async rejoin(node, primary) {
+      await node.kill("SIGKILL");
+      const i = nodes.indexOf(node);
+      const again = await spawnRedis(node.dir, [...auth, "--replicaof", "127.0.0.1", String(primary.port)], {
+        port: node.port,
       });
+      if (i >= 0) nodes[i] = again;
+      retired.push(node);
+      const c = nodeClients.get(node);
+      if (c) {
+        nodeClients.delete(node);
+        nodeClients.set(again, c);
+      }
+      return again;
     },
     client: (node) => nodeClient(node),
     stop,

@@ -11,7 +11,7 @@ import type { BackendConfig } from "../../src/config/backends.js";
 import { systemClock } from "../../src/core/time.js";
 import { signToken } from "../../src/api/auth.js";
 import { createFsBlobStore } from "../../src/infra/fs-blob-store.js";
-import { createRedisConnector } from "../../src/infra/redis.js";
+import { createRedisConnector } from "../../src/infra/redis-connector.js";
 import { createBackendDirectory } from "../../src/queues/backend-directory.js";
 import { createRuntime, type Runtime } from "../../src/main/runtime.js";
 import {

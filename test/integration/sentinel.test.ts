@@ -8,12 +8,13 @@ import { join } from "node:path";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRedis, closeRedis, waitReady, type RedisTarget } from "../../src/infra/redis.js";
+import { createRedisConnector } from "../../src/infra/redis-connector.js";
 import { isRedisUnavailable } from "../../src/api/problem.js";
 import { createScheduler, type Scheduler } from "../../src/queues/scheduler.js";
 import { createJobStore } from "../../src/queues/job-store.js";
 import { createReplicaWait } from "../../src/queues/replica-wait.js";
 import { startSentinels, type SentinelDeployment } from "../helpers/sentinel.js";
-import { spawnRedis } from "../helpers/processes.js";
+import { spawnRedis, type SpawnedRedis } from "../helpers/processes.js";
 import { uniquePrefix } from "../helpers/redis.js";
 
 /** How long a failover may take here (detection 1 s, election, promotion) on a loaded machine. */
@@ -198,9 +199,73 @@ describe("connections through Sentinel", () => {
       return messages.includes("after");
     });
 
-    // The old primary comes back as a replica of the new one (the sentinels reconfigure it).
-    await old.restart();
+    // The old primary comes back as a replica of the new one.
+    await dep.rejoin(old, promoted);
     await dep.waitForFailover(old, FAILOVER_WITHIN_MS, 1);
+  }, 90_000);
+
+  it("leave a primary that hangs (SIGSTOP) once the sentinels announce its replacement", async () => {
+    // A frozen server keeps its sockets open: nothing but Sentinel's +switch-master (the process's
+    // failover watch, infra/failover-watch.ts) tells the connections to leave it.
+    let frozen: SpawnedRedis | undefined;
+    const connector = createRedisConnector(dep.target(), {
+      commandTimeoutMs: API_TIMEOUT_MS,
+      reconnectMaxMs: 500,
+    });
+    try {
+      const api = connector.connect("api", "test-frozen-api");
+      const worker = connector.connect("worker", "test-frozen-worker");
+      opened.push(api, worker);
+      await Promise.all([waitReady(api, 10_000), waitReady(worker, 10_000)]);
+      const old = await dep.primary();
+      expect(serverPort(api)).toBe(old.port);
+      const store = createJobStore(api, prefix);
+      const before = await admit(scheduler(worker));
+      expect(await dep.client(old).wait(1, 5_000)).toBe(1);
+
+      process.kill(old.pid, "SIGSTOP");
+      frozen = old;
+      const stoppedAt = Date.now();
+      let promotedAt = 0;
+      const promotion = dep.waitForFailover(old, FAILOVER_WITHIN_MS).then((n) => {
+        promotedAt = Date.now();
+        return n;
+      });
+      const queued = worker.set(`${prefix}:frozen`, "ran");
+      const failures: { ms: number; unavailable: boolean; message: string }[] = [];
+      let firstOk = 0;
+      while (Date.now() - stoppedAt < FAILOVER_WITHIN_MS) {
+        const t0 = Date.now();
+        try {
+          await store.read(before);
+          firstOk = Date.now();
+          break;
+        } catch (err) {
+          failures.push({ ms: Date.now() - t0, unavailable: isRedisUnavailable(err), message: String(err) });
+        }
+        await sleep(100);
+      }
+      expect(firstOk, "the API connection left the frozen primary").toBeGreaterThan(0);
+      expect(failures.filter((f) => !f.unavailable).map((f) => f.message)).toEqual([]);
+      expect(Math.max(...failures.map((f) => f.ms))).toBeLessThan(FAST_FAIL_MS);
+      const promoted = await promotion;
+      await queued;
+      expect(await dep.client(promoted).get(`${prefix}:frozen`)).toBe("ran");
+      expect([serverPort(api), serverPort(worker)]).toEqual([promoted.port, promoted.port]);
+      console.log(
+        `[sentinel] SIGSTOP → promotion seen ${promotedAt - stoppedAt} ms, ` +
+          `first API command answered ${firstOk - stoppedAt} ms later ` +
+          `(${failures.length} failures meanwhile, slowest ${Math.max(...failures.map((f) => f.ms))} ms)`,
+      );
+      // The frozen server is replaced by a replica of the new primary.
+      await dep.rejoin(old, promoted);
+      frozen = undefined;
+      await dep.waitForFailover(old, FAILOVER_WITHIN_MS, 1);
+    } finally {
+      // Left frozen by a failure above, it would not stop.
+      if (frozen) process.kill(frozen.pid, "SIGCONT");
+      await connector.close();
+    }
   }, 90_000);
 
   it("leave a demoted primary: writes fail as unavailable until they reach the new primary", async () => {

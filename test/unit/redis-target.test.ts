@@ -14,6 +14,7 @@ import {
   type RedisTarget,
 } from "../../src/infra/redis.js";
 import { configuredRedisTarget } from "../../src/main/redis-target.js";
+import { parseSwitchMaster } from "../../src/infra/failover-watch.js";
 import type { Redis } from "ioredis";
 import { EventEmitter } from "node:events";
 
@@ -153,7 +154,7 @@ describe("connection options", () => {
       tls: { ca: "CA" },
       enableTLSForSentinelMode: true,
       sentinelTLS: { ca: "CA" },
-      failoverDetector: true,
+      failoverDetector: false,
       connectionName: "rg-worker",
     });
     expect(options.username).toBeUndefined();
@@ -240,5 +241,16 @@ describe("the outage log", () => {
     log.watch(c, "c");
     c.emit("reconnecting");
     expect(lines).toHaveLength(2);
+  });
+});
+
+describe("Sentinel's +switch-master message", () => {
+  it("names the primary and its new address; anything else is not one", () => {
+    expect(parseSwitchMaster("rg-primary 127.0.0.1 6379 10.0.0.2 6380")).toEqual({
+      name: "rg-primary",
+      to: { host: "10.0.0.2", port: 6380 },
+    });
+    expect(parseSwitchMaster("rg-primary 127.0.0.1 6379")).toBeUndefined();
+    expect(parseSwitchMaster("rg-primary 127.0.0.1 6379 10.0.0.2 port")).toBeUndefined();
   });
 });
