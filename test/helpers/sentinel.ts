@@ -1,13 +1,64 @@
 // A Redis Sentinel deployment of real processes for the failover tests and benchmarks: one primary,
 // its replicas (`--replicaof`) and three sentinels (Debian's `redis-server --sentinel`, a config file
 // each in a temp dir) with short detection and failover times, so a failover takes seconds. Data
-// nodes run without persistence; every process is stopped by `stop()` (and killed when the test
-// process exits).
+// nodes run without persistence; every process is stopped by `stop()` (and killed when the process
+// exits). Nothing here needs vitest: bench/failover.ts uses it too.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Redis } from "ioredis";
+import { freeLoopbackPort, spawnRedisServer, type RedisServer } from "../../src/infra/embedded-redis.js";
 import type { HostPort, RedisTarget } from "../../src/infra/redis.js";
-import { spawnRedis, type SpawnedRedis } from "./processes.js";
+
+/** A redis-server (data node or sentinel) of a deployment. */
+export interface SpawnedRedis {
+  readonly url: string;
+  readonly port: number;
+  readonly pid: number;
+  readonly dir: string;
+  /** Sends `signal` (default SIGKILL); resolves once the process has exited. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const live = new Set<RedisServer>();
+let exitHook = false;
+
+/** A redis-server on 127.0.0.1 (a free port unless given) with its files in `dir`. */
+async function spawnServer(
+  dir: string,
+  args: readonly string[],
+  o: { conf?: string; port?: number } = {},
+): Promise<SpawnedRedis> {
+  if (!exitHook) {
+    exitHook = true;
+    // Last resort (a crashed run): no server outlives this process.
+    process.once("exit", () => {
+      for (const s of live) void s.kill("SIGKILL");
+    });
+  }
+  const server = await spawnRedisServer({
+    ...(o.conf === undefined ? {} : { confPath: o.conf }),
+    dir,
+    port: o.port ?? (await freeLoopbackPort()),
+    extraArgs: [...(o.conf === undefined ? ["--save", "", "--appendonly", "no"] : []), ...args],
+  });
+  live.add(server);
+  const kill = async (signal: NodeJS.Signals = "SIGKILL") => {
+    await server.kill(signal);
+    live.delete(server);
+  };
+  return {
+    url: server.url,
+    port: server.port,
+    pid: server.pid,
+    dir,
+    kill,
+    stop: async () => {
+      await server.stop();
+      live.delete(server);
+    },
+  };
+}
 
 export interface SentinelOptions {
   /** Replicas of the first primary (default 1). */
@@ -79,10 +130,10 @@ export async function startSentinels(dir: string, o: SentinelOptions = {}): Prom
   };
   const retired: SpawnedRedis[] = [];
   try {
-    const primary = await spawnRedis(nodeDir(0), auth);
+    const primary = await spawnServer(nodeDir(0), auth);
     nodes.push(primary);
     for (let i = 1; i <= (o.replicas ?? 1); i++) {
-      nodes.push(await spawnRedis(nodeDir(i), [...auth, "--replicaof", "127.0.0.1", String(primary.port)]));
+      nodes.push(await spawnServer(nodeDir(i), [...auth, "--replicaof", "127.0.0.1", String(primary.port)]));
     }
     for (let i = 0; i < 3; i++) {
       const d = join(dir, `sentinel-${i}`);
@@ -102,7 +153,7 @@ export async function startSentinels(dir: string, o: SentinelOptions = {}): Prom
           "",
         ].join("\n"),
       );
-      sentinelServers.push(await spawnRedis(d, ["--sentinel"], { conf }));
+      sentinelServers.push(await spawnServer(d, ["--sentinel"], { conf }));
     }
   } catch (err) {
     await stop();
@@ -247,7 +298,7 @@ export async function startSentinels(dir: string, o: SentinelOptions = {}): Prom
     async rejoin(node, primary) {
       await node.kill("SIGKILL");
       const i = nodes.indexOf(node);
-      const again = await spawnRedis(node.dir, [...auth, "--replicaof", "127.0.0.1", String(primary.port)], {
+      const again = await spawnServer(node.dir, [...auth, "--replicaof", "127.0.0.1", String(primary.port)], {
         port: node.port,
       });
       if (i >= 0) nodes[i] = again;

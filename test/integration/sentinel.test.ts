@@ -13,8 +13,8 @@ import { isRedisUnavailable } from "../../src/api/problem.js";
 import { createScheduler, type Scheduler } from "../../src/queues/scheduler.js";
 import { createJobStore } from "../../src/queues/job-store.js";
 import { createReplicaWait } from "../../src/queues/replica-wait.js";
-import { startSentinels, type SentinelDeployment } from "../helpers/sentinel.js";
-import { spawnRedis, type SpawnedRedis } from "../helpers/processes.js";
+import { startSentinels, type SentinelDeployment, type SpawnedRedis } from "../helpers/sentinel.js";
+import { spawnRedis } from "../helpers/processes.js";
 import { uniquePrefix } from "../helpers/redis.js";
 
 /** How long a failover may take here (detection 1 s, election, promotion) on a loaded machine. */
