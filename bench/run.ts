@@ -1,9 +1,11 @@
-// `npm run bench [-- enqueue worker-throughput position utilisation recovery body-block fairness pipeline
-// sync-latency load-curve] [--rounds N …]`: runs
+// `npm run bench [-- enqueue enqueue-wait worker-throughput position utilisation recovery body-block
+// fairness pipeline sync-latency load-curve failover] [--rounds N …]`: runs
 // the benchmarks one after the other (each with its own redis-server and processes), then prints
 // every headline figure with its ratio and target. Never part of `npm test` (STYLE.md habit 13).
 import { bodyBlockBench } from "./body-block.js";
 import { enqueueBench } from "./enqueue.js";
+import { enqueueWaitBench } from "./enqueue-wait.js";
+import { failoverBench } from "./failover.js";
 import { fairnessBench } from "./fairness.js";
 import { loadCurveBench } from "./load-curve.js";
 import { pipelineBench } from "./pipeline.js";
@@ -17,6 +19,7 @@ import { figuresTable, fmt, writeSummary, NOISE_NOTE, machine, type BenchSummary
 
 const ALL: readonly BenchDef[] = [
   enqueueBench,
+  enqueueWaitBench,
   workerBench,
   positionBench,
   utilisationBench,
@@ -26,6 +29,7 @@ const ALL: readonly BenchDef[] = [
   pipelineBench,
   syncLatencyBench,
   loadCurveBench,
+  failoverBench,
 ];
 
 /** The bench names among the arguments: neither an option (`--x`, `--x=v`) nor an option's value. */
