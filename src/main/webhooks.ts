@@ -39,8 +39,9 @@ function stores(ctx: RoleContext, redis: Redis): { secrets: WebhookSecrets; log:
 
 /**
  * What the API's webhook routes need (ApiDeps `webhooks`): the stores on the API's connection, and a
- * `webhooks` queue producer for replays on a connection of its own (BullMQ's, in the worker profile),
- * opened on the first replay.
+ * `webhooks` queue producer for replays on a connection of its own, opened on the first replay. It is
+ * in the `api` profile and a replay is given REDIS_COMMAND_TIMEOUT_MS, BullMQ's first connect
+ * included: with Redis away (an outage, a failover) the request answers 503, it does not wait.
  */
 export function webhookApiFor(ctx: RoleContext, redis: Redis): WebhookApi {
   const { env } = ctx.settings;
@@ -48,7 +49,7 @@ export function webhookApiFor(ctx: RoleContext, redis: Redis): WebhookApi {
   let queue: Queue<WebhookJobData> | undefined;
   const producer = () => {
     if (queue) return queue;
-    const connection = ctx.redisConnector.connect("worker", "rg-webhooks-producer");
+    const connection = ctx.redisConnector.connect("api", "rg-webhooks-producer");
     const q = new Queue<WebhookJobData>(WEBHOOKS_QUEUE, { connection, prefix: env.REDIS_PREFIX });
     q.on("error", (err) => ctx.logger.warn({ err: err.message }, "webhooks queue connection error"));
     ctx.runtime.defer("webhooks producer", async () => {
@@ -62,7 +63,18 @@ export function webhookApiFor(ctx: RoleContext, redis: Redis): WebhookApi {
     ...stores(ctx, redis),
     async enqueueReplay(task, replay) {
       const job = webhookJob(task, { logTtlS: env.WEBHOOK_LOG_TTL_S }, replay);
-      await producer().add(job.name, job.data, job.opts);
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          producer().add(job.name, job.data, job.opts),
+          new Promise<never>((_, reject) => {
+            // The message the API's error handler knows as "Redis unavailable" (503).
+            timer = setTimeout(() => reject(new Error("Command timed out")), env.REDIS_COMMAND_TIMEOUT_MS);
+          }),
+        ]);
+      } finally {
+        clearTimeout(timer);
+      }
     },
   };
 }
