@@ -16,7 +16,8 @@ import {
   type ProcessMetrics,
 } from "../infra/metrics.js";
 import { exposition, parseSnapshot, type ProcessSnapshot } from "../infra/metrics-exposition.js";
-import { closeRedis, createRedis } from "../infra/redis.js";
+import { closeRedis } from "../infra/redis.js";
+import type { RedisConnector } from "../infra/redis-connector.js";
 import { FOLLOW_UP_QUEUES } from "../queues/keys.js";
 import { followUpLag } from "../queues/follow-up-lag.js";
 import { createMetricsStore } from "../queues/metrics-store.js";
@@ -46,14 +47,14 @@ export const SNAPSHOT_LIFETIME_INTERVALS = 3;
  */
 export async function startMetricsPublisher(o: {
   readonly metrics: ProcessMetrics;
-  readonly redisUrl: string;
+  readonly redisConnector: RedisConnector;
   readonly prefix: string;
   readonly intervalMs: number;
   readonly runtime: Runtime;
   readonly logger: Logger;
   readonly clock: Clock;
 }): Promise<void> {
-  const redis = createRedis(o.redisUrl, "worker", "rg-metrics");
+  const redis = o.redisConnector.connect("worker", "rg-metrics");
   o.runtime.defer("metrics connection", () => closeRedis(redis));
   const store = createMetricsStore(redis, o.prefix, o.clock);
   const ttlMs = o.intervalMs * SNAPSHOT_LIFETIME_INTERVALS;

@@ -170,6 +170,11 @@ export interface Keys {
   readonly auditKeys: string;
   /** Digests of the CAS blobs the log references (set; the CAS collector keeps them, refs.lua). */
   readonly auditBlobs: string;
+  /**
+   * A counter the API increments before each Redis WAIT (REDIS_WAIT_REPLICAS; queues/replica-wait.ts):
+   * the write whose replication the WAIT waits for, placed after the jobs it confirms.
+   */
+  readonly replicaMark: string;
 }
 
 /**
@@ -251,6 +256,7 @@ export function createKeys(prefix: string): Keys {
     auditCheckpoints: `${prefix}:audit:cps`,
     auditKeys: `${prefix}:audit:keys`,
     auditBlobs: `${prefix}:audit:blobs`,
+    replicaMark: `${prefix}:wait:mark`,
   };
 }
 
