@@ -166,8 +166,9 @@ describe("a relay without the analytics stage", () => {
     });
     void relay.run();
     try {
-      await until("the billing job", async () => (await billing.getJobCountByTypes("waiting")) === 1);
-      expect(relay.handedOff()).toBe(1);
+      // handed off = every queue's jobs added and the entry acknowledged
+      await until("the hand-off", () => Promise.resolve(relay.handedOff() === 1));
+      expect(await billing.getJobCountByTypes("waiting")).toBe(1);
       expect(await analytics.getJobCountByTypes("waiting", "delayed", "active", "completed")).toBe(0);
     } finally {
       await relay.stop();
