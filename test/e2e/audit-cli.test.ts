@@ -28,7 +28,7 @@ afterAll(async () => {
   await h?.cleanup();
 });
 
-describe("render-gateway audit verify", () => {
+describe("render-gateway audit verify", { timeout: 120_000 }, () => {
   it("exits 0 on an intact log (DATA_DIR from the environment) and reports it, also as JSON", async () => {
     const [text, json] = await Promise.all([
       h.run(["audit", "verify"]),
@@ -78,7 +78,7 @@ describe("render-gateway audit verify", () => {
   });
 });
 
-describe("render-gateway audit receipt and rotate-key", () => {
+describe("render-gateway audit receipt and rotate-key", { timeout: 120_000 }, () => {
   it("verifies a receipt with DATA_DIR's keys or a given JWKS, and refuses a changed one", async () => {
     const receipt = await receiptFrom(log, 123, log.checkpoints.at(-1) as SignedCheckpoint);
     const good = h.writeFile("receipt.json", JSON.stringify(receipt));
@@ -115,7 +115,7 @@ describe("render-gateway audit receipt and rotate-key", () => {
   });
 });
 
-describe("the README's receipt verifier", () => {
+describe("the README's receipt verifier", { timeout: 120_000 }, () => {
   it("run as a customer would (node, node:crypto, canonicalize), accepts a receipt and refuses altered ones", async () => {
     const readme = readFileSync(join(PROJECT_ROOT, "README.md"), "utf8");
     const section = readme.slice(readme.indexOf("### Verifying a receipt"));
