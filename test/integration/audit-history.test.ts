@@ -54,7 +54,7 @@ afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-describe("a truncated tail", () => {
+describe("a truncated tail", { timeout: 120_000 }, () => {
   it("is caught when the newest checkpoint still names the lost leaves", async () => {
     const dir = copyOfLog();
     await rewriteSegments(dir, segmentsOf(log.leaves.slice(0, N - 100), S));
@@ -80,7 +80,7 @@ describe("a truncated tail", () => {
   });
 });
 
-describe("a forked history", () => {
+describe("a forked history", { timeout: 120_000 }, () => {
   /** A log that agrees with the original up to `same` records, then holds other ones, signed with the same key. */
   async function fork(same: number): Promise<BuiltLog> {
     const dir = tempDir();
@@ -130,7 +130,7 @@ describe("a forked history", () => {
   });
 });
 
-describe("checkpoints and keys", () => {
+describe("checkpoints and keys", { timeout: 120_000 }, () => {
   it("catches a checkpoint whose root was edited (its signature fails) or signed by an unknown key", async () => {
     let dir = copyOfLog();
     const path = join(dir, "audit", "checkpoints.jsonl");
@@ -200,7 +200,7 @@ describe("checkpoints and keys", () => {
   });
 });
 
-describe("crashes and readers", () => {
+describe("crashes and readers", { timeout: 120_000 }, () => {
   it("tolerates and reports a torn last line of index.jsonl and checkpoints.jsonl", async () => {
     const dir = copyOfLog();
     appendFileSync(join(dir, "audit", "index.jsonl"), '{"segment":40,"dig');
