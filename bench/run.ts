@@ -1,8 +1,9 @@
 // `npm run bench [-- enqueue worker-throughput position utilisation recovery body-block fairness pipeline
-// sync-latency load-curve audit-append] [--rounds N …]`: runs
+// sync-latency load-curve audit-verify audit-append] [--rounds N …]`: runs
 // the benchmarks one after the other (each with its own redis-server and processes), then prints
 // every headline figure with its ratio and target. Never part of `npm test` (STYLE.md habit 13).
 import { auditAppendBench } from "./audit-append.js";
+import { auditVerifyBench } from "./audit-verify.js";
 import { bodyBlockBench } from "./body-block.js";
 import { enqueueBench } from "./enqueue.js";
 import { fairnessBench } from "./fairness.js";
@@ -27,6 +28,7 @@ const ALL: readonly BenchDef[] = [
   pipelineBench,
   syncLatencyBench,
   loadCurveBench,
+  auditVerifyBench,
   auditAppendBench,
 ];
 

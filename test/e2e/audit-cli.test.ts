@@ -1,7 +1,9 @@
 // `render-gateway audit verify|receipt|rotate-key` as real processes (API.md §5): exit 0 on a log or
 // receipt that verifies, non-zero naming the first bad entry otherwise; no Redis anywhere.
-import { cpSync, readFileSync, writeFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { cpSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditRecordBytes } from "../../src/core/audit-record.js";
 import type { SignedCheckpoint } from "../../src/core/checkpoint.js";
@@ -13,7 +15,7 @@ import {
   syntheticRecord,
   type BuiltLog,
 } from "../helpers/audit-log.js";
-import { E2eHarness } from "../helpers/processes.js";
+import { E2eHarness, PROJECT_ROOT } from "../helpers/processes.js";
 
 let h: E2eHarness;
 let log: BuiltLog;
@@ -110,5 +112,48 @@ describe("render-gateway audit receipt and rotate-key", () => {
     expect((await log.files.jwks()).keys.map((k) => k.kid)).toEqual([before, kid]);
     const v = await h.run(["audit", "verify"]);
     expect(v.code, v.proc.describe()).toBe(0);
+  });
+});
+
+describe("the README's receipt verifier", () => {
+  it("run as a customer would (node, node:crypto, canonicalize), accepts a receipt and refuses altered ones", async () => {
+    const readme = readFileSync(join(PROJECT_ROOT, "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("### Verifying a receipt"));
+    const code = /```js\n([\s\S]*?)```/.exec(section)?.[1];
+    expect(code).toContain("verify-receipt.mjs");
+    // a folder of the customer's: the script and the one package it installs
+    const dir = h.tempDir();
+    writeFileSync(join(dir, "verify-receipt.mjs"), code as string);
+    symlinkSync(join(PROJECT_ROOT, "node_modules"), join(dir, "node_modules"));
+    const keys = join(dir, "keys.json");
+    writeFileSync(keys, JSON.stringify(await log.files.jwks()));
+    const run = async (receipt: unknown): Promise<{ code: number; out: string }> => {
+      const file = join(dir, "receipt.json");
+      writeFileSync(file, JSON.stringify(receipt));
+      try {
+        const { stdout } = await promisify(execFile)(process.execPath, ["verify-receipt.mjs", file, keys], {
+          cwd: dir,
+          timeout: 20_000,
+        });
+        return { code: 0, out: stdout };
+      } catch (err) {
+        const e = err as { code?: number; stdout?: string };
+        return { code: typeof e.code === "number" ? e.code : -1, out: e.stdout ?? "" };
+      }
+    };
+    const cp = log.checkpoints.at(-1) as SignedCheckpoint;
+    const receipt = await receiptFrom(log, 517, cp);
+    expect(await run(receipt)).toEqual({ code: 0, out: "receipt verified\n" });
+    const earlier = await receiptFrom(log, 0, log.checkpoints[0] as SignedCheckpoint);
+    expect((await run(earlier)).code).toBe(0);
+    for (const altered of [
+      { ...receipt, record: { ...receipt.record, price_micro_usd: receipt.record.price_micro_usd + 1 } },
+      { ...receipt, leaf_index: 516 },
+      { ...receipt, inclusion_proof: receipt.inclusion_proof.slice(0, -1) },
+      { ...receipt, checkpoint: { ...cp, tree_size: cp.tree_size + 1 } },
+      { ...receipt, checkpoint: { ...cp, timestamp: "2030-01-01T00:00:00.000Z" } },
+    ]) {
+      expect(await run(altered)).toEqual({ code: 1, out: "receipt does NOT verify\n" });
+    }
   });
 });

@@ -211,6 +211,18 @@ describe("crashes and readers", () => {
     expect(report.notes[0]).toMatch(/index.jsonl line \d+: a torn last line \(18 bytes/);
   });
 
+  it("passes over, and reports, a stale index line a writer that lost its lease left", async () => {
+    const dir = copyOfLog();
+    const lines = readFileSync(join(dir, "audit", "index.jsonl"), "utf8").split("\n");
+    // the first (partial, 244 leaves) line of segment 1 again, after segment 1 was sealed
+    appendFileSync(join(dir, "audit", "index.jsonl"), `${lines[1]}\n`);
+    const report = await verifyAuditLog(dir);
+    expect(report.ok).toBe(true);
+    expect(report.notes).toEqual([
+      expect.stringMatching(/segment 1 with \d+ leaves after a line with 256/) as string,
+    ]);
+  });
+
   it("names a malformed complete line instead of passing it over", async () => {
     const dir = copyOfLog();
     appendFileSync(join(dir, "audit", "index.jsonl"), "not json\n");
