@@ -98,6 +98,8 @@ export const pipelineBench: BenchDef = {
           dataDir: join(ctx.dir, `pipeline-${r}`),
           logDir: ctx.logDir,
           redis,
+          // billing alone, as before analytics existed (bench/analytics-insert.ts measures that stage)
+          extra: { ANALYTICS: "off" },
         });
         const started = Date.now();
         await waitUntil("events to drain", async () => (await billedJobs(ctx)) >= jobs, 120_000, 10, [

@@ -1,7 +1,8 @@
 // `npm run bench [-- enqueue worker-throughput position utilisation recovery body-block fairness pipeline
-// sync-latency load-curve audit-verify audit-append] [--rounds N …]`: runs
+// sync-latency load-curve analytics-insert audit-verify audit-append reconcile] [--rounds N …]`: runs
 // the benchmarks one after the other (each with its own redis-server and processes), then prints
 // every headline figure with its ratio and target. Never part of `npm test` (STYLE.md habit 13).
+import { analyticsInsertBench } from "./analytics-insert.js";
 import { auditAppendBench } from "./audit-append.js";
 import { auditVerifyBench } from "./audit-verify.js";
 import { bodyBlockBench } from "./body-block.js";
@@ -9,6 +10,7 @@ import { enqueueBench } from "./enqueue.js";
 import { fairnessBench } from "./fairness.js";
 import { loadCurveBench } from "./load-curve.js";
 import { pipelineBench } from "./pipeline.js";
+import { reconcileBench } from "./reconcile.js";
 import { positionBench } from "./position.js";
 import { recoveryBench } from "./recovery.js";
 import { syncLatencyBench } from "./sync-latency.js";
@@ -28,8 +30,10 @@ const ALL: readonly BenchDef[] = [
   pipelineBench,
   syncLatencyBench,
   loadCurveBench,
+  analyticsInsertBench,
   auditVerifyBench,
   auditAppendBench,
+  reconcileBench,
 ];
 
 /** The bench names among the arguments: neither an option (`--x`, `--x=v`) nor an option's value. */

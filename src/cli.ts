@@ -15,7 +15,10 @@ const USAGE = `usage: render-gateway <command>
   start [--roles api,worker,sim]   run the gateway (default: every role) on embedded defaults
   token --customer ID [--tier T] [--scope admin] [--ttl 1h]
                                    print an access token signed with JWT_SECRET or the dev secret
-${KEYS_USAGE}${AUDIT_USAGE}  sim-backend                      run the simulated GPU backend alone (SIM_PORT, default 8001)
+${KEYS_USAGE}${AUDIT_USAGE}  reconcile --from <RFC3339> --to <RFC3339>
+                                   compare ledger, audit log and analytics over the window; prints the
+                                   signed report (exit 0: they agree, 3: flagged)
+  sim-backend                      run the simulated GPU backend alone (SIM_PORT, default 8001)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -69,6 +72,11 @@ async function main(argv: string[]): Promise<number> {
     }
     case "keys":
       return runKeysCommand(rest);
+    case "reconcile": {
+      // loaded on demand: the analytics client is not every command's
+      const { runReconcileCommand } = await import("./main/reconcile-command.js");
+      return runReconcileCommand(rest);
+    }
     case "audit":
       return runAuditCommand(rest);
     case "sim-backend": {

@@ -3,7 +3,7 @@
 // input images into the CAS, the seed, the stored record with its input digests and ttl, and one
 // atomic admit (position, ETA, optional "must start within budget" check).
 import type { Principal } from "./auth.js";
-import type { BlobStore } from "../core/ports.js";
+import type { AdmissionLog, BlobStore } from "../core/ports.js";
 import { AppError, isAppError, validationError } from "../core/errors.js";
 import type { IdGenerator } from "../core/ids.js";
 import type { Priority } from "../core/job.js";
@@ -66,6 +66,8 @@ export interface AdmissionDeps {
   readonly inputs: InputImageDeps;
   /** Counts admitted jobs (the process's metrics). */
   readonly metrics: Pick<ApiRecorder, "admitted">;
+  /** The admissions journal: every admitted job, before its answer (docs/decisions.md "Compliance"). */
+  readonly journal?: AdmissionLog;
 }
 
 export interface AdmitRequest {
@@ -358,7 +360,13 @@ async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHo
     }
     throw new AppError("internal_error", "job id collision");
   }
-  deps.metrics.admitted(a.mode, formatFamilyModel(r.family, r.model), a.priority, a.principal.tier);
+  deps.metrics.admitted(a.mode, familyModel, a.priority, a.principal.tier);
+  deps.journal?.record({
+    job_id: id,
+    customer_id: a.principal.customerId,
+    model: familyModel,
+    admitted_at: now,
+  });
   return {
     id,
     position: res.position,

@@ -22,6 +22,7 @@ import { docsRoutes } from "./routes/docs.js";
 import { webhookRoutes } from "./routes/webhooks.js";
 import { usageRoutes } from "./routes/usage.js";
 import { uploadRoutes } from "./routes/uploads.js";
+import { complianceRoutes, REPORTS_PATH } from "./routes/compliance.js";
 import { auditRoutes } from "./routes/audit.js";
 import { shownValue } from "./request-input.js";
 import { createMethodTable } from "./method-table.js";
@@ -125,6 +126,20 @@ export function createApp(deps: ApiDeps, services: ApiServices = createApiServic
   app.route("/", modelRoutes(deps));
   app.route("/", usageRoutes(deps));
   app.route("/", uploadRoutes(deps, { assets, imageBudget, limiter }));
+  if (deps.compliance) {
+    for (const path of [REPORTS_PATH, `${REPORTS_PATH}/*`]) {
+      app.use(path, auth);
+      app.use(path, reads);
+    }
+    app.route(
+      "/",
+      complianceRoutes({
+        reports: deps.compliance,
+        blobs: deps.blobs,
+        absolute: (path) => deps.present.absolute(path),
+      }),
+    );
+  }
   app.on("POST", ["/image/:family/:model/:task", "/video/:family/:model/:task"], requireToken);
   app.route("/", generateRoutes(deps, admission, limiter));
 

@@ -6,7 +6,7 @@ import type { Catalog } from "../core/catalog.js";
 import type { CostModel } from "../core/cost.js";
 import type { Tiers } from "../core/tiers.js";
 import type { IdGenerator } from "../core/ids.js";
-import type { BlobStore, ImageInspector, Ledger, OutboundHttp } from "../core/ports.js";
+import type { AdmissionLog, BlobStore, ImageInspector, Ledger, OutboundHttp } from "../core/ports.js";
 import type { OutboundPolicy } from "../core/webhook-target.js";
 import type { Clock } from "../core/time.js";
 import type { JobStore } from "../queues/job-store.js";
@@ -18,6 +18,7 @@ import type { WebhookSecrets } from "../queues/webhook-secrets.js";
 import type { WebhookTask } from "../core/webhook-delivery.js";
 import type { UsageStore } from "../queues/usage-store.js";
 import type { OutboxStore } from "../queues/outbox-store.js";
+import type { ComplianceStore } from "../queues/compliance-store.js";
 import type { AuthSources, Principal } from "./auth.js";
 import type { BodyReader } from "./body.js";
 import type { CapacityView } from "./capacity.js";
@@ -133,6 +134,10 @@ export interface ApiDeps {
     readonly paths: readonly string[];
     readonly fetch: Hono<ApiEnv>["fetch"];
   };
+  /** The stored compliance reports (GET /admin/compliance/reports); absent: the routes are not mounted. */
+  readonly compliance?: Pick<ComplianceStore, "list" | "get">;
+  /** The admissions journal (docs/decisions.md "Compliance"); absent: admissions are not journaled. */
+  readonly admissions?: AdmissionLog;
   /** What requests and admissions record: the process's metrics. */
   readonly metrics: ApiRecorder;
   /** GET /metrics (METRICS_TOKEN, the fleet's exposition); without it the route is not mounted. */

@@ -7,6 +7,8 @@ import { isPriorityAllowed, tierOf } from "../core/tiers.js";
 import { parseQueueRequest } from "../core/request-schema.js";
 import { outboundUrlProblem } from "../core/webhook-target.js";
 import { rfc3339 } from "../core/time.js";
+import { formatFamilyModel } from "../core/model-route.js";
+import type { AdmissionLog } from "../core/ports.js";
 import type { ApiDeps } from "./deps.js";
 import type { Principal } from "./auth.js";
 import { admitJob, isOutcomeUnknown, type AdmissionDeps } from "./admission.js";
@@ -103,7 +105,7 @@ export async function submitToQueue(
     if (held.kind === "replay") return replayOf(held.response);
     if (held.kind === "admitted") {
       // An earlier request with this key created the job, but its answer was lost: answer for it now.
-      const response = await admittedResponse(deps, held.jobId);
+      const response = await admittedResponse(deps, held.jobId, admission.journal);
       await storeAnswer(deps, principal.customerId, idemKey, fingerprint, response);
       return replayOf(response);
     }
@@ -174,12 +176,25 @@ function replayOf(response: StoredResponse): QueueSubmitted {
   };
 }
 
-/** The 202 of a job admitted by an earlier request whose answer was lost, from the job as it is now. */
-async function admittedResponse(deps: QueueSubmitDeps, jobId: string): Promise<StoredResponse> {
+/**
+ * The 202 of a job admitted by an earlier request whose answer was lost, from the job as it is now;
+ * the job is journaled now (its admission's answer, which would have journaled it, never came).
+ */
+async function admittedResponse(
+  deps: QueueSubmitDeps,
+  jobId: string,
+  journal: AdmissionLog | undefined,
+): Promise<StoredResponse> {
   const found = await deps.store.read(jobId);
   const location = deps.present.absolute(`/jobs/${jobId}`);
   const headers = { location, link: `<${location}/events>; rel="monitor"` };
   if (!found) throw new AppError("internal_error", `job ${jobId} vanished while its answer was rebuilt`);
+  journal?.record({
+    job_id: jobId,
+    customer_id: found.job.customerId,
+    model: formatFamilyModel(found.job.family, found.job.model),
+    admitted_at: found.job.createdAt,
+  });
   const job = await deps.present.job(found.job, found.position);
   const body = {
     id: jobId,

@@ -54,6 +54,7 @@ export function createApiServices(deps: ApiDeps): ApiServices {
     defaultTtlS: deps.config.defaultTtlS,
     redisNearLimit: deps.redisNearLimit,
     metrics: deps.metrics,
+    ...(deps.admissions ? { journal: deps.admissions } : {}),
     inputs: {
       policy: deps.config.outbound,
       http: deps.outboundHttp,

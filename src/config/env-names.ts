@@ -5,9 +5,10 @@
 const EXTRA_FAMILIES = ["WORKER"];
 /**
  * First words too common in other software's variables to claim as a family (API_URL, HTTP_PORT,
- * INPUT_* of GitHub Actions, JOB_*, DEFAULT_*): names there are refused only when close to ours.
+ * INPUT_* of GitHub Actions, JOB_*, DEFAULT_*; CLICKHOUSE_USER, _PASSWORD, _DB of ClickHouse's own
+ * images and tools): names there are refused only when close to ours.
  */
-const GENERIC_WORDS = new Set(["API", "HTTP", "INPUT", "JOB", "DEFAULT", "SYNC", "MIN", "MAX"]);
+const GENERIC_WORDS = new Set(["API", "HTTP", "INPUT", "JOB", "DEFAULT", "SYNC", "MIN", "MAX", "CLICKHOUSE"]);
 /** Settings API.md names that this version does not implement yet: refused with that reason. */
 const NOT_YET: ReadonlyMap<string, string> = new Map(
   [

@@ -111,7 +111,26 @@ const variables = z.object({
   REDIS_MEMORY_ADMIT_MAX: share(0.9),
   /** How often the API reads Redis's memory use (INFO memory). */
   REDIS_MEMORY_CHECK_MS: int(1_000, 50),
-  CLICKHOUSE_URL: optionalString,
+  /**
+   * ClickHouse of the analytics stage (`http(s)://host:8123`); unset: `start` embeds a clickhouse-server
+   * found on the PATH or in /usr/sbin, or runs without analytics (README "Analytics").
+   */
+  CLICKHOUSE_URL: optionalString.pipe(z.url().optional()),
+  /** The database of the analytics tables (created on start). */
+  CLICKHOUSE_DATABASE: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, "a plain identifier: letters, digits and _")
+    .default("render_gateway"),
+  CLICKHOUSE_USER: optionalString,
+  CLICKHOUSE_PASSWORD: optionalString,
+  /** `off`: no analytics stage even when a ClickHouse could be used. */
+  ANALYTICS: z.preprocess(unsetIfBlank, z.enum(["on", "off"]).default("on")),
+  /** Rows one analytics insert carries at most (also the jobs one pipeline process holds for it). */
+  ANALYTICS_BATCH: int(500, 1, 10_000),
+  /** How long a row waits for its batch to fill before the batch is written anyway (ms). */
+  ANALYTICS_FLUSH_MS: int(1_000, 1, 60_000),
+  /** Longest pause between two tries of a batch ClickHouse refused or did not answer (ms). */
+  ANALYTICS_RETRY_MAX_MS: int(30_000, 10, 3_600_000),
 
   BACKENDS_FILE: optionalString,
   CATALOG_FILE: optionalString,
@@ -302,6 +321,26 @@ const variables = z.object({
       .regex(/^[A-Za-z0-9._:-]{1,64}$/, "AUDIT_LOG_ID must be 1-64 characters of A-Z a-z 0-9 . _ : -")
       .optional(),
   ),
+
+  /**
+   * How often an API process writes the admissions it journaled (ms; README "Compliance"): a process
+   * that dies loses at most this long of its journal.
+   */
+  ADMISSIONS_FLUSH_MS: int(100, 1, 60_000),
+  /** A customer × model × hour whose sources differ by more than this share is flagged. */
+  RECONCILE_TOLERANCE: rate(0.001),
+  /** An admitted job with no terminal record anywhere this long after its admission is lost (ms). */
+  RECONCILE_LOST_AFTER_MS: int(600_000, 0),
+  /** Jobs one report lists at most (differences; lost jobs), the rest counted. */
+  RECONCILE_MAX_IDS: int(1_000, 1, 100_000),
+  /** How often the pipeline reconciles (ms); 0: no scheduled run (the CLI's `reconcile` still works). */
+  COMPLIANCE_EVERY_MS: int(300_000, 0),
+  /** Complete UTC hours a scheduled run covers besides the current one. */
+  COMPLIANCE_HOURS: int(1, 0, 168),
+  /** A scheduled run stops this long before now: what just finished may still be in the pipeline (ms). */
+  COMPLIANCE_SETTLE_MS: int(300_000, 0),
+  /** How long stored reports stay listed and in the CAS (s). */
+  COMPLIANCE_RETENTION_S: int(90 * 86_400, 60),
 
   /** WebSocket `/ws` (README "WebSocket (/ws)"): time a connection without a header token has to authenticate. */
   WS_AUTH_TIMEOUT_MS: int(5_000, 50, 60_000),

@@ -74,4 +74,14 @@ export interface FleetSnapshot {
     readonly delayed: number;
     readonly oldestSeconds: number;
   }[];
+  /** The newest compliance report (docs/decisions.md "Compliance"); undefined before the first. */
+  readonly compliance?: {
+    /** Its largest discrepancy of a customer × model × hour (a fraction, 0 when all agree). */
+    readonly maxDiscrepancy: number;
+    /** Admitted jobs it reported lost. */
+    readonly lost: number;
+    readonly flagged: boolean;
+    /** Seconds since it was made. */
+    readonly ageSeconds: number;
+  };
 }

@@ -1,5 +1,6 @@
 // Ports: the interfaces that features depend on and src/infra implements. Types only.
 import type { LedgerEntry } from "./billing.js";
+import type { Admission } from "./reconcile-types.js";
 
 /** Content-addressed object store (API.md §3 Results). Digests are `sha256-<64 hex>`. */
 export interface BlobStore {
@@ -196,4 +197,13 @@ export interface Ledger {
    */
   read(fromMs: number, toMs: number, customer?: string): AsyncIterable<LedgerEntry>;
   close(): Promise<void>;
+}
+
+/**
+ * The admissions journal (docs/decisions.md "Compliance"): the jobs an API process admitted, kept
+ * outside Redis so the reconciliation can name an acknowledged job that Redis lost.
+ */
+export interface AdmissionLog {
+  /** Takes one admission for the next write: never waits, never throws. */
+  record(admission: Admission): void;
 }

@@ -302,7 +302,7 @@ export function createFleetMetrics(): FleetMetrics {
   });
   const backlog = new Gauge({
     name: "rg_pipeline_backlog",
-    help: "Entries (outbox), jobs (billing, webhooks, audit) or staged records (audit_log) waiting to be handled, by queue",
+    help: "Entries (outbox), jobs (billing, webhooks, audit, analytics) or staged records (audit_log) waiting to be handled, by queue",
     labelNames: ["queue"],
     registers,
   });
@@ -317,6 +317,28 @@ export function createFleetMetrics(): FleetMetrics {
     help: "Age of the oldest entry or job waiting, by queue (s; 0 when none waits)",
     labelNames: ["queue"],
     registers,
+  });
+  // shown once there is a report: before the first, no sample (not "all agree")
+  const reports = [new Registry()];
+  const discrepancy = new Gauge({
+    name: "rg_compliance_max_discrepancy",
+    help: "The newest compliance report's largest discrepancy between ledger, audit log and analytics in a customer x model x hour (fraction)",
+    registers: reports,
+  });
+  const lost = new Gauge({
+    name: "rg_compliance_lost_jobs",
+    help: "Admitted jobs the newest compliance report found no terminal record of anywhere (lost)",
+    registers: reports,
+  });
+  const flagged = new Gauge({
+    name: "rg_compliance_flagged",
+    help: "Whether the newest compliance report is flagged (1) or clean (0)",
+    registers: reports,
+  });
+  const reportAge = new Gauge({
+    name: "rg_compliance_report_age_seconds",
+    help: "Age of the newest compliance report (s)",
+    registers: reports,
   });
   const readOk = new Gauge({
     name: "rg_metrics_fleet_read_ok",
@@ -341,7 +363,13 @@ export function createFleetMetrics(): FleetMetrics {
         delayed.set({ queue: p.queue }, p.delayed);
         oldest.set({ queue: p.queue }, p.oldestSeconds);
       }
-      return (await registry.getMetricsAsJSON()) as unknown as MetricJson[];
+      const metrics = (await registry.getMetricsAsJSON()) as unknown as MetricJson[];
+      if (s.compliance === undefined) return metrics;
+      discrepancy.set(s.compliance.maxDiscrepancy);
+      lost.set(s.compliance.lost);
+      flagged.set(s.compliance.flagged ? 1 : 0);
+      reportAge.set(s.compliance.ageSeconds);
+      return [...metrics, ...((await reports[0]!.getMetricsAsJSON()) as unknown as MetricJson[])];
     },
   };
 }

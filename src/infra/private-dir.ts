@@ -21,12 +21,12 @@ export function ensurePrivateDir(path: string): boolean {
 }
 
 /**
- * The folders the gateway keeps under DATA_DIR: the audit log's files (`audit`, audit-files), the CAS
- * (`cas`, fs-blob-store), the billing ledger (`ledger`, ledger-files), the embedded Redis's
- * AOF and log (`redis`) and run files (`run`, embedded-redis and main/run-files), the dev secret
- * (`secrets`, dev-secret).
+ * The folders the gateway keeps under DATA_DIR: the admissions journal (`admissions`,
+ * admission-journal), the audit log's files (`audit`, audit-files), the CAS (`cas`, fs-blob-store), the
+ * billing ledger (`ledger`, ledger-files), the embedded Redis's AOF and log (`redis`) and run files
+ * (`run`, embedded-redis and main/run-files), the dev secret (`secrets`, dev-secret).
  */
-export const DATA_DIR_FOLDERS = ["audit", "cas", "ledger", "redis", "run", "secrets"] as const;
+export const DATA_DIR_FOLDERS = ["admissions", "audit", "cas", "ledger", "redis", "run", "secrets"] as const;
 
 /**
  * {@link ensurePrivateDir} for DATA_DIR and those of {@link DATA_DIR_FOLDERS} that exist: a DATA_DIR

@@ -11,7 +11,7 @@ import { BOARD_PATH, LOGOUT_PATH, type AdminAuthenticator } from "../admin/sessi
 import { createBoardReads } from "../queues/board-reads.js";
 import type { JobStore } from "../queues/job-store.js";
 import { createRandomIds } from "../core/ids.js";
-import { AUDIT_QUEUE, BILLING_QUEUE, RENDER_QUEUE, WEBHOOKS_QUEUE } from "../queues/keys.js";
+import { ANALYTICS_QUEUE, AUDIT_QUEUE, BILLING_QUEUE, RENDER_QUEUE, WEBHOOKS_QUEUE } from "../queues/keys.js";
 import type { RoleContext } from "./role-context.js";
 
 /** The BullMQ queues a deployment has, with what the board says of each. */
@@ -23,6 +23,10 @@ const BULLMQ_QUEUES: readonly (readonly [string, string])[] = [
   [BILLING_QUEUE, "Finished jobs to bill (one ledger entry per job)"],
   [WEBHOOKS_QUEUE, "Webhook deliveries; failed = dead deliveries (the dead-letter list)"],
   [AUDIT_QUEUE, "Finished jobs' audit records, staged for the audit log's appender (one leaf per job)"],
+  [
+    ANALYTICS_QUEUE,
+    "Finished jobs' rows for ClickHouse, written in batches (they wait here while it is away)",
+  ],
 ];
 
 /**

@@ -30,8 +30,10 @@ import { createRoleAuthenticator } from "./authenticator.js";
 import { createAdminFace } from "./admin-face.js";
 import { ADMIN_FACE_PATHS } from "../admin/session.js";
 import { createLedgerFiles } from "../infra/ledger-files.js";
+import { createAdmissionJournal } from "../infra/admission-journal.js";
 import { createUsageStore } from "../queues/usage-store.js";
 import { createOutboxStore } from "../queues/outbox-store.js";
+import { createComplianceStore } from "../queues/compliance-store.js";
 import { createAuditStore } from "../queues/audit-store.js";
 import { createAuditReads } from "../api/audit-reads.js";
 import { readPlaygroundFiles } from "./playground-files.js";
@@ -130,13 +132,26 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     usageTtlS: env.USAGE_RETENTION_S,
   });
 
+  // Every admission, outside Redis (docs/decisions.md "Compliance"); flushed last, after the server
+  // stopped answering (released after it).
+  const admissions = createAdmissionJournal({
+    dir: join(ctx.settings.dataDir, "admissions"),
+    writerId: ctx.metrics.processId.replace(/[^A-Za-z0-9._-]/g, "_"),
+    flushMs: env.ADMISSIONS_FLUSH_MS,
+    onError: (err) => logger.error({ err }, "admissions journal not written; retried at the next flush"),
+  });
+  ctx.runtime.defer("admissions journal", () => admissions.close());
+
   const outbox = createOutboxStore(redis, env.REDIS_PREFIX);
   const auditStore = createAuditStore(redis, env.REDIS_PREFIX);
+  const compliance = createComplianceStore(redis, env.REDIS_PREFIX);
   let publicUrl = env.PUBLIC_URL ?? "";
   const apiDeps: ApiDeps = {
     ledger,
     usage,
     outbox,
+    admissions,
+    compliance,
     audit: createAuditReads({
       store: auditStore,
       blobs: ctx.blobs,
@@ -217,6 +232,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
         capacity,
         outbox,
         audit: auditStore,
+        compliance,
         logger,
       }),
     },

@@ -23,6 +23,7 @@ import { createMetricsStore } from "../queues/metrics-store.js";
 import type { JobStore } from "../queues/job-store.js";
 import type { OutboxStore } from "../queues/outbox-store.js";
 import type { AuditStore } from "../queues/audit-store.js";
+import type { ComplianceStore } from "../queues/compliance-store.js";
 import type { CapacityView } from "../api/capacity.js";
 import { every, within } from "../workers/timers.js";
 import type { Runtime } from "./runtime.js";
@@ -80,6 +81,8 @@ export interface FleetSources {
   readonly outbox: Pick<OutboxStore, "lag">;
   /** The audit log's staged records: the appender's backlog. */
   readonly audit: Pick<AuditStore, "backlog">;
+  /** The compliance reports' list: the newest one's figures (one ZREVRANGEBYSCORE and one HMGET). */
+  readonly compliance: Pick<ComplianceStore, "list">;
 }
 
 /** Scrapes within this long of the last one get its text (each costs reads of every snapshot). */
@@ -129,14 +132,16 @@ export function fleetExposition(
   });
 
   async function readFleet(now: number): Promise<FleetSnapshot> {
-    const [depths, leases, capacity, outbox, audit, ...lags] = await Promise.all([
+    const [depths, leases, capacity, outbox, audit, newest, ...lags] = await Promise.all([
       o.store.depths(),
       o.store.leases(),
       o.capacity.snapshot(),
       o.outbox.lag(now),
       o.audit.backlog(),
+      o.compliance.list(1),
       ...followUps().map((q) => followUpLag(q, now)),
     ]);
+    const report = newest[0];
     return {
       depth: depths.byTier,
       activeTenants: depths.activeTenants,
@@ -162,6 +167,16 @@ export function fleetExposition(
           oldestSeconds: audit.oldestAt === undefined ? 0 : Math.max(0, now - audit.oldestAt) / 1000,
         },
       ],
+      ...(report === undefined
+        ? {}
+        : {
+            compliance: {
+              maxDiscrepancy: report.summary.max_discrepancy,
+              lost: report.summary.lost,
+              flagged: report.summary.flagged,
+              ageSeconds: Math.max(0, (now - report.generatedMs) / 1000),
+            },
+          }),
     };
   }
 

@@ -1,6 +1,7 @@
 // The pipeline role: the outbox relay and the follow-up queues' consumers (billing; webhooks; audit,
-// with the audit log's appender), each process one relay and one consumer per queue; any number of
-// pipeline processes may run (one appends to the audit log at a time).
+// with the audit log's appender; analytics), each process one relay and one consumer per queue, and
+// the scheduled reconciliation (compliance); any number of pipeline processes may run (one appends
+// to the audit log at a time).
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -13,6 +14,8 @@ import { createRelay } from "../pipeline/relay.js";
 import { AUDIT_QUEUE, BILLING_QUEUE, WEBHOOKS_QUEUE } from "../queues/keys.js";
 import { createOutboxStore } from "../queues/outbox-store.js";
 import { createUsageStore } from "../queues/usage-store.js";
+import { openAnalyticsStore, startAnalytics } from "./analytics.js";
+import { complianceAuditFor, complianceDepsFor, startComplianceSchedule } from "./compliance.js";
 import type { RoleContext } from "./role-context.js";
 import type { Keys } from "./settings.js";
 import { startWebhooks } from "./webhooks.js";
@@ -117,8 +120,37 @@ export async function startPipelineRole(ctx: RoleContext & { readonly keys: Keys
     connect("rg-webhooks"),
   );
 
+  // Analytics (ClickHouse): on only when this process runs its consumer (main/analytics.ts).
+  const analytics = await startAnalytics(
+    { ...ctx, logger, tiers: ctx.settings.tiers },
+    { queue: queueOptions.connection, worker: connect("rg-analytics"), prefix },
+    queueOptions,
+  );
+
   // Audit records: staged by the `audit` queue's consumer, appended by whichever process holds the log.
   await startAuditPipeline(ctx, { processId, logger, connect, fault });
+
+  // The scheduled reconciliation (main/compliance.ts): one run per COMPLIANCE_EVERY_MS in the fleet.
+  const reconcileAnalytics =
+    analytics === undefined ? undefined : await openAnalyticsStore({ ...ctx, logger }, { embed: false });
+  await startComplianceSchedule({
+    env,
+    runtime: ctx.runtime,
+    logger,
+    clock: ctx.clock,
+    blobs: ctx.blobs,
+    queueConnection: connect("rg-compliance"),
+    workerConnection: connect("rg-compliance-worker"),
+    deps: complianceDepsFor({
+      env,
+      dataDir: ctx.settings.dataDir,
+      redis,
+      clock: ctx.clock,
+      ledger,
+      audit: complianceAuditFor(ctx.settings),
+      analytics: reconcileAnalytics,
+    }),
+  });
 
   const relay = createRelay({
     outbox: createOutboxStore(connect("rg-relay"), prefix),
@@ -128,8 +160,12 @@ export async function startPipelineRole(ctx: RoleContext & { readonly keys: Keys
     logger,
     claimIdleMs: env.PIPELINE_CLAIM_MS,
     fault,
+    ...(analytics === undefined ? {} : { analytics }),
   });
   void relay.run();
   ctx.runtime.defer("outbox relay", () => relay.stop());
-  logger.info({ consumer: processId }, "pipeline running: outbox relay, billing, webhooks, audit");
+  logger.info(
+    { consumer: processId, analytics: analytics !== undefined },
+    `pipeline running: outbox relay, billing, webhooks, audit${analytics === undefined ? "" : ", analytics"}`,
+  );
 }

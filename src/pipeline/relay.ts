@@ -3,6 +3,7 @@
 // entry adds nothing), acknowledges after the hand-off, takes over what a dead relay left pending
 // (XAUTOCLAIM), and trims what has been handed off. Any number of relays may run.
 import type { Logger } from "pino";
+import { inferenceEventOf } from "../core/analytics-event.js";
 import { auditRecordOf } from "../core/audit-record.js";
 import { eventId, isTerminalEvent, type OutboxEvent } from "../core/outbox.js";
 import type { Tiers } from "../core/tiers.js";
@@ -39,6 +40,11 @@ export interface RelayOptions {
   readonly housekeepingMs?: number;
   /** Fault injection for the crash tests (PIPELINE_FAULT): called between the steps. */
   readonly fault?: (point: "after_read") => void;
+  /**
+   * The analytics stage, when this process runs its consumer: each terminal event's row (priced with
+   * `tiers`, as billing prices it) goes to `queue`. Absent: no analytics job is added.
+   */
+  readonly analytics?: { readonly queue: FollowUpQueue; readonly tiers: Tiers };
 }
 
 export interface Relay {
@@ -75,6 +81,16 @@ export function createRelay(opts: RelayOptions): Relay {
   let handed = 0;
   let running: Promise<void> | undefined;
 
+  /** The event's analytics row; a record it cannot read costs its row, never the hand-off of the rest. */
+  function analyticsRow(e: OutboxEvent, tiers: Tiers) {
+    try {
+      return inferenceEventOf(e, tiers);
+    } catch (err) {
+      log.error({ err, job: e.jobId }, "no analytics row for an unreadable job record");
+      return undefined;
+    }
+  }
+
   /** The event's audit record; undefined (logged) when the record cannot be made: a bug, never data. */
   function auditRecordFor(e: OutboxEvent) {
     try {
@@ -89,6 +105,7 @@ export function createRelay(opts: RelayOptions): Relay {
     if (entries.length === 0) return;
     const billing: Parameters<FollowUpQueue["addBulk"]>[0] = [];
     const webhooks: Parameters<FollowUpQueue["addBulk"]>[0] = [];
+    const analytics: Parameters<FollowUpQueue["addBulk"]>[0] = [];
     const audit: Parameters<FollowUpQueue["addBulk"]>[0] = [];
     for (const entry of entries) {
       if ("malformed" in entry) {
@@ -99,6 +116,8 @@ export function createRelay(opts: RelayOptions): Relay {
       const id = eventId(e);
       if (isTerminalEvent(e.event)) {
         billing.push({ name: "bill", data: { event: withoutRequest(e) }, opts: { jobId: `bill.${id}` } });
+        const row = opts.analytics ? analyticsRow(e, opts.analytics.tiers) : undefined;
+        if (row) analytics.push({ name: "row", data: { row }, opts: { jobId: `an.${id}` } });
         // made here, where the request is at hand for its digest; only the record travels on
         const record = auditRecordFor(e);
         if (record !== undefined)
@@ -119,6 +138,7 @@ export function createRelay(opts: RelayOptions): Relay {
     await Promise.all([
       billing.length > 0 ? opts.queues.billing.addBulk(billing) : undefined,
       webhooks.length > 0 ? opts.queues.webhooks.addBulk(webhooks) : undefined,
+      analytics.length > 0 ? opts.analytics?.queue.addBulk(analytics) : undefined,
       audit.length > 0 ? opts.queues.audit.addBulk(audit) : undefined,
     ]);
     await opts.outbox.ack(entries.map((e) => e.streamId));

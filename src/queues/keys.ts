@@ -138,6 +138,10 @@ export interface Keys {
   readonly metricsProcesses: string;
   /** A process's last metrics snapshot (JSON; expires with it). */
   metricsSnapshot(processId: string): string;
+  /** Stored compliance reports (sorted set: CAS digest -> generation time, ms; compliance-store.ts). */
+  readonly complianceReports: string;
+  /** The stored reports' summaries (hash: CAS digest -> summary JSON). */
+  readonly complianceSummaries: string;
   // The audit log (docs/decisions.md "Audit log: the appender"; queues/audit-store.ts reads and
   // writes them, the audit_*.lua scripts change them).
   /** The committed tree size (leaves appended; integer string, absent = 0). */
@@ -232,6 +236,8 @@ export function createKeys(prefix: string): Keys {
     wsConnections: (customer) => `${prefix}:ws:${customer}`,
     metricsProcesses: `${prefix}:metrics`,
     metricsSnapshot: (processId) => `${prefix}:metrics:${processId}`,
+    complianceReports: `${prefix}:compliance:reports`,
+    complianceSummaries: `${prefix}:compliance:summary`,
     auditSize: `${prefix}:audit:size`,
     auditSegments: `${prefix}:audit:segs`,
     auditRoots: `${prefix}:audit:roots`,
@@ -275,8 +281,15 @@ export const BILLING_QUEUE = "billing";
 export const WEBHOOKS_QUEUE = "webhooks";
 /** BullMQ follow-up queue of finished jobs' audit records to stage for the appender (src/pipeline/audit-stage.ts). */
 export const AUDIT_QUEUE = "audit";
+/**
+ * BullMQ follow-up queue of finished jobs' analytics rows, written to ClickHouse in batches
+ * (src/pipeline/analytics.ts); only relays whose process runs its consumer add to it.
+ */
+export const ANALYTICS_QUEUE = "analytics";
+/** BullMQ queue of the compliance job scheduler (src/pipeline/compliance.ts: one run per period). */
+export const COMPLIANCE_QUEUE = "compliance";
 /** The follow-up queues the relay feeds, as the board and the metrics list them. */
-export const FOLLOW_UP_QUEUES = [BILLING_QUEUE, WEBHOOKS_QUEUE, AUDIT_QUEUE] as const;
+export const FOLLOW_UP_QUEUES = [BILLING_QUEUE, WEBHOOKS_QUEUE, AUDIT_QUEUE, ANALYTICS_QUEUE] as const;
 /** The outbox's consumer group: the pipeline's relays (src/pipeline/relay.ts). */
 export const OUTBOX_GROUP = "relay";
 

@@ -25,6 +25,7 @@ export const SCRIPT_NAMES = [
   "asset_claim",
   "asset_settle",
   "ws_lease",
+  "compliance_add",
   "audit_stage",
   "audit_lock",
   "audit_commit",

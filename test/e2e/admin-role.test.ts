@@ -78,7 +78,14 @@ describe("the admin role alone", () => {
       expect(((await doc.json()) as { position: number }).position).toBe(i);
       expect(j.data.position).toBe(i);
     }
-    expect(body.queues.map((q) => q.name)).toEqual(["scheduler", "render", "billing", "webhooks", "audit"]);
+    expect(body.queues.map((q) => q.name)).toEqual([
+      "scheduler",
+      "render",
+      "billing",
+      "webhooks",
+      "audit",
+      "analytics",
+    ]);
   });
 
   it("logs in through the form and serves the board's page and static files (whatever its cwd)", async () => {

@@ -268,6 +268,8 @@ export class E2eHarness {
       HEALTH_INTERVAL_MS: "500",
       SHUTDOWN_GRACE_MS: "3000",
       SIM_STEP_MS: "10",
+      // no embedded clickhouse-server per `start` unless a test asks for analytics (ANALYTICS: undefined)
+      ANALYTICS: "off",
       ...extra,
     };
     const env: Record<string, string> = {};
@@ -419,13 +421,14 @@ export class E2eHarness {
   /** Everything down and removed; throws when some process did not stop cleanly. */
   async cleanup(): Promise<void> {
     const bad = await this.stopAll();
-    // Embedded redis-servers left behind by a process that had to be killed.
+    // Embedded servers left behind by a process that had to be killed.
     for (const d of this.dirs) {
-      const pidFile = join(d, "run", "redis.pid");
-      if (existsSync(pidFile)) {
+      for (const server of ["redis", "clickhouse"]) {
+        const pidFile = join(d, "run", `${server}.pid`);
+        if (!existsSync(pidFile)) continue;
         const pid = Number(readFileSync(pidFile, "utf8"));
         if (pid > 0 && isAlive(pid)) {
-          bad.push(`embedded redis-server ${pid} of ${d} was still running`);
+          bad.push(`embedded ${server}-server ${pid} of ${d} was still running`);
           process.kill(pid, "SIGKILL");
         }
       }

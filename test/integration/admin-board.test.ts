@@ -151,7 +151,14 @@ describe("the BullMQ queues on the board", () => {
   it("shows the render attempts and the follow-up queues (billing, webhooks, audit), all read-only", async () => {
     const res = await boardGet("/queues");
     const body = (await res.json()) as { queues: BoardQueue[] };
-    expect(body.queues.map((q) => q.name)).toEqual(["scheduler", "render", "billing", "webhooks", "audit"]);
+    expect(body.queues.map((q) => q.name)).toEqual([
+      "scheduler",
+      "render",
+      "billing",
+      "webhooks",
+      "audit",
+      "analytics",
+    ]);
     for (const q of body.queues) expect(q).toMatchObject({ readOnlyMode: true, allowRetries: false });
     const render = await boardQueue("render", "active");
     expect(render.counts["active"]).toBe(3);
@@ -163,7 +170,7 @@ describe("the BullMQ queues on the board", () => {
 describe("redaction", () => {
   it("no prompt, negative prompt, image or webhook URL appears in any board answer", async () => {
     const paths = ["/queues"];
-    for (const name of ["scheduler", "render", "billing", "webhooks", "audit"]) {
+    for (const name of ["scheduler", "render", "billing", "webhooks", "audit", "analytics"]) {
       for (const status of ["latest", "active", "waiting", "paused", "delayed", "completed", "failed"]) {
         paths.push(
           `/queues?${new URLSearchParams({ activeQueue: name, status, jobsPerPage: "100" }).toString()}`,

@@ -12,6 +12,7 @@ import { problemResponses } from "./operation.js";
 import { generationPaths } from "./paths-generation.js";
 import { resourcePaths } from "./paths-resources.js";
 import { servicePaths } from "./paths-service.js";
+import { compliancePaths } from "./paths-compliance.js";
 import { auditPaths, auditSchemas } from "./paths-audit.js";
 import { HEADERS } from "./headers.js";
 
@@ -149,6 +150,7 @@ export function buildOpenApiDocument(opts: OpenApiOptions): OpenApiDocument {
     ...generationPaths(),
     ...resourcePaths(requests.usageParameters),
     ...servicePaths(opts.docsFiles),
+    ...compliancePaths(),
     ...auditPaths(),
   };
   return {
