@@ -65,6 +65,13 @@ export interface AuditStore {
   /** One commit: the new size, or why nothing changed. */
   commit(c: AuditCommit): Promise<number | "fenced" | "moved" | "unstaged">;
   /**
+   * Puts leaves that the files hold and Redis lost back (audit_restore.lua): like a commit, with the
+   * records given (`records[i]` of `jobIds[i]`) instead of staged ones.
+   */
+  restore(
+    c: AuditCommit & { readonly records: readonly string[] },
+  ): Promise<number | "fenced" | "moved" | "appended">;
+  /**
    * Publishes a signed checkpoint of `treeSize` leaves (at most the committed size): true when it is
    * the latest now, false when a newer one was published already.
    */
@@ -177,6 +184,29 @@ export function createAuditStore(redis: Redis, prefix: string): AuditStore {
         ]),
       );
       return refusalOf("audit_commit", code) ?? code;
+    },
+
+    async restore(c) {
+      if (
+        c.jobIds.length === 0 ||
+        c.jobIds.length > MAX_COMMIT_RECORDS ||
+        c.records.length !== c.jobIds.length
+      ) {
+        throw new RangeError(`a restore carries 1..${MAX_COMMIT_RECORDS} records, one per job id`);
+      }
+      const pairs = c.jobIds.flatMap((id, i) => [id, c.records[i]!]);
+      const code = Number(
+        await run("audit_restore", at, [
+          c.owner,
+          c.fence,
+          c.expectedSize,
+          c.segmentSize,
+          c.digest,
+          c.root ?? "",
+          ...pairs,
+        ]),
+      );
+      return refusalOf("audit_restore", code) ?? code;
     },
 
     async publishCheckpoint(c, keep) {

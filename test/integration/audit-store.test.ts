@@ -183,6 +183,35 @@ describe("a commit", () => {
     expect(await store.tail(1, 5)).toEqual([rec("j6")]);
   });
 
+  it("restores records given (not staged), unstaging them, and refuses one in the log already", async () => {
+    await stageAll(["j1", "j2"]);
+    expect(await commit(0, ["j1"], digest("1"))).toBe(1);
+    const restore = (ids: string[], expectedSize = 1) =>
+      store.restore({
+        owner: "a",
+        fence,
+        expectedSize,
+        segmentSize: S,
+        digest: digest("2"),
+        jobIds: ids,
+        records: ids.map(rec),
+      });
+    const before = await snapshot();
+    expect(await restore(["j1"])).toBe("appended");
+    expect(await restore(["j3", "j1"])).toBe("appended");
+    expect(await restore(["j3"], 0)).toBe("moved");
+    expect(await snapshot()).toEqual(before);
+    expect(await restore(["j3", "j2"])).toBe(3);
+    const s = await snapshot();
+    expect(s.leaf).toEqual({ j1: "0", j3: "1", j2: "2" });
+    expect(s).toMatchObject({
+      staged: {},
+      order: [],
+      segs: [digest("2")],
+      tail: ["j1", "j3", "j2"].map(rec),
+    });
+  });
+
   it("keeps the log's blobs from the CAS collector, and lets a replaced partial go", async () => {
     await stageAll(["j1", "j2"]);
     await commit(0, ["j1"], digest("1"));
