@@ -5,7 +5,7 @@
 // (one append and one fsync per day file and flush) and at close: a request pays an array push, never
 // a file system call. A process that dies loses what it buffered since its last flush.
 import { createReadStream } from "node:fs";
-import { mkdir, open, readdir, type FileHandle } from "node:fs/promises";
+import { mkdir, open, readdir, rm, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { Admission } from "../core/reconcile-types.js";
@@ -166,4 +166,27 @@ export async function* readAdmissions(dir: string, fromMs: number, toMs: number)
       }
     }
   }
+}
+
+/**
+ * Removes the journal's days that ended before `beforeMs` (whole days only); returns them. The
+ * scheduled reconciliation calls it with its reports' retention: older windows cannot be judged for
+ * lost jobs any more.
+ */
+export async function pruneAdmissions(dir: string, beforeMs: number): Promise<string[]> {
+  let days: string[];
+  try {
+    days = await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw err;
+  }
+  const removed: string[] = [];
+  for (const day of days) {
+    const start = /^\d{4}-\d{2}-\d{2}$/.test(day) ? Date.parse(`${day}T00:00:00Z`) : NaN;
+    if (!Number.isFinite(start) || start + DAY_MS > beforeMs) continue;
+    await rm(join(dir, day), { recursive: true, force: true });
+    removed.push(day);
+  }
+  return removed;
 }

@@ -10,7 +10,7 @@ import type { AuditRecord } from "../core/audit-record.js";
 import type { BlobStore, Ledger } from "../core/ports.js";
 import { rfc3339, type Clock } from "../core/time.js";
 import type { Env } from "../config/env.js";
-import { readAdmissions } from "../infra/admission-journal.js";
+import { pruneAdmissions, readAdmissions } from "../infra/admission-journal.js";
 import { openAuditFiles } from "../infra/audit-files.js";
 import { readAuditLog, type AuditLogEntry } from "../infra/audit-log-reader.js";
 import { AuditLogBroken } from "../core/audit-log-check.js";
@@ -123,6 +123,7 @@ export function complianceDepsFor(o: {
  */
 export async function startComplianceSchedule(o: {
   readonly env: Env;
+  readonly dataDir: string;
   readonly runtime: Runtime;
   readonly logger: Logger;
   readonly clock: Clock;
@@ -162,6 +163,9 @@ export async function startComplianceSchedule(o: {
       const { fromMs, toMs } = scheduledWindow(o.clock(), env.COMPLIANCE_HOURS, env.COMPLIANCE_SETTLE_MS);
       const report = await makeReport(o.deps, fromMs, toMs);
       const digest = await archiveReport(report, archive);
+      // the journal is kept as long as the reports (older windows cannot be judged for lost jobs)
+      const pruned = await pruneAdmissions(join(o.dataDir, "admissions"), o.clock() - archive.retentionMs);
+      if (pruned.length > 0) logger.info({ days: pruned }, "admissions journal: old days removed");
       const fields = {
         digest,
         from: rfc3339(fromMs),

@@ -135,6 +135,7 @@ export async function startPipelineRole(ctx: RoleContext & { readonly keys: Keys
     analytics === undefined ? undefined : await openAnalyticsStore({ ...ctx, logger }, { embed: false });
   await startComplianceSchedule({
     env,
+    dataDir: ctx.settings.dataDir,
     runtime: ctx.runtime,
     logger,
     clock: ctx.clock,

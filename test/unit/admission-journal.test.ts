@@ -5,7 +5,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Admission } from "../../src/core/reconcile-types.js";
-import { createAdmissionJournal, readAdmissions } from "../../src/infra/admission-journal.js";
+import {
+  createAdmissionJournal,
+  pruneAdmissions,
+  readAdmissions,
+} from "../../src/infra/admission-journal.js";
 
 const DAY = 86_400_000;
 const T = Date.UTC(2026, 11, 7, 23, 59, 59, 900);
@@ -95,5 +99,19 @@ describe("admissions journal", () => {
     await journal.close();
     expect((await readAll(T - 1, T + 1)).map((x) => x.job_id)).toEqual(["job_1"]);
     expect(journal.dropped()).toBe(0);
+  });
+
+  it("prunes whole days that ended before the retention's start, and nothing else", async () => {
+    const journal = createAdmissionJournal({ dir, writerId: "api-1", flushMs: 60_000 });
+    journal.record(admission(1, T - 2 * DAY));
+    journal.record(admission(2, T - DAY));
+    journal.record(admission(3, T));
+    await journal.close();
+    appendFileSync(join(dir, "notes.txt"), "not a day");
+    // T - DAY's day ends at T's day's start: kept while beforeMs is inside it
+    expect(await pruneAdmissions(dir, T - DAY)).toEqual(["2026-12-05"]);
+    expect(readdirSync(dir).sort()).toEqual(["2026-12-06", "2026-12-07", "notes.txt"]);
+    expect((await readAll(T - 3 * DAY, T + 1)).map((x) => x.job_id)).toEqual(["job_2", "job_3"]);
+    expect(await pruneAdmissions(join(dir, "absent"), T)).toEqual([]);
   });
 });
