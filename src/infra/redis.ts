@@ -93,9 +93,10 @@ const tlsOf = (ca: string | undefined) => (ca === undefined ? {} : { ca });
  * What ioredis is given for `target` in `profile`: the URL (undefined through Sentinel) and the
  * options. Through Sentinel the client asks the sentinels for the primary on every (re)connect and
  * checks that the server it reached is a primary (`role: "master"`). A primary that was replaced
- * while alive is left when the sentinels reconfigure it (they kill its clients) or when it answers
- * READONLY. ioredis's `failoverDetector` stays off: its `+switch-master` handler can end a client for
- * good when the message arrives while that client is reconnecting (docs/decisions.md "Redis high
+ * while alive is left when the sentinels announce the new one (the process's failover watch,
+ * infra/redis-connector.ts), when they reconfigure it (they kill its clients) or when it answers
+ * READONLY. ioredis's own `failoverDetector` stays off: its `+switch-master` handler can end a client
+ * for good when the message arrives while that client is reconnecting (docs/decisions.md "Redis high
  * availability").
  */
 export function connectionOptions(
