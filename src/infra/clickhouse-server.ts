@@ -272,12 +272,18 @@ export async function startEmbeddedClickHouse(opts: {
   readonly dataDir: string;
   readonly binary: string;
 }): Promise<EmbeddedClickHouse> {
-  const reused = await runningEmbeddedClickHouse(opts.dataDir);
-  if (reused) return reused;
   const runDir = resolve(opts.dataDir, "run");
-  ensurePrivateDir(runDir);
   const pidFile = join(runDir, "clickhouse.pid");
   const portFile = join(runDir, "clickhouse.port");
+  const ownerFile = join(runDir, "clickhouse.owner");
+  const reused = await runningEmbeddedClickHouse(opts.dataDir);
+  if (reused) {
+    // Its starter stops it; a starter that died (kill -9) left it to whoever comes next.
+    const owner = Number(readRunFileIfAny(ownerFile));
+    if (owner > 0 && isAlive(owner)) return reused;
+    return adoptClickHouse(reused, { pidFile, portFile, ownerFile });
+  }
+  ensurePrivateDir(runDir);
   let server: ClickHouseServer;
   try {
     server = await spawnClickHouseServer({ dir: resolve(opts.dataDir, "clickhouse"), binary: opts.binary });
@@ -294,6 +300,7 @@ export async function startEmbeddedClickHouse(opts: {
   }
   writeFileSync(pidFile, String(server.pid), { mode: 0o600 });
   writeFileSync(portFile, String(server.port), { mode: 0o600 });
+  writeFileSync(ownerFile, String(process.pid), { mode: 0o600 });
   let stopped: Promise<void> | undefined;
   return {
     url: server.url,
@@ -303,8 +310,45 @@ export async function startEmbeddedClickHouse(opts: {
     stop() {
       stopped ??= (async () => {
         await server.stop();
-        rmSync(pidFile, { force: true });
-        rmSync(portFile, { force: true });
+        for (const f of [pidFile, portFile, ownerFile]) rmSync(f, { force: true });
+      })();
+      return stopped;
+    },
+  };
+}
+
+function readRunFileIfAny(file: string): string | undefined {
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Takes over a server whose starter died without stopping it: this process now stops it (SIGTERM,
+ * SIGKILL after 10 s) with everything else, as if it had started it.
+ */
+function adoptClickHouse(
+  found: EmbeddedClickHouse,
+  files: { readonly pidFile: string; readonly portFile: string; readonly ownerFile: string },
+): EmbeddedClickHouse {
+  const pid = Number(readRunFileIfAny(files.pidFile));
+  writeFileSync(files.ownerFile, String(process.pid), { mode: 0o600 });
+  let stopped: Promise<void> | undefined;
+  return {
+    ...found,
+    owned: true,
+    stop() {
+      stopped ??= (async () => {
+        if (pid > 0 && isAlive(pid)) {
+          process.kill(pid, "SIGTERM");
+          const deadline = Date.now() + 10_000;
+          while (isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+          if (isAlive(pid)) process.kill(pid, "SIGKILL");
+          while (isAlive(pid)) await new Promise((r) => setTimeout(r, 50));
+        }
+        for (const f of [files.pidFile, files.portFile, files.ownerFile]) rmSync(f, { force: true });
       })();
       return stopped;
     },

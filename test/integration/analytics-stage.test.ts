@@ -2,7 +2,8 @@
 // no CLICKHOUSE_URL and no clickhouse-server → off with exactly one warning naming how to get one;
 // ANALYTICS=off → off; two processes on one DATA_DIR share one embedded server, which its starter
 // stops. A relay without the stage adds no analytics job (no queue without a consumer).
-import { mkdtempSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -98,6 +99,24 @@ describe("the analytics stage", () => {
     await first.runtime.shutdown("test");
     expect(isAlive(pid)).toBe(false);
     expect(readRunFile(settings.dataDir, "clickhouse.pid")).toBeUndefined();
+  });
+  it("a server whose starter died (kill -9) is adopted by the next start, which stops it", async () => {
+    const first = context({});
+    const a = await openAnalyticsStore(first, { embed: true });
+    expect(a).toBeTruthy();
+    const { dataDir } = first.settings;
+    const pid = Number(readRunFile(dataDir, "clickhouse.pid"));
+    // the starter is gone: its owner file names a process that has exited
+    const dead = spawnSync("true").pid;
+    writeFileSync(join(dataDir, "run", "clickhouse.owner"), String(dead));
+    const next = { ...context({}), settings: first.settings };
+    const b = await openAnalyticsStore(next, { embed: true });
+    expect(b).toBeTruthy();
+    expect(readRunFile(dataDir, "clickhouse.owner")).toBe(String(process.pid));
+    await next.runtime.shutdown("test");
+    expect(isAlive(pid)).toBe(false);
+    expect(readRunFile(dataDir, "clickhouse.pid")).toBeUndefined();
+    await first.runtime.shutdown("test");
   });
 });
 
