@@ -30,7 +30,7 @@ beforeAll(async () => {
   await waitFor(async () => /slave0:.*state=online/.test(await primaryClient.info("replication")), 30_000);
   sys = await startSystem({
     worker: false,
-    env: { REDIS_URL: primary.url, REDIS_WAIT_REPLICAS: "1", REDIS_WAIT_MS: "200" },
+    env: { REDIS_URL: primary.url, REDIS_WAIT_REPLICAS: "1", REDIS_WAIT_MS: "1000" },
   });
   bearer = await sys.token("waiter");
 }, 60_000);
