@@ -1,11 +1,15 @@
-// `npm run bench [-- enqueue worker-throughput position utilisation recovery body-block fairness pipeline
-// sync-latency load-curve audit-append analytics-insert reconcile] [--rounds N …]`: runs
+// `npm run bench [-- enqueue enqueue-wait worker-throughput position utilisation recovery body-block
+// fairness pipeline sync-latency load-curve analytics-insert audit-verify audit-append reconcile
+// failover] [--rounds N …]`: runs
 // the benchmarks one after the other (each with its own redis-server and processes), then prints
 // every headline figure with its ratio and target. Never part of `npm test` (STYLE.md habit 13).
-import { auditAppendBench } from "./audit-append.js";
 import { analyticsInsertBench } from "./analytics-insert.js";
+import { auditAppendBench } from "./audit-append.js";
+import { auditVerifyBench } from "./audit-verify.js";
 import { bodyBlockBench } from "./body-block.js";
 import { enqueueBench } from "./enqueue.js";
+import { enqueueWaitBench } from "./enqueue-wait.js";
+import { failoverBench } from "./failover.js";
 import { fairnessBench } from "./fairness.js";
 import { loadCurveBench } from "./load-curve.js";
 import { pipelineBench } from "./pipeline.js";
@@ -20,6 +24,7 @@ import { figuresTable, fmt, writeSummary, NOISE_NOTE, machine, type BenchSummary
 
 const ALL: readonly BenchDef[] = [
   enqueueBench,
+  enqueueWaitBench,
   workerBench,
   positionBench,
   utilisationBench,
@@ -29,9 +34,11 @@ const ALL: readonly BenchDef[] = [
   pipelineBench,
   syncLatencyBench,
   loadCurveBench,
-  auditAppendBench,
   analyticsInsertBench,
+  auditVerifyBench,
+  auditAppendBench,
   reconcileBench,
+  failoverBench,
 ];
 
 /** The bench names among the arguments: neither an option (`--x`, `--x=v`) nor an option's value. */

@@ -10,6 +10,7 @@ import { pino } from "pino";
 import { signToken } from "../../src/api/auth.js";
 import { systemClock } from "../../src/core/time.js";
 import { createFsBlobStore } from "../../src/infra/fs-blob-store.js";
+import { createRedisConnector } from "../../src/infra/redis-connector.js";
 import { startApiRole } from "../../src/main/api-role.js";
 import { processMetricsFor } from "../../src/main/metrics.js";
 import { createRuntime } from "../../src/main/runtime.js";
@@ -36,7 +37,7 @@ const keys = await loadKeys(settings);
 const api = await startApiRole({
   settings,
   keys,
-  redisUrl: url,
+  redisConnector: createRedisConnector({ kind: "url", url }, {}),
   runtime,
   logger: pino({ level: "silent" }),
   clock: systemClock,

@@ -28,6 +28,7 @@ import type { ApiEnv } from "./context.js";
 import type { ApiRecorder } from "../core/metrics.js";
 import type { MetricsRouteDeps } from "./routes/metrics.js";
 import type { AuditReads } from "./audit-reads.js";
+import type { ReplicationCheck } from "./replicated.js";
 
 export interface ApiConfig {
   readonly syncBudgetMs: number;
@@ -125,6 +126,11 @@ export interface ApiDeps {
   readonly accepting: () => boolean;
   /** True while Redis is near its memory limit: admissions answer 503 (read on a timer, not per call). */
   readonly redisNearLimit: () => boolean;
+  /**
+   * REDIS_WAIT_REPLICAS: every 202 that acknowledges a job waits until that many replicas hold it
+   * (api/replicated.ts); undefined: off (the job is on the primary alone when it is answered).
+   */
+  readonly replication?: ReplicationCheck;
   /** The webhook routes' stores; without them the routes are not mounted. */
   readonly webhooks?: WebhookApi;
   /** The playground's files by name (`index.html`, its stylesheet and script), read at start. */

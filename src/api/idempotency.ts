@@ -13,7 +13,7 @@ import type { Reservation } from "../queues/idempotency-store.js";
  * this is the same text the earlier sorted-keys serializer gave, so fingerprints held across an
  * upgrade still match.
  * @throws AppError 400 `validation_error` for a body RFC 8785 cannot carry (JSON can spell a lone
- *   surrogate, `"\ud800"`, which is no Unicode text).
+ *   surrogate, `"\ud800"`, which is no Unicode text; nesting deeper than 256).
  */
 export function bodyFingerprint(body: unknown): string {
   let bytes: Uint8Array;
@@ -22,7 +22,11 @@ export function bodyFingerprint(body: unknown): string {
   } catch (err) {
     if (!(err instanceof CanonicalJsonError)) throw err;
     // Not err.path: it may hold the very lone surrogate (a member name) or be as long as the body.
-    throw validationError("body", "format", "the body's strings must be Unicode text (no lone surrogate)");
+    throw validationError(
+      "body",
+      "format",
+      `the body cannot be canonicalized (RFC 8785): it holds ${err.what}`,
+    );
   }
   return createHash("sha256").update(bytes).digest("hex");
 }

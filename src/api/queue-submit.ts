@@ -13,12 +13,22 @@ import type { ApiDeps } from "./deps.js";
 import type { Principal } from "./auth.js";
 import { admitJob, isOutcomeUnknown, type AdmissionDeps } from "./admission.js";
 import { bodyFingerprint, reservationProblem } from "./idempotency.js";
+import { confirmReplicated } from "./replicated.js";
 import type { RateHeaders, RateLimiter } from "./rate-limits.js";
 import type { StoredResponse } from "../queues/idempotency-store.js";
 
 export type QueueSubmitDeps = Pick<
   ApiDeps,
-  "catalog" | "config" | "tiers" | "ids" | "clock" | "idempotency" | "store" | "present" | "logger"
+  | "catalog"
+  | "config"
+  | "tiers"
+  | "ids"
+  | "clock"
+  | "idempotency"
+  | "store"
+  | "present"
+  | "logger"
+  | "replication"
 >;
 
 /** What a submit answers: the 202's body and headers (`location`, `link`). */
@@ -50,8 +60,9 @@ export interface QueueSubmitInput {
  * Submits one job to the queue.
  * @throws AppError as `POST /queue` answers: 400 `validation_error` (body, webhook, images), 403
  *   `forbidden` (priority above the tier), 404 `not_found` (model), 409 `conflict` / 422
- *   `idempotency_mismatch` (idempotency key), 429 `rate_limited` / `queue_full`, 503 `unavailable`;
- *   and the Redis client's errors.
+ *   `idempotency_mismatch` (idempotency key), 429 `rate_limited` / `queue_full`, 503 `unavailable`
+ *   (also a job that REDIS_WAIT_REPLICAS replicas did not confirm in time: api/replicated.ts); and
+ *   the Redis client's errors.
  */
 export async function submitToQueue(
   deps: QueueSubmitDeps,
@@ -102,12 +113,12 @@ export async function submitToQueue(
     const held = await deps.idempotency.begin(principal.customerId, idemKey, fingerprint, id, admitBy);
     const problem = reservationProblem(held, deps.clock());
     if (problem) throw problem;
-    if (held.kind === "replay") return replayOf(held.response);
+    if (held.kind === "replay") return confirmedReplay(deps, held.response);
     if (held.kind === "admitted") {
       // An earlier request with this key created the job, but its answer was lost: answer for it now.
       const response = await admittedResponse(deps, held.jobId, admission.journal);
       await storeAnswer(deps, principal.customerId, idemKey, fingerprint, response);
-      return replayOf(response);
+      return confirmedReplay(deps, response);
     }
   }
   let admitted;
@@ -155,14 +166,26 @@ export async function submitToQueue(
     created_at: rfc3339(admitted.createdAt),
   };
   if (idemKey !== undefined) {
-    // Replays take no quota, so the stored answer carries no RateLimit headers.
+    // Replays take no quota, so the stored answer carries no RateLimit headers. Stored before the
+    // replicas are waited for: a resend after a 503 "unreplicated" replays it (confirmed again).
     await storeAnswer(deps, principal.customerId, idemKey, fingerprint, {
       status: 202,
       body: created,
       headers,
     });
   }
+  await confirmReplicated(deps.replication, admitted.id, idemKey !== undefined);
   return { status: 202, body: created, headers, replayed: false, ...(limits ? { limits } : {}) };
+}
+
+/**
+ * A replay, once its job is on REDIS_WAIT_REPLICAS replicas: the first answer may have been a 503
+ * "unreplicated", and this one is an acknowledgement too.
+ */
+async function confirmedReplay(deps: QueueSubmitDeps, response: StoredResponse): Promise<QueueSubmitted> {
+  const id = (response.body as { id?: unknown } | null)?.id;
+  if (response.status === 202 && typeof id === "string") await confirmReplicated(deps.replication, id, true);
+  return replayOf(response);
 }
 
 /** A stored (or rebuilt) answer, replayed. */

@@ -40,6 +40,32 @@ const originList = z.preprocess(unsetIfBlank, z.string().optional()).transform((
   }
   return Object.freeze(origins);
 });
+/** Default port of a sentinel given without one. */
+const SENTINEL_PORT = 26379;
+/**
+ * A comma-separated list of `host:port` (`[v6]:port` for an IPv6 address; the port defaults to
+ * 26379, Sentinel's), at least one; unset: undefined.
+ */
+const hostPortList = z.preprocess(unsetIfBlank, z.string().optional()).transform((v, ctx) => {
+  if (v === undefined) return undefined;
+  const out: { host: string; port: number }[] = [];
+  for (const part of v.split(",")) {
+    const p = part.trim();
+    if (p === "") continue;
+    const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+))(?::(\d{1,5}))?$/.exec(p);
+    const port = m?.[3] === undefined ? SENTINEL_PORT : Number(m[3]);
+    if (!m || port < 1 || port > 65535) {
+      ctx.addIssue({ code: "custom", message: `"${p}" is not host:port` });
+      return z.NEVER;
+    }
+    out.push({ host: m[1] ?? m[2]!, port });
+  }
+  if (out.length === 0) {
+    ctx.addIssue({ code: "custom", message: "no host:port given" });
+    return z.NEVER;
+  }
+  return Object.freeze(out.map((h) => Object.freeze(h)));
+});
 const rate = (def: number) => z.preprocess(unsetIfBlank, z.coerce.number().min(0).max(1).default(def));
 const bool = (def: boolean) =>
   z.preprocess(
@@ -92,6 +118,30 @@ const variables = z.object({
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 
   REDIS_URL: optionalString.pipe(z.url().optional()),
+  /** Sentinels that name the primary (instead of REDIS_URL; README "Redis high availability"). */
+  REDIS_SENTINELS: hostPortList,
+  /** The primary's name in the sentinels' configuration (`sentinel monitor <name> …`). */
+  REDIS_SENTINEL_NAME: optionalString,
+  /** The sentinels' own password (their `requirepass`); the data nodes' is REDIS_PASSWORD. */
+  REDIS_SENTINEL_PASSWORD: optionalString,
+  /** TLS to the sentinels. */
+  REDIS_SENTINEL_TLS: bool(false),
+  /** With REDIS_SENTINELS: the data nodes' ACL user and password (with REDIS_URL they are in the URL). */
+  REDIS_USERNAME: optionalString,
+  REDIS_PASSWORD: optionalString,
+  /** With REDIS_SENTINELS: TLS to the data nodes (with REDIS_URL: a rediss:// URL). */
+  REDIS_TLS: bool(false),
+  /** PEM file of CA certificates trusted for Redis's TLS (rediss://, REDIS_TLS, REDIS_SENTINEL_TLS). */
+  REDIS_TLS_CA_FILE: optionalString,
+  /** Longest pause between two reconnect attempts to Redis (ms). */
+  REDIS_RECONNECT_MAX_MS: int(1_000, 10, 60_000),
+  /**
+   * Replicas that must acknowledge an admission (Redis WAIT) before it is answered 202; 0 = off
+   * (docs/decisions.md "Redis high availability").
+   */
+  REDIS_WAIT_REPLICAS: int(0, 0, 16),
+  /** How long an admission waits for those acknowledgements (ms); then it answers 503. */
+  REDIS_WAIT_MS: int(500, 1, 60_000),
   /** Key prefix of every Redis key; the braces make it a Redis Cluster hash tag. */
   REDIS_PREFIX: z
     .string()
@@ -382,6 +432,54 @@ function isLoopbackHost(url: URL): boolean {
   return url.hostname === "localhost" || url.hostname === "[::1]" || /^127(\.\d{1,3}){3}$/.test(url.hostname);
 }
 
+/**
+ * REDIS_URL or REDIS_SENTINELS (with its name), never both; the Sentinel-only settings only with
+ * Sentinel (with REDIS_URL the credentials and TLS are in the URL: one spelling each); the CA file only
+ * with TLS somewhere; WAIT only with a Redis that can have replicas (not the embedded one).
+ */
+function redisTargetIssues(env: z.infer<typeof variables>, ctx: z.RefinementCtx): void {
+  const issue = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
+  const sentinel = env.REDIS_SENTINELS !== undefined;
+  if (sentinel && env.REDIS_URL !== undefined)
+    issue("REDIS_SENTINELS", "set REDIS_URL or REDIS_SENTINELS, not both");
+  if (sentinel && env.REDIS_SENTINEL_NAME === undefined)
+    issue(
+      "REDIS_SENTINEL_NAME",
+      "REDIS_SENTINELS needs REDIS_SENTINEL_NAME (the name the sentinels monitor)",
+    );
+  if (!sentinel) {
+    const only = {
+      REDIS_SENTINEL_NAME: env.REDIS_SENTINEL_NAME !== undefined,
+      REDIS_SENTINEL_PASSWORD: env.REDIS_SENTINEL_PASSWORD !== undefined,
+      REDIS_SENTINEL_TLS: env.REDIS_SENTINEL_TLS,
+      REDIS_USERNAME: env.REDIS_USERNAME !== undefined,
+      REDIS_PASSWORD: env.REDIS_PASSWORD !== undefined,
+      REDIS_TLS: env.REDIS_TLS,
+    };
+    for (const [name, set] of Object.entries(only)) {
+      if (set) {
+        issue(
+          name,
+          `${name} applies with REDIS_SENTINELS only; with REDIS_URL put credentials and TLS in the URL (rediss://user:password@host:port)`,
+        );
+      }
+    }
+  }
+  const tls = sentinel
+    ? env.REDIS_TLS || env.REDIS_SENTINEL_TLS
+    : (env.REDIS_URL?.startsWith("rediss:") ?? false);
+  if (env.REDIS_TLS_CA_FILE !== undefined && !tls)
+    issue(
+      "REDIS_TLS_CA_FILE",
+      "REDIS_TLS_CA_FILE needs TLS: a rediss:// REDIS_URL, REDIS_TLS or REDIS_SENTINEL_TLS",
+    );
+  if (env.REDIS_WAIT_REPLICAS > 0 && !sentinel && env.REDIS_URL === undefined)
+    issue(
+      "REDIS_WAIT_REPLICAS",
+      "REDIS_WAIT_REPLICAS needs a Redis with replicas (REDIS_SENTINELS or REDIS_URL); the embedded one has none",
+    );
+}
+
 /** The environment schema: each variable, then the rules that tie several together. */
 export const envSchema = variables
   .superRefine((env, ctx) => {
@@ -425,6 +523,7 @@ export const envSchema = variables
         message: `WS_HIGH_WATER_BYTES (${env.WS_HIGH_WATER_BYTES}) must not exceed WS_MAX_BUFFERED_BYTES (${env.WS_MAX_BUFFERED_BYTES})`,
       });
     }
+    redisTargetIssues(env, ctx);
     // Node refuses a server whose headers may take longer than the whole request.
     if (env.HTTP_HEADERS_TIMEOUT_MS > env.HTTP_REQUEST_TIMEOUT_MS) {
       ctx.addIssue({

@@ -169,17 +169,20 @@ export interface LogChecker {
 }
 
 /**
- * Checks the checkpoints themselves (each signed by a key of `jwks`, all of one log id — `logId`
- * when given — and tree sizes never going back in issue order), then returns the checker of the leaves.
+ * Checks the checkpoints themselves (each signed by a key of `jwks`, all of one log id — `logId` when
+ * given — and, in `issued` (checkpoints.jsonl, in issue order), tree sizes never going back), then
+ * returns the checker of the leaves. `held` are checkpoints kept elsewhere (by customers), held to
+ * the log the same way.
  */
 export async function createLogChecker(
-  checkpoints: readonly NumberedCheckpoint[],
+  issued: readonly NumberedCheckpoint[],
   jwks: unknown,
-  opts: { logId?: string } = {},
+  opts: { logId?: string; held?: readonly NumberedCheckpoint[] } = {},
 ): Promise<LogChecker | AuditBadEntry> {
   let logId = opts.logId;
   let biggest = 0;
-  for (const { label, checkpoint: cp } of checkpoints) {
+  const checkpoints = [...issued, ...(opts.held ?? [])];
+  for (const [i, { label, checkpoint: cp }] of checkpoints.entries()) {
     if (logId === undefined) logId = cp.log_id;
     if (cp.log_id !== logId)
       return { checkpoint: label, what: `log_id ${cp.log_id} is not this log's (${logId})` };
@@ -187,13 +190,13 @@ export async function createLogChecker(
     if (key === undefined) return { checkpoint: label, what: `no published key has kid ${cp.key_id}` };
     if (!(await verifyCheckpoint(cp, key)))
       return { checkpoint: label, what: "the signature does not verify" };
-    if (cp.tree_size < biggest) {
+    if (i < issued.length && cp.tree_size < biggest) {
       return {
         checkpoint: label,
         what: `tree_size ${cp.tree_size} is below an earlier checkpoint's ${biggest}`,
       };
     }
-    biggest = cp.tree_size;
+    biggest = Math.max(biggest, cp.tree_size);
   }
   // the checkpoints by size, smallest first; several may share one
   const pending = [...checkpoints].sort((a, b) => a.checkpoint.tree_size - b.checkpoint.tree_size);
@@ -205,6 +208,8 @@ export async function createLogChecker(
   /** Holds the checkpoints of the current size to the tree's root. */
   const reach = (): AuditBadEntry | undefined => {
     let root: string | undefined;
+    // the bad leaf of a mismatch lies after what checkpoints of smaller sizes covered
+    const from = verifiedSize;
     while (
       next < pending.length &&
       (pending[next] as NumberedCheckpoint).checkpoint.tree_size === tree.size
@@ -212,7 +217,6 @@ export async function createLogChecker(
       const { label, checkpoint: cp } = pending[next] as NumberedCheckpoint;
       root ??= toHex(tree.root());
       if (cp.root_hash !== root) {
-        const from = verifiedSize;
         return {
           checkpoint: label,
           leaf_index: from,

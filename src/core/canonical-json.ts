@@ -4,13 +4,15 @@
 // silent `null`, `{}` or `undefined` for them).
 import canonicalize from "canonicalize";
 
-/** Thrown for a value RFC 8785 cannot serialize; `path` names where (`$.a[2].b`). */
+/** Thrown for a value RFC 8785 cannot serialize; `path` names where (`$.a[2].b`), `what` what. */
 export class CanonicalJsonError extends TypeError {
   readonly path: string;
+  readonly what: string;
   constructor(path: string, what: string) {
     super(`canonical JSON cannot carry ${what} at ${path}`);
     this.name = "CanonicalJsonError";
     this.path = path;
+    this.what = what;
   }
 }
 

@@ -64,7 +64,7 @@ export interface FleetSnapshot {
     readonly healthy: boolean;
   }[];
   /**
-   * The follow-up pipeline per queue (`outbox`, `billing`, `webhooks`, `audit`): entries or jobs waiting to be
+   * The follow-up pipeline per queue (`outbox`, `billing`, `webhooks`, `audit`, and `audit_log`: records staged for the audit log's appender): entries or jobs waiting to be
    * handled, retries scheduled for later (BullMQ's delayed jobs; 0 for the outbox), and the age of the
    * oldest waiting (s, 0 when none waits).
    */

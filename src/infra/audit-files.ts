@@ -53,7 +53,10 @@ export interface AuditFiles {
   rotateKey(): Promise<string>;
   /** Appends index lines and syncs them. */
   appendIndex(lines: readonly IndexLine[]): Promise<void>;
-  /** The last line of each segment. @throws JsonlLineError for a malformed complete line. */
+  /**
+   * The line that stands for each segment (see {@link currentSegments}).
+   * @throws JsonlLineError for a malformed complete line.
+   */
   readIndex(): Promise<Map<number, { digest: string; count: number }>>;
   /** Every index line in file order, and a torn tail if any. @throws JsonlLineError */
   readIndexLines(): Promise<JsonlRead<IndexLine>>;
@@ -86,6 +89,39 @@ const LOG_ID_RE = /^[A-Za-z0-9._:-]{1,64}$/;
 const KID_RE = /^[A-Za-z0-9_-]{43}$/;
 /** A hold on keys/ older than this belongs to a process that died holding it. */
 const STALE_LOCK_MS = 30_000;
+
+/** An index line passed over for an earlier one of its segment with more leaves. */
+export interface StaleIndexLine {
+  /** 1-based line of index.jsonl. */
+  readonly line: number;
+  readonly segment: number;
+  readonly count: number;
+  /** The count of the line that stands. */
+  readonly kept: number;
+}
+
+/**
+ * The line that stands for each segment: the one with the most leaves (a segment only grows), the
+ * last of those when several have as many. Normally that is simply the last line; a smaller count
+ * after a larger one is a stale line (an appender that lost its lease between its check and its
+ * write) and is passed over, reported in `stale`.
+ */
+export function currentSegments(lines: readonly IndexLine[]): {
+  segments: Map<number, { digest: string; count: number }>;
+  stale: StaleIndexLine[];
+} {
+  const segments = new Map<number, { digest: string; count: number }>();
+  const stale: StaleIndexLine[] = [];
+  lines.forEach((l, i) => {
+    const before = segments.get(l.segment);
+    if (before !== undefined && l.count < before.count) {
+      stale.push({ line: i + 1, segment: l.segment, count: l.count, kept: before.count });
+      return;
+    }
+    segments.set(l.segment, { digest: l.digest, count: l.count });
+  });
+  return { segments, stale };
+}
 
 function parseIndexLine(v: unknown): IndexLine | string {
   if (typeof v !== "object" || v === null || Array.isArray(v)) return "not an object";
@@ -309,10 +345,7 @@ export function openAuditFiles(dataDir: string, opts: AuditFilesOptions = {}): A
     readIndexLines,
 
     async readIndex() {
-      const index = new Map<number, { digest: string; count: number }>();
-      const { entries } = await readIndexLines();
-      for (const e of entries) index.set(e.segment, { digest: e.digest, count: e.count });
-      return index;
+      return currentSegments((await readIndexLines()).entries).segments;
     },
 
     async appendCheckpoint(cp) {

@@ -15,7 +15,13 @@ import {
 import type { AuditRecord } from "../core/audit-record.js";
 import type { SignedCheckpoint } from "../core/checkpoint.js";
 import { BlobCorruptError } from "../core/ports.js";
-import { CHECKPOINTS_FILE, INDEX_FILE, JsonlLineError, openAuditFiles } from "./audit-files.js";
+import {
+  CHECKPOINTS_FILE,
+  INDEX_FILE,
+  JsonlLineError,
+  currentSegments,
+  openAuditFiles,
+} from "./audit-files.js";
 import { hexOf, objectPath } from "./fs-blob-layout.js";
 import { createFsBlobStore } from "./fs-blob-store.js";
 
@@ -30,7 +36,7 @@ export interface ReadAuditLogOptions {
   readonly checkpoints?: readonly NumberedCheckpoint[];
   /** The configured segment size, when known (else read off the index). */
   readonly segmentSize?: number;
-  /** Told what was tolerated (a torn last line of a .jsonl file). */
+  /** Told what was tolerated (a torn last line of a .jsonl file, a stale index line). */
   readonly onNote?: (note: string) => void;
   /** Told the log's shape once the index is read. */
   readonly onPlan?: (plan: {
@@ -114,28 +120,33 @@ export async function* readAuditLog(
       `${CHECKPOINTS_FILE} line ${cpRead.torn.line}: a torn last line (${cpRead.torn.bytes} bytes) was ignored`,
     );
 
-  const lastBySegment = new Map<number, { digest: string; count: number }>();
-  for (const e of index.entries) lastBySegment.set(e.segment, { digest: e.digest, count: e.count });
-  const plan = planSegments(lastBySegment, opts.segmentSize);
+  const { segments: current, stale } = currentSegments(index.entries);
+  for (const l of stale) {
+    note(
+      `${INDEX_FILE} line ${l.line}: segment ${l.segment} with ${l.count} leaves after a line with ${l.kept} (a stale writer's line) was passed over`,
+    );
+  }
+  const plan = planSegments(current, opts.segmentSize);
   if (!("segments" in plan)) return fail(plan);
 
-  const checkpoints: NumberedCheckpoint[] = [
-    ...cpRead.entries.map((checkpoint: SignedCheckpoint, i) => ({
-      label: `${CHECKPOINTS_FILE}:${i + 1}`,
-      checkpoint,
-    })),
-    ...(opts.checkpoints ?? []),
-  ];
+  const issued: NumberedCheckpoint[] = cpRead.entries.map((checkpoint: SignedCheckpoint, i) => ({
+    label: `${CHECKPOINTS_FILE}:${i + 1}`,
+    checkpoint,
+  }));
+  const kept = opts.checkpoints ?? [];
   const logId = await files.readLogId();
   const jwks = opts.jwks ?? (await files.jwks());
-  const checker = await createLogChecker(checkpoints, jwks, logId === undefined ? {} : { logId });
+  const checker = await createLogChecker(issued, jwks, {
+    held: kept,
+    ...(logId === undefined ? {} : { logId }),
+  });
   if (!("add" in checker)) return fail(checker);
   const last = plan.segments.at(-1);
   opts.onPlan?.({
     segments: plan.segments.length,
     leaves: last === undefined ? 0 : last.first + last.count,
     segmentSize: plan.segmentSize,
-    checkpoints: checkpoints.length,
+    checkpoints: issued.length + kept.length,
   });
 
   // leaves read but not yet covered by a checkpoint that matched
@@ -182,7 +193,7 @@ export interface AuditVerifyReport {
   readonly segments: number;
   readonly segmentSize: number | undefined;
   readonly checkpoints: number;
-  /** Tolerated oddities (torn last lines). */
+  /** Tolerated oddities (torn last lines, stale index lines). */
   readonly notes: readonly string[];
   /** The first bad entry, when not ok. */
   readonly bad?: AuditBadEntry;

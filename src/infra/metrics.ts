@@ -302,7 +302,7 @@ export function createFleetMetrics(): FleetMetrics {
   });
   const backlog = new Gauge({
     name: "rg_pipeline_backlog",
-    help: "Entries (outbox) or jobs (billing, webhooks, audit, analytics) waiting to be handled, by queue",
+    help: "Entries (outbox), jobs (billing, webhooks, audit, analytics) or staged records (audit_log) waiting to be handled, by queue",
     labelNames: ["queue"],
     registers,
   });

@@ -1,6 +1,6 @@
 // The admin role alone (`start --roles admin`): Bull Board and its login at /admin, /health and
 // /ready, on HOST:PORT. With the api role, the API's app serves the same admin face instead.
-import { closeRedis, createRedis, waitReady } from "../infra/redis.js";
+import { closeRedis, waitReady } from "../infra/redis.js";
 import { createJobStore } from "../queues/job-store.js";
 import { createAdminFace } from "./admin-face.js";
 import { createRoleAuthenticator } from "./authenticator.js";
@@ -18,9 +18,7 @@ export interface AdminHandle {
 export async function startAdminRole(ctx: RoleContext & { keys: Keys }): Promise<AdminHandle> {
   const { env } = ctx.settings;
   const logger = ctx.logger.child({ role: "admin" });
-  const redis = createRedis(ctx.redisUrl, "api", "rg-admin", {
-    commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS,
-  });
+  const redis = ctx.redisConnector.connect("api", "rg-admin");
   ctx.runtime.defer("admin redis", () => closeRedis(redis));
   await waitReady(redis, 10_000);
   const authenticator = await createRoleAuthenticator(ctx, redis, logger);

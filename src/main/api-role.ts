@@ -39,6 +39,9 @@ import { createAuditReads } from "../api/audit-reads.js";
 import { readPlaygroundFiles } from "./playground-files.js";
 import { METRICS_CONTENT_TYPE } from "../infra/metrics-exposition.js";
 import { fleetExposition } from "./metrics.js";
+import { closeRedis, waitReady } from "../infra/redis.js";
+import { createReplicaWait } from "../queues/replica-wait.js";
+import type { ReplicationCheck } from "../api/replicated.js";
 
 export interface ApiHandle {
   readonly url: string;
@@ -143,7 +146,9 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   ctx.runtime.defer("admissions journal", () => admissions.close());
 
   const outbox = createOutboxStore(redis, env.REDIS_PREFIX);
+  const auditStore = createAuditStore(redis, env.REDIS_PREFIX);
   const compliance = createComplianceStore(redis, env.REDIS_PREFIX);
+  const replication = await replicationCheck(ctx);
   let publicUrl = env.PUBLIC_URL ?? "";
   const apiDeps: ApiDeps = {
     ledger,
@@ -152,7 +157,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     admissions,
     compliance,
     audit: createAuditReads({
-      store: createAuditStore(redis, env.REDIS_PREFIX),
+      store: auditStore,
       blobs: ctx.blobs,
       segmentSize: env.AUDIT_SEGMENT_SIZE,
     }),
@@ -212,6 +217,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     },
     accepting: () => !ctx.runtime.stopping,
     redisNearLimit: () => memory.nearLimit(),
+    ...(replication === undefined ? {} : { replication }),
     webhooks: webhookApiFor(ctx, redis),
     playground,
     // Bull Board and its login at /admin (README "Admin UI (Bull Board)").
@@ -230,6 +236,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
         store,
         capacity,
         outbox,
+        audit: auditStore,
         compliance,
         logger,
       }),
@@ -246,4 +253,25 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   logger.info({ url: publicUrl }, "api listening");
   const routes = app.routes.map(({ method, path }) => ({ method, path }));
   return { url: publicUrl, port, hub, ws, fetch: (req) => app.fetch(req), routes };
+}
+
+/**
+ * REDIS_WAIT_REPLICAS > 0: the WAIT before each 202, on a connection of its own (WAIT blocks its
+ * connection), whose command timeout leaves WAIT its REDIS_WAIT_MS; undefined when off.
+ */
+async function replicationCheck(ctx: RoleContext): Promise<ReplicationCheck | undefined> {
+  const { env } = ctx.settings;
+  if (env.REDIS_WAIT_REPLICAS === 0) return undefined;
+  const redis = ctx.redisConnector.connect("api", "rg-api-wait", {
+    commandTimeoutMs: env.REDIS_WAIT_MS + env.REDIS_COMMAND_TIMEOUT_MS,
+  });
+  ctx.runtime.defer("replica wait redis", () => closeRedis(redis));
+  await waitReady(redis, 10_000);
+  const wait = createReplicaWait({
+    redis,
+    prefix: env.REDIS_PREFIX,
+    replicas: env.REDIS_WAIT_REPLICAS,
+    timeoutMs: env.REDIS_WAIT_MS,
+  });
+  return { wait, replicas: env.REDIS_WAIT_REPLICAS, timeoutMs: env.REDIS_WAIT_MS };
 }

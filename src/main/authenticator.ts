@@ -6,7 +6,7 @@ import { listenForRevocations } from "../api/api-key-revocations.js";
 import { createAuthenticator } from "../api/auth.js";
 import { createRemoteKeySet, type RemoteKeySet } from "../api/jwks-remote.js";
 import { createTokenRouter } from "../api/token-router.js";
-import { closeRedis, createRedis } from "../infra/redis.js";
+import { closeRedis } from "../infra/redis.js";
 import { createApiKeyStore } from "../queues/api-key-store.js";
 import { createKeys } from "../queues/keys.js";
 import { loadApiKeyPepper, NO_PEPPER_MESSAGE } from "./api-key-pepper.js";
@@ -47,7 +47,7 @@ export async function createRoleAuthenticator(
     lastUsedMs: env.API_KEY_LAST_USED_MS,
     onTouchError: (err) => logger.debug({ err }, "API key last-used write failed"),
   });
-  const keySubscriber = createRedis(ctx.redisUrl, "subscriber", "rg-api-keys-sub");
+  const keySubscriber = ctx.redisConnector.connect("subscriber", "rg-api-keys-sub");
   ctx.runtime.defer("api key subscriber", () => closeRedis(keySubscriber));
   const channel = createKeys(env.REDIS_PREFIX).apiKeyChannel;
   const revocations = listenForRevocations({

@@ -1,14 +1,15 @@
 // `render-gateway keys create|list|revoke` (API.md §5, README "API keys"): API keys in the Redis the API
-// uses — REDIS_URL, or the embedded server a `start` on the same DATA_DIR runs.
+// uses — REDIS_URL or REDIS_SENTINELS, or the embedded server a `start` on the same DATA_DIR runs.
 import { parseArgs } from "node:util";
 import type { Redis } from "ioredis";
 import { parseTtl } from "../api/auth.js";
 import { systemClock } from "../core/time.js";
 import { DEFAULT_TIER } from "../core/tiers.js";
 import { pingRedis } from "../infra/embedded-redis.js";
-import { closeRedis, createRedis, waitReady } from "../infra/redis.js";
+import { closeRedis, createRedis, waitReady, type RedisTarget } from "../infra/redis.js";
 import { createApiKeyStore, type ApiKeyInfo } from "../queues/api-key-store.js";
 import { loadApiKeyPepper, NO_PEPPER_MESSAGE } from "./api-key-pepper.js";
+import { configuredRedisTarget } from "./redis-target.js";
 import { readRunFile } from "./run-files.js";
 import { loadSettings, type Settings } from "./settings.js";
 
@@ -31,17 +32,18 @@ const processOutput: KeysOutput = {
 };
 
 /**
- * The Redis the API uses: REDIS_URL, else the embedded server of a `start` on this DATA_DIR (its port
- * under DATA_DIR/run, answering PING).
+ * The Redis the API uses: REDIS_URL or REDIS_SENTINELS, else the embedded server of a `start` on this
+ * DATA_DIR (its port under DATA_DIR/run, answering PING).
  * @throws Error saying what to do when there is neither.
  */
-export async function cliRedisUrl(settings: Settings): Promise<string> {
-  if (settings.env.REDIS_URL) return settings.env.REDIS_URL;
+export async function cliRedisTarget(settings: Settings): Promise<RedisTarget> {
+  const configured = configuredRedisTarget(settings.env);
+  if (configured) return configured;
   const port = Number(readRunFile(settings.dataDir, "redis.port") ?? "");
   if (Number.isInteger(port) && port > 0 && (await pingRedis(port, 1_000)))
-    return `redis://127.0.0.1:${port}`;
+    return { kind: "url", url: `redis://127.0.0.1:${port}` };
   throw new Error(
-    `no Redis to use: REDIS_URL is not set and no embedded redis-server runs for DATA_DIR ${settings.dataDir} ` +
+    `no Redis to use: REDIS_URL is not set (nor REDIS_SENTINELS) and no embedded redis-server runs for DATA_DIR ${settings.dataDir} ` +
       "(start the gateway first with `render-gateway start`, or set REDIS_URL)",
   );
 }
@@ -179,7 +181,7 @@ export async function runKeysCommand(
     };
   }
 
-  const redis: Redis = createRedis(await cliRedisUrl(settings), "api", "rg-cli-keys", {
+  const redis: Redis = createRedis(await cliRedisTarget(settings), "api", "rg-cli-keys", {
     commandTimeoutMs: settings.env.REDIS_COMMAND_TIMEOUT_MS,
   });
   try {

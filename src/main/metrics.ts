@@ -16,12 +16,14 @@ import {
   type ProcessMetrics,
 } from "../infra/metrics.js";
 import { exposition, parseSnapshot, type ProcessSnapshot } from "../infra/metrics-exposition.js";
-import { closeRedis, createRedis } from "../infra/redis.js";
+import { closeRedis } from "../infra/redis.js";
+import type { RedisConnector } from "../infra/redis-connector.js";
 import { FOLLOW_UP_QUEUES } from "../queues/keys.js";
 import { followUpLag } from "../queues/follow-up-lag.js";
 import { createMetricsStore } from "../queues/metrics-store.js";
 import type { JobStore } from "../queues/job-store.js";
 import type { OutboxStore } from "../queues/outbox-store.js";
+import type { AuditStore } from "../queues/audit-store.js";
 import type { ComplianceStore } from "../queues/compliance-store.js";
 import type { CapacityView } from "../api/capacity.js";
 import { every, within } from "../workers/timers.js";
@@ -45,14 +47,14 @@ export const SNAPSHOT_LIFETIME_INTERVALS = 3;
  */
 export async function startMetricsPublisher(o: {
   readonly metrics: ProcessMetrics;
-  readonly redisUrl: string;
+  readonly redisConnector: RedisConnector;
   readonly prefix: string;
   readonly intervalMs: number;
   readonly runtime: Runtime;
   readonly logger: Logger;
   readonly clock: Clock;
 }): Promise<void> {
-  const redis = createRedis(o.redisUrl, "worker", "rg-metrics");
+  const redis = o.redisConnector.connect("worker", "rg-metrics");
   o.runtime.defer("metrics connection", () => closeRedis(redis));
   const store = createMetricsStore(redis, o.prefix, o.clock);
   const ttlMs = o.intervalMs * SNAPSHOT_LIFETIME_INTERVALS;
@@ -78,6 +80,8 @@ export interface FleetSources {
   readonly store: Pick<JobStore, "depths" | "leases">;
   readonly capacity: Pick<CapacityView, "snapshot">;
   readonly outbox: Pick<OutboxStore, "lag">;
+  /** The audit log's staged records: the appender's backlog. */
+  readonly audit: Pick<AuditStore, "backlog">;
   /** The compliance reports' list: the newest one's figures (one ZREVRANGEBYSCORE and one HMGET). */
   readonly compliance: Pick<ComplianceStore, "list">;
 }
@@ -129,11 +133,12 @@ export function fleetExposition(
   });
 
   async function readFleet(now: number): Promise<FleetSnapshot> {
-    const [depths, leases, capacity, outbox, newest, ...lags] = await Promise.all([
+    const [depths, leases, capacity, outbox, audit, newest, ...lags] = await Promise.all([
       o.store.depths(),
       o.store.leases(),
       o.capacity.snapshot(),
       o.outbox.lag(now),
+      o.audit.backlog(),
       o.compliance.list(1),
       ...followUps().map((q) => followUpLag(q, now)),
     ]);
@@ -155,6 +160,13 @@ export function fleetExposition(
           delayed: lags[i]!.delayed,
           oldestSeconds: lags[i]!.oldestMs / 1000,
         })),
+        // records staged for the audit log's appender, aged by when their jobs finished
+        {
+          queue: "audit_log",
+          waiting: audit.staged,
+          delayed: 0,
+          oldestSeconds: audit.oldestAt === undefined ? 0 : Math.max(0, now - audit.oldestAt) / 1000,
+        },
       ],
       ...(report === undefined
         ? {}

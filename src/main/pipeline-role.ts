@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { createLedgerFiles } from "../infra/ledger-files.js";
-import { closeRedis, createRedis, waitReady } from "../infra/redis.js";
+import { closeRedis, waitReady } from "../infra/redis.js";
 import { BillingBusy, billEvent, type BillingTask } from "../pipeline/billing.js";
 import { createRelay } from "../pipeline/relay.js";
 import { AUDIT_QUEUE, BILLING_QUEUE, WEBHOOKS_QUEUE } from "../queues/keys.js";
@@ -35,7 +35,7 @@ export async function startPipelineRole(ctx: RoleContext & { readonly keys: Keys
   const processId = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
   const connections: Redis[] = [];
   const connect = (name: string): Redis => {
-    const c = createRedis(ctx.redisUrl, "worker", name);
+    const c = ctx.redisConnector.connect("worker", name);
     connections.push(c);
     return c;
   };

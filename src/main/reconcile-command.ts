@@ -12,7 +12,7 @@ import { closeRedis, createRedis, waitReady } from "../infra/redis.js";
 import { makeReport } from "../pipeline/compliance.js";
 import { openAnalyticsStore } from "./analytics.js";
 import { complianceAuditFor, complianceDepsFor } from "./compliance.js";
-import { cliRedisUrl } from "./keys-command.js";
+import { cliRedisTarget } from "./keys-command.js";
 import { createRuntime } from "./runtime.js";
 import { loadSettings } from "./settings.js";
 
@@ -68,7 +68,7 @@ export async function runReconcileCommand(
   });
   const runtime = createRuntime(logger);
   try {
-    const redis = createRedis(await cliRedisUrl(settings), "worker", "rg-cli-reconcile");
+    const redis = createRedis(await cliRedisTarget(settings), "worker", "rg-cli-reconcile");
     runtime.defer("redis", () => closeRedis(redis));
     await waitReady(redis, 5_000);
     // read only: the ledger opens no file for writing unless it appends

@@ -4,13 +4,18 @@ import type { Logger } from "pino";
 import type { BlobStore, BlobSweeper } from "../core/ports.js";
 import type { Clock } from "../core/time.js";
 import type { ProcessMetrics } from "../infra/metrics.js";
-import { createRedis, closeRedis, waitReady } from "../infra/redis.js";
+import { closeRedis, waitReady } from "../infra/redis.js";
+import type { RedisConnector } from "../infra/redis-connector.js";
 import type { Runtime } from "./runtime.js";
 import type { Settings } from "./settings.js";
 
 export interface RoleContext {
   readonly settings: Settings;
-  readonly redisUrl: string;
+  /**
+   * Every Redis connection of the process is opened through this (src/infra/redis.ts): it knows
+   * the target (a URL or Sentinel), the profiles' timeouts and the process's outage log.
+   */
+  readonly redisConnector: RedisConnector;
   readonly runtime: Runtime;
   readonly logger: Logger;
   readonly clock: Clock;
@@ -29,12 +34,10 @@ export async function connectRole(
   ctx: RoleContext,
   role: "api" | "worker",
 ): Promise<{ redis: Redis; subscriber: Redis }> {
-  const redis = createRedis(ctx.redisUrl, role, `rg-${role}`, {
-    commandTimeoutMs: ctx.settings.env.REDIS_COMMAND_TIMEOUT_MS,
-  });
+  const redis = ctx.redisConnector.connect(role, `rg-${role}`);
   ctx.runtime.defer(`${role} redis`, () => closeRedis(redis));
   await waitReady(redis, 10_000);
-  const subscriber = createRedis(ctx.redisUrl, "subscriber", `rg-${role}-sub`);
+  const subscriber = ctx.redisConnector.connect("subscriber", `rg-${role}-sub`);
   ctx.runtime.defer(`${role} subscriber`, () => closeRedis(subscriber));
   return { redis, subscriber };
 }

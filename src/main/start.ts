@@ -4,13 +4,22 @@ import type { Logger } from "pino";
 import { systemClock } from "../core/time.js";
 import { DEFAULT_TIER } from "../core/tiers.js";
 import { createLogger } from "../infra/logger.js";
-import { createRedis, closeRedis, waitReady, assertNoEviction } from "../infra/redis.js";
+import {
+  assertNoEviction,
+  closeRedis,
+  connectedReplicas,
+  describeTarget,
+  waitReady,
+  type RedisTarget,
+} from "../infra/redis.js";
+import { createRedisConnector, type RedisConnector } from "../infra/redis-connector.js";
 import { defaultRedisMaxmemory, machineMemoryBytes, startEmbeddedRedis } from "../infra/embedded-redis.js";
 import { createFsBlobStore } from "../infra/fs-blob-store.js";
 import { ensurePrivateDataDir } from "../infra/private-dir.js";
 import { warnIfUnbounded } from "../infra/redis-memory.js";
 import { signToken } from "../api/auth.js";
 import { readRunFile } from "./run-files.js";
+import { configuredRedisTarget } from "./redis-target.js";
 import { processMetricsFor, startMetricsPublisher } from "./metrics.js";
 import { createRuntime, type Runtime } from "./runtime.js";
 import { defaultSimBackends, loadKeys, loadSettings, PROJECT_ROOT, type Settings } from "./settings.js";
@@ -36,29 +45,51 @@ export function parseRoles(raw: string | undefined): Role[] {
   return [...new Set(roles)] as Role[];
 }
 
-async function ensureRedis(settings: Settings, runtime: Runtime, logger: Logger): Promise<string> {
-  let url = settings.env.REDIS_URL;
-  const external = url !== undefined;
-  if (!url) {
+/**
+ * The process's Redis connector: to REDIS_URL or through REDIS_SENTINELS, else to the embedded
+ * server (started or reused). One probe connection checks the (primary) server first: no eviction,
+ * a memory limit, and replicas enough for REDIS_WAIT_REPLICAS (a warning: they may still attach).
+ */
+async function ensureRedis(settings: Settings, runtime: Runtime, logger: Logger): Promise<RedisConnector> {
+  const { env } = settings;
+  let target: RedisTarget | undefined = configuredRedisTarget(env);
+  const external = target !== undefined;
+  if (!target) {
     const embedded = await startEmbeddedRedis({
       dataDir: settings.dataDir,
       confPath: resolve(PROJECT_ROOT, "redis.conf"),
-      maxmemoryBytes: settings.env.REDIS_MAXMEMORY ?? defaultRedisMaxmemory(machineMemoryBytes()),
+      maxmemoryBytes: env.REDIS_MAXMEMORY ?? defaultRedisMaxmemory(machineMemoryBytes()),
     });
     runtime.defer("embedded redis", () => embedded.stop());
-    url = embedded.url;
-    logger.info({ url, reused: !embedded.owned }, "embedded redis-server");
+    target = { kind: "url", url: embedded.url };
+    logger.info({ url: embedded.url, reused: !embedded.owned }, "embedded redis-server");
   }
-  const probe = createRedis(url, "api", "rg-probe");
+  const connector = createRedisConnector(target, {
+    commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS,
+    reconnectMaxMs: env.REDIS_RECONNECT_MAX_MS,
+    logger,
+  });
+  // Registered before any role opens a connection: released after every one of them is closed.
+  runtime.defer("redis failover watch", () => connector.close());
+  const probe = connector.connect("api", "rg-probe");
   try {
     await waitReady(probe, 10_000);
     await assertNoEviction(probe);
     // Once per start (README "Storage").
     await warnIfUnbounded(probe, logger, external ? "external" : "embedded");
+    if (env.REDIS_WAIT_REPLICAS > 0) {
+      const replicas = await connectedReplicas(probe);
+      if (replicas < env.REDIS_WAIT_REPLICAS) {
+        logger.warn(
+          { redis: describeTarget(target), replicas, wanted: env.REDIS_WAIT_REPLICAS },
+          "fewer replicas than REDIS_WAIT_REPLICAS: submits answer 503 until enough acknowledge",
+        );
+      }
+    }
   } finally {
     await closeRedis(probe);
   }
-  return url;
+  return connector;
 }
 
 export async function runStart(roles: Role[]): Promise<void> {
@@ -73,7 +104,7 @@ export async function runStart(roles: Role[]): Promise<void> {
     if (tightened.length > 0) logger.info({ dirs: tightened }, "closed data folders to other users (0700)");
     // Every role but the simulator uses Redis.
     const needsRedis = roles.some((r) => r !== "sim");
-    const redisUrl = needsRedis ? await ensureRedis(settings, runtime, logger) : "";
+    const redisConnector = needsRedis ? await ensureRedis(settings, runtime, logger) : undefined;
     const metrics = processMetricsFor(roles);
     const blobs = createFsBlobStore({
       root: join(settings.dataDir, "cas"),
@@ -82,7 +113,16 @@ export async function runStart(roles: Role[]): Promise<void> {
     });
 
     // What every Redis-using role of this process shares.
-    const shared = { settings, redisUrl, runtime, logger, clock: systemClock, blobs, metrics };
+    const shared = {
+      settings,
+      // Only the simulator runs without Redis, and it never reads this.
+      redisConnector: redisConnector ?? noRedis,
+      runtime,
+      logger,
+      clock: systemClock,
+      blobs,
+      metrics,
+    };
     let simUrl: string | undefined;
     // Roles are loaded on demand: an API process never loads the simulator's image and video encoders.
     if (roles.includes("sim")) {
@@ -133,10 +173,10 @@ export async function runStart(roles: Role[]): Promise<void> {
       process.stdout.write(`\nrender-gateway admin board at ${admin.url}/admin/queues\n\n`);
     }
     // Every process with Redis publishes its metrics; any API process serves them (GET /metrics).
-    if (needsRedis) {
+    if (redisConnector) {
       await startMetricsPublisher({
         metrics,
-        redisUrl,
+        redisConnector,
         prefix: env.REDIS_PREFIX,
         intervalMs: env.METRICS_INTERVAL_MS,
         runtime,
@@ -150,6 +190,15 @@ export async function runStart(roles: Role[]): Promise<void> {
     throw err;
   }
 }
+
+/** The connector of a process that runs no role needing Redis (the simulator alone). */
+const noRedis: RedisConnector = {
+  target: { kind: "url", url: "redis://127.0.0.1:0" },
+  connect() {
+    throw new Error("this process runs no role that uses Redis");
+  },
+  close: () => Promise.resolve(),
+};
 
 /** Lifetime of the printed dev token, when JWT_MAX_TTL_S allows it (docs/decisions.md "Identity"). */
 const DEV_TOKEN_TTL_S = 7 * 86_400;

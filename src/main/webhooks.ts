@@ -6,7 +6,7 @@ import { Queue } from "bullmq";
 import type { WebhookApi } from "../api/deps.js";
 import type { OutboundHttp } from "../core/ports.js";
 import { objectUrlSigner } from "../core/url-signing.js";
-import { closeRedis, createRedis } from "../infra/redis.js";
+import { closeRedis } from "../infra/redis.js";
 import { createOutboundHttp } from "../infra/outbound-http.js";
 import { WEBHOOKS_QUEUE } from "../queues/keys.js";
 import { createWebhookLog, type WebhookLog } from "../queues/webhook-log.js";
@@ -39,8 +39,9 @@ function stores(ctx: RoleContext, redis: Redis): { secrets: WebhookSecrets; log:
 
 /**
  * What the API's webhook routes need (ApiDeps `webhooks`): the stores on the API's connection, and a
- * `webhooks` queue producer for replays on a connection of its own (BullMQ's, in the worker profile),
- * opened on the first replay.
+ * `webhooks` queue producer for replays on a connection of its own, opened on the first replay. It is
+ * in the `api` profile and a replay is given REDIS_COMMAND_TIMEOUT_MS, BullMQ's first connect
+ * included: with Redis away (an outage, a failover) the request answers 503, it does not wait.
  */
 export function webhookApiFor(ctx: RoleContext, redis: Redis): WebhookApi {
   const { env } = ctx.settings;
@@ -48,7 +49,7 @@ export function webhookApiFor(ctx: RoleContext, redis: Redis): WebhookApi {
   let queue: Queue<WebhookJobData> | undefined;
   const producer = () => {
     if (queue) return queue;
-    const connection = createRedis(ctx.redisUrl, "worker", "rg-webhooks-producer");
+    const connection = ctx.redisConnector.connect("api", "rg-webhooks-producer");
     const q = new Queue<WebhookJobData>(WEBHOOKS_QUEUE, { connection, prefix: env.REDIS_PREFIX });
     q.on("error", (err) => ctx.logger.warn({ err: err.message }, "webhooks queue connection error"));
     ctx.runtime.defer("webhooks producer", async () => {
@@ -62,7 +63,18 @@ export function webhookApiFor(ctx: RoleContext, redis: Redis): WebhookApi {
     ...stores(ctx, redis),
     async enqueueReplay(task, replay) {
       const job = webhookJob(task, { logTtlS: env.WEBHOOK_LOG_TTL_S }, replay);
-      await producer().add(job.name, job.data, job.opts);
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          producer().add(job.name, job.data, job.opts),
+          new Promise<never>((_, reject) => {
+            // The message the API's error handler knows as "Redis unavailable" (503).
+            timer = setTimeout(() => reject(new Error("Command timed out")), env.REDIS_COMMAND_TIMEOUT_MS);
+          }),
+        ]);
+      } finally {
+        clearTimeout(timer);
+      }
     },
   };
 }
@@ -89,7 +101,7 @@ export async function startWebhooks(
       ...(extraCa === undefined ? {} : { extraCa }),
     });
   if (opts.http === undefined) ctx.runtime.defer("webhooks outbound http", () => http.close());
-  const connection = createRedis(ctx.redisUrl, "worker", "rg-webhooks-worker");
+  const connection = ctx.redisConnector.connect("worker", "rg-webhooks-worker");
   ctx.runtime.defer("webhooks worker connection", () => closeRedis(connection));
   const deliveries = await startWebhookDeliveries({
     ...stores(ctx, redis),

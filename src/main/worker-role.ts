@@ -4,7 +4,7 @@ import { hostname } from "node:os";
 import type { Redis } from "ioredis";
 import { servesModel, type BackendConfig } from "../config/backends.js";
 import { formatFamilyModel } from "../core/model-route.js";
-import { closeRedis, createRedis } from "../infra/redis.js";
+import { closeRedis } from "../infra/redis.js";
 import { createBackendDirectory } from "../queues/backend-directory.js";
 import { createWorkerSlots } from "../queues/worker-slots.js";
 import { createRegistry } from "../workers/backends/registry.js";
@@ -73,7 +73,7 @@ export async function startWorkerRole(
     prefix: env.REDIS_PREFIX,
     subscriber,
     bullConnection: () => {
-      const c = createRedis(ctx.redisUrl, "worker", "rg-bullmq");
+      const c = ctx.redisConnector.connect("worker", "rg-bullmq");
       bullConnections.push(c);
       return c;
     },

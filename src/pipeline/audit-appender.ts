@@ -14,14 +14,22 @@ import { rfc3339, type Clock } from "../core/time.js";
 import type { AuditFiles } from "../infra/audit-files.js";
 import { MAX_COMMIT_RECORDS, type AuditStore } from "../queues/audit-store.js";
 import { AuditLockLost, takeLease, type AuditLease } from "./audit-lease.js";
-import { AuditFilesAhead, leafOf, loadView, segmentBlob, takeOver, type AuditView } from "./audit-view.js";
+import {
+  AuditFilesAhead,
+  applyCommit,
+  leafOf,
+  loadView,
+  segmentBlob,
+  takeOver,
+  type AuditView,
+} from "./audit-view.js";
 
 /** The appender's fault points (PIPELINE_FAULT, crash tests). */
 export type AuditFault = "audit_after_blob" | "audit_after_commit" | "audit_after_index";
 
 export interface AuditAppenderOptions {
   readonly store: AuditStore;
-  readonly blobs: Pick<BlobStore, "put">;
+  readonly blobs: Pick<BlobStore, "put" | "get">;
   readonly files: AuditFiles;
   /** This process's id: the lock's owner. */
   readonly owner: string;
@@ -44,8 +52,11 @@ export interface AuditAppenderOptions {
 export interface AuditAppender {
   /** Runs until {@link AuditAppender.stop}. */
   run(): Promise<void>;
-  /** Stops, and releases the lock so that another process takes over at once. Idempotent. */
-  stop(): Promise<void>;
+  /**
+   * Stops, and releases the lock so that another process takes over at once; waits for a step in
+   * progress at most `waitMs` (default 5 s). Idempotent.
+   */
+  stop(waitMs?: number): Promise<void>;
   /** Whether this process holds the lock now. */
   holding(): boolean;
   /** Records this process appended. */
@@ -109,13 +120,21 @@ export function createAuditAppender(o: AuditAppenderOptions): AuditAppender {
     if (lease === undefined) return false;
     const l = lease;
     view = await loadView(o.store, S);
-    const { indexLines } = await takeOver(view, { store: o.store, files: o.files, check: () => l.check() });
+    const { indexLines, restored } = await takeOver(view, {
+      store: o.store,
+      files: o.files,
+      blobs: o.blobs,
+      owner: o.owner,
+      fence: l.fence,
+      check: () => l.check(),
+    });
+    if (restored > 0) log.warn({ restored }, "audit leaves Redis had lost were put back from DATA_DIR/audit");
     // the first checkpoint of a holder comes at once when the log grew past the last one
     lastCheckpointAt = 0;
     logId = await o.files.logId();
     publishedKids.clear();
     publishedKids.add((await o.files.signingKey()).kid);
-    log.info({ fence: l.fence, size: view.size, indexLines }, "audit appender holds the log");
+    log.info({ fence: l.fence, size: view.size, indexLines, restored }, "audit appender holds the log");
     return true;
   }
 
@@ -184,18 +203,8 @@ export function createAuditAppender(o: AuditAppenderOptions): AuditAppender {
       throw new Error(`audit commit refused (${result}); reloading the log`);
     }
     o.fault?.("audit_after_commit");
-    v.size = result;
-    if (k < v.segments.length) v.segments[k] = digest;
-    else v.segments.push(digest);
-    if (sealedRoot !== undefined) {
-      v.sealedRoots.push(sealedRoot);
-      v.tail = [];
-      v.tailHashes = [];
-    } else {
-      v.tail = records;
-      v.tailHashes = hashes;
-      lastPartialAt = o.clock();
-    }
+    applyCommit(v, { size: result, digest, records, hashes, sealedRoot });
+    if (sealedRoot === undefined) lastPartialAt = o.clock();
     appended += batch.length;
     l.check();
     await o.files.appendIndex([{ segment: k, digest, count: v.size - k * S }]);
@@ -243,11 +252,15 @@ export function createAuditAppender(o: AuditAppenderOptions): AuditAppender {
       running ??= loop();
       return running;
     },
-    async stop() {
+    async stop(waitMs = 5_000) {
       stopped = true;
       wake?.();
-      await running;
-      await drop(true);
+      // a step stuck on an unreachable Redis must not hold up a shutdown (its lock then expires)
+      let bound: NodeJS.Timeout | undefined;
+      await Promise.race([running, new Promise((r) => (bound = setTimeout(r, waitMs)))]);
+      clearTimeout(bound);
+      await Promise.race([drop(true), new Promise((r) => (bound = setTimeout(r, 1_000)))]);
+      clearTimeout(bound);
     },
     holding: () => lease?.valid() ?? false,
     appended: () => appended,

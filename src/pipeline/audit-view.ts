@@ -1,14 +1,26 @@
 // The appender's view of the committed log (docs/decisions.md "Audit log: the appender"): its size, the
 // sealed segments' roots and the open segment's leaves, loaded from Redis when the lock is taken and
 // kept up to date by the appender's own commits; and what a new holder does before its first commit —
-// bring DATA_DIR/audit/index.jsonl up to Redis's state (a holder that died after a commit and before
-// its index line loses nothing) and publish the public keys.
+// put back leaves the files hold and Redis lost (Redis restarted from an AOF short of its last
+// writes), bring DATA_DIR/audit/index.jsonl up to Redis's state (a holder that died after a commit
+// and before its index line loses nothing) and publish the public keys.
+import { segmentLeaves } from "../core/audit-log-check.js";
 import { canonicalJson } from "../core/canonical-json.js";
 import { publicJwk } from "../core/checkpoint.js";
-import { fromHex, leafHash, segmentedSubtreeHashes, type Hash } from "../core/merkle.js";
+import {
+  equalHashes,
+  fromHex,
+  leafHash,
+  rootOf,
+  segmentedSubtreeHashes,
+  toHex,
+  type Hash,
+} from "../core/merkle.js";
 import { createLru } from "../core/lru.js";
+import type { BlobStore } from "../core/ports.js";
 import type { AuditFiles } from "../infra/audit-files.js";
-import type { AuditStore } from "../queues/audit-store.js";
+import { MAX_COMMIT_RECORDS, type AuditStore } from "../queues/audit-store.js";
+import { AuditLockLost } from "./audit-lease.js";
 
 const utf8 = new TextEncoder();
 
@@ -43,6 +55,34 @@ export interface AuditView {
   checkpointSize: number;
   /** MTH of the whole committed tree. */
   root(): Promise<Hash>;
+}
+
+/**
+ * The view after a commit of `records`/`hashes` (the open segment k's leaves so far) in the blob
+ * `digest`; `sealedRoot` when the commit filled the segment.
+ */
+export function applyCommit(
+  view: AuditView,
+  c: {
+    readonly size: number;
+    readonly digest: string;
+    readonly records: string[];
+    readonly hashes: Hash[];
+    readonly sealedRoot: Hash | undefined;
+  },
+): void {
+  const k = Math.floor(view.size / view.segmentSize);
+  view.size = c.size;
+  if (k < view.segments.length) view.segments[k] = c.digest;
+  else view.segments.push(c.digest);
+  if (c.sealedRoot !== undefined) {
+    view.sealedRoots.push(c.sealedRoot);
+    view.tail = [];
+    view.tailHashes = [];
+  } else {
+    view.tail = c.records;
+    view.tailHashes = c.hashes;
+  }
 }
 
 /** Sealed-only subtree hashes a view's root computations remember (they never change). */
@@ -85,7 +125,8 @@ export async function loadView(
   ]);
   if (head.sealed !== sealed || roots.length !== sealed || tail.length !== open) {
     throw new Error(
-      `audit log state is inconsistent: size ${head.size}, ${roots.length} roots, ${tail.length} tail leaves at segment size ${S}`,
+      `audit log state is inconsistent: size ${head.size}, ${roots.length} roots, ${tail.length} tail leaves at segment size ${S}` +
+        " (AUDIT_SEGMENT_SIZE is fixed for a log's life: every process must have the one the log began with)",
     );
   }
   if (segments.length !== sealed + (open > 0 ? 1 : 0)) {
@@ -103,6 +144,97 @@ export async function loadView(
     segments,
     checkpointSize,
   });
+}
+
+type Index = ReadonlyMap<number, { readonly digest: string; readonly count: number }>;
+
+/** Whether the index names leaves Redis does not have. */
+function filesAhead(view: Pick<AuditView, "size" | "segmentSize">, index: Index): boolean {
+  for (const [segment, entry] of index) {
+    if (entry.count > Math.max(0, view.size - segment * view.segmentSize)) return true;
+  }
+  return false;
+}
+
+export interface RestoreDeps {
+  readonly store: Pick<AuditStore, "restore">;
+  readonly blobs: Pick<BlobStore, "get" | "put">;
+  readonly owner: string;
+  readonly fence: number;
+  readonly check: () => void;
+}
+
+/**
+ * Puts back the leaves the index and the CAS hold beyond Redis's size (Redis lost its last writes),
+ * segment by segment through audit_restore.lua, after checking that what both hold is the same.
+ * Returns the leaves put back.
+ * @throws AuditFilesAhead when the files cannot be put back (a blob missing or broken, a history
+ *   that differs from Redis's: a fork); AuditLockLost when the lock was lost meanwhile.
+ */
+export async function restoreFromFiles(view: AuditView, index: Index, deps: RestoreDeps): Promise<number> {
+  const S = view.segmentSize;
+  view.sealedRoots.forEach((_, k) => {
+    const entry = index.get(k);
+    if (entry !== undefined && entry.count === S && entry.digest !== view.segments[k]) {
+      throw new AuditFilesAhead(
+        `segment ${k} is ${entry.digest} in index.jsonl but ${view.segments[k]} in Redis`,
+      );
+    }
+  });
+  let restored = 0;
+  for (let k = Math.floor(view.size / S); ; k++) {
+    const entry = index.get(k);
+    const have = view.size - k * S;
+    if (entry === undefined || entry.count <= have) break;
+    const blob = await deps.blobs.get(entry.digest);
+    if (blob === undefined)
+      throw new AuditFilesAhead(`segment ${k}'s blob ${entry.digest} is not in the CAS`);
+    const leaves = segmentLeaves(blob, {
+      segment: k,
+      digest: entry.digest,
+      count: entry.count,
+      first: k * S,
+    });
+    if (!Array.isArray(leaves)) throw new AuditFilesAhead(`segment ${k}: ${leaves.what}`);
+    const lines = leaves.map((l) => canonicalJson(l.record));
+    const hashes = lines.map(leafOf);
+    for (let i = 0; i < have; i++) {
+      if (!equalHashes(hashes[i]!, view.tailHashes[i]!)) {
+        throw new AuditFilesAhead(`leaf ${k * S + i} differs between index.jsonl's segment ${k} and Redis`);
+      }
+    }
+    // in pieces a script call takes; a piece short of the whole blob names a blob of its own leaves
+    for (let from = have; from < entry.count; from += MAX_COMMIT_RECORDS) {
+      const to = Math.min(entry.count, from + MAX_COMMIT_RECORDS);
+      const digest =
+        to === entry.count ? entry.digest : await deps.blobs.put(segmentBlob(lines.slice(0, to)));
+      const sealedRoot = to === S ? rootOf(hashes) : undefined;
+      deps.check();
+      const result = await deps.store.restore({
+        owner: deps.owner,
+        fence: deps.fence,
+        expectedSize: view.size,
+        segmentSize: S,
+        digest,
+        jobIds: leaves.slice(from, to).map((l) => l.record.job_id),
+        records: lines.slice(from, to),
+        ...(sealedRoot === undefined ? {} : { root: toHex(sealedRoot) }),
+      });
+      if (result === "fenced") throw new AuditLockLost("a restore was refused");
+      if (typeof result !== "number")
+        throw new AuditFilesAhead(`restoring segment ${k} was refused (${result})`);
+      applyCommit(view, {
+        size: result,
+        digest,
+        records: lines.slice(0, to),
+        hashes: hashes.slice(0, to),
+        sealedRoot,
+      });
+      restored += to - from;
+    }
+    if (entry.count < S) break;
+  }
+  return restored;
 }
 
 /** The index lines that bring `index` (the file's last line per segment) up to the view. */
@@ -134,26 +266,27 @@ export function missingIndexLines(
 }
 
 /**
- * What a new holder does before it appends: the index brought up to Redis's state, every public key
- * the files know (old ones too, so old checkpoints keep verifying) published for the JWKS route.
- * `check` is asked before the write to the files.
- * @throws AuditFilesAhead when the files hold more than Redis.
+ * What a new holder does before it appends: leaves the files hold beyond Redis put back, the index
+ * brought up to Redis's state, every public key the files know (old ones too, so old checkpoints
+ * keep verifying) published for the JWKS route. `check` is asked before each write.
+ * @throws AuditFilesAhead when the files hold more than Redis and cannot be put back.
  */
 export async function takeOver(
   view: AuditView,
-  deps: {
-    readonly store: Pick<AuditStore, "publishKeys">;
+  deps: RestoreDeps & {
+    readonly store: Pick<AuditStore, "publishKeys" | "restore">;
     readonly files: Pick<AuditFiles, "readIndex" | "appendIndex" | "jwks" | "signingKey">;
-    readonly check: () => void;
   },
-): Promise<{ readonly indexLines: number }> {
-  const lines = missingIndexLines(view, await deps.files.readIndex());
+): Promise<{ readonly indexLines: number; readonly restored: number }> {
+  const index = await deps.files.readIndex();
+  const restored = filesAhead(view, index) ? await restoreFromFiles(view, index, deps) : 0;
+  const lines = missingIndexLines(view, index);
   if (lines.length > 0) {
     deps.check();
     await deps.files.appendIndex(lines);
   }
   await publishAllKeys(deps);
-  return { indexLines: lines.length };
+  return { indexLines: lines.length, restored };
 }
 
 /** Publishes the current signing key's JWK and every key of the files' JWKS. */

@@ -81,22 +81,22 @@ export function createRelay(opts: RelayOptions): Relay {
   let handed = 0;
   let running: Promise<void> | undefined;
 
-  /** The event's audit record; undefined (logged) when the record cannot be made: a bug, never data. */
-  function auditRecordFor(e: OutboxEvent) {
-    try {
-      return auditRecordOf(e, opts.tiers);
-    } catch (err) {
-      log.error({ err, job: e.jobId }, "audit record of a finished job could not be made");
-      return undefined;
-    }
-  }
-
   /** The event's analytics row; a record it cannot read costs its row, never the hand-off of the rest. */
   function analyticsRow(e: OutboxEvent, tiers: Tiers) {
     try {
       return inferenceEventOf(e, tiers);
     } catch (err) {
       log.error({ err, job: e.jobId }, "no analytics row for an unreadable job record");
+      return undefined;
+    }
+  }
+
+  /** The event's audit record; undefined (logged) when the record cannot be made: a bug, never data. */
+  function auditRecordFor(e: OutboxEvent) {
+    try {
+      return auditRecordOf(e, opts.tiers);
+    } catch (err) {
+      log.error({ err, job: e.jobId }, "audit record of a finished job could not be made");
       return undefined;
     }
   }

@@ -57,8 +57,20 @@ export interface AuditStore {
   staged(limit: number): Promise<StagedRecord[]>;
   /** How many records are staged. */
   stagedCount(): Promise<number>;
+  /**
+   * The appender's backlog: records staged, and when the oldest of them finished (its record's
+   * `completed_at`, ms), undefined when none is staged.
+   */
+  backlog(): Promise<{ staged: number; oldestAt: number | undefined }>;
   /** One commit: the new size, or why nothing changed. */
   commit(c: AuditCommit): Promise<number | "fenced" | "moved" | "unstaged">;
+  /**
+   * Puts leaves that the files hold and Redis lost back (audit_restore.lua): like a commit, with the
+   * records given (`records[i]` of `jobIds[i]`) instead of staged ones.
+   */
+  restore(
+    c: AuditCommit & { readonly records: readonly string[] },
+  ): Promise<number | "fenced" | "moved" | "appended">;
   /**
    * Publishes a signed checkpoint of `treeSize` leaves (at most the committed size): true when it is
    * the latest now, false when a newer one was published already.
@@ -143,6 +155,19 @@ export function createAuditStore(redis: Redis, prefix: string): AuditStore {
 
     stagedCount: () => redis.llen(keys.auditStagedOrder),
 
+    async backlog() {
+      const [staged, first] = (await exec(
+        redis.multi().llen(keys.auditStagedOrder).lindex(keys.auditStagedOrder, 0),
+      )) as [number, string | null];
+      if (first === null) return { staged, oldestAt: undefined };
+      const record = await redis.hget(keys.auditStaged, first);
+      const at =
+        record === null
+          ? NaN
+          : Date.parse((JSON.parse(record) as { completed_at?: string }).completed_at ?? "");
+      return { staged, oldestAt: Number.isFinite(at) ? at : undefined };
+    },
+
     async commit(c) {
       if (c.jobIds.length === 0 || c.jobIds.length > MAX_COMMIT_RECORDS) {
         throw new RangeError(`a commit carries 1..${MAX_COMMIT_RECORDS} records`);
@@ -159,6 +184,29 @@ export function createAuditStore(redis: Redis, prefix: string): AuditStore {
         ]),
       );
       return refusalOf("audit_commit", code) ?? code;
+    },
+
+    async restore(c) {
+      if (
+        c.jobIds.length === 0 ||
+        c.jobIds.length > MAX_COMMIT_RECORDS ||
+        c.records.length !== c.jobIds.length
+      ) {
+        throw new RangeError(`a restore carries 1..${MAX_COMMIT_RECORDS} records, one per job id`);
+      }
+      const pairs = c.jobIds.flatMap((id, i) => [id, c.records[i]!]);
+      const code = Number(
+        await run("audit_restore", at, [
+          c.owner,
+          c.fence,
+          c.expectedSize,
+          c.segmentSize,
+          c.digest,
+          c.root ?? "",
+          ...pairs,
+        ]),
+      );
+      return refusalOf("audit_restore", code) ?? code;
     },
 
     async publishCheckpoint(c, keep) {

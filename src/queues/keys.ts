@@ -170,6 +170,11 @@ export interface Keys {
   readonly auditKeys: string;
   /** Digests of the CAS blobs the log references (set; the CAS collector keeps them, refs.lua). */
   readonly auditBlobs: string;
+  /**
+   * A counter the API increments before each Redis WAIT (REDIS_WAIT_REPLICAS; queues/replica-wait.ts):
+   * the write whose replication the WAIT waits for, placed after the jobs it confirms.
+   */
+  readonly replicaMark: string;
 }
 
 /**
@@ -251,6 +256,7 @@ export function createKeys(prefix: string): Keys {
     auditCheckpoints: `${prefix}:audit:cps`,
     auditKeys: `${prefix}:audit:keys`,
     auditBlobs: `${prefix}:audit:blobs`,
+    replicaMark: `${prefix}:wait:mark`,
   };
 }
 
@@ -279,6 +285,8 @@ export const usageField = (hour: number, model: string, kind: "j" | "g" | "c" | 
 export const BILLING_QUEUE = "billing";
 /** BullMQ follow-up queue of webhook deliveries (src/pipeline/webhooks; job data and options: webhook-jobs.ts). */
 export const WEBHOOKS_QUEUE = "webhooks";
+/** BullMQ follow-up queue of finished jobs' audit records to stage for the appender (src/pipeline/audit-stage.ts). */
+export const AUDIT_QUEUE = "audit";
 /**
  * BullMQ follow-up queue of finished jobs' analytics rows, written to ClickHouse in batches
  * (src/pipeline/analytics.ts); only relays whose process runs its consumer add to it.
@@ -286,8 +294,6 @@ export const WEBHOOKS_QUEUE = "webhooks";
 export const ANALYTICS_QUEUE = "analytics";
 /** BullMQ queue of the compliance job scheduler (src/pipeline/compliance.ts: one run per period). */
 export const COMPLIANCE_QUEUE = "compliance";
-/** BullMQ follow-up queue of finished jobs' audit records to stage for the appender (src/pipeline/audit-stage.ts). */
-export const AUDIT_QUEUE = "audit";
 /** The follow-up queues the relay feeds, as the board and the metrics list them. */
 export const FOLLOW_UP_QUEUES = [BILLING_QUEUE, WEBHOOKS_QUEUE, AUDIT_QUEUE, ANALYTICS_QUEUE] as const;
 /** The outbox's consumer group: the pipeline's relays (src/pipeline/relay.ts). */

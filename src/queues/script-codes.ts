@@ -33,11 +33,13 @@ export const SCRIPT_CODES = {
   /** The job belongs to another customer. */
   foreign: { code: -9, from: ["admit_resolve"] },
   /** The audit log's lock is not held with this fencing token any more (another appender took it). */
-  fenced: { code: -12, from: ["audit_commit", "audit_checkpoint"] },
+  fenced: { code: -12, from: ["audit_commit", "audit_checkpoint", "audit_restore"] },
   /** The audit log's size is not the one the appender expected (its view is stale): nothing changed. */
-  moved: { code: -13, from: ["audit_commit", "audit_checkpoint"] },
+  moved: { code: -13, from: ["audit_commit", "audit_checkpoint", "audit_restore"] },
   /** The records are not the next staged ones (taken already, or never staged): nothing changed. */
   unstaged: { code: -14, from: ["audit_commit"] },
+  /** A job of the records to restore is in the audit log already: nothing changed. */
+  appended: { code: -15, from: ["audit_restore"] },
 } as const satisfies Record<string, { readonly code: number; readonly from: readonly string[] }>;
 
 export type ScriptRefusal = keyof typeof SCRIPT_CODES;

@@ -30,6 +30,7 @@ export const SCRIPT_NAMES = [
   "audit_lock",
   "audit_commit",
   "audit_checkpoint",
+  "audit_restore",
 ] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 

@@ -83,6 +83,7 @@ describe("the admin role alone", () => {
       "render",
       "billing",
       "webhooks",
+      "audit",
       "analytics",
     ]);
   });

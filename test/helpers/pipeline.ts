@@ -3,6 +3,7 @@
 // before the system).
 import { join } from "node:path";
 import { pino } from "pino";
+import { createRedisConnector } from "../../src/infra/redis-connector.js";
 import { systemClock } from "../../src/core/time.js";
 import { createFsBlobStore } from "../../src/infra/fs-blob-store.js";
 import { loadSettings } from "../../src/main/settings.js";
@@ -36,7 +37,10 @@ export async function startTestPipeline(
     await startPipelineRole({
       settings,
       keys: sys.keys,
-      redisUrl: settings.env.REDIS_URL!,
+      redisConnector: createRedisConnector(
+        { kind: "url", url: settings.env.REDIS_URL! },
+        { commandTimeoutMs: settings.env.REDIS_COMMAND_TIMEOUT_MS, logger },
+      ),
       runtime,
       logger,
       clock: systemClock,

@@ -2,9 +2,15 @@
 import { Redis } from "ioredis";
 import { inject } from "vitest";
 import { randomAlnum } from "../../src/core/ids.js";
+import { createRedisConnector, type RedisConnector } from "../../src/infra/redis-connector.js";
 
 export function redisUrl(): string {
   return inject("redisUrl");
+}
+
+/** What a role in a test opens its connections with: the run's redis-server (or `url`), default timeouts. */
+export function testRedisConnector(url: string = redisUrl()): RedisConnector {
+  return createRedisConnector({ kind: "url", url }, {});
 }
 
 export function uniquePrefix(): string {

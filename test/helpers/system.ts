@@ -11,6 +11,7 @@ import type { BackendConfig } from "../../src/config/backends.js";
 import { systemClock } from "../../src/core/time.js";
 import { signToken } from "../../src/api/auth.js";
 import { createFsBlobStore } from "../../src/infra/fs-blob-store.js";
+import { createRedisConnector } from "../../src/infra/redis-connector.js";
 import { createBackendDirectory } from "../../src/queues/backend-directory.js";
 import { createRuntime, type Runtime } from "../../src/main/runtime.js";
 import {
@@ -93,7 +94,10 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
   const keys = await loadKeys(settings);
   const blobs = createFsBlobStore({ root: join(dataDir, "cas") });
   const clock = systemClock;
-  const redisUrlValue = settings.env.REDIS_URL!;
+  const redisConnector = createRedisConnector(
+    { kind: "url", url: settings.env.REDIS_URL! },
+    { commandTimeoutMs: settings.env.REDIS_COMMAND_TIMEOUT_MS, logger },
+  );
   const metrics = processMetricsFor([
     ...(opts.api === false ? [] : ["api"]),
     ...(opts.worker === false ? [] : ["worker"]),
@@ -118,7 +122,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
         opts.backends?.(sim.url) ?? defaultSimBackends(settings.catalog, sim.url, settings.env.SIM_CAPACITY);
       worker = await startWorkerRole({
         settings,
-        redisUrl: redisUrlValue,
+        redisConnector,
         backends,
         runtime,
         logger,
@@ -131,7 +135,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
       const api = await startApiRole({
         settings,
         keys,
-        redisUrl: redisUrlValue,
+        redisConnector,
         runtime,
         logger,
         clock,
@@ -149,7 +153,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
       await startPipelineRole({
         settings,
         keys,
-        redisUrl: redisUrlValue,
+        redisConnector,
         runtime,
         logger,
         clock,
@@ -159,7 +163,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
     }
     await startMetricsPublisher({
       metrics,
-      redisUrl: redisUrlValue,
+      redisConnector,
       prefix: settings.env.REDIS_PREFIX,
       intervalMs: settings.env.METRICS_INTERVAL_MS,
       runtime,

@@ -17,8 +17,8 @@ import { readRunFile } from "../../src/main/run-files.js";
 import { createRuntime } from "../../src/main/runtime.js";
 import { loadSettings } from "../../src/main/settings.js";
 import { createRelay } from "../../src/pipeline/relay.js";
-import { ANALYTICS_QUEUE, AUDIT_QUEUE, BILLING_QUEUE, WEBHOOKS_QUEUE } from "../../src/queues/keys.js";
 import { DEFAULT_TIERS } from "../../src/core/tiers.js";
+import { ANALYTICS_QUEUE, AUDIT_QUEUE, BILLING_QUEUE, WEBHOOKS_QUEUE } from "../../src/queues/keys.js";
 import { createOutboxStore } from "../../src/queues/outbox-store.js";
 import { createScheduler } from "../../src/queues/scheduler.js";
 import { until } from "../helpers/processes.js";
@@ -166,8 +166,9 @@ describe("a relay without the analytics stage", () => {
     });
     void relay.run();
     try {
-      await until("the billing job", async () => (await billing.getJobCountByTypes("waiting")) === 1);
-      expect(relay.handedOff()).toBe(1);
+      // handed off = every queue's jobs added and the entry acknowledged
+      await until("the hand-off", () => Promise.resolve(relay.handedOff() === 1));
+      expect(await billing.getJobCountByTypes("waiting")).toBe(1);
       expect(await analytics.getJobCountByTypes("waiting", "delayed", "active", "completed")).toBe(0);
     } finally {
       await relay.stop();

@@ -229,7 +229,9 @@ describe("inputs of the audit routes", () => {
 describe("with Redis away", () => {
   it("the audit routes answer 503 at once", async () => {
     // a client of the API's profile on a port nobody listens on: commands fail at once
-    const dead = createRedis("redis://127.0.0.1:1", "api", "rg-dead", { commandTimeoutMs: 500 });
+    const dead = createRedis({ kind: "url", url: "redis://127.0.0.1:1" }, "api", "rg-dead", {
+      commandTimeoutMs: 500,
+    });
     try {
       const app = new Hono();
       app.onError(createErrorHandler(pino({ level: "silent" })));

@@ -67,6 +67,14 @@ describe("staging", () => {
     expect((await store.head("j1")).leaf).toBe(0);
   });
 
+  it("tells the appender's backlog: how many are staged, and when the oldest job finished", async () => {
+    expect(await store.backlog()).toEqual({ staged: 0, oldestAt: undefined });
+    const done = (id: string, at: string) => JSON.stringify({ job_id: id, completed_at: at });
+    await store.stage("j1", done("j1", "2026-12-07T10:00:00.000Z"));
+    await store.stage("j2", done("j2", "2026-12-07T10:00:05.000Z"));
+    expect(await store.backlog()).toEqual({ staged: 2, oldestAt: Date.UTC(2026, 11, 7, 10) });
+  });
+
   it("hands out staged records in arrival order", async () => {
     await stageAll(["c", "a", "b"]);
     expect(await store.staged(2)).toEqual([
@@ -173,6 +181,35 @@ describe("a commit", () => {
     expect(await store.segments(0, 10)).toEqual([digest("2"), digest("3")]);
     expect(await store.roots(0, 10)).toEqual(["ab".repeat(32)]);
     expect(await store.tail(1, 5)).toEqual([rec("j6")]);
+  });
+
+  it("restores records given (not staged), unstaging them, and refuses one in the log already", async () => {
+    await stageAll(["j1", "j2"]);
+    expect(await commit(0, ["j1"], digest("1"))).toBe(1);
+    const restore = (ids: string[], expectedSize = 1) =>
+      store.restore({
+        owner: "a",
+        fence,
+        expectedSize,
+        segmentSize: S,
+        digest: digest("2"),
+        jobIds: ids,
+        records: ids.map(rec),
+      });
+    const before = await snapshot();
+    expect(await restore(["j1"])).toBe("appended");
+    expect(await restore(["j3", "j1"])).toBe("appended");
+    expect(await restore(["j3"], 0)).toBe("moved");
+    expect(await snapshot()).toEqual(before);
+    expect(await restore(["j3", "j2"])).toBe(3);
+    const s = await snapshot();
+    expect(s.leaf).toEqual({ j1: "0", j3: "1", j2: "2" });
+    expect(s).toMatchObject({
+      staged: {},
+      order: [],
+      segs: [digest("2")],
+      tail: ["j1", "j3", "j2"].map(rec),
+    });
   });
 
   it("keeps the log's blobs from the CAS collector, and lets a replaced partial go", async () => {

@@ -150,7 +150,9 @@ describe("an admit call whose connection is cut", () => {
   // still run after its timeout: whatever happens, the answer must agree with what Redis holds.
   it("is answered the way Redis has it: admitted with a job, or not with a void marker", async () => {
     const proxy = await startFaultProxy(redisUrl());
-    const client = createRedis(proxy.url, "api", "test-lossy", { commandTimeoutMs: 300 });
+    const client = createRedis({ kind: "url", url: proxy.url }, "api", "test-lossy", {
+      commandTimeoutMs: 300,
+    });
     try {
       await waitReady(client, 5000);
       const lossy = createScheduler({

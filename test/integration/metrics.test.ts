@@ -13,7 +13,7 @@ import { startPipelineRole } from "../../src/main/pipeline-role.js";
 import { createRuntime, type Runtime } from "../../src/main/runtime.js";
 import { createFsBlobStore } from "../../src/infra/fs-blob-store.js";
 import { createKeys } from "../../src/queues/keys.js";
-import { redisUrl } from "../helpers/redis.js";
+import { redisUrl, testRedisConnector } from "../helpers/redis.js";
 import { startFaultProxy } from "../helpers/tcp-proxy.js";
 import { FLUX_SCHNELL_512, queueJob, startSystem, waitFor, type TestSystem } from "../helpers/system.js";
 import { parsePrometheusText, samplesOf, sumOf, type Family } from "../helpers/prometheus-text.js";
@@ -102,7 +102,7 @@ beforeAll(async () => {
   await startPipelineRole({
     settings: { ...sys.settings, env: { ...sys.settings.env, PUBLIC_URL: sys.url } },
     keys: sys.keys,
-    redisUrl: redisUrl(),
+    redisConnector: testRedisConnector(),
     runtime: pipeline,
     logger,
     clock: Date.now,
@@ -202,7 +202,7 @@ describe("GET /metrics", () => {
       expect(sumOf(f, "rg_breaker_state", { backend: b.labels.backend! })).toBe(0);
     }
     expect(sumOf(f, "rg_worker_slots")).toBeGreaterThan(0);
-    for (const queue of ["outbox", "billing", "webhooks", "audit"]) {
+    for (const queue of ["outbox", "billing", "webhooks", "audit", "audit_log"]) {
       expect(samplesOf(f, "rg_pipeline_backlog", { queue }), queue).toHaveLength(1);
     }
     // no label holds a customer id

@@ -111,7 +111,7 @@ describe("script pipelines", () => {
 
   it("rejects every queued call at once when Redis is unreachable (api profile)", async () => {
     // A port nothing listens on: the api profile has no offline queue, so nothing waits.
-    const client = createRedis("redis://127.0.0.1:1", "api", "test-unreachable");
+    const client = createRedis({ kind: "url", url: "redis://127.0.0.1:1" }, "api", "test-unreachable");
     try {
       const run = defineScripts(client, r.prefix, { pipelineMax: 4 });
       const started = Date.now();

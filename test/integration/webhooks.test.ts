@@ -23,7 +23,7 @@ import { createKeys, WEBHOOKS_QUEUE } from "../../src/queues/keys.js";
 import { webhookJob } from "../../src/queues/webhook-jobs.js";
 import { createFsBlobStore } from "../../src/infra/fs-blob-store.js";
 import { until } from "../helpers/processes.js";
-import { redisUrl } from "../helpers/redis.js";
+import { redisUrl, testRedisConnector } from "../helpers/redis.js";
 import { startSystem, type TestSystem } from "../helpers/system.js";
 import { join } from "node:path";
 
@@ -125,7 +125,7 @@ async function startConsumer(
   await startWebhooks(
     {
       settings: { ...sys.settings, env: { ...sys.settings.env, ...env } },
-      redisUrl: redisUrl(),
+      redisConnector: testRedisConnector(),
       runtime: consumer,
       logger,
       clock: Date.now,
@@ -204,7 +204,7 @@ describe("webhook deliveries", () => {
     await startPipelineRole({
       settings: { ...sys.settings, env: { ...sys.settings.env, PUBLIC_URL: sys.url } },
       keys: sys.keys,
-      redisUrl: redisUrl(),
+      redisConnector: testRedisConnector(),
       runtime: consumer,
       logger,
       clock: Date.now,

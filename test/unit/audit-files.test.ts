@@ -20,7 +20,7 @@ import {
   verifyCheckpoint,
   type SignedCheckpoint,
 } from "../../src/core/checkpoint.js";
-import { JsonlLineError, openAuditFiles } from "../../src/infra/audit-files.js";
+import { JsonlLineError, currentSegments, openAuditFiles } from "../../src/infra/audit-files.js";
 
 let dataDir: string;
 beforeEach(() => {
@@ -160,6 +160,19 @@ describe("index.jsonl and checkpoints.jsonl", () => {
     await expect(files.appendIndex([{ segment: -1, digest: digest(1), count: 1 }])).rejects.toThrow(
       TypeError,
     );
+  });
+
+  it("pass over a stale line: a segment's smaller count after a larger one", async () => {
+    const files = openAuditFiles(dataDir);
+    await files.appendIndex([
+      { segment: 0, digest: digest(1), count: 2 },
+      { segment: 0, digest: digest(2), count: 5 },
+      { segment: 0, digest: digest(1), count: 2 },
+    ]);
+    expect(await files.readIndex()).toEqual(new Map([[0, { digest: digest(2), count: 5 }]]));
+    expect(currentSegments((await files.readIndexLines()).entries).stale).toEqual([
+      { line: 3, segment: 0, count: 2, kept: 5 },
+    ]);
   });
 
   it("tolerate and report a torn last line, which the next append cuts off", async () => {

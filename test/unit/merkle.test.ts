@@ -302,7 +302,7 @@ describe("RFC 6962 hashing (transparency-dev/merkle vectors)", () => {
   });
 });
 
-describe("inclusion proofs against a naive MTH", () => {
+describe("inclusion proofs against a naive MTH", { timeout: 120_000 }, () => {
   const N = 300;
   const data = dataOf(N);
   const leaves = data.map(leafHash);
@@ -352,7 +352,7 @@ describe("inclusion proofs against a naive MTH", () => {
   });
 });
 
-describe("consistency proofs against a naive MTH", () => {
+describe("consistency proofs against a naive MTH", { timeout: 120_000 }, () => {
   const N = 64;
   const data = dataOf(N);
   const src = naiveSource(data);
@@ -415,7 +415,7 @@ describe("consistency proofs against a naive MTH", () => {
   });
 });
 
-describe("segmentedSubtreeHashes", () => {
+describe("segmentedSubtreeHashes", { timeout: 120_000 }, () => {
   const N = 70;
   const data = dataOf(N);
   const leaves = data.map(leafHash);

@@ -12,6 +12,7 @@ import { tierOf } from "../../core/tiers.js";
 import type { ApiEnv } from "../context.js";
 import type { ApiDeps } from "../deps.js";
 import { admitJob, type AdmissionDeps } from "../admission.js";
+import { confirmReplicated } from "../replicated.js";
 import type { RateLimiter } from "../rate-limits.js";
 import { sendEarlyHints } from "../respond.js";
 import { boundedHeader, boundedQuery } from "../request-input.js";
@@ -159,7 +160,8 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps, limiter:
       return c.body(null, 204);
     }
     if (!job) {
-      // Budget spent: the job goes on; answer like the async route.
+      // Budget spent: the job goes on; answer like the async route (REDIS_WAIT_REPLICAS included).
+      await confirmReplicated(deps.replication, admitted.id, false);
       const found = await deps.store.read(admitted.id);
       c.header("location", location);
       c.header("link", `<${location}/events>; rel="monitor"`);
