@@ -10,7 +10,6 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SignedReport } from "../../src/core/reconcile-types.js";
 import { readAdmissions } from "../../src/infra/admission-journal.js";
-import { readAuditLog } from "../../src/infra/audit-log-reader.js";
 import { createLedgerFiles } from "../../src/infra/ledger-files.js";
 import { complianceAuditFor, complianceDepsFor } from "../../src/main/compliance.js";
 import { makeReport } from "../../src/pipeline/compliance.js";
@@ -88,9 +87,11 @@ describe("Redis emptied after admissions (FLUSHALL)", () => {
       const done = createKeys(sys.redis.prefix).done;
       await waitFor(async () => (await client.zcard(done)) >= finished.length, 60_000);
       await waitFor(async () => finished.every((id) => ledgerIds().includes(id)), 60_000);
+      // … and in the audit log under a checkpoint (read as the reconciliation reads a live log)
+      const auditLog = complianceAuditFor(sys.settings).log!;
       await waitFor(async () => {
         let n = 0;
-        for await (const _ of readAuditLog(sys.dataDir)) n++;
+        for await (const _ of auditLog()) n++;
         return n >= finished.length;
       }, 60_000);
 

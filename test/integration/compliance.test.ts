@@ -16,7 +16,6 @@ import type { AnalyticsStore } from "../../src/infra/clickhouse-analytics.js";
 import { createLedgerFiles } from "../../src/infra/ledger-files.js";
 import { complianceAuditFor, complianceDepsFor, type ComplianceAudit } from "../../src/main/compliance.js";
 import type { AuditRecord } from "../../src/core/audit-record.js";
-import { readAuditLog } from "../../src/infra/audit-log-reader.js";
 import { buildAuditLog } from "../helpers/audit-log.js";
 import { makeReport } from "../../src/pipeline/compliance.js";
 import { createKeys } from "../../src/queues/keys.js";
@@ -188,7 +187,7 @@ describe("compliance", () => {
   it("names the job whose record an audit log lacks (a log built without it)", async () => {
     const missing = ids[321]!;
     const records: AuditRecord[] = [];
-    for await (const { record } of readAuditLog(sys.dataDir))
+    for await (const { record } of complianceAuditFor(sys.settings).log!())
       if (record.job_id !== missing) records.push(record);
     expect(records).toHaveLength(JOBS - 1);
     const other = mkdtempSync(join(tmpdir(), "rg-compliance-audit-"));
