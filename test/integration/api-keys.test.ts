@@ -285,7 +285,7 @@ describe("revocation listener", () => {
           await sys.redis.client.publish(createKeys(sys.redis.prefix).apiKeyChannel, key.slice(3, 15));
           return v.stats().revocations > before ? true : undefined;
         },
-        10_000,
+        30_000, // the resubscribe after a reconnect can take seconds on a loaded 2-core machine
         50,
       );
     } finally {
