@@ -1,115 +1,21 @@
 // The whole environment as one zod schema, parsed once at start and frozen (STYLE.md habit 3).
 import { z } from "zod";
 import { unknownSettings } from "./env-names.js";
-
-/**
- * An empty (or blank) value counts as unset, as it does for the string variables: `PORT=` must mean
- * "the default", not `Number("")` = 0 (a random port).
- */
-const unsetIfBlank = (v: unknown) => (typeof v === "string" && v.trim() === "" ? undefined : v);
-const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
-  z.preprocess(unsetIfBlank, z.coerce.number().int().min(min).max(max).default(def));
-const optionalInt = (min: number, max: number) =>
-  z.preprocess(unsetIfBlank, z.coerce.number().int().min(min).max(max).optional());
-/** A comma-separated list of TCP ports (1–65535), at least one. */
-const portList = (def: string) =>
-  z.preprocess(unsetIfBlank, z.string().default(def)).transform((v, ctx) => {
-    const ports: number[] = [];
-    for (const part of v.split(",")) {
-      const p = part.trim();
-      if (!/^\d{1,5}$/.test(p) || Number(p) < 1 || Number(p) > 65535) {
-        ctx.addIssue({ code: "custom", message: `"${p}" is not a TCP port (1-65535)` });
-        return z.NEVER;
-      }
-      ports.push(Number(p));
-    }
-    return Object.freeze(ports);
-  });
-/** A comma-separated list of web origins (`scheme://host[:port]`), lower-cased; unset: undefined. */
-const originList = z.preprocess(unsetIfBlank, z.string().optional()).transform((v, ctx) => {
-  if (v === undefined) return undefined;
-  const origins: string[] = [];
-  for (const part of v.split(",")) {
-    const o = part.trim().replace(/\/$/, "").toLowerCase();
-    if (o === "") continue;
-    if (!URL.canParse(o) || new URL(o).origin !== o) {
-      ctx.addIssue({ code: "custom", message: `"${part.trim()}" is not an origin (scheme://host[:port])` });
-      return z.NEVER;
-    }
-    origins.push(o);
-  }
-  return Object.freeze(origins);
-});
-/** Default port of a sentinel given without one. */
-const SENTINEL_PORT = 26379;
-/**
- * A comma-separated list of `host:port` (`[v6]:port` for an IPv6 address; the port defaults to
- * 26379, Sentinel's), at least one; unset: undefined.
- */
-const hostPortList = z.preprocess(unsetIfBlank, z.string().optional()).transform((v, ctx) => {
-  if (v === undefined) return undefined;
-  const out: { host: string; port: number }[] = [];
-  for (const part of v.split(",")) {
-    const p = part.trim();
-    if (p === "") continue;
-    const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+))(?::(\d{1,5}))?$/.exec(p);
-    const port = m?.[3] === undefined ? SENTINEL_PORT : Number(m[3]);
-    if (!m || port < 1 || port > 65535) {
-      ctx.addIssue({ code: "custom", message: `"${p}" is not host:port` });
-      return z.NEVER;
-    }
-    out.push({ host: m[1] ?? m[2]!, port });
-  }
-  if (out.length === 0) {
-    ctx.addIssue({ code: "custom", message: "no host:port given" });
-    return z.NEVER;
-  }
-  return Object.freeze(out.map((h) => Object.freeze(h)));
-});
-const rate = (def: number) => z.preprocess(unsetIfBlank, z.coerce.number().min(0).max(1).default(def));
-const bool = (def: boolean) =>
-  z.preprocess(
-    unsetIfBlank,
-    z
-      .enum(["true", "false", "1", "0", "yes", "no"])
-      .default(def ? "true" : "false")
-      .transform((v) => v === "true" || v === "1" || v === "yes"),
-  );
-/** Redis's own size units (redis.conf): k = 1000, kb = 1024, m = 10⁶, mb = 1024², g = 10⁹, gb = 1024³. */
-const SIZE_UNITS: Readonly<Record<string, number>> = {
-  "": 1,
-  b: 1,
-  k: 1e3,
-  kb: 1024,
-  m: 1e6,
-  mb: 1024 ** 2,
-  g: 1e9,
-  gb: 1024 ** 3,
-};
-/** Smallest REDIS_MAXMEMORY: below this Redis cannot even hold its own bookkeeping. */
-const MIN_MAXMEMORY = 1024 ** 2;
-/** Bytes, or a number with a Redis size unit (`512mb`, `2gb`, case-insensitive), to whole bytes. */
-const byteSize = z.preprocess(
+import {
   unsetIfBlank,
-  z
-    .string()
-    .regex(/^\s*\d+(?:\.\d+)?\s*(?:[kmg]b?|b)?\s*$/i, "a size in bytes or with a unit: 536870912, 512mb, 2gb")
-    .transform((v) => {
-      const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(v)!;
-      return Math.floor(Number(m[1]) * SIZE_UNITS[m[2]!.toLowerCase()]!);
-    })
-    .pipe(z.number().int().min(MIN_MAXMEMORY, "at least 1mb").max(Number.MAX_SAFE_INTEGER))
-    .optional(),
-);
-/** A share in (0, 1]. */
-const share = (def: number) => z.preprocess(unsetIfBlank, z.coerce.number().gt(0).max(1).default(def));
-/** The highest `ttl` API.md allows, so also the highest `MIN_TTL_S`. */
-const MAX_TTL_S = 86_400;
-const optionalString = z
-  .string()
-  .optional()
-  .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()));
-
+  int,
+  optionalInt,
+  portList,
+  originList,
+  hostPortList,
+  rate,
+  bool,
+  byteSize,
+  share,
+  MAX_TTL_S,
+  optionalString,
+} from "./env-values.js";
+import { redisTargetIssues } from "./env-redis.js";
 const variables = z.object({
   PORT: int(8080, 0, 65535),
   HOST: z.string().min(1).default("127.0.0.1"),
@@ -430,54 +336,6 @@ const variables = z.object({
 
 function isLoopbackHost(url: URL): boolean {
   return url.hostname === "localhost" || url.hostname === "[::1]" || /^127(\.\d{1,3}){3}$/.test(url.hostname);
-}
-
-/**
- * REDIS_URL or REDIS_SENTINELS (with its name), never both; the Sentinel-only settings only with
- * Sentinel (with REDIS_URL the credentials and TLS are in the URL: one spelling each); the CA file only
- * with TLS somewhere; WAIT only with a Redis that can have replicas (not the embedded one).
- */
-function redisTargetIssues(env: z.infer<typeof variables>, ctx: z.RefinementCtx): void {
-  const issue = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
-  const sentinel = env.REDIS_SENTINELS !== undefined;
-  if (sentinel && env.REDIS_URL !== undefined)
-    issue("REDIS_SENTINELS", "set REDIS_URL or REDIS_SENTINELS, not both");
-  if (sentinel && env.REDIS_SENTINEL_NAME === undefined)
-    issue(
-      "REDIS_SENTINEL_NAME",
-      "REDIS_SENTINELS needs REDIS_SENTINEL_NAME (the name the sentinels monitor)",
-    );
-  if (!sentinel) {
-    const only = {
-      REDIS_SENTINEL_NAME: env.REDIS_SENTINEL_NAME !== undefined,
-      REDIS_SENTINEL_PASSWORD: env.REDIS_SENTINEL_PASSWORD !== undefined,
-      REDIS_SENTINEL_TLS: env.REDIS_SENTINEL_TLS,
-      REDIS_USERNAME: env.REDIS_USERNAME !== undefined,
-      REDIS_PASSWORD: env.REDIS_PASSWORD !== undefined,
-      REDIS_TLS: env.REDIS_TLS,
-    };
-    for (const [name, set] of Object.entries(only)) {
-      if (set) {
-        issue(
-          name,
-          `${name} applies with REDIS_SENTINELS only; with REDIS_URL put credentials and TLS in the URL (rediss://user:password@host:port)`,
-        );
-      }
-    }
-  }
-  const tls = sentinel
-    ? env.REDIS_TLS || env.REDIS_SENTINEL_TLS
-    : (env.REDIS_URL?.startsWith("rediss:") ?? false);
-  if (env.REDIS_TLS_CA_FILE !== undefined && !tls)
-    issue(
-      "REDIS_TLS_CA_FILE",
-      "REDIS_TLS_CA_FILE needs TLS: a rediss:// REDIS_URL, REDIS_TLS or REDIS_SENTINEL_TLS",
-    );
-  if (env.REDIS_WAIT_REPLICAS > 0 && !sentinel && env.REDIS_URL === undefined)
-    issue(
-      "REDIS_WAIT_REPLICAS",
-      "REDIS_WAIT_REPLICAS needs a Redis with replicas (REDIS_SENTINELS or REDIS_URL); the embedded one has none",
-    );
 }
 
 /** The environment schema: each variable, then the rules that tie several together. */
