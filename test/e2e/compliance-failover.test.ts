@@ -8,9 +8,10 @@
 // cut on the primary (`CLIENT KILL TYPE replica`: a frozen replica cannot reconnect), so every job
 // admitted from then on exists on the primary alone — a replica that has fallen behind, at its
 // extreme. Jobs are acknowledged (202) in that moment; then the primary is killed (kill -9), the
-// replica thawed, and the sentinels promote it. The simulated GPU is frozen over the same moment so
-// that no job ends there (a job that ended on the primary alone is a lost completion, which the
-// lease brings back: not what this test is about).
+// replica thawed, and the sentinels promote it. The simulated GPU is frozen (SIGSTOP) before the cut
+// and the follow-ups (ledger, audit log) left to catch up, so that nothing but admissions happens on
+// the primary alone: a job that ended there, or was billed there, is another story (a lost
+// completion runs again after its lease; see the report of this test's branch).
 //
 // After the promotion and the settling, `render-gateway reconcile` (a process, over the sentinels)
 // and the pipeline's scheduled compliance run both report: every 202'd job either completed or is
@@ -195,8 +196,25 @@ describe("a Redis primary killed (kill -9) with REDIS_WAIT_REPLICAS off and a re
       const replica = dep.nodes.find((n) => n !== old)!;
       const oldClient = dep.client(old);
 
-      // ---- the replica falls behind for good: frozen, its link cut; the GPU frozen too
+      // ---- the GPU freezes, and the follow-ups catch up: from here on nothing finishes, so the
+      // cut below loses admissions only (no completion, ledger line or audit leaf is in flight)
       sim.proc.pause();
+      let caughtUp = 0;
+      await until(
+        "every finished job billed and in the audit log",
+        async () => {
+          const finished = await oldClient.zrange(createKeys(h.prefix).done, 0, -1);
+          const billed = ledgerCounts();
+          const audited = await auditedIds();
+          const all = audited !== undefined && finished.every((id) => billed.has(id) && audited.has(id));
+          caughtUp = all ? caughtUp + 1 : 0;
+          return caughtUp >= 2; // twice in a row: a reply the frozen GPU sent just before has landed
+        },
+        SETTLE_WITHIN_MS,
+        200,
+      );
+
+      // ---- the replica falls behind for good: frozen, its link cut
       process.kill(replica.pid, "SIGSTOP");
       let thawed = false;
       const thaw = () => {
