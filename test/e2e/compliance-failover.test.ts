@@ -203,7 +203,7 @@ describe("a Redis primary killed (kill -9) with REDIS_WAIT_REPLICAS off and a re
       await until(
         "every finished job billed and in the audit log",
         async () => {
-          const finished = await oldClient.zrange(createKeys(h.prefix).done, 0, -1);
+          const finished = await oldClient.zrange(createKeys(h.prefix).done, "0", "-1");
           const billed = ledgerCounts();
           const audited = await auditedIds();
           const all = audited !== undefined && finished.every((id) => billed.has(id) && audited.has(id));
@@ -348,7 +348,9 @@ describe("a Redis primary killed (kill -9) with REDIS_WAIT_REPLICAS off and a re
         SETTLE_WITHIN_MS,
         200,
       );
-      const stored = await call(apis[1]!.url, `/admin/compliance/reports/${summary.digest}`, { token: admin });
+      const stored = await call(apis[1]!.url, `/admin/compliance/reports/${summary.digest}`, {
+        token: admin,
+      });
       expect(stored.status).toBe(200);
       const scheduled = (await stored.json()) as SignedReport;
       expect(scheduled.lost.jobs.map((j) => j.job_id).sort()).toEqual([...lost].sort());
