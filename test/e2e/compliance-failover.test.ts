@@ -11,7 +11,8 @@
 // replica thawed, and the sentinels promote it. The simulated GPU is frozen (SIGSTOP) before the cut
 // and the follow-ups (ledger, audit log) left to catch up, so that nothing but admissions happens on
 // the primary alone: a job that ended there, or was billed there, is another story (a lost
-// completion runs again after its lease; see the report of this test's branch).
+// completion runs again after its lease; docs/decisions.md "Redis high availability" says what a
+// run without the frozen GPU showed).
 //
 // After the promotion and the settling, `render-gateway reconcile` (a process, over the sentinels)
 // and the pipeline's scheduled compliance run both report: every 202'd job either completed or is
