@@ -75,7 +75,16 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
   const attempts = createAttemptQueue({ ...o, connection: o.bullConnection(), ledger, leases, logger });
   const views = createBackendViews(o.registry, breakers);
   const prefer = o.preferredEngine ?? {};
-  const dispatcher = createDispatcher({ ...o, ledger, attempts, views, prefer, stopping, logger });
+  const dispatcher = createDispatcher({
+    ...o,
+    ledger,
+    attempts,
+    views,
+    prefer,
+    stopping,
+    logger,
+    runHere: (a) => runner.runHere(a),
+  });
   const kick = dispatcher.kick;
   const runner = createAttemptRunner({
     ...o,
