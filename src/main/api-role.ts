@@ -168,6 +168,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     rateLimits: createRateLimitStore({ redis, prefix: env.REDIS_PREFIX }),
     hub,
     blobs: ctx.blobs,
+    ...(ctx.handover ? { handover: ctx.handover } : {}),
     outboundHttp,
     imageInspector: createImageInspector({
       maxPixels: env.INPUT_IMAGE_MAX_PIXELS,
