@@ -170,6 +170,8 @@ beforeAll(async () => {
         throw err;
       }
     },
+    refreshRollup: (keys) => store.refreshRollup(keys),
+    refreshHours: (span, opts) => store.refreshHours(span, opts),
   };
   worker = await startAnalyticsWorker({
     sink,
