@@ -32,6 +32,12 @@ export interface TestClickHouse {
    * it (`ATTACH PARTITION … FROM`: parts added as they are, no insert, so nothing is triggered).
    */
   storeCutShort(database: string, rows: readonly InferenceEvent[]): Promise<void>;
+  /**
+   * {@link TestClickHouse.storeCutShort} while the server is away (after {@link TestClickHouse.kill}):
+   * through a server started on the same data on another port for the purpose and stopped again, so
+   * processes using `url` never see it answer.
+   */
+  storeCutShortWhileAway(database: string, rows: readonly InferenceEvent[]): Promise<void>;
   /** SIGKILL: the server is gone, its port closed, its data kept. */
   kill(): Promise<void>;
   /** Starts it again on the same port and data (after a kill); resolves once it answers. */
@@ -41,6 +47,33 @@ export interface TestClickHouse {
 }
 
 const live = new Set<ClickHouseServer>();
+
+/** See {@link TestClickHouse.storeCutShort}. */
+async function cutShort(
+  server: Pick<ClickHouseServer, "url" | "password">,
+  database: string,
+  rows: readonly InferenceEvent[],
+): Promise<void> {
+  const raw = createClient({ url: server.url, username: "default", password: server.password });
+  const staging = `${database}.cut_${randomAlnum(8).toLowerCase()}`;
+  try {
+    await raw.command({ query: `CREATE TABLE ${staging} AS ${database}.${EVENTS_TABLE}` });
+    await raw.insert({
+      table: staging,
+      values: rows.map((r) => ({ ...r, inserted_at: r.completed_at })),
+      format: "JSONEachRow",
+    });
+    const months = new Set(rows.map((r) => new Date(r.completed_at * 1000).toISOString().slice(0, 7)));
+    for (const month of months) {
+      await raw.command({
+        query: `ALTER TABLE ${database}.${EVENTS_TABLE} ATTACH PARTITION ${month.replace("-", "")} FROM ${staging}`,
+      });
+    }
+    await raw.command({ query: `DROP TABLE ${staging}` });
+  } finally {
+    await raw.close();
+  }
+}
 let exitHook = false;
 
 export async function startTestClickHouse(): Promise<TestClickHouse> {
@@ -90,25 +123,15 @@ export async function startTestClickHouse(): Promise<TestClickHouse> {
         CLICKHOUSE_DATABASE: database,
       };
     },
-    async storeCutShort(database, rows) {
-      const raw = createClient({ url: server.url, username: "default", password: server.password });
-      const staging = `${database}.cut_${randomAlnum(8).toLowerCase()}`;
+    storeCutShort: (database, rows) => cutShort(server, database, rows),
+    async storeCutShortWhileAway(database, rows) {
+      const elsewhere = await spawnClickHouseServer({ dir });
+      live.add(elsewhere);
       try {
-        await raw.command({ query: `CREATE TABLE ${staging} AS ${database}.${EVENTS_TABLE}` });
-        await raw.insert({
-          table: staging,
-          values: rows.map((r) => ({ ...r, inserted_at: r.completed_at })),
-          format: "JSONEachRow",
-        });
-        const months = new Set(rows.map((r) => new Date(r.completed_at * 1000).toISOString().slice(0, 7)));
-        for (const month of months) {
-          await raw.command({
-            query: `ALTER TABLE ${database}.${EVENTS_TABLE} ATTACH PARTITION ${month.replace("-", "")} FROM ${staging}`,
-          });
-        }
-        await raw.command({ query: `DROP TABLE ${staging}` });
+        await cutShort(elsewhere, database, rows);
       } finally {
-        await raw.close();
+        await elsewhere.stop();
+        live.delete(elsewhere);
       }
     },
     kill,
