@@ -98,6 +98,12 @@ export interface AnalyticsStoreOptions {
   readonly password?: string;
   /** Longest wait for one request (ms); default 10 s. */
   readonly requestTimeoutMs?: number;
+  /**
+   * Longest wait for one rollup statement (ms); default 5 min, at least `requestTimeoutMs`. A refresh
+   * reads a whole hour of its keys' rows, which takes seconds at high volume: with the common
+   * timeout, a busy hour's refresh could never finish, and its batches would be retried for ever.
+   */
+  readonly rollupTimeoutMs?: number;
   /** Clock of `inserted_at` (ms); default Date.now. */
   readonly now?: () => number;
 }
@@ -124,15 +130,20 @@ export function createAnalyticsStore(opts: AnalyticsStoreOptions): AnalyticsStor
   const db = sqlIdentifier(database);
   const events = `${db}.${EVENTS_TABLE}`;
   const now = opts.now ?? Date.now;
-  const client: ClickHouseClient = createClient({
-    url: opts.url,
-    ...(opts.username === undefined ? {} : { username: opts.username }),
-    ...(opts.password === undefined ? {} : { password: opts.password }),
-    request_timeout: opts.requestTimeoutMs ?? 10_000,
-    application: "render-gateway",
-    // failures are the caller's to report (retried jobs, one warning), not the client's console lines
-    log: { level: ClickHouseLogLevel.OFF },
-  });
+  const clientWith = (timeoutMs: number): ClickHouseClient =>
+    createClient({
+      url: opts.url,
+      ...(opts.username === undefined ? {} : { username: opts.username }),
+      ...(opts.password === undefined ? {} : { password: opts.password }),
+      request_timeout: timeoutMs,
+      application: "render-gateway",
+      // failures are the caller's to report (retried jobs, one warning), not the client's console lines
+      log: { level: ClickHouseLogLevel.OFF },
+    });
+  const timeoutMs = opts.requestTimeoutMs ?? 10_000;
+  const client = clientWith(timeoutMs);
+  /** The rollup's statements: the same server, a longer timeout. */
+  const rollupClient = clientWith(Math.max(timeoutMs, opts.rollupTimeoutMs ?? 300_000));
   let closed: Promise<void> | undefined;
 
   async function rows<T>(query: string): Promise<T[]> {
@@ -229,14 +240,18 @@ export function createAnalyticsStore(opts: AnalyticsStoreOptions): AnalyticsStor
     },
     async refreshRollup(keys) {
       if (keys.length === 0) return;
-      for (const query of refreshKeysStatements(database, keys)) await client.command({ query });
+      for (const query of refreshKeysStatements(database, keys)) await rollupClient.command({ query });
     },
     async refreshHours(span, o) {
-      const hours = await rows<{ h: unknown }>(hoursWithRowsQuery(database, span, o?.onlyMissing === true));
+      const listed = await rollupClient.query({
+        query: hoursWithRowsQuery(database, span, o?.onlyMissing === true),
+        format: "JSONEachRow",
+      });
+      const hours = await listed.json<{ h: unknown }>();
       let done = 0;
       for (const { h } of hours) {
         if (o?.signal?.aborted === true) break;
-        await client.command({ query: refreshHourStatement(database, num(h) * 1000) });
+        await rollupClient.command({ query: refreshHourStatement(database, num(h) * 1000) });
         done++;
       }
       return done;
@@ -266,7 +281,7 @@ export function createAnalyticsStore(opts: AnalyticsStoreOptions): AnalyticsStor
       return new Set(out.map((r) => r.job_id));
     },
     close() {
-      closed ??= client.close();
+      closed ??= Promise.all([client.close(), rollupClient.close()]).then(() => undefined);
       return closed;
     },
   };

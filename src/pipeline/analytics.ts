@@ -15,6 +15,7 @@ import { Worker, type Job } from "bullmq";
 import { rollupKeysOf, type AnalyticsSink, type InferenceEvent } from "../core/analytics-event.js";
 import { retryDelayMs } from "../core/webhook-delivery.js";
 import { ANALYTICS_QUEUE } from "../queues/keys.js";
+import { coalescedRefresh } from "./rollup-refresh.js";
 
 /** What a job of the `analytics` queue carries. */
 export interface AnalyticsTask {
@@ -51,6 +52,7 @@ export function createAnalyticsBatcher(opts: {
   readonly onInsert?: (r: { rows: number; stored: number; ms: number; error?: Error }) => void;
 }): AnalyticsBatcher {
   type Pending = { row: InferenceEvent; done: () => void; failed: (err: Error) => void };
+  const refresh = coalescedRefresh(opts.sink);
   let pending: Pending[] = [];
   let timer: NodeJS.Timeout | undefined;
   const inFlight = new Set<Promise<void>>();
@@ -62,7 +64,7 @@ export function createAnalyticsBatcher(opts: {
       const stored = await opts.sink.insert(rows);
       // every key of the batch, stored now or before: a row an earlier try stored but whose
       // refresh never ran (a kill, a failure) is counted by this one
-      await opts.sink.refreshRollup(rollupKeysOf(rows));
+      await refresh(rollupKeysOf(rows));
       opts.onInsert?.({ rows: batch.length, stored, ms: Date.now() - started });
       for (const b of batch) b.done();
     } catch (err) {
