@@ -173,7 +173,13 @@ const num = (v: unknown): number => (typeof v === "number" ? v : Number(v));
 
 /** A row of {@link rollupReadQuery} or {@link figuresOfRowsQuery}. */
 export function parseFigures(r: Record<string, unknown>): HourlyRollup {
-  const v = Array.isArray(r.v) ? (r.v as unknown[]) : [];
+  // a tuple is a JSON array, or an object in element order where the server names tuple elements
+  // (`enable_named_columns_in_function_tuple` on current releases)
+  const v = Array.isArray(r.v)
+    ? (r.v as unknown[])
+    : typeof r.v === "object" && r.v !== null
+      ? Object.values(r.v)
+      : [];
   const at = (i: number) => num(v[i] ?? 0);
   return {
     customer_id: String(r.customer_id),
