@@ -60,8 +60,9 @@ function inHour(hourMs: number): string {
 /**
  * The figures per hour × customer × model of the base table's rows matching `where`, each event
  * once (grouped by `event_id` first, so an unmerged duplicate never counts): `h`, `cust`, `mdl`,
- * `version` (the event count), then the value columns named as the rollup names them. Quantiles are exact (`quantilesExact`: the value at ⌊level·n⌋ of
- * the sorted values), so two reads of the same events give the same row.
+ * `version` (the event count), then the value columns named as the rollup names them. Quantiles
+ * are exact (`quantilesExact`: the value at ⌊level·n⌋ of the sorted values), so two reads of the
+ * same events give the same row.
  */
 function figuresSelect(events: string, where: string): string {
   return `SELECT h, cust, mdl, count() AS version, version AS jobs,

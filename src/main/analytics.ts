@@ -1,7 +1,8 @@
 // The analytics stage of a pipeline process (README "Analytics"): which ClickHouse it writes to —
 // CLICKHOUSE_URL, else the embedded clickhouse-server (started here, or the one a start on the same
-// DATA_DIR runs), else none — the schema, the `analytics` queue, its worker and the rollup's sweep. With no ClickHouse the
-// stage is off with one warning, and the relay adds no analytics job (no queue without a consumer).
+// DATA_DIR runs), else none — the schema, the `analytics` queue, its worker and the rollup's sweep.
+// With no ClickHouse the stage is off with one warning, and the relay adds no analytics job (no
+// queue without a consumer).
 import { Queue, type QueueOptions } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
