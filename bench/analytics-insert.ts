@@ -3,8 +3,9 @@
 // answering at once (SIM_STEP_MS=0: the fastest the render path goes) with no pipeline running, so
 // the outbox holds N terminal events; then one pipeline process starts, on a clickhouse-server of
 // this run (Debian's 18.16 here), and drains them: relay → BullMQ `analytics` → batched JSONEachRow
-// inserts (billing runs beside it, as in production). The figure is the rate at which distinct rows
-// appear in ClickHouse over the render rate of the same round (target ≥ 2).
+// inserts, each followed by the refresh of its rollup rows (billing runs beside it, as in production).
+// The figure is the rate at which distinct rows appear in ClickHouse and in the rollup (the round
+// ends when both hold all N) over the render rate of the same round (target ≥ 2).
 //   npx tsx bench/analytics-insert.ts [--jobs 2000] [--concurrency 16] [--rounds 3]
 import { join } from "node:path";
 import { createClient } from "@clickhouse/client";
@@ -13,7 +14,8 @@ import { startPipeline, startWorker, startZeroStepSim } from "./lib/gateway.js";
 import { isMain, options, standalone, type BenchContext, type BenchDef } from "./lib/harness.js";
 import { waitUntil } from "./lib/proc.js";
 import { fmt, pairedFigure, printTable } from "./lib/report.js";
-import { EVENTS_TABLE } from "../src/infra/clickhouse-analytics.js";
+import { createAnalyticsStore } from "../src/infra/clickhouse-analytics.js";
+import { EVENTS_TABLE } from "../src/infra/clickhouse-schema.js";
 import { spawnClickHouseServer } from "../src/infra/clickhouse-server.js";
 
 const PREFIX = "{bench}";
@@ -47,6 +49,7 @@ export const analyticsInsertBench: BenchDef = {
     });
     const results: Round[] = [];
     const inserts: string[] = [];
+    const rollupLag: string[] = [];
     try {
       for (let r = 1; r <= rounds; r++) {
         await ctx.redis.flush();
@@ -108,11 +111,29 @@ export const analyticsInsertBench: BenchDef = {
             CLICKHOUSE_DATABASE: database,
           },
         });
+        // the rollup counts a batch's rows once its refresh is done, after the insert: the round
+        // ends when both have every row
+        const store = createAnalyticsStore({
+          url: ch.url,
+          username: "default",
+          password: ch.password,
+          database,
+        });
+        const rolledUp = async (): Promise<number> => {
+          const hourly = await store.hourlyRollup({ fromMs: 0, toMs: Date.now() + 7_200_000 });
+          return hourly.reduce((n, h) => n + h.jobs, 0);
+        };
         const started = Date.now();
         await waitUntil("rows to arrive", async () => (await rows()) >= jobs, 120_000, 20, [pipeline]);
+        const rowsSpan = Date.now() - started;
+        await waitUntil("the rollup to count them", async () => (await rolledUp()) >= jobs, 120_000, 20, [
+          pipeline,
+        ]);
         const span = Date.now() - started;
+        await store.close();
         await pipeline.stop();
         results.push({ side: "analytics", round: r, jobs, spanMs: span, perS: (jobs / span) * 1000 });
+        rollupLag.push(`round ${r}: rows ${rowsSpan} ms, rollup ${span} ms`);
         const parts = await client.query({
           query: `SELECT count() AS parts FROM system.parts WHERE database = '${database}' AND table = '${EVENTS_TABLE}'`,
           format: "JSONEachRow",
@@ -149,7 +170,8 @@ export const analyticsInsertBench: BenchDef = {
       problems: [],
       notes: [
         "render: N jobs through one worker process (concurrency C) on the simulated backend answering at once, no pipeline running",
-        "analytics: one pipeline process draining the N terminal events left in the outbox (relay → BullMQ analytics → batched inserts, billing beside it), from its relay's start to N distinct rows in ClickHouse",
+        "analytics: one pipeline process draining the N terminal events left in the outbox (relay → BullMQ analytics → batched inserts and rollup refreshes, billing beside it), from its relay's start to N distinct rows in ClickHouse and N jobs in the rollup",
+        `time to every row, and to the rollup counting them: ${rollupLag.join("; ")}`,
         `parts written (one per insert before merges): ${inserts.join("; ")}`,
       ],
     };

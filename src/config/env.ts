@@ -87,6 +87,10 @@ const variables = z.object({
   ANALYTICS_FLUSH_MS: int(1_000, 1, 60_000),
   /** Longest pause between two tries of a batch ClickHouse refused or did not answer (ms). */
   ANALYTICS_RETRY_MAX_MS: int(30_000, 10, 3_600_000),
+  /** Pause between two sweeps of the rollup (ms); 0: no sweep, not even the fill at start. */
+  ANALYTICS_SWEEP_MS: int(600_000, 0, 86_400_000),
+  /** Hours a rollup sweep recomputes, the current one included. */
+  ANALYTICS_SWEEP_HOURS: int(6, 1, 8_760),
 
   BACKENDS_FILE: optionalString,
   CATALOG_FILE: optionalString,

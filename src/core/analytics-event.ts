@@ -46,6 +46,20 @@ export interface InferenceEvent {
   readonly completed_ms: number;
 }
 
+/** One row of the dashboard rollup: a customer × model × UTC hour. */
+export interface RollupKey {
+  /** The hour's start, ms since the epoch. */
+  readonly hour_ms: number;
+  readonly customer_id: string;
+  readonly model: string;
+}
+
+/** A span of completion times, `[fromMs, toMs)` in ms since the epoch. */
+export interface TimeSpan {
+  readonly fromMs: number;
+  readonly toMs: number;
+}
+
 /** Where the analytics worker writes rows (infra/clickhouse-analytics.ts implements it). */
 export interface AnalyticsSink {
   /**
@@ -54,6 +68,46 @@ export interface AnalyticsSink {
    * @throws Error when the store cannot be reached or refuses the rows (the caller retries).
    */
   insert(rows: readonly InferenceEvent[]): Promise<number>;
+  /**
+   * Recomputes the rollup rows of `keys` from the stored rows (each event once), so that they count
+   * every row stored before the call. Idempotent; calls may overlap (the newest read wins).
+   * @throws Error when the store cannot be reached (the caller retries).
+   */
+  refreshRollup(keys: readonly RollupKey[]): Promise<void>;
+  /**
+   * Recomputes the rollup of every hour of `span` that holds stored rows, newest first (with
+   * `onlyMissing`, only those of them the rollup has no row for); resolves with the number of hours
+   * recomputed. An aborted `signal` ends it after the hour in progress.
+   * @throws Error when the store cannot be reached.
+   */
+  refreshHours(
+    span: TimeSpan,
+    opts?: { readonly onlyMissing?: boolean; readonly signal?: AbortSignal },
+  ): Promise<number>;
+}
+
+const HOUR_MS = 3_600_000;
+
+/** The distinct rollup rows `rows` count in: what a batch's insert asks to be recomputed. */
+export function rollupKeysOf(rows: readonly InferenceEvent[]): RollupKey[] {
+  const keys = new Map<string, RollupKey>();
+  for (const r of rows) {
+    // the hour of `completed_at`, as the store groups them
+    const hour_ms = Math.floor((r.completed_at * 1000) / HOUR_MS) * HOUR_MS;
+    // JSON of the three: no separator a customer id or model could contain can make two keys one
+    keys.set(JSON.stringify([hour_ms, r.customer_id, r.model]), {
+      hour_ms,
+      customer_id: r.customer_id,
+      model: r.model,
+    });
+  }
+  return [...keys.values()];
+}
+
+/** The hours a sweep recomputes at `nowMs`: the current UTC hour and the `hours - 1` before it. */
+export function sweepSpan(nowMs: number, hours: number): TimeSpan {
+  const current = Math.floor(nowMs / HOUR_MS) * HOUR_MS;
+  return { fromMs: current - (Math.max(1, hours) - 1) * HOUR_MS, toMs: current + HOUR_MS };
 }
 
 const seconds = (ms: number): number => Math.floor(ms / 1000);

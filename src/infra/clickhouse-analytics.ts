@@ -1,96 +1,35 @@
-// The analytics store in ClickHouse (README "Analytics"; docs/decisions.md "Analytics"): the schema
-// the app creates on start, the batched insert of `inference_events` rows, and every query read from
-// it — the reconciliation's (hourly counts and GPU time per customer × model, the jobs of a window)
-// and the dashboard's rollup. The one module that knows the tables; schema and queries run on the
-// Debian server (18.16) and on current ClickHouse alike: no query parameters (values are quoted by
-// clickhouse-sql.ts), no DateTime64, no LowCardinality, no TTL.
+// The analytics store in ClickHouse (README "Analytics"; docs/decisions.md "Analytics"): the batched
+// insert of `inference_events` rows, the rollup's refreshes, and every query read from the tables —
+// the reconciliation's (hourly counts and GPU time per customer × model, the jobs of a window) and the
+// dashboard's rollup. With clickhouse-schema.ts (the tables) and clickhouse-rollup.ts (the rollup's
+// SQL), the one place that knows the tables; everything runs on the Debian server (18.16) and on
+// current ClickHouse alike: no query parameters (values are quoted by clickhouse-sql.ts).
 //
 // Deduplication: rows are keyed by `event_id`. The table is a ReplacingMergeTree whose sorting key
 // ends with it (duplicates collapse when parts merge, some time later), every query of the base table
 // first groups by `event_id` (so it never counts a duplicate, merged or not), and an insert first
 // leaves out the events already stored (so a batch retried after an insert whose answer was lost adds
-// nothing, and the rollup's sums, which a materialized view adds up as rows arrive, stay exact).
+// no second copy). The rollup is recomputed from the deduplicated rows, never added up as rows arrive,
+// so neither a duplicate nor an insert cut short can make it drift.
 import { createClient, ClickHouseLogLevel, type ClickHouseClient } from "@clickhouse/client";
 import type { AnalyticsSink, InferenceEvent } from "../core/analytics-event.js";
+import {
+  figuresOfRowsQuery,
+  hoursWithRowsQuery,
+  parseFigures,
+  refreshHourStatement,
+  refreshKeysStatements,
+  rollupReadQuery,
+  type HourlyRollup,
+} from "./clickhouse-rollup.js";
+import { EVENTS_TABLE, schemaStatements } from "./clickhouse-schema.js";
 import { sqlIdentifier, sqlInteger, sqlString, sqlStringList } from "./clickhouse-sql.js";
 
-/** The table of finished jobs, one row per terminal event. */
-export const EVENTS_TABLE = "inference_events";
-/** The dashboard rollup per customer × model × UTC hour (an AggregatingMergeTree). */
-export const HOURLY_TABLE = "inference_events_hourly";
-/** The materialized view that feeds {@link HOURLY_TABLE} from each insert into {@link EVENTS_TABLE}. */
-export const HOURLY_VIEW = "inference_events_hourly_mv";
+export type { HourlyRollup } from "./clickhouse-rollup.js";
 
 const HOUR_MS = 3_600_000;
 /** Event ids per existence lookup: keeps each query far below max_query_size (256 KiB). */
 const LOOKUP_CHUNK = 1_000;
-
-/**
- * The statements that create the schema, in order, each idempotent (`IF NOT EXISTS`). Times are
- * `DateTime('UTC')` whatever the server's time zone, so hours are UTC hours everywhere.
- */
-export function schemaStatements(database: string): string[] {
-  const db = sqlIdentifier(database);
-  return [
-    `CREATE DATABASE IF NOT EXISTS ${db}`,
-    `CREATE TABLE IF NOT EXISTS ${db}.${EVENTS_TABLE} (
-      event_id String,
-      job_id String,
-      customer_id String,
-      tier String,
-      priority String,
-      modality String,
-      model String,
-      task String,
-      status String,
-      error_code String,
-      backend String,
-      attempts UInt32,
-      gpu_ms UInt64,
-      price_micro_usd UInt64,
-      price_micro_usd_per_gpu_s UInt64,
-      queue_wait_ms UInt64,
-      run_ms UInt64,
-      created_at DateTime('UTC'),
-      started_at Nullable(DateTime('UTC')),
-      completed_at DateTime('UTC'),
-      completed_ms UInt64,
-      inserted_at DateTime('UTC')
-    ) ENGINE = ReplacingMergeTree
-    PARTITION BY toYYYYMM(completed_at)
-    ORDER BY (toStartOfHour(completed_at), customer_id, model, event_id)`,
-    `CREATE TABLE IF NOT EXISTS ${db}.${HOURLY_TABLE} (
-      hour DateTime('UTC'),
-      customer_id String,
-      model String,
-      jobs AggregateFunction(uniqExact, String),
-      completed AggregateFunction(uniqExactIf, String, UInt8),
-      failed AggregateFunction(uniqExactIf, String, UInt8),
-      cancelled AggregateFunction(uniqExactIf, String, UInt8),
-      gpu_ms AggregateFunction(sum, UInt64),
-      price_micro_usd AggregateFunction(sum, UInt64),
-      queue_wait_ms AggregateFunction(quantiles(0.5, 0.95), UInt64),
-      run_ms AggregateFunction(quantiles(0.5, 0.95), UInt64)
-    ) ENGINE = AggregatingMergeTree
-    PARTITION BY toYYYYMM(hour)
-    ORDER BY (customer_id, model, hour)`,
-    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${HOURLY_VIEW} TO ${db}.${HOURLY_TABLE} AS
-    SELECT
-      toStartOfHour(completed_at) AS hour,
-      customer_id,
-      model,
-      uniqExactState(event_id) AS jobs,
-      uniqExactIfState(event_id, status = 'complete') AS completed,
-      uniqExactIfState(event_id, status = 'error') AS failed,
-      uniqExactIfState(event_id, status = 'cancelled') AS cancelled,
-      sumState(gpu_ms) AS gpu_ms,
-      sumState(price_micro_usd) AS price_micro_usd,
-      quantilesState(0.5, 0.95)(queue_wait_ms) AS queue_wait_ms,
-      quantilesState(0.5, 0.95)(run_ms) AS run_ms
-    FROM ${db}.${EVENTS_TABLE}
-    GROUP BY hour, customer_id, model`,
-  ];
-}
 
 /** A window of completion times, `[fromMs, toMs)` in ms since the epoch; optionally one customer's. */
 export interface AnalyticsWindow {
@@ -110,17 +49,6 @@ export interface HourlyUsage {
   readonly price_micro_usd: number;
 }
 
-/** {@link HourlyUsage} plus what a dashboard shows: outcomes and wait / run quantiles (ms). */
-export interface HourlyRollup extends HourlyUsage {
-  readonly completed: number;
-  readonly failed: number;
-  readonly cancelled: number;
-  readonly queue_wait_p50_ms: number;
-  readonly queue_wait_p95_ms: number;
-  readonly run_p50_ms: number;
-  readonly run_p95_ms: number;
-}
-
 /** One finished job as stored (deduplicated): what a reconciliation names a job by. */
 export interface AnalyticsJob {
   readonly job_id: string;
@@ -138,14 +66,22 @@ export interface AnalyticsStore extends AnalyticsSink {
   readonly database: string;
   /** Whether the server answers (never throws). */
   ping(): Promise<boolean>;
-  /** Creates the database, tables and view unless they exist; a second call changes nothing. */
+  /**
+   * Creates the database and tables unless they exist, and drops the materialized view of earlier
+   * releases (so it stops feeding their rollup table); a second call changes nothing.
+   */
   ensureSchema(): Promise<void>;
-  /** Inserts rows as they are, stored or not (tests make duplicates with it). */
+  /** Inserts rows as they are, stored or not, and refreshes nothing (tests make duplicates with it). */
   insertUnchecked(rows: readonly InferenceEvent[]): Promise<void>;
   /** Jobs, GPU ms and money per customer × model × UTC hour of `w`, from the rows, deduplicated. */
   hourlyUsage(w: AnalyticsWindow): Promise<HourlyUsage[]>;
-  /** The dashboard's rollup of `w`'s hours (whole hours: `w` is widened to them), from the view. */
+  /**
+   * The dashboard's rollup of `w`'s hours (whole hours: `w` is widened to them): each customer ×
+   * model × hour's newest refresh.
+   */
   hourlyRollup(w: AnalyticsWindow): Promise<HourlyRollup[]>;
+  /** The rollup's figures of `w`'s hours computed from the rows at read time (what it must equal). */
+  hourlyRollupOfRows(w: AnalyticsWindow): Promise<HourlyRollup[]>;
   /** Every job finished in `w`, once each, ordered by completion. */
   jobsInWindow(w: AnalyticsWindow): Promise<AnalyticsJob[]>;
   /** The ids of the jobs finished in `w`. */
@@ -162,6 +98,12 @@ export interface AnalyticsStoreOptions {
   readonly password?: string;
   /** Longest wait for one request (ms); default 10 s. */
   readonly requestTimeoutMs?: number;
+  /**
+   * Longest wait for one rollup statement (ms); default 5 min, at least `requestTimeoutMs`. A refresh
+   * reads a whole hour of its keys' rows, which takes seconds at high volume: with the common
+   * timeout, a busy hour's refresh could never finish, and its batches would be retried for ever.
+   */
+  readonly rollupTimeoutMs?: number;
   /** Clock of `inserted_at` (ms); default Date.now. */
   readonly now?: () => number;
 }
@@ -188,15 +130,20 @@ export function createAnalyticsStore(opts: AnalyticsStoreOptions): AnalyticsStor
   const db = sqlIdentifier(database);
   const events = `${db}.${EVENTS_TABLE}`;
   const now = opts.now ?? Date.now;
-  const client: ClickHouseClient = createClient({
-    url: opts.url,
-    ...(opts.username === undefined ? {} : { username: opts.username }),
-    ...(opts.password === undefined ? {} : { password: opts.password }),
-    request_timeout: opts.requestTimeoutMs ?? 10_000,
-    application: "render-gateway",
-    // failures are the caller's to report (retried jobs, one warning), not the client's console lines
-    log: { level: ClickHouseLogLevel.OFF },
-  });
+  const clientWith = (timeoutMs: number): ClickHouseClient =>
+    createClient({
+      url: opts.url,
+      ...(opts.username === undefined ? {} : { username: opts.username }),
+      ...(opts.password === undefined ? {} : { password: opts.password }),
+      request_timeout: timeoutMs,
+      application: "render-gateway",
+      // failures are the caller's to report (retried jobs, one warning), not the client's console lines
+      log: { level: ClickHouseLogLevel.OFF },
+    });
+  const timeoutMs = opts.requestTimeoutMs ?? 10_000;
+  const client = clientWith(timeoutMs);
+  /** The rollup's statements: the same server, a longer timeout. */
+  const rollupClient = clientWith(Math.max(timeoutMs, opts.rollupTimeoutMs ?? 300_000));
   let closed: Promise<void> | undefined;
 
   async function rows<T>(query: string): Promise<T[]> {
@@ -245,13 +192,12 @@ export function createAnalyticsStore(opts: AnalyticsStoreOptions): AnalyticsStor
       }
     },
     async ensureSchema() {
-      for (const query of schemaStatements(database)) {
+      for (const { query, raceCodes } of schemaStatements(database)) {
         try {
           await client.command({ query });
         } catch (err) {
-          // another process created it between our IF NOT EXISTS and the create (57, 82)
-          const code = (err as { code?: string }).code;
-          if (code !== "57" && code !== "82") throw err;
+          // another process did it between our IF (NOT) EXISTS and the statement
+          if (!raceCodes.includes((err as { code?: string }).code ?? "")) throw err;
         }
       }
     },
@@ -287,40 +233,28 @@ export function createAnalyticsStore(opts: AnalyticsStoreOptions): AnalyticsStor
       }));
     },
     async hourlyRollup(w) {
-      const fromH = Math.floor(w.fromMs / HOUR_MS) * 3_600;
-      const toH = Math.ceil(w.toMs / HOUR_MS) * 3_600;
-      const customer = w.customerId === undefined ? "" : `AND customer_id = ${sqlString(w.customerId)}`;
-      const out = await rows<Record<string, unknown>>(
-        `SELECT customer_id, model, toUnixTimestamp(hour) * 1000 AS hour_ms,
-                uniqExactMerge(jobs) AS jobs, uniqExactIfMerge(completed) AS completed,
-                uniqExactIfMerge(failed) AS failed, uniqExactIfMerge(cancelled) AS cancelled,
-                sumMerge(gpu_ms) AS gpu_ms, sumMerge(price_micro_usd) AS price_micro_usd,
-                quantilesMerge(0.5, 0.95)(queue_wait_ms) AS wait_q, quantilesMerge(0.5, 0.95)(run_ms) AS run_q
-         FROM ${db}.${HOURLY_TABLE}
-         WHERE hour >= toDateTime(${sqlInteger(fromH)}, 'UTC') AND hour < toDateTime(${sqlInteger(toH)}, 'UTC')
-           ${customer}
-         GROUP BY customer_id, model, hour
-         ORDER BY hour_ms, customer_id, model`,
-      );
-      return out.map((r) => {
-        const wait = (r.wait_q as unknown[] | undefined) ?? [];
-        const run = (r.run_q as unknown[] | undefined) ?? [];
-        return {
-          customer_id: String(r.customer_id),
-          model: String(r.model),
-          hour_ms: num(r.hour_ms),
-          jobs: num(r.jobs),
-          completed: num(r.completed),
-          failed: num(r.failed),
-          cancelled: num(r.cancelled),
-          gpu_ms: num(r.gpu_ms),
-          price_micro_usd: num(r.price_micro_usd),
-          queue_wait_p50_ms: Math.round(num(wait[0] ?? 0)),
-          queue_wait_p95_ms: Math.round(num(wait[1] ?? 0)),
-          run_p50_ms: Math.round(num(run[0] ?? 0)),
-          run_p95_ms: Math.round(num(run[1] ?? 0)),
-        };
+      return (await rows<Record<string, unknown>>(rollupReadQuery(database, w))).map(parseFigures);
+    },
+    async hourlyRollupOfRows(w) {
+      return (await rows<Record<string, unknown>>(figuresOfRowsQuery(database, w))).map(parseFigures);
+    },
+    async refreshRollup(keys) {
+      if (keys.length === 0) return;
+      for (const query of refreshKeysStatements(database, keys)) await rollupClient.command({ query });
+    },
+    async refreshHours(span, o) {
+      const listed = await rollupClient.query({
+        query: hoursWithRowsQuery(database, span, o?.onlyMissing === true),
+        format: "JSONEachRow",
       });
+      const hours = await listed.json<{ h: unknown }>();
+      let done = 0;
+      for (const { h } of hours) {
+        if (o?.signal?.aborted === true) break;
+        await rollupClient.command({ query: refreshHourStatement(database, num(h) * 1000) });
+        done++;
+      }
+      return done;
     },
     async jobsInWindow(w) {
       const out = await rows<Record<string, unknown>>(
@@ -347,7 +281,7 @@ export function createAnalyticsStore(opts: AnalyticsStoreOptions): AnalyticsStor
       return new Set(out.map((r) => r.job_id));
     },
     close() {
-      closed ??= client.close();
+      closed ??= Promise.all([client.close(), rollupClient.close()]).then(() => undefined);
       return closed;
     },
   };

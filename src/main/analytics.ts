@@ -1,7 +1,8 @@
 // The analytics stage of a pipeline process (README "Analytics"): which ClickHouse it writes to —
 // CLICKHOUSE_URL, else the embedded clickhouse-server (started here, or the one a start on the same
-// DATA_DIR runs), else none — the schema, the `analytics` queue and its worker. With no ClickHouse the
-// stage is off with one warning, and the relay adds no analytics job (no queue without a consumer).
+// DATA_DIR runs), else none — the schema, the `analytics` queue, its worker and the rollup's sweep.
+// With no ClickHouse the stage is off with one warning, and the relay adds no analytics job (no
+// queue without a consumer).
 import { Queue, type QueueOptions } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
@@ -14,6 +15,7 @@ import {
   startEmbeddedClickHouse,
 } from "../infra/clickhouse-server.js";
 import { ANALYTICS_ATTEMPTS, ANALYTICS_BACKOFF, startAnalyticsWorker } from "../pipeline/analytics.js";
+import { startRollupSweep } from "../pipeline/rollup-sweep.js";
 import type { FollowUpQueue } from "../pipeline/relay.js";
 import { ANALYTICS_QUEUE } from "../queues/keys.js";
 import type { Runtime } from "./runtime.js";
@@ -91,16 +93,26 @@ export async function openAnalyticsStore(
   return store;
 }
 
-/** The store as the worker writes to it: the schema is (re)made before an insert until once it worked. */
+/** The store as the worker writes to it: the schema is (re)made before a write until once it worked. */
 function schemaFirst(store: AnalyticsStore): AnalyticsSink {
   let ready = false;
+  const schema = async () => {
+    if (ready) return;
+    await store.ensureSchema();
+    ready = true;
+  };
   return {
     async insert(rows) {
-      if (!ready) {
-        await store.ensureSchema();
-        ready = true;
-      }
+      await schema();
       return store.insert(rows);
+    },
+    async refreshRollup(keys) {
+      await schema();
+      return store.refreshRollup(keys);
+    },
+    async refreshHours(span, opts) {
+      await schema();
+      return store.refreshHours(span, opts);
     },
   };
 }
@@ -131,8 +143,9 @@ export async function startAnalytics(
     },
   });
   ctx.runtime.defer("analytics queue", () => queue.close());
+  const sink = schemaFirst(store);
   const worker = await startAnalyticsWorker({
-    sink: schemaFirst(store),
+    sink,
     reachable: () => store.ping(),
     connection: redis.worker,
     prefix: redis.prefix,
@@ -143,5 +156,14 @@ export async function startAnalytics(
     logger: ctx.logger,
   });
   ctx.runtime.defer("analytics worker", () => worker.close());
+  if (env.ANALYTICS_SWEEP_MS > 0) {
+    const sweep = startRollupSweep({
+      sink,
+      everyMs: env.ANALYTICS_SWEEP_MS,
+      hours: env.ANALYTICS_SWEEP_HOURS,
+      logger: ctx.logger,
+    });
+    ctx.runtime.defer("rollup sweep", () => sweep.close());
+  }
   return { queue, tiers: ctx.tiers, store };
 }

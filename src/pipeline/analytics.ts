@@ -1,18 +1,21 @@
 // The consumer of the `analytics` follow-up queue (docs/decisions.md "Analytics"): each job carries
 // one `inference_events` row (computed by the relay); the rows are written in batches, and each job
-// completes only once the insert that carried its row has succeeded. BullMQ runs one job per slot,
+// completes only once the insert that carried its row has succeeded and the rollup rows of the
+// batch's customers × models × hours have been recomputed after it. BullMQ runs one job per slot,
 // so the worker runs as many slots as two batches hold: each job hands its row to a shared batch and
-// waits for that batch's insert — a batch is written when it is full or when its first row has
-// waited ANALYTICS_FLUSH_MS — while the next batch fills. A failed insert fails every job of its
-// batch; BullMQ retries them (exponential, capped backoff, no attempt limit) until ClickHouse takes
-// them, and the store leaves out the rows it already has, so each event is written once. A batch
-// refused while ClickHouse answers is split until the row it will not take fails alone.
+// waits for that batch's write — a batch is written when it is full or when its first row has
+// waited ANALYTICS_FLUSH_MS — while the next batch fills. A failed insert or refresh fails every job
+// of its batch; BullMQ retries them (exponential, capped backoff, no attempt limit) until ClickHouse
+// takes them, and the store leaves out the rows it already has, so each event is written once — and
+// the retry's refresh counts the rows an insert cut short did store. A batch refused while
+// ClickHouse answers is split until the row it will not take fails alone.
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { Worker, type Job } from "bullmq";
-import type { AnalyticsSink, InferenceEvent } from "../core/analytics-event.js";
+import { rollupKeysOf, type AnalyticsSink, type InferenceEvent } from "../core/analytics-event.js";
 import { retryDelayMs } from "../core/webhook-delivery.js";
 import { ANALYTICS_QUEUE } from "../queues/keys.js";
+import { coalescedRefresh } from "./rollup-refresh.js";
 
 /** What a job of the `analytics` queue carries. */
 export interface AnalyticsTask {
@@ -26,7 +29,10 @@ export const ANALYTICS_ATTEMPTS = 1_000_000;
 
 /** Rows collected into inserts of at most `maxRows`, each written within `flushMs` of its first row. */
 export interface AnalyticsBatcher {
-  /** Resolves once `row` is stored; rejects with the insert's error (the job is then retried). */
+  /**
+   * Resolves once `row` is stored and its rollup row recomputed; rejects with the insert's or the
+   * refresh's error (the job is then retried).
+   */
   add(row: InferenceEvent): Promise<void>;
   /** Writes what is collected now and waits for the inserts in flight. */
   flush(): Promise<void>;
@@ -42,10 +48,11 @@ export function createAnalyticsBatcher(opts: {
    * Default: never split.
    */
   readonly reachable?: () => Promise<boolean>;
-  /** Called after each insert (rows in the batch, rows new, ms it took, or its error). */
+  /** Called after each write (rows in the batch, rows new, ms insert and refresh took, or the error). */
   readonly onInsert?: (r: { rows: number; stored: number; ms: number; error?: Error }) => void;
 }): AnalyticsBatcher {
   type Pending = { row: InferenceEvent; done: () => void; failed: (err: Error) => void };
+  const refresh = coalescedRefresh(opts.sink);
   let pending: Pending[] = [];
   let timer: NodeJS.Timeout | undefined;
   const inFlight = new Set<Promise<void>>();
@@ -53,7 +60,11 @@ export function createAnalyticsBatcher(opts: {
   async function insert(batch: readonly Pending[]): Promise<void> {
     const started = Date.now();
     try {
-      const stored = await opts.sink.insert(batch.map((b) => b.row));
+      const rows = batch.map((b) => b.row);
+      const stored = await opts.sink.insert(rows);
+      // every key of the batch, stored now or before: a row an earlier try stored but whose
+      // refresh never ran (a kill, a failure) is counted by this one
+      await refresh(rollupKeysOf(rows));
       opts.onInsert?.({ rows: batch.length, stored, ms: Date.now() - started });
       for (const b of batch) b.done();
     } catch (err) {
@@ -127,7 +138,10 @@ function outageReporter(
   return (r) => {
     if (r.error !== undefined) {
       if (!down)
-        log.warn({ err: r.error.message, rows: r.rows }, "analytics insert failed; rows wait in the queue");
+        log.warn(
+          { err: r.error.message, rows: r.rows },
+          "analytics insert or rollup refresh failed; rows wait in the queue",
+        );
       down = true;
       return;
     }

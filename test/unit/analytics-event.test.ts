@@ -1,8 +1,14 @@
-// The analytics row of a terminal outbox event (core/analytics-event.ts) and the SQL literals its
-// queries are built with (infra/clickhouse-sql.ts): the row carries the ledger's own GPU time and
-// price and never the request; literals escape whatever could end or bend them.
+// The analytics row of a terminal outbox event (core/analytics-event.ts), the rollup rows a batch
+// asks to be recomputed, and the SQL literals its queries are built with (infra/clickhouse-sql.ts,
+// clickhouse-rollup.ts): the row carries the ledger's own GPU time and price and never the request;
+// literals escape whatever could end or bend them.
 import { describe, expect, it } from "vitest";
-import { inferenceEventOf } from "../../src/core/analytics-event.js";
+import {
+  inferenceEventOf,
+  rollupKeysOf,
+  sweepSpan,
+  type InferenceEvent,
+} from "../../src/core/analytics-event.js";
 import { ledgerEntryOf } from "../../src/core/billing.js";
 import type { OutboxEvent } from "../../src/core/outbox.js";
 import { DEFAULT_TIERS } from "../../src/core/tiers.js";
@@ -13,6 +19,7 @@ import {
   sqlString,
   sqlStringList,
 } from "../../src/infra/clickhouse-sql.js";
+import { KEYS_PER_REFRESH, refreshKeysStatements, wholeHours } from "../../src/infra/clickhouse-rollup.js";
 
 const T0 = Date.UTC(2026, 11, 7, 10, 59, 59, 400);
 
@@ -130,5 +137,54 @@ describe("SQL literals", () => {
       expect(() => sqlInteger(bad)).toThrow();
     expect(sqlStringList(["a", "b'"])).toBe("('a', 'b\\'')");
     expect(() => sqlStringList([])).toThrow();
+  });
+});
+
+describe("rollup keys", () => {
+  const HOUR = 3_600_000;
+  const H0 = Date.UTC(2026, 11, 7, 10);
+  const at = (ms: number, customer_id: string, model: string) =>
+    ({ customer_id, model, completed_at: Math.floor(ms / 1000), completed_ms: ms }) as InferenceEvent;
+
+  it("are the distinct UTC hour × customer × model of a batch's rows, hour of completed_at", () => {
+    const keys = rollupKeysOf([
+      at(H0, "a", "m"),
+      at(H0 + HOUR - 1, "a", "m"),
+      at(H0 + HOUR, "a", "m"),
+      at(H0 + 1, "a", "n"),
+      // no separator makes two keys one
+      at(H0, "a|b", "c"),
+      at(H0, "a", "b|c"),
+    ]);
+    expect(keys.map((k) => [k.hour_ms - H0, k.customer_id, k.model])).toEqual([
+      [0, "a", "m"],
+      [HOUR, "a", "m"],
+      [0, "a", "n"],
+      [0, "a|b", "c"],
+      [0, "a", "b|c"],
+    ]);
+  });
+
+  it("go to refresh statements of at most KEYS_PER_REFRESH keys, every string quoted", () => {
+    const keys = Array.from({ length: KEYS_PER_REFRESH * 2 + 1 }, (_, i) => ({
+      hour_ms: H0 + (i % 3) * HOUR,
+      customer_id: `c${i}' OR '1'='1`,
+      model: "m",
+    }));
+    const statements = refreshKeysStatements("db", keys);
+    expect(statements.length).toBe(3);
+    for (const [i, k] of keys.entries()) {
+      const quoted = `'c${i}\\' OR \\'1\\'=\\'1'`;
+      expect(statements.filter((q) => q.includes(quoted + ",") || q.includes(quoted + ")")).length).toBe(1);
+      expect(k.customer_id).toContain("'");
+    }
+    expect(() => refreshKeysStatements("db; DROP", keys)).toThrow(/not an identifier/);
+  });
+
+  it("of a sweep are the current hour and the ones before it; spans widen to whole hours", () => {
+    expect(sweepSpan(H0 + 5 * 60_000, 3)).toEqual({ fromMs: H0 - 2 * HOUR, toMs: H0 + HOUR });
+    expect(sweepSpan(H0, 1)).toEqual({ fromMs: H0, toMs: H0 + HOUR });
+    expect(wholeHours({ fromMs: H0 + 1, toMs: H0 + HOUR + 1 })).toEqual({ fromMs: H0, toMs: H0 + 2 * HOUR });
+    expect(wholeHours({ fromMs: H0, toMs: H0 + HOUR })).toEqual({ fromMs: H0, toMs: H0 + HOUR });
   });
 });
