@@ -99,6 +99,11 @@ export function isRedisUnavailable(err: unknown): boolean {
     msg.includes("Connection is closed") ||
     msg.includes("Command timed out") ||
     msg.includes("Reached the max retries per request limit") ||
+    // A Cluster with a node gone, or none reachable (infra/redis.ts clusterConnectionOptions).
+    msg.startsWith("Too many Cluster redirections") ||
+    msg.includes("Failed to refresh slots cache") ||
+    msg.startsWith("Cluster is disconnect") ||
+    msg.includes("None of startup nodes is available") ||
     /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT/.test(msg)
   );
 }

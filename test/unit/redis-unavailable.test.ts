@@ -28,6 +28,11 @@ describe("isRedisUnavailable", () => {
     "Stream isn't writeable and enableOfflineQueue options is false",
     "Command timed out",
     "connect ECONNREFUSED 127.0.0.1:6379",
+    "Too many Cluster redirections. Last error: Error: Connection is closed.",
+    "Cluster isn't ready and enableOfflineQueue options is false",
+    "Failed to refresh slots cache.",
+    "None of startup nodes is available",
+    "Cluster is disconnected.",
   ])("recognises the connection failure %s", (message) => {
     expect(isRedisUnavailable(new Error(message))).toBe(true);
   });
