@@ -39,6 +39,8 @@ export interface RedisClusterDeployment {
   masters(): Promise<SpawnedRedis[]>;
   /** The master serving `key`'s slot now. */
   masterOf(key: string): Promise<SpawnedRedis>;
+  /** Every key of one node (SCAN to the end). */
+  keysOn(node: SpawnedRedis): Promise<string[]>;
   /** Every key of every master (SCAN on each; the cluster's whole keyspace). */
   allKeys(): Promise<string[]>;
   /** Waits until every node that is up reports `cluster_state:<state>`. */
@@ -163,16 +165,19 @@ export async function startCluster(dir: string, o: ClusterOptions = {}): Promise
       }
       throw new Error(`no master serves slot ${slot}`);
     },
+    async keysOn(node) {
+      const keys: string[] = [];
+      let cursor = "0";
+      do {
+        const [next, batch] = await client(node).scan(cursor, "COUNT", 1000);
+        cursor = next;
+        keys.push(...batch);
+      } while (cursor !== "0");
+      return keys;
+    },
     async allKeys() {
       const keys: string[] = [];
-      for (const m of await deployment.masters()) {
-        let cursor = "0";
-        do {
-          const [next, batch] = await client(m).scan(cursor, "COUNT", 1000);
-          cursor = next;
-          keys.push(...batch);
-        } while (cursor !== "0");
-      }
+      for (const m of await deployment.masters()) keys.push(...(await deployment.keysOn(m)));
       return keys;
     },
     async waitState(state, timeoutMs) {

@@ -15,6 +15,8 @@ describe("isRedisUnavailable", () => {
     "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
     "LOADING Redis is loading the dataset in memory",
     "CLUSTERDOWN The cluster is down",
+    "MOVED 9309 127.0.0.1:41413",
+    "ASK 9309 127.0.0.1:41413",
     "TRYAGAIN Multiple keys request during rehashing of slot",
     "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
     "NOREPLICAS Not enough good replicas to write.",
