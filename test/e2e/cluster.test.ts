@@ -1,6 +1,6 @@
 // The whole system on a Redis Cluster (issue 15, REDIS_CLUSTER_NODES): three masters with a replica
-// each (test/helpers/cluster.ts), `start --roles api`, `start --roles worker` and the simulator, with
-// the default single pool. Jobs queued before any worker runs get exact positions (FIFO within a
+// each (test/helpers/cluster.ts), `start --roles api`, `start --roles worker`, `start --roles
+// pipeline` and the simulator, with the default single pool. Jobs queued before any worker runs get exact positions (FIFO within a
 // priority), a worker with one slot then starts them in that order, and every key the system wrote
 // is under the prefix's hash tag on the one master serving it (SCAN on every master). Then the master
 // holding the prefix is killed (kill -9) under steady submits: while its replica is promoted every
@@ -33,6 +33,7 @@ let dep: RedisClusterDeployment;
 let api: Gateway;
 let sim: Gateway;
 let worker: CliProcess | undefined;
+let pipeline: CliProcess;
 let bearer: string;
 let env: Record<string, string | undefined>;
 
@@ -55,6 +56,7 @@ beforeAll(async () => {
     LOG_LEVEL: "info",
   };
   api = await h.start("api", { name: "api", env });
+  pipeline = (await h.start("pipeline", { wait: "none", name: "pipeline", env })).proc;
   bearer = await token("cluster", { tier: "enterprise" });
 }, 120_000);
 
@@ -92,8 +94,17 @@ describe("the system on a 3-master Redis Cluster with the default pool", () => {
     const byStart = [...jobs].sort((a, b) => Date.parse(a.started_at!) - Date.parse(b.started_at!));
     expect(byStart.map((j) => ids.indexOf(j.id))).toEqual([...Array(N).keys()]);
 
+    // The pipeline relayed every finished job (billing, audit, webhooks through BullMQ queues).
+    const admin = await token("ops", { admin: true });
+    await until("the pipeline's relay has no outbox entry left", async () => {
+      const ready = (await (await call(api.url, "/ready", { token: admin })).json()) as {
+        pipeline: { outbox_entries: number };
+      };
+      return ready.pipeline.outbox_entries === 0 ? true : undefined;
+    });
+
     // Every key of the cluster (SCAN on each master) is the system's, under the prefix's hash tag,
-    // on the master serving that tag: scheduler, stores, BullMQ's queues, metrics, everything.
+    // on the master serving that tag: scheduler, stores, BullMQ's queues, the pipeline's, metrics.
     const keys = await dep.allKeys();
     expect(keys.length).toBeGreaterThan(N);
     expect(keys.filter((k) => !k.startsWith(`${h.prefix}:`))).toEqual([]);
@@ -183,14 +194,14 @@ describe("the system on a 3-master Redis Cluster with the default pool", () => {
     );
 
     // No process was restarted; every acknowledged job completes.
-    expect([api.proc.running, worker!.running]).toEqual([true, true]);
+    expect([api.proc.running, worker!.running, pipeline.running]).toEqual([true, true, true]);
     const jobs = await waitTerminal(api.url, bearer, acked, 90_000);
     expect(jobs.filter((j) => j.status !== "complete").map((j) => `${j.id} ${j.status}`)).toEqual([]);
     log(
       `kill -9 of the prefix's master → first 202 again ${firstAck - killAt} ms later; ${answers.length} submits: ` +
         `${acked.length} × 202 (all completed), ${refused.length} × 503; slowest answer ${slowest} ms`,
     );
-    for (const p of [api.proc, worker!, sim.proc]) {
+    for (const p of [api.proc, worker!, pipeline, sim.proc]) {
       expect(await p.stop(20_000), p.describe()).toEqual({ code: 0, signal: null, forced: false });
     }
   }, 180_000);
