@@ -1,7 +1,8 @@
 // Connections to a Redis Cluster of real processes (test/helpers/cluster.ts: three masters, a replica
 // each, a password on every node): the connector's clients run the scheduler's scripts (single calls
 // and script pipelines) on the master of the prefix's slot, two prefixes on two masters side by side,
-// BullMQ's queue and worker, pub/sub from a script; a master killed (kill -9) fails over with the API's
+// BullMQ's queue and worker, pub/sub from a script, WAIT on the prefix's master, the start checks on
+// every master; a master killed (kill -9) fails over with the API's
 // commands failing fast and the worker's waiting, the scripts running on the promoted replica
 // (NOSCRIPT handled); a master killed with its replica takes the cluster down: every API command then
 // fails at once as "unavailable" (docs/decisions.md "Redis Cluster").
@@ -10,7 +11,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Queue, Worker } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { closeRedis, waitReady, type RedisClient } from "../../src/infra/redis.js";
+import {
+  assertNoEviction,
+  closeRedis,
+  connectedReplicas,
+  waitReady,
+  type RedisClient,
+} from "../../src/infra/redis.js";
+import { readRedisMemory } from "../../src/infra/redis-memory.js";
+import { createReplicaWait } from "../../src/queues/replica-wait.js";
 import { createRedisConnector, type RedisConnector } from "../../src/infra/redis-connector.js";
 import { isCluster } from "../../src/infra/redis-client.js";
 import { isRedisUnavailable } from "../../src/api/problem.js";
@@ -180,6 +189,41 @@ describe("connections to a Redis Cluster", () => {
     await api.eval("redis.call('PUBLISH', ARGV[1], ARGV[2]) return 1", 1, `${other}:k`, channel, "two");
     for (let i = 0; i < 100 && got.length < 2; i++) await sleep(20);
     expect(got.sort()).toEqual(["one", "two"]);
+  });
+
+  it("send WAIT to the prefix's master, counting its replica only while that replica keeps up", async () => {
+    const api = await connect("api");
+    const waiter = await connect("api");
+    const wait = createReplicaWait({ redis: waiter, prefix, replicas: 1, timeoutMs: 300 });
+    await admit(scheduler(api));
+    expect(await wait()).toBe(1);
+    const home = await dep.masterOf(createKeys(prefix).queue);
+    const role = (await dep.client(home).call("ROLE")) as [string, number, [string, string, string][]];
+    const replica = dep.nodes.find((n) => role[2].some((r) => Number(r[1]) === n.port))!;
+    process.kill(replica.pid, "SIGSTOP");
+    try {
+      await admit(scheduler(api));
+      expect(await wait()).toBe(0);
+    } finally {
+      process.kill(replica.pid, "SIGCONT");
+    }
+    expect(await wait()).toBe(1);
+  });
+
+  it("run the start checks on every master: eviction policy, replicas, memory", async () => {
+    const api = await connect("api");
+    await assertNoEviction(api);
+    expect(await connectedReplicas(api)).toBe(1);
+    const memory = await readRedisMemory(api);
+    // The project's redis.conf: 1 GB and noeviction on every node.
+    expect(memory).toMatchObject({ maxBytes: 1024 ** 3, policy: "noeviction" });
+    const masters = await dep.masters();
+    await dep.client(masters[1]!).config("SET", "maxmemory-policy", "allkeys-lru");
+    try {
+      await expect(assertNoEviction(api)).rejects.toThrow(/allkeys-lru/);
+    } finally {
+      await dep.client(masters[1]!).config("SET", "maxmemory-policy", "noeviction");
+    }
   });
 
   it("follow a master killed (kill -9) to its promoted replica: API commands fail fast, worker commands wait", async () => {
