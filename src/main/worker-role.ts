@@ -82,6 +82,7 @@ export async function startWorkerRole(
     directory: createBackendDirectory(redis, env.REDIS_PREFIX, ctx.clock),
     workerSlots: createWorkerSlots(redis, env.REDIS_PREFIX, ctx.clock),
     blobs: ctx.blobs,
+    ...(ctx.handover ? { handover: ctx.handover } : {}),
     clock: ctx.clock,
     logger,
     concurrency,
