@@ -1,7 +1,7 @@
 // One subscription per API process to the job event channel, fanned out to the SSE streams and
 // sync waiters of this process. Messages only say "job X has new events"; readers fetch them from
 // the job's event list in Redis, so a missed message costs latency, never an event.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 
 export type Listener = () => void;
 
@@ -14,7 +14,7 @@ export interface EventHub {
   stop(): Promise<void>;
 }
 
-export function createEventHub(subscriber: Redis, channel: string): EventHub {
+export function createEventHub(subscriber: RedisClient, channel: string): EventHub {
   const listeners = new Map<string, Set<Listener>>();
   const onMessage = (ch: string, id: string) => {
     if (ch !== channel) return;

@@ -2,7 +2,7 @@
 import { readFileSync, existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import { parse as parseYaml } from "yaml";
 import { parsePublicKeyFile, type PublicKey } from "../api/jwt-keys.js";
 import { parseEnv, type Env } from "../config/env.js";
@@ -114,7 +114,12 @@ async function loadPublicKeys(path: string | undefined): Promise<readonly Public
  * The scheduler on `redis` with the settings' prefix, lease, attempts and retention (every role's);
  * `pipelineMax`: script calls per pipeline on this client (the API role passes REDIS_PIPELINE_MAX).
  */
-export function schedulerFor(settings: Settings, redis: Redis, clock: Clock, pipelineMax = 0): Scheduler {
+export function schedulerFor(
+  settings: Settings,
+  redis: RedisClient,
+  clock: Clock,
+  pipelineMax = 0,
+): Scheduler {
   const { env } = settings;
   return createScheduler({
     redis,

@@ -9,7 +9,7 @@
 // takes them, and the store leaves out the rows it already has, so each event is written once — and
 // the retry's refresh counts the rows an insert cut short did store. A batch refused while
 // ClickHouse answers is split until the row it will not take fails alone.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import type { Logger } from "pino";
 import { Worker, type Job } from "bullmq";
 import { rollupKeysOf, type AnalyticsSink, type InferenceEvent } from "../core/analytics-event.js";
@@ -110,7 +110,7 @@ export interface AnalyticsWorkerDeps {
   /** Whether the store answers (see {@link createAnalyticsBatcher}). */
   readonly reachable?: () => Promise<boolean>;
   /** A connection for BullMQ's worker (closed by whoever opened it). */
-  readonly connection: Redis;
+  readonly connection: RedisClient;
   readonly prefix: string;
   /** ANALYTICS_BATCH: rows per insert at most. */
   readonly batch: number;

@@ -1,7 +1,7 @@
 // Object grants: which customers may read a CAS object with their bearer token (its producer or
 // uploader). A set per object, kept for the job retention; finish.lua grants a job's outputs to its
 // customer in the same step that completes it.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import { createKeys } from "./keys.js";
 
 export interface ObjectGrants {
@@ -10,7 +10,7 @@ export interface ObjectGrants {
   isOwner(digest: string, customerId: string): Promise<boolean>;
 }
 
-export function createObjectGrants(redis: Redis, prefix: string, retentionS: number): ObjectGrants {
+export function createObjectGrants(redis: RedisClient, prefix: string, retentionS: number): ObjectGrants {
   const keys = createKeys(prefix);
   return {
     async grant(digest, customerId) {

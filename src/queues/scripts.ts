@@ -4,6 +4,7 @@
 // docs/decisions.md "Script pipelines").
 import { readFileSync } from "node:fs";
 import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import { luaCodeTable } from "./script-codes.js";
 
 export const SCRIPT_NAMES = [
@@ -85,7 +86,7 @@ type Send = (command: string, args: readonly Arg[]) => Promise<unknown>;
 
 /** A script ioredis defined on a client (`defineCommand`): EVALSHA, EVAL on first use per socket. */
 interface DefinedScript {
-  execute(container: Redis, args: Arg[], options: { replyEncoding: "utf8" }): Promise<unknown>;
+  execute(container: RedisClient, args: Arg[], options: { replyEncoding: "utf8" }): Promise<unknown>;
 }
 
 interface Batcher {
@@ -93,7 +94,7 @@ interface Batcher {
   readonly send: Send;
 }
 
-const batchers = new WeakMap<Redis, Batcher>();
+const batchers = new WeakMap<RedisClient, Batcher>();
 
 /**
  * Script calls written straight to the client's socket while it is corked: the calls of one
@@ -105,7 +106,7 @@ const batchers = new WeakMap<Redis, Batcher>();
  * pipeline in flight: the convoy of docs/decisions.md "Script pipelines"); any number of writes may be
  * in flight.
  */
-function createBatcher(client: Redis, max: number): Batcher {
+function createBatcher(client: RedisClient, max: number): Batcher {
   const scripts = (client as unknown as { scriptsSet: Record<string, DefinedScript | undefined> }).scriptsSet;
   let corked: Redis["stream"] | undefined;
   let written = 0;
@@ -126,8 +127,10 @@ function createBatcher(client: Redis, max: number): Batcher {
       const script = scripts[command];
       if (!script) return Promise.reject(new Error(`script ${command} not defined`));
       if (corked === undefined) {
-        // Not ready: ioredis refuses or queues the call without touching the socket.
-        const stream = client.status === "ready" ? client.stream : undefined;
+        // Not ready: ioredis refuses or queues the call without touching the socket. A Cluster has
+        // a socket per node and none of its own: its calls go out one by one, each to its slot's
+        // node (no cross-slot batch to refuse).
+        const stream = client.status === "ready" && "stream" in client ? client.stream : undefined;
         if (stream?.writable === true) {
           stream.cork();
           corked = stream;
@@ -145,7 +148,7 @@ function createBatcher(client: Redis, max: number): Batcher {
 }
 
 /** The client's batcher for `max`, created on first use. */
-function batcherFor(client: Redis, max: number): Batcher {
+function batcherFor(client: RedisClient, max: number): Batcher {
   const existing = batchers.get(client);
   if (existing) {
     if (existing.max !== max)
@@ -161,7 +164,11 @@ function batcherFor(client: Redis, max: number): Batcher {
  * Defines the scripts on a client and returns a runner. Each script takes one routing key (so a
  * cluster client sends it to the prefix's slot) and the prefix as its first argument.
  */
-export function defineScripts(client: Redis, prefix: string, options: ScriptOptions = {}): ScriptRunner {
+export function defineScripts(
+  client: RedisClient,
+  prefix: string,
+  options: ScriptOptions = {},
+): ScriptRunner {
   for (const [name, lua] of scriptSources()) {
     if (!(`rg_${name}` in client)) client.defineCommand(`rg_${name}`, { numberOfKeys: 1, lua });
   }
