@@ -137,6 +137,7 @@ export function createAttemptRunner(deps: AttemptRunnerDeps): AttemptRunner {
     const w = worker;
     if (w === undefined || stopping.aborted || w.concurrency <= 1) return false;
     w.concurrency -= 1;
+    log.debug({ job: a.id, attempt: a.attempt }, "sync attempt runs in this process, without BullMQ");
     const running: Promise<void> = runSlot(a)
       .catch((err: unknown) => log.error({ err, job: a.id }, "attempt run here failed unexpectedly"))
       .finally(() => {
