@@ -87,7 +87,7 @@ export function syncCall(
 
 /** The jobs holding a slot lease of `backend` now (from the lease members, `<job id>|<token>`). */
 export async function leasedJobs(h: E2eHarness, backend = "gpu-a"): Promise<string[]> {
-  const members = await h.redis().zrange(createKeys(h.prefix).lease(backend), 0, -1);
+  const members = await h.redis().zrange(createKeys(h.prefix).lease(backend), "0", "-1");
   return members.map((m) => m.slice(0, m.lastIndexOf(ATTEMPT_ID_SEPARATOR)));
 }
 
