@@ -4,8 +4,10 @@
 // concurrent attempts), and one `start --roles api`.
 //
 //  1. WORKER_CONCURRENCY=2 and a mix of async jobs and sync calls in flight: neither process ever has
-//     more than 2 backend calls at once, while sync attempts do run in their process (never added to
-//     BullMQ's queue) beside async ones.
+//     more than 2 backend calls at once, while sync attempts do run in their process (the worker's
+//     debug log names them) beside async ones. Fails when a sync attempt runs beside one BullMQ runs
+//     (BullMQ's waiting fetch brings a third: peaks 3 and 3 before the fix), and when BullMQ is not
+//     given one slot less meanwhile.
 //  2. The sync route takes the output the worker role of its own process hands over in memory
 //     (`start --roles api,worker`): the CAS object is corrupted before the call, with the same size
 //     (a put of bytes that exist with that size trusts the file), and the answer is still the right
@@ -73,13 +75,22 @@ describe("sync attempts run in their worker process", () => {
     await Promise.all(workers.map((w) => simResetStats(w.sim.url)));
     const asyncIds: string[] = [];
     const syncs: ReturnType<typeof syncCall>[] = [];
-    // Rounds of: an async job of 1 s (one process runs it, a slot of its two busy), then at once a
-    // sync call (300 ms) and an async job (500 ms), which find a slot free in either process.
-    for (let round = 0; round < 12; round++) {
-      asyncIds.push((await submitJob(api.url, bearer, foxRequest(`long ${round}`, 20))).id);
-      await new Promise((r) => setTimeout(r, 150));
-      syncs.push(syncCall(api.url, bearer, { prompt: `sync ${round}`, steps: 6 }));
-      asyncIds.push((await submitJob(api.url, bearer, foxRequest(`short ${round}`, 10))).id);
+    for (let round = 0; round < 16; round++) {
+      if (round % 2 === 0) {
+        // An async job of 1 s (one process runs it, a slot of its two busy), then at once a sync call
+        // (300 ms) and an async job (500 ms), which find a slot free in either process: a sync
+        // attempt run beside the BullMQ one would leave that BullMQ's waiting fetch a third.
+        asyncIds.push((await submitJob(api.url, bearer, foxRequest(`long ${round}`, 20))).id);
+        await new Promise((r) => setTimeout(r, 150));
+        syncs.push(syncCall(api.url, bearer, { prompt: `sync ${round}`, steps: 6 }));
+        asyncIds.push((await submitJob(api.url, bearer, foxRequest(`short ${round}`, 10))).id);
+      } else {
+        // Both idle: a sync call (it runs in the process that starts it), then three async jobs of
+        // 500 ms at once: BullMQ, given one slot less there, must take only one of them there.
+        syncs.push(syncCall(api.url, bearer, { prompt: `sync ${round}`, steps: 6 }));
+        for (let i = 0; i < 3; i++)
+          asyncIds.push((await submitJob(api.url, bearer, foxRequest(`beside ${round}.${i}`, 10))).id);
+      }
       await new Promise((r) => setTimeout(r, 1_200));
     }
     const answers = await Promise.all(syncs.map((s) => s.answer));
