@@ -34,7 +34,14 @@ import {
   type CliProcess,
   type Gateway,
 } from "../helpers/processes.js";
-import { directRuns, leasedJobs, ownGpuWorker, runningOn, syncCall, type OwnGpuWorker } from "../helpers/sync-direct.js";
+import {
+  directRuns,
+  leasedJobs,
+  ownGpuWorker,
+  runningOn,
+  syncCall,
+  type OwnGpuWorker,
+} from "../helpers/sync-direct.js";
 import { createKeys } from "../../src/queues/keys.js";
 
 const STEP_MS = 50;
@@ -97,7 +104,9 @@ const resetSims = () => Promise.all(workers.map((w) => simResetStats(w.sim.url))
 beforeAll(async () => {
   h = new E2eHarness();
   workers = await Promise.all(
-    ["worker 1", "worker 2"].map((n) => ownGpuWorker(h, n, { capacity: 4, stepMs: STEP_MS, env: WORKER_ENV })),
+    ["worker 1", "worker 2"].map((n) =>
+      ownGpuWorker(h, n, { capacity: 4, stepMs: STEP_MS, env: WORKER_ENV }),
+    ),
   );
   api = await h.start("api,pipeline", { env: { LOCK_MS: String(LOCK_MS) } });
   bearer = await token("sync-direct-crash", { tier: "enterprise" });
@@ -172,7 +181,11 @@ describe("a sync attempt run in its worker process", () => {
     const job = (await readJob(api.url, bearer, id))!;
     expect(attemptOutcomes(job)).toEqual(["complete"]);
     const s = await simStats(w.sim.url);
-    expect({ calls: s.calls, completed: s.completed, aborted: s.aborted }).toEqual({ calls: 1, completed: 1, aborted: 0 });
+    expect({ calls: s.calls, completed: s.completed, aborted: s.aborted }).toEqual({
+      calls: 1,
+      completed: 1,
+      aborted: 0,
+    });
     expect(await terminalEvents(id)).toEqual(["complete"]);
     expect(await waitLeasesZero(h.redis(), h.prefix)).toMatchObject({ total: 0 });
     log(`SIGTERM, grace 10 s: exit 0 after ${exit.ms} ms, the attempt completed`);
@@ -199,7 +212,11 @@ describe("a sync attempt run in its worker process", () => {
     expect(attemptOutcomes(back)).toEqual(["busy"]);
     expect(await h.redis().hget(createKeys(h.prefix).job(id), "spent")).toBe("0");
     const s = await simStats(w.sim.url);
-    expect({ active: s.active, calls: s.calls, aborted: s.aborted }).toEqual({ active: 0, calls: 1, aborted: 1 });
+    expect({ active: s.active, calls: s.calls, aborted: s.aborted }).toEqual({
+      active: 0,
+      calls: 1,
+      aborted: 1,
+    });
     expect(await waitLeasesZero(h.redis(), h.prefix, 5_000)).toMatchObject({ total: 0 });
 
     // The next worker completes it; the caller, still waiting, gets its 200.
@@ -211,7 +228,9 @@ describe("a sync attempt run in its worker process", () => {
     expect(attemptOutcomes(done)).toEqual(["complete"]);
     expect(done.attempt_log[0]?.busy_handbacks).toBe(1);
     expect(await terminalEvents(id)).toEqual(["complete"]);
-    log(`SIGTERM, grace 1 s: exit 0 after ${exit.ms} ms, handed back; the caller's 200 after ${answer.ms} ms`);
+    log(
+      `SIGTERM, grace 1 s: exit 0 after ${exit.ms} ms, handed back; the caller's 200 after ${answer.ms} ms`,
+    );
   }, 120_000);
 
   it("DELETE /jobs/{id} and a sync caller leaving both abort the backend call", async () => {

@@ -58,7 +58,9 @@ const log = (...args: unknown[]) => console.log("[sync-direct-slots]", ...args);
 beforeAll(async () => {
   h = new E2eHarness();
   workers = await Promise.all(
-    ["worker 1", "worker 2"].map((n) => ownGpuWorker(h, n, { capacity: CAPACITY, stepMs: STEP_MS, env: WORKER_ENV })),
+    ["worker 1", "worker 2"].map((n) =>
+      ownGpuWorker(h, n, { capacity: CAPACITY, stepMs: STEP_MS, env: WORKER_ENV }),
+    ),
   );
   // A budget that admits every sync call behind the async jobs however slow the loaded machine is.
   api = await h.start("api", { env: { SYNC_BUDGET_MS: "120000" } });
@@ -99,7 +101,8 @@ describe("sync attempts run in their worker process", () => {
     );
     const syncIds = answers.map((a) => a.headers.get("x-job-id")!);
     const jobs = await waitTerminal(api.url, bearer, [...asyncIds, ...syncIds], 60_000);
-    for (const j of jobs) expect(`${j.id} ${j.status} ${attemptOutcomes(j).join(",")}`).toBe(`${j.id} complete complete`);
+    for (const j of jobs)
+      expect(`${j.id} ${j.status} ${attemptOutcomes(j).join(",")}`).toBe(`${j.id} complete complete`);
 
     const stats = await Promise.all(workers.map((w) => simStats(w.sim.url)));
     const runs = workers.map((w) => directRuns(w.proc));
@@ -121,7 +124,8 @@ describe("sync attempts run in their worker process", () => {
 
   it("api and worker in one process: the route answers with the bytes handed over, not the CAS object", async () => {
     // Only the api+worker process runs attempts from here on.
-    for (const w of workers) expect(await w.proc.stop(), w.proc.describe()).toEqual({ code: 0, signal: null, forced: false });
+    for (const w of workers)
+      expect(await w.proc.stop(), w.proc.describe()).toEqual({ code: 0, signal: null, forced: false });
     const backendsFile = h.backendsFile([
       { id: "gpu-a", url: workers[0]!.sim.url, capacity: CAPACITY, streaming: false },
     ]);
@@ -155,7 +159,11 @@ describe("sync attempts run in their worker process", () => {
     // An API in another process: the attempt runs in the api+worker process, the answer is read from the CAS.
     const elsewhere = await syncCall(api.url, bearer, request).answer;
     expect(elsewhere.status).toBe(500);
-    await problemOf(new Response(elsewhere.bytes, { status: 500, headers: elsewhere.headers }), 500, "internal_error");
+    await problemOf(
+      new Response(elsewhere.bytes, { status: 500, headers: elsewhere.headers }),
+      500,
+      "internal_error",
+    );
     replace(good);
     const restored = await syncCall(api.url, bearer, request).answer;
     expect(restored.status).toBe(200);
@@ -165,7 +173,9 @@ describe("sync attempts run in their worker process", () => {
     const ran = await readJob(api.url, bearer, here.headers.get("x-job-id")!);
     expect(ran?.status).toBe("complete");
     expect(await waitLeasesZero(h.redis(), h.prefix)).toMatchObject({ total: 0 });
-    log(`handover: ${good.length} bytes answered from memory with the CAS object corrupted; the other API read the CAS`);
+    log(
+      `handover: ${good.length} bytes answered from memory with the CAS object corrupted; the other API read the CAS`,
+    );
     expect(await call(both.url, "/health").then((r) => r.status)).toBe(200);
   }, 120_000);
 });

@@ -28,7 +28,9 @@ export async function ownGpuWorker(
     name: `sim of ${name}`,
     env: { SIM_STEP_MS: String(o.stepMs), SIM_CAPACITY: "16" },
   });
-  const backendsFile = h.backendsFile([{ id: "gpu-a", url: sim.url, capacity: o.capacity, streaming: false }]);
+  const backendsFile = h.backendsFile([
+    { id: "gpu-a", url: sim.url, capacity: o.capacity, streaming: false },
+  ]);
   const w: OwnGpuWorker = {
     name,
     sim,
