@@ -80,11 +80,21 @@ export function createAttemptRunner(deps: AttemptRunnerDeps): AttemptRunner {
 
   /** Attempts run here without BullMQ (runHere), until they and their chains end. */
   const direct = new Set<Promise<void>>();
+  /**
+   * Attempt jobs BullMQ's worker has taken (moved to active: its `active` event) and not yet finished
+   * processing; one taken but not begun yet counts too. A job BullMQ failed without processing it
+   * stays counted: runHere is then only more careful.
+   */
+  let bullTaken = 0;
 
   // Nothing is returned to BullMQ: the completed attempt job is removed at once, and the scheduler
   // holds the job's record.
   async function processJob(job: Job<Attempt>): Promise<void> {
-    await runSlot(job.data);
+    try {
+      await runSlot(job.data);
+    } finally {
+      bullTaken--;
+    }
   }
 
   /** One slot's work: attempt `first`, then the attempts its settles start for this slot. */
@@ -133,10 +143,17 @@ export function createAttemptRunner(deps: AttemptRunnerDeps): AttemptRunner {
     fetchPause.unref();
   }
 
+  /**
+   * Lowering BullMQ's concurrency does not recall the fetch it may have waiting already (it keeps one
+   * in flight while below its concurrency), which can bring an attempt another process handed off: a
+   * sync attempt runs here only while that fetch, too, would leave the process within its
+   * concurrency — the attempts BullMQ took, those run here, this one and one fetch.
+   */
   function runHere(a: Attempt): boolean {
     const w = worker;
-    if (w === undefined || stopping.aborted || w.concurrency <= 1) return false;
+    if (w === undefined || stopping.aborted || bullTaken + direct.size + 2 > deps.concurrency) return false;
     w.concurrency -= 1;
+    log.debug({ job: a.id, attempt: a.attempt }, "sync attempt runs in this process, without BullMQ");
     const running: Promise<void> = runSlot(a)
       .catch((err: unknown) => log.error({ err, job: a.id }, "attempt run here failed unexpectedly"))
       .finally(() => {
@@ -163,6 +180,7 @@ export function createAttemptRunner(deps: AttemptRunnerDeps): AttemptRunner {
         autorun: true,
       });
       worker = w;
+      w.on("active", () => bullTaken++);
       w.on("error", (err) => {
         if (lockTrouble(err.message)) {
           log.info({ err: err.message }, "attempt no longer held by this worker");
