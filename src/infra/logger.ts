@@ -24,6 +24,11 @@ export function createLogger(opts: { level: string; destination?: DestinationStr
         "*.apiKey",
         "pepper",
         "*.pepper",
+        // A Redis error carries the command it answered (ioredis: `err.command = { name, args }`), and
+        // a script's arguments hold the request, prompt included: the name stays, the arguments go.
+        "command.args",
+        "*.command.args",
+        "*.*.command.args",
       ],
       remove: true,
     },

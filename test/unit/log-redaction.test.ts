@@ -2,6 +2,7 @@
 // a request's headers; a failing request's log line names the caller by customer and key prefix only.
 import { Writable } from "node:stream";
 import { Hono } from "hono";
+import { ReplyError } from "ioredis";
 import { describe, expect, it } from "vitest";
 import { createLogger } from "../../src/infra/logger.js";
 import { createErrorHandler } from "../../src/api/problem.js";
@@ -31,6 +32,27 @@ describe("log redaction", () => {
     logger.info({ apiKey: KEY, token: KEY, secret: KEY, pepper: KEY }, "top names");
     expect(lines().split("\n").filter(Boolean)).toHaveLength(5);
     expect(lines()).not.toContain(KEY.slice(16));
+  });
+
+  it("drops a Redis error's command arguments (a script's carry the request, prompt included)", async () => {
+    const { logger, lines } = capture();
+    const PROMPT = "a fox in the snow, by a secret artist";
+    // as ioredis rejects a command: a ReplyError with the command it answered attached
+    const err = Object.assign(new ReplyError("ERR value is not an integer or out of range"), {
+      command: { name: "evalsha", args: ["1a2b", "1", "{rg}:job:j_x", PROMPT] },
+    });
+    logger.error({ err }, "admission failed");
+    logger.error({ error: err }, "under another name");
+    logger.error({ err: new Error("outer", { cause: err }) }, "as a cause");
+    const app = new Hono();
+    app.get("/", () => {
+      throw err;
+    });
+    app.onError(createErrorHandler(logger));
+    expect((await app.request("/")).status).toBe(500);
+    expect(lines().split("\n").filter(Boolean)).toHaveLength(4);
+    expect(lines()).not.toContain(PROMPT);
+    expect(lines()).toContain("evalsha");
   });
 
   it("names the caller of a failing request by customer and key prefix only", async () => {
