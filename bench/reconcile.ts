@@ -10,7 +10,8 @@
 // figure is bound ÷ ours per round (target ≥ 0.5: the comparison costs at most as much as the reads).
 // Then the scheduled runs' resumed audit read (pipeline/audit-window.ts): a first run (the audit log
 // read in full, its state stored) and a second after `--more` records were appended (only those
-// verified), both as makeReport; the figure is second ÷ first per round (target ≤ 0.2).
+// verified), both as makeReport; the figures are second ÷ first per round, of the whole run (whose
+// ledger and ClickHouse reads of the window's jobs stay) and of its audit source (target ≤ 0.2).
 //   npx tsx bench/reconcile.ts [--jobs 100000] [--lost 100] [--rounds 3] [--more 1000]
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -394,7 +395,6 @@ export const reconcileBench: BenchDef = {
           isOurs: (x) => x.side === "second",
           value: (x) => x.ms,
           names: ["second", "first"],
-          target: { op: "<=", value: 0.2 },
         }),
         pairedFigure({
           what: `audit source of that run vs the first's`,
@@ -403,6 +403,7 @@ export const reconcileBench: BenchDef = {
           isOurs: (x) => x.side === "second",
           value: (x) => x.auditMs,
           names: ["second", "first"],
+          target: { op: "<=", value: 0.2 },
         }),
       ],
       problems,
