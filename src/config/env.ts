@@ -303,6 +303,11 @@ const variables = z.object({
   COMPLIANCE_SETTLE_MS: int(300_000, 0),
   /** How long stored reports stay listed and in the CAS (s). */
   COMPLIANCE_RETENTION_S: int(90 * 86_400, 60),
+  /**
+   * One scheduled run in this many reads and verifies the whole audit log; the others verify only
+   * the leaves appended since the last run (README "Compliance"). 1: every run reads it whole.
+   */
+  COMPLIANCE_FULL_VERIFY_EVERY: int(288, 1, 1_000_000),
 
   /** WebSocket `/ws` (README "WebSocket (/ws)"): time a connection without a header token has to authenticate. */
   WS_AUTH_TIMEOUT_MS: int(5_000, 50, 60_000),

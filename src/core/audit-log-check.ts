@@ -6,7 +6,7 @@
 import { parseAuditRecord, type AuditRecord } from "./audit-record.js";
 import { canonicalJson } from "./canonical-json.js";
 import { findPublicKey, verifyCheckpoint, type SignedCheckpoint } from "./checkpoint.js";
-import { TreeBuilder, leafHash, toHex } from "./merkle.js";
+import { TreeBuilder, equalHashes, leafHash, toHex, type Hash } from "./merkle.js";
 
 /** The first thing found wrong, with the most precise position known. */
 export interface AuditBadEntry {
@@ -82,16 +82,19 @@ function isPowerOfTwo(n: number): boolean {
  * The segments of the log from the index (last line per segment): numbered 0..K-1 without a gap;
  * all but the last hold the same power-of-two count S (the segment size) and the last 1..S.
  * @param expectedSize the configured segment size, when known (else it is read off the index).
+ * @param from where the segments planned start (a resumed read: its segment and first leaf, and
+ *   `expectedSize` given); default the log's start.
  */
 export function planSegments(
   index: ReadonlyMap<number, { readonly digest: string; readonly count: number }>,
   expectedSize?: number,
+  from: { readonly segment: number; readonly leaf: number } = { segment: 0, leaf: 0 },
 ): { segmentSize: number | undefined; segments: PlannedSegment[] } | AuditBadEntry {
-  const K = index.size;
+  const K = from.segment + index.size;
   const segments: PlannedSegment[] = [];
   let size: number | undefined = expectedSize;
-  let first = 0;
-  for (let k = 0; k < K; k++) {
+  let first = from.leaf;
+  for (let k = from.segment; k < K; k++) {
     const e = index.get(k);
     // K lines but none for k: some segment beyond K-1 is named instead
     if (e === undefined)
@@ -190,23 +193,60 @@ export interface LogChecker {
   finish(): AuditBadEntry | undefined;
   /** The size up to which every leaf is covered by a checkpoint that matched. */
   readonly verifiedSize: number;
+  /** The compact range of the first `verifiedSize` leaves (what a later read resumes from). */
+  readonly verifiedRange: readonly Hash[];
+  /** The log id of the checkpoints (undefined while there are none and none was given). */
+  readonly logId: string | undefined;
   /** Leaves added. */
   readonly size: number;
+}
+
+/**
+ * Where a resumed check starts: the first `size` leaves were verified by an earlier read, which
+ * kept their compact range. The leaves are fed again from `replayFrom` (`size` with its low bits
+ * cleared: the first leaf of the segment holding leaf `size`), and those below `size` must rebuild
+ * `range` exactly — the re-read part of a segment is held to what was verified.
+ */
+export interface CheckerStart {
+  readonly size: number;
+  readonly range: readonly Hash[];
+  readonly replayFrom: number;
+  /** Jobs known to be in the log below `size`, with their leaf (for the once-per-job check). */
+  readonly jobs?: Iterable<readonly [string, number]>;
+}
+
+/** The lowest 1 bit of n (n ≥ 1), exact for safe integers. */
+function lowestBit(n: number): number {
+  let b = 1;
+  while ((n / b) % 2 === 0) b *= 2;
+  return b;
 }
 
 /**
  * Checks the checkpoints themselves (each signed by a key of `jwks`, all of one log id — `logId` when
  * given — and, in `issued` (checkpoints.jsonl, in issue order), tree sizes never going back), then
  * returns the checker of the leaves. `held` are checkpoints kept elsewhere (by customers), held to
- * the log the same way.
+ * the log the same way. With `start`, the check resumes an earlier one (see {@link CheckerStart}):
+ * `issued` are then the checkpoints issued since, none below `start.size`.
+ * @throws RangeError for a `start` whose replayFrom is not `size` with low bits cleared.
  */
 export async function createLogChecker(
   issued: readonly NumberedCheckpoint[],
   jwks: unknown,
-  opts: { logId?: string; held?: readonly NumberedCheckpoint[] } = {},
+  opts: { logId?: string; held?: readonly NumberedCheckpoint[]; start?: CheckerStart } = {},
 ): Promise<LogChecker | AuditBadEntry> {
+  const start = opts.start;
+  if (
+    start !== undefined &&
+    !(
+      start.replayFrom <= start.size &&
+      (start.replayFrom === 0 || start.size - start.replayFrom < lowestBit(start.replayFrom))
+    )
+  ) {
+    throw new RangeError(`cannot resume at ${start.size} replaying from ${start.replayFrom}`);
+  }
   let logId = opts.logId;
-  let biggest = 0;
+  let biggest = start?.size ?? 0;
   const checkpoints = [...issued, ...(opts.held ?? [])];
   for (const [i, { label, checkpoint: cp }] of checkpoints.entries()) {
     if (logId === undefined) logId = cp.log_id;
@@ -226,10 +266,15 @@ export async function createLogChecker(
   }
   // the checkpoints by size, smallest first; several may share one
   const pending = [...checkpoints].sort((a, b) => a.checkpoint.tree_size - b.checkpoint.tree_size);
-  const tree = new TreeBuilder();
-  const seen = new Map<string, number>();
+  // a resumed tree: the compact range of the replayed prefix is the top of the verified one
+  const tree =
+    start === undefined
+      ? new TreeBuilder()
+      : TreeBuilder.resume(start.replayFrom, start.range.slice(0, popCount(start.replayFrom)));
+  const seen = new Map<string, number>(start?.jobs ?? []);
   let next = 0;
-  let verifiedSize = 0;
+  let verifiedSize = start?.size ?? 0;
+  let verifiedRange: readonly Hash[] = start?.range ?? [];
 
   /** Holds the checkpoints of the current size to the tree's root. */
   const reach = (): AuditBadEntry | undefined => {
@@ -252,17 +297,34 @@ export async function createLogChecker(
         };
       }
       verifiedSize = tree.size;
+      verifiedRange = tree.compactRange();
       next++;
     }
     return undefined;
   };
 
-  const start = reach();
-  if (start !== undefined) return start;
+  const first = tree.size === verifiedSize ? reach() : undefined;
+  if (first !== undefined) return first;
   return {
     add(leaf) {
       if (leaf.index !== tree.size)
         return { leaf_index: tree.size, what: `leaf ${leaf.index} came where ${tree.size} belongs` };
+      if (start !== undefined && leaf.index < start.size) {
+        // a leaf verified before, read again with its segment: rebuilds the range verified
+        seen.set(leaf.record.job_id, leaf.index);
+        tree.append(leafHash(leaf.bytes));
+        if (tree.size < start.size) return undefined;
+        const range = tree.compactRange();
+        if (
+          range.length !== start.range.length ||
+          !range.every((h, i) => equalHashes(h, start.range[i] as Hash))
+        )
+          return {
+            leaf_index: start.replayFrom,
+            what: `leaves ${start.replayFrom}..${start.size - 1} are not the ones verified before (their segment was rewritten)`,
+          };
+        return reach();
+      }
       const earlier = seen.get(leaf.record.job_id);
       if (earlier !== undefined) {
         return {
@@ -276,6 +338,12 @@ export async function createLogChecker(
       return reach();
     },
     finish() {
+      if (tree.size < verifiedSize) {
+        return {
+          leaf_index: tree.size,
+          what: `the log holds ${tree.size} leaves, fewer than the ${verifiedSize} verified before`,
+        };
+      }
       const beyond = pending[next];
       if (beyond !== undefined) {
         return {
@@ -296,8 +364,21 @@ export async function createLogChecker(
     get verifiedSize() {
       return verifiedSize;
     },
+    get verifiedRange() {
+      return verifiedRange;
+    },
+    get logId() {
+      return logId;
+    },
     get size() {
       return tree.size;
     },
   };
+}
+
+/** The number of 1 bits of n (a safe integer ≥ 0). */
+function popCount(n: number): number {
+  let c = 0;
+  for (let rest = n; rest > 0; rest = Math.floor(rest / 2)) c += rest % 2;
+  return c;
 }

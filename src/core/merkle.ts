@@ -73,6 +73,37 @@ export class TreeBuilder {
     return this.#size;
   }
 
+  /**
+   * The compact range of the leaves so far: the roots of the perfect subtrees the tree splits into,
+   * largest first (one per 1 bit of the size) — copies, for {@link TreeBuilder.resume}.
+   */
+  compactRange(): Hash[] {
+    return this.#hashes.map((h) => h.slice());
+  }
+
+  /**
+   * A builder that already holds `size` leaves, given their compact range (what
+   * {@link TreeBuilder.compactRange} returned at that size): appending continues the same tree.
+   * @throws RangeError unless `hashes` has one 32-byte hash per 1 bit of `size`.
+   */
+  static resume(size: number, hashes: readonly Hash[]): TreeBuilder {
+    assertCount(size, "size");
+    const heights: number[] = [];
+    for (let h = 0, rest = size; rest > 0; h++, rest = Math.floor(rest / 2)) {
+      if (rest % 2 === 1) heights.unshift(h);
+    }
+    if (hashes.length !== heights.length || !hashes.every(isHash)) {
+      throw new RangeError(
+        `a tree of ${size} leaves has a compact range of ${heights.length} 32-byte hashes`,
+      );
+    }
+    const b = new TreeBuilder();
+    b.#hashes.push(...hashes.map((h) => h.slice()));
+    b.#heights.push(...heights);
+    b.#size = size;
+    return b;
+  }
+
   /** MTH of the leaves appended so far (the empty tree's root when there are none). */
   root(): Hash {
     const hs = this.#hashes;

@@ -19,17 +19,20 @@ import {
 import {
   FILE_MODE,
   JsonlLineError,
+  JsonlMoved,
   appendLines,
   createOnce,
   parseJsonl,
+  readJsonlFrom,
   readText,
   writeAtomic,
+  type JsonlPosition,
   type JsonlRead,
 } from "./line-files.js";
 import { isErrno } from "./fs-blob-layout.js";
 import { PRIVATE_DIR_MODE } from "./private-dir.js";
 
-export { JsonlLineError, type JsonlRead };
+export { JsonlLineError, JsonlMoved, type JsonlPosition, type JsonlRead };
 
 /** One line of index.jsonl: segment k is the CAS blob `digest`, holding `count` leaves. */
 export interface IndexLine {
@@ -60,12 +63,16 @@ export interface AuditFiles {
   readIndex(): Promise<Map<number, { digest: string; count: number }>>;
   /** Every index line in file order, and a torn tail if any. @throws JsonlLineError */
   readIndexLines(): Promise<JsonlRead<IndexLine>>;
+  /** The index lines appended since `from` (a read's `end`). @throws JsonlMoved, JsonlLineError */
+  readIndexLinesFrom(from: JsonlPosition): Promise<JsonlRead<IndexLine>>;
   /** Appends a checkpoint and syncs it. */
   appendCheckpoint(cp: SignedCheckpoint): Promise<void>;
   /** The checkpoints in issue order. @throws JsonlLineError for a malformed complete line. */
   readCheckpoints(): Promise<SignedCheckpoint[]>;
   /** The checkpoints in issue order, and a torn tail if any. @throws JsonlLineError */
   readCheckpointLines(): Promise<JsonlRead<SignedCheckpoint>>;
+  /** The checkpoints appended since `from` (a read's `end`). @throws JsonlMoved, JsonlLineError */
+  readCheckpointLinesFrom(from: JsonlPosition): Promise<JsonlRead<SignedCheckpoint>>;
 }
 
 export interface AuditFilesOptions {
@@ -343,6 +350,7 @@ export function openAuditFiles(dataDir: string, opts: AuditFilesOptions = {}): A
     },
 
     readIndexLines,
+    readIndexLinesFrom: (from) => readJsonlFrom(path(INDEX_FILE), INDEX_FILE, from, parseIndexLine),
 
     async readIndex() {
       return currentSegments((await readIndexLines()).entries).segments;
@@ -356,6 +364,8 @@ export function openAuditFiles(dataDir: string, opts: AuditFilesOptions = {}): A
     },
 
     readCheckpointLines,
+    readCheckpointLinesFrom: (from) =>
+      readJsonlFrom(path(CHECKPOINTS_FILE), CHECKPOINTS_FILE, from, parseCheckpointLine),
 
     async readCheckpoints() {
       return (await readCheckpointLines()).entries;

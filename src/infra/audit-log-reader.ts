@@ -1,6 +1,7 @@
 // Reading the audit log offline from DATA_DIR alone — index.jsonl, the segment blobs in the CAS, the
 // checkpoints and the published keys; no Redis — and verifying it while reading (core/audit-log-check.ts
 // decides). `render-gateway audit verify` and the reconciliation job read through here.
+import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
@@ -14,12 +15,16 @@ import {
   type NumberedCheckpoint,
 } from "../core/audit-log-check.js";
 import type { AuditRecord } from "../core/audit-record.js";
+import { replayFrom, resumeRange, type AuditResume } from "../core/audit-resume.js";
+import { canonicalJson } from "../core/canonical-json.js";
 import type { SignedCheckpoint } from "../core/checkpoint.js";
+import { toHex } from "../core/merkle.js";
 import { BlobCorruptError } from "../core/ports.js";
 import {
   CHECKPOINTS_FILE,
   INDEX_FILE,
   JsonlLineError,
+  JsonlMoved,
   currentSegments,
   openAuditFiles,
   type AuditFiles,
@@ -28,7 +33,15 @@ import { hexOf, objectPath } from "./fs-blob-layout.js";
 import { createFsBlobStore } from "./fs-blob-store.js";
 
 /** What {@link readAuditLog} reads of the log's files. */
-export type AuditLogFiles = Pick<AuditFiles, "readIndexLines" | "readCheckpointLines" | "readLogId" | "jwks">;
+export type AuditLogFiles = Pick<
+  AuditFiles,
+  | "readIndexLines"
+  | "readCheckpointLines"
+  | "readIndexLinesFrom"
+  | "readCheckpointLinesFrom"
+  | "readLogId"
+  | "jwks"
+>;
 
 export interface ReadAuditLogOptions {
   /**
@@ -45,13 +58,44 @@ export interface ReadAuditLogOptions {
   readonly files?: AuditLogFiles;
   /** Told what was tolerated (a torn last line of a .jsonl file, a stale index line). */
   readonly onNote?: (note: string) => void;
-  /** Told the log's shape once the index is read. */
+  /** Told the log's shape once the index is read (of a resumed read: from the replayed segment on). */
   readonly onPlan?: (plan: {
     segments: number;
     leaves: number;
     segmentSize: number | undefined;
     checkpoints: number;
   }) => void;
+  /**
+   * Resume from an earlier read's end (its `onResume`): only the checkpoints and index lines
+   * appended since are read, the segments from the one holding leaf `resume.size` on, and the tree
+   * is extended from the compact range kept — every check a full read makes, on what is new; the
+   * leaves of the replayed segment below `resume.size` must rebuild that range. Records below
+   * `resume.size` are not yielded again. Not with `checkpoints`.
+   * @throws AuditResumeStale (before anything is yielded) when the files are not the ones the
+   *   earlier read left: a rewritten or shrunk index or checkpoints file, another log id or key set,
+   *   a line restating a verified segment, another segment size.
+   */
+  readonly resume?: AuditResume;
+  /** With `resume`: jobs known to be in the log below `resume.size` (the once-per-job check). */
+  readonly knownJobs?: Iterable<readonly [string, number]>;
+  /**
+   * Told, once every leaf read verified (also before an AuditTailUncovered), where a later read
+   * can resume from. Not called with `checkpoints`, nor before the first checkpoint.
+   */
+  readonly onResume?: (resume: AuditResume) => void;
+}
+
+/** A resumed read refused: the files are not the ones the earlier read left (read in full instead). */
+export class AuditResumeStale extends Error {
+  constructor(why: string) {
+    super(`the audit log cannot be read on from where it was: ${why}`);
+    this.name = "AuditResumeStale";
+  }
+}
+
+/** SHA-256 (hex) of a key set's canonical JSON: what a resume point holds the key set to. */
+function keysDigest(jwks: unknown): string {
+  return createHash("sha256").update(canonicalJson(jwks)).digest("hex");
 }
 
 /** One verified record of the log. */
@@ -107,6 +151,11 @@ export async function* readAuditLog(
   const casRoot = join(dataDir, "cas");
   const store = createFsBlobStore({ root: casRoot, verifiedCacheSize: 0 });
   const note = opts.onNote ?? (() => undefined);
+  const resume = opts.resume;
+  if (resume !== undefined && opts.checkpoints !== undefined)
+    throw new TypeError("a resumed read takes no held checkpoints");
+  if (resume !== undefined && opts.segmentSize !== undefined && opts.segmentSize !== resume.segmentSize)
+    throw new AuditResumeStale(`the segment size is ${opts.segmentSize}, not ${resume.segmentSize}`);
 
   let index;
   let cpRead;
@@ -117,9 +166,12 @@ export async function* readAuditLog(
     // between. Read the other way round, a checkpoint signed between the two reads covers leaves
     // the index read lacks, and a consistent log reads as a truncated one. Appended in between is
     // at most a tail no checkpoint read covers.
-    cpRead = await files.readCheckpointLines();
-    index = await files.readIndexLines();
+    cpRead = resume
+      ? await files.readCheckpointLinesFrom(resume.checkpoints)
+      : await files.readCheckpointLines();
+    index = resume ? await files.readIndexLinesFrom(resume.index) : await files.readIndexLines();
   } catch (err) {
+    if (err instanceof JsonlMoved) throw new AuditResumeStale(err.message);
     if (err instanceof JsonlLineError) {
       const label = `${err.file}:${err.line}`;
       throw new AuditLogBroken(
@@ -137,25 +189,65 @@ export async function* readAuditLog(
       `${CHECKPOINTS_FILE} line ${cpRead.torn.line}: a torn last line (${cpRead.torn.bytes} bytes) was ignored`,
     );
 
-  const { segments: current, stale } = currentSegments(index.entries);
-  for (const l of stale) {
+  // a resumed read: the lines before were read then; those standing for the segments from the
+  // replayed one on are kept with the resume point, and a new line for an older one is stale or
+  // (with as many leaves as a sealed segment) a restatement of verified leaves
+  const firstSegment = resume === undefined ? 0 : replayFrom(resume) / resume.segmentSize;
+  const lines = index.entries.map((l, i) => ({ ...l, line: index.end.line - index.entries.length + i + 1 }));
+  const fresh = lines.filter((l) => l.segment >= firstSegment);
+  for (const l of lines) {
+    if (resume === undefined || l.segment >= firstSegment) continue;
+    if (l.count >= resume.segmentSize)
+      throw new AuditResumeStale(
+        `${INDEX_FILE} line ${l.line} restates segment ${l.segment}, verified before`,
+      );
     note(
-      `${INDEX_FILE} line ${l.line}: segment ${l.segment} with ${l.count} leaves after a line with ${l.kept} (a stale writer's line) was passed over`,
+      `${INDEX_FILE} line ${l.line}: segment ${l.segment} with ${l.count} leaves after a sealed one (a stale writer's line) was passed over`,
     );
   }
-  const plan = planSegments(current, opts.segmentSize);
+  const seeded = resume?.segments ?? [];
+  const { segments: current, stale } = currentSegments([...seeded, ...fresh]);
+  for (const s of stale) {
+    const l = fresh[s.line - 1 - seeded.length];
+    note(
+      `${INDEX_FILE} line ${l?.line ?? s.line}: segment ${s.segment} with ${s.count} leaves after a line with ${s.kept} (a stale writer's line) was passed over`,
+    );
+  }
+  const plan =
+    resume === undefined
+      ? planSegments(current, opts.segmentSize)
+      : planSegments(current, resume.segmentSize, { segment: firstSegment, leaf: replayFrom(resume) });
   if (!("segments" in plan)) return fail(plan);
 
+  const firstLabel = cpRead.end.line - cpRead.entries.length + 1;
   const issued: NumberedCheckpoint[] = cpRead.entries.map((checkpoint: SignedCheckpoint, i) => ({
-    label: `${CHECKPOINTS_FILE}:${i + 1}`,
+    label: `${CHECKPOINTS_FILE}:${firstLabel + i}`,
     checkpoint,
   }));
   const kept = opts.checkpoints ?? [];
-  const logId = await files.readLogId();
+  const logIdFile = await files.readLogId();
   const jwks = opts.jwks ?? (await files.jwks());
+  if (resume !== undefined) {
+    if (logIdFile !== resume.logIdFile)
+      throw new AuditResumeStale(
+        `the log id file says ${logIdFile ?? "nothing"}, not ${resume.logIdFile ?? "nothing"}`,
+      );
+    if (keysDigest(jwks) !== resume.keys) throw new AuditResumeStale("the key set changed");
+  }
+  const logId = resume?.logId ?? logIdFile;
   const checker = await createLogChecker(issued, jwks, {
     held: kept,
     ...(logId === undefined ? {} : { logId }),
+    ...(resume === undefined
+      ? {}
+      : {
+          start: {
+            size: resume.size,
+            range: resumeRange(resume),
+            replayFrom: replayFrom(resume),
+            ...(opts.knownJobs === undefined ? {} : { jobs: opts.knownJobs }),
+          },
+        }),
   });
   if (!("add" in checker)) return fail(checker);
   const last = plan.segments.at(-1);
@@ -168,6 +260,8 @@ export async function* readAuditLog(
 
   // leaves read but not yet covered by a checkpoint that matched
   let held: AuditLeaf[] = [];
+  // of a resumed read, the leaves below this were handed out before (read again to check them)
+  const handedOut = resume?.size ?? 0;
   for (const seg of plan.segments) {
     const bytes = await segmentBytes(store, casRoot, seg);
     if (!(bytes instanceof Uint8Array)) return fail(bytes);
@@ -177,6 +271,7 @@ export async function* readAuditLog(
       const bad = checker.add(leaf);
       if (bad !== undefined)
         return fail({ segment: segmentOf(plan.segments, bad.leaf_index) ?? seg.segment, ...bad });
+      if (leaf.index < handedOut) continue;
       held.push(leaf);
       if (checker.verifiedSize > (held[0] as AuditLeaf).index) {
         const out = held.filter((l) => l.index < checker.verifiedSize);
@@ -186,6 +281,30 @@ export async function* readAuditLog(
     }
   }
   const bad = checker.finish();
+  const size = checker.verifiedSize;
+  const S = plan.segmentSize ?? opts.segmentSize;
+  const checkpointLogId = checker.logId;
+  if (
+    opts.onResume !== undefined &&
+    kept.length === 0 &&
+    (bad === undefined || bad.uncovered_tail === true) &&
+    size > 0 &&
+    S !== undefined &&
+    checkpointLogId !== undefined
+  ) {
+    const from = Math.floor(size / S);
+    opts.onResume({
+      size,
+      range: checker.verifiedRange.map(toHex),
+      segmentSize: S,
+      logId: checkpointLogId,
+      ...(logIdFile === undefined ? {} : { logIdFile }),
+      keys: keysDigest(jwks),
+      checkpoints: cpRead.end,
+      index: index.end,
+      segments: [...current].filter(([k]) => k >= from).map(([segment, l]) => ({ segment, ...l })),
+    });
+  }
   if (bad !== undefined) {
     const segment = segmentOf(plan.segments, bad.leaf_index);
     return fail(segment === undefined ? bad : { segment, ...bad });

@@ -18,6 +18,32 @@ export interface JsonlRead<T> {
   readonly entries: T[];
   /** Bytes after the last newline, when there are any. */
   readonly torn?: { readonly line: number; readonly bytes: number };
+  /** Where the complete lines read end: where a later read of what was appended starts. */
+  readonly end: JsonlPosition;
+}
+
+/**
+ * A place in a .jsonl file just after a complete line: its byte offset, the number of lines before
+ * it, and the text of the line that ends there ("" at the start), which a later read checks is
+ * still there before it reads on.
+ */
+export interface JsonlPosition {
+  readonly offset: number;
+  readonly line: number;
+  readonly last: string;
+}
+
+/** The start of a .jsonl file. */
+export const JSONL_START: JsonlPosition = { offset: 0, line: 0, last: "" };
+
+/** A .jsonl file read on from a position whose line is not there any more (rewritten or cut). */
+export class JsonlMoved extends Error {
+  readonly file: string;
+  constructor(file: string, why: string) {
+    super(`${file}: ${why}`);
+    this.name = "JsonlMoved";
+    this.file = file;
+  }
 }
 
 /** A complete line of a .jsonl file that is not what it should be: `file` and 1-based `line` name it. */
@@ -115,8 +141,16 @@ async function endOfLastLine(handle: FileHandle, size: number): Promise<number> 
   return 0;
 }
 
-/** Splits a .jsonl file into parsed complete lines; see {@link JsonlRead}. */
-export function parseJsonl<T>(file: string, text: string, parse: (v: unknown) => T | string): JsonlRead<T> {
+/**
+ * Splits a .jsonl file (or what follows `from` in it) into parsed complete lines; see
+ * {@link JsonlRead}.
+ */
+export function parseJsonl<T>(
+  file: string,
+  text: string,
+  parse: (v: unknown) => T | string,
+  from: JsonlPosition = JSONL_START,
+): JsonlRead<T> {
   const parts = text.split("\n");
   const tail = parts.pop() ?? "";
   const entries: T[] = [];
@@ -125,13 +159,65 @@ export function parseJsonl<T>(file: string, text: string, parse: (v: unknown) =>
     try {
       value = JSON.parse(line);
     } catch {
-      throw new JsonlLineError(file, i + 1, "not JSON");
+      throw new JsonlLineError(file, from.line + i + 1, "not JSON");
     }
     const parsed = parse(value);
-    if (typeof parsed === "string") throw new JsonlLineError(file, i + 1, parsed);
+    if (typeof parsed === "string") throw new JsonlLineError(file, from.line + i + 1, parsed);
     entries.push(parsed);
   });
+  const end: JsonlPosition =
+    parts.length === 0
+      ? from
+      : {
+          offset: from.offset + Buffer.byteLength(text) - Buffer.byteLength(tail),
+          line: from.line + parts.length,
+          last: parts.at(-1) as string,
+        };
   return tail === ""
-    ? { entries }
-    : { entries, torn: { line: parts.length + 1, bytes: Buffer.byteLength(tail) } };
+    ? { entries, end }
+    : { entries, end, torn: { line: end.line + 1, bytes: Buffer.byteLength(tail) } };
+}
+
+/**
+ * The complete lines appended to a .jsonl file since `from` (what an earlier {@link JsonlRead}
+ * ended at), parsed; reads only from there on. A missing file is empty.
+ * @throws JsonlMoved when the file is shorter than `from` or the line before `from` is not the one
+ *   read then; JsonlLineError for a malformed complete line.
+ */
+export async function readJsonlFrom<T>(
+  path: string,
+  file: string,
+  from: JsonlPosition,
+  parse: (v: unknown) => T | string,
+): Promise<JsonlRead<T>> {
+  const anchor = from.offset === 0 ? Buffer.alloc(0) : Buffer.from(`${from.last}\n`);
+  let handle: FileHandle;
+  try {
+    handle = await open(path, "r");
+  } catch (err) {
+    if (!isErrno(err, "ENOENT")) throw err;
+    if (from.offset > 0) throw new JsonlMoved(file, "the file is gone");
+    return { entries: [], end: from };
+  }
+  let bytes: Buffer;
+  try {
+    const { size } = await handle.stat();
+    if (size < from.offset)
+      throw new JsonlMoved(file, `${size} bytes, fewer than the ${from.offset} read before`);
+    const at = from.offset - anchor.length;
+    if (at < 0) throw new JsonlMoved(file, "the position read before is not a line's end");
+    bytes = Buffer.alloc(size - at);
+    let got = 0;
+    while (got < bytes.length) {
+      const { bytesRead } = await handle.read(bytes, got, bytes.length - got, at + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    bytes = bytes.subarray(0, got);
+  } finally {
+    await handle.close();
+  }
+  if (!bytes.subarray(0, anchor.length).equals(anchor))
+    throw new JsonlMoved(file, `line ${from.line} is not the one read before`);
+  return parseJsonl(file, bytes.subarray(anchor.length).toString("utf8"), parse, from);
 }

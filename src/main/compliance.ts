@@ -15,6 +15,8 @@ import { openAuditFiles } from "../infra/audit-files.js";
 import { readAuditLog, type AuditLogEntry } from "../infra/audit-log-reader.js";
 import { AuditTailUncovered } from "../core/audit-log-check.js";
 import type { AnalyticsStore } from "../infra/clickhouse-analytics.js";
+import { createJsonFile } from "../infra/json-file.js";
+import { createAuditWindow, type AuditWindow } from "../pipeline/audit-window.js";
 import { archiveReport, makeReport, scheduledWindow, type ComplianceDeps } from "../pipeline/compliance.js";
 import { createCasRefs } from "../queues/cas-refs.js";
 import { createComplianceStore } from "../queues/compliance-store.js";
@@ -26,22 +28,44 @@ import type { Settings } from "./settings.js";
 export interface ComplianceAudit {
   /** Every record from the first leaf, verified as read; absent when DATA_DIR has no audit log. */
   readonly log?: () => AsyncIterable<{ readonly record: AuditRecord }>;
+  /** The scheduled runs' reader, resuming from what earlier runs verified (used instead of `log`). */
+  readonly window?: AuditWindow;
   readonly signingKey: () => Promise<{ readonly kid: string; readonly seed: Uint8Array }>;
 }
+
+/** Where the scheduled runs keep what they verified of the audit log (pipeline/audit-window.ts). */
+export const AUDIT_WINDOW_FILE = join("compliance", "audit-window.json");
 
 /**
  * The audit side of the reconciliation under DATA_DIR: the log, verified as it is read
  * (readAuditLog), and its key (the same key and kid as its checkpoints; made on first use, as the
- * appender would).
+ * appender would). With `resume` (the scheduled runs), also the reader that verifies only what was
+ * appended since the last run (state in DATA_DIR/compliance/audit-window.json, one full read every
+ * COMPLIANCE_FULL_VERIFY_EVERY runs).
  */
-export function complianceAuditFor(settings: Settings): ComplianceAudit {
+export function complianceAuditFor(
+  settings: Settings,
+  opts: { readonly resume?: { readonly logger: Logger } } = {},
+): ComplianceAudit {
   const { env, dataDir } = settings;
+  const logger = opts.resume?.logger;
+  const window =
+    logger === undefined
+      ? undefined
+      : createAuditWindow({
+          read: (r) => readAuditLog(dataDir, { segmentSize: env.AUDIT_SEGMENT_SIZE, ...r }),
+          store: createJsonFile(join(dataDir, AUDIT_WINDOW_FILE)),
+          fullEvery: env.COMPLIANCE_FULL_VERIFY_EVERY,
+          onRead: (read) => logger.info(read, "compliance: audit log read"),
+          onSaveError: (err) => logger.warn({ err }, "compliance: the audit read's state was not stored"),
+        });
   const files = openAuditFiles(dataDir, {
     ...(env.AUDIT_SIGNING_KEY === undefined ? {} : { signingKey: env.AUDIT_SIGNING_KEY }),
     ...(env.AUDIT_LOG_ID === undefined ? {} : { logId: env.AUDIT_LOG_ID }),
   });
   return {
     log: () => coveredRecords(dataDir, env.AUDIT_SEGMENT_SIZE),
+    ...(window === undefined ? {} : { window }),
     signingKey: async () => {
       const key = await files.signingKey();
       return { kid: key.kid, seed: key.seed };
@@ -82,9 +106,11 @@ export function complianceDepsFor(o: {
 }): ComplianceDeps {
   const store = createComplianceStore(o.redis, o.env.REDIS_PREFIX);
   const analytics = o.analytics;
+  const window = o.audit.window;
   return {
     ledger: o.ledger,
     ...(o.audit.log ? { auditLog: o.audit.log } : {}),
+    ...(window ? { auditJobs: (from: number, to: number) => window.jobs(from, to) } : {}),
     ...(analytics ? { analytics: (w: { fromMs: number; toMs: number }) => analytics.jobsInWindow(w) } : {}),
     admissions: (from, to) => readAdmissions(join(o.dataDir, "admissions"), from, to),
     liveJobs: (ids) => store.liveJobs(ids),

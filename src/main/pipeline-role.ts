@@ -148,7 +148,9 @@ export async function startPipelineRole(ctx: RoleContext & { readonly keys: Keys
       redis,
       clock: ctx.clock,
       ledger,
-      audit: complianceAuditFor(ctx.settings),
+      // the scheduled runs verify only what was appended since the last one (one full read in
+      // COMPLIANCE_FULL_VERIFY_EVERY)
+      audit: complianceAuditFor(ctx.settings, { resume: { logger } }),
       analytics: reconcileAnalytics,
     }),
   });

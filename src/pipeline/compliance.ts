@@ -37,6 +37,11 @@ export interface ComplianceDeps {
   readonly ledger: Pick<Ledger, "read">;
   /** The audit log from its first leaf, each record verified as it is read; absent: no audit log. */
   readonly auditLog?: () => AsyncIterable<{ readonly record: AuditRecord }>;
+  /**
+   * The audit log's verified jobs of a window, read by a source that keeps what earlier runs
+   * verified (audit-window.ts); used instead of `auditLog` when given.
+   */
+  readonly auditJobs?: JobSource["jobs"];
   /** The analytics store's jobs of a window, each once; absent: analytics are off. */
   readonly analytics?: (w: { fromMs: number; toMs: number }) => Promise<readonly AnalyticsJobRow[]>;
   /** The admissions journal's lines of [fromMs, toMs). */
@@ -123,7 +128,8 @@ export async function makeReport(deps: ComplianceDeps, fromMs: number, toMs: num
     throw new RangeError("the window must have from < to");
   const key = await deps.signingKey();
   const sources: JobSource[] = [ledgerSource(deps.ledger)];
-  if (deps.auditLog) sources.push(auditSource(deps.auditLog));
+  if (deps.auditJobs) sources.push({ name: "audit", jobs: deps.auditJobs });
+  else if (deps.auditLog) sources.push(auditSource(deps.auditLog));
   if (deps.analytics) sources.push(analyticsSource(deps.analytics));
   const report = await reconcile({
     fromMs,

@@ -75,6 +75,8 @@ function filesAppendingBetweenReads(dir: string, between: () => void): AuditLogF
   return {
     readIndexLines: async () => once(await real.readIndexLines()),
     readCheckpointLines: async () => once(await real.readCheckpointLines()),
+    readIndexLinesFrom: async (from) => once(await real.readIndexLinesFrom(from)),
+    readCheckpointLinesFrom: async (from) => once(await real.readCheckpointLinesFrom(from)),
     readLogId: () => real.readLogId(),
     jwks: () => real.jwks(),
   };

@@ -495,3 +495,34 @@ describe("hex", () => {
     expect(() => fromHex("zz")).toThrow(TypeError);
   });
 });
+
+describe("TreeBuilder.resume", () => {
+  it("continues the same tree from a compact range, at every split of every size to 130", () => {
+    const leaves = Array.from({ length: 130 }, (_, i) => leafHash(Uint8Array.of(i, i >> 8)));
+    for (let n = 1; n <= leaves.length; n++) {
+      const whole = rootOf(leaves.slice(0, n));
+      for (let m = 0; m <= n; m++) {
+        const first = new TreeBuilder();
+        for (const l of leaves.slice(0, m)) first.append(l);
+        const range = first.compactRange();
+        const b = TreeBuilder.resume(m, range);
+        for (const l of leaves.slice(m, n)) b.append(l);
+        expect(toHex(b.root())).toBe(toHex(whole));
+        expect(b.size).toBe(n);
+      }
+    }
+  });
+
+  it("refuses a range that does not fit the size", () => {
+    const b = new TreeBuilder();
+    for (let i = 0; i < 5; i++) b.append(leafHash(Uint8Array.of(i)));
+    expect(b.compactRange()).toHaveLength(2);
+    expect(() => TreeBuilder.resume(6, b.compactRange())).not.toThrow();
+    expect(() => TreeBuilder.resume(7, b.compactRange())).toThrow(RangeError);
+    expect(() => TreeBuilder.resume(5, [b.compactRange()[0]!, new Uint8Array(31)])).toThrow(RangeError);
+    // the range is copied: changing what was handed out changes nothing
+    const range = b.compactRange();
+    range[0]!.fill(0);
+    expect(toHex(b.compactRange()[0]!)).not.toBe(toHex(range[0]!));
+  });
+});
