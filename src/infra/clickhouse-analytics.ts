@@ -21,11 +21,12 @@ import {
   refreshKeysStatements,
   rollupReadQuery,
   type HourlyRollup,
+  type HourlyUsage,
 } from "./clickhouse-rollup.js";
 import { EVENTS_TABLE, schemaStatements } from "./clickhouse-schema.js";
 import { sqlIdentifier, sqlInteger, sqlString, sqlStringList } from "./clickhouse-sql.js";
 
-export type { HourlyRollup } from "./clickhouse-rollup.js";
+export type { HourlyRollup, HourlyUsage } from "./clickhouse-rollup.js";
 
 const HOUR_MS = 3_600_000;
 /** Event ids per existence lookup: keeps each query far below max_query_size (256 KiB). */
@@ -36,17 +37,6 @@ export interface AnalyticsWindow {
   readonly fromMs: number;
   readonly toMs: number;
   readonly customerId?: string;
-}
-
-/** Finished jobs of one customer, model and UTC hour, each counted once. */
-export interface HourlyUsage {
-  readonly customer_id: string;
-  readonly model: string;
-  /** The hour's start, ms since the epoch. */
-  readonly hour_ms: number;
-  readonly jobs: number;
-  readonly gpu_ms: number;
-  readonly price_micro_usd: number;
 }
 
 /** One finished job as stored (deduplicated): what a reconciliation names a job by. */

@@ -18,8 +18,8 @@ const HOUR_MS = 3_600_000;
 /** Rollup keys per refresh statement: keeps each far below max_query_size (256 KiB). */
 export const KEYS_PER_REFRESH = 100;
 
-/** Finished jobs of one customer, model and UTC hour, with outcomes and quantiles (ms). */
-export interface HourlyRollup {
+/** Finished jobs of one customer, model and UTC hour, each counted once. */
+export interface HourlyUsage {
   readonly customer_id: string;
   readonly model: string;
   /** The hour's start, ms since the epoch. */
@@ -27,6 +27,10 @@ export interface HourlyRollup {
   readonly jobs: number;
   readonly gpu_ms: number;
   readonly price_micro_usd: number;
+}
+
+/** {@link HourlyUsage} plus what a dashboard shows: outcomes and wait / run quantiles (ms). */
+export interface HourlyRollup extends HourlyUsage {
   readonly completed: number;
   readonly failed: number;
   readonly cancelled: number;
