@@ -11,7 +11,7 @@ const EXTRA_FAMILIES = ["WORKER"];
 const GENERIC_WORDS = new Set(["API", "HTTP", "INPUT", "JOB", "DEFAULT", "SYNC", "MIN", "MAX", "CLICKHOUSE"]);
 /** Settings API.md names that this version does not implement yet: refused with that reason. */
 const NOT_YET: ReadonlyMap<string, string> = new Map(
-  ["REDIS_CLUSTER_NODES", "POOLS_FILE", "WORKER_POOL"].map((n) => [
+  ["REDIS_CLUSTER_NODES"].map((n) => [
     n,
     `${n}: described in API.md but not supported by this version (Cluster and pools come later); remove it`,
   ]),

@@ -30,7 +30,7 @@ describe("unknown setting names", () => {
   });
 
   it("refuses the settings API.md names for later versions, saying so", () => {
-    for (const name of ["REDIS_CLUSTER_NODES", "POOLS_FILE", "WORKER_POOL"])
+    for (const name of ["REDIS_CLUSTER_NODES"])
       expect(refusal({ [name]: "x" })).toContain(
         `${name}: described in API.md but not supported by this version`,
       );
