@@ -220,6 +220,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
         audit: auditStore,
         compliance,
         logger,
+        ...(pooled.views ? { pools: pooled.views } : {}),
       }),
     },
   };
