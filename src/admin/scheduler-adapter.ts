@@ -12,7 +12,7 @@ import type {
   QueueMetrics,
   Status,
 } from "@bull-board/api/dist/types.js";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import { isJobId } from "../core/ids.js";
 import type { BoardReads } from "../queues/board-reads.js";
 import { SCHEDULER_STATUSES, STATUS_VIEWS, toQueueJob, type SchedulerStatus } from "./scheduler-job.js";
@@ -23,7 +23,7 @@ export const SCHEDULER_QUEUE_NAME = "scheduler";
 export interface SchedulerAdapterDeps {
   readonly reads: BoardReads;
   /** For the board's Redis panel (INFO). */
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   /** The BullMQ prefix of the deployment (REDIS_PREFIX): the queue's qualified name. */
   readonly prefix: string;
 }

@@ -1,7 +1,7 @@
 // Every API process listens on the revocation channel and drops a revoked key from its cache at once.
 // While the channel is known to deliver (subscribed, and answering a ping within API_KEY_RECHECK_MS),
 // the verifier may serve cached answers for API_KEY_TRUST_MS; otherwise for API_KEY_RECHECK_MS.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import { API_KEY_PREFIX_RE } from "../core/api-key.js";
 import type { Clock } from "../core/time.js";
 import type { ApiKeyVerifier } from "./api-key-auth.js";
@@ -15,7 +15,7 @@ export interface RevocationListener {
 
 export interface RevocationListenerOptions {
   /** A connection of its own (in subscriber mode from then on). */
-  readonly subscriber: Redis;
+  readonly subscriber: RedisClient;
   readonly channel: string;
   readonly verifier: Pick<ApiKeyVerifier, "revoked" | "clear" | "channel">;
   readonly clock: Clock;

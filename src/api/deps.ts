@@ -1,7 +1,7 @@
 // Everything the API's routes need, injected by src/main.
 import type { Hono } from "hono";
 import type { Logger } from "pino";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import type { Catalog } from "../core/catalog.js";
 import type { CostModel } from "../core/cost.js";
 import type { Tiers } from "../core/tiers.js";
@@ -97,7 +97,7 @@ export interface PoolView {
 }
 
 export interface ApiDeps {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly scheduler: Scheduler;
   readonly store: JobStore;
   readonly idempotency: IdempotencyStore;

@@ -1,7 +1,7 @@
 // One subscription per API process to the job event channel, fanned out to the SSE streams and
 // sync waiters of this process. Messages only say "job X has new events"; readers fetch them from
 // the job's event list in Redis, so a missed message costs latency, never an event.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 
 export type Listener = () => void;
 
@@ -15,7 +15,7 @@ export interface EventHub {
 }
 
 /** `channel`: the event channel, or one per pool (docs/decisions.md "Pools"; job ids differ across pools). */
-export function createEventHub(subscriber: Redis, channel: string | readonly string[]): EventHub {
+export function createEventHub(subscriber: RedisClient, channel: string | readonly string[]): EventHub {
   const channels: readonly string[] = typeof channel === "string" ? [channel] : channel;
   const listeners = new Map<string, Set<Listener>>();
   const onMessage = (ch: string, id: string) => {

@@ -59,11 +59,13 @@ export function problemCodeOf(res: Response): ErrorCode | undefined {
 /**
  * Redis error replies that mean "this server cannot take the command now" rather than "the command is
  * wrong": out of memory, a failed snapshot (MISCONF), a replica (READONLY), a busy script (BUSY, not
- * BUSYKEY/BUSYGROUP), loading the dataset (LOADING), cluster and replication states. ioredis's
- * ReplyError message starts with the code.
+ * BUSYKEY/BUSYGROUP), loading the dataset (LOADING), cluster and replication states — with a Cluster
+ * also a redirection ioredis handed back instead of following (MOVED, ASK: in a pipeline whose
+ * commands failed differently while a slot moved; nothing ran, the client's slot table is being read
+ * again and a resend goes to the new node). ioredis's ReplyError message starts with the code.
  */
 const UNAVAILABLE_REPLY_RE =
-  /^(?:OOM|MISCONF|READONLY|BUSY|LOADING|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|NOREPLICAS|NOMASTERLINK)\b/;
+  /^(?:OOM|MISCONF|READONLY|BUSY|LOADING|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|NOREPLICAS|NOMASTERLINK|MOVED|ASK)\b/;
 
 /**
  * Redis error replies that refuse a write while reads still work: out of memory (`maxmemory` with
@@ -99,6 +101,11 @@ export function isRedisUnavailable(err: unknown): boolean {
     msg.includes("Connection is closed") ||
     msg.includes("Command timed out") ||
     msg.includes("Reached the max retries per request limit") ||
+    // A Cluster with a node gone, or none reachable (infra/redis.ts clusterConnectionOptions).
+    msg.startsWith("Too many Cluster redirections") ||
+    msg.includes("Failed to refresh slots cache") ||
+    msg.startsWith("Cluster is disconnect") ||
+    msg.includes("None of startup nodes is available") ||
     /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT/.test(msg)
   );
 }

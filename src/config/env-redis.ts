@@ -2,14 +2,27 @@
 import type { z } from "zod";
 
 /**
- * REDIS_URL or REDIS_SENTINELS (with its name), never both; the Sentinel-only settings only with
- * Sentinel (with REDIS_URL the credentials and TLS are in the URL: one spelling each); the CA file only
- * with TLS somewhere; WAIT only with a Redis that can have replicas (not the embedded one).
+ * True when `prefix` gives every key a Redis Cluster hash tag: a `{` followed later by a `}` with at
+ * least one character between them (Redis hashes only that part of a key whose name starts with the
+ * prefix, so all of a prefix's keys are in one slot).
+ */
+export function hasHashTag(prefix: string): boolean {
+  const open = prefix.indexOf("{");
+  return open >= 0 && prefix.indexOf("}", open + 1) > open + 1;
+}
+
+/**
+ * One of REDIS_URL, REDIS_SENTINELS (with its name) and REDIS_CLUSTER_NODES, never two; the
+ * Sentinel-only settings only with Sentinel, the data nodes' credentials and TLS only with Sentinel or
+ * a Cluster (with REDIS_URL they are in the URL: one spelling each); with a Cluster, a prefix with a
+ * hash tag; the CA file only with TLS somewhere; WAIT only with a Redis that can have replicas (not
+ * the embedded one).
  */
 export function redisTargetIssues(
   env: {
     readonly REDIS_URL?: string | undefined;
     readonly REDIS_SENTINELS?: unknown;
+    readonly REDIS_CLUSTER_NODES?: unknown;
     readonly REDIS_SENTINEL_NAME?: string | undefined;
     readonly REDIS_SENTINEL_PASSWORD?: string | undefined;
     readonly REDIS_SENTINEL_TLS: boolean;
@@ -18,47 +31,75 @@ export function redisTargetIssues(
     readonly REDIS_TLS: boolean;
     readonly REDIS_TLS_CA_FILE?: string | undefined;
     readonly REDIS_WAIT_REPLICAS: number;
+    readonly REDIS_PREFIX: string;
   },
   ctx: z.RefinementCtx,
 ): void {
   const issue = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
   const sentinel = env.REDIS_SENTINELS !== undefined;
-  if (sentinel && env.REDIS_URL !== undefined)
-    issue("REDIS_SENTINELS", "set REDIS_URL or REDIS_SENTINELS, not both");
+  const cluster = env.REDIS_CLUSTER_NODES !== undefined;
+  const targets = [
+    env.REDIS_URL === undefined ? undefined : "REDIS_URL",
+    sentinel ? "REDIS_SENTINELS" : undefined,
+    cluster ? "REDIS_CLUSTER_NODES" : undefined,
+  ].filter((t) => t !== undefined);
+  if (targets.length > 1)
+    issue(
+      targets[1]!,
+      `set one of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES, not ${targets.join(" and ")}`,
+    );
   if (sentinel && env.REDIS_SENTINEL_NAME === undefined)
     issue(
       "REDIS_SENTINEL_NAME",
       "REDIS_SENTINELS needs REDIS_SENTINEL_NAME (the name the sentinels monitor)",
     );
-  if (!sentinel) {
-    const only = {
-      REDIS_SENTINEL_NAME: env.REDIS_SENTINEL_NAME !== undefined,
-      REDIS_SENTINEL_PASSWORD: env.REDIS_SENTINEL_PASSWORD !== undefined,
-      REDIS_SENTINEL_TLS: env.REDIS_SENTINEL_TLS,
-      REDIS_USERNAME: env.REDIS_USERNAME !== undefined,
-      REDIS_PASSWORD: env.REDIS_PASSWORD !== undefined,
-      REDIS_TLS: env.REDIS_TLS,
-    };
+  const refuse = (only: Record<string, boolean>, where: string) => {
     for (const [name, set] of Object.entries(only)) {
       if (set) {
         issue(
           name,
-          `${name} applies with REDIS_SENTINELS only; with REDIS_URL put credentials and TLS in the URL (rediss://user:password@host:port)`,
+          `${name} applies with ${where} only; with REDIS_URL put credentials and TLS in the URL (rediss://user:password@host:port)`,
         );
       }
     }
+  };
+  if (!sentinel) {
+    refuse(
+      {
+        REDIS_SENTINEL_NAME: env.REDIS_SENTINEL_NAME !== undefined,
+        REDIS_SENTINEL_PASSWORD: env.REDIS_SENTINEL_PASSWORD !== undefined,
+        REDIS_SENTINEL_TLS: env.REDIS_SENTINEL_TLS,
+      },
+      "REDIS_SENTINELS",
+    );
   }
-  const tls = sentinel
-    ? env.REDIS_TLS || env.REDIS_SENTINEL_TLS
-    : (env.REDIS_URL?.startsWith("rediss:") ?? false);
+  if (!sentinel && !cluster) {
+    refuse(
+      {
+        REDIS_USERNAME: env.REDIS_USERNAME !== undefined,
+        REDIS_PASSWORD: env.REDIS_PASSWORD !== undefined,
+        REDIS_TLS: env.REDIS_TLS,
+      },
+      "REDIS_SENTINELS or REDIS_CLUSTER_NODES",
+    );
+  }
+  if (cluster && !hasHashTag(env.REDIS_PREFIX))
+    issue(
+      "REDIS_PREFIX",
+      `REDIS_CLUSTER_NODES needs a REDIS_PREFIX with a hash tag such as "{rg}" (got "${env.REDIS_PREFIX}"): every key of a prefix must be in one slot`,
+    );
+  const tls =
+    sentinel || cluster
+      ? env.REDIS_TLS || env.REDIS_SENTINEL_TLS
+      : (env.REDIS_URL?.startsWith("rediss:") ?? false);
   if (env.REDIS_TLS_CA_FILE !== undefined && !tls)
     issue(
       "REDIS_TLS_CA_FILE",
       "REDIS_TLS_CA_FILE needs TLS: a rediss:// REDIS_URL, REDIS_TLS or REDIS_SENTINEL_TLS",
     );
-  if (env.REDIS_WAIT_REPLICAS > 0 && !sentinel && env.REDIS_URL === undefined)
+  if (env.REDIS_WAIT_REPLICAS > 0 && targets.length === 0)
     issue(
       "REDIS_WAIT_REPLICAS",
-      "REDIS_WAIT_REPLICAS needs a Redis with replicas (REDIS_SENTINELS or REDIS_URL); the embedded one has none",
+      "REDIS_WAIT_REPLICAS needs a Redis with replicas (REDIS_SENTINELS, REDIS_CLUSTER_NODES or REDIS_URL); the embedded one has none",
     );
 }

@@ -39,32 +39,31 @@ export const originList = z.preprocess(unsetIfBlank, z.string().optional()).tran
   }
   return Object.freeze(origins);
 });
-/** Default port of a sentinel given without one. */
-const SENTINEL_PORT = 26379;
 /**
  * A comma-separated list of `host:port` (`[v6]:port` for an IPv6 address; the port defaults to
- * 26379, Sentinel's), at least one; unset: undefined.
+ * `defaultPort`: 26379 for sentinels, 6379 for Cluster nodes), at least one; unset: undefined.
  */
-export const hostPortList = z.preprocess(unsetIfBlank, z.string().optional()).transform((v, ctx) => {
-  if (v === undefined) return undefined;
-  const out: { host: string; port: number }[] = [];
-  for (const part of v.split(",")) {
-    const p = part.trim();
-    if (p === "") continue;
-    const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+))(?::(\d{1,5}))?$/.exec(p);
-    const port = m?.[3] === undefined ? SENTINEL_PORT : Number(m[3]);
-    if (!m || port < 1 || port > 65535) {
-      ctx.addIssue({ code: "custom", message: `"${p}" is not host:port` });
+export const hostPortList = (defaultPort: number) =>
+  z.preprocess(unsetIfBlank, z.string().optional()).transform((v, ctx) => {
+    if (v === undefined) return undefined;
+    const out: { host: string; port: number }[] = [];
+    for (const part of v.split(",")) {
+      const p = part.trim();
+      if (p === "") continue;
+      const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+))(?::(\d{1,5}))?$/.exec(p);
+      const port = m?.[3] === undefined ? defaultPort : Number(m[3]);
+      if (!m || port < 1 || port > 65535) {
+        ctx.addIssue({ code: "custom", message: `"${p}" is not host:port` });
+        return z.NEVER;
+      }
+      out.push({ host: m[1] ?? m[2]!, port });
+    }
+    if (out.length === 0) {
+      ctx.addIssue({ code: "custom", message: "no host:port given" });
       return z.NEVER;
     }
-    out.push({ host: m[1] ?? m[2]!, port });
-  }
-  if (out.length === 0) {
-    ctx.addIssue({ code: "custom", message: "no host:port given" });
-    return z.NEVER;
-  }
-  return Object.freeze(out.map((h) => Object.freeze(h)));
-});
+    return Object.freeze(out.map((h) => Object.freeze(h)));
+  });
 export const rate = (def: number) => z.preprocess(unsetIfBlank, z.coerce.number().min(0).max(1).default(def));
 export const bool = (def: boolean) =>
   z.preprocess(

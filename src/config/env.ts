@@ -25,17 +25,19 @@ const variables = z.object({
 
   REDIS_URL: optionalString.pipe(z.url().optional()),
   /** Sentinels that name the primary (instead of REDIS_URL; README "Redis high availability"). */
-  REDIS_SENTINELS: hostPortList,
+  REDIS_SENTINELS: hostPortList(26379),
+  /** Nodes of a Redis Cluster to start from (instead of REDIS_URL or REDIS_SENTINELS). */
+  REDIS_CLUSTER_NODES: hostPortList(6379),
   /** The primary's name in the sentinels' configuration (`sentinel monitor <name> …`). */
   REDIS_SENTINEL_NAME: optionalString,
   /** The sentinels' own password (their `requirepass`); the data nodes' is REDIS_PASSWORD. */
   REDIS_SENTINEL_PASSWORD: optionalString,
   /** TLS to the sentinels. */
   REDIS_SENTINEL_TLS: bool(false),
-  /** With REDIS_SENTINELS: the data nodes' ACL user and password (with REDIS_URL they are in the URL). */
+  /** With REDIS_SENTINELS or REDIS_CLUSTER_NODES: the data nodes' ACL user and password (REDIS_URL: in the URL). */
   REDIS_USERNAME: optionalString,
   REDIS_PASSWORD: optionalString,
-  /** With REDIS_SENTINELS: TLS to the data nodes (with REDIS_URL: a rediss:// URL). */
+  /** With REDIS_SENTINELS or REDIS_CLUSTER_NODES: TLS to the data nodes (with REDIS_URL: a rediss:// URL). */
   REDIS_TLS: bool(false),
   /** PEM file of CA certificates trusted for Redis's TLS (rediss://, REDIS_TLS, REDIS_SENTINEL_TLS). */
   REDIS_TLS_CA_FILE: optionalString,

@@ -4,19 +4,24 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { watchFailovers, type FailoverWatch } from "./failover-watch.js";
+import { isCluster } from "./redis-client.js";
 import {
   createOutageLog,
   createRedis,
   reconnectDelay,
   type ConnectionSettings,
+  type RedisClient,
   type RedisProfile,
   type RedisTarget,
 } from "./redis.js";
 
 export interface RedisConnector {
   readonly target: RedisTarget;
-  /** A new connection in `profile`; `overrides` replace the process's settings for this one. */
-  connect(profile: RedisProfile, name: string, overrides?: ConnectionSettings): Redis;
+  /**
+   * A new connection in `profile` (a `Cluster` for a cluster target); `overrides` replace the
+   * process's settings for this one.
+   */
+  connect(profile: RedisProfile, name: string, overrides?: ConnectionSettings): RedisClient;
   /** Stops the failover watch (each connection is closed by whoever opened it). Idempotent. */
   close(): Promise<void>;
 }
@@ -33,7 +38,9 @@ export function createRedisConnector(
   const outages = logger === undefined ? undefined : createOutageLog(logger);
   const open = new Set<Redis>();
   let watch: FailoverWatch | undefined;
-  const track = (client: Redis) => {
+  // Only Sentinel's connections are tracked, and those are single-server ones.
+  const track = (client: RedisClient) => {
+    if (isCluster(client)) return;
     open.add(client);
     client.once("end", () => open.delete(client));
   };

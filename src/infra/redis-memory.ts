@@ -1,6 +1,6 @@
 // Redis's memory use against its maxmemory, read from INFO memory on a timer (never per request), so
 // the API can refuse admissions while Redis is near its limit and keep the rest for running jobs.
-import type { Redis } from "ioredis";
+import { infoOfEach, type RedisClient } from "./redis-client.js";
 import type { Logger } from "pino";
 
 /** The figures of `INFO memory` the gateway uses. */
@@ -21,9 +21,14 @@ export function parseMemoryInfo(info: string): RedisMemory {
   };
 }
 
-/** Reads Redis's memory figures (INFO works where CONFIG is disabled, as on managed Redis). */
-export async function readRedisMemory(client: Redis): Promise<RedisMemory> {
-  return parseMemoryInfo(await client.info("memory"));
+/**
+ * Reads Redis's memory figures (INFO works where CONFIG is disabled, as on managed Redis). On a
+ * Cluster, those of the fullest master: the nearest to its limit, or any without a limit.
+ */
+export async function readRedisMemory(client: RedisClient): Promise<RedisMemory> {
+  const all = (await infoOfEach(client, "memory")).map(parseMemoryInfo);
+  const fill = (m: RedisMemory) => (m.maxBytes === 0 ? Infinity : m.usedBytes / m.maxBytes);
+  return all.reduce((a, b) => (fill(b) > fill(a) ? b : a));
 }
 
 /**
@@ -32,7 +37,7 @@ export async function readRedisMemory(client: Redis): Promise<RedisMemory> {
  * `where` names the server in the warning ("external", "embedded").
  */
 export async function warnIfUnbounded(
-  client: Redis,
+  client: RedisClient,
   logger: Pick<Logger, "warn">,
   where: string,
 ): Promise<RedisMemory> {
@@ -73,7 +78,7 @@ export interface MemoryWatch {
  * Watches `client`'s memory: one `INFO memory` now and every `intervalMs` (the timer does not keep the
  * process alive). Logs once when Redis crosses the mark and once when it is back below it.
  */
-export function watchRedisMemory(client: Redis, opts: MemoryWatchOptions): MemoryWatch {
+export function watchRedisMemory(client: RedisClient, opts: MemoryWatchOptions): MemoryWatch {
   let latest: RedisMemory | undefined;
   let near = false;
   let inFlight: Promise<void> | undefined;

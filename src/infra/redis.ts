@@ -1,8 +1,11 @@
-// Redis connections: the one place that knows where Redis is (a URL, or a primary named by Sentinel)
-// and how each kind of connection behaves, so the API fails fast while workers ride out restarts and
-// failovers (docs/decisions.md "Redis high availability").
-import { Redis, type RedisOptions } from "ioredis";
+// Redis connections: the one place that knows where Redis is (a URL, a primary named by Sentinel, or
+// a Redis Cluster) and how each kind of connection behaves, so the API fails fast while workers ride
+// out restarts and failovers (docs/decisions.md "Redis high availability", "Redis Cluster").
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
 import type { Logger } from "pino";
+import { dataNodes, infoOfEach, type RedisClient } from "./redis-client.js";
+
+export type { RedisClient } from "./redis-client.js";
 
 export type RedisProfile = "api" | "worker" | "subscriber";
 
@@ -15,7 +18,9 @@ export interface HostPort {
  * Where Redis is. `url`: one server (`redis://` or `rediss://`, credentials in the URL). `sentinel`:
  * the primary the sentinels name `name`, followed across failovers; `username`/`password` are the data
  * nodes' (primary and replicas), `sentinelPassword` the sentinels' own; `tls` and `sentinelTls` turn on
- * TLS to the data nodes and to the sentinels. `ca`: PEM of extra CA certificates for either TLS.
+ * TLS to the data nodes and to the sentinels. `cluster`: a Redis Cluster reached through any of
+ * `nodes` (the client learns the others from them), `username`/`password`/`tls` every node's. `ca`:
+ * PEM of extra CA certificates for any TLS.
  */
 export type RedisTarget =
   | { readonly kind: "url"; readonly url: string; readonly ca?: string }
@@ -28,6 +33,14 @@ export type RedisTarget =
       readonly sentinelPassword?: string;
       readonly tls: boolean;
       readonly sentinelTls: boolean;
+      readonly ca?: string;
+    }
+  | {
+      readonly kind: "cluster";
+      readonly nodes: readonly HostPort[];
+      readonly username?: string;
+      readonly password?: string;
+      readonly tls: boolean;
       readonly ca?: string;
     };
 
@@ -100,7 +113,7 @@ const tlsOf = (ca: string | undefined) => (ca === undefined ? {} : { ca });
  * availability").
  */
 export function connectionOptions(
-  target: RedisTarget,
+  target: Exclude<RedisTarget, { kind: "cluster" }>,
   profile: RedisProfile,
   name: string,
   s: ConnectionSettings = {},
@@ -131,12 +144,73 @@ export function connectionOptions(
 }
 
 /**
+ * What an ioredis `Cluster` is given for `target` in `profile`: the startup nodes and the options.
+ * Each node connection gets the profile's per-connection settings (command timeout, retries per
+ * request, connect and disconnect timeouts, credentials, TLS); the offline queue, auto-pipelining and
+ * the reconnect backoff are the Cluster's own. Node connections do not reconnect on their own
+ * (ioredis's default): a lost node is dropped and the slot table read again, so a promoted replica is
+ * found through the nodes that remain.
+ *
+ * The `api` profile fails fast: a `CLUSTERDOWN` reply is not retried (`retryDelayOnClusterDown` 0:
+ * the route answers 503 at once), and a command whose node connection closed is retried at most
+ * `API_CLUSTER_REDIRECTIONS` times, 100 ms apart, after a slot table refresh (about a second in
+ * all). The `worker` and `subscriber` profiles retry for minutes: a failover only delays them.
+ */
+export function clusterConnectionOptions(
+  target: Extract<RedisTarget, { kind: "cluster" }>,
+  profile: RedisProfile,
+  name: string,
+  s: ConnectionSettings = {},
+): { readonly nodes: readonly HostPort[]; readonly options: ClusterOptions } {
+  const maxMs = s.reconnectMaxMs ?? 1_000;
+  // The Cluster owns these: its nodes take only per-connection settings.
+  const {
+    retryStrategy: _retry,
+    enableOfflineQueue,
+    enableAutoPipelining,
+    lazyConnect,
+    ...perNode
+  } = profileOptions(profile, s);
+  const api = profile === "api";
+  return {
+    nodes: target.nodes.map((h) => ({ host: h.host, port: h.port })),
+    options: {
+      lazyConnect,
+      enableOfflineQueue,
+      ...(enableAutoPipelining === undefined ? {} : { enableAutoPipelining }),
+      clusterRetryStrategy: (times: number) => reconnectDelay(times, maxMs),
+      // The API answers 503 at once; the others wait as their offline queue does (a failover).
+      ...(api
+        ? { retryDelayOnClusterDown: 0, maxRedirections: API_CLUSTER_REDIRECTIONS }
+        : { maxRedirections: WAITING_CLUSTER_REDIRECTIONS }),
+      slotsRefreshTimeout: 2_000,
+      redisOptions: {
+        ...perNode,
+        connectionName: name,
+        ...(target.username === undefined ? {} : { username: target.username }),
+        ...(target.password === undefined ? {} : { password: target.password }),
+        ...(target.tls ? { tls: tlsOf(target.ca) } : {}),
+      },
+    },
+  };
+}
+
+/** How often the `api` profile's Cluster resends a command (MOVED, ASK, a node gone); ioredis: 16. */
+export const API_CLUSTER_REDIRECTIONS = 5;
+/**
+ * The same for the waiting profiles: at ioredis's 100 ms between tries (CLUSTERDOWN, a node gone)
+ * about 5 minutes, so a command outlives a failover (cluster-node-timeout, 15 s by default, and
+ * the election) as the offline queue lets it outlive a Sentinel failover.
+ */
+export const WAITING_CLUSTER_REDIRECTIONS = 3_000;
+
+/**
  * One log line per outage, not per attempt or connection: the first connection of the process that
  * loses Redis logs a warning, and once every connection that lost it is back, one line says so with
  * the outage's length and the server reached (the new primary after a failover).
  */
 export interface OutageLog {
-  watch(client: Redis, name: string): void;
+  watch(client: RedisClient, name: string): void;
 }
 
 export function createOutageLog(logger: Logger, clock: () => number = Date.now): OutageLog {
@@ -185,37 +259,46 @@ export interface CreateRedisOptions extends ConnectionSettings {
   /** The process's outage log. */
   readonly outages?: OutageLog;
   /** Told of the connection and of every copy made of it (`duplicate()`, as BullMQ's workers do). */
-  readonly track?: (client: Redis) => void;
+  readonly track?: (client: RedisClient) => void;
 }
 
 /**
- * A connection to `target` in `profile`. Copies made with `duplicate()` (BullMQ's blocking
- * connections) get the same handling: errors swallowed, the outage log, `track`.
+ * A connection to `target` in `profile`: a `Redis`, or a `Cluster` for a cluster target. Copies made
+ * with `duplicate()` (BullMQ's blocking connections) get the same handling: errors swallowed, the
+ * outage log, `track`.
  */
 export function createRedis(
   target: RedisTarget,
   profile: RedisProfile,
   name: string,
   opts: CreateRedisOptions = {},
-): Redis {
+): RedisClient {
+  if (target.kind === "cluster") {
+    const { nodes, options } = clusterConnectionOptions(target, profile, name, opts);
+    return adopt(new Cluster([...nodes], options as never), name, opts);
+  }
   const { url, options } = connectionOptions(target, profile, name, opts);
   // ioredis 6's option types disagree with exactOptionalPropertyTypes; the values are plain options.
   const client = url === undefined ? new Redis(options as never) : new Redis(url, options as never);
   return adopt(client, name, opts);
 }
 
-function adopt(client: Redis, name: string, opts: CreateRedisOptions): Redis {
+function adopt<C extends RedisClient>(client: C, name: string, opts: CreateRedisOptions): C {
   // Errors surface through the commands that fail; the event itself must not crash the process.
   client.on("error", () => undefined);
   opts.outages?.watch(client, name);
   opts.track?.(client);
-  const duplicate = client.duplicate.bind(client);
-  client.duplicate = (override) => adopt(duplicate(override), `${name}-copy`, opts);
+  // Redis.duplicate(options) and Cluster.duplicate(nodes, options): the copy is made as asked.
+  const duplicate = (client.duplicate as (...a: unknown[]) => C).bind(client);
+  (client as { duplicate: unknown }).duplicate = (...args: unknown[]) =>
+    adopt(duplicate(...args), `${name}-copy`, opts);
   return client;
 }
 
-/** A target as it may be logged: the URL without credentials, or the sentinels and the name. */
+/** A target as it may be logged: the URL without credentials, the sentinels and the name, or the nodes. */
 export function describeTarget(target: RedisTarget): string {
+  if (target.kind === "cluster")
+    return `cluster via ${target.nodes.map((h) => `${h.host}:${h.port}`).join(",")}`;
   if (target.kind === "sentinel") {
     return `sentinel ${target.name} via ${target.sentinels.map((h) => `${h.host}:${h.port}`).join(",")}`;
   }
@@ -225,7 +308,7 @@ export function describeTarget(target: RedisTarget): string {
 }
 
 /** Resolves once the client is ready, or rejects after `timeoutMs`. */
-export async function waitReady(client: Redis, timeoutMs: number): Promise<void> {
+export async function waitReady(client: RedisClient, timeoutMs: number): Promise<void> {
   if (client.status === "ready") return;
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -246,9 +329,16 @@ export async function waitReady(client: Redis, timeoutMs: number): Promise<void>
 
 /**
  * Refuses a Redis that may evict keys: a queue whose jobs can silently disappear is not a queue.
+ * On a Cluster every master is asked.
  * @throws Error naming the policy found.
  */
-export async function assertNoEviction(client: Redis): Promise<void> {
+export async function assertNoEviction(client: RedisClient): Promise<void> {
+  const nodes = dataNodes(client);
+  if (nodes.length === 0) throw new Error("Redis Cluster: no master known (cluster unreachable)");
+  for (const node of nodes) await assertNodeNoEviction(node);
+}
+
+async function assertNodeNoEviction(client: Redis): Promise<void> {
   let policy: string | undefined;
   try {
     const reply = await client.config("GET", "maxmemory-policy");
@@ -265,14 +355,19 @@ export async function assertNoEviction(client: Redis): Promise<void> {
   }
 }
 
-/** Replicas connected to the primary `client` is on (INFO replication `connected_slaves`). */
-export async function connectedReplicas(client: Redis): Promise<number> {
-  const info = await client.info("replication");
-  return Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0);
+/**
+ * Replicas connected to the primary `client` is on (INFO replication `connected_slaves`); on a
+ * Cluster the fewest any master has.
+ */
+export async function connectedReplicas(client: RedisClient): Promise<number> {
+  const counts = (await infoOfEach(client, "replication")).map((info) =>
+    Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0),
+  );
+  return Math.min(...counts);
 }
 
 /** Quits gracefully, or disconnects at once when the server is gone. Idempotent. */
-export async function closeRedis(client: Redis): Promise<void> {
+export async function closeRedis(client: RedisClient): Promise<void> {
   if (client.status === "end") return;
   if (client.status === "ready") {
     try {

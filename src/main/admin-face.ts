@@ -1,7 +1,7 @@
 // The admin face of a role (api, admin): Bull Board over the scheduler (our adapter) and the BullMQ
 // queues — `render` attempts and the follow-up queues — with its login, as one app for /admin/*.
 import { Queue } from "bullmq";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import type { Hono } from "hono";
 import type { ApiEnv } from "../api/context.js";
 import { createAdminServer } from "../admin/admin-app.js";
@@ -37,7 +37,7 @@ const BULLMQ_QUEUES: readonly (readonly [string, string])[] = [
 export function createAdminFace(
   ctx: RoleContext,
   deps: {
-    readonly redis: Redis;
+    readonly redis: RedisClient;
     readonly store: JobStore;
     readonly authenticator: AdminAuthenticator;
     readonly logger: RoleContext["logger"];

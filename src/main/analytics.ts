@@ -3,7 +3,7 @@
 // DATA_DIR runs), else none — the schema, the `analytics` queue and its worker. With no ClickHouse the
 // stage is off with one warning, and the relay adds no analytics job (no queue without a consumer).
 import { Queue, type QueueOptions } from "bullmq";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import type { Logger } from "pino";
 import type { AnalyticsSink } from "../core/analytics-event.js";
 import type { Tiers } from "../core/tiers.js";
@@ -112,7 +112,7 @@ function schemaFirst(store: AnalyticsStore): AnalyticsSink {
  */
 export async function startAnalytics(
   ctx: AnalyticsContext & { readonly tiers: Tiers },
-  redis: { readonly queue: Redis; readonly worker: Redis; readonly prefix: string },
+  redis: { readonly queue: RedisClient; readonly worker: RedisClient; readonly prefix: string },
   queueOptions: Pick<QueueOptions, "defaultJobOptions">,
 ): Promise<
   { readonly queue: FollowUpQueue; readonly tiers: Tiers; readonly store: AnalyticsStore } | undefined

@@ -1,7 +1,7 @@
 // The API role's scheduler-side objects, one set per pool (docs/decisions.md "Pools"): with no
 // POOLS_FILE exactly the single pool's objects, as before; with pools, each pool's own set under its
 // hash tag and the facades that send each call to its job's pool and add the pools up.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import type { Clock } from "../core/time.js";
 import type { CostModel } from "../core/cost.js";
 import { createJobStore, type JobStore } from "../queues/job-store.js";
@@ -27,7 +27,12 @@ export interface ApiPoolParts {
   readonly views?: readonly PoolView[];
 }
 
-export function apiPoolParts(settings: Settings, redis: Redis, clock: Clock, cost: CostModel): ApiPoolParts {
+export function apiPoolParts(
+  settings: Settings,
+  redis: RedisClient,
+  clock: Clock,
+  cost: CostModel,
+): ApiPoolParts {
   const { env } = settings;
   const router = settings.pools;
   const parts = router.names.map((name) => {

@@ -249,11 +249,24 @@ async function replicationCheck(ctx: RoleContext): Promise<ReplicationCheck | un
   });
   ctx.runtime.defer("replica wait redis", () => closeRedis(redis));
   await waitReady(redis, 10_000);
-  const wait = createReplicaWait({
-    redis,
-    prefix: env.REDIS_PREFIX,
+  const { pools } = ctx.settings;
+  // One per pool: its mark is under the pool's tag, so the WAIT asks the pool's master (Cluster).
+  const waits = new Map(
+    pools.names.map((pool) => [
+      pool,
+      createReplicaWait({
+        redis,
+        prefix: pools.prefixOf(env.REDIS_PREFIX, pool),
+        replicas: env.REDIS_WAIT_REPLICAS,
+        timeoutMs: env.REDIS_WAIT_MS,
+      }),
+    ]),
+  );
+  const wait = waits.get(pools.names[0]!)!;
+  return {
+    wait,
+    ...(waits.size > 1 ? { waitOf: (jobId: string) => waits.get(pools.ofJob(jobId)) ?? wait } : {}),
     replicas: env.REDIS_WAIT_REPLICAS,
     timeoutMs: env.REDIS_WAIT_MS,
-  });
-  return { wait, replicas: env.REDIS_WAIT_REPLICAS, timeoutMs: env.REDIS_WAIT_MS };
+  };
 }

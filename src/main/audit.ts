@@ -2,7 +2,7 @@
 // queue's consumer, which stages each finished job's record, and this process's appender, which
 // appends while it holds the log's lock. Everything opened here is closed at shutdown.
 import { UnrecoverableError, Worker } from "bullmq";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import type { Logger } from "pino";
 import { openAuditFiles } from "../infra/audit-files.js";
 import { createAuditAppender, type AuditFault } from "../pipeline/audit-appender.js";
@@ -16,7 +16,7 @@ export interface AuditPipelineOptions {
   readonly processId: string;
   readonly logger: Logger;
   /** Opens a connection of the pipeline's (closed with the role). */
-  readonly connect: (name: string) => Redis;
+  readonly connect: (name: string) => RedisClient;
   readonly fault: (point: AuditFault) => void;
 }
 

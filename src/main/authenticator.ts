@@ -1,6 +1,6 @@
 // The bearer-token authenticator of a role that takes tokens (api, admin): JWTs (HS256, local public
 // keys, JWKS_URL) and API keys with their revocation channel, each released at shutdown.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import { createApiKeyVerifier } from "../api/api-key-auth.js";
 import { listenForRevocations } from "../api/api-key-revocations.js";
 import { createAuthenticator } from "../api/auth.js";
@@ -19,7 +19,7 @@ import type { Keys } from "./settings.js";
  */
 export async function createRoleAuthenticator(
   ctx: RoleContext & { keys: Keys },
-  redis: Redis,
+  redis: RedisClient,
   logger: RoleContext["logger"],
 ) {
   const { env } = ctx.settings;

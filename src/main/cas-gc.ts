@@ -1,12 +1,12 @@
 // Wires the CAS garbage collector into a role: every process that has the CAS (api, worker) runs
 // one on its Redis connection; the collector's lock lets one pass run at a time across them.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import type { Logger } from "pino";
 import { createCasCollector } from "../queues/cas-collector.js";
 import type { RoleContext } from "./role-context.js";
 
 /** Starts the role's collector (first pass after CAS_GC_INTERVAL_MS) and registers its stop. */
-export function startCasCollector(ctx: RoleContext, redis: Redis, logger: Logger): void {
+export function startCasCollector(ctx: RoleContext, redis: RedisClient, logger: Logger): void {
   const { env } = ctx.settings;
   const collector = createCasCollector({
     redis,

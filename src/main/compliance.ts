@@ -4,7 +4,7 @@
 // scheduler entry whose runs store each report in the CAS and list it.
 import { join } from "node:path";
 import { Queue, Worker } from "bullmq";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import type { Logger } from "pino";
 import type { AuditRecord } from "../core/audit-record.js";
 import type { BlobStore, Ledger } from "../core/ports.js";
@@ -90,7 +90,7 @@ export const COMPLIANCE_SCHEDULER_ID = "reconcile";
 export function complianceDepsFor(o: {
   readonly env: Env;
   readonly dataDir: string;
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly clock: Clock;
   readonly ledger: Pick<Ledger, "read">;
   readonly audit: ComplianceAudit;
@@ -129,8 +129,8 @@ export async function startComplianceSchedule(o: {
   readonly clock: Clock;
   readonly blobs: Pick<BlobStore, "put">;
   /** Connections for the queue (and the reports' list) and for the worker's blocking reads. */
-  readonly queueConnection: Redis;
-  readonly workerConnection: Redis;
+  readonly queueConnection: RedisClient;
+  readonly workerConnection: RedisClient;
   readonly deps: ComplianceDeps;
 }): Promise<void> {
   const { env, logger } = o;

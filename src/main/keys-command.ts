@@ -1,7 +1,7 @@
 // `render-gateway keys create|list|revoke` (API.md §5, README "API keys"): API keys in the Redis the API
-// uses — REDIS_URL or REDIS_SENTINELS, or the embedded server a `start` on the same DATA_DIR runs.
+// uses — REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES, or the embedded server a `start` on the same DATA_DIR runs.
 import { parseArgs } from "node:util";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import { parseTtl } from "../api/auth.js";
 import { systemClock } from "../core/time.js";
 import { DEFAULT_TIER } from "../core/tiers.js";
@@ -32,7 +32,7 @@ const processOutput: KeysOutput = {
 };
 
 /**
- * The Redis the API uses: REDIS_URL or REDIS_SENTINELS, else the embedded server of a `start` on this
+ * The Redis the API uses: REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES, else the embedded server of a `start` on this
  * DATA_DIR (its port under DATA_DIR/run, answering PING).
  * @throws Error saying what to do when there is neither.
  */
@@ -43,7 +43,7 @@ export async function cliRedisTarget(settings: Settings): Promise<RedisTarget> {
   if (Number.isInteger(port) && port > 0 && (await pingRedis(port, 1_000)))
     return { kind: "url", url: `redis://127.0.0.1:${port}` };
   throw new Error(
-    `no Redis to use: REDIS_URL is not set (nor REDIS_SENTINELS) and no embedded redis-server runs for DATA_DIR ${settings.dataDir} ` +
+    `no Redis to use: REDIS_URL is not set (nor REDIS_SENTINELS, REDIS_CLUSTER_NODES) and no embedded redis-server runs for DATA_DIR ${settings.dataDir} ` +
       "(start the gateway first with `render-gateway start`, or set REDIS_URL)",
   );
 }
@@ -181,7 +181,7 @@ export async function runKeysCommand(
     };
   }
 
-  const redis: Redis = createRedis(await cliRedisTarget(settings), "api", "rg-cli-keys", {
+  const redis: RedisClient = createRedis(await cliRedisTarget(settings), "api", "rg-cli-keys", {
     commandTimeoutMs: settings.env.REDIS_COMMAND_TIMEOUT_MS,
   });
   try {

@@ -4,7 +4,7 @@
 // fleet gauges read from Redis now, and every live process's last snapshot.
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import type { Logger } from "pino";
 import { Queue } from "bullmq";
 import type { FleetSnapshot } from "../core/metrics.js";
@@ -76,7 +76,7 @@ export async function startMetricsPublisher(o: {
 
 /** What the API reads for the fleet gauges (its own stores). */
 export interface FleetSources {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly prefix: string;
   readonly store: Pick<JobStore, "depths" | "leases">;
   readonly capacity: Pick<CapacityView, "snapshot">;

@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { Queue, Worker } from "bullmq";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import { createLedgerFiles } from "../infra/ledger-files.js";
 import { closeRedis, waitReady } from "../infra/redis.js";
 import { BillingBusy, billEvent, type BillingTask } from "../pipeline/billing.js";
@@ -33,8 +33,8 @@ export async function startPipelineRole(ctx: RoleContext & { readonly keys: Keys
   const { env } = ctx.settings;
   const logger = ctx.logger.child({ role: "pipeline" });
   const processId = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
-  const connections: Redis[] = [];
-  const connect = (name: string): Redis => {
+  const connections: RedisClient[] = [];
+  const connect = (name: string): RedisClient => {
     const c = ctx.redisConnector.connect("worker", name);
     connections.push(c);
     return c;

@@ -1,12 +1,13 @@
-// Where this process's Redis is, from the environment: REDIS_URL, REDIS_SENTINELS, or neither (then
-// `start` runs the embedded server).
+// Where this process's Redis is, from the environment: REDIS_URL, REDIS_SENTINELS,
+// REDIS_CLUSTER_NODES, or none of them (then `start` runs the embedded server).
 import type { Env } from "../config/env.js";
 import type { RedisTarget } from "../infra/redis.js";
 import { readCaFile } from "./ca-file.js";
 
 /**
- * The target the environment names (REDIS_URL, or REDIS_SENTINELS with its name, credentials and
- * TLS settings), undefined when it names none. The CA file is read here, before anything connects.
+ * The target the environment names (REDIS_URL, REDIS_SENTINELS with its name, or
+ * REDIS_CLUSTER_NODES, each of the last two with credentials and TLS settings), undefined when it
+ * names none. The CA file is read here, before anything connects.
  * @throws Error when REDIS_TLS_CA_FILE cannot be read.
  */
 export function configuredRedisTarget(env: Env): RedisTarget | undefined {
@@ -22,6 +23,16 @@ export function configuredRedisTarget(env: Env): RedisTarget | undefined {
       ...(env.REDIS_SENTINEL_PASSWORD === undefined ? {} : { sentinelPassword: env.REDIS_SENTINEL_PASSWORD }),
       tls: env.REDIS_TLS,
       sentinelTls: env.REDIS_SENTINEL_TLS,
+      ...withCa,
+    };
+  }
+  if (env.REDIS_CLUSTER_NODES !== undefined) {
+    return {
+      kind: "cluster",
+      nodes: env.REDIS_CLUSTER_NODES,
+      ...(env.REDIS_USERNAME === undefined ? {} : { username: env.REDIS_USERNAME }),
+      ...(env.REDIS_PASSWORD === undefined ? {} : { password: env.REDIS_PASSWORD }),
+      tls: env.REDIS_TLS,
       ...withCa,
     };
   }

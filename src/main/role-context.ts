@@ -1,5 +1,5 @@
 // What `start` hands every role it runs, and the Redis connections each role opens from it.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import type { Logger } from "pino";
 import type { BlobStore, BlobSweeper } from "../core/ports.js";
 import type { Clock } from "../core/time.js";
@@ -33,7 +33,7 @@ export interface RoleContext {
 export async function connectRole(
   ctx: RoleContext,
   role: "api" | "worker",
-): Promise<{ redis: Redis; subscriber: Redis }> {
+): Promise<{ redis: RedisClient; subscriber: RedisClient }> {
   const redis = ctx.redisConnector.connect(role, `rg-${role}`);
   ctx.runtime.defer(`${role} redis`, () => closeRedis(redis));
   await waitReady(redis, 10_000);

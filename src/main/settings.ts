@@ -2,7 +2,7 @@
 import { readFileSync, existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import { parse as parseYaml } from "yaml";
 import { parsePublicKeyFile, type PublicKey } from "../api/jwt-keys.js";
 import { parseEnv, type Env } from "../config/env.js";
@@ -164,7 +164,7 @@ async function loadPublicKeys(path: string | undefined): Promise<readonly Public
  */
 export function schedulerFor(
   settings: Settings,
-  redis: Redis,
+  redis: RedisClient,
   clock: Clock,
   pipelineMax = 0,
   prefix = settings.env.REDIS_PREFIX,

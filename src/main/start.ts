@@ -46,7 +46,7 @@ export function parseRoles(raw: string | undefined): Role[] {
 }
 
 /**
- * The process's Redis connector: to REDIS_URL or through REDIS_SENTINELS, else to the embedded
+ * The process's Redis connector: to REDIS_URL, through REDIS_SENTINELS or REDIS_CLUSTER_NODES, else to the embedded
  * server (started or reused). One probe connection checks the (primary) server first: no eviction,
  * a memory limit, and replicas enough for REDIS_WAIT_REPLICAS (a warning: they may still attach).
  */

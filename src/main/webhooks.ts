@@ -1,7 +1,7 @@
 // Wires webhook deliveries: the stores and the replay producer for the API role, and the `webhooks`
 // queue's consumer for the pipeline role. Everything opened here is closed at shutdown.
 import { randomBytes } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import { Queue } from "bullmq";
 import type { WebhookApi } from "../api/deps.js";
 import type { OutboundHttp } from "../core/ports.js";
@@ -18,7 +18,7 @@ import { readCaFile } from "./ca-file.js";
 import type { Keys } from "./settings.js";
 
 /** The secrets and the delivery log on `redis`, as the environment configures them. */
-function stores(ctx: RoleContext, redis: Redis): { secrets: WebhookSecrets; log: WebhookLog } {
+function stores(ctx: RoleContext, redis: RedisClient): { secrets: WebhookSecrets; log: WebhookLog } {
   const { env } = ctx.settings;
   return {
     secrets: createWebhookSecrets({
@@ -43,7 +43,7 @@ function stores(ctx: RoleContext, redis: Redis): { secrets: WebhookSecrets; log:
  * in the `api` profile and a replay is given REDIS_COMMAND_TIMEOUT_MS, BullMQ's first connect
  * included: with Redis away (an outage, a failover) the request answers 503, it does not wait.
  */
-export function webhookApiFor(ctx: RoleContext, redis: Redis): WebhookApi {
+export function webhookApiFor(ctx: RoleContext, redis: RedisClient): WebhookApi {
   const { env } = ctx.settings;
   // Opened on the first replay: most API processes never need it.
   let queue: Queue<WebhookJobData> | undefined;
@@ -86,7 +86,7 @@ export function webhookApiFor(ctx: RoleContext, redis: Redis): WebhookApi {
  */
 export async function startWebhooks(
   ctx: RoleContext & { readonly keys: Keys; readonly publicUrl: () => string },
-  redis: Redis,
+  redis: RedisClient,
   opts: { readonly http?: OutboundHttp } = {},
 ): Promise<WebhookDeliveries> {
   const { env } = ctx.settings;

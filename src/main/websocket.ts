@@ -2,7 +2,7 @@
 // connection leases in Redis, the `upgrade` listener, and its close at shutdown — registered after
 // the HTTP server's, so it runs first (the server's close waits for the upgraded sockets).
 import type { EventEmitter } from "node:events";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import type { Logger } from "pino";
 import type { Env } from "../config/env.js";
 import type { ApiDeps } from "../api/deps.js";
@@ -36,7 +36,7 @@ export function attachWebSockets(opts: {
   readonly server: Pick<EventEmitter, "on" | "off">;
   readonly api: ApiDeps;
   readonly services: ApiServices;
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly logger: Logger;
 }): WsGateway {
   const { env } = opts;

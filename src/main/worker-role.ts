@@ -1,7 +1,7 @@
 // The worker role: Redis connections that ride out restarts, the backend registry, the worker service.
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import { servesModel, type BackendConfig } from "../config/backends.js";
 import { formatFamilyModel } from "../core/model-route.js";
 import { closeRedis } from "../infra/redis.js";
@@ -37,7 +37,7 @@ export async function startWorkerRole(
   const workerId = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
   const logger = ctx.logger.child({ role: "worker" });
   const { redis, subscriber } = await connectRole(ctx, "worker");
-  const bullConnections: Redis[] = [];
+  const bullConnections: RedisClient[] = [];
   ctx.runtime.defer("bullmq connections", async () => {
     await Promise.all(bullConnections.map((c) => closeRedis(c)));
   });

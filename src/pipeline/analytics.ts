@@ -7,7 +7,7 @@
 // batch; BullMQ retries them (exponential, capped backoff, no attempt limit) until ClickHouse takes
 // them, and the store leaves out the rows it already has, so each event is written once. A batch
 // refused while ClickHouse answers is split until the row it will not take fails alone.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import type { Logger } from "pino";
 import { Worker, type Job } from "bullmq";
 import type { AnalyticsSink, InferenceEvent } from "../core/analytics-event.js";
@@ -99,7 +99,7 @@ export interface AnalyticsWorkerDeps {
   /** Whether the store answers (see {@link createAnalyticsBatcher}). */
   readonly reachable?: () => Promise<boolean>;
   /** A connection for BullMQ's worker (closed by whoever opened it). */
-  readonly connection: Redis;
+  readonly connection: RedisClient;
   readonly prefix: string;
   /** ANALYTICS_BATCH: rows per insert at most. */
   readonly batch: number;

@@ -1,6 +1,6 @@
 // API keys in Redis (API.md §1, §5): one hash per key, found by its prefix, holding the key's keyed
 // hash and what it grants — never the key or its secret — plus an index of prefixes per customer.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import {
   API_KEY_HASH_BYTES,
   API_KEY_PREFIX_RE,
@@ -70,7 +70,7 @@ export interface ApiKeyStore {
 }
 
 export interface ApiKeyStoreOptions {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   /** REDIS_PREFIX. */
   readonly prefix: string;
   readonly clock: Clock;

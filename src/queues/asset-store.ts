@@ -1,7 +1,7 @@
 // Uploaded assets (API.md §3 Uploads) in Redis: a record per asset — pending from `POST /uploads`,
 // claimed by one PUT at a time (asset_claim.lua), done once its bytes are in the CAS
 // (asset_settle.lua, which also grants and pins the object).
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import type { UploadContentType } from "../core/upload-url.js";
 import { createKeys } from "./keys.js";
 import { defineScripts } from "./scripts.js";
@@ -60,7 +60,7 @@ const CLAIM_RESULTS: Readonly<Record<number, ClaimResult>> = {
 
 const STATES: ReadonlySet<string> = new Set<AssetState>(["pending", "uploading", "done"]);
 
-export function createAssetStore(redis: Redis, prefix: string): AssetStore {
+export function createAssetStore(redis: RedisClient, prefix: string): AssetStore {
   const keys = createKeys(prefix);
   const run = defineScripts(redis, prefix);
   return {

@@ -3,7 +3,7 @@
 // indexes, the open segment's tail), signed checkpoints and the public keys. Every change is one
 // script (audit_*.lua); the reads are plain commands. Checkpoints and keys are stored as the JSON the
 // caller made: this layer does not look inside them.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import { createKeys } from "./keys.js";
 import { refusalOf } from "./script-codes.js";
 import { defineScripts } from "./scripts.js";
@@ -103,7 +103,7 @@ export interface AuditStore {
 }
 
 /** The replies of a MULTI, or its first error. */
-async function exec(m: ReturnType<Redis["multi"]>): Promise<unknown[]> {
+async function exec(m: ReturnType<RedisClient["multi"]>): Promise<unknown[]> {
   const replies = (await m.exec()) ?? [];
   const failed = replies.find(([err]) => err !== null);
   if (failed) throw failed[0] as Error;
@@ -114,7 +114,7 @@ async function exec(m: ReturnType<Redis["multi"]>): Promise<unknown[]> {
 const indexOf = (v: string | null | undefined): number | undefined =>
   v === null || v === undefined ? undefined : Number(v);
 
-export function createAuditStore(redis: Redis, prefix: string): AuditStore {
+export function createAuditStore(redis: RedisClient, prefix: string): AuditStore {
   const keys = createKeys(prefix);
   const run = defineScripts(redis, prefix);
   // the routing key of every script: the scheduler's (all keys share the prefix's hash tag)

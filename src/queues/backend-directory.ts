@@ -1,6 +1,6 @@
 // The backends as workers see them (capacity, models, health, breaker), published in Redis so the
 // API can answer /models, ?backend=, /ready details, ETAs and sync admission without calling them.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import { createKeys } from "./keys.js";
 
 export interface BackendState {
@@ -28,7 +28,11 @@ export interface BackendDirectory {
   read(maxAgeMs: number): Promise<BackendState[]>;
 }
 
-export function createBackendDirectory(redis: Redis, prefix: string, clock: () => number): BackendDirectory {
+export function createBackendDirectory(
+  redis: RedisClient,
+  prefix: string,
+  clock: () => number,
+): BackendDirectory {
   const keys = createKeys(prefix);
   return {
     async publish(workerId, states, breakers) {

@@ -2,7 +2,7 @@
 // (queued), the tenants' held sets, the backoff set, the backend leases (running) and the newest
 // finished jobs. Every job is read with the job store's `read` (read.lua): its position is the one
 // `GET /jobs/{id}` shows, read in the same step as its record.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import { parseAttemptId } from "../core/attempt-id.js";
 import type { JobRecord } from "../core/job.js";
 import type { JobStore } from "./job-store.js";
@@ -74,7 +74,11 @@ export function sliceGroups(
 
 const isFailed = (status: string | null) => status === "error" || status === "cancelled";
 
-export function createBoardReads(redis: Redis, prefix: string, store: Pick<JobStore, "read">): BoardReads {
+export function createBoardReads(
+  redis: RedisClient,
+  prefix: string,
+  store: Pick<JobStore, "read">,
+): BoardReads {
   const keys = createKeys(prefix);
 
   /** The active tenants (sorted) with the size of each one's held set. */

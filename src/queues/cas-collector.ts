@@ -2,7 +2,7 @@
 // processes (a Redis lock), and removes objects that no retained job or pin references any more
 // once they are older than the grace period (docs/decisions.md "CAS garbage collection").
 import { randomBytes } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import type { Logger } from "pino";
 import type { BlobSweeper } from "../core/ports.js";
 import type { Clock } from "../core/time.js";
@@ -11,7 +11,7 @@ import { createKeys } from "./keys.js";
 import { defineScripts } from "./scripts.js";
 
 export interface CasCollectorOptions {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly prefix: string;
   readonly sweeper: BlobSweeper;
   readonly clock: Clock;

@@ -1,7 +1,7 @@
 // What in Redis references CAS objects: live jobs (admit.lua, lib.lua release_objects) and pins, with
 // the pin API for anything else that must keep objects (the ledger, the audit log) and the
 // collector's "is it still referenced?" question.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import { DIGEST_RE } from "../core/ports.js";
 import { createKeys } from "./keys.js";
 import { defineScripts } from "./scripts.js";
@@ -30,7 +30,7 @@ export interface CasRefs {
   referenced(digests: readonly string[], cutoffMs: number, prune?: number): Promise<boolean[]>;
 }
 
-export function createCasRefs(redis: Redis, prefix: string): CasRefs {
+export function createCasRefs(redis: RedisClient, prefix: string): CasRefs {
   const keys = createKeys(prefix);
   const run = defineScripts(redis, prefix);
   return {

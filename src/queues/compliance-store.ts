@@ -1,7 +1,7 @@
 // What the compliance job keeps in Redis (docs/decisions.md "Compliance"): the list of stored reports
 // (their CAS digests by time, each with a summary; compliance_add.lua), and what the reconciliation
 // asks of the scheduler's state: where admitted jobs stand now, and whether they were billed.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import type { LiveJob, LiveState, ReportSummary } from "../core/reconcile-types.js";
 import { createKeys } from "./keys.js";
 import { defineScripts } from "./scripts.js";
@@ -30,7 +30,7 @@ function parseSummary(raw: string | null): ReportSummary | undefined {
   }
 }
 
-export function createComplianceStore(redis: Redis, prefix: string): ComplianceStore {
+export function createComplianceStore(redis: RedisClient, prefix: string): ComplianceStore {
   const keys = createKeys(prefix);
   const run = defineScripts(redis, prefix);
   return {

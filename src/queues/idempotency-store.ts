@@ -2,7 +2,7 @@
 // create and is settled — replayed, or voided and taken over — never simply released while that job
 // may still come to exist (the scripts idem_begin.lua and idem_release.lua say how).
 import { createHash } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import { defineScripts, type ScriptOptions } from "./scripts.js";
 import { createKeys } from "./keys.js";
 
@@ -48,7 +48,7 @@ export interface IdempotencyStore {
 }
 
 export interface IdempotencyStoreOptions extends ScriptOptions {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly prefix: string;
   readonly clock: () => number;
   /** How long a key is kept (pending or answered); API.md: 24 h. */

@@ -1,5 +1,5 @@
 // Reads of jobs, their event logs and queue totals (writes happen only in the scheduler's scripts).
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import { createKeys, orderKey, parseTierDepthField, SEQ_SPAN, WORK_RATE_FIELD } from "./keys.js";
 import { decodeJob, PRIORITIES, type JobRecord, type Priority } from "../core/job.js";
 import { formatFamilyModel } from "../core/model-route.js";
@@ -76,7 +76,7 @@ export interface JobStore {
 /** The highest admission sequence a score can hold (keys.ts SEQ_SPAN): a key's last score. */
 const SEQ_LAST = SEQ_SPAN - 1;
 
-export function createJobStore(redis: Redis, prefix: string, scripts: ScriptOptions = {}): JobStore {
+export function createJobStore(redis: RedisClient, prefix: string, scripts: ScriptOptions = {}): JobStore {
   const keys = createKeys(prefix);
   const run: ScriptRunner = defineScripts(redis, prefix, scripts);
 

@@ -4,7 +4,7 @@
 // expires. Layout (keys.ts): `metricsProcesses`, a sorted set of process ids scored by the expiry of
 // their last snapshot, and one `metricsSnapshot(id)` string per process with that same expiry (Redis
 // drops it itself); each publication drops the ids that expired, in the same transaction.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import { createKeys } from "./keys.js";
 
 /** Most snapshots one read returns (the newest first): a bound on the work of one scrape. */
@@ -25,7 +25,7 @@ function checked(replies: [Error | null, unknown][] | null): void {
   for (const [err] of replies) if (err) throw err;
 }
 
-export function createMetricsStore(redis: Redis, prefix: string, clock: () => number): MetricsStore {
+export function createMetricsStore(redis: RedisClient, prefix: string, clock: () => number): MetricsStore {
   const keys = createKeys(prefix);
   return {
     async publish(processId, snapshot, ttlMs) {

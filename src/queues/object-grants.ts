@@ -1,7 +1,7 @@
 // Object grants: which customers may read a CAS object with their bearer token (its producer or
 // uploader). A set per object, kept for the job retention; finish.lua grants a job's outputs to its
 // customer in the same step that completes it.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import { createKeys } from "./keys.js";
 
 export interface ObjectGrants {
@@ -15,7 +15,7 @@ export interface ObjectGrants {
  * jobs' outputs (docs/decisions.md "Pools"): a read asks each (one command per tag).
  */
 export function createObjectGrants(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   retentionS: number,
   poolPrefixes: readonly string[] = [],

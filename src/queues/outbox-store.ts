@@ -1,7 +1,7 @@
 // The outbox stream on the relay's side: read through one consumer group, acknowledge, claim what a
 // dead relay left pending, trim what has been handed off, and measure the lag (docs/decisions.md
 // "Outbox"). The entries are written by the scheduler's Lua (lib.lua add_event).
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import type { OutboxEvent } from "../core/outbox.js";
 import { createKeys, OUTBOX_GROUP } from "./keys.js";
 
@@ -74,7 +74,7 @@ function decode([streamId, fields]: RawEntry): OutboxEntry {
   }
 }
 
-export function createOutboxStore(redis: Redis, prefix: string): OutboxStore {
+export function createOutboxStore(redis: RedisClient, prefix: string): OutboxStore {
   const stream = createKeys(prefix).outbox;
   return {
     async ensureGroup() {

@@ -1,7 +1,7 @@
 // Per-customer quotas in fixed windows, counted in Redis by rate-limiter-flexible's RateLimiterRedis:
 // one atomic script call per unit taken (SET NX EX, INCRBY, PTTL), so every API process shares one
 // count.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import { RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 import { createKeys } from "./keys.js";
 import { createLru } from "../core/lru.js";
@@ -61,7 +61,7 @@ export interface RateLimitStore {
 
 export interface RateLimitStoreOptions {
   /** The API's client (fail-fast profile: no offline queue, a command timeout). */
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly prefix: string;
 }
 

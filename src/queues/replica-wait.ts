@@ -1,7 +1,7 @@
 // Redis WAIT for the API's acknowledgements (REDIS_WAIT_REPLICAS, REDIS_WAIT_MS; docs/decisions.md
 // "Redis high availability"): how many replicas hold everything this primary had written when the
 // caller asked.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import { createKeys } from "./keys.js";
 
 /**
@@ -16,7 +16,7 @@ export interface ReplicaWaitOptions {
    * A connection of its own: WAIT blocks its connection until the replicas answer or the timeout
    * passes, so it must not hold up the API's other commands.
    */
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly prefix: string;
   /** Replicas to wait for (WAIT numreplicas), at least 1. */
   readonly replicas: number;

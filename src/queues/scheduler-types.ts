@@ -1,12 +1,12 @@
 // The scheduler's interface and the shapes it takes and gives (scheduler.ts implements it): options,
 // admissions and their outcomes, backends as dispatch sees them, attempts, settles, cancels.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import type { JobError, Priority } from "../core/job.js";
 import type { Clock } from "../core/time.js";
 import type { Keys } from "./keys.js";
 
 export interface SchedulerOptions {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly prefix: string;
   readonly clock: Clock;
   /** How long a lease lives without renewal (LOCK_MS). */

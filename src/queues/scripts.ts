@@ -3,7 +3,7 @@
 // and sends script calls in capped pipelines when asked to (REDIS_PIPELINE_MAX; why:
 // docs/decisions.md "Script pipelines").
 import { readFileSync } from "node:fs";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import { luaCodeTable } from "./script-codes.js";
 
 export const SCRIPT_NAMES = [
@@ -41,8 +41,8 @@ export interface ScriptOptions {
   /**
    * 0: every call is its own command on the client (which may auto-pipeline it). n > 0: calls made
    * in one event-loop turn go out as pipelines of at most n, the first as soon as it is full, the
-   * rest at the end of the turn; any number of pipelines may be in flight. All runners on one client
-   * share its batches, so they must agree on n.
+   * rest at the end of the turn; any number of pipelines may be in flight. All runners of one prefix
+   * on one client share its batches, so they must agree on n.
    */
   readonly pipelineMax?: number;
 }
@@ -100,9 +100,13 @@ interface Batcher {
   readonly send: Send;
 }
 
-const batchers = new WeakMap<Redis, Batcher>();
+/**
+ * Batchers by client and prefix: a pipeline holds the calls of one prefix only, so on a Cluster it
+ * goes to the one node of that prefix's hash tag (ioredis refuses a pipeline across slots).
+ */
+const batchers = new WeakMap<RedisClient, Map<string, Batcher>>();
 
-function createBatcher(client: Redis, max: number): Batcher {
+function createBatcher(client: RedisClient, max: number): Batcher {
   let pending: PendingCall[] = [];
   let scheduled = false;
   const flush = () => {
@@ -149,16 +153,18 @@ function createBatcher(client: Redis, max: number): Batcher {
   };
 }
 
-/** The client's batcher for `max`, created on first use. */
-function batcherFor(client: Redis, max: number): Batcher {
-  const existing = batchers.get(client);
+/** The client's batcher of `prefix` for `max`, created on first use. */
+function batcherFor(client: RedisClient, prefix: string, max: number): Batcher {
+  let ofClient = batchers.get(client);
+  if (!ofClient) batchers.set(client, (ofClient = new Map<string, Batcher>()));
+  const existing = ofClient.get(prefix);
   if (existing) {
     if (existing.max !== max)
       throw new Error(`script pipelines on one client must agree: ${existing.max} vs ${max}`);
     return existing;
   }
   const created = createBatcher(client, max);
-  batchers.set(client, created);
+  ofClient.set(prefix, created);
   return created;
 }
 
@@ -166,14 +172,18 @@ function batcherFor(client: Redis, max: number): Batcher {
  * Defines the scripts on a client and returns a runner. Each script takes one routing key (so a
  * cluster client sends it to the prefix's slot) and the prefix as its first argument.
  */
-export function defineScripts(client: Redis, prefix: string, options: ScriptOptions = {}): ScriptRunner {
+export function defineScripts(
+  client: RedisClient,
+  prefix: string,
+  options: ScriptOptions = {},
+): ScriptRunner {
   for (const [name, lua] of scriptSources()) {
     if (!(`rg_${name}` in client)) client.defineCommand(`rg_${name}`, { numberOfKeys: 1, lua });
   }
   const max = options.pipelineMax ?? 0;
   let send: Send;
   if (max > 0) {
-    send = batcherFor(client, max).send;
+    send = batcherFor(client, prefix, max).send;
   } else {
     const commands = client as unknown as Record<string, (...args: readonly Arg[]) => Promise<unknown>>;
     send = (command, args) => {

@@ -1,6 +1,6 @@
 // Per-customer usage in Redis (docs/decisions.md "Billing"): the billing step's once-per-job marker
 // and counts (bill.lua), and the hourly counts read back for GET /usage.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import type { LedgerEntry } from "../core/billing.js";
 import { defineScripts } from "./scripts.js";
 import { createKeys, usageField } from "./keys.js";
@@ -38,7 +38,7 @@ export interface UsageStore {
 }
 
 export function createUsageStore(opts: {
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
   /** How long a job's marker is kept (s): longer than any redelivery of its event. */
   markerTtlS: number;

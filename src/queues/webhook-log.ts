@@ -2,7 +2,7 @@
 // its webhook) with its latest attempts, the per-job index, and the URLs a tenant's receiver turned
 // off with 410 Gone. Bounded: attempts per delivery and deliveries per job are capped, and every key
 // expires WEBHOOK_LOG_TTL_S after its last change.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import { webhookId, type DeliveryState, type WebhookTask, isWebhookTask } from "../core/webhook-delivery.js";
 import { createKeys } from "./keys.js";
 
@@ -59,7 +59,7 @@ export interface WebhookLog {
 }
 
 export interface WebhookLogOptions {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly prefix: string;
   /** WEBHOOK_LOG_TTL_S. */
   readonly ttlS: number;

@@ -1,6 +1,6 @@
 // Per-tenant webhook signing secrets (`whsec_...`) in Redis: created on first use, rotated with the
 // old one signing beside the new for an overlap (README "Webhooks"). Secrets are never logged.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import { newWebhookSecret } from "../core/webhook-delivery.js";
 import { createKeys } from "./keys.js";
 
@@ -46,7 +46,7 @@ export interface WebhookSecrets {
 }
 
 export interface WebhookSecretsOptions {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly prefix: string;
   readonly clock: () => number;
   /** WEBHOOK_SECRET_OVERLAP_MS. */

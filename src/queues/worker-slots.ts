@@ -9,7 +9,7 @@
 // and all are gone" (no capacity) differs from "no worker ever announced" (workers of a version that
 // does not announce: capacity is not capped). Each announcement drops the ids that expired more than
 // {@link FORGET_AFTER_LOCKS} lock times ago, in one command (no read-then-write).
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import { createKeys } from "./keys.js";
 
 /** Lock times after its expiry that a worker's id stays in the set (then "never announced" again). */
@@ -44,7 +44,7 @@ function checked(replies: [Error | null, unknown][] | null): void {
   for (const [err] of replies) if (err) throw err;
 }
 
-export function createWorkerSlots(redis: Redis, prefix: string, clock: () => number): WorkerSlots {
+export function createWorkerSlots(redis: RedisClient, prefix: string, clock: () => number): WorkerSlots {
   const keys = createKeys(prefix);
   return {
     async announce(workerId, a, ttlMs) {

@@ -2,7 +2,7 @@
 // in its customer's set (ws_lease.lua takes and renews it atomically against the limit), renewed by
 // the process that holds the connection and dropped when it closes; a process that dies leaves leases
 // that lapse within one lease time.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import { createKeys } from "./keys.js";
 import { defineScripts, type ScriptOptions } from "./scripts.js";
 
@@ -29,7 +29,7 @@ export interface WsLeases {
   release(customer: string, connId: string): Promise<void>;
 }
 
-export function createWsLeases(redis: Redis, prefix: string, scripts: ScriptOptions = {}): WsLeases {
+export function createWsLeases(redis: RedisClient, prefix: string, scripts: ScriptOptions = {}): WsLeases {
   const keys = createKeys(prefix);
   const run = defineScripts(redis, prefix, scripts);
   return {

@@ -3,7 +3,7 @@
 // them or when nobody began them before the worker stopped.
 import { attemptId } from "../core/attempt-id.js";
 import { Queue } from "bullmq";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import type { Logger } from "pino";
 import type { Clock } from "../core/time.js";
 import { mayHaveRun } from "../queues/call-outcome.js";
@@ -17,7 +17,7 @@ export const HAND_RETRY_MS = 1_000;
 
 export interface AttemptQueueDeps {
   /** A connection of BullMQ's own (it is closed by whoever opened it). */
-  readonly connection: Redis;
+  readonly connection: RedisClient;
   readonly prefix: string;
   readonly scheduler: Pick<Scheduler, "finish">;
   readonly ledger: Pick<SlotLedger, "hand" | "drop" | "waiting">;

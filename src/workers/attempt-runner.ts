@@ -2,7 +2,7 @@
 // attempt it was handed, then the attempts its settles start for it (chained, in the same slot,
 // without a trip through the queue); attempts a settle starts for other slots go back to the queue.
 import { Worker, type Job } from "bullmq";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import { RENDER_QUEUE } from "../queues/keys.js";
 import type { Attempt, BackendView } from "../queues/scheduler.js";
 import type { AttemptQueue } from "./attempt-queue.js";
@@ -22,7 +22,7 @@ export interface AttemptRunnerDeps extends Omit<
   "held" | "nextOffer" | "offerDone" | "progressIntervalMs"
 > {
   /** Opens a connection for BullMQ's worker (called when it starts). */
-  readonly bullConnection: () => Redis;
+  readonly bullConnection: () => RedisClient;
   readonly prefix: string;
   readonly concurrency: number;
   readonly lockMs: number;

@@ -1,7 +1,7 @@
 // The worker role's service: composes this process's parts — slot ledger, lease keeper (renewal and
 // cancel relay), attempt queue (hand-offs to BullMQ), dispatcher, attempt runner (BullMQ's worker,
 // chaining) and housekeeping — starts them in order and stops them in order, bounded.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../infra/redis-client.js";
 import type { Logger } from "pino";
 import type { WorkerRecorder } from "../core/metrics.js";
 import type { Clock } from "../core/time.js";
@@ -26,8 +26,8 @@ export interface WorkerServiceOptions {
   readonly workerId: string;
   readonly prefix: string;
   /** Connections: `subscriber` for the wake and cancel channels, `bullConnection` opens one for BullMQ. */
-  readonly subscriber: Redis;
-  readonly bullConnection: () => Redis;
+  readonly subscriber: RedisClient;
+  readonly bullConnection: () => RedisClient;
   readonly scheduler: Scheduler;
   readonly registry: Registry;
   readonly directory: BackendDirectory;

@@ -23,8 +23,11 @@ export interface SpawnedRedis {
 const live = new Set<RedisServer>();
 let exitHook = false;
 
-/** A redis-server on 127.0.0.1 (a free port unless given) with its files in `dir`. */
-async function spawnServer(
+/**
+ * A redis-server on 127.0.0.1 (a free port unless given) with its files in `dir`; without `conf`
+ * it runs without persistence (test/helpers/cluster.ts uses it too).
+ */
+export async function spawnServer(
   dir: string,
   args: readonly string[],
   o: { conf?: string; port?: number } = {},

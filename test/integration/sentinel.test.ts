@@ -5,9 +5,14 @@
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createRedis, closeRedis, waitReady, type RedisTarget } from "../../src/infra/redis.js";
+import {
+  createRedis,
+  closeRedis,
+  waitReady,
+  type RedisClient,
+  type RedisTarget,
+} from "../../src/infra/redis.js";
 import { createRedisConnector } from "../../src/infra/redis-connector.js";
 import { isRedisUnavailable } from "../../src/api/problem.js";
 import { createScheduler, type Scheduler } from "../../src/queues/scheduler.js";
@@ -29,17 +34,17 @@ const SENTINEL_PASSWORD = "sentinels-secret-0123456789";
 let dir: string;
 let dep: SentinelDeployment;
 const prefix = uniquePrefix();
-const opened: Redis[] = [];
+const opened: RedisClient[] = [];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function connect(profile: "api" | "worker" | "subscriber", target: RedisTarget = dep.target()): Redis {
+function connect(profile: "api" | "worker" | "subscriber", target: RedisTarget = dep.target()): RedisClient {
   const c = createRedis(target, profile, `test-${profile}`, { commandTimeoutMs: API_TIMEOUT_MS });
   opened.push(c);
   return c;
 }
 
-function scheduler(redis: Redis, pipelineMax = 0): Scheduler {
+function scheduler(redis: RedisClient, pipelineMax = 0): Scheduler {
   return createScheduler({
     redis,
     prefix,
@@ -77,7 +82,8 @@ async function admit(s: Scheduler): Promise<string> {
 }
 
 /** The server a client is connected to (its socket's remote port). */
-const serverPort = (c: Redis) => (c as unknown as { stream?: { remotePort?: number } }).stream?.remotePort;
+const serverPort = (c: RedisClient) =>
+  (c as unknown as { stream?: { remotePort?: number } }).stream?.remotePort;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "rg-sentinel-"));

@@ -1,6 +1,7 @@
-// Where Redis is (REDIS_URL or REDIS_SENTINELS) and what every connection is given for it: the
-// environment's rules, and the ioredis options of each profile (docs/decisions.md "Redis high
-// availability"). The failover itself is test/integration/sentinel.test.ts.
+// Where Redis is (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES) and what every connection is
+// given for it: the environment's rules, and the ioredis options of each profile (docs/decisions.md
+// "Redis high availability", "Redis Cluster"). The failover itself is test/integration/sentinel.test.ts,
+// the Cluster test/integration/cluster.test.ts.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,6 +9,7 @@ import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { parseEnv } from "../../src/config/env.js";
 import {
+  clusterConnectionOptions,
   connectionOptions,
   createOutageLog,
   reconnectDelay,
@@ -49,7 +51,7 @@ describe("REDIS_SENTINELS and its settings", () => {
   it("need a name, and exclude REDIS_URL", () => {
     expect(refusal({ REDIS_SENTINELS: "s1" })).toContain("REDIS_SENTINELS needs REDIS_SENTINEL_NAME");
     expect(refusal({ ...SENTINELS, REDIS_URL: "redis://r:6379" })).toContain(
-      "set REDIS_URL or REDIS_SENTINELS, not both",
+      "set one of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES, not REDIS_URL and REDIS_SENTINELS",
     );
   });
 
@@ -58,13 +60,23 @@ describe("REDIS_SENTINELS and its settings", () => {
       ["REDIS_SENTINEL_NAME", "main"],
       ["REDIS_SENTINEL_PASSWORD", "pw"],
       ["REDIS_SENTINEL_TLS", "true"],
+    ] as const) {
+      expect(refusal({ REDIS_URL: "redis://r:6379", [name]: value })).toContain(
+        `${name} applies with REDIS_SENTINELS only`,
+      );
+      expect(refusal({ REDIS_CLUSTER_NODES: "n1", [name]: value })).toContain(
+        `${name} applies with REDIS_SENTINELS only`,
+      );
+    }
+    for (const [name, value] of [
       ["REDIS_USERNAME", "rg"],
       ["REDIS_PASSWORD", "pw"],
       ["REDIS_TLS", "true"],
     ] as const) {
       expect(refusal({ REDIS_URL: "redis://r:6379", [name]: value })).toContain(
-        `${name} applies with REDIS_SENTINELS only`,
+        `${name} applies with REDIS_SENTINELS or REDIS_CLUSTER_NODES only`,
       );
+      expect(refusal({ REDIS_CLUSTER_NODES: "n1", [name]: value })).toBe("");
     }
   });
 
@@ -82,7 +94,68 @@ describe("REDIS_SENTINELS and its settings", () => {
   });
 });
 
+describe("REDIS_CLUSTER_NODES and its settings", () => {
+  it("parse host:port lists (6379 when no port is given)", () => {
+    expect(parseEnv({ REDIS_CLUSTER_NODES: "n1:7000, n2,[::1]:7002" }).REDIS_CLUSTER_NODES).toEqual([
+      { host: "n1", port: 7000 },
+      { host: "n2", port: 6379 },
+      { host: "::1", port: 7002 },
+    ]);
+  });
+
+  it.each(["n1:0", "redis://n1:7000", " , "])("refuse %j", (list) => {
+    expect(refusal({ REDIS_CLUSTER_NODES: list })).toContain("REDIS_CLUSTER_NODES");
+  });
+
+  it("exclude REDIS_URL and REDIS_SENTINELS", () => {
+    expect(refusal({ REDIS_CLUSTER_NODES: "n1", REDIS_URL: "redis://r:6379" })).toContain(
+      "not REDIS_URL and REDIS_CLUSTER_NODES",
+    );
+    expect(refusal({ REDIS_CLUSTER_NODES: "n1", ...SENTINELS })).toContain(
+      "not REDIS_SENTINELS and REDIS_CLUSTER_NODES",
+    );
+  });
+
+  it("need a prefix with a hash tag, so that every key of it is in one slot", () => {
+    for (const prefix of ["rg", "{}rg", "rg{", "}rg{"]) {
+      expect(refusal({ REDIS_CLUSTER_NODES: "n1", REDIS_PREFIX: prefix })).toContain(
+        "REDIS_CLUSTER_NODES needs a REDIS_PREFIX with a hash tag",
+      );
+    }
+    for (const prefix of ["{rg}", "app{rg}", "{rg-2}x"]) {
+      expect(refusal({ REDIS_CLUSTER_NODES: "n1", REDIS_PREFIX: prefix })).toBe("");
+    }
+    // Without a Cluster any prefix goes (one server holds every slot).
+    expect(refusal({ REDIS_URL: "redis://r:6379", REDIS_PREFIX: "rg" })).toBe("");
+  });
+
+  it("take WAIT and a CA file with TLS", () => {
+    expect(refusal({ REDIS_CLUSTER_NODES: "n1", REDIS_WAIT_REPLICAS: "1" })).toBe("");
+    expect(refusal({ REDIS_CLUSTER_NODES: "n1", REDIS_TLS_CA_FILE: "/ca.pem" })).toContain(
+      "REDIS_TLS_CA_FILE needs TLS",
+    );
+    expect(refusal({ REDIS_CLUSTER_NODES: "n1", REDIS_TLS: "1", REDIS_TLS_CA_FILE: "/ca.pem" })).toBe("");
+  });
+});
+
 describe("the Redis target", () => {
+  it("is the Cluster's nodes with the data nodes' credentials and TLS", () => {
+    expect(
+      configuredRedisTarget(
+        parseEnv({ REDIS_CLUSTER_NODES: "n1:7000,n2:7001", REDIS_USERNAME: "rg", REDIS_PASSWORD: "pw" }),
+      ),
+    ).toEqual({
+      kind: "cluster",
+      nodes: [
+        { host: "n1", port: 7000 },
+        { host: "n2", port: 7001 },
+      ],
+      username: "rg",
+      password: "pw",
+      tls: false,
+    });
+  });
+
   it("is the URL, the sentinels with credentials and TLS, or none (embedded)", () => {
     expect(configuredRedisTarget(parseEnv({}))).toBeUndefined();
     expect(configuredRedisTarget(parseEnv({ REDIS_URL: "redis://r:6379" }))).toEqual({
@@ -200,6 +273,54 @@ describe("connection options", () => {
       ca: "CA",
     });
     expect(connectionOptions({ kind: "url", url: "redis://r:6379" }, "api", "a").options.tls).toBeUndefined();
+  });
+});
+
+describe("Cluster connection options", () => {
+  const cluster: RedisTarget = {
+    kind: "cluster",
+    nodes: [
+      { host: "n1", port: 7000 },
+      { host: "n2", port: 7001 },
+    ],
+    username: "rg",
+    password: "pw",
+    tls: true,
+    ca: "CA",
+  };
+
+  it("give every node the profile's connection settings, credentials and TLS", () => {
+    const { nodes, options } = clusterConnectionOptions(cluster, "api", "rg-api", { commandTimeoutMs: 750 });
+    expect(nodes).toEqual(cluster.nodes);
+    expect(options).toMatchObject({ enableOfflineQueue: false, enableAutoPipelining: true });
+    expect(options.redisOptions).toMatchObject({
+      connectionName: "rg-api",
+      commandTimeout: 750,
+      maxRetriesPerRequest: 1,
+      username: "rg",
+      password: "pw",
+      tls: { ca: "CA" },
+    });
+    // The Cluster reconnects and queues; its nodes' own settings must not say otherwise.
+    expect(options.redisOptions).not.toHaveProperty("retryStrategy");
+    expect(options.redisOptions).not.toHaveProperty("enableOfflineQueue");
+    const plain = clusterConnectionOptions({ ...cluster, tls: false }, "api", "a").options;
+    expect(plain.redisOptions?.tls).toBeUndefined();
+  });
+
+  it("fail fast in the API (CLUSTERDOWN not retried, few redirections); wait in the other profiles", () => {
+    const api = clusterConnectionOptions(cluster, "api", "a").options;
+    expect(api).toMatchObject({ retryDelayOnClusterDown: 0 });
+    expect(api.maxRedirections).toBeLessThanOrEqual(5);
+    for (const profile of ["worker", "subscriber"] as const) {
+      const o = clusterConnectionOptions(cluster, profile, "w", { reconnectMaxMs: 300 }).options;
+      expect(o).toMatchObject({ enableOfflineQueue: true });
+      expect(o.redisOptions).toMatchObject({ maxRetriesPerRequest: null });
+      expect(o.redisOptions?.commandTimeout).toBeUndefined();
+      expect(o.retryDelayOnClusterDown).toBeUndefined();
+      expect(o.maxRedirections).toBeGreaterThanOrEqual(1_000);
+      expect([1, 9].map((n) => (o.clusterRetryStrategy as (t: number) => number)(n))).toEqual([100, 300]);
+    }
   });
 });
 

@@ -15,6 +15,8 @@ describe("isRedisUnavailable", () => {
     "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
     "LOADING Redis is loading the dataset in memory",
     "CLUSTERDOWN The cluster is down",
+    "MOVED 9309 127.0.0.1:41413",
+    "ASK 9309 127.0.0.1:41413",
     "TRYAGAIN Multiple keys request during rehashing of slot",
     "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
     "NOREPLICAS Not enough good replicas to write.",
@@ -28,6 +30,11 @@ describe("isRedisUnavailable", () => {
     "Stream isn't writeable and enableOfflineQueue options is false",
     "Command timed out",
     "connect ECONNREFUSED 127.0.0.1:6379",
+    "Too many Cluster redirections. Last error: Error: Connection is closed.",
+    "Cluster isn't ready and enableOfflineQueue options is false",
+    "Failed to refresh slots cache.",
+    "None of startup nodes is available",
+    "Cluster is disconnected.",
   ])("recognises the connection failure %s", (message) => {
     expect(isRedisUnavailable(new Error(message))).toBe(true);
   });

@@ -125,13 +125,10 @@ const QueueFigures = {
 };
 const QueueStatus = z.object({
   ...QueueFigures,
-  pools: z
-    .record(z.string(), z.object(QueueFigures))
-    .optional()
-    .meta({
-      description:
-        "With pools (POOLS_FILE): each pool's own figures, by name (`default`: the models no pool names); the members above add the pools up.",
-    }),
+  pools: z.record(z.string(), z.object(QueueFigures)).optional().meta({
+    description:
+      "With pools (POOLS_FILE): each pool's own figures, by name (`default`: the models no pool names); the members above add the pools up.",
+  }),
 });
 
 // A model and a LoRA as the catalogue's own schema has them (`GET /models` lists each model without

@@ -1,7 +1,7 @@
 // The consumer of the `webhooks` follow-up queue: a BullMQ worker that makes delivery attempts, lets
 // BullMQ retry failures on the webhook schedule (exponential, capped, jittered) and dead-letters a
 // delivery — BullMQ's failed set of `webhooks` — once its retry window has passed.
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../infra/redis-client.js";
 import type { Logger } from "pino";
 import { UnrecoverableError, Worker, type Job } from "bullmq";
 import { isWebhookTask, retryDelayMs, type RetrySchedule } from "../../core/webhook-delivery.js";
@@ -15,7 +15,7 @@ export { webhookJob, type WebhookJobData } from "../../queues/webhook-jobs.js";
 
 export interface WebhookDeliveriesDeps extends DeliverDeps {
   /** A connection for BullMQ's worker in the worker profile (closed by whoever opened it). */
-  readonly connection: Redis;
+  readonly connection: RedisClient;
   /** BullMQ key prefix (REDIS_PREFIX). */
   readonly prefix: string;
   /** WEBHOOK_CONCURRENCY. */
