@@ -35,6 +35,15 @@ export function createPooledCapacity(
   views: ReadonlyMap<string, CapacityView>,
 ): CapacityView {
   const entries = [...views];
+  // The pools' snapshots change about once a second: combine them once per change, not per request.
+  let last: { parts: CapacitySnapshot[]; value: CapacitySnapshot } | undefined;
+  const combined = (snaps: ReadonlyMap<string, CapacitySnapshot>): CapacitySnapshot => {
+    const parts = [...snaps.values()];
+    if (last && last.parts.length === parts.length && last.parts.every((p, i) => p === parts[i]))
+      return last.value;
+    last = { parts, value: combine(router, snaps) };
+    return last.value;
+  };
   return {
     current() {
       const snaps = new Map<string, CapacitySnapshot>();
@@ -43,11 +52,11 @@ export function createPooledCapacity(
         if (s === undefined) return undefined;
         snaps.set(name, s);
       }
-      return combine(router, snaps);
+      return combined(snaps);
     },
     async snapshot() {
       const snaps = await Promise.all(entries.map(async ([name, v]) => [name, await v.snapshot()] as const));
-      return combine(router, new Map(snaps));
+      return combined(new Map(snaps));
     },
   };
 }
