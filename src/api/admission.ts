@@ -21,7 +21,7 @@ import type { ApiRecorder } from "../core/metrics.js";
 import type { Scheduler, TenantLimits } from "../queues/scheduler.js";
 import { tierOf, type Tiers } from "../core/tiers.js";
 import type { CapacityView } from "./capacity.js";
-import type { PoolRouter } from "../core/pools.js";
+import { newJobId, type PoolRouter } from "../core/pools.js";
 import {
   checkInputImageUrl,
   fetchInputImage,
@@ -29,12 +29,6 @@ import {
   type ImageHold,
   type InputImageDeps,
 } from "./input-images.js";
-
-/** A new job id for a job of `familyModel`: in the pool that serves it (core/pools.ts). */
-export function newJobId(deps: Pick<AdmissionDeps, "ids" | "pools">, familyModel: string): string {
-  const base = deps.ids("job");
-  return deps.pools ? deps.pools.jobId(base, deps.pools.ofModel(familyModel)) : base;
-}
 
 export interface AdmissionDeps {
   readonly scheduler: Scheduler;
@@ -299,7 +293,7 @@ async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHo
   }
   const ttlS = a.ttlS ?? deps.defaultTtlS;
   const now = deps.clock();
-  const id = a.id ?? newJobId(deps, familyModel);
+  const id = a.id ?? newJobId(deps.ids("job"), deps.pools, familyModel);
   const fields: Record<string, string> = {
     cust: a.principal.customerId,
     tier: a.principal.tier,

@@ -82,5 +82,10 @@ export function createPoolRouter(pools: readonly PoolDef[]): PoolRouter {
   };
 }
 
+/** The id of a new job of `familyModel` made from a generated id `base`: in the pool that serves it. */
+export function newJobId(base: string, pools: PoolRouter | undefined, familyModel: string): string {
+  return pools ? pools.jobId(base, pools.ofModel(familyModel)) : base;
+}
+
 /** The router of a single-pool deployment (no POOLS_FILE). */
 export const SINGLE_POOL: PoolRouter = createPoolRouter([]);
