@@ -45,12 +45,13 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Every key of the test's Redis whose name holds `text`. */
+/** Every key of this system (its prefix's tag and its pools' tags) whose name holds `text`. */
 async function keysHolding(sys: TestSystem, text: string): Promise<string[]> {
   const out: string[] = [];
   let cursor = "0";
   do {
-    const [next, keys] = await sys.redis.client.scan(cursor, "MATCH", `*${text}*`, "COUNT", 1000);
+    const tags = `${sys.redis.prefix.slice(0, -1)}*`; // `{tXXX}` and `{tXXX-<pool>}`
+    const [next, keys] = await sys.redis.client.scan(cursor, "MATCH", `${tags}${text}*`, "COUNT", 1000);
     cursor = next;
     out.push(...keys);
   } while (cursor !== "0");
