@@ -40,9 +40,7 @@ export interface AuditReads {
   receipt(jobId: string): Promise<Receipt | undefined>;
   /** The latest signed checkpoint, undefined before the first. */
   checkpoint(): Promise<SignedCheckpoint | undefined>;
-  /** The committed size (what consistency proofs may reach). */
-  size(): Promise<number>;
-  /** The RFC 6962 consistency proof (hex) between the trees of `from` and `to` ≤ {@link size} leaves. */
+  /** The RFC 6962 consistency proof (hex) between the trees of `from` and `to` ≤ the committed size. */
   consistency(from: number, to: number): Promise<string[]>;
   /**
    * Up to `limit` segments from `from` on, the committed size and the segment size, and where the
@@ -167,10 +165,6 @@ export function createAuditReads(o: AuditReadsOptions): AuditReads {
 
     async checkpoint() {
       return parseCheckpoint((await o.store.head()).checkpoint);
-    },
-
-    async size() {
-      return (await o.store.head()).size;
     },
 
     async consistency(from, to) {

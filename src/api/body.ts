@@ -100,23 +100,16 @@ export function createBodyReader(opts: BodyReaderOptions): BodyReader {
     // that declares a large body and sends nothing holds nothing (a declared length reserved up front
     // let a few idle connections refuse every body of every customer), and small bodies never wait
     // on the budget.
-    let reserved = 0;
     reads++;
-    const scan = new JsonScan(limits);
-    const text = new BodyText();
-    const onChunk = (chunk: Uint8Array) => {
-      if (scan.bytes + chunk.length > limit) throw tooLarge();
-      const counted = Math.max(0, scan.bytes + chunk.length - BODY_UNCOUNTED_BYTES) - reserved;
-      if (counted > 0) {
-        reserve(counted);
-        reserved += counted;
-      }
-      scan.push(chunk);
-      text.push(chunk);
-    };
+    const sink = new BodySink(limits, limit, reserve, tooLarge);
     try {
       const incoming = nodeRequestOf(c);
-      await (incoming ? readNode(incoming, onChunk) : readWeb(c.req.raw.body, onChunk));
+      // The route runs inside the request event, before the parser has read the body that came with
+      // the headers (and the microtasks run in between): after the turn's reads it has (the usual
+      // small request), and the body is taken from the stream's buffer without listeners.
+      if (incoming && !incoming.complete) await new Promise<void>((resolve) => setImmediate(resolve));
+      await (incoming ? readNode(incoming, sink) : readWeb(c.req.raw.body, sink));
+      const { scan, text } = sink;
       const json = text.end();
       // A body of a byte order mark and whitespace is as empty as one of whitespace.
       if (scan.blank || (text.hadBom && json.trim() === ""))
@@ -130,16 +123,20 @@ export function createBodyReader(opts: BodyReaderOptions): BodyReader {
       if (!(err instanceof ClientAbort)) throw err;
       clientAborts++;
       opts.logger.debug(
-        { requestId: c.get("requestId" as never) as unknown, received: scan.bytes, declared: declaredHeader },
+        {
+          requestId: c.get("requestId" as never) as unknown,
+          received: sink.scan.bytes,
+          declared: declaredHeader,
+        },
         "client closed the connection during the request body",
       );
       throw new AppError(
         "invalid_json",
         "request body is not valid JSON: it ended early (the client closed the connection)",
-        { details: { received_bytes: scan.bytes } },
+        { details: { received_bytes: sink.scan.bytes } },
       );
     } finally {
-      inFlight -= reserved;
+      inFlight -= sink.reserved;
       reads--;
     }
   }
@@ -155,20 +152,47 @@ export function createBodyReader(opts: BodyReaderOptions): BodyReader {
   };
 }
 
+/** Where a body's chunks go: the size limit, the budget, the structure scan and the text. */
+class BodySink {
+  readonly scan: JsonScan;
+  readonly text = new BodyText();
+  /** Bytes of the body counted against the process's budget so far. */
+  reserved = 0;
+
+  constructor(
+    limits: JsonLimits,
+    private readonly limit: number,
+    private readonly reserve: (bytes: number) => void,
+    private readonly tooLarge: () => AppError,
+  ) {
+    this.scan = new JsonScan(limits);
+  }
+
+  /** @throws AppError as {@link BodyReader.readJson} (413, 503, a structure bound's 400). */
+  push(chunk: Uint8Array): void {
+    const bytes = this.scan.bytes + chunk.length;
+    if (bytes > this.limit) throw this.tooLarge();
+    const counted = Math.max(0, bytes - BODY_UNCOUNTED_BYTES) - this.reserved;
+    if (counted > 0) {
+      this.reserve(counted);
+      this.reserved += counted;
+    }
+    this.scan.push(chunk);
+    this.text.push(chunk);
+  }
+}
+
 /**
- * Reads a node request's body into `onChunk`. Resolves at its end; rejects with what `onChunk`
+ * Reads a node request's body into `sink`. Resolves at its end; rejects with what `sink.push`
  * throws (the rest of the body is left unread: the adapter drains or closes it after the answer), or
  * with {@link ClientAbort} when the connection ends first.
  */
-function readNode(
-  incoming: IncomingMessage,
-  onChunk: (chunk: Uint8Array) => void,
-): Promise<void> | undefined {
+function readNode(incoming: IncomingMessage, sink: BodySink): Promise<void> | undefined {
   // The whole body has usually arrived by the time the route reads it (a small request comes in one
   // packet with its headers): take it from the stream's buffer, with no listeners and no promise.
   if (incoming.complete && !incoming.readableFlowing && !incoming.destroyed) {
     let chunk: Buffer | null;
-    while ((chunk = incoming.read() as Buffer | null) !== null) onChunk(chunk);
+    while ((chunk = incoming.read() as Buffer | null) !== null) sink.push(chunk);
     return undefined;
   }
   return new Promise<void>((resolve, reject) => {
@@ -182,7 +206,7 @@ function readNode(
     };
     const onData = (chunk: Buffer) => {
       try {
-        onChunk(chunk);
+        sink.push(chunk);
       } catch (err) {
         incoming.pause();
         settle(err as Error);
@@ -201,10 +225,7 @@ function readNode(
 }
 
 /** As {@link readNode}, for a web stream (`app.request()`, other runtimes). */
-async function readWeb(
-  body: ReadableStream<Uint8Array> | null,
-  onChunk: (chunk: Uint8Array) => void,
-): Promise<void> {
+async function readWeb(body: ReadableStream<Uint8Array> | null, sink: BodySink): Promise<void> {
   if (!body) return;
   const reader = body.getReader();
   for (;;) {
@@ -216,7 +237,7 @@ async function readWeb(
     }
     if (next.done) return;
     try {
-      onChunk(next.value);
+      sink.push(next.value);
     } catch (err) {
       await reader.cancel().catch(() => undefined);
       throw err;

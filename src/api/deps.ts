@@ -9,6 +9,7 @@ import type { IdGenerator } from "../core/ids.js";
 import type { AdmissionLog, BlobStore, ImageInspector, Ledger, OutboundHttp } from "../core/ports.js";
 import type { OutboundPolicy } from "../core/webhook-target.js";
 import type { Clock } from "../core/time.js";
+import type { OutputHandover } from "../core/output-handover.js";
 import type { JobStore } from "../queues/job-store.js";
 import type { Scheduler } from "../queues/scheduler.js";
 import type { IdempotencyStore } from "../queues/idempotency-store.js";
@@ -105,6 +106,8 @@ export interface ApiDeps {
   readonly rateLimits: RateLimitStore;
   readonly hub: EventHub;
   readonly blobs: BlobStore;
+  /** Sync outputs left by the worker role of this process, taken instead of read from the CAS. */
+  readonly handover?: Pick<OutputHandover, "take">;
   /** The billing ledger (read: the part-hours of GET /usage) and the usage counts in Redis. */
   readonly ledger: Ledger;
   readonly usage: UsageStore;

@@ -1,6 +1,6 @@
 // One authenticator for both kinds of bearer token (API.md §1): `rk_…` API keys go to the API-key
 // verifier, everything else (JWTs, and every malformed header) to the JWT authenticator.
-import { isApiKeyToken } from "../core/api-key.js";
+import { API_KEY_MARK, isApiKeyToken } from "../core/api-key.js";
 import type { ApiKeyVerifier } from "./api-key-auth.js";
 import type { Authenticator, AuthenticatorStats } from "./auth.js";
 
@@ -11,7 +11,9 @@ const MAX_HEADER_CHARS = 8192;
 
 /** The API key in an `Authorization` value, or undefined when it carries anything else. */
 function apiKeyOf(header: string | undefined): string | undefined {
-  if (typeof header !== "string" || header.length > MAX_HEADER_CHARS) return undefined;
+  // No key mark anywhere: a JWT (the usual header), without a second run of the Bearer pattern.
+  if (typeof header !== "string" || header.length > MAX_HEADER_CHARS || !header.includes(API_KEY_MARK))
+    return undefined;
   const token = BEARER_RE.exec(header)?.[1];
   return token !== undefined && isApiKeyToken(token) ? token : undefined;
 }

@@ -17,6 +17,14 @@ export interface AuditBadEntry {
   readonly job_id?: string;
   /** Where the checkpoint is: `checkpoints.jsonl:3` (its file and 1-based line). */
   readonly checkpoint?: string;
+  /**
+   * Set on the one finding that is no damage to what is signed: every leaf up to the newest
+   * checkpoint verified, and the leaves from `leaf_index` on are under no checkpoint yet — a live
+   * log between its appender's commit and its next checkpoint, or a writer that stopped before
+   * signing. Nothing vouches for those leaves, so a verify reports it; a reader of a live log may
+   * stop at the checkpoint instead ({@link AuditTailUncovered}).
+   */
+  readonly uncovered_tail?: true;
 }
 
 /** Thrown by the readers of the log at the first bad entry. */
@@ -27,6 +35,24 @@ export class AuditLogBroken extends Error {
     this.name = "AuditLogBroken";
     this.entry = entry;
   }
+}
+
+/**
+ * The {@link AuditLogBroken} of an uncovered tail (`entry.uncovered_tail`): everything a checkpoint
+ * covers was verified (and handed out); `entry.leaf_index` is the first leaf past the newest one.
+ */
+export class AuditTailUncovered extends AuditLogBroken {
+  constructor(entry: AuditBadEntry & { readonly uncovered_tail: true; readonly leaf_index: number }) {
+    super(entry);
+    this.name = "AuditTailUncovered";
+  }
+}
+
+/** The error a reader throws for `entry`: {@link AuditTailUncovered} for an uncovered tail. */
+export function auditLogError(entry: AuditBadEntry): AuditLogBroken {
+  return entry.uncovered_tail === true && entry.leaf_index !== undefined
+    ? new AuditTailUncovered({ ...entry, uncovered_tail: true, leaf_index: entry.leaf_index })
+    : new AuditLogBroken(entry);
 }
 
 /** `segment 3, leaf 1027 (job_…): what`. */
@@ -262,6 +288,7 @@ export async function createLogChecker(
         return {
           leaf_index: verifiedSize,
           what: `leaves ${verifiedSize}..${tree.size - 1} are not covered by any checkpoint (added without one, or a writer stopped before signing)`,
+          uncovered_tail: true,
         };
       }
       return undefined;

@@ -5,6 +5,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
   AuditLogBroken,
+  auditLogError,
   createLogChecker,
   planSegments,
   segmentLeaves,
@@ -21,9 +22,13 @@ import {
   JsonlLineError,
   currentSegments,
   openAuditFiles,
+  type AuditFiles,
 } from "./audit-files.js";
 import { hexOf, objectPath } from "./fs-blob-layout.js";
 import { createFsBlobStore } from "./fs-blob-store.js";
+
+/** What {@link readAuditLog} reads of the log's files. */
+export type AuditLogFiles = Pick<AuditFiles, "readIndexLines" | "readCheckpointLines" | "readLogId" | "jwks">;
 
 export interface ReadAuditLogOptions {
   /**
@@ -36,6 +41,8 @@ export interface ReadAuditLogOptions {
   readonly checkpoints?: readonly NumberedCheckpoint[];
   /** The configured segment size, when known (else read off the index). */
   readonly segmentSize?: number;
+  /** The log's files; default `openAuditFiles(dataDir)` (tests interpose on the reads). */
+  readonly files?: AuditLogFiles;
   /** Told what was tolerated (a torn last line of a .jsonl file, a stale index line). */
   readonly onNote?: (note: string) => void;
   /** Told the log's shape once the index is read. */
@@ -54,7 +61,7 @@ export interface AuditLogEntry {
 }
 
 const fail = (entry: AuditBadEntry): never => {
-  throw new AuditLogBroken(entry);
+  throw auditLogError(entry);
 };
 
 /** The bytes of a segment blob, or a bad entry naming why they cannot be had. */
@@ -84,15 +91,19 @@ async function segmentBytes(
  * The records of the audit log under `dataDir`, in order, each yielded only once a checkpoint that
  * covers it has matched the tree rebuilt from the leaves (so what comes out is verified, not merely
  * read). Checks everything `audit verify` does (docs/decisions.md "Audit log"); a torn last line of
- * index.jsonl or checkpoints.jsonl is tolerated and reported through `onNote`.
+ * index.jsonl or checkpoints.jsonl is tolerated and reported through `onNote`. Safe to run while an
+ * appender writes: an append during the read never makes the log look broken; at most its newest
+ * leaves are not under a checkpoint read yet (AuditTailUncovered).
  * @throws AuditLogBroken at the first bad entry — after the records before it were yielded, so a
- *   consumer treats a throw as the failure of the whole read.
+ *   consumer treats a throw as the failure of the whole read; AuditTailUncovered (a subclass) when
+ *   every leaf verified but the newest ones are under no checkpoint yet, after every covered record
+ *   was yielded.
  */
 export async function* readAuditLog(
   dataDir: string,
   opts: ReadAuditLogOptions = {},
 ): AsyncGenerator<AuditLogEntry, void, undefined> {
-  const files = openAuditFiles(dataDir);
+  const files = opts.files ?? openAuditFiles(dataDir);
   const casRoot = join(dataDir, "cas");
   const store = createFsBlobStore({ root: casRoot, verifiedCacheSize: 0 });
   const note = opts.onNote ?? (() => undefined);
@@ -100,8 +111,14 @@ export async function* readAuditLog(
   let index;
   let cpRead;
   try {
-    index = await files.readIndexLines();
+    // The checkpoints before the index (and the keys after both): the appender writes a segment's
+    // index line before any checkpoint covering it (and publishes a key before signing with it), so
+    // every checkpoint read here has its leaves in the index read next, whatever is appended in
+    // between. Read the other way round, a checkpoint signed between the two reads covers leaves
+    // the index read lacks, and a consistent log reads as a truncated one. Appended in between is
+    // at most a tail no checkpoint read covers.
     cpRead = await files.readCheckpointLines();
+    index = await files.readIndexLines();
   } catch (err) {
     if (err instanceof JsonlLineError) {
       const label = `${err.file}:${err.line}`;

@@ -31,13 +31,15 @@ const BULLMQ_QUEUES: readonly (readonly [string, string])[] = [
 
 /**
  * The app that answers every path under /admin (admin-app.ts createAdminServer). `redis` is the
- * role's command connection: the board's reads and BullMQ's queue handles use it (the handles write
- * nothing: no queue meta update); the handles close at shutdown.
+ * role's command connection, for the board's reads; BullMQ's queue handles use `queueRedis` (they
+ * write nothing: no queue meta update) and close at shutdown.
  */
 export function createAdminFace(
   ctx: RoleContext,
   deps: {
     readonly redis: RedisClient;
+    /** The role's connection for BullMQ handles (api-role.ts: kept off `redis`). */
+    readonly queueRedis: RedisClient;
     readonly store: JobStore;
     readonly authenticator: AdminAuthenticator;
     readonly logger: RoleContext["logger"];
@@ -46,7 +48,7 @@ export function createAdminFace(
   const { env } = ctx.settings;
   const prefix = env.REDIS_PREFIX;
   const queues = BULLMQ_QUEUES.map(([name, description]) => ({
-    queue: new Queue(name, { connection: deps.redis, prefix, skipMetasUpdate: true }),
+    queue: new Queue(name, { connection: deps.queueRedis, prefix, skipMetasUpdate: true }),
     description,
   }));
   ctx.runtime.defer("admin board queues", async () => {

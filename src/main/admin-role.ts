@@ -24,7 +24,8 @@ export async function startAdminRole(ctx: RoleContext & { keys: Keys }): Promise
   const authenticator = await createRoleAuthenticator(ctx, redis, logger);
   const store = createJobStore(redis, env.REDIS_PREFIX, { pipelineMax: env.REDIS_PIPELINE_MAX });
 
-  const app = createAdminFace(ctx, { redis, store, authenticator, logger });
+  // No request path here: the board's reads and BullMQ's handles share the one connection.
+  const app = createAdminFace(ctx, { redis, queueRedis: redis, store, authenticator, logger });
   app.on(["GET", "HEAD"], "/health", (c) => c.json({ status: "ok" }));
   app.on(["GET", "HEAD"], "/ready", async (c) => {
     const redisOk = await redis.ping().then(

@@ -59,6 +59,12 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   // Read before any connection opens: a package without its page fails here.
   const playground = readPlaygroundFiles();
   const { redis, subscriber } = await connectRole(ctx, "api");
+  // BullMQ's queue handles (the admin board's, /metrics' follow-up queues) get a connection of their
+  // own: BullMQ defines its ~65 scripts on the client it is given, and ioredis copies every script of
+  // a client into each pipeline it builds (the auto-pipelined commands of requests): 0.3–0.5 ms per
+  // pipeline with them on the API's connection (docs/decisions.md "Script pipelines").
+  const queueRedis = ctx.redisConnector.connect("api", "rg-api-queues");
+  ctx.runtime.defer("api queues redis", () => closeRedis(queueRedis));
 
   const cost = createCostModel(ctx.settings.catalog, {
     image: env.DEFAULT_SERVICE_MS,
@@ -148,6 +154,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     rateLimits: createRateLimitStore({ redis, prefix: env.REDIS_PREFIX }),
     hub,
     blobs: ctx.blobs,
+    ...(ctx.handover ? { handover: ctx.handover } : {}),
     outboundHttp,
     imageInspector: createImageInspector({
       maxPixels: env.INPUT_IMAGE_MAX_PIXELS,
@@ -204,7 +211,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     // Bull Board and its login at /admin (README "Admin UI (Bull Board)").
     admin: {
       paths: ADMIN_FACE_PATHS,
-      fetch: createAdminFace(ctx, { redis, store, authenticator, logger }).fetch,
+      fetch: createAdminFace(ctx, { redis, queueRedis, store, authenticator, logger }).fetch,
     },
     metrics: ctx.metrics.api(),
     metricsRoute: {
@@ -213,6 +220,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
       text: fleetExposition({
         ...ctx,
         redis,
+        queueRedis,
         prefix: env.REDIS_PREFIX,
         store,
         capacity,

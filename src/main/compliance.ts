@@ -13,7 +13,7 @@ import type { Env } from "../config/env.js";
 import { pruneAdmissions, readAdmissions } from "../infra/admission-journal.js";
 import { openAuditFiles } from "../infra/audit-files.js";
 import { readAuditLog, type AuditLogEntry } from "../infra/audit-log-reader.js";
-import { AuditLogBroken } from "../core/audit-log-check.js";
+import { AuditTailUncovered } from "../core/audit-log-check.js";
 import type { AnalyticsStore } from "../infra/clickhouse-analytics.js";
 import { archiveReport, makeReport, scheduledWindow, type ComplianceDeps } from "../pipeline/compliance.js";
 import { createCasRefs } from "../queues/cas-refs.js";
@@ -49,37 +49,20 @@ export function complianceAuditFor(settings: Settings): ComplianceAudit {
   };
 }
 
-/** Reads of a live log made before one is taken as failed (see {@link coveredRecords}). */
-const AUDIT_READS = 3;
-
 /**
  * The log's records up to its newest checkpoint. A live log's index runs ahead of its checkpoints
  * for up to AUDIT_CHECKPOINT_MS (the appender commits, then signs): those newest leaves are not yet
  * in the signed log, so they count as not in it (their jobs show as missing from the audit log
- * while they are in the window) instead of failing the whole read. A read that fails otherwise is
- * made again, twice at most, going on after the leaves already verified (the log only grows; a read
- * can meet a checkpoint written after it read the index); a fault that stays ends the read.
+ * while they are in the window) instead of failing the whole read. Appends during the read cannot
+ * make it fail otherwise (readAuditLog reads the checkpoints before the index); any other fault
+ * fails the source.
  */
 async function* coveredRecords(dataDir: string, segmentSize: number): AsyncGenerator<AuditLogEntry> {
-  let verified = 0;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      for await (const entry of readAuditLog(dataDir, { segmentSize })) {
-        if (entry.index < verified) continue;
-        verified = entry.index + 1;
-        yield entry;
-      }
-      return;
-    } catch (err) {
-      const bad = err instanceof AuditLogBroken ? err.entry : undefined;
-      if (bad === undefined) throw err;
-      const uncoveredTail =
-        bad.checkpoint === undefined &&
-        bad.leaf_index === verified &&
-        /not covered by any checkpoint/.test(bad.what);
-      if (uncoveredTail) return;
-      if (attempt >= AUDIT_READS) throw err;
-    }
+  try {
+    yield* readAuditLog(dataDir, { segmentSize });
+  } catch (err) {
+    if (err instanceof AuditTailUncovered) return;
+    throw err;
   }
 }
 

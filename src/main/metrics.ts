@@ -77,6 +77,8 @@ export async function startMetricsPublisher(o: {
 /** What the API reads for the fleet gauges (its own stores). */
 export interface FleetSources {
   readonly redis: RedisClient;
+  /** Where BullMQ's getters of the follow-up queues run (api-role.ts: kept off `redis`). */
+  readonly queueRedis: RedisClient;
   readonly prefix: string;
   readonly store: Pick<JobStore, "depths" | "leases">;
   readonly capacity: Pick<CapacityView, "snapshot">;
@@ -149,7 +151,7 @@ export function fleetExposition(
     if (stopped) throw new Error("the API is stopping");
     // BullMQ's getters on the API's connection (fail fast, like every read of this route)
     queues ??= FOLLOW_UP_QUEUES.map((name) => {
-      const q = new Queue(name, { connection: o.redis, prefix: o.prefix });
+      const q = new Queue(name, { connection: o.queueRedis, prefix: o.prefix });
       q.on("error", (err) => o.logger.debug({ err: err.message }, "metrics queue error"));
       return q;
     });

@@ -2,6 +2,7 @@
 import type { RedisClient } from "../infra/redis-client.js";
 import type { Logger } from "pino";
 import type { BlobStore, BlobSweeper } from "../core/ports.js";
+import type { OutputHandover } from "../core/output-handover.js";
 import type { Clock } from "../core/time.js";
 import type { ProcessMetrics } from "../infra/metrics.js";
 import { closeRedis, waitReady } from "../infra/redis.js";
@@ -21,6 +22,8 @@ export interface RoleContext {
   readonly clock: Clock;
   /** The CAS: its objects, and the sweep side its garbage collector uses. */
   readonly blobs: BlobStore & BlobSweeper;
+  /** Sync outputs handed from this process's worker role to its api role (core/output-handover.ts). */
+  readonly handover?: OutputHandover;
   /** The process's metrics (one per process, whatever roles it runs; main/metrics.ts). */
   readonly metrics: ProcessMetrics;
 }

@@ -15,6 +15,7 @@ import {
 import { createRedisConnector, type RedisConnector } from "../infra/redis-connector.js";
 import { defaultRedisMaxmemory, machineMemoryBytes, startEmbeddedRedis } from "../infra/embedded-redis.js";
 import { createFsBlobStore } from "../infra/fs-blob-store.js";
+import { createOutputHandover, OUTPUT_HANDOVER_BOUNDS } from "../core/output-handover.js";
 import { ensurePrivateDataDir } from "../infra/private-dir.js";
 import { warnIfUnbounded } from "../infra/redis-memory.js";
 import { signToken } from "../api/auth.js";
@@ -121,6 +122,7 @@ export async function runStart(roles: Role[]): Promise<void> {
       logger,
       clock: systemClock,
       blobs,
+      handover: createOutputHandover({ clock: systemClock, ...OUTPUT_HANDOVER_BOUNDS }),
       metrics,
     };
     let simUrl: string | undefined;

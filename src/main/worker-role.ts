@@ -99,6 +99,7 @@ export async function startWorkerRole(
     directory: createBackendDirectory(redis, prefix, ctx.clock),
     workerSlots: createWorkerSlots(redis, prefix, ctx.clock),
     blobs: ctx.blobs,
+    ...(ctx.handover ? { handover: ctx.handover } : {}),
     clock: ctx.clock,
     logger,
     concurrency,

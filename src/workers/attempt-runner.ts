@@ -43,6 +43,13 @@ export interface AttemptRunner {
   /** Creates BullMQ's worker; resolves once it is connected and fetching. */
   start(): Promise<void>;
   /**
+   * Runs attempt `a`, started by this process's dispatcher for one of its free slots, here at once,
+   * without the trip through BullMQ's queue; BullMQ's worker gives up one slot while it runs (so the
+   * process still runs at most its concurrency). False, and nothing done, when it cannot: BullMQ's
+   * worker is not running, the worker is stopping, or BullMQ would be left no slot.
+   */
+  runHere(a: Attempt): boolean;
+  /**
    * Stops fetching and lets running attempts finish within `graceMs`, then aborts the rest
    * (`shutdown`: their settles hand them back); bounded, also with Redis gone.
    */
@@ -71,13 +78,21 @@ export function createAttemptRunner(deps: AttemptRunnerDeps): AttemptRunner {
     progressIntervalMs: PROGRESS_INTERVAL_MS,
   });
 
+  /** Attempts run here without BullMQ (runHere), until they and their chains end. */
+  const direct = new Set<Promise<void>>();
+
   // Nothing is returned to BullMQ: the completed attempt job is removed at once, and the scheduler
   // holds the job's record.
   async function processJob(job: Job<Attempt>): Promise<void> {
-    ledger.begin(job.data.id);
+    await runSlot(job.data);
+  }
+
+  /** One slot's work: attempt `first`, then the attempts its settles start for this slot. */
+  async function runSlot(first: Attempt): Promise<void> {
+    ledger.begin(first.id);
     let offered = false;
     try {
-      let attempt: Attempt | undefined = job.data;
+      let attempt: Attempt | undefined = first;
       while (attempt) {
         const result = await run(attempt);
         offered = result.offered;
@@ -118,7 +133,23 @@ export function createAttemptRunner(deps: AttemptRunnerDeps): AttemptRunner {
     fetchPause.unref();
   }
 
+  function runHere(a: Attempt): boolean {
+    const w = worker;
+    if (w === undefined || stopping.aborted || w.concurrency <= 1) return false;
+    w.concurrency -= 1;
+    const running: Promise<void> = runSlot(a)
+      .catch((err: unknown) => log.error({ err, job: a.id }, "attempt run here failed unexpectedly"))
+      .finally(() => {
+        direct.delete(running);
+        w.concurrency += 1;
+      });
+    direct.add(running);
+    return true;
+  }
+
   return {
+    runHere,
+
     async start() {
       const w = new Worker<Attempt, void>(RENDER_QUEUE, processJob, {
         connection: deps.bullConnection(),
@@ -159,8 +190,9 @@ export function createAttemptRunner(deps: AttemptRunnerDeps): AttemptRunner {
         const graceTimer = setTimeout(() => {
           for (const h of held.values()) h.abort("shutdown");
         }, graceMs);
-        // With nothing running, BullMQ's close only talks to Redis: do not wait long for it.
-        await within(closing, held.size === 0 ? 2_000 : graceMs + 5_000);
+        // With nothing running, BullMQ's close only talks to Redis: do not wait long for it. The
+        // attempts run here without BullMQ end within the same grace.
+        await within(Promise.all([closing, ...direct]), held.size === 0 ? 2_000 : graceMs + 5_000);
         clearTimeout(graceTimer);
         if (held.size > 0) {
           log.warn(

@@ -13,6 +13,11 @@ export interface DispatcherDeps {
   readonly views: () => readonly BackendView[];
   /** Engine to run each `family/model` on when several could. */
   readonly prefer: Readonly<Record<string, string>>;
+  /**
+   * Runs a started sync attempt in this process at once, without BullMQ (docs/decisions.md "Sync
+   * attempts skip BullMQ"); false when it cannot (the attempt then goes to BullMQ).
+   */
+  readonly runHere?: (a: Attempt) => boolean;
   /** Aborted when the worker begins to stop: no pass starts after that. */
   readonly stopping: AbortSignal;
   readonly logger: Logger;
@@ -43,7 +48,11 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         ledger.release(free);
       }
       if (started.length === 0) return;
-      await attempts.hand(started);
+      // A sync job's caller is waiting: its attempt runs here, in the slot reserved for it, and skips
+      // the queue (an add, a fetch and a completion in Redis); the others go through BullMQ.
+      const runHere = deps.runHere;
+      const queued = runHere ? started.filter((a) => a.sync !== true || !runHere(a)) : started;
+      if (queued.length > 0) await attempts.hand(queued);
       // Every free slot got an attempt: there may be more to start.
       if (started.length === free) again = true;
     } while (again);

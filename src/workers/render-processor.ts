@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import type { WorkerRecorder } from "../core/metrics.js";
 import type { Clock } from "../core/time.js";
 import type { BlobStore } from "../core/ports.js";
+import type { OutputHandover } from "../core/output-handover.js";
 import type { Attempt, FinishPayload, NextOffer, Outcome, Scheduler } from "../queues/scheduler.js";
 import { formatFamilyModel, kserveModelName } from "../core/model-route.js";
 import type { Registry } from "./backends/registry.js";
@@ -35,6 +36,8 @@ export interface ProcessorDeps {
   readonly scheduler: Scheduler;
   readonly registry: Registry;
   readonly blobs: BlobStore;
+  /** Where a sync attempt's single output is left for the API of this process (when it runs one). */
+  readonly handover?: Pick<OutputHandover, "hold">;
   readonly clock: Clock;
   readonly logger: Logger;
   /** Attempts running in this process, by job id (renewal, cancel relay and shutdown use it). */
@@ -144,6 +147,8 @@ export function createRenderProcessor(deps: ProcessorDeps) {
       );
       const digests: string[] = [];
       for (const bytes of result.outputs) digests.push(await deps.blobs.put(bytes));
+      // The sync route answers with the bytes of a single output: its caller's API may be this process.
+      if (a.sync === true && digests.length === 1) deps.handover?.hold(digests[0]!, result.outputs[0]!);
       outcome = "complete";
       payload = {
         output: digests[0]!,

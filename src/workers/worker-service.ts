@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import type { WorkerRecorder } from "../core/metrics.js";
 import type { Clock } from "../core/time.js";
 import type { BlobStore } from "../core/ports.js";
+import type { OutputHandover } from "../core/output-handover.js";
 import type { BackendDirectory } from "../queues/backend-directory.js";
 import type { Scheduler } from "../queues/scheduler.js";
 import type { WorkerSlots } from "../queues/worker-slots.js";
@@ -34,6 +35,8 @@ export interface WorkerServiceOptions {
   /** Where this process announces its slots for the API's capacity (renewed within every LOCK_MS). */
   readonly workerSlots: WorkerSlots;
   readonly blobs: BlobStore;
+  /** Where a sync attempt's output is left for the API of this process (when it runs one). */
+  readonly handover?: Pick<OutputHandover, "hold">;
   readonly clock: Clock;
   readonly logger: Logger;
   readonly concurrency: number;
@@ -75,7 +78,16 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
   const attempts = createAttemptQueue({ ...o, connection: o.bullConnection(), ledger, leases, logger });
   const views = createBackendViews(o.registry, breakers);
   const prefer = o.preferredEngine ?? {};
-  const dispatcher = createDispatcher({ ...o, ledger, attempts, views, prefer, stopping, logger });
+  const dispatcher = createDispatcher({
+    ...o,
+    ledger,
+    attempts,
+    views,
+    prefer,
+    stopping,
+    logger,
+    runHere: (a) => runner.runHere(a),
+  });
   const kick = dispatcher.kick;
   const runner = createAttemptRunner({
     ...o,

@@ -10,6 +10,7 @@ import { expect } from "vitest";
 import type { BackendConfig } from "../../src/config/backends.js";
 import { systemClock } from "../../src/core/time.js";
 import { signToken } from "../../src/api/auth.js";
+import { createOutputHandover, OUTPUT_HANDOVER_BOUNDS } from "../../src/core/output-handover.js";
 import { createFsBlobStore } from "../../src/infra/fs-blob-store.js";
 import { createRedisConnector } from "../../src/infra/redis-connector.js";
 import { createBackendDirectory } from "../../src/queues/backend-directory.js";
@@ -99,7 +100,9 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
   const runtime: Runtime = createRuntime(logger);
   const keys = await loadKeys(settings);
   const blobs = createFsBlobStore({ root: join(dataDir, "cas") });
+  // Roles api and worker share it as in `start`: sync outputs are handed over in memory.
   const clock = systemClock;
+  const handover = createOutputHandover({ clock, ...OUTPUT_HANDOVER_BOUNDS });
   const redisConnector = createRedisConnector(
     { kind: "url", url: settings.env.REDIS_URL! },
     { commandTimeoutMs: settings.env.REDIS_COMMAND_TIMEOUT_MS, logger },
@@ -135,6 +138,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
           logger,
           clock,
           blobs,
+          handover,
           metrics,
         });
       }
@@ -148,6 +152,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
         logger,
         clock,
         blobs,
+        handover,
         metrics,
       });
       url = api.url;

@@ -1,7 +1,8 @@
 // Script calls in capped pipelines (REDIS_PIPELINE_MAX) against a real redis-server: every call gets
-// its own reply, pipelines hold at most n calls, runners on one client share them, errors stay with
-// their call, and a client that cannot reach Redis fails every queued call at once.
+// its own reply, one socket write holds at most n calls, runners on one client share the writes,
+// errors stay with their call, and a client that cannot reach Redis fails every queued call at once.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { Socket } from "node:net";
 import type { Redis } from "ioredis";
 import { defineScripts } from "../../src/queues/scripts.js";
 import { SCRIPT_CODES } from "../../src/queues/script-codes.js";
@@ -13,18 +14,25 @@ import { createKeys } from "../../src/queues/keys.js";
 
 let r: TestRedis;
 
-/** Counts the pipelines a client sends and the commands in each (observes; Redis does the work). */
-function countPipelines(client: Redis): number[] {
+/**
+ * Counts the writes a client's socket makes and the commands in each (observes; Redis does the work):
+ * a corked socket hands its buffered commands to `_writev` in one call, an uncorked one each to `_write`.
+ */
+async function countWrites(client: Redis): Promise<number[]> {
+  await client.ping(); // connected, so the socket exists
   const sizes: number[] = [];
-  const original = client.pipeline.bind(client);
-  client.pipeline = (...args: Parameters<Redis["pipeline"]>) => {
-    const pipe = original(...args);
-    const exec = pipe.exec.bind(pipe);
-    pipe.exec = (...execArgs: Parameters<typeof pipe.exec>) => {
-      sizes.push(pipe.length);
-      return exec(...execArgs);
-    };
-    return pipe;
+  const socket = client.stream as Socket & {
+    _writev(chunks: unknown[], cb: (err?: Error | null) => void): void;
+  };
+  const writev = socket._writev.bind(socket);
+  const write = socket._write.bind(socket);
+  socket._writev = (chunks, cb) => {
+    sizes.push(chunks.length);
+    writev(chunks, cb);
+  };
+  socket._write = (chunk, encoding, cb) => {
+    sizes.push(1);
+    write(chunk, encoding, cb);
   };
   return sizes;
 }
@@ -63,27 +71,27 @@ afterEach(async () => {
 });
 
 describe("script pipelines", () => {
-  it("answers each of 40 concurrent admissions, in pipelines of at most 8", async () => {
-    const sizes = countPipelines(r.client);
+  it("answers each of 40 concurrent admissions, in socket writes of at most 8", async () => {
+    const sizes = await countWrites(r.client);
     const sched = schedulerWith(8);
     const ids = Array.from({ length: 40 }, (_, i) => `job${String(i).padStart(2, "0")}`);
     const results = await Promise.all(ids.map((id) => sched.admit(admitInput(id))));
-    // Admitted in call order: the pipelines keep it, and the positions are 0..39.
+    // Admitted in call order: the writes keep it, and the positions are 0..39.
     expect(results.map((res) => (res.admitted ? res.position : -1))).toEqual(ids.map((_, i) => i));
     expect(sizes).toEqual([8, 8, 8, 8, 8]);
     expect(await r.client.zcard(createKeys(r.prefix).queue)).toBe(40);
   });
 
-  it("sends a part-full pipeline at the end of the event-loop turn", async () => {
-    const sizes = countPipelines(r.client);
+  it("sends a part-full write at the end of the event-loop turn", async () => {
+    const sizes = await countWrites(r.client);
     const run = defineScripts(r.client, r.prefix, { pipelineMax: 16 });
     const replies = await Promise.all([1, 2, 3].map(() => run("read", createKeys(r.prefix).queue, [])));
     expect(replies).toEqual([[], [], []]);
     expect(sizes).toEqual([3]);
   });
 
-  it("shares one client's pipelines between its runners", async () => {
-    const sizes = countPipelines(r.client);
+  it("shares one client's writes between its runners", async () => {
+    const sizes = await countWrites(r.client);
     const sched = schedulerWith(4);
     const store = createJobStore(r.client, r.prefix, { pipelineMax: 4 });
     await sched.admit(admitInput("a"));
@@ -125,8 +133,8 @@ describe("script pipelines", () => {
     }
   });
 
-  it("keeps one command per call without a pipeline size (0)", async () => {
-    const sizes = countPipelines(r.client);
+  it("keeps one write per call without a pipeline size (0)", async () => {
+    const sizes = await countWrites(r.client);
     const run = defineScripts(r.client, r.prefix);
     expect(
       await Promise.all([
@@ -134,6 +142,6 @@ describe("script pipelines", () => {
         run("cancel", createKeys(r.prefix).queue, []),
       ]),
     ).toEqual([[], SCRIPT_CODES.missing.code]);
-    expect(sizes).toEqual([]);
+    expect(sizes).toEqual([1, 1]);
   });
 });

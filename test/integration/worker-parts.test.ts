@@ -58,7 +58,7 @@ function setup() {
   return { r, ...schedulerOn(r.client, r.prefix) };
 }
 
-async function admit(sched: Scheduler, id: string): Promise<void> {
+async function admit(sched: Scheduler, id: string, mode: "async" | "sync" = "async"): Promise<void> {
   const res = await sched.admit({
     id,
     route: "flux/schnell",
@@ -72,7 +72,7 @@ async function admit(sched: Scheduler, id: string): Promise<void> {
       task: "t2i",
       fmt: "1024",
       seed: "7",
-      mode: "async",
+      mode,
     },
     request: JSON.stringify({ prompt: "a cat" }),
     serviceMs: 1000,
@@ -270,6 +270,7 @@ describe("dispatcher", () => {
       refusing?: () => boolean;
       stopping?: AbortSignal;
       hand?: (a: readonly Attempt[]) => Promise<void>;
+      runHere?: (a: Attempt) => boolean;
     } = {},
   ) {
     const calls: number[] = [];
@@ -295,6 +296,7 @@ describe("dispatcher", () => {
       prefer: {},
       stopping: o.stopping ?? new AbortController().signal,
       logger,
+      ...(o.runHere ? { runHere: o.runHere } : {}),
     });
     return { dispatcher, calls, handed };
   }
@@ -314,6 +316,31 @@ describe("dispatcher", () => {
     expect(ledger.free()).toBe(0);
     time.now += 1_001;
     expect(ledger.free()).toBe(2);
+  });
+
+  it("runs a sync job's attempt here without BullMQ, in the slot reserved for it; the rest, and a sync attempt it cannot run, go to BullMQ", async () => {
+    const { sched, store, clock } = setup();
+    await admit(sched, "a1");
+    await admit(sched, "s1", "sync");
+    await admit(sched, "s2", "sync");
+    const ledger = createSlotLedger({ concurrency: 3, clock });
+    const here: Attempt[] = [];
+    const { dispatcher, handed } = dispatcherFor(sched, ledger, {
+      // The runner begins the slot at once (as runHere does); it cannot take a second one.
+      runHere: (a) => {
+        if (here.length > 0) return false;
+        here.push(a);
+        ledger.begin(a.id);
+        return true;
+      },
+    });
+    dispatcher.kick();
+    await dispatcher.inFlight();
+    expect(here.map((a) => ({ id: a.id, sync: a.sync }))).toEqual([{ id: "s1", sync: true }]);
+    expect(handed).toEqual(["a1", "s2"]);
+    // Running under its lease like any started attempt; its slot counts as taken.
+    expect(await status(store, "s1")).toMatchObject({ status: "running" });
+    expect(ledger.free()).toBe(0);
   });
 
   it("runs one more pass when kicked during a pass, and none while the attempt queue refuses or once stopping", async () => {

@@ -1,5 +1,5 @@
 // Requires a valid bearer token and puts the principal on the context.
-import type { Context, MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler, Next } from "hono";
 import type { Principal } from "../auth.js";
 import type { ApiEnv } from "../context.js";
 import { requestHeader } from "../respond.js";
@@ -11,10 +11,17 @@ export function authenticate(opts: {
   /** Requests this middleware lets through untouched (e.g. a method the path does not have: 405). */
   skip?(c: Context<ApiEnv>): boolean;
 }): MiddlewareHandler<ApiEnv> {
-  return async function authenticateMiddleware(c, next) {
+  const verified = async (c: Context<ApiEnv>, next: Next, header: string | undefined) => {
+    c.set("principal", await opts.authenticate(header));
+    return next();
+  };
+  // Not async: a cached principal (the usual request) goes on without a promise of its own.
+  return function authenticateMiddleware(c, next) {
     if (opts.skip?.(c)) return next();
     const header = requestHeader(c, "authorization");
-    c.set("principal", opts.peek?.(header) ?? (await opts.authenticate(header)));
+    const cached = opts.peek?.(header);
+    if (cached === undefined) return verified(c, next, header);
+    c.set("principal", cached);
     return next();
   };
 }

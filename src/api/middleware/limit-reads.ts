@@ -1,6 +1,6 @@
 // Takes a unit of the caller's "reads" quota for an authenticated GET or HEAD (after authenticate),
 // and puts the RateLimit headers on whatever the route answers.
-import type { Context, MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler, Next } from "hono";
 import type { Principal } from "../auth.js";
 import type { ApiEnv } from "../context.js";
 import type { RateLimiter } from "../rate-limits.js";
@@ -14,15 +14,19 @@ import type { RateLimiter } from "../rate-limits.js";
  */
 export function limitReads(opts: { readonly limiter: RateLimiter }): MiddlewareHandler<ApiEnv> {
   const counted = new WeakSet<Context>();
-  return async function limitReadsMiddleware(c, next) {
-    const method = c.req.method;
-    const principal = c.get("principal") as Principal | undefined;
-    if ((method !== "GET" && method !== "HEAD") || principal === undefined || counted.has(c)) return next();
+  const limited = async (c: Context<ApiEnv>, next: Next, principal: Principal) => {
     counted.add(c);
     const headers = await opts.limiter.take("reads", principal);
     await next();
     // Success or problem document alike (the error handler has answered by now).
     if (headers !== undefined)
       for (const [name, value] of Object.entries(headers)) c.res.headers.set(name, value);
+  };
+  // Not async: what it lets through untouched (every submit) goes on without a promise of its own.
+  return function limitReadsMiddleware(c, next) {
+    const method = c.req.method;
+    const principal = c.get("principal") as Principal | undefined;
+    if ((method !== "GET" && method !== "HEAD") || principal === undefined || counted.has(c)) return next();
+    return limited(c, next, principal);
   };
 }

@@ -143,7 +143,8 @@ export function auditPaths(): Record<string, Record<string, JsonSchema>> {
         summary: "a consistency proof between two tree sizes",
         description:
           "Shows that the tree of `to` leaves extends the tree of `from` leaves (RFC 6962 §2.1.4): check " +
-          "it against two checkpoints you hold. 1 ≤ from ≤ to ≤ the log's size.",
+          "it against two checkpoints you hold. 1 ≤ from ≤ to ≤ the latest signed checkpoint's `tree_size`. " +
+          "A process computes a few proofs at once; beyond that the answer is 503 with `Retry-After: 1`.",
         access: "public",
         parameters: [
           integerQuery("from", 1, "The smaller tree size.", true),

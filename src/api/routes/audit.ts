@@ -32,9 +32,18 @@ function integerParam(c: Context, field: string, min: number, max: number, fallb
   return n;
 }
 
-export function auditRoutes(deps: { readonly audit: AuditReads }) {
+/**
+ * Consistency proofs computed at once by one API process. The route is public (API.md §1), and a proof
+ * between arbitrary sizes may read and hash two segments' leaves: beyond this many, a request is
+ * answered 503 with `Retry-After: 1` at once instead of queueing work.
+ */
+export const PROOFS_IN_FLIGHT_MAX = 4;
+
+export function auditRoutes(deps: { readonly audit: AuditReads; readonly proofsInFlightMax?: number }) {
   const app = new Hono<ApiEnv>();
   const { audit } = deps;
+  const proofsMax = deps.proofsInFlightMax ?? PROOFS_IN_FLIGHT_MAX;
+  let proofs = 0;
 
   app.get("/jobs/:id/receipt", async (c) => {
     const id = c.req.param("id");
@@ -61,14 +70,30 @@ export function auditRoutes(deps: { readonly audit: AuditReads }) {
   });
 
   app.get("/audit/consistency", async (c) => {
-    const size = await audit.size();
     const to = integerParam(c, "to", 1, Number.MAX_SAFE_INTEGER);
     const from = integerParam(c, "from", 1, Number.MAX_SAFE_INTEGER);
     if (from > to) throw validationError("from", "maximum", "from must not be above to");
-    if (to > size) {
-      throw validationError("to", "maximum", `to must not be above the log's size (${size} leaves)`);
+    // Only sizes a signed checkpoint covers: what a verifier holds, and nothing the log has not
+    // published yet (the committed size runs ahead of the latest checkpoint).
+    const signed = (await audit.checkpoint())?.tree_size ?? 0;
+    if (to > signed) {
+      throw validationError(
+        "to",
+        "maximum",
+        `to must not be above the latest signed checkpoint's size (${signed} leaves)`,
+      );
     }
-    return c.json({ from, to, proof: await audit.consistency(from, to) });
+    if (proofs >= proofsMax) {
+      throw new AppError("unavailable", "too many consistency proofs are being computed; retry shortly", {
+        headers: { "Retry-After": "1" },
+      });
+    }
+    proofs += 1;
+    try {
+      return c.json({ from, to, proof: await audit.consistency(from, to) });
+    } finally {
+      proofs -= 1;
+    }
   });
 
   app.get("/audit/segments", async (c) => {

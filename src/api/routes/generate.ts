@@ -211,7 +211,8 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps, limiter:
         gpu_ms: job.gpuMs,
       });
     }
-    const bytes = await deps.blobs.get(job.output);
+    // Left by this process's worker (roles api and worker in one process), or read from the CAS.
+    const bytes = deps.handover?.take(job.output) ?? (await deps.blobs.get(job.output));
     if (!bytes) throw new AppError("internal_error", "the output is missing from storage");
     c.header("content-type", job.contentType ?? "application/octet-stream");
     return c.body(bytes as Uint8Array<ArrayBuffer>, 200);

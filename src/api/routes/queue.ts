@@ -28,8 +28,11 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps, limiter: Ra
       principal: c.get("principal"),
       body,
       headerKey: boundedHeader(c, "Idempotency-Key", IDEMPOTENCY_KEY_MAX_CHARS),
-      // Every refusal after the quota was taken carries its RateLimit headers.
-      onLimits: (limits) => c.set("problemHeaders", limits),
+      // Every refusal after the quota was taken carries its RateLimit headers. (A method, not an
+      // arrow: tsx's keepNames would rename a new arrow on every request, ~1 µs.)
+      onLimits(limits) {
+        c.set("problemHeaders", limits);
+      },
     });
     const headers = submitted.replayed
       ? { ...submitted.headers, "idempotent-replayed": "true" }
