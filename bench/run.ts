@@ -1,6 +1,6 @@
 // `npm run bench [-- enqueue enqueue-wait worker-throughput position utilisation recovery body-block
 // fairness pipeline sync-latency load-curve analytics-insert audit-verify audit-append reconcile
-// failover] [--rounds N …]`: runs
+// failover pools] [--rounds N …]`: runs
 // the benchmarks one after the other (each with its own redis-server and processes), then prints
 // every headline figure with its ratio and target. Never part of `npm test` (STYLE.md habit 13).
 import { analyticsInsertBench } from "./analytics-insert.js";
@@ -10,6 +10,7 @@ import { bodyBlockBench } from "./body-block.js";
 import { enqueueBench } from "./enqueue.js";
 import { enqueueWaitBench } from "./enqueue-wait.js";
 import { failoverBench } from "./failover.js";
+import { poolsBench } from "./pools.js";
 import { fairnessBench } from "./fairness.js";
 import { loadCurveBench } from "./load-curve.js";
 import { pipelineBench } from "./pipeline.js";
@@ -39,6 +40,7 @@ const ALL: readonly BenchDef[] = [
   auditAppendBench,
   reconcileBench,
   failoverBench,
+  poolsBench,
 ];
 
 /** The bench names among the arguments: neither an option (`--x`, `--x=v`) nor an option's value. */

@@ -2,7 +2,7 @@
 // `POST /queue` (parseQueueRequest + admitJob), many in flight at once: fills queues in seconds; and
 // reads the jobs' records back.
 import { join } from "node:path";
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../../src/infra/redis-client.js";
 import { admitJob, type AdmissionDeps } from "../../src/api/admission.js";
 import type { Principal } from "../../src/api/auth.js";
 import { createImageBudget } from "../../src/api/input-images.js";
@@ -74,7 +74,7 @@ export interface Submitter {
 }
 
 export function createAdmitter(o: {
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
   dataDir: string;
   body: Record<string, unknown>;

@@ -21,6 +21,7 @@ import type { ApiRecorder } from "../core/metrics.js";
 import type { Scheduler, TenantLimits } from "../queues/scheduler.js";
 import { tierOf, type Tiers } from "../core/tiers.js";
 import type { CapacityView } from "./capacity.js";
+import { newJobId, type PoolRouter } from "../core/pools.js";
 import {
   checkInputImageUrl,
   fetchInputImage,
@@ -39,6 +40,8 @@ export interface AdmissionDeps {
   readonly cost: Pick<CostModel, "workUnits">;
   readonly clock: Clock;
   readonly ids: IdGenerator;
+  /** The pools (POOLS_FILE): a job's id names the pool of its model. Absent: one pool. */
+  readonly pools?: PoolRouter;
   /** Records that a customer may read an object (inputs they sent). */
   readonly grantObject: (digest: string, customerId: string) => Promise<void>;
   /**
@@ -244,7 +247,8 @@ async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHo
   // none serves the model, it is unknown to this deployment. (With no worker reporting yet, jobs
   // are accepted and wait for one.)
   const snapshot = deps.capacity.current() ?? (await deps.capacity.snapshot());
-  if (snapshot.backends.length > 0 && !snapshot.route(familyModel).served) {
+  const routeInfo = snapshot.route(familyModel);
+  if ((routeInfo.reported ?? snapshot.backends.length > 0) && !routeInfo.served) {
     throw new AppError("not_found", `no backend of this deployment serves ${familyModel}`);
   }
   if (a.backend !== undefined && !snapshot.route(familyModel, a.backend).served) {
@@ -289,7 +293,7 @@ async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHo
   }
   const ttlS = a.ttlS ?? deps.defaultTtlS;
   const now = deps.clock();
-  const id = a.id ?? deps.ids("job");
+  const id = a.id ?? newJobId(deps.ids("job"), deps.pools, familyModel);
   const fields: Record<string, string> = {
     cust: a.principal.customerId,
     tier: a.principal.tier,

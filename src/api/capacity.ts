@@ -26,6 +26,11 @@ export interface RouteInfo {
   readonly running: number;
   /** Some reported backend (healthy or not) serves the model under the route's constraint. */
   readonly served: boolean;
+  /**
+   * Some live worker reports backends that could serve the route (those of its pool: pooled-capacity.ts);
+   * while none does (a deploy), jobs are accepted and wait. Undefined: any backend reported at all.
+   */
+  readonly reported?: boolean;
 }
 
 export interface CapacitySnapshot {

@@ -29,6 +29,7 @@ import type { ApiEnv } from "./context.js";
 import type { ApiRecorder } from "../core/metrics.js";
 import type { MetricsRouteDeps } from "./routes/metrics.js";
 import type { AuditReads } from "./audit-reads.js";
+import type { PoolRouter } from "../core/pools.js";
 import type { ReplicationCheck } from "./replicated.js";
 
 export interface ApiConfig {
@@ -86,6 +87,16 @@ export interface WebhookApi {
   enqueueReplay(task: WebhookTask, replay: number): Promise<void>;
 }
 
+/** One pool's own reads (the top-level store and capacity add the pools up). */
+export interface PoolView {
+  readonly name: string;
+  /** Its key prefix (core/pools.ts poolPrefix). */
+  readonly prefix: string;
+  readonly store: JobStore;
+  readonly capacity: CapacityView;
+  readonly outbox: Pick<OutboxStore, "lag">;
+}
+
 export interface ApiDeps {
   readonly redis: RedisClient;
   readonly scheduler: Scheduler;
@@ -123,6 +134,13 @@ export interface ApiDeps {
   readonly authSources?: () => AuthSources;
   readonly clock: Clock;
   readonly ids: IdGenerator;
+  /**
+   * The pools (POOLS_FILE; docs/decisions.md "Pools"): which pool a model's jobs go to, and each
+   * pool's own store and capacity for the per-pool figures of GET /queue, GET /ready and metrics.
+   * Absent: a single pool (scheduler, store and capacity above are that pool's).
+   */
+  readonly pools?: PoolRouter;
+  readonly poolViews?: readonly PoolView[];
   readonly logger: Logger;
   readonly config: ApiConfig;
   /** False while the process shuts down (GET /ready answers 503). */

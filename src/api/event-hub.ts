@@ -14,10 +14,12 @@ export interface EventHub {
   stop(): Promise<void>;
 }
 
-export function createEventHub(subscriber: RedisClient, channel: string): EventHub {
+/** `channel`: the event channel, or one per pool (docs/decisions.md "Pools"; job ids differ across pools). */
+export function createEventHub(subscriber: RedisClient, channel: string | readonly string[]): EventHub {
+  const channels: readonly string[] = typeof channel === "string" ? [channel] : channel;
   const listeners = new Map<string, Set<Listener>>();
   const onMessage = (ch: string, id: string) => {
-    if (ch !== channel) return;
+    if (!channels.includes(ch)) return;
     const set = listeners.get(id);
     if (!set) return;
     for (const l of [...set]) l();
@@ -41,7 +43,7 @@ export function createEventHub(subscriber: RedisClient, channel: string): EventH
     },
     async start() {
       subscriber.on("message", onMessage);
-      await subscriber.subscribe(channel);
+      await subscriber.subscribe(...channels);
     },
     async stop() {
       subscriber.off("message", onMessage);
@@ -50,7 +52,7 @@ export function createEventHub(subscriber: RedisClient, channel: string): EventH
       // forever; the connection is closed right after this anyway.
       if (subscriber.status !== "ready") return;
       await Promise.race([
-        subscriber.unsubscribe(channel).catch(() => undefined),
+        subscriber.unsubscribe(...channels).catch(() => undefined),
         new Promise((r) => setTimeout(r, 1_000).unref()),
       ]);
     },

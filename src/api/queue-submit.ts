@@ -12,6 +12,7 @@ import type { AdmissionLog } from "../core/ports.js";
 import type { ApiDeps } from "./deps.js";
 import type { Principal } from "./auth.js";
 import { admitJob, isOutcomeUnknown, type AdmissionDeps } from "./admission.js";
+import { newJobId } from "../core/pools.js";
 import { bodyFingerprint, reservationProblem } from "./idempotency.js";
 import { confirmReplicated } from "./replicated.js";
 import type { RateHeaders, RateLimiter } from "./rate-limits.js";
@@ -101,7 +102,8 @@ export async function submitToQueue(
     }
   }
   const idemKey = req.idempotency_key;
-  const id = deps.ids("job");
+  // in the pool of the job's model (docs/decisions.md "Pools"); the idempotency key is kept there too
+  const id = newJobId(admission.ids("job"), admission.pools, formatFamilyModel(req.family, req.model));
   // The admission is sent before this or not at all; until then the key answers 409, after it the
   // key is settled (the job exists: replay it; or it is voided and a retry takes the key over).
   const admitBy = deps.clock() + deps.config.idempotencyHoldMs;

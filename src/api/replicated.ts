@@ -5,6 +5,11 @@ import type { ReplicaWait } from "../queues/replica-wait.js";
 
 export interface ReplicationCheck {
   readonly wait: ReplicaWait;
+  /**
+   * With pools (docs/decisions.md "Pools"): the wait of a job's pool, whose keys (and mark) are on
+   * the pool's own master under a Cluster; absent: `wait` for every job.
+   */
+  readonly waitOf?: (jobId: string) => ReplicaWait;
   /** REDIS_WAIT_REPLICAS (≥ 1). */
   readonly replicas: number;
   /** REDIS_WAIT_MS. */
@@ -25,7 +30,8 @@ export async function confirmReplicated(
   keyed: boolean,
 ): Promise<void> {
   if (check === undefined) return;
-  const acked = await check.wait().catch(() => -1);
+  const wait = check.waitOf?.(jobId) ?? check.wait;
+  const acked = await wait().catch(() => -1);
   if (acked >= check.replicas) return;
   const how = keyed
     ? `resend with the same Idempotency-Key: it answers 202 for job ${jobId} once replicas hold it (never a second job)`

@@ -20,7 +20,12 @@ export interface ApiServices {
 }
 
 export function createApiServices(deps: ApiDeps): ApiServices {
-  const grants = createObjectGrants(deps.redis, deps.scheduler.keys.prefix, deps.config.retentionS);
+  const grants = createObjectGrants(
+    deps.redis,
+    deps.scheduler.keys.prefix,
+    deps.config.retentionS,
+    (deps.poolViews ?? []).filter((v) => v.prefix !== deps.scheduler.keys.prefix).map((v) => v.prefix),
+  );
   // One per process: the API role makes one set of services.
   const imageBudget = createImageBudget(deps.config.inputImageBudgetBytes);
   const assets = createAssetStore(deps.redis, deps.scheduler.keys.prefix);
@@ -32,6 +37,7 @@ export function createApiServices(deps: ApiDeps): ApiServices {
     cost: deps.cost,
     clock: deps.clock,
     ids: deps.ids,
+    ...(deps.pools ? { pools: deps.pools } : {}),
     grantObject: (digest, customer) => grants.grant(digest, customer),
     // An input object is usable by whoever may read it: its owner, an admin, or the holder of a
     // signed URL of it (the same rule as GET /objects/{digest}).

@@ -9,13 +9,11 @@ const EXTRA_FAMILIES = ["WORKER"];
  * images and tools): names there are refused only when close to ours.
  */
 const GENERIC_WORDS = new Set(["API", "HTTP", "INPUT", "JOB", "DEFAULT", "SYNC", "MIN", "MAX", "CLICKHOUSE"]);
-/** Settings API.md names that this version does not implement yet: refused with that reason. */
-const NOT_YET: ReadonlyMap<string, string> = new Map(
-  ["POOLS_FILE", "WORKER_POOL"].map((n) => [
-    n,
-    `${n}: described in API.md but not supported by this version (pools come later); remove it`,
-  ]),
-);
+/**
+ * Settings API.md names that this version does not implement yet, refused with that reason (name →
+ * message); none since pools (POOLS_FILE, WORKER_POOL) and Cluster (REDIS_CLUSTER_NODES) came.
+ */
+const NOT_YET: ReadonlyMap<string, string> = new Map();
 /** Standard variables inside our families that belong to other software. */
 const FOREIGN = new Set(["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"]);
 /**

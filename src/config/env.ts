@@ -97,6 +97,8 @@ const variables = z.object({
   BACKENDS_FILE: optionalString,
   CATALOG_FILE: optionalString,
   TIERS_FILE: optionalString,
+  /** Named pools: independent schedulers, each under its own hash tag (docs/decisions.md "Pools"). */
+  POOLS_FILE: optionalString,
 
   JWT_SECRET: optionalString.pipe(
     z.string().min(32, "JWT_SECRET must have at least 32 characters").optional(),
@@ -151,6 +153,13 @@ const variables = z.object({
   LOCK_MS: int(30_000, 200),
   STALLED_INTERVAL_MS: int(5_000, 50),
   WORKER_CONCURRENCY: optionalInt(1, 1024),
+  /** The pool (POOLS_FILE) whose backends and jobs a worker process runs; unset: the default pool. */
+  WORKER_POOL: optionalString.pipe(
+    z
+      .string()
+      .regex(/^[a-z][a-z0-9]{0,15}$/)
+      .optional(),
+  ),
   OUTPUT_URL_TTL_S: int(86_400, 0),
   MIN_TTL_S: int(60, 1, MAX_TTL_S),
   /** ttl of a job sent without one (it expires if it never starts); tests lower it below MIN_TTL_S. */

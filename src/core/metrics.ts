@@ -53,7 +53,13 @@ export interface WebhookRecorder {
 /** The fleet as Redis holds it, read when `/metrics` is scraped (bounded reads, see src/main/metrics.ts). */
 export interface FleetSnapshot {
   /** Queued jobs per tier and priority (the scheduler's counters). */
-  readonly depth: readonly { readonly tier: string; readonly priority: string; readonly jobs: number }[];
+  readonly depth: readonly {
+    readonly tier: string;
+    readonly priority: string;
+    readonly jobs: number;
+    /** The pool (docs/decisions.md "Pools"); absent in a single-pool deployment. */
+    readonly pool?: string;
+  }[];
   /** Tenants with a job queued or running. */
   readonly activeTenants: number;
   /** Backends reported by live workers: slots, attempts holding a slot (leases), health. */
@@ -62,6 +68,7 @@ export interface FleetSnapshot {
     readonly capacity: number;
     readonly inFlight: number;
     readonly healthy: boolean;
+    readonly pool?: string;
   }[];
   /**
    * The follow-up pipeline per queue (`outbox`, `billing`, `webhooks`, `audit`, and `audit_log`: records staged for the audit log's appender): entries or jobs waiting to be
@@ -73,6 +80,8 @@ export interface FleetSnapshot {
     readonly waiting: number;
     readonly delayed: number;
     readonly oldestSeconds: number;
+    /** The outbox's pool, when there are pools (the follow-up queues are the deployment's). */
+    readonly pool?: string;
   }[];
   /** The newest compliance report (docs/decisions.md "Compliance"); undefined before the first. */
   readonly compliance?: {

@@ -274,7 +274,7 @@ export function createFleetMetrics(): FleetMetrics {
   const depth = new Gauge({
     name: "rg_queue_depth",
     help: "Queued jobs by priority and tier (the scheduler's counters)",
-    labelNames: ["priority", "tier"],
+    labelNames: ["priority", "tier", "pool"],
     registers,
   });
   const tenants = new Gauge({
@@ -285,37 +285,37 @@ export function createFleetMetrics(): FleetMetrics {
   const inFlight = new Gauge({
     name: "rg_backend_in_flight",
     help: "Attempts holding a slot of the backend (leases), all workers",
-    labelNames: ["backend"],
+    labelNames: ["backend", "pool"],
     registers,
   });
   const capacity = new Gauge({
     name: "rg_backend_capacity",
     help: "Slots of the backend (its configured capacity) as live workers report it",
-    labelNames: ["backend"],
+    labelNames: ["backend", "pool"],
     registers,
   });
   const healthy = new Gauge({
     name: "rg_backend_healthy",
     help: "Whether live workers report the backend healthy (1) or not (0)",
-    labelNames: ["backend"],
+    labelNames: ["backend", "pool"],
     registers,
   });
   const backlog = new Gauge({
     name: "rg_pipeline_backlog",
     help: "Entries (outbox), jobs (billing, webhooks, audit, analytics) or staged records (audit_log) waiting to be handled, by queue",
-    labelNames: ["queue"],
+    labelNames: ["queue", "pool"],
     registers,
   });
   const delayed = new Gauge({
     name: "rg_pipeline_delayed",
     help: "Follow-up jobs waiting for a retry scheduled later, by queue",
-    labelNames: ["queue"],
+    labelNames: ["queue", "pool"],
     registers,
   });
   const oldest = new Gauge({
     name: "rg_pipeline_oldest_seconds",
     help: "Age of the oldest entry or job waiting, by queue (s; 0 when none waits)",
-    labelNames: ["queue"],
+    labelNames: ["queue", "pool"],
     registers,
   });
   // shown once there is a report: before the first, no sample (not "all agree")
@@ -351,17 +351,19 @@ export function createFleetMetrics(): FleetMetrics {
       for (const g of all) g.reset();
       readOk.set(s === undefined ? 0 : 1);
       if (s === undefined) return [(await readOk.get()) as unknown as MetricJson];
-      for (const d of s.depth) depth.set({ priority: d.priority, tier: d.tier }, d.jobs);
+      // a `pool` label only where there are pools (docs/decisions.md "Pools")
+      const at = (x: { readonly pool?: string }) => (x.pool === undefined ? {} : { pool: x.pool });
+      for (const d of s.depth) depth.set({ priority: d.priority, tier: d.tier, ...at(d) }, d.jobs);
       tenants.set(s.activeTenants);
       for (const b of s.backends) {
-        inFlight.set({ backend: b.id }, b.inFlight);
-        capacity.set({ backend: b.id }, b.capacity);
-        healthy.set({ backend: b.id }, b.healthy ? 1 : 0);
+        inFlight.set({ backend: b.id, ...at(b) }, b.inFlight);
+        capacity.set({ backend: b.id, ...at(b) }, b.capacity);
+        healthy.set({ backend: b.id, ...at(b) }, b.healthy ? 1 : 0);
       }
       for (const p of s.pipeline) {
-        backlog.set({ queue: p.queue }, p.waiting);
-        delayed.set({ queue: p.queue }, p.delayed);
-        oldest.set({ queue: p.queue }, p.oldestSeconds);
+        backlog.set({ queue: p.queue, ...at(p) }, p.waiting);
+        delayed.set({ queue: p.queue, ...at(p) }, p.delayed);
+        oldest.set({ queue: p.queue, ...at(p) }, p.oldestSeconds);
       }
       const metrics = (await registry.getMetricsAsJSON()) as unknown as MetricJson[];
       if (s.compliance === undefined) return metrics;

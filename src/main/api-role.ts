@@ -1,11 +1,7 @@
 // The api role: Redis connections (fail-fast profile), event hub, Hono app on HOST:PORT.
 import { join } from "node:path";
 import { createRandomIds } from "../core/ids.js";
-import { createJobStore } from "../queues/job-store.js";
-import { createIdempotencyStore } from "../queues/idempotency-store.js";
 import { createRateLimitStore } from "../queues/rate-limit-store.js";
-import { createBackendDirectory } from "../queues/backend-directory.js";
-import { createWorkerSlots } from "../queues/worker-slots.js";
 import { createCostModel } from "../core/cost.js";
 import { createApp } from "../api/app.js";
 import type { ApiDeps } from "../api/deps.js";
@@ -14,7 +10,6 @@ import type { WsGateway } from "../api/ws/gateway.js";
 import { attachWebSockets } from "./websocket.js";
 import { createBodyReader } from "../api/body.js";
 import { createEventHub, type EventHub } from "../api/event-hub.js";
-import { createCapacityView } from "../api/capacity.js";
 import { createPresenter } from "../api/present.js";
 import { watchRedisMemory } from "../infra/redis-memory.js";
 import { startCasCollector } from "./cas-gc.js";
@@ -25,7 +20,8 @@ import { listenHttp } from "./http-listen.js";
 import { publishRunFile } from "./run-files.js";
 import { webhookApiFor } from "./webhooks.js";
 import { readCaFile } from "./ca-file.js";
-import { schedulerFor, type Keys } from "./settings.js";
+import { type Keys } from "./settings.js";
+import { apiPoolParts } from "./api-pools.js";
 import { createRoleAuthenticator } from "./authenticator.js";
 import { createAdminFace } from "./admin-face.js";
 import { ADMIN_FACE_PATHS } from "../admin/session.js";
@@ -70,30 +66,14 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   const queueRedis = ctx.redisConnector.connect("api", "rg-api-queues");
   ctx.runtime.defer("api queues redis", () => closeRedis(queueRedis));
 
-  // Script calls in capped pipelines: docs/decisions.md "Script pipelines" (measured: bench/enqueue.ts).
-  const scheduler = schedulerFor(ctx.settings, redis, ctx.clock, env.REDIS_PIPELINE_MAX);
-  const store = createJobStore(redis, env.REDIS_PREFIX, { pipelineMax: env.REDIS_PIPELINE_MAX });
-  const idempotency = createIdempotencyStore({
-    redis,
-    prefix: env.REDIS_PREFIX,
-    clock: ctx.clock,
-    pipelineMax: env.REDIS_PIPELINE_MAX,
-  });
-  const directory = createBackendDirectory(redis, env.REDIS_PREFIX, ctx.clock);
   const cost = createCostModel(ctx.settings.catalog, {
     image: env.DEFAULT_SERVICE_MS,
     video: env.DEFAULT_VIDEO_SERVICE_MS,
   });
-  const capacity = createCapacityView({
-    directory,
-    store,
-    workerSlots: createWorkerSlots(redis, env.REDIS_PREFIX, ctx.clock),
-    cost,
-    clock: ctx.clock,
-    cacheMs: 1_000,
-    staleMs: Math.max(10_000, env.HEALTH_INTERVAL_MS * 5),
-  });
-  const hub = createEventHub(subscriber, scheduler.keys.eventChannel);
+  // One pool's objects, or each pool's and the facades over them (docs/decisions.md "Pools").
+  const pooled = apiPoolParts(ctx.settings, redis, ctx.clock, cost);
+  const { scheduler, store, idempotency, capacity } = pooled;
+  const hub = createEventHub(subscriber, pooled.eventChannels);
   await hub.start();
   ctx.runtime.defer("event hub", () => hub.stop());
 
@@ -197,6 +177,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     authSources: () => authenticator.sources(),
     clock: ctx.clock,
     ids: createRandomIds(),
+    ...(pooled.views ? { pools: ctx.settings.pools, poolViews: pooled.views } : {}),
     logger,
     config: {
       syncBudgetMs: env.SYNC_BUDGET_MS,
@@ -247,6 +228,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
         audit: auditStore,
         compliance,
         logger,
+        ...(pooled.views ? { pools: pooled.views } : {}),
       }),
     },
   };
@@ -275,11 +257,24 @@ async function replicationCheck(ctx: RoleContext): Promise<ReplicationCheck | un
   });
   ctx.runtime.defer("replica wait redis", () => closeRedis(redis));
   await waitReady(redis, 10_000);
-  const wait = createReplicaWait({
-    redis,
-    prefix: env.REDIS_PREFIX,
+  const { pools } = ctx.settings;
+  // One per pool: its mark is under the pool's tag, so the WAIT asks the pool's master (Cluster).
+  const waits = new Map(
+    pools.names.map((pool) => [
+      pool,
+      createReplicaWait({
+        redis,
+        prefix: pools.prefixOf(env.REDIS_PREFIX, pool),
+        replicas: env.REDIS_WAIT_REPLICAS,
+        timeoutMs: env.REDIS_WAIT_MS,
+      }),
+    ]),
+  );
+  const wait = waits.get(pools.names[0]!)!;
+  return {
+    wait,
+    ...(waits.size > 1 ? { waitOf: (jobId: string) => waits.get(pools.ofJob(jobId)) ?? wait } : {}),
     replicas: env.REDIS_WAIT_REPLICAS,
     timeoutMs: env.REDIS_WAIT_MS,
-  });
-  return { wait, replicas: env.REDIS_WAIT_REPLICAS, timeoutMs: env.REDIS_WAIT_MS };
+  };
 }

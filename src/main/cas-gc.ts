@@ -17,6 +17,7 @@ export function startCasCollector(ctx: RoleContext, redis: RedisClient, logger: 
     keepAfterMs: env.CAS_RETENTION_S * 1000,
     batch: env.CAS_GC_BATCH,
     logger: logger.child({ component: "cas-gc" }),
+    poolPrefixes: ctx.settings.pools.pools.map((p) => ctx.settings.pools.prefixOf(env.REDIS_PREFIX, p.name)),
   });
   collector.start(env.CAS_GC_INTERVAL_MS);
   ctx.runtime.defer("cas collector", () => collector.stop());

@@ -21,6 +21,7 @@ import type { RedisConnector } from "../infra/redis-connector.js";
 import { FOLLOW_UP_QUEUES } from "../queues/keys.js";
 import { followUpLag } from "../queues/follow-up-lag.js";
 import { createMetricsStore } from "../queues/metrics-store.js";
+import type { PoolView } from "../api/deps.js";
 import type { JobStore } from "../queues/job-store.js";
 import type { OutboxStore } from "../queues/outbox-store.js";
 import type { AuditStore } from "../queues/audit-store.js";
@@ -86,6 +87,39 @@ export interface FleetSources {
   readonly audit: Pick<AuditStore, "backlog">;
   /** The compliance reports' list: the newest one's figures (one ZREVRANGEBYSCORE and one HMGET). */
   readonly compliance: Pick<ComplianceStore, "list">;
+  /** Each pool's own reads (docs/decisions.md "Pools"): the fleet gauges get a `pool` label. */
+  readonly pools?: readonly PoolView[];
+}
+
+type PoolReads = Pick<FleetSources, "store" | "capacity" | "outbox"> & { readonly name?: string };
+
+/** A pool's (or the single pool's) queue depth, backends and outbox lag, labelled with its name. */
+async function readPool(v: PoolReads, now: number) {
+  const [depths, leases, capacity, outbox] = await Promise.all([
+    v.store.depths(),
+    v.store.leases(),
+    v.capacity.snapshot(),
+    v.outbox.lag(now),
+  ]);
+  const pool = v.name === undefined ? {} : { pool: v.name };
+  return {
+    depth: depths.byTier.map((d) => ({ ...d, ...pool })),
+    activeTenants: depths.activeTenants,
+    backends: capacity.backends.map((b) => ({
+      id: b.id,
+      capacity: b.capacity,
+      inFlight: leases.get(b.id) ?? 0,
+      healthy: b.healthy,
+      ...pool,
+    })),
+    outbox: {
+      queue: "outbox",
+      waiting: outbox.entries,
+      delayed: 0,
+      oldestSeconds: outbox.oldestMs / 1000,
+      ...pool,
+    },
+  };
 }
 
 /** Scrapes within this long of the last one get its text (each costs reads of every snapshot). */
@@ -135,27 +169,19 @@ export function fleetExposition(
   });
 
   async function readFleet(now: number): Promise<FleetSnapshot> {
-    const [depths, leases, capacity, outbox, audit, newest, ...lags] = await Promise.all([
-      o.store.depths(),
-      o.store.leases(),
-      o.capacity.snapshot(),
-      o.outbox.lag(now),
+    const [pools, audit, newest, ...lags] = await Promise.all([
+      Promise.all(o.pools ? o.pools.map((v) => readPool(v, now)) : [readPool(o, now)]),
       o.audit.backlog(),
       o.compliance.list(1),
       ...followUps().map((q) => followUpLag(q, now)),
     ]);
     const report = newest[0];
     return {
-      depth: depths.byTier,
-      activeTenants: depths.activeTenants,
-      backends: capacity.backends.map((b) => ({
-        id: b.id,
-        capacity: b.capacity,
-        inFlight: leases.get(b.id) ?? 0,
-        healthy: b.healthy,
-      })),
+      depth: pools.flatMap((p) => p.depth),
+      activeTenants: pools.reduce((n, p) => n + p.activeTenants, 0),
+      backends: pools.flatMap((p) => p.backends),
       pipeline: [
-        { queue: "outbox", waiting: outbox.entries, delayed: 0, oldestSeconds: outbox.oldestMs / 1000 },
+        ...pools.map((p) => p.outbox),
         ...FOLLOW_UP_QUEUES.map((queue, i) => ({
           queue,
           waiting: lags[i]!.waiting,

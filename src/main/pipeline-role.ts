@@ -155,18 +155,26 @@ export async function startPipelineRole(ctx: RoleContext & { readonly keys: Keys
     }),
   });
 
-  const relay = createRelay({
-    outbox: createOutboxStore(connect("rg-relay"), prefix),
-    queues: { billing: billingQueue, webhooks: webhooksQueue, audit: auditQueue },
-    consumer: processId,
-    tiers: ctx.settings.tiers,
-    logger,
-    claimIdleMs: env.PIPELINE_CLAIM_MS,
-    fault,
-    ...(analytics === undefined ? {} : { analytics }),
-  });
-  void relay.run();
-  ctx.runtime.defer("outbox relay", () => relay.stop());
+  // One relay per pool: each pool's outbox is under its own tag (docs/decisions.md "Pools"); the
+  // follow-up queues are the deployment's.
+  const { pools } = ctx.settings;
+  for (const pool of pools.names) {
+    const relay = createRelay({
+      outbox: createOutboxStore(
+        connect(pools.names.length === 1 ? "rg-relay" : `rg-relay-${pool}`),
+        pools.prefixOf(prefix, pool),
+      ),
+      queues: { billing: billingQueue, webhooks: webhooksQueue, audit: auditQueue },
+      consumer: processId,
+      tiers: ctx.settings.tiers,
+      logger: pools.names.length === 1 ? logger : logger.child({ pool }),
+      claimIdleMs: env.PIPELINE_CLAIM_MS,
+      fault,
+      ...(analytics === undefined ? {} : { analytics }),
+    });
+    void relay.run();
+    ctx.runtime.defer(pools.names.length === 1 ? "outbox relay" : `outbox relay ${pool}`, () => relay.stop());
+  }
   logger.info(
     { consumer: processId, analytics: analytics !== undefined },
     `pipeline running: outbox relay, billing, webhooks, audit${analytics === undefined ? "" : ", analytics"}`,

@@ -14,6 +14,8 @@ import { DEFAULT_TIERS, maxWeight, parseTiers, type Tiers } from "../core/tiers.
 import { deriveKey } from "../core/url-signing.js";
 import { loadOrCreateDevSecret } from "../infra/dev-secret.js";
 import { createScheduler, type Scheduler } from "../queues/scheduler.js";
+import { createPoolRouter, DEFAULT_POOL, SINGLE_POOL, type PoolRouter } from "../core/pools.js";
+import { parsePoolsFile, poolProblems, MAX_POOLS_FILE_BYTES } from "../config/pools.js";
 
 export const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -35,6 +37,8 @@ export interface Settings {
   readonly tiers: Tiers;
   /** From BACKENDS_FILE, or undefined when the simulated backend's defaults apply. */
   readonly backendsFile?: readonly BackendConfig[];
+  /** The pools of POOLS_FILE (SINGLE_POOL without it): docs/decisions.md "Pools". */
+  readonly pools: PoolRouter;
 }
 
 function readDoc(path: string): unknown {
@@ -63,7 +67,51 @@ export function loadSettings(source: Readonly<Record<string, string | undefined>
       }
     }
   }
-  return { env, dataDir, catalog, tiers, ...(backendsFile ? { backendsFile } : {}) };
+  const pools = loadPools(env, catalog, backendsFile);
+  return { env, dataDir, catalog, tiers, pools, ...(backendsFile ? { backendsFile } : {}) };
+}
+
+/**
+ * POOLS_FILE's pools, checked against BACKENDS_FILE and the catalogue (without a BACKENDS_FILE the
+ * backends are the simulator's, checked when the worker role starts: checkPoolBackends), and
+ * WORKER_POOL against them.
+ * @throws Error naming POOLS_FILE or WORKER_POOL and what is wrong.
+ */
+function loadPools(env: Env, catalog: Catalog, backends: readonly BackendConfig[] | undefined): PoolRouter {
+  let router = SINGLE_POOL;
+  if (env.POOLS_FILE) {
+    const path = resolve(env.POOLS_FILE);
+    if (!existsSync(path)) throw new Error(`POOLS_FILE ${path} does not exist`);
+    if (statSync(path).size > MAX_POOLS_FILE_BYTES)
+      throw new Error(`POOLS_FILE ${path}: larger than ${MAX_POOLS_FILE_BYTES} bytes`);
+    const pools = parsePoolsFile(readFileSync(path, "utf8"), `POOLS_FILE ${path}`);
+    router = createPoolRouter(pools);
+    if (backends) checkPoolBackends(router, backends, catalog, `POOLS_FILE ${path}`);
+  }
+  if (
+    env.WORKER_POOL !== undefined &&
+    env.WORKER_POOL !== DEFAULT_POOL &&
+    !router.names.includes(env.WORKER_POOL)
+  )
+    throw new Error(`WORKER_POOL ${env.WORKER_POOL}: no such pool in POOLS_FILE`);
+  return router;
+}
+
+/**
+ * Every backend a pool lists exists, every model it lists is in the catalogue and served by one of
+ * its backends. @throws Error naming `source` and each problem.
+ */
+export function checkPoolBackends(
+  pools: PoolRouter,
+  backends: readonly BackendConfig[],
+  catalog: Catalog,
+  source = "POOLS_FILE",
+): void {
+  const problems = poolProblems(pools.pools, backends, (fm) => {
+    const { family = "", model = "" } = parseFamilyModel(fm) ?? {};
+    return catalog.find(family, model) !== undefined;
+  });
+  if (problems.length > 0) throw new Error(`${source}: ${problems.join("; ")}`);
 }
 
 /**
@@ -119,11 +167,12 @@ export function schedulerFor(
   redis: RedisClient,
   clock: Clock,
   pipelineMax = 0,
+  prefix = settings.env.REDIS_PREFIX,
 ): Scheduler {
   const { env } = settings;
   return createScheduler({
     redis,
-    prefix: env.REDIS_PREFIX,
+    prefix,
     clock,
     leaseTtlMs: env.LOCK_MS,
     maxAttempts: env.JOB_ATTEMPTS,

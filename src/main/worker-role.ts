@@ -13,7 +13,8 @@ import { createBreakers } from "../workers/backends/breakers.js";
 import { createHealthPoller } from "../workers/backends/health.js";
 import { startCasCollector } from "./cas-gc.js";
 import { connectRole, type RoleContext } from "./role-context.js";
-import { schedulerFor, type Settings } from "./settings.js";
+import { checkPoolBackends, schedulerFor, type Settings } from "./settings.js";
+import { DEFAULT_POOL } from "../core/pools.js";
 
 /**
  * The catalogue's default engine of each model that backends of several engines serve (where the
@@ -41,12 +42,28 @@ export async function startWorkerRole(
     await Promise.all(bullConnections.map((c) => closeRedis(c)));
   });
 
-  const registry = createRegistry(ctx.backends);
+  // The pool this process runs (WORKER_POOL; docs/decisions.md "Pools"): its backends, its keys.
+  const { pools } = ctx.settings;
+  if (pools.pools.length > 0 && !ctx.settings.backendsFile)
+    checkPoolBackends(pools, ctx.backends, ctx.settings.catalog);
+  const pool = env.WORKER_POOL ?? DEFAULT_POOL;
+  const prefix = pools.prefixOf(env.REDIS_PREFIX, pool);
+  const mine = new Set(
+    pools.backendsOf(
+      pool,
+      ctx.backends.map((b) => b.id),
+    ),
+  );
+  const backends = ctx.backends.filter((b) => mine.has(b.id));
+  if (backends.length === 0) throw new Error(`WORKER_POOL ${pool}: the pool has no backends to run`);
+  if (pools.pools.length > 0) logger.info({ pool, backends: backends.map((b) => b.id) }, "worker pool");
+
+  const registry = createRegistry(backends);
   ctx.runtime.defer("backend clients", () => registry.close());
-  const scheduler = schedulerFor(ctx.settings, redis, ctx.clock);
-  const totalCapacity = ctx.backends.reduce((s, b) => s + b.capacity, 0);
+  const scheduler = schedulerFor(ctx.settings, redis, ctx.clock, 0, prefix);
+  const totalCapacity = backends.reduce((s, b) => s + b.capacity, 0);
   const breakers = createBreakers(
-    ctx.backends.map((b) => b.id),
+    backends.map((b) => b.id),
     {
       windowMs: env.BREAKER_WINDOW_MS,
       volumeThreshold: env.BREAKER_VOLUME,
@@ -70,7 +87,7 @@ export async function startWorkerRole(
   breakers.onChange((id, state) => metrics.breakerChanged(id, state));
   const service: WorkerService = createWorkerService({
     workerId,
-    prefix: env.REDIS_PREFIX,
+    prefix,
     subscriber,
     bullConnection: () => {
       const c = ctx.redisConnector.connect("worker", "rg-bullmq");
@@ -79,8 +96,8 @@ export async function startWorkerRole(
     },
     scheduler,
     registry,
-    directory: createBackendDirectory(redis, env.REDIS_PREFIX, ctx.clock),
-    workerSlots: createWorkerSlots(redis, env.REDIS_PREFIX, ctx.clock),
+    directory: createBackendDirectory(redis, prefix, ctx.clock),
+    workerSlots: createWorkerSlots(redis, prefix, ctx.clock),
     blobs: ctx.blobs,
     ...(ctx.handover ? { handover: ctx.handover } : {}),
     clock: ctx.clock,
@@ -93,7 +110,7 @@ export async function startWorkerRole(
     publishIntervalMs: env.HEALTH_INTERVAL_MS,
     breakers,
     health,
-    preferredEngine: preferredEngines(ctx.settings, ctx.backends),
+    preferredEngine: preferredEngines(ctx.settings, backends),
     metrics,
   });
   // Registered before start, so a start that fails half-way still closes what it opened.

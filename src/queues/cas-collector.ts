@@ -29,6 +29,11 @@ export interface CasCollectorOptions {
   /** Pause between the passes of one walk; default 1 s (or the interval, when shorter). */
   readonly pageGapMs?: number;
   readonly logger?: Pick<Logger, "debug" | "info" | "warn">;
+  /**
+   * The named pools' prefixes (docs/decisions.md "Pools"): their jobs reference objects under their
+   * own tags (cas:live, cas:pin), so an object is referenced if any of them or `prefix` says so.
+   */
+  readonly poolPrefixes?: readonly string[];
 }
 
 export interface PassResult {
@@ -69,7 +74,14 @@ const PRUNE_PER_PASS = 1_000;
  */
 export function createCasCollector(opts: CasCollectorOptions): CasCollector {
   const keys = createKeys(opts.prefix);
-  const refs = createCasRefs(opts.redis, opts.prefix);
+  const refSets = [opts.prefix, ...(opts.poolPrefixes ?? [])].map((p) => createCasRefs(opts.redis, p));
+  // One script call per tag (a Cluster refuses keys of several tags in one script).
+  const refs = {
+    async referenced(digests: readonly string[], cutoffMs: number, prune?: number): Promise<boolean[]> {
+      const each = await Promise.all(refSets.map((r) => r.referenced(digests, cutoffMs, prune)));
+      return digests.map((_, i) => each.some((r) => r[i] === true));
+    },
+  };
   const run = defineScripts(opts.redis, opts.prefix);
   const lockMs = opts.lockMs ?? 60_000;
   if (!Number.isSafeInteger(opts.batch) || opts.batch < 1 || opts.batch > MAX_REFS_BATCH) {

@@ -10,15 +10,30 @@ export interface ObjectGrants {
   isOwner(digest: string, customerId: string): Promise<boolean>;
 }
 
-export function createObjectGrants(redis: RedisClient, prefix: string, retentionS: number): ObjectGrants {
+/**
+ * Grants under `prefix`; `poolPrefixes`: the named pools' prefixes, where finish.lua grants their
+ * jobs' outputs (docs/decisions.md "Pools"): a read asks each (one command per tag).
+ */
+export function createObjectGrants(
+  redis: RedisClient,
+  prefix: string,
+  retentionS: number,
+  poolPrefixes: readonly string[] = [],
+): ObjectGrants {
   const keys = createKeys(prefix);
+  const poolKeys = poolPrefixes.map((p) => createKeys(p));
   return {
     async grant(digest, customerId) {
       const key = keys.objectOwners(digest);
       await redis.multi().sadd(key, customerId).expire(key, retentionS).exec();
     },
     async isOwner(digest, customerId) {
-      return (await redis.sismember(keys.objectOwners(digest), customerId)) === 1;
+      if ((await redis.sismember(keys.objectOwners(digest), customerId)) === 1) return true;
+      if (poolKeys.length === 0) return false;
+      const found = await Promise.all(
+        poolKeys.map((k) => redis.sismember(k.objectOwners(digest), customerId)),
+      );
+      return found.some((n) => n === 1);
     },
   };
 }

@@ -438,7 +438,13 @@ export class E2eHarness {
       const client = this.redis();
       let cursor = "0";
       do {
-        const [next, keys] = await client.scan(cursor, "MATCH", `${this.prefix}*`, "COUNT", 1000);
+        const [next, keys] = await client.scan(
+          cursor,
+          "MATCH",
+          `${this.prefix.slice(0, -1)}*`,
+          "COUNT",
+          1000,
+        );
         cursor = next;
         if (keys.length > 0) await client.del(...keys);
       } while (cursor !== "0");

@@ -32,7 +32,8 @@ export function testRedis(): TestRedis {
     async cleanup() {
       let cursor = "0";
       do {
-        const [next, keys] = await client.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+        // the tag without its closing brace: the pools' tags too (`{tXXX-name}`, core/pools.ts)
+        const [next, keys] = await client.scan(cursor, "MATCH", `${prefix.slice(0, -1)}*`, "COUNT", 1000);
         cursor = next;
         if (keys.length > 0) await client.del(...keys);
       } while (cursor !== "0");

@@ -40,6 +40,11 @@ export interface SystemOptions {
   /** Backends for the worker; by default the simulator's per-engine entries. */
   readonly backends?: (simUrl: string) => BackendConfig[];
   readonly worker?: boolean;
+  /**
+   * Run one worker role per pool named here (WORKER_POOL; "default" for the unnamed pool) instead of
+   * the one worker; needs POOLS_FILE in `env`.
+   */
+  readonly workerPools?: readonly string[];
   readonly api?: boolean;
   /** Also run the pipeline role (outbox relay, billing, webhooks, audit); default false. */
   readonly pipeline?: boolean;
@@ -75,7 +80,7 @@ export interface TestSystem {
 export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem> {
   const redis = testRedis();
   const dataDir = mkdtempSync(join(tmpdir(), "rg-sys-"));
-  const settings = loadSettings({
+  const envVars = {
     DATA_DIR: dataDir,
     REDIS_URL: redisUrl(),
     REDIS_PREFIX: redis.prefix,
@@ -89,7 +94,8 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
     HEALTH_INTERVAL_MS: "500",
     METRICS_INTERVAL_MS: "250",
     ...opts.env,
-  });
+  };
+  const settings = loadSettings(envVars);
   const logger = opts.logger ?? pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
   const runtime: Runtime = createRuntime(logger);
   const keys = await loadKeys(settings);
@@ -123,17 +129,19 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
     if (opts.worker !== false) {
       const backends =
         opts.backends?.(sim.url) ?? defaultSimBackends(settings.catalog, sim.url, settings.env.SIM_CAPACITY);
-      worker = await startWorkerRole({
-        settings,
-        redisConnector,
-        backends,
-        runtime,
-        logger,
-        clock,
-        blobs,
-        handover,
-        metrics,
-      });
+      for (const pool of opts.workerPools ?? [undefined]) {
+        worker = await startWorkerRole({
+          settings: pool === undefined ? settings : loadSettings({ ...envVars, WORKER_POOL: pool }),
+          redisConnector,
+          backends,
+          runtime,
+          logger,
+          clock,
+          blobs,
+          handover,
+          metrics,
+        });
+      }
     }
     if (opts.api !== false) {
       const api = await startApiRole({

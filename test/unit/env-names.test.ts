@@ -29,11 +29,9 @@ describe("unknown setting names", () => {
       expect(refusal({ [name]: "x" })).toContain(`${name}: not a render-gateway setting`);
   });
 
-  it("refuses the settings API.md names for later versions, saying so", () => {
-    for (const name of ["POOLS_FILE", "WORKER_POOL"])
-      expect(refusal({ [name]: "x" })).toContain(
-        `${name}: described in API.md but not supported by this version`,
-      );
+  it("knows the pool and Cluster settings API.md names", () => {
+    for (const name of ["POOLS_FILE", "WORKER_POOL", "REDIS_CLUSTER_NODES"])
+      expect(unknownSettings([name], KNOWN_NAMES)).toEqual([]);
   });
 
   it("leaves other software's common names alone unless close to one of ours", () => {

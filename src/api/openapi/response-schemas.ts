@@ -116,12 +116,19 @@ const SyncOutputs = z.object({
 });
 
 const byPriority = (value: z.ZodType) => z.object({ high: value, normal: value, low: value });
-const QueueStatus = z.object({
+const QueueFigures = {
   depth: byPriority(count()),
   running: count(),
   eta_seconds: z
     .object({ high: count().optional(), normal: count().optional(), low: count().optional() })
     .meta({ description: "How long a new job of the caller would wait at each priority." }),
+};
+const QueueStatus = z.object({
+  ...QueueFigures,
+  pools: z.record(z.string(), z.object(QueueFigures)).optional().meta({
+    description:
+      "With pools (POOLS_FILE): each pool's own figures, by name (`default`: the models no pool names); the members above add the pools up.",
+  }),
 });
 
 // A model and a LoRA as the catalogue's own schema has them (`GET /models` lists each model without

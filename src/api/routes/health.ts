@@ -2,9 +2,38 @@
 // only for admins).
 import { Hono, type Context } from "hono";
 import type { ApiEnv } from "../context.js";
-import type { ApiDeps } from "../deps.js";
+import type { ApiDeps, PoolView } from "../deps.js";
 
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
+
+/**
+ * Each pool's own figures for admins (docs/decisions.md "Pools"): its backends, queue, capacity,
+ * live workers and outbox backlog; the top-level members add the pools up (the outbox's is the
+ * default pool's).
+ */
+async function poolFigures(views: readonly PoolView[], now: number) {
+  const each = await Promise.all(
+    views.map(async (v) => {
+      const [snapshot, totals, lag] = await Promise.all([
+        v.capacity.snapshot(),
+        v.store.totals(),
+        v.outbox.lag(now),
+      ]);
+      const { leases: _leases, ...queue } = totals;
+      return [
+        v.name,
+        {
+          backends: snapshot.backends.map((b) => b.id),
+          queue,
+          capacity: { usable: snapshot.usableCapacity, running: snapshot.running },
+          workers: snapshot.workers.length,
+          pipeline: { outbox_entries: lag.entries, outbox_oldest_ms: lag.oldestMs },
+        },
+      ] as const;
+    }),
+  );
+  return Object.fromEntries(each);
+}
 
 export function healthRoutes(deps: ApiDeps, access: { admin(c: Context<ApiEnv>): Promise<boolean> }) {
   const app = new Hono<ApiEnv>();
@@ -71,6 +100,7 @@ export function healthRoutes(deps: ApiDeps, access: { admin(c: Context<ApiEnv>):
       // The follow-up pipeline's backlog: outbox entries not yet handed to the follow-up queues and
       // the age of the oldest (docs/decisions.md "Outbox").
       body.pipeline = { outbox_entries: lag.entries, outbox_oldest_ms: lag.oldestMs };
+      if (deps.poolViews) body.pools = await poolFigures(deps.poolViews, deps.clock());
       // Which keys verify tokens: HS256 yes/no (never the secret), local key ids, the JWKS state.
       if (deps.authSources) body.auth = deps.authSources();
     }

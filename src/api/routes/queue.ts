@@ -12,6 +12,8 @@ import type { RateLimiter } from "../rate-limits.js";
 import { submitToQueue } from "../queue-submit.js";
 import { PRIORITIES } from "../../core/job.js";
 import { priorityOffset } from "../../queues/keys.js";
+import type { JobStore } from "../../queues/job-store.js";
+import type { CapacityView } from "../capacity.js";
 
 export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps, limiter: RateLimiter) {
   const app = new Hono<ApiEnv>();
@@ -38,16 +40,18 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps, limiter: Ra
     return jsonResponse(c, submitted.body, submitted.status, headers);
   });
 
-  app.get("/queue", async (c) => {
-    const principal = c.get("principal");
+  /**
+   * Queued and running jobs and a new job's ETA per priority, over `store` and `capacity`: how long
+   * a new job of the caller would wait at each priority: the jobs its order key puts ahead, on the
+   * capacity; the job is one work unit at the measured models' mean rate (docs/decisions.md "Queue,
+   * positions and ETAs").
+   */
+  async function figures(store: JobStore, capacity: CapacityView, customer: string) {
     const [t, ahead, snapshot] = await Promise.all([
-      deps.store.totals(),
-      deps.store.aheadOfNew(principal.customerId, (p) => offsets[p]),
-      deps.capacity.snapshot(),
+      store.totals(),
+      store.aheadOfNew(customer, (p) => offsets[p]),
+      capacity.snapshot(),
     ]);
-    // How long a new job of the caller would wait at each priority: the jobs its order key puts
-    // ahead, on the fleet's capacity; the job is one work unit at the measured models' mean rate
-    // (docs/decisions.md "Queue, positions and ETAs").
     const costMs = Math.round(snapshot.averageUnitMs);
     const basis = {
       capacity: snapshot.usableCapacity,
@@ -59,7 +63,20 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps, limiter: Ra
       const e = queuedEtaSeconds(ahead[p], basis, costMs);
       if (e !== undefined) etas[p] = e;
     }
-    return c.json({ depth: t.depth, running: t.running, eta_seconds: etas });
+    return { depth: t.depth, running: t.running, eta_seconds: etas };
+  }
+
+  app.get("/queue", async (c) => {
+    const customer = c.get("principal").customerId;
+    const views = deps.poolViews;
+    if (views === undefined) return c.json(await figures(deps.store, deps.capacity, customer));
+    // Pools (docs/decisions.md "Pools"): the totals as before, and each pool's own figures (its order,
+    // its capacity) under `pools`.
+    const [all, ...each] = await Promise.all([
+      figures(deps.store, deps.capacity, customer),
+      ...views.map((v) => figures(v.store, v.capacity, customer)),
+    ]);
+    return c.json({ ...all, pools: Object.fromEntries(views.map((v, i) => [v.name, each[i]])) });
   });
 
   return app;
