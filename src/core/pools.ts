@@ -31,8 +31,20 @@ export const JOB_ID_BASE_LENGTH = 2 + 22;
  */
 export function poolPrefix(base: string, name: string | undefined): string {
   if (name === undefined || name === DEFAULT_POOL) return base;
-  const m = /^([^{}]*)\{([^{}]+)\}(.*)$/.exec(base);
+  const m = SINGLE_TAG_RE.exec(base);
   return m ? `${m[1]}{${m[2]}-${name}}${m[3]}` : `${base}-${name}`;
+}
+
+/** A prefix whose first brace opens its hash tag: the tag {@link poolPrefix} extends. */
+const SINGLE_TAG_RE = /^([^{}]*)\{([^{}]+)\}(.*)$/;
+
+/**
+ * Whether named pools can live under `base` (REDIS_PREFIX): with no brace at all, or a hash tag
+ * opened by its first brace. Any other brace (`x}{rg}`, `{a{b}`) would leave every pool's keys in
+ * the default pool's hash slot, since Redis hashes the first `{…}` only.
+ */
+export function poolsFitPrefix(base: string): boolean {
+  return !/[{}]/.test(base) || SINGLE_TAG_RE.test(base);
 }
 
 /** Which pool serves what, and where each job is: the one answer every role uses. */

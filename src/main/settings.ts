@@ -14,7 +14,13 @@ import { DEFAULT_TIERS, maxWeight, parseTiers, type Tiers } from "../core/tiers.
 import { deriveKey } from "../core/url-signing.js";
 import { loadOrCreateDevSecret } from "../infra/dev-secret.js";
 import { createScheduler, type Scheduler } from "../queues/scheduler.js";
-import { createPoolRouter, DEFAULT_POOL, SINGLE_POOL, type PoolRouter } from "../core/pools.js";
+import {
+  createPoolRouter,
+  DEFAULT_POOL,
+  poolsFitPrefix,
+  SINGLE_POOL,
+  type PoolRouter,
+} from "../core/pools.js";
 import { parsePoolsFile, poolProblems, MAX_POOLS_FILE_BYTES } from "../config/pools.js";
 
 export const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -86,6 +92,11 @@ function loadPools(env: Env, catalog: Catalog, backends: readonly BackendConfig[
       throw new Error(`POOLS_FILE ${path}: larger than ${MAX_POOLS_FILE_BYTES} bytes`);
     const pools = parsePoolsFile(readFileSync(path, "utf8"), `POOLS_FILE ${path}`);
     router = createPoolRouter(pools);
+    if (pools.length > 0 && !poolsFitPrefix(env.REDIS_PREFIX)) {
+      throw new Error(
+        `POOLS_FILE ${path}: REDIS_PREFIX ${env.REDIS_PREFIX} must hold no brace, or a hash tag ({…}) opened by its first brace, so each pool's keys get a tag of their own`,
+      );
+    }
     if (backends) checkPoolBackends(router, backends, catalog, `POOLS_FILE ${path}`);
   }
   if (

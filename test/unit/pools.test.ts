@@ -148,4 +148,22 @@ describe("pools in the settings", () => {
     expect(() => loadSettings({ WORKER_POOL: "Bad!" })).toThrow("WORKER_POOL");
     expect(() => loadSettings({ POOLS_FILE: join(dir, "missing.json") })).toThrow("does not exist");
   });
+
+  it("stops at start when REDIS_PREFIX's braces would leave every pool in the default pool's hash slot", () => {
+    const good = file("good-prefix.json", doc([pool("eu", ["flux/dev"], ["b1"])]));
+    // Redis hashes the first {…}: `x}{rg}-eu` and `{a{b}-eu` hash as the default pool's keys do
+    for (const prefix of ["x}{rg}", "{a{b}"]) {
+      expect(
+        () => loadSettings({ POOLS_FILE: good, BACKENDS_FILE: backends, REDIS_PREFIX: prefix }),
+        prefix,
+      ).toThrow(/REDIS_PREFIX .* must hold no brace, or a hash tag/);
+    }
+    for (const prefix of ["{rg}", "x{rg}y", "rg"]) {
+      expect(
+        loadSettings({ POOLS_FILE: good, BACKENDS_FILE: backends, REDIS_PREFIX: prefix }).pools.names,
+      ).toContain("eu");
+    }
+    // without named pools any prefix the Redis target accepts still goes
+    expect(loadSettings({ REDIS_PREFIX: "x}{rg}" }).pools.names).toEqual([DEFAULT_POOL]);
+  });
 });
