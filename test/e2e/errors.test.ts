@@ -480,8 +480,12 @@ describe("conflict (409) and capacity_exhausted (503)", () => {
 
   it("sync request with Prefer: wait=1 while the only backend slot is taken and 25 jobs wait", async () => {
     const ids: string[] = [];
+    // Each held job is estimated large (50 steps × 4 images), so their wave exceeds the 1 s budget
+    // whatever rate earlier tests taught the model: the refusal must not hang on that rate (a CI run
+    // saw this sync request admitted, and answered 202 after its wait, once in four runs).
     for (let i = 0; i < 26; i++) {
-      const r = await post("/queue", { ...fox, prompt: `hold ${i} [sim:slow=60000]`, priority: "high" });
+      const held = { ...fox, prompt: `hold ${i} [sim:slow=60000]`, priority: "high", steps: 50, count: 4 };
+      const r = await post("/queue", held);
       expect(r.status).toBe(202);
       ids.push(((await r.json()) as { id: string }).id);
     }
