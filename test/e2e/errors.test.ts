@@ -480,9 +480,10 @@ describe("conflict (409) and capacity_exhausted (503)", () => {
 
   it("sync request with Prefer: wait=1 while the only backend slot is taken and 25 jobs wait", async () => {
     const ids: string[] = [];
-    // Each held job is estimated large (50 steps × 4 images), so their wave exceeds the 1 s budget
-    // whatever rate earlier tests taught the model: the refusal must not hang on that rate (a CI run
-    // saw this sync request admitted, and answered 202 after its wait, once in four runs).
+    // The held jobs and the sync request are estimated large (50 steps × 4 images), so neither the wave
+    // of the queue ahead nor, in a capacity snapshot read before these jobs were queued, the request's
+    // own cost fits the 1 s budget, whatever rate earlier tests taught the model (a CI run saw this
+    // sync request admitted, and answered 202 after its wait, once in four runs).
     for (let i = 0; i < 26; i++) {
       const held = { ...fox, prompt: `hold ${i} [sim:slow=60000]`, priority: "high", steps: 50, count: 4 };
       const r = await post("/queue", held);
@@ -496,7 +497,9 @@ describe("conflict (409) and capacity_exhausted (503)", () => {
         return ((await r.json()) as { status: string }).status === "running";
       });
       await expectCapacityExhausted(
-        await post("/image/flux/schnell/t2i", { prompt: "now please" }, alice, { prefer: "wait=1" }),
+        await post("/image/flux/schnell/t2i", { prompt: "now please", steps: 50, count: 4 }, alice, {
+          prefer: "wait=1",
+        }),
       );
     } finally {
       for (const id of ids.reverse()) {
