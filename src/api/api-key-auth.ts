@@ -2,7 +2,14 @@
 // bounded cache whose answers are never older than API_KEY_RECHECK_MS (revocation bound), or
 // API_KEY_TRUST_MS while the revocation channel is known to be delivering.
 import { randomBytes } from "node:crypto";
-import { hashApiKey, parseApiKey, sameHash, API_KEY_HASH_BYTES, MIN_PEPPER_BYTES } from "../core/api-key.js";
+import {
+  digestApiKey,
+  hashApiKey,
+  parseApiKey,
+  sameHash,
+  API_KEY_HASH_BYTES,
+  MIN_PEPPER_BYTES,
+} from "../core/api-key.js";
 import { AppError } from "../core/errors.js";
 import { createLru } from "../core/lru.js";
 import type { Clock } from "../core/time.js";
@@ -45,6 +52,11 @@ export interface ApiKeyVerifierStats {
   readonly cached: number;
   /** Keys dropped because their revocation was announced. */
   readonly revocations: number;
+  /**
+   * Keyed hashes (HMAC) computed: one per refusal and per first use of a cached entry; a key in use
+   * is then matched by its digest (see {@link createApiKeyVerifier}).
+   */
+  readonly keyedHashes: number;
 }
 
 export interface ApiKeyVerifier {
@@ -77,6 +89,11 @@ interface Entry {
   readonly checkedAt: number;
   /** Last time a use was written to Redis (ms). */
   touchedAt: number;
+  /**
+   * SHA-256 of the key that matched `hash` (set on its first use): later uses compare this digest,
+   * one unkeyed hash instead of an HMAC. Never the key itself.
+   */
+  digest?: Buffer;
 }
 
 const REALM = 'Bearer realm="render-gateway"';
@@ -97,7 +114,10 @@ function refused(reason: string): AppError {
 /**
  * Makes the API-key verifier. The cache maps a key's prefix to its verified entry (its hash, not the
  * key: no plaintext key is held once a request is answered); every use hashes the presented key and
- * compares it with `timingSafeEqual`. An entry is served while younger than `recheckMs` (`trustMs`
+ * compares it with `timingSafeEqual`: the first use of an entry with the stored HMAC, later ones with
+ * the SHA-256 digest that first use left in the entry (a key in use costs one SHA-256, as cheap as a
+ * cached JWT's lookup; an HMAC costs several times more). A key that does not match the digest is
+ * checked against the HMAC as before. An entry is served while younger than `recheckMs` (`trustMs`
  * while the revocation channel is up) and re-read in the background once it is half that age, so a
  * key in use never waits for Redis and a revocation someone else wrote is seen within `recheckMs`
  * even without its message when the channel is not known to deliver; concurrent reads
@@ -134,6 +154,11 @@ export function createApiKeyVerifier(opts: ApiKeyVerifierOptions): ApiKeyVerifie
   let lookups = 0;
   let cacheHits = 0;
   let revocations = 0;
+  let keyedHashes = 0;
+  const keyedHash = (key: string): Buffer => {
+    keyedHashes += 1;
+    return hashApiKey(pepper, key);
+  };
 
   /** The entry of a record that grants access now, or undefined (revoked, expired, unknown tier). */
   function entryOf(record: StoredApiKey | undefined, checkedAt: number): Entry | undefined {
@@ -164,6 +189,9 @@ export function createApiKeyVerifier(opts: ApiKeyVerifierOptions): ApiKeyVerifie
           cache.delete(prefix);
           absent.set(prefix, sentAt);
         } else {
+          // The same record read again: the digest of the key that matched it still matches.
+          const before = cache.get(prefix);
+          if (before?.digest !== undefined && sameHash(before.hash, entry.hash)) entry.digest = before.digest;
           cache.set(prefix, entry);
           absent.delete(prefix);
         }
@@ -198,6 +226,18 @@ export function createApiKeyVerifier(opts: ApiKeyVerifierOptions): ApiKeyVerifie
     return hit !== undefined && now - hit.checkedAt < maxAgeMs ? hit : undefined;
   }
 
+  /**
+   * Whether `token` is the key of `entry`: by the digest a first use left there, else (and for a
+   * token that differs from it) by the keyed hash, which then leaves the digest for the next use.
+   */
+  function matches(entry: Entry, token: string): boolean {
+    const digest = digestApiKey(token);
+    if (entry.digest !== undefined && sameHash(digest, entry.digest)) return true;
+    if (!sameHash(keyedHash(token), entry.hash)) return false;
+    entry.digest = digest;
+    return true;
+  }
+
   return {
     async authenticate(token) {
       if (!enabled) {
@@ -205,18 +245,18 @@ export function createApiKeyVerifier(opts: ApiKeyVerifierOptions): ApiKeyVerifie
         throw refused("API keys are off (no API_KEY_PEPPER)");
       }
       const parts = parseApiKey(token);
+      const now = clock();
+      const hit = parts === undefined ? undefined : fresh(parts.prefix, now);
+      if (parts !== undefined && hit !== undefined) {
+        if (!matches(hit, token)) throw refused("API key does not match");
+        cacheHits += 1;
+        return use(parts.prefix, hit, now);
+      }
       // Hashed before anything else is known, malformed or not: every refusal does the same work.
-      const hash = hashApiKey(pepper, parts === undefined ? token.slice(0, 64) : token);
+      const hash = keyedHash(parts === undefined ? token.slice(0, 64) : token);
       if (parts === undefined) {
         sameHash(hash, dummy);
         throw refused("malformed API key");
-      }
-      const now = clock();
-      const hit = fresh(parts.prefix, now);
-      if (hit !== undefined) {
-        if (!sameHash(hash, hit.hash)) throw refused("API key does not match");
-        cacheHits += 1;
-        return use(parts.prefix, hit, now);
       }
       const missingSince = absent.get(parts.prefix);
       if (missingSince !== undefined && now - missingSince < recheckMs) {
@@ -227,6 +267,7 @@ export function createApiKeyVerifier(opts: ApiKeyVerifierOptions): ApiKeyVerifie
       if (!sameHash(hash, entry?.hash ?? dummy) || entry === undefined) {
         throw refused("unknown, revoked or expired API key, or not matching");
       }
+      entry.digest = digestApiKey(token);
       return use(parts.prefix, entry, clock());
     },
 
@@ -237,7 +278,7 @@ export function createApiKeyVerifier(opts: ApiKeyVerifierOptions): ApiKeyVerifie
       const now = clock();
       const hit = fresh(parts.prefix, now);
       if (hit === undefined || now >= hit.principal.expiresAt) return undefined;
-      if (!sameHash(hashApiKey(pepper, token), hit.hash)) return undefined;
+      if (!matches(hit, token)) return undefined;
       cacheHits += 1;
       return use(parts.prefix, hit, now);
     },
@@ -258,7 +299,7 @@ export function createApiKeyVerifier(opts: ApiKeyVerifierOptions): ApiKeyVerifie
     },
 
     stats() {
-      return { lookups, cacheHits, cached: cache.size, revocations };
+      return { lookups, cacheHits, cached: cache.size, revocations, keyedHashes };
     },
   };
 }

@@ -94,7 +94,7 @@ describe("token router", () => {
     revoked: () => undefined,
     clear: () => seen.push("key clear"),
     channel: () => undefined,
-    stats: () => ({ lookups: 10, cacheHits: 20, cached: 30, revocations: 0 }),
+    stats: () => ({ lookups: 10, cacheHits: 20, cached: 30, revocations: 0, keyedHashes: 0 }),
   };
 
   it("sends Bearer rk_… to the key verifier and everything else to the JWT side", async () => {
