@@ -61,7 +61,7 @@ export interface LimitsLedger {
   rescore(pairs: readonly { entry: string; score: number }[]): Promise<void>;
   /** The counts of `customer` (queued places, permits) and everyone's queued places. */
   counts(customer: string): Promise<{ queued: number; running: number; all: number }>;
-  /** Takes the sweeper's lock for `ms` unless another process holds it. */
+  /** Takes the sweeper's lock for `ms` unless another process holds it (`owner`'s own: true). */
   lockSweep(owner: string, ms: number): Promise<boolean>;
 }
 
@@ -121,7 +121,9 @@ export function createLimitsLedger(redis: RedisClient, prefix: string): LimitsLe
     },
 
     async lockSweep(owner, ms) {
-      return (await redis.set(keys.limitSweepLock, owner, "PX", ms, "NX")) === "OK";
+      if ((await redis.set(keys.limitSweepLock, owner, "PX", ms, "NX")) === "OK") return true;
+      // this process's own lock (its last pass): it may sweep again
+      return (await redis.get(keys.limitSweepLock)) === owner;
     },
   };
 }

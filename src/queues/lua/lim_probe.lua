@@ -27,7 +27,8 @@ for i = 3, #ARGV do
         redis.call("EXPIRE", jk, void_ttl)
       end
     elseif f[2] == cust then
-      if f[1] == "queued" and f[4] == (token and member or nil) then
+      -- (a field Redis does not have comes as false)
+      if f[1] == "queued" and (f[4] or nil) == (token and member or nil) then
         code = 2
       elseif token and f[1] == "running" and f[5] == token then
         code = 1
