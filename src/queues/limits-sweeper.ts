@@ -26,8 +26,9 @@ export interface LimitsSweeperOptions {
   readonly lockMs: number;
 }
 
-/** Entries one pass looks at. */
+/** Entries looked at per round trip, and round trips per pass at most (a pass goes on while batches are full). */
 const SWEEP_BATCH = 1_000;
+const SWEEP_BATCHES = 50;
 
 export interface LimitsSweeper {
   /** One pass, unless another process holds the lock (then 0): the number of entries it released. */
@@ -39,35 +40,48 @@ export function createLimitsSweeper(o: LimitsSweeperOptions): LimitsSweeper {
     async sweep() {
       if (!(await o.ledger.lockSweep(o.owner, o.lockMs))) return 0;
       await Promise.all([...o.pools.values()].map((p) => p.drain()));
-      const now = o.clock();
-      const due = await o.ledger.due(now - o.graceMs, SWEEP_BATCH);
-      const byPool = new Map<string, string[]>();
-      const release: string[] = [];
-      for (const { entry } of due) {
-        const parsed = parseLimitEntry(entry);
-        if (parsed === undefined) {
-          release.push(entry);
-          continue;
-        }
-        const pool = o.router.ofJob(jobOfMember(parsed.member));
-        byPool.set(pool, [...(byPool.get(pool) ?? []), entry]);
+      let released = 0;
+      for (let i = 0; i < SWEEP_BATCHES; i++) {
+        const { seen, freed } = await batch();
+        released += freed;
+        if (seen < SWEEP_BATCH) break;
       }
-      const rescore: { entry: string; score: number }[] = [];
-      for (const [name, entries] of byPool) {
-        const pool = o.pools.get(name);
-        if (pool === undefined) {
-          release.push(...entries);
-          continue;
-        }
-        const verdicts = await pool.probe(entries, o.voidTtlS);
-        entries.forEach((entry, i) => {
-          const v = verdicts[i] ?? "over";
-          if (v === "over") release.push(entry);
-          else rescore.push({ entry, score: v === "held" ? LIMIT_ENTRY_HELD : now });
-        });
-      }
-      await o.ledger.rescore(rescore);
-      return release.length > 0 ? o.ledger.release(release) : 0;
+      return released;
     },
   };
+
+  /** Looks at the oldest due entries: how many it saw and how many it released. */
+  async function batch(): Promise<{ seen: number; freed: number }> {
+    const now = o.clock();
+    const due = await o.ledger.due(now - o.graceMs, SWEEP_BATCH);
+    const byPool = new Map<string, string[]>();
+    const release: string[] = [];
+    for (const { entry } of due) {
+      const parsed = parseLimitEntry(entry);
+      if (parsed === undefined) {
+        release.push(entry);
+        continue;
+      }
+      const pool = o.router.ofJob(jobOfMember(parsed.member));
+      const list = byPool.get(pool);
+      if (list) list.push(entry);
+      else byPool.set(pool, [entry]);
+    }
+    const rescore: { entry: string; score: number }[] = [];
+    for (const [name, entries] of byPool) {
+      const pool = o.pools.get(name);
+      if (pool === undefined) {
+        release.push(...entries);
+        continue;
+      }
+      const verdicts = await pool.probe(entries, o.voidTtlS);
+      entries.forEach((entry, i) => {
+        const v = verdicts[i] ?? "over";
+        if (v === "over") release.push(entry);
+        else rescore.push({ entry, score: v === "held" ? LIMIT_ENTRY_HELD : now });
+      });
+    }
+    await o.ledger.rescore(rescore);
+    return { seen: due.length, freed: release.length > 0 ? await o.ledger.release(release) : 0 };
+  }
 }
