@@ -99,6 +99,14 @@ const variables = z.object({
   TIERS_FILE: optionalString,
   /** Named pools: independent schedulers, each under its own hash tag (docs/decisions.md "Pools"). */
   POOLS_FILE: optionalString,
+  /**
+   * With pools: how old an entry of the deployment-wide limits' ledger must be before the sweeper
+   * checks it against its pool (ms); a leftover of a crash is released within this plus
+   * POOL_LIMITS_SWEEP_MS (docs/decisions.md "Pools").
+   */
+  POOL_LIMITS_GRACE_MS: int(30_000, 100, 3_600_000),
+  /** With pools: time between two passes of that sweeper (ms; one process at a time). */
+  POOL_LIMITS_SWEEP_MS: int(5_000, 50, 600_000),
 
   JWT_SECRET: optionalString.pipe(
     z.string().min(32, "JWT_SECRET must have at least 32 characters").optional(),

@@ -14,6 +14,7 @@ import { createPooledIdempotency, createPooledJobStore, createPooledScheduler } 
 import { createCapacityView, type CapacityView } from "../api/capacity.js";
 import { createPooledCapacity } from "../api/pooled-capacity.js";
 import type { PoolView } from "../api/deps.js";
+import type { PoolLimitParts } from "./pool-limits.js";
 import { schedulerFor, type Settings } from "./settings.js";
 
 export interface ApiPoolParts {
@@ -32,13 +33,16 @@ export function apiPoolParts(
   redis: RedisClient,
   clock: Clock,
   cost: CostModel,
+  limits?: PoolLimitParts,
 ): ApiPoolParts {
   const { env } = settings;
   const router = settings.pools;
   const parts = router.names.map((name) => {
     const prefix = router.prefixOf(env.REDIS_PREFIX, name);
     // Script calls in capped pipelines: docs/decisions.md "Script pipelines" (measured: bench/enqueue.ts).
-    const scheduler = schedulerFor(settings, redis, clock, env.REDIS_PIPELINE_MAX, prefix);
+    const own = schedulerFor(settings, redis, clock, env.REDIS_PIPELINE_MAX, prefix);
+    // with pools, under the deployment-wide limits (docs/decisions.md "Pools")
+    const scheduler = limits ? limits.limit(name, own) : own;
     const store = createJobStore(redis, prefix, { pipelineMax: env.REDIS_PIPELINE_MAX });
     const idempotency = createIdempotencyStore({ redis, prefix, clock, pipelineMax: env.REDIS_PIPELINE_MAX });
     const capacity = createCapacityView({

@@ -22,6 +22,7 @@ import { webhookApiFor } from "./webhooks.js";
 import { readCaFile } from "./ca-file.js";
 import { type Keys } from "./settings.js";
 import { apiPoolParts } from "./api-pools.js";
+import { poolLimitParts, startLimitsSweeper } from "./pool-limits.js";
 import { createRoleAuthenticator } from "./authenticator.js";
 import { createAdminFace } from "./admin-face.js";
 import { ADMIN_FACE_PATHS } from "../admin/session.js";
@@ -71,7 +72,9 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     video: env.DEFAULT_VIDEO_SERVICE_MS,
   });
   // One pool's objects, or each pool's and the facades over them (docs/decisions.md "Pools").
-  const pooled = apiPoolParts(ctx.settings, redis, ctx.clock, cost);
+  const limits = poolLimitParts(ctx.settings, redis, ctx.clock, logger);
+  const pooled = apiPoolParts(ctx.settings, redis, ctx.clock, cost, limits);
+  if (limits) startLimitsSweeper(ctx.settings, limits, ctx.clock, ctx.runtime, logger);
   const { scheduler, store, idempotency, capacity } = pooled;
   const hub = createEventHub(subscriber, pooled.eventChannels);
   await hub.start();

@@ -15,6 +15,7 @@ import { startCasCollector } from "./cas-gc.js";
 import { connectRole, type RoleContext } from "./role-context.js";
 import { checkPoolBackends, schedulerFor, type Settings } from "./settings.js";
 import { DEFAULT_POOL } from "../core/pools.js";
+import { poolLimitParts, startLimitsSweeper } from "./pool-limits.js";
 
 /**
  * The catalogue's default engine of each model that backends of several engines serve (where the
@@ -60,7 +61,12 @@ export async function startWorkerRole(
 
   const registry = createRegistry(backends);
   ctx.runtime.defer("backend clients", () => registry.close());
-  const scheduler = schedulerFor(ctx.settings, redis, ctx.clock, 0, prefix);
+  const own = schedulerFor(ctx.settings, redis, ctx.clock, 0, prefix);
+  // with pools, under the deployment-wide limits (docs/decisions.md "Pools"): the broker of this
+  // pool's held jobs listens on the ledger's channel, where every released permit is published
+  const limits = poolLimitParts(ctx.settings, redis, ctx.clock, logger);
+  const scheduler = limits ? limits.limit(pool, own) : own;
+  if (limits) startLimitsSweeper(ctx.settings, limits, ctx.clock, ctx.runtime, logger);
   const totalCapacity = backends.reduce((s, b) => s + b.capacity, 0);
   const breakers = createBreakers(
     backends.map((b) => b.id),
@@ -95,6 +101,14 @@ export async function startWorkerRole(
       return c;
     },
     scheduler,
+    ...(limits
+      ? {
+          permits: {
+            channel: limits.ledger.keys.limitChannel,
+            grant: () => limits.pools.get(pool)!.grantHeld(),
+          },
+        }
+      : {}),
     registry,
     directory: createBackendDirectory(redis, prefix, ctx.clock),
     workerSlots: createWorkerSlots(redis, prefix, ctx.clock),

@@ -175,6 +175,25 @@ export interface Keys {
    * the write whose replication the WAIT waits for, placed after the jobs it confirms.
    */
   readonly replicaMark: string;
+  // Deployment-wide limits across pools (docs/decisions.md "Pools"; limits-ledger.ts, pool-limits.ts).
+  // The ledger's keys are under REDIS_PREFIX; lim:gone and lim:wait under each pool's prefix.
+  /**
+   * The ledger (sorted set: entry `<q|r>\t<customer>\t<member>` -> when taken, ms, or
+   * LIMIT_ENTRY_HELD once the sweeper saw it held): queued places and running permits of every pool.
+   */
+  readonly limitLedger: string;
+  /** The ledger's counts (hash: `q:<customer>`, `r:<customer>`, `q` everyone's queued places). */
+  readonly limitCounts: string;
+  /** The permits' counter (their members' `<n>`: lim_claim.lua). */
+  readonly limitSeq: string;
+  /** Customers whose running permit was released are published here (every worker's broker listens). */
+  readonly limitChannel: string;
+  /** The sweeper's lock (one sweep at a time across processes). */
+  readonly limitSweepLock: string;
+  /** A pool's ended ledger entries, not yet released (list, oldest first; lib.lua lim_gone). */
+  readonly limitGone: string;
+  /** A pool's tenants with jobs held for want of a permit (set; dispatch adds, lim_held.lua removes). */
+  readonly limitWaiting: string;
 }
 
 /**
@@ -257,6 +276,13 @@ export function createKeys(prefix: string): Keys {
     auditKeys: `${prefix}:audit:keys`,
     auditBlobs: `${prefix}:audit:blobs`,
     replicaMark: `${prefix}:wait:mark`,
+    limitLedger: `${prefix}:lim:led`,
+    limitCounts: `${prefix}:lim:n`,
+    limitSeq: `${prefix}:lim:seq`,
+    limitChannel: `${prefix}:lim:ch`,
+    limitSweepLock: `${prefix}:lim:sweep`,
+    limitGone: `${prefix}:lim:gone`,
+    limitWaiting: `${prefix}:lim:wait`,
   };
 }
 

@@ -231,7 +231,8 @@ export interface Scheduler {
   /** `customer` undefined = admin (any job). */
   cancel(id: string, customer: string | undefined): Promise<CancelResult>;
   renew(held: readonly { id: string; token: string; backend: string }[]): Promise<string[]>;
-  reap(): Promise<number>;
+  /** Reclaims the leases expired by `now` (default: the clock). */
+  reap(now?: number): Promise<number>;
   expire(): Promise<number>;
   progress(
     id: string,

@@ -250,8 +250,8 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
       return (await run("renew", route, [opts.clock(), opts.leaseTtlMs, ...args])) as string[];
     },
 
-    async reap() {
-      return Number(await run("reap", route, [opts.clock(), opts.maxAttempts, ...retention]));
+    async reap(now) {
+      return Number(await run("reap", route, [now ?? opts.clock(), opts.maxAttempts, ...retention]));
     },
 
     async expire() {

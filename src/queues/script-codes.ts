@@ -20,9 +20,9 @@ export const SCRIPT_CODES = {
   /** `{ code, position }`: it could not start within the caller's limit; nothing was stored. */
   too_far: { code: -6, from: ["admit"] },
   /** `{ code, queued }`: the tenant has its queued-at-once limit of jobs queued; nothing was stored. */
-  queue_full: { code: -10, from: ["admit"] },
+  queue_full: { code: -10, from: ["admit", "lim_take"] },
   /** `{ code, queued }`: the queue holds the queued-at-once limit of everyone (QUEUE_MAX); nothing was stored. */
-  queue_full_all: { code: -11, from: ["admit"] },
+  queue_full_all: { code: -11, from: ["admit", "lim_take"] },
   /**
    * `{ code, position }`: this very admission was stored already (Redis ran it, the reply was lost and
    * the client resent it): admitted, at `position` (-1 when it is no longer queued).

@@ -32,6 +32,14 @@ export const SCRIPT_NAMES = [
   "audit_commit",
   "audit_checkpoint",
   "audit_restore",
+  "lim_take",
+  "lim_add",
+  "lim_release",
+  "lim_claim",
+  "lim_probe",
+  "lim_held",
+  "lim_grant",
+  "lim_lapsed",
 ] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 

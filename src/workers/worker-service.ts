@@ -30,6 +30,12 @@ export interface WorkerServiceOptions {
   readonly subscriber: RedisClient;
   readonly bullConnection: () => RedisClient;
   readonly scheduler: Scheduler;
+  /**
+   * With pools: the broker of the deployment-wide running limit (docs/decisions.md "Pools"), run
+   * whenever a permit is released anywhere (published on `channel`); the scheduler runs it after
+   * every dispatch too.
+   */
+  readonly permits?: { readonly channel: string; readonly grant: () => Promise<void> };
   readonly registry: Registry;
   readonly directory: BackendDirectory;
   /** Where this process announces its slots for the API's capacity (renewed within every LOCK_MS). */
@@ -104,9 +110,13 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
   });
   const housekeeping = createHousekeeping({ ...o, kick, logger });
 
+  const grantPermits = () => {
+    o.permits?.grant().catch((err: unknown) => logger.warn({ err }, "permit grant failed"));
+  };
   const onMessage = (channel: string, message: string) => {
     if (channel === scheduler.keys.wakeChannel) kick();
     else if (channel === scheduler.keys.cancelChannel) leases.cancelled(message);
+    else if (channel === o.permits?.channel) grantPermits();
   };
 
   // Nothing new starts (its slots stop counting) → running attempts finish or are handed back →
@@ -146,7 +156,11 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
         housekeeping.publish().catch(() => undefined);
       });
       o.subscriber.on("message", onMessage);
-      await o.subscriber.subscribe(scheduler.keys.wakeChannel, scheduler.keys.cancelChannel);
+      await o.subscriber.subscribe(
+        scheduler.keys.wakeChannel,
+        scheduler.keys.cancelChannel,
+        ...(o.permits ? [o.permits.channel] : []),
+      );
       leases.start();
       await housekeeping.start();
       await runner.start();

@@ -51,11 +51,16 @@ local function settle(id, token, backend, now, outcome, p, max_attempts, retenti
   -- follow in this script with it)
   running_leave(backend, attempt_id(id, token))
 
-  local f0 = redis.call("HMGET", jk, "status", "token", "route", "cust", "alog", "inputs", "work")
+  local f0 = redis.call("HMGET", jk, "status", "token", "route", "cust", "alog", "inputs", "work", "rperm")
   local status = f0[1]
   local alog = f0[5]
   if not status then return {E.missing} end
   if f0[2] ~= token then return {E.stale} end
+  -- the attempt's permit of the deployment-wide running limit ends with it (docs/decisions.md "Pools")
+  if f0[8] then
+    redis.call("HDEL", jk, "rperm")
+    lim_gone("r", f0[4], f0[8])
+  end
 
   local gpu = {}
   if p.gpu_ms then
@@ -122,7 +127,7 @@ local function settle(id, token, backend, now, outcome, p, max_attempts, retenti
       return {1, "error"}
     end
     redis.call("HSET", jk, "avoid", backend)
-    requeue(id, tonumber(p.notbefore or 0), now)
+    requeue(id, tonumber(p.notbefore or 0), now, attempt_id(id, token))
     return {1, "queued"}
   end
 
@@ -131,7 +136,7 @@ local function settle(id, token, backend, now, outcome, p, max_attempts, retenti
   if (tonumber(p.cool_ms) or 0) > 0 then
     redis.call("HSET", key("cool"), backend, now + tonumber(p.cool_ms))
   end
-  requeue(id, 0, now)
+  requeue(id, 0, now, attempt_id(id, token))
   return {1, "queued"}
 end
 

@@ -161,6 +161,16 @@ local function tenant_count(cust, field, delta)
   return n
 end
 
+-- Deployment-wide limits (docs/decisions.md "Pools"; queues/limits-ledger.ts): with POOLS_FILE a job
+-- carries `lim`, and its queued place and running permit are entries of the deployment's ledger
+-- (under REDIS_PREFIX, on another master on a Cluster). A queued place's member is the job id (from
+-- its admission) or the attempt id after which it was put back (`qres`); a permit's member is in
+-- `rperm`. Each end of one is appended here in the same step that ends it; the ledger releases it
+-- (pool-limits.ts drains the list, at least once).
+local function lim_gone(kind, cust, member)
+  redis.call("RPUSH", key("lim", "gone"), kind .. "\t" .. cust .. "\t" .. member)
+end
+
 -- Membership. A job is in the queue (the global order) from its admission until an attempt starts
 -- or it ends, and again after a retry or a busy hand-back; an attempt holds a backend slot (its
 -- lease) from its start until it is settled or its lease expires (renew.lua extends a lease, which
@@ -196,17 +206,27 @@ end
 -- in no backoff or held set, and start_attempt clears its ttl); `cust`, `prio` and `tier` are then
 -- the job's. Without: it leaves from wherever it waits (global order, route set, backoff set, ttl
 -- set, its tenant's held set), as a cancelled or expired job does.
-local function queue_leave(id, route, cust, prio, tier)
+-- `qmember` (dispatch, for a job with `lim`): its queued place in the ledger, which ends here.
+local function queue_leave(id, route, cust, prio, tier, qmember)
   if redis.call("ZREM", key("q"), id) == 0 then return end
   if route then
     route_remove(id, route)
+    if qmember then lim_gone("q", cust, qmember) end
   else
-    local f = redis.call("HMGET", key("job", id), "route", "cust", "prio", "tier")
+    local f = redis.call("HMGET", key("job", id), "route", "cust", "prio", "tier", "lim", "qres", "rperm")
     route, cust, prio, tier = f[1], f[2], f[3], f[4]
     if route then route_remove(id, route) end
     redis.call("ZREM", key("q", "later"), id)
     redis.call("ZREM", key("q", "ttl"), id)
     if redis.call("ZREM", key("q", "held", cust), id) == 1 then redis.call("HINCRBY", key("t", cust), "h", -1) end
+    if f[5] then
+      -- it leaves without starting: its queued place ends, and the permit it may hold already
+      lim_gone("q", cust, f[6] or id)
+      if f[7] then
+        redis.call("HDEL", key("job", id), "rperm")
+        lim_gone("r", cust, f[7])
+      end
+    end
   end
   tenant_count(cust, "q", -1)
   redis.call("HINCRBY", key("fair"), prio, -1)
@@ -246,9 +266,10 @@ local function running_leave(backend, member)
   local r = tenant_count(cust, "r", -1)
   local f = redis.call("HMGET", key("t", cust), "h", "cap")
   local held = tonumber(f[1] or "0")
-  if held > 0 then
+  local cap = tonumber(f[2] or "0")
+  -- a negative cap is a deployment-wide limit: its held jobs wait for permits (lim_grant.lua)
+  if held > 0 and cap >= 0 then
     -- as many as it has free slots; all of them once it has no limit any more (its tier changed)
-    local cap = tonumber(f[2] or "0")
     release_held(cust, cap > 0 and cap - r or held)
   end
   return true
@@ -256,10 +277,13 @@ end
 
 -- Puts a job back in the queue at its original score (it keeps its place in the order).
 -- With notbefore > now it waits in the backoff set first and is not dispatchable until then.
-local function requeue(id, notbefore, now)
+-- `member`: the attempt id of the attempt that ended, its queued place in the ledger for a job with
+-- `lim` (the caller reserved it before this step).
+local function requeue(id, notbefore, now, member)
   local jk = key("job", id)
-  local f = redis.call("HMGET", jk, "score", "route", "cust", "prio", "tier")
+  local f = redis.call("HMGET", jk, "score", "route", "cust", "prio", "tier", "lim")
   local score, route = f[1], f[2]
+  if f[6] then redis.call("HSET", jk, "qres", member) end
   if notbefore and notbefore > now then
     queue_join(id, score, route, notbefore, f[3], f[4], f[5])
     redis.call("HSET", jk, "status", "queued", "notbefore", notbefore)

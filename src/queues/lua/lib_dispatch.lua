@@ -9,13 +9,13 @@
 -- what its attempt carries.
 local function dispatch_fields(id)
   local f = redis.call("HMGET", key("job", id), "ttl_at", "avoid", "alog", "started", "attempt", "spent", "mod",
-    "fam", "mdl", "task", "seed", "req", "ttl_def", "cust", "prio", "vs", "tier", "created", "mode")
+    "fam", "mdl", "task", "seed", "req", "ttl_def", "cust", "prio", "vs", "tier", "created", "mode", "lim", "qres", "rperm")
   -- A default ttl binds only a job that never started (starting removes an explicit one).
   local ttl_def = (not f[4]) and tonumber(f[13] or "0") or 0
   return {ttl_at = tonumber(f[1] or "0"), ttl_def = ttl_def, avoid = f[2], alog = f[3], started = f[4],
     attempt = f[5], spent = f[6], mod = f[7], fam = f[8], mdl = f[9], task = f[10], seed = f[11], req = f[12],
     cust = f[14], prio = f[15], vs = tonumber(f[16] or "0"), tier = f[17], created = tonumber(f[18]),
-    mode = f[19]}
+    mode = f[19], lim = f[20], qres = f[21], rperm = f[22]}
 end
 
 -- Starts an attempt of job `j` (its dispatch_fields): leases a slot of `b` (the caller checked it
@@ -163,15 +163,18 @@ local function dispatch_jobs(now, slots, backends, prefer, lease_ttl, token_base
 
   -- a tenant at its running-at-once limit: its job goes to the tenant's held set (it keeps its place
   -- in the order; running_leave puts it back) and dispatch looks further
-  -- (read once per tenant and call, then counted here as this call starts its jobs)
+  -- (read once per tenant and call, then counted here as this call starts its jobs). A negative cap
+  -- is a deployment-wide limit (docs/decisions.md "Pools"): a job starts only with a permit of the
+  -- ledger (`rperm`, lim_grant.lua); without one it is held, and its tenant waits in lim:wait.
   local limits = {}
-  local function at_limit(cust)
+  local function at_limit(cust, permit)
     local l = limits[cust]
     if l == nil then
       local f = redis.call("HMGET", key("t", cust), "r", "cap")
       l = {r = tonumber(f[1] or "0"), cap = tonumber(f[2] or "0")}
       limits[cust] = l
     end
+    if l.cap < 0 then return not permit end
     return l.cap > 0 and l.r >= l.cap
   end
 
@@ -197,11 +200,12 @@ local function dispatch_jobs(now, slots, backends, prefer, lease_ttl, token_base
       queue_leave(best_id)
       terminate(best_id, "cancelled", now, "ttl_expired", "not started within its ttl", false, retention_s,
         retention_count)
-    elseif at_limit(j.cust) then
+    elseif at_limit(j.cust, j.rperm) then
       held = held + 1
       route_remove(best_id, best_route)
       redis.call("ZADD", key("q", "held", j.cust), best_score, best_id)
       redis.call("HINCRBY", key("t", j.cust), "h", 1)
+      if limits[j.cust].cap < 0 then redis.call("SADD", key("lim", "wait"), j.cust) end
     else
       local b = choose(candidates[best_route], j.avoid, prefer[model_of[best_route]])
       n = n + 1
@@ -209,7 +213,7 @@ local function dispatch_jobs(now, slots, backends, prefer, lease_ttl, token_base
       free[b.id] = free[b.id] - 1
       -- the attempt holds its slot before the job leaves the queue: its tenant stays active throughout
       local started = start_attempt(best_id, j, best_route, b, token_base .. n, now, lease_ttl)
-      queue_leave(best_id, best_route, j.cust, j.prio, j.tier)
+      queue_leave(best_id, best_route, j.cust, j.prio, j.tier, j.lim and (j.qres or best_id))
       limits[j.cust].r = limits[j.cust].r + 1
       out[#out + 1] = started[1]
       out[#out + 1] = started[2]

@@ -21,8 +21,14 @@ for _, backend in ipairs(redis.call("SMEMBERS", key("lease", "backends"))) do
     running_leave(backend, member)
     local id, token = attempt_parts(member)
     local jk = key("job", id)
-    local f = redis.call("HMGET", jk, "status", "token", "alog")
+    local f = redis.call("HMGET", jk, "status", "token", "alog", "lim", "cust", "rperm")
+    local back = false
     if f[2] == token then
+      -- the attempt's permit of the deployment-wide running limit ends with it
+      if f[6] then
+        redis.call("HDEL", jk, "rperm")
+        lim_gone("r", f[5], f[6])
+      end
       if f[1] == "running" then
         alog_close(id, f[3], now, "lost", {})
         local spent = redis.call("HINCRBY", jk, "spent", 1)
@@ -30,7 +36,8 @@ for _, backend in ipairs(redis.call("SMEMBERS", key("lease", "backends"))) do
           terminate(id, "error", now, "worker_lost", "the worker running the job stopped answering (after " ..
             spent .. " attempts)", true, retention_s, retention_count, {"token", "notbefore"})
         else
-          requeue(id, 0, now)
+          requeue(id, 0, now, member)
+          back = true
           requeued = requeued + 1
         end
       elseif f[1] == "cancelled" then
@@ -38,6 +45,8 @@ for _, backend in ipairs(redis.call("SMEMBERS", key("lease", "backends"))) do
         end_job(id, nil, now, {drop = {"token"}})
       end
     end
+    -- the queued place the reaper reserved for it (pool-limits.ts reserveLapsed) is not needed
+    if f[4] and not back then lim_gone("q", f[5], member) end
   end
   if redis.call("ZCARD", lk) == 0 then redis.call("SREM", key("lease", "backends"), backend) end
 end
