@@ -85,11 +85,16 @@ it("closed while the ready check of its reconnect is answered, leaves no rejecti
     expect(client.status).toBe("connect");
     // The answer is on its way as the connection is closed: the shutdown of a process meeting the
     // reconnect of its subscriber. The client reads it after its own FIN and turns ready.
+    let closing = false;
+    let readyWhileClosing = false;
+    client.once("ready", () => (readyWhileClosing = closing));
     answer.release();
+    closing = true;
     await closeRedis(client);
     await ended(client);
     // An unhandled rejection is reported once the ticks and microtasks of this turn have run.
     await new Promise((r) => setImmediate(r));
+    expect(readyWhileClosing, "the client turned ready after it was closed").toBe(true);
     expect(
       unhandled.map((e) => String(e)),
       "rejections nobody observed",
