@@ -3,7 +3,7 @@
 // connection is closed while the ready check of a reconnect is being answered, the client still turns
 // ready on that answer, the SUBSCRIBE waits in the offline queue and is rejected "Connection is
 // closed." with nobody listening: an unhandled rejection (a process exit on Node's default). ioredis
-// handles it upstream since redis/ioredis#2187 (after 6.0.0).
+// 6.1.0 observes it (redis/ioredis#2187); this project pins 6.0.0.
 import type { Redis } from "ioredis";
 
 type Send = (...channels: string[]) => Promise<unknown>;
