@@ -62,7 +62,8 @@ export function listenForRevocations(o: RevocationListenerOptions): RevocationLi
   };
   const onReady = () => {
     if (!started || stopped) return;
-    // ioredis subscribes again by itself; this waits for Redis to confirm it before trusting it.
+    // The connection subscribes again by itself (infra/kept-subscriptions.ts); this waits for Redis
+    // to confirm it before trusting it.
     verifier.clear();
     subscriber.subscribe(channel).then(
       () => {

@@ -4,6 +4,7 @@
 // it for ever: its socket stays open and nothing closes it (docs/decisions.md "Redis high availability").
 import { Redis, type RedisOptions } from "ioredis";
 import type { Logger } from "pino";
+import { keepSubscriptions } from "./kept-subscriptions.js";
 import type { HostPort } from "./redis.js";
 
 export interface FailoverWatchOptions {
@@ -51,8 +52,11 @@ export function watchFailovers(o: FailoverWatchOptions): FailoverWatch {
       maxRetriesPerRequest: null,
       // A sentinel has no INFO keyspace to wait for; its replies are plain.
       enableReadyCheck: false,
+      // subscribed again after a reconnect by keepSubscriptions (observed), not by ioredis
+      autoResubscribe: false,
     });
     c.on("error", () => undefined);
+    keepSubscriptions(c);
     c.on("message", (_channel: string, message: string) => onSwitch(message));
     c.subscribe("+switch-master").catch(() => undefined);
     return c;

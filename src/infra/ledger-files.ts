@@ -53,10 +53,13 @@ export function createLedgerFiles(opts: { dir: string; writerId: string }): Ledg
       while (files.size > OPEN_FILES_MAX) {
         const [oldest, file] = files.entries().next().value as [string, Promise<DayFile>];
         files.delete(oldest);
-        void file.then(async (d) => {
-          await d.flushing;
-          await d.handle.close();
-        });
+        // a day file that never opened has nothing to close; one that fails to close is the OS's
+        file
+          .then(async (d) => {
+            await d.flushing;
+            await d.handle.close();
+          })
+          .catch(() => undefined);
       }
     }
     return f;

@@ -3,7 +3,8 @@
 // out restarts and failovers (docs/decisions.md "Redis high availability", "Redis Cluster").
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
 import type { Logger } from "pino";
-import { dataNodes, infoOfEach, type RedisClient } from "./redis-client.js";
+import { keepSubscriptions } from "./kept-subscriptions.js";
+import { dataNodes, infoOfEach, isCluster, type RedisClient } from "./redis-client.js";
 
 export type { RedisClient } from "./redis-client.js";
 
@@ -69,7 +70,8 @@ export function reconnectDelay(times: number, maxMs: number): number {
  *   request never hangs on a dead Redis or during a failover, it fails at once and the route answers 503.
  * - `worker`: commands queue while disconnected and run after the reconnect (workers must finish
  *   what they started once Redis is back).
- * - `subscriber`: pub/sub; reconnects and resubscribes forever.
+ * - `subscriber`: pub/sub; reconnects and resubscribes forever (the resubscription is ours, not
+ *   ioredis's: infra/kept-subscriptions.ts says why).
  * Every profile reconnects with a capped backoff and drops a connection answered with READONLY.
  */
 function profileOptions(profile: RedisProfile, s: ConnectionSettings): RedisOptions {
@@ -94,8 +96,9 @@ function profileOptions(profile: RedisProfile, s: ConnectionSettings): RedisOpti
         enableAutoPipelining: true,
       };
     case "worker":
-    case "subscriber":
       return { ...base, enableOfflineQueue: true, maxRetriesPerRequest: null };
+    case "subscriber":
+      return { ...base, enableOfflineQueue: true, maxRetriesPerRequest: null, autoResubscribe: false };
   }
 }
 
@@ -163,9 +166,11 @@ export function clusterConnectionOptions(
   s: ConnectionSettings = {},
 ): { readonly nodes: readonly HostPort[]; readonly options: ClusterOptions } {
   const maxMs = s.reconnectMaxMs ?? 1_000;
-  // The Cluster owns these: its nodes take only per-connection settings.
+  // The Cluster owns these: its nodes take only per-connection settings. Its subscriptions live on a
+  // connection of its own, which it subscribes again itself (observed).
   const {
     retryStrategy: _retry,
+    autoResubscribe: _resubscribe,
     enableOfflineQueue,
     enableAutoPipelining,
     lazyConnect,
@@ -265,7 +270,7 @@ export interface CreateRedisOptions extends ConnectionSettings {
 /**
  * A connection to `target` in `profile`: a `Redis`, or a `Cluster` for a cluster target. Copies made
  * with `duplicate()` (BullMQ's blocking connections) get the same handling: errors swallowed, the
- * outage log, `track`.
+ * outage log, `track`, and a subscriber's channels kept across reconnects.
  */
 export function createRedis(
   target: RedisTarget,
@@ -288,6 +293,7 @@ function adopt<C extends RedisClient>(client: C, name: string, opts: CreateRedis
   client.on("error", () => undefined);
   opts.outages?.watch(client, name);
   opts.track?.(client);
+  if (!isCluster(client) && client.options.autoResubscribe === false) keepSubscriptions(client);
   // Redis.duplicate(options) and Cluster.duplicate(nodes, options): the copy is made as asked.
   const duplicate = (client.duplicate as (...a: unknown[]) => C).bind(client);
   (client as { duplicate: unknown }).duplicate = (...args: unknown[]) =>

@@ -47,10 +47,13 @@ export function createAdminFace(
 ): Hono<ApiEnv> {
   const { env } = ctx.settings;
   const prefix = env.REDIS_PREFIX;
-  const queues = BULLMQ_QUEUES.map(([name, description]) => ({
-    queue: new Queue(name, { connection: deps.queueRedis, prefix, skipMetasUpdate: true }),
-    description,
-  }));
+  const queues = BULLMQ_QUEUES.map(([name, description]) => {
+    const queue = new Queue(name, { connection: deps.queueRedis, prefix, skipMetasUpdate: true });
+    // The connection's errors (Redis away) come back as the queue's: without a listener BullMQ
+    // writes each to stderr with console.error. The board's reads fail on their own and say so.
+    queue.on("error", (err) => deps.logger.debug({ err: err.message }, "admin board queue error"));
+    return { queue, description };
+  });
   ctx.runtime.defer("admin board queues", async () => {
     await Promise.all(queues.map(({ queue }) => queue.close()));
   });

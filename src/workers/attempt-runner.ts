@@ -138,7 +138,7 @@ export function createAttemptRunner(deps: AttemptRunnerDeps): AttemptRunner {
     void w.pause(true).catch(() => undefined);
     fetchPause = setTimeout(() => {
       fetchPause = undefined;
-      if (!stopping.aborted) void w.resume();
+      if (!stopping.aborted) w.resume().catch(() => undefined);
     }, FETCH_PAUSE_MS);
     fetchPause.unref();
   }

@@ -26,6 +26,12 @@ export interface FaultProxy {
    * client named itself `name` (`CLIENT SETNAME`, ioredis's `connectionName`).
    */
   holdConnections(name: string): Hold;
+  /**
+   * Arms one hold of replies: the first client chunk containing `marker` reaches Redis, and what
+   * Redis sends back on that connection from then on waits until {@link Hold.release} (the client's
+   * own traffic keeps flowing). A reply that is on its way while the client does something else.
+   */
+  holdRepliesAfter(marker: string): ReplyHold;
   /** Resolves once an armed stall has started and ended. */
   stalled(): Promise<void>;
   /** Disarms a stall that never started and waits for one that did to end (between tests). */
@@ -41,6 +47,12 @@ export interface Hold {
   readonly connections: number;
   /** Delivers what was held, in order, and lets traffic flow again. Idempotent. */
   release(): void;
+}
+
+/** A hold of {@link FaultProxy.holdRepliesAfter}. */
+export interface ReplyHold extends Hold {
+  /** Resolves once a reply is held (released, it is delivered). */
+  readonly replied: Promise<void>;
 }
 
 interface HoldState extends Hold {
@@ -80,6 +92,7 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
   const sockets = new Set<Socket>();
   let armed: { marker: string; ms: number; drop: boolean } | undefined;
   let armedHold: { marker: string; hold: HoldState } | undefined;
+  let armedReplies: { marker: string; hold: HoldState; replied: () => void } | undefined;
   const openHolds: HoldState[] = [];
   /** Open connections by the name their client gave them, each with a function that holds it. */
   const named = new Set<{ name: string | undefined; hold: (h: HoldState) => void }>();
@@ -91,6 +104,8 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
     const upstream = new Socket();
     sockets.add(client).add(upstream);
     let holding = false;
+    /** Replies wait (holdRepliesAfter); called with each held reply. */
+    let holdingReplies: (() => void) | undefined;
     const toServer: Buffer[] = [];
     const toClient: Buffer[] = [];
     const flush = () => {
@@ -124,6 +139,15 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
         armedHold = undefined;
         self.hold(hold);
       }
+      if (!holding && holdingReplies === undefined && armedReplies && chunk.includes(armedReplies.marker)) {
+        const { hold, replied } = armedReplies;
+        armedReplies = undefined;
+        holdingReplies = replied;
+        hold.add(() => {
+          holdingReplies = undefined;
+          if (!holding) for (const b of toClient.splice(0)) client.write(b);
+        });
+      }
       if (!holding && armed && chunk.includes(armed.marker)) {
         const { ms, drop } = armed;
         armed = undefined;
@@ -145,8 +169,10 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
       else upstream.write(chunk);
     });
     upstream.on("data", (chunk: Buffer) => {
-      if (holding) toClient.push(chunk);
-      else client.write(chunk);
+      if (holding || holdingReplies !== undefined) {
+        toClient.push(chunk);
+        holdingReplies?.();
+      } else client.write(chunk);
     });
     const end = () => {
       named.delete(self);
@@ -181,6 +207,14 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
       for (const c of named) if (c.name === name) c.hold(hold);
       return hold;
     },
+    holdRepliesAfter(marker) {
+      const hold = createHold();
+      openHolds.push(hold);
+      let replied: () => void = () => undefined;
+      const repliedP = new Promise<void>((r) => (replied = r));
+      armedReplies = { marker, hold, replied };
+      return Object.assign(hold, { replied: repliedP });
+    },
     stalled: () => finished,
     async settle() {
       if (armed !== undefined) {
@@ -191,6 +225,7 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
     },
     async close() {
       armedHold = undefined;
+      armedReplies = undefined;
       for (const h of openHolds) h.release();
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));

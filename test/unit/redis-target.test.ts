@@ -246,6 +246,9 @@ describe("connection options", () => {
         expect(o).toMatchObject({ enableOfflineQueue: true, maxRetriesPerRequest: null });
         expect(o.commandTimeout).toBeUndefined();
       }
+      // A subscriber's channels are subscribed again by infra/kept-subscriptions.ts, not by ioredis
+      // (whose SUBSCRIBE nobody observes).
+      expect(connectionOptions(target, "subscriber", "s").options.autoResubscribe).toBe(false);
     }
   });
 
@@ -304,6 +307,8 @@ describe("Cluster connection options", () => {
     // The Cluster reconnects and queues; its nodes' own settings must not say otherwise.
     expect(options.redisOptions).not.toHaveProperty("retryStrategy");
     expect(options.redisOptions).not.toHaveProperty("enableOfflineQueue");
+    const subscriber = clusterConnectionOptions(cluster, "subscriber", "s").options;
+    expect(subscriber.redisOptions).not.toHaveProperty("autoResubscribe");
     const plain = clusterConnectionOptions({ ...cluster, tls: false }, "api", "a").options;
     expect(plain.redisOptions?.tls).toBeUndefined();
   });
