@@ -44,7 +44,6 @@ local max_position = tonumber(ARGV[7])
 local ttl_field = ARGV[10] == "0" and "ttl_def" or "ttl_at"
 local cost = tonumber(ARGV[11])
 local weight = tonumber(ARGV[12])
-local cap = tonumber(ARGV[13])
 local tenant_max = tonumber(ARGV[14])
 local queue_max = tonumber(ARGV[15])
 local slots = tonumber(ARGV[16])
@@ -88,19 +87,23 @@ if t[3] then start = math.max(v, tonumber(t[1] or "0")) end
 local finish = start + cost / (slots * weight)
 
 local seq = redis.call("INCR", key("q", "seq"))
-local score = order_key(start + offset, seq)
+-- The score as the exact integer it is, written out once: Lua's tostring ("(" .. score) keeps 14
+-- digits, so from 10^14 on (a day of virtual time) the bound would be rounded and the position miss
+-- or count jobs of the same key; and every number handed to redis.call is formatted again (%.17g).
+local score = string.format("%.0f", order_key(start + offset, seq))
 local position = redis.call("ZCOUNT", key("q"), "-inf", "(" .. score)
 if max_position >= 0 and position > max_position then return {E.too_far, position} end
 
-local args = {"id", id, "status", "queued", "route", route, "score", score, "vs", start, "created", now, "attempt", 0,
-  "spent", 0, "req", ARGV[9]}
+-- numbers the caller sent are stored as it wrote them (ARGV): no conversion back to a string
+local args = {"id", id, "status", "queued", "route", route, "score", score, "vs", start, "created", ARGV[5],
+  "attempt", "0", "spent", "0", "req", ARGV[9]}
 for k, v in pairs(fields) do
   args[#args + 1] = k
   args[#args + 1] = v
 end
 if ttl_at > 0 then
   args[#args + 1] = ttl_field
-  args[#args + 1] = ttl_at
+  args[#args + 1] = ARGV[6]
 end
 redis.call("HSET", jk, unpack(args))
 if fields.inputs then
@@ -108,13 +111,13 @@ if fields.inputs then
 end
 -- the tenant's fair-share record: its new virtual finish time, weight and running limit (its weight
 -- in W changes with it while it is active)
-redis.call("HSET", tk, "F", finish, "w", weight, "cap", cap)
+redis.call("HSET", tk, "F", finish, "w", ARGV[12], "cap", ARGV[13])
 if t[3] and tonumber(t[3]) ~= weight then
   redis.call("HINCRBY", key("fair"), "W", weight - tonumber(t[3]))
   redis.call("HSET", tk, "aw", weight)
 end
 local first_of_route = queue_join(id, score, route, nil, cust, fields.prio, fields.tier)
-if ttl_at > 0 and ttl_field == "ttl_at" then redis.call("ZADD", key("q", "ttl"), ttl_at, id) end
+if ttl_at > 0 and ttl_field == "ttl_at" then redis.call("ZADD", key("q", "ttl"), ARGV[6], id) end
 -- No event is stored at admission: the position is live state (SSE reads and sends it), and an
 -- event list per queued job would cost more memory than the job itself.
 -- Wake the dispatchers when the job may start at once; otherwise they are busy or will find it on
