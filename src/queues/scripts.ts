@@ -1,11 +1,11 @@
-// Loads the scheduler's Lua scripts (the return-code table and lib.lua prepended to each) as ioredis
-// commands (EVALSHA with an automatic EVAL fallback after a Redis restart flushed the script cache),
-// and sends script calls in capped pipelines when asked to (REDIS_PIPELINE_MAX; why:
-// docs/decisions.md "Script pipelines").
+// Loads the scheduler's Lua scripts (each with what it uses of the library prepended and its return
+// codes written out) as ioredis commands (EVALSHA with an automatic EVAL fallback after a Redis
+// restart flushed the script cache), and sends script calls in capped pipelines when asked to
+// (REDIS_PIPELINE_MAX; why: docs/decisions.md "Script pipelines").
 import { readFileSync } from "node:fs";
 import type { Redis } from "ioredis";
 import type { RedisClient } from "../infra/redis-client.js";
-import { luaCodeTable } from "./script-codes.js";
+import { withLuaCodes } from "./script-codes.js";
 
 export const SCRIPT_NAMES = [
   "admit",
@@ -129,17 +129,15 @@ function libFor(units: readonly LibUnit[], own: string): string {
 }
 
 /**
- * The scripts' sources as Redis runs them: the return-code table `E` in the scripts that use it, the
- * library's definitions the script uses ({@link libFor}), then the script.
+ * The scripts' sources as Redis runs them: the library's definitions the script uses
+ * ({@link libFor}), then the script, with the return codes `E.<name>` written out as numbers.
  */
 export function scriptSources(): Map<ScriptName, string> {
   const units = libUnits(libSource());
-  const codes = luaCodeTable();
   return new Map(
     SCRIPT_NAMES.map((name) => {
       const own = readLua(name);
-      const lib = libFor(units, own);
-      return [name, `${/\bE\./.test(`${lib}\n${own}`) ? `${codes}\n` : ""}${lib}\n${own}`];
+      return [name, withLuaCodes(`${libFor(units, own)}\n${own}`)];
     }),
   );
 }
