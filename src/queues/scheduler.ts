@@ -47,6 +47,30 @@ function etaOf(input: AdmitInput, position: number): number | undefined {
   return queuedEtaSeconds(position, basis, input.costMs ?? input.serviceMs);
 }
 
+/**
+ * admit.lua's stored fields (its ARGV[8]): a JSON array of field, value, … — the caller's fields,
+ * the customer and priority as `cust` and `prio` (the tenant and its counts), the input digests as
+ * `inputs` and the ttl as `ttl_def` (default) or `ttl_at`, when there are any.
+ */
+function storedFields(
+  fields: Readonly<Record<string, string>>,
+  customer: string,
+  priority: string,
+  inputs: string,
+  ttlAt: number,
+  ttlIsDefault: boolean,
+): string {
+  const flat: string[] = [];
+  for (const k in fields) {
+    const v = fields[k];
+    if (v !== undefined && k !== "cust" && k !== "prio" && k !== "inputs") flat.push(k, v);
+  }
+  flat.push("cust", customer, "prio", priority);
+  if (inputs !== "") flat.push("inputs", inputs);
+  if (ttlAt > 0) flat.push(ttlIsDefault ? "ttl_def" : "ttl_at", String(ttlAt));
+  return JSON.stringify(flat);
+}
+
 /** Admissions reported `unknown` that one process keeps settling (beyond it, the oldest are dropped). */
 const MAX_PENDING_RESOLUTIONS = 10_000;
 const RESOLVE_RETRY_MS = 100;
@@ -144,6 +168,10 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
     async admit(input) {
       const now = input.now ?? opts.clock();
       const customer = input.fields["cust"] ?? "";
+      const tier = input.fields["tier"] ?? "";
+      const inputs =
+        input.inputs && input.inputs.length > 0 ? input.inputs.join(" ") : (input.fields["inputs"] ?? "");
+      const ttlAt = input.ttlAt ?? 0;
       let reply: number[];
       try {
         const tenant = input.tenant ?? { weight: 1 };
@@ -152,15 +180,9 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
           input.route,
           priorityOffset(input.priority, agingBoundMs, opts.maxWeight ?? 1),
           now,
-          input.ttlAt ?? 0,
+          ttlAt,
           input.maxPosition ?? -1,
-          // the customer and priority are stored as `cust` and `prio` (the tenant and its counts)
-          JSON.stringify({
-            ...input.fields,
-            cust: customer,
-            prio: input.priority,
-            ...(input.inputs && input.inputs.length > 0 ? { inputs: input.inputs.join(" ") } : {}),
-          }),
+          storedFields(input.fields, customer, input.priority, inputs, ttlAt, input.ttlIsDefault === true),
           input.request,
           input.ttlIsDefault === true ? "0" : "1",
           finiteCost(input.costMs, input.serviceMs),
@@ -169,6 +191,10 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
           tenant.maxQueued ?? -1,
           opts.queueMax ?? -1,
           Math.max(0, Math.round(input.fleetSlots ?? input.capacity)),
+          customer,
+          input.priority,
+          tier,
+          inputs,
         ])) as number[];
       } catch (err) {
         if (!mayHaveRun(err)) throw err;

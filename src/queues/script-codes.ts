@@ -68,10 +68,24 @@ export function refusalOf<S extends string>(script: S, code: number): RefusalOf<
   return name as RefusalOf<S>;
 }
 
-/** The table as the Lua source prepended to every script: `local E = {missing = -1, ...}`. */
+/** The table as Lua source, `local E = {missing = -1, ...}` (for Lua run beside the scripts, in tests). */
 export function luaCodeTable(): string {
   const entries = (Object.keys(SCRIPT_CODES) as ScriptRefusal[]).map(
     (name) => `${name} = ${SCRIPT_CODES[name].code}`,
   );
   return `local E = {${entries.join(", ")}}`;
+}
+
+/**
+ * A script's source with every `E.<name>` written out as its code, `(-5)`: the scripts name the codes
+ * of this table, and Redis gets the numbers, so no call builds the table (Redis runs a script's whole
+ * text on every call).
+ * @throws Error for a name that is not in the table.
+ */
+export function withLuaCodes(lua: string): string {
+  return lua.replace(/\bE\.(\w+)/g, (_, name: string) => {
+    const entry = (SCRIPT_CODES as Record<string, { readonly code: number } | undefined>)[name];
+    if (entry === undefined) throw new Error(`E.${name} is not a script code`);
+    return `(${entry.code})`;
+  });
 }

@@ -1,11 +1,11 @@
-// Loads the scheduler's Lua scripts (the return-code table and lib.lua prepended to each) as ioredis
-// commands (EVALSHA with an automatic EVAL fallback after a Redis restart flushed the script cache),
-// and sends script calls in capped pipelines when asked to (REDIS_PIPELINE_MAX; why:
-// docs/decisions.md "Script pipelines").
+// Loads the scheduler's Lua scripts (each with what it uses of the library prepended and its return
+// codes written out) as ioredis commands (EVALSHA with an automatic EVAL fallback after a Redis
+// restart flushed the script cache), and sends script calls in capped pipelines when asked to
+// (REDIS_PIPELINE_MAX; why: docs/decisions.md "Script pipelines").
 import { readFileSync } from "node:fs";
 import type { Redis } from "ioredis";
 import type { RedisClient } from "../infra/redis-client.js";
-import { luaCodeTable } from "./script-codes.js";
+import { withLuaCodes } from "./script-codes.js";
 
 export const SCRIPT_NAMES = [
   "admit",
@@ -66,26 +66,86 @@ export function libSource(): string {
   return LIB_FILES.map(readLua).join("\n");
 }
 
-/** The local functions a Lua source defines at its top level. */
-function definedFunctions(source: string): string[] {
-  return [...source.matchAll(/^local function ([A-Za-z_][A-Za-z0-9_]*)/gm)].map((m) => m[1]!);
+/** A top-level definition of the library: a `local function` (to its `end`) or a one-line `local`. */
+interface LibUnit {
+  readonly name: string;
+  readonly text: string;
+  /** The library's names its text uses (other than its own). */
+  readonly uses: readonly string[];
+}
+
+/** Comments out of a Lua source (block `--[[ ]]` and line `--`); strings hold no `--` in ours. */
+function withoutComments(lua: string): string {
+  return lua.replace(/--\[\[[\s\S]*?\]\]/g, "").replace(/--[^\n]*/g, "");
 }
 
 /**
- * The scripts' sources as Redis runs them: the return-code table `E` and lib_dispatch.lua each only in
- * the scripts that use them (Redis runs a script's whole text on every call, so every table and
- * function it defines costs each call: about 2 µs for lib_dispatch.lua), lib.lua always, then the
- * script.
+ * The library split into its top-level definitions, in order: each `local function name(...)` up to
+ * the `end` that starts a line, and each one-line `local NAME = ...`. Anything else at the top level
+ * is refused (it would have to run in every script).
+ */
+function libUnits(lib: string): LibUnit[] {
+  const lines = withoutComments(lib).split("\n");
+  const found: { name: string; text: string }[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line.trim() === "") continue;
+    const fn = /^local function ([A-Za-z_]\w*)\(/.exec(line);
+    if (fn) {
+      const body = [line];
+      while (lines[i] !== "end") {
+        i += 1;
+        if (i >= lines.length)
+          throw new Error(`lib: function ${fn[1]!} has no closing "end" at a line's start`);
+        body.push(lines[i]!);
+      }
+      found.push({ name: fn[1]!, text: body.join("\n") });
+      continue;
+    }
+    const value = /^local ([A-Za-z_]\w*) = .+$/.exec(line);
+    if (!value) throw new Error(`lib: a top-level statement that is no definition: ${line}`);
+    found.push({ name: value[1]!, text: line });
+  }
+  const names = new Set(found.map((u) => u.name));
+  return found.map((u) => ({
+    ...u,
+    uses: [...new Set(u.text.match(/\b[A-Za-z_]\w*\b/g) ?? [])].filter((w) => w !== u.name && names.has(w)),
+  }));
+}
+
+/**
+ * The library's definitions a script uses (its own text's names, and what those use in turn), in the
+ * library's order. Redis runs a script's whole text on every call, so every function and table it
+ * defines costs each call: the whole library took about 10 µs of Redis CPU per call, what admit.lua
+ * uses of it about 3 µs (docs/decisions.md "Fair share", the cost of an admission).
+ */
+function libFor(units: readonly LibUnit[], own: string): string {
+  const byName = new Map(units.map((u) => [u.name, u]));
+  const needed = new Set<string>();
+  const visit = (name: string) => {
+    if (needed.has(name)) return;
+    const unit = byName.get(name);
+    if (unit === undefined) return;
+    needed.add(name);
+    for (const used of unit.uses) visit(used);
+  };
+  for (const word of withoutComments(own).match(/\b[A-Za-z_]\w*\b/g) ?? []) visit(word);
+  return units
+    .filter((u) => needed.has(u.name))
+    .map((u) => u.text)
+    .join("\n");
+}
+
+/**
+ * The scripts' sources as Redis runs them: the library's definitions the script uses
+ * ({@link libFor}), then the script, with the return codes `E.<name>` written out as numbers.
  */
 export function scriptSources(): Map<ScriptName, string> {
-  const [base, dispatch] = LIB_FILES.map(readLua) as [string, string];
-  const dispatchUse = new RegExp(`\\b(?:${definedFunctions(dispatch).join("|")})\\(`);
-  const codes = luaCodeTable();
+  const units = libUnits(libSource());
   return new Map(
     SCRIPT_NAMES.map((name) => {
       const own = readLua(name);
-      const lib = dispatchUse.test(own) ? `${base}\n${dispatch}` : base;
-      return [name, `${/\bE\./.test(own) ? `${codes}\n` : ""}${lib}\n${own}`];
+      return [name, withLuaCodes(`${libFor(units, own)}\n${own}`)];
     }),
   );
 }

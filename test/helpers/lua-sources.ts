@@ -8,7 +8,7 @@ const LUA_DIR = new URL("../../src/queues/lua/", import.meta.url);
 
 /**
  * Every .lua file of the scheduler: name (without .lua) -> source; the library's files
- * (scripts.ts LIB_FILES) as one, "lib", as the scripts get it.
+ * (scripts.ts LIB_FILES) as one, "lib" (each script gets the parts it uses).
  */
 export function luaFiles(): Map<string, string> {
   const lib = new Set<string>(LIB_FILES);

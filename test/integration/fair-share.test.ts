@@ -235,6 +235,30 @@ describe("the tenant's virtual time", () => {
     expect(await f.store.read(b)).toMatchObject({ position: 0 });
   });
 
+  it("gives exact positions to jobs of one key more than a day of virtual time on (scores past 10^14)", async () => {
+    const f = fleet(4);
+    const keys = createKeys(r.prefix);
+    // ~28 h of virtual time: scores of 15 digits, past what Lua's number-to-string keeps exactly
+    await r.client.hset(keys.fair, "V", 100_000_000);
+    const positions: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      // a new tenant each: every one starts at V, so the jobs share one key and differ by sequence
+      const res = await f.sched.admit({
+        id: `j_late${String(i).padStart(3, "0")}`,
+        route: "flux/schnell",
+        priority: "high",
+        fields: { cust: `late${i}` },
+        request: "{}",
+        serviceMs: 1000,
+        capacity: 4,
+        costMs: 1000,
+      });
+      positions.push(res.admitted ? res.position : -1);
+    }
+    expect(positions).toEqual(Array.from({ length: 12 }, (_, i) => i));
+    expect(Number(await r.client.zscore(keys.queue, "j_late000"))).toBeGreaterThan(1e14);
+  });
+
   it("uses the fleet's last known slots while an admission knows none", async () => {
     const f = fleet(4);
     const keys = createKeys(r.prefix);

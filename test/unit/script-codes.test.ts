@@ -1,7 +1,13 @@
 // One table of the scripts' return codes, decoded by one function.
 import { describe, expect, it } from "vitest";
-import { SCRIPT_CODES, luaCodeTable, refusalOf, type ScriptRefusal } from "../../src/queues/script-codes.js";
-import { SCRIPT_NAMES } from "../../src/queues/scripts.js";
+import {
+  SCRIPT_CODES,
+  luaCodeTable,
+  refusalOf,
+  withLuaCodes,
+  type ScriptRefusal,
+} from "../../src/queues/script-codes.js";
+import { SCRIPT_NAMES, scriptSources } from "../../src/queues/scripts.js";
 
 const names = Object.keys(SCRIPT_CODES) as ScriptRefusal[];
 
@@ -31,5 +37,13 @@ describe("script return codes", () => {
   it("hands the scripts the same table as Lua source", () => {
     const lua = luaCodeTable();
     for (const n of names) expect(lua).toContain(`${n} = ${SCRIPT_CODES[n].code}`);
+  });
+
+  it("writes the codes into the scripts as numbers, and refuses a name not in the table", () => {
+    expect(withLuaCodes("if x then return {E.voided} end return {E.too_far, p}")).toBe(
+      "if x then return {(-8)} end return {(-6), p}",
+    );
+    expect(() => withLuaCodes("return {E.vanished}")).toThrow(/E\.vanished/);
+    for (const [name, lua] of scriptSources()) expect(lua, name).not.toMatch(/\bE\.\w/);
   });
 });

@@ -14,16 +14,18 @@
   ARGV[1] prefix            ARGV[2] job id          ARGV[3] route ("family/model" or "family/model@backend")
   ARGV[4] priority offset (virtual ms)                ARGV[5] now (ms)
   ARGV[6] ttl deadline (ms, 0 = none)               ARGV[7] highest position admitted (-1 = no limit)
-  ARGV[8] stored fields (JSON object of strings, `cust` and `prio` among them; one argument costs the
-  caller far less than one per field; `inputs`, the space-separated CAS digests of its input images,
-  also takes a reference on each, see lib.lua release_objects)  ARGV[9] the request (JSON, stored as
-  the field `req` as it is)
+  ARGV[8] stored fields: a JSON array of strings, field, value, field, value, … (`cust`, `prio`, `tier`
+  and `inputs` among them as ARGV[17-20] give them, and the ttl's field as ARGV[10] names it; one
+  argument costs the caller far less than one per field, and an array is handed to HSET as it is)
+  ARGV[9] the request (JSON, stored as the field `req` as it is)
   ARGV[10] "1" when the client sent the ttl (indexed in the ttl set), "0" for the default ttl (stored
   as ttl_def and found by expire.lua's sweep: no index to keep per job)
   ARGV[11] estimated cost (GPU ms)  ARGV[12] tenant weight  ARGV[13] tenant running-at-once limit (0 = none)
   ARGV[14] tenant queued-at-once limit (-1 = none)  ARGV[15] queued-at-once limit of everyone (-1 = none)
   ARGV[16] fleet slots (C: the slots of every backend known, a stable figure; 0 = unknown: the last
   figure stored)
+  ARGV[17] customer  ARGV[18] priority  ARGV[19] tier ("" = none)  ARGV[20] the CAS digests of its
+  input images, space-separated ("" = none; each takes a reference, see lib.lua release_objects)
   Returns { position } (the caller derives the ETA from it)
   { E.exists }  a job with this id exists
   { E.too_far, position }  it could not start within the caller's limit; nothing was stored
@@ -41,16 +43,15 @@ local offset = tonumber(ARGV[4])
 local now = tonumber(ARGV[5])
 local ttl_at = tonumber(ARGV[6])
 local max_position = tonumber(ARGV[7])
-local ttl_field = ARGV[10] == "0" and "ttl_def" or "ttl_at"
 local cost = tonumber(ARGV[11])
 local weight = tonumber(ARGV[12])
-local cap = tonumber(ARGV[13])
 local tenant_max = tonumber(ARGV[14])
 local queue_max = tonumber(ARGV[15])
 local slots = tonumber(ARGV[16])
 local jk = key("job", id)
 local fields = cjson.decode(ARGV[8])
-local cust = fields.cust
+local cust = ARGV[17]
+local tier = ARGV[19] ~= "" and ARGV[19] or nil
 local tk = key("t", cust)
 
 -- an existing record: this very admission resent, a voided id, or another job's
@@ -88,33 +89,26 @@ if t[3] then start = math.max(v, tonumber(t[1] or "0")) end
 local finish = start + cost / (slots * weight)
 
 local seq = redis.call("INCR", key("q", "seq"))
-local score = order_key(start + offset, seq)
+-- The score as the exact integer it is, written out once: Lua's tostring ("(" .. score) keeps 14
+-- digits, so from 10^14 on (a day of virtual time) the bound would be rounded and the position miss
+-- or count jobs of the same key; and every number handed to redis.call is formatted again (%.17g).
+local score = string.format("%.0f", order_key(start + offset, seq))
 local position = redis.call("ZCOUNT", key("q"), "-inf", "(" .. score)
 if max_position >= 0 and position > max_position then return {E.too_far, position} end
 
-local args = {"id", id, "status", "queued", "route", route, "score", score, "vs", start, "created", now, "attempt", 0,
-  "spent", 0, "req", ARGV[9]}
-for k, v in pairs(fields) do
-  args[#args + 1] = k
-  args[#args + 1] = v
-end
-if ttl_at > 0 then
-  args[#args + 1] = ttl_field
-  args[#args + 1] = ttl_at
-end
-redis.call("HSET", jk, unpack(args))
-if fields.inputs then
-  for digest in string.gmatch(fields.inputs, "%S+") do redis.call("HINCRBY", key("cas", "live"), digest, 1) end
-end
+-- numbers the caller sent are stored as it wrote them (ARGV): no conversion back to a string
+redis.call("HSET", jk, "id", id, "status", "queued", "route", route, "score", score, "vs", start, "created", ARGV[5],
+  "attempt", "0", "spent", "0", "req", ARGV[9], unpack(fields))
+for digest in string.gmatch(ARGV[20], "%S+") do redis.call("HINCRBY", key("cas", "live"), digest, 1) end
 -- the tenant's fair-share record: its new virtual finish time, weight and running limit (its weight
 -- in W changes with it while it is active)
-redis.call("HSET", tk, "F", finish, "w", weight, "cap", cap)
+redis.call("HSET", tk, "F", finish, "w", ARGV[12], "cap", ARGV[13])
 if t[3] and tonumber(t[3]) ~= weight then
   redis.call("HINCRBY", key("fair"), "W", weight - tonumber(t[3]))
   redis.call("HSET", tk, "aw", weight)
 end
-local first_of_route = queue_join(id, score, route, nil, cust, fields.prio, fields.tier)
-if ttl_at > 0 and ttl_field == "ttl_at" then redis.call("ZADD", key("q", "ttl"), ttl_at, id) end
+local first_of_route = queue_join(id, score, route, nil, cust, ARGV[18], tier)
+if ttl_at > 0 and ARGV[10] == "1" then redis.call("ZADD", key("q", "ttl"), ARGV[6], id) end
 -- No event is stored at admission: the position is live state (SSE reads and sends it), and an
 -- event list per queued job would cost more memory than the job itself.
 -- Wake the dispatchers when the job may start at once; otherwise they are busy or will find it on

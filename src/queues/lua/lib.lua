@@ -1,7 +1,9 @@
 --[[
-  Shared helpers, prepended to every scheduler script at load time (after `E`, the table of return
-  codes generated from src/queues/script-codes.ts, in the scripts that use it), followed by
-  lib_dispatch.lua (starting attempts: dispatch_jobs and its parts). Every script passes
+  Shared helpers, followed by lib_dispatch.lua (starting attempts: dispatch_jobs and its parts): each
+  script gets, prepended at load time, the definitions of both that it uses (src/queues/scripts.ts
+  libFor), and its return codes `E.<name>` (src/queues/script-codes.ts) as numbers. Every top-level
+  statement here is a `local function` ending with an `end` at a line's start or a one-line `local`
+  (scripts.ts splits the library by them). Every script passes
   the key prefix as ARGV[1]; keys are built with key(...), their names those of src/queues/keys.ts
   (all share the prefix's hash tag; test/unit/lua-seams.test.ts and test/integration/
   lua-mirrors.test.ts check the names, the hooks below and what keys.ts mirrors).
