@@ -168,7 +168,9 @@ describe("the sync route", () => {
   it("names the job in the 503 when the admission's outcome stays unknown", async () => {
     const syncProxy = await startFaultProxy(redisUrl());
     const withWorker = await startSystem({
-      env: { REDIS_URL: syncProxy.url, REDIS_COMMAND_TIMEOUT_MS: "300", ADMIT_RESOLVE_MS: "300" },
+      // A command timeout long enough for the warm-up on a loaded machine (at 300 ms its first calls
+      // timed out under load average 10); the stall outlasts it and the resolution together.
+      env: { REDIS_URL: syncProxy.url, REDIS_COMMAND_TIMEOUT_MS: "1000", ADMIT_RESOLVE_MS: "1000" },
     });
     try {
       const token = await withWorker.token("sync-customer");
@@ -181,7 +183,7 @@ describe("the sync route", () => {
       const warm = await call("sync warm-up");
       expect(warm.status).toBe(200);
       await warm.arrayBuffer(); // an unread body would hold its connection open
-      syncProxy.stallOn("stall-sync", 1_500);
+      syncProxy.stallOn("stall-sync", 4_000);
       const res = await call("stall-sync");
       expect(res.status).toBe(503);
       const problem = (await res.json()) as { detail: string; details: { job_id: string; outcome: string } };
