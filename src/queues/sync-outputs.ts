@@ -59,39 +59,61 @@ export function createSyncOutputs(redis: RedisClient, prefixes: readonly string[
 }
 
 /**
- * The store as readers see it: a CAS object, or else the sync output held in Redis for it. Writes go
- * to the CAS alone.
+ * The store as readers see it: a CAS object, or else the sync output held in Redis for it. A reader
+ * that finds neither asks the CAS once more: the copy is dropped only after the object is written, so
+ * an object written between the two first looks is there by then. Writes go to the CAS alone.
  */
 export function withSyncOutputs(blobs: BlobStore, held: SyncOutputs): BlobStore {
+  /** The CAS's answer, or else the held copy's, or else the CAS's again. */
+  async function either<T>(cas: () => Promise<T | undefined>, copy: () => Promise<T | undefined>) {
+    return (await cas()) ?? (await copy()) ?? (await cas());
+  }
+  const truthy = (b: boolean) => (b ? true : undefined);
   return {
     put: (bytes) => blobs.put(bytes),
     putStream: (chunks) => blobs.putStream(chunks),
     async has(digest) {
-      return (await blobs.has(digest)) || (await held.has(digest));
+      const found = await either(
+        async () => truthy(await blobs.has(digest)),
+        async () => truthy(await held.has(digest)),
+      );
+      return found === true;
     },
-    // A held output will be written (fresh) by its worker or the sweeper: nothing to protect yet.
+    // A held output will be written (fresh) by its worker or the sweep: nothing to protect yet.
     async touch(digest) {
-      return (await blobs.touch(digest)) || (await held.has(digest));
+      const found = await either(
+        async () => truthy(await blobs.touch(digest)),
+        async () => truthy(await held.has(digest)),
+      );
+      return found === true;
     },
-    async get(digest) {
-      return (await blobs.get(digest)) ?? (await held.get(digest));
-    },
-    async open(digest, range) {
-      const stored = await blobs.open(digest, range);
-      if (stored) return stored;
-      const bytes = await held.get(digest);
-      if (!bytes) return undefined;
-      if (range && range.start >= bytes.byteLength) throw new RangeError("range starts beyond the object");
-      const part = range ? bytes.subarray(range.start, Math.min(range.end, bytes.byteLength - 1) + 1) : bytes;
-      return {
-        size: bytes.byteLength,
-        body: new ReadableStream<Uint8Array>({
-          start(controller) {
-            controller.enqueue(part);
-            controller.close();
-          },
-        }),
-      };
-    },
+    get: (digest) =>
+      either(
+        () => blobs.get(digest),
+        () => held.get(digest),
+      ),
+    open: (digest, range) =>
+      either(
+        () => blobs.open(digest, range),
+        async () => {
+          const bytes = await held.get(digest);
+          return bytes && streamOf(bytes, range);
+        },
+      ),
+  };
+}
+
+/** Size and a stream of `bytes` or of the inclusive range, as BlobStore.open answers. */
+function streamOf(bytes: Uint8Array, range: { readonly start: number; readonly end: number } | undefined) {
+  if (range && range.start >= bytes.byteLength) throw new RangeError("range starts beyond the object");
+  const part = range ? bytes.subarray(range.start, Math.min(range.end, bytes.byteLength - 1) + 1) : bytes;
+  return {
+    size: bytes.byteLength,
+    body: new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(part);
+        controller.close();
+      },
+    }),
   };
 }

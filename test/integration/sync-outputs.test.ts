@@ -106,6 +106,30 @@ describe("sync outputs held in Redis", () => {
     expect(await r.client.zcard(keys.syncOutputs)).toBe(0);
   });
 
+  it("are found by a read that races their write-out (CAS looked at before the write, Redis after the drop)", async () => {
+    const keys = createKeys(r.prefix);
+    const held = createSyncOutputs(r.client, [r.prefix]);
+    await r.client.multi().set(keys.syncOutput(digest), bytes).zadd(keys.syncOutputs, now, digest).exec();
+    // The real store, whose first look at each object lets the writer finish in between: the object
+    // is written and the copy dropped after the reader found no object, before it asks Redis.
+    let writtenOut = false;
+    const racing: typeof cas = {
+      ...cas,
+      async get(d) {
+        const found = await cas.get(d);
+        if (!writtenOut) {
+          writtenOut = true;
+          await cas.put(bytes);
+          await held.drop(d);
+        }
+        return found;
+      },
+    };
+    const got = await withSyncOutputs(racing, held).get(digest);
+    expect(writtenOut).toBe(true);
+    expect(got && Buffer.from(got)).toEqual(bytes);
+  });
+
   it("are refused when the copy does not hash to its digest", async () => {
     const keys = createKeys(r.prefix);
     await r.client.set(keys.syncOutput(digest), "other bytes");
