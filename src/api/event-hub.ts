@@ -2,6 +2,7 @@
 // sync waiters of this process. Messages only say "job X has new events"; readers fetch them from
 // the job's event list in Redis, so a missed message costs latency, never an event.
 import type { RedisClient } from "../infra/redis-client.js";
+import type { SettleSignal } from "../core/settle-signal.js";
 
 export type Listener = () => void;
 
@@ -15,11 +16,18 @@ export interface EventHub {
 }
 
 /** `channel`: the event channel, or one per pool (docs/decisions.md "Pools"; job ids differ across pools). */
-export function createEventHub(subscriber: RedisClient, channel: string | readonly string[]): EventHub {
+export function createEventHub(
+  subscriber: RedisClient,
+  channel: string | readonly string[],
+  settles?: Pick<SettleSignal, "subscribe">,
+): EventHub {
   const channels: readonly string[] = typeof channel === "string" ? [channel] : channel;
   const listeners = new Map<string, Set<Listener>>();
+  let unsubscribeSettles: (() => void) | undefined;
   const onMessage = (ch: string, id: string) => {
-    if (!channels.includes(ch)) return;
+    if (channels.includes(ch)) wake(id);
+  };
+  const wake = (id: string) => {
     const set = listeners.get(id);
     if (!set) return;
     for (const l of [...set]) l();
@@ -42,10 +50,14 @@ export function createEventHub(subscriber: RedisClient, channel: string | readon
       return n;
     },
     async start() {
+      // A settle by this process's worker wakes its listeners before the message comes back.
+      unsubscribeSettles ??= settles?.subscribe(wake);
       subscriber.on("message", onMessage);
       await subscriber.subscribe(...channels);
     },
     async stop() {
+      unsubscribeSettles?.();
+      unsubscribeSettles = undefined;
       subscriber.off("message", onMessage);
       listeners.clear();
       // With Redis gone, the subscriber's offline queue would hold UNSUBSCRIBE (and the shutdown)

@@ -157,6 +157,13 @@ const variables = z.object({
   SYNC_BUDGET_MS: int(60_000, 100),
   /** A sync client that disconnects while waiting cancels its job. */
   SYNC_CANCEL_ON_DISCONNECT: bool(true),
+  /**
+   * A sync job's output is kept in Redis with the settle and written to the CAS after the answer
+   * (false: written and fsynced before the settle, as every other output).
+   */
+  SYNC_OUTPUT_IN_REDIS: bool(true),
+  /** How often a worker writes out sync outputs left in Redis, and how old they must be for it. */
+  SYNC_OUTPUT_SWEEP_MS: int(5_000, 50),
   JOB_ATTEMPTS: int(5, 1, 100),
   LOCK_MS: int(30_000, 200),
   STALLED_INTERVAL_MS: int(5_000, 50),

@@ -1,4 +1,5 @@
 // The api role: Redis connections (fail-fast profile), event hub, Hono app on HOST:PORT.
+import { createSyncOutputs, withSyncOutputs } from "../queues/sync-outputs.js";
 import { join } from "node:path";
 import { createRandomIds } from "../core/ids.js";
 import { createRateLimitStore } from "../queues/rate-limit-store.js";
@@ -76,7 +77,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   const pooled = apiPoolParts(ctx.settings, redis, ctx.clock, cost, limits);
   if (limits) startLimitsSweeper(ctx.settings, limits, ctx.clock, ctx.runtime, logger);
   const { scheduler, store, idempotency, capacity } = pooled;
-  const hub = createEventHub(subscriber, pooled.eventChannels);
+  const hub = createEventHub(subscriber, pooled.eventChannels, ctx.settles);
   await hub.start();
   ctx.runtime.defer("event hub", () => hub.stop());
 
@@ -135,6 +136,15 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
   ctx.runtime.defer("admissions journal", () => admissions.close());
 
   const outbox = createOutboxStore(redis, env.REDIS_PREFIX);
+  // Reads of an object also find a sync output still held in Redis (any pool's) until it is written.
+  const { pools } = ctx.settings;
+  const blobs = withSyncOutputs(
+    ctx.blobs,
+    createSyncOutputs(
+      redis,
+      pools.names.map((pool) => pools.prefixOf(env.REDIS_PREFIX, pool)),
+    ),
+  );
   const auditStore = createAuditStore(redis, env.REDIS_PREFIX);
   const compliance = createComplianceStore(redis, env.REDIS_PREFIX);
   const replication = await replicationCheck(ctx);
@@ -156,7 +166,7 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     idempotency,
     rateLimits: createRateLimitStore({ redis, prefix: env.REDIS_PREFIX }),
     hub,
-    blobs: ctx.blobs,
+    blobs,
     ...(ctx.handover ? { handover: ctx.handover } : {}),
     outboundHttp,
     imageInspector: createImageInspector({

@@ -3,6 +3,7 @@ import type { RedisClient } from "../infra/redis-client.js";
 import type { Logger } from "pino";
 import type { BlobStore, BlobSweeper } from "../core/ports.js";
 import type { OutputHandover } from "../core/output-handover.js";
+import type { SettleSignal } from "../core/settle-signal.js";
 import type { Clock } from "../core/time.js";
 import type { ProcessMetrics } from "../infra/metrics.js";
 import { closeRedis, waitReady } from "../infra/redis.js";
@@ -24,6 +25,8 @@ export interface RoleContext {
   readonly blobs: BlobStore & BlobSweeper;
   /** Sync outputs handed from this process's worker role to its api role (core/output-handover.ts). */
   readonly handover?: OutputHandover;
+  /** Terminal settles of this process's worker role, heard by its api role (core/settle-signal.ts). */
+  readonly settles?: SettleSignal;
   /** The process's metrics (one per process, whatever roles it runs; main/metrics.ts). */
   readonly metrics: ProcessMetrics;
 }

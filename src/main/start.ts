@@ -1,4 +1,5 @@
 // `render-gateway start [--roles ...]`: runs the chosen roles in this process on embedded defaults.
+import { createSettleSignal } from "../core/settle-signal.js";
 import { join, resolve } from "node:path";
 import type { Logger } from "pino";
 import { systemClock } from "../core/time.js";
@@ -123,6 +124,7 @@ export async function runStart(roles: Role[]): Promise<void> {
       clock: systemClock,
       blobs,
       handover: createOutputHandover({ clock: systemClock, ...OUTPUT_HANDOVER_BOUNDS }),
+      settles: createSettleSignal(),
       metrics,
     };
     let simUrl: string | undefined;

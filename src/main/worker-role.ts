@@ -7,6 +7,8 @@ import { formatFamilyModel } from "../core/model-route.js";
 import { closeRedis } from "../infra/redis.js";
 import { createBackendDirectory } from "../queues/backend-directory.js";
 import { createWorkerSlots } from "../queues/worker-slots.js";
+import { createSyncOutputs, withSyncOutputs } from "../queues/sync-outputs.js";
+import { createSyncOutputWriter } from "../workers/sync-output-writer.js";
 import { createRegistry } from "../workers/backends/registry.js";
 import { createWorkerService, type WorkerService } from "../workers/worker-service.js";
 import { createBreakers } from "../workers/backends/breakers.js";
@@ -67,6 +69,17 @@ export async function startWorkerRole(
   const limits = poolLimitParts(ctx.settings, redis, ctx.clock, logger);
   const scheduler = limits ? limits.limit(pool, own) : own;
   if (limits) startLimitsSweeper(ctx.settings, limits, ctx.clock, ctx.runtime, logger);
+  // Sync outputs held in Redis until written (docs/decisions.md "Sync route"): this worker writes
+  // its own and sweeps its pool's; an input naming one reads the held copy meanwhile.
+  const held = createSyncOutputs(redis, [prefix]);
+  const blobs = withSyncOutputs(ctx.blobs, held);
+  const syncOutputs = createSyncOutputWriter({
+    blobs: ctx.blobs,
+    held,
+    clock: ctx.clock,
+    logger,
+    sweepMs: env.SYNC_OUTPUT_SWEEP_MS,
+  });
   const totalCapacity = backends.reduce((s, b) => s + b.capacity, 0);
   const breakers = createBreakers(
     backends.map((b) => b.id),
@@ -112,8 +125,11 @@ export async function startWorkerRole(
     registry,
     directory: createBackendDirectory(redis, prefix, ctx.clock),
     workerSlots: createWorkerSlots(redis, prefix, ctx.clock),
-    blobs: ctx.blobs,
+    blobs,
     ...(ctx.handover ? { handover: ctx.handover } : {}),
+    ...(ctx.settles ? { settles: ctx.settles } : {}),
+    ...(env.SYNC_OUTPUT_IN_REDIS ? { syncOutputs } : {}),
+    outputSweep: syncOutputs,
     clock: ctx.clock,
     logger,
     concurrency,

@@ -23,6 +23,10 @@ export interface FinishCall {
   readonly leaseTtlMs: number;
   /** Unique per call: a resend within a minute gets the first call's reply. */
   readonly tokenBase: string;
+  /**
+   * A sync job's single output, not yet in the CAS: kept in Redis with the settle (empty: none).
+   */
+  readonly syncOutput: Uint8Array;
 }
 
 /** The names of finish.lua's ARGV[1..], in order. */
@@ -42,10 +46,11 @@ export const FINISH_ARGV = [
   "prefer",
   "leaseTtlMs",
   "tokenBase",
+  "syncOutput",
 ] as const satisfies readonly ("prefix" | keyof FinishCall)[];
 
 /** The arguments of a finish.lua call after the prefix (the script runner adds it): ARGV[2..]. */
-export function finishArgs(c: FinishCall): (string | number)[] {
+export function finishArgs(c: FinishCall): (string | number | Buffer)[] {
   return [
     c.id,
     c.token,
@@ -61,6 +66,7 @@ export function finishArgs(c: FinishCall): (string | number)[] {
     c.prefer,
     c.leaseTtlMs,
     c.tokenBase,
+    Buffer.from(c.syncOutput.buffer, c.syncOutput.byteOffset, c.syncOutput.byteLength),
   ];
 }
 

@@ -50,6 +50,13 @@ export interface Keys {
   /** Customers who may read a CAS object with their bearer token (set; see object-grants.ts). */
   objectOwners(digest: string): string;
   /**
+   * A sync job's output bytes, stored by finish.lua with the settle until the worker has written
+   * and fsynced the CAS object (string; sync-outputs.ts). Read as the object meanwhile.
+   */
+  syncOutput(digest: string): string;
+  /** The sync outputs still held in Redis (sorted set: digest -> when stored, ms; the sweeper's list). */
+  readonly syncOutputs: string;
+  /**
    * An uploaded asset (hash; asset-store.ts lists its fields): pending until its PUT is done, then
    * the digest it names. Expires with its upload URL while pending, with the retention once done.
    */
@@ -231,6 +238,8 @@ export function createKeys(prefix: string): Keys {
     workerSlots: (workerId) => `${prefix}:workers:slots:${workerId}`,
     idempotency: (customer, keyHash) => `${prefix}:idem:${customer}:${keyHash}`,
     objectOwners: (digest) => `${prefix}:own:${digest}`,
+    syncOutput: (digest) => `${prefix}:out:${digest}`,
+    syncOutputs: `${prefix}:outs`,
     asset: (id) => `${prefix}:asset:${id}`,
     fair: `${prefix}:fair`,
     tenant: (customer) => `${prefix}:t:${customer}`,

@@ -219,7 +219,12 @@ export interface Scheduler {
     backends: readonly BackendView[],
     prefer?: Readonly<Record<string, string>>,
   ): Promise<Attempt[]>;
-  /** Settles an attempt; with `next`, also starts the caller's next attempts in the same step. */
+  /**
+   * Settles an attempt; with `next`, also starts the caller's next attempts in the same step. With
+   * `syncOutput` (the bytes of a complete sync job's single output, not yet in the CAS), the settle
+   * keeps them in Redis (sync-outputs.ts) when it completes the job; the caller then writes the CAS
+   * object and drops the copy.
+   */
   finish(
     id: string,
     token: string,
@@ -227,6 +232,7 @@ export interface Scheduler {
     outcome: Outcome,
     payload: FinishPayload,
     next?: NextOffer,
+    syncOutput?: Uint8Array,
   ): Promise<FinishResult>;
   /** `customer` undefined = admin (any job). */
   cancel(id: string, customer: string | undefined): Promise<CancelResult>;

@@ -76,6 +76,7 @@ const MAX_PENDING_RESOLUTIONS = 10_000;
 const RESOLVE_RETRY_MS = 100;
 
 /** Tokens are unique per call: a random base plus a counter inside the script. */
+const EMPTY = new Uint8Array(0);
 const tokenBase = () => `${randomBytes(6).toString("hex")}.`;
 
 /** A job's cost for the order key: a finite, non-negative whole number of ms (`fallback` else). */
@@ -232,7 +233,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
       return parseAttempts(reply);
     },
 
-    async finish(id, token, backend, outcome, payload, next) {
+    async finish(id, token, backend, outcome, payload, next, syncOutput) {
       const r = (await run(
         "finish",
         route,
@@ -252,6 +253,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
           prefer: next?.prefer ? json(next.prefer) : "{}",
           leaseTtlMs: opts.leaseTtlMs,
           tokenBase: tokenBase(),
+          syncOutput: syncOutput ?? EMPTY,
         }),
       )) as [number, string, string[]];
       const [code, status, attempts] = r;

@@ -43,7 +43,7 @@ export const SCRIPT_NAMES = [
 ] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 
-type Arg = string | number;
+type Arg = string | number | Buffer;
 export type ScriptRunner = (name: ScriptName, routingKey: string, args: readonly Arg[]) => Promise<unknown>;
 
 export interface ScriptOptions {

@@ -6,6 +6,9 @@ import type { WorkerRecorder } from "../core/metrics.js";
 import type { Clock } from "../core/time.js";
 import type { BlobStore } from "../core/ports.js";
 import type { OutputHandover } from "../core/output-handover.js";
+import type { SettleSignal } from "../core/settle-signal.js";
+import { casDigestOf } from "../queues/sync-outputs.js";
+import type { SyncOutputWriter } from "./sync-output-writer.js";
 import type { Attempt, FinishPayload, NextOffer, Outcome, Scheduler } from "../queues/scheduler.js";
 import { formatFamilyModel, kserveModelName } from "../core/model-route.js";
 import type { Registry } from "./backends/registry.js";
@@ -32,12 +35,25 @@ export type BackendGuard = <T>(backendId: string, call: () => Promise<T>) => Pro
 /** Preview frames larger than this are not stored (they are meant to be thumbnails). */
 const MAX_PREVIEW_CHARS = 64 * 1024;
 
+/**
+ * A sync output up to this size is kept in Redis with the settle and written to the CAS after the
+ * answer; a larger one is put in the CAS first (Redis memory and AOF bandwidth per call).
+ */
+export const SYNC_OUTPUT_HELD_MAX_BYTES = 8 * 1024 * 1024;
+
 export interface ProcessorDeps {
   readonly scheduler: Scheduler;
   readonly registry: Registry;
   readonly blobs: BlobStore;
   /** Where a sync attempt's single output is left for the API of this process (when it runs one). */
   readonly handover?: Pick<OutputHandover, "hold">;
+  /** Told of each terminal settle (the API of this process wakes its waiter at once). */
+  readonly settles?: Pick<SettleSignal, "settled">;
+  /**
+   * Where a sync attempt's single output goes after the settle (which keeps it in Redis until then);
+   * without it, every output is put in the CAS before the settle.
+   */
+  readonly syncOutputs?: Pick<SyncOutputWriter, "writeOut">;
   readonly clock: Clock;
   readonly logger: Logger;
   /** Attempts running in this process, by job id (renewal, cancel relay and shutdown use it). */
@@ -96,6 +112,8 @@ export function createRenderProcessor(deps: ProcessorDeps) {
 
     let outcome: Outcome;
     let payload: FinishPayload;
+    // A sync output settled with its bytes, written to the CAS after the settle.
+    let deferred: { digest: string; bytes: Uint8Array } | undefined;
     try {
       if (abortReason) throw new AttemptAbort(abortReason);
       if (!backend) throw new BreakerOpenError(a.backend);
@@ -146,9 +164,17 @@ export function createRenderProcessor(deps: ProcessorDeps) {
           : backend.client.infer(model, request, { signal: controller.signal }),
       );
       const digests: string[] = [];
-      for (const bytes of result.outputs) digests.push(await deps.blobs.put(bytes));
+      const single = a.sync === true && result.outputs.length === 1 ? result.outputs[0] : undefined;
+      if (single && deps.syncOutputs && single.byteLength <= SYNC_OUTPUT_HELD_MAX_BYTES) {
+        // Its caller waits: the settle keeps the bytes in Redis (durable with it), the object's
+        // write and fsync come after the answer (docs/decisions.md "Sync route").
+        deferred = { digest: casDigestOf(single), bytes: single };
+        digests.push(deferred.digest);
+      } else {
+        for (const bytes of result.outputs) digests.push(await deps.blobs.put(bytes));
+      }
       // The sync route answers with the bytes of a single output: its caller's API may be this process.
-      if (a.sync === true && digests.length === 1) deps.handover?.hold(digests[0]!, result.outputs[0]!);
+      if (single) deps.handover?.hold(digests[0]!, single);
       outcome = "complete";
       payload = {
         output: digests[0]!,
@@ -184,12 +210,24 @@ export function createRenderProcessor(deps: ProcessorDeps) {
     deps.metrics.attemptEnded(familyModel, aborted ? "aborted" : outcome, deps.clock() - startedAt);
 
     const offer = deps.nextOffer();
+    let kept = deferred !== undefined;
     try {
-      const settled = await deps.scheduler.finish(a.id, a.token, a.backend, outcome, payload, offer);
+      const settled = await deps.scheduler.finish(
+        a.id,
+        a.token,
+        a.backend,
+        outcome,
+        payload,
+        offer,
+        deferred?.bytes,
+      );
+      // Refused: the job moved on and Redis kept nothing (a settle that threw may have kept the bytes).
+      if (!settled.ok) kept = false;
       const offered = offer !== undefined;
       if (settled.ok && payload.error !== undefined && outcome !== "complete") {
         deps.metrics.settled(outcome, payload.error.code, settled.status === "queued");
       }
+      if (settled.ok && settled.status !== "queued") deps.settles?.settled(a.id);
       if (settled.ok) return { outcome, offered, next: settled.next };
       // A late answer (the job moved on: cancelled, or reaped and run elsewhere) changes nothing.
       log.info({ reason: settled.reason }, "attempt result discarded: the job is no longer this attempt's");
@@ -201,6 +239,7 @@ export function createRenderProcessor(deps: ProcessorDeps) {
     } finally {
       if (offer) deps.offerDone?.(offer);
       if (deps.held.get(a.id) === mine) deps.held.delete(a.id);
+      if (kept && deferred) deps.syncOutputs?.writeOut(deferred.digest, deferred.bytes);
     }
   };
 }

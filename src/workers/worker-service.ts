@@ -7,6 +7,7 @@ import type { WorkerRecorder } from "../core/metrics.js";
 import type { Clock } from "../core/time.js";
 import type { BlobStore } from "../core/ports.js";
 import type { OutputHandover } from "../core/output-handover.js";
+import type { SettleSignal } from "../core/settle-signal.js";
 import type { BackendDirectory } from "../queues/backend-directory.js";
 import type { Scheduler } from "../queues/scheduler.js";
 import type { WorkerSlots } from "../queues/worker-slots.js";
@@ -21,6 +22,7 @@ import { createHousekeeping } from "./housekeeping.js";
 import { createLeaseKeeper } from "./lease-keeper.js";
 import type { BackendGuard, HeldAttempt } from "./render-processor.js";
 import { createSlotLedger } from "./slot-ledger.js";
+import type { SyncOutputWriter } from "./sync-output-writer.js";
 import { within } from "./timers.js";
 
 export interface WorkerServiceOptions {
@@ -43,6 +45,14 @@ export interface WorkerServiceOptions {
   readonly blobs: BlobStore;
   /** Where a sync attempt's output is left for the API of this process (when it runs one). */
   readonly handover?: Pick<OutputHandover, "hold">;
+  /** Told of each terminal settle (the api role of this process). */
+  readonly settles?: Pick<SettleSignal, "settled">;
+  /**
+   * Writes sync outputs out after their settle (given to the attempts only with SYNC_OUTPUT_IN_REDIS);
+   * `outputSweep` writes out copies left in Redis, whatever that setting (see sync-output-writer.ts).
+   */
+  readonly syncOutputs?: Pick<SyncOutputWriter, "writeOut">;
+  readonly outputSweep?: SyncOutputWriter;
   readonly clock: Clock;
   readonly logger: Logger;
   readonly concurrency: number;
@@ -130,6 +140,8 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
     // Its slots stop counting as capacity at once (it starts nothing new), while the pass in flight ends.
     await Promise.all([within(dispatcher.inFlight(), 1_000), within(housekeeping.retireSlots(), 1_000)]);
     await runner.close(graceMs);
+    // The outputs its attempts answered with are written before the process goes (else the sweep does).
+    await o.outputSweep?.close(2_000);
     await within(attempts.handBackWaiting(), 2_000);
     // The cancel relay stays until here: cancels during the grace period abort at once.
     o.subscriber.off("message", onMessage);
@@ -164,6 +176,7 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
       leases.start();
       await housekeeping.start();
       await runner.start();
+      o.outputSweep?.start();
       kick();
       logger.info({ concurrency: o.concurrency, backends: o.registry.list().length }, "worker started");
     },

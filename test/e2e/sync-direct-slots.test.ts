@@ -13,7 +13,7 @@
 //     (a put of bytes that exist with that size trusts the file), and the answer is still the right
 //     image; an API in another process reads the CAS instead (the corrupt object: a 500; restored:
 //     the image).
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -27,6 +27,7 @@ import {
   simStats,
   submitJob,
   token,
+  until,
   waitForModel,
   waitLeasesZero,
   waitTerminal,
@@ -141,6 +142,8 @@ describe("sync attempts run in their worker process", () => {
     expect(reference.status).toBe(200);
     const digest = reference.headers.get("content-location")!.split("?")[0]!.split("/").at(-1)!;
     const path = objectPath(join(h.dataDir, "cas"), hexOf(digest));
+    // Written to the CAS right after the answer (docs/decisions.md "Sync route").
+    await until("the output is written to the CAS", async () => existsSync(path));
     const good = readFileSync(path);
     // Same size, other bytes: a put of the same output trusts the file; a read of it fails its hash.
     const bad = Buffer.from(good.map((b) => b ^ 0xff));

@@ -11,6 +11,7 @@ import type { BackendConfig } from "../../src/config/backends.js";
 import { systemClock } from "../../src/core/time.js";
 import { signToken } from "../../src/api/auth.js";
 import { createOutputHandover, OUTPUT_HANDOVER_BOUNDS } from "../../src/core/output-handover.js";
+import { createSettleSignal } from "../../src/core/settle-signal.js";
 import { createFsBlobStore } from "../../src/infra/fs-blob-store.js";
 import { createRedisConnector } from "../../src/infra/redis-connector.js";
 import { createBackendDirectory } from "../../src/queues/backend-directory.js";
@@ -103,6 +104,8 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
   // Roles api and worker share it as in `start`: sync outputs are handed over in memory.
   const clock = systemClock;
   const handover = createOutputHandover({ clock, ...OUTPUT_HANDOVER_BOUNDS });
+  // And a worker's terminal settles wake the API's waiters directly, as in `start`.
+  const settles = createSettleSignal();
   const redisConnector = createRedisConnector(
     { kind: "url", url: settings.env.REDIS_URL! },
     { commandTimeoutMs: settings.env.REDIS_COMMAND_TIMEOUT_MS, logger },
@@ -139,6 +142,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
           clock,
           blobs,
           handover,
+          settles,
           metrics,
         });
       }
@@ -153,6 +157,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
         clock,
         blobs,
         handover,
+        settles,
         metrics,
       });
       url = api.url;

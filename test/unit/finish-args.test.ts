@@ -17,6 +17,7 @@ const call: FinishCall = {
   prefer: "{}",
   leaseTtlMs: 30_000,
   tokenBase: "fedcba987654.",
+  syncOutput: Buffer.from("\x89PNG bytes"),
 };
 
 describe("finish.lua's arguments", () => {

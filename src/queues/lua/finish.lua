@@ -20,6 +20,10 @@
   ARGV[8] max attempts  ARGV[9] retention seconds  ARGV[10] retention count
   ARGV[11] attempts to start next (free slots of the caller, 0 = none)  ARGV[12] backends JSON
   ARGV[13] preferred engines JSON  ARGV[14] lease ttl (ms)  ARGV[15] token base
+  ARGV[16] the bytes of a sync job's single output whose CAS object is not written yet, or "": kept
+    under out:<digest> (and listed in `outs`) when, and only when, the job completes here, so the
+    settle and the bytes reach the AOF in one entry; the worker writes and fsyncs the object after
+    and drops the copy (sync-outputs.ts; docs/decisions.md "Sync route")
   The payload is checked before anything changes: a malformed call is answered with an error reply
   and changes nothing. A resent call (same token base within a minute) gets the reply of the first.
   Returns { code, status, next attempts (flat array, see dispatch.lua) }
@@ -44,7 +48,7 @@ local function malformed(outcome, p)
   return nil
 end
 
-local function settle(id, token, backend, now, outcome, p, max_attempts, retention_s, retention_count)
+local function settle(id, token, backend, now, outcome, p, max_attempts, retention_s, retention_count, bytes)
   local jk = key("job", id)
 
   -- the slot goes back first (a deletion: Redis takes it at its memory limit too, and the writes that
@@ -103,6 +107,10 @@ local function settle(id, token, backend, now, outcome, p, max_attempts, retenti
       redis.call("SADD", key("own", digest), cust)
       redis.call("EXPIRE", key("own", digest), retention_s)
     end
+    if bytes ~= "" and #p.outputs == 1 then
+      redis.call("SET", key("out", p.output), bytes)
+      redis.call("ZADD", key("outs"), now, p.output)
+    end
     end_job(id, "complete", now, {drop = {"token"}, event = "complete",
       data = cjson.encode({output = p.output, outputs = p.outputs, gpu_ms = p.gpu_ms}), retention_s = retention_s,
       retention_count = retention_count, inputs = f0[6], outputs = p.outputs},
@@ -151,7 +159,7 @@ local retention_count = tonumber(ARGV[10])
 local bad = malformed(outcome, payload)
 if bad then return redis.error_reply(bad) end
 local code, status = unpack(settle(ARGV[2], ARGV[3], ARGV[4], now, outcome, payload, tonumber(ARGV[8]), retention_s,
-  retention_count))
+  retention_count, ARGV[16] or ""))
 local next_attempts = {}
 local slots = tonumber(ARGV[11] or "0")
 if slots > 0 then

@@ -1,0 +1,55 @@
+// A terminal settle by the worker role of a process wakes the sync waiters of its api role at once
+// (core/settle-signal.ts), without waiting for the job's event to come back through Redis pub/sub;
+// the pub/sub message still wakes them as before (an API in another process has only that).
+import { Redis } from "ioredis";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createEventHub, type EventHub } from "../../src/api/event-hub.js";
+import { createSettleSignal } from "../../src/core/settle-signal.js";
+import { createKeys } from "../../src/queues/keys.js";
+import { redisUrl, testRedis, type TestRedis } from "../helpers/redis.js";
+
+let r: TestRedis;
+let subscriber: Redis;
+let hub: EventHub;
+const settles = createSettleSignal();
+
+beforeEach(async () => {
+  r = testRedis();
+  subscriber = new Redis(redisUrl(), { maxRetriesPerRequest: null });
+  hub = createEventHub(subscriber, createKeys(r.prefix).eventChannel, settles);
+  await hub.start();
+});
+
+afterEach(async () => {
+  await hub.stop();
+  subscriber.disconnect();
+  await r.cleanup();
+});
+
+describe("the event hub of an API beside a worker", () => {
+  it("wakes a job's listeners when the worker of its process settles the job, synchronously", () => {
+    const woken: string[] = [];
+    const off = hub.on("j_1", () => woken.push("j_1"));
+    hub.on("j_2", () => woken.push("j_2"));
+    settles.settled("j_1");
+    expect(woken).toEqual(["j_1"]);
+    off();
+    settles.settled("j_1");
+    expect(woken).toEqual(["j_1"]);
+  });
+
+  it("still wakes them on the job's pub/sub message, and hears no settle once stopped", async () => {
+    const woken: string[] = [];
+    hub.on("j_3", () => woken.push("j_3"));
+    await r.client.publish(createKeys(r.prefix).eventChannel, "j_3");
+    for (let i = 0; woken.length === 0; i++) {
+      if (i > 1000) throw new Error("no wake-up from the pub/sub message");
+      await new Promise((res) => setTimeout(res, 5));
+    }
+    expect(woken).toEqual(["j_3"]);
+    await hub.stop();
+    hub.on("j_4", () => woken.push("j_4"));
+    settles.settled("j_4");
+    expect(woken).toEqual(["j_3"]);
+  });
+});
