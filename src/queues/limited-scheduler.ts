@@ -27,6 +27,11 @@ export function createLimitedScheduler(inner: Scheduler, deps: LimitedSchedulerD
       () => undefined,
       (err: unknown) => deps.onError?.(err),
     );
+  /** Releases a requeue's place, unless `ask` and its job holds it (lim_probe.lua: writes nothing for one). */
+  const releaseUnheld = async (place: string, ask: boolean) => {
+    if (ask && (await pool.probe([place], 0))[0] !== "over") return;
+    await ledger.release([place]);
+  };
   /** After a worker's step: what it ended is released, and held jobs may get the permits freed. */
   const afterWork = () => Promise.all([quietly(pool.drain()), quietly(pool.grantHeld())]);
 
@@ -46,7 +51,14 @@ export function createLimitedScheduler(inner: Scheduler, deps: LimitedSchedulerD
           ...input,
           // `lim`: the job's places and permits are the ledger's; a negative running cap makes the
           // pool's dispatch ask for permits instead of counting its own (lib_dispatch.lua at_limit)
-          fields: { ...input.fields, lim: "1" },
+          // (`lrun`: that limit, which a requeue puts back when the tenant's record went meanwhile)
+          fields: {
+            ...input.fields,
+            lim: "1",
+            ...(tenant.maxRunning !== undefined && tenant.maxRunning > 0
+              ? { lrun: String(tenant.maxRunning) }
+              : {}),
+          },
           tenant: {
             ...tenant,
             ...(tenant.maxRunning !== undefined && tenant.maxRunning > 0
@@ -83,7 +95,11 @@ export function createLimitedScheduler(inner: Scheduler, deps: LimitedSchedulerD
         }
       }
       const r = await inner.finish(id, token, backend, outcome, payload, next);
-      if (place !== undefined && !(r.ok && r.status === "queued")) await quietly(ledger.release([place]));
+      // Not put back by this settle: the place goes back. A stale attempt may have been put back by
+      // the reaper with this very place (same attempt id, reserved by reserveLapsed): the pool says
+      // whether the job holds it (it can no longer come to hold it: the attempt's token is gone).
+      if (place !== undefined && !(r.ok && r.status === "queued"))
+        await quietly(releaseUnheld(place, !r.ok && r.reason === "stale"));
       await afterWork();
       return r;
     },

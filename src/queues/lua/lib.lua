@@ -281,9 +281,12 @@ end
 -- With notbefore > now it waits in the backoff set first and is not dispatchable until then.
 -- `member`: the attempt id of the attempt that ended, its queued place in the ledger for a job with
 -- `lim` (the caller reserved it before this step).
+-- `lrun` (with `lim`): the deployment-wide running limit the job was admitted under. When this job
+-- was its tenant's last in the pool, the tenant's record went with its attempt and comes back here
+-- without its limit; the negative cap is put back, or the job would start without a permit.
 local function requeue(id, notbefore, now, member)
   local jk = key("job", id)
-  local f = redis.call("HMGET", jk, "score", "route", "cust", "prio", "tier", "lim")
+  local f = redis.call("HMGET", jk, "score", "route", "cust", "prio", "tier", "lim", "lrun")
   local score, route = f[1], f[2]
   if f[6] then redis.call("HSET", jk, "qres", member) end
   if notbefore and notbefore > now then
@@ -296,6 +299,7 @@ local function requeue(id, notbefore, now, member)
     redis.call("HDEL", jk, "token", "notbefore")
     redis.call("PUBLISH", key("ch", "wake"), id)
   end
+  if f[7] then redis.call("HSETNX", key("t", f[3]), "cap", -tonumber(f[7])) end
 end
 
 -- CAS references (docs/decisions.md "CAS garbage collection"). A queued or running job holds one
