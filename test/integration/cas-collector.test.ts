@@ -149,15 +149,19 @@ describe("the CAS collector", () => {
     // Many old, unreferenced objects; while passes sweep them, the same bytes are put again. Every
     // put that resolved must leave its object stored: refreshed before the collector set it aside,
     // or written anew after.
+    // A grace far longer than the puts take even on a loaded machine: with 1 s, the first puts' fresh
+    // objects were older than the grace by the time a sweep reached them under load average 10 (and
+    // rightly removed), which is not the race this test is about.
+    const graceMs = 30_000;
     const blobs = Array.from({ length: 300 }, () => randomBytes(32));
     const digests = await Promise.all(blobs.map((b) => store.put(b)));
-    for (const d of digests) age(root, d, 2 * GRACE_MS);
-    const collector = collectorAt(r, store, 0, { batch: 50 });
+    for (const d of digests) age(root, d, 2 * graceMs);
+    const collector = collectorAt(r, store, 0, { batch: 50, graceMs });
     let examined = 0;
     const sweeping = (async () => {
       for (let i = 0; i < 12; i++) examined += (await collector.runPass()).examined;
     })();
-    const writer = createFsBlobStore({ root, refreshAfterMs: GRACE_MS / 2 });
+    const writer = createFsBlobStore({ root, refreshAfterMs: graceMs / 2 });
     for (const b of blobs) {
       await writer.put(b);
       await new Promise((res) => setImmediate(res));

@@ -311,7 +311,9 @@ describe("webhook deliveries", () => {
   });
 
   it("retry on the schedule, then are dead-lettered", async () => {
-    await startConsumer({ WEBHOOK_RETRY_FOR_MS: 400 });
+    // 2 s of retries (base 20 ms, capped at 200 ms): at 400 ms the first attempt alone outlasted the
+    // window under load average 10, and the delivery was dead after one attempt.
+    await startConsumer({ WEBHOOK_RETRY_FOR_MS: 2_000 });
     answer = () => 500;
     const id = await finishedJob("/broken");
     const task = await taskOf(id);
