@@ -147,6 +147,8 @@ export interface ClickHouseServerOptions {
   readonly port?: number;
   /** Default: {@link findClickHouseServer}. */
   readonly binary?: string;
+  /** Runs the server in a process group of its own (see embedded-redis.ts `ownProcessGroup`). */
+  readonly ownProcessGroup?: boolean;
 }
 
 const tailOf = (file: string, n = 2_000): string => {
@@ -184,7 +186,11 @@ export async function spawnClickHouseServer(opts: ClickHouseServerOptions): Prom
   const out = openSync(outFile, "a", 0o600);
   let child: ReturnType<typeof spawn>;
   try {
-    child = spawn(binary, [`--config-file=${configFile}`], { stdio: ["ignore", out, out], cwd: dir });
+    child = spawn(binary, [`--config-file=${configFile}`], {
+      stdio: ["ignore", out, out],
+      cwd: dir,
+      detached: opts.ownProcessGroup === true,
+    });
   } finally {
     process.umask(umask);
     closeSync(out);
@@ -286,7 +292,11 @@ export async function startEmbeddedClickHouse(opts: {
   ensurePrivateDir(runDir);
   let server: ClickHouseServer;
   try {
-    server = await spawnClickHouseServer({ dir: resolve(opts.dataDir, "clickhouse"), binary: opts.binary });
+    server = await spawnClickHouseServer({
+      dir: resolve(opts.dataDir, "clickhouse"),
+      binary: opts.binary,
+      ownProcessGroup: true,
+    });
   } catch (err) {
     // A start on the same DATA_DIR at the same moment won the data folder's lock: use its server.
     const deadline = Date.now() + READY_TIMEOUT_MS;

@@ -89,6 +89,13 @@ export interface RedisServerOptions {
   readonly extraArgs?: readonly string[];
   /** The executable; default `redis-server` from the PATH. */
   readonly binary?: string;
+  /**
+   * Runs the server in a process group of its own (default false): a terminal's Ctrl-C (SIGINT to
+   * the foreground group) or a group SIGTERM then reaches only its starter, which stops it last,
+   * after its own connections are closed. In the starter's group it stopped first, and the
+   * starter's shutdown hung on connections to a server that was gone.
+   */
+  readonly ownProcessGroup?: boolean;
 }
 
 /** A running redis-server of this process (see {@link spawnRedisServer}). */
@@ -132,7 +139,7 @@ export async function spawnRedisServer(opts: RedisServerOptions): Promise<RedisS
   try {
     child = spawn(opts.binary ?? "redis-server", redisServerArgs({ ...opts, port }), {
       stdio: ["ignore", "pipe", "pipe"],
-      detached: false,
+      detached: opts.ownProcessGroup === true,
     });
   } finally {
     process.umask(umask);
@@ -365,6 +372,7 @@ export async function startEmbeddedRedis(opts: {
         ...(opts.maxmemoryBytes === undefined ? [] : ["--maxmemory", String(opts.maxmemoryBytes)]),
       ],
       ...(opts.binary === undefined ? {} : { binary: opts.binary }),
+      ownProcessGroup: true,
     });
     writeFileSync(pidFile, String(server.pid), { mode: 0o600 });
     writeFileSync(portFile, String(server.port), { mode: 0o600 });

@@ -139,3 +139,31 @@ describe("quick start: `render-gateway start` with no configuration", () => {
     expect(existsSync(join(run, "sim.url"))).toBe(false);
   });
 });
+
+describe("quick start: Ctrl-C in the terminal", () => {
+  let own: E2eHarness | undefined;
+  afterAll(async () => {
+    await own?.cleanup();
+  });
+
+  it("stops at once and cleanly when the whole process group gets SIGINT, the embedded redis-server last", async () => {
+    own = new E2eHarness({ redis: "none" });
+    // As a shell runs `npm start`: the leader of its own process group, which Ctrl-C signals whole.
+    const started = await own.start(undefined, {
+      group: true,
+      env: { JWT_SECRET: undefined, REDIS_PREFIX: undefined },
+    });
+    const proc = started.proc;
+    proc.awaited = true;
+    const pid = Number(readFileSync(join(own.dataDir, "run", "redis.pid"), "utf8"));
+    expect(isAlive(pid)).toBe(true);
+    proc.signalGroup("SIGINT");
+    // The embedded redis-server used to be in the group: it quit on the same Ctrl-C, and the
+    // gateway's shutdown then hung on connections refused (still running after 40 s).
+    const exit = await proc.wait(15_000);
+    expect(exit, proc.describe()).toEqual({ code: 0, signal: null });
+    expect(proc.stderr).not.toContain("ECONNREFUSED");
+    await until("the embedded redis-server is gone", async () => !isAlive(pid), 10_000, 20);
+    expect(existsSync(join(own.dataDir, "run", "redis.pid"))).toBe(false);
+  });
+});

@@ -79,12 +79,14 @@ export class CliProcess {
     readonly args: readonly string[],
     readonly env: Readonly<Record<string, string>>,
     cwd: string = PROJECT_ROOT,
+    readonly group = false,
   ) {
     installExitHook();
     this.child = spawn(process.execPath, [BIN, ...args], {
       cwd,
       env: { ...env },
       stdio: ["ignore", "pipe", "pipe"],
+      detached: group,
     });
     live.add(this.child);
     this.child.stdout?.setEncoding("utf8").on("data", (d: string) => (this.out += d));
@@ -168,6 +170,15 @@ export class CliProcess {
     if (this.running) this.child.kill(sig);
   }
 
+  /**
+   * Sends a signal to the whole process group now, as a terminal's Ctrl-C does to its foreground
+   * job (started with `group`): every process in it that did not leave it gets the signal.
+   */
+  signalGroup(sig: NodeJS.Signals): void {
+    if (!this.group) throw new Error(`${this.name} was not started with group: true`);
+    if (this.running && this.child.pid !== undefined) process.kill(-this.child.pid, sig);
+  }
+
   /** SIGSTOP: the process freezes with its sockets open and its timers stopped (a hung worker). */
   pause(): void {
     if (!this.running) return;
@@ -217,6 +228,8 @@ export interface SpawnOptions {
   readonly dataDir?: string;
   readonly name?: string;
   readonly cwd?: string;
+  /** Starts the process as the leader of a process group of its own, as a shell's job (see `signalGroup`). */
+  readonly group?: boolean;
 }
 
 /**
@@ -283,6 +296,7 @@ export class E2eHarness {
       args,
       this.env(o.env, o.dataDir ?? this.dataDir),
       o.cwd ?? PROJECT_ROOT,
+      o.group ?? false,
     );
     this.procs.push(p);
     return p;
