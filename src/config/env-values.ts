@@ -107,3 +107,8 @@ export const optionalString = z
   .string()
   .optional()
   .transform((v) => (v === undefined || v.trim() === "" ? undefined : v.trim()));
+
+/** Whether `url` names this machine's loopback (a plain-http JWKS_URL is allowed only there). */
+export function isLoopbackHost(url: URL): boolean {
+  return url.hostname === "localhost" || url.hostname === "[::1]" || /^127(\.\d{1,3}){3}$/.test(url.hostname);
+}

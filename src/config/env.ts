@@ -14,6 +14,7 @@ import {
   share,
   MAX_TTL_S,
   optionalString,
+  isLoopbackHost,
 } from "./env-values.js";
 import { redisTargetIssues } from "./env-redis.js";
 const variables = z.object({
@@ -368,10 +369,6 @@ const variables = z.object({
     z.string().min(16, "SIM_CONFIG_TOKEN must have at least 16 characters").optional(),
   ),
 });
-
-function isLoopbackHost(url: URL): boolean {
-  return url.hostname === "localhost" || url.hostname === "[::1]" || /^127(\.\d{1,3}){3}$/.test(url.hostname);
-}
 
 /** The environment schema: each variable, then the rules that tie several together. */
 export const envSchema = variables
