@@ -1,10 +1,21 @@
 // One subscription per API process to the job event channel, fanned out to the SSE streams and
-// sync waiters of this process. Messages only say "job X has new events"; readers fetch them from
-// the job's event list in Redis, so a missed message costs latency, never an event.
+// sync waiters of this process. Messages only say "job X has a new event named N" ("<id> <name>",
+// lib.lua add_event); readers fetch the events from the job's list in Redis, so a missed message
+// costs latency, never an event.
 import type { RedisClient } from "../infra/redis-client.js";
 import type { SettleSignal } from "../core/settle-signal.js";
+import { isTerminalEvent } from "../core/outbox.js";
+import type { JobRecord } from "../core/job.js";
 
-export type Listener = () => void;
+/**
+ * What woke a listener: `ended` — the job reached a terminal state (a terminal event, or a terminal
+ * settle by this process's worker); `event` — a job event that ends nothing (started, progress); `any`
+ * — a message that does not say (an older gateway's bare id).
+ */
+export type JobWake = "ended" | "event" | "any";
+
+/** `job`: the job's record as a terminal settle of this process's worker left it (`ended` only). */
+export type Listener = (wake: JobWake, job?: JobRecord) => void;
 
 export interface EventHub {
   /** Calls `listener` whenever job `id` records an event; returns the unsubscribe function. */
@@ -24,13 +35,16 @@ export function createEventHub(
   const channels: readonly string[] = typeof channel === "string" ? [channel] : channel;
   const listeners = new Map<string, Set<Listener>>();
   let unsubscribeSettles: (() => void) | undefined;
-  const onMessage = (ch: string, id: string) => {
-    if (channels.includes(ch)) wake(id);
+  const onMessage = (ch: string, message: string) => {
+    if (!channels.includes(ch)) return;
+    const space = message.indexOf(" ");
+    if (space < 0) wake(message, "any");
+    else wake(message.slice(0, space), isTerminalEvent(message.slice(space + 1)) ? "ended" : "event");
   };
-  const wake = (id: string) => {
+  const wake = (id: string, why: JobWake, job?: JobRecord) => {
     const set = listeners.get(id);
     if (!set) return;
-    for (const l of [...set]) l();
+    for (const l of [...set]) l(why, job);
   };
   return {
     on(id, listener) {
@@ -51,7 +65,7 @@ export function createEventHub(
     },
     async start() {
       // A settle by this process's worker wakes its listeners before the message comes back.
-      unsubscribeSettles ??= settles?.subscribe(wake);
+      unsubscribeSettles ??= settles?.subscribe((id, job) => wake(id, "ended", job));
       subscriber.on("message", onMessage);
       await subscriber.subscribe(...channels);
     },

@@ -74,6 +74,13 @@ function json<T>(v: string | undefined): T | undefined {
   return JSON.parse(v) as T;
 }
 
+/** Decodes a stored job as HGETALL answers it: field, value, field, value… */
+export function decodeJobFlat(flat: readonly string[]): JobRecord {
+  const h: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
+  return decodeJob(h);
+}
+
 /** Decodes the flat hash of a stored job. */
 export function decodeJob(h: Readonly<Record<string, string>>): JobRecord {
   const opt = <K extends string, V>(k: K, v: V | undefined): { [P in K]?: V } =>

@@ -124,7 +124,8 @@ export async function runStart(roles: Role[]): Promise<void> {
       clock: systemClock,
       blobs,
       handover: createOutputHandover({ clock: systemClock, ...OUTPUT_HANDOVER_BOUNDS }),
-      settles: createSettleSignal(),
+      // A worker tells the api role beside it of its terminal settles (none to tell without one).
+      ...(roles.includes("api") && roles.includes("worker") ? { settles: createSettleSignal() } : {}),
       metrics,
     };
     let simUrl: string | undefined;

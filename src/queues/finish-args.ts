@@ -27,6 +27,8 @@ export interface FinishCall {
    * A sync job's single output, not yet in the CAS: kept in Redis with the settle (empty: none).
    */
   readonly syncOutput: Uint8Array;
+  /** Whether the reply should carry the job's record when the settle ends the job. */
+  readonly withRecord: boolean;
 }
 
 /** The names of finish.lua's ARGV[1..], in order. */
@@ -47,6 +49,7 @@ export const FINISH_ARGV = [
   "leaseTtlMs",
   "tokenBase",
   "syncOutput",
+  "withRecord",
 ] as const satisfies readonly ("prefix" | keyof FinishCall)[];
 
 /** The arguments of a finish.lua call after the prefix (the script runner adds it): ARGV[2..]. */
@@ -67,6 +70,7 @@ export function finishArgs(c: FinishCall): (string | number | Buffer)[] {
     c.leaseTtlMs,
     c.tokenBase,
     Buffer.from(c.syncOutput.buffer, c.syncOutput.byteOffset, c.syncOutput.byteLength),
+    c.withRecord ? "1" : "",
   ];
 }
 

@@ -1,7 +1,7 @@
 // Reads of jobs, their event logs and queue totals (writes happen only in the scheduler's scripts).
 import type { RedisClient } from "../infra/redis-client.js";
 import { createKeys, orderKey, parseTierDepthField, SEQ_SPAN, WORK_RATE_FIELD } from "./keys.js";
-import { decodeJob, PRIORITIES, type JobRecord, type Priority } from "../core/job.js";
+import { decodeJobFlat, PRIORITIES, type JobRecord, type Priority } from "../core/job.js";
 import { formatFamilyModel } from "../core/model-route.js";
 import { defineScripts, type ScriptOptions, type ScriptRunner } from "./scripts.js";
 
@@ -97,9 +97,7 @@ export function createJobStore(redis: RedisClient, prefix: string, scripts: Scri
       const r = (await run("read", keys.queue, [id])) as [string[], number, number] | [];
       if (r.length === 0) return undefined;
       const [flat, position, held] = r;
-      const h: Record<string, string> = {};
-      for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
-      return { job: decodeJob(h), position: Number(position), held: Number(held) === 1 };
+      return { job: decodeJobFlat(flat), position: Number(position), held: Number(held) === 1 };
     },
 
     async events(id, afterSeq, count = 1000) {

@@ -84,7 +84,7 @@ export function createLimitedScheduler(inner: Scheduler, deps: LimitedSchedulerD
       return started;
     },
 
-    async finish(id, token, backend, outcome, payload, next) {
+    async finish(id, token, backend, outcome, payload, next, syncOutput, withRecord) {
       // A retry or busy hand-back puts the job back in the queue: its place first (never refused).
       let place: string | undefined;
       if (outcome === "retry" || outcome === "busy") {
@@ -94,7 +94,7 @@ export function createLimitedScheduler(inner: Scheduler, deps: LimitedSchedulerD
           await ledger.add([place], clock());
         }
       }
-      const r = await inner.finish(id, token, backend, outcome, payload, next);
+      const r = await inner.finish(id, token, backend, outcome, payload, next, syncOutput, withRecord);
       // Not put back by this settle: the place goes back. A stale attempt may have been put back by
       // the reaper with this very place (same attempt id, reserved by reserveLapsed): the pool says
       // whether the job holds it (it can no longer come to hold it: the attempt's token is gone).

@@ -34,8 +34,8 @@ export function createPooledScheduler(router: PoolRouter, pools: ByPool<Schedule
     },
     // A worker runs one pool and calls that pool's scheduler; these go by the job's id all the same.
     dispatch: (free, backends, prefer) => pick(pools, def, def).dispatch(free, backends, prefer),
-    finish: (id, token, backend, outcome, payload, next, syncOutput) =>
-      of(id).finish(id, token, backend, outcome, payload, next, syncOutput),
+    finish: (id, token, backend, outcome, payload, next, syncOutput, withRecord) =>
+      of(id).finish(id, token, backend, outcome, payload, next, syncOutput, withRecord),
     cancel: (id, customer) => of(id).cancel(id, customer),
     async renew(held) {
       const groups = new Map<string, typeof held>();

@@ -1,7 +1,7 @@
 // The scheduler's interface and the shapes it takes and gives (scheduler.ts implements it): options,
 // admissions and their outcomes, backends as dispatch sees them, attempts, settles, cancels.
 import type { RedisClient } from "../infra/redis-client.js";
-import type { JobError, Priority } from "../core/job.js";
+import type { JobError, JobRecord, Priority } from "../core/job.js";
 import type { Clock } from "../core/time.js";
 import type { Keys } from "./keys.js";
 
@@ -180,7 +180,12 @@ export interface FinishPayload {
 }
 
 export type FinishResult = (
-  | { readonly ok: true; readonly status: "complete" | "error" | "queued" }
+  | {
+      readonly ok: true;
+      readonly status: "complete" | "error" | "queued";
+      /** The job as the settle left it, when asked for and the settle ended it. */
+      readonly job?: JobRecord;
+    }
   | { readonly ok: false; readonly reason: "missing" | "stale" | "cancelled" }
 ) & {
   /** Attempts started for the caller in the same step (see NextOffer). */
@@ -223,7 +228,8 @@ export interface Scheduler {
    * Settles an attempt; with `next`, also starts the caller's next attempts in the same step. With
    * `syncOutput` (the bytes of a complete sync job's single output, not yet in the CAS), the settle
    * keeps them in Redis (sync-outputs.ts) when it completes the job; the caller then writes the CAS
-   * object and drops the copy.
+   * object and drops the copy. With `withRecord`, a settle that ends the job answers with its record
+   * (the sync route of this process then needs no read).
    */
   finish(
     id: string,
@@ -233,6 +239,7 @@ export interface Scheduler {
     payload: FinishPayload,
     next?: NextOffer,
     syncOutput?: Uint8Array,
+    withRecord?: boolean,
   ): Promise<FinishResult>;
   /** `customer` undefined = admin (any job). */
   cancel(id: string, customer: string | undefined): Promise<CancelResult>;

@@ -3,6 +3,7 @@
 // interface and types are in scheduler-types.ts (re-exported here for the callers).
 import { randomBytes } from "node:crypto";
 import { queuedEtaSeconds } from "../core/eta.js";
+import { decodeJobFlat } from "../core/job.js";
 import { mayHaveRun } from "./call-outcome.js";
 import { finishArgs } from "./finish-args.js";
 import { createKeys, priorityOffset } from "./keys.js";
@@ -233,7 +234,7 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
       return parseAttempts(reply);
     },
 
-    async finish(id, token, backend, outcome, payload, next, syncOutput) {
+    async finish(id, token, backend, outcome, payload, next, syncOutput, withRecord) {
       const r = (await run(
         "finish",
         route,
@@ -254,13 +255,17 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
           leaseTtlMs: opts.leaseTtlMs,
           tokenBase: tokenBase(),
           syncOutput: syncOutput ?? EMPTY,
+          withRecord: withRecord === true,
         }),
-      )) as [number, string, string[]];
-      const [code, status, attempts] = r;
+      )) as [number, string, string[], string[] | undefined];
+      const [code, status, attempts, record] = r;
       const started = parseAttempts(attempts ?? []);
       const reason = refusalOf("finish", Number(code));
-      if (reason === undefined)
-        return { ok: true, status: status as "complete" | "error" | "queued", next: started };
+      if (reason === undefined) {
+        const ended = status as "complete" | "error" | "queued";
+        if (!record || record.length === 0) return { ok: true, status: ended, next: started };
+        return { ok: true, status: ended, next: started, job: decodeJobFlat(record) };
+      }
       return { ok: false, reason, next: started };
     },
 

@@ -128,14 +128,17 @@ export function createRenderProcessor(deps: ProcessorDeps) {
         deps.blobs,
       );
       const model = kserveModelName(a.family, a.model);
-      // Streaming backends also send preview frames (tiny data URIs) as the image forms, except for
-      // a sync job: nobody can watch it, and the previews cost its caller time (docs/decisions.md
+      // Streaming backends also send preview frames (tiny data URIs) as the image forms, except to a
+      // sync job: nobody can watch it. Its progress is recorded from one interval into the attempt on,
+      // and its last step is not forced out (its caller waits for the answer, which comes next): a
+      // short sync job records no progress at all, and its caller saves the writes (docs/decisions.md
       // "Sync route").
+      const sync = a.sync === true;
       const request =
-        backend.config.streaming && a.sync !== true
+        backend.config.streaming && !sync
           ? { ...req, parameters: { ...req.parameters, previews: true } }
           : req;
-      let lastProgress = 0;
+      let lastProgress = sync ? startedAt : 0;
       let recording = false;
       const result: InferResult = await guard(a.backend, () =>
         backend.config.streaming
@@ -146,7 +149,8 @@ export function createRenderProcessor(deps: ProcessorDeps) {
                 // One write in flight per attempt: while Redis is slow or away, updates are skipped,
                 // not queued up.
                 if (recording) return;
-                if (now - lastProgress < deps.progressIntervalMs && p.step < p.steps && !p.preview) return;
+                if (now - lastProgress < deps.progressIntervalMs && (sync || p.step < p.steps) && !p.preview)
+                  return;
                 lastProgress = now;
                 recording = true;
                 const preview = p.preview && p.preview.length <= MAX_PREVIEW_CHARS ? p.preview : undefined;
@@ -220,6 +224,8 @@ export function createRenderProcessor(deps: ProcessorDeps) {
         payload,
         offer,
         deferred?.bytes,
+        // its caller may wait in this process: the settle's record saves it a read
+        a.sync === true && deps.settles !== undefined,
       );
       // Refused: the job moved on and Redis kept nothing (a settle that threw may have kept the bytes).
       if (!settled.ok) kept = false;
@@ -227,7 +233,7 @@ export function createRenderProcessor(deps: ProcessorDeps) {
       if (settled.ok && payload.error !== undefined && outcome !== "complete") {
         deps.metrics.settled(outcome, payload.error.code, settled.status === "queued");
       }
-      if (settled.ok && settled.status !== "queued") deps.settles?.settled(a.id);
+      if (settled.ok && settled.status !== "queued") deps.settles?.settled(a.id, settled.job);
       if (settled.ok) return { outcome, offered, next: settled.next };
       // A late answer (the job moved on: cancelled, or reaped and run elsewhere) changes nothing.
       log.info({ reason: settled.reason }, "attempt result discarded: the job is no longer this attempt's");

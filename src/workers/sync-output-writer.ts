@@ -7,6 +7,9 @@ import type { Clock } from "../core/time.js";
 import type { SyncOutputs } from "../queues/sync-outputs.js";
 import { every, within, type Periodic } from "./timers.js";
 
+/** Resolves in the event loop's next check phase, after the promise jobs queued now. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /** Copies written out per sweep at most (the next sweep takes the rest). */
 const SWEEP_BATCH = 50;
 
@@ -20,7 +23,11 @@ export interface SyncOutputWriterDeps {
 }
 
 export interface SyncOutputWriter {
-  /** Writes the object and drops the held copy, in the background (a failure leaves it to the sweep). */
+  /**
+   * Writes the object and drops the held copy, in the background (a failure leaves it to the sweep),
+   * from the next turn of the event loop: the caller's answer, which the settle just woke in this
+   * process, goes out first (the write hashes the bytes again, synchronously).
+   */
   writeOut(digest: string, bytes: Uint8Array): void;
   /** One sweep now: writes out the copies older than the sweep age; resolves with how many. */
   sweep(): Promise<number>;
@@ -61,9 +68,11 @@ export function createSyncOutputWriter(deps: SyncOutputWriterDeps): SyncOutputWr
   return {
     writeOut(digest, bytes) {
       track(
-        write(digest, bytes).catch((err: unknown) =>
-          deps.logger.warn({ err, digest }, "sync output not written to the CAS yet; the sweep will"),
-        ),
+        nextTurn()
+          .then(() => write(digest, bytes))
+          .catch((err: unknown) =>
+            deps.logger.warn({ err, digest }, "sync output not written to the CAS yet; the sweep will"),
+          ),
       );
     },
     sweep: sweepOnce,

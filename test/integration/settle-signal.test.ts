@@ -5,6 +5,7 @@ import { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createEventHub, type EventHub } from "../../src/api/event-hub.js";
 import { createSettleSignal } from "../../src/core/settle-signal.js";
+import type { JobRecord } from "../../src/core/job.js";
 import { createKeys } from "../../src/queues/keys.js";
 import { redisUrl, testRedis, type TestRedis } from "../helpers/redis.js";
 
@@ -51,5 +52,36 @@ describe("the event hub of an API beside a worker", () => {
     hub.on("j_4", () => woken.push("j_4"));
     settles.settled("j_4");
     expect(woken).toEqual(["j_3"]);
+  });
+
+  it("says what woke a listener: a terminal event, another event, or a message that does not say", async () => {
+    const woken: string[] = [];
+    hub.on("j_5", (why) => woken.push(why));
+    const channel = createKeys(r.prefix).eventChannel;
+    for (const message of [
+      "j_5 started",
+      "j_5 progress",
+      "j_5",
+      "j_5 complete",
+      "j_5 cancelled",
+      "j_5 error",
+    ])
+      await r.client.publish(channel, message);
+    for (let i = 0; woken.length < 6; i++) {
+      if (i > 1000) throw new Error(`only ${woken.length} wake-ups`);
+      await new Promise((res) => setTimeout(res, 5));
+    }
+    expect(woken).toEqual(["event", "event", "any", "ended", "ended", "ended"]);
+  });
+
+  it("hands over the record a settle of this process passed", () => {
+    const got: unknown[] = [];
+    hub.on("j_6", (why, job) => got.push([why, job?.status]));
+    settles.settled("j_6", { id: "j_6", status: "complete" } as JobRecord);
+    settles.settled("j_6");
+    expect(got).toEqual([
+      ["ended", "complete"],
+      ["ended", undefined],
+    ]);
   });
 });

@@ -14,6 +14,8 @@ import { createScheduler, type Scheduler } from "../../src/queues/scheduler.js";
 import { casDigestOf, createSyncOutputs, withSyncOutputs } from "../../src/queues/sync-outputs.js";
 import { createSyncOutputWriter } from "../../src/workers/sync-output-writer.js";
 import { testRedis, type TestRedis } from "../helpers/redis.js";
+import { admitTo, limitedPools } from "../helpers/pool-limits.js";
+import { createJobStore } from "../../src/queues/job-store.js";
 
 let r: TestRedis;
 let sched: Scheduler;
@@ -88,6 +90,41 @@ describe("sync outputs held in Redis", () => {
     const part = await blobs.open(digest, { start: 1, end: 3 });
     expect(part?.size).toBe(bytes.byteLength);
     expect(Buffer.from(await new Response(part!.body).arrayBuffer()).toString()).toBe("PNG");
+  });
+
+  it("are kept by a settle through the deployment-wide limits of pools too", async () => {
+    // The limits' wrapper (queues/limited-scheduler.ts) once passed the settle on without the bytes:
+    // with POOLS_FILE, a sync output then lived only in the worker's memory until its CAS write.
+    const { pools } = limitedPools({
+      redis: r.client,
+      prefix: r.prefix,
+      names: [],
+      clock: () => now,
+      graceMs: 30_000,
+    });
+    const pool = pools[0]!;
+    expect((await admitTo(pool, "c1")).admitted).toBe(true);
+    const [a] = await pool.sched.dispatch(1, pool.backends);
+    expect(
+      await pool.sched.finish(a!.id, a!.token, a!.backend, "complete", complete, undefined, bytes),
+    ).toMatchObject({
+      ok: true,
+      status: "complete",
+    });
+    expect(await r.client.getBuffer(createKeys(pool.prefix).syncOutput(digest))).toEqual(Buffer.from(bytes));
+  });
+
+  it("come with the job's record in the settle's answer when asked (the sync caller needs no read)", async () => {
+    const a = await running("j_record");
+    const settled = await sched.finish(a.id, a.token, "b1", "complete", complete, undefined, bytes, true);
+    const read = await createJobStore(r.client, r.prefix).read("j_record");
+    expect(settled).toMatchObject({ ok: true, status: "complete" });
+    expect(settled.ok && settled.job).toEqual(read!.job);
+    expect(read!.job).toMatchObject({ status: "complete", output: digest, seed: 1, gpuMs: 5 });
+    // not asked: no record
+    const b = await running("j_norecord");
+    const plain = await sched.finish(b.id, b.token, "b1", "complete", complete, undefined, bytes);
+    expect(plain.ok && plain.job).toBeUndefined();
   });
 
   it("are not kept by a settle that is refused (stale token, cancelled job)", async () => {

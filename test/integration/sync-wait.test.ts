@@ -57,7 +57,8 @@ describe("sync route", () => {
       await res.arrayBuffer();
       const events = await sys.call(`/jobs/${res.headers.get("x-job-id")!}/events`, { token: t });
       const text = await events.text();
-      expect((text.match(/event: progress/g) ?? []).length).toBeGreaterThan(12);
+      // a sync job's progress is recorded every 200 ms from 200 ms into the attempt on (no last step)
+      expect((text.match(/event: progress/g) ?? []).length).toBeGreaterThanOrEqual(10);
       await new Promise((r) => setImmediate(r));
       expect(warnings.filter((w) => w.includes("MaxListenersExceeded"))).toEqual([]);
     } finally {

@@ -18,6 +18,7 @@ const call: FinishCall = {
   leaseTtlMs: 30_000,
   tokenBase: "fedcba987654.",
   syncOutput: Buffer.from("\x89PNG bytes"),
+  withRecord: true,
 };
 
 describe("finish.lua's arguments", () => {
@@ -26,7 +27,9 @@ describe("finish.lua's arguments", () => {
     const read = readFinishArgv(argv);
     expect(read.prefix).toBe("{p}");
     for (const [name, value] of Object.entries(call)) {
-      expect(read[name as keyof FinishCall], name).toBe(String(value));
+      // a flag travels as "1" (or "")
+      const sent = typeof value === "boolean" ? (value ? "1" : "") : String(value);
+      expect(read[name as keyof FinishCall], name).toBe(sent);
     }
   });
 

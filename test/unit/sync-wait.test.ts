@@ -1,17 +1,24 @@
-// The sync route's wait: however many times the job's events wake it, it holds one abort listener
-// on the request's signal, and none once it returns.
+// The sync route's wait (api/sync-wait.ts): however many times the job's events wake it, it holds one
+// abort listener on the request's signal, and none once it returns; it reads the job only when it may
+// have ended, and answers from the record a settle of this process hands it without a read.
 import { getEventListeners } from "node:events";
 import { describe, expect, it } from "vitest";
 import type { ApiDeps } from "../../src/api/deps.js";
-import { waitForEnd, wantsEarlyHints } from "../../src/api/routes/generate.js";
+import type { JobWake } from "../../src/api/event-hub.js";
+import type { JobRecord } from "../../src/core/job.js";
+import { wantsEarlyHints } from "../../src/api/routes/generate.js";
+import { watchJob } from "../../src/api/sync-wait.js";
 
-function fakeDeps(wakeUpsBeforeDone: number) {
-  const listeners = new Set<() => void>();
+type Wake = (wake?: JobWake, job?: JobRecord) => void;
+
+/** Deps whose job reads `running` for the first `runningReads` reads, then `complete`. */
+function fakeDeps(runningReads: number) {
+  const listeners = new Set<Wake>();
   let reads = 0;
   const deps = {
     clock: () => Date.now(),
     hub: {
-      on: (_id: string, l: () => void) => {
+      on: (_id: string, l: Wake) => {
         listeners.add(l);
         return () => listeners.delete(l);
       },
@@ -19,26 +26,35 @@ function fakeDeps(wakeUpsBeforeDone: number) {
     store: {
       read: async () => {
         reads += 1;
-        const status = reads > wakeUpsBeforeDone ? "complete" : "running";
+        const status = reads > runningReads ? "complete" : "running";
         return { job: { id: "j_x", status }, position: -1 };
       },
     },
   } as unknown as ApiDeps;
-  return { deps, notify: () => [...listeners].forEach((l) => l()), reads: () => reads };
+  return {
+    deps,
+    notify: (wake?: JobWake, job?: JobRecord) => [...listeners].forEach((l) => l(wake, job)),
+    reads: () => reads,
+    listeners: () => listeners.size,
+  };
 }
 
-describe("waitForEnd", () => {
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe("the sync wait", () => {
   it("keeps one abort listener across many wake-ups and removes it at the end", async () => {
     const { deps, notify, reads } = fakeDeps(30);
     const controller = new AbortController();
-    const waiting = waitForEnd(deps, "j_x", 60_000, controller.signal);
+    const watch = watchJob(deps, "j_x");
+    const waiting = watch.until(60_000, controller.signal, true);
     let most = 0;
     while (reads() <= 30) {
-      await new Promise((r) => setImmediate(r));
+      await tick();
       most = Math.max(most, getEventListeners(controller.signal, "abort").length);
-      notify();
+      notify("any");
     }
     const job = await waiting;
+    watch.close();
     expect(job?.status).toBe("complete");
     expect(most).toBe(1);
     expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
@@ -47,7 +63,8 @@ describe("waitForEnd", () => {
   it("returns as soon as the client goes away", async () => {
     const { deps } = fakeDeps(Number.POSITIVE_INFINITY);
     const controller = new AbortController();
-    const waiting = waitForEnd(deps, "j_x", 60_000, controller.signal);
+    const watch = watchJob(deps, "j_x");
+    const waiting = watch.until(60_000, controller.signal, true);
     // It is waiting: it listens for the abort.
     while (getEventListeners(controller.signal, "abort").length === 0)
       await new Promise((r) => setTimeout(r, 1));
@@ -56,6 +73,60 @@ describe("waitForEnd", () => {
     expect(await waiting).toBeUndefined();
     expect(Date.now() - started).toBeLessThan(500);
     expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
+    watch.close();
+  });
+
+  it("reads the job only on wake-ups that may end it, never on its other events", async () => {
+    const { deps, notify, reads } = fakeDeps(1);
+    const watch = watchJob(deps, "j_x");
+    const waiting = watch.until(60_000, new AbortController().signal);
+    for (let i = 0; i < 20; i++) {
+      notify("event");
+      await tick();
+    }
+    expect(reads()).toBe(0);
+    // a bare wake-up (an older gateway's message) reads: the job is still running
+    notify("any");
+    while (reads() < 1) await tick();
+    notify("ended");
+    expect((await waiting)?.status).toBe("complete");
+    expect(reads()).toBe(2);
+    watch.close();
+  });
+
+  it("keeps a wake-up that came before the wait began (during the admission)", async () => {
+    const { deps, notify, reads } = fakeDeps(0);
+    const watch = watchJob(deps, "j_x");
+    notify("event");
+    notify("ended");
+    notify("event");
+    const job = await watch.until(60_000, new AbortController().signal);
+    expect(job?.status).toBe("complete");
+    expect(reads()).toBe(1);
+    watch.close();
+  });
+
+  it("answers from the record a settle handed over, without reading the job", async () => {
+    const { deps, notify, reads, listeners } = fakeDeps(0);
+    const watch = watchJob(deps, "j_x");
+    const waiting = watch.until(60_000, new AbortController().signal);
+    await tick();
+    notify("ended", { id: "j_x", status: "complete", output: "sha256-ab" } as JobRecord);
+    expect(await waiting).toMatchObject({ status: "complete", output: "sha256-ab" });
+    expect(reads()).toBe(0);
+    expect(listeners()).toBe(1);
+    watch.close();
+    expect(listeners()).toBe(0);
+  });
+
+  it("polls the job when nothing wakes it (a lost message)", async () => {
+    const { deps, reads } = fakeDeps(0);
+    const watch = watchJob(deps, "j_x");
+    // a budget shorter than the poll: the wait reads at its end and finds the job complete
+    const job = await watch.until(50, new AbortController().signal);
+    expect(job?.status).toBe("complete");
+    expect(reads()).toBe(1);
+    watch.close();
   });
 });
 

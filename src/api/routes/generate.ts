@@ -7,16 +7,17 @@ import { resolveRoute } from "../../core/catalog.js";
 import { isBackendName, parseSyncRequest } from "../../core/request-schema.js";
 import { FORMAT_MAX_CHARS, HEADER_MAX_CHARS } from "../../core/request-limits.js";
 import { rfc3339 } from "../../core/time.js";
-import { TERMINAL, type JobRecord } from "../../core/job.js";
 import { tierOf } from "../../core/tiers.js";
 import type { ApiEnv } from "../context.js";
 import type { ApiDeps } from "../deps.js";
-import { admitJob, type AdmissionDeps } from "../admission.js";
+import { admitJob, type AdmissionDeps, type Admitted } from "../admission.js";
 import { confirmReplicated } from "../replicated.js";
-import type { RateLimiter } from "../rate-limits.js";
+import type { RateHeaders, RateLimiter } from "../rate-limits.js";
 import { sendEarlyHints } from "../respond.js";
 import { boundedHeader, boundedQuery } from "../request-input.js";
-import { createWakeup } from "../wakeup.js";
+import { watchJob, type JobWatch } from "../sync-wait.js";
+import { newJobId } from "../../core/pools.js";
+import { formatFamilyModel } from "../../core/model-route.js";
 
 /** `Prefer: wait=N` (seconds) lowers the budget; it never raises it. */
 export function syncBudget(prefer: string | undefined, maxMs: number): number {
@@ -41,43 +42,6 @@ function prefersWebp(accept: string | undefined): boolean {
   const png = /image\/png(?:\s*;\s*q=([\d.]+))?/i.exec(accept);
   const q = (m: RegExpExecArray | null) => (m ? Number(m[1] ?? 1) : 0);
   return q(webp) > 0 && q(webp) >= q(png);
-}
-
-/**
- * Waits until job `id` finishes (returns it), the budget runs out or the client goes away (returns
- * undefined). Wakes on the job's events (the hub) and polls every second.
- * @throws AppError internal_error when the job disappears meanwhile.
- */
-export async function waitForEnd(
-  deps: ApiDeps,
-  id: string,
-  budgetMs: number,
-  aborted: AbortSignal,
-): Promise<JobRecord | undefined> {
-  const deadline = deps.clock() + budgetMs;
-  const { signal, wait } = createWakeup();
-  const off = deps.hub.on(id, signal);
-  // One abort listener for the whole wait (not one per wake-up, which piles up listeners on a long
-  // job with many events).
-  aborted.addEventListener("abort", signal);
-  try {
-    for (;;) {
-      const found = await deps.store.read(id);
-      if (!found) {
-        throw new AppError("internal_error", "the job disappeared while waiting for it", {
-          headers: { "x-job-id": id },
-        });
-      }
-      if (TERMINAL.has(found.job.status)) return found.job;
-      const left = deadline - deps.clock();
-      if (left <= 0 || aborted.aborted) return undefined;
-      // A poll every second covers a missed notification.
-      await wait(Math.min(left, 1_000));
-    }
-  } finally {
-    aborted.removeEventListener("abort", signal);
-    off();
-  }
 }
 
 export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps, limiter: RateLimiter) {
@@ -123,18 +87,43 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps, limiter:
       for (const [name, value] of Object.entries(limits)) c.header(name, value);
       c.set("problemHeaders", limits);
     }
-    const admitted = await admitJob(
-      {
-        principal,
-        request,
-        priority: "normal",
-        mode: "sync",
-        startWithinMs: Math.max(budget, 1),
-        ...(backend === undefined ? {} : { backend }),
-        ...(webp ? { outputFormat: "webp" as const } : {}),
-      },
-      admission,
+    // The job's id comes first, and the watch for its end before its admission: the wait then reads
+    // the job only once it may have ended (api/sync-wait.ts).
+    const id = newJobId(
+      admission.ids("job"),
+      admission.pools,
+      formatFamilyModel(request.family, request.model),
     );
+    const watch = watchJob(deps, id);
+    try {
+      const admitted = await admitJob(
+        {
+          id,
+          principal,
+          request,
+          priority: "normal",
+          mode: "sync",
+          startWithinMs: Math.max(budget, 1),
+          ...(backend === undefined ? {} : { backend }),
+          ...(webp ? { outputFormat: "webp" as const } : {}),
+        },
+        admission,
+      );
+      return await answer(c, watch, admitted, { prefer, budget, limits });
+    } finally {
+      watch.close();
+    }
+  };
+
+  /** The sync answer of an admitted job: its bytes, its outputs, or the job once the budget is spent. */
+  async function answer(
+    c: Context<ApiEnv>,
+    watch: JobWatch,
+    admitted: Admitted,
+    o: { prefer: string | undefined; budget: number; limits: RateHeaders | undefined },
+  ): Promise<Response> {
+    const { prefer, budget, limits } = o;
+    const principal = c.get("principal");
     const location = deps.present.absolute(`/jobs/${admitted.id}`);
     // The job exists from here on: the first bytes of the answer name it (a 103 informational
     // response, for a client that asked and where the protocol allows), and so does every final
@@ -144,7 +133,7 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps, limiter:
       sendEarlyHints(c, `<${location}/events>; rel="monitor"`, { "x-job-id": admitted.id, location });
     c.set("problemHeaders", { ...limits, "x-job-id": admitted.id, location });
     const gone = c.req.raw.signal;
-    const job = await waitForEnd(deps, admitted.id, budget, gone);
+    const job = await watch.until(budget, gone);
 
     if (!job && gone.aborted) {
       // The client left while waiting: nobody reads this answer. Its job is cancelled
@@ -216,7 +205,7 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps, limiter:
     if (!bytes) throw new AppError("internal_error", "the output is missing from storage");
     c.header("content-type", job.contentType ?? "application/octet-stream");
     return c.body(bytes as Uint8Array<ArrayBuffer>, 200);
-  };
+  }
   app.post("/image/:family/:model/:task", generate("image"));
   app.post("/video/:family/:model/:task", generate("video"));
 

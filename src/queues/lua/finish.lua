@@ -24,9 +24,12 @@
     under out:<digest> (and listed in `outs`) when, and only when, the job completes here, so the
     settle and the bytes reach the AOF in one entry; the worker writes and fsyncs the object after
     and drops the copy (sync-outputs.ts; docs/decisions.md "Sync route")
+  ARGV[17] "1": when the job ends here (complete, error), the reply carries its record as it now
+    stands, so the sync caller of the same process needs no read (docs/decisions.md "Sync route")
   The payload is checked before anything changes: a malformed call is answered with an error reply
   and changes nothing. A resent call (same token base within a minute) gets the reply of the first.
-  Returns { code, status, next attempts (flat array, see dispatch.lua) }
+  Returns { code, status, next attempts (flat array, see dispatch.lua), the job's flat HGETALL when
+    ARGV[17] asked for it and the job ended (else empty) }
   code 1 the job changed (status = its new status)
   E.missing no such job  E.stale (token or state)  E.cancelled cancelled meanwhile (metering recorded)
 ]]
@@ -166,4 +169,8 @@ if slots > 0 then
   next_attempts = dispatch_jobs(now, slots, cjson.decode(ARGV[12]), cjson.decode(ARGV[13]), tonumber(ARGV[14]),
     token_base, retention_s, retention_count)
 end
-return remember_reply(token_base, {code, status or "", next_attempts})
+local record = {}
+if ARGV[17] == "1" and (status == "complete" or status == "error") then
+  record = redis.call("HGETALL", key("job", ARGV[2]))
+end
+return remember_reply(token_base, {code, status or "", next_attempts, record})

@@ -60,8 +60,8 @@ local function job_get(id, field)
   return redis.call("HGET", key("job", id), field)
 end
 
--- Appends an event ("<name>\n<data JSON>") to the job's event list and wakes listeners: every job
--- event goes through here. Its id is its 1-based index in the list: monotonic per job, and a resume
+-- Appends an event ("<name>\n<data JSON>") to the job's event list and wakes listeners with the
+-- message "<id> <name>" (src/api/event-hub.ts): every job event goes through here. Its id is its 1-based index in the list: monotonic per job, and a resume
 -- reads from that index on.
 -- The outbox (docs/decisions.md "Outbox"): every terminal event, and every other event the job's
 -- webhook subscribes to, leaves the scheduler here, in the step that makes it, with the job's whole
@@ -69,7 +69,7 @@ end
 local TERMINAL_EVENT = {complete = true, error = true, cancelled = true}
 local function add_event(id, name, data, now)
   local seq = redis.call("RPUSH", key("ev", id), name .. "\n" .. data)
-  redis.call("PUBLISH", key("ch", "ev"), id)
+  redis.call("PUBLISH", key("ch", "ev"), id .. " " .. name)
   local jk = key("job", id)
   local send = TERMINAL_EVENT[name]
   if not send then
