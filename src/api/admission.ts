@@ -71,6 +71,8 @@ export interface AdmissionDeps {
   readonly metrics: Pick<ApiRecorder, "admitted">;
   /** The admissions journal: every admitted job, before its answer (docs/decisions.md "Compliance"). */
   readonly journal?: AdmissionLog;
+  /** Told of each job admitted at position 0: the worker of this process dispatches it at once. */
+  readonly onHead?: (jobId: string) => void;
 }
 
 export interface AdmitRequest {
@@ -350,9 +352,7 @@ async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHo
       throw new AppError(
         "unavailable",
         "the job store did not answer in time; the job was not admitted: retry",
-        {
-          headers: { "retry-after": "1" },
-        },
+        { headers: { "retry-after": "1" } },
       );
     }
     if (res.reason === "voided") {
@@ -364,6 +364,7 @@ async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHo
     }
     throw new AppError("internal_error", "job id collision");
   }
+  if (res.position === 0) deps.onHead?.(id);
   deps.metrics.admitted(a.mode, familyModel, a.priority, a.principal.tier);
   deps.journal?.record({
     job_id: id,

@@ -1,4 +1,5 @@
 // Everything the API's routes need, injected by src/main.
+import type { HeadSignal } from "../core/head-signal.js";
 import type { Hono } from "hono";
 import type { Logger } from "pino";
 import type { RedisClient } from "../infra/redis-client.js";
@@ -165,6 +166,8 @@ export interface ApiDeps {
   readonly compliance?: Pick<ComplianceStore, "list" | "get">;
   /** The admissions journal (docs/decisions.md "Compliance"); absent: admissions are not journaled. */
   readonly admissions?: AdmissionLog;
+  /** The worker role of this process, told of each admission at the head of the queue (one pool only). */
+  readonly heads?: Pick<HeadSignal, "admitted">;
   /** What requests and admissions record: the process's metrics. */
   readonly metrics: ApiRecorder;
   /** GET /metrics (METRICS_TOKEN, the fleet's exposition); without it the route is not mounted. */

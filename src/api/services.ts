@@ -61,6 +61,7 @@ export function createApiServices(deps: ApiDeps): ApiServices {
     redisNearLimit: deps.redisNearLimit,
     metrics: deps.metrics,
     ...(deps.admissions ? { journal: deps.admissions } : {}),
+    ...(deps.heads ? { onHead: deps.heads.admitted } : {}),
     inputs: {
       policy: deps.config.outbound,
       http: deps.outboundHttp,

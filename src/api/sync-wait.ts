@@ -9,17 +9,16 @@ import { TERMINAL, type JobRecord } from "../core/job.js";
 import type { ApiDeps } from "./deps.js";
 import type { JobWake } from "./event-hub.js";
 
-/** Between two reads of the job at most this long passes. */
+/** Between two reads of the job at most this long passes (the job's other events do not delay it). */
 const POLL_MS = 1_000;
 
 export interface JobWatch {
   /**
    * Waits until the job finishes (returns it), `budgetMs` runs out or `aborted` fires (returns
-   * undefined). `readFirst`: read the job before the first wake-up (a watch taken after the
-   * admission may have missed one).
+   * undefined).
    * @throws AppError internal_error when the job disappears meanwhile.
    */
-  until(budgetMs: number, aborted: AbortSignal, readFirst?: boolean): Promise<JobRecord | undefined>;
+  until(budgetMs: number, aborted: AbortSignal): Promise<JobRecord | undefined>;
   /** Stops listening (always call it, also when the admission failed). */
   close(): void;
 }
@@ -30,8 +29,12 @@ type Why = JobWake | "poll" | "abort";
 /** Of two reasons the stronger one (a kept wake-up must not hide a read). */
 const RANK: Readonly<Record<Why, number>> = { event: 0, poll: 1, any: 1, ended: 2, abort: 3 };
 
-/** Starts watching job `id` (before it is admitted: nothing is missed). */
-export function watchJob(deps: Pick<ApiDeps, "hub" | "store" | "clock">, id: string): JobWatch {
+/** Starts watching job `id` (before it is admitted: nothing is missed). `pollMs`: tests. */
+export function watchJob(
+  deps: Pick<ApiDeps, "hub" | "store" | "clock">,
+  id: string,
+  pollMs = POLL_MS,
+): JobWatch {
   // A wake-up that comes while the loop reads is kept (the strongest of them) for the next wait.
   let kept: Why | undefined;
   let resolveWait: ((why: Why) => void) | undefined;
@@ -69,13 +72,15 @@ export function watchJob(deps: Pick<ApiDeps, "hub" | "store" | "clock">, id: str
   };
 
   return {
-    async until(budgetMs, aborted, readFirst = false) {
+    async until(budgetMs, aborted) {
       const deadline = deps.clock() + budgetMs;
+      // The next poll, fixed from the last read on: wake-ups that read nothing do not move it.
+      let pollAt = deps.clock() + pollMs;
       // One abort listener for the whole wait (not one per wake-up, which piles up listeners on a
       // long job with many events).
       aborted.addEventListener("abort", onAbort);
       try {
-        let read = readFirst;
+        let read = false;
         for (;;) {
           if (settled) return settled;
           if (read) {
@@ -86,10 +91,14 @@ export function watchJob(deps: Pick<ApiDeps, "hub" | "store" | "clock">, id: str
               });
             }
             if (TERMINAL.has(found.job.status)) return found.job;
+            pollAt = deps.clock() + pollMs;
+            // the record may have come while the read was in flight
+            if (settled) return settled;
           }
-          const left = deadline - deps.clock();
+          const now = deps.clock();
+          const left = deadline - now;
           if (left <= 0 || aborted.aborted) return undefined;
-          const why = await next(Math.min(left, POLL_MS));
+          const why = await next(Math.max(0, Math.min(left, pollAt - now)));
           read = why !== "event" && why !== "abort";
         }
       } finally {

@@ -1,4 +1,5 @@
-// A wake-up latch for the loops that re-read a job when its events say so (SSE streams, sync waits):
+// A wake-up latch for the loops that re-read a job when its events say so (SSE streams; the sync wait
+// has one of its own that also weighs what woke it, api/sync-wait.ts):
 // a signal that comes while the loop is busy is kept and ends its next wait at once, so none is lost.
 
 export interface Wakeup {

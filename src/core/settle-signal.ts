@@ -4,26 +4,19 @@
 // still comes, as for an API in another process. A sync attempt's settle answers with the job's
 // record, and passes it on: the waiting route answers from it without reading the job again.
 import type { JobRecord } from "./job.js";
+import { createLocalSignal } from "./local-signal.js";
 
 /** Told of one terminal settle: the job's id, and its record as the settle left it when known. */
 export type SettleListener = (jobId: string, job?: JobRecord) => void;
 
 export interface SettleSignal {
   /** Called by the worker once the settle returned a terminal status (with the job's record, if it has it). */
-  settled(jobId: string, job?: JobRecord): void;
+  readonly settled: (jobId: string, job?: JobRecord) => void;
   /** Calls `listener` for each settle; returns the unsubscribe function. */
-  subscribe(listener: SettleListener): () => void;
+  readonly subscribe: (listener: SettleListener) => () => void;
 }
 
 export function createSettleSignal(): SettleSignal {
-  const listeners = new Set<SettleListener>();
-  return {
-    settled(jobId, job) {
-      for (const l of listeners) l(jobId, job);
-    },
-    subscribe(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
-  };
+  const signal = createLocalSignal<[string, JobRecord | undefined]>();
+  return { settled: (jobId, job) => signal.emit(jobId, job), subscribe: signal.subscribe };
 }

@@ -154,6 +154,8 @@ export async function startApiRole(ctx: RoleContext & { keys: Keys }): Promise<A
     usage,
     outbox,
     admissions,
+    // With pools a worker runs one of them and hears only its pool's wake messages: the message is enough.
+    ...(ctx.heads && !pooled.views ? { heads: ctx.heads } : {}),
     compliance,
     audit: createAuditReads({
       store: auditStore,

@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import type { BlobStore, BlobSweeper } from "../core/ports.js";
 import type { OutputHandover } from "../core/output-handover.js";
 import type { SettleSignal } from "../core/settle-signal.js";
+import type { HeadSignal } from "../core/head-signal.js";
 import type { Clock } from "../core/time.js";
 import type { ProcessMetrics } from "../infra/metrics.js";
 import { closeRedis, waitReady } from "../infra/redis.js";
@@ -27,6 +28,8 @@ export interface RoleContext {
   readonly handover?: OutputHandover;
   /** Terminal settles of this process's worker role, heard by its api role (core/settle-signal.ts). */
   readonly settles?: SettleSignal;
+  /** Admissions at the head of the queue by this process's api role, heard by its worker role. */
+  readonly heads?: HeadSignal;
   /** The process's metrics (one per process, whatever roles it runs; main/metrics.ts). */
   readonly metrics: ProcessMetrics;
 }

@@ -1,5 +1,6 @@
 // `render-gateway start [--roles ...]`: runs the chosen roles in this process on embedded defaults.
 import { createSettleSignal } from "../core/settle-signal.js";
+import { createHeadSignal } from "../core/head-signal.js";
 import { join, resolve } from "node:path";
 import type { Logger } from "pino";
 import { systemClock } from "../core/time.js";
@@ -124,8 +125,11 @@ export async function runStart(roles: Role[]): Promise<void> {
       clock: systemClock,
       blobs,
       handover: createOutputHandover({ clock: systemClock, ...OUTPUT_HANDOVER_BOUNDS }),
-      // A worker tells the api role beside it of its terminal settles (none to tell without one).
-      ...(roles.includes("api") && roles.includes("worker") ? { settles: createSettleSignal() } : {}),
+      // The api and worker roles of one process tell each other of terminal settles and of admissions
+      // at the head of the queue (none to tell without both).
+      ...(roles.includes("api") && roles.includes("worker")
+        ? { settles: createSettleSignal(), heads: createHeadSignal() }
+        : {}),
       metrics,
     };
     let simUrl: string | undefined;

@@ -128,6 +128,7 @@ export async function startWorkerRole(
     blobs,
     ...(ctx.handover ? { handover: ctx.handover } : {}),
     ...(ctx.settles ? { settles: ctx.settles } : {}),
+    ...(ctx.heads ? { heads: ctx.heads } : {}),
     ...(env.SYNC_OUTPUT_IN_REDIS ? { syncOutputs } : {}),
     outputSweep: syncOutputs,
     clock: ctx.clock,

@@ -102,7 +102,14 @@ export interface Keys {
    * GPU ms, cost in micro-USD (bill.lua; read by queues/usage-store.ts).
    */
   usage(customer: string, day: string): string;
+  /** Job events, a message per event: `"<id> <event name>"` (lib.lua add_event; api/event-hub.ts). */
   readonly eventChannel: string;
+  /**
+   * The channel of the previous release's API, which expects the bare job id: still published to,
+   * so that a rolling deploy (or a rollback) keeps its streams and sync waits woken. Drop it in the
+   * next release.
+   */
+  readonly legacyEventChannel: string;
   readonly wakeChannel: string;
   readonly cancelChannel: string;
   /** CAS references of queued and running jobs (hash: digest -> count; lib.lua release_objects). */
@@ -250,7 +257,8 @@ export function createKeys(prefix: string): Keys {
     rateLimitPrefix,
     // rate-limiter-flexible's getKey: `${keyPrefix}:${key}`.
     rateLimit: (policy, customer) => `${rateLimitPrefix(policy)}:${customer}`,
-    eventChannel: `${prefix}:ch:ev`,
+    eventChannel: `${prefix}:ch:evn`,
+    legacyEventChannel: `${prefix}:ch:ev`,
     wakeChannel: `${prefix}:ch:wake`,
     cancelChannel: `${prefix}:ch:cancel`,
     casLive: `${prefix}:cas:live`,

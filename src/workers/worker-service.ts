@@ -8,6 +8,7 @@ import type { Clock } from "../core/time.js";
 import type { BlobStore } from "../core/ports.js";
 import type { OutputHandover } from "../core/output-handover.js";
 import type { SettleSignal } from "../core/settle-signal.js";
+import type { HeadSignal } from "../core/head-signal.js";
 import type { BackendDirectory } from "../queues/backend-directory.js";
 import type { Scheduler } from "../queues/scheduler.js";
 import type { WorkerSlots } from "../queues/worker-slots.js";
@@ -24,6 +25,11 @@ import type { BackendGuard, HeldAttempt } from "./render-processor.js";
 import { createSlotLedger } from "./slot-ledger.js";
 import type { SyncOutputWriter } from "./sync-output-writer.js";
 import { within } from "./timers.js";
+
+/** The suffix of an admission's wake message (`"<id> admitted"`, queues/lua/admit.lua). */
+const ADMITTED = " admitted";
+/** Admissions told of by the api role whose wake message is still to come, at most. */
+const HEARD_MAX = 1_000;
 
 export interface WorkerServiceOptions {
   readonly workerId: string;
@@ -47,6 +53,8 @@ export interface WorkerServiceOptions {
   readonly handover?: Pick<OutputHandover, "hold">;
   /** Told of each terminal settle (the api role of this process). */
   readonly settles?: Pick<SettleSignal, "settled">;
+  /** Admissions at the head of the queue by the api role of this process: a pass starts at once. */
+  readonly heads?: Pick<HeadSignal, "subscribe">;
   /**
    * Writes sync outputs out after their settle (given to the attempts only with SYNC_OUTPUT_IN_REDIS);
    * `outputSweep` writes out copies left in Redis, whatever that setting (see sync-output-writer.ts).
@@ -123,9 +131,21 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
   const grantPermits = () => {
     o.permits?.grant().catch((err: unknown) => logger.warn({ err }, "permit grant failed"));
   };
+  // Jobs whose admission this process's api role told of (a pass ran then), until their wake message
+  // comes: that message starts no second pass (core/head-signal.ts). Only an admission's message is
+  // looked up, so an id left here (its message came first, or was lost) can never skip another wake.
+  const heard = new Set<string>();
+  const onHead = (jobId: string) => {
+    if (heard.size >= HEARD_MAX) heard.clear();
+    heard.add(jobId);
+    kick();
+  };
+  let offHeads: (() => void) | undefined;
   const onMessage = (channel: string, message: string) => {
-    if (channel === scheduler.keys.wakeChannel) kick();
-    else if (channel === scheduler.keys.cancelChannel) leases.cancelled(message);
+    if (channel === scheduler.keys.wakeChannel) {
+      if (message.endsWith(ADMITTED) && heard.delete(message.slice(0, -ADMITTED.length))) return;
+      kick();
+    } else if (channel === scheduler.keys.cancelChannel) leases.cancelled(message);
     else if (channel === o.permits?.channel) grantPermits();
   };
 
@@ -145,6 +165,7 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
     await within(attempts.handBackWaiting(), 2_000);
     // The cancel relay stays until here: cancels during the grace period abort at once.
     o.subscriber.off("message", onMessage);
+    offHeads?.();
     leases.close();
     await within(housekeeping.withdraw(), 1_000);
     await within(attempts.close(), 2_000);
@@ -168,6 +189,7 @@ export function createWorkerService(o: WorkerServiceOptions): WorkerService {
         housekeeping.publish().catch(() => undefined);
       });
       o.subscriber.on("message", onMessage);
+      offHeads = o.heads?.subscribe(onHead);
       await o.subscriber.subscribe(
         scheduler.keys.wakeChannel,
         scheduler.keys.cancelChannel,

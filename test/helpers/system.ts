@@ -12,6 +12,7 @@ import { systemClock } from "../../src/core/time.js";
 import { signToken } from "../../src/api/auth.js";
 import { createOutputHandover, OUTPUT_HANDOVER_BOUNDS } from "../../src/core/output-handover.js";
 import { createSettleSignal } from "../../src/core/settle-signal.js";
+import { createHeadSignal } from "../../src/core/head-signal.js";
 import { createFsBlobStore } from "../../src/infra/fs-blob-store.js";
 import { createRedisConnector } from "../../src/infra/redis-connector.js";
 import { createBackendDirectory } from "../../src/queues/backend-directory.js";
@@ -104,8 +105,10 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
   // Roles api and worker share it as in `start`: sync outputs are handed over in memory.
   const clock = systemClock;
   const handover = createOutputHandover({ clock, ...OUTPUT_HANDOVER_BOUNDS });
-  // And a worker's terminal settles wake the API's waiters directly, as in `start`.
+  // And a worker's terminal settles wake the API's waiters directly, and the API's admissions at the
+  // head of the queue start the worker's pass directly, as in `start`.
   const settles = createSettleSignal();
+  const heads = createHeadSignal();
   const redisConnector = createRedisConnector(
     { kind: "url", url: settings.env.REDIS_URL! },
     { commandTimeoutMs: settings.env.REDIS_COMMAND_TIMEOUT_MS, logger },
@@ -143,6 +146,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
           blobs,
           handover,
           settles,
+          heads,
           metrics,
         });
       }
@@ -158,6 +162,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
         blobs,
         handover,
         settles,
+        heads,
         metrics,
       });
       url = api.url;

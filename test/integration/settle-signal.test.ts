@@ -7,6 +7,7 @@ import { createEventHub, type EventHub } from "../../src/api/event-hub.js";
 import { createSettleSignal } from "../../src/core/settle-signal.js";
 import type { JobRecord } from "../../src/core/job.js";
 import { createKeys } from "../../src/queues/keys.js";
+import { createScheduler } from "../../src/queues/scheduler.js";
 import { redisUrl, testRedis, type TestRedis } from "../helpers/redis.js";
 
 let r: TestRedis;
@@ -83,5 +84,45 @@ describe("the event hub of an API beside a worker", () => {
       ["ended", "complete"],
       ["ended", undefined],
     ]);
+  });
+
+  it("is told of each job event by name, and the previous release's channel still gets the bare id", async () => {
+    const keys = createKeys(r.prefix);
+    const listen = new Redis(redisUrl(), { maxRetriesPerRequest: null });
+    const heard: string[] = [];
+    listen.on("message", (channel: string, message: string) =>
+      heard.push(`${channel === keys.eventChannel ? "named" : "legacy"}: ${message}`),
+    );
+    await listen.subscribe(keys.eventChannel, keys.legacyEventChannel);
+    try {
+      const sched = createScheduler({
+        redis: r.client,
+        prefix: r.prefix,
+        clock: () => 1_000_000,
+        leaseTtlMs: 5_000,
+        maxAttempts: 3,
+        retentionS: 3600,
+        retentionCount: 1000,
+      });
+      const admitted = await sched.admit({
+        id: "j_7",
+        route: "flux/schnell",
+        priority: "normal",
+        fields: { cust: "c1", prio: "normal", mod: "image", fam: "flux", mdl: "schnell", task: "t2i" },
+        request: "{}",
+        serviceMs: 1000,
+        capacity: 1,
+      });
+      expect(admitted.admitted).toBe(true);
+      await sched.dispatch(1, [{ id: "b1", cap: 1, engine: "nunchaku", models: ["*"], ok: true }]);
+      expect(await sched.cancel("j_7", "c1")).toBe("was_running");
+      for (let i = 0; heard.length < 4; i++) {
+        if (i > 1000) throw new Error(`heard only ${heard.join(", ")}`);
+        await new Promise((res) => setTimeout(res, 5));
+      }
+      expect(heard).toEqual(["named: j_7 started", "legacy: j_7", "named: j_7 error", "legacy: j_7"]);
+    } finally {
+      listen.disconnect();
+    }
   });
 });

@@ -4,7 +4,10 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { scriptSources } from "../../src/queues/scripts.js";
 import { spawnRedis } from "../helpers/processes.js";
 import { startSystem, waitFor, type TestSystem } from "../helpers/system.js";
 
@@ -108,6 +111,60 @@ describe("sync route", () => {
     } finally {
       // Back (empty) so the worker, which rides outages out, can settle and stop.
       await server.restart();
+      await own.close();
+      await server.stop().catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it("in one process: admits, dispatches and settles once, and never reads the job", async () => {
+    // The wait watches the job from before its admission, takes the settle's record from the worker
+    // beside it, and the worker's pass starts on the API's word, not a second time on the wake
+    // message. Script calls are counted from the SLOWLOG of a redis-server of the test's own.
+    const dir = mkdtempSync(join(tmpdir(), "rg-sync-calls-"));
+    const server = await spawnRedis(dir);
+    const own = await startSystem({ env: { REDIS_URL: server.url } });
+    const redis = new Redis(server.url, { maxRetriesPerRequest: null });
+    try {
+      const token = await own.token("sync-calls");
+      const admin = await own.token("ops", { admin: true });
+      await waitFor(async () => {
+        const ready = (await (await own.call("/ready", { token: admin })).json()) as {
+          backends?: { healthy: boolean }[];
+          workers?: unknown[];
+        };
+        return (ready.backends ?? []).some((b) => b.healthy) && (ready.workers ?? []).length > 0;
+      });
+      const names = new Map(
+        [...scriptSources()].map(([name, src]) => [createHash("sha1").update(src).digest("hex"), name]),
+      );
+      const calls = async () => {
+        const log = (await redis.call("SLOWLOG", "GET", "-1")) as [number, number, number, string[]][];
+        return log
+          .filter(([, , , argv]) => argv[0]?.toLowerCase() === "evalsha")
+          .map(([, , , argv]) => names.get(argv[1]!) ?? "other")
+          .sort();
+      };
+      await redis.config("SET", "slowlog-max-len", "10000");
+      await redis.config("SET", "slowlog-log-slower-than", "0");
+      // the first call warms the route; the second is counted
+      for (const prompt of ["warm", "counted"]) {
+        await redis.call("SLOWLOG", "RESET");
+        const res = await own.call("/image/flux/schnell/t2i?format=512", {
+          method: "POST",
+          token,
+          body: JSON.stringify({ prompt }),
+        });
+        expect(res.status).toBe(200);
+        await res.arrayBuffer();
+      }
+      const counted = await calls();
+      expect(counted.filter((n) => n === "read")).toEqual([]);
+      expect(counted.filter((n) => n === "admit" || n === "finish")).toEqual(["admit", "finish"]);
+      // one pass for the job (a periodic or housekeeping pass may add another, never one per message)
+      expect(counted.filter((n) => n === "dispatch").length).toBeLessThanOrEqual(2);
+    } finally {
+      redis.disconnect();
       await own.close();
       await server.stop().catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });

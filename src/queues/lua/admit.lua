@@ -112,6 +112,7 @@ if ttl_at > 0 and ARGV[10] == "1" then redis.call("ZADD", key("q", "ttl"), ARGV[
 -- No event is stored at admission: the position is live state (SSE reads and sends it), and an
 -- event list per queued job would cost more memory than the job itself.
 -- Wake the dispatchers when the job may start at once; otherwise they are busy or will find it on
--- their next pass (a slot freeing up, or their periodic pass).
-if position == 0 or first_of_route then redis.call("PUBLISH", key("ch", "wake"), id) end
+-- their next pass (a slot freeing up, or their periodic pass). The message names the admission: a
+-- worker whose api role told it of this job already ran its pass (core/head-signal.ts).
+if position == 0 or first_of_route then redis.call("PUBLISH", key("ch", "wake"), id .. " admitted") end
 return {position}

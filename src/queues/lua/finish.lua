@@ -25,7 +25,8 @@
     settle and the bytes reach the AOF in one entry; the worker writes and fsyncs the object after
     and drops the copy (sync-outputs.ts; docs/decisions.md "Sync route")
   ARGV[17] "1": when the job ends here (complete, error), the reply carries its record as it now
-    stands, so the sync caller of the same process needs no read (docs/decisions.md "Sync route")
+    stands, so the sync caller of the same process needs no read (docs/decisions.md "Sync route");
+    a resent call's reply does not
   The payload is checked before anything changes: a malformed call is answered with an error reply
   and changes nothing. A resent call (same token base within a minute) gets the reply of the first.
   Returns { code, status, next attempts (flat array, see dispatch.lua), the job's flat HGETALL when
@@ -169,8 +170,9 @@ if slots > 0 then
   next_attempts = dispatch_jobs(now, slots, cjson.decode(ARGV[12]), cjson.decode(ARGV[13]), tonumber(ARGV[14]),
     token_base, retention_s, retention_count)
 end
-local record = {}
+local reply = remember_reply(token_base, {code, status or "", next_attempts})
+-- (not in the remembered reply: a resent call's caller reads the job instead)
 if ARGV[17] == "1" and (status == "complete" or status == "error") then
-  record = redis.call("HGETALL", key("job", ARGV[2]))
+  reply[4] = redis.call("HGETALL", key("job", ARGV[2]))
 end
-return remember_reply(token_base, {code, status or "", next_attempts, record})
+return reply

@@ -61,15 +61,17 @@ local function job_get(id, field)
 end
 
 -- Appends an event ("<name>\n<data JSON>") to the job's event list and wakes listeners with the
--- message "<id> <name>" (src/api/event-hub.ts): every job event goes through here. Its id is its 1-based index in the list: monotonic per job, and a resume
--- reads from that index on.
+-- message "<job id> <name>" (src/api/event-hub.ts): every job event goes through here. The event's
+-- id is its 1-based index in the list: monotonic per job, and a resume reads from that index on.
 -- The outbox (docs/decisions.md "Outbox"): every terminal event, and every other event the job's
 -- webhook subscribes to, leaves the scheduler here, in the step that makes it, with the job's whole
 -- record as it stands (consumers never read job records: those expire). src/core/outbox.ts reads it.
 local TERMINAL_EVENT = {complete = true, error = true, cancelled = true}
 local function add_event(id, name, data, now)
   local seq = redis.call("RPUSH", key("ev", id), name .. "\n" .. data)
-  redis.call("PUBLISH", key("ch", "ev"), id .. " " .. name)
+  redis.call("PUBLISH", key("ch", "evn"), id .. " " .. name)
+  -- the previous release's API listens for the bare id (keys.ts legacyEventChannel)
+  redis.call("PUBLISH", key("ch", "ev"), id)
   local jk = key("job", id)
   local send = TERMINAL_EVENT[name]
   if not send then

@@ -180,12 +180,18 @@ export function createKserveClient(baseUrl: string, opts: { connections: number 
       // final frame arrives in many chunks), and the decoder keeps characters split across chunks.
       // (StringDecoder: node's native UTF-8 decoding, 4x faster than TextDecoder's on a large frame)
       const decoder = new StringDecoder("utf8");
+      let first = true;
       let buffer = "";
       let searchFrom = 0;
       let final: InferResult | undefined;
       for await (const chunk of res.body) {
         if (final) continue; // drain the rest so the connection can be reused
         buffer += decoder.write(chunk as Buffer);
+        // a byte order mark opening the stream is not part of its first line (TextDecoder's default)
+        if (first && buffer.length > 0) {
+          first = false;
+          if (buffer.startsWith("\uFEFF")) buffer = buffer.slice(1);
+        }
         let sep: number;
         while (!final && (sep = buffer.indexOf("\n\n", searchFrom)) >= 0) {
           const frame = buffer.slice(0, sep);
