@@ -37,7 +37,7 @@ export function requestIdHeaders(requestId: string): Record<string, string> {
 
 /** A response built with plain headers that already include the request id headers. */
 export function stampedResponse(
-  body: string | null,
+  body: string | Uint8Array | null,
   status: number,
   headers: Record<string, string>,
 ): Response {

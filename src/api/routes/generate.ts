@@ -13,7 +13,7 @@ import type { ApiDeps } from "../deps.js";
 import { admitJob, type AdmissionDeps, type Admitted } from "../admission.js";
 import { confirmReplicated } from "../replicated.js";
 import type { RateHeaders, RateLimiter } from "../rate-limits.js";
-import { sendEarlyHints } from "../respond.js";
+import { jsonResponse, requestIdHeaders, sendEarlyHints, stampedResponse } from "../respond.js";
 import { boundedHeader, boundedQuery } from "../request-input.js";
 import { watchJob, type JobWatch } from "../sync-wait.js";
 import { newJobId } from "../../core/pools.js";
@@ -82,11 +82,9 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps, limiter:
     const budget = syncBudget(prefer, deps.config.syncBudgetMs);
     const webp = request.modality === "image" && prefersWebp(boundedHeader(c, "Accept", HEADER_MAX_CHARS));
     // A valid submit counts (as on POST /queue), whatever the admission says next.
+    // (its RateLimit headers go on every answer: the problem documents' here, the others' below)
     const limits = await limiter.take("submits", principal);
-    if (limits) {
-      for (const [name, value] of Object.entries(limits)) c.header(name, value);
-      c.set("problemHeaders", limits);
-    }
+    if (limits) c.set("problemHeaders", limits);
     // The job's id comes first, and the watch for its end before its admission: the wait then reads
     // the job only once it may have ended (api/sync-wait.ts).
     const id = newJobId(
@@ -152,15 +150,14 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps, limiter:
       // Budget spent: the job goes on; answer like the async route (REDIS_WAIT_REPLICAS included).
       await confirmReplicated(deps.replication, admitted.id, false);
       const found = await deps.store.read(admitted.id);
-      c.header("location", location);
-      c.header("link", `<${location}/events>; rel="monitor"`);
-      c.header("x-job-id", admitted.id);
       const pub = found
         ? await deps.present.job(found.job, found.position, principal)
         : { id: admitted.id, status: "queued" };
-      return c.json(
+      return jsonResponse(
+        c,
         { ...pub, events_url: `${location}/events`, created_at: rfc3339(admitted.createdAt) },
         202,
+        { ...limits, location, link: `<${location}/events>; rel="monitor"`, "x-job-id": admitted.id },
       );
     }
     if (job.status !== "complete" || !job.output) {
@@ -178,10 +175,12 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps, limiter:
         headers: { "retry-after": "1" },
       });
     }
-    c.header("x-job-id", job.id);
+    // Plain header objects, as the node adapter writes them without building web Headers (respond.ts).
     const seed = String(job.seed ?? admitted.seed);
     const duration = String((job.completedAt ?? deps.clock()) - job.createdAt);
     const common: Record<string, string> = {
+      ...limits,
+      "x-job-id": job.id,
       "x-seed": seed,
       "x-weyl-seed": seed,
       "x-duration-ms": duration,
@@ -189,22 +188,25 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps, limiter:
       "x-gpu-ms": String(job.gpuMs ?? 0),
       "content-location": deps.present.objectUrl(job.output),
     };
-    for (const [k, v] of Object.entries(common)) c.header(k, v);
     const outputs = job.outputs ?? [job.output];
     if (outputs.length > 1) {
-      return c.json({
+      const body = {
         id: job.id,
         status: job.status,
         seed: job.seed,
         outputs: outputs.map((d) => deps.present.objectUrl(d)),
         gpu_ms: job.gpuMs,
-      });
+      };
+      return jsonResponse(c, body, 200, common);
     }
     // Left by this process's worker (roles api and worker in one process), or read from the CAS.
     const bytes = deps.handover?.take(job.output) ?? (await deps.blobs.get(job.output));
     if (!bytes) throw new AppError("internal_error", "the output is missing from storage");
-    c.header("content-type", job.contentType ?? "application/octet-stream");
-    return c.body(bytes as Uint8Array<ArrayBuffer>, 200);
+    return stampedResponse(bytes, 200, {
+      ...requestIdHeaders(c.get("requestId")),
+      ...common,
+      "content-type": job.contentType ?? "application/octet-stream",
+    });
   }
   app.post("/image/:family/:model/:task", generate("image"));
   app.post("/video/:family/:model/:task", generate("video"));
