@@ -496,6 +496,16 @@ describe("conflict (409) and capacity_exhausted (503)", () => {
         const r = await call(gw.url, `/jobs/${ids[0]!}`, { token: alice });
         return ((await r.json()) as { status: string }).status === "running";
       });
+      // …and the API's capacity view (cached for a moment, docs/decisions.md "Queue, positions and
+      // ETAs") knows it: a new job's wait is past the budget. Before that, a view read when the queue
+      // was empty may admit the request, and its wait of 1 s ends in a 202 (seen once in CI).
+      await until("the API's view puts a new job past the 1 s budget", async () => {
+        const q = (await (await call(gw.url, "/queue", { token: alice })).json()) as {
+          running: number;
+          eta_seconds: Record<string, number>;
+        };
+        return q.running >= 1 && (q.eta_seconds.normal ?? 0) > 1;
+      });
       await expectCapacityExhausted(
         await post("/image/flux/schnell/t2i", { prompt: "now please", steps: 50, count: 4 }, alice, {
           prefer: "wait=1",

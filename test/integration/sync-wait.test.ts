@@ -23,6 +23,21 @@ afterAll(async () => {
   await sys?.close();
 });
 
+/**
+ * Until the API counts a healthy backend and the worker's slots: the sync route admits only what can
+ * start now (a loaded machine may not be there yet, and a 503 would come first).
+ */
+async function untilSyncReady(sys: TestSystem): Promise<void> {
+  const admin = await sys.token("ops", { admin: true });
+  await waitFor(async () => {
+    const ready = (await (await sys.call("/ready", { token: admin })).json()) as {
+      backends?: { healthy: boolean }[];
+      workers?: unknown[];
+    };
+    return (ready.backends ?? []).some((b) => b.healthy) && (ready.workers ?? []).length > 0;
+  });
+}
+
 describe("sync route", () => {
   it("carries X-Job-Id on the problem document of a job that failed", async () => {
     sys.sim.setConfig({ failRate: 1 });
@@ -77,16 +92,7 @@ describe("sync route", () => {
     const own = await startSystem({ env: { REDIS_URL: server.url, SIM_STEP_MS: "2000" } });
     try {
       const token = await own.token("sync-outage");
-      // the sync route admits only what can start now: wait until the API counts a healthy backend
-      // and the worker's slots (a loaded machine may not be there yet, and the 503 would come first)
-      const admin = await own.token("ops", { admin: true });
-      await waitFor(async () => {
-        const ready = (await (await own.call("/ready", { token: admin })).json()) as {
-          backends?: { healthy: boolean }[];
-          workers?: unknown[];
-        };
-        return (ready.backends ?? []).some((b) => b.healthy) && (ready.workers ?? []).length > 0;
-      });
+      await untilSyncReady(own);
       const pending = own.call("/image/flux/schnell/t2i?format=512", {
         method: "POST",
         token,
@@ -127,14 +133,7 @@ describe("sync route", () => {
     const redis = new Redis(server.url, { maxRetriesPerRequest: null });
     try {
       const token = await own.token("sync-calls");
-      const admin = await own.token("ops", { admin: true });
-      await waitFor(async () => {
-        const ready = (await (await own.call("/ready", { token: admin })).json()) as {
-          backends?: { healthy: boolean }[];
-          workers?: unknown[];
-        };
-        return (ready.backends ?? []).some((b) => b.healthy) && (ready.workers ?? []).length > 0;
-      });
+      await untilSyncReady(own);
       const names = new Map(
         [...scriptSources()].map(([name, src]) => [createHash("sha1").update(src).digest("hex"), name]),
       );
