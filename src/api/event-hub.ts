@@ -10,7 +10,7 @@ import type { JobRecord } from "../core/job.js";
 /**
  * What woke a listener: `ended` — the job reached a terminal state (a terminal event, or a terminal
  * settle by this process's worker); `event` — a job event that ends nothing (started, progress); `any`
- * — a message that does not say (an older gateway's bare id).
+ * — a message that does not say (a bare id: none on this channel today, read as "maybe ended").
  */
 export type JobWake = "ended" | "event" | "any";
 
