@@ -41,11 +41,12 @@ export const enqueueBench: BenchDef = {
   name: "enqueue",
   title: "Bench 1 — enqueue (POST /queue, 32 connections; one tenant and many)",
   async run(ctx) {
-    const { rounds, seconds, connections, tenants } = options({
+    const { rounds, seconds, connections, tenants, warmUp } = options({
       rounds: 3,
       seconds: 5,
       connections: 32,
       tenants: 1_000,
+      warmUp: 8,
     });
     if (!Number.isInteger(tenants) || tenants < 2) throw new Error("--tenants: an integer of at least 2");
     const apiKeyAuth = textOption("auth") === "apikey";
@@ -122,10 +123,10 @@ export const enqueueBench: BenchDef = {
     }
 
     // The warm-up also has every tenant's token verified once (the API caches verified tokens).
-    ctx.log(`load generator: ${tool}; warm-up (2 s each, discarded)`);
+    ctx.log(`load generator: ${tool}; warm-up (${warmUp} s each, discarded)`);
     for (const n of tokenSets.keys()) {
-      await load(api.url, n, 2);
-      await load(rawUrl, n, 2);
+      await load(api.url, n, warmUp);
+      await load(rawUrl, n, warmUp);
     }
 
     const results: Round[] = [];
