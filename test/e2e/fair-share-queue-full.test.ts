@@ -198,7 +198,8 @@ describe("queued-at-once limits", () => {
       await waitDrained(client, h.prefix);
 
       // A worker killed while its attempt runs: the lease expires and the reaper puts the job back.
-      const orphan = await admit("open-b", job("[sim:slow=1500] outlives its worker"));
+      // (4 s: under CI's load an attempt of 1.5 s once ended between "running" and the kill)
+      const orphan = await admit("open-b", job("[sim:slow=4000] outlives its worker"));
       await until(
         "the orphan runs",
         async () => (await readJob(api.url, bearer["open-b"]!, orphan))?.status === "running",
