@@ -8,7 +8,16 @@
 // equals what it counts at every moment it is sampled and at the end.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createKeys } from "../../src/queues/keys.js";
-import { E2eHarness, call, readJob, token, until, waitForModel, type Gateway } from "../helpers/processes.js";
+import {
+  E2eHarness,
+  call,
+  readJob,
+  simStats,
+  token,
+  until,
+  waitForModel,
+  type Gateway,
+} from "../helpers/processes.js";
 import {
   fairCluster,
   ledgerProblems,
@@ -198,11 +207,17 @@ describe("queued-at-once limits", () => {
       await waitDrained(client, h.prefix);
 
       // A worker killed while its attempt runs: the lease expires and the reaper puts the job back.
-      // (4 s: under CI's load an attempt of 1.5 s once ended between "running" and the kill)
+      // "running" is set at dispatch, before the worker has taken the attempt from the render queue:
+      // killed in that gap (it happened under CI's load), the next worker takes the same attempt
+      // and the job completes without a lost one. So the kill waits for the simulator to be
+      // generating it: one call more than before it was admitted.
+      const activeBefore = (await simStats(cluster.sim.url)).active;
       const orphan = await admit("open-b", job("[sim:slow=4000] outlives its worker"));
       await until(
-        "the orphan runs",
-        async () => (await readJob(api.url, bearer["open-b"]!, orphan))?.status === "running",
+        "the orphan runs on the backend",
+        async () =>
+          (await readJob(api.url, bearer["open-b"]!, orphan))?.status === "running" &&
+          (await simStats(cluster.sim.url)).active > activeBefore,
         20_000,
         20,
       );
