@@ -208,9 +208,9 @@ describe("queued-at-once limits", () => {
 
       // A worker killed while its attempt runs: the lease expires and the reaper puts the job back.
       // "running" is set at dispatch, before the worker has taken the attempt from the render queue:
-      // killed in that gap (it happened under CI's load), the next worker takes the same attempt
-      // and the job completes without a lost one. So the kill waits for the simulator to be
-      // generating it: one call more than before it was admitted.
+      // killed in that gap, the next worker takes the same attempt and the job completes without a
+      // lost one (the likely cause of a CI run's log of ['complete']). So the kill waits for the
+      // simulator to be generating it: one call more than before it was admitted.
       const activeBefore = (await simStats(cluster.sim.url)).active;
       const orphan = await admit("open-b", job("[sim:slow=4000] outlives its worker"));
       await until(
