@@ -49,6 +49,8 @@ export const enqueueBench: BenchDef = {
       warmUp: 8,
     });
     if (!Number.isInteger(tenants) || tenants < 2) throw new Error("--tenants: an integer of at least 2");
+    // (the warm-up also verifies every tenant's token once: it cannot be skipped)
+    if (warmUp < 1) throw new Error("--warm-up: seconds, at least 1");
     const apiKeyAuth = textOption("auth") === "apikey";
     const tiersFile = writeBenchTiers(ctx.dir);
     // --auth hs256|eddsa: the signature our API verifies once per token (then cached).

@@ -496,9 +496,12 @@ describe("conflict (409) and capacity_exhausted (503)", () => {
         const r = await call(gw.url, `/jobs/${ids[0]!}`, { token: alice });
         return ((await r.json()) as { status: string }).status === "running";
       });
-      // …and the API's capacity view (cached for a moment, docs/decisions.md "Queue, positions and
-      // ETAs") knows it: a new job's wait is past the budget. Before that, a view read when the queue
-      // was empty may admit the request, and its wait of 1 s ends in a 202 (seen once in CI).
+      // …and the API's capacity view knows it. GET /queue counts the jobs ahead and running from
+      // Redis, but the admission takes the running slots and the wave's length from that view alone
+      // (cached for 1 s, docs/decisions.md "Queue, positions and ETAs"): a view read before the holder
+      // started admits the request, and its wait of 1 s ends in a 202 (seen twice in CI). So once
+      // Redis shows the holder running, the view ages past its 1 s, a read refreshes it, and the
+      // check is made again.
       const pastBudget = async () => {
         const q = (await (await call(gw.url, "/queue", { token: alice })).json()) as {
           running: number;
@@ -507,9 +510,6 @@ describe("conflict (409) and capacity_exhausted (503)", () => {
         return q.running >= 1 && (q.eta_seconds.normal ?? 0) > 1;
       };
       await until("the API's view puts a new job past the 1 s budget", pastBudget);
-      // GET /queue counts the jobs ahead from Redis, but the running slot and the wave's length come
-      // from the cached view, which the admission uses alone: a view older than the holder's start
-      // admitted the request once more in CI. Past the cache's 1 s, a read refreshes it; once more.
       await new Promise((r) => setTimeout(r, 1_100));
       await call(gw.url, "/queue", { token: alice });
       await new Promise((r) => setTimeout(r, 500));
