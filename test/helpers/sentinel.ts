@@ -3,7 +3,7 @@
 // each in a temp dir) with short detection and failover times, so a failover takes seconds. Data
 // nodes run without persistence; every process is stopped by `stop()` (and killed when the process
 // exits). Nothing here needs vitest: bench/failover.ts uses it too.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { freeLoopbackPort, spawnRedisServer, type RedisServer } from "../../src/infra/embedded-redis.js";
@@ -90,10 +90,10 @@ export interface SentinelDeployment {
   /** The node the sentinels name as primary now (asks one sentinel that answers). */
   primary(): Promise<SpawnedRedis>;
   /**
-   * Waits until every sentinel names a primary other than `old`, that node says it is a primary,
-   * and (unless `replicas` is 0) it has that many replicas online; returns it.
+   * Waits until every sentinel names a primary other than `old` and that node says it is a primary;
+   * returns it.
    */
-  waitForFailover(old: SpawnedRedis, timeoutMs: number, replicas?: number): Promise<SpawnedRedis>;
+  waitForFailover(old: SpawnedRedis, timeoutMs: number): Promise<SpawnedRedis>;
   /**
    * Starts `node` again (after a kill) as a replica of `primary`, on its port and dir: what an
    * operator or a config manager does with a server that comes back after a failover (left alone,
@@ -101,14 +101,32 @@ export interface SentinelDeployment {
    * new handle, which also replaces it in `nodes`.
    */
   rejoin(node: SpawnedRedis, primary: SpawnedRedis): Promise<SpawnedRedis>;
-  /** Waits until every sentinel knows the others and the primary's replicas (a failover can then happen). */
-  waitSettled(timeoutMs: number): Promise<void>;
+  /**
+   * Waits until every sentinel knows the others and the primary's replicas (a failover can then
+   * happen) and the primary has every other node as a replica online; returns the primary. That is
+   * not always the node a failover promoted: on a loaded machine a new primary can miss the
+   * sentinels' pings for `downAfterMs` and be replaced in turn (CI saw one fail back).
+   */
+  waitSettled(timeoutMs: number): Promise<SpawnedRedis>;
   /** A plain client of one data node (for assertions; closed by `stop`). */
   client(node: SpawnedRedis): Redis;
   stop(): Promise<void>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Each server logs to `redis.log` in its dir: a wait that times out quotes the sentinels' events. */
+const logTo = (dir: string) => ["--logfile", join(dir, "redis.log")];
+/** The last `n` event lines (`+sdown`, `+switch-master`, …) of a sentinel's log. */
+const lastEvents = (dir: string, n: number) => {
+  try {
+    return readFileSync(join(dir, "redis.log"), "utf8")
+      .split("\n")
+      .filter((l) => / [+-][a-z]/.test(l))
+      .slice(-n);
+  } catch {
+    return [];
+  }
+};
 
 /** Starts the data nodes and the sentinels in `dir`; resolves once the sentinels are settled. */
 export async function startSentinels(dir: string, o: SentinelOptions = {}): Promise<SentinelDeployment> {
@@ -133,10 +151,18 @@ export async function startSentinels(dir: string, o: SentinelOptions = {}): Prom
   };
   const retired: SpawnedRedis[] = [];
   try {
-    const primary = await spawnServer(nodeDir(0), auth);
+    const primary = await spawnServer(nodeDir(0), [...auth, ...logTo(nodeDir(0))]);
     nodes.push(primary);
     for (let i = 1; i <= (o.replicas ?? 1); i++) {
-      nodes.push(await spawnServer(nodeDir(i), [...auth, "--replicaof", "127.0.0.1", String(primary.port)]));
+      nodes.push(
+        await spawnServer(nodeDir(i), [
+          ...auth,
+          ...logTo(nodeDir(i)),
+          "--replicaof",
+          "127.0.0.1",
+          String(primary.port),
+        ]),
+      );
     }
     for (let i = 0; i < 3; i++) {
       const d = join(dir, `sentinel-${i}`);
@@ -156,7 +182,7 @@ export async function startSentinels(dir: string, o: SentinelOptions = {}): Prom
           "",
         ].join("\n"),
       );
-      sentinelServers.push(await spawnServer(d, ["--sentinel"], { conf }));
+      sentinelServers.push(await spawnServer(d, ["--sentinel", ...logTo(d)], { conf }));
     }
   } catch (err) {
     await stop();
@@ -224,10 +250,10 @@ export async function startSentinels(dir: string, o: SentinelOptions = {}): Prom
    * replicas that are up with their link to it up (so it could promote one), and the primary has
    * that many replicas online.
    */
-  const settled = async (replicas: number): Promise<boolean> => {
+  const settled = async (replicas: number): Promise<SpawnedRedis | undefined> => {
     const ports = await named();
     const primary = nodeOf(ports[0]);
-    if (!primary || ports.some((p) => p !== primary.port)) return false;
+    if (!primary || ports.some((p) => p !== primary.port)) return undefined;
     const views = await Promise.all(
       sentinelClients.map(async (c) => {
         try {
@@ -245,14 +271,44 @@ export async function startSentinels(dir: string, o: SentinelOptions = {}): Prom
         }
       }),
     );
-    return views.every(Boolean) && (await onlineReplicas(primary)) >= replicas;
+    return views.every(Boolean) && (await onlineReplicas(primary)) >= replicas ? primary : undefined;
+  };
+  /** What each sentinel and data node says now: the message of a wait that timed out. */
+  const describeState = async (): Promise<string> => {
+    const lines = await Promise.all(
+      sentinelClients.map(async (c, i) => {
+        try {
+          const master = asMap(await c.call("SENTINEL", "master", name));
+          const replicas = ((await c.call("SENTINEL", "replicas", name)) as unknown[])
+            .map(asMap)
+            .map((r) => `:${r.get("port")} ${r.get("flags")} link ${r.get("master-link-status")}`);
+          return (
+            `sentinel :${sentinels[i]!.port} names :${master.get("port")} ${master.get("flags")}, ` +
+            `${master.get("num-other-sentinels")} other sentinels, replicas [${replicas.join("; ")}]`
+          );
+        } catch (err) {
+          return `sentinel :${sentinels[i]!.port} ${(err as Error).message}`;
+        }
+      }),
+    );
+    for (const n of nodes) {
+      lines.push(
+        `node :${n.port} ${(await role(n)) ?? "no answer"}, ${await onlineReplicas(n)} replicas online`,
+      );
+    }
+    for (const s of sentinelServers) lines.push(`sentinel :${s.port} log:`, ...lastEvents(s.dir, 30));
+    return lines.join("\n");
   };
   const until = async <T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>) => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const v = await check();
       if (v !== undefined) return v;
-      if (Date.now() > deadline) throw new Error(`sentinel deployment: ${what} not within ${timeoutMs} ms`);
+      if (Date.now() > deadline) {
+        throw new Error(
+          `sentinel deployment: ${what} not within ${timeoutMs} ms; now:\n${await describeState()}`,
+        );
+      }
       await sleep(50);
     }
   };
@@ -282,28 +338,31 @@ export async function startSentinels(dir: string, o: SentinelOptions = {}): Prom
         return undefined;
       });
     },
-    async waitForFailover(old, timeoutMs, replicas = 0) {
+    async waitForFailover(old, timeoutMs) {
       return until(`a failover away from :${old.port}`, timeoutMs, async () => {
         const ports = await named();
         const port = ports[0];
         if (port === undefined || port === old.port || ports.some((p) => p !== port)) return undefined;
         const node = nodeOf(port);
         if (!node || (await role(node)) !== "master") return undefined;
-        if (replicas > 0 && !(await settled(replicas))) return undefined;
         return node;
       });
     },
     async waitSettled(timeoutMs) {
-      await until("sentinels that know each other and the replicas", timeoutMs, async () =>
-        (await settled(nodes.length - 1)) ? true : undefined,
+      return until("sentinels that know each other and the replicas", timeoutMs, () =>
+        settled(nodes.length - 1),
       );
     },
     async rejoin(node, primary) {
       await node.kill("SIGKILL");
       const i = nodes.indexOf(node);
-      const again = await spawnServer(node.dir, [...auth, "--replicaof", "127.0.0.1", String(primary.port)], {
-        port: node.port,
-      });
+      const again = await spawnServer(
+        node.dir,
+        [...auth, ...logTo(node.dir), "--replicaof", "127.0.0.1", String(primary.port)],
+        {
+          port: node.port,
+        },
+      );
       if (i >= 0) nodes[i] = again;
       retired.push(node);
       const c = nodeClients.get(node);
