@@ -105,7 +105,8 @@ export interface SentinelDeployment {
    * Waits until every sentinel knows the others and the primary's replicas (a failover can then
    * happen) and the primary has every other node as a replica online; returns the primary. That is
    * not always the node a failover promoted: on a loaded machine a new primary can miss the
-   * sentinels' pings for `downAfterMs` and be replaced in turn (CI saw one fail back).
+   * sentinels' pings for `downAfterMs` and be replaced in turn (a local run with busy loops saw
+   * the sentinels fail back to the old node once it had rejoined).
    */
   waitSettled(timeoutMs: number): Promise<SpawnedRedis>;
   /** A plain client of one data node (for assertions; closed by `stop`). */
