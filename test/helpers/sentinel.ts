@@ -4,7 +4,7 @@
 // nodes run without persistence; every process is stopped by `stop()` (and killed when the process
 // exits). Nothing here needs vitest: bench/failover.ts uses it too.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { Redis } from "ioredis";
 import { freeLoopbackPort, spawnRedisServer, type RedisServer } from "../../src/infra/embedded-redis.js";
 import type { HostPort, RedisTarget } from "../../src/infra/redis.js";
@@ -39,12 +39,20 @@ export async function spawnServer(
       for (const s of live) void s.kill("SIGKILL");
     });
   }
-  const server = await spawnRedisServer({
-    ...(o.conf === undefined ? {} : { confPath: o.conf }),
-    dir,
-    port: o.port ?? (await freeLoopbackPort()),
-    extraArgs: [...(o.conf === undefined ? ["--save", "", "--appendonly", "no"] : []), ...args],
-  });
+  let server: RedisServer;
+  try {
+    server = await spawnRedisServer({
+      ...(o.conf === undefined ? {} : { confPath: o.conf }),
+      dir,
+      port: o.port ?? (await freeLoopbackPort()),
+      extraArgs: [...(o.conf === undefined ? ["--save", "", "--appendonly", "no"] : []), ...args],
+    });
+  } catch (err) {
+    // A server given a log file (logTo) writes why it stopped there, not to its output.
+    const log = tail(logPath(dir), 10);
+    if (log.length === 0) throw err;
+    throw new Error(`${(err as Error).message}\n${logPath(dir)}:\n${log.join("\n")}`, { cause: err });
+  }
   live.add(server);
   const kill = async (signal: NodeJS.Signals = "SIGKILL") => {
     await server.kill(signal);
@@ -115,18 +123,26 @@ export interface SentinelDeployment {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** How long the state quoted by a timed-out wait waits for each server's answer. */
+const PROBE_MS = 1_000;
 /** Each server logs to `redis.log` in its dir: a wait that times out quotes the sentinels' events. */
-const logTo = (dir: string) => ["--logfile", join(dir, "redis.log")];
-/** The last `n` event lines (`+sdown`, `+switch-master`, …) of a sentinel's log. */
-const lastEvents = (dir: string, n: number) => {
+const logPath = (dir: string) => resolve(dir, "redis.log");
+const logTo = (dir: string) => ["--logfile", logPath(dir)];
+/** The last `n` lines of `path` that `keep` keeps (none when it cannot be read). */
+const tail = (path: string, n: number, keep: (line: string) => boolean = (l) => l !== "") => {
   try {
-    return readFileSync(join(dir, "redis.log"), "utf8")
-      .split("\n")
-      .filter((l) => / [+-][a-z]/.test(l))
-      .slice(-n);
+    return readFileSync(path, "utf8").split("\n").filter(keep).slice(-n);
   } catch {
     return [];
   }
+};
+/** The last `n` event lines (`+sdown`, `+switch-master`, …) of a sentinel's log. */
+const lastEvents = (dir: string, n: number) => tail(logPath(dir), n, (l) => / [+-][a-z]/.test(l));
+/** `p`, or `fallback` once `ms` have passed (a frozen server never answers a probe). */
+const within = <T>(p: Promise<T>, ms: number, fallback: T): Promise<T> => {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<T>((r) => (timer = setTimeout(() => r(fallback), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 };
 
 /** Starts the data nodes and the sentinels in `dir`; resolves once the sentinels are settled. */
@@ -183,7 +199,7 @@ export async function startSentinels(dir: string, o: SentinelOptions = {}): Prom
           "",
         ].join("\n"),
       );
-      sentinelServers.push(await spawnServer(d, ["--sentinel", ...logTo(d)], { conf }));
+      sentinelServers.push(await spawnServer(d, [...logTo(d), "--sentinel"], { conf }));
     }
   } catch (err) {
     await stop();
@@ -263,6 +279,7 @@ export async function startSentinels(dir: string, o: SentinelOptions = {}): Prom
             .map(asMap)
             .filter((r) => r.get("flags") === "slave" && r.get("master-link-status") === "ok");
           return (
+            master.get("port") === String(primary.port) &&
             master.get("flags") === "master" &&
             Number(master.get("num-other-sentinels")) === 2 &&
             good.length >= replicas
@@ -278,24 +295,29 @@ export async function startSentinels(dir: string, o: SentinelOptions = {}): Prom
   const describeState = async (): Promise<string> => {
     const lines = await Promise.all(
       sentinelClients.map(async (c, i) => {
-        try {
-          const master = asMap(await c.call("SENTINEL", "master", name));
-          const replicas = ((await c.call("SENTINEL", "replicas", name)) as unknown[])
-            .map(asMap)
-            .map((r) => `:${r.get("port")} ${r.get("flags")} link ${r.get("master-link-status")}`);
-          return (
-            `sentinel :${sentinels[i]!.port} names :${master.get("port")} ${master.get("flags")}, ` +
-            `${master.get("num-other-sentinels")} other sentinels, replicas [${replicas.join("; ")}]`
-          );
-        } catch (err) {
-          return `sentinel :${sentinels[i]!.port} ${(err as Error).message}`;
-        }
+        const view = async () => {
+          try {
+            const master = asMap(await c.call("SENTINEL", "master", name));
+            const replicas = ((await c.call("SENTINEL", "replicas", name)) as unknown[])
+              .map(asMap)
+              .map((r) => `:${r.get("port")} ${r.get("flags")} link ${r.get("master-link-status")}`);
+            return (
+              `names :${master.get("port")} ${master.get("flags")}, ` +
+              `${master.get("num-other-sentinels")} other sentinels, replicas [${replicas.join("; ")}]`
+            );
+          } catch (err) {
+            return (err as Error).message;
+          }
+        };
+        return `sentinel :${sentinels[i]!.port} ${await within(view(), PROBE_MS, "no answer")}`;
       }),
     );
     for (const n of nodes) {
-      lines.push(
-        `node :${n.port} ${(await role(n)) ?? "no answer"}, ${await onlineReplicas(n)} replicas online`,
-      );
+      const [r, online] = await Promise.all([
+        within(role(n), PROBE_MS, undefined),
+        within(onlineReplicas(n), PROBE_MS, 0),
+      ]);
+      lines.push(`node :${n.port} ${r ?? "no answer"}, ${online} replicas online`);
     }
     for (const s of sentinelServers) lines.push(`sentinel :${s.port} log:`, ...lastEvents(s.dir, 30));
     return lines.join("\n");

@@ -237,6 +237,8 @@ describe("connections through Sentinel", () => {
         promotedAt = Date.now();
         return n;
       });
+      // (awaited below; a failure before that must not leave it rejected unhandled)
+      promotion.catch(() => undefined);
       const queued = worker.set(`${prefix}:frozen`, "ran");
       const failures: { ms: number; unavailable: boolean; message: string }[] = [];
       let firstOk = 0;
