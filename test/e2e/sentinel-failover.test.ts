@@ -6,10 +6,11 @@
 //
 // The primary is killed (kill -9); the sentinels promote the replica; the killed server comes back
 // and becomes the new primary's replica (a 202 needs one; on a loaded machine the sentinels may then
-// fail over once more, back to it: the test takes whichever primary they settle on). Meanwhile every answer is a fast 503 (or
-// the 409 of a key whose admission is being settled): never a 500, never a hang. The processes follow
-// the promotion by themselves (none restarted), and every job acknowledged with 202 completes, each
-// key with one job. The gap (kill → the first 202 to a request sent after it) is printed.
+// fail over once more, back to it: the test takes whichever primary they settle on). Meanwhile every
+// answer is a fast 503 (or the 409 of a key whose admission is being settled): never a 500, never a
+// hang. The processes follow the promotion by themselves (none restarted), and every job
+// acknowledged with 202 completes, each key with one job. The gap (kill → the first 202 to a request
+// sent after it) is printed.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   E2eHarness,
