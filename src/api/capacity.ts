@@ -12,6 +12,12 @@ import type { QueueBasis } from "../core/eta.js";
 import { formatRoute } from "../core/model-route.js";
 import { servesModel } from "../config/backends.js";
 
+/**
+ * How long the API serves a capacity snapshot before it refreshes it in the background: the
+ * admission of a sync request can be this stale.
+ */
+export const CAPACITY_CACHE_MS = 1_000;
+
 /** Jobs at the head of the order whose mean estimated cost is the length of a wave. */
 export const HEAD_SAMPLE = 32;
 

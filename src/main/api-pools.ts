@@ -11,7 +11,7 @@ import { createWorkerSlots } from "../queues/worker-slots.js";
 import { createOutboxStore } from "../queues/outbox-store.js";
 import type { Scheduler } from "../queues/scheduler.js";
 import { createPooledIdempotency, createPooledJobStore, createPooledScheduler } from "../queues/pool-set.js";
-import { createCapacityView, type CapacityView } from "../api/capacity.js";
+import { CAPACITY_CACHE_MS, createCapacityView, type CapacityView } from "../api/capacity.js";
 import { createPooledCapacity } from "../api/pooled-capacity.js";
 import type { PoolView } from "../api/deps.js";
 import type { PoolLimitParts } from "./pool-limits.js";
@@ -51,7 +51,7 @@ export function apiPoolParts(
       workerSlots: createWorkerSlots(redis, prefix, clock),
       cost,
       clock,
-      cacheMs: 1_000,
+      cacheMs: CAPACITY_CACHE_MS,
       staleMs: Math.max(10_000, env.HEALTH_INTERVAL_MS * 5),
     });
     return {

@@ -6,6 +6,7 @@ import { SignJWT } from "jose";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freeLoopbackPort } from "../../src/infra/embedded-redis.js";
+import { CAPACITY_CACHE_MS } from "../../src/api/capacity.js";
 import { readSse } from "../helpers/system.js";
 import {
   E2E_SECRET,
@@ -498,10 +499,10 @@ describe("conflict (409) and capacity_exhausted (503)", () => {
       });
       // …and the API's capacity view knows it. GET /queue counts the jobs ahead and running from
       // Redis, but the admission takes the running slots and the wave's length from that view alone
-      // (cached for 1 s, docs/decisions.md "Queue, positions and ETAs"): a view read before the holder
-      // started admits the request, and its wait of 1 s ends in a 202 (seen twice in CI). So once
-      // Redis shows the holder running, the view ages past its 1 s, a read refreshes it, and the
-      // check is made again.
+      // (cached for CAPACITY_CACHE_MS, docs/decisions.md "Queue, positions and ETAs"): a view read
+      // before the holder started admits the request, and its wait of 1 s ends in a 202 (seen twice
+      // in CI). So once Redis shows the holder running, the view ages past its cache time, a read
+      // refreshes it, and the check is made again.
       const pastBudget = async () => {
         const q = (await (await call(gw.url, "/queue", { token: alice })).json()) as {
           running: number;
@@ -510,7 +511,7 @@ describe("conflict (409) and capacity_exhausted (503)", () => {
         return q.running >= 1 && (q.eta_seconds.normal ?? 0) > 1;
       };
       await until("the API's view puts a new job past the 1 s budget", pastBudget);
-      await new Promise((r) => setTimeout(r, 1_100));
+      await new Promise((r) => setTimeout(r, CAPACITY_CACHE_MS + 100));
       await call(gw.url, "/queue", { token: alice });
       await new Promise((r) => setTimeout(r, 500));
       await until("the refreshed view puts a new job past the 1 s budget", pastBudget);
