@@ -49,27 +49,45 @@ function etaOf(input: AdmitInput, position: number): number | undefined {
 }
 
 /**
- * admit.lua's stored fields (its ARGV[8]): a JSON array of field, value, … — the caller's fields,
- * the customer and priority as `cust` and `prio` (the tenant and its counts), the input digests as
- * `inputs` and the ttl as `ttl_def` (default) or `ttl_at`, when there are any.
+ * admit.lua's ARGV[4]: a JSON array of strings — the admission's figures and names in the order the
+ * script reads them (admit.lua's header), then its stored fields as field, value, …: the caller's
+ * fields, the customer and priority as `cust` and `prio`, the input digests as `inputs` and the ttl as
+ * `ttl_def` (default) or `ttl_at`, when there are any. One argument instead of one per figure: ioredis
+ * builds each argument into the command with a length and a string concatenation of its own.
  */
-function storedFields(
-  fields: Readonly<Record<string, string>>,
-  customer: string,
-  priority: string,
-  inputs: string,
-  ttlAt: number,
-  ttlIsDefault: boolean,
-): string {
-  const flat: string[] = [];
+function admitPack(input: AdmitInput, offset: number, now: number, queueMax: number, fleet: number): string {
+  const fields = input.fields;
+  const customer = fields["cust"] ?? "";
+  const inputs = input.inputs && input.inputs.length > 0 ? input.inputs.join(" ") : (fields["inputs"] ?? "");
+  const ttlAt = input.ttlAt ?? 0;
+  const ttlIsDefault = input.ttlIsDefault === true;
+  const tenant = input.tenant ?? { weight: 1 };
+  const a: string[] = [
+    input.route,
+    String(offset),
+    String(now),
+    String(ttlAt),
+    String(input.maxPosition ?? -1),
+    ttlIsDefault ? "0" : "1",
+    String(finiteCost(input.costMs, input.serviceMs)),
+    String(tenant.weight),
+    String(tenant.maxRunning ?? 0),
+    String(tenant.maxQueued ?? -1),
+    String(queueMax),
+    String(fleet),
+    customer,
+    input.priority,
+    fields["tier"] ?? "",
+    inputs,
+  ];
   for (const k in fields) {
     const v = fields[k];
-    if (v !== undefined && k !== "cust" && k !== "prio" && k !== "inputs") flat.push(k, v);
+    if (v !== undefined && k !== "cust" && k !== "prio" && k !== "inputs") a.push(k, v);
   }
-  flat.push("cust", customer, "prio", priority);
-  if (inputs !== "") flat.push("inputs", inputs);
-  if (ttlAt > 0) flat.push(ttlIsDefault ? "ttl_def" : "ttl_at", String(ttlAt));
-  return JSON.stringify(flat);
+  a.push("cust", customer, "prio", input.priority);
+  if (inputs !== "") a.push("inputs", inputs);
+  if (ttlAt > 0) a.push(ttlIsDefault ? "ttl_def" : "ttl_at", String(ttlAt));
+  return JSON.stringify(a);
 }
 
 /** Admissions reported `unknown` that one process keeps settling (beyond it, the oldest are dropped). */
@@ -170,33 +188,14 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
     async admit(input) {
       const now = input.now ?? opts.clock();
       const customer = input.fields["cust"] ?? "";
-      const tier = input.fields["tier"] ?? "";
-      const inputs =
-        input.inputs && input.inputs.length > 0 ? input.inputs.join(" ") : (input.fields["inputs"] ?? "");
-      const ttlAt = input.ttlAt ?? 0;
       let reply: number[];
       try {
-        const tenant = input.tenant ?? { weight: 1 };
+        const offset = priorityOffset(input.priority, agingBoundMs, opts.maxWeight ?? 1);
+        const fleet = Math.max(0, Math.round(input.fleetSlots ?? input.capacity));
         reply = (await run("admit", route, [
           input.id,
-          input.route,
-          priorityOffset(input.priority, agingBoundMs, opts.maxWeight ?? 1),
-          now,
-          ttlAt,
-          input.maxPosition ?? -1,
-          storedFields(input.fields, customer, input.priority, inputs, ttlAt, input.ttlIsDefault === true),
           input.request,
-          input.ttlIsDefault === true ? "0" : "1",
-          finiteCost(input.costMs, input.serviceMs),
-          tenant.weight,
-          tenant.maxRunning ?? 0,
-          tenant.maxQueued ?? -1,
-          opts.queueMax ?? -1,
-          Math.max(0, Math.round(input.fleetSlots ?? input.capacity)),
-          customer,
-          input.priority,
-          tier,
-          inputs,
+          admitPack(input, offset, now, opts.queueMax ?? -1, fleet),
         ])) as number[];
       } catch (err) {
         if (!mayHaveRun(err)) throw err;

@@ -11,21 +11,21 @@
   weight; then the priority offset (virtual ms, the same for every job of a priority). Positions are
   read the same way (ZRANK of the order).
 
-  ARGV[1] prefix            ARGV[2] job id          ARGV[3] route ("family/model" or "family/model@backend")
-  ARGV[4] priority offset (virtual ms)                ARGV[5] now (ms)
-  ARGV[6] ttl deadline (ms, 0 = none)               ARGV[7] highest position admitted (-1 = no limit)
-  ARGV[8] stored fields: a JSON array of strings, field, value, field, value, … (`cust`, `prio`, `tier`
-  and `inputs` among them as ARGV[17-20] give them, and the ttl's field as ARGV[10] names it; one
-  argument costs the caller far less than one per field, and an array is handed to HSET as it is)
-  ARGV[9] the request (JSON, stored as the field `req` as it is)
-  ARGV[10] "1" when the client sent the ttl (indexed in the ttl set), "0" for the default ttl (stored
+  ARGV[1] prefix  ARGV[2] job id  ARGV[3] the request (JSON, stored as the field `req` as it is)
+  ARGV[4] the rest, a JSON array of strings (one argument: each argument costs the caller a length
+  and a string concatenation in ioredis), numbers written as the caller formats them:
+  a[1] route ("family/model" or "family/model@backend")  a[2] priority offset (virtual ms)
+  a[3] now (ms)  a[4] ttl deadline (ms, 0 = none)  a[5] highest position admitted (-1 = no limit)
+  a[6] "1" when the client sent the ttl (indexed in the ttl set), "0" for the default ttl (stored
   as ttl_def and found by expire.lua's sweep: no index to keep per job)
-  ARGV[11] estimated cost (GPU ms)  ARGV[12] tenant weight  ARGV[13] tenant running-at-once limit (0 = none)
-  ARGV[14] tenant queued-at-once limit (-1 = none)  ARGV[15] queued-at-once limit of everyone (-1 = none)
-  ARGV[16] fleet slots (C: the slots of every backend known, a stable figure; 0 = unknown: the last
+  a[7] estimated cost (GPU ms)  a[8] tenant weight  a[9] tenant running-at-once limit (0 = none)
+  a[10] tenant queued-at-once limit (-1 = none)  a[11] queued-at-once limit of everyone (-1 = none)
+  a[12] fleet slots (C: the slots of every backend known, a stable figure; 0 = unknown: the last
   figure stored)
-  ARGV[17] customer  ARGV[18] priority  ARGV[19] tier ("" = none)  ARGV[20] the CAS digests of its
-  input images, space-separated ("" = none; each takes a reference, see lib.lua release_objects)
+  a[13] customer  a[14] priority  a[15] tier ("" = none)  a[16] the CAS digests of its input images,
+  space-separated ("" = none; each takes a reference, see lib.lua release_objects)
+  a[17] on: the stored fields, field, value, field, value, … (`cust`, `prio`, `tier` and `inputs`
+  among them as a[13-16] give them, and the ttl's field as a[6] names it), handed to HSET as they are
   Returns { position } (the caller derives the ETA from it)
   { E.exists }  a job with this id exists
   { E.too_far, position }  it could not start within the caller's limit; nothing was stored
@@ -38,20 +38,20 @@
           left a marker in the job's key): a late delivery of this call stores nothing
 ]]
 local id = ARGV[2]
-local route = ARGV[3]
-local offset = tonumber(ARGV[4])
-local now = tonumber(ARGV[5])
-local ttl_at = tonumber(ARGV[6])
-local max_position = tonumber(ARGV[7])
-local cost = tonumber(ARGV[11])
-local weight = tonumber(ARGV[12])
-local tenant_max = tonumber(ARGV[14])
-local queue_max = tonumber(ARGV[15])
-local slots = tonumber(ARGV[16])
+local a = cjson.decode(ARGV[4])
+local route = a[1]
+local offset = tonumber(a[2])
+local now = tonumber(a[3])
+local ttl_at = tonumber(a[4])
+local max_position = tonumber(a[5])
+local cost = tonumber(a[7])
+local weight = tonumber(a[8])
+local tenant_max = tonumber(a[10])
+local queue_max = tonumber(a[11])
+local slots = tonumber(a[12])
 local jk = key("job", id)
-local fields = cjson.decode(ARGV[8])
-local cust = ARGV[17]
-local tier = ARGV[19] ~= "" and ARGV[19] or nil
+local cust = a[13]
+local tier = a[15] ~= "" and a[15] or nil
 local tk = key("t", cust)
 
 -- an existing record: this very admission resent, a voided id, or another job's
@@ -96,19 +96,19 @@ local score = string.format("%.0f", order_key(start + offset, seq))
 local position = redis.call("ZCOUNT", key("q"), "-inf", "(" .. score)
 if max_position >= 0 and position > max_position then return {E.too_far, position} end
 
--- numbers the caller sent are stored as it wrote them (ARGV): no conversion back to a string
-redis.call("HSET", jk, "id", id, "status", "queued", "route", route, "score", score, "vs", start, "created", ARGV[5],
-  "attempt", "0", "spent", "0", "req", ARGV[9], unpack(fields))
-for digest in string.gmatch(ARGV[20], "%S+") do redis.call("HINCRBY", key("cas", "live"), digest, 1) end
+-- numbers the caller sent are stored as it wrote them: no conversion back to a string
+redis.call("HSET", jk, "id", id, "status", "queued", "route", route, "score", score, "vs", start, "created", a[3],
+  "attempt", "0", "spent", "0", "req", ARGV[3], unpack(a, 17))
+for digest in string.gmatch(a[16], "%S+") do redis.call("HINCRBY", key("cas", "live"), digest, 1) end
 -- the tenant's fair-share record: its new virtual finish time, weight and running limit (its weight
 -- in W changes with it while it is active)
-redis.call("HSET", tk, "F", finish, "w", ARGV[12], "cap", ARGV[13])
+redis.call("HSET", tk, "F", finish, "w", a[8], "cap", a[9])
 if t[3] and tonumber(t[3]) ~= weight then
   redis.call("HINCRBY", key("fair"), "W", weight - tonumber(t[3]))
   redis.call("HSET", tk, "aw", weight)
 end
-local first_of_route = queue_join(id, score, route, nil, cust, ARGV[18], tier)
-if ttl_at > 0 and ARGV[10] == "1" then redis.call("ZADD", key("q", "ttl"), ARGV[6], id) end
+local first_of_route = queue_join(id, score, route, nil, cust, a[14], tier)
+if ttl_at > 0 and a[6] == "1" then redis.call("ZADD", key("q", "ttl"), a[4], id) end
 -- No event is stored at admission: the position is live state (SSE reads and sends it), and an
 -- event list per queued job would cost more memory than the job itself.
 -- Wake the dispatchers when the job may start at once; otherwise they are busy or will find it on
