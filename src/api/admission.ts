@@ -106,6 +106,8 @@ export interface Admitted {
 }
 
 const SEED_SPACE = 4_294_967_296;
+/** The holds of an admission without input images (none are ever added). */
+const NO_HOLDS: ImageHold[] = Object.freeze([]) as unknown as ImageHold[];
 
 /** An input image after its checks: bytes still to be stored, or an object already in the CAS. */
 type CheckedImage =
@@ -221,13 +223,24 @@ function inputDigests(stored: Readonly<Record<string, unknown>>): { field: strin
  *   400 `validation_error` for an input image that is not usable (also when it vanished from the CAS
  *   just now); 404 `not_found` for a model no backend serves; 503 `capacity_exhausted` (sync tier).
  */
-export async function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Admitted> {
+export function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Admitted> {
   if (deps.redisNearLimit()) {
-    throw new AppError("unavailable", "the job store is near its memory limit; retry later", {
-      headers: { "retry-after": String(NEAR_LIMIT_RETRY_S) },
-    });
+    return Promise.reject(
+      new AppError("unavailable", "the job store is near its memory limit; retry later", {
+        headers: { "retry-after": String(NEAR_LIMIT_RETRY_S) },
+      }),
+    );
   }
-  // The input images' bytes count against the process's image budget until the admission is over.
+  const r = a.request;
+  // Without input images nothing is held (and no promise of its own to wait through).
+  if (r.image === undefined && (r.modality !== "image" || r.mask === undefined)) {
+    return admitChecked(a, deps, NO_HOLDS);
+  }
+  return admitHolding(a, deps);
+}
+
+/** {@link admitChecked} holding its input images' bytes against the process's image budget until it is over. */
+async function admitHolding(a: AdmitRequest, deps: AdmissionDeps): Promise<Admitted> {
   const holds: ImageHold[] = [];
   try {
     return await admitChecked(a, deps, holds);

@@ -5,7 +5,6 @@ import { AppError } from "../core/errors.js";
 import type { ApiEnv } from "./context.js";
 import type { ApiDeps } from "./deps.js";
 import { createErrorHandler, problemResponse } from "./problem.js";
-import { requestId } from "./middleware/request-id.js";
 import { accessLog } from "./middleware/access-log.js";
 import { metricsRoutes } from "./routes/metrics.js";
 import { authenticate } from "./middleware/authenticate.js";
@@ -62,8 +61,8 @@ export function createApp(deps: ApiDeps, services: ApiServices = createApiServic
 
   app.onError(createErrorHandler(deps.logger));
   // First: its line and metrics see the final answer, the error handler's and notFound's included.
-  app.use(accessLog({ logger: deps.logger, metrics: deps.metrics }));
-  app.use(requestId({ ids: deps.ids }));
+  // (and the request id: every answer carries it)
+  app.use(accessLog({ logger: deps.logger, metrics: deps.metrics, ids: deps.ids }));
   if (deps.metricsRoute) app.route("/", metricsRoutes(deps.metricsRoute));
 
   app.route(

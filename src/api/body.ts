@@ -108,7 +108,9 @@ export function createBodyReader(opts: BodyReaderOptions): BodyReader {
       // the headers (and the microtasks run in between): after the turn's reads it has (the usual
       // small request), and the body is taken from the stream's buffer without listeners.
       if (incoming && !incoming.complete) await new Promise<void>((resolve) => setImmediate(resolve));
-      await (incoming ? readNode(incoming, sink) : readWeb(c.req.raw.body, sink));
+      // (a body taken from the buffer is read already: no promise to wait for)
+      const reading = incoming ? readNode(incoming, sink) : readWeb(c.req.raw.body, sink);
+      if (reading !== undefined) await reading;
       const { scan, text } = sink;
       const json = text.end();
       // A body of a byte order mark and whitespace is as empty as one of whitespace.

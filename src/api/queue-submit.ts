@@ -176,7 +176,7 @@ export async function submitToQueue(
       headers,
     });
   }
-  await confirmReplicated(deps.replication, admitted.id, idemKey !== undefined);
+  if (deps.replication) await confirmReplicated(deps.replication, admitted.id, idemKey !== undefined);
   return { status: 202, body: created, headers, replayed: false, ...(limits ? { limits } : {}) };
 }
 

@@ -2,7 +2,7 @@
 // RateLimit-Policy/RateLimit headers it answers with, and the 429 `rate_limited` beyond the quota.
 import { AppError } from "../core/errors.js";
 import { RATE_POLICIES, rateLimitOf, type RatePolicy, type Tiers } from "../core/tiers.js";
-import type { Quota, RateLimitStore } from "../queues/rate-limit-store.js";
+import type { Quota, QuotaUse, RateLimitStore } from "../queues/rate-limit-store.js";
 import type { Principal } from "./auth.js";
 import { isRedisWriteRefused } from "./problem.js";
 import {
@@ -63,44 +63,66 @@ export function createRateLimiter(deps: {
     quotas.set(name, own);
   }
 
+  /** The headers of a unit taken, or the 429 of a quota spent. */
+  const answer = (tierQuota: TierQuota, use: QuotaUse, policy: RatePolicy, tier: string): RateHeaders => {
+    const { quota, policyItem, item } = tierQuota;
+    if (use.allowed) {
+      return {
+        "ratelimit-policy": policyItem,
+        ratelimit: item(use.remaining, wholeSecondsUntil(use.resetMs)),
+      };
+    }
+    // Retry-After and the effective window name the same moment (the draft asks that Retry-After
+    // not be earlier than the end of the effective window).
+    const retry = retryAfterSeconds(use.resetMs);
+    throw new AppError(
+      "rate_limited",
+      `more than ${quota.limit} ${ACTIVITY[policy]} per ${quota.windowS} s on the ${tier} tier; retry in ${retry} s`,
+      {
+        details: { policy, limit: quota.limit, window_s: quota.windowS, tier },
+        headers: {
+          "retry-after": String(retry),
+          "ratelimit-policy": policyItem,
+          ratelimit: item(0, retry),
+        },
+      },
+    );
+  };
+
+  /** A unit that this process's block cannot give: Redis is asked. */
+  async function takeFromRedis(
+    tierQuota: TierQuota,
+    policy: RatePolicy,
+    principal: Principal,
+  ): Promise<RateHeaders | undefined> {
+    let use;
+    try {
+      use = await tierQuota.quota.take(principal.customerId);
+    } catch (err) {
+      // A Redis that refuses writes (at its memory limit, a replica) cannot count, and what the
+      // request does next needs no count: a read needs no write, and an admission gets the refusal
+      // it always got (a job cannot be stored without a write either). It goes on uncounted.
+      if (isRedisWriteRefused(err)) return undefined;
+      throw err;
+    }
+    return answer(tierQuota, use, policy, principal.tier);
+  }
+
   return {
-    async take(policy, principal) {
-      if (principal.admin) return undefined;
+    // Not async: a unit of the process's block (the usual request) is answered without an async
+    // function's promises of its own.
+    take(policy, principal) {
+      if (principal.admin) return Promise.resolve(undefined);
       // auth refuses unknown tiers (401): a principal's tier is always in the table.
       const tierQuota = quotas.get(principal.tier)?.[policy];
-      if (tierQuota === undefined) return undefined;
-      const { quota, policyItem, item } = tierQuota;
-      let use;
+      if (tierQuota === undefined) return Promise.resolve(undefined);
+      const local = tierQuota.quota.takeLocal(principal.customerId);
+      if (local === undefined) return takeFromRedis(tierQuota, policy, principal);
       try {
-        use = await quota.take(principal.customerId);
+        return Promise.resolve(answer(tierQuota, local, policy, principal.tier));
       } catch (err) {
-        // A Redis that refuses writes (at its memory limit, a replica) cannot count, and what the
-        // request does next needs no count: a read needs no write, and an admission gets the refusal
-        // it always got (a job cannot be stored without a write either). It goes on uncounted.
-        if (isRedisWriteRefused(err)) return undefined;
-        throw err;
+        return Promise.reject(err instanceof Error ? err : new Error(String(err)));
       }
-      if (use.allowed) {
-        return {
-          "ratelimit-policy": policyItem,
-          ratelimit: item(use.remaining, wholeSecondsUntil(use.resetMs)),
-        };
-      }
-      // Retry-After and the effective window name the same moment (the draft asks that Retry-After
-      // not be earlier than the end of the effective window).
-      const retry = retryAfterSeconds(use.resetMs);
-      throw new AppError(
-        "rate_limited",
-        `more than ${quota.limit} ${ACTIVITY[policy]} per ${quota.windowS} s on the ${principal.tier} tier; retry in ${retry} s`,
-        {
-          details: { policy, limit: quota.limit, window_s: quota.windowS, tier: principal.tier },
-          headers: {
-            "retry-after": String(retry),
-            "ratelimit-policy": policyItem,
-            ratelimit: item(0, retry),
-          },
-        },
-      );
     },
   };
 }

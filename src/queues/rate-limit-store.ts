@@ -48,6 +48,11 @@ export interface Quota {
    * @throws the Redis client's error when Redis cannot answer (the API's error handler: 503).
    */
   take(customer: string): Promise<QuotaUse>;
+  /**
+   * {@link take} when this process's block answers it without Redis (the usual case), at once;
+   * undefined when only {@link take} can (no block, a block used up, a window over).
+   */
+  takeLocal(customer: string): QuotaUse | undefined;
 }
 
 export interface RateLimitStore {
@@ -99,25 +104,26 @@ export function createRateLimitStore(opts: RateLimitStoreOptions): RateLimitStor
       const blocks = createLru<string, Block>(BLOCKS_KEPT);
       /** Customers whose next block this process is asking Redis for, and that call. */
       const fetching = new Map<string, Promise<void>>();
+      /** A unit of the customer's current block, or its refusal; undefined when Redis must be asked. */
+      const takeLocal = (customer: string, now: number): QuotaUse | undefined => {
+        const block = blocks.get(customer);
+        if (block === undefined || now >= block.resetAt) return undefined;
+        if (block.refused) return { allowed: false, remaining: 0, resetMs: block.resetAt - now };
+        if (block.left <= 0) return undefined;
+        block.left -= 1;
+        return { allowed: true, remaining: block.remaining + block.left, resetMs: block.resetAt - now };
+      };
       return {
         policy,
         limit,
         windowS,
+        takeLocal: (customer) => takeLocal(customer, Date.now()),
         async take(customer) {
           for (;;) {
             const now = Date.now();
+            const local = takeLocal(customer, now);
+            if (local !== undefined) return local;
             const block = blocks.get(customer);
-            if (block !== undefined && now < block.resetAt) {
-              if (block.refused) return { allowed: false, remaining: 0, resetMs: block.resetAt - now };
-              if (block.left > 0) {
-                block.left -= 1;
-                return {
-                  allowed: true,
-                  remaining: block.remaining + block.left,
-                  resetMs: block.resetAt - now,
-                };
-              }
-            }
             // One call for a customer's next block at a time: the others wait for it and share it.
             const pending = fetching.get(customer);
             if (pending !== undefined) {

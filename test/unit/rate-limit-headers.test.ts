@@ -66,6 +66,7 @@ function countingStore(resetMs = 42_500) {
       policy,
       limit,
       windowS,
+      takeLocal: () => undefined,
       async take(customer): Promise<QuotaUse> {
         calls.push(`${policy} ${customer} ${limit}/${windowS}`);
         const key = `${policy}:${customer}`;
@@ -140,7 +141,13 @@ describe("the limiter", () => {
     const limiter = createRateLimiter({
       tiers,
       store: {
-        quota: (policy, limit, windowS) => ({ policy, limit, windowS, take: () => Promise.reject(down) }),
+        quota: (policy, limit, windowS) => ({
+          policy,
+          limit,
+          windowS,
+          takeLocal: () => undefined,
+          take: () => Promise.reject(down),
+        }),
       },
     });
     await expect(limiter.take("reads", principal("free"))).rejects.toBe(down);
@@ -159,6 +166,7 @@ describe("the limiter", () => {
             policy,
             limit,
             windowS,
+            takeLocal: () => undefined,
             take: () => Promise.reject(new Error(reply)),
           }),
         },
