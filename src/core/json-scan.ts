@@ -53,7 +53,9 @@ export class JsonScan {
   /** Length of the bare scalar (number, true, false, null, or garbage) being read; 0 between tokens. */
   #scalar = 0;
   /** The first bytes of the top-level key last read, to name the member in `details.field`. */
-  #topKey: number[] = [];
+  readonly #topKey = new Uint8Array(TOP_KEY_MAX);
+  /** Bytes of {@link #topKey} in use (an array of their own per key cost ~100 B a key). */
+  #topKeyLength = 0;
   #readingTopKey = false;
 
   constructor(limits: JsonLimits) {
@@ -117,7 +119,9 @@ export class JsonScan {
         }
         if (readingTopKey) {
           const key = this.#topKey;
-          for (let k = start; k < i && key.length < TOP_KEY_MAX; k++) key.push(chunk[k] ?? 0);
+          let length = this.#topKeyLength;
+          for (let k = start; k < i && length < TOP_KEY_MAX; k++) key[length++] = chunk[k] ?? 0;
+          this.#topKeyLength = length;
         }
         stringBytes += i - start;
         stringTotal += i - start;
@@ -166,7 +170,7 @@ export class JsonScan {
         if (isKey) {
           expectKey = false;
           if (depth === 1) {
-            this.#topKey.length = 0;
+            this.#topKeyLength = 0;
             readingTopKey = true;
           }
           const members = (counts[depth] ?? 0) + 1;
@@ -253,8 +257,8 @@ export class JsonScan {
 
   /** The top-level member being read, else `body`. */
   #field(): string {
-    if (this.#depth === 0 || this.#kinds[1] !== OBJECT || this.#topKey.length === 0) return "body";
-    return new TextDecoder().decode(Uint8Array.from(this.#topKey));
+    if (this.#depth === 0 || this.#kinds[1] !== OBJECT || this.#topKeyLength === 0) return "body";
+    return new TextDecoder().decode(this.#topKey.subarray(0, this.#topKeyLength));
   }
 
   #broken(constraint: string, limit: number, what: string): AppError {
