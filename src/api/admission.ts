@@ -224,20 +224,28 @@ function inputDigests(stored: Readonly<Record<string, unknown>>): { field: strin
  *   just now); 404 `not_found` for a model no backend serves; 503 `capacity_exhausted` (sync tier).
  */
 export function admitJob(a: AdmitRequest, deps: AdmissionDeps): Promise<Admitted> {
-  if (deps.redisNearLimit()) {
-    return Promise.reject(
-      new AppError("unavailable", "the job store is near its memory limit; retry later", {
+  // Not async (one promise less per admission), and never throws: what goes wrong rejects.
+  try {
+    if (deps.redisNearLimit()) {
+      throw new AppError("unavailable", "the job store is near its memory limit; retry later", {
         headers: { "retry-after": String(NEAR_LIMIT_RETRY_S) },
-      }),
-    );
+      });
+    }
+    // Without input images nothing is held (and no promise of its own to wait through).
+    if (!hasInputImages(inputImagesOf(a.request))) return admitChecked(a, deps, NO_HOLDS);
+    return admitHolding(a, deps);
+  } catch (err) {
+    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
   }
-  const r = a.request;
-  // Without input images nothing is held (and no promise of its own to wait through).
-  if (r.image === undefined && (r.modality !== "image" || r.mask === undefined)) {
-    return admitChecked(a, deps, NO_HOLDS);
-  }
-  return admitHolding(a, deps);
 }
+
+/** The input images a request refers to (a mask only on the image routes). */
+function inputImagesOf(r: GenerationRequest): { image?: ImageRef | undefined; mask?: ImageRef | undefined } {
+  return { image: r.image, mask: r.modality === "image" ? r.mask : undefined };
+}
+
+const hasInputImages = (refs: ReturnType<typeof inputImagesOf>) =>
+  refs.image !== undefined || refs.mask !== undefined;
 
 /** {@link admitChecked} holding its input images' bytes against the process's image budget until it is over. */
 async function admitHolding(a: AdmitRequest, deps: AdmissionDeps): Promise<Admitted> {
@@ -251,11 +259,8 @@ async function admitHolding(a: AdmitRequest, deps: AdmissionDeps): Promise<Admit
 
 async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHold[]): Promise<Admitted> {
   const r = a.request;
-  const mask = r.modality === "image" ? r.mask : undefined;
-  const checked =
-    r.image === undefined && mask === undefined
-      ? {}
-      : await checkImages({ image: r.image, mask }, a.principal, deps, holds);
+  const refs = inputImagesOf(r);
+  const checked = hasInputImages(refs) ? await checkImages(refs, a.principal, deps, holds) : {};
   const familyModel = formatFamilyModel(r.family, r.model);
   const route = formatRoute(familyModel, a.backend);
   // Never accept a job that nothing will ever run: when live workers report their backends and

@@ -112,15 +112,16 @@ export function createRateLimiter(deps: {
     // Not async: a unit of the process's block (the usual request) is answered without an async
     // function's promises of its own.
     take(policy, principal) {
-      if (principal.admin) return Promise.resolve(undefined);
-      // auth refuses unknown tiers (401): a principal's tier is always in the table.
-      const tierQuota = quotas.get(principal.tier)?.[policy];
-      if (tierQuota === undefined) return Promise.resolve(undefined);
-      const local = tierQuota.quota.takeLocal(principal.customerId);
-      if (local === undefined) return takeFromRedis(tierQuota, policy, principal);
       try {
+        if (principal.admin) return Promise.resolve(undefined);
+        // auth refuses unknown tiers (401): a principal's tier is always in the table.
+        const tierQuota = quotas.get(principal.tier)?.[policy];
+        if (tierQuota === undefined) return Promise.resolve(undefined);
+        const local = tierQuota.quota.takeLocal(principal.customerId);
+        if (local === undefined) return takeFromRedis(tierQuota, policy, principal);
         return Promise.resolve(answer(tierQuota, local, policy, principal.tier));
       } catch (err) {
+        // never a throw: a refusal (429) or anything else rejects, as from an async function
         return Promise.reject(err instanceof Error ? err : new Error(String(err)));
       }
     },

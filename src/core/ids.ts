@@ -4,8 +4,12 @@ import { randomBytes } from "node:crypto";
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 const ALPHABET_BYTES = Buffer.from(ALPHABET, "latin1");
-/** Where the characters are put before they become one string (ids are short; longer ones get their own). */
-const SCRATCH = Buffer.allocUnsafe(128);
+/**
+ * Where the characters are put before they become one string (ids are short; longer ones get their
+ * own). Memory of its own (not the shared pool of small buffers), wiped after each use: API key
+ * secrets pass through it.
+ */
+const SCRATCH = Buffer.alloc(128);
 
 /**
  * `length` characters of [A-Za-z0-9] from random bytes, without modulo bias. The characters are
@@ -22,7 +26,9 @@ export function randomAlnum(length: number, bytes: (n: number) => Uint8Array = r
       if (b < 248) out[n++] = ALPHABET_BYTES[b % 62]!;
     }
   }
-  return out.toString("latin1", 0, length);
+  const text = out.toString("latin1", 0, length);
+  if (out === SCRATCH) SCRATCH.fill(0, 0, length);
+  return text;
 }
 
 /**

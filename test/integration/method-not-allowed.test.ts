@@ -40,6 +40,8 @@ describe("method_not_allowed from the registered routes", () => {
     for (const p of [path, `${path}/`]) {
       const res = await sys.call(p, { method });
       expect(res.headers.get("allow"), `${method} ${p}`).toBe(allow);
+      // every answer carries the request id (set by the outermost middleware, api/app.ts)
+      expect(res.headers.get("x-request-id"), `${method} ${p}`).toMatch(/^req_[A-Za-z0-9]{22}$/);
       if (method === "HEAD") expect(res.status, `${method} ${p}`).toBe(405);
       else await problemOf(res, 405, "method_not_allowed");
     }
@@ -53,6 +55,8 @@ describe("method_not_allowed from the registered routes", () => {
     ["GET", "/models/other"],
     ["GET", "/nothing"],
   ])("%s %s: no route has the path, 404", async (method, path) => {
-    await problemOf(await sys.call(path, { method, token: t }), 404, "not_found");
+    const res = await sys.call(path, { method, token: t });
+    expect(res.headers.get("x-request-id")).toMatch(/^req_[A-Za-z0-9]{22}$/);
+    await problemOf(res, 404, "not_found");
   });
 });

@@ -76,6 +76,58 @@ afterEach(async () => {
 });
 
 describe("scheduler", () => {
+  it("stores what an admission sends exactly as the caller formatted it (admit.lua's packed argument)", async () => {
+    const customer = 'ü-客户 "q" \\ x';
+    const at = 1_000_000.5;
+    const res = await sched.admit({
+      id: "j_exact",
+      route: "flux/schnell",
+      priority: "high",
+      fields: { ...fields("high"), cust: customer, webhook: "https://example.com/h?a=1&b=ü" },
+      request: JSON.stringify({ prompt: 'ü "x"' }),
+      serviceMs: 1000,
+      capacity: 2,
+      now: at,
+      ttlAt: at + 86_400_000,
+      inputs: ["sha256-aa", "sha256-bb"],
+      tenant: { weight: 3, maxRunning: 2, maxQueued: 5 },
+    });
+    expect(res).toMatchObject({ admitted: true, position: 0 });
+    const k = createKeys(r.prefix);
+    const job = await r.client.hgetall(k.job("j_exact"));
+    expect(job).toMatchObject({
+      id: "j_exact",
+      route: "flux/schnell",
+      created: "1000000.5",
+      cust: customer,
+      prio: "high",
+      inputs: "sha256-aa sha256-bb",
+      ttl_at: "87400000.5",
+      req: JSON.stringify({ prompt: 'ü "x"' }),
+      webhook: "https://example.com/h?a=1&b=ü",
+      seed: "7",
+    });
+    expect(job.tier).toBeUndefined();
+    expect(job.ttl_def).toBeUndefined();
+    expect(await r.client.zscore(k.ttlIndex, "j_exact")).toBe("87400000.5");
+    expect(await r.client.hmget(k.tenant(customer), "w", "cap")).toEqual(["3", "2"]);
+    expect(await r.client.hmget(k.casLive, "sha256-aa", "sha256-bb")).toEqual(["1", "1"]);
+    // the same call again is this admission resent: answered with its place, nothing stored twice
+    const again = await sched.admit({
+      id: "j_exact",
+      route: "flux/schnell",
+      priority: "high",
+      fields: { ...fields("high"), cust: customer },
+      request: "{}",
+      serviceMs: 1000,
+      capacity: 2,
+      now: at,
+      inputs: ["sha256-aa", "sha256-bb"],
+    });
+    expect(again).toMatchObject({ admitted: true, position: 0 });
+    expect(await r.client.hmget(k.casLive, "sha256-aa")).toEqual(["1"]);
+  });
+
   it("orders by priority class then arrival and reports exact positions", async () => {
     const order: [string, Priority][] = [
       ["j_a", "low"],

@@ -57,24 +57,31 @@ describe("structured field values", () => {
   });
 });
 
-/** A store that counts in memory, with a window that never ends on its own. */
-function countingStore(resetMs = 42_500) {
+/**
+ * A store that counts in memory, with a window that never ends on its own: through `take` (as a
+ * Redis call), or, `local`, through `takeLocal` (as a process's block).
+ */
+function countingStore(resetMs = 42_500, local = false) {
   const counts = new Map<string, number>();
   const calls: string[] = [];
   const store: RateLimitStore = {
-    quota: (policy, limit, windowS) => ({
-      policy,
-      limit,
-      windowS,
-      takeLocal: () => undefined,
-      async take(customer): Promise<QuotaUse> {
+    quota: (policy, limit, windowS) => {
+      const count = (customer: string): QuotaUse => {
         calls.push(`${policy} ${customer} ${limit}/${windowS}`);
         const key = `${policy}:${customer}`;
         const n = (counts.get(key) ?? 0) + 1;
         counts.set(key, n);
         return { allowed: n <= limit, remaining: Math.max(0, limit - n), resetMs };
-      },
-    }),
+      };
+      return {
+        policy,
+        limit,
+        windowS,
+        takeLocal: (customer) => (local ? count(customer) : undefined),
+        take: (customer) =>
+          local ? Promise.reject(new Error("asked Redis")) : Promise.resolve(count(customer)),
+      };
+    },
   };
   return { store, calls };
 }
@@ -122,6 +129,31 @@ describe("the limiter", () => {
       ratelimit: '"reads";r=2;t=43',
     });
     expect(calls).toEqual(["submits acme 2/60", "submits acme 2/60", "submits acme 2/60", "reads acme 3/1"]);
+  });
+
+  it("answers a unit of the process's block alike, and its refusal as a rejected promise, never a throw", async () => {
+    const { store, calls } = countingStore(42_500, true);
+    const limiter = createRateLimiter({ tiers, store });
+    expect(await limiter.take("submits", principal("free"))).toEqual({
+      "ratelimit-policy": '"submits";q=2;w=60',
+      ratelimit: '"submits";r=1;t=43',
+    });
+    expect(await limiter.take("submits", principal("free"))).toEqual({
+      "ratelimit-policy": '"submits";q=2;w=60',
+      ratelimit: '"submits";r=0;t=43',
+    });
+    let pending: Promise<unknown> | undefined;
+    expect(() => {
+      pending = limiter.take("submits", principal("free"));
+    }).not.toThrow();
+    const refused = await pending!.catch((e: unknown) => e);
+    expect(isAppError(refused) && refused.code).toBe("rate_limited");
+    expect((refused as AppError).headers).toEqual({
+      "retry-after": "43",
+      "ratelimit-policy": '"submits";q=2;w=60',
+      ratelimit: '"submits";r=0;t=43',
+    });
+    expect(calls).toEqual(["submits acme 2/60", "submits acme 2/60", "submits acme 2/60"]);
   });
 
   it("never asks the store for an admin or a tier without a limit", async () => {
