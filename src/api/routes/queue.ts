@@ -15,6 +15,9 @@ import { priorityOffset } from "../../queues/keys.js";
 import type { JobStore } from "../../queues/job-store.js";
 import type { CapacityView } from "../capacity.js";
 
+/** What a replayed answer adds to its stored headers. */
+const REPLAYED: Readonly<Record<string, string>> = { "idempotent-replayed": "true" };
+
 export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps, limiter: RateLimiter) {
   const app = new Hono<ApiEnv>();
   /** The priority offsets of the order (keys.ts priorityOffset), fixed for the tier table. */
@@ -34,10 +37,8 @@ export function queueRoutes(deps: ApiDeps, admission: AdmissionDeps, limiter: Ra
         c.set("problemHeaders", limits);
       },
     });
-    const headers = submitted.replayed
-      ? { ...submitted.headers, "idempotent-replayed": "true" }
-      : { ...submitted.headers, ...submitted.limits };
-    return jsonResponse(c, submitted.body, submitted.status, headers);
+    const more = submitted.replayed ? REPLAYED : submitted.limits;
+    return jsonResponse(c, submitted.body, submitted.status, submitted.headers, more);
   });
 
   /**
