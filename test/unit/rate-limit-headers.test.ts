@@ -100,61 +100,52 @@ const tiers = parseTiers({
 });
 
 describe("the limiter", () => {
-  it("answers the quota left in headers, then refuses with 429, Retry-After and the same fields", async () => {
-    const { store, calls } = countingStore();
-    const limiter = createRateLimiter({ tiers, store });
-    expect(await limiter.take("submits", principal("free"))).toEqual({
-      "ratelimit-policy": '"submits";q=2;w=60',
-      ratelimit: '"submits";r=1;t=43',
-    });
-    expect(await limiter.take("submits", principal("free"))).toEqual({
-      "ratelimit-policy": '"submits";q=2;w=60',
-      ratelimit: '"submits";r=0;t=43',
-    });
-    const refused = await limiter.take("submits", principal("free")).catch((e: unknown) => e);
-    expect(isAppError(refused)).toBe(true);
-    const err = refused as AppError;
-    expect(err.code).toBe("rate_limited");
-    expect(err.status).toBe(429);
-    expect(err.headers).toEqual({
-      "retry-after": "43",
-      "ratelimit-policy": '"submits";q=2;w=60',
-      ratelimit: '"submits";r=0;t=43',
-    });
-    expect(err.details).toEqual({ policy: "submits", limit: 2, window_s: 60, tier: "free" });
-    expect(err.message).toMatch(/2 generation submits per 60 s on the free tier; retry in 43 s/);
-    // Each policy has its own window length and count.
-    expect(await limiter.take("reads", principal("free"))).toEqual({
-      "ratelimit-policy": '"reads";q=3;w=1',
-      ratelimit: '"reads";r=2;t=43',
-    });
-    expect(calls).toEqual(["submits acme 2/60", "submits acme 2/60", "submits acme 2/60", "reads acme 3/1"]);
-  });
-
-  it("answers a unit of the process's block alike, and its refusal as a rejected promise, never a throw", async () => {
-    const { store, calls } = countingStore(42_500, true);
-    const limiter = createRateLimiter({ tiers, store });
-    expect(await limiter.take("submits", principal("free"))).toEqual({
-      "ratelimit-policy": '"submits";q=2;w=60',
-      ratelimit: '"submits";r=1;t=43',
-    });
-    expect(await limiter.take("submits", principal("free"))).toEqual({
-      "ratelimit-policy": '"submits";q=2;w=60',
-      ratelimit: '"submits";r=0;t=43',
-    });
-    let pending: Promise<unknown> | undefined;
-    expect(() => {
-      pending = limiter.take("submits", principal("free"));
-    }).not.toThrow();
-    const refused = await pending!.catch((e: unknown) => e);
-    expect(isAppError(refused) && refused.code).toBe("rate_limited");
-    expect((refused as AppError).headers).toEqual({
-      "retry-after": "43",
-      "ratelimit-policy": '"submits";q=2;w=60',
-      ratelimit: '"submits";r=0;t=43',
-    });
-    expect(calls).toEqual(["submits acme 2/60", "submits acme 2/60", "submits acme 2/60"]);
-  });
+  it.each([
+    ["asked of the store", false],
+    ["given from the process's block (takeLocal)", true],
+  ])(
+    "answers the quota left in headers, then refuses with 429, Retry-After and the same fields: units %s",
+    async (_how, local) => {
+      const { store, calls } = countingStore(42_500, local);
+      const limiter = createRateLimiter({ tiers, store });
+      expect(await limiter.take("submits", principal("free"))).toEqual({
+        "ratelimit-policy": '"submits";q=2;w=60',
+        ratelimit: '"submits";r=1;t=43',
+      });
+      expect(await limiter.take("submits", principal("free"))).toEqual({
+        "ratelimit-policy": '"submits";q=2;w=60',
+        ratelimit: '"submits";r=0;t=43',
+      });
+      // the refusal is a rejected promise, never a throw
+      let pending: Promise<unknown> | undefined;
+      expect(() => {
+        pending = limiter.take("submits", principal("free"));
+      }).not.toThrow();
+      const refused = await pending!.catch((e: unknown) => e);
+      expect(isAppError(refused)).toBe(true);
+      const err = refused as AppError;
+      expect(err.code).toBe("rate_limited");
+      expect(err.status).toBe(429);
+      expect(err.headers).toEqual({
+        "retry-after": "43",
+        "ratelimit-policy": '"submits";q=2;w=60',
+        ratelimit: '"submits";r=0;t=43',
+      });
+      expect(err.details).toEqual({ policy: "submits", limit: 2, window_s: 60, tier: "free" });
+      expect(err.message).toMatch(/2 generation submits per 60 s on the free tier; retry in 43 s/);
+      // Each policy has its own window length and count.
+      expect(await limiter.take("reads", principal("free"))).toEqual({
+        "ratelimit-policy": '"reads";q=3;w=1',
+        ratelimit: '"reads";r=2;t=43',
+      });
+      expect(calls).toEqual([
+        "submits acme 2/60",
+        "submits acme 2/60",
+        "submits acme 2/60",
+        "reads acme 3/1",
+      ]);
+    },
+  );
 
   it("never asks the store for an admin or a tier without a limit", async () => {
     const { store, calls } = countingStore();
