@@ -61,16 +61,19 @@ describe("metrics of a worker process", () => {
     for (let i = 0; i < 3; i++) ids.push((await submitJob(api.url, bearer, foxRequest(`m${i}`, 4))).id);
     await waitTerminal(api.url, bearer, ids);
 
-    const before = await until("the worker's attempts in /metrics", async () => {
+    // Each process publishes its snapshot on its own timer: the worker's, with the attempts, can be
+    // read before the API's next one, with the admissions (so both are waited for).
+    const before = await until("the worker's attempts and the API's admissions in /metrics", async () => {
       const f = await metrics();
       const id = processOf(f, worker);
+      const apiId = processOf(f, api.proc);
       const runs = id
         ? sumOf(f, "rg_attempt_duration_seconds", { process: id }, "rg_attempt_duration_seconds_count")
         : 0;
-      return runs >= 3 && id !== undefined && { f, id };
+      const admitted = apiId ? sumOf(f, "rg_admissions_total", { process: apiId }) : 0;
+      return runs >= 3 && admitted >= 3 && id !== undefined && apiId !== undefined && { f, id, apiId };
     });
-    const { f, id } = before;
-    const apiId = processOf(f, api.proc)!;
+    const { f, id, apiId } = before;
     expect(samplesOf(f, "rg_process_info", { process: id })[0]!.labels.roles).toBe("worker");
     expect(samplesOf(f, "rg_process_info", { process: apiId })[0]!.labels.roles).toBe("api");
     // each process's families are its own: the API counts requests, the worker runs attempts
