@@ -1,6 +1,6 @@
 // The per-customer rate limits of API.md §1 on the HTTP side: which quota a request takes, the
 // RateLimit-Policy/RateLimit headers it answers with, and the 429 `rate_limited` beyond the quota.
-import { AppError } from "../core/errors.js";
+import { AppError, toError } from "../core/errors.js";
 import { RATE_POLICIES, rateLimitOf, type RatePolicy, type Tiers } from "../core/tiers.js";
 import type { Quota, QuotaUse, RateLimitStore } from "../queues/rate-limit-store.js";
 import type { Principal } from "./auth.js";
@@ -122,7 +122,7 @@ export function createRateLimiter(deps: {
         return Promise.resolve(answer(tierQuota, local, policy, principal.tier));
       } catch (err) {
         // never a throw: a refusal (429) or anything else rejects, as from an async function
-        return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+        return Promise.reject(toError(err));
       }
     },
   };

@@ -91,6 +91,11 @@ export function isAppError(value: unknown): value is AppError {
   return value instanceof AppError;
 }
 
+/** What was thrown, as an Error (a thrown non-Error wrapped, its text as the message). */
+export function toError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
 /** A 400 `validation_error` naming the offending field and the constraint it broke. */
 export function validationError(field: string, constraint: string, message: string): AppError {
   return new AppError("validation_error", message, { details: { field, constraint } });

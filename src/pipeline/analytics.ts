@@ -9,6 +9,7 @@
 // takes them, and the store leaves out the rows it already has, so each event is written once — and
 // the retry's refresh counts the rows an insert cut short did store. A batch refused while
 // ClickHouse answers is split until the row it will not take fails alone.
+import { toError } from "../core/errors.js";
 import type { RedisClient } from "../infra/redis-client.js";
 import type { Logger } from "pino";
 import { Worker, type Job } from "bullmq";
@@ -68,7 +69,7 @@ export function createAnalyticsBatcher(opts: {
       opts.onInsert?.({ rows: batch.length, stored, ms: Date.now() - started });
       for (const b of batch) b.done();
     } catch (err) {
-      const error = err instanceof Error ? err : new Error(String(err));
+      const error = toError(err);
       if (batch.length > 1 && opts.reachable !== undefined && (await opts.reachable())) {
         const half = Math.ceil(batch.length / 2);
         await Promise.all([insert(batch.slice(0, half)), insert(batch.slice(half))]);

@@ -4,6 +4,7 @@
 // batch that asks while a refresh runs waits for the next one, which starts when the running one
 // ends — after the batch's insert, so it counts the batch's rows (a refresh already running may have
 // started before that insert ended, so it cannot stand in) — and takes every key asked for since.
+import { toError } from "../core/errors.js";
 import type { AnalyticsSink, RollupKey } from "../core/analytics-event.js";
 
 /** Resolves once a refresh of `keys` that started after the call has succeeded; rejects with its error. */
@@ -23,7 +24,7 @@ export function coalescedRefresh(sink: Pick<AnalyticsSink, "refreshRollup">): Ro
         await sink.refreshRollup([...round.keys.values()]);
         for (const w of round.waiters) w.done();
       } catch (err) {
-        const error = err instanceof Error ? err : new Error(String(err));
+        const error = toError(err);
         for (const w of round.waiters) w.failed(error);
       }
     }
