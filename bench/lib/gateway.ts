@@ -152,14 +152,16 @@ function roleEnvOverrides(): Record<string, string> {
 
 /**
  * Node flags for a child; BENCH_CPU_PROF=<dir> profiles our processes (`node --cpu-prof`) into
- * <dir>/<name>/ (one file per thread: tsx's loader runs in a thread of its own).
+ * <dir>/<name>/ (one file per thread: tsx's loader runs in a thread of its own); BENCH_NODE_ARGS adds
+ * flags of its own (space-separated, e.g. `--trace-gc-nvp`: the output lands in the child's log).
  */
 export function nodeArgs(name: string): string[] {
+  const extra = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter((a) => a !== "");
   const root = process.env.BENCH_CPU_PROF;
-  if (!root) return [];
+  if (!root) return extra;
   const dir = join(root, name);
   mkdirSync(dir, { recursive: true });
-  return ["--cpu-prof", `--cpu-prof-dir=${dir}`];
+  return ["--cpu-prof", `--cpu-prof-dir=${dir}`, ...extra];
 }
 
 function gateway(

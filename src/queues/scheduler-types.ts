@@ -15,7 +15,10 @@ export interface SchedulerOptions {
   readonly maxAttempts: number;
   readonly retentionS: number;
   readonly retentionCount: number;
-  /** Script calls per pipeline (REDIS_PIPELINE_MAX; 0: one command each). */
+  /**
+   * Script calls per pipeline (REDIS_PIPELINE_MAX; 0: one command each), and admissions per admit
+   * call (queues/admit-batch.ts; 0 or 1: a call each).
+   */
   readonly pipelineMax?: number;
   /**
    * How long an admission whose reply was lost keeps trying to learn its outcome before it reports

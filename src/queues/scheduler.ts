@@ -4,6 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { queuedEtaSeconds } from "../core/eta.js";
 import { decodeJobFlat } from "../core/job.js";
+import { createAdmitBatch, type AdmitReply } from "./admit-batch.js";
 import { mayHaveRun } from "./call-outcome.js";
 import { finishArgs } from "./finish-args.js";
 import { createKeys, priorityOffset } from "./keys.js";
@@ -108,6 +109,8 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
   const keys = createKeys(opts.prefix);
   const run: ScriptRunner = defineScripts(opts.redis, opts.prefix, { pipelineMax: opts.pipelineMax ?? 0 });
   const route = keys.queue;
+  // The admissions of a turn leave as one call, as the other script calls of a turn share a write.
+  const admitSend = createAdmitBatch(run, route, opts.pipelineMax ?? 0);
   const retention = [opts.retentionS, opts.retentionCount] as const;
   // A worker passes the same backend views and preferences until their state changes: each object
   // is encoded once, not on every dispatch and settle.
@@ -188,20 +191,20 @@ export function createScheduler(opts: SchedulerOptions): Scheduler {
     async admit(input) {
       const now = input.now ?? opts.clock();
       const customer = input.fields["cust"] ?? "";
-      let reply: number[];
+      let reply: AdmitReply;
       try {
         const offset = priorityOffset(input.priority, agingBoundMs, opts.maxWeight ?? 1);
         const fleet = Math.max(0, Math.round(input.fleetSlots ?? input.capacity));
-        reply = (await run("admit", route, [
+        reply = await admitSend(
           input.id,
           input.request,
           admitPack(input, offset, now, opts.queueMax ?? -1, fleet),
-        ])) as number[];
+        );
       } catch (err) {
         if (!mayHaveRun(err)) throw err;
         return settleLostAdmission(input, customer);
       }
-      const [first = -1, second = -1] = reply;
+      const [first, second] = reply;
       const refusal = refusalOf("admit", first);
       // This very admission resent (see admit.lua): admitted, at its current position.
       if (refusal === "resent") return { admitted: true, position: Math.max(0, second) };

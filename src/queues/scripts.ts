@@ -44,7 +44,16 @@ export const SCRIPT_NAMES = [
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 
 type Arg = string | number | Buffer;
-export type ScriptRunner = (name: ScriptName, routingKey: string, args: readonly Arg[]) => Promise<unknown>;
+/** `now`: the call is a batch of its own, written at once with what its batch holds so far. */
+export interface CallOptions {
+  readonly now?: boolean;
+}
+export type ScriptRunner = (
+  name: ScriptName,
+  routingKey: string,
+  args: readonly Arg[],
+  options?: CallOptions,
+) => Promise<unknown>;
 
 export interface ScriptOptions {
   /**
@@ -150,7 +159,7 @@ export function scriptSources(): Map<ScriptName, string> {
   );
 }
 
-type Send = (command: string, args: readonly Arg[]) => Promise<unknown>;
+type Send = (command: string, args: readonly Arg[], options?: CallOptions) => Promise<unknown>;
 
 /** A script ioredis defined on a client (`defineCommand`): EVALSHA, EVAL on first use per socket. */
 interface DefinedScript {
@@ -191,7 +200,7 @@ function createBatcher(client: RedisClient, max: number): Batcher {
   };
   return {
     max,
-    send(command, args) {
+    send(command, args, options) {
       const script = scripts[command];
       if (!script) return Promise.reject(new Error(`script ${command} not defined`));
       if (corked === undefined) {
@@ -209,7 +218,7 @@ function createBatcher(client: RedisClient, max: number): Batcher {
         }
       }
       const reply = script.execute(client, [...args], { replyEncoding: "utf8" });
-      if (corked !== undefined && ++written >= max) release();
+      if (corked !== undefined && (++written >= max || options?.now === true)) release();
       return reply;
     },
   };
@@ -252,5 +261,5 @@ export function defineScripts(
       return fn.call(client, ...args);
     };
   }
-  return (name, routingKey, args) => send(`rg_${name}`, [routingKey, prefix, ...args]);
+  return (name, routingKey, args, options) => send(`rg_${name}`, [routingKey, prefix, ...args], options);
 }
