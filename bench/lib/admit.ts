@@ -64,6 +64,7 @@ const NO_CAPACITY: CapacitySnapshot = buildSnapshot({
 const noCapacity: CapacityView = {
   snapshot: async () => NO_CAPACITY,
   current: () => NO_CAPACITY,
+  fresh: async () => NO_CAPACITY,
 };
 
 /** Who submits the i-th job, and at which priority (default: the body's). */

@@ -10,10 +10,10 @@ import type { Priority } from "../core/job.js";
 import type { Clock } from "../core/time.js";
 import { formatFamilyModel, formatRoute } from "../core/model-route.js";
 import { QUEUE_ONLY_FIELDS, type GenerationRequest } from "../core/request-schema.js";
-import { maxPositionWithin, retryAfterSeconds, type QueueBasis } from "../core/eta.js";
+import { retryAfterSeconds, type QueueBasis } from "../core/eta.js";
 import type { CostModel } from "../core/cost.js";
 import type { ApiRecorder } from "../core/metrics.js";
-import type { Scheduler, TenantLimits } from "../queues/scheduler.js";
+import type { AdmitInput, Scheduler, TenantLimits } from "../queues/scheduler.js";
 import { tierOf, type Tiers } from "../core/tiers.js";
 import type { CapacityView } from "./capacity.js";
 import { newJobId, type PoolRouter } from "../core/pools.js";
@@ -144,7 +144,11 @@ async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHo
   // Never accept a job that nothing will ever run: when live workers report their backends and
   // none serves the model, it is unknown to this deployment. (With no worker reporting yet, jobs
   // are accepted and wait for one.)
-  const snapshot = deps.capacity.current() ?? (await deps.capacity.snapshot());
+  // (the sync tier's check needs a recent one: its waves are as long as the jobs queued now)
+  const snapshot =
+    a.startWithinMs !== undefined
+      ? await deps.capacity.fresh()
+      : (deps.capacity.current() ?? (await deps.capacity.snapshot()));
   const routeInfo = snapshot.route(familyModel);
   if ((routeInfo.reported ?? snapshot.backends.length > 0) && !routeInfo.served) {
     throw new AppError("not_found", `no backend of this deployment serves ${familyModel}`);
@@ -157,18 +161,20 @@ async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHo
   const work = deps.cost.workUnits(r);
   const costMs = snapshot.costMs(familyModel, work);
   const basis = snapshot.basis(familyModel, a.backend, costMs);
-  // The sync tier's capacity check comes before anything is stored: a refused request leaves no
-  // object and no ownership behind. Only its position is left to the admit (atomic with it).
-  let maxPosition: number | undefined;
+  // The sync tier's capacity check: a route that no slot can run is refused before anything is
+  // stored (a refused request leaves no object and no ownership behind); whether a slot frees up in
+  // time is judged by the admit itself, on the leases held at that moment (the snapshot's busy
+  // slots may be a second old, and concurrent sync requests are not in them).
+  let startWithin: AdmitInput["startWithin"];
   if (a.startWithinMs !== undefined) {
-    maxPosition = maxPositionWithin(a.startWithinMs, basis);
-    if (maxPosition < 0) {
-      const why =
-        basis.capacity <= 0
-          ? "no backend can run this model right now"
-          : "every slot that can run this model is busy for longer than the wait allows";
-      throw capacityExhausted(basis, 0, a.startWithinMs, why);
+    if (basis.capacity <= 0) {
+      throw capacityExhausted(basis, 0, a.startWithinMs, "no backend can run this model right now");
     }
+    startWithin = {
+      slots: basis.capacity,
+      waves: Math.floor(a.startWithinMs / Math.max(1, basis.waveMs)),
+      backends: snapshot.route(familyModel, a.backend).backends,
+    };
   }
   const seed = r.seed ?? Math.floor(Math.random() * SEED_SPACE);
   const stored: Record<string, unknown> = {};
@@ -219,7 +225,7 @@ async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHo
     ttlAt: now + ttlS * 1000,
     ...(a.ttlS === undefined ? { ttlIsDefault: true } : {}),
     ...(inputs.length === 0 ? {} : { inputs: inputs.map((i) => i.digest) }),
-    ...(maxPosition === undefined ? {} : { maxPosition }),
+    ...(startWithin === undefined ? {} : { startWithin }),
     costMs,
     serviceMs: basis.waveMs,
     capacity: basis.capacity,
@@ -232,14 +238,14 @@ async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHo
     fields,
   });
   if (!res.admitted) {
-    // `too_far` (the queue grew past maxPosition between the snapshot and the admit) can still come
-    // after an inline image was stored and granted to the caller. That is harmless: the object is
-    // content the caller sent and may read anyway, keyed by its digest, and its grant lapses with the
-    // retention window. The check above refuses the common cases (no capacity, or every slot busy
-    // for longer than the budget) before storing.
+    // `too_far` (no slot frees up within the budget on the leases held at the admit) can come after
+    // an inline image was stored and granted to the caller. That is harmless: the object is content
+    // the caller sent and may read anyway, keyed by its digest, and its grant lapses with the
+    // retention window. The check above refuses a route no slot can run before storing.
     if (res.reason === "too_far") {
-      const at = res.position ?? (maxPosition ?? 0) + 1;
-      throw capacityExhausted(basis, at, a.startWithinMs ?? 0, "the sync tier is at capacity");
+      const why =
+        "no slot that can run this model frees up within the wait (or your running-at-once limit is reached)";
+      throw capacityExhausted(basis, res.position ?? 0, a.startWithinMs ?? 0, why);
     }
     if (res.reason === "queue_full")
       throw queueFull(res.scope, res.queued, a.principal.tier, basis.waveMs, basis.capacity);

@@ -30,6 +30,8 @@ export interface RouteInfo {
   readonly capacity: number;
   /** Of those, the slots busy now (leases held on those backends), at most `capacity`. */
   readonly running: number;
+  /** The backends of those slots (the sync tier's check counts their leases at admission). */
+  readonly backends: readonly string[];
   /** Some reported backend (healthy or not) serves the model under the route's constraint. */
   readonly served: boolean;
   /**
@@ -69,6 +71,11 @@ export interface CapacityView {
   snapshot(): Promise<CapacitySnapshot>;
   /** The snapshot without waiting, when one is held and its last refresh did not fail. */
   current(): CapacitySnapshot | undefined;
+  /**
+   * A snapshot no older than the cache time: the held one, or a new read (the sync tier's check: a
+   * snapshot served after a quiet spell may describe a queue long gone).
+   */
+  fresh(): Promise<CapacitySnapshot>;
 }
 
 /** Healthy, and not shut off by the breaker of every worker process that reported one. */
@@ -112,7 +119,8 @@ export function buildSnapshot(input: SnapshotInput): CapacitySnapshot {
     let info = memo.get(key);
     if (!info) {
       const serving = backends.filter((b) => servesModel(b, familyModel, constraint));
-      info = { ...capacityOf(serving.filter(usable)), served: serving.length > 0 };
+      const live = serving.filter(usable);
+      info = { ...capacityOf(live), backends: live.map((b) => b.id), served: serving.length > 0 };
       memo.set(key, info);
     }
     return info;
@@ -188,6 +196,10 @@ export function createCapacityView(opts: {
     snapshot() {
       const value = held();
       return value === undefined ? load() : Promise.resolve(value);
+    },
+    fresh() {
+      const young = current !== undefined && !failed && opts.clock() - current.at <= opts.cacheMs;
+      return young ? Promise.resolve(current!.value) : load();
     },
   };
 }

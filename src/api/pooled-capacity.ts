@@ -58,5 +58,9 @@ export function createPooledCapacity(
       const snaps = await Promise.all(entries.map(async ([name, v]) => [name, await v.snapshot()] as const));
       return combined(new Map(snaps));
     },
+    async fresh() {
+      const snaps = await Promise.all(entries.map(async ([name, v]) => [name, await v.fresh()] as const));
+      return combined(new Map(snaps));
+    },
   };
 }

@@ -43,7 +43,9 @@ export function runningEtaSeconds(elapsedMs: number, costMs: number): number {
 /**
  * The highest position at which a job still starts within `budgetMs` (sync admission): with
  * k = ⌊budget / wave⌋ waves allowed, (k + 1)·c − r − 1. -1 when nothing can start it within the
- * budget (no capacity, or every slot busy for longer than the budget).
+ * budget (no capacity, or every slot busy for longer than the budget). admit.lua applies it on the
+ * leases held at the admission (docs/decisions.md "Queue, positions and ETAs"); this is its
+ * statement against the ETA model ({@link startInMs}), which the tests hold it to.
  */
 export function maxPositionWithin(budgetMs: number, basis: QueueBasis): number {
   const { capacity } = basis;

@@ -74,6 +74,17 @@ export interface AdmitInput {
   /** Refuse (and store nothing) when the job would start behind more than this many jobs. */
   readonly maxPosition?: number;
   /**
+   * The sync tier's check, judged in the admission on the leases held then: refuse (`too_far`, and
+   * store nothing) unless the job starts within the budget on `slots` slots of `backends` (the route's
+   * capacity now) in `waves` waves (⌊budget / the cost of a job ahead⌋), and, within the first
+   * wave, while its tenant is below its running-at-once limit.
+   */
+  readonly startWithin?: {
+    readonly slots: number;
+    readonly waves: number;
+    readonly backends: readonly string[];
+  };
+  /**
    * For the ETA of the admitted job (core/eta.ts): the estimated GPU ms of a job ahead (one wave),
    * the capacity that can run the route now and how much of it is busy (default 0).
    */

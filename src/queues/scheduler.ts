@@ -80,6 +80,9 @@ function admitPack(input: AdmitInput, offset: number, now: number, queueMax: num
     input.priority,
     fields["tier"] ?? "",
     inputs,
+    String(input.startWithin?.slots ?? -1),
+    String(input.startWithin?.waves ?? 0),
+    input.startWithin?.backends.join(" ") ?? "",
   ];
   for (const k in fields) {
     const v = fields[k];

@@ -168,6 +168,48 @@ describe("the capacity that can really run a job", () => {
   );
 
   it(
+    "admits no more of a burst of sync requests at idle than the free slots start within the wait",
+    async () => {
+      await waitForCapacity("the slots are free", (d) => d.capacity.running === 0);
+      const answers = await Promise.all(
+        Array.from({ length: 10 }, async (_, i) => {
+          // (the format the model's rate was learned at: the simulator's time is per step, whatever
+          // the pixels, while the cost model scales with them)
+          const res = await call(api.url, "/image/flux/schnell/t2i", {
+            method: "POST",
+            token: bearer,
+            headers: { prefer: "wait=1" },
+            body: { prompt: `burst ${i}`, steps: MAX_STEPS },
+          });
+          if (res.status === 200) {
+            await res.arrayBuffer();
+            return { http: 200 };
+          }
+          const body = (await res.json()) as { id?: string; status?: string; error?: string };
+          return { http: res.status, id: body.id, job: body.status, error: body.error };
+        }),
+      );
+      try {
+        const admitted = answers.filter((a) => a.http !== 503);
+        // Each admitted job started within the wait: a 202 after it names a running job, never a
+        // queued one. No more were admitted than the worker slots (4, not the backend's 16).
+        expect(admitted.map((a) => (a.http === 202 ? a.job : "done"))).not.toContain("queued");
+        expect(admitted.every((a) => a.http === 200 || a.http === 202)).toBe(true);
+        expect(admitted.length).toBeGreaterThan(0);
+        expect(admitted.length).toBeLessThanOrEqual(CONCURRENCY);
+        for (const a of answers) if (a.http === 503) expect(a.error).toBe("capacity_exhausted");
+      } finally {
+        for (const a of answers) {
+          if (a.id === undefined) continue;
+          const r = await call(api.url, `/jobs/${a.id}`, { method: "DELETE", token: bearer });
+          await r.arrayBuffer();
+        }
+      }
+    },
+    TEST_MS,
+  );
+
+  it(
     "stops counting a worker killed with SIGKILL once its announcement expires (LOCK_MS)",
     async () => {
       const workerB = await h.startWorker("gpu-a", { name: "worker b", env: workerEnv });

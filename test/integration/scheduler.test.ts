@@ -427,6 +427,43 @@ describe("scheduler", () => {
     expect(await store.read("j_3")).toBeUndefined();
   });
 
+  it("judges the sync tier's check on the leases held at the admission, and the tenant's running limit", async () => {
+    // two jobs of c1 running on b1 (2 slots): the snapshot a caller read before may say otherwise
+    await admit("j_run1");
+    await admit("j_run2");
+    expect(await sched.dispatch(2, [backend("b1", 2)])).toHaveLength(2);
+    const sync = (id: string, waves: number, o: { cust?: string; maxRunning?: number } = {}) =>
+      sched.admit({
+        id,
+        route: "flux/schnell",
+        priority: "normal",
+        fields: { ...fields("normal"), cust: o.cust ?? "c2" },
+        request: "{}",
+        serviceMs: 1000,
+        capacity: 2,
+        ...(o.maxRunning === undefined ? {} : { tenant: { weight: 1, maxRunning: o.maxRunning } }),
+        startWithin: { slots: 2, waves, backends: ["b1"] },
+      });
+    // both slots leased: nothing starts within the first wave
+    expect(await sync("j_s0", 0)).toEqual({ admitted: false, reason: "too_far", position: 0 });
+    // one wave more: positions 0 and 1 start when the running jobs end
+    expect(await sync("j_s1", 1)).toMatchObject({ admitted: true, position: 0 });
+    expect(await sync("j_s2", 1)).toMatchObject({ admitted: true, position: 1 });
+    expect(await sync("j_s3", 1)).toEqual({ admitted: false, reason: "too_far", position: 2 });
+    expect(await store.read("j_s0")).toBeUndefined();
+    expect(await store.read("j_s3")).toBeUndefined();
+    // a slot free, but the tenant at its running limit: held until one of its jobs ends
+    await sched.cancel("j_s1", "c2");
+    await sched.cancel("j_s2", "c2");
+    await r.client.del(createKeys(r.prefix).lease("b1"));
+    expect(await sync("j_c1", 0, { cust: "c1", maxRunning: 2 })).toEqual({
+      admitted: false,
+      reason: "too_far",
+      position: 0,
+    });
+    expect(await sync("j_c2", 0, { cust: "c1", maxRunning: 3 })).toMatchObject({ admitted: true });
+  });
+
   it("answers a resent admission (same id, time and customer) as admitted, and any other as existing", async () => {
     await admit("j_first");
     const input = {

@@ -35,21 +35,22 @@ function view(
     roster?: WorkerRoster;
     leases?: Record<string, number>;
     rates?: Record<string, number>;
-    head?: QueuedWork[];
+    head?: QueuedWork[] | (() => QueuedWork[]);
+    clock?: () => number;
   } = {},
 ) {
   const directory = { read: async () => backends } as unknown as BackendDirectory;
   const store = {
     workRates: async () => new Map(Object.entries(o.rates ?? {})),
     leases: async () => new Map(Object.entries(o.leases ?? {})),
-    head: async (n: number) => (o.head ?? []).slice(0, n),
+    head: async (n: number) => (typeof o.head === "function" ? o.head() : (o.head ?? [])).slice(0, n),
   } as unknown as JobStore;
   return createCapacityView({
     directory,
     store,
     workerSlots: { read: async () => o.roster ?? { live: [], announced: false } },
     cost: { msPerUnit: (_model, measured) => measured ?? PRIOR_MS },
-    clock: () => 0,
+    clock: o.clock ?? (() => 0),
     cacheMs: 1_000,
     staleMs: 10_000,
   });
@@ -140,6 +141,19 @@ describe("costs in the snapshot", () => {
     }).snapshot();
     expect(snap.headCostMs).toBe(2_000);
     expect(snap.basis("flux/schnell", undefined, 50)).toEqual({ capacity: 4, running: 0, waveMs: 2_000 });
+  });
+
+  it("reads a new snapshot for the sync tier once the held one is older than the cache time", async () => {
+    let now = 0;
+    let head = [{ familyModel: "flux/schnell", work: 10 }];
+    const v = view([backend("a", 4)], { rates: { "flux/schnell": 100 }, head: () => head, clock: () => now });
+    expect((await v.fresh()).headCostMs).toBe(1_000);
+    head = [];
+    now = 1_000;
+    expect((await v.fresh()).headCostMs).toBe(1_000); // as old as the cache time: still held
+    now = 60_000;
+    expect(v.current()?.headCostMs).toBe(1_000); // served while a refresh goes on
+    expect((await v.fresh()).headCostMs).toBeUndefined();
   });
 
   it("makes a wave as long as the job's own cost while nothing is queued", async () => {

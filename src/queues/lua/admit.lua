@@ -31,7 +31,13 @@
   figure stored)
   a[13] customer  a[14] priority  a[15] tier ("" = none)  a[16] the CAS digests of its input images,
   space-separated ("" = none; each takes a reference, see lib.lua release_objects)
-  a[17] on: the stored fields, field, value, field, value, … (`cust`, `prio`, `tier` and `inputs`
+  a[17] the sync tier's check (-1 = none): the slots that can run the job's route now (its healthy
+  backends' capacity, no more than the live worker slots serving them)  a[18] the waves the caller's
+  budget allows (⌊budget / the cost of a job ahead⌋)  a[19] the backends of those slots,
+  space-separated: the job is admitted only at a position p that starts within the budget on the
+  leases held now, p ≤ (waves + 1) · slots − min(slots, leases) − 1, and, within the first wave, only
+  while its tenant is below its running-at-once limit (else it is held until one of its jobs ends)
+  a[20] on: the stored fields, field, value, field, value, … (`cust`, `prio`, `tier` and `inputs`
   among them as a[13-16] give them, and the ttl's field as a[6] names it), handed to HSET as they are
   A job's reply: { position } (the caller derives the ETA from it)
   { E.exists }  a job with this id exists
@@ -70,7 +76,7 @@ local function admit_one(id, req, a)
     return {E.exists}
   end
 
-  local t = redis.call("HMGET", tk, "F", "q", "aw")
+  local t = redis.call("HMGET", tk, "F", "q", "aw", "r")
   local queued = tonumber(t[2] or "0")
   if tenant_max >= 0 and queued >= tenant_max then return {E.queue_full, queued} end
   -- the fair-share record: virtual time, fleet slots and the queued count of each priority (kept by
@@ -100,11 +106,22 @@ local function admit_one(id, req, a)
   -- or count jobs of the same key; and every number handed to redis.call is formatted again (%.17g).
   local score = string.format("%.0f", order_key(start + offset, seq))
   local position = redis.call("ZCOUNT", key("q"), "-inf", "(" .. score)
-  if max_position >= 0 and position > max_position then return {E.too_far, position} end
+  local limit = max_position >= 0 and max_position or nil
+  local sync_slots = tonumber(a[17])
+  if sync_slots >= 0 then
+    local waves = tonumber(a[18])
+    local leased = 0
+    for b in string.gmatch(a[19], "%S+") do leased = leased + redis.call("ZCARD", key("lease", b)) end
+    local live = (waves + 1) * sync_slots - math.min(sync_slots, leased) - 1
+    local tenant_cap = tonumber(a[9])
+    if waves == 0 and tenant_cap > 0 and tonumber(t[4] or "0") >= tenant_cap then live = -1 end
+    limit = math.min(limit or live, live)
+  end
+  if limit and position > limit then return {E.too_far, position} end
 
   -- numbers the caller sent are stored as it wrote them: no conversion back to a string
   redis.call("HSET", jk, "id", id, "status", "queued", "route", route, "score", score, "vs", start, "created", a[3],
-    "attempt", "0", "spent", "0", "req", req, unpack(a, 17))
+    "attempt", "0", "spent", "0", "req", req, unpack(a, 20))
   for digest in string.gmatch(a[16], "%S+") do redis.call("HINCRBY", key("cas", "live"), digest, 1) end
   -- the tenant's fair-share record: its new virtual finish time, weight and running limit (its weight
   -- in W changes with it while it is active)
