@@ -56,6 +56,12 @@ async function main(argv: string[]): Promise<number> {
         );
       }
       const keys = await loadKeys(settings);
+      if (keys.jwt === undefined) {
+        throw new Error(
+          "token: this deployment takes no HS256 tokens (JWT_PUBLIC_KEYS or JWKS_URL is set, JWT_SECRET is not): " +
+            "tokens come from your identity provider, and `render-gateway keys create` makes API keys",
+        );
+      }
       const token = await signToken({
         secret: keys.jwt,
         customerId: values.customer,

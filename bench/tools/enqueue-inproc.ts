@@ -45,7 +45,7 @@ const api = await startApiRole({
   metrics: processMetricsFor(["api"]),
 });
 const token = await signToken({
-  secret: keys.jwt,
+  secret: keys.jwt!,
   customerId: "b",
   tier: "pro",
   ttlS: 3600,

@@ -25,7 +25,7 @@ export async function createRoleAuthenticator(
   const { env } = ctx.settings;
   const jwks = await jwksKeySet(ctx, logger);
   const jwtAuthenticator = createAuthenticator({
-    secret: ctx.keys.jwt,
+    ...(ctx.keys.jwt === undefined ? {} : { secret: ctx.keys.jwt }),
     publicKeys: ctx.keys.publicKeys ?? [],
     ...(jwks === undefined ? {} : { jwks }),
     tiers: Object.keys(ctx.settings.tiers),

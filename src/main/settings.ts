@@ -26,8 +26,12 @@ import { parsePoolsFile, poolProblems, MAX_POOLS_FILE_BYTES } from "../config/po
 export const PROJECT_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 export interface Keys {
-  /** HS256 key of access tokens. */
-  readonly jwt: Uint8Array;
+  /**
+   * HS256 key of access tokens: JWT_SECRET, else one derived from the dev secret — but none when an
+   * identity provider's keys (JWT_PUBLIC_KEYS, JWKS_URL) are configured without JWT_SECRET: a real
+   * deployment takes no token signed by a key made up on the host.
+   */
+  readonly jwt?: Uint8Array;
   /** HMAC key of signed object URLs. */
   readonly objectUrl: Uint8Array;
   /** HMAC key of presigned upload URLs (API.md §3 Uploads). */
@@ -127,7 +131,8 @@ export function checkPoolBackends(
 
 /**
  * JWT_SECRET signs tokens as given (so other issuers can share it); without it the dev secret under
- * DATA_DIR is the root. Object and upload URLs always use keys derived for that purpose alone.
+ * DATA_DIR is the root (and no HS256 key at all beside an identity provider's keys: {@link Keys.jwt}).
+ * Object and upload URLs always use keys derived for that purpose alone.
  */
 export async function loadKeys(settings: Settings): Promise<Keys> {
   const publicKeys = await loadPublicKeys(settings.env.JWT_PUBLIC_KEYS);
@@ -141,8 +146,9 @@ export async function loadKeys(settings: Settings): Promise<Keys> {
     };
   }
   const root = await loadOrCreateDevSecret(settings.dataDir);
+  const provider = settings.env.JWT_PUBLIC_KEYS !== undefined || settings.env.JWKS_URL !== undefined;
   return {
-    jwt: deriveKey(root, "jwt"),
+    ...(provider ? {} : { jwt: deriveKey(root, "jwt") }),
     objectUrl: deriveKey(root, "object-url"),
     upload: deriveKey(root, "upload-url"),
     publicKeys,

@@ -160,19 +160,22 @@ export async function runStart(roles: Role[]): Promise<void> {
       const keys = await loadKeys(settings);
       const { startApiRole } = await import("./api-role.js");
       const api = await startApiRole({ ...shared, keys });
-      // A token is printed only for the dev secret: with JWT_SECRET set (a real deployment) nothing
-      // dev-only happens, and the banner says how to mint one.
-      const token = settings.env.JWT_SECRET
-        ? undefined
-        : await signToken({
-            secret: keys.jwt,
-            customerId: "dev",
-            // A TIERS_FILE need not define "pro"; it always defines "free".
-            tier: Object.hasOwn(settings.tiers, "pro") ? "pro" : DEFAULT_TIER,
-            tiers: Object.keys(settings.tiers),
-            ttlS: Math.min(DEV_TOKEN_TTL_S, env.JWT_MAX_TTL_S),
-            clock: systemClock,
-          });
+      // A token is printed only for the dev secret: with JWT_SECRET or an identity provider's keys
+      // (a real deployment) nothing dev-only happens, and the banner says how to get one.
+      const token =
+        settings.env.JWT_SECRET || keys.jwt === undefined
+          ? undefined
+          : await signToken({
+              secret: keys.jwt,
+              customerId: "dev",
+              // A TIERS_FILE need not define "pro"; it always defines "free".
+              tier: Object.hasOwn(settings.tiers, "pro") ? "pro" : DEFAULT_TIER,
+              tiers: Object.keys(settings.tiers),
+              ttlS: Math.min(DEV_TOKEN_TTL_S, env.JWT_MAX_TTL_S),
+              clock: systemClock,
+              ...(env.JWT_ISSUER ? { issuer: env.JWT_ISSUER } : {}),
+              ...(env.JWT_AUDIENCE ? { audience: env.JWT_AUDIENCE } : {}),
+            });
       printBanner(api.url, token, settings);
     } else if (roles.includes("admin")) {
       // With the api role the board is in the API's app; alone, it has a server of its own.
@@ -221,12 +224,17 @@ function printBanner(url: string, token: string | undefined, settings: Settings)
     `  playground: ${url}/ (paste the token there)`,
     `  admin:      ${url}/admin/queues (Bull Board; sign in with an admin token)`,
     `  data:       ${settings.dataDir}`,
-    ...(token === undefined
-      ? [
-          "  JWT_SECRET is set, so no dev token is printed. Mint a token (same environment):",
-          "  TOKEN=$(npx render-gateway token --customer CUSTOMER_ID --ttl 1h)",
-        ]
-      : [`  dev token: ${token}`]),
+    ...(token !== undefined
+      ? [`  dev token: ${token}`]
+      : settings.env.JWT_SECRET
+        ? [
+            "  JWT_SECRET is set, so no dev token is printed. Mint a token (same environment):",
+            "  TOKEN=$(npx render-gateway token --customer CUSTOMER_ID --ttl 1h)",
+          ]
+        : [
+            "  An identity provider's keys are set (JWT_PUBLIC_KEYS or JWKS_URL): tokens come from it,",
+            "  API keys from `npx render-gateway keys create --customer CUSTOMER_ID` (API_KEY_PEPPER set).",
+          ]),
     "",
     "Generate an image:",
     `  curl -sS -X POST ${url}/image/flux/schnell/t2i \\`,

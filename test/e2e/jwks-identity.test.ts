@@ -71,6 +71,36 @@ describe("public-key JWTs through the API process", () => {
     expect(await plain.json()).not.toHaveProperty("auth");
   });
 
+  it("takes no HS256 token of a key made up on the host when the provider's keys come without JWT_SECRET", async () => {
+    const dataDir = h.tempDir();
+    const provider = { JWT_SECRET: undefined, JWKS_URL: idp.url, JWKS_COOLDOWN_MS: "100" };
+    // what the dev secret under this DATA_DIR signs (as a deployment without any identity setting would)
+    const dev = await h.run(["token", "--customer", "mallory", "--scope", "admin"], {
+      env: { JWT_SECRET: undefined },
+      dataDir,
+    });
+    expect(dev.code, dev.stderr).toBe(0);
+    const own = await h.start("api", { env: provider, dataDir, name: "api (provider only)" });
+    expect(own.proc.stdout).not.toMatch(/dev token:/);
+    expect(own.proc.stdout).toContain("tokens come from it");
+    const refused = await call(own.url, "/ready", { token: dev.stdout.trim() });
+    expect(await refused.json()).not.toHaveProperty("auth");
+    const queued = await call(own.url, "/queue", {
+      method: "POST",
+      token: dev.stdout.trim(),
+      body: foxRequest("a fox", 4),
+    });
+    expect(queued.status).toBe(401);
+    await queued.arrayBuffer();
+    // the provider's tokens work there, and the token command says why it makes none
+    expect(
+      (await submitJob(own.url, await edToken(key, { sub: "idp" }), foxRequest("an owl", 4))).id,
+    ).toBeTruthy();
+    const cli = await h.run(["token", "--customer", "c1"], { env: provider, dataDir });
+    expect(cli.code).not.toBe(0);
+    expect(cli.stderr).toContain("this deployment takes no HS256 tokens");
+  });
+
   it("refuses to start with a misspelt setting, suggesting the right name", async () => {
     const r = await h.run(["start", "--roles", "api"], {
       env: { JWT_PUBLIC_KEY: "/etc/keys.pem" },

@@ -199,7 +199,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
   }
   const token = (customer: string, o: { tier?: string; admin?: boolean } = {}) =>
     signToken({
-      secret: keys.jwt,
+      secret: keys.jwt!,
       customerId: customer,
       tier: o.tier ?? "pro",
       tiers: Object.keys(settings.tiers),
