@@ -173,7 +173,11 @@ export function createRemoteKeySet(opts: RemoteKeySetOptions): RemoteKeySet {
       },
       (err: unknown) => {
         const e = err as Error;
-        const message = e.name === "TimeoutError" ? `no answer within ${timeoutMs} ms` : e.message;
+        // (an error may quote the URL: never its query or credentials, as in status())
+        const message =
+          e.name === "TimeoutError"
+            ? `no answer within ${timeoutMs} ms`
+            : e.message.split(url.href).join(displayUrl(url));
         lastError = { message: message.slice(0, 300), at: clock() };
         missing.clear();
       },

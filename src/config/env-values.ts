@@ -112,3 +112,16 @@ export const optionalString = z
 export function isLoopbackHost(url: URL): boolean {
   return url.hostname === "localhost" || url.hostname === "[::1]" || /^127(\.\d{1,3}){3}$/.test(url.hostname);
 }
+
+/**
+ * What is wrong with a JWKS_URL (a URL already): plain http beyond the loopback, or credentials in
+ * it — fetch refuses a URL with `user:password@` (the set would stay empty), and the error would
+ * carry them into logs and `/ready`.
+ */
+export function jwksUrlProblem(url: URL): string | undefined {
+  if (!(url.protocol === "https:" || (url.protocol === "http:" && isLoopbackHost(url))))
+    return "JWKS_URL must be https (plain http only to localhost, 127.0.0.1 or [::1])";
+  if (url.username !== "" || url.password !== "")
+    return "JWKS_URL must not hold credentials (user:password@): the fetch sends none";
+  return undefined;
+}

@@ -14,7 +14,7 @@ import {
   share,
   MAX_TTL_S,
   optionalString,
-  isLoopbackHost,
+  jwksUrlProblem,
 } from "./env-values.js";
 import { redisTargetIssues } from "./env-redis.js";
 const variables = z.object({
@@ -375,16 +375,8 @@ export const envSchema = variables
   .superRefine((env, ctx) => {
     // (A value that is no URL at all was reported by the field already.)
     const jwks = env.JWKS_URL !== undefined && URL.canParse(env.JWKS_URL) ? new URL(env.JWKS_URL) : undefined;
-    if (
-      jwks !== undefined &&
-      !(jwks.protocol === "https:" || (jwks.protocol === "http:" && isLoopbackHost(jwks)))
-    ) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["JWKS_URL"],
-        message: "JWKS_URL must be https (plain http only to localhost, 127.0.0.1 or [::1])",
-      });
-    }
+    const jwksProblem = jwks === undefined ? undefined : jwksUrlProblem(jwks);
+    if (jwksProblem !== undefined) ctx.addIssue({ code: "custom", path: ["JWKS_URL"], message: jwksProblem });
     if (env.BACKOFF_BASE_MS > env.BACKOFF_MAX_MS) {
       ctx.addIssue({
         code: "custom",

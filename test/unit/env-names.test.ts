@@ -120,4 +120,13 @@ describe("JWKS settings", () => {
     ])
       expect(() => parseEnv({ JWKS_URL: url }), url).toThrow(/JWKS_URL/);
   });
+
+  it("refuses credentials in the URL (fetch sends none; the error text would carry them)", () => {
+    for (const url of ["https://user:pw@idp.example/jwks", "https://token@idp.example/jwks"])
+      expect(() => parseEnv({ JWKS_URL: url }), url).toThrow(/JWKS_URL must not hold credentials/);
+    // a query (a provider's own token) is fine: /ready and the errors show the URL without it
+    expect(parseEnv({ JWKS_URL: "https://idp.example/jwks?k=1" }).JWKS_URL).toBe(
+      "https://idp.example/jwks?k=1",
+    );
+  });
 });

@@ -127,6 +127,16 @@ describe("remote key set", () => {
     expect(s.status().url).toBe("https://idp.example/jwks");
   });
 
+  it("keeps the URL's query and credentials out of a fetch error it keeps", async () => {
+    const href = "https://user:pw@idp.example/jwks?token=abc";
+    const s = keySet(
+      () => Promise.reject(new TypeError(`cannot fetch ${new URL(href).href}: refused`)),
+      href,
+    );
+    await s.refresh();
+    expect(s.status().last_error).toBe("cannot fetch https://idp.example/jwks: refused");
+  });
+
   it("releases a token waiting for the next allowed fetch when closed", async () => {
     const s = keySet(answer(JSON.stringify({ keys: [await edJwk("k1")] })));
     await s.refresh();
