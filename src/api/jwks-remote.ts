@@ -55,10 +55,14 @@ export interface RemoteKeySet {
 /** Most kids remembered as missing from the last fetch; beyond it new kids do not wait for a fetch. */
 const MAX_MISSING = 1_024;
 /**
- * Requests waiting at once for the next fetch the cool-down allows: beyond this an unknown kid is
- * refused at once (a flood of forged kids cannot hold connections open by the thousand).
+ * Unknown kids waiting at once for a fetch (in flight, or the next the cool-down allows): a request
+ * for another one is refused at once, so a flood of forged kids cannot hold connections open by the
+ * thousand. A rotation brings one new kid (or a few): the requests for a kid already waiting join
+ * it, uncounted here, so no number of tokens of a new key is refused while its fetch is awaited.
  */
-const MAX_WAITING = 256;
+const MAX_WAITING_KIDS = 256;
+/** Requests waiting at once for a fetch, whatever their kid (a bound on the memory they hold). */
+const MAX_WAITING = 20_000;
 const DEFAULT_MAX_BYTES = 256 * 1024;
 
 /** The URL as shown to admins: no credentials, no query (it may carry a token). */
@@ -190,13 +194,21 @@ export function createRemoteKeySet(opts: RemoteKeySetOptions): RemoteKeySet {
   }
 
   let waiting = 0;
-  /** Counts the requests waiting for a fetch (see {@link MAX_WAITING}). */
-  async function waitFor(p: Promise<void>): Promise<void> {
+  /** Requests waiting for a fetch, per kid (see {@link MAX_WAITING_KIDS}). */
+  const waitingKids = new Map<string, number>();
+  const mayWait = (name: string): boolean =>
+    waiting < MAX_WAITING && (waitingKids.has(name) || waitingKids.size < MAX_WAITING_KIDS);
+  /** Waits for `p` as a request for the kid `name`, counted while it waits. */
+  async function waitFor(name: string, p: Promise<void>): Promise<void> {
     waiting += 1;
+    waitingKids.set(name, (waitingKids.get(name) ?? 0) + 1);
     try {
       await p;
     } finally {
       waiting -= 1;
+      const left = waitingKids.get(name)! - 1;
+      if (left === 0) waitingKids.delete(name);
+      else waitingKids.set(name, left);
     }
   }
 
@@ -246,15 +258,16 @@ export function createRemoteKeySet(opts: RemoteKeySetOptions): RemoteKeySet {
         if (firstAsked.size < MAX_MISSING) firstAsked.set(name, askedAfter);
       }
       if (inflight !== undefined) {
+        if (!mayWait(name)) return undefined;
         const fetchNo = fetches;
-        await inflight;
+        await waitFor(name, inflight);
         const found = find(alg, kid);
         if (found !== undefined || fetchNo > askedAfter) return settle(found);
-        if (waiting >= MAX_WAITING) return undefined;
-        await waitFor(nextAllowedFetch());
+        if (!mayWait(name)) return undefined;
+        await waitFor(name, nextAllowedFetch());
       } else if (!coolingDown()) await refresh();
-      else if (missing.has(name) || missing.size >= MAX_MISSING || waiting >= MAX_WAITING) return undefined;
-      else await waitFor(nextAllowedFetch());
+      else if (missing.has(name) || missing.size >= MAX_MISSING || !mayWait(name)) return undefined;
+      else await waitFor(name, nextAllowedFetch());
       return settle(find(alg, kid));
 
       function settle(found: PublicKey | undefined): PublicKey | undefined {

@@ -137,6 +137,55 @@ describe("remote key set", () => {
     expect(s.status().last_error).toBe("cannot fetch https://idp.example/jwks: refused");
   });
 
+  it("lets any number of tokens of one new kid wait for the next fetch, and bounds the kids waiting", async () => {
+    const a = await edJwk("key-a");
+    const b = await edJwk("key-b");
+    let published = [a];
+    let calls = 0;
+    const s = createRemoteKeySet({
+      url: new URL("https://idp.example/jwks.json"),
+      cooldownMs: 150,
+      maxAgeMs: 600_000,
+      timeoutMs: 1_000,
+      maxBytes: 8_192,
+      clock: Date.now,
+      fetch: () => {
+        calls += 1;
+        return Promise.resolve(new Response(JSON.stringify({ keys: published })));
+      },
+    });
+    sets.push(s);
+    await s.refresh();
+    // the provider rotates within the cool-down and signs 1,000 tokens with the new key at once;
+    // 300 forged kids arrive with them
+    published = [a, b];
+    const rotated = Array.from({ length: 1_000 }, () => s.resolve("EdDSA", "key-b"));
+    const forged = Array.from({ length: 300 }, (_, i) => s.resolve("EdDSA", `forged-${i}`));
+    const got = await Promise.all(rotated);
+    expect(got.every((k) => k?.kid === "key-b")).toBe(true);
+    expect(await Promise.all(forged)).toEqual(Array(300).fill(undefined));
+    // one fetch for all of them, after the cool-down
+    expect(calls).toBe(2);
+  });
+
+  it("refuses at once the unknown kids beyond those waiting", async () => {
+    const s = keySet(answer(JSON.stringify({ keys: [await edJwk("k1")] })));
+    await s.refresh();
+    const waiting = Array.from({ length: 256 }, (_, i) => s.resolve("EdDSA", `forged-${i}`));
+    let settled = false;
+    const beyond = s.resolve("EdDSA", "one-more").finally(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(settled).toBe(true);
+    await expect(beyond).resolves.toBeUndefined();
+    // a kid already waiting may still be asked for
+    let joined = false;
+    const again = s.resolve("EdDSA", "forged-0").finally(() => (joined = true));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(joined).toBe(false);
+    s.close();
+    await Promise.all([...waiting, again]);
+  });
+
   it("releases a token waiting for the next allowed fetch when closed", async () => {
     const s = keySet(answer(JSON.stringify({ keys: [await edJwk("k1")] })));
     await s.refresh();
