@@ -87,6 +87,11 @@ export interface Authenticator {
 
 /** RFC 6750 §2.1: `Bearer 1*SP b64token`. */
 const BEARER_RE = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
+/**
+ * A JWS in compact form (RFC 7515 §7.1): three parts of base64url without padding (§2). jose's
+ * decoder also takes `=` padding, so a token with `==` appended verified as well: refused here.
+ */
+const COMPACT_JWS_RE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 /** Far above any real JWT; keeps a hostile header from costing a large hash. */
 const MAX_HEADER_CHARS = 8192;
 const REALM = 'Bearer realm="render-gateway"';
@@ -254,6 +259,7 @@ export function createAuthenticator(opts: AuthenticatorOptions): Authenticator {
 
       const hit = cached(token);
       if (hit !== undefined) return hit;
+      if (!COMPACT_JWS_RE.test(token)) throw refused("not a compact JWS (base64url, no padding)");
 
       let pending = inflight.get(token);
       if (pending === undefined) {

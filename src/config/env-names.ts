@@ -25,18 +25,28 @@ const SERVICE_LINK_RE =
 /** Names longer than this are never compared (bounds the edit-distance work). */
 const MAX_COMPARED_CHARS = 64;
 
+/** The family `name` would belong to: its first word, or its first two after a generic first word. */
+function familyWordOf(name: string): string | undefined {
+  const i = name.indexOf("_");
+  if (i <= 0) return undefined;
+  if (!GENERIC_WORDS.has(name.slice(0, i))) return name.slice(0, i);
+  const j = name.indexOf("_", i + 1);
+  return j > i + 1 ? name.slice(0, j) : undefined;
+}
+
 /**
  * The prefix families of `known`: the first word (up to the first `_`) that at least two known
- * names share (JWT_, JWKS_, REDIS_, SIM_, HTTP_, CAS_, INPUT_, …), plus WORKER_.
+ * names share (JWT_, JWKS_, REDIS_, SIM_, CAS_, …), or the first two words after a generic first one
+ * (API_KEY_), plus WORKER_.
  */
 export function familiesOf(known: readonly string[]): ReadonlySet<string> {
   const counts = new Map<string, number>();
   for (const name of known) {
-    const i = name.indexOf("_");
-    if (i > 0) counts.set(name.slice(0, i), (counts.get(name.slice(0, i)) ?? 0) + 1);
+    const word = familyWordOf(name);
+    if (word !== undefined) counts.set(word, (counts.get(word) ?? 0) + 1);
   }
   const families = new Set(EXTRA_FAMILIES);
-  for (const [word, n] of counts) if (n >= 2 && !GENERIC_WORDS.has(word)) families.add(word);
+  for (const [word, n] of counts) if (n >= 2) families.add(word);
   return families;
 }
 
@@ -73,7 +83,7 @@ export function unknownSettings(names: readonly string[], known: readonly string
   const families = familiesOf(known);
   const problems: string[] = [];
   for (const name of names) {
-    if (knownSet.has(name) || name.length > MAX_COMPARED_CHARS) continue;
+    if (knownSet.has(name)) continue;
     const upper = name.toUpperCase();
     if (FOREIGN.has(upper) || SERVICE_LINK_RE.test(name)) continue;
     const notYet = NOT_YET.get(name);
@@ -83,7 +93,7 @@ export function unknownSettings(names: readonly string[], known: readonly string
     }
     let suggestion: string | undefined;
     let best = Number.POSITIVE_INFINITY;
-    for (const k of known) {
+    for (const k of name.length > MAX_COMPARED_CHARS ? [] : known) {
       // A unit suffix left off (JWKS_COOLDOWN for JWKS_COOLDOWN_MS) counts as distance 1.
       const d =
         k.startsWith(`${upper}_`) && k.length - upper.length <= 3 ? 1 : editDistance(upper, k, tolerance(k));
@@ -92,8 +102,9 @@ export function unknownSettings(names: readonly string[], known: readonly string
         suggestion = k;
       }
     }
-    const i = upper.indexOf("_");
-    const inFamily = i > 0 && name === upper && families.has(upper.slice(0, i));
+    // a family's own word alone (JWKS) counts as in it, too
+    const word = familyWordOf(upper) ?? upper;
+    const inFamily = name === upper && families.has(word);
     if (suggestion === undefined && !inFamily) continue;
     problems.push(
       `${name}: not a render-gateway setting${suggestion === undefined ? "" : ` (did you mean ${suggestion}?)`}`,

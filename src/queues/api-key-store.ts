@@ -8,8 +8,11 @@ import {
   generateApiKey,
   hashApiKey,
 } from "../core/api-key.js";
-import type { Clock } from "../core/time.js";
+import { DAY_MS, type Clock } from "../core/time.js";
 import { createKeys } from "./keys.js";
+
+/** The longest lifetime a key may be given (`--expires`): 100 years, a date every tool can show. */
+export const API_KEY_MAX_LIFETIME_MS = 36_500 * DAY_MS;
 
 /** What `keys list` shows of a key: everything but its hash. */
 export interface ApiKeyInfo {
@@ -196,6 +199,9 @@ export function createApiKeyStore(opts: ApiKeyStoreOptions): ApiKeyStore {
       const expiresAt = input.ttlMs === undefined ? input.expiresAt : now + input.ttlMs;
       if (expiresAt !== undefined && !(Number.isSafeInteger(expiresAt) && expiresAt > now)) {
         throw new TypeError("expiresAt must be a time in the future (ms)");
+      }
+      if (expiresAt !== undefined && expiresAt - now > API_KEY_MAX_LIFETIME_MS) {
+        throw new RangeError(`an API key expires at most ${API_KEY_MAX_LIFETIME_MS / DAY_MS}d ahead`);
       }
       for (let i = 0; i < CREATE_TRIES; i++) {
         const { key, prefix } = generateApiKey();

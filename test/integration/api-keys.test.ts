@@ -97,6 +97,13 @@ describe("API key store", () => {
     await expect(store.create({ customerId: "bad id" })).rejects.toThrow(/customer id/);
     await expect(store.create({ customerId: "x", name: "a\nb" })).rejects.toThrow(/name/);
     await expect(store.create({ customerId: "x", expiresAt: Date.now() - 1 })).rejects.toThrow(/future/);
+    // beyond 100 years: a date `keys list` could not show (99999999d was stored and broke the list)
+    await expect(store.create({ customerId: "x", ttlMs: 99_999_999 * 86_400_000 })).rejects.toThrow(
+      /at most 36500d ahead/,
+    );
+    expect(
+      (await store.create({ customerId: "x", ttlMs: 36_500 * 86_400_000 })).info.expiresAt,
+    ).toBeDefined();
     const noPepper = createApiKeyStore({
       redis: sys.redis.client,
       prefix: sys.redis.prefix,

@@ -179,6 +179,15 @@ describe("authenticate", () => {
       const t = await raw({ sub: "c", exp: exp(60) }, OTHER_SECRET);
       await refusal(auth(), `Bearer ${t}`);
     });
+    it("refuses a valid token changed by padding or the base64 (not base64url) alphabet", async () => {
+      const t = await raw({ sub: "c", exp: exp(60) }, SECRET);
+      await auth().authenticate(`Bearer ${t}`); // the token itself is good
+      for (const changed of [`${t}==`, `${t}=`, t.replace(/_/g, "/"), t.replace(/-/g, "+")]) {
+        if (changed === t) continue;
+        const err = await refusal(auth(), `Bearer ${changed}`);
+        expect(String((err.cause as Error).message)).toMatch(/compact JWS/);
+      }
+    });
     it("refuses alg none", async () => {
       const t = `${b64url({ alg: "none", typ: "JWT" })}.${b64url({ sub: "c", exp: exp(60) })}.`;
       await refusal(auth(), `Bearer ${t}`);

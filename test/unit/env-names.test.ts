@@ -29,6 +29,13 @@ describe("unknown setting names", () => {
       expect(refusal({ [name]: "x" })).toContain(`${name}: not a render-gateway setting`);
   });
 
+  it("refuses the API key settings' family, a family's word alone and names past the compared length", () => {
+    for (const name of ["API_KEY_PEPPER_FILE", "API_KEY_RECHECK_SECONDS", "JWKS", `JWT_${"X".repeat(70)}`])
+      expect(refusal({ [name]: "x" })).toContain(`${name}: not a render-gateway setting`);
+    const families = familiesOf(KNOWN_NAMES);
+    for (const f of ["API_KEY", "INPUT_IMAGE", "SYNC_OUTPUT"]) expect(families.has(f), f).toBe(true);
+  });
+
   it("knows the pool and Cluster settings API.md names", () => {
     for (const name of ["POOLS_FILE", "WORKER_POOL", "REDIS_CLUSTER_NODES"])
       expect(unknownSettings([name], KNOWN_NAMES)).toEqual([]);
