@@ -12,6 +12,8 @@ export type ErrorCode =
   | "conflict"
   | "idempotency_mismatch"
   | "request_too_large"
+  | "headers_too_large"
+  | "request_timeout"
   | "unsupported_media_type"
   | "range_not_satisfiable"
   | "rate_limited"
@@ -31,6 +33,8 @@ export const STATUS_OF: Readonly<Record<ErrorCode, number>> = {
   conflict: 409,
   idempotency_mismatch: 422,
   request_too_large: 413,
+  headers_too_large: 431,
+  request_timeout: 408,
   unsupported_media_type: 415,
   range_not_satisfiable: 416,
   rate_limited: 429,
@@ -51,6 +55,8 @@ export const TITLE_OF: Readonly<Record<ErrorCode, string>> = {
   conflict: "Conflict",
   idempotency_mismatch: "Idempotency key reused with a different body",
   request_too_large: "Request too large",
+  headers_too_large: "Request header fields too large",
+  request_timeout: "Request timeout",
   unsupported_media_type: "Unsupported media type",
   range_not_satisfiable: "Range not satisfiable",
   rate_limited: "Rate limited",

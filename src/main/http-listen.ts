@@ -1,7 +1,10 @@
-// Serving a role's Hono app on HOST:PORT (api, admin): the server's timeouts, its close at shutdown
-// (streams ended after a short grace), and the URL it is reached at.
+// Serving a role's Hono app on HOST:PORT (api, admin): the server's timeouts, the answers to requests
+// its parser refuses, its close at shutdown (streams ended after a short grace), and the URL it is
+// reached at.
 import { serve, type ServerType } from "@hono/node-server";
 import type { AddressInfo } from "node:net";
+import { clientErrorListener } from "../api/client-error.js";
+import { createRandomIds } from "../core/ids.js";
 import { httpServerOptions } from "./http-timeouts.js";
 import type { RoleContext } from "./role-context.js";
 
@@ -30,6 +33,8 @@ export async function listenHttp(
     );
     s.once("error", reject);
   });
+  // What node's parser refuses (headers too large, too slow, malformed) is answered as a problem too.
+  server.on("clientError", clientErrorListener(createRandomIds()));
   const port = (server.address() as AddressInfo).port;
   ctx.runtime.defer("http server", async () => {
     const closed = new Promise<void>((r) => server.close(() => r()));

@@ -75,6 +75,18 @@ async function closedByServer(conn: RawConnection, boundMs = 15_000): Promise<st
   }
 }
 
+/** The problem document of a raw answer, after checking its status line and request id headers. */
+function problemIn(sent: string, status: number): Record<string, unknown> {
+  expect(sent).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+  const [head = "", body = ""] = sent.split("\r\n\r\n");
+  expect(head).toMatch(/\r\ncontent-type: application\/problem\+json\r\n/);
+  const id = /\r\nx-request-id: (req_[A-Za-z0-9]+)\r\n/.exec(head)?.[1];
+  expect(id).toBeDefined();
+  const problem = JSON.parse(body) as Record<string, unknown>;
+  expect(problem).toMatchObject({ status, request_id: id });
+  return problem;
+}
+
 describe("HTTP server timeouts", () => {
   it("answers 408 and closes when an authenticated body trickles in slower than the request timeout", async () => {
     const conn = await open();
@@ -89,10 +101,24 @@ describe("HTTP server timeouts", () => {
     const stop = trickle(conn, body);
     try {
       const sent = await closedByServer(conn);
-      expect(sent).toMatch(/^HTTP\/1\.1 408 /);
+      expect(problemIn(sent, 408)).toMatchObject({ error: "request_timeout" });
     } finally {
       stop();
     }
+  });
+
+  it("answers headers past node's limit and a malformed request with problem documents", async () => {
+    const big = await open();
+    big.socket.write(
+      `GET /queue HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer ${"a".repeat(20_000)}\r\n\r\n`,
+    );
+    expect(problemIn(await closedByServer(big), 431)).toMatchObject({ error: "headers_too_large" });
+    const bad = await open();
+    bad.socket.write("NOT AN HTTP REQUEST\r\n\r\n");
+    expect(problemIn(await closedByServer(bad), 400)).toMatchObject({
+      error: "validation_error",
+      details: { field: "request" },
+    });
   });
 
   it("answers 408 and closes when the headers trickle in slower than the headers timeout", async () => {
@@ -102,7 +128,7 @@ describe("HTTP server timeouts", () => {
       `GET /health HTTP/1.1\r\nHost: gateway\r\nX-Padding: ${"p".repeat(400)}\r\n\r\n`,
     );
     try {
-      expect(await closedByServer(conn)).toMatch(/^HTTP\/1\.1 408 /);
+      expect(problemIn(await closedByServer(conn), 408)).toMatchObject({ error: "request_timeout" });
     } finally {
       stop();
     }

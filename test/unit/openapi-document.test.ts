@@ -117,7 +117,22 @@ describe("problem codes", () => {
         }
       }
     }
-    expect(codes.filter((c) => !seen.has(c))).toEqual(["method_not_allowed"]);
+    // the shared responses: a method a path lacks, and what the server answers before any route
+    expect(codes.filter((c) => !seen.has(c)).sort()).toEqual([
+      "headers_too_large",
+      "method_not_allowed",
+      "request_timeout",
+    ]);
+    for (const [name, code] of [
+      ["HeadersTooLarge", "headers_too_large"],
+      ["RequestTimeout", "request_timeout"],
+    ] as const) {
+      expect(
+        doc.components.responses[name].content["application/problem+json"].schema.allOf[1],
+      ).toMatchObject({
+        properties: { error: { enum: [code] } },
+      });
+    }
     expect(
       doc.components.responses.MethodNotAllowed.content["application/problem+json"].schema.allOf[1],
     ).toMatchObject({

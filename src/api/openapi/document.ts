@@ -96,7 +96,10 @@ Every error is \`application/problem+json\` (RFC 9457) with the original API's e
 ${codes}
 
 A method a path does not have answers 405 \`method_not_allowed\` with \`Allow\`; \`Retry-After\`
-(integer seconds) comes with 429 and 503.
+(integer seconds) comes with 429 and 503. Any request may be answered, before it reaches a route,
+431 \`headers_too_large\` (headers past the server's limit), 408 \`request_timeout\` (headers or body
+slower than the server's timeouts) or 400 \`validation_error\` (not a well-formed HTTP request),
+and its connection closed.
 
 ## Compatibility
 Paths, operationIds, tags and request fields are the original render API's; deliberate changes:
@@ -195,6 +198,8 @@ export function buildOpenApiDocument(opts: OpenApiOptions): OpenApiDocument {
       headers: HEADERS,
       responses: {
         MethodNotAllowed: problemResponses(["method_not_allowed"])["405"],
+        HeadersTooLarge: problemResponses(["headers_too_large"])["431"],
+        RequestTimeout: problemResponses(["request_timeout"])["408"],
         NotFound: problemResponses(["not_found"])["404"],
       },
     },
