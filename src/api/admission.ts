@@ -230,8 +230,7 @@ async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHo
     serviceMs: basis.waveMs,
     capacity: basis.capacity,
     running: basis.running,
-    // the fair share's unit: every known backend's slots, healthy or not (it changes only with the fleet)
-    fleetSlots: snapshot.backends.reduce((sum, b) => sum + b.capacity, 0),
+    fleetSlots: snapshot.fleetSlots(familyModel),
     tenant: tenantLimits(deps.tiers, a.principal.tier),
     now,
     request: JSON.stringify(stored),

@@ -50,6 +50,12 @@ export interface CapacitySnapshot {
   readonly usableCapacity: number;
   /** Of those, the slots busy now. */
   readonly running: number;
+  /**
+   * The fair share's unit C for a job of `familyModel` (its pool's): the slots of every backend
+   * known, healthy or not (it changes with the fleet, not with its health), no more than the live
+   * worker slots serving them — virtual time then runs at the pace the fleet can really work.
+   */
+  fleetSlots(familyModel: string): number;
   route(familyModel: string, constraint?: string): RouteInfo;
   /** Estimated GPU ms of a job of `family/model` of `work` units (core/cost.ts). */
   costMs(familyModel: string, work: number): number;
@@ -113,6 +119,7 @@ export function buildSnapshot(input: SnapshotInput): CapacitySnapshot {
     headCosts.length === 0 ? undefined : Math.round(headCosts.reduce((a, b) => a + b, 0) / headCosts.length);
   const measured = [...rates.values()].filter((r) => Number.isFinite(r) && r > 0);
   const fleet = capacityOf(backends.filter(usable));
+  const allSlots = capacityOf(backends).capacity;
   const memo = new Map<string, RouteInfo>();
   const route = (familyModel: string, constraint?: string): RouteInfo => {
     const key = formatRoute(familyModel, constraint);
@@ -130,6 +137,7 @@ export function buildSnapshot(input: SnapshotInput): CapacitySnapshot {
     workers: roster.live,
     usableCapacity: fleet.capacity,
     running: fleet.running,
+    fleetSlots: () => allSlots,
     route,
     costMs,
     headCostMs,

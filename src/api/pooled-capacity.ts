@@ -16,6 +16,7 @@ function combine(router: PoolRouter, snaps: ReadonlyMap<string, CapacitySnapshot
     workers: all.flatMap((s) => s.workers),
     usableCapacity: all.reduce((n, s) => n + s.usableCapacity, 0),
     running: all.reduce((n, s) => n + s.running, 0),
+    fleetSlots: (familyModel) => of(familyModel).fleetSlots(familyModel),
     route(familyModel, constraint): RouteInfo {
       const s = of(familyModel);
       return { ...s.route(familyModel, constraint), reported: s.backends.length > 0 };

@@ -99,9 +99,9 @@ export interface AdmitInput {
   /** The tenant's weight and limits; default weight 1, no limits. */
   readonly tenant?: TenantLimits;
   /**
-   * Slots of the whole fleet, healthy or not (the fair share's unit C: a job advances its tenant's
-   * virtual time by cost / (C · weight)); default `capacity`; 0: unknown (the last figure an
-   * admission stored is used).
+   * Slots of the whole fleet, healthy or not, no more than its live worker slots (the fair share's
+   * unit C: a job advances its tenant's virtual time by cost / (C · weight)); default `capacity`;
+   * 0: unknown (the last figure an admission stored is used).
    */
   readonly fleetSlots?: number;
   /** Admission time (ms), stored as `created`; defaults to the clock. */

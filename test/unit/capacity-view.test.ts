@@ -85,6 +85,17 @@ describe("capacity capped by the worker slots that serve it", () => {
     expect(snap.route("flux/schnell")).toMatchObject({ capacity: 4, served: true });
   });
 
+  it("gives the fair share the fleet's slots, healthy or not, capped by the live worker slots", async () => {
+    const backends = [backend("a", 16), backend("b", 4, { healthy: false })];
+    const capped = await view(backends, {
+      roster: { live: [worker("w1", 4, ["a"]), worker("w2", 2, ["b"])], announced: true },
+    }).snapshot();
+    // 20 backend slots, 6 worker slots: virtual time runs at 6 slots' pace (16 made aging 4x slower)
+    expect(capped.fleetSlots("flux/schnell")).toBe(6);
+    expect(capped.usableCapacity).toBe(4);
+    expect((await view(backends).snapshot()).fleetSlots("flux/schnell")).toBe(20);
+  });
+
   it("counts the backend slots when the workers have more", async () => {
     const snap = await view([backend("a", 2)], {
       roster: { live: [worker("w1", 4, ["a"]), worker("w2", 4, ["a"])], announced: true },
