@@ -220,7 +220,7 @@ async function admittedResponse(
     model: formatFamilyModel(found.job.family, found.job.model),
     admitted_at: found.job.createdAt,
   });
-  const job = await deps.present.job(found.job, found.position);
+  const job = await deps.present.job(found.job, found.position, undefined, found.held);
   const body = {
     id: jobId,
     status: job.status,

@@ -151,7 +151,7 @@ export function generateRoutes(deps: ApiDeps, admission: AdmissionDeps, limiter:
       await confirmReplicated(deps.replication, admitted.id, false);
       const found = await deps.store.read(admitted.id);
       const pub = found
-        ? await deps.present.job(found.job, found.position, principal)
+        ? await deps.present.job(found.job, found.position, principal, found.held)
         : { id: admitted.id, status: "queued" };
       return jsonResponse(
         c,

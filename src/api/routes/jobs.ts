@@ -100,7 +100,9 @@ export function jobRoutes(deps: ApiDeps) {
     if ((await cancelJobFor(deps, principal, id)) === "was_queued") return c.body(null, 204);
     const found = await deps.store.read(id);
     return c.json(
-      found ? await deps.present.job(found.job, found.position, principal) : { id, status: "cancelled" },
+      found
+        ? await deps.present.job(found.job, found.position, principal, found.held)
+        : { id, status: "cancelled" },
       202,
     );
   };
