@@ -10,7 +10,7 @@ import type { Priority } from "../core/job.js";
 import type { Clock } from "../core/time.js";
 import { formatFamilyModel, formatRoute } from "../core/model-route.js";
 import { QUEUE_ONLY_FIELDS, type GenerationRequest } from "../core/request-schema.js";
-import { retryAfterSeconds, type QueueBasis } from "../core/eta.js";
+import { retryAfterSeconds, wavesWithin, type QueueBasis } from "../core/eta.js";
 import type { CostModel } from "../core/cost.js";
 import type { ApiRecorder } from "../core/metrics.js";
 import type { AdmitInput, Scheduler, TenantLimits } from "../queues/scheduler.js";
@@ -171,9 +171,8 @@ async function admitChecked(a: AdmitRequest, deps: AdmissionDeps, holds: ImageHo
       throw capacityExhausted(basis, 0, a.startWithinMs, "no backend can run this model right now");
     }
     startWithin = {
-      slots: basis.capacity,
-      waves: Math.floor(a.startWithinMs / Math.max(1, basis.waveMs)),
-      backends: snapshot.route(familyModel, a.backend).backends,
+      ...snapshot.route(familyModel, a.backend).sync,
+      waves: wavesWithin(a.startWithinMs, basis.waveMs),
     };
   }
   const seed = r.seed ?? Math.floor(Math.random() * SEED_SPACE);

@@ -30,8 +30,16 @@ export interface RouteInfo {
   readonly capacity: number;
   /** Of those, the slots busy now (leases held on those backends), at most `capacity`. */
   readonly running: number;
-  /** The backends of those slots (the sync tier's check counts their leases at admission). */
-  readonly backends: readonly string[];
+  /**
+   * What the sync tier's check counts leases on at admission (admit.lua): the healthy backends
+   * serving the route and their slots, and the live workers serving them — their slots and every
+   * backend they serve (their slots are shared by all of those); no workers while none announces.
+   */
+  readonly sync: {
+    readonly slots: number;
+    readonly backends: readonly string[];
+    readonly workers?: { readonly slots: number; readonly backends: readonly string[] };
+  };
   /** Some reported backend (healthy or not) serves the model under the route's constraint. */
   readonly served: boolean;
   /**
@@ -112,6 +120,23 @@ export function buildSnapshot(input: SnapshotInput): CapacitySnapshot {
     const capacity = Math.min(backendSlots, workerSlots);
     return { capacity, running: Math.min(capacity, busy) };
   };
+  /** {@link RouteInfo.sync} of the backends `ids`. */
+  const syncOf = (ids: readonly BackendState[]): RouteInfo["sync"] => {
+    const own = {
+      slots: ids.reduce((sum, b) => sum + b.capacity, 0),
+      backends: ids.map((b) => b.id),
+    };
+    if (!roster.announced) return own;
+    const served = new Set(own.backends);
+    const workers = roster.live.filter((w) => w.backends.some((id) => served.has(id)));
+    return {
+      ...own,
+      workers: {
+        slots: workers.reduce((sum, w) => sum + w.slots, 0),
+        backends: [...new Set(workers.flatMap((w) => w.backends))],
+      },
+    };
+  };
   const costMs = (familyModel: string, work: number) =>
     estimateCostMs(work, cost.msPerUnit(familyModel, rates.get(familyModel)));
   const headCosts = input.head.map((j) => costMs(j.familyModel, j.work));
@@ -127,7 +152,7 @@ export function buildSnapshot(input: SnapshotInput): CapacitySnapshot {
     if (!info) {
       const serving = backends.filter((b) => servesModel(b, familyModel, constraint));
       const live = serving.filter(usable);
-      info = { ...capacityOf(live), backends: live.map((b) => b.id), served: serving.length > 0 };
+      info = { ...capacityOf(live), sync: syncOf(live), served: serving.length > 0 };
       memo.set(key, info);
     }
     return info;

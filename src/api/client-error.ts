@@ -44,6 +44,9 @@ export function clientErrorListener(ids: IdGenerator) {
     const head = Object.entries(headers)
       .map(([name, value]) => `${name}: ${value}\r\n`)
       .join("");
-    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\n${head}\r\n${body}`);
+    // (destroyed once written: the server allows half-open sockets, which would wait for a timeout)
+    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\n${head}\r\n${body}`, () =>
+      socket.destroy(),
+    );
   };
 }

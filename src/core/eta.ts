@@ -40,6 +40,11 @@ export function runningEtaSeconds(elapsedMs: number, costMs: number): number {
   return Math.max(1, Math.ceil((costMs - elapsedMs) / 1000));
 }
 
+/** The waves (slots freeing up, each `waveMs` apart) a sync request's budget allows: ⌊budget / wave⌋. */
+export function wavesWithin(budgetMs: number, waveMs: number): number {
+  return Math.floor(Math.max(0, budgetMs) / Math.max(1, waveMs));
+}
+
 /**
  * The highest position at which a job still starts within `budgetMs` (sync admission): with
  * k = ⌊budget / wave⌋ waves allowed, (k + 1)·c − r − 1. -1 when nothing can start it within the
@@ -50,7 +55,7 @@ export function runningEtaSeconds(elapsedMs: number, costMs: number): number {
 export function maxPositionWithin(budgetMs: number, basis: QueueBasis): number {
   const { capacity } = basis;
   if (capacity <= 0) return -1;
-  const waves = Math.floor(Math.max(0, budgetMs) / Math.max(1, basis.waveMs));
+  const waves = wavesWithin(budgetMs, basis.waveMs);
   const busy = Math.min(capacity, Math.max(0, basis.running));
   return Math.max(-1, (waves + 1) * capacity - busy - 1);
 }

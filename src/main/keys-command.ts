@@ -3,11 +3,11 @@
 import { parseArgs } from "node:util";
 import type { RedisClient } from "../infra/redis-client.js";
 import { parseTtl } from "../api/auth.js";
-import { DAY_MS, systemClock } from "../core/time.js";
+import { systemClock } from "../core/time.js";
 import { DEFAULT_TIER } from "../core/tiers.js";
 import { pingRedis } from "../infra/embedded-redis.js";
 import { closeRedis, createRedis, waitReady, type RedisTarget } from "../infra/redis.js";
-import { API_KEY_MAX_LIFETIME_MS, createApiKeyStore, type ApiKeyInfo } from "../queues/api-key-store.js";
+import { createApiKeyStore, type ApiKeyInfo } from "../queues/api-key-store.js";
 import { loadApiKeyPepper, NO_PEPPER_MESSAGE } from "./api-key-pepper.js";
 import { configuredRedisTarget } from "./redis-target.js";
 import { readRunFile } from "./run-files.js";
@@ -137,11 +137,6 @@ export async function runKeysCommand(
     const tier = values.tier ?? DEFAULT_TIER;
     if (!tiers.includes(tier)) throw new Error(`keys create: --tier must be one of ${tiers.join(", ")}`);
     const ttlS = values.expires === undefined ? undefined : parseTtl(values.expires);
-    if (ttlS !== undefined && ttlS * 1000 > API_KEY_MAX_LIFETIME_MS) {
-      throw new Error(
-        `keys create: --expires ${values.expires} is too far: at most ${API_KEY_MAX_LIFETIME_MS / DAY_MS}d`,
-      );
-    }
     pepper = await loadApiKeyPepper(settings);
     if (pepper === undefined) throw new Error(`keys create: ${NO_PEPPER_MESSAGE}`);
     run = async (store) => {

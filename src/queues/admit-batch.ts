@@ -44,7 +44,7 @@ export function createAdmitBatch(run: ScriptRunner, route: string, max: number):
     }
     call.then(
       (reply) => {
-        const r = reply as number[];
+        const r = Array.isArray(reply) ? (reply as number[]) : [];
         for (let i = 0; i < t.waiters.length; i++)
           t.waiters[i]!.resolve([r[2 * i] ?? -1, r[2 * i + 1] ?? -1]);
       },

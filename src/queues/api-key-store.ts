@@ -193,6 +193,9 @@ export function createApiKeyStore(opts: ApiKeyStoreOptions): ApiKeyStore {
         throw new TypeError("name must be 1-100 characters without control characters");
       }
       const now = clock();
+      const tooFar = () =>
+        new RangeError(`an API key expires at most ${API_KEY_MAX_LIFETIME_MS / DAY_MS}d ahead`);
+      if (input.ttlMs !== undefined && input.ttlMs > API_KEY_MAX_LIFETIME_MS) throw tooFar();
       if (input.ttlMs !== undefined && !(Number.isSafeInteger(input.ttlMs) && input.ttlMs > 0)) {
         throw new TypeError("ttlMs must be a positive integer");
       }
@@ -200,9 +203,7 @@ export function createApiKeyStore(opts: ApiKeyStoreOptions): ApiKeyStore {
       if (expiresAt !== undefined && !(Number.isSafeInteger(expiresAt) && expiresAt > now)) {
         throw new TypeError("expiresAt must be a time in the future (ms)");
       }
-      if (expiresAt !== undefined && expiresAt - now > API_KEY_MAX_LIFETIME_MS) {
-        throw new RangeError(`an API key expires at most ${API_KEY_MAX_LIFETIME_MS / DAY_MS}d ahead`);
-      }
+      if (expiresAt !== undefined && expiresAt - now > API_KEY_MAX_LIFETIME_MS) throw tooFar();
       for (let i = 0; i < CREATE_TRIES; i++) {
         const { key, prefix } = generateApiKey();
         const info: ApiKeyInfo = {

@@ -74,15 +74,19 @@ export interface AdmitInput {
   /** Refuse (and store nothing) when the job would start behind more than this many jobs. */
   readonly maxPosition?: number;
   /**
-   * The sync tier's check, judged in the admission on the leases held then: refuse (`too_far`, and
-   * store nothing) unless the job starts within the budget on `slots` slots of `backends` (the route's
-   * capacity now) in `waves` waves (⌊budget / the cost of a job ahead⌋), and, within the first
-   * wave, while its tenant is below its running-at-once limit.
+   * The sync tier's check, judged in the admission on the leases held then (admit.lua a[17]–a[21]):
+   * refuse (`too_far`, and store nothing) unless the job starts within the budget in `waves` waves
+   * (⌊budget / the cost of a job ahead⌋) on the `slots` slots of `backends` (the healthy backends
+   * serving its route), no more than the `workers`' slots (those serving them, which they share
+   * with every backend they serve); and, within the first wave, while its tenant's running and
+   * queued jobs are below its running-at-once limit.
    */
   readonly startWithin?: {
     readonly slots: number;
     readonly waves: number;
     readonly backends: readonly string[];
+    /** Absent while no worker announces its slots (the backends' slots alone count). */
+    readonly workers?: { readonly slots: number; readonly backends: readonly string[] };
   };
   /**
    * For the ETA of the admitted job (core/eta.ts): the estimated GPU ms of a job ahead (one wave),

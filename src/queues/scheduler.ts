@@ -83,6 +83,8 @@ function admitPack(input: AdmitInput, offset: number, now: number, queueMax: num
     String(input.startWithin?.slots ?? -1),
     String(input.startWithin?.waves ?? 0),
     input.startWithin?.backends.join(" ") ?? "",
+    String(input.startWithin?.workers?.slots ?? -1),
+    input.startWithin?.workers?.backends.join(" ") ?? "",
   ];
   for (const k in fields) {
     const v = fields[k];

@@ -124,18 +124,8 @@ describe("admissions of a turn in one call", () => {
   it("is sent whole or not at all: a job's undecodable figures refuse every job of the call", async () => {
     const run = defineScripts(r.client, r.prefix, { pipelineMax: 4 });
     const good = JSON.stringify([
-      "flux/schnell",
-      "0",
-      "1000",
-      "0",
-      "-1",
-      "0",
-      "1000",
-      "1",
-      "0",
-      "-1",
-      "-1",
-      "2",
+      ...["flux/schnell", "0", "1000", "0", "-1", "0", "1000", "1", "0", "-1", "-1", "2"],
+      ...["c1", "normal", "", "", "-1", "0", "", "-1", ""],
     ]);
     const call = run("admit", createKeys(r.prefix).queue, ["j1", "{}", good, "j2", "{}", "{not json"]);
     await expect(call).rejects.toThrow(/Expected object key string/);
@@ -143,6 +133,11 @@ describe("admissions of a turn in one call", () => {
     await expect(run("admit", createKeys(r.prefix).queue, ["j1", "{}"])).rejects.toThrow(
       /three arguments per job/,
     );
+    // a figure that is no number is refused before anything is written, whichever job it is in
+    const noNumber = good.replace('"1000","1"', '"1000","x"');
+    const mixed = run("admit", createKeys(r.prefix).queue, ["j1", "{}", good, "j2", "{}", noNumber]);
+    await expect(mixed).rejects.toThrow(/figure 8 is no number/);
+    expect(await r.client.keys(`${r.prefix}*`)).toEqual([]);
   });
 
   it("gives a failed call's error to every admission in it", async () => {

@@ -462,6 +462,35 @@ describe("scheduler", () => {
       position: 0,
     });
     expect(await sync("j_c2", 0, { cust: "c1", maxRunning: 3 })).toMatchObject({ admitted: true });
+    // running 2 and now 1 queued: the limit of 3 is reached by the jobs ahead of a new one
+    expect(await sync("j_c3", 0, { cust: "c1", maxRunning: 3 })).toMatchObject({ reason: "too_far" });
+  });
+
+  it("counts the worker slots the route shares with the workers' other backends", async () => {
+    // one worker of 2 slots serves b1 (this route's) and b2; both its slots run jobs on b2
+    await admit("j_b2a");
+    await admit("j_b2b");
+    expect(await sched.dispatch(2, [backend("b2", 4)])).toHaveLength(2);
+    const input = (id: string, workers?: { slots: number; backends: string[] }) => ({
+      id,
+      route: "flux/schnell",
+      priority: "normal" as const,
+      fields: { ...fields("normal"), cust: "c2" },
+      request: "{}",
+      serviceMs: 1000,
+      capacity: 2,
+      startWithin: { slots: 4, waves: 0, backends: ["b1"], ...(workers ? { workers } : {}) },
+    });
+    expect(await sched.admit(input("j_w1", { slots: 2, backends: ["b1", "b2"] }))).toEqual({
+      admitted: false,
+      reason: "too_far",
+      position: 0,
+    });
+    // with a worker of its own for b1, b1's free slots count
+    expect(await sched.admit(input("j_w2", { slots: 4, backends: ["b1"] }))).toMatchObject({
+      admitted: true,
+      position: 0,
+    });
   });
 
   it("answers a resent admission (same id, time and customer) as admitted, and any other as existing", async () => {

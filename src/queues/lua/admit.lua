@@ -31,13 +31,16 @@
   figure stored)
   a[13] customer  a[14] priority  a[15] tier ("" = none)  a[16] the CAS digests of its input images,
   space-separated ("" = none; each takes a reference, see lib.lua release_objects)
-  a[17] the sync tier's check (-1 = none): the slots that can run the job's route now (its healthy
-  backends' capacity, no more than the live worker slots serving them)  a[18] the waves the caller's
-  budget allows (⌊budget / the cost of a job ahead⌋)  a[19] the backends of those slots,
-  space-separated: the job is admitted only at a position p that starts within the budget on the
-  leases held now, p ≤ (waves + 1) · slots − min(slots, leases) − 1, and, within the first wave, only
-  while its tenant is below its running-at-once limit (else it is held until one of its jobs ends)
-  a[20] on: the stored fields, field, value, field, value, … (`cust`, `prio`, `tier` and `inputs`
+  a[17] the sync tier's check (-1 = none): the slots of the healthy backends serving the job's route
+  a[18] the waves the caller's budget allows (⌊budget / the cost of a job ahead⌋)  a[19] those
+  backends, space-separated  a[20] the slots of the live workers serving them (-1 = no worker
+  announces any: no cap)  a[21] every backend those workers serve, space-separated. The job is
+  admitted only at a position p that starts within the budget on the leases held now: with c the
+  smaller of the two slot counts and f the slots free now (the backends' slots less their leases,
+  and no more than the workers' slots less the leases of every backend they serve),
+  p ≤ (waves + 1) · c − (c − f) − 1; and, within the first wave, only while its tenant's running and
+  queued jobs are below its running-at-once limit (else it would be held until one of them ends)
+  a[22] on: the stored fields, field, value, field, value, … (`cust`, `prio`, `tier` and `inputs`
   among them as a[13-16] give them, and the ttl's field as a[6] names it), handed to HSET as they are
   A job's reply: { position } (the caller derives the ETA from it)
   { E.exists }  a job with this id exists
@@ -50,6 +53,13 @@
   { E.voided }  this id was voided (admit_resolve.lua settled a lost admission as "not admitted" and
           left a marker in the job's key): a late delivery of this call stores nothing
 ]]
+-- The leases held on the backends of `list` (space-separated ids).
+local function leases_of(list)
+  local n = 0
+  for b in string.gmatch(list, "%S+") do n = n + redis.call("ZCARD", key("lease", b)) end
+  return n
+end
+
 local function admit_one(id, req, a)
   local route = a[1]
   local offset = tonumber(a[2])
@@ -107,21 +117,25 @@ local function admit_one(id, req, a)
   local score = string.format("%.0f", order_key(start + offset, seq))
   local position = redis.call("ZCOUNT", key("q"), "-inf", "(" .. score)
   local limit = max_position >= 0 and max_position or nil
-  local sync_slots = tonumber(a[17])
-  if sync_slots >= 0 then
+  local route_slots = tonumber(a[17])
+  if route_slots >= 0 then
     local waves = tonumber(a[18])
-    local leased = 0
-    for b in string.gmatch(a[19], "%S+") do leased = leased + redis.call("ZCARD", key("lease", b)) end
-    local live = (waves + 1) * sync_slots - math.min(sync_slots, leased) - 1
+    local slots, free = route_slots, route_slots - leases_of(a[19])
+    local worker_slots = tonumber(a[20])
+    if worker_slots >= 0 then
+      slots = math.min(slots, worker_slots)
+      free = math.min(free, worker_slots - leases_of(a[21]))
+    end
+    local live = (waves + 1) * slots - (slots - math.max(0, math.min(slots, free))) - 1
     local tenant_cap = tonumber(a[9])
-    if waves == 0 and tenant_cap > 0 and tonumber(t[4] or "0") >= tenant_cap then live = -1 end
+    if waves == 0 and tenant_cap > 0 and tonumber(t[4] or "0") + queued >= tenant_cap then live = -1 end
     limit = math.min(limit or live, live)
   end
   if limit and position > limit then return {E.too_far, position} end
 
   -- numbers the caller sent are stored as it wrote them: no conversion back to a string
   redis.call("HSET", jk, "id", id, "status", "queued", "route", route, "score", score, "vs", start, "created", a[3],
-    "attempt", "0", "spent", "0", "req", req, unpack(a, 20))
+    "attempt", "0", "spent", "0", "req", req, unpack(a, 22))
   for digest in string.gmatch(a[16], "%S+") do redis.call("HINCRBY", key("cas", "live"), digest, 1) end
   -- the tenant's fair-share record: its new virtual finish time, weight and running limit (its weight
   -- in W changes with it while it is active)
@@ -144,8 +158,16 @@ end
 if #ARGV < 4 or (#ARGV - 1) % 3 ~= 0 then
   return redis.error_reply("admit: three arguments per job")
 end
+-- Every job's figures decoded and their numbers checked before the first write.
+local NUMBERS = {2, 3, 4, 5, 7, 8, 9, 10, 11, 12, 17, 18, 20}
 local figures = {}
-for i = 4, #ARGV, 3 do figures[#figures + 1] = cjson.decode(ARGV[i]) end
+for i = 4, #ARGV, 3 do
+  local a = cjson.decode(ARGV[i])
+  for _, n in ipairs(NUMBERS) do
+    if tonumber(a[n]) == nil then return redis.error_reply("admit: figure " .. n .. " is no number") end
+  end
+  figures[#figures + 1] = a
+end
 local replies = {}
 for j = 1, #figures do
   local r = admit_one(ARGV[3 * j - 1], ARGV[3 * j], figures[j])
