@@ -120,13 +120,14 @@ local function admit_one(id, req, a)
   local route_slots = tonumber(a[17])
   if route_slots >= 0 then
     local waves = tonumber(a[18])
-    local slots, free = route_slots, route_slots - leases_of(a[19])
+    -- (c and f of the header; `slots` above is the fleet's, the fair share's unit)
+    local c, free = route_slots, route_slots - leases_of(a[19])
     local worker_slots = tonumber(a[20])
     if worker_slots >= 0 then
-      slots = math.min(slots, worker_slots)
+      c = math.min(c, worker_slots)
       free = math.min(free, worker_slots - leases_of(a[21]))
     end
-    local live = (waves + 1) * slots - (slots - math.max(0, math.min(slots, free))) - 1
+    local live = (waves + 1) * c - (c - math.max(0, math.min(c, free))) - 1
     local tenant_cap = tonumber(a[9])
     if waves == 0 and tenant_cap > 0 and tonumber(t[4] or "0") + queued >= tenant_cap then live = -1 end
     limit = math.min(limit or live, live)
