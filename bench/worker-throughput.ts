@@ -180,7 +180,7 @@ export const workerBench: BenchDef = {
           rows: results,
           isOurs,
           value: (r) => r.jobsPerS,
-          target: { op: ">=", value: 0.8 },
+          target: { op: ">=", value: 0.85 },
         }),
         pairedFigure({
           what: "Redis CPU per job",
