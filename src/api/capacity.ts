@@ -109,33 +109,27 @@ interface SnapshotInput {
 
 export function buildSnapshot(input: SnapshotInput): CapacitySnapshot {
   const { backends, roster, leases, rates, cost } = input;
-  /** Slots of `ids` that can run work now: theirs, no more than the live worker slots serving them. */
-  const capacityOf = (ids: readonly BackendState[]) => {
+  /**
+   * The slots of the backends `ids` and the live workers serving them (none while no worker
+   * announces its slots), as the capacity that can run work now (theirs, no more than those
+   * workers' slots) and the figures of the sync tier's check ({@link RouteInfo.sync}).
+   */
+  const slotsOf = (ids: readonly BackendState[]) => {
     const backendSlots = ids.reduce((sum, b) => sum + b.capacity, 0);
     const busy = ids.reduce((sum, b) => sum + (leases.get(b.id) ?? 0), 0);
-    if (!roster.announced) return { capacity: backendSlots, running: Math.min(backendSlots, busy) };
-    const served = new Set(ids.map((b) => b.id));
-    let workerSlots = 0;
-    for (const w of roster.live) if (w.backends.some((id) => served.has(id))) workerSlots += w.slots;
-    const capacity = Math.min(backendSlots, workerSlots);
-    return { capacity, running: Math.min(capacity, busy) };
-  };
-  /** {@link RouteInfo.sync} of the backends `ids`. */
-  const syncOf = (ids: readonly BackendState[]): RouteInfo["sync"] => {
-    const own = {
-      slots: ids.reduce((sum, b) => sum + b.capacity, 0),
-      backends: ids.map((b) => b.id),
-    };
-    if (!roster.announced) return own;
+    const own = { slots: backendSlots, backends: ids.map((b) => b.id) };
+    if (!roster.announced) {
+      return { capacity: backendSlots, running: Math.min(backendSlots, busy), sync: own };
+    }
     const served = new Set(own.backends);
     const workers = roster.live.filter((w) => w.backends.some((id) => served.has(id)));
-    return {
+    const workerSlots = workers.reduce((sum, w) => sum + w.slots, 0);
+    const capacity = Math.min(backendSlots, workerSlots);
+    const sync: RouteInfo["sync"] = {
       ...own,
-      workers: {
-        slots: workers.reduce((sum, w) => sum + w.slots, 0),
-        backends: [...new Set(workers.flatMap((w) => w.backends))],
-      },
+      workers: { slots: workerSlots, backends: [...new Set(workers.flatMap((w) => w.backends))] },
     };
+    return { capacity, running: Math.min(capacity, busy), sync };
   };
   const costMs = (familyModel: string, work: number) =>
     estimateCostMs(work, cost.msPerUnit(familyModel, rates.get(familyModel)));
@@ -143,16 +137,16 @@ export function buildSnapshot(input: SnapshotInput): CapacitySnapshot {
   const headCostMs =
     headCosts.length === 0 ? undefined : Math.round(headCosts.reduce((a, b) => a + b, 0) / headCosts.length);
   const measured = [...rates.values()].filter((r) => Number.isFinite(r) && r > 0);
-  const fleet = capacityOf(backends.filter(usable));
-  const allSlots = capacityOf(backends).capacity;
+  const fleet = slotsOf(backends.filter(usable));
+  const allSlots = slotsOf(backends).capacity;
   const memo = new Map<string, RouteInfo>();
   const route = (familyModel: string, constraint?: string): RouteInfo => {
     const key = formatRoute(familyModel, constraint);
     let info = memo.get(key);
     if (!info) {
       const serving = backends.filter((b) => servesModel(b, familyModel, constraint));
-      const live = serving.filter(usable);
-      info = { ...capacityOf(live), sync: syncOf(live), served: serving.length > 0 };
+      const { capacity, running, sync } = slotsOf(serving.filter(usable));
+      info = { capacity, running, sync, served: serving.length > 0 };
       memo.set(key, info);
     }
     return info;
